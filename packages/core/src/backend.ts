@@ -1,0 +1,171 @@
+import type { DigestVariant, KvGeometry } from './config.js';
+
+export type DType = 'f32' | 'f16' | 'bf16' | 'i32';
+
+/**
+ * A backend-owned tensor. Its data lives wherever the backend keeps it (JS memory,
+ * GPU memory); only `Backend.read` brings it to the host, and that is the one
+ * explicit synchronisation point of the interface.
+ */
+export interface Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+}
+
+export type PoolLocation = 'device' | 'host';
+
+/** Storage of a page pool: [slot][K|V][kvHead][token][dim]. */
+export interface KvStorage {
+  readonly location: PoolLocation;
+  readonly slots: number;
+  readonly geometry: KvGeometry;
+}
+
+/** One digest row per full page: [row][kvHead][2][dim] (box max/min, or sphere centre/radius). */
+export interface DigestStorage {
+  readonly rows: number;
+  readonly geometry: KvGeometry;
+}
+
+/** Completion of an asynchronous page copy; `Backend.awaitCopy` orders later work after it. */
+export interface CopyTicket {
+  readonly id: number;
+}
+
+/** Precomputed RoPE cos/sin per position (model-specific scaling already applied). */
+export interface RopeTable {
+  readonly headDim: number;
+  readonly maxPositions: number;
+}
+
+export interface RopeSpec {
+  readonly headDim: number;
+  readonly maxPositions: number;
+  /** Inverse frequencies (headDim / 2 of them), scaling applied by the model package. */
+  readonly invFreq: Float32Array;
+  /** Multiplier of cos/sin (LLaMA 3.1-style attention factor); 1 by default. */
+  readonly attentionFactor?: number;
+}
+
+export interface PagedAttentionArgs {
+  /** Queries [B, numHeads, headDim]. */
+  readonly q: Tensor;
+  readonly storage: KvStorage;
+  /**
+   * Page lists, i32 [B, G, maxPages]: device slots each (batch row, selection group)
+   * attends, in order, with the partially filled page (if any) last. G is 1 or numHeads
+   * (Quest: one list per query head) or numKvHeads.
+   */
+  readonly pageTable: Tensor;
+  /** Pages used in each list, i32 [B, G]. */
+  readonly pageCounts: Tensor;
+  /** Valid tokens of the last listed page of each list, i32 [B, G] (1..pageSize). */
+  readonly lastPageLens: Tensor;
+  readonly scale: number;
+  /**
+   * When set, also returns the attention probability of every listed token averaged
+   * over the query heads of the list's group: f32 [B, G, maxPages * pageSize].
+   * Token-level policies (H2O, TOVA) need it.
+   */
+  readonly returnTokenScores?: boolean;
+}
+
+export interface CausalAttentionArgs {
+  /** [T, numHeads, headDim], [T, numKvHeads, headDim] x2, keys already rotated. */
+  readonly q: Tensor;
+  readonly k: Tensor;
+  readonly v: Tensor;
+  readonly scale: number;
+  /**
+   * Per-key attention statistics averaged over heads, f32 [T]: `sum` adds every
+   * query's probabilities (H2O's accumulated attention), `last` is the last query's
+   * (TOVA, and ArkVale's prefill selection).
+   */
+  readonly keyScores?: 'sum' | 'last';
+}
+
+export interface SamplingParams {
+  readonly temperature: number;
+  /** 0 disables. */
+  readonly topK: number;
+  /** 1 disables. */
+  readonly topP: number;
+}
+
+/**
+ * A page-selection request, the device-side form of ArkVale's decision: given the
+ * scores of candidate pages and which of them are resident, choose the top `k` per
+ * group and plan which non-resident pages to recall in place of which resident ones.
+ */
+export interface SelectPagesArgs {
+  /** f32 [G, P] estimates of the P candidate pages. */
+  readonly scores: Tensor;
+  /** i32 [P]: 1 where the candidate is resident, 0 where it is only on the host. */
+  readonly resident: Tensor;
+  readonly k: number;
+  /** Free device slots the layer may still fill without evicting. */
+  readonly freeSlots: number;
+}
+
+/**
+ * Everything a LLaMA forward pass and the KV policies need. All tensors are
+ * backend-owned handles; nothing here forces a device-to-host copy except `read`, so
+ * a GPU backend can keep page tables, scores, top-k and recall plans on the device.
+ *
+ * Shape conventions: activations are row-major [rows, features]; weights follow
+ * Hugging Face's [out, in] layout, so `matmul(x, w)` computes x @ w^T.
+ */
+export interface Backend {
+  readonly name: string;
+
+  // --- memory -------------------------------------------------------------
+  fromArray(data: ArrayLike<number>, shape: readonly number[], dtype?: 'f32' | 'i32'): Tensor;
+  /** Weights as stored in a checkpoint; f16/bf16 bytes are converted or kept as the backend likes. */
+  fromBytes(bytes: Uint8Array, shape: readonly number[], dtype: 'f32' | 'f16' | 'bf16'): Tensor;
+  read(t: Tensor): Promise<Float32Array | Int32Array>;
+  /** Synchronous read for backends whose memory is host memory; throws elsewhere. */
+  readSync(t: Tensor): Float32Array | Int32Array;
+  dispose(t: Tensor): void;
+  /** Rows [start, start + count) of a 2-D or 3-D tensor (a view or a copy). */
+  sliceRows(t: Tensor, start: number, count: number): Tensor;
+  /** Concatenates tensors along their first dimension. */
+  concatRows(parts: readonly Tensor[]): Tensor;
+
+  // --- dense math ---------------------------------------------------------
+  matmul(x: Tensor, w: Tensor): Tensor;
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor;
+  createRopeTable(spec: RopeSpec): RopeTable;
+  /** Rotates [T, H, D] in the "rotate half" convention at the given i32 [T] positions. */
+  rope(x: Tensor, positions: Tensor, table: RopeTable): Tensor;
+  /** silu(gate) * up, elementwise. */
+  siluGate(gate: Tensor, up: Tensor): Tensor;
+  add(a: Tensor, b: Tensor): Tensor;
+  /** Rows of `t` along its first dimension at i32 `indices` (embedding lookup, token gathers). */
+  gatherRows(t: Tensor, indices: Tensor): Tensor;
+
+  // --- KV pages -----------------------------------------------------------
+  createKvStorage(location: PoolLocation, slots: number, geometry: KvGeometry): KvStorage;
+  createDigestStorage(rows: number, geometry: KvGeometry): DigestStorage;
+  /** Writes token t of k/v [T, numKvHeads, D] at (slots[t], offsets[t]). */
+  appendKv(storage: KvStorage, k: Tensor, v: Tensor, slots: Tensor, offsets: Tensor): void;
+  /** Digest of each full page slots[i] into digest row rows[i]. */
+  digestPages(storage: KvStorage, slots: Tensor, digests: DigestStorage, rows: Tensor, variant: DigestVariant): void;
+  /**
+   * Importance estimate of pages (digest rows i32 [P]) for queries [numHeads, D],
+   * averaged over each group of `numHeads / groups` consecutive heads: f32 [groups, P].
+   */
+  estimate(q: Tensor, digests: DigestStorage, rows: Tensor, groups: number, variant: DigestVariant): Tensor;
+  /** Top-k with recall planning; see SelectPagesArgs and `planPageSelection`. Returns an i32 plan tensor. */
+  selectPages(args: SelectPagesArgs): Tensor;
+  /** Copies whole pages between (or within) pools; returns when the copy is ordered, not done. */
+  copyPages(src: KvStorage, srcSlots: readonly number[], dst: KvStorage, dstSlots: readonly number[]): CopyTicket;
+  /** Orders everything issued later after the copy (a GPU waits on an event; no host sync). */
+  awaitCopy(ticket: CopyTicket): void;
+  pagedAttention(args: PagedAttentionArgs): { out: Tensor; tokenScores?: Tensor };
+  causalAttention(args: CausalAttentionArgs): { out: Tensor; keyScores?: Tensor };
+
+  // --- decoding -----------------------------------------------------------
+  argmax(logits: Tensor): Tensor;
+  /** One token per row of logits [B, V]; `uniforms` f32 [B] in [0, 1) make it reproducible. */
+  sample(logits: Tensor, params: SamplingParams, uniforms: Tensor): Tensor;
+}

@@ -1,0 +1,100 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { POLICY_NAMES } from '../config.js';
+import type { CacheOptions, KvGeometry } from '../config.js';
+import { ArkvaleError, PoolExhaustedError } from '../errors.js';
+import { CacheHarness } from '../test-support/harness.js';
+import { checkConsistency } from './consistency.js';
+
+type Command =
+  | { op: 'admit'; length: number }
+  | { op: 'step'; pick: number[]; times: number }
+  | { op: 'fork'; pick: number }
+  | { op: 'free'; pick: number };
+
+const command: fc.Arbitrary<Command> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('admit' as const), length: fc.integer({ min: 1, max: 20 }) }) },
+  { weight: 6, arbitrary: fc.record({
+      op: fc.constant('step' as const),
+      pick: fc.array(fc.nat(7), { minLength: 1, maxLength: 4 }),
+      times: fc.integer({ min: 1, max: 6 }),
+    }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('fork' as const), pick: fc.nat(7) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('free' as const), pick: fc.nat(7) }) },
+);
+
+const scenario = fc.record({
+  policy: fc.constantFrom(...POLICY_NAMES),
+  pageSize: fc.constantFrom(1, 2, 4),
+  kvHeads: fc.constantFrom(1, 2),
+  sinkPages: fc.integer({ min: 0, max: 1 }),
+  windowPages: fc.integer({ min: 1, max: 2 }),
+  extraPages: fc.integer({ min: 0, max: 3 }),
+  fullLayers: fc.integer({ min: 0, max: 1 }),
+  selection: fc.constantFrom('layer' as const, 'kv-head' as const),
+  digest: fc.constantFrom('cuboid-mean' as const, 'cuboid-max' as const, 'cuboid-center' as const, 'sphere' as const),
+  devicePages: fc.integer({ min: 4, max: 60 }),
+  hostPages: fc.integer({ min: 0, max: 60 }),
+  seed: fc.integer(),
+  commands: fc.array(command, { minLength: 1, maxLength: 14 }),
+});
+
+describe('KvCache under random admit / grow / step / fork / free', () => {
+  it('keeps every invariant and every byte, and empties every pool', () => {
+    let steps = 0;
+    let recalls = 0;
+    let evictedTokens = 0;
+    fc.assert(
+      fc.property(scenario, (s) => {
+        const geometry: KvGeometry = { numLayers: 2, numHeads: 2 * s.kvHeads, numKvHeads: s.kvHeads, headDim: 4, pageSize: s.pageSize, bytesPerElement: 4 };
+        // Token-level policies need two cells: one kept token and the incoming one.
+        const budgetPages = Math.max(s.sinkPages + s.windowPages + s.extraPages, Math.ceil(2 / s.pageSize));
+        const options: CacheOptions = {
+          policy: s.policy,
+          budgetTokens: budgetPages * s.pageSize,
+          sinkPages: s.sinkPages,
+          windowPages: s.windowPages,
+          fullLayers: s.fullLayers,
+          selection: s.selection,
+          digest: s.policy === 'quest' ? 'cuboid-max' : s.digest,
+          sinkTokens: Math.min(2, budgetPages * s.pageSize - 2),
+          devicePages: s.devicePages,
+          hostPages: s.hostPages,
+        };
+        const h = new CacheHarness(geometry, options, s.seed);
+        const live = () => h.cache.sequenceIds;
+        for (const c of s.commands) {
+          try {
+            if (c.op === 'admit') h.admit(c.length);
+            else if (live().length === 0) continue;
+            else if (c.op === 'step') {
+              const ids = [...new Set(c.pick.map((i) => live()[i % live().length]))];
+              for (let i = 0; i < c.times; i++) {
+                h.step(ids);
+                steps++;
+              }
+            } else if (c.op === 'fork') h.fork(live()[c.pick % live().length]);
+            else h.free(live()[c.pick % live().length]);
+          } catch (e) {
+            // Running out of pages is a legal outcome; anything else is a bug.
+            if (!(e instanceof PoolExhaustedError)) throw e;
+          }
+          checkConsistency(h.cache);
+          h.checkData();
+        }
+        recalls += h.cache.stats().recalls;
+        evictedTokens += h.cache.stats().evictedTokens;
+        for (const id of live()) h.free(id);
+        expect(h.cache.devicePool.used).toBe(0);
+        expect(h.cache.hostPool.used).toBe(0);
+        expect(h.cache.digestPool.used).toBe(0);
+        expect(() => h.cache.free(1)).toThrow(ArkvaleError);
+      }),
+      { numRuns: 10_000 },
+    );
+    // The generator must really exercise decoding, not only admissions.
+    expect(steps).toBeGreaterThan(20_000);
+    expect(recalls).toBeGreaterThan(1_000);
+    expect(evictedTokens).toBeGreaterThan(1_000);
+  });
+});

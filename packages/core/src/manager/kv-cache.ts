@@ -1,0 +1,654 @@
+import type { Backend, DigestStorage, KvStorage, Tensor } from '../backend.js';
+import type { CacheOptions, KvGeometry, ResolvedCacheOptions } from '../config.js';
+import { pageBytes, resolveCacheOptions } from '../config.js';
+import { SequenceError, invalidArgument } from '../errors.js';
+import { fullPolicy } from '../policies/full.js';
+import type { KvPolicy, PageDecision, PageStepContext } from '../policies/policy.js';
+import { range } from '../policies/policy.js';
+import { createPolicy } from '../policies/registry.js';
+import { PagePool } from '../pool.js';
+import type { LayerState, PageEntry, PageLayer, SequenceState, TokenLayer } from './layer-state.js';
+import { emptyPage } from './layer-state.js';
+import type { KvStats, LayerView } from './stats.js';
+import { layerView } from './stats.js';
+
+export interface KvCacheInit {
+  readonly geometry: KvGeometry;
+  readonly options: CacheOptions;
+  readonly backend: Backend;
+}
+
+/** Where one sequence's new token goes in one layer. */
+interface TokenTarget {
+  readonly slot: number;
+  readonly offset: number;
+}
+
+/** A decoding step begun by `beginStep`: the batch and where each layer writes. */
+export interface DecodeStep {
+  readonly ids: readonly number[];
+  /** Position of the new token of each sequence. */
+  readonly positions: readonly number[];
+  /** [layer][batch row] write targets. */
+  readonly targets: readonly (readonly TokenTarget[])[];
+}
+
+/**
+ * The page manager: pools, per-(sequence, layer) page tables and backup ledgers,
+ * digests, and the policy's decisions applied to them through a Backend.
+ *
+ * Every public method checks its arguments and the pools it needs before it changes
+ * anything, so an error leaves the manager as it was.
+ */
+export class KvCache {
+  readonly geometry: KvGeometry;
+  readonly options: ResolvedCacheOptions;
+  readonly policy: KvPolicy;
+  readonly backend: Backend;
+  readonly devicePool: PagePool;
+  readonly hostPool: PagePool;
+  readonly digestPool: PagePool;
+  readonly deviceStorage: KvStorage;
+  readonly hostStorage: KvStorage;
+  readonly digestStorage: DigestStorage;
+  private readonly sequences = new Map<number, SequenceState>();
+  private readonly full = fullPolicy();
+  private nextId = 1;
+  private readonly counters = { recalls: 0, evictions: 0, backups: 0, evictedTokens: 0 };
+
+  constructor(init: KvCacheInit) {
+    this.geometry = init.geometry;
+    this.options = resolveCacheOptions(init.geometry, init.options);
+    this.policy = createPolicy(this.options);
+    this.backend = init.backend;
+    const bytes = pageBytes(this.geometry);
+    this.devicePool = new PagePool('device', this.options.devicePages, bytes);
+    this.hostPool = new PagePool('host', this.options.hostPages, bytes);
+    // Digests are kept for every page that can be scored, resident or not.
+    this.digestPool = new PagePool('digest', this.options.devicePages + this.options.hostPages, 0);
+    this.deviceStorage = init.backend.createKvStorage('device', this.options.devicePages, this.geometry);
+    this.hostStorage = init.backend.createKvStorage('host', this.options.hostPages, this.geometry);
+    this.digestStorage = init.backend.createDigestStorage(this.digestPool.capacity, this.geometry);
+  }
+
+  get pageSize(): number {
+    return this.geometry.pageSize;
+  }
+
+  /** Token cells of a token-level layer: the budget pages. One cell is always kept free for the incoming token. */
+  get tokenCells(): number {
+    return this.options.budgetPages * this.pageSize;
+  }
+
+  // --- lifecycle ------------------------------------------------------------
+
+  /** Registers a sequence whose prompt of `promptLength` tokens each layer then writes with `prefillLayer`. */
+  admit(promptLength: number): number {
+    if (!Number.isInteger(promptLength) || promptLength < 1) {
+      throw invalidArgument(`a prompt needs at least one token, got ${String(promptLength)}`);
+    }
+    const layers = range(0, this.geometry.numLayers).map((l) => this.newLayer(l));
+    this.ensurePrefillFits(layers, promptLength);
+    const id = this.nextId++;
+    this.sequences.set(id, { id, length: promptLength, layers, prefilled: layers.map(() => false) });
+    return id;
+  }
+
+  /** Refuses a prompt whose prefill cannot fit the pools as they are now. */
+  private ensurePrefillFits(layers: LayerState[], length: number): void {
+    const ps = this.pageSize;
+    const numPages = Math.ceil(length / ps);
+    const fullPages = Math.floor(length / ps);
+    let device = 0;
+    let transient = 0;
+    let host = 0;
+    let digests = 0;
+    for (const layer of layers) {
+      if (layer.kind === 'token') {
+        device += Math.ceil(Math.min(length, this.tokenCells - 1) / ps);
+        continue;
+      }
+      // A budgeted layer holds the whole prompt while it prefills, then keeps the budget.
+      const kept = layer.budgeted ? Math.min(numPages, this.options.budgetPages) : numPages;
+      device += kept;
+      transient = Math.max(transient, numPages - kept);
+      if (layer.digests) digests += fullPages;
+      if (layer.backups) host += fullPages;
+    }
+    this.devicePool.ensureFree(device + transient);
+    this.hostPool.ensureFree(host);
+    this.digestPool.ensureFree(digests);
+  }
+
+  has(id: number): boolean {
+    return this.sequences.has(id);
+  }
+
+  get sequenceIds(): number[] {
+    return [...this.sequences.keys()];
+  }
+
+  length(id: number): number {
+    return this.seq(id).length;
+  }
+
+  /** Returns every page and backup of the sequence to its pool. */
+  free(id: number): void {
+    const seq = this.sequences.get(id);
+    if (!seq) throw new SequenceError(`cannot free sequence ${id}: it does not exist (already freed?)`);
+    for (const layer of seq.layers) this.releaseLayer(layer);
+    this.sequences.delete(id);
+  }
+
+  /**
+   * A new sequence sharing the parent's full pages (slots, backups and digests are
+   * reference-counted); the partial page and token-level caches are copied.
+   */
+  fork(id: number): number {
+    const parent = this.seq(id);
+    this.requirePrefilled(parent);
+    let copies = 0;
+    for (const layer of parent.layers) {
+      if (layer.kind === 'token') copies += layer.slots.length;
+      else if (parent.length % this.pageSize !== 0) copies += 1;
+    }
+    this.devicePool.ensureFree(copies);
+    const child = this.nextId++;
+    const src: number[] = [];
+    const dst: number[] = [];
+    const layers = parent.layers.map((layer): LayerState => {
+      if (layer.kind === 'token') {
+        const slots = layer.slots.map((s) => {
+          const fresh = this.devicePool.allocate();
+          src.push(s);
+          dst.push(fresh);
+          return fresh;
+        });
+        return { ...layer, slots, positions: layer.positions.slice(), scores: layer.scores.slice() };
+      }
+      const pages = layer.pages.map((p, i): PageEntry => {
+        const partial = i === layer.pages.length - 1 && parent.length % this.pageSize !== 0;
+        if (partial) {
+          const fresh = this.devicePool.allocate();
+          src.push(p.slot);
+          dst.push(fresh);
+          return emptyPage(fresh);
+        }
+        if (p.slot >= 0) this.devicePool.retain(p.slot);
+        if (p.host >= 0) this.hostPool.retain(p.host);
+        if (p.digest >= 0) this.digestPool.retain(p.digest);
+        return { ...p };
+      });
+      return { ...layer, pages };
+    });
+    if (src.length) this.backend.copyPages(this.deviceStorage, src, this.deviceStorage, dst);
+    this.sequences.set(child, { id: child, length: parent.length, layers, prefilled: [...parent.prefilled] });
+    return child;
+  }
+
+  // --- prefill --------------------------------------------------------------
+
+  /**
+   * Writes one layer's prompt K/V (q [T, numHeads, D], k and v [T, numKvHeads, D],
+   * keys rotated) into pages and returns causal attention over the prompt.
+   */
+  prefillLayer(id: number, layerIndex: number, q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+    const seq = this.seq(id);
+    const layer = this.layerOf(seq, layerIndex);
+    if (seq.prefilled[layerIndex]) throw invalidArgument(`layer ${layerIndex} of sequence ${id} is already prefilled`);
+    const t = seq.length;
+    if (q.shape[0] !== t || k.shape[0] !== t || v.shape[0] !== t) {
+      throw invalidArgument(`prefill of sequence ${id} expects ${t} rows of q/k/v, got ${q.shape[0]}/${k.shape[0]}/${v.shape[0]}`);
+    }
+    const out =
+      layer.kind === 'page' ? this.prefillPages(seq, layer, q, k, v, scale) : this.prefillTokens(seq, layer, q, k, v, scale);
+    seq.prefilled[layerIndex] = true;
+    return out;
+  }
+
+  private prefillPages(seq: SequenceState, layer: PageLayer, q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+    const ps = this.pageSize;
+    const numPages = Math.ceil(seq.length / ps);
+    const fullPages = Math.floor(seq.length / ps);
+    this.devicePool.ensureFree(numPages);
+    if (layer.digests) this.digestPool.ensureFree(fullPages);
+    if (layer.backups) this.hostPool.ensureFree(fullPages);
+    layer.pages = this.devicePool.allocateMany(numPages).map(emptyPage);
+    const slots = range(0, seq.length).map((t) => layer.pages[Math.floor(t / ps)].slot);
+    this.backend.appendKv(this.deviceStorage, k, v, this.i32(slots), this.i32(range(0, seq.length).map((t) => t % ps)));
+    const full = range(0, fullPages);
+    this.sealPages(layer, full);
+    const { out } = this.backend.causalAttention({ q, k, v, scale });
+    if (layer.budgeted && numPages > this.options.budgetPages) {
+      const candidates = range(this.options.sinkPages, numPages - this.options.windowPages);
+      const ctx = this.pageContext(seq, layer, this.backend.sliceRows(q, seq.length - 1, 1), candidates);
+      const keep = new Set(layer.policy.prefillResident(ctx));
+      for (const p of candidates) if (!keep.has(p)) this.evict(layer.pages[p]);
+    }
+    return out;
+  }
+
+  private prefillTokens(seq: SequenceState, layer: TokenLayer, q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+    const capacity = this.tokenCells - 1;
+    const kept = Math.min(seq.length, capacity);
+    this.devicePool.ensureFree(Math.ceil(kept / this.pageSize));
+    const stat = layer.policy.prefillScores ?? undefined;
+    const { out, keyScores } = this.backend.causalAttention({ q, k, v, scale, keyScores: stat });
+    const scores = keyScores ? this.backend.readSync(keyScores) : null;
+    const keep = layer.policy.prefillKeep(seq.length, capacity, scores);
+    layer.slots = this.devicePool.allocateMany(Math.ceil(keep.length / this.pageSize));
+    const idx = this.i32(keep);
+    this.backend.appendKv(
+      this.deviceStorage,
+      this.backend.gatherRows(k, idx),
+      this.backend.gatherRows(v, idx),
+      this.i32(keep.map((_, c) => layer.slots[Math.floor(c / this.pageSize)])),
+      this.i32(keep.map((_, c) => c % this.pageSize)),
+    );
+    keep.forEach((pos, c) => {
+      layer.positions[c] = pos;
+      layer.scores[c] = scores ? scores[pos] : 0;
+    });
+    layer.filled = keep.length;
+    this.counters.evictedTokens += seq.length - keep.length;
+    return out;
+  }
+
+  // --- decode ---------------------------------------------------------------
+
+  /**
+   * Grows each sequence by one token and places that token in every layer: a new
+   * page when one starts (at budget, in the slot of the page leaving the window),
+   * or the free cell of a token-level cache. Planned from lengths alone: no device read.
+   */
+  beginStep(ids: readonly number[]): DecodeStep {
+    if (new Set(ids).size !== ids.length) throw invalidArgument('a decode step lists a sequence twice');
+    const seqs = ids.map((id) => this.seq(id));
+    seqs.forEach((s) => this.requirePrefilled(s));
+    const ps = this.pageSize;
+    let device = 0;
+    let host = 0;
+    let digests = 0;
+    for (const s of seqs) {
+      const startsPage = s.length % ps === 0;
+      const fills = (s.length + 1) % ps === 0;
+      for (const layer of s.layers) {
+        if (layer.kind === 'token') {
+          if (layer.freeCell < 0 && layer.filled % ps === 0) device++;
+          continue;
+        }
+        if (startsPage) {
+          const victim = this.pageStartVictim(s, layer);
+          if (victim === null || this.devicePool.refCount(layer.pages[victim].slot) > 1) device++;
+        }
+        device += this.recallReserve(layer);
+        if (fills && layer.digests) digests++;
+        if (fills && layer.backups) host++;
+      }
+    }
+    this.devicePool.ensureFree(device);
+    this.hostPool.ensureFree(host);
+    this.digestPool.ensureFree(digests);
+
+    const targets: TokenTarget[][] = range(0, this.geometry.numLayers).map(() => []);
+    for (const s of seqs) {
+      s.layers.forEach((layer, l) => targets[l].push(this.placeToken(s, layer)));
+    }
+    const positions = seqs.map((s) => s.length);
+    for (const s of seqs) s.length++;
+    return { ids: [...ids], positions, targets };
+  }
+
+  /**
+   * Fresh device slots the layer's selection may take this step: recalls go into the
+   * victim's slot unless a fork still shares it, or into a free budget slot. Reserved
+   * up front so that a step never runs out of pages halfway.
+   */
+  private recallReserve(layer: PageLayer): number {
+    if (!layer.budgeted || !layer.digests) return 0;
+    let resident = 0;
+    let shared = 0;
+    for (const p of layer.pages) {
+      if (p.slot < 0) continue;
+      resident++;
+      if (this.devicePool.refCount(p.slot) > 1) shared++;
+    }
+    const groups = layer.policy.selectionGroups(this.geometry.numHeads, this.geometry.numKvHeads);
+    return Math.min(this.options.topK * groups, shared + Math.max(0, this.options.budgetPages - resident));
+  }
+
+  private placeToken(s: SequenceState, layer: LayerState): TokenTarget {
+    const ps = this.pageSize;
+    if (layer.kind === 'token') {
+      let cell = layer.freeCell;
+      if (cell >= 0) layer.freeCell = -1;
+      else {
+        cell = layer.filled++;
+        if (cell % ps === 0) layer.slots.push(this.devicePool.allocate());
+      }
+      layer.positions[cell] = s.length;
+      layer.scores[cell] = 0;
+      return { slot: layer.slots[Math.floor(cell / ps)], offset: cell % ps };
+    }
+    if (s.length % ps === 0) {
+      const victim = this.pageStartVictim(s, layer);
+      let slot: number;
+      if (victim !== null && this.devicePool.refCount(layer.pages[victim].slot) === 1) {
+        slot = layer.pages[victim].slot;
+        this.detach(layer.pages[victim]);
+      } else {
+        if (victim !== null) this.evict(layer.pages[victim]);
+        slot = this.devicePool.allocate();
+      }
+      layer.pages.push(emptyPage(slot));
+    }
+    return { slot: layer.pages[layer.pages.length - 1].slot, offset: s.length % ps };
+  }
+
+  private pageStartVictim(s: SequenceState, layer: PageLayer): number | null {
+    if (!layer.budgeted) return null;
+    const resident = [...layer.pages.map((p) => p.slot >= 0), false];
+    return layer.policy.pageStartVictim({
+      ...this.baseContext(layer.pages.length + 1, resident),
+      candidates: [],
+      scores: [],
+    });
+  }
+
+  /**
+   * One layer of a decode step: appends the new K/V, seals pages that filled (digest,
+   * host backup), applies the policy's selection (recalls, evictions), and returns
+   * paged attention for q [B, numHeads, D].
+   */
+  decodeLayer(step: DecodeStep, layerIndex: number, q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+    const seqs = step.ids.map((id) => this.seq(id));
+    const b = seqs.length;
+    if (q.shape[0] !== b || k.shape[0] !== b || v.shape[0] !== b) {
+      throw invalidArgument(`decode of ${b} sequence(s) expects ${b} rows of q/k/v`);
+    }
+    const targets = step.targets[layerIndex];
+    if (!targets) throw invalidArgument(`layer ${layerIndex} outside 0..${this.geometry.numLayers - 1}`);
+    this.backend.appendKv(
+      this.deviceStorage,
+      k,
+      v,
+      this.i32(targets.map((t) => t.slot)),
+      this.i32(targets.map((t) => t.offset)),
+    );
+    const layers = seqs.map((s) => this.layerOf(s, layerIndex));
+    // Pages that just filled get their digest and backup before anything is selected.
+    layers.forEach((layer, r) => {
+      if (layer.kind === 'page' && targets[r].offset === this.pageSize - 1) this.sealPages(layer, [layer.pages.length - 1]);
+    });
+    const lists: { slots: number[]; last: number }[][] = seqs.map((s, r) => {
+      const layer = layers[r];
+      if (layer.kind === 'token') return [{ slots: layer.slots, last: layer.filled - (layer.slots.length - 1) * this.pageSize }];
+      const decision = this.decidePages(s, layer, this.backend.sliceRows(q, r, 1));
+      this.applyDecision(layer, decision);
+      const lastLen = s.length - (layer.pages.length - 1) * this.pageSize;
+      return decision.attend.map((pages) => ({
+        slots: pages.map((p) => layer.pages[p].slot),
+        last: pages[pages.length - 1] === layer.pages.length - 1 ? lastLen : this.pageSize,
+      }));
+    });
+    const groups = Math.max(...lists.map((l) => l.length));
+    const tokenScores = layers.some((l) => l.kind === 'token' && l.policy.scoreUpdate !== 'none');
+    const { out, tokenScores: scores } = this.backend.pagedAttention({
+      q,
+      storage: this.deviceStorage,
+      ...this.pageTable(lists, groups),
+      scale,
+      returnTokenScores: tokenScores,
+    });
+    if (layers.some((l) => l.kind === 'token')) {
+      const data = scores ? this.backend.readSync(scores) : null;
+      const width = data ? data.length / (b * groups) : 0;
+      layers.forEach((layer, r) => {
+        if (layer.kind === 'token') this.afterTokenStep(layer, data ? data.subarray(r * groups * width, r * groups * width + width) : null);
+      });
+    }
+    return out;
+  }
+
+  private decidePages(s: SequenceState, layer: PageLayer, qRow: Tensor): PageDecision {
+    const n = layer.pages.length;
+    const o = this.options;
+    let candidates: number[] = [];
+    if (layer.digests && n > o.budgetPages) {
+      // ArkVale scores the full pages between sinks and window; Quest every full page but the last.
+      candidates = layer.budgeted ? range(o.sinkPages, n - o.windowPages) : range(0, n - 1);
+    }
+    return layer.policy.decide(this.pageContext(s, layer, qRow, candidates));
+  }
+
+  private pageContext(s: SequenceState, layer: PageLayer, qRow: Tensor, candidates: number[]): PageStepContext {
+    const groups = candidates.length ? layer.policy.selectionGroups(this.geometry.numHeads, this.geometry.numKvHeads) : 1;
+    let scores: ArrayLike<number> = [];
+    if (candidates.length && layer.policy.digest) {
+      const rows = this.i32(candidates.map((p) => layer.pages[p].digest));
+      const est = this.backend.estimate(qRow, this.digestStorage, rows, groups, layer.policy.digest);
+      scores = this.backend.readSync(est);
+    }
+    return {
+      ...this.baseContext(layer.pages.length, layer.pages.map((p) => p.slot >= 0)),
+      groups,
+      candidates,
+      scores,
+    };
+  }
+
+  private baseContext(numPages: number, resident: boolean[]) {
+    const o = this.options;
+    return {
+      numPages,
+      resident,
+      budgetPages: o.budgetPages,
+      sinkPages: o.sinkPages,
+      windowPages: o.windowPages,
+      topK: o.topK,
+      groups: 1,
+    };
+  }
+
+  private applyDecision(layer: PageLayer, d: PageDecision): void {
+    if (d.recalls.length === 0) return;
+    const shared = d.recalls.filter((r) => r.victim < 0 || this.devicePool.refCount(layer.pages[r.victim].slot) > 1).length;
+    this.devicePool.ensureFree(shared);
+    const src: number[] = [];
+    const dst: number[] = [];
+    for (const r of d.recalls) {
+      const page = layer.pages[r.page];
+      if (page.slot >= 0 || page.backup !== 'complete') {
+        throw invalidArgument(`policy asked to recall page ${r.page}, which is resident or has no completed backup`);
+      }
+      let slot: number;
+      if (r.victim >= 0 && this.devicePool.refCount(layer.pages[r.victim].slot) === 1) {
+        slot = layer.pages[r.victim].slot;
+        this.detach(layer.pages[r.victim]);
+      } else {
+        if (r.victim >= 0) this.evict(layer.pages[r.victim]);
+        slot = this.devicePool.allocate();
+      }
+      page.slot = slot;
+      src.push(page.host);
+      dst.push(slot);
+      this.counters.recalls++;
+    }
+    this.backend.copyPages(this.hostStorage, src, this.deviceStorage, dst);
+  }
+
+  private afterTokenStep(layer: TokenLayer, probs: Float32Array | Int32Array | null): void {
+    if (probs && layer.policy.scoreUpdate !== 'none') {
+      for (let c = 0; c < layer.filled; c++) {
+        layer.scores[c] = layer.policy.scoreUpdate === 'accumulate' ? layer.scores[c] + probs[c] : probs[c];
+      }
+    }
+    if (layer.filled < this.tokenCells) return;
+    const cell = layer.policy.victim({
+      positions: layer.positions,
+      scores: layer.scores,
+      filled: layer.filled,
+      capacity: this.tokenCells - 1,
+    });
+    layer.positions[cell] = -1;
+    layer.scores[cell] = 0;
+    layer.freeCell = cell;
+    this.counters.evictedTokens++;
+  }
+
+  // --- pages ----------------------------------------------------------------
+
+  /** Digest and host backup of pages that are now full. */
+  private sealPages(layer: PageLayer, pages: number[]): void {
+    if (pages.length === 0) return;
+    const slots = pages.map((p) => layer.pages[p].slot);
+    if (layer.digests && layer.policy.digest) {
+      const rows = this.digestPool.allocateMany(pages.length);
+      pages.forEach((p, i) => (layer.pages[p].digest = rows[i]));
+      this.backend.digestPages(this.deviceStorage, this.i32(slots), this.digestStorage, this.i32(rows), layer.policy.digest);
+    }
+    if (layer.backups) {
+      const hosts = this.hostPool.allocateMany(pages.length);
+      const ticket = this.backend.copyPages(this.deviceStorage, slots, this.hostStorage, hosts);
+      pages.forEach((p, i) => Object.assign(layer.pages[p], { host: hosts[i], backup: 'pending', ticket }));
+      this.counters.backups += pages.length;
+    }
+  }
+
+  /** Takes a page off the device, keeping its slot for the caller (it is overwritten next). */
+  private detach(page: PageEntry): void {
+    this.completeBackup(page);
+    page.slot = -1;
+    this.counters.evictions++;
+  }
+
+  /** Takes a page off the device and releases its slot. */
+  private evict(page: PageEntry): void {
+    const slot = page.slot;
+    this.detach(page);
+    this.devicePool.release(slot);
+  }
+
+  private completeBackup(page: PageEntry): void {
+    if (page.backup === 'none') throw invalidArgument('cannot evict a page that has no host backup');
+    if (page.ticket) this.backend.awaitCopy(page.ticket);
+    page.backup = 'complete';
+    page.ticket = null;
+  }
+
+  private releaseLayer(layer: LayerState): void {
+    if (layer.kind === 'token') {
+      layer.slots.forEach((s) => this.devicePool.release(s));
+      layer.slots = [];
+      return;
+    }
+    for (const p of layer.pages) {
+      if (p.slot >= 0) this.devicePool.release(p.slot);
+      if (p.host >= 0) this.hostPool.release(p.host);
+      if (p.digest >= 0) this.digestPool.release(p.digest);
+    }
+    layer.pages = [];
+  }
+
+  private newLayer(l: number): LayerState {
+    const p = this.policy;
+    if (l < this.options.fullLayers || p.kind === 'page' && !p.budgeted && !p.digest) {
+      return { kind: 'page', policy: this.full, budgeted: false, digests: false, backups: false, pages: [] };
+    }
+    if (p.kind === 'page') {
+      return { kind: 'page', policy: p, budgeted: p.budgeted, digests: p.digest !== null, backups: p.recallable, pages: [] };
+    }
+    const cells = this.tokenCells;
+    return {
+      kind: 'token',
+      policy: p,
+      slots: [],
+      positions: new Int32Array(cells).fill(-1),
+      scores: new Float32Array(cells),
+      filled: 0,
+      freeCell: -1,
+    };
+  }
+
+  private pageTable(lists: { slots: number[]; last: number }[][], groups: number) {
+    const b = lists.length;
+    const maxPages = Math.max(1, ...lists.flatMap((l) => l.map((x) => x.slots.length)));
+    const table = new Int32Array(b * groups * maxPages);
+    const counts = new Int32Array(b * groups);
+    const lasts = new Int32Array(b * groups);
+    lists.forEach((row, r) => {
+      for (let g = 0; g < groups; g++) {
+        // A sequence with one shared list serves every group.
+        const list = row.length === 1 ? row[0] : row[g];
+        table.set(list.slots, (r * groups + g) * maxPages);
+        counts[r * groups + g] = list.slots.length;
+        lasts[r * groups + g] = list.last;
+      }
+    });
+    return {
+      pageTable: this.backend.fromArray(table, [b, groups, maxPages], 'i32'),
+      pageCounts: this.backend.fromArray(counts, [b, groups], 'i32'),
+      lastPageLens: this.backend.fromArray(lasts, [b, groups], 'i32'),
+    };
+  }
+
+  // --- helpers --------------------------------------------------------------
+
+  private i32(values: readonly number[]): Tensor {
+    return this.backend.fromArray(values, [values.length], 'i32');
+  }
+
+  private seq(id: number): SequenceState {
+    const s = this.sequences.get(id);
+    if (!s) throw new SequenceError(`sequence ${id} does not exist`);
+    return s;
+  }
+
+  private layerOf(s: SequenceState, l: number): LayerState {
+    const layer = s.layers[l];
+    if (!layer) throw invalidArgument(`layer ${l} outside 0..${this.geometry.numLayers - 1}`);
+    return layer;
+  }
+
+  private requirePrefilled(s: SequenceState): void {
+    const missing = s.prefilled.indexOf(false);
+    if (missing >= 0) throw invalidArgument(`sequence ${s.id} has not prefilled layer ${missing} yet`);
+  }
+
+  // --- inspection -----------------------------------------------------------
+
+  /** A copy of one (sequence, layer)'s state for tests, logs and the CLI. */
+  view(id: number, layerIndex: number): LayerView {
+    return layerView(this.layerOf(this.seq(id), layerIndex));
+  }
+
+  /** @internal Raw state for the consistency checker. */
+  get rawSequences(): ReadonlyMap<number, SequenceState> {
+    return this.sequences;
+  }
+
+  stats(): KvStats {
+    let resident = 0;
+    let hostOnly = 0;
+    for (const s of this.sequences.values()) {
+      for (const layer of s.layers) {
+        if (layer.kind === 'token') resident += layer.slots.length;
+        else for (const p of layer.pages) p.slot >= 0 ? resident++ : hostOnly++;
+      }
+    }
+    const bytes = this.devicePool.bytesPerPage;
+    return {
+      sequences: this.sequences.size,
+      device: this.devicePool.usage(),
+      host: this.hostPool.usage(),
+      residentPages: resident,
+      hostOnlyPages: hostOnly,
+      recalls: this.counters.recalls,
+      evictions: this.counters.evictions,
+      backups: this.counters.backups,
+      evictedTokens: this.counters.evictedTokens,
+      bytesToDevice: this.counters.recalls * bytes,
+      bytesToHost: this.counters.backups * bytes,
+    };
+  }
+}

@@ -1,0 +1,52 @@
+import type { PoolUsage } from '../pool.js';
+import type { BackupState, LayerState } from './layer-state.js';
+
+export interface KvStats {
+  readonly sequences: number;
+  readonly device: PoolUsage;
+  readonly host: PoolUsage;
+  /** Device pages held by sequences (a page shared by forks counts once per holder). */
+  readonly residentPages: number;
+  /** Pages that live only on the host (evicted, recallable). */
+  readonly hostOnlyPages: number;
+  readonly recalls: number;
+  readonly evictions: number;
+  readonly backups: number;
+  /** Tokens dropped for good by eviction-without-recall policies. */
+  readonly evictedTokens: number;
+  readonly bytesToDevice: number;
+  readonly bytesToHost: number;
+}
+
+export type LayerView =
+  | {
+      readonly kind: 'page';
+      readonly numPages: number;
+      /** Logical pages on the device, ascending. */
+      readonly resident: number[];
+      readonly slots: number[];
+      readonly backups: BackupState[];
+    }
+  | {
+      readonly kind: 'token';
+      /** Sequence positions the cache holds, ascending. */
+      readonly positions: number[];
+      readonly slots: number[];
+    };
+
+export function layerView(layer: LayerState): LayerView {
+  if (layer.kind === 'token') {
+    return {
+      kind: 'token',
+      positions: Array.from(layer.positions.subarray(0, layer.filled)).filter((p) => p >= 0).sort((a, b) => a - b),
+      slots: [...layer.slots],
+    };
+  }
+  return {
+    kind: 'page',
+    numPages: layer.pages.length,
+    resident: layer.pages.flatMap((p, i) => (p.slot >= 0 ? [i] : [])),
+    slots: layer.pages.map((p) => p.slot),
+    backups: layer.pages.map((p) => p.backup),
+  };
+}

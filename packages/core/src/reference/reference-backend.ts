@@ -1,0 +1,140 @@
+import type {
+  Backend,
+  CausalAttentionArgs,
+  CopyTicket,
+  DigestStorage,
+  KvStorage,
+  PagedAttentionArgs,
+  PoolLocation,
+  RopeSpec,
+  RopeTable,
+  SamplingParams,
+  SelectPagesArgs,
+  Tensor,
+} from '../backend.js';
+import type { DigestVariant, KvGeometry } from '../config.js';
+import { invalidArgument } from '../errors.js';
+import { encodeSelectionPlan, planPageSelection } from '../policies/selection.js';
+import { causalAttention, pagedAttention } from './attention.js';
+import * as dense from './dense.js';
+import { decodeFloats } from './half.js';
+import * as kv from './kv.js';
+import { RefTensor, asRef, rowSize } from './tensor.js';
+
+function asKv(s: KvStorage): kv.RefKvStorage {
+  if (!(s instanceof kv.RefKvStorage)) throw invalidArgument('KV storage does not belong to the reference backend');
+  return s;
+}
+function asDigests(s: DigestStorage): kv.RefDigestStorage {
+  if (!(s instanceof kv.RefDigestStorage)) throw invalidArgument('digest storage does not belong to the reference backend');
+  return s;
+}
+
+/**
+ * The oracle: every operation in plain TypeScript over float32 typed arrays, written
+ * for clarity, not speed. Copies complete synchronously, so tickets are only counted.
+ */
+export class ReferenceBackend implements Backend {
+  readonly name: string = 'reference';
+  private tickets = 0;
+
+  fromArray(data: ArrayLike<number>, shape: readonly number[], dtype: 'f32' | 'i32' = 'f32'): Tensor {
+    return new RefTensor(dtype === 'i32' ? Int32Array.from(data) : Float32Array.from(data), [...shape], dtype);
+  }
+  fromBytes(bytes: Uint8Array, shape: readonly number[], dtype: 'f32' | 'f16' | 'bf16'): Tensor {
+    return new RefTensor(decodeFloats(bytes, dtype), [...shape], 'f32');
+  }
+  async read(t: Tensor): Promise<Float32Array | Int32Array> {
+    return this.readSync(t);
+  }
+  readSync(t: Tensor): Float32Array | Int32Array {
+    return asRef(t).data.slice();
+  }
+  dispose(_t: Tensor): void {
+    // Garbage collected.
+  }
+  sliceRows(t: Tensor, start: number, count: number): Tensor {
+    const r = asRef(t);
+    const size = rowSize(r);
+    if (start < 0 || count < 0 || start + count > r.shape[0]) throw invalidArgument(`sliceRows: rows ${start}..${start + count} outside 0..${r.shape[0]}`);
+    return new RefTensor(r.data.slice(start * size, (start + count) * size), [count, ...r.shape.slice(1)], r.dtype);
+  }
+  concatRows(parts: readonly Tensor[]): Tensor {
+    const refs = parts.map(asRef);
+    if (refs.length === 0) throw invalidArgument('concatRows: nothing to concatenate');
+    const total = refs.reduce((n, r) => n + r.data.length, 0);
+    const data = refs[0].dtype === 'i32' ? new Int32Array(total) : new Float32Array(total);
+    let off = 0;
+    for (const r of refs) {
+      data.set(r.data, off);
+      off += r.data.length;
+    }
+    const rows = refs.reduce((n, r) => n + r.shape[0], 0);
+    return new RefTensor(data, [rows, ...refs[0].shape.slice(1)], refs[0].dtype);
+  }
+
+  matmul(x: Tensor, w: Tensor): Tensor {
+    return dense.matmul(asRef(x), asRef(w));
+  }
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+    return dense.rmsNorm(asRef(x), asRef(weight), eps);
+  }
+  createRopeTable(spec: RopeSpec): RopeTable {
+    return new dense.RefRopeTable(spec);
+  }
+  rope(x: Tensor, positions: Tensor, table: RopeTable): Tensor {
+    if (!(table instanceof dense.RefRopeTable)) throw invalidArgument('rope table does not belong to the reference backend');
+    return dense.rope(asRef(x), asRef(positions), table);
+  }
+  siluGate(gate: Tensor, up: Tensor): Tensor {
+    return dense.siluGate(asRef(gate), asRef(up));
+  }
+  add(a: Tensor, b: Tensor): Tensor {
+    return dense.add(asRef(a), asRef(b));
+  }
+  gatherRows(t: Tensor, indices: Tensor): Tensor {
+    return dense.gatherRows(asRef(t), asRef(indices));
+  }
+
+  createKvStorage(location: PoolLocation, slots: number, geometry: KvGeometry): KvStorage {
+    return new kv.RefKvStorage(location, slots, geometry);
+  }
+  createDigestStorage(rows: number, geometry: KvGeometry): DigestStorage {
+    return new kv.RefDigestStorage(rows, geometry);
+  }
+  appendKv(storage: KvStorage, k: Tensor, v: Tensor, slots: Tensor, offsets: Tensor): void {
+    kv.appendKv(asKv(storage), asRef(k), asRef(v), asRef(slots), asRef(offsets));
+  }
+  digestPages(storage: KvStorage, slots: Tensor, digests: DigestStorage, rows: Tensor, variant: DigestVariant): void {
+    kv.digestPages(asKv(storage), asRef(slots), asDigests(digests), asRef(rows), variant);
+  }
+  estimate(q: Tensor, digests: DigestStorage, rows: Tensor, groups: number, variant: DigestVariant): Tensor {
+    return kv.estimate(asRef(q), asDigests(digests), asRef(rows), groups, variant);
+  }
+  selectPages(args: SelectPagesArgs): Tensor {
+    const scores = asRef(args.scores);
+    const plan = planPageSelection(scores.f32, scores.shape[0], asRef(args.resident).i32, args.k, args.freeSlots);
+    const encoded = encodeSelectionPlan(plan);
+    return new RefTensor(encoded, [encoded.length], 'i32');
+  }
+  copyPages(src: KvStorage, srcSlots: readonly number[], dst: KvStorage, dstSlots: readonly number[]): CopyTicket {
+    kv.copyPages(asKv(src), srcSlots, asKv(dst), dstSlots);
+    return { id: ++this.tickets };
+  }
+  awaitCopy(_ticket: CopyTicket): void {
+    // Copies finished when copyPages returned.
+  }
+  pagedAttention(args: PagedAttentionArgs): { out: Tensor; tokenScores?: Tensor } {
+    return pagedAttention(args, asKv(args.storage));
+  }
+  causalAttention(args: CausalAttentionArgs): { out: Tensor; keyScores?: Tensor } {
+    return causalAttention(asRef(args.q), asRef(args.k), asRef(args.v), args.scale, args.keyScores);
+  }
+
+  argmax(logits: Tensor): Tensor {
+    return dense.argmax(asRef(logits));
+  }
+  sample(logits: Tensor, params: SamplingParams, uniforms: Tensor): Tensor {
+    return dense.sample(asRef(logits), params, asRef(uniforms));
+  }
+}

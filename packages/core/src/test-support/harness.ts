@@ -1,0 +1,131 @@
+import type { CacheOptions, KvGeometry } from '../config.js';
+import { KvCache } from '../manager/kv-cache.js';
+import { RefKvStorage } from '../reference/kv.js';
+import { ReferenceBackend } from '../reference/reference-backend.js';
+import { randomArray, rng } from './random.js';
+
+/**
+ * Drives a KvCache on the reference backend with random q/k/v and keeps a shadow of
+ * every key and value written, so tests can check that what the pools hold is
+ * exactly what was written, wherever the pages moved.
+ */
+export class CacheHarness {
+  readonly backend = new ReferenceBackend();
+  readonly cache: KvCache;
+  readonly next: () => number;
+  /** shadow.get(seq)[layer][position] = [k..., v...] per KV head (numKvHeads * 2 * headDim). */
+  readonly shadow = new Map<number, Float32Array[][]>();
+  readonly scale: number;
+
+  constructor(
+    readonly geometry: KvGeometry,
+    options: CacheOptions,
+    seed = 1,
+  ) {
+    this.cache = new KvCache({ geometry, options, backend: this.backend });
+    this.next = rng(seed);
+    this.scale = 1 / Math.sqrt(geometry.headDim);
+  }
+
+  private rand(shape: number[]) {
+    return this.backend.fromArray(randomArray(this.next, shape.reduce((a, b) => a * b, 1)), shape);
+  }
+
+  /** Admits a random prompt and prefills every layer; frees the sequence again if a pool runs out. */
+  admit(length: number): number {
+    const g = this.geometry;
+    const id = this.cache.admit(length);
+    const layers: Float32Array[][] = [];
+    try {
+      for (let l = 0; l < g.numLayers; l++) {
+        const q = this.rand([length, g.numHeads, g.headDim]);
+        const k = this.rand([length, g.numKvHeads, g.headDim]);
+        const v = this.rand([length, g.numKvHeads, g.headDim]);
+        this.cache.prefillLayer(id, l, q, k, v, this.scale);
+        layers.push(this.record(k, v, length));
+      }
+    } catch (e) {
+      this.cache.free(id);
+      throw e;
+    }
+    this.shadow.set(id, layers);
+    return id;
+  }
+
+  step(ids: number[]): void {
+    const g = this.geometry;
+    const step = this.cache.beginStep(ids);
+    for (let l = 0; l < g.numLayers; l++) {
+      const q = this.rand([ids.length, g.numHeads, g.headDim]);
+      const k = this.rand([ids.length, g.numKvHeads, g.headDim]);
+      const v = this.rand([ids.length, g.numKvHeads, g.headDim]);
+      this.cache.decodeLayer(step, l, q, k, v, this.scale);
+      const rows = this.record(k, v, ids.length);
+      ids.forEach((id, r) => this.shadow.get(id)![l].push(rows[r]));
+    }
+  }
+
+  fork(id: number): number {
+    const child = this.cache.fork(id);
+    this.shadow.set(child, this.shadow.get(id)!.map((l) => [...l]));
+    return child;
+  }
+
+  free(id: number): void {
+    this.cache.free(id);
+    this.shadow.delete(id);
+  }
+
+  private record(k: unknown, v: unknown, rows: number): Float32Array[] {
+    const g = this.geometry;
+    const kd = this.backend.readSync(k as never) as Float32Array;
+    const vd = this.backend.readSync(v as never) as Float32Array;
+    const per = g.numKvHeads * g.headDim;
+    return Array.from({ length: rows }, (_, t) => {
+      const row = new Float32Array(2 * per);
+      row.set(kd.subarray(t * per, (t + 1) * per), 0);
+      row.set(vd.subarray(t * per, (t + 1) * per), per);
+      return row;
+    });
+  }
+
+  /** Throws unless every resident page, backup and cell holds exactly the shadow's K/V. */
+  checkData(): void {
+    const g = this.geometry;
+    const device = this.cache.deviceStorage as RefKvStorage;
+    const host = this.cache.hostStorage as RefKvStorage;
+    const per = g.numKvHeads * g.headDim;
+    const expect = (storage: RefKvStorage, slot: number, offset: number, row: Float32Array, what: string) => {
+      for (let h = 0; h < g.numKvHeads; h++) {
+        for (let d = 0; d < g.headDim; d++) {
+          const k = storage.data[storage.offset(slot, 0, h, offset) + d];
+          const v = storage.data[storage.offset(slot, 1, h, offset) + d];
+          if (k !== row[h * g.headDim + d] || v !== row[per + h * g.headDim + d]) {
+            throw new Error(`${what}: ${storage.location} slot ${slot} offset ${offset} holds the wrong K/V`);
+          }
+        }
+      }
+    };
+    for (const [id, layers] of this.shadow) {
+      layers.forEach((rows, l) => {
+        const raw = this.cache.rawSequences.get(id)!.layers[l];
+        if (raw.kind === 'token') {
+          for (let c = 0; c < raw.filled; c++) {
+            const pos = raw.positions[c];
+            if (pos >= 0) expect(device, raw.slots[Math.floor(c / g.pageSize)], c % g.pageSize, rows[pos], `seq ${id} layer ${l} cell ${c}`);
+          }
+          return;
+        }
+        raw.pages.forEach((p, i) => {
+          for (let o = 0; o < g.pageSize; o++) {
+            const pos = i * g.pageSize + o;
+            if (pos >= rows.length) break;
+            const what = `seq ${id} layer ${l} page ${i}`;
+            if (p.slot >= 0) expect(device, p.slot, o, rows[pos], what);
+            if (p.host >= 0) expect(host, p.host, o, rows[pos], what);
+          }
+        });
+      });
+    }
+  }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// Packs every publishable workspace package with `pnpm pack`, installs the tarballs
+// into a scratch project outside the workspace with npm, and imports each one there:
+// proof that a package works as published, not only inside the monorepo.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '../..');
+const scratch = mkdtempSync(join(tmpdir(), 'arkvale-pack-'));
+const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+
+try {
+  const packages = readdirSync(join(root, 'packages'))
+    .map((dir) => ({ dir: join(root, 'packages', dir), json: JSON.parse(readFileSync(join(root, 'packages', dir, 'package.json'), 'utf8')) }))
+    .filter((p) => !p.json.private);
+  const tarballs = packages.map((p) => {
+    const out = run('pnpm', ['pack', '--pack-destination', scratch], p.dir).trim().split('\n').pop();
+    return resolve(p.dir, out);
+  });
+  writeFileSync(join(scratch, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }));
+  run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--prefer-offline', ...tarballs], scratch);
+  for (const p of packages) {
+    const probe = `const m = await import(${JSON.stringify(p.json.name)}); if (Object.keys(m).length === 0) throw new Error('no exports'); console.log(${JSON.stringify(p.json.name)}, Object.keys(m).length, 'exports');`;
+    process.stdout.write(run(process.execPath, ['--input-type=module', '-e', probe], scratch));
+  }
+  console.log(`pack-check: ${packages.length} package(s) packed, installed and imported outside the workspace`);
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}
