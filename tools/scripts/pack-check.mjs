@@ -24,6 +24,11 @@ try {
   for (const p of packages) {
     const probe = `const m = await import(${JSON.stringify(p.json.name)}); if (Object.keys(m).length === 0) throw new Error('no exports'); console.log(${JSON.stringify(p.json.name)}, Object.keys(m).length, 'exports');`;
     process.stdout.write(run(process.execPath, ['--input-type=module', '-e', probe], scratch));
+    // A package's commands must start from the installed copy too.
+    for (const [bin, file] of Object.entries(p.json.bin ?? {})) {
+      run(process.execPath, [join(scratch, 'node_modules', p.json.name, file), '--help'], scratch);
+      console.log(`${p.json.name}: ${bin} --help runs`);
+    }
   }
   console.log(`pack-check: ${packages.length} package(s) packed, installed and imported outside the workspace`);
 } finally {

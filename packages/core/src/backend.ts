@@ -126,6 +126,8 @@ export interface Backend {
   /** Synchronous read for backends whose memory is host memory; throws elsewhere. */
   readSync(t: Tensor): Float32Array | Int32Array;
   dispose(t: Tensor): void;
+  /** The same elements under another shape (a view where the backend can). */
+  reshape(t: Tensor, shape: readonly number[]): Tensor;
   /** Rows [start, start + count) of a 2-D or 3-D tensor (a view or a copy). */
   sliceRows(t: Tensor, start: number, count: number): Tensor;
   /** Concatenates tensors along their first dimension. */

@@ -281,7 +281,7 @@ export class KvCache {
           const victim = this.pageStartVictim(s, layer);
           if (victim === null || this.devicePool.refCount(layer.pages[victim].slot) > 1) device++;
         }
-        device += this.recallReserve(layer);
+        device += this.recallReserve(layer, s.length);
         if (fills && layer.digests) digests++;
         if (fills && layer.backups) host++;
       }
@@ -304,8 +304,9 @@ export class KvCache {
    * victim's slot unless a fork still shares it, or into a free budget slot. Reserved
    * up front so that a step never runs out of pages halfway.
    */
-  private recallReserve(layer: PageLayer): number {
-    if (!layer.budgeted || !layer.digests) return 0;
+  private recallReserve(layer: PageLayer, length: number): number {
+    // Selection runs only once the sequence has more pages than the budget.
+    if (!layer.budgeted || !layer.digests || Math.ceil((length + 1) / this.pageSize) <= this.options.budgetPages) return 0;
     let resident = 0;
     let shared = 0;
     for (const p of layer.pages) {

@@ -53,6 +53,10 @@ export class ReferenceBackend implements Backend {
   dispose(_t: Tensor): void {
     // Garbage collected.
   }
+  reshape(t: Tensor, shape: readonly number[]): Tensor {
+    const r = asRef(t);
+    return new RefTensor(r.data, [...shape], r.dtype);
+  }
   sliceRows(t: Tensor, start: number, count: number): Tensor {
     const r = asRef(t);
     const size = rowSize(r);

@@ -1,0 +1,109 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { ArkvaleError, type PolicyName } from '@arkvale/core';
+import type { CliIo } from '../io.js';
+import { table } from '../format.js';
+import type { CacheFlags } from '../options.js';
+import { openModelDir, seededUniform } from '@arkvale/model-llama';
+import { cachePlan, parseFloatOption, parseIntOption, parseList, parsePolicy, resolveModelDir } from '../options.js';
+import { evaluatePasskey, type PasskeyRow } from '../passkey/evaluate.js';
+import { buildPasskeyPrompt, readFiller } from '../passkey/prompt.js';
+import { addCacheOptions, addModelOptions, loadEngine } from './shared.js';
+
+interface EvalFlags extends Omit<CacheFlags, 'policy' | 'budget'> {
+  model?: string;
+  backend: string;
+  lengths: number[];
+  budgets: number[];
+  policies: PolicyName[];
+  depths: number;
+  seed: number;
+  batch: number;
+  maxTokens: number;
+  filler?: string;
+  json?: string;
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+
+/** Rows of policy @ budget, a column per length: accuracy (agreement with Full), like the paper's Table 1. */
+export function passkeyTable(rows: readonly PasskeyRow[]): string {
+  const lengths = [...new Set(rows.map((r) => r.length))];
+  const keys = [...new Set(rows.map((r) => `${r.policy}${r.budget === null ? '' : ` @ ${r.budget}`}`))];
+  const body = keys.map((key) => [
+    key,
+    ...lengths.map((l) => {
+      const r = rows.find((x) => x.length === l && `${x.policy}${x.budget === null ? '' : ` @ ${x.budget}`}` === key);
+      return r ? `${pct(r.accuracy)} (${pct(r.agreement)})` : '-';
+    }),
+  ]);
+  return table(['policy @ budget', ...lengths.map((l) => `${l} tokens`)], body);
+}
+
+export function evalCommand(program: Command, io: CliIo): void {
+  const evalCmd = program.command('eval').description('accuracy evaluations');
+  const cmd = evalCmd
+    .command('passkey')
+    .description("the paper's passkey retrieval: pass key at evenly spaced depths, exact match, agreement with Full")
+    .option('--lengths <list>', 'prompt lengths in tokens', parseList(parseIntOption('length', 64)), [1024])
+    .option('--budgets <list>', 'KV budgets in tokens', parseList(parseIntOption('budget', 1)), [256])
+    .option('--policies <list>', 'policies compared with Full', parseList(parsePolicy), ['arkvale', 'streaming-llm', 'h2o', 'tova', 'quest'])
+    .option('--depths <n>', 'depths per length, from 0% in equal steps', parseIntOption('depths', 1), 20)
+    .option('--seed <n>', 'seed of pass keys and filler', parseIntOption('seed'), 0)
+    .option('--batch <n>', 'prompts per batch', parseIntOption('batch', 1), 4)
+    .option('-n, --max-tokens <n>', 'answer tokens generated', parseIntOption('max tokens', 1), 8)
+    .option('--filler <file>', "filler sentences, one per line (default: the model folder's filler.txt)")
+    .option('--json <file>', 'also write every result as JSON to this file');
+  passkeyPromptCommand(evalCmd, io);
+  addCacheOptions(addModelOptions(cmd)).action(async (flags: EvalFlags) => {
+    const engine = await loadEngine(flags, io);
+    const filler = readFiller(flags.filler ?? join(engine.model.dir, 'filler.txt'));
+    const { policy: _p, budgetTokens: _b, ...plan } = cachePlan({ ...flags, policy: 'full', budget: 1 });
+    const started = performance.now();
+    const rows = evaluatePasskey(engine, {
+      lengths: flags.lengths,
+      budgets: flags.budgets,
+      policies: flags.policies,
+      depthCount: flags.depths,
+      seed: flags.seed,
+      batch: flags.batch,
+      maxTokens: flags.maxTokens,
+      plan,
+      filler,
+      onProgress: (done, total, label) => {
+        const elapsed = ((performance.now() - started) / 1000).toFixed(0);
+        io.err(`${io.interactive ? '\r\x1b[K' : ''}[${done}/${total}] ${label} (${elapsed} s)${io.interactive ? '' : '\n'}`);
+      },
+    });
+    if (io.interactive) io.err('\n');
+    io.out(`passkey retrieval, ${flags.depths} depths per length: accuracy (agreement with Full)\n`);
+    io.out(passkeyTable(rows));
+    if (flags.json) {
+      try {
+        writeFileSync(flags.json, JSON.stringify({ model: engine.model.dir, backend: engine.backend.name, pageSize: flags.pageSize, depths: flags.depths, seed: flags.seed, rows }, null, 2) + '\n');
+      } catch (e) {
+        throw new ArkvaleError('INVALID_ARGUMENT', `cannot write ${flags.json}: ${(e as Error).message}`);
+      }
+      io.err(`wrote ${flags.json}\n`);
+    }
+  });
+}
+
+export function passkeyPromptCommand(evalCmd: Command, io: CliIo): void {
+  evalCmd
+    .command('passkey-prompt')
+    .description('print one passkey prompt (the pass key goes to stderr), e.g. to keep as an example')
+    .option('-m, --model <dir>', 'model folder whose tokenizer measures the length')
+    .option('--length <tokens>', 'prompt length in tokens', parseIntOption('length', 64), 3000)
+    .option('--depth <fraction>', 'where the key sits in the filler, 0..1', parseFloatOption('depth'), 0.5)
+    .option('--seed <n>', 'seed of the pass key and filler', parseIntOption('seed'), 0)
+    .option('--filler <file>', "filler sentences (default: the model folder's filler.txt)")
+    .action((flags: { model?: string; length: number; depth: number; seed: number; filler?: string }) => {
+      const model = openModelDir(resolveModelDir(flags.model));
+      const filler = readFiller(flags.filler ?? join(model.dir, 'filler.txt'));
+      const p = buildPasskeyPrompt(model.tokenizer, filler, flags.length, flags.depth, seededUniform(flags.seed));
+      io.out(p.text);
+      io.err(`pass key ${p.passkey}, ${p.ids.length} tokens, depth ${flags.depth}\n`);
+    });
+}

@@ -1,0 +1,42 @@
+import type { Command } from 'commander';
+import { LlamaEngine } from '@arkvale/model-llama';
+import type { CliIo } from '../io.js';
+import { formatBytes } from '../format.js';
+import { BACKENDS, createBackend, parseIntOption, resolveModelDir } from '../options.js';
+
+/** --model and --backend, shared by every command that runs the model. */
+export function addModelOptions(cmd: Command): Command {
+  return cmd
+    .option('-m, --model <dir>', 'Hugging Face LLaMA folder (default: $ARKVALE_MODEL or ./models/tiny-retrieval)')
+    .option('-b, --backend <name>', `compute backend: ${BACKENDS.join(', ')}`, 'cpu');
+}
+
+/** --policy and its knobs, shared by generate and eval. */
+export function addCacheOptions(cmd: Command): Command {
+  return cmd
+    .option('--page-size <n>', 'tokens per KV page (a power of two)', parseIntOption('page size', 1), 16)
+    .option('--sinks <pages>', 'always-resident leading pages', parseIntOption('sinks'))
+    .option('--window <pages>', 'always-resident trailing pages', parseIntOption('window', 1))
+    .option('--full-layers <n>', 'leading layers that keep every page', parseIntOption('full layers'))
+    .option('--top-k <pages>', 'pages ArkVale selects per step', parseIntOption('top-k', 1))
+    .option('--digest <variant>', 'cuboid-mean | cuboid-max | cuboid-center | sphere')
+    .option('--selection <scope>', 'layer | kv-head');
+}
+
+/** Loads the model with a progress line on stderr. */
+export async function loadEngine(opts: { model?: string; backend: string }, io: CliIo): Promise<LlamaEngine> {
+  const dir = resolveModelDir(opts.model);
+  const backend = createBackend(opts.backend, io.err);
+  let last = -1;
+  const engine = await LlamaEngine.load(dir, backend, {
+    onProgress: (loaded, total) => {
+      const pct = total > 0 ? Math.floor((100 * loaded) / total) : 100;
+      if (io.interactive && pct !== last) {
+        io.err(`\rloading ${dir}: ${pct}% of ${formatBytes(total)}`);
+        last = pct;
+      }
+    },
+  });
+  if (io.interactive) io.err('\r\x1b[K');
+  return engine;
+}

@@ -1,0 +1,219 @@
+import { ArkvaleError, type Backend, type Tensor } from '@arkvale/core';
+import type { LlamaConfig } from './config.js';
+import { SafetensorsCheckpoint, type TensorEntry } from './safetensors.js';
+
+/** One decoder layer's weights, in Hugging Face's [out, in] layout. */
+export interface LlamaLayerWeights {
+  /** input_layernorm [H] */
+  readonly inputNorm: Tensor;
+  /** q_proj [numHeads * headDim, H] */
+  readonly q: Tensor;
+  /** k_proj [numKvHeads * headDim, H] */
+  readonly k: Tensor;
+  /** v_proj [numKvHeads * headDim, H] */
+  readonly v: Tensor;
+  /** o_proj [H, numHeads * headDim] */
+  readonly o: Tensor;
+  /** post_attention_layernorm [H] */
+  readonly postNorm: Tensor;
+  /** gate_proj [I, H] */
+  readonly gate: Tensor;
+  /** up_proj [I, H] */
+  readonly up: Tensor;
+  /** down_proj [H, I] */
+  readonly down: Tensor;
+}
+
+export interface LlamaWeights {
+  /** embed_tokens [V, H] */
+  readonly embedTokens: Tensor;
+  readonly layers: readonly LlamaLayerWeights[];
+  /** final norm [H] */
+  readonly norm: Tensor;
+  /** lm_head [V, H]; the very same handle as `embedTokens` when `tiedLmHead`. */
+  readonly lmHead: Tensor;
+  readonly tiedLmHead: boolean;
+  /** Checkpoint bytes read. */
+  readonly totalBytes: number;
+}
+
+export type LoadProgress = (loadedBytes: number, totalBytes: number) => void;
+
+export interface LoadWeightsOptions {
+  /** Called after each tensor (and once with 0 before the first). */
+  readonly onProgress?: LoadProgress;
+  /** An already opened checkpoint of `dir` (e.g. ModelDir.checkpoint); opened from `dir` otherwise. */
+  readonly checkpoint?: SafetensorsCheckpoint;
+}
+
+const LAYER_KEYS = ['inputNorm', 'q', 'k', 'v', 'o', 'postNorm', 'gate', 'up', 'down'] as const;
+type LayerKey = (typeof LAYER_KEYS)[number];
+
+interface Expected {
+  readonly name: string;
+  readonly shape: readonly number[];
+  /** Where the expected shape comes from, for error messages. */
+  readonly why: string;
+}
+
+/** Hugging Face tensor names and expected shapes of a LLaMA checkpoint. */
+export function expectedLlamaTensors(config: LlamaConfig): {
+  embedTokens: Expected;
+  norm: Expected;
+  lmHead: Expected;
+  layers: Record<LayerKey, Expected>[];
+} {
+  const { vocabSize: V, hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim } = config;
+  const q = numHeads * headDim;
+  const kv = numKvHeads * headDim;
+  const hs = `hidden_size ${H}`;
+  const qs = `num_attention_heads ${numHeads} x head_dim ${headDim}`;
+  const kvs = `num_key_value_heads ${numKvHeads} x head_dim ${headDim}`;
+  const is = `intermediate_size ${I}`;
+  const layers = Array.from({ length: config.numLayers }, (_, i) => {
+    const p = `model.layers.${i}.`;
+    return {
+      inputNorm: { name: `${p}input_layernorm.weight`, shape: [H], why: hs },
+      q: { name: `${p}self_attn.q_proj.weight`, shape: [q, H], why: `${qs}, ${hs}` },
+      k: { name: `${p}self_attn.k_proj.weight`, shape: [kv, H], why: `${kvs}, ${hs}` },
+      v: { name: `${p}self_attn.v_proj.weight`, shape: [kv, H], why: `${kvs}, ${hs}` },
+      o: { name: `${p}self_attn.o_proj.weight`, shape: [H, q], why: `${hs}, ${qs}` },
+      postNorm: { name: `${p}post_attention_layernorm.weight`, shape: [H], why: hs },
+      gate: { name: `${p}mlp.gate_proj.weight`, shape: [I, H], why: `${is}, ${hs}` },
+      up: { name: `${p}mlp.up_proj.weight`, shape: [I, H], why: `${is}, ${hs}` },
+      down: { name: `${p}mlp.down_proj.weight`, shape: [H, I], why: `${hs}, ${is}` },
+    };
+  });
+  return {
+    embedTokens: { name: 'model.embed_tokens.weight', shape: [V, H], why: `vocab_size ${V}, ${hs}` },
+    norm: { name: 'model.norm.weight', shape: [H], why: hs },
+    lmHead: { name: 'lm_head.weight', shape: [V, H], why: `vocab_size ${V}, ${hs}` },
+    layers,
+  };
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function checkEntry(ckpt: SafetensorsCheckpoint, exp: Expected, config: LlamaConfig): TensorEntry {
+  const e = ckpt.find(exp.name);
+  if (e === undefined) {
+    throw new ArkvaleError('MODEL_FILE', `checkpoint ${ckpt.location} is missing tensor "${exp.name}" (expected shape [${exp.shape.join(', ')}])`);
+  }
+  if (!sameShape(e.shape, exp.shape)) {
+    throw new ArkvaleError(
+      'MODEL_FILE',
+      `tensor "${exp.name}" in ${e.file} has shape [${e.shape.join(', ')}], expected [${exp.shape.join(', ')}] ` +
+        `(${exp.why}, from ${config.source})`,
+    );
+  }
+  return e;
+}
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export interface WeightPlanItem {
+  /** "embedTokens", "norm", "lmHead" or "<layer>.<key>" (e.g. "0.q"). */
+  readonly key: string;
+  readonly entry: TensorEntry;
+}
+
+/**
+ * Checks that `ckpt` holds every tensor `config` needs, each with the exact shape, and
+ * returns what to read (the lm_head left out when tied). Throws ArkvaleError
+ * ('MODEL_FILE') naming the tensor, the expected and the actual shape; reads no data.
+ */
+export function planLlamaWeights(ckpt: SafetensorsCheckpoint, config: LlamaConfig): WeightPlanItem[] {
+  const exp = expectedLlamaTensors(config);
+  for (const name of ckpt.names()) {
+    if (/^model\.layers\.\d+\.(self_attn|mlp)\.\w+_proj\.bias$/.test(name)) {
+      throw new ArkvaleError('UNSUPPORTED_MODEL', `checkpoint ${ckpt.location} has bias tensor "${name}"; biased projections are not supported`);
+    }
+  }
+  const plan: WeightPlanItem[] = [];
+  const add = (key: string, e: Expected): void => {
+    plan.push({ key, entry: checkEntry(ckpt, e, config) });
+  };
+  add('embedTokens', exp.embedTokens);
+  exp.layers.forEach((layer, i) => LAYER_KEYS.forEach((k) => add(`${i}.${k}`, layer[k])));
+  add('norm', exp.norm);
+  if (!config.tieWordEmbeddings) {
+    if (!ckpt.has(exp.lmHead.name)) {
+      throw new ArkvaleError(
+        'MODEL_FILE',
+        `checkpoint ${ckpt.location} is missing tensor "${exp.lmHead.name}" (expected shape [${exp.lmHead.shape.join(', ')}]) ` +
+          `and ${config.source} does not set tie_word_embeddings`,
+      );
+    }
+    add('lmHead', exp.lmHead);
+  }
+  return plan;
+}
+
+/**
+ * Loads a LLaMA checkpoint's weights into `backend` tensors. Every expected tensor is
+ * checked for presence and exact shape before any data is read; then each tensor is
+ * read on its own (one buffer per tensor, handed to `backend.fromBytes` and dropped),
+ * so the host never holds a second full copy of the weights. The lm_head is the
+ * embedding when `tie_word_embeddings` is true (as in transformers, even if the file
+ * also stores an lm_head). On failure the tensors loaded so far are disposed.
+ */
+export async function loadLlamaWeights(
+  dir: string,
+  config: LlamaConfig,
+  backend: Backend,
+  options: LoadWeightsOptions = {},
+): Promise<LlamaWeights> {
+  const ckpt = options.checkpoint ?? SafetensorsCheckpoint.open(dir);
+  const exp = expectedLlamaTensors(config);
+  const tied = config.tieWordEmbeddings;
+  let plan: WeightPlanItem[];
+  try {
+    plan = planLlamaWeights(ckpt, config);
+  } catch (e) {
+    if (options.checkpoint === undefined) ckpt.close();
+    throw e;
+  }
+
+  const totalBytes = plan.reduce((n, p) => n + p.entry.byteLength, 0);
+  const loaded = new Map<string, Tensor>();
+  let loadedBytes = 0;
+  options.onProgress?.(0, totalBytes);
+  try {
+    for (const { key, entry } of plan) {
+      loaded.set(key, ckpt.load(entry, backend));
+      loadedBytes += entry.byteLength;
+      options.onProgress?.(loadedBytes, totalBytes);
+      await yieldToEventLoop();
+    }
+  } catch (e) {
+    for (const t of loaded.values()) backend.dispose(t);
+    throw e;
+  } finally {
+    if (options.checkpoint === undefined) ckpt.close();
+  }
+
+  const t = (key: string): Tensor => loaded.get(key)!;
+  const embedTokens = t('embedTokens');
+  return {
+    embedTokens,
+    layers: exp.layers.map((_, i) => {
+      const layer = {} as Record<LayerKey, Tensor>;
+      for (const k of LAYER_KEYS) layer[k] = t(`${i}.${k}`);
+      return layer;
+    }),
+    norm: t('norm'),
+    lmHead: tied ? embedTokens : t('lmHead'),
+    tiedLmHead: tied,
+    totalBytes,
+  };
+}
+
+/** Disposes every tensor of `weights` (the tied lm_head once). */
+export function disposeLlamaWeights(weights: LlamaWeights, backend: Backend): void {
+  backend.dispose(weights.embedTokens);
+  for (const layer of weights.layers) for (const k of LAYER_KEYS) backend.dispose(layer[k]);
+  backend.dispose(weights.norm);
+  if (!weights.tiedLmHead) backend.dispose(weights.lmHead);
+}
