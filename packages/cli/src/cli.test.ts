@@ -81,7 +81,11 @@ describe('bad input gives a clear error and a non-zero exit code', () => {
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, max_position_embeddings: 16 }));
     const r = await cli(['generate', golden.cases[1].text, '-m', dir]);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/exceed the model's limit of 16 positions/);
+    expect(r.err).toMatch(/a prompt of 1007 tokens and its first new token exceed the model's limit of 16 positions \(max_position_embeddings in .*config\.json\)/);
+    // A prompt that fits generates up to the limit and says why it stopped.
+    const capped = await cli(['generate', golden.cases[0].text, '-m', dir, '-n', '40', '--ignore-eos', '--json']);
+    expect(capped.code).toBe(0);
+    expect(JSON.parse(capped.out)).toMatchObject({ finishReason: 'length', tokenIds: golden.cases[0].greedy.slice(0, 10) });
   });
   it('a missing prompt file, an unknown policy, a bad page size, no prompt at all', async () => {
     expect((await cli(['generate', '-f', '/nope.txt', '-m', modelDir])).err).toMatch(/cannot read prompt file \/nope\.txt/);

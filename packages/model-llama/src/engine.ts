@@ -54,8 +54,8 @@ export class LlamaEngine {
 
   /** Generates for the requests on a fresh cache of this plan (pages freed at the end). */
   generate(requests: readonly GenerationRequest[], plan: CachePlan): BatchResult {
-    const longest = Math.max(...requests.map((r) => r.promptIds.length + (r.maxTokens ?? 64)));
-    this.forward.checkLength(longest);
+    for (const r of requests) this.forward.checkLength(r.promptIds.length + 1, `a prompt of ${r.promptIds.length} tokens and its first new token`);
+    const longest = Math.min(this.forward.maxPositions, Math.max(...requests.map((r) => r.promptIds.length + (r.maxTokens ?? 64))));
     const cache = this.createCache(plan, longest, requests.length);
     return generateBatch(this.forward, this.model.tokenizer, cache, requests);
   }

@@ -31,11 +31,11 @@ export class LlamaForward {
   }
 
   /** Throws PROMPT_TOO_LONG unless `tokens` positions fit the model. */
-  checkLength(tokens: number): void {
+  checkLength(tokens: number, what = `${tokens} tokens`): void {
     if (tokens > this.maxPositions) {
       throw new ArkvaleError(
         'PROMPT_TOO_LONG',
-        `${tokens} tokens exceed the model's limit of ${this.maxPositions} positions (max_position_embeddings in ${this.config.source})`,
+        `${what} exceed the model's limit of ${this.maxPositions} positions (max_position_embeddings in ${this.config.source})`,
       );
     }
   }

@@ -100,6 +100,11 @@ class Run {
   }
 }
 
+/** The request's max tokens, capped where the model runs out of positions. */
+function maxNewTokens(model: LlamaForward, r: GenerationRequest): number {
+  return Math.min(r.maxTokens ?? 64, model.maxPositions - r.promptIds.length);
+}
+
 /**
  * Generates for several prompts of different lengths at once on one cache: one
  * batched prefill, then batched decode steps over the sequences still running. Every
@@ -112,7 +117,8 @@ export function generateBatch(model: LlamaForward, tokenizer: Tokenizer, cache: 
     if (r.promptIds.length === 0) throw invalidArgument('a prompt needs at least one token');
     const max = r.maxTokens ?? 64;
     if (!Number.isInteger(max) || max < 1) throw invalidArgument(`max tokens must be an integer >= 1, got ${String(r.maxTokens)}`);
-    model.checkLength(r.promptIds.length + max);
+    // The prompt plus its first generated token must fit; generation then stops at the limit.
+    model.checkLength(r.promptIds.length + 1, `a prompt of ${r.promptIds.length} tokens and its first new token`);
   }
   const eos = new Set([...tokenizer.eosIds, ...model.config.eosTokenIds]);
   const runs: Run[] = [];
@@ -125,7 +131,7 @@ export function generateBatch(model: LlamaForward, tokenizer: Tokenizer, cache: 
     let steps = 0;
     for (;;) {
       const next = sampleRows(model.backend, logits, active.map((r) => ({ options: r.request, uniform: r.uniform })));
-      active.forEach((r, i) => r.accept(next[i], eos.has(next[i]), r.request.maxTokens ?? 64));
+      active.forEach((r, i) => r.accept(next[i], eos.has(next[i]), maxNewTokens(model, r.request)));
       const still = active.filter((r) => !r.finish);
       if (still.length === 0) break;
       const rows = active.flatMap((r, i) => (r.finish ? [] : [i]));
