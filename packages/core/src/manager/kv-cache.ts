@@ -1,16 +1,18 @@
 import type { Backend, DigestStorage, KvStorage, Tensor } from '../backend.js';
 import type { CacheOptions, KvGeometry, ResolvedCacheOptions } from '../config.js';
-import { pageBytes, resolveCacheOptions } from '../config.js';
+import { resolveCacheOptions } from '../config.js';
 import { SequenceError, invalidArgument } from '../errors.js';
 import { fullPolicy } from '../policies/full.js';
 import type { KvPolicy, PageDecision, PageStepContext } from '../policies/policy.js';
 import { range } from '../policies/policy.js';
 import { createPolicy } from '../policies/registry.js';
-import { PagePool } from '../pool.js';
-import type { LayerState, PageEntry, PageLayer, SequenceState, TokenLayer } from './layer-state.js';
-import { emptyPage } from './layer-state.js';
+import type { PagePool } from '../pool.js';
+import { PageStore } from './page-store.js';
+import { afterTokenStep, placeTokenCell, prefillTokens } from './token-cells.js';
+import type { LayerState, PageEntry, PageLayer, SequenceState } from './layer-state.js';
+import { emptyPage, newLayerState } from './layer-state.js';
 import type { KvStats, LayerView } from './stats.js';
-import { layerView } from './stats.js';
+import { collectStats, layerView } from './stats.js';
 
 export interface KvCacheInit {
   readonly geometry: KvGeometry;
@@ -54,21 +56,16 @@ export class KvCache {
   private readonly sequences = new Map<number, SequenceState>();
   private readonly full = fullPolicy();
   private nextId = 1;
-  private readonly counters = { recalls: 0, evictions: 0, backups: 0, evictedTokens: 0 };
+  private readonly store: PageStore;
 
   constructor(init: KvCacheInit) {
     this.geometry = init.geometry;
     this.options = resolveCacheOptions(init.geometry, init.options);
     this.policy = createPolicy(this.options);
     this.backend = init.backend;
-    const bytes = pageBytes(this.geometry);
-    this.devicePool = new PagePool('device', this.options.devicePages, bytes);
-    this.hostPool = new PagePool('host', this.options.hostPages, bytes);
-    // Digests are kept for every page that can be scored, resident or not.
-    this.digestPool = new PagePool('digest', this.options.devicePages + this.options.hostPages, 0);
-    this.deviceStorage = init.backend.createKvStorage('device', this.options.devicePages, this.geometry);
-    this.hostStorage = init.backend.createKvStorage('host', this.options.hostPages, this.geometry);
-    this.digestStorage = init.backend.createDigestStorage(this.digestPool.capacity, this.geometry);
+    this.store = new PageStore(init.backend, this.geometry, this.options);
+    ({ devicePool: this.devicePool, hostPool: this.hostPool, digestPool: this.digestPool } = this.store);
+    ({ deviceStorage: this.deviceStorage, hostStorage: this.hostStorage, digestStorage: this.digestStorage } = this.store);
   }
 
   get pageSize(): number {
@@ -136,7 +133,7 @@ export class KvCache {
   free(id: number): void {
     const seq = this.sequences.get(id);
     if (!seq) throw new SequenceError(`cannot free sequence ${id}: it does not exist (already freed?)`);
-    for (const layer of seq.layers) this.releaseLayer(layer);
+    for (const layer of seq.layers) this.store.releaseLayer(layer);
     this.sequences.delete(id);
   }
 
@@ -201,7 +198,7 @@ export class KvCache {
       throw invalidArgument(`prefill of sequence ${id} expects ${t} rows of q/k/v, got ${q.shape[0]}/${k.shape[0]}/${v.shape[0]}`);
     }
     const out =
-      layer.kind === 'page' ? this.prefillPages(seq, layer, q, k, v, scale) : this.prefillTokens(seq, layer, q, k, v, scale);
+      layer.kind === 'page' ? this.prefillPages(seq, layer, q, k, v, scale) : prefillTokens(this.store, this.tokenCells, this.pageSize, seq, layer, q, k, v, scale);
     seq.prefilled[layerIndex] = true;
     return out;
   }
@@ -215,44 +212,19 @@ export class KvCache {
     if (layer.backups) this.hostPool.ensureFree(fullPages);
     layer.pages = this.devicePool.allocateMany(numPages).map(emptyPage);
     const slots = range(0, seq.length).map((t) => layer.pages[Math.floor(t / ps)].slot);
-    this.backend.appendKv(this.deviceStorage, k, v, this.i32(slots), this.i32(range(0, seq.length).map((t) => t % ps)));
+    this.backend.appendKv(this.deviceStorage, k, v, this.store.i32(slots), this.store.i32(range(0, seq.length).map((t) => t % ps)));
     const full = range(0, fullPages);
-    this.sealPages(layer, full);
+    this.store.sealPages(layer, full);
     const { out } = this.backend.causalAttention({ q, k, v, scale });
     if (layer.budgeted && numPages > this.options.budgetPages) {
       const candidates = range(this.options.sinkPages, numPages - this.options.windowPages);
-      const ctx = this.pageContext(seq, layer, this.backend.sliceRows(q, seq.length - 1, 1), candidates);
+      const ctx = this.pageContext(layer, this.backend.sliceRows(q, seq.length - 1, 1), candidates);
       const keep = new Set(layer.policy.prefillResident(ctx));
-      for (const p of candidates) if (!keep.has(p)) this.evict(layer.pages[p]);
+      for (const p of candidates) if (!keep.has(p)) this.store.evict(layer.pages[p]);
     }
     return out;
   }
 
-  private prefillTokens(seq: SequenceState, layer: TokenLayer, q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
-    const capacity = this.tokenCells - 1;
-    const kept = Math.min(seq.length, capacity);
-    this.devicePool.ensureFree(Math.ceil(kept / this.pageSize));
-    const stat = layer.policy.prefillScores ?? undefined;
-    const { out, keyScores } = this.backend.causalAttention({ q, k, v, scale, keyScores: stat });
-    const scores = keyScores ? this.backend.readSync(keyScores) : null;
-    const keep = layer.policy.prefillKeep(seq.length, capacity, scores);
-    layer.slots = this.devicePool.allocateMany(Math.ceil(keep.length / this.pageSize));
-    const idx = this.i32(keep);
-    this.backend.appendKv(
-      this.deviceStorage,
-      this.backend.gatherRows(k, idx),
-      this.backend.gatherRows(v, idx),
-      this.i32(keep.map((_, c) => layer.slots[Math.floor(c / this.pageSize)])),
-      this.i32(keep.map((_, c) => c % this.pageSize)),
-    );
-    keep.forEach((pos, c) => {
-      layer.positions[c] = pos;
-      layer.scores[c] = scores ? scores[pos] : 0;
-    });
-    layer.filled = keep.length;
-    this.counters.evictedTokens += seq.length - keep.length;
-    return out;
-  }
 
   // --- decode ---------------------------------------------------------------
 
@@ -278,7 +250,7 @@ export class KvCache {
           continue;
         }
         if (startsPage) {
-          const victim = this.pageStartVictim(s, layer);
+          const victim = this.pageStartVictim(layer);
           if (victim === null || this.devicePool.refCount(layer.pages[victim].slot) > 1) device++;
         }
         device += this.recallReserve(layer, s.length);
@@ -320,25 +292,15 @@ export class KvCache {
 
   private placeToken(s: SequenceState, layer: LayerState): TokenTarget {
     const ps = this.pageSize;
-    if (layer.kind === 'token') {
-      let cell = layer.freeCell;
-      if (cell >= 0) layer.freeCell = -1;
-      else {
-        cell = layer.filled++;
-        if (cell % ps === 0) layer.slots.push(this.devicePool.allocate());
-      }
-      layer.positions[cell] = s.length;
-      layer.scores[cell] = 0;
-      return { slot: layer.slots[Math.floor(cell / ps)], offset: cell % ps };
-    }
+    if (layer.kind === 'token') return placeTokenCell(this.store, ps, layer, s.length);
     if (s.length % ps === 0) {
-      const victim = this.pageStartVictim(s, layer);
+      const victim = this.pageStartVictim(layer);
       let slot: number;
       if (victim !== null && this.devicePool.refCount(layer.pages[victim].slot) === 1) {
         slot = layer.pages[victim].slot;
-        this.detach(layer.pages[victim]);
+        this.store.detach(layer.pages[victim]);
       } else {
-        if (victim !== null) this.evict(layer.pages[victim]);
+        if (victim !== null) this.store.evict(layer.pages[victim]);
         slot = this.devicePool.allocate();
       }
       layer.pages.push(emptyPage(slot));
@@ -346,7 +308,7 @@ export class KvCache {
     return { slot: layer.pages[layer.pages.length - 1].slot, offset: s.length % ps };
   }
 
-  private pageStartVictim(s: SequenceState, layer: PageLayer): number | null {
+  private pageStartVictim(layer: PageLayer): number | null {
     if (!layer.budgeted) return null;
     const resident = [...layer.pages.map((p) => p.slot >= 0), false];
     return layer.policy.pageStartVictim({
@@ -373,19 +335,19 @@ export class KvCache {
       this.deviceStorage,
       k,
       v,
-      this.i32(targets.map((t) => t.slot)),
-      this.i32(targets.map((t) => t.offset)),
+      this.store.i32(targets.map((t) => t.slot)),
+      this.store.i32(targets.map((t) => t.offset)),
     );
     const layers = seqs.map((s) => this.layerOf(s, layerIndex));
     // Pages that just filled get their digest and backup before anything is selected.
     layers.forEach((layer, r) => {
-      if (layer.kind === 'page' && targets[r].offset === this.pageSize - 1) this.sealPages(layer, [layer.pages.length - 1]);
+      if (layer.kind === 'page' && targets[r].offset === this.pageSize - 1) this.store.sealPages(layer, [layer.pages.length - 1]);
     });
     const lists: { slots: number[]; last: number }[][] = seqs.map((s, r) => {
       const layer = layers[r];
       if (layer.kind === 'token') return [{ slots: layer.slots, last: layer.filled - (layer.slots.length - 1) * this.pageSize }];
-      const decision = this.decidePages(s, layer, this.backend.sliceRows(q, r, 1));
-      this.applyDecision(layer, decision);
+      const decision = this.decidePages(layer, this.backend.sliceRows(q, r, 1));
+      this.store.applyRecalls(layer, decision);
       const lastLen = s.length - (layer.pages.length - 1) * this.pageSize;
       return decision.attend.map((pages) => ({
         slots: pages.map((p) => layer.pages[p].slot),
@@ -397,7 +359,7 @@ export class KvCache {
     const { out, tokenScores: scores } = this.backend.pagedAttention({
       q,
       storage: this.deviceStorage,
-      ...this.pageTable(lists, groups),
+      ...this.store.pageTable(lists, groups),
       scale,
       returnTokenScores: tokenScores,
     });
@@ -405,13 +367,13 @@ export class KvCache {
       const data = scores ? this.backend.readSync(scores) : null;
       const width = data ? data.length / (b * groups) : 0;
       layers.forEach((layer, r) => {
-        if (layer.kind === 'token') this.afterTokenStep(layer, data ? data.subarray(r * groups * width, r * groups * width + width) : null);
+        if (layer.kind === 'token') afterTokenStep(this.store, this.tokenCells, layer, data ? data.subarray(r * groups * width, r * groups * width + width) : null);
       });
     }
     return out;
   }
 
-  private decidePages(s: SequenceState, layer: PageLayer, qRow: Tensor): PageDecision {
+  private decidePages(layer: PageLayer, qRow: Tensor): PageDecision {
     const n = layer.pages.length;
     const o = this.options;
     let candidates: number[] = [];
@@ -419,14 +381,14 @@ export class KvCache {
       // ArkVale scores the full pages between sinks and window; Quest every full page but the last.
       candidates = layer.budgeted ? range(o.sinkPages, n - o.windowPages) : range(0, n - 1);
     }
-    return layer.policy.decide(this.pageContext(s, layer, qRow, candidates));
+    return layer.policy.decide(this.pageContext(layer, qRow, candidates));
   }
 
-  private pageContext(s: SequenceState, layer: PageLayer, qRow: Tensor, candidates: number[]): PageStepContext {
+  private pageContext(layer: PageLayer, qRow: Tensor, candidates: number[]): PageStepContext {
     const groups = candidates.length ? layer.policy.selectionGroups(this.geometry.numHeads, this.geometry.numKvHeads) : 1;
     let scores: ArrayLike<number> = [];
     if (candidates.length && layer.policy.digest) {
-      const rows = this.i32(candidates.map((p) => layer.pages[p].digest));
+      const rows = this.store.i32(candidates.map((p) => layer.pages[p].digest));
       const est = this.backend.estimate(qRow, this.digestStorage, rows, groups, layer.policy.digest);
       scores = this.backend.readSync(est);
     }
@@ -451,153 +413,21 @@ export class KvCache {
     };
   }
 
-  private applyDecision(layer: PageLayer, d: PageDecision): void {
-    if (d.recalls.length === 0) return;
-    const shared = d.recalls.filter((r) => r.victim < 0 || this.devicePool.refCount(layer.pages[r.victim].slot) > 1).length;
-    this.devicePool.ensureFree(shared);
-    const src: number[] = [];
-    const dst: number[] = [];
-    for (const r of d.recalls) {
-      const page = layer.pages[r.page];
-      if (page.slot >= 0 || page.backup !== 'complete') {
-        throw invalidArgument(`policy asked to recall page ${r.page}, which is resident or has no completed backup`);
-      }
-      let slot: number;
-      if (r.victim >= 0 && this.devicePool.refCount(layer.pages[r.victim].slot) === 1) {
-        slot = layer.pages[r.victim].slot;
-        this.detach(layer.pages[r.victim]);
-      } else {
-        if (r.victim >= 0) this.evict(layer.pages[r.victim]);
-        slot = this.devicePool.allocate();
-      }
-      page.slot = slot;
-      src.push(page.host);
-      dst.push(slot);
-      this.counters.recalls++;
-    }
-    this.backend.copyPages(this.hostStorage, src, this.deviceStorage, dst);
-  }
 
-  private afterTokenStep(layer: TokenLayer, probs: Float32Array | Int32Array | null): void {
-    if (probs && layer.policy.scoreUpdate !== 'none') {
-      for (let c = 0; c < layer.filled; c++) {
-        layer.scores[c] = layer.policy.scoreUpdate === 'accumulate' ? layer.scores[c] + probs[c] : probs[c];
-      }
-    }
-    if (layer.filled < this.tokenCells) return;
-    const cell = layer.policy.victim({
-      positions: layer.positions,
-      scores: layer.scores,
-      filled: layer.filled,
-      capacity: this.tokenCells - 1,
-    });
-    layer.positions[cell] = -1;
-    layer.scores[cell] = 0;
-    layer.freeCell = cell;
-    this.counters.evictedTokens++;
-  }
 
-  // --- pages ----------------------------------------------------------------
 
-  /** Digest and host backup of pages that are now full. */
-  private sealPages(layer: PageLayer, pages: number[]): void {
-    if (pages.length === 0) return;
-    const slots = pages.map((p) => layer.pages[p].slot);
-    if (layer.digests && layer.policy.digest) {
-      const rows = this.digestPool.allocateMany(pages.length);
-      pages.forEach((p, i) => (layer.pages[p].digest = rows[i]));
-      this.backend.digestPages(this.deviceStorage, this.i32(slots), this.digestStorage, this.i32(rows), layer.policy.digest);
-    }
-    if (layer.backups) {
-      const hosts = this.hostPool.allocateMany(pages.length);
-      const ticket = this.backend.copyPages(this.deviceStorage, slots, this.hostStorage, hosts);
-      pages.forEach((p, i) => Object.assign(layer.pages[p], { host: hosts[i], backup: 'pending', ticket }));
-      this.counters.backups += pages.length;
-    }
-  }
 
-  /** Takes a page off the device, keeping its slot for the caller (it is overwritten next). */
-  private detach(page: PageEntry): void {
-    this.completeBackup(page);
-    page.slot = -1;
-    this.counters.evictions++;
-  }
 
-  /** Takes a page off the device and releases its slot. */
-  private evict(page: PageEntry): void {
-    const slot = page.slot;
-    this.detach(page);
-    this.devicePool.release(slot);
-  }
 
-  private completeBackup(page: PageEntry): void {
-    if (page.backup === 'none') throw invalidArgument('cannot evict a page that has no host backup');
-    if (page.ticket) this.backend.awaitCopy(page.ticket);
-    page.backup = 'complete';
-    page.ticket = null;
-  }
-
-  private releaseLayer(layer: LayerState): void {
-    if (layer.kind === 'token') {
-      layer.slots.forEach((s) => this.devicePool.release(s));
-      layer.slots = [];
-      return;
-    }
-    for (const p of layer.pages) {
-      if (p.slot >= 0) this.devicePool.release(p.slot);
-      if (p.host >= 0) this.hostPool.release(p.host);
-      if (p.digest >= 0) this.digestPool.release(p.digest);
-    }
-    layer.pages = [];
-  }
 
   private newLayer(l: number): LayerState {
-    const p = this.policy;
-    if (l < this.options.fullLayers || p.kind === 'page' && !p.budgeted && !p.digest) {
-      return { kind: 'page', policy: this.full, budgeted: false, digests: false, backups: false, pages: [] };
-    }
-    if (p.kind === 'page') {
-      return { kind: 'page', policy: p, budgeted: p.budgeted, digests: p.digest !== null, backups: p.recallable, pages: [] };
-    }
-    const cells = this.tokenCells;
-    return {
-      kind: 'token',
-      policy: p,
-      slots: [],
-      positions: new Int32Array(cells).fill(-1),
-      scores: new Float32Array(cells),
-      filled: 0,
-      freeCell: -1,
-    };
+    return newLayerState(l < this.options.fullLayers ? this.full : this.policy, this.tokenCells);
   }
 
-  private pageTable(lists: { slots: number[]; last: number }[][], groups: number) {
-    const b = lists.length;
-    const maxPages = Math.max(1, ...lists.flatMap((l) => l.map((x) => x.slots.length)));
-    const table = new Int32Array(b * groups * maxPages);
-    const counts = new Int32Array(b * groups);
-    const lasts = new Int32Array(b * groups);
-    lists.forEach((row, r) => {
-      for (let g = 0; g < groups; g++) {
-        // A sequence with one shared list serves every group.
-        const list = row.length === 1 ? row[0] : row[g];
-        table.set(list.slots, (r * groups + g) * maxPages);
-        counts[r * groups + g] = list.slots.length;
-        lasts[r * groups + g] = list.last;
-      }
-    });
-    return {
-      pageTable: this.backend.fromArray(table, [b, groups, maxPages], 'i32'),
-      pageCounts: this.backend.fromArray(counts, [b, groups], 'i32'),
-      lastPageLens: this.backend.fromArray(lasts, [b, groups], 'i32'),
-    };
-  }
+
 
   // --- helpers --------------------------------------------------------------
 
-  private i32(values: readonly number[]): Tensor {
-    return this.backend.fromArray(values, [values.length], 'i32');
-  }
 
   private seq(id: number): SequenceState {
     const s = this.sequences.get(id);
@@ -629,27 +459,7 @@ export class KvCache {
   }
 
   stats(): KvStats {
-    let resident = 0;
-    let hostOnly = 0;
-    for (const s of this.sequences.values()) {
-      for (const layer of s.layers) {
-        if (layer.kind === 'token') resident += layer.slots.length;
-        else for (const p of layer.pages) p.slot >= 0 ? resident++ : hostOnly++;
-      }
-    }
-    const bytes = this.devicePool.bytesPerPage;
-    return {
-      sequences: this.sequences.size,
-      device: this.devicePool.usage(),
-      host: this.hostPool.usage(),
-      residentPages: resident,
-      hostOnlyPages: hostOnly,
-      recalls: this.counters.recalls,
-      evictions: this.counters.evictions,
-      backups: this.counters.backups,
-      evictedTokens: this.counters.evictedTokens,
-      bytesToDevice: this.counters.recalls * bytes,
-      bytesToHost: this.counters.backups * bytes,
-    };
+    return collectStats(this.sequences.values(), this.store);
   }
+
 }

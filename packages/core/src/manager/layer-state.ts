@@ -1,5 +1,5 @@
 import type { CopyTicket } from '../backend.js';
-import type { PagePolicy, TokenPolicy } from '../policies/policy.js';
+import type { KvPolicy, PagePolicy, TokenPolicy } from '../policies/policy.js';
 
 export type BackupState = 'none' | 'pending' | 'complete';
 
@@ -55,4 +55,24 @@ export interface SequenceState {
 
 export function emptyPage(slot: number): PageEntry {
   return { slot, host: -1, backup: 'none', ticket: null, digest: -1 };
+}
+
+/**
+ * The empty state of one layer under `policy`. Page policies that neither limit
+ * residency nor score pages (Full, and every unbudgeted layer) keep plain pages.
+ */
+export function newLayerState(policy: KvPolicy, tokenCells: number): LayerState {
+  if (policy.kind === 'page') {
+    const digests = policy.digest !== null;
+    return { kind: 'page', policy, budgeted: policy.budgeted, digests, backups: policy.recallable && policy.budgeted, pages: [] };
+  }
+  return {
+    kind: 'token',
+    policy,
+    slots: [],
+    positions: new Int32Array(tokenCells).fill(-1),
+    scores: new Float32Array(tokenCells),
+    filled: 0,
+    freeCell: -1,
+  };
 }

@@ -1,5 +1,6 @@
 import type { PoolUsage } from '../pool.js';
-import type { BackupState, LayerState } from './layer-state.js';
+import type { BackupState, LayerState, SequenceState } from './layer-state.js';
+import type { PageStore } from './page-store.js';
 
 export interface KvStats {
   readonly sequences: number;
@@ -48,5 +49,33 @@ export function layerView(layer: LayerState): LayerView {
     resident: layer.pages.flatMap((p, i) => (p.slot >= 0 ? [i] : [])),
     slots: layer.pages.map((p) => p.slot),
     backups: layer.pages.map((p) => p.backup),
+  };
+}
+
+export function collectStats(sequences: Iterable<SequenceState>, store: PageStore): KvStats {
+  let resident = 0;
+  let hostOnly = 0;
+  let count = 0;
+  for (const s of sequences) {
+    count++;
+    for (const layer of s.layers) {
+      if (layer.kind === 'token') resident += layer.slots.length;
+      else for (const p of layer.pages) p.slot >= 0 ? resident++ : hostOnly++;
+    }
+  }
+  const bytes = store.devicePool.bytesPerPage;
+  const c = store.counters;
+  return {
+    sequences: count,
+    device: store.devicePool.usage(),
+    host: store.hostPool.usage(),
+    residentPages: resident,
+    hostOnlyPages: hostOnly,
+    recalls: c.recalls,
+    evictions: c.evictions,
+    backups: c.backups,
+    evictedTokens: c.evictedTokens,
+    bytesToDevice: c.recalls * bytes,
+    bytesToHost: c.backups * bytes,
   };
 }

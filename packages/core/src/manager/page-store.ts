@@ -1,0 +1,150 @@
+import type { Backend, DigestStorage, KvStorage, Tensor } from '../backend.js';
+import type { KvGeometry, ResolvedCacheOptions } from '../config.js';
+import { pageBytes } from '../config.js';
+import { invalidArgument } from '../errors.js';
+import type { PageDecision } from '../policies/policy.js';
+import { PagePool } from '../pool.js';
+import type { LayerState, PageEntry, PageLayer } from './layer-state.js';
+
+/** One attention list: device slots in order, and the valid tokens of the last. */
+export interface AttentionList {
+  readonly slots: readonly number[];
+  readonly last: number;
+}
+
+/**
+ * The pools and their storage, and every operation that moves a page between them:
+ * sealing (digest and host backup), eviction, recall and release. The page manager
+ * decides; this carries the decisions out and counts the traffic.
+ */
+export class PageStore {
+  readonly devicePool: PagePool;
+  readonly hostPool: PagePool;
+  readonly digestPool: PagePool;
+  readonly deviceStorage: KvStorage;
+  readonly hostStorage: KvStorage;
+  readonly digestStorage: DigestStorage;
+  readonly counters = { recalls: 0, evictions: 0, backups: 0, evictedTokens: 0 };
+
+  constructor(
+    readonly backend: Backend,
+    geometry: KvGeometry,
+    options: ResolvedCacheOptions,
+  ) {
+    const bytes = pageBytes(geometry);
+    this.devicePool = new PagePool('device', options.devicePages, bytes);
+    this.hostPool = new PagePool('host', options.hostPages, bytes);
+    // Digests are kept for every page that can be scored, resident or not.
+    this.digestPool = new PagePool('digest', options.devicePages + options.hostPages, 0);
+    this.deviceStorage = backend.createKvStorage('device', options.devicePages, geometry);
+    this.hostStorage = backend.createKvStorage('host', options.hostPages, geometry);
+    this.digestStorage = backend.createDigestStorage(this.digestPool.capacity, geometry);
+  }
+
+  i32(values: readonly number[]): Tensor {
+    return this.backend.fromArray(values, [values.length], 'i32');
+  }
+
+  /** Digest and host backup of pages that are now full. */
+  sealPages(layer: PageLayer, pages: number[]): void {
+    if (pages.length === 0) return;
+    const slots = pages.map((p) => layer.pages[p].slot);
+    if (layer.digests && layer.policy.digest) {
+      const rows = this.digestPool.allocateMany(pages.length);
+      pages.forEach((p, i) => (layer.pages[p].digest = rows[i]));
+      this.backend.digestPages(this.deviceStorage, this.i32(slots), this.digestStorage, this.i32(rows), layer.policy.digest);
+    }
+    if (layer.backups) {
+      const hosts = this.hostPool.allocateMany(pages.length);
+      const ticket = this.backend.copyPages(this.deviceStorage, slots, this.hostStorage, hosts);
+      pages.forEach((p, i) => Object.assign(layer.pages[p], { host: hosts[i], backup: 'pending', ticket }));
+      this.counters.backups += pages.length;
+    }
+  }
+
+  /** Carries out a decision's recalls (and so its evictions) with one batched copy. */
+  applyRecalls(layer: PageLayer, d: PageDecision): void {
+    if (d.recalls.length === 0) return;
+    const shared = d.recalls.filter((r) => r.victim < 0 || this.devicePool.refCount(layer.pages[r.victim].slot) > 1).length;
+    this.devicePool.ensureFree(shared);
+    const src: number[] = [];
+    const dst: number[] = [];
+    for (const r of d.recalls) {
+      const page = layer.pages[r.page];
+      if (page.slot >= 0 || page.backup !== 'complete') {
+        throw invalidArgument(`policy asked to recall page ${r.page}, which is resident or has no completed backup`);
+      }
+      let slot: number;
+      if (r.victim >= 0 && this.devicePool.refCount(layer.pages[r.victim].slot) === 1) {
+        slot = layer.pages[r.victim].slot;
+        this.detach(layer.pages[r.victim]);
+      } else {
+        if (r.victim >= 0) this.evict(layer.pages[r.victim]);
+        slot = this.devicePool.allocate();
+      }
+      page.slot = slot;
+      src.push(page.host);
+      dst.push(slot);
+      this.counters.recalls++;
+    }
+    this.backend.copyPages(this.hostStorage, src, this.deviceStorage, dst);
+  }
+
+  /** Takes a page off the device, keeping its slot for the caller (it is overwritten next). */
+  detach(page: PageEntry): void {
+    this.completeBackup(page);
+    page.slot = -1;
+    this.counters.evictions++;
+  }
+
+  /** Takes a page off the device and releases its slot. */
+  evict(page: PageEntry): void {
+    const slot = page.slot;
+    this.detach(page);
+    this.devicePool.release(slot);
+  }
+
+  completeBackup(page: PageEntry): void {
+    if (page.backup === 'none') throw invalidArgument('cannot evict a page that has no host backup');
+    if (page.ticket) this.backend.awaitCopy(page.ticket);
+    page.backup = 'complete';
+    page.ticket = null;
+  }
+
+  releaseLayer(layer: LayerState): void {
+    if (layer.kind === 'token') {
+      layer.slots.forEach((s) => this.devicePool.release(s));
+      layer.slots = [];
+      return;
+    }
+    for (const p of layer.pages) {
+      if (p.slot >= 0) this.devicePool.release(p.slot);
+      if (p.host >= 0) this.hostPool.release(p.host);
+      if (p.digest >= 0) this.digestPool.release(p.digest);
+    }
+    layer.pages = [];
+  }
+
+  /** Page tables for paged attention: [B, groups, maxPages] slots, counts and last-page lengths. */
+  pageTable(lists: readonly (readonly AttentionList[])[], groups: number) {
+    const b = lists.length;
+    const maxPages = Math.max(1, ...lists.flatMap((l) => l.map((x) => x.slots.length)));
+    const table = new Int32Array(b * groups * maxPages);
+    const counts = new Int32Array(b * groups);
+    const lasts = new Int32Array(b * groups);
+    lists.forEach((row, r) => {
+      for (let g = 0; g < groups; g++) {
+        // A sequence with one shared list serves every group.
+        const list = row.length === 1 ? row[0] : row[g];
+        table.set(list.slots, (r * groups + g) * maxPages);
+        counts[r * groups + g] = list.slots.length;
+        lasts[r * groups + g] = list.last;
+      }
+    });
+    return {
+      pageTable: this.backend.fromArray(table, [b, groups, maxPages], 'i32'),
+      pageCounts: this.backend.fromArray(counts, [b, groups], 'i32'),
+      lastPageLens: this.backend.fromArray(lasts, [b, groups], 'i32'),
+    };
+  }
+}
