@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// `pnpm bench`: the same generation work on the bundled model for every system
+// compared, timed in one run, written as JSON (stdout, and --out FILE).
+//   - backends: the native CPU backend against the plain-TypeScript reference
+//   - policies: Full against ArkVale and the baselines at long context
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ReferenceBackend } from '../../packages/core/dist/index.js';
+import { CpuBackend, cpuBackendInfo } from '../../packages/cpu-backend/dist/index.js';
+import { LlamaEngine, seededUniform } from '../../packages/model-llama/dist/index.js';
+import { buildPasskeyPrompt, readFiller } from '../../packages/cli/dist/index.js';
+
+const root = resolve(import.meta.dirname, '../..');
+const modelDir = join(root, 'models', 'tiny-retrieval');
+const args = process.argv.slice(2);
+const outFile = args.includes('--out') ? args[args.indexOf('--out') + 1] : null;
+const quick = args.includes('--quick');
+const log = (t) => process.stderr.write(`${t}\n`);
+
+const cpu = await LlamaEngine.load(modelDir, new CpuBackend());
+const reference = await LlamaEngine.load(modelDir, new ReferenceBackend());
+const filler = readFiller(join(modelDir, 'filler.txt'));
+const prompt = (length) => buildPasskeyPrompt(cpu.model.tokenizer, filler, length, 0.5, seededUniform(length)).ids;
+
+const repeats = quick ? 1 : 3;
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Prefill and a fixed number of decode steps, `repeats` times; medians in milliseconds. */
+function run(engine, ids, plan, decodeTokens) {
+  const runs = Array.from({ length: repeats }, () => engine.generate([{ promptIds: ids, maxTokens: decodeTokens, ignoreEos: true }], plan));
+  const r = runs[0];
+  return {
+    promptTokens: ids.length,
+    decodeTokens: r.timings.decodeSteps,
+    repeats,
+    prefillMs: +median(runs.map((x) => x.timings.prefillMs)).toFixed(2),
+    decodeMsPerStep: +median(runs.map((x) => x.timings.decodeMs / Math.max(1, x.timings.decodeSteps))).toFixed(3),
+    recalls: r.kv.recalls,
+    residentPages: r.kv.residentPages,
+  };
+}
+
+// Warm both backends up (JIT, thread pool, page faults) before anything is timed.
+for (const engine of [cpu, reference]) engine.generate([{ promptIds: prompt(128), maxTokens: 4, ignoreEos: true }], { policy: 'full', pageSize: 16 });
+
+const results = { backends: [], policies: [] };
+
+// Backends: identical work (Full, a 256-token prompt, 16 tokens).
+const small = prompt(256);
+for (const [name, engine] of [['reference', reference], ['cpu', cpu]]) {
+  log(`backend ${name}`);
+  results.backends.push({ backend: name, ...run(engine, small, { policy: 'full', pageSize: 16 }, 16) });
+}
+const [refRow, cpuRow] = results.backends;
+
+// Policies at long context on the CPU backend: identical prompts and token counts.
+const lengths = quick ? [2048] : [2048, 8192];
+const plans = [
+  { policy: 'full' },
+  { policy: 'arkvale', budgetTokens: 512 },
+  { policy: 'arkvale', budgetTokens: 1024 },
+  { policy: 'quest', budgetTokens: 512 },
+  { policy: 'streaming-llm', budgetTokens: 512 },
+];
+for (const length of lengths) {
+  const ids = prompt(length);
+  for (const plan of plans) {
+    log(`length ${length}: ${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}`);
+    results.policies.push({ length, ...plan, ...run(cpu, ids, { ...plan, pageSize: 32 }, quick ? 16 : 64) });
+  }
+}
+
+const full = (length) => results.policies.find((r) => r.length === length && r.policy === 'full');
+const report = {
+  machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, native: cpuBackendInfo() },
+  model: 'tiny-retrieval',
+  results,
+  ratios: {
+    cpuOverReferencePrefill: +(refRow.prefillMs / cpuRow.prefillMs).toFixed(1),
+    cpuOverReferenceDecode: +(refRow.decodeMsPerStep / cpuRow.decodeMsPerStep).toFixed(1),
+    decodeSpeedupOverFull: results.policies
+      .filter((r) => r.policy !== 'full')
+      .map((r) => ({ length: r.length, policy: r.policy, budgetTokens: r.budgetTokens, speedup: +(full(r.length).decodeMsPerStep / r.decodeMsPerStep).toFixed(2) })),
+  },
+};
+const json = JSON.stringify(report, null, 2);
+process.stdout.write(json + '\n');
+if (outFile) writeFileSync(outFile, json + '\n');
