@@ -19,3 +19,4 @@ export { ReferenceBackend } from './reference/reference-backend.js';
 export { decodeFloats, halfToFloat, bf16ToFloat } from './reference/half.js';
 export { RefTensor, asRef } from './reference/tensor.js';
 export { RefKvStorage, RefDigestStorage } from './reference/kv.js';
+export { seededUniform, randomFloats } from './random.js';

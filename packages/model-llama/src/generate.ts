@@ -2,7 +2,8 @@ import type { KvCache, KvStats } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
 import type { LlamaForward } from './forward.js';
 import type { SamplingOptions } from './sampling.js';
-import { checkSampling, sampleRows, seededUniform } from './sampling.js';
+import { seededUniform } from '@arkvale/core';
+import { checkSampling, sampleRows } from './sampling.js';
 import type { StreamDecoder, Tokenizer } from './tokenizer.js';
 
 export interface GenerationRequest extends SamplingOptions {

@@ -1,6 +1,8 @@
 import type { Backend, Tensor } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
 
+export { seededUniform } from '@arkvale/core';
+
 export interface SamplingOptions {
   /** 0 (default) is greedy. */
   readonly temperature?: number;
@@ -21,17 +23,6 @@ export function checkSampling(o: SamplingOptions): void {
   if (o.seed !== undefined && !Number.isInteger(o.seed)) throw invalidArgument(`seed must be an integer, got ${String(o.seed)}`);
 }
 
-/** mulberry32: small, fast, and reproducible across platforms. */
-export function seededUniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One token per row of `logits` [B, V], each row with its own options and random stream. */
 export function sampleRows(backend: Backend, logits: Tensor, rows: readonly { options: SamplingOptions; uniform: () => number }[]): number[] {
