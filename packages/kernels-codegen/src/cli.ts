@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+/** The `arkvale-codegen` binary. */
+import { runCodegenCli } from './cli/run.js';
+
+process.exitCode = await runCodegenCli(process.argv.slice(2));

@@ -1,0 +1,41 @@
+import { ReferenceBackend, asRef } from '@arkvale/core';
+import { describe, it } from 'vitest';
+import { EmuBuffer } from '../emulator/memory.js';
+import { emulateKernel } from '../emulator/emulate-kernel.js';
+import { expectClose, quantize } from '../test-support/compare.js';
+import { Rng } from '../test-support/random.js';
+import { causalPrefillKernel } from './causal-prefill.kernel.js';
+import { prefillKeyScoresKernel } from './key-scores.kernel.js';
+
+const ref = new ReferenceBackend();
+
+describe('causal_prefill (tensor-core fragments emulated) matches the reference causal attention', () => {
+  it.each([
+    { dtype: 'f16', headDim: 64, tokens: 70, numHeads: 2, numKvHeads: 1 },
+    { dtype: 'bf16', headDim: 128, tokens: 33, numHeads: 2, numKvHeads: 2 },
+    { dtype: 'f16', headDim: 256, tokens: 40, numHeads: 1, numKvHeads: 1 },
+  ] as const)('$dtype hd$headDim, $tokens tokens, heads $numHeads/$numKvHeads', ({ dtype, headDim, tokens, numHeads, numKvHeads }) => {
+    const rng = new Rng(21);
+    const q = quantize(rng.array(tokens * numHeads * headDim, -1, 1), dtype);
+    const k = quantize(rng.array(tokens * numKvHeads * headDim, -1, 1), dtype);
+    const v = quantize(rng.array(tokens * numKvHeads * headDim, -1, 1), dtype);
+    const scale = 1 / Math.sqrt(headDim);
+    const out = new EmuBuffer(dtype, q.length);
+    const lse = new EmuBuffer('f32', tokens * numHeads);
+    emulateKernel(causalPrefillKernel, { dtype, headDim }).run({
+      q: EmuBuffer.from(dtype, q), k: EmuBuffer.from(dtype, k), v: EmuBuffer.from(dtype, v), out, lse, numTokens: tokens, numHeads, numKvHeads, scale,
+    });
+    const args = { q: ref.fromArray(q, [tokens, numHeads, headDim]), k: ref.fromArray(k, [tokens, numKvHeads, headDim]), v: ref.fromArray(v, [tokens, numKvHeads, headDim]), scale };
+    const want = ref.causalAttention(args);
+    for (const mode of ['last', 'sum'] as const) {
+      const scores = new EmuBuffer('f32', tokens);
+      emulateKernel(prefillKeyScoresKernel, { dtype, headDim, mode }).run({
+        q: EmuBuffer.from(dtype, q), k: EmuBuffer.from(dtype, k), lse, scores, numTokens: tokens, numHeads, numKvHeads, scale,
+      });
+      expectClose(scores.toFloat32(), asRef(ref.causalAttention({ ...args, keyScores: mode }).keyScores!).f32, 1e-4, 1e-6);
+    }
+    // P is rounded to the 16-bit type before P V (as every FlashAttention kernel does).
+    const eps = dtype === 'f16' ? 2 ** -9 : 2 ** -6;
+    expectClose(out.toFloat32(), asRef(want.out).f32, eps, eps);
+  });
+});

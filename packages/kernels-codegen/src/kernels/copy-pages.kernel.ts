@@ -1,0 +1,63 @@
+/**
+ * Whole-page copies between pools in 16-byte vectors (pages are raw words here: any
+ * dtype, any geometry; `pageWords` = page bytes / 4, a multiple of 4).
+ *
+ * - copy_pages: slot lists given as arguments (backups device -> mapped host memory,
+ *   or copies within a pool).
+ * - recall_pages: the copy list comes from device memory ([n, (src, dst) x n], as
+ *   apply_selection writes it) and the source is mapped pinned host memory (a device
+ *   pointer from cudaHostGetDevicePointer), so a recall needs no host round trip.
+ *   Launch with gridDim.x = the most copies the list can hold; extra blocks return.
+ */
+import { blockDim, blockIdx, gridDim, i64, local, threadIdx, vload, vstore, type Global, type GlobalIn, type i32, type u32 } from '../dsl/index.js';
+import { defineKernel } from '../spec/define-kernel.js';
+import { arg } from '../spec/geometry.js';
+
+/** Blocks per page: enough loads in flight to cover PCIe latency for mapped memory. */
+const BLOCKS_PER_PAGE = 8;
+
+function copyPage(src: GlobalIn<u32>, srcSlot: i32, dst: Global<u32>, dstSlot: i32, pageWords: i32): void {
+  const from = i64(srcSlot) * pageWords;
+  const to = i64(dstSlot) * pageWords;
+  const chunk = local<u32>(4);
+  for (let w = (blockIdx.y * blockDim.x + threadIdx.x) * 4; w < pageWords; w += gridDim.y * blockDim.x * 4) {
+    vload(chunk, src, from + w);
+    vstore(dst, to + w, chunk);
+  }
+}
+
+export function copyPages(_spec: object, src: GlobalIn<u32>, dst: Global<u32>, srcSlots: GlobalIn<i32>, dstSlots: GlobalIn<i32>, numPages: i32, pageWords: i32): void {
+  const i = blockIdx.x;
+  if (i >= numPages) return;
+  copyPage(src, srcSlots[i], dst, dstSlots[i], pageWords);
+}
+
+export function recallPages(_spec: object, hostPool: GlobalIn<u32>, devicePool: Global<u32>, copyList: GlobalIn<i32>, maxCopies: i32, pageWords: i32): void {
+  const i = blockIdx.x;
+  if (i >= maxCopies || i >= copyList[0]) return;
+  copyPage(hostPool, copyList[1 + 2 * i], devicePool, copyList[2 + 2 * i], pageWords);
+}
+
+const common = {
+  source: import.meta.url,
+  blockThreads: () => 256,
+  specs: () => [{}],
+};
+
+export const copyPagesKernel = defineKernel<Record<string, never>>({
+  ...common,
+  family: 'copy_pages',
+  summary: 'copies whole pages srcSlots[i] -> dstSlots[i] between pools (Backend.copyPages)',
+  kernel: copyPages,
+  name: () => 'copy_pages',
+  grid: () => [arg('numPages'), BLOCKS_PER_PAGE, 1],
+});
+
+export const recallPagesKernel = defineKernel<Record<string, never>>({
+  ...common,
+  family: 'recall_pages',
+  summary: 'recalls pages from mapped pinned host memory by a device-side copy list [n, (src, dst) x n]',
+  kernel: recallPages,
+  name: () => 'recall_pages',
+  grid: () => [arg('maxCopies'), BLOCKS_PER_PAGE, 1],
+});

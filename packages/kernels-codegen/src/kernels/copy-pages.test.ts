@@ -1,0 +1,48 @@
+import { ReferenceBackend, type KvGeometry, type RefKvStorage } from '@arkvale/core';
+import { describe, expect, it } from 'vitest';
+import { EmuBuffer } from '../emulator/memory.js';
+import { emulateKernel } from '../emulator/emulate-kernel.js';
+import { roundHalf } from '../ir/half.js';
+import { Rng } from '../test-support/random.js';
+import { copyPagesKernel, recallPagesKernel } from './copy-pages.kernel.js';
+
+const ref = new ReferenceBackend();
+const g: KvGeometry = { numLayers: 1, numHeads: 4, numKvHeads: 2, headDim: 64, pageSize: 16, bytesPerElement: 2 };
+const pageElems = 2 * g.numKvHeads * g.pageSize * g.headDim;
+
+/** f16 pool contents as raw 32-bit words (what the copy kernels move). */
+function words(pool: RefKvStorage): EmuBuffer {
+  const halves = EmuBuffer.from('f16', pool.data);
+  const bits = halves.mem.a as Uint16Array;
+  return EmuBuffer.from('u32', new Uint32Array(bits.buffer, bits.byteOffset, bits.length / 2));
+}
+
+function pool(location: 'device' | 'host', slots: number, seed: number): RefKvStorage {
+  const p = ref.createKvStorage(location, slots, g) as RefKvStorage;
+  p.data.set(Float32Array.from(new Rng(seed).array(p.data.length), roundHalf));
+  return p;
+}
+
+describe('page copies move whole pages as the reference copyPages does', () => {
+  it('copy_pages with slot lists', () => {
+    const src = pool('device', 4, 1);
+    const dst = pool('host', 6, 2);
+    const dstWords = words(dst);
+    emulateKernel(copyPagesKernel, {}).run({
+      src: words(src), dst: dstWords, srcSlots: EmuBuffer.from('i32', [2, 0, 3]), dstSlots: EmuBuffer.from('i32', [5, 1, 0]), numPages: 3, pageWords: pageElems / 2,
+    });
+    ref.copyPages(src, [2, 0, 3], dst, [5, 1, 0]);
+    expect(Array.from(dstWords.toArray())).toEqual(Array.from(words(dst).toArray()));
+  });
+
+  it('recall_pages follows the device-side copy list and ignores blocks past its length', () => {
+    const host = pool('host', 5, 3);
+    const device = pool('device', 4, 4);
+    const deviceWords = words(device);
+    emulateKernel(recallPagesKernel, {}).run({
+      hostPool: words(host), devicePool: deviceWords, copyList: EmuBuffer.from('i32', [2, 4, 1, 0, 3, 9, 9]), maxCopies: 3, pageWords: pageElems / 2,
+    });
+    ref.copyPages(host, [4, 0], device, [1, 3]);
+    expect(Array.from(deviceWords.toArray())).toEqual(Array.from(words(device).toArray()));
+  });
+});

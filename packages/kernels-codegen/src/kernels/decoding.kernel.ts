@@ -1,0 +1,169 @@
+/**
+ * Token choice from logits [rows, vocab], one block per row (Backend.argmax,
+ * Backend.sample; semantics of core's dense.argmax / dense.sample).
+ *
+ * The vocabulary is ordered by a 64-bit key, logit descending then index ascending
+ * (the reference's sort order), and every threshold is found by a bitwise search on
+ * that key over block-wide counts or sums, so nothing is sorted:
+ * - top-k keeps the keys >= the k-th largest key;
+ * - top-p keeps the keys down to the first whose running mass reaches topP;
+ * - the token is the first key whose running mass exceeds u * (kept mass): inverse-CDF
+ *   sampling with the caller's uniform u, so the same inputs give the same token.
+ */
+import { blockDim, blockIdx, f32, floatBits, i32, i64, local, shared, threadIdx, u32, type Global, type GlobalIn, type Local, type Shared, type bool } from '../dsl/index.js';
+import { defineKernel } from '../spec/define-kernel.js';
+import { arg } from '../spec/geometry.js';
+import type { Matrix } from '../spec/matrix.js';
+import { blockCount, blockMax, blockSum } from './common.js';
+
+export interface LogitsSpec {
+  readonly dtype: 'f32' | 'f16' | 'bf16';
+}
+
+const THREADS = 512;
+
+/** High key half: larger logit, larger key (-0 counts as +0). */
+function logitKey(x: f32): u32 {
+  const b = floatBits(x + 0.0);
+  return (b & 0x80000000) !== 0 ? ~b : b | 0x80000000;
+}
+
+/** Low key half: lower index, larger key. */
+function indexKey(i: i32): u32 {
+  return u32(0xffffffff) - u32(i);
+}
+
+function atLeast(hi: u32, lo: u32, thHi: u32, thLo: u32): bool {
+  return hi > thHi || (hi === thHi && lo >= thLo);
+}
+
+/** The kk-th largest key of the row, into key[0] (high) and key[1] (low). */
+function kthLargestKey<T extends number>(row: GlobalIn<T>, base: i64, vocab: i32, kk: i32, scratch: Shared<i32>, key: Local<u32>): void {
+  let hi: u32 = 0;
+  let lo: u32 = 0;
+  for (let bit = 63; bit >= 0; bit--) {
+    const tHi = bit >= 32 ? hi | (u32(1) << (bit - 32)) : hi;
+    const tLo = bit < 32 ? lo | (u32(1) << bit) : lo;
+    let n = 0;
+    for (let i = threadIdx.x; i < vocab; i += blockDim.x) {
+      if (atLeast(logitKey(f32(row[base + i])), indexKey(i), tHi, tLo)) n++;
+    }
+    if (blockCount(n, scratch) >= kk) {
+      hi = tHi;
+      lo = tLo;
+    }
+  }
+  key[0] = hi;
+  key[1] = lo;
+}
+
+/** Sum of exp((logit - max) / temperature) over the keys >= floor and >= t. */
+function massAbove<T extends number>(
+  row: GlobalIn<T>, base: i64, vocab: i32, maxLogit: f32, invTemp: f32,
+  floorHi: u32, floorLo: u32, tHi: u32, tLo: u32, scratch: Shared<f32>,
+): f32 {
+  let s: f32 = 0;
+  for (let i = threadIdx.x; i < vocab; i += blockDim.x) {
+    const x = f32(row[base + i]);
+    const hi = logitKey(x);
+    const lo = indexKey(i);
+    if (atLeast(hi, lo, floorHi, floorLo) && atLeast(hi, lo, tHi, tLo)) s += Math.exp((x - maxLogit) * invTemp);
+  }
+  return blockSum(s, scratch);
+}
+
+/**
+ * The largest key T whose mass(keys >= max(T, floor)) exceeds `limit` (reaches it when
+ * not strict), into key[0..1]: greedy from the top bit, as mass only falls as T grows.
+ * The caller ensures the whole set above the floor qualifies, so T >= floor.
+ */
+function massThreshold<T extends number>(
+  row: GlobalIn<T>, base: i64, vocab: i32, maxLogit: f32, invTemp: f32,
+  floorHi: u32, floorLo: u32, limit: f32, strict: bool, scratch: Shared<f32>, key: Local<u32>,
+): void {
+  let hi: u32 = 0;
+  let lo: u32 = 0;
+  for (let bit = 63; bit >= 0; bit--) {
+    const tHi = bit >= 32 ? hi | (u32(1) << (bit - 32)) : hi;
+    const tLo = bit < 32 ? lo | (u32(1) << bit) : lo;
+    const mass = massAbove(row, base, vocab, maxLogit, invTemp, floorHi, floorLo, tHi, tLo, scratch);
+    if (strict ? mass > limit : mass >= limit) {
+      hi = tHi;
+      lo = tLo;
+    }
+  }
+  key[0] = hi;
+  key[1] = lo;
+}
+
+export function argmax<T extends number>(_spec: LogitsSpec, logits: GlobalIn<T>, out: Global<i32>, rows: i32, vocab: i32): void {
+  const row = blockIdx.x;
+  if (row >= rows) return;
+  const scratch = shared<i32>(32);
+  const key = local<u32>(2);
+  kthLargestKey(logits, i64(row) * vocab, vocab, 1, scratch, key);
+  if (threadIdx.x === 0) out[row] = i32(u32(0xffffffff) - key[1]);
+}
+
+export function sample<T extends number>(
+  _spec: LogitsSpec,
+  logits: GlobalIn<T>,
+  uniforms: GlobalIn<f32>,
+  out: Global<i32>,
+  rows: i32,
+  vocab: i32,
+  temperature: f32,
+  topK: i32,
+  topP: f32,
+): void {
+  const row = blockIdx.x;
+  if (row >= rows) return;
+  const counts = shared<i32>(32);
+  const sums = shared<f32>(32);
+  const base = i64(row) * vocab;
+  const floor = local<u32>(2);
+  // A temperature <= 0 means greedy decoding, as in the reference.
+  const greedy = temperature <= 0;
+  kthLargestKey(logits, base, vocab, greedy ? 1 : topK > 0 ? Math.min(topK, vocab) : vocab, counts, floor);
+  if (!greedy) {
+    let m: f32 = -Infinity;
+    for (let i = threadIdx.x; i < vocab; i += blockDim.x) m = Math.max(m, f32(logits[base + i]));
+    const maxLogit = blockMax(m, sums);
+    const invTemp = 1 / temperature;
+    if (topP < 1) {
+      const kept = massAbove(logits, base, vocab, maxLogit, invTemp, floor[0], floor[1], 0, 0, sums);
+      massThreshold(logits, base, vocab, maxLogit, invTemp, floor[0], floor[1], topP * kept, false, sums, floor);
+    }
+    const mass = massAbove(logits, base, vocab, maxLogit, invTemp, floor[0], floor[1], 0, 0, sums);
+    const target = uniforms[row] * mass;
+    // The first key (in descending order) whose running mass exceeds the target; if
+    // rounding leaves none, the last kept key, as the reference falls back to.
+    if (mass > target) massThreshold(logits, base, vocab, maxLogit, invTemp, floor[0], floor[1], target, true, sums, floor);
+  }
+  if (threadIdx.x === 0) out[row] = i32(u32(0xffffffff) - floor[1]);
+}
+
+const common = {
+  source: import.meta.url,
+  types: (s: LogitsSpec) => ({ T: s.dtype }),
+  blockThreads: () => THREADS,
+  grid: () => [arg('rows'), 1, 1] as const,
+  specs: (m: Matrix): LogitsSpec[] => [{ dtype: 'f32' }, ...m.dtype.map((dtype) => ({ dtype }))],
+  unitKey: (s: LogitsSpec) => s.dtype,
+};
+
+export const argmaxKernel = defineKernel<LogitsSpec>({
+  ...common,
+  family: 'argmax',
+  summary: 'index of the largest logit per row, lowest index on ties (Backend.argmax)',
+  kernel: argmax,
+  name: (s) => `argmax_${s.dtype}`,
+});
+
+export const sampleKernel = defineKernel<LogitsSpec>({
+  ...common,
+  family: 'sample',
+  summary: 'temperature, top-k, top-p and inverse-CDF sampling with a caller uniform per row (Backend.sample)',
+  kernel: sample,
+  name: (s) => `sample_${s.dtype}`,
+});

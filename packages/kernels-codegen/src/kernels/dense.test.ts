@@ -1,0 +1,58 @@
+import { ReferenceBackend, asRef } from '@arkvale/core';
+import { describe, expect, it } from 'vitest';
+import { EmuBuffer } from '../emulator/memory.js';
+import { emulateKernel } from '../emulator/emulate-kernel.js';
+import { expectClose, quantize, EPS } from '../test-support/compare.js';
+import { Rng } from '../test-support/random.js';
+import { embeddingGatherKernel } from './embedding.kernel.js';
+import { rmsNormKernel } from './rms-norm.kernel.js';
+import { ropeKernel, ropeTableKernel } from './rope.kernel.js';
+
+const ref = new ReferenceBackend();
+
+describe.each(['f16', 'bf16'] as const)('dense kernels (%s) match the reference backend', (dtype) => {
+  const rng = new Rng(3);
+
+  it.each([64, 72])('rms_norm, hidden %i (vector and scalar paths)', (hidden) => {
+    const rows = 3;
+    const x = quantize(rng.array(rows * hidden, -3, 3), dtype);
+    const w = quantize(rng.array(hidden, 0.5, 1.5), dtype);
+    const out = new EmuBuffer(dtype, rows * hidden);
+    emulateKernel(rmsNormKernel, { dtype }).run({ x: EmuBuffer.from(dtype, x), weight: EmuBuffer.from(dtype, w), out, rows, hidden, eps: 1e-5 });
+    const want = asRef(ref.rmsNorm(ref.fromArray(x, [rows, hidden]), ref.fromArray(w, [hidden]), 1e-5)).f32;
+    expectClose(out.toFloat32(), want, EPS[dtype] * 2, 1e-6);
+  });
+
+  it('rope_table + rope rotate as the reference does', () => {
+    const headDim = 64;
+    const maxPositions = 40;
+    const invFreq = Float32Array.from({ length: headDim / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / headDim) / 2);
+    const cos = new EmuBuffer('f32', maxPositions * headDim / 2);
+    const sin = new EmuBuffer('f32', maxPositions * headDim / 2);
+    emulateKernel(ropeTableKernel, {}).run({ invFreq: EmuBuffer.from('f32', invFreq), cos, sin, maxPositions, half: headDim / 2, attentionFactor: 1.25 });
+    const table = ref.createRopeTable({ headDim, maxPositions, invFreq, attentionFactor: 1.25 }) as unknown as { cos: Float32Array; sin: Float32Array };
+    expectClose(cos.toFloat32(), table.cos, 1e-6, 1e-6);
+    expectClose(sin.toFloat32(), table.sin, 1e-6, 1e-6);
+
+    const tokens = 3;
+    const heads = 4;
+    const x = quantize(rng.array(tokens * heads * headDim), dtype);
+    const positions = [0, 17, 39];
+    const out = new EmuBuffer(dtype, x.length);
+    emulateKernel(ropeKernel, { dtype, headDim }).run({
+      x: EmuBuffer.from(dtype, x), positions: EmuBuffer.from('i32', positions), cos: EmuBuffer.from('f32', table.cos), sin: EmuBuffer.from('f32', table.sin),
+      out, numTokens: tokens, numHeads: heads, maxPositions,
+    });
+    const want = asRef(ref.rope(ref.fromArray(x, [tokens, heads, headDim]), ref.fromArray(positions, [tokens], 'i32'), table as never)).f32;
+    expectClose(out.toFloat32(), want, EPS[dtype] * 2, 1e-6);
+  });
+
+  it.each([16, 12])('embedding_gather, rows of %i', (rowSize) => {
+    const table = quantize(rng.array(10 * rowSize), dtype);
+    const indices = [3, 0, 9, 3];
+    const out = new EmuBuffer(dtype, indices.length * rowSize);
+    emulateKernel(embeddingGatherKernel, { dtype }).run({ table: EmuBuffer.from(dtype, table), indices: EmuBuffer.from('i32', indices), out, n: 4, rowSize, numRows: 10 });
+    const want = asRef(ref.gatherRows(ref.fromArray(table, [10, rowSize]), ref.fromArray(indices, [4], 'i32'))).f32;
+    expect(Array.from(out.toFloat32())).toEqual(Array.from(want));
+  });
+});

@@ -1,0 +1,31 @@
+import { ReferenceBackend, asRef } from '@arkvale/core';
+import { describe, it } from 'vitest';
+import { EmuBuffer } from '../emulator/memory.js';
+import { emulateKernel } from '../emulator/emulate-kernel.js';
+import { expectClose, quantize, EPS } from '../test-support/compare.js';
+import { Rng } from '../test-support/random.js';
+import { residualAddKernel, siluGateKernel } from './elementwise.kernel.js';
+
+const ref = new ReferenceBackend();
+
+describe.each(['f16', 'bf16'] as const)('elementwise kernels (%s) match the reference backend', (dtype) => {
+  // 2048 elements per block: 4100 exercises two blocks and a scalar tail.
+  const n = 4100;
+  const rng = new Rng(7);
+  const a = quantize(rng.array(n, -4, 4), dtype);
+  const b = quantize(rng.array(n, -4, 4), dtype);
+
+  it('residual_add', () => {
+    const out = new EmuBuffer(dtype, n);
+    emulateKernel(residualAddKernel, { dtype }).run({ a: EmuBuffer.from(dtype, a), b: EmuBuffer.from(dtype, b), out, n });
+    const want = asRef(ref.add(ref.fromArray(a, [n]), ref.fromArray(b, [n]))).f32;
+    expectClose(out.toFloat32(), quantize(want, dtype), 0);
+  });
+
+  it('silu_gate', () => {
+    const out = new EmuBuffer(dtype, n);
+    emulateKernel(siluGateKernel, { dtype }).run({ gate: EmuBuffer.from(dtype, a), up: EmuBuffer.from(dtype, b), out, n });
+    const want = asRef(ref.siluGate(ref.fromArray(a, [n]), ref.fromArray(b, [n]))).f32;
+    expectClose(out.toFloat32(), quantize(want, dtype), EPS[dtype] * 2, 1e-6);
+  });
+});

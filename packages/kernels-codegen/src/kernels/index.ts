@@ -1,0 +1,39 @@
+/** The kernel library, in generation order. */
+import type { KernelDefinition } from '../spec/define-kernel.js';
+import { causalPrefillKernel } from './causal-prefill.kernel.js';
+import { copyPagesKernel, recallPagesKernel } from './copy-pages.kernel.js';
+import { argmaxKernel, sampleKernel } from './decoding.kernel.js';
+import { residualAddKernel, siluGateKernel } from './elementwise.kernel.js';
+import { embeddingGatherKernel } from './embedding.kernel.js';
+import { estimateKernel } from './estimate.kernel.js';
+import { prefillKeyScoresKernel } from './key-scores.kernel.js';
+import { kvAppendKernel } from './kv-append.kernel.js';
+import { pageDigestKernel } from './page-digest.kernel.js';
+import { pagedDecodeKernel, pagedDecodeMergeKernel } from './paged-decode.kernel.js';
+import { rmsNormKernel } from './rms-norm.kernel.js';
+import { ropeKernel, ropeTableKernel } from './rope.kernel.js';
+import { applySelectionKernel, selectPagesKernel } from './select-pages.kernel.js';
+import { pagedTokenScoresKernel } from './token-scores.kernel.js';
+
+export const KERNELS: readonly KernelDefinition[] = [
+  pagedDecodeKernel,
+  pagedDecodeMergeKernel,
+  pagedTokenScoresKernel,
+  causalPrefillKernel,
+  prefillKeyScoresKernel,
+  kvAppendKernel,
+  pageDigestKernel,
+  estimateKernel,
+  selectPagesKernel,
+  applySelectionKernel,
+  copyPagesKernel,
+  recallPagesKernel,
+  rmsNormKernel,
+  ropeKernel,
+  ropeTableKernel,
+  siluGateKernel,
+  residualAddKernel,
+  embeddingGatherKernel,
+  argmaxKernel,
+  sampleKernel,
+];

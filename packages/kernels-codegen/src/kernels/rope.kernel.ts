@@ -1,0 +1,79 @@
+/**
+ * Rotary position embedding, "rotate half" (Backend.rope, core's dense.rope):
+ * (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) for dims e and e + headDim/2, with
+ * cos/sin from a table [maxPositions, headDim/2] (f32). Every scaling the model package
+ * supports (linear, llama3) lives in the inverse frequencies and the attention factor,
+ * so rope_table builds the table on the device from them.
+ */
+import { blockDim, blockIdx, convert, f32, i64, threadIdx, type Float16, type Global, type GlobalIn, type i32 } from '../dsl/index.js';
+import { defineKernel } from '../spec/define-kernel.js';
+import { arg, ceilDiv } from '../spec/geometry.js';
+import { product, type DType } from '../spec/matrix.js';
+import { checkHeadDim } from './layout.js';
+
+export interface RopeKernelSpec {
+  readonly dtype: DType;
+  readonly headDim: number;
+}
+
+export function rope<T extends Float16>(
+  spec: RopeKernelSpec,
+  x: GlobalIn<T>,
+  positions: GlobalIn<i32>,
+  cos: GlobalIn<f32>,
+  sin: GlobalIn<f32>,
+  out: Global<T>,
+  numTokens: i32,
+  numHeads: i32,
+  maxPositions: i32,
+): void {
+  const half = spec.headDim / 2;
+  const t = blockIdx.x;
+  if (t >= numTokens) return;
+  const p = positions[t];
+  const inTable = p >= 0 && p < maxPositions;
+  for (let i = threadIdx.x; i < numHeads * half; i += blockDim.x) {
+    const base = i64(t * numHeads + i / half) * spec.headDim + i % half;
+    const x1 = f32(x[base]);
+    const x2 = f32(x[base + half]);
+    // A position outside the table (a host bug) passes x through unrotated.
+    const c = inTable ? cos[p * half + i % half] : 1;
+    const s = inTable ? sin[p * half + i % half] : 0;
+    out[base] = convert<T>(x1 * c - x2 * s);
+    out[base + half] = convert<T>(x2 * c + x1 * s);
+  }
+}
+
+export const ropeKernel = defineKernel<RopeKernelSpec>({
+  family: 'rope',
+  summary: 'rotate-half RoPE of [T, H, D] at i32 positions from a cos/sin table (Backend.rope)',
+  source: import.meta.url,
+  kernel: rope,
+  name: (s) => `rope_${s.dtype}_hd${s.headDim}`,
+  types: (s) => ({ T: s.dtype }),
+  blockThreads: () => 128,
+  grid: () => [arg('numTokens'), 1, 1],
+  specs: (m) => product({ dtype: m.dtype, headDim: m.headDim }),
+  validate: (s) => checkHeadDim(s.headDim),
+  unitKey: (s) => s.dtype,
+});
+
+/** cos/sin [maxPositions, half] of angle fround(p * invFreq[i]), times the attention factor (Backend.createRopeTable). */
+export function ropeTable(_spec: object, invFreq: GlobalIn<f32>, cos: Global<f32>, sin: Global<f32>, maxPositions: i32, half: i32, attentionFactor: f32): void {
+  const i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= maxPositions * half) return;
+  const angle = f32(i / half) * invFreq[i % half];
+  cos[i] = Math.cos(angle) * attentionFactor;
+  sin[i] = Math.sin(angle) * attentionFactor;
+}
+
+export const ropeTableKernel = defineKernel<Record<string, never>>({
+  family: 'rope_table',
+  summary: 'builds the RoPE cos/sin table from scaled inverse frequencies (Backend.createRopeTable)',
+  source: import.meta.url,
+  kernel: ropeTable,
+  name: () => 'rope_table',
+  blockThreads: () => 256,
+  grid: () => [ceilDiv({ op: 'mul', a: arg('maxPositions'), b: arg('half') }, 256), 1, 1],
+  specs: () => [{}],
+});

@@ -1,0 +1,86 @@
+/**
+ * CI's compile check: every kernel of the default matrix, the kernels of a shape
+ * outside it (head dim 256, pages of 8 and 64, via the CLI) and the translator's golden
+ * files compile with nvcc for sm_90 with every warning an error. Specialisations of a
+ * family and dtype share one translation unit, so the whole matrix is ~40 nvcc
+ * processes run in parallel up to the core count; the timing is printed.
+ *
+ * Without nvcc on PATH this fails, unless ARKVALE_SKIP_NVCC=1 (then it is skipped).
+ * Run alone with `pnpm --filter @arkvale/kernels-codegen test:nvcc`.
+ */
+import { readdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCodegenCli } from '../cli/run.js';
+import { generate, LAYOUT } from '../output/generate.js';
+import type { Manifest } from '../output/manifest.js';
+import { GOLDEN_CASES, GOLDEN_DIR, GOLDEN_LIBRARY } from '../test-support/golden-cases.js';
+import { tempDir } from '../test-support/temp-dir.js';
+import { compileAll, NVCC, NVCC_FLAGS, nvccVersion, parsePtxas, type CompileResult } from './nvcc.js';
+
+const version = nvccVersion();
+const skip = !version && process.env.ARKVALE_SKIP_NVCC === '1';
+
+function report(label: string, results: readonly CompileResult[], wallSeconds: number): void {
+  const slowest = [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 5);
+  const cpu = results.reduce((s, r) => s + r.seconds, 0);
+  console.log(
+    `[nvcc] ${label}: ${results.length} units, ${wallSeconds.toFixed(1)} s wall (${cpu.toFixed(1)} s summed, ${availableParallelism()} parallel); ` +
+      `slowest: ${slowest.map((r) => `${path.basename(r.unit)} ${r.seconds.toFixed(1)} s`).join(', ')}`,
+  );
+}
+
+async function compileUnits(label: string, outDir: string, manifest: Manifest | undefined): Promise<CompileResult[]> {
+  const unitsDir = path.join(outDir, LAYOUT.units);
+  const jobs = readdirSync(unitsDir).filter((f) => f.endsWith('.cu')).sort().map((f) => ({ unit: path.join(unitsDir, f), output: path.join(outDir, `${f}.o`) }));
+  // The kernel table a binding links against (declarations of every kernel).
+  jobs.push({ unit: path.join(outDir, LAYOUT.cuda, 'arkvale_registry.cu'), output: path.join(outDir, 'arkvale_registry.o') });
+  const started = performance.now();
+  const results = await compileAll(jobs);
+  report(label, results, (performance.now() - started) / 1000);
+  const failures = results.filter((r) => !r.ok);
+  expect(failures.map((f) => `${path.basename(f.unit)}:\n${f.log.split('\n').filter((l) => !l.startsWith('ptxas info')).slice(0, 30).join('\n')}`)).toEqual([]);
+  if (manifest) {
+    // The manifest's shared-memory figures are what ptxas allocates.
+    const usage = new Map(results.flatMap((r) => [...parsePtxas(r.log)]));
+    for (const k of manifest.kernels) {
+      expect(usage.get(k.name), `ptxas report for ${k.name}`).toBeDefined();
+      expect(usage.get(k.name)!.sharedBytes, `static shared memory of ${k.name}`).toBe(k.staticSharedBytes);
+    }
+    const spills = manifest.kernels.filter((k) => usage.get(k.name)!.spillBytes > 0).map((k) => `${k.name} (${usage.get(k.name)!.spillBytes} B)`);
+    if (spills.length) console.log(`[nvcc] ${label}: register spills in ${spills.join(', ')}`);
+  }
+  return results;
+}
+
+describe.skipIf(skip)(`nvcc compiles every generated kernel (${NVCC} ${NVCC_FLAGS.join(' ')})`, () => {
+  it('finds nvcc', () => {
+    expect(version, `${NVCC} is not on PATH: install the CUDA toolkit (nvcc 12+), point NVCC at it, or set ARKVALE_SKIP_NVCC=1 to skip the compile test`).toBeDefined();
+  });
+
+  // Without nvcc these are skipped (and 'finds nvcc' fails), never reported as passed.
+  it.skipIf(!version)('compiles the default matrix', { timeout: 600_000 }, async () => {
+    const out = tempDir('nvcc-default');
+    const { manifest } = generate({ outDir: out });
+    await compileUnits('default matrix', out, manifest);
+  });
+
+  it.skipIf(!version)('compiles what `arkvale-codegen --head-dim 256 --page-size 8,64 --group 4` generates', { timeout: 600_000 }, async () => {
+    const out = tempDir('nvcc-cli');
+    let err = '';
+    const code = await runCodegenCli(['--head-dim', '256', '--page-size', '8,64', '--group', '4', '--out', out, '--quiet'], { out: () => {}, err: (t) => (err += t) });
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    await compileUnits('head dim 256, pages 8 and 64', out, undefined);
+  });
+
+  it.skipIf(!version)('compiles the translator\'s golden files', { timeout: 600_000 }, async () => {
+    const out = tempDir('nvcc-golden');
+    generate({ outDir: out, families: [GOLDEN_LIBRARY.def.family], matrix: { dtype: ['f16'], headDim: [64], pageSize: [16], group: [1], digest: ['cuboid-mean'] } });
+    const unit = path.join(out, 'golden.cu');
+    writeFileSync(unit, [...GOLDEN_CASES.map((c) => `#include "${path.join(GOLDEN_DIR, `${c.name}.cuh`)}"`), `#include "${path.join(GOLDEN_DIR, 'paged_decode_f16_hd128_ps32_g4.cuh')}"`, ''].join('\n'));
+    const [r] = await compileAll([{ unit, output: `${unit}.o`, includes: [path.join(out, LAYOUT.cuda)] }]);
+    expect(r.ok, r.log).toBe(true);
+  });
+});

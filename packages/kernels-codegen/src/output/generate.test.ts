@@ -1,0 +1,113 @@
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { KERNELS } from '../kernels/index.js';
+import { evalGeom } from '../spec/geometry.js';
+import { DEFAULT_MATRIX } from '../spec/matrix.js';
+import { MAX_PARAM_BYTES } from '../spec/params.js';
+import { KernelProject } from '../translate/kernel-project.js';
+import { tempDir } from '../test-support/temp-dir.js';
+import { generate } from './generate.js';
+import { MANIFEST_FILE, parseManifest } from './manifest.js';
+import { SM90 } from './specialise.js';
+
+const project = new KernelProject();
+
+describe('generate (default matrix)', () => {
+  const out = tempDir('gen');
+  const first = generate({ outDir: out, project });
+  const manifest = first.manifest;
+  const kernel = (name: string) => manifest.kernels.find((k) => k.name === name)!;
+
+  it('specialises every kernel family over the matrix with readable names', () => {
+    expect(new Set(manifest.kernels.map((k) => k.family))).toEqual(new Set(KERNELS.map((d) => d.family)));
+    // 2 dtypes x 2 head dims x 2 page sizes x 4 groups
+    expect(manifest.kernels.filter((k) => k.family === 'paged_decode')).toHaveLength(32);
+    expect(manifest.kernels.filter((k) => k.family === 'page_digest')).toHaveLength(32);
+    for (const name of ['paged_decode_f16_hd128_ps32_g4', 'page_digest_cuboid_mean_bf16_hd64_ps16', 'causal_prefill_bf16_hd128', 'select_pages', 'sample_f32']) {
+      expect(kernel(name), name).toBeDefined();
+    }
+    expect(first.removed).toEqual([]);
+  });
+
+  it('stays within sm_90 limits: static shared memory, threads per block, parameter bytes', () => {
+    for (const k of manifest.kernels) {
+      expect(k.staticSharedBytes, k.name).toBeLessThanOrEqual(SM90.staticSharedBytes);
+      expect(k.block[0] % 32, k.name).toBe(0);
+      expect(k.block[0] * k.block[1] * k.block[2], k.name).toBeLessThanOrEqual(SM90.threadsPerBlock);
+      expect(k.paramBytes, k.name).toBeLessThanOrEqual(MAX_PARAM_BYTES);
+    }
+    // The decode kernel's shared memory is the merge buffer: group x rows x head dim floats (+ m, l).
+    expect(kernel('paged_decode_f16_hd128_ps32_g8').staticSharedBytes).toBe(8 * 8 * 128 * 4 + 2 * 8 * 8 * 4);
+    expect(kernel('causal_prefill_f16_hd128').staticSharedBytes).toBe((64 + 32) * 136 * 2);
+  });
+
+  it('records launch geometry over runtime arguments', () => {
+    const decode = kernel('paged_decode_f16_hd128_ps32_g4');
+    expect(decode.gridText).toEqual(['ceil(batch * numHeads / 4)', 'numSplits', '1']);
+    expect(decode.grid.map((g) => evalGeom(g, { batch: 3, numHeads: 32, numSplits: 5 }))).toEqual([24, 5, 1]);
+    expect(kernel('causal_prefill_bf16_hd128').grid.map((g) => evalGeom(g, { numTokens: 130, numHeads: 8 }))).toEqual([3, 8, 1]);
+    expect(kernel('residual_add_f16').block).toEqual([256, 1, 1]);
+  });
+
+  it('lays out parameters as CUDA does (natural alignment, in order)', () => {
+    const p = kernel('paged_decode_f16_hd128_ps32_g4').params;
+    expect(p.map((s) => [s.name, s.kind, s.offset])).toEqual([
+      ['q', 'pointer', 0], ['pool', 'pointer', 8], ['pageTable', 'pointer', 16], ['pageCounts', 'pointer', 24], ['lastPageLens', 'pointer', 32],
+      ['partialOut', 'pointer', 40], ['partialLse', 'pointer', 48], ['batch', 'i32', 56], ['numHeads', 'i32', 60], ['numKvHeads', 'i32', 64],
+      ['numLists', 'i32', 68], ['maxPages', 'i32', 72], ['numSplits', 'i32', 76], ['scale', 'f32', 80],
+    ]);
+    expect(kernel('paged_decode_f16_hd128_ps32_g4').paramBytes).toBe(88);
+  });
+
+  it('writes the sources, units, launch surface and manifest it lists', () => {
+    const onDisk = parseManifest(readFileSync(path.join(out, MANIFEST_FILE), 'utf8'));
+    expect(onDisk).toEqual(manifest);
+    const k = kernel('kv_append_bf16_hd64_ps16');
+    expect(readFileSync(path.join(out, 'cuda', k.files.header), 'utf8')).toContain('extern "C" __global__ void __launch_bounds__(128) kv_append_bf16_hd64_ps16(');
+    expect(readFileSync(path.join(out, 'cuda', k.files.source), 'utf8')).toContain('#include "kv_append_bf16_hd64_ps16.cuh"');
+    expect(readFileSync(path.join(out, 'cuda-units', k.files.unit), 'utf8')).toContain('#include "../cuda/kv_append_bf16_hd64_ps16.cuh"');
+    expect(readFileSync(path.join(out, 'ts', 'kv-append.ts'), 'utf8')).toContain("name: 'kv_append_bf16_hd64_ps16'");
+    expect(manifest.units.flatMap((u) => u.kernels).sort()).toEqual(manifest.kernels.map((x) => x.name).sort());
+  });
+
+  it('is deterministic and incremental: a second run writes nothing and touches no file', () => {
+    const file = path.join(out, 'cuda', 'rms_norm_f16.cuh');
+    const before = statSync(file).mtimeMs;
+    const again = generate({ outDir: out, project });
+    expect(again.written).toEqual([]);
+    expect(again.removed).toEqual([]);
+    expect(again.unchanged.length).toBe(first.written.length);
+    expect(statSync(file).mtimeMs).toBe(before);
+  });
+
+  it('rewrites only what changed, and a dry run reports without writing', () => {
+    const file = path.join(out, 'cuda', 'rms_norm_f16.cuh');
+    writeFileSync(file, '// edited by hand\n');
+    const dry = generate({ outDir: out, project, dryRun: true });
+    expect(dry.written).toEqual(['cuda/rms_norm_f16.cuh']);
+    expect(readFileSync(file, 'utf8')).toBe('// edited by hand\n');
+    expect(generate({ outDir: out, project }).written).toEqual(['cuda/rms_norm_f16.cuh']);
+  });
+
+  it('removes what a smaller run no longer produces, unless merging', () => {
+    const dir = tempDir('gen-small');
+    generate({ outDir: dir, project, families: ['rms_norm', 'kv_append'] });
+    const merged = generate({ outDir: dir, project, families: ['kv_append'], matrix: { ...DEFAULT_MATRIX, headDim: [256], pageSize: [8] }, merge: true });
+    expect(merged.removed).toEqual([]);
+    expect(merged.manifest.kernels.map((k) => k.name)).toContain('rms_norm_f16');
+    expect(merged.manifest.kernels.map((k) => k.name)).toContain('kv_append_bf16_hd256_ps8');
+    const replaced = generate({ outDir: dir, project, families: ['rms_norm'] });
+    expect(replaced.removed).toContain('cuda/kv_append_f16_hd64_ps16.cuh');
+    expect(replaced.removed).toContain('ts/kv-append.ts');
+  });
+
+  it('rejects shapes a kernel cannot take, with the reason', () => {
+    expect(() => generate({ outDir: tempDir('bad'), project, families: ['kv_append'], matrix: { ...DEFAULT_MATRIX, headDim: [80] } })).toThrow(
+      /kv_append_f16_hd80_ps16: head dim 80 must be a multiple of 32/,
+    );
+    expect(() => generate({ outDir: tempDir('bad'), project, families: ['paged_decode'], matrix: { ...DEFAULT_MATRIX, headDim: [96] } })).toThrow(
+      /paged_decode_f16_hd96_ps16_g1: head dim 96 must be a power of two/,
+    );
+  });
+});

@@ -1,0 +1,187 @@
+/** What the GPU check runs: every kernel family on small random problems, plus two timings. */
+import { EmuBuffer } from '../../emulator/memory.js';
+import { causalPrefillKernel } from '../../kernels/causal-prefill.kernel.js';
+import { copyPagesKernel, recallPagesKernel } from '../../kernels/copy-pages.kernel.js';
+import { argmaxKernel, sampleKernel } from '../../kernels/decoding.kernel.js';
+import { residualAddKernel, siluGateKernel } from '../../kernels/elementwise.kernel.js';
+import { embeddingGatherKernel } from '../../kernels/embedding.kernel.js';
+import { estimateKernel } from '../../kernels/estimate.kernel.js';
+import { prefillKeyScoresKernel } from '../../kernels/key-scores.kernel.js';
+import { kvAppendKernel } from '../../kernels/kv-append.kernel.js';
+import { pageDigestKernel } from '../../kernels/page-digest.kernel.js';
+import { pagedDecodeKernel, pagedDecodeMergeKernel } from '../../kernels/paged-decode.kernel.js';
+import { rmsNormKernel } from '../../kernels/rms-norm.kernel.js';
+import { ropeKernel, ropeTableKernel } from '../../kernels/rope.kernel.js';
+import { applySelectionKernel, selectPagesKernel } from '../../kernels/select-pages.kernel.js';
+import { pagedTokenScoresKernel } from '../../kernels/token-scores.kernel.js';
+import { DIGEST_VARIANTS, type Matrix } from '../../spec/matrix.js';
+import { Rng } from '../random.js';
+import type { GpuJobs } from './jobs.js';
+
+/** Every specialisation the scenarios use. */
+export const GPU_CHECK_MATRIX: Matrix = { dtype: ['f16', 'bf16'], headDim: [64, 128, 256], pageSize: [8, 16, 32], group: [1, 2, 4, 8], digest: DIGEST_VARIANTS };
+
+const TOL = { f16: 2e-3, bf16: 1.6e-2, f32: 1e-4, exact: 0 } as const;
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+export function buildScenarios(jobs: GpuJobs): void {
+  const rng = new Rng(2024);
+  const rand = (dtype: 'f16' | 'bf16' | 'f32', n: number, lo = -1, hi = 1) => EmuBuffer.from(dtype, rng.array(n, lo, hi));
+
+  for (const [dtype, headDim, tokens, heads, kvHeads] of [['f16', 64, 70, 2, 1], ['bf16', 128, 97, 4, 2], ['f16', 256, 40, 2, 2]] as const) {
+    const q = rand(dtype, tokens * heads * headDim);
+    const k = rand(dtype, tokens * kvHeads * headDim);
+    const v = rand(dtype, tokens * kvHeads * headDim);
+    const out = new EmuBuffer(dtype, tokens * heads * headDim);
+    const lse = new EmuBuffer('f32', tokens * heads);
+    const scale = 1 / Math.sqrt(headDim);
+    jobs.launch(causalPrefillKernel, { dtype, headDim }, { q, k, v, out, lse, numTokens: tokens, numHeads: heads, numKvHeads: kvHeads, scale });
+    jobs.output(out, `causal_prefill ${dtype} hd${headDim}`, TOL[dtype]);
+    jobs.output(lse, `causal_prefill lse ${dtype} hd${headDim}`, TOL.f32);
+    const scores = new EmuBuffer('f32', tokens);
+    jobs.launch(prefillKeyScoresKernel, { dtype, headDim, mode: 'sum' }, { q, k, lse, scores, numTokens: tokens, numHeads: heads, numKvHeads: kvHeads, scale });
+    jobs.output(scores, `prefill_key_scores sum ${dtype}`, TOL.f32);
+  }
+
+  for (const [dtype, headDim, pageSize, heads, kvHeads, lists, splits] of [['f16', 128, 32, 8, 2, 1, 3], ['bf16', 64, 16, 8, 8, 8, 2], ['f16', 256, 8, 4, 1, 1, 4]] as const) {
+    const slots = 10;
+    const batch = 2;
+    const maxPages = 6;
+    const pool = rand(dtype, slots * 2 * kvHeads * pageSize * headDim);
+    const table = Array.from({ length: batch * lists * maxPages }, () => rng.int(slots));
+    const counts = Array.from({ length: batch * lists }, () => 1 + rng.int(maxPages));
+    const lasts = Array.from({ length: batch * lists }, () => 1 + rng.int(pageSize));
+    const pages = { pool, pageTable: EmuBuffer.from('i32', table), pageCounts: EmuBuffer.from('i32', counts), lastPageLens: EmuBuffer.from('i32', lasts) };
+    const q = rand(dtype, batch * heads * headDim, -2, 2);
+    const shape = { batch, numHeads: heads, numKvHeads: kvHeads, numLists: lists, maxPages, scale: 1 / Math.sqrt(headDim) };
+    const partialOut = new EmuBuffer('f32', batch * heads * splits * headDim);
+    const partialLse = new EmuBuffer('f32', batch * heads * splits);
+    const group = gcd(heads / kvHeads, heads / lists);
+    jobs.launch(pagedDecodeKernel, { dtype, headDim, pageSize, group }, { q, ...pages, partialOut, partialLse, ...shape, numSplits: splits });
+    const out = new EmuBuffer(dtype, batch * heads * headDim);
+    const lse = new EmuBuffer('f32', batch * heads);
+    jobs.launch(pagedDecodeMergeKernel, { dtype, headDim }, { partialOut, partialLse, out, lse, rows: batch * heads, numSplits: splits });
+    jobs.output(out, `paged_decode + merge ${dtype} hd${headDim} ps${pageSize} g${group}`, TOL[dtype]);
+    const scores = new EmuBuffer('f32', batch * lists * maxPages * pageSize);
+    jobs.launch(pagedTokenScoresKernel, { dtype, headDim, pageSize }, { q, ...pages, lse, scores, ...shape });
+    jobs.output(scores, `paged_token_scores ${dtype}`, TOL.f32);
+  }
+
+  {
+    const dtype = 'bf16';
+    const headDim = 128;
+    const pageSize = 16;
+    const kvHeads = 2;
+    const slots = 6;
+    const pool = rand(dtype, slots * 2 * kvHeads * pageSize * headDim, -2, 2);
+    jobs.launch(kvAppendKernel, { dtype, headDim, pageSize }, {
+      k: rand(dtype, 4 * kvHeads * headDim), v: rand(dtype, 4 * kvHeads * headDim), slots: EmuBuffer.from('i32', [5, 0, 2, 5]),
+      offsets: EmuBuffer.from('i32', [0, 15, 3, 1]), pool, numTokens: 4, numKvHeads: kvHeads,
+    });
+    for (const variant of DIGEST_VARIANTS) {
+      const digests = new EmuBuffer('f32', 4 * kvHeads * 2 * headDim);
+      jobs.launch(pageDigestKernel, { dtype, headDim, pageSize, variant }, {
+        pool, slots: EmuBuffer.from('i32', [1, 4, 5]), rows: EmuBuffer.from('i32', [3, 0, 1]), digests, numPages: 3, numKvHeads: kvHeads,
+      });
+      jobs.output(digests, `page_digest ${variant}`, TOL.f32);
+      const est = new EmuBuffer('f32', 2 * 4);
+      jobs.launch(estimateKernel, { dtype, headDim, variant }, {
+        q: rand(dtype, 4 * headDim), digests, rows: EmuBuffer.from('i32', [0, 1, 3, 0]), out: est, numPages: 4, numHeads: 4, numKvHeads: kvHeads, groups: 2,
+      });
+      jobs.output(est, `estimate ${variant}`, TOL.f32);
+    }
+    jobs.output(pool, 'kv_append', TOL.exact);
+    const count = 700;
+    const resident = EmuBuffer.from('i32', Array.from({ length: count }, () => (rng.next() < 0.6 ? 1 : 0)));
+    const plan = new EmuBuffer('i32', 1 + 2 * count);
+    jobs.launch(selectPagesKernel, {}, {
+      scores: EmuBuffer.from('f32', Array.from({ length: 2 * count }, () => rng.int(12) - 6)), resident,
+      chosen: new EmuBuffer('i32', count), best: new EmuBuffer('f32', count), victimByRank: new EmuBuffer('i32', count), plan, count, groups: 2, k: 40, freeSlots: 3,
+    });
+    jobs.output(plan, 'select_pages', TOL.exact);
+    const deviceSlots = EmuBuffer.from('i32', Array.from({ length: count }, (_, i) => (resident.mem.a[i] ? i % slots : -1)));
+    const copyList = new EmuBuffer('i32', 1 + 2 * count);
+    jobs.launch(applySelectionKernel, {}, {
+      plan, hostSlots: EmuBuffer.from('i32', Array.from({ length: count }, (_, i) => i % 5)), freeSlotList: EmuBuffer.from('i32', [0, 1, 2]), deviceSlots, copyList,
+    });
+    jobs.output(deviceSlots, 'apply_selection', TOL.exact);
+    const pageWords = kvHeads * pageSize * headDim;
+    const host = EmuBuffer.from('u32', Array.from({ length: 5 * pageWords }, () => rng.int(2 ** 32)));
+    const device = new EmuBuffer('u32', slots * pageWords);
+    jobs.launch(recallPagesKernel, {}, { hostPool: host, devicePool: device, copyList: EmuBuffer.from('i32', [2, 4, 1, 0, 3]), maxCopies: 8, pageWords }, { mapped: ['hostPool'] });
+    jobs.launch(copyPagesKernel, {}, { src: host, dst: device, srcSlots: EmuBuffer.from('i32', [2]), dstSlots: EmuBuffer.from('i32', [5]), numPages: 1, pageWords });
+    jobs.output(device, 'recall_pages (mapped host memory) + copy_pages', TOL.exact);
+  }
+
+  for (const dtype of ['f16', 'bf16'] as const) {
+    const rows = 3;
+    const hidden = 520;
+    const normed = new EmuBuffer(dtype, rows * hidden);
+    jobs.launch(rmsNormKernel, { dtype }, { x: rand(dtype, rows * hidden, -3, 3), weight: rand(dtype, hidden, 0.5, 1.5), out: normed, rows, hidden, eps: 1e-5 });
+    jobs.output(normed, `rms_norm ${dtype}`, TOL[dtype]);
+    const n = 5000;
+    const a = rand(dtype, n, -4, 4);
+    const b = rand(dtype, n, -4, 4);
+    const gated = new EmuBuffer(dtype, n);
+    const sum = new EmuBuffer(dtype, n);
+    jobs.launch(siluGateKernel, { dtype }, { gate: a, up: b, out: gated, n });
+    jobs.launch(residualAddKernel, { dtype }, { a, b, out: sum, n });
+    jobs.output(gated, `silu_gate ${dtype}`, TOL[dtype]);
+    jobs.output(sum, `residual_add ${dtype}`, TOL.exact);
+    const rowsOut = new EmuBuffer(dtype, 4 * 136);
+    jobs.launch(embeddingGatherKernel, { dtype }, { table: rand(dtype, 50 * 136), indices: EmuBuffer.from('i32', [49, 0, 7, 60]), out: rowsOut, n: 4, rowSize: 136, numRows: 50 });
+    jobs.output(rowsOut, `embedding_gather ${dtype}`, TOL.exact);
+    const headDim = 128;
+    const maxPositions = 64;
+    const invFreq = EmuBuffer.from('f32', Array.from({ length: headDim / 2 }, (_, i) => 1 / 500000 ** ((2 * i) / headDim)));
+    const cos = new EmuBuffer('f32', (maxPositions * headDim) / 2);
+    const sin = new EmuBuffer('f32', (maxPositions * headDim) / 2);
+    jobs.launch(ropeTableKernel, {}, { invFreq, cos, sin, maxPositions, half: headDim / 2, attentionFactor: 1 });
+    const rotated = new EmuBuffer(dtype, 3 * 4 * headDim);
+    jobs.launch(ropeKernel, { dtype, headDim }, { x: rand(dtype, 3 * 4 * headDim), positions: EmuBuffer.from('i32', [0, 33, 63]), cos, sin, out: rotated, numTokens: 3, numHeads: 4, maxPositions });
+    jobs.output(cos, `rope_table ${dtype}`, 1e-6);
+    jobs.output(rotated, `rope ${dtype}`, TOL[dtype]);
+  }
+
+  for (const params of [{ temperature: 0, topK: 0, topP: 1 }, { temperature: 0.8, topK: 0, topP: 1 }, { temperature: 1, topK: 20, topP: 0.9 }]) {
+    const rows = 4;
+    const vocab = 2000;
+    const logits = rand('f32', rows * vocab, -3, 3);
+    const tokens = new EmuBuffer('i32', rows);
+    jobs.launch(sampleKernel, { dtype: 'f32' }, { logits, uniforms: rand('f32', rows, 0, 1), out: tokens, rows, vocab, ...params });
+    jobs.output(tokens, `sample ${JSON.stringify(params)}`, TOL.exact);
+    const best = new EmuBuffer('i32', rows);
+    jobs.launch(argmaxKernel, { dtype: 'f32' }, { logits, out: best, rows, vocab });
+    jobs.output(best, 'argmax', TOL.exact);
+  }
+}
+
+/** Timings on zero-filled data (contents do not change the work): a long-context decode and a prefill. */
+export function buildTimings(jobs: GpuJobs): void {
+  const batch = 8;
+  const heads = 32;
+  const kvHeads = 8;
+  const headDim = 128;
+  const pageSize = 32;
+  const pages = 128;
+  const splits = 8;
+  jobs.launch(
+    pagedDecodeKernel,
+    { dtype: 'f16', headDim, pageSize, group: 4 },
+    {
+      pageTable: EmuBuffer.from('i32', Array.from({ length: batch * pages }, (_, i) => i)), pageCounts: EmuBuffer.from('i32', Array(batch).fill(pages)),
+      lastPageLens: EmuBuffer.from('i32', Array(batch).fill(pageSize)), batch, numHeads: heads, numKvHeads: kvHeads, numLists: 1, maxPages: pages, numSplits: splits, scale: 0.088,
+    },
+    {
+      emulate: false, time: 50,
+      zeroed: { q: batch * heads * headDim * 2, pool: batch * pages * 2 * kvHeads * pageSize * headDim * 2, partialOut: batch * heads * splits * headDim * 4, partialLse: batch * heads * splits * 4 },
+    },
+  );
+  const t = 4096;
+  jobs.launch(
+    causalPrefillKernel,
+    { dtype: 'f16', headDim },
+    { numTokens: t, numHeads: heads, numKvHeads: kvHeads, scale: 0.088 },
+    { emulate: false, time: 10, zeroed: { q: t * heads * headDim * 2, k: t * kvHeads * headDim * 2, v: t * kvHeads * headDim * 2, out: t * heads * headDim * 2, lse: t * heads * 4 } },
+  );
+}
