@@ -97,6 +97,19 @@ describe('bad input gives a clear error and a non-zero exit code', () => {
   });
 });
 
+describe('arkvale codegen', () => {
+  it('forwards to arkvale-codegen and returns its exit code', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'arkvale-codegen-'));
+    const ok = await cli(['codegen', '--head-dim', '256', '--page-size', '8', '--dtype', 'bf16', '--group', '4', '--out', out]);
+    expect(ok.code).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+    expect(JSON.stringify(manifest)).toContain('paged_decode_bf16_hd256_ps8_g4');
+    const bad = await cli(['codegen', '--head-dim', '3', '--out', out]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/head dim 3/);
+  });
+});
+
 describe('arkvale inspect model', () => {
   it('describes the bundled model', async () => {
     const r = await cli(['inspect', 'model', '-m', modelDir]);

@@ -71,3 +71,6 @@ export type { EmulatedSpecialisation } from './emulator/emulate-kernel.js';
 export { EmuBuffer } from './emulator/memory.js';
 export type { EmuPtr, ElemType } from './emulator/memory.js';
 export { EmuFault } from './emulator/runtime.js';
+
+// The GPU check: build here, run the harness on a GPU machine, verify here.
+export { prepareGpuCheck, verifyGpuCheck } from './gpu/check.js';

@@ -5,7 +5,7 @@ import { formatBytes } from '../format.js';
 import { resolveModelDir } from '../options.js';
 
 export function inspectCommand(program: Command, io: CliIo): void {
-  const inspect = program.command('inspect').description('describe a model or the machine');
+  const inspect = program.command('inspect').description('describe a model');
   inspect
     .command('model')
     .description('architecture, dtype, parameters, KV bytes per token and per page')

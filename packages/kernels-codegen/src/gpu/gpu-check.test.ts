@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nvccVersion } from '../nvcc/nvcc.js';
-import { prepareGpuCheck, verifyGpuCheck } from '../test-support/gpu/check.js';
+import { prepareGpuCheck, verifyGpuCheck } from './check.js';
 import { tempDir } from '../test-support/temp-dir.js';
 
 const gpu = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8' });

@@ -4,13 +4,13 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { emulateKernel } from '../../emulator/emulate-kernel.js';
-import type { EmuArg } from '../../emulator/emulate.js';
-import { EmuBuffer, type ElemType } from '../../emulator/memory.js';
-import { specialise } from '../../output/specialise.js';
-import type { KernelDefinition } from '../../spec/define-kernel.js';
-import { evalGeom } from '../../spec/geometry.js';
-import type { KernelProject } from '../../translate/kernel-project.js';
+import { emulateKernel } from '../emulator/emulate-kernel.js';
+import type { EmuArg } from '../emulator/emulate.js';
+import { EmuBuffer, type ElemType } from '../emulator/memory.js';
+import { specialise } from '../output/specialise.js';
+import type { KernelDefinition } from '../spec/define-kernel.js';
+import { evalGeom } from '../spec/geometry.js';
+import type { KernelProject } from '../translate/kernel-project.js';
 
 export interface ExpectedOutput {
   readonly label: string;

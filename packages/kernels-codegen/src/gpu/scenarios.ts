@@ -1,20 +1,20 @@
 /** What the GPU check runs: every kernel family on small random problems, plus two timings. */
-import { EmuBuffer } from '../../emulator/memory.js';
-import { causalPrefillKernel } from '../../kernels/causal-prefill.kernel.js';
-import { copyPagesKernel, recallPagesKernel } from '../../kernels/copy-pages.kernel.js';
-import { argmaxKernel, sampleKernel } from '../../kernels/decoding.kernel.js';
-import { residualAddKernel, siluGateKernel } from '../../kernels/elementwise.kernel.js';
-import { embeddingGatherKernel } from '../../kernels/embedding.kernel.js';
-import { estimateKernel } from '../../kernels/estimate.kernel.js';
-import { prefillKeyScoresKernel } from '../../kernels/key-scores.kernel.js';
-import { kvAppendKernel } from '../../kernels/kv-append.kernel.js';
-import { pageDigestKernel } from '../../kernels/page-digest.kernel.js';
-import { pagedDecodeKernel, pagedDecodeMergeKernel } from '../../kernels/paged-decode.kernel.js';
-import { rmsNormKernel } from '../../kernels/rms-norm.kernel.js';
-import { ropeKernel, ropeTableKernel } from '../../kernels/rope.kernel.js';
-import { applySelectionKernel, selectPagesKernel } from '../../kernels/select-pages.kernel.js';
-import { pagedTokenScoresKernel } from '../../kernels/token-scores.kernel.js';
-import { DIGEST_VARIANTS, type Matrix } from '../../spec/matrix.js';
+import { EmuBuffer } from '../emulator/memory.js';
+import { causalPrefillKernel } from '../kernels/causal-prefill.kernel.js';
+import { copyPagesKernel, recallPagesKernel } from '../kernels/copy-pages.kernel.js';
+import { argmaxKernel, sampleKernel } from '../kernels/decoding.kernel.js';
+import { residualAddKernel, siluGateKernel } from '../kernels/elementwise.kernel.js';
+import { embeddingGatherKernel } from '../kernels/embedding.kernel.js';
+import { estimateKernel } from '../kernels/estimate.kernel.js';
+import { prefillKeyScoresKernel } from '../kernels/key-scores.kernel.js';
+import { kvAppendKernel } from '../kernels/kv-append.kernel.js';
+import { pageDigestKernel } from '../kernels/page-digest.kernel.js';
+import { pagedDecodeKernel, pagedDecodeMergeKernel } from '../kernels/paged-decode.kernel.js';
+import { rmsNormKernel } from '../kernels/rms-norm.kernel.js';
+import { ropeKernel, ropeTableKernel } from '../kernels/rope.kernel.js';
+import { applySelectionKernel, selectPagesKernel } from '../kernels/select-pages.kernel.js';
+import { pagedTokenScoresKernel } from '../kernels/token-scores.kernel.js';
+import { DIGEST_VARIANTS, type Matrix } from '../spec/matrix.js';
 import { Rng } from '../random.js';
 import type { GpuJobs } from './jobs.js';
 

@@ -8,9 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generate, LAYOUT } from '../../output/generate.js';
-import { KernelProject } from '../../translate/kernel-project.js';
-import { compileAll, NVCC } from '../../nvcc/nvcc.js';
+import { generate, LAYOUT } from '../output/generate.js';
+import { KernelProject } from '../translate/kernel-project.js';
+import { compileAll, NVCC } from '../nvcc/nvcc.js';
 import { compareOutput, GpuJobs, type ExpectedOutput } from './jobs.js';
 import { buildScenarios, buildTimings, GPU_CHECK_MATRIX } from './scenarios.js';
 
