@@ -13,6 +13,8 @@ export { streamingLlmPolicy, h2oPolicy, tovaPolicy } from './policies/token-poli
 export { createPolicy } from './policies/registry.js';
 export { KvCache } from './manager/kv-cache.js';
 export type { KvCacheInit, DecodeStep } from './manager/kv-cache.js';
+export { PageStore } from './manager/page-store.js';
+export type { AttentionList } from './manager/page-store.js';
 export type { KvStats, LayerView } from './manager/stats.js';
 export { checkConsistency } from './manager/consistency.js';
 export { ReferenceBackend } from './reference/reference-backend.js';

@@ -59,9 +59,9 @@ export function checkConsistency(cache: KvCache): void {
       if (last >= 0 && layer.pages[last].slot < 0) throw internalError(`${where} last page is not resident`);
     });
   }
-  compare(cache.devicePool, refs.device);
-  compare(cache.hostPool, refs.host);
-  compare(cache.digestPool, refs.digest);
+  compare(cache.store.devicePool, refs.device);
+  compare(cache.store.hostPool, refs.host);
+  compare(cache.store.digestPool, refs.digest);
 }
 
 function compare(pool: PagePool, held: Map<number, number>): void {

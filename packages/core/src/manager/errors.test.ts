@@ -39,12 +39,12 @@ describe('bad arguments name the problem', () => {
     expect(h.cache.stats()).toEqual(before);
     checkConsistency(h.cache);
     h.free(b);
-    expect(h.cache.devicePool.used).toBe(0);
+    expect(h.cache.store.devicePool.used).toBe(0);
   });
   it('rejects an exhausted pool without changing anything', () => {
     const h = new CacheHarness(geometry, { policy: 'arkvale', budgetTokens: 16, fullLayers: 0, devicePages: 10, hostPages: 64 });
     const a = h.admit(16); // 4 pages per layer
-    expect(h.cache.devicePool.free).toBe(2);
+    expect(h.cache.store.devicePool.free).toBe(2);
     const before = h.cache.stats();
     let error: unknown;
     try {

@@ -85,9 +85,9 @@ describe('KvCache under random admit / grow / step / fork / free', () => {
         recalls += h.cache.stats().recalls;
         evictedTokens += h.cache.stats().evictedTokens;
         for (const id of live()) h.free(id);
-        expect(h.cache.devicePool.used).toBe(0);
-        expect(h.cache.hostPool.used).toBe(0);
-        expect(h.cache.digestPool.used).toBe(0);
+        expect(h.cache.store.devicePool.used).toBe(0);
+        expect(h.cache.store.hostPool.used).toBe(0);
+        expect(h.cache.store.digestPool.used).toBe(0);
         expect(() => h.cache.free(1)).toThrow(ArkvaleError);
       }),
       { numRuns: 10_000 },

@@ -1,4 +1,4 @@
-import type { Backend, DigestStorage, KvStorage, Tensor } from '../backend.js';
+import type { Backend, Tensor } from '../backend.js';
 import type { CacheOptions, KvGeometry, ResolvedCacheOptions } from '../config.js';
 import { resolveCacheOptions } from '../config.js';
 import { SequenceError, invalidArgument } from '../errors.js';
@@ -6,7 +6,6 @@ import { fullPolicy } from '../policies/full.js';
 import type { KvPolicy, PageDecision, PageStepContext } from '../policies/policy.js';
 import { range } from '../policies/policy.js';
 import { createPolicy } from '../policies/registry.js';
-import type { PagePool } from '../pool.js';
 import { PageStore } from './page-store.js';
 import { afterTokenStep, placeTokenCell, prefillTokens } from './token-cells.js';
 import type { LayerState, PageEntry, PageLayer, SequenceState } from './layer-state.js';
@@ -47,16 +46,11 @@ export class KvCache {
   readonly options: ResolvedCacheOptions;
   readonly policy: KvPolicy;
   readonly backend: Backend;
-  readonly devicePool: PagePool;
-  readonly hostPool: PagePool;
-  readonly digestPool: PagePool;
-  readonly deviceStorage: KvStorage;
-  readonly hostStorage: KvStorage;
-  readonly digestStorage: DigestStorage;
   private readonly sequences = new Map<number, SequenceState>();
   private readonly full = fullPolicy();
   private nextId = 1;
-  private readonly store: PageStore;
+  /** The pools, their storage and the page moves between them. */
+  readonly store: PageStore;
 
   constructor(init: KvCacheInit) {
     this.geometry = init.geometry;
@@ -64,8 +58,6 @@ export class KvCache {
     this.policy = createPolicy(this.options);
     this.backend = init.backend;
     this.store = new PageStore(init.backend, this.geometry, this.options);
-    ({ devicePool: this.devicePool, hostPool: this.hostPool, digestPool: this.digestPool } = this.store);
-    ({ deviceStorage: this.deviceStorage, hostStorage: this.hostStorage, digestStorage: this.digestStorage } = this.store);
   }
 
   get pageSize(): number {
@@ -112,9 +104,9 @@ export class KvCache {
       if (layer.digests) digests += fullPages;
       if (layer.backups) host += fullPages;
     }
-    this.devicePool.ensureFree(device + transient);
-    this.hostPool.ensureFree(host);
-    this.digestPool.ensureFree(digests);
+    this.store.devicePool.ensureFree(device + transient);
+    this.store.hostPool.ensureFree(host);
+    this.store.digestPool.ensureFree(digests);
   }
 
   has(id: number): boolean {
@@ -149,14 +141,14 @@ export class KvCache {
       if (layer.kind === 'token') copies += layer.slots.length;
       else if (parent.length % this.pageSize !== 0) copies += 1;
     }
-    this.devicePool.ensureFree(copies);
+    this.store.devicePool.ensureFree(copies);
     const child = this.nextId++;
     const src: number[] = [];
     const dst: number[] = [];
     const layers = parent.layers.map((layer): LayerState => {
       if (layer.kind === 'token') {
         const slots = layer.slots.map((s) => {
-          const fresh = this.devicePool.allocate();
+          const fresh = this.store.devicePool.allocate();
           src.push(s);
           dst.push(fresh);
           return fresh;
@@ -166,19 +158,19 @@ export class KvCache {
       const pages = layer.pages.map((p, i): PageEntry => {
         const partial = i === layer.pages.length - 1 && parent.length % this.pageSize !== 0;
         if (partial) {
-          const fresh = this.devicePool.allocate();
+          const fresh = this.store.devicePool.allocate();
           src.push(p.slot);
           dst.push(fresh);
           return emptyPage(fresh);
         }
-        if (p.slot >= 0) this.devicePool.retain(p.slot);
-        if (p.host >= 0) this.hostPool.retain(p.host);
-        if (p.digest >= 0) this.digestPool.retain(p.digest);
+        if (p.slot >= 0) this.store.devicePool.retain(p.slot);
+        if (p.host >= 0) this.store.hostPool.retain(p.host);
+        if (p.digest >= 0) this.store.digestPool.retain(p.digest);
         return { ...p };
       });
       return { ...layer, pages };
     });
-    if (src.length) this.backend.copyPages(this.deviceStorage, src, this.deviceStorage, dst);
+    if (src.length) this.backend.copyPages(this.store.deviceStorage, src, this.store.deviceStorage, dst);
     this.sequences.set(child, { id: child, length: parent.length, layers, prefilled: [...parent.prefilled] });
     return child;
   }
@@ -207,12 +199,12 @@ export class KvCache {
     const ps = this.pageSize;
     const numPages = Math.ceil(seq.length / ps);
     const fullPages = Math.floor(seq.length / ps);
-    this.devicePool.ensureFree(numPages);
-    if (layer.digests) this.digestPool.ensureFree(fullPages);
-    if (layer.backups) this.hostPool.ensureFree(fullPages);
-    layer.pages = this.devicePool.allocateMany(numPages).map(emptyPage);
+    this.store.devicePool.ensureFree(numPages);
+    if (layer.digests) this.store.digestPool.ensureFree(fullPages);
+    if (layer.backups) this.store.hostPool.ensureFree(fullPages);
+    layer.pages = this.store.devicePool.allocateMany(numPages).map(emptyPage);
     const slots = range(0, seq.length).map((t) => layer.pages[Math.floor(t / ps)].slot);
-    this.backend.appendKv(this.deviceStorage, k, v, this.store.i32(slots), this.store.i32(range(0, seq.length).map((t) => t % ps)));
+    this.backend.appendKv(this.store.deviceStorage, k, v, this.store.i32(slots), this.store.i32(range(0, seq.length).map((t) => t % ps)));
     const full = range(0, fullPages);
     this.store.sealPages(layer, full);
     const { out } = this.backend.causalAttention({ q, k, v, scale });
@@ -251,16 +243,16 @@ export class KvCache {
         }
         if (startsPage) {
           const victim = this.pageStartVictim(layer);
-          if (victim === null || this.devicePool.refCount(layer.pages[victim].slot) > 1) device++;
+          if (victim === null || this.store.devicePool.refCount(layer.pages[victim].slot) > 1) device++;
         }
         device += this.recallReserve(layer, s.length);
         if (fills && layer.digests) digests++;
         if (fills && layer.backups) host++;
       }
     }
-    this.devicePool.ensureFree(device);
-    this.hostPool.ensureFree(host);
-    this.digestPool.ensureFree(digests);
+    this.store.devicePool.ensureFree(device);
+    this.store.hostPool.ensureFree(host);
+    this.store.digestPool.ensureFree(digests);
 
     const targets: TokenTarget[][] = range(0, this.geometry.numLayers).map(() => []);
     for (const s of seqs) {
@@ -284,7 +276,7 @@ export class KvCache {
     for (const p of layer.pages) {
       if (p.slot < 0) continue;
       resident++;
-      if (this.devicePool.refCount(p.slot) > 1) shared++;
+      if (this.store.devicePool.refCount(p.slot) > 1) shared++;
     }
     const groups = layer.policy.selectionGroups(this.geometry.numHeads, this.geometry.numKvHeads);
     return Math.min(this.options.topK * groups, shared + Math.max(0, this.options.budgetPages - resident));
@@ -296,12 +288,12 @@ export class KvCache {
     if (s.length % ps === 0) {
       const victim = this.pageStartVictim(layer);
       let slot: number;
-      if (victim !== null && this.devicePool.refCount(layer.pages[victim].slot) === 1) {
+      if (victim !== null && this.store.devicePool.refCount(layer.pages[victim].slot) === 1) {
         slot = layer.pages[victim].slot;
         this.store.detach(layer.pages[victim]);
       } else {
         if (victim !== null) this.store.evict(layer.pages[victim]);
-        slot = this.devicePool.allocate();
+        slot = this.store.devicePool.allocate();
       }
       layer.pages.push(emptyPage(slot));
     }
@@ -332,7 +324,7 @@ export class KvCache {
     const targets = step.targets[layerIndex];
     if (!targets) throw invalidArgument(`layer ${layerIndex} outside 0..${this.geometry.numLayers - 1}`);
     this.backend.appendKv(
-      this.deviceStorage,
+      this.store.deviceStorage,
       k,
       v,
       this.store.i32(targets.map((t) => t.slot)),
@@ -358,7 +350,7 @@ export class KvCache {
     const tokenScores = layers.some((l) => l.kind === 'token' && l.policy.scoreUpdate !== 'none');
     const { out, tokenScores: scores } = this.backend.pagedAttention({
       q,
-      storage: this.deviceStorage,
+      storage: this.store.deviceStorage,
       ...this.store.pageTable(lists, groups),
       scale,
       returnTokenScores: tokenScores,
@@ -389,7 +381,7 @@ export class KvCache {
     let scores: ArrayLike<number> = [];
     if (candidates.length && layer.policy.digest) {
       const rows = this.store.i32(candidates.map((p) => layer.pages[p].digest));
-      const est = this.backend.estimate(qRow, this.digestStorage, rows, groups, layer.policy.digest);
+      const est = this.backend.estimate(qRow, this.store.digestStorage, rows, groups, layer.policy.digest);
       scores = this.backend.readSync(est);
     }
     return {

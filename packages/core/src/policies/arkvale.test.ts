@@ -71,7 +71,7 @@ describe('ArkVale policy (hand-worked)', () => {
     expect(cache.stats().recalls).toBe(2);
     checkConsistency(cache);
     cache.free(id);
-    expect(cache.devicePool.used + cache.hostPool.used + cache.digestPool.used).toBe(0);
+    expect(cache.store.devicePool.used + cache.store.hostPool.used + cache.store.digestPool.used).toBe(0);
   });
 
   it('picks one page set per KV-head group when selection is per group', () => {

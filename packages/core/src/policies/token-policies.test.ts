@@ -78,6 +78,6 @@ describe.each<PolicyName>(['streaming-llm', 'h2o', 'tova'])('%s in the page mana
     expect(gone.size).toBeGreaterThan(30);
     if (policy === 'streaming-llm') expect([...previous].slice(0, 2)).toEqual([0, 1]);
     cache.free(id);
-    expect(cache.devicePool.used).toBe(0);
+    expect(cache.store.devicePool.used).toBe(0);
   });
 });

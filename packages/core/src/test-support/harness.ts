@@ -92,8 +92,8 @@ export class CacheHarness {
   /** Throws unless every resident page, backup and cell holds exactly the shadow's K/V. */
   checkData(): void {
     const g = this.geometry;
-    const device = this.cache.deviceStorage as RefKvStorage;
-    const host = this.cache.hostStorage as RefKvStorage;
+    const device = this.cache.store.deviceStorage as RefKvStorage;
+    const host = this.cache.store.hostStorage as RefKvStorage;
     const per = g.numKvHeads * g.headDim;
     const expect = (storage: RefKvStorage, slot: number, offset: number, row: Float32Array, what: string) => {
       for (let h = 0; h < g.numKvHeads; h++) {
