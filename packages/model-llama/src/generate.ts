@@ -66,19 +66,20 @@ class Run {
   }
 
   accept(token: number, isEos: boolean, maxTokens: number): void {
-    if (isEos && !this.request.ignoreEos) {
-      this.finish = 'eos';
-    } else {
+    const eos = isEos && !this.request.ignoreEos;
+    if (!eos) {
       this.tokenIds.push(token);
       this.text += this.decoder.push(token);
-      const cut = this.stopIndex();
-      if (cut >= 0) {
-        this.text = this.text.slice(0, cut);
-        this.finish = 'stop';
-      } else if (this.tokenIds.length >= maxTokens) {
-        this.text += this.decoder.flush();
-        this.finish = 'length';
-      }
+    }
+    const last = eos || this.tokenIds.length >= maxTokens;
+    // Bytes of a character still incomplete are written out at the end.
+    if (last) this.text += this.decoder.flush();
+    const cut = this.stopIndex();
+    if (cut >= 0) {
+      this.text = this.text.slice(0, cut);
+      this.finish = 'stop';
+    } else if (last) {
+      this.finish = eos ? 'eos' : 'length';
     }
     const safe = this.finish ? this.text.length : Math.max(this.emitted, this.text.length - this.holdBack);
     if (safe > this.emitted) {
