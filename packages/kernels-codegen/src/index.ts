@@ -29,7 +29,7 @@ export type { ParamSlot, ParamKind } from './spec/params.js';
 
 // The kernel library.
 export { KERNELS } from './kernels/index.js';
-export { pagedDecodeKernel, pagedDecodeMergeKernel } from './kernels/paged-decode.kernel.js';
+export { pagedDecodeKernel, pagedDecodeMergeKernel, pagedDecodeSplits, pagedDecodeStep } from './kernels/paged-decode.kernel.js';
 export type { PagedDecodeSpec, MergeSpec } from './kernels/paged-decode.kernel.js';
 export { pagedTokenScoresKernel } from './kernels/token-scores.kernel.js';
 export { causalPrefillKernel } from './kernels/causal-prefill.kernel.js';

@@ -9,7 +9,7 @@ import { estimateKernel } from '../kernels/estimate.kernel.js';
 import { prefillKeyScoresKernel } from '../kernels/key-scores.kernel.js';
 import { kvAppendKernel } from '../kernels/kv-append.kernel.js';
 import { pageDigestKernel } from '../kernels/page-digest.kernel.js';
-import { pagedDecodeKernel, pagedDecodeMergeKernel } from '../kernels/paged-decode.kernel.js';
+import { pagedDecodeKernel, pagedDecodeMergeKernel, pagedDecodeSplits } from '../kernels/paged-decode.kernel.js';
 import { rmsNormKernel } from '../kernels/rms-norm.kernel.js';
 import { ropeKernel, ropeTableKernel } from '../kernels/rope.kernel.js';
 import { applySelectionKernel, selectPagesKernel } from '../kernels/select-pages.kernel.js';
@@ -156,7 +156,7 @@ export function buildScenarios(jobs: GpuJobs): void {
   }
 }
 
-/** Timings on zero-filled data (contents do not change the work): a long-context decode and a prefill. */
+/** Timings on zero-filled data (contents do not change the work): a long-context decode (and its merge) and a prefill. */
 export function buildTimings(jobs: GpuJobs): void {
   const batch = 8;
   const heads = 32;
@@ -164,7 +164,8 @@ export function buildTimings(jobs: GpuJobs): void {
   const headDim = 128;
   const pageSize = 32;
   const pages = 128;
-  const splits = 8;
+  // One wave of blocks on a 132-SM H100/H200: 8 splits for these 64 (batch, KV head) pairs.
+  const splits = pagedDecodeSplits({ batch, numHeads: heads, group: 4, headDim, tokens: pages * pageSize });
   jobs.launch(
     pagedDecodeKernel,
     { dtype: 'f16', headDim, pageSize, group: 4 },
@@ -177,6 +178,10 @@ export function buildTimings(jobs: GpuJobs): void {
       zeroed: { q: batch * heads * headDim * 2, pool: batch * pages * 2 * kvHeads * pageSize * headDim * 2, partialOut: batch * heads * splits * headDim * 4, partialLse: batch * heads * splits * 4 },
     },
   );
+  jobs.launch(pagedDecodeMergeKernel, { dtype: 'f16', headDim }, { rows: batch * heads, numSplits: splits }, {
+    emulate: false, time: 50,
+    zeroed: { partialOut: batch * heads * splits * headDim * 4, partialLse: batch * heads * splits * 4, out: batch * heads * headDim * 2, lse: batch * heads * 4 },
+  });
   const t = 4096;
   jobs.launch(
     causalPrefillKernel,

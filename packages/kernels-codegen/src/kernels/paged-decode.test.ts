@@ -4,7 +4,7 @@ import { EmuBuffer } from '../emulator/memory.js';
 import { emulateKernel } from '../emulator/emulate-kernel.js';
 import { expectClose, quantize } from '../test-support/compare.js';
 import { Rng } from '../test-support/random.js';
-import { pagedDecodeKernel, pagedDecodeMergeKernel } from './paged-decode.kernel.js';
+import { pagedDecodeKernel, pagedDecodeMergeKernel, pagedDecodeSplits, pagedDecodeStep } from './paged-decode.kernel.js';
 import { pagedTokenScoresKernel } from './token-scores.kernel.js';
 
 const ref = new ReferenceBackend();
@@ -86,5 +86,24 @@ describe('paged_decode + paged_decode_merge match the reference paged attention'
     { dtype: 'f16', headDim: 128, pageSize: 8, numHeads: 4, numKvHeads: 4, lists: 4, splits: 4 },
     { dtype: 'f16', headDim: 64, pageSize: 16, numHeads: 8, numKvHeads: 2, lists: 8, splits: 2 },
     { dtype: 'bf16', headDim: 256, pageSize: 16, numHeads: 2, numKvHeads: 1, lists: 1, splits: 5 },
+    { dtype: 'f16', headDim: 64, pageSize: 16, numHeads: 16, numKvHeads: 2, lists: 1, splits: 2 },
+    { dtype: 'bf16', headDim: 128, pageSize: 32, numHeads: 8, numKvHeads: 1, lists: 1, splits: 1 },
+    { dtype: 'f16', headDim: 32, pageSize: 8, numHeads: 8, numKvHeads: 1, lists: 1, splits: 3 },
   ] satisfies Case[])('$dtype hd$headDim ps$pageSize heads $numHeads/$numKvHeads, $lists list(s), $splits split(s)', (c) => runCase(c));
+});
+
+describe('pagedDecodeSplits', () => {
+  const shape = { batch: 8, numHeads: 32, group: 4, headDim: 128, tokens: 4096 };
+  it('fills one wave of 132 SMs x 4 blocks', () => {
+    expect(pagedDecodeStep(shape)).toBe(16);
+    expect(pagedDecodeSplits(shape)).toBe(8);
+    expect(pagedDecodeSplits({ ...shape, batch: 1 })).toBe(66);
+    expect(pagedDecodeSplits({ ...shape, sms: 78 })).toBe(4);
+  });
+  it('gives each split at least one step and never fewer than one split', () => {
+    expect(pagedDecodeSplits({ ...shape, batch: 1, tokens: 100 })).toBe(7);
+    expect(pagedDecodeSplits({ ...shape, batch: 64 })).toBe(1);
+    expect(pagedDecodeSplits({ ...shape, tokens: 1 })).toBe(1);
+    expect(pagedDecodeStep({ headDim: 64, group: 8 })).toBe(16);
+  });
 });

@@ -37,8 +37,10 @@ describe('generate (default matrix)', () => {
       expect(k.block[0] * k.block[1] * k.block[2], k.name).toBeLessThanOrEqual(SM90.threadsPerBlock);
       expect(k.paramBytes, k.name).toBeLessThanOrEqual(MAX_PARAM_BYTES);
     }
-    // The decode kernel's shared memory is the merge buffer: group x rows x head dim floats (+ m, l).
-    expect(kernel('paged_decode_f16_hd128_ps32_g8').staticSharedBytes).toBe(8 * 8 * 128 * 4 + 2 * 8 * 8 * 4);
+    // The decode kernel's shared memory: the merge buffer, group x rows x head dim floats (+ m, l),
+    // and the cp.async ring, stages x tokens per row x [K|V] x threads x 16 bytes (3 stages of 1 token for group 8).
+    expect(kernel('paged_decode_f16_hd128_ps32_g8').staticSharedBytes).toBe(8 * 8 * 128 * 4 + 2 * 8 * 8 * 4 + 3 * 1 * 2 * 128 * 16);
+    expect(kernel('paged_decode_f16_hd128_ps32_g4').staticSharedBytes).toBe(4 * 8 * 128 * 4 + 2 * 4 * 8 * 4 + 3 * 2 * 2 * 128 * 16);
     expect(kernel('causal_prefill_f16_hd128').staticSharedBytes).toBe((64 + 32) * 136 * 2);
   });
 
