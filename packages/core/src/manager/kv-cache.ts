@@ -217,7 +217,6 @@ export class KvCache {
     return out;
   }
 
-
   // --- decode ---------------------------------------------------------------
 
   /**
@@ -243,7 +242,7 @@ export class KvCache {
         }
         if (startsPage) {
           const victim = this.pageStartVictim(layer);
-          if (victim === null || this.store.devicePool.refCount(layer.pages[victim].slot) > 1) device++;
+          if (this.store.needsFreshSlot(victim === null ? null : layer.pages[victim])) device++;
         }
         device += this.recallReserve(layer, s.length);
         if (fills && layer.digests) digests++;
@@ -287,15 +286,7 @@ export class KvCache {
     if (layer.kind === 'token') return placeTokenCell(this.store, ps, layer, s.length);
     if (s.length % ps === 0) {
       const victim = this.pageStartVictim(layer);
-      let slot: number;
-      if (victim !== null && this.store.devicePool.refCount(layer.pages[victim].slot) === 1) {
-        slot = layer.pages[victim].slot;
-        this.store.detach(layer.pages[victim]);
-      } else {
-        if (victim !== null) this.store.evict(layer.pages[victim]);
-        slot = this.store.devicePool.allocate();
-      }
-      layer.pages.push(emptyPage(slot));
+      layer.pages.push(emptyPage(this.store.takeSlot(victim === null ? null : layer.pages[victim])));
     }
     return { slot: layer.pages[layer.pages.length - 1].slot, offset: s.length % ps };
   }

@@ -65,8 +65,8 @@ export class PageStore {
   /** Carries out a decision's recalls (and so its evictions) with one batched copy. */
   applyRecalls(layer: PageLayer, d: PageDecision): void {
     if (d.recalls.length === 0) return;
-    const shared = d.recalls.filter((r) => r.victim < 0 || this.devicePool.refCount(layer.pages[r.victim].slot) > 1).length;
-    this.devicePool.ensureFree(shared);
+    const victim = (r: { victim: number }) => (r.victim >= 0 ? layer.pages[r.victim] : null);
+    this.devicePool.ensureFree(d.recalls.filter((r) => this.needsFreshSlot(victim(r))).length);
     const src: number[] = [];
     const dst: number[] = [];
     for (const r of d.recalls) {
@@ -74,21 +74,33 @@ export class PageStore {
       if (page.slot >= 0 || page.backup !== 'complete') {
         throw invalidArgument(`policy asked to recall page ${r.page}, which is resident or has no completed backup`);
       }
-      let slot: number;
-      if (r.victim >= 0 && this.devicePool.refCount(layer.pages[r.victim].slot) === 1) {
-        slot = layer.pages[r.victim].slot;
-        this.detach(layer.pages[r.victim]);
-      } else {
-        if (r.victim >= 0) this.evict(layer.pages[r.victim]);
-        slot = this.devicePool.allocate();
-      }
-      page.slot = slot;
+      page.slot = this.takeSlot(victim(r));
       src.push(page.host);
-      dst.push(slot);
+      dst.push(page.slot);
       this.counters.recalls++;
     }
     this.backend.copyPages(this.hostStorage, src, this.deviceStorage, dst);
   }
+
+  /** Whether a page replacing `victim` (or filling a free budget slot) needs a fresh slot. */
+  needsFreshSlot(victim: PageEntry | null): boolean {
+    return victim === null || this.devicePool.refCount(victim.slot) > 1;
+  }
+
+  /**
+   * A device slot for a page that replaces `victim`: the victim is evicted, and its
+   * slot reused unless a fork still holds it (then a fresh slot is taken).
+   */
+  takeSlot(victim: PageEntry | null): number {
+    if (victim && !this.needsFreshSlot(victim)) {
+      const slot = victim.slot;
+      this.detach(victim);
+      return slot;
+    }
+    if (victim) this.evict(victim);
+    return this.devicePool.allocate();
+  }
+
 
   /** Takes a page off the device, keeping its slot for the caller (it is overwritten next). */
   detach(page: PageEntry): void {
