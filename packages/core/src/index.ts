@@ -18,7 +18,7 @@ export type { AttentionList } from './manager/page-store.js';
 export type { KvStats, LayerView } from './manager/stats.js';
 export { checkConsistency } from './manager/consistency.js';
 export { ReferenceBackend } from './reference/reference-backend.js';
-export { decodeFloats, halfToFloat, bf16ToFloat } from './reference/half.js';
+export { decodeFloats, halfToFloat, bf16ToFloat, floatToHalfBits, floatToBf16Bits } from './reference/half.js';
 export { RefTensor, asRef } from './reference/tensor.js';
 export { RefKvStorage, RefDigestStorage } from './reference/kv.js';
 export { seededUniform, randomFloats } from './random.js';

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { computeDigest, estimateScore } from '../digest.js';
 import { planPageSelection, decodeSelectionPlan } from '../policies/selection.js';
 import { randomArray, rng } from '../test-support/random.js';
-import { halfToFloat, bf16ToFloat, decodeFloats } from './half.js';
+import { halfToFloat, bf16ToFloat, decodeFloats, floatToBf16Bits, floatToHalfBits } from './half.js';
 import { ReferenceBackend } from './reference-backend.js';
 
 const backend = new ReferenceBackend();
@@ -133,6 +133,18 @@ describe('selection and sampling', () => {
     expect([pick(0.1), pick(0.65), pick(0.95)]).toEqual([1, 0, 3]);
     // top-p 0.6 keeps only id 1 (cumulative 0.6).
     expect(pick(0.95, 0.6)).toBe(1);
+  });
+
+  it('encodes half and bfloat16 with round to nearest even, inverse of decoding', () => {
+    expect([1, -2, 65504, 1e6, 2 ** -24, 2 ** -26].map(floatToHalfBits)).toEqual([0x3c00, 0xc000, 0x7bff, 0x7c00, 0x0001, 0x0000]);
+    // 1 + 2^-11 lies halfway between 1 and the next half: ties go to the even mantissa.
+    expect(floatToHalfBits(1 + 2 ** -11)).toBe(0x3c00);
+    expect(floatToHalfBits(1 + 3 * 2 ** -11)).toBe(0x3c02);
+    expect([floatToBf16Bits(1), floatToBf16Bits(-6)]).toEqual([0x3f80, 0xc0c0]);
+    for (let h = 0; h < 0x10000; h++) {
+      const x = halfToFloat(h);
+      if (!Number.isNaN(x)) expect(floatToHalfBits(x)).toBe(h);
+    }
   });
 
   it('decodes half and bfloat16', () => {

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
-import { ArkvaleError, type ArkvaleErrorCode } from '@arkvale/core';
+import { ArkvaleError, floatToHalfBits, type ArkvaleErrorCode } from '@arkvale/core';
 
 /** The bundled model, resolved from this file (src/test-support -> ../../../../models). */
 export const TINY_MODEL_DIR = fileURLToPath(new URL('../../../../models/tiny-retrieval/', import.meta.url));
@@ -71,30 +71,7 @@ export function readRawSafetensors(file: string): RawTensor[] {
 }
 
 /** IEEE half bits of a number (round to nearest even), for building f16 fixtures. */
-export function toHalfBits(value: number): number {
-  const f32 = new Float32Array([value]);
-  const x = new Uint32Array(f32.buffer)[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rem > halfway || (rem === halfway && (half & 1))) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++; // a carry may round up to Infinity, as it should
-  return sign | half;
-}
+export const toHalfBits = floatToHalfBits;
 
 export function f16Bytes(values: ArrayLike<number>): Uint8Array {
   const out = new Uint8Array(values.length * 2);
