@@ -149,17 +149,3 @@ export function resolveCacheOptions(g: KvGeometry, o: CacheOptions): ResolvedCac
 export function pageBytes(g: KvGeometry): number {
   return 2 * g.numKvHeads * g.pageSize * g.headDim * g.bytesPerElement;
 }
-
-/**
- * Pool sizes (in pages) that let `sequences` sequences of up to `tokens` tokens each
- * run to the end under these options: budgeted layers hold the budget plus one page,
- * and one layer at a time holds a whole prompt while it prefills.
- */
-export function poolPagesFor(g: KvGeometry, o: ResolvedCacheOptions, tokens: number, sequences = 1): { devicePages: number; hostPages: number } {
-  const pages = Math.ceil(tokens / g.pageSize);
-  const budgeted = o.policy === 'arkvale' || o.policy === 'streaming-llm' || o.policy === 'h2o' || o.policy === 'tova';
-  const fullLayers = budgeted ? o.fullLayers : g.numLayers;
-  const perSeqDevice = fullLayers * pages + (g.numLayers - fullLayers) * Math.min(pages, o.budgetPages + 1) + (budgeted ? pages : 0);
-  const hostPages = o.policy === 'arkvale' ? (g.numLayers - o.fullLayers) * pages * sequences : 0;
-  return { devicePages: perSeqDevice * sequences, hostPages };
-}

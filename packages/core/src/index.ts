@@ -17,6 +17,7 @@ export { PageStore } from './manager/page-store.js';
 export type { AttentionList } from './manager/page-store.js';
 export type { KvStats, LayerView } from './manager/stats.js';
 export { checkConsistency } from './manager/consistency.js';
+export { poolPagesFor } from './manager/pool-sizing.js';
 export { ReferenceBackend } from './reference/reference-backend.js';
 export { decodeFloats, halfToFloat, bf16ToFloat, floatToHalfBits, floatToBf16Bits } from './reference/half.js';
 export { RefTensor, asRef } from './reference/tensor.js';

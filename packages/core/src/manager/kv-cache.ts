@@ -210,7 +210,7 @@ export class KvCache {
     const { out } = this.backend.causalAttention({ q, k, v, scale });
     if (layer.budgeted && numPages > this.options.budgetPages) {
       const candidates = range(this.options.sinkPages, numPages - this.options.windowPages);
-      const ctx = this.pageContext(layer, this.backend.sliceRows(q, seq.length - 1, 1), candidates);
+      const ctx = this.pageContext(layer, () => this.backend.sliceRows(q, seq.length - 1, 1), candidates);
       const keep = new Set(layer.policy.prefillResident(ctx));
       for (const p of candidates) if (!keep.has(p)) this.store.evict(layer.pages[p]);
     }
@@ -329,7 +329,7 @@ export class KvCache {
     const lists: { slots: number[]; last: number }[][] = seqs.map((s, r) => {
       const layer = layers[r];
       if (layer.kind === 'token') return [{ slots: layer.slots, last: layer.filled - (layer.slots.length - 1) * this.pageSize }];
-      const decision = this.decidePages(layer, this.backend.sliceRows(q, r, 1));
+      const decision = this.decidePages(layer, () => this.backend.sliceRows(q, r, 1));
       this.store.applyRecalls(layer, decision);
       const lastLen = s.length - (layer.pages.length - 1) * this.pageSize;
       return decision.attend.map((pages) => ({
@@ -356,7 +356,7 @@ export class KvCache {
     return out;
   }
 
-  private decidePages(layer: PageLayer, qRow: Tensor): PageDecision {
+  private decidePages(layer: PageLayer, qRow: () => Tensor): PageDecision {
     const n = layer.pages.length;
     const o = this.options;
     let candidates: number[] = [];
@@ -367,12 +367,13 @@ export class KvCache {
     return layer.policy.decide(this.pageContext(layer, qRow, candidates));
   }
 
-  private pageContext(layer: PageLayer, qRow: Tensor, candidates: number[]): PageStepContext {
+  /** The policy's view of a layer; the query row is sliced only when pages are scored. */
+  private pageContext(layer: PageLayer, qRow: () => Tensor, candidates: number[]): PageStepContext {
     const groups = candidates.length ? layer.policy.selectionGroups(this.geometry.numHeads, this.geometry.numKvHeads) : 1;
     let scores: ArrayLike<number> = [];
     if (candidates.length && layer.policy.digest) {
       const rows = this.store.i32(candidates.map((p) => layer.pages[p].digest));
-      const est = this.backend.estimate(qRow, this.store.digestStorage, rows, groups, layer.policy.digest);
+      const est = this.backend.estimate(qRow(), this.store.digestStorage, rows, groups, layer.policy.digest);
       scores = this.backend.readSync(est);
     }
     return {
