@@ -7,7 +7,7 @@ import { table } from '../format.js';
 import type { CacheFlags } from '../options.js';
 import { openModelDir, seededUniform } from '@arkvale/model-llama';
 import { cachePlan, parseFloatOption, parseIntOption, parseList, parsePolicy, resolveModelDir } from '../options.js';
-import { evaluatePasskey, type PasskeyRow } from '../passkey/evaluate.js';
+import { evaluatePasskey, policyLabel, type PasskeyRow } from '../passkey/evaluate.js';
 import { buildPasskeyPrompt, readFiller } from '../passkey/prompt.js';
 import { addCacheOptions, addModelOptions, loadEngine } from './shared.js';
 
@@ -30,11 +30,11 @@ const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 /** Rows of policy @ budget, a column per length: accuracy (agreement with Full), like the paper's Table 1. */
 export function passkeyTable(rows: readonly PasskeyRow[]): string {
   const lengths = [...new Set(rows.map((r) => r.length))];
-  const keys = [...new Set(rows.map((r) => `${r.policy}${r.budget === null ? '' : ` @ ${r.budget}`}`))];
+  const keys = [...new Set(rows.map((r) => policyLabel(r.policy, r.budget)))];
   const body = keys.map((key) => [
     key,
     ...lengths.map((l) => {
-      const r = rows.find((x) => x.length === l && `${x.policy}${x.budget === null ? '' : ` @ ${x.budget}`}` === key);
+      const r = rows.find((x) => x.length === l && policyLabel(x.policy, x.budget) === key);
       return r ? `${pct(r.accuracy)} (${pct(r.agreement)})` : '-';
     }),
   ]);

@@ -41,6 +41,11 @@ export interface PasskeyRow {
   readonly prompts: PromptResult[];
 }
 
+/** `arkvale @ 256`, or `full` for a policy without a budget. */
+export function policyLabel(policy: PolicyName, budget: number | null): string {
+  return budget === null ? policy : `${policy} @ ${budget}`;
+}
+
 /** The paper's passkey protocol: the same prompts for every policy, exact match, agreement with Full. */
 export function evaluatePasskey(engine: LlamaEngine, o: PasskeyEvalOptions): PasskeyRow[] {
   const runs = o.lengths.length * (1 + o.policies.filter((p) => p !== 'full').length * o.budgets.length);
@@ -50,7 +55,7 @@ export function evaluatePasskey(engine: LlamaEngine, o: PasskeyEvalOptions): Pas
     const uniform = seededUniform(o.seed + length);
     const prompts = depths(o.depthCount).map((d) => buildPasskeyPrompt(engine.model.tokenizer, o.filler, length, d, uniform));
     const run = (policy: PolicyName, budget: number | null, reference: GenerationOutput[] | null) => {
-      const label = `length ${length}: ${policy}${budget === null ? '' : ` @ ${budget}`}`;
+      const label = `length ${length}: ${policyLabel(policy, budget)}`;
       o.onProgress?.(done, runs, label);
       const start = performance.now();
       const outputs = generate(engine, prompts, { ...o.plan, policy, budgetTokens: budget ?? length + o.maxTokens }, o.batch, o.maxTokens);
