@@ -22,6 +22,19 @@ describe('arkvale generate', () => {
     expect(json.kv.residentPages).toBeGreaterThan(0);
   });
 
+  it('feeds --then text as decode steps after the prompt: under Full the same tokens as one prompt', async () => {
+    const c = golden.cases[0];
+    const cut = c.text.lastIndexOf(' ');
+    const r = await cli(['generate', c.text.slice(0, cut), '--then', c.text.slice(cut), '-m', modelDir, '--policy', 'full', '-n', '12', '--ignore-eos', '--json']);
+    expect(r.code).toBe(0);
+    const json = JSON.parse(r.out);
+    expect(json.promptTokens + json.suffixTokens).toBe(c.ids.length);
+    expect(json.suffixTokens).toBeGreaterThan(0);
+    expect(json.tokenIds).toEqual(c.greedy.slice(0, 12));
+    const text = await cli(['generate', c.text.slice(0, cut), '--then', c.text.slice(cut), '-m', modelDir, '-n', '4']);
+    expect(text.err).toMatch(/then: +\d+ tokens fed as decode steps in/);
+  });
+
   it('streams text, then speed and KV statistics; reads stdin', async () => {
     const r = await cli(['generate', '-m', modelDir, '--policy', 'arkvale', '--budget', '64', '-n', '8', '--ignore-eos'], golden.cases[0].text);
     expect(r.code).toBe(0);

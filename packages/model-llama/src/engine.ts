@@ -2,7 +2,7 @@ import type { Backend, CacheOptions, KvCacheInit } from '@arkvale/core';
 import { KvCache, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
 import { LlamaForward } from './forward.js';
 import type { BatchResult, GenerationRequest } from './generate.js';
-import { generateBatch } from './generate.js';
+import { checkGenerationRequest, contextLength, generateBatch } from './generate.js';
 import type { ModelDir } from './model-dir.js';
 import { kvGeometry, openModelDir } from './model-dir.js';
 import type { LoadProgress } from './weights.js';
@@ -54,8 +54,8 @@ export class LlamaEngine {
 
   /** Generates for the requests on a fresh cache of this plan (pages freed at the end). */
   generate(requests: readonly GenerationRequest[], plan: CachePlan): BatchResult {
-    for (const r of requests) this.forward.checkLength(r.promptIds.length + 1, `a prompt of ${r.promptIds.length} tokens and its first new token`);
-    const longest = Math.min(this.forward.maxPositions, Math.max(...requests.map((r) => r.promptIds.length + (r.maxTokens ?? 64))));
+    for (const r of requests) checkGenerationRequest(this.forward, r);
+    const longest = Math.min(this.forward.maxPositions, Math.max(...requests.map((r) => contextLength(r) + (r.maxTokens ?? 64))));
     const cache = this.createCache(plan, longest, requests.length);
     return generateBatch(this.forward, this.model.tokenizer, cache, requests);
   }

@@ -1,13 +1,17 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '@arkvale/core';
+import { CpuBackend } from '@arkvale/cpu-backend';
 import golden from '../../../models/tiny-retrieval/golden.json' with { type: 'json' };
 import { LlamaEngine } from './engine.js';
+import { generateBatch, type GenerationRequest } from './generate.js';
 
 const modelDir = fileURLToPath(new URL('../../../models/tiny-retrieval', import.meta.url));
 
 describe('generation', async () => {
   const engine = await LlamaEngine.load(modelDir, new ReferenceBackend());
+  // Long prompts run on the CPU backend, which reproduces golden.json in full (forward.golden.test.ts).
+  const cpu = await LlamaEngine.load(modelDir, new CpuBackend());
   const c = golden.cases[0];
   const plan = { policy: 'arkvale' as const, pageSize: 4, budgetTokens: 16, sinkPages: 1, windowPages: 1, fullLayers: 0 };
 
@@ -26,10 +30,34 @@ describe('generation', async () => {
     expect(r.outputs[0].finishReason).toBe('length');
     // The golden passkey answer ends with </s>: generation stops there, without it.
     const passkey = golden.cases[1];
-    const answer = engine.generate([{ promptIds: passkey.ids, maxTokens: 12 }], { policy: 'full', pageSize: 16 });
+    const cache = cpu.createCache({ policy: 'full', pageSize: 16 }, passkey.ids.length + 12);
+    const answer = generateBatch(cpu.forward, cpu.model.tokenizer, cache, [{ promptIds: passkey.ids, maxTokens: 12 }]);
     expect(answer.outputs[0].finishReason).toBe('eos');
     expect(answer.outputs[0].tokenIds).toEqual(passkey.greedy.slice(0, passkey.greedy.indexOf(2)));
-  }, 120_000);
+    expect(cache.stats()).toMatchObject({ sequences: 0, device: { used: 0 }, host: { used: 0 } });
+  }, 30_000);
+
+  it('feeds a suffix token by token: under Full the same tokens as a prompt that includes it', () => {
+    // Decode steps over the fed suffix see what a longer prefill would have seen.
+    const r = engine.generate([{ promptIds: c.ids.slice(0, 2), suffixIds: c.ids.slice(2), maxTokens: 12, ignoreEos: true }], { policy: 'full', pageSize: 4 });
+    expect(r.outputs[0].tokenIds).toEqual(c.greedy.slice(0, 12));
+    expect(r.outputs[0].promptTokens).toBe(2);
+    expect(r.timings).toMatchObject({ promptTokens: 2, suffixTokens: c.ids.length - 2, generatedTokens: 12 });
+    // One decode step per suffix token and per generated token but the last.
+    expect(r.timings.decodeSteps).toBe(c.ids.length - 2 + 11);
+    expect(r.timings.sequenceSteps).toBe(r.timings.decodeSteps);
+    expect(r.timings.suffixMs).toBeGreaterThan(0);
+  });
+
+  it('batches rows with and without a suffix, each as it runs alone', () => {
+    const plain: GenerationRequest = { promptIds: c.ids, maxTokens: 5, ignoreEos: true };
+    const fed: GenerationRequest = { promptIds: c.ids.slice(0, 3), suffixIds: c.ids.slice(3), maxTokens: 7, ignoreEos: true, temperature: 1, seed: 4 };
+    const together = engine.generate([plain, fed], plan);
+    // Row i of a batch samples from seed + i.
+    const alone = [plain, fed].map((r, i) => engine.generate([{ ...r, seed: (r.seed ?? 0) + i }], plan).outputs[0].tokenIds);
+    expect(together.outputs.map((o) => o.tokenIds)).toEqual(alone);
+    expect(together.timings.sequenceSteps).toBe(4 + (c.ids.length - 3 + 6));
+  });
 
   it('samples reproducibly from a seed and differently from another', () => {
     const run = (seed: number) => engine.generate([{ promptIds: c.ids, maxTokens: 16, temperature: 1.2, seed, ignoreEos: true }], plan).outputs[0].tokenIds;
@@ -41,5 +69,8 @@ describe('generation', async () => {
     expect(() => engine.generate([{ promptIds: c.ids, temperature: -1 }], plan)).toThrow(/temperature must be a number >= 0/);
     expect(() => engine.generate([{ promptIds: c.ids, topP: 0 }], plan)).toThrow(/top-p must be in \(0, 1\]/);
     expect(() => engine.generate([{ promptIds: [] }], plan)).toThrow(/at least one token/);
+    expect(() => engine.generate([{ promptIds: c.ids, suffixIds: [5, 9999] }], plan)).toThrow(/token id 9999 is outside the vocabulary \(0\.\.855\)/);
+    const tooLong = Array.from({ length: 32768 }, () => 5);
+    expect(() => engine.generate([{ promptIds: c.ids, suffixIds: tooLong }], plan)).toThrow(/a prompt of 6 tokens and a suffix of 32768 and its first new token exceed/);
   });
 });

@@ -11,8 +11,8 @@ export type { ChatMessage, RenderChatOptions, ChatTemplateInit } from './chat-te
 export { openModelDir, describeModel, countParameters, kvGeometry, DESCRIBED_PAGE_SIZES } from './model-dir.js';
 export type { ModelDir, ModelDescription, GenerationDefaults, KvBytes } from './model-dir.js';
 export { LlamaForward } from './forward.js';
-export type { PrefillRequest } from './forward.js';
-export { generateBatch } from './generate.js';
+export type { PrefillRequest, RowSegment, RowBatch } from './forward.js';
+export { generateBatch, checkGenerationRequest } from './generate.js';
 export type { GenerationRequest, GenerationOutput, GenerationTimings, BatchResult, FinishReason } from './generate.js';
 export { checkSampling, seededUniform } from './sampling.js';
 export type { SamplingOptions } from './sampling.js';

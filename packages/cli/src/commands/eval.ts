@@ -1,18 +1,19 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { ArkvaleError, type PolicyName } from '@arkvale/core';
+import { ArkvaleError, invalidArgument, type PolicyName } from '@arkvale/core';
 import type { CliIo } from '../io.js';
 import { table } from '../format.js';
 import type { CacheFlags } from '../options.js';
 import { openModelDir, seededUniform } from '@arkvale/model-llama';
 import { cachePlan, parseFloatOption, parseIntOption, parseList, parsePolicy, resolveModelDir } from '../options.js';
-import { evaluatePasskey, policyLabel, type PasskeyRow } from '../passkey/evaluate.js';
+import { evaluatePasskey, PASSKEY_PROTOCOLS, policyLabel, type PasskeyProtocol, type PasskeyRow } from '../passkey/evaluate.js';
 import { buildPasskeyPrompt, readFiller } from '../passkey/prompt.js';
 import { addCacheOptions, addModelOptions, loadEngine } from './shared.js';
 
 interface EvalFlags extends Omit<CacheFlags, 'policy' | 'budget'> {
   model?: string;
+  protocol: PasskeyProtocol;
   backend: string;
   lengths: number[];
   budgets: number[];
@@ -27,18 +28,44 @@ interface EvalFlags extends Omit<CacheFlags, 'policy' | 'budget'> {
 
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 
-/** Rows of policy @ budget, a column per length: accuracy (agreement with Full), like the paper's Table 1. */
+/**
+ * Rows of policy @ budget, a column per length: accuracy (agreement with Full), like
+ * the paper's Table 1, then recalls per step for the policies that recall.
+ */
 export function passkeyTable(rows: readonly PasskeyRow[]): string {
   const lengths = [...new Set(rows.map((r) => r.length))];
   const keys = [...new Set(rows.map((r) => policyLabel(r.policy, r.budget)))];
-  const body = keys.map((key) => [
-    key,
-    ...lengths.map((l) => {
-      const r = rows.find((x) => x.length === l && policyLabel(x.policy, x.budget) === key);
+  const recalling = rows.some((r) => r.recallsPerStep > 0);
+  const body = keys.map((key) => {
+    const at = (l: number) => rows.find((x) => x.length === l && policyLabel(x.policy, x.budget) === key);
+    const cells = lengths.map((l) => {
+      const r = at(l);
       return r ? `${pct(r.accuracy)} (${pct(r.agreement)})` : '-';
-    }),
-  ]);
-  return table(['policy @ budget', ...lengths.map((l) => `${l} tokens`)], body);
+    });
+    const recalls = lengths.map((l) => {
+      const r = at(l);
+      return r && r.recallsPerStep > 0 ? r.recallsPerStep.toFixed(2) : '-';
+    });
+    return [key, ...cells, ...(recalling ? recalls : [])];
+  });
+  const header = ['policy @ budget', ...lengths.map((l) => `${l} tokens`), ...(recalling ? lengths.map((l) => `recalls/step @ ${l}`) : [])];
+  return table(header, body);
+}
+
+/** The line above the table: what was measured and how. */
+export function passkeyHeading(protocol: PasskeyProtocol, depths: number): string {
+  const how =
+    protocol === 'two-phase'
+      ? 'two-phase: context prefilled, question fed token by token as decode steps'
+      : 'single-pass: context and question prefilled together';
+  return `passkey retrieval (${how}), ${depths} depths per length: accuracy (agreement with Full); recalls per sequence per decode step, all layers\n`;
+}
+
+function parseProtocol(value: string): PasskeyProtocol {
+  if (!(PASSKEY_PROTOCOLS as readonly string[]).includes(value)) {
+    throw invalidArgument(`unknown protocol "${value}"; expected one of: ${PASSKEY_PROTOCOLS.join(', ')}`);
+  }
+  return value as PasskeyProtocol;
 }
 
 export function evalCommand(program: Command, io: CliIo): void {
@@ -46,6 +73,7 @@ export function evalCommand(program: Command, io: CliIo): void {
   const cmd = evalCmd
     .command('passkey')
     .description("the paper's passkey retrieval: pass key at evenly spaced depths, exact match, agreement with Full")
+    .option('--protocol <name>', 'two-phase (prefill the context, feed the question as decode steps) | single-pass (prefill both)', parseProtocol, 'two-phase')
     .option('--lengths <list>', 'prompt lengths in tokens', parseList(parseIntOption('length', 64)), [1024])
     .option('--budgets <list>', 'KV budgets in tokens', parseList(parseIntOption('budget', 1)), [256])
     .option('--policies <list>', 'policies compared with Full', parseList(parsePolicy), ['arkvale', 'streaming-llm', 'h2o', 'tova', 'quest'])
@@ -62,6 +90,7 @@ export function evalCommand(program: Command, io: CliIo): void {
     const { policy: _p, budgetTokens: _b, ...plan } = cachePlan({ ...flags, policy: 'full', budget: 1 });
     const started = performance.now();
     const rows = evaluatePasskey(engine, {
+      protocol: flags.protocol,
       lengths: flags.lengths,
       budgets: flags.budgets,
       policies: flags.policies,
@@ -77,11 +106,11 @@ export function evalCommand(program: Command, io: CliIo): void {
       },
     });
     if (io.interactive) io.err('\n');
-    io.out(`passkey retrieval, ${flags.depths} depths per length: accuracy (agreement with Full)\n`);
+    io.out(passkeyHeading(flags.protocol, flags.depths));
     io.out(passkeyTable(rows));
     if (flags.json) {
       try {
-        writeFileSync(flags.json, JSON.stringify({ model: engine.model.dir, backend: engine.backend.name, pageSize: flags.pageSize, depths: flags.depths, seed: flags.seed, rows }, null, 2) + '\n');
+        writeFileSync(flags.json, JSON.stringify({ model: engine.model.dir, backend: engine.backend.name, protocol: flags.protocol, pageSize: flags.pageSize, depths: flags.depths, seed: flags.seed, rows }, null, 2) + '\n');
       } catch (e) {
         throw new ArkvaleError('INVALID_ARGUMENT', `cannot write ${flags.json}: ${(e as Error).message}`);
       }

@@ -11,6 +11,7 @@ interface GenerateFlags extends CacheFlags {
   model?: string;
   backend: string;
   file?: string;
+  then?: string;
   maxTokens: number;
   temperature: number;
   sampleTopK: number;
@@ -43,6 +44,7 @@ export function generateCommand(program: Command, io: CliIo): void {
     .description('generate text from a prompt with a KV policy, streaming tokens, then speed and KV statistics')
     .argument('[prompt]', 'the prompt text (else --file, else standard input)')
     .option('-f, --file <path>', 'read the prompt from a file')
+    .option('--then <text>', 'after prefilling the prompt, feed this text token by token as decode steps, then generate (two-phase, as eval passkey does)')
     .option('-p, --policy <name>', 'full | streaming-llm | h2o | tova | quest | arkvale', 'arkvale')
     .option('--budget <tokens>', 'resident KV tokens per sequence and layer', parseIntOption('budget', 1), 512)
     .option('-n, --max-tokens <n>', 'tokens to generate at most', parseIntOption('max tokens', 1), 64)
@@ -60,10 +62,12 @@ export function generateCommand(program: Command, io: CliIo): void {
     const engine = await loadEngine(flags, io);
     const tokenizer = engine.model.tokenizer;
     const promptIds = flags.chat ? engine.model.encodeChat([{ role: 'user', content: text }], { addGenerationPrompt: true }) : tokenizer.encode(text);
+    const suffixIds = flags.then === undefined ? undefined : tokenizer.encode(flags.then, { addSpecialTokens: false });
     const result = engine.generate(
       [
         {
           promptIds,
+          suffixIds,
           maxTokens: flags.maxTokens,
           temperature: flags.temperature,
           topK: flags.sampleTopK,
@@ -83,6 +87,7 @@ export function generateCommand(program: Command, io: CliIo): void {
           text: out.text,
           tokenIds: out.tokenIds,
           promptTokens: out.promptTokens,
+          suffixTokens: suffixIds?.length ?? 0,
           finishReason: out.finishReason,
           policy: plan.policy,
           budgetTokens: plan.budgetTokens,

@@ -25,6 +25,18 @@ describe('passkey prompts', () => {
     }
   });
 
+  it('splits every prompt into context and question at the same token ids', () => {
+    const uniform = seededUniform(2);
+    for (const depth of [0, 0.35, 0.9]) {
+      const p = buildPasskeyPrompt(tokenizer, filler, 1500, depth, uniform);
+      expect([...p.contextIds, ...p.questionIds]).toEqual(p.ids);
+      expect(tokenizer.decode(p.questionIds)).toBe(' What is the pass key? The pass key is');
+      // The needle is in the context, the question holds no digits.
+      expect(tokenizer.decode(p.contextIds)).toContain(`The pass key is ${p.passkey}.`);
+      expect(p.questionIds.length).toBeLessThan(16);
+    }
+  });
+
   it('uses the 20 depths of the paper', () => {
     expect(depths(20)).toEqual(Array.from({ length: 20 }, (_, i) => i / 20));
     expect(depths(20)[19]).toBeCloseTo(0.95, 12);

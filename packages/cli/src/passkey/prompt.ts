@@ -8,7 +8,12 @@ export interface TextEncoder {
 
 export interface PasskeyPrompt {
   readonly text: string;
+  /** The whole prompt, BOS included: `contextIds` then `questionIds`. */
   readonly ids: number[];
+  /** Intro, filler and needle: what the two-phase protocol prefills. */
+  readonly contextIds: number[];
+  /** The question, fed token by token after the context in the two-phase protocol. */
+  readonly questionIds: number[];
   readonly passkey: string;
   /** Fraction of the filler before the pass key, 0 .. 1. */
   readonly depth: number;
@@ -70,8 +75,17 @@ export function buildPasskeyPrompt(
     i++;
   }
   const at = Math.round(depth * sentences.length);
-  const text = INTRO + sentences.slice(0, at).join('') + needle(passkey) + sentences.slice(at).join('') + QUESTION;
-  return { text, ids: tokenizer.encode(text), passkey, depth };
+  const context = INTRO + sentences.slice(0, at).join('') + needle(passkey) + sentences.slice(at).join('');
+  const text = context + QUESTION;
+  const ids = tokenizer.encode(text);
+  // The question starts a word, so the prompt's tokens split exactly at its start:
+  // both protocols see the same token ids.
+  const questionIds = tokenizer.encode(QUESTION, { addSpecialTokens: false });
+  const contextIds = ids.slice(0, ids.length - questionIds.length);
+  if (!questionIds.every((t, i) => ids[contextIds.length + i] === t)) {
+    throw invalidArgument('the tokenizer merges the passkey question with the text before it; the two-phase protocol needs them apart');
+  }
+  return { text, ids, contextIds, questionIds, passkey, depth };
 }
 
 /** Exact match: the answer's first number is the pass key. */
