@@ -18,6 +18,17 @@ const outFile = args.includes('--out') ? args[args.indexOf('--out') + 1] : null;
 const quick = args.includes('--quick');
 const log = (t) => process.stderr.write(`${t}\n`);
 
+if (args.includes('--serving')) {
+  // `pnpm bench --serving`: the serving engine (worker thread, continuous batching) at
+  // 1, 8 and 64 concurrent clients; see serving-bench.mjs.
+  const { servingBench } = await import('./serving-bench.mjs');
+  const report = await servingBench({ modelDir, quick, log });
+  const json = JSON.stringify(report, null, 2);
+  process.stdout.write(json + '\n');
+  if (outFile) writeFileSync(outFile, json + '\n');
+  process.exit(0);
+}
+
 const cpu = await LlamaEngine.load(modelDir, new CpuBackend());
 const reference = await LlamaEngine.load(modelDir, new ReferenceBackend());
 const filler = readFiller(join(modelDir, 'filler.txt'));

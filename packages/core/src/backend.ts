@@ -117,6 +117,23 @@ export interface SelectPagesArgs {
  */
 export interface Backend {
   readonly name: string;
+  /**
+   * The floating-point type activations and KV pages are stored in: 'f32' on the
+   * CPU backends, the model's 'f16' or 'bf16' on a GPU. KV page sizes follow from it.
+   */
+  readonly dtype: 'f32' | 'f16' | 'bf16';
+
+  /**
+   * Runs `fn` and then disposes every tensor created while it ran, except those it
+   * returns (a tensor, or an array or object of tensors, kept for the caller). Nests.
+   * Backends whose memory is garbage collected just run `fn`; a GPU backend frees
+   * device memory here, since a synchronous decode loop gives finalizers no chance.
+   */
+  tidy<T>(fn: () => T): T;
+  /** Takes `t` out of every tidy scope: it lives until disposed (state kept across calls). Returns `t`. */
+  keep<T extends Tensor>(t: T): T;
+  /** Device memory now, for backends that have their own (free and total bytes); undefined elsewhere. */
+  memory?(): { readonly freeBytes: number; readonly totalBytes: number };
 
   // --- memory -------------------------------------------------------------
   fromArray(data: ArrayLike<number>, shape: readonly number[], dtype?: 'f32' | 'i32'): Tensor;
@@ -134,7 +151,8 @@ export interface Backend {
   concatRows(parts: readonly Tensor[]): Tensor;
 
   // --- dense math ---------------------------------------------------------
-  matmul(x: Tensor, w: Tensor): Tensor;
+  /** x [m, k] @ w [n, k]^T. `outDtype` 'f32' asks for a float32 result (logits) whatever `dtype` is. */
+  matmul(x: Tensor, w: Tensor, outDtype?: 'f32'): Tensor;
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor;
   createRopeTable(spec: RopeSpec): RopeTable;
   /** Rotates [T, H, D] in the "rotate half" convention at the given i32 [T] positions. */
@@ -148,6 +166,8 @@ export interface Backend {
   // --- KV pages -----------------------------------------------------------
   createKvStorage(location: PoolLocation, slots: number, geometry: KvGeometry): KvStorage;
   createDigestStorage(rows: number, geometry: KvGeometry): DigestStorage;
+  /** Returns a pool's or a digest store's memory; the storage must not be used again. */
+  freeStorage(storage: KvStorage | DigestStorage): void;
   /** Writes token t of k/v [T, numKvHeads, D] at (slots[t], offsets[t]). */
   appendKv(storage: KvStorage, k: Tensor, v: Tensor, slots: Tensor, offsets: Tensor): void;
   /** Digest of each full page slots[i] into digest row rows[i]. */

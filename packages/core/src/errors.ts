@@ -12,6 +12,7 @@ export type ArkvaleErrorCode =
   | 'UNSUPPORTED_MODEL'
   | 'PROMPT_TOO_LONG'
   | 'NO_DEVICE'
+  | 'OUT_OF_MEMORY'
   | 'INTERNAL';
 
 export class ArkvaleError extends Error {

@@ -1,10 +1,11 @@
-import type { Backend, CacheOptions, KvCacheInit } from '@arkvale/core';
-import { KvCache, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
+import type { Backend, CacheOptions, KvCacheInit, KvGeometry } from '@arkvale/core';
+import { invalidArgument, KvCache, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
+import { checkCacheFits, checkWeightsFit, devicePageCapacity } from './device-memory.js';
 import { LlamaForward } from './forward.js';
 import type { BatchResult, GenerationRequest } from './generate.js';
 import { checkGenerationRequest, contextLength, generateBatch } from './generate.js';
 import type { ModelDir } from './model-dir.js';
-import { kvGeometry, openModelDir } from './model-dir.js';
+import { countParameters, kvGeometry, openModelDir } from './model-dir.js';
 import type { LoadProgress } from './weights.js';
 
 /** The KV policy and its knobs; pool sizes are derived from the work. */
@@ -16,6 +17,11 @@ export type CachePlan = Omit<CacheOptions, 'devicePages' | 'hostPages'> & {
 
 export interface LoadEngineOptions {
   readonly onProgress?: LoadProgress;
+  /**
+   * Share of the device's memory the engine may use (weights, activations, KV pool)
+   * on backends with their own memory; the rest is left to other processes. Default 0.9.
+   */
+  readonly gpuMemoryUtilization?: number;
 }
 
 /** A loaded model on a backend, ready to run any KV policy. */
@@ -23,12 +29,31 @@ export class LlamaEngine {
   private constructor(
     readonly model: ModelDir,
     readonly forward: LlamaForward,
+    readonly gpuMemoryUtilization: number,
   ) {}
 
   static async load(dir: string, backend: Backend, options: LoadEngineOptions = {}): Promise<LlamaEngine> {
+    const utilization = options.gpuMemoryUtilization ?? 0.9;
+    if (!(utilization > 0 && utilization <= 1)) throw invalidArgument(`GPU memory utilization must be in (0, 1], got ${String(utilization)}`);
     const model = openModelDir(dir);
+    // A model that cannot fit fails before a byte is uploaded.
+    checkWeightsFit(backend, model.config, countParameters(model.config), utilization);
     const weights = await model.loadWeights(backend, { onProgress: options.onProgress });
-    return new LlamaEngine(model, new LlamaForward(model.config, weights, backend));
+    return new LlamaEngine(model, new LlamaForward(model.config, weights, backend), utilization);
+  }
+
+  /** The cache geometry of this model on this backend (KV pages in the backend's dtype). */
+  geometry(pageSize: number): KvGeometry {
+    return kvGeometry(this.model.config, pageSize, this.backend.dtype === 'f32' ? 4 : 2);
+  }
+
+  /**
+   * Device KV pages that fit in the memory left after the weights and the activations
+   * of a `tokens`-row pass, within the utilization share; undefined on backends that
+   * use host memory. What a long-running server sizes its one pool from.
+   */
+  devicePageCapacity(pageSize: number, tokens: number): number | undefined {
+    return devicePageCapacity(this.backend, this.model.config, this.geometry(pageSize), this.gpuMemoryUtilization, tokens);
   }
 
   get backend(): Backend {
@@ -40,15 +65,12 @@ export class LlamaEngine {
    * what that work needs; explicit sizes are checked like any other option.
    */
   createCache(plan: CachePlan, tokens: number, sequences = 1): KvCache {
-    // f32 on the CPU backends: bytes moved are counted as stored.
-    const geometry = kvGeometry(this.model.config, plan.pageSize, 4);
+    const geometry = this.geometry(plan.pageSize);
     const resolved = resolveCacheOptions(geometry, { ...plan, devicePages: 1 });
     const pools = poolPagesFor(geometry, resolved, tokens, sequences);
-    const init: KvCacheInit = {
-      geometry,
-      options: { ...plan, devicePages: plan.devicePages ?? pools.devicePages, hostPages: plan.hostPages ?? pools.hostPages },
-      backend: this.backend,
-    };
+    const options = { ...plan, devicePages: plan.devicePages ?? pools.devicePages, hostPages: plan.hostPages ?? pools.hostPages };
+    checkCacheFits(this.backend, this.model.config, geometry, resolveCacheOptions(geometry, options), tokens * sequences, this.gpuMemoryUtilization);
+    const init: KvCacheInit = { geometry, options, backend: this.backend };
     return new KvCache(init);
   }
 
@@ -57,6 +79,10 @@ export class LlamaEngine {
     for (const r of requests) checkGenerationRequest(this.forward, r);
     const longest = Math.min(this.forward.maxPositions, Math.max(...requests.map((r) => contextLength(r) + (r.maxTokens ?? 64))));
     const cache = this.createCache(plan, longest, requests.length);
-    return generateBatch(this.forward, this.model.tokenizer, cache, requests);
+    try {
+      return generateBatch(this.forward, this.model.tokenizer, cache, requests);
+    } finally {
+      cache.close();
+    }
   }
 }

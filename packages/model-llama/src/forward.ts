@@ -1,5 +1,5 @@
 import type { Backend, KvCache, RopeTable, Tensor } from '@arkvale/core';
-import { ArkvaleError } from '@arkvale/core';
+import { ArkvaleError, invalidArgument } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import { ropeSpec } from './config.js';
 import type { LlamaWeights } from './weights.js';
@@ -10,7 +10,28 @@ export interface PrefillRequest {
   readonly tokens: readonly number[];
 }
 
-type Attend = (layer: number, q: Tensor, k: Tensor, v: Tensor) => Tensor;
+/** Consecutive rows of a `forwardRows` pass whose attention one callback computes (a decode step of one cache, a prefill chunk). */
+export interface RowSegment {
+  readonly tokens: readonly number[];
+  readonly positions: readonly number[];
+  /** Attention of this segment's rows at one layer: q [rows, numHeads, D], k and v [rows, numKvHeads, D] (keys rotated). */
+  attend(layer: number, q: Tensor, k: Tensor, v: Tensor): Tensor;
+}
+
+export interface RowBatch {
+  readonly segments: readonly RowSegment[];
+  /**
+   * Row counts of the matrix-product blocks, in order, summing to all rows (default:
+   * one block). A backend may pick its matmul kernel by row count, so a row's result
+   * can depend on what else shares its product; giving each row the block it would
+   * have alone makes the result independent of the batch (batch invariance).
+   */
+  readonly blocks?: readonly number[];
+  /** Rows whose logits are returned, in this order. */
+  readonly logitRows: readonly number[];
+  /** Logit rows per lm_head product (default: all together). */
+  readonly logitBlock?: number;
+}
 
 /**
  * The LLaMA forward pass, written once against `Backend`: every KV access goes through
@@ -42,59 +63,83 @@ export class LlamaForward {
 
   /**
    * Runs the prompts of admitted sequences (of any lengths) through every layer in one
-   * batch of rows and returns the logits of each prompt's last token, [N, vocab].
+   * batch of rows and returns the logits of each prompt's last token, [N, vocab] f32.
    */
   prefill(cache: KvCache, requests: readonly PrefillRequest[]): Tensor {
-    const b = this.backend;
-    const tokens = requests.flatMap((r) => r.tokens);
-    const positions = requests.flatMap((r) => r.tokens.map((_, i) => i));
-    requests.forEach((r) => this.checkLength(r.tokens.length));
-    const starts: number[] = [];
+    const segments = requests.map(
+      (r): RowSegment => ({
+        tokens: r.tokens,
+        positions: r.tokens.map((_, i) => i),
+        attend: (layer, q, k, v) => cache.prefillLayer(r.id, layer, q, k, v, this.scale),
+      }),
+    );
+    const logitRows: number[] = [];
     let row = 0;
-    for (const r of requests) {
-      starts.push(row);
-      row += r.tokens.length;
-    }
-    const hidden = this.layers(tokens, positions, (layer, q, k, v) => {
-      const outs = requests.map((r, i) => {
-        const slice = (t: Tensor) => b.sliceRows(t, starts[i], r.tokens.length);
-        return cache.prefillLayer(r.id, layer, slice(q), slice(k), slice(v), this.scale);
-      });
-      return outs.length === 1 ? outs[0] : b.concatRows(outs);
-    });
-    const lastRows = requests.map((r, i) => starts[i] + r.tokens.length - 1);
-    return this.logits(b.gatherRows(hidden, b.fromArray(lastRows, [lastRows.length], 'i32')));
+    for (const r of requests) logitRows.push((row += r.tokens.length) - 1);
+    return this.forwardRows({ segments, logitRows });
   }
 
-  /** One decoding step: `tokens[i]` is the newest token of sequence `ids[i]`; returns logits [B, vocab]. */
+  /** One decoding step: `tokens[i]` is the newest token of sequence `ids[i]`; returns logits [B, vocab] f32. */
   decode(cache: KvCache, ids: readonly number[], tokens: readonly number[]): Tensor {
     const step = cache.beginStep(ids);
-    step.positions.forEach((p) => this.checkLength(p + 1));
-    const hidden = this.layers(tokens, step.positions, (layer, q, k, v) => cache.decodeLayer(step, layer, q, k, v, this.scale));
-    return this.logits(hidden);
+    const attend = (layer: number, q: Tensor, k: Tensor, v: Tensor) => cache.decodeLayer(step, layer, q, k, v, this.scale);
+    return this.forwardRows({ segments: [{ tokens, positions: step.positions, attend }], logitRows: tokens.map((_, i) => i) });
   }
 
-  private layers(tokens: readonly number[], positions: readonly number[], attend: Attend): Tensor {
+  /**
+   * One pass over rows of several segments at once (decode steps of different caches,
+   * prefill chunks), each with its own attention, matrix products in `blocks`.
+   * Returns logits [logitRows.length, vocab].
+   */
+  forwardRows(batch: RowBatch): Tensor {
     const b = this.backend;
     const c = this.config;
+    const tokens = batch.segments.flatMap((s) => s.tokens);
+    const positions = batch.segments.flatMap((s) => s.positions);
     const n = tokens.length;
-    const pos = b.fromArray(positions, [n], 'i32');
-    let x = b.gatherRows(this.weights.embedTokens, b.fromArray(tokens, [n], 'i32'));
-    this.weights.layers.forEach((w, l) => {
-      const h = b.rmsNorm(x, w.inputNorm, c.rmsNormEps);
-      const q = b.rope(b.reshape(b.matmul(h, w.q), [n, c.numHeads, c.headDim]), pos, this.rope);
-      const k = b.rope(b.reshape(b.matmul(h, w.k), [n, c.numKvHeads, c.headDim]), pos, this.rope);
-      const v = b.reshape(b.matmul(h, w.v), [n, c.numKvHeads, c.headDim]);
-      const attn = b.reshape(attend(l, q, k, v), [n, c.numHeads * c.headDim]);
-      x = b.add(x, b.matmul(attn, w.o));
-      const h2 = b.rmsNorm(x, w.postNorm, c.rmsNormEps);
-      x = b.add(x, b.matmul(b.siluGate(b.matmul(h2, w.gate), b.matmul(h2, w.up)), w.down));
+    batch.segments.forEach((s) => {
+      if (s.tokens.length !== s.positions.length || s.tokens.length === 0) throw invalidArgument('a row segment needs one position per token and at least one token');
     });
-    return x;
-  }
-
-  private logits(hidden: Tensor): Tensor {
-    const b = this.backend;
-    return b.matmul(b.rmsNorm(hidden, this.weights.norm, this.config.rmsNormEps), this.weights.lmHead);
+    positions.forEach((p) => this.checkLength(p + 1));
+    const blocks = batch.blocks ?? [n];
+    if (blocks.reduce((x, y) => x + y, 0) !== n || blocks.some((r) => !Number.isInteger(r) || r < 1)) {
+      throw invalidArgument(`matmul blocks [${blocks.join(', ')}] do not partition ${n} rows`);
+    }
+    const split = (t: Tensor, sizes: readonly number[]): Tensor[] => {
+      if (sizes.length === 1) return [t];
+      let start = 0;
+      return sizes.map((rows) => b.sliceRows(t, (start += rows) - rows, rows));
+    };
+    const join = (parts: Tensor[]): Tensor => (parts.length === 1 ? parts[0] : b.concatRows(parts));
+    const mm = (x: Tensor, w: Tensor, sizes = blocks, outDtype?: 'f32'): Tensor => join(split(x, sizes).map((part) => b.matmul(part, w, outDtype)));
+    const sizes = batch.segments.map((s) => s.tokens.length);
+    // Every temporary is freed when its layer ends (device memory is not garbage collected).
+    return b.tidy(() => {
+      const pos = b.fromArray(positions, [n], 'i32');
+      let x = b.gatherRows(this.weights.embedTokens, b.fromArray(tokens, [n], 'i32'));
+      this.weights.layers.forEach((w, l) => {
+        const next = b.tidy(() => {
+          const h = b.rmsNorm(x, w.inputNorm, c.rmsNormEps);
+          const q = b.rope(b.reshape(mm(h, w.q), [n, c.numHeads, c.headDim]), pos, this.rope);
+          const k = b.rope(b.reshape(mm(h, w.k), [n, c.numKvHeads, c.headDim]), pos, this.rope);
+          const v = b.reshape(mm(h, w.v), [n, c.numKvHeads, c.headDim]);
+          const qs = split(q, sizes), ks = split(k, sizes), vs = split(v, sizes);
+          const attn = join(batch.segments.map((s, i) => s.attend(l, qs[i], ks[i], vs[i])));
+          const y = b.add(x, mm(b.reshape(attn, [n, c.numHeads * c.headDim]), w.o));
+          const h2 = b.rmsNorm(y, w.postNorm, c.rmsNormEps);
+          return b.add(y, mm(b.siluGate(mm(h2, w.gate), mm(h2, w.up)), w.down));
+        });
+        b.dispose(x);
+        x = next;
+      });
+      const rows = batch.logitRows;
+      if (rows.length === 0) return b.fromArray([], [0, c.vocabSize]);
+      const all = rows.length === n && rows.every((r, i) => r === i);
+      const picked = b.rmsNorm(all ? x : b.gatherRows(x, b.fromArray(rows, [rows.length], 'i32')), this.weights.norm, c.rmsNormEps);
+      const per = batch.logitBlock ?? rows.length;
+      const logitSizes = Array.from({ length: Math.ceil(rows.length / per) }, (_, i) => Math.min(per, rows.length - i * per));
+      // Logits in f32 whatever the backend computes in: sampling and greedy ties need the precision.
+      return mm(picked, this.weights.lmHead, logitSizes, 'f32');
+    });
   }
 }

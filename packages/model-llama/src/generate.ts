@@ -165,8 +165,10 @@ function nextTokens(model: LlamaForward, logits: Tensor, active: readonly Run[],
   const sampling = next.flatMap((t, i) => (t < 0 ? [i] : []));
   if (sampling.length === 0) return next;
   const b = model.backend;
-  const rows = sampling.length === active.length ? logits : b.gatherRows(logits, b.fromArray(sampling, [sampling.length], 'i32'));
-  const sampled = sampleRows(b, rows, sampling.map((i) => ({ options: active[i].request, uniform: active[i].uniform })));
+  const sampled = b.tidy(() => {
+    const rows = sampling.length === active.length ? logits : b.gatherRows(logits, b.fromArray(sampling, [sampling.length], 'i32'));
+    return sampleRows(b, rows, sampling.map((i) => ({ options: active[i].request, uniform: active[i].uniform })));
+  });
   sampling.forEach((i, j) => {
     next[i] = sampled[j];
     active[i].accept(sampled[j], eos.has(sampled[j]), maxNewTokens(model, active[i].request));
@@ -199,6 +201,7 @@ export function generateBatch(model: LlamaForward, tokenizer: Tokenizer, cache: 
       // A step that feeds some row's suffix counts as suffix time.
       const feeding = active.some((r) => r.hasSuffixLeft);
       const next = nextTokens(model, logits, active, eos);
+      model.backend.dispose(logits);
       const still = active.filter((r) => !r.finish);
       if (still.length === 0) break;
       const rows = active.flatMap((r, i) => (r.finish ? [] : [i]));

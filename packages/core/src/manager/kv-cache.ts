@@ -8,7 +8,10 @@ import { range } from '../policies/policy.js';
 import { createPolicy } from '../policies/registry.js';
 import { PageStore } from './page-store.js';
 import { afterTokenStep, placeTokenCell, prefillTokens } from './token-cells.js';
-import type { LayerState, PageEntry, PageLayer, SequenceState } from './layer-state.js';
+import type { ChunkHost } from './chunked-prefill.js';
+import { beginChunk, chunkNeeds, chunkedPrefillPeak, ensureNeeds, newChunkedPrefill, releaseChunked, writeChunkLayer } from './chunked-prefill.js';
+import { park, parkNeeds, releaseParked, resume, resumeNeeds } from './parking.js';
+import type { LayerState, PageEntry, PageLayer, PendingChunk, PoolNeeds, SequenceState } from './layer-state.js';
 import { emptyPage, newLayerState } from './layer-state.js';
 import type { KvStats, LayerView } from './stats.js';
 import { collectStats, layerView } from './stats.js';
@@ -17,6 +20,23 @@ export interface KvCacheInit {
   readonly geometry: KvGeometry;
   readonly options: CacheOptions;
   readonly backend: Backend;
+  /**
+   * Share the pools (and their storage) of another cache, so that caches of different
+   * policies draw on one device and one host pool. Its geometry and backend must be
+   * this cache's, and `options.devicePages` / `hostPages` its pool sizes. A caller
+   * running several caches on one store checks the sum of their needs (`stepNeeds`)
+   * before a step: each cache checks only its own.
+   */
+  readonly store?: PageStore;
+}
+
+/** A prefill chunk begun by `beginPrefillChunk`: tokens [start, start + count) of the prompt. */
+export interface PrefillChunk {
+  readonly id: number;
+  readonly start: number;
+  readonly count: number;
+  /** The prompt's last chunk: each layer then applies the end-of-prompt policy. */
+  readonly last: boolean;
 }
 
 /** Where one sequence's new token goes in one layer. */
@@ -51,13 +71,25 @@ export class KvCache {
   private nextId = 1;
   /** The pools, their storage and the page moves between them. */
   readonly store: PageStore;
+  /** A store passed in is shared with other caches and outlives this one. */
+  private readonly ownsStore: boolean;
 
   constructor(init: KvCacheInit) {
     this.geometry = init.geometry;
     this.options = resolveCacheOptions(init.geometry, init.options);
     this.policy = createPolicy(this.options);
     this.backend = init.backend;
-    this.store = new PageStore(init.backend, this.geometry, this.options);
+    this.ownsStore = !init.store;
+    this.store = init.store ? checkSharedStore(init.store, this.geometry, this.options, init.backend) : new PageStore(init.backend, this.geometry, this.options);
+  }
+
+  /**
+   * Frees every sequence and, unless the store is shared, the pools' memory (device
+   * memory on a GPU is not garbage collected). The cache is unusable afterwards.
+   */
+  close(): void {
+    for (const id of [...this.sequences.keys()]) this.free(id);
+    if (this.ownsStore) this.store.dispose();
   }
 
   get pageSize(): number {
@@ -125,6 +157,8 @@ export class KvCache {
   free(id: number): void {
     const seq = this.sequences.get(id);
     if (!seq) throw new SequenceError(`cannot free sequence ${id}: it does not exist (already freed?)`);
+    if (seq.chunked) releaseChunked(this.store, seq.chunked);
+    releaseParked(this.store, seq);
     for (const layer of seq.layers) this.store.releaseLayer(layer);
     this.sequences.delete(id);
   }
@@ -136,6 +170,7 @@ export class KvCache {
   fork(id: number): number {
     const parent = this.seq(id);
     this.requirePrefilled(parent);
+    this.requireOnDevice(parent);
     let copies = 0;
     for (const layer of parent.layers) {
       if (layer.kind === 'token') copies += layer.slots.length;
@@ -185,6 +220,7 @@ export class KvCache {
     const seq = this.seq(id);
     const layer = this.layerOf(seq, layerIndex);
     if (seq.prefilled[layerIndex]) throw invalidArgument(`layer ${layerIndex} of sequence ${id} is already prefilled`);
+    if (seq.chunked) throw invalidArgument(`sequence ${id} is prefilled in chunks: use beginPrefillChunk and prefillChunkLayer`);
     const t = seq.length;
     if (q.shape[0] !== t || k.shape[0] !== t || v.shape[0] !== t) {
       throw invalidArgument(`prefill of sequence ${id} expects ${t} rows of q/k/v, got ${q.shape[0]}/${k.shape[0]}/${v.shape[0]}`);
@@ -208,13 +244,113 @@ export class KvCache {
     const full = range(0, fullPages);
     this.store.sealPages(layer, full);
     const { out } = this.backend.causalAttention({ q, k, v, scale });
-    if (layer.budgeted && numPages > this.options.budgetPages) {
-      const candidates = range(this.options.sinkPages, numPages - this.options.windowPages);
-      const ctx = this.pageContext(layer, () => this.backend.sliceRows(q, seq.length - 1, 1), candidates);
-      const keep = new Set(layer.policy.prefillResident(ctx));
-      for (const p of candidates) if (!keep.has(p)) this.store.evict(layer.pages[p]);
-    }
+    this.selectPrefillResident(layer, () => this.backend.sliceRows(q, seq.length - 1, 1));
     return out;
+  }
+
+  /** At the end of a prompt longer than the budget: sinks, window and the pages the last query scores highest stay. */
+  private selectPrefillResident(layer: PageLayer, lastQuery: () => Tensor): void {
+    const numPages = layer.pages.length;
+    if (!layer.budgeted || numPages <= this.options.budgetPages) return;
+    const candidates = range(this.options.sinkPages, numPages - this.options.windowPages);
+    const ctx = this.pageContext(layer, lastQuery, candidates);
+    const keep = new Set(layer.policy.prefillResident(ctx));
+    for (const p of candidates) if (!keep.has(p)) this.store.evict(layer.pages[p]);
+  }
+
+  // --- chunked prefill (chunked-prefill.ts) -----------------------------------
+
+  /**
+   * Registers a sequence whose prompt of `promptLength` tokens is then written in
+   * chunks (`beginPrefillChunk`, then `prefillChunkLayer` for every layer), so that
+   * decode steps of other sequences can run between chunks. Takes no pages yet: each
+   * chunk checks and takes its own; `chunkedPrefillPeak` is the most it will hold.
+   */
+  admitChunked(promptLength: number): number {
+    if (!Number.isInteger(promptLength) || promptLength < 1) {
+      throw invalidArgument(`a prompt needs at least one token, got ${String(promptLength)}`);
+    }
+    const layers = range(0, this.geometry.numLayers).map((l) => this.newLayer(l));
+    const id = this.nextId++;
+    this.sequences.set(id, { id, length: 0, layers, prefilled: layers.map(() => false), chunked: newChunkedPrefill(promptLength, layers) });
+    return id;
+  }
+
+  /** Pool pages a chunked prefill of `promptLength` tokens holds at its peak (its last chunk). */
+  chunkedPrefillPeak(promptLength: number): PoolNeeds {
+    if (!Number.isInteger(promptLength) || promptLength < 1) throw invalidArgument(`a prompt needs at least one token, got ${String(promptLength)}`);
+    return chunkedPrefillPeak(this.chunkHost, range(0, this.geometry.numLayers).map((l) => this.newLayer(l)), promptLength);
+  }
+
+  /** Prompt tokens of a chunked sequence not written yet (0 once prefilled). */
+  promptRemaining(id: number): number {
+    const seq = this.seq(id);
+    return seq.chunked ? seq.chunked.promptLength - seq.length : 0;
+  }
+
+  /** Pool pages the next chunk of `count` tokens takes. */
+  prefillChunkNeeds(id: number, count: number): PoolNeeds {
+    const seq = this.seq(id);
+    if (!seq.chunked) throw invalidArgument(`sequence ${id} is not being prefilled in chunks`);
+    return chunkNeeds(this.chunkHost, seq, seq.chunked, count);
+  }
+
+  /** Checks and takes the pages of the next `count` prompt tokens in every layer. */
+  beginPrefillChunk(id: number, count: number): PrefillChunk {
+    const seq = this.seq(id);
+    const c: PendingChunk = beginChunk(this.chunkHost, seq, count);
+    return { id, start: c.start, count: c.count, last: c.last };
+  }
+
+  /**
+   * One layer of a begun chunk: q [count, numHeads, D], k and v [count, numKvHeads, D]
+   * (keys rotated at positions start..start + count - 1). Writes the pages (digests and
+   * backups of pages that filled) and returns causal attention over the prompt so far.
+   */
+  prefillChunkLayer(chunk: PrefillChunk, layerIndex: number, q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+    const seq = this.seq(chunk.id);
+    if (seq.chunked?.chunk?.start !== chunk.start) throw invalidArgument(`chunk at ${chunk.start} of sequence ${chunk.id} is not the one begun`);
+    return writeChunkLayer(this.chunkHost, seq, layerIndex, q, k, v, scale);
+  }
+
+  private get chunkHost(): ChunkHost {
+    return {
+      store: this.store,
+      options: this.options,
+      pageSize: this.pageSize,
+      tokenCells: this.tokenCells,
+      selectPrefillResident: (layer, lastQuery) => this.selectPrefillResident(layer, lastQuery),
+    };
+  }
+
+  // --- parking (parking.ts) ---------------------------------------------------
+
+  /** Host pages `park(id)` takes. */
+  parkNeeds(id: number): PoolNeeds {
+    return parkNeeds(this.seq(id));
+  }
+
+  /**
+   * Gives every device page of a prefilled sequence back, keeping its state in the
+   * host pool (pages without a backup and token cells are copied there). Not between
+   * `beginStep` and its `decodeLayer` calls. Returns the pages copied to the host.
+   */
+  park(id: number): number {
+    return park(this.store, this.seq(id));
+  }
+
+  /** Device pages `resume(id)` takes. */
+  resumeNeeds(id: number): PoolNeeds {
+    return resumeNeeds(this.seq(id));
+  }
+
+  /** Brings a parked sequence back exactly as it was (its resident pages recalled); returns the pages copied. */
+  resume(id: number): number {
+    return resume(this.store, this.seq(id));
+  }
+
+  isParked(id: number): boolean {
+    return Boolean(this.seq(id).parked);
   }
 
   // --- decode ---------------------------------------------------------------
@@ -225,9 +361,28 @@ export class KvCache {
    * or the free cell of a token-level cache. Planned from lengths alone: no device read.
    */
   beginStep(ids: readonly number[]): DecodeStep {
+    ensureNeeds(this.store, this.stepNeeds(ids));
+    const seqs = ids.map((id) => this.seq(id));
+    const targets: TokenTarget[][] = range(0, this.geometry.numLayers).map(() => []);
+    for (const s of seqs) {
+      s.layers.forEach((layer, l) => targets[l].push(this.placeToken(s, layer)));
+    }
+    const positions = seqs.map((s) => s.length);
+    for (const s of seqs) s.length++;
+    return { ids: [...ids], positions, targets };
+  }
+
+  /**
+   * Pool pages a decode step of these sequences may take (new pages, backups, digests
+   * and the worst case of its recalls); `beginStep` checks exactly this.
+   */
+  stepNeeds(ids: readonly number[]): PoolNeeds {
     if (new Set(ids).size !== ids.length) throw invalidArgument('a decode step lists a sequence twice');
     const seqs = ids.map((id) => this.seq(id));
-    seqs.forEach((s) => this.requirePrefilled(s));
+    seqs.forEach((s) => {
+      this.requirePrefilled(s);
+      this.requireOnDevice(s);
+    });
     const ps = this.pageSize;
     let device = 0;
     let host = 0;
@@ -249,17 +404,7 @@ export class KvCache {
         if (fills && layer.backups) host++;
       }
     }
-    this.store.devicePool.ensureFree(device);
-    this.store.hostPool.ensureFree(host);
-    this.store.digestPool.ensureFree(digests);
-
-    const targets: TokenTarget[][] = range(0, this.geometry.numLayers).map(() => []);
-    for (const s of seqs) {
-      s.layers.forEach((layer, l) => targets[l].push(this.placeToken(s, layer)));
-    }
-    const positions = seqs.map((s) => s.length);
-    for (const s of seqs) s.length++;
-    return { ids: [...ids], positions, targets };
+    return { device, host, digests };
   }
 
   /**
@@ -430,6 +575,10 @@ export class KvCache {
     if (missing >= 0) throw invalidArgument(`sequence ${s.id} has not prefilled layer ${missing} yet`);
   }
 
+  private requireOnDevice(s: SequenceState): void {
+    if (s.parked) throw invalidArgument(`sequence ${s.id} is parked in the host pool: resume it first`);
+  }
+
   // --- inspection -----------------------------------------------------------
 
   /** A copy of one (sequence, layer)'s state for tests, logs and the CLI. */
@@ -446,4 +595,19 @@ export class KvCache {
     return collectStats(this.sequences.values(), this.store);
   }
 
+}
+
+/** A store shared with another cache must fit this one. */
+function checkSharedStore(store: PageStore, g: KvGeometry, o: ResolvedCacheOptions, backend: Backend): PageStore {
+  const sg = store.deviceStorage.geometry;
+  const same = (Object.keys(g) as (keyof KvGeometry)[]).every((k) => sg[k] === g[k]);
+  if (!same) throw invalidArgument('a shared page store must have the cache geometry');
+  if (store.backend !== backend) throw invalidArgument('a shared page store must use the cache backend');
+  if (store.devicePool.capacity !== o.devicePages || store.hostPool.capacity !== o.hostPages) {
+    throw invalidArgument(
+      `a shared page store has ${store.devicePool.capacity} device and ${store.hostPool.capacity} host pages; ` +
+        `the options say ${o.devicePages} and ${o.hostPages}`,
+    );
+  }
+  return store;
 }

@@ -1,4 +1,4 @@
-import type { CopyTicket } from '../backend.js';
+import type { CopyTicket, Tensor } from '../backend.js';
 import type { KvPolicy, PagePolicy, TokenPolicy } from '../policies/policy.js';
 
 export type BackupState = 'none' | 'pending' | 'complete';
@@ -51,6 +51,58 @@ export interface SequenceState {
   readonly layers: LayerState[];
   /** Layers whose prompt has been written. */
   readonly prefilled: boolean[];
+  /** Set while the prompt is prefilled in chunks (`admitChunked`); `length` counts the tokens written so far. */
+  chunked?: ChunkedPrefill | null;
+  /** Set while the sequence is parked in the host pool (`park`): no device page is held. */
+  parked?: ParkedState | null;
+}
+
+/** Pool pages an operation will take, as checked before it changes anything. */
+export interface PoolNeeds {
+  readonly device: number;
+  readonly host: number;
+  readonly digests: number;
+}
+
+/**
+ * A token-level layer's prompt while it is prefilled in chunks: the prompt's keys
+ * live in ordinary pages (so later chunks can attend them), the K/V rows are kept to
+ * pick the surviving tokens from at the end, and the key statistic accumulates.
+ */
+export interface TokenPrefillBuffer {
+  /** Device slots holding the prompt so far, in position order. */
+  readonly slots: number[];
+  readonly k: Tensor[];
+  readonly v: Tensor[];
+  /** The policy's per-key statistic over the prompt so far, or null when it needs none. */
+  scores: Float32Array | null;
+  /** The token cells, taken when the last chunk begins. */
+  cells: number[];
+}
+
+/** One chunk begun by `beginPrefillChunk` and not yet written in every layer. */
+export interface PendingChunk {
+  readonly start: number;
+  readonly count: number;
+  readonly last: boolean;
+  readonly done: boolean[];
+}
+
+export interface ChunkedPrefill {
+  readonly promptLength: number;
+  /** Per layer: the buffer of a token-level layer, null for a page layer. */
+  readonly tokens: (TokenPrefillBuffer | null)[];
+  chunk: PendingChunk | null;
+}
+
+/** What `resume` restores: per layer, the pages or cells that were on the device. */
+export interface ParkedState {
+  /** Page layers: logical pages that were resident (null for token layers). */
+  readonly resident: (number[] | null)[];
+  /** Page layers: pages whose host copy exists only because of parking (released on resume). */
+  readonly copies: (number[] | null)[];
+  /** Token layers: host slots holding the cell pages, in cell order (null for page layers). */
+  readonly cellHosts: (number[] | null)[];
 }
 
 export function emptyPage(slot: number): PageEntry {

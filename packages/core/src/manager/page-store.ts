@@ -24,7 +24,9 @@ export class PageStore {
   readonly deviceStorage: KvStorage;
   readonly hostStorage: KvStorage;
   readonly digestStorage: DigestStorage;
-  readonly counters = { recalls: 0, evictions: 0, backups: 0, evictedTokens: 0 };
+  /** Page traffic since the pools were made; shared by every cache that shares this store. */
+  readonly counters = { recalls: 0, evictions: 0, backups: 0, evictedTokens: 0, parkedPages: 0, resumedPages: 0 };
+  private disposed = false;
 
   constructor(
     readonly backend: Backend,
@@ -39,6 +41,13 @@ export class PageStore {
     this.deviceStorage = backend.createKvStorage('device', options.devicePages, geometry);
     this.hostStorage = backend.createKvStorage('host', options.hostPages, geometry);
     this.digestStorage = backend.createDigestStorage(this.digestPool.capacity, geometry);
+  }
+
+  /** Returns the storage to the backend (once); the store is unusable afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const s of [this.deviceStorage, this.hostStorage, this.digestStorage]) this.backend.freeStorage(s);
   }
 
   i32(values: readonly number[]): Tensor {

@@ -17,6 +17,11 @@ export interface KvStats {
   readonly evictedTokens: number;
   readonly bytesToDevice: number;
   readonly bytesToHost: number;
+  /** Sequences parked in the host pool now. */
+  readonly parkedSequences: number;
+  /** Pages copied to the host to park sequences, and back to the device to resume them. */
+  readonly parkedPages: number;
+  readonly resumedPages: number;
 }
 
 export type LayerView =
@@ -56,8 +61,10 @@ export function collectStats(sequences: Iterable<SequenceState>, store: PageStor
   let resident = 0;
   let hostOnly = 0;
   let count = 0;
+  let parked = 0;
   for (const s of sequences) {
     count++;
+    if (s.parked) parked++;
     for (const layer of s.layers) {
       if (layer.kind === 'token') resident += layer.slots.length;
       else for (const p of layer.pages) p.slot >= 0 ? resident++ : hostOnly++;
@@ -77,5 +84,8 @@ export function collectStats(sequences: Iterable<SequenceState>, store: PageStor
     evictedTokens: c.evictedTokens,
     bytesToDevice: c.recalls * bytes,
     bytesToHost: c.backups * bytes,
+    parkedSequences: parked,
+    parkedPages: c.parkedPages,
+    resumedPages: c.resumedPages,
   };
 }

@@ -36,7 +36,16 @@ function asDigests(s: DigestStorage): kv.RefDigestStorage {
  */
 export class ReferenceBackend implements Backend {
   readonly name: string = 'reference';
+  readonly dtype = 'f32' as const;
   private tickets = 0;
+
+  tidy<T>(fn: () => T): T {
+    // Tensors are plain typed arrays: the garbage collector frees them.
+    return fn();
+  }
+  keep<T extends Tensor>(t: T): T {
+    return t;
+  }
 
   fromArray(data: ArrayLike<number>, shape: readonly number[], dtype: 'f32' | 'i32' = 'f32'): Tensor {
     return new RefTensor(dtype === 'i32' ? Int32Array.from(data) : Float32Array.from(data), [...shape], dtype);
@@ -77,7 +86,7 @@ export class ReferenceBackend implements Backend {
     return new RefTensor(data, [rows, ...refs[0].shape.slice(1)], refs[0].dtype);
   }
 
-  matmul(x: Tensor, w: Tensor): Tensor {
+  matmul(x: Tensor, w: Tensor, _outDtype?: 'f32'): Tensor {
     return dense.matmul(asRef(x), asRef(w));
   }
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
@@ -105,6 +114,9 @@ export class ReferenceBackend implements Backend {
   }
   createDigestStorage(rows: number, geometry: KvGeometry): DigestStorage {
     return new kv.RefDigestStorage(rows, geometry);
+  }
+  freeStorage(_storage: KvStorage | DigestStorage): void {
+    // Garbage collected.
   }
   appendKv(storage: KvStorage, k: Tensor, v: Tensor, slots: Tensor, offsets: Tensor): void {
     kv.appendKv(asKv(storage), asRef(k), asRef(v), asRef(slots), asRef(offsets));

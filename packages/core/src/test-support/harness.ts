@@ -108,11 +108,14 @@ export class CacheHarness {
     };
     for (const [id, layers] of this.shadow) {
       layers.forEach((rows, l) => {
-        const raw = this.cache.rawSequences.get(id)!.layers[l];
+        const seq = this.cache.rawSequences.get(id)!;
+        const raw = seq.layers[l];
         if (raw.kind === 'token') {
+          // A parked sequence's cells wait in the host pool.
+          const [storage, slots] = seq.parked ? [host, seq.parked.cellHosts[l]!] : [device, raw.slots];
           for (let c = 0; c < raw.filled; c++) {
             const pos = raw.positions[c];
-            if (pos >= 0) expect(device, raw.slots[Math.floor(c / g.pageSize)], c % g.pageSize, rows[pos], `seq ${id} layer ${l} cell ${c}`);
+            if (pos >= 0) expect(storage, slots[Math.floor(c / g.pageSize)], c % g.pageSize, rows[pos], `seq ${id} layer ${l} cell ${c}`);
           }
           return;
         }

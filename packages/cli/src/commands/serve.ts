@@ -1,0 +1,99 @@
+import type { Command } from 'commander';
+import type { DigestVariant, SelectionScope } from '@arkvale/core';
+import type { CliIo } from '../io.js';
+import type { CacheFlags } from '../options.js';
+import { BACKENDS, parseIntOption, parsePolicy, resolveModelDir } from '../options.js';
+import { addCacheOptions } from './shared.js';
+
+interface ServeFlags extends CacheFlags {
+  model?: string;
+  backend: string;
+  host: string;
+  port: number;
+  apiKey?: string;
+  modelName?: string;
+  devicePages: number;
+  hostPages?: number;
+  chunkTokens: number;
+  maxRunning: number;
+  maxWaiting: number;
+  chatTemplate?: string;
+  shutdownGrace: number;
+}
+
+/**
+ * `arkvale serve`: the OpenAI-compatible server (@arkvale/server) around a worker
+ * engine. Listens at once (/health answers 503 while the model loads), and shuts down
+ * gracefully on SIGINT/SIGTERM: stops accepting, lets running requests finish for the
+ * grace period, aborts the rest and frees every page.
+ */
+export function serveCommand(program: Command, io: CliIo): void {
+  const cmd = program
+    .command('serve')
+    .description('serve the model over an OpenAI-compatible HTTP API with continuous batching (Ctrl-C stops)')
+    .option('-m, --model <dir>', 'Hugging Face LLaMA folder (default: $ARKVALE_MODEL or ./models/tiny-retrieval)')
+    .option('-b, --backend <name>', `compute backend: ${BACKENDS.join(', ')}`, 'auto')
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('--port <n>', 'port (0: any free one)', parseIntOption('port'), 8000)
+    .option('--api-key <key>', 'require "Authorization: Bearer <key>" on /v1')
+    .option('--model-name <name>', 'the model name clients send (default: the folder name)')
+    .option('-p, --policy <name>', 'default KV policy: full | streaming-llm | h2o | tova | quest | arkvale', 'arkvale')
+    .option('--budget <tokens>', 'default KV budget per sequence and layer', parseIntOption('budget', 1), 512)
+    .option('--device-pages <n>', 'device KV pool in pages (shared by all requests)', parseIntOption('device pages', 1), 4096)
+    .option('--host-pages <n>', 'host KV pool in pages (default 4x device)', parseIntOption('host pages'))
+    .option('--chunk-tokens <n>', 'prompt tokens per prefill chunk', parseIntOption('chunk tokens', 1), 256)
+    .option('--max-running <n>', 'sequences admitted at most', parseIntOption('max running', 1), 256)
+    .option('--max-waiting <n>', 'requests queued at most (then 429)', parseIntOption('max waiting'), 1024)
+    .option('--chat-template <file>', 'Jinja chat template (default: the model\'s, else plain: message contents joined by newlines)')
+    .option('--shutdown-grace <seconds>', 'how long running requests may finish on SIGINT/SIGTERM', parseIntOption('shutdown grace'), 5);
+  addCacheOptions(cmd).action(async (flags: ServeFlags) => {
+    const { WorkerEngine, createArkvaleServer } = await import('@arkvale/server');
+    const modelDir = resolveModelDir(flags.model);
+    const engine = WorkerEngine.start({
+      modelDir,
+      modelId: flags.modelName,
+      backend: flags.backend,
+      // The worker builds its backend with the CLI's own factory (the same --backend choices).
+      backendModule: new URL('../options.js', import.meta.url).href,
+      onLog: io.err,
+      chatTemplateFile: flags.chatTemplate,
+      pageSize: flags.pageSize,
+      devicePages: flags.devicePages,
+      hostPages: flags.hostPages,
+      policy: parsePolicy(flags.policy),
+      budgetTokens: flags.budget,
+      sinkPages: flags.sinks,
+      windowPages: flags.window,
+      fullLayers: flags.fullLayers,
+      topK: flags.topK,
+      digest: flags.digest as DigestVariant | undefined,
+      selection: flags.selection as SelectionScope | undefined,
+      chunkTokens: flags.chunkTokens,
+      maxRunning: flags.maxRunning,
+      maxWaiting: flags.maxWaiting,
+    });
+    const server = createArkvaleServer({ engine, apiKey: flags.apiKey });
+    const address = await server.app.listen({ host: flags.host, port: flags.port });
+    io.err(`arkvale serve: listening on ${address} (/v1, /health, /metrics); loading ${modelDir}\n`);
+    const ready = await server.ready;
+    io.err(
+      `arkvale serve: ready: model "${ready.model.id}", ${ready.model.backend} backend, default ${ready.model.defaultPolicy} @ ${ready.model.defaultBudget} tokens, ` +
+        `pages of ${ready.model.pageSize}; chat prompts: ${ready.chatFormat}\n`,
+    );
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        process.off('SIGINT', onInt);
+        process.off('SIGTERM', onTerm);
+        io.err(`arkvale serve: ${signal}: stopping (running requests get ${flags.shutdownGrace} s)\n`);
+        void server.shutdown(flags.shutdownGrace * 1000).then((stats) => {
+          io.err(`arkvale serve: stopped; ${stats?.finished ?? 0} requests finished, ${stats?.aborted ?? 0} aborted; KV pages in use: ${stats?.devicePages.used ?? 0} device, ${stats?.hostPages.used ?? 0} host\n`);
+          resolve();
+        });
+      };
+      const onInt = () => stop('SIGINT');
+      const onTerm = () => stop('SIGTERM');
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
+    });
+  });
+}

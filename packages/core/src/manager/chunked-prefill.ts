@@ -1,0 +1,253 @@
+import type { Tensor } from '../backend.js';
+import type { ResolvedCacheOptions } from '../config.js';
+import { invalidArgument } from '../errors.js';
+import { range } from '../policies/policy.js';
+import type { AttentionList, PageStore } from './page-store.js';
+import type { ChunkedPrefill, LayerState, PageLayer, PendingChunk, PoolNeeds, SequenceState, TokenLayer, TokenPrefillBuffer } from './layer-state.js';
+import { emptyPage } from './layer-state.js';
+
+/*
+ * Chunked prefill: a prompt written a chunk of rows at a time, so that a scheduler can
+ * interleave it with decode steps of other sequences. Each chunk's queries attend,
+ * through paged attention with one page list per row, over the sequence's pages up to
+ * their own position: causal attention, as in the one-shot prefill.
+ *
+ * Every layer keeps the whole prompt on the device until the last chunk (the one-shot
+ * prefill holds one layer at a time), because later chunks attend every earlier key.
+ * At the last chunk each layer applies exactly the one-shot rules: ArkVale selects the
+ * resident pages with the last prompt query, token-level layers keep the tokens their
+ * policy picks from the statistic over the whole prompt. Pages and digests are then
+ * identical to the one-shot prefill given the same q/k/v. The one place they can
+ * differ is the token-level statistic (H2O's summed attention, TOVA's last-query
+ * attention): it is the same quantity summed by another kernel, so it agrees only to
+ * float rounding, and a keep decision can differ between tokens whose statistics tie
+ * to within rounding.
+ */
+
+/** What the chunked prefill needs of the page manager. */
+export interface ChunkHost {
+  readonly store: PageStore;
+  readonly options: ResolvedCacheOptions;
+  readonly pageSize: number;
+  readonly tokenCells: number;
+  /** ArkVale's end-of-prompt selection, shared with the one-shot prefill. */
+  selectPrefillResident(layer: PageLayer, lastQuery: () => Tensor): void;
+}
+
+export function newChunkedPrefill(promptLength: number, layers: readonly LayerState[]): ChunkedPrefill {
+  return {
+    promptLength,
+    tokens: layers.map((l): TokenPrefillBuffer | null =>
+      l.kind === 'token' ? { slots: [], k: [], v: [], scores: l.policy.prefillScores ? new Float32Array(promptLength) : null, cells: [] } : null,
+    ),
+    chunk: null,
+  };
+}
+
+/** Pages the next chunk of `count` tokens takes, starting at `start` (the tokens written so far). */
+export function chunkNeeds(host: ChunkHost, seq: SequenceState, state: ChunkedPrefill, count: number): PoolNeeds {
+  const ps = host.pageSize;
+  const start = seq.length;
+  const end = start + count;
+  const newPages = Math.ceil(end / ps) - Math.ceil(start / ps);
+  const filled = Math.floor(end / ps) - Math.floor(start / ps);
+  let device = 0;
+  let hostPages = 0;
+  let digests = 0;
+  for (const layer of seq.layers) {
+    device += newPages;
+    if (layer.kind === 'token') {
+      if (end === state.promptLength) device += Math.ceil(Math.min(end, host.tokenCells - 1) / ps);
+      continue;
+    }
+    if (layer.digests) digests += filled;
+    if (layer.backups) hostPages += filled;
+  }
+  return { device, host: hostPages, digests };
+}
+
+/** The most a chunked prefill of `length` tokens holds at once (at its last chunk). */
+export function chunkedPrefillPeak(host: ChunkHost, layers: readonly LayerState[], length: number): PoolNeeds {
+  const ps = host.pageSize;
+  const pages = Math.ceil(length / ps);
+  const full = Math.floor(length / ps);
+  let device = 0;
+  let hostPages = 0;
+  let digests = 0;
+  for (const layer of layers) {
+    device += pages;
+    if (layer.kind === 'token') {
+      device += Math.ceil(Math.min(length, host.tokenCells - 1) / ps);
+      continue;
+    }
+    if (layer.digests) digests += full;
+    if (layer.backups) hostPages += full;
+  }
+  return { device, host: hostPages, digests };
+}
+
+export function ensureNeeds(store: PageStore, n: PoolNeeds): void {
+  store.devicePool.ensureFree(n.device);
+  store.hostPool.ensureFree(n.host);
+  store.digestPool.ensureFree(n.digests);
+}
+
+/** Checks the chunk can be begun, then takes every page it needs (all layers), so that no layer can run short. */
+export function beginChunk(host: ChunkHost, seq: SequenceState, count: number): PendingChunk {
+  const state = seq.chunked;
+  if (!state) throw invalidArgument(`sequence ${seq.id} is not being prefilled in chunks (admit it with admitChunked)`);
+  if (state.chunk) throw invalidArgument(`sequence ${seq.id} has a chunk still to write in some layers`);
+  const left = state.promptLength - seq.length;
+  if (!Number.isInteger(count) || count < 1 || count > left) {
+    throw invalidArgument(`a prefill chunk of sequence ${seq.id} takes 1..${left} tokens, got ${String(count)}`);
+  }
+  ensureNeeds(host.store, chunkNeeds(host, seq, state, count));
+  const ps = host.pageSize;
+  const end = seq.length + count;
+  const newPages = Math.ceil(end / ps) - Math.ceil(seq.length / ps);
+  const last = end === state.promptLength;
+  seq.layers.forEach((layer, l) => {
+    const fresh = host.store.devicePool.allocateMany(newPages);
+    if (layer.kind === 'page') {
+      layer.pages.push(...fresh.map(emptyPage));
+      return;
+    }
+    const buffer = state.tokens[l]!;
+    buffer.slots.push(...fresh);
+    if (last) buffer.cells = host.store.devicePool.allocateMany(Math.ceil(Math.min(end, host.tokenCells - 1) / ps));
+  });
+  state.chunk = { start: seq.length, count, last, done: seq.layers.map(() => false) };
+  return state.chunk;
+}
+
+/** Each row's causal page list: pages up to its own position, the last one cut at the position. */
+function causalLists(slots: readonly number[], start: number, count: number, ps: number): AttentionList[][] {
+  return range(start, start + count).map((p) => [{ slots: slots.slice(0, Math.floor(p / ps) + 1), last: (p % ps) + 1 }]);
+}
+
+/** Writes one layer of the pending chunk and returns its causal attention, [count, numHeads, D]. */
+export function writeChunkLayer(host: ChunkHost, seq: SequenceState, layerIndex: number, q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+  const state = seq.chunked;
+  const chunk = state?.chunk;
+  if (!state || !chunk) throw invalidArgument(`sequence ${seq.id} has no prefill chunk begun (call beginPrefillChunk first)`);
+  const layer = seq.layers[layerIndex];
+  if (!layer) throw invalidArgument(`layer ${layerIndex} outside 0..${seq.layers.length - 1}`);
+  if (chunk.done[layerIndex]) throw invalidArgument(`layer ${layerIndex} of sequence ${seq.id} already wrote this chunk`);
+  const { start, count } = chunk;
+  if (q.shape[0] !== count || k.shape[0] !== count || v.shape[0] !== count) {
+    throw invalidArgument(`a prefill chunk of sequence ${seq.id} expects ${count} rows of q/k/v, got ${q.shape[0]}/${k.shape[0]}/${v.shape[0]}`);
+  }
+  const out = layer.kind === 'page' ? chunkPages(host, layer, chunk, q, k, v, scale) : chunkTokens(host, layer, state, state.tokens[layerIndex]!, chunk, q, k, v, scale);
+  chunk.done[layerIndex] = true;
+  if (chunk.done.every(Boolean)) {
+    seq.length = start + count;
+    state.chunk = null;
+    if (chunk.last) {
+      seq.prefilled.fill(true);
+      seq.chunked = null;
+    }
+  }
+  return out;
+}
+
+function appendRows(host: ChunkHost, slots: readonly number[], start: number, k: Tensor, v: Tensor): void {
+  const ps = host.pageSize;
+  const positions = range(start, start + k.shape[0]);
+  host.store.backend.appendKv(
+    host.store.deviceStorage,
+    k,
+    v,
+    host.store.i32(positions.map((p) => slots[Math.floor(p / ps)])),
+    host.store.i32(positions.map((p) => p % ps)),
+  );
+}
+
+function chunkPages(host: ChunkHost, layer: PageLayer, chunk: PendingChunk, q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+  const ps = host.pageSize;
+  const { start, count } = chunk;
+  const slots = layer.pages.map((p) => p.slot);
+  appendRows(host, slots, start, k, v);
+  host.store.sealPages(layer, range(Math.floor(start / ps), Math.floor((start + count) / ps)));
+  const { out } = host.store.backend.pagedAttention({ q, storage: host.store.deviceStorage, ...host.store.pageTable(causalLists(slots, start, count, ps), 1), scale });
+  if (chunk.last) host.selectPrefillResident(layer, () => host.store.backend.sliceRows(q, count - 1, 1));
+  return out;
+}
+
+function chunkTokens(
+  host: ChunkHost,
+  layer: TokenLayer,
+  state: ChunkedPrefill,
+  buffer: TokenPrefillBuffer,
+  chunk: PendingChunk,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  scale: number,
+): Tensor {
+  const ps = host.pageSize;
+  const b = host.store.backend;
+  const { start, count } = chunk;
+  appendRows(host, buffer.slots, start, k, v);
+  // Kept past this layer's tidy scope until the last chunk picks the surviving rows.
+  buffer.k.push(b.keep(k));
+  buffer.v.push(b.keep(v));
+  const stat = layer.policy.prefillScores;
+  const lists = causalLists(buffer.slots, start, count, ps);
+  const table = host.store.pageTable(lists, 1);
+  const { out, tokenScores } = b.pagedAttention({ q, storage: host.store.deviceStorage, ...table, scale, returnTokenScores: stat !== null });
+  if (tokenScores && buffer.scores) {
+    // [count, 1, width]: row r holds the probabilities of positions 0..start + r.
+    const data = b.readSync(tokenScores);
+    const width = data.length / count;
+    if (stat === 'sum') {
+      for (let r = 0; r < count; r++) for (let t = 0; t <= start + r; t++) buffer.scores[t] += data[r * width + t];
+    } else if (chunk.last) {
+      buffer.scores.set(data.subarray((count - 1) * width, (count - 1) * width + start + count));
+    }
+  }
+  if (chunk.last) keepTokens(host, layer, state, buffer);
+  return out;
+}
+
+/** The one-shot rule at the end of the prompt: the policy's kept positions go into the token cells. */
+function keepTokens(host: ChunkHost, layer: TokenLayer, state: ChunkedPrefill, buffer: TokenPrefillBuffer): void {
+  const ps = host.pageSize;
+  const b = host.store.backend;
+  const length = state.promptLength;
+  const keep = layer.policy.prefillKeep(length, host.tokenCells - 1, buffer.scores);
+  const idx = host.store.i32(keep);
+  const all = (parts: Tensor[]) => (parts.length === 1 ? parts[0] : b.concatRows(parts));
+  layer.slots = buffer.cells;
+  b.appendKv(
+    host.store.deviceStorage,
+    b.gatherRows(all(buffer.k), idx),
+    b.gatherRows(all(buffer.v), idx),
+    host.store.i32(keep.map((_, c) => layer.slots[Math.floor(c / ps)])),
+    host.store.i32(keep.map((_, c) => c % ps)),
+  );
+  keep.forEach((pos, c) => {
+    layer.positions[c] = pos;
+    layer.scores[c] = buffer.scores ? buffer.scores[pos] : 0;
+  });
+  layer.filled = keep.length;
+  host.store.counters.evictedTokens += length - keep.length;
+  releaseBuffer(host.store, buffer);
+}
+
+function releaseBuffer(store: PageStore, buffer: TokenPrefillBuffer): void {
+  for (const s of buffer.slots) store.devicePool.release(s);
+  for (const t of [...buffer.k, ...buffer.v]) store.backend.dispose(t);
+  buffer.slots.length = 0;
+  buffer.k.length = 0;
+  buffer.v.length = 0;
+}
+
+/** Returns what an unfinished chunked prefill holds beyond its layers' pages (token buffers and cells). */
+export function releaseChunked(store: PageStore, state: ChunkedPrefill): void {
+  for (const buffer of state.tokens) {
+    if (!buffer) continue;
+    releaseBuffer(store, buffer);
+    for (const c of buffer.cells) store.devicePool.release(c);
+    buffer.cells = [];
+  }
+}

@@ -1,0 +1,68 @@
+import type { Backend, KvGeometry, ResolvedCacheOptions } from '@arkvale/core';
+import { ArkvaleError, pageBytes } from '@arkvale/core';
+import type { LlamaConfig } from './config.js';
+
+/**
+ * Device memory planning for backends that have their own memory (a GPU), the way a
+ * serving engine plans it: the engine may use `utilization` of the device's total
+ * memory; weights come first, then activations, and the KV pool takes what is left.
+ * Everything is checked before it is allocated, so a model or a cache that does not
+ * fit fails at once, with the numbers, instead of halfway through.
+ */
+
+const GIB = 1024 ** 3;
+const gib = (bytes: number) => `${(bytes / GIB).toFixed(2)} GiB`;
+
+/** Bytes the engine may still allocate: free memory minus the share `utilization` keeps back. */
+export function usableBytes(backend: Backend, utilization: number): { usable: number; free: number; total: number } | undefined {
+  const m = backend.memory?.();
+  if (!m) return undefined;
+  return { usable: Math.max(0, m.freeBytes - (1 - utilization) * m.totalBytes), free: m.freeBytes, total: m.totalBytes };
+}
+
+function budgetLine(u: { usable: number; free: number; total: number }, utilization: number): string {
+  return `${gib(u.usable)} usable (${gib(u.free)} free of ${gib(u.total)}, --gpu-memory-utilization ${utilization} keeps ${gib((1 - utilization) * u.total)} back)`;
+}
+
+/** Throws OUT_OF_MEMORY when weights of `elements` parameters in the backend's dtype do not fit. */
+export function checkWeightsFit(backend: Backend, config: LlamaConfig, elements: number, utilization: number): void {
+  const u = usableBytes(backend, utilization);
+  if (!u) return;
+  const bytes = elements * (backend.dtype === 'f32' ? 4 : 2);
+  if (bytes > u.usable) {
+    throw new ArkvaleError('OUT_OF_MEMORY', `the weights of ${config.source} need ${gib(bytes)} in ${backend.dtype}, but the GPU has ${budgetLine(u, utilization)}`);
+  }
+}
+
+/**
+ * Activation memory of one forward pass over `tokens` rows (the largest live set of a
+ * layer: residual, normed input, q/k/v, attention output, gate/up/product, logits),
+ * with a factor of two for the allocator's slack.
+ */
+export function activationBytes(config: LlamaConfig, tokens: number, logitRows: number, element: number): number {
+  const perRow = 3 * config.hiddenSize + (config.numHeads * 2 + config.numKvHeads * 2) * config.headDim + 3 * config.intermediateSize;
+  return 2 * (tokens * perRow * element + logitRows * config.vocabSize * 4);
+}
+
+/** Device KV pages that fit next to the activations of a `tokens`-row pass; undefined where the backend has no device memory. */
+export function devicePageCapacity(backend: Backend, config: LlamaConfig, g: KvGeometry, utilization: number, tokens: number): number | undefined {
+  const u = usableBytes(backend, utilization);
+  if (!u) return undefined;
+  return Math.floor(Math.max(0, u.usable - activationBytes(config, tokens, 1, g.bytesPerElement)) / pageBytes(g));
+}
+
+/** Throws OUT_OF_MEMORY when a cache of `devicePages` pages (and its digests) would not fit beside a `tokens`-row pass. */
+export function checkCacheFits(backend: Backend, config: LlamaConfig, g: KvGeometry, o: ResolvedCacheOptions, tokens: number, utilization: number): void {
+  const u = usableBytes(backend, utilization);
+  if (!u) return;
+  const digestBytes = (o.devicePages + o.hostPages) * g.numKvHeads * 2 * g.headDim * 4;
+  const kv = o.devicePages * pageBytes(g) + digestBytes;
+  const activations = activationBytes(config, tokens, 1, g.bytesPerElement);
+  if (kv + activations > u.usable) {
+    throw new ArkvaleError(
+      'OUT_OF_MEMORY',
+      `the KV cache needs ${gib(kv)} (${o.devicePages} device pages of ${g.pageSize} tokens and their digests) plus about ${gib(activations)} ` +
+        `of activations for ${tokens} tokens, but the GPU has ${budgetLine(u, utilization)}; lower the budget, the batch or the prompt length`,
+    );
+  }
+}

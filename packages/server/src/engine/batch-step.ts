@@ -1,0 +1,73 @@
+import type { KvCache, Tensor } from '@arkvale/core';
+import type { LlamaForward, RowSegment } from '@arkvale/model-llama';
+import type { Job } from './job.js';
+
+/** A prefill chunk chosen for this step. */
+export interface ChunkPlan {
+  readonly job: Job;
+  readonly count: number;
+}
+
+export interface StepResult {
+  /** Logits [rows, vocab], one row per entry of `jobs`. */
+  readonly logits: Tensor;
+  /** Whose token each logit row is: every decoding job, then each job whose prompt just ended. */
+  readonly jobs: Job[];
+}
+
+/** Jobs grouped by cache, in first-seen order. */
+function byCache(jobs: readonly Job[]): [KvCache, Job[]][] {
+  const groups = new Map<KvCache, Job[]>();
+  for (const j of jobs) {
+    const list = groups.get(j.cache!) ?? [];
+    list.push(j);
+    groups.set(j.cache!, list);
+  }
+  return [...groups.entries()];
+}
+
+/**
+ * One forward pass for a decode step of every decoding job (one DecodeStep per
+ * cache) and the chosen prefill chunks. Decode rows go through the matrix products in
+ * blocks of `blockRows` and each chunk in a block of its own, so that every row meets
+ * the kernels it would meet alone (see EngineConfig.decodeBlockRows).
+ *
+ * The pools were checked for the whole step by the caller: the chunks take their
+ * pages first, then each cache's step, whose recalls stay within what it reserved.
+ */
+export function runStep(forward: LlamaForward, decoding: readonly Job[], chunks: readonly ChunkPlan[], blockRows: number): StepResult {
+  const segments: RowSegment[] = [];
+  const jobs: Job[] = [];
+  const begun = chunks.map((c) => ({ job: c.job, chunk: c.job.cache!.beginPrefillChunk(c.job.seq, c.count) }));
+  const groups = byCache(decoding);
+  for (const [cache, list] of groups) {
+    const step = cache.beginStep(list.map((j) => j.seq));
+    segments.push({
+      tokens: list.map((j) => j.next),
+      positions: step.positions,
+      attend: (l, q, k, v) => cache.decodeLayer(step, l, q, k, v, forward.scale),
+    });
+    jobs.push(...list);
+  }
+  const decodeRows = jobs.length;
+  const blocks: number[] = [];
+  for (let left = decodeRows; left > 0; left -= blockRows || left) blocks.push(Math.min(left, blockRows || left));
+  const logitRows = Array.from({ length: decodeRows }, (_, i) => i);
+  let row = decodeRows;
+  for (const { job, chunk } of begun) {
+    const prompt = job.req.promptIds;
+    segments.push({
+      tokens: prompt.slice(chunk.start, chunk.start + chunk.count),
+      positions: Array.from({ length: chunk.count }, (_, i) => chunk.start + i),
+      attend: (l, q, k, v) => job.cache!.prefillChunkLayer(chunk, l, q, k, v, forward.scale),
+    });
+    blocks.push(chunk.count);
+    row += chunk.count;
+    if (chunk.last) {
+      logitRows.push(row - 1);
+      jobs.push(job);
+    }
+  }
+  const logits = forward.forwardRows({ segments, blocks, logitRows, logitBlock: blockRows || undefined });
+  return { logits, jobs };
+}

@@ -1,0 +1,62 @@
+import type { DigestVariant, PolicyName, SelectionScope } from '@arkvale/core';
+
+/** How the engine runs: pages, pools, the default KV plan, and the scheduler's limits. */
+export interface EngineConfig {
+  /** Tokens per KV page. Default 16. */
+  readonly pageSize?: number;
+  /** Device pool, in pages of one layer, shared by every sequence and plan. Default 4096. */
+  readonly devicePages?: number;
+  /** Host pool (backups, parked sequences). Default 4x devicePages. */
+  readonly hostPages?: number;
+  /** KV policy and budget of requests that name none. Default arkvale @ 512. */
+  readonly policy?: PolicyName;
+  readonly budgetTokens?: number;
+  readonly sinkPages?: number;
+  readonly windowPages?: number;
+  readonly fullLayers?: number;
+  readonly topK?: number;
+  readonly digest?: DigestVariant;
+  readonly selection?: SelectionScope;
+  /** Prompt tokens per prefill chunk; chunk boundaries are multiples of it, whatever else runs. Default 256. */
+  readonly chunkTokens?: number;
+  /** Prefill rows per step at most (at least one chunk runs). Default 512. */
+  readonly stepTokens?: number;
+  /** Requests waiting for admission at most; more are refused with queue_full. Default 1024. */
+  readonly maxWaiting?: number;
+  /** Sequences admitted (prefilling, decoding) at most. Default 256. */
+  readonly maxRunning?: number;
+  /**
+   * Decode rows per matrix product. Rows of one product share one kernel choice, and
+   * the CPU backend switches kernels at 16 rows: blocks below that give every request
+   * the very numbers it gets alone (batch invariance). 0: one product for all rows.
+   * Default 8.
+   */
+  readonly decodeBlockRows?: number;
+}
+
+export type ResolvedEngineConfig = Required<Omit<EngineConfig, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection'>> &
+  Pick<EngineConfig, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection'>;
+
+export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig {
+  const devicePages = c.devicePages ?? 4096;
+  const r = {
+    ...c,
+    pageSize: c.pageSize ?? 16,
+    devicePages,
+    hostPages: c.hostPages ?? devicePages * 4,
+    policy: c.policy ?? 'arkvale',
+    budgetTokens: c.budgetTokens ?? 512,
+    chunkTokens: c.chunkTokens ?? 256,
+    stepTokens: c.stepTokens ?? 512,
+    maxWaiting: c.maxWaiting ?? 1024,
+    maxRunning: c.maxRunning ?? 256,
+    decodeBlockRows: c.decodeBlockRows ?? 8,
+  };
+  for (const key of ['pageSize', 'devicePages', 'budgetTokens', 'chunkTokens', 'stepTokens', 'maxRunning'] as const) {
+    if (!Number.isInteger(r[key]) || r[key] < 1) throw new RangeError(`engine option ${key} must be an integer >= 1, got ${String(r[key])}`);
+  }
+  for (const key of ['hostPages', 'maxWaiting', 'decodeBlockRows'] as const) {
+    if (!Number.isInteger(r[key]) || r[key] < 0) throw new RangeError(`engine option ${key} must be an integer >= 0, got ${String(r[key])}`);
+  }
+  return r;
+}

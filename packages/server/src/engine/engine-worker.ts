@@ -1,0 +1,75 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Backend } from '@arkvale/core';
+import { LlamaEngine } from '@arkvale/model-llama';
+import { EngineError } from '../errors.js';
+import { EngineCore } from './engine-core.js';
+import type { FromWorker, ToWorker, WireEvent, WorkerInit } from './worker-protocol.js';
+
+/*
+ * The worker thread of WorkerEngine: it loads the weights and its own backend, runs
+ * the scheduler one step per turn of its event loop, and posts each step's events in
+ * one message. Messages (submit, abort, stats) are handled between steps.
+ */
+
+const port = parentPort!;
+const init = workerData as WorkerInit;
+const post = (m: FromWorker) => port.postMessage(m);
+
+async function main(): Promise<void> {
+  const factory = (await import(init.backendModule ?? './backends.js')) as { createBackend(name: string, warn: (t: string) => void): Backend | Promise<Backend> };
+  const backend = await factory.createBackend(init.backend, (text) => post({ type: 'log', text }));
+  const llama = await LlamaEngine.load(init.modelDir, backend);
+  const eos = [...llama.model.tokenizer.eosIds, ...llama.model.config.eosTokenIds];
+  let outbox: [string, WireEvent][] = [];
+  const core = new EngineCore(llama.forward, llama.model.tokenizer, init.config, llama.geometry(init.config.pageSize), backend, eos, (id, ev) => {
+    outbox.push([id, ev.type === 'error' ? { type: 'error', error: ev.error.toJSON() } : ev]);
+  });
+  const flush = () => {
+    if (outbox.length === 0) return;
+    post({ type: 'events', events: outbox });
+    outbox = [];
+  };
+  let running = false;
+  const loop = () => {
+    if (!core.hasWork) {
+      running = false;
+      return;
+    }
+    core.step();
+    flush();
+    setImmediate(loop);
+  };
+  port.on('message', (m: ToWorker) => {
+    switch (m.type) {
+      case 'submit':
+        try {
+          core.enqueue(m.request);
+        } catch (e) {
+          const error = e instanceof EngineError ? e : new EngineError('engine_failed', String(e));
+          outbox.push([m.request.id, { type: 'error', error: error.toJSON() }]);
+        }
+        if (!running) {
+          running = true;
+          setImmediate(loop);
+        }
+        break;
+      case 'abort':
+        core.abort(m.id);
+        break;
+      case 'stats':
+        post({ type: 'stats', ticket: m.ticket, stats: core.stats() });
+        break;
+      case 'close': {
+        const stats = core.close();
+        flush();
+        post({ type: 'closed', stats });
+        port.close();
+        return;
+      }
+    }
+    flush();
+  });
+  post({ type: 'ready', backend: backend.name });
+}
+
+main().catch((e: unknown) => post({ type: 'fatal', message: e instanceof Error ? e.message : String(e) }));

@@ -1,0 +1,183 @@
+import { randomUUID } from 'node:crypto';
+import { Ajv } from 'ajv';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { asEngineError } from '../errors.js';
+import type { AsyncEngine, DoneEvent, EngineRequest, RequestHandle } from '../engine/types.js';
+import { handleRouteError, sendError } from './errors.js';
+import { chatMaxTokens, checkModel, completionPrompt, engineRequest, type ChatBody, type CompletionBody } from './request-map.js';
+import { chatBody, completionBody, modelParams } from './schemas.js';
+import { SseWriter } from './sse.js';
+
+export interface OpenAiRoutesOptions {
+  /** The engine, or a getter that returns null while it loads (requests then get 503). */
+  readonly engine: AsyncEngine | (() => AsyncEngine | null);
+  /** When set, every route needs `Authorization: Bearer <apiKey>` (401 otherwise). */
+  readonly apiKey?: string;
+  /** Largest request body in bytes (413 beyond). Default 1 MiB. */
+  readonly bodyLimit?: number;
+}
+
+type Kind = 'chat' | 'completion';
+const finishReason = (r: DoneEvent['finishReason']) => (r === 'eos' ? 'stop' : r);
+const usageOf = (d: DoneEvent) => ({ prompt_tokens: d.usage.promptTokens, completion_tokens: d.usage.completionTokens, total_tokens: d.usage.promptTokens + d.usage.completionTokens });
+
+function badBody(message: string): Error {
+  return Object.assign(new Error(message), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON' });
+}
+
+/** JSON bodies must be valid UTF-8 (a lenient decode would turn bad bytes into U+FFFD) and plain data. */
+function parseJson(_req: FastifyRequest, body: Buffer, done: (err: Error | null, value?: unknown) => void): void {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+  } catch {
+    return done(badBody('the request body is not valid UTF-8'));
+  }
+  if (text.trim() === '') return done(badBody('the request body is empty; expected a JSON object'));
+  try {
+    done(null, JSON.parse(text, (key, value: unknown) => {
+      if (key === '__proto__') throw new SyntaxError('"__proto__" is not allowed as a key');
+      return value;
+    }));
+  } catch (e) {
+    done(badBody(`the request body is not valid JSON: ${(e as Error).message}`));
+  }
+}
+
+/**
+ * The OpenAI routes as a Fastify plugin: POST /completions, POST /chat/completions
+ * (streaming over server-sent events or not), GET /models. Register it under a prefix
+ * (`{ prefix: '/v1' }`). Every body is checked against its JSON schema (no type
+ * coercion), every error has OpenAI's shape, and a client that goes away aborts its
+ * request, freeing its pages.
+ */
+export const openaiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (app, opts) => {
+  const getEngine = typeof opts.engine === 'function' ? opts.engine : () => opts.engine as AsyncEngine;
+  const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, strict: false });
+  app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: opts.bodyLimit ?? 1 << 20 }, parseJson);
+  app.setErrorHandler((e, _req, reply) => handleRouteError(e as Error, reply));
+  app.setNotFoundHandler((req, reply) => sendError(reply, 404, `Unknown request URL: ${req.method} ${req.url}`, null, 'unknown_url'));
+  if (opts.apiKey !== undefined) {
+    const expected = `Bearer ${opts.apiKey}`;
+    app.addHook('onRequest', async (req, reply) => {
+      if (req.headers.authorization !== expected) return sendError(reply, 401, 'Incorrect API key provided', null, 'invalid_api_key');
+    });
+  }
+
+  const ready = (reply: FastifyReply): AsyncEngine | null => {
+    const engine = getEngine();
+    if (!engine) sendError(reply, 503, 'the model is still loading; retry shortly', null, 'model_loading');
+    return engine;
+  };
+
+  app.get('/models', async (_req, reply) => {
+    const engine = ready(reply);
+    if (!engine) return reply;
+    return { object: 'list', data: [modelCard(engine)] };
+  });
+  app.get<{ Params: { model: string } }>('/models/:model', { schema: { params: modelParams } }, async (req, reply) => {
+    const engine = ready(reply);
+    if (!engine) return reply;
+    if (req.params.model !== engine.model.id) return sendError(reply, 404, `The model \`${req.params.model}\` does not exist`, 'model', 'model_not_found');
+    return modelCard(engine);
+  });
+  app.post<{ Body: CompletionBody }>('/completions', { schema: { body: completionBody } }, (req, reply) => generate('completion', req, reply));
+  app.post<{ Body: ChatBody }>('/chat/completions', { schema: { body: chatBody } }, (req, reply) => generate('chat', req, reply));
+
+  async function generate(kind: Kind, req: FastifyRequest<{ Body: CompletionBody | ChatBody }>, reply: FastifyReply): Promise<unknown> {
+    const engine = ready(reply);
+    if (!engine) return reply;
+    const body = req.body;
+    try {
+      checkModel(body.model, engine.model.id);
+    } catch (e) {
+      return sendError(reply, 404, (e as Error).message, 'model', 'model_not_found');
+    }
+    const controller = new AbortController();
+    // The client went away before the response ended: abort, which frees the pages now.
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) controller.abort();
+    });
+    let handle: RequestHandle;
+    try {
+      let request: EngineRequest;
+      if (kind === 'chat') {
+        const chat = body as ChatBody;
+        const ids = engine.encodeChat(chat.messages.map((m) => ({ role: m.role, content: m.content ?? '' })));
+        request = engineRequest(body, ids, chatMaxTokens(chat, ids.length, engine.model.maxPositions), controller.signal);
+      } else {
+        request = engineRequest(body, completionPrompt(body as CompletionBody), body.max_tokens, controller.signal);
+      }
+      handle = engine.submit(request);
+    } catch (e) {
+      throw asEngineError(e, kind === 'chat' ? 'messages' : 'prompt');
+    }
+    const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
+    const created = Math.floor(Date.now() / 1000);
+    const model = engine.model.id;
+    if (!body.stream) return complete(kind, handle, reply, { id, created, model });
+    reply.hijack();
+    await stream(kind, handle, new SseWriter(reply.raw), { id, created, model }, body.stream_options?.include_usage === true);
+    return reply;
+  }
+};
+
+function modelCard(engine: AsyncEngine) {
+  return { id: engine.model.id, object: 'model', created: 0, owned_by: 'arkvale', max_model_len: engine.model.maxPositions };
+}
+
+interface Meta {
+  readonly id: string;
+  readonly created: number;
+  readonly model: string;
+}
+
+async function complete(kind: Kind, handle: RequestHandle, reply: FastifyReply, meta: Meta): Promise<unknown> {
+  let text = '';
+  let done: DoneEvent | null = null;
+  for await (const ev of handle) {
+    text += ev.text;
+    if (ev.type === 'done') done = ev;
+  }
+  if (!done || reply.raw.destroyed) return reply;
+  const choice =
+    kind === 'chat'
+      ? { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finishReason(done.finishReason) }
+      : { index: 0, text, logprobs: null, finish_reason: finishReason(done.finishReason) };
+  return { ...meta, object: kind === 'chat' ? 'chat.completion' : 'text_completion', choices: [choice], usage: usageOf(done) };
+}
+
+async function stream(kind: Kind, handle: RequestHandle, sse: SseWriter, meta: Meta, includeUsage: boolean): Promise<void> {
+  const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+  const usage = includeUsage ? { usage: null } : {};
+  const chunk = (text: string, finish: string | null, role = false) => ({
+    ...meta,
+    object,
+    choices: [
+      kind === 'chat'
+        ? { index: 0, delta: finish && !text ? {} : { ...(role ? { role: 'assistant' } : {}), content: text }, logprobs: null, finish_reason: finish }
+        : { index: 0, text, logprobs: null, finish_reason: finish },
+    ],
+    ...usage,
+  });
+  try {
+    if (kind === 'chat') await sse.data(chunk('', null, true));
+    for await (const ev of handle) {
+      if (!sse.open) break;
+      if (ev.type === 'token') {
+        if (ev.text) await sse.data(chunk(ev.text, null));
+        continue;
+      }
+      if (ev.text) await sse.data(chunk(ev.text, null));
+      await sse.data(chunk('', finishReason(ev.finishReason)));
+      if (includeUsage) await sse.data({ ...meta, object, choices: [], usage: usageOf(ev) });
+    }
+  } catch (e) {
+    const err = asEngineError(e);
+    await sse.data({ error: { message: err.message, type: 'server_error', param: null, code: err.code } });
+  }
+  await sse.data('[DONE]');
+  sse.end();
+}

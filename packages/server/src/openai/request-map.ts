@@ -1,0 +1,64 @@
+import type { PolicyName } from '@arkvale/core';
+import { EngineError } from '../errors.js';
+import type { EngineRequest } from '../engine/types.js';
+
+/** The body fields both endpoints share (already checked by the JSON schema). */
+export interface CommonBody {
+  readonly model: string;
+  readonly max_tokens?: number | null;
+  readonly temperature?: number | null;
+  readonly top_p?: number | null;
+  readonly top_k?: number | null;
+  readonly seed?: number | null;
+  readonly stop?: string | string[] | null;
+  readonly stream?: boolean | null;
+  readonly stream_options?: { include_usage?: boolean } | null;
+  readonly ignore_eos?: boolean;
+  readonly kv_policy?: PolicyName;
+  readonly kv_budget?: number;
+}
+
+export interface CompletionBody extends CommonBody {
+  readonly prompt: string | string[] | number[];
+}
+
+export interface ChatBody extends CommonBody {
+  readonly messages: { role: string; content?: unknown }[];
+  readonly max_completion_tokens?: number | null;
+}
+
+/** OpenAI's defaults: temperature 1, 16 tokens for completions, up to the context for chat. */
+export function engineRequest(body: CommonBody, prompt: EngineRequest['prompt'], maxTokens: number | null | undefined, signal: AbortSignal): EngineRequest {
+  const stop = body.stop === null || body.stop === undefined ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+  return {
+    prompt,
+    maxTokens: maxTokens ?? undefined,
+    temperature: body.temperature ?? 1,
+    topP: body.top_p ?? 1,
+    topK: body.top_k === -1 ? 0 : (body.top_k ?? 0),
+    seed: body.seed ?? undefined,
+    stop,
+    ignoreEos: body.ignore_eos ?? false,
+    kvPolicy: body.kv_policy,
+    kvBudget: body.kv_budget,
+    signal,
+  };
+}
+
+export function completionPrompt(body: CompletionBody): EngineRequest['prompt'] {
+  const p = body.prompt;
+  if (typeof p === 'string') return p;
+  if (typeof p[0] === 'string') return p[0] as string;
+  return p as number[];
+}
+
+/** Chat replies default to the rest of the context (capped so the request still fits a small pool). */
+export function chatMaxTokens(body: ChatBody, promptTokens: number, maxPositions: number): number {
+  const given = body.max_completion_tokens ?? body.max_tokens;
+  if (given !== null && given !== undefined) return given;
+  return Math.max(1, Math.min(256, maxPositions - promptTokens));
+}
+
+export function checkModel(model: string, served: string): void {
+  if (model !== served) throw new EngineError('invalid_request', `The model \`${model}\` does not exist (this server serves \`${served}\`)`, 'model');
+}
