@@ -25,6 +25,11 @@ try {
   for (const p of packages) {
     const probe = `const m = await import(${JSON.stringify(p.json.name)}); if (Object.keys(m).length === 0) throw new Error('no exports'); console.log(${JSON.stringify(p.json.name)}, Object.keys(m).length, 'exports');`;
     process.stdout.write(run(process.execPath, ['--input-type=module', '-e', probe], scratch));
+    // The CUDA binding must install and load anywhere, and say what it found: a GPU, or why there is none.
+    if (p.json.name === '@arkvale/cuda-binding') {
+      const state = `const { cudaStatus } = await import('@arkvale/cuda-binding'); const s = cudaStatus(); console.log('@arkvale/cuda-binding:', s.summary + (s.addon.loaded ? ' [addon loaded: ' + s.addon.archs.join(', ') + ']' : ''));`;
+      process.stdout.write(run(process.execPath, ['--input-type=module', '-e', state], scratch));
+    }
     // A package's commands must start from the installed copy too.
     for (const [bin, file] of Object.entries(p.json.bin ?? {})) {
       run(process.execPath, [join(scratch, 'node_modules', p.json.name, file), '--help'], scratch);

@@ -4,6 +4,8 @@ import { codegenCommand } from './commands/codegen.js';
 import { evalCommand } from './commands/eval.js';
 import { generateCommand } from './commands/generate.js';
 import { inspectCommand } from './commands/inspect.js';
+import { selftestCommand } from './commands/selftest.js';
+import { serveCommand } from './commands/serve.js';
 import type { CliIo } from './io.js';
 
 /** Exit codes: 0 ok, 1 a failed run, 2 bad usage or input the user can fix. */
@@ -27,6 +29,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   generateCommand(program, io);
   evalCommand(program, io);
   inspectCommand(program, io);
+  selftestCommand(program, io);
+  serveCommand(program, io);
   codegenCommand(program, io, (code) => (exitCode = code));
   program.commands.forEach((c) => c.exitOverride());
   try {

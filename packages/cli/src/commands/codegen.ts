@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ArkvaleError } from '@arkvale/core';
 import type { CliIo } from '../io.js';
 
 /**
@@ -15,7 +16,13 @@ export function codegenCommand(program: Command, io: CliIo, setExitCode: (code: 
     .passThroughOptions()
     .argument('[args...]', 'arguments of arkvale-codegen')
     .action(async (args: string[]) => {
-      const { runCodegenCli } = await import('@arkvale/kernels-codegen');
-      setExitCode(await runCodegenCli(args, io));
+      let generator: typeof import('@arkvale/kernels-codegen');
+      try {
+        generator = await import('@arkvale/kernels-codegen');
+      } catch (e) {
+        // The self-contained bundle (pnpm bundle) leaves the generator out.
+        throw new ArkvaleError('INVALID_ARGUMENT', `arkvale codegen needs @arkvale/kernels-codegen, which is not installed here (${(e as Error).message}); install @arkvale/cli from npm to generate kernels`);
+      }
+      setExitCode(await generator.runCodegenCli(args, io));
     });
 }

@@ -6,15 +6,13 @@ import type { CliIo } from '../io.js';
 import { table } from '../format.js';
 import type { CacheFlags } from '../options.js';
 import { openModelDir, seededUniform } from '@arkvale/model-llama';
-import { cachePlan, parseFloatOption, parseIntOption, parseList, parsePolicy, resolveModelDir } from '../options.js';
+import { cachePlan, describeBackend, parseFloatOption, parseIntOption, parseList, parsePolicy, resolveModelDir } from '../options.js';
 import { evaluatePasskey, PASSKEY_PROTOCOLS, policyLabel, type PasskeyProtocol, type PasskeyRow } from '../passkey/evaluate.js';
 import { buildPasskeyPrompt, readFiller } from '../passkey/prompt.js';
-import { addCacheOptions, addModelOptions, loadEngine } from './shared.js';
+import { addCacheOptions, addModelOptions, loadEngine, type ModelFlags } from './shared.js';
 
-interface EvalFlags extends Omit<CacheFlags, 'policy' | 'budget'> {
-  model?: string;
+interface EvalFlags extends Omit<CacheFlags, 'policy' | 'budget'>, ModelFlags {
   protocol: PasskeyProtocol;
-  backend: string;
   lengths: number[];
   budgets: number[];
   policies: PolicyName[];
@@ -89,6 +87,18 @@ export function evalCommand(program: Command, io: CliIo): void {
     const filler = readFiller(flags.filler ?? join(engine.model.dir, 'filler.txt'));
     const { policy: _p, budgetTokens: _b, ...plan } = cachePlan({ ...flags, policy: 'full', budget: 1 });
     const started = performance.now();
+    const saved: PasskeyRow[] = [];
+    // The JSON file is rewritten after every row, so an interrupted run keeps what it measured.
+    const save = () => {
+      if (!flags.json) return;
+      const run = { model: engine.model.dir, backend: describeBackend(engine.backend), protocol: flags.protocol, pageSize: flags.pageSize, depths: flags.depths, seed: flags.seed };
+      try {
+        writeFileSync(flags.json, JSON.stringify({ ...run, rows: saved }, null, 2) + '\n');
+      } catch (e) {
+        throw new ArkvaleError('INVALID_ARGUMENT', `cannot write ${flags.json}: ${(e as Error).message}`);
+      }
+    };
+    save();
     const rows = evaluatePasskey(engine, {
       protocol: flags.protocol,
       lengths: flags.lengths,
@@ -104,18 +114,16 @@ export function evalCommand(program: Command, io: CliIo): void {
         const elapsed = ((performance.now() - started) / 1000).toFixed(0);
         io.err(`${io.interactive ? '\r\x1b[K' : ''}[${done}/${total}] ${label} (${elapsed} s)${io.interactive ? '' : '\n'}`);
       },
+      onRow: (row) => {
+        saved.push(row);
+        save();
+      },
     });
     if (io.interactive) io.err('\n');
     io.out(passkeyHeading(flags.protocol, flags.depths));
+    io.out(`backend: ${describeBackend(engine.backend)}, pages of ${flags.pageSize}\n`);
     io.out(passkeyTable(rows));
-    if (flags.json) {
-      try {
-        writeFileSync(flags.json, JSON.stringify({ model: engine.model.dir, backend: engine.backend.name, protocol: flags.protocol, pageSize: flags.pageSize, depths: flags.depths, seed: flags.seed, rows }, null, 2) + '\n');
-      } catch (e) {
-        throw new ArkvaleError('INVALID_ARGUMENT', `cannot write ${flags.json}: ${(e as Error).message}`);
-      }
-      io.err(`wrote ${flags.json}\n`);
-    }
+    if (flags.json) io.err(`wrote ${flags.json}\n`);
   });
 }
 

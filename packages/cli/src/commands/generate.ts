@@ -4,12 +4,10 @@ import { ArkvaleError, invalidArgument } from '@arkvale/core';
 import type { CliIo } from '../io.js';
 import { formatKv, formatTimings } from '../format.js';
 import type { CacheFlags } from '../options.js';
-import { cachePlan, collect, parseFloatOption, parseIntOption } from '../options.js';
-import { addCacheOptions, addModelOptions, loadEngine } from './shared.js';
+import { cachePlan, collect, describeBackend, parseFloatOption, parseIntOption } from '../options.js';
+import { addCacheOptions, addModelOptions, loadEngine, type ModelFlags } from './shared.js';
 
-interface GenerateFlags extends CacheFlags {
-  model?: string;
-  backend: string;
+interface GenerateFlags extends CacheFlags, ModelFlags {
   file?: string;
   then?: string;
   maxTokens: number;
@@ -92,7 +90,7 @@ export function generateCommand(program: Command, io: CliIo): void {
           policy: plan.policy,
           budgetTokens: plan.budgetTokens,
           pageSize: plan.pageSize,
-          backend: engine.backend.name,
+          backend: describeBackend(engine.backend),
           timings: result.timings,
           kv: result.kv,
         }) + '\n',
@@ -102,7 +100,7 @@ export function generateCommand(program: Command, io: CliIo): void {
     io.out('\n');
     io.err(
       [
-        `--- ${plan.policy}, budget ${plan.budgetTokens} tokens, pages of ${plan.pageSize}, ${engine.backend.name} backend; finished: ${out.finishReason}`,
+        `--- ${plan.policy}, budget ${plan.budgetTokens} tokens, pages of ${plan.pageSize}, ${describeBackend(engine.backend)} backend; finished: ${out.finishReason}`,
         ...formatTimings(result.timings),
         ...formatKv(result.kv),
       ].join('\n') + '\n',

@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
+import { cudaStatus, cudaVersion, type CudaStatus } from '@arkvale/cuda-binding';
 import { describeModel, openModelDir } from '@arkvale/model-llama';
 import type { CliIo } from '../io.js';
 import { formatBytes } from '../format.js';
 import { resolveModelDir } from '../options.js';
 
 export function inspectCommand(program: Command, io: CliIo): void {
-  const inspect = program.command('inspect').description('describe a model');
+  const inspect = program.command('inspect').description('describe a model or the GPU');
   inspect
     .command('model')
     .description('architecture, dtype, parameters, KV bytes per token and per page')
@@ -31,4 +32,37 @@ export function inspectCommand(program: Command, io: CliIo): void {
       const w = Math.max(...rows.map((r) => r[0].length));
       io.out(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');
     });
+  inspect
+    .command('gpu')
+    .description('the CUDA device, driver, runtime, cuBLAS and the kernels built; without a GPU, why not (exit code 0 either way)')
+    .option('--json', 'print everything as JSON')
+    .action((flags: { json?: boolean }) => {
+      const status = cudaStatus();
+      io.out(flags.json ? JSON.stringify(status, null, 2) + '\n' : formatGpuStatus(status));
+    });
+}
+
+/** `major * 10000 + minor * 100 + patch` -> "13.0.0". */
+const blasVersion = (v: number) => `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`;
+
+function formatGpuStatus(s: CudaStatus): string {
+  const rows: [string, string][] = [['CUDA', s.available ? s.summary.replace(/^CUDA /, '') : `unavailable: ${s.reason}`]];
+  for (const d of s.devices) {
+    rows.push([
+      `device ${d.index}`,
+      `${d.name}, compute capability ${d.major}.${d.minor}, ${d.multiprocessors} SMs, ${formatBytes(d.totalBytes)} total, ` +
+        `${formatBytes(d.freeBytes)} free, L2 ${formatBytes(d.l2Bytes)}, PCI ${d.pciBusId}`,
+    ]);
+  }
+  const driver = s.driverVersion > 0 ? `CUDA ${cudaVersion(s.driverVersion)}` : 'not found';
+  rows.push(['driver', s.driverRelease ? `${s.driverRelease} (${driver})` : driver]);
+  if (s.runtimeVersion > 0) rows.push(['runtime', `CUDA ${cudaVersion(s.runtimeVersion)} (linked into the addon)`]);
+  const blas = s.cublas;
+  rows.push(['cuBLAS', !blas ? 'not probed (no usable device)' : blas.loaded ? `${blas.library} (${blasVersion(blas.version ?? 0)})` : `not found: ${blas.reason}`]);
+  const a = s.addon;
+  rows.push(['addon', a.loaded ? `built for ${a.archs.join(', ')}${a.nvcc ? ` by nvcc ${a.nvcc}` : ''} (${a.path})` : (a.reason ?? 'not loaded')]);
+  if (a.loaded) rows.push(['kernels', `${s.kernels.total} specialisations in ${s.kernels.families.length} families`]);
+  for (const f of s.kernels.families) rows.push([`  ${f.family}`, String(f.count)]);
+  const w = Math.max(...rows.map((r) => r[0].length));
+  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n';
 }

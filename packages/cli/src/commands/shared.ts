@@ -2,13 +2,23 @@ import type { Command } from 'commander';
 import { LlamaEngine } from '@arkvale/model-llama';
 import type { CliIo } from '../io.js';
 import { formatBytes } from '../format.js';
-import { BACKENDS, createBackend, parseIntOption, resolveModelDir } from '../options.js';
+import { BACKENDS, createBackend, GPU_DTYPES, parseFraction, parseIntOption, resolveModelDir, type GpuDtype } from '../options.js';
 
 /** --model and --backend, shared by every command that runs the model. */
 export function addModelOptions(cmd: Command): Command {
   return cmd
     .option('-m, --model <dir>', 'Hugging Face LLaMA folder (default: $ARKVALE_MODEL or ./models/tiny-retrieval)')
-    .option('-b, --backend <name>', `compute backend: ${BACKENDS.join(', ')}`, 'cpu');
+    .option('-b, --backend <name>', `compute backend: ${BACKENDS.join(', ')} (auto: CUDA when usable, else the CPU)`, 'auto')
+    .option('--dtype <type>', `CUDA weights, activations and KV pages: ${GPU_DTYPES.join(' | ')} (default f16)`)
+    .option('--gpu-memory-utilization <fraction>', 'share of GPU memory the engine may use (weights, KV pool, activations)', parseFraction('gpu memory utilization'), 0.9);
+}
+
+/** What addModelOptions parses. */
+export interface ModelFlags {
+  model?: string;
+  backend: string;
+  dtype?: GpuDtype;
+  gpuMemoryUtilization: number;
 }
 
 /** --policy and its knobs, shared by generate and eval. */
@@ -24,11 +34,12 @@ export function addCacheOptions(cmd: Command): Command {
 }
 
 /** Loads the model with a progress line on stderr. */
-export async function loadEngine(opts: { model?: string; backend: string }, io: CliIo): Promise<LlamaEngine> {
+export async function loadEngine(opts: ModelFlags, io: CliIo): Promise<LlamaEngine> {
   const dir = resolveModelDir(opts.model);
-  const backend = createBackend(opts.backend, io.err);
+  const backend = createBackend(opts.backend, io.err, { dtype: opts.dtype });
   let last = -1;
   const engine = await LlamaEngine.load(dir, backend, {
+    gpuMemoryUtilization: opts.gpuMemoryUtilization,
     onProgress: (loaded, total) => {
       const pct = total > 0 ? Math.floor((100 * loaded) / total) : 100;
       if (io.interactive && pct !== last) {

@@ -29,6 +29,8 @@ export interface PasskeyEvalOptions {
   readonly plan: Omit<CachePlan, 'policy' | 'budgetTokens'>;
   readonly filler: readonly string[];
   readonly onProgress?: (done: number, total: number, label: string) => void;
+  /** Each row as soon as it is measured (a long evaluation can save as it goes). */
+  readonly onRow?: (row: PasskeyRow) => void;
 }
 
 export interface PromptResult {
@@ -96,6 +98,7 @@ export function evaluatePasskey(engine: LlamaEngine, o: PasskeyEvalOptions): Pas
         prompts: results,
       };
       rows.push(row);
+      o.onRow?.(row);
       return outputs.map((out) => out.tokenIds);
     };
     const full = run('full', null, null);

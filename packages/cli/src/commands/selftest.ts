@@ -1,0 +1,118 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { ArkvaleError, ReferenceBackend } from '@arkvale/core';
+import { CpuBackend } from '@arkvale/cpu-backend';
+import { CudaBackend, cudaStatus } from '@arkvale/cuda-binding';
+import { LlamaEngine } from '@arkvale/model-llama';
+import type { CliIo } from '../io.js';
+import { table } from '../format.js';
+import { GPU_DTYPES, resolveModelDir, type GpuDtype } from '../options.js';
+import { decodingChecks, denseChecks, memoryChecks } from '../selftest/dense-checks.js';
+import { KV_SHAPES, kvChecks, selectionChecks } from '../selftest/kv-checks.js';
+import { goldenChecks, goldenMargins, readGolden, type GoldenCase, type GoldenMargins } from '../selftest/model-checks.js';
+import { result, Twin, type CheckResult } from '../selftest/twin.js';
+import { seededUniform } from '@arkvale/model-llama';
+
+interface SelftestFlags {
+  model?: string;
+  dtype?: GpuDtype;
+  golden?: string;
+  seed?: number;
+  json?: string;
+}
+
+/** Runs checks on a backend inside one tidy scope, and checks that scope left no tensor behind. */
+function scoped(backend: CudaBackend, label: string, run: () => CheckResult[]): CheckResult[] {
+  const before = backend.liveTensors;
+  const out = backend.tidy(run);
+  return [...out, result('no tensors left behind', label, Math.abs(backend.liveTensors - before), 0)];
+}
+
+function opChecks(dtype: GpuDtype, seed: number): CheckResult[] {
+  const gpu = new CudaBackend({ dtype, poison: true });
+  const t = new Twin(gpu, new ReferenceBackend(), dtype, seededUniform(seed));
+  return [
+    ...scoped(gpu, `memory ops, ${dtype}`, () => memoryChecks(t)),
+    ...scoped(gpu, `dense ops, ${dtype}`, () => denseChecks(t)),
+    ...scoped(gpu, `decoding, ${dtype}`, () => decodingChecks(t)),
+    ...scoped(gpu, `selection, ${dtype}`, () => selectionChecks(t)),
+    ...KV_SHAPES.flatMap((s) => scoped(gpu, `KV ops hd ${s.headDim} ps ${s.pageSize} g ${s.group}, ${dtype}`, () => kvChecks(t, s))),
+  ].map((r) => ({ ...r, detail: `${r.detail} [${dtype}]` }));
+}
+
+async function modelChecks(dir: string, cases: readonly GoldenCase[], margins: readonly GoldenMargins[], dtype: GpuDtype): Promise<CheckResult[]> {
+  const backend = new CudaBackend({ dtype });
+  const engine = await LlamaEngine.load(dir, backend);
+  const before = { tensors: backend.liveTensors, bytes: backend.addon.allocatorStats().allocatedBytes };
+  const out = goldenChecks(engine, cases, margins, dtype);
+  const after = { tensors: backend.liveTensors, bytes: backend.addon.allocatorStats().allocatedBytes };
+  return [
+    ...out,
+    result('generation leaves no tensors behind', `golden cases, ${dtype}`, Math.abs(after.tensors - before.tensors), 0),
+    result('generation frees its device memory', `golden cases, ${dtype} (bytes still allocated)`, Math.abs(after.bytes - before.bytes), 0),
+  ];
+}
+
+/** One row per check: how many cases, how many failed, the worst error against its tolerance. */
+function summaryTable(results: readonly CheckResult[]): string {
+  const byCheck = new Map<string, CheckResult[]>();
+  for (const r of results) byCheck.set(r.check, [...(byCheck.get(r.check) ?? []), r]);
+  const rows = [...byCheck].map(([check, rs]) => {
+    const worst = rs.reduce((a, b) => (b.error / (b.tolerance || 1) > a.error / (a.tolerance || 1) ? b : a));
+    const bad = rs.filter((r) => !r.ok).length;
+    return [check, String(rs.length), String(bad), worst.error.toExponential(2), worst.tolerance.toExponential(0)];
+  });
+  return table(['check', 'cases', 'failed', 'worst error', 'tolerance'], rows);
+}
+
+export function selftestCommand(program: Command, io: CliIo): void {
+  program
+    .command('selftest')
+    .description('check the CUDA backend against the reference backend on fresh random inputs, and the model against golden.json')
+    .option('-m, --model <dir>', 'model for the golden check (default: $ARKVALE_MODEL or ./models/tiny-retrieval)')
+    .option('--golden <file>', "expected outputs (default: the model folder's golden.json; the model check is skipped without one)")
+    .option('--dtype <type>', `only this dtype: ${GPU_DTYPES.join(' | ')} (default: both)`)
+    .option('--seed <n>', 'seed of the random inputs (default: fresh each run, printed)', (v) => Number(v))
+    .option('--json <file>', 'also write every check as JSON')
+    .action(async (flags: SelftestFlags) => {
+      const status = cudaStatus();
+      if (!status.available) throw new ArkvaleError('NO_DEVICE', `selftest needs a GPU: ${status.reason}`);
+      io.err(`${status.summary}\n`);
+      const seed = flags.seed ?? Math.floor(Math.random() * 2 ** 31);
+      const dtypes = flags.dtype ? [flags.dtype] : [...GPU_DTYPES];
+      const results: CheckResult[] = [];
+      for (const dtype of dtypes) {
+        io.err(`operations against the reference backend, ${dtype}, seed ${seed}...\n`);
+        results.push(...opChecks(dtype, seed));
+      }
+      const dir = resolveModelDir(flags.model);
+      const golden = flags.golden ?? join(dir, 'golden.json');
+      if (flags.golden !== undefined || existsSync(golden)) {
+        const cases = readGolden(golden);
+        // How clear each greedy choice is, in float32 on the CPU backend (which reproduces golden.json).
+        const cpu = await LlamaEngine.load(dir, new CpuBackend());
+        const margins = cases.map((c) => goldenMargins(cpu, c));
+        for (const dtype of dtypes) {
+          io.err(`${dir} against ${golden}, ${dtype}...\n`);
+          results.push(...(await modelChecks(dir, cases, margins, dtype)));
+        }
+      } else {
+        io.err(`no ${golden}: the model check is skipped\n`);
+      }
+      const failed = results.filter((r) => !r.ok);
+      io.out(summaryTable(results));
+      const modelRows = results.filter((r) => r.check.startsWith('golden'));
+      if (modelRows.length > 0) {
+        io.out('\nthe model against golden.json:\n');
+        io.out(table(['check', 'case', 'error', 'tolerance', 'result'], modelRows.map((r) => [r.check, r.detail, r.error.toExponential(2), r.tolerance.toExponential(0), r.ok ? 'ok' : 'FAIL'])));
+      }
+      if (failed.length > 0) {
+        io.out('\nfailures:\n');
+        io.out(table(['check', 'case', 'error', 'tolerance'], failed.map((r) => [r.check, r.detail, r.error.toExponential(2), r.tolerance.toExponential(0)])));
+      }
+      io.out(`${results.length - failed.length} passed, ${failed.length} failed (seed ${seed}, ${status.device?.name ?? 'GPU'})\n`);
+      if (flags.json) writeFileSync(flags.json, JSON.stringify({ device: status.device, seed, results }, null, 2) + '\n');
+      if (failed.length > 0) throw new ArkvaleError('INTERNAL', `${failed.length} self-test check(s) failed`);
+    });
+}

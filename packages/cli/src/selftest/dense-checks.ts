@@ -1,0 +1,99 @@
+import { floatToBf16Bits, floatToHalfBits } from '@arkvale/core';
+import { mismatches, relativeError, result, TOLERANCE, type CheckResult, type Twin } from './twin.js';
+
+/** Half-precision results: relative error against the reference within 1e-2. */
+function half(t: Twin, check: string, detail: string, gpu: Parameters<Twin['read']>[0], ref: Parameters<Twin['read']>[1]): CheckResult {
+  const [a, b] = t.read(gpu, ref);
+  return result(check, detail, relativeError(a, b), TOLERANCE.half);
+}
+
+function f32(t: Twin, check: string, detail: string, gpu: Parameters<Twin['read']>[0], ref: Parameters<Twin['read']>[1]): CheckResult {
+  const [a, b] = t.read(gpu, ref);
+  return result(check, detail, relativeError(a, b), TOLERANCE.f32);
+}
+
+function exact(t: Twin, check: string, detail: string, gpu: Parameters<Twin['read']>[0], ref: Parameters<Twin['read']>[1]): CheckResult {
+  const [a, b] = t.read(gpu, ref);
+  return result(check, detail, mismatches(a, b), TOLERANCE.exact);
+}
+
+/** Memory and layout: uploads, reads, views, copies, gathers, checkpoint conversion. */
+export function memoryChecks(t: Twin): CheckResult[] {
+  const out: CheckResult[] = [];
+  const f = t.f32([37, 11]);
+  out.push(exact(t, 'fromArray/readSync', 'f32 [37, 11]', f.gpu, f.ref));
+  const ids = t.ints(Array.from({ length: 1000 }, () => t.int(1 << 30) - (1 << 29)));
+  out.push(exact(t, 'fromArray/readSync', 'i32 [1000]', ids.gpu, ids.ref));
+  // A float32 checkpoint tensor stored in the GPU's dtype: the reference rounds the same way.
+  const raw = new Float32Array(Array.from({ length: 515 }, () => (t.next() * 2 - 1) * 40));
+  const encode = t.dtype === 'f16' ? floatToHalfBits : floatToBf16Bits;
+  const back = t.gpu.readSync(t.gpu.fromBytes(new Uint8Array(raw.buffer), [515], 'f32'));
+  const expected = t.ref.readSync(t.ref.fromBytes(new Uint8Array(Uint16Array.from(raw, encode).buffer), [515], t.dtype));
+  out.push(result('fromBytes', `f32 checkpoint -> ${t.dtype}`, mismatches(back, expected), 0));
+  const x = t.floats([12, 4, 64]);
+  out.push(exact(t, 'reshape', '[12, 4, 64] -> [48, 64]', t.gpu.reshape(x.gpu, [48, 64]), t.ref.reshape(x.ref, [48, 64])));
+  for (const [start, count] of [[3, 5], [0, 12], [11, 1]]) {
+    out.push(exact(t, 'sliceRows', `rows ${start}..${start + count} of [12, 4, 64]`, t.gpu.sliceRows(x.gpu, start, count), t.ref.sliceRows(x.ref, start, count)));
+  }
+  // Rows of 3 f32 (12 bytes) break 16-byte alignment: the slice is copied.
+  const odd = t.f32([9, 3]);
+  out.push(exact(t, 'sliceRows', 'unaligned rows 1..5 of f32 [9, 3]', t.gpu.sliceRows(odd.gpu, 1, 4), t.ref.sliceRows(odd.ref, 1, 4)));
+  const y = t.floats([5, 4, 64]);
+  out.push(exact(t, 'concatRows', '[12, 4, 64] + [5, 4, 64] + rows 2..4', t.gpu.concatRows([x.gpu, y.gpu, t.gpu.sliceRows(x.gpu, 2, 2)]), t.ref.concatRows([x.ref, y.ref, t.ref.sliceRows(x.ref, 2, 2)])));
+  const table = t.floats([50, 136]);
+  const rows = t.ints([49, 0, 7, 7, 23]);
+  out.push(exact(t, 'gatherRows', `${t.dtype} [50, 136] at 5 rows`, t.gpu.gatherRows(table.gpu, rows.gpu), t.ref.gatherRows(table.ref, rows.ref)));
+  const logits = t.f32([6, 856]);
+  const pick = t.ints([5, 0, 3]);
+  out.push(exact(t, 'gatherRows', 'f32 [6, 856] at 3 rows', t.gpu.gatherRows(logits.gpu, pick.gpu), t.ref.gatherRows(logits.ref, pick.ref)));
+  return out;
+}
+
+/** Dense math of the forward pass. */
+export function denseChecks(t: Twin): CheckResult[] {
+  const out: CheckResult[] = [];
+  for (const [m, n, k] of [[1, 1536, 512], [37, 64, 128], [300, 512, 4096], [4, 856, 512]]) {
+    const x = t.floats([m, k]);
+    const w = t.floats([n, k], 0.05);
+    out.push(half(t, 'matmul', `[${m}, ${k}] x [${n}, ${k}]^T -> ${t.dtype}`, t.gpu.matmul(x.gpu, w.gpu), t.ref.matmul(x.ref, w.ref)));
+    out.push(f32(t, 'matmul', `[${m}, ${k}] x [${n}, ${k}]^T -> f32`, t.gpu.matmul(x.gpu, w.gpu, 'f32'), t.ref.matmul(x.ref, w.ref, 'f32')));
+  }
+  for (const [rows, hidden] of [[3, 520], [1, 4096], [257, 512]]) {
+    const x = t.floats([rows, hidden], 3);
+    const w = t.floats([hidden], 1.5);
+    out.push(half(t, 'rmsNorm', `[${rows}, ${hidden}]`, t.gpu.rmsNorm(x.gpu, w.gpu, 1e-5), t.ref.rmsNorm(x.ref, w.ref, 1e-5)));
+  }
+  for (const n of [5000, 8, 13]) {
+    const a = t.floats([n], 4);
+    const b = t.floats([n], 4);
+    out.push(half(t, 'siluGate', `${n} elements`, t.gpu.siluGate(a.gpu, b.gpu), t.ref.siluGate(a.ref, b.ref)));
+    out.push(half(t, 'add', `${n} elements`, t.gpu.add(a.gpu, b.gpu), t.ref.add(a.ref, b.ref)));
+  }
+  for (const headDim of [64, 128]) {
+    const maxPositions = 4096;
+    const invFreq = Float32Array.from({ length: headDim / 2 }, (_, i) => 1 / 500000 ** ((2 * i) / headDim));
+    const spec = { headDim, maxPositions, invFreq, attentionFactor: 1 };
+    const gt = t.gpu.createRopeTable(spec);
+    const rt = t.ref.createRopeTable(spec);
+    const x = t.floats([9, 4, headDim]);
+    const positions = t.ints([0, 1, 17, 4095, 300, 2048, 5, 999, 3000]);
+    out.push(half(t, 'rope', `[9, 4, ${headDim}], positions up to ${maxPositions - 1}`, t.gpu.rope(x.gpu, positions.gpu, gt), t.ref.rope(x.ref, positions.ref, rt)));
+  }
+  return out;
+}
+
+/** Greedy and sampled token choice. */
+export function decodingChecks(t: Twin): CheckResult[] {
+  const out: CheckResult[] = [];
+  const logits = t.f32([4, 2000], 3);
+  out.push(exact(t, 'argmax', 'f32 [4, 2000]', t.gpu.argmax(logits.gpu), t.ref.argmax(logits.ref)));
+  const halves = t.floats([3, 856], 3);
+  out.push(exact(t, 'argmax', `${t.dtype} [3, 856]`, t.gpu.argmax(halves.gpu), t.ref.argmax(halves.ref)));
+  for (const params of [{ temperature: 0.8, topK: 0, topP: 1 }, { temperature: 1, topK: 20, topP: 0.9 }, { temperature: 1.3, topK: 50, topP: 0.8 }]) {
+    const u = t.f32([4], 0.5);
+    const uniforms = t.gpu.fromArray(u.values.map((v) => v + 0.5), [4]);
+    const uref = t.ref.fromArray(u.values.map((v) => v + 0.5), [4]);
+    out.push(exact(t, 'sample', `f32 [4, 2000] ${JSON.stringify(params)}`, t.gpu.sample(logits.gpu, params, uniforms), t.ref.sample(logits.ref, params, uref)));
+  }
+  return out;
+}

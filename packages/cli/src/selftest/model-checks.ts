@@ -1,0 +1,84 @@
+import { readFileSync } from 'node:fs';
+import { ArkvaleError, type Tensor } from '@arkvale/core';
+import type { LlamaEngine } from '@arkvale/model-llama';
+import { relativeError, result, type CheckResult } from './twin.js';
+
+/** What `golden.json` holds per case (Hugging Face transformers, float32). */
+export interface GoldenCase {
+  readonly name: string;
+  readonly ids: number[];
+  readonly greedy: number[];
+  readonly last_logits_top10: { readonly ids: number[]; readonly values: number[] };
+}
+
+/** How close the last prompt position's top-10 logits must come to transformers' in a 16-bit float type. */
+export const GOLDEN_LOGITS_TOLERANCE = 2e-2;
+
+export function readGolden(file: string): GoldenCase[] {
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { cases: GoldenCase[] }).cases;
+  } catch (e) {
+    throw new ArkvaleError('MODEL_FILE', `cannot read golden outputs ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** Greedy decoding of one golden case under Full (`forced`: feed these tokens instead of the argmax), with every step's logits. */
+function greedy(engine: LlamaEngine, c: GoldenCase, forced?: readonly number[]): { tokens: number[]; logits: Float32Array[] } {
+  const b = engine.backend;
+  const cache = engine.createCache({ policy: 'full', pageSize: 16 }, c.ids.length + c.greedy.length);
+  try {
+    const id = cache.admit(c.ids.length);
+    const read = (t: Tensor) => b.readSync(t) as Float32Array;
+    let last = b.tidy(() => read(engine.forward.prefill(cache, [{ id, tokens: c.ids }])));
+    const logits = [last];
+    const tokens: number[] = [];
+    for (let i = 0; i < c.greedy.length; i++) {
+      tokens.push(last.indexOf(Math.max(...last)));
+      if (i + 1 === c.greedy.length) break;
+      const next = forced ? forced[i] : tokens[i];
+      last = b.tidy(() => read(engine.forward.decode(cache, [id], [next])));
+      logits.push(last);
+    }
+    return { tokens, logits };
+  } finally {
+    cache.close();
+  }
+}
+
+/** Per golden step, the float32 top-2 logits along the golden tokens: how clearly each greedy choice is made. */
+export interface GoldenMargins {
+  readonly top1: number[];
+  readonly margin: number[];
+}
+
+/** Margins from a float32 engine (the CPU backend, which reproduces golden.json exactly), teacher-forced on the golden tokens. */
+export function goldenMargins(engine: LlamaEngine, c: GoldenCase): GoldenMargins {
+  const { logits } = greedy(engine, c, c.greedy);
+  const top2 = logits.map((l) => [...l].sort((a, b) => b - a).slice(0, 2));
+  return { top1: top2.map((t) => t[0]), margin: top2.map((t) => t[0] - t[1]) };
+}
+
+/**
+ * The bundled model against golden.json on the backend under test: the top-10
+ * logits of the prompt's last position within 2e-2 relative, and the greedy tokens
+ * exactly. A divergence passes only where it is no error: at a step whose two best
+ * float32 logits lie closer than the logit tolerance allows telling apart
+ * (2 x 2e-2 x the top logit), so that any 16-bit computation may pick either.
+ */
+export function goldenChecks(engine: LlamaEngine, cases: readonly GoldenCase[], margins: readonly GoldenMargins[], label: string): CheckResult[] {
+  return cases.flatMap((c, k) => {
+    const { tokens, logits } = greedy(engine, c);
+    const top = c.last_logits_top10;
+    const at = tokens.findIndex((t, i) => t !== c.greedy[i]);
+    const m = margins[k];
+    const tie = at >= 0 && m.margin[at] < 2 * GOLDEN_LOGITS_TOLERANCE * Math.abs(m.top1[at]);
+    const detail =
+      at < 0
+        ? `${c.name} (${c.ids.length} prompt tokens, ${c.greedy.length} generated), ${label}`
+        : `${c.name}, ${label}: first differs at step ${at}, where the float32 top-2 margin is ${m.margin[at].toFixed(4)} (top logit ${m.top1[at].toFixed(2)})${tie ? ': a tie at this precision' : ''}`;
+    return [
+      result('golden greedy tokens', detail, at < 0 || tie ? 0 : c.greedy.length - at, 0),
+      result('golden top-10 logits', `${c.name}, ${label}`, relativeError(top.ids.map((i) => logits[0][i]), top.values), GOLDEN_LOGITS_TOLERANCE),
+    ];
+  });
+}

@@ -1,0 +1,74 @@
+// blasStatus and gemm (cuBLAS, loaded at run time).
+#include <napi.h>
+
+#include "bindings.h"
+#include "cublas.h"
+#include "errors.h"
+#include "js_args.h"
+#include "runtime.h"
+
+namespace arkvale {
+namespace {
+
+cudaDataType dtype(const JsFields& f, const char* name) {
+  const std::string t = f.string(name);
+  if (t == "f16") return CUDA_R_16F;
+  if (t == "bf16") return CUDA_R_16BF;
+  if (t == "f32") return CUDA_R_32F;
+  throw_range(std::string("gemm: ") + name + " must be 'f16', 'bf16' or 'f32', got '" + t + "'");
+}
+
+// blasStatus(): loads cuBLAS on the first call; never throws.
+Napi::Value BlasStatusFn(const Napi::CallbackInfo& info) {
+  const BlasStatus& s = blas_status();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("loaded", s.loaded);
+  if (s.loaded) {
+    o.Set("library", s.library);
+    o.Set("version", Napi::Number::New(info.Env(), s.version));
+  } else {
+    o.Set("reason", s.reason);
+  }
+  return o;
+}
+
+// gemm({ transA, transB, m, n, k, a, aType, lda, b, bType, ldb, c, cType, ldc,
+//        alpha, beta, stream, what }): column-major, f32 accumulation.
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  const JsArgs args(info, "gemm");
+  const JsFields f(args.object(0, "params"), "gemm");
+  constexpr int64_t kMaxDim = INT32_MAX;
+  GemmCall c;
+  c.trans_a = f.boolean("transA");
+  c.trans_b = f.boolean("transB");
+  c.m = static_cast<int>(f.integer("m", 0, kMaxDim));
+  c.n = static_cast<int>(f.integer("n", 0, kMaxDim));
+  c.k = static_cast<int>(f.integer("k", 0, kMaxDim));
+  c.a = reinterpret_cast<const void*>(static_cast<uintptr_t>(f.pointer("a")));
+  c.a_type = dtype(f, "aType");
+  c.lda = static_cast<int>(f.integer("lda", 1, kMaxDim));
+  c.b = reinterpret_cast<const void*>(static_cast<uintptr_t>(f.pointer("b")));
+  c.b_type = dtype(f, "bType");
+  c.ldb = static_cast<int>(f.integer("ldb", 1, kMaxDim));
+  c.c = reinterpret_cast<void*>(static_cast<uintptr_t>(f.pointer("c")));
+  c.c_type = dtype(f, "cType");
+  c.ldc = static_cast<int>(f.integer("ldc", 1, kMaxDim));
+  c.alpha = static_cast<float>(f.number("alpha"));
+  c.beta = static_cast<float>(f.number("beta"));
+  const int stream = f.stream();
+  c.what = f.string("what");
+  // Say that cuBLAS is missing before anything else can go wrong.
+  if (!blas_status().loaded) throw Failure("cuBLAS is not available: " + blas_status().reason);
+  c.stream = stream_of(stream, "gemm");
+  gemm(c);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void register_blas(Napi::Env env, Napi::Object exports) {
+  export_function<BlasStatusFn>(env, exports, "blasStatus");
+  export_function<Gemm>(env, exports, "gemm");
+}
+
+}  // namespace arkvale

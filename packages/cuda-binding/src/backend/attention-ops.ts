@@ -1,0 +1,98 @@
+import type { CausalAttentionArgs, PagedAttentionArgs } from '@arkvale/core';
+import { invalidArgument } from '@arkvale/core';
+import { pagedDecodeSplits } from '@arkvale/kernels-codegen/launch';
+import { findCausalPrefill, findPagedDecode, findPagedDecodeMerge, findPagedTokenScores, findPrefillKeyScores } from '../generated/index.js';
+import type { CudaDevice } from './device.js';
+import { asStorage } from './kv-ops.js';
+import type { CudaTensor } from './tensor.js';
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/**
+ * Paged decode attention: the split kernel over each list's pages (as many splits as
+ * fill the GPU in one wave), their exact merge, and, for H2O and TOVA, each listed
+ * token's attention probability from the merged log-sum-exp.
+ */
+export function pagedAttention(d: CudaDevice, args: PagedAttentionArgs): { out: CudaTensor; tokenScores?: CudaTensor } {
+  const storage = asStorage(args.storage);
+  if (storage.location !== 'device') throw invalidArgument('pagedAttention reads a device pool');
+  const g = storage.geometry;
+  const q = d.expect(d.tensor(args.q, 'pagedAttention q'), 'pagedAttention q', [d.dtype], 3);
+  const table = d.expect(d.tensor(args.pageTable, 'pagedAttention pageTable'), 'pagedAttention pageTable', ['i32'], 3);
+  const counts = d.expect(d.tensor(args.pageCounts, 'pagedAttention pageCounts'), 'pagedAttention pageCounts', ['i32'], 2);
+  const lasts = d.expect(d.tensor(args.lastPageLens, 'pagedAttention lastPageLens'), 'pagedAttention lastPageLens', ['i32'], 2);
+  const [batch, lists, maxPages] = table.shape;
+  if (q.shape[0] !== batch || q.shape[1] !== g.numHeads || q.shape[2] !== g.headDim) {
+    throw invalidArgument(`pagedAttention: q must be [${batch}, ${g.numHeads}, ${g.headDim}], got [${q.shape}]`);
+  }
+  if (g.numHeads % lists !== 0) throw invalidArgument(`pagedAttention: ${lists} page lists do not divide ${g.numHeads} heads`);
+  const group = gcd(g.numHeads / g.numKvHeads, g.numHeads / lists);
+  const splits = pagedDecodeSplits({ batch, numHeads: g.numHeads, group, headDim: g.headDim, tokens: maxPages * g.pageSize, sms: d.multiprocessors });
+  const rows = batch * g.numHeads;
+  const partialOut = d.empty([rows, splits, g.headDim], 'f32', 'paged attention partial outputs');
+  const partialLse = d.empty([rows, splits], 'f32', 'paged attention partial log-sum-exp');
+  const shape = { batch, numHeads: g.numHeads, numKvHeads: g.numKvHeads, numLists: lists, maxPages, scale: args.scale };
+  const pages = { pool: storage.ptr, pageTable: table.ptr, pageCounts: counts.ptr, lastPageLens: lasts.ptr };
+  d.launch(d.kernels.get('paged_decode', findPagedDecode, { dtype: d.dtype, headDim: g.headDim, pageSize: g.pageSize, group }), {
+    q: q.ptr,
+    ...pages,
+    partialOut: partialOut.ptr,
+    partialLse: partialLse.ptr,
+    ...shape,
+    numSplits: splits,
+  });
+  const out = d.empty([batch, g.numHeads, g.headDim], d.dtype, 'paged attention output');
+  const lse = d.empty([rows], 'f32', 'paged attention log-sum-exp');
+  d.launch(d.kernels.get('paged_decode_merge', findPagedDecodeMerge, { dtype: d.dtype, headDim: g.headDim }), {
+    partialOut: partialOut.ptr,
+    partialLse: partialLse.ptr,
+    out: out.ptr,
+    lse: lse.ptr,
+    rows,
+    numSplits: splits,
+  });
+  d.lifetimes.dispose(partialOut);
+  d.lifetimes.dispose(partialLse);
+  let tokenScores: CudaTensor | undefined;
+  if (args.returnTokenScores) {
+    tokenScores = d.empty([batch, lists, maxPages * g.pageSize], 'f32', 'token attention scores');
+    d.launch(d.kernels.get('paged_token_scores', findPagedTokenScores, { dtype: d.dtype, headDim: g.headDim, pageSize: g.pageSize }), {
+      q: q.ptr,
+      ...pages,
+      lse: lse.ptr,
+      scores: tokenScores.ptr,
+      ...shape,
+    });
+  }
+  d.lifetimes.dispose(lse);
+  return { out, tokenScores };
+}
+
+/** Causal prefill attention on tensor cores, and the per-key statistics the token policies and ArkVale's prefill selection need. */
+export function causalAttention(d: CudaDevice, args: CausalAttentionArgs): { out: CudaTensor; keyScores?: CudaTensor } {
+  const q = d.expect(d.tensor(args.q, 'causalAttention q'), 'causalAttention q', [d.dtype], 3);
+  const k = d.expect(d.tensor(args.k, 'causalAttention k'), 'causalAttention k', [d.dtype], 3);
+  const v = d.expect(d.tensor(args.v, 'causalAttention v'), 'causalAttention v', [d.dtype], 3);
+  const [tokens, heads, headDim] = q.shape;
+  const kvHeads = k.shape[1];
+  if (k.shape[0] !== tokens || v.shape[0] !== tokens || k.shape[2] !== headDim || v.shape[1] !== kvHeads || heads % kvHeads !== 0) {
+    throw invalidArgument(`causalAttention: q [${q.shape}], k [${k.shape}] and v [${v.shape}] do not fit together`);
+  }
+  const out = d.empty(q.shape, d.dtype, 'causal attention output');
+  const lse = d.empty([tokens, heads], 'f32', 'causal attention log-sum-exp');
+  const shape = { numTokens: tokens, numHeads: heads, numKvHeads: kvHeads, scale: args.scale };
+  d.launch(d.kernels.get('causal_prefill', findCausalPrefill, { dtype: d.dtype, headDim }), { q: q.ptr, k: k.ptr, v: v.ptr, out: out.ptr, lse: lse.ptr, ...shape });
+  let keyScores: CudaTensor | undefined;
+  if (args.keyScores) {
+    keyScores = d.empty([tokens], 'f32', 'prefill key scores');
+    d.launch(d.kernels.get('prefill_key_scores', findPrefillKeyScores, { mode: args.keyScores, dtype: d.dtype, headDim }), {
+      q: q.ptr,
+      k: k.ptr,
+      lse: lse.ptr,
+      scores: keyScores.ptr,
+      ...shape,
+    });
+  }
+  d.lifetimes.dispose(lse);
+  return { out, keyScores };
+}

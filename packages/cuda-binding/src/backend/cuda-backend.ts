@@ -1,0 +1,240 @@
+import type {
+  Backend,
+  CausalAttentionArgs,
+  CopyTicket,
+  DigestStorage,
+  DigestVariant,
+  KvGeometry,
+  KvStorage,
+  PagedAttentionArgs,
+  PoolLocation,
+  RopeSpec,
+  RopeTable,
+  SamplingParams,
+  SelectPagesArgs,
+  Tensor,
+} from '@arkvale/core';
+import { decodeFloats, floatToBf16Bits, floatToHalfBits, invalidArgument } from '@arkvale/core';
+import type { CudaAddon } from '../native.js';
+import { loadCudaAddon } from '../status.js';
+import { causalAttention, pagedAttention } from './attention-ops.js';
+import { argmax, sample } from './decoding-ops.js';
+import * as dense from './dense-ops.js';
+import { STREAM } from '../native.js';
+import { CudaDevice, type FloatDType } from './device.js';
+import * as kv from './kv-ops.js';
+import { DTYPE_BYTES, elementCount } from './tensor.js';
+
+export interface CudaBackendOptions {
+  /** Activations, KV pages and weights (checkpoints in another float type are converted). Default f16. */
+  readonly dtype?: FloatDType;
+  /** CUDA device index. Default 0. */
+  readonly device?: number;
+  /** Pinned staging memory for uploads. Default 64 MiB. */
+  readonly stagingBytes?: number;
+  /** The addon to use (tests); loaded and checked by default. */
+  readonly addon?: CudaAddon;
+  /** Fill new tensors with NaN before any kernel writes them (checks that every output element is written). */
+  readonly poison?: boolean;
+}
+
+/** f32 values in a 16-bit float type, as raw little-endian bits. */
+function encodeHalves(values: Float32Array, dtype: FloatDType): Uint16Array {
+  const encode = dtype === 'f16' ? floatToHalfBits : floatToBf16Bits;
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = encode(values[i]);
+  return out;
+}
+
+/**
+ * core's Backend on an NVIDIA GPU: tensors in device memory (one caching allocator),
+ * weights and activations in f16 or bf16 with f32 accumulation, cuBLAS for the matrix
+ * products, the generated kernels for everything else, a device KV pool and a pinned
+ * host pool. Work is queued on the compute stream; only `read`/`readSync` wait for it.
+ */
+export class CudaBackend implements Backend {
+  readonly name = 'cuda';
+  readonly dtype: FloatDType;
+  readonly deviceName: string;
+  private readonly d: CudaDevice;
+  private readonly copies: kv.PageCopies;
+
+  constructor(options: CudaBackendOptions = {}) {
+    const addon = options.addon ?? loadCudaAddon();
+    const device = options.device ?? 0;
+    addon.init(device, options.stagingBytes ?? 64 << 20);
+    const info = addon.probe().devices.find((x) => x.index === device);
+    if (!info) throw invalidArgument(`CUDA device ${device} does not exist`);
+    this.dtype = options.dtype ?? 'f16';
+    this.deviceName = info.name;
+    this.d = new CudaDevice(addon, this.dtype, info.multiprocessors, options.poison ?? false);
+    this.copies = new kv.PageCopies(this.d);
+  }
+
+  /** The addon underneath (sync counts, allocator statistics, graphs). */
+  get addon(): CudaAddon {
+    return this.d.addon;
+  }
+
+  /** Tensors not yet disposed or collected: a leak check for tests. */
+  get liveTensors(): number {
+    return this.d.lifetimes.liveTensors;
+  }
+
+  tidy<T>(fn: () => T): T {
+    return this.d.lifetimes.tidy(fn);
+  }
+
+  keep<T extends Tensor>(t: T): T {
+    this.d.lifetimes.keep(this.d.tensor(t, 'keep'));
+    return t;
+  }
+
+  memory(): { freeBytes: number; totalBytes: number } {
+    const { freeBytes, totalBytes } = this.d.addon.memInfo();
+    const cache = this.d.addon.allocatorStats();
+    // Memory the allocator holds but no tensor uses is as good as free.
+    return { freeBytes: freeBytes + cache.reservedBytes - cache.allocatedBytes, totalBytes };
+  }
+
+  // --- memory -------------------------------------------------------------
+
+  fromArray(data: ArrayLike<number>, shape: readonly number[], dtype: 'f32' | 'i32' = 'f32'): Tensor {
+    if (elementCount(shape) !== data.length) throw invalidArgument(`tensor of shape [${shape.join(', ')}] needs ${elementCount(shape)} elements, got ${data.length}`);
+    const host = dtype === 'i32' ? Int32Array.from(data) : Float32Array.from(data);
+    return this.d.upload(host, shape, dtype, `upload of a [${shape.join(', ')}] ${dtype} tensor`);
+  }
+
+  fromBytes(bytes: Uint8Array, shape: readonly number[], dtype: 'f32' | 'f16' | 'bf16'): Tensor {
+    const n = elementCount(shape);
+    if (bytes.byteLength !== n * DTYPE_BYTES[dtype]) throw invalidArgument(`${bytes.byteLength} bytes of ${dtype} for a [${shape.join(', ')}] tensor`);
+    // Stored as the backend's float type; other checkpoint types are converted on the host, once.
+    const data = dtype === this.dtype ? bytes : encodeHalves(decodeFloats(bytes, dtype), this.dtype);
+    return this.d.upload(data, shape, this.dtype, `upload of a [${shape.join(', ')}] weight`);
+  }
+
+  async read(t: Tensor): Promise<Float32Array | Int32Array> {
+    return this.readSync(t);
+  }
+
+  readSync(t: Tensor): Float32Array | Int32Array {
+    const c = this.d.tensor(t, 'read');
+    const bytes = this.d.download(c, `read of a [${c.shape.join(', ')}] ${c.dtype} tensor`);
+    if (c.dtype === 'i32') return new Int32Array(bytes.buffer, bytes.byteOffset, c.elements);
+    if (c.dtype === 'f32') return new Float32Array(bytes.buffer, bytes.byteOffset, c.elements);
+    return decodeFloats(bytes, c.dtype);
+  }
+
+  dispose(t: Tensor): void {
+    this.d.lifetimes.dispose(this.d.tensor(t, 'dispose'));
+  }
+
+  reshape(t: Tensor, shape: readonly number[]): Tensor {
+    const c = this.d.tensor(t, 'reshape');
+    if (elementCount(shape) !== c.elements) throw invalidArgument(`reshape: [${c.shape.join(', ')}] has ${c.elements} elements, [${shape.join(', ')}] needs ${elementCount(shape)}`);
+    return this.d.view(c, 0, shape);
+  }
+
+  sliceRows(t: Tensor, start: number, count: number): Tensor {
+    const c = this.d.tensor(t, 'sliceRows');
+    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > c.shape[0]) {
+      throw invalidArgument(`sliceRows: rows ${start}..${start + count} outside 0..${c.shape[0]}`);
+    }
+    const rowBytes = c.rowElements * DTYPE_BYTES[c.dtype];
+    const shape = [count, ...c.shape.slice(1)];
+    // Kernels load 16-byte vectors: a view that would break that alignment is copied.
+    if ((c.byteOffset + start * rowBytes) % 16 === 0) return this.d.view(c, start * rowBytes, shape);
+    const out = this.d.empty(shape, c.dtype, 'sliceRows copy');
+    this.d.addon.copy(out.ptr, c.ptr + BigInt(start * rowBytes), count * rowBytes, STREAM.compute, 'sliceRows copy');
+    return out;
+  }
+
+  concatRows(parts: readonly Tensor[]): Tensor {
+    if (parts.length === 0) throw invalidArgument('concatRows: nothing to concatenate');
+    const cs = parts.map((p) => this.d.tensor(p, 'concatRows'));
+    const first = cs[0];
+    for (const c of cs) {
+      if (c.dtype !== first.dtype || c.rowElements !== first.rowElements) throw invalidArgument('concatRows: parts differ in dtype or row shape');
+    }
+    const out = this.d.empty([cs.reduce((n, c) => n + c.shape[0], 0), ...first.shape.slice(1)], first.dtype, 'concatRows output');
+    let offset = 0;
+    for (const c of cs) {
+      this.d.copy(out, offset, c, c.bytes, 'concatRows');
+      offset += c.bytes;
+    }
+    return out;
+  }
+
+  // --- dense math ---------------------------------------------------------
+
+  matmul(x: Tensor, w: Tensor, outDtype?: 'f32'): Tensor {
+    return dense.matmul(this.d, x, w, outDtype);
+  }
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+    return dense.rmsNorm(this.d, x, weight, eps);
+  }
+  createRopeTable(spec: RopeSpec): RopeTable {
+    return dense.createRopeTable(this.d, spec);
+  }
+  rope(x: Tensor, positions: Tensor, table: RopeTable): Tensor {
+    return dense.rope(this.d, x, positions, table);
+  }
+  siluGate(gate: Tensor, up: Tensor): Tensor {
+    return dense.siluGate(this.d, gate, up);
+  }
+  add(a: Tensor, b: Tensor): Tensor {
+    return dense.add(this.d, a, b);
+  }
+  gatherRows(t: Tensor, indices: Tensor): Tensor {
+    return dense.gatherRows(this.d, t, indices);
+  }
+
+  // --- KV pages -----------------------------------------------------------
+
+  createKvStorage(location: PoolLocation, slots: number, geometry: KvGeometry): KvStorage {
+    return kv.createKvStorage(this.d, location, slots, geometry);
+  }
+  createDigestStorage(rows: number, geometry: KvGeometry): DigestStorage {
+    return kv.createDigestStorage(this.d, rows, geometry);
+  }
+  freeStorage(s: KvStorage | DigestStorage): void {
+    if (s instanceof kv.CudaKvStorage) kv.freeKvStorage(this.d, s);
+    else if (s instanceof kv.CudaDigestStorage) this.d.lifetimes.dispose(s.data);
+    else throw invalidArgument('storage does not belong to the CUDA backend');
+  }
+  appendKv(storage: KvStorage, k: Tensor, v: Tensor, slots: Tensor, offsets: Tensor): void {
+    kv.appendKv(this.d, storage, k, v, slots, offsets);
+  }
+  digestPages(storage: KvStorage, slots: Tensor, digests: DigestStorage, rows: Tensor, variant: DigestVariant): void {
+    kv.digestPages(this.d, storage, slots, digests, rows, variant);
+  }
+  estimate(q: Tensor, digests: DigestStorage, rows: Tensor, groups: number, variant: DigestVariant): Tensor {
+    return kv.estimate(this.d, q, digests, rows, groups, variant);
+  }
+  selectPages(args: SelectPagesArgs): Tensor {
+    return kv.selectPages(this.d, args);
+  }
+  copyPages(src: KvStorage, srcSlots: readonly number[], dst: KvStorage, dstSlots: readonly number[]): CopyTicket {
+    return this.copies.copy(src, srcSlots, dst, dstSlots);
+  }
+  awaitCopy(ticket: CopyTicket): void {
+    this.copies.await(ticket);
+  }
+  pagedAttention(args: PagedAttentionArgs): { out: Tensor; tokenScores?: Tensor } {
+    return pagedAttention(this.d, args);
+  }
+  causalAttention(args: CausalAttentionArgs): { out: Tensor; keyScores?: Tensor } {
+    return causalAttention(this.d, args);
+  }
+
+  // --- decoding -----------------------------------------------------------
+
+  argmax(logits: Tensor): Tensor {
+    return argmax(this.d, logits);
+  }
+  sample(logits: Tensor, params: SamplingParams, uniforms: Tensor): Tensor {
+    return sample(this.d, logits, params, uniforms);
+  }
+}
+
+

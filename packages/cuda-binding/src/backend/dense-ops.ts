@@ -1,0 +1,146 @@
+import type { RopeSpec, RopeTable, Tensor } from '@arkvale/core';
+import { invalidArgument } from '@arkvale/core';
+import { findEmbeddingGather, findResidualAdd, findRmsNorm, findRope, findRopeTable, findSiluGate } from '../generated/index.js';
+import { STREAM } from '../native.js';
+import type { CudaDevice } from './device.js';
+import type { CudaTensor } from './tensor.js';
+
+/** cos/sin [maxPositions, headDim / 2], f32, built on the device. */
+export class CudaRopeTable implements RopeTable {
+  constructor(
+    readonly headDim: number,
+    readonly maxPositions: number,
+    readonly cos: CudaTensor,
+    readonly sin: CudaTensor,
+  ) {}
+}
+
+/**
+ * x [m, k] @ w [n, k]^T through cuBLAS (row-major; cuBLAS is column-major, so this is
+ * out^T = w x^T), f32 accumulation, out in the activation dtype or f32.
+ */
+export function matmul(d: CudaDevice, xt: Tensor, wt: Tensor, outDtype?: 'f32'): CudaTensor {
+  const x = d.expect(d.tensor(xt, 'matmul x'), 'matmul x', [d.dtype, 'f32'], 2);
+  const w = d.expect(d.tensor(wt, 'matmul w'), 'matmul w', [d.dtype, 'f32'], 2);
+  const [m, k] = x.shape;
+  const [n, kw] = w.shape;
+  if (k !== kw) throw invalidArgument(`matmul: x is [${m}, ${k}] but w is [${n}, ${kw}] (inner dimensions differ)`);
+  const out = d.empty([m, n], outDtype ?? d.dtype, 'matmul output');
+  if (m === 0) return out;
+  d.addon.gemm({
+    transA: true,
+    transB: false,
+    m: n,
+    n: m,
+    k,
+    a: w.ptr,
+    aType: w.dtype as 'f16' | 'bf16' | 'f32',
+    lda: k,
+    b: x.ptr,
+    bType: x.dtype as 'f16' | 'bf16' | 'f32',
+    ldb: k,
+    c: out.ptr,
+    cType: out.dtype as 'f16' | 'bf16' | 'f32',
+    ldc: n,
+    alpha: 1,
+    beta: 0,
+    stream: STREAM.compute,
+    what: `matmul [${m}, ${k}] x [${n}, ${k}]^T`,
+  });
+  return out;
+}
+
+export function rmsNorm(d: CudaDevice, xt: Tensor, wt: Tensor, eps: number): CudaTensor {
+  const x = d.expect(d.tensor(xt, 'rmsNorm x'), 'rmsNorm x', [d.dtype]);
+  const w = d.expect(d.tensor(wt, 'rmsNorm weight'), 'rmsNorm weight', [d.dtype], 1);
+  const hidden = w.shape[0];
+  if (x.shape.at(-1) !== hidden) throw invalidArgument(`rmsNorm: rows of ${String(x.shape.at(-1))} for a weight of ${hidden}`);
+  const out = d.empty(x.shape, d.dtype, 'rmsNorm output');
+  d.launch(d.kernels.get('rms_norm', findRmsNorm, { dtype: d.dtype }), { x: x.ptr, weight: w.ptr, out: out.ptr, rows: x.elements / hidden, hidden, eps });
+  return out;
+}
+
+export function createRopeTable(d: CudaDevice, spec: RopeSpec): CudaRopeTable {
+  const half = spec.headDim / 2;
+  if (spec.invFreq.length !== half) throw invalidArgument(`rope: ${spec.invFreq.length} frequencies for head dim ${spec.headDim}`);
+  // The table outlives any tidy scope: it belongs to the model.
+  return d.lifetimes.untracked(() => {
+    const invFreq = d.upload(spec.invFreq, [half], 'f32', 'rope frequencies');
+    const cos = d.empty([spec.maxPositions, half], 'f32', 'rope cos table');
+    const sin = d.empty([spec.maxPositions, half], 'f32', 'rope sin table');
+    d.launch(d.kernels.get('rope_table', findRopeTable, {}), {
+      invFreq: invFreq.ptr,
+      cos: cos.ptr,
+      sin: sin.ptr,
+      maxPositions: spec.maxPositions,
+      half,
+      attentionFactor: spec.attentionFactor ?? 1,
+    });
+    d.lifetimes.dispose(invFreq);
+    return new CudaRopeTable(spec.headDim, spec.maxPositions, cos, sin);
+  });
+}
+
+export function rope(d: CudaDevice, xt: Tensor, positionsT: Tensor, table: RopeTable): CudaTensor {
+  if (!(table instanceof CudaRopeTable)) throw invalidArgument('rope table does not belong to the CUDA backend');
+  const x = d.expect(d.tensor(xt, 'rope x'), 'rope x', [d.dtype], 3);
+  const positions = d.expect(d.tensor(positionsT, 'rope positions'), 'rope positions', ['i32'], 1);
+  const [tokens, heads, headDim] = x.shape;
+  if (headDim !== table.headDim) throw invalidArgument(`rope: head dim ${headDim} for a table of ${table.headDim}`);
+  if (positions.shape[0] !== tokens) throw invalidArgument(`rope: ${positions.shape[0]} positions for ${tokens} tokens`);
+  const out = d.empty(x.shape, d.dtype, 'rope output');
+  d.launch(d.kernels.get('rope', findRope, { dtype: d.dtype, headDim }), {
+    x: x.ptr,
+    positions: positions.ptr,
+    cos: table.cos.ptr,
+    sin: table.sin.ptr,
+    out: out.ptr,
+    numTokens: tokens,
+    numHeads: heads,
+    maxPositions: table.maxPositions,
+  });
+  return out;
+}
+
+function sameShape(a: CudaTensor, b: CudaTensor, what: string): void {
+  if (a.elements !== b.elements) throw invalidArgument(`${what}: [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ in size`);
+}
+
+export function siluGate(d: CudaDevice, gateT: Tensor, upT: Tensor): CudaTensor {
+  const gate = d.expect(d.tensor(gateT, 'siluGate gate'), 'siluGate gate', [d.dtype]);
+  const up = d.expect(d.tensor(upT, 'siluGate up'), 'siluGate up', [d.dtype]);
+  sameShape(gate, up, 'siluGate');
+  const out = d.empty(gate.shape, d.dtype, 'siluGate output');
+  d.launch(d.kernels.get('silu_gate', findSiluGate, { dtype: d.dtype }), { gate: gate.ptr, up: up.ptr, out: out.ptr, n: gate.elements });
+  return out;
+}
+
+export function add(d: CudaDevice, at: Tensor, bt: Tensor): CudaTensor {
+  const a = d.expect(d.tensor(at, 'add a'), 'add a', [d.dtype]);
+  const b = d.expect(d.tensor(bt, 'add b'), 'add b', [d.dtype]);
+  sameShape(a, b, 'add');
+  const out = d.empty(a.shape, d.dtype, 'add output');
+  d.launch(d.kernels.get('residual_add', findResidualAdd, { dtype: d.dtype }), { a: a.ptr, b: b.ptr, out: out.ptr, n: a.elements });
+  return out;
+}
+
+/**
+ * Rows of `t` at `indices`. The gather kernel copies bits, so 4-byte rows (f32
+ * logits, i32) go through the 16-bit kernel as rows of twice as many halves.
+ */
+export function gatherRows(d: CudaDevice, tt: Tensor, indicesT: Tensor): CudaTensor {
+  const t = d.tensor(tt, 'gatherRows table');
+  const indices = d.expect(d.tensor(indicesT, 'gatherRows indices'), 'gatherRows indices', ['i32'], 1);
+  const n = indices.shape[0];
+  const out = d.empty([n, ...t.shape.slice(1)], t.dtype, 'gatherRows output');
+  const halves = t.dtype === 'f32' || t.dtype === 'i32' ? 2 : 1;
+  d.launch(d.kernels.get('embedding_gather', findEmbeddingGather, { dtype: halves === 2 ? 'f16' : (t.dtype as 'f16' | 'bf16') }), {
+    table: t.ptr,
+    indices: indices.ptr,
+    out: out.ptr,
+    n,
+    rowSize: t.rowElements * halves,
+    numRows: t.shape[0],
+  });
+  return out;
+}

@@ -1,0 +1,79 @@
+import type { DType, Tensor } from '@arkvale/core';
+import { invalidArgument } from '@arkvale/core';
+import type { KernelLaunch } from '../generated/index.js';
+import { STREAM, type CudaAddon } from '../native.js';
+import { KernelCache } from './kernels.js';
+import { CudaTensor, DeviceBuffer, DTYPE_BYTES, TensorLifetimes, asCuda, elementCount } from './tensor.js';
+
+export type FloatDType = 'f16' | 'bf16';
+
+/**
+ * What every group of backend operations needs: the addon, tensor allocation and
+ * lifetimes, uploads and kernel launches on the compute stream. Everything here is
+ * asynchronous on the device except `download`.
+ */
+export class CudaDevice {
+  readonly kernels = new KernelCache();
+  readonly lifetimes = new TensorLifetimes();
+  private readonly release = (ptr: bigint) => this.addon.free(ptr);
+
+  constructor(
+    readonly addon: CudaAddon,
+    /** Activations and KV pages. */
+    readonly dtype: FloatDType,
+    readonly multiprocessors: number,
+    /** Fill every new allocation with 0xff bytes (NaN in every float type), so unwritten outputs show. */
+    readonly poison = false,
+  ) {}
+
+  /** A new, uninitialised tensor (device memory from the caching allocator). */
+  empty(shape: readonly number[], dtype: DType, what: string): CudaTensor {
+    const bytes = elementCount(shape) * DTYPE_BYTES[dtype];
+    // Zero-sized tensors still get a (small) allocation, so every tensor has an address.
+    const ptr = this.addon.alloc(Math.max(bytes, 16), what);
+    if (this.poison && bytes > 0) this.addon.memset(ptr, 0xff, bytes, STREAM.compute, what);
+    return this.lifetimes.adopt(new CudaTensor(new DeviceBuffer(ptr, bytes, this.release), 0, [...shape], dtype));
+  }
+
+  /** A view sharing `t`'s memory. */
+  view(t: CudaTensor, byteOffset: number, shape: readonly number[]): CudaTensor {
+    t.buffer.retain();
+    return this.lifetimes.adopt(new CudaTensor(t.buffer, t.byteOffset + byteOffset, [...shape], t.dtype));
+  }
+
+  upload(data: ArrayBufferView, shape: readonly number[], dtype: DType, what: string): CudaTensor {
+    const t = this.empty(shape, dtype, what);
+    if (data.byteLength !== t.bytes) throw invalidArgument(`${what}: ${data.byteLength} bytes for a [${shape.join(', ')}] ${dtype} tensor of ${t.bytes}`);
+    if (t.bytes > 0) this.addon.upload(t.ptr, data, STREAM.compute, what);
+    return t;
+  }
+
+  /** The tensor's bytes on the host (waits for the compute stream). */
+  download(t: CudaTensor, what: string): Uint8Array {
+    const out = new Uint8Array(t.bytes);
+    if (t.bytes > 0) this.addon.download(t.ptr, out, STREAM.compute, what);
+    return out;
+  }
+
+  copy(dst: CudaTensor, dstOffset: number, src: CudaTensor, bytes: number, what: string): void {
+    if (bytes > 0) this.addon.copy(dst.ptr + BigInt(dstOffset), src.ptr, bytes, STREAM.compute, what);
+  }
+
+  launch<Spec, Args>(kernel: KernelLaunch<Spec, Args>, args: Args, stream: number = STREAM.compute): void {
+    const grid = kernel.grid(args);
+    // A launch over nothing (no tokens, no pages) is valid and does nothing.
+    if (grid[0] * grid[1] * grid[2] === 0) return;
+    this.addon.launch(kernel.name, grid, kernel.pack(args), stream);
+  }
+
+  /** Checks a tensor's dtype and rank for an operation, with a message that names both. */
+  expect(t: CudaTensor, what: string, dtypes: readonly DType[], rank?: number): CudaTensor {
+    if (!dtypes.includes(t.dtype)) throw invalidArgument(`${what}: expected a ${dtypes.join(' or ')} tensor, got ${t.dtype}`);
+    if (rank !== undefined && t.shape.length !== rank) throw invalidArgument(`${what}: expected ${rank} dimensions, got [${t.shape.join(', ')}]`);
+    return t;
+  }
+
+  tensor(t: Tensor, what: string): CudaTensor {
+    return asCuda(t, what);
+  }
+}

@@ -1,0 +1,6 @@
+/**
+ * Run-time helpers a binding needs next to the generated launch surface: launch
+ * choices that depend on a kernel's internals (tokens per step, split counts). This
+ * entry point loads no translator (no ts-morph), so bundles that use it stay small.
+ */
+export { pagedDecodeSplits, pagedDecodeStep } from './kernels/paged-decode.kernel.js';

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The GPU check of the CUDA backend, run on the GPU machine from the repository root
+# (prepare it here first: node tools/scripts/gpu-check.mjs prepare):
+#
+#   bash tools/scripts/gpu-check.sh [BUNDLE] [OUT]
+#
+# 0. the addon's runtime (allocator, staging ring, copies, events, cuBLAS, graphs, errors);
+# 1. every Backend operation of the CUDA backend against the reference backend on
+#    fresh random inputs (arkvale selftest: f16 and bf16, the default kernel matrix's
+#    head dims, page sizes and GQA groups, ragged batches, every digest variant,
+#    outputs poisoned with NaN), and the bundled model against golden.json;
+# 2. the main job (a 3k-token passkey prompt under ArkVale) with its speeds, and the
+#    two-phase passkey evaluation at 10k, 20k and 30k tokens for every policy.
+# Results go to OUT (default $OUT, else /tmp/arkvale-gpu-check); exit code 1 on a failure.
+# ARKVALE_EVAL_ARGS adds options to the evaluation; ARKVALE_EVAL_SECONDS caps its time.
+set -uo pipefail
+bundle="$(cd "${1:-.gpu/bundle}" && pwd)"
+out="${2:-${OUT:-/tmp/arkvale-gpu-check}}"
+mkdir -p "$out"
+arkvale="$bundle/arkvale"
+status=0
+run() {
+  echo "== $*"
+  local start=$SECONDS
+  "$@" || status=1
+  echo "== $(( SECONDS - start )) s"
+}
+run nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+run "$arkvale" inspect gpu
+# The launcher has unpacked Node and points the loaders at the bundle's addons.
+run env ARKVALE_CUDA_ADDON="$bundle/build/Release/arkvale_cuda.node" "$bundle/node" "$bundle/addon-selftest.mjs"
+run "$arkvale" selftest --json "$out/selftest.json"
+run "$arkvale" generate -f examples/passkey-3000.txt --backend cuda --policy arkvale --budget 512 --page-size 32 -n 8
+# The JSON is rewritten after every row: a run cut short by ARKVALE_EVAL_SECONDS keeps its rows.
+run timeout "${ARKVALE_EVAL_SECONDS:-3600}" "$arkvale" eval passkey --backend cuda --lengths 10240,20480,30720 --budgets 512,1024,2048 --page-size 32 \
+  --json "$out/passkey-cuda.json" ${ARKVALE_EVAL_ARGS:-}
+exit $status
