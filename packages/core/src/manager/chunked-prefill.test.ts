@@ -90,7 +90,8 @@ describe('chunked prefill', () => {
   }
 
   it('refuses a bad chunk and a short pool without changing anything', () => {
-    const cache = new KvCache({ geometry, options: { policy: 'h2o', budgetTokens: 12, devicePages: 9, hostPages: 4 }, backend });
+    // Both layers are H2O's token layers (none kept whole).
+    const cache = new KvCache({ geometry, options: { policy: 'h2o', budgetTokens: 12, fullLayers: 0, devicePages: 9, hostPages: 4 }, backend });
     const id = cache.admitChunked(30);
     const before = JSON.stringify(cache.stats());
     expect(() => cache.beginPrefillChunk(id, 31)).toThrow(ArkvaleError);
