@@ -4,7 +4,8 @@ import type { LlamaForward } from './forward.js';
 import type { SamplingOptions } from './sampling.js';
 import { seededUniform } from '@arkvale/core';
 import { checkSampling, sampleRows } from './sampling.js';
-import type { StreamDecoder, Tokenizer } from './tokenizer.js';
+import { TextStream } from './text-stream.js';
+import type { Tokenizer } from './tokenizer.js';
 
 export interface GenerationRequest extends SamplingOptions {
   /** Prompt token ids, BOS included. */
@@ -58,15 +59,10 @@ export interface BatchResult {
   readonly kv: KvStats;
 }
 
-/** One sequence in flight. */
+/** One sequence in flight: its suffix still to feed, its random stream, its text. */
 class Run {
-  readonly tokenIds: number[] = [];
-  readonly decoder: StreamDecoder;
   readonly uniform: () => number;
-  readonly holdBack: number;
-  text = '';
-  emitted = 0;
-  finish: FinishReason | null = null;
+  readonly stream: TextStream;
   /** Suffix tokens fed so far. */
   fed = 0;
 
@@ -75,12 +71,19 @@ class Run {
     readonly request: GenerationRequest,
     tokenizer: Tokenizer,
     index: number,
+    maxTokens: number,
   ) {
-    const suffix = request.suffixIds ?? [];
-    this.decoder = tokenizer.createStreamDecoder({ skipSpecialTokens: true, prefixIds: [...request.promptIds, ...suffix] });
+    const context = [...request.promptIds, ...(request.suffixIds ?? [])];
+    this.stream = new TextStream(tokenizer, context, request.stop ?? [], maxTokens, request.ignoreEos ?? false);
     this.uniform = seededUniform((request.seed ?? 0) + index);
-    // Text that could still become the start of a stop string is held back.
-    this.holdBack = Math.max(0, ...(request.stop ?? []).map((s) => s.length - 1));
+  }
+
+  get finish(): FinishReason | null {
+    return this.stream.finish;
+  }
+
+  get tokenIds(): readonly number[] {
+    return this.stream.tokenIds;
   }
 
   get hasSuffixLeft(): boolean {
@@ -92,40 +95,13 @@ class Run {
     return this.hasSuffixLeft ? this.request.suffixIds![this.fed++] : null;
   }
 
-  accept(token: number, isEos: boolean, maxTokens: number): void {
-    const eos = isEos && !this.request.ignoreEos;
-    if (!eos) {
-      this.tokenIds.push(token);
-      this.text += this.decoder.push(token);
-    }
-    const last = eos || this.tokenIds.length >= maxTokens;
-    // Bytes of a character still incomplete are written out at the end.
-    if (last) this.text += this.decoder.flush();
-    const cut = this.stopIndex();
-    if (cut >= 0) {
-      this.text = this.text.slice(0, cut);
-      this.finish = 'stop';
-    } else if (last) {
-      this.finish = eos ? 'eos' : 'length';
-    }
-    const safe = this.finish ? this.text.length : Math.max(this.emitted, this.text.length - this.holdBack);
-    if (safe > this.emitted) {
-      this.request.onText?.(this.text.slice(this.emitted, safe));
-      this.emitted = safe;
-    }
-  }
-
-  private stopIndex(): number {
-    let best = -1;
-    for (const s of this.request.stop ?? []) {
-      const i = s ? this.text.indexOf(s) : -1;
-      if (i >= 0 && (best < 0 || i < best)) best = i;
-    }
-    return best;
+  accept(token: number, isEos: boolean): void {
+    const delta = this.stream.accept(token, isEos);
+    if (delta) this.request.onText?.(delta);
   }
 
   output(): GenerationOutput {
-    return { text: this.text, tokenIds: this.tokenIds, promptTokens: this.request.promptIds.length, finishReason: this.finish ?? 'length' };
+    return { text: this.stream.text, tokenIds: [...this.stream.tokenIds], promptTokens: this.request.promptIds.length, finishReason: this.finish ?? 'length' };
   }
 }
 
@@ -171,7 +147,7 @@ function nextTokens(model: LlamaForward, logits: Tensor, active: readonly Run[],
   });
   sampling.forEach((i, j) => {
     next[i] = sampled[j];
-    active[i].accept(sampled[j], eos.has(sampled[j]), maxNewTokens(model, active[i].request));
+    active[i].accept(sampled[j], eos.has(sampled[j]));
   });
   return next;
 }
@@ -188,7 +164,7 @@ export function generateBatch(model: LlamaForward, tokenizer: Tokenizer, cache: 
   const eos = new Set([...tokenizer.eosIds, ...model.config.eosTokenIds]);
   const runs: Run[] = [];
   try {
-    for (const [i, r] of requests.entries()) runs.push(new Run(cache.admit(r.promptIds.length), r, tokenizer, i));
+    for (const [i, r] of requests.entries()) runs.push(new Run(cache.admit(r.promptIds.length), r, tokenizer, i, maxNewTokens(model, r)));
     const t0 = performance.now();
     let logits = model.prefill(cache, runs.map((r) => ({ id: r.id, tokens: r.request.promptIds })));
     const t1 = performance.now();

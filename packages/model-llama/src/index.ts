@@ -13,6 +13,7 @@ export type { ModelDir, ModelDescription, GenerationDefaults, KvBytes } from './
 export { LlamaForward } from './forward.js';
 export type { PrefillRequest, RowSegment, RowBatch } from './forward.js';
 export { generateBatch, checkGenerationRequest } from './generate.js';
+export { TextStream } from './text-stream.js';
 export type { GenerationRequest, GenerationOutput, GenerationTimings, BatchResult, FinishReason } from './generate.js';
 export { checkSampling, seededUniform } from './sampling.js';
 export type { SamplingOptions } from './sampling.js';

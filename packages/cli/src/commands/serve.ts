@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import type { DigestVariant, SelectionScope } from '@arkvale/core';
 import type { CliIo } from '../io.js';
 import type { CacheFlags } from '../options.js';
-import { BACKENDS, parseIntOption, parsePolicy, resolveModelDir } from '../options.js';
+import { BACKENDS, cachePlan, parseIntOption, resolveModelDir } from '../options.js';
 import { addCacheOptions } from './shared.js';
 
 interface ServeFlags extends CacheFlags {
@@ -57,17 +56,10 @@ export function serveCommand(program: Command, io: CliIo): void {
       backendModule: new URL('../options.js', import.meta.url).href,
       onLog: io.err,
       chatTemplateFile: flags.chatTemplate,
-      pageSize: flags.pageSize,
+      // The cache flags as generate and eval read them (policy and digest checked).
+      ...cachePlan(flags),
       devicePages: flags.devicePages,
       hostPages: flags.hostPages,
-      policy: parsePolicy(flags.policy),
-      budgetTokens: flags.budget,
-      sinkPages: flags.sinks,
-      windowPages: flags.window,
-      fullLayers: flags.fullLayers,
-      topK: flags.topK,
-      digest: flags.digest as DigestVariant | undefined,
-      selection: flags.selection as SelectionScope | undefined,
       chunkTokens: flags.chunkTokens,
       maxRunning: flags.maxRunning,
       maxWaiting: flags.maxWaiting,

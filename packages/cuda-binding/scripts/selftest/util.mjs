@@ -1,18 +1,9 @@
 // Helpers of the GPU self-test: a seeded random source, assertions, and float
 // encodings for building kernel and gemm inputs.
-import { bf16ToFloat, floatToBf16Bits, floatToHalfBits, halfToFloat } from '@arkvale/core';
+import { bf16ToFloat, floatToBf16Bits, floatToHalfBits, halfToFloat, seededUniform } from '@arkvale/core';
 
-/** mulberry32: reproducible runs. */
-export function random(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Reproducible random numbers (core's seeded stream). */
+export const random = seededUniform;
 
 export function randomBytes(rand, n) {
   const out = new Uint8Array(n);

@@ -1,7 +1,6 @@
 import type { KvCache } from '@arkvale/core';
-import { seededUniform, type Tokenizer } from '@arkvale/model-llama';
+import { seededUniform, TextStream, type Tokenizer } from '@arkvale/model-llama';
 import type { PreparedRequest } from './prepare.js';
-import { TextStream } from './text-stream.js';
 
 export type JobPhase = 'waiting' | 'prefill' | 'decode' | 'parked';
 
