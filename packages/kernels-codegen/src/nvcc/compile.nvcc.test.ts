@@ -98,7 +98,7 @@ describe.skipIf(skip)(`nvcc compiles every generated kernel (${NVCC} ${NVCC_FLAG
     await compileUnits(`head dim 256, pages 8 and 64, ${families}`, cliOut, units, cliManifest);
   });
 
-  it.skipIf(!version)('compiles the translator\'s golden files', { timeout: 600_000 }, async () => {
+  it.skipIf(!version)('compiles the translator\'s golden files', { timeout: 120_000 }, async () => {
     const out = tempDir('nvcc-golden');
     generate({ outDir: out, families: [GOLDEN_LIBRARY.def.family], matrix: { dtype: ['f16'], headDim: [64], pageSize: [16], group: [1], digest: ['cuboid-mean'] } });
     const unit = path.join(out, 'golden.cu');
