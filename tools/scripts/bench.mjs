@@ -1,21 +1,27 @@
 #!/usr/bin/env node
-// `pnpm bench`: the same generation work on the bundled model for every system
-// compared, timed in one run, written as JSON (stdout, and --out FILE).
-//   - backends: the native CPU backend against the plain-TypeScript reference
-//   - policies: Full against ArkVale and the baselines at long context
+// `pnpm bench [--backend auto|cuda|cpu|reference] [--quick] [--out FILE]`: the same
+// generation work on the bundled model for every system compared, timed in one run,
+// written as JSON (stdout, and --out FILE).
+//   - backends: the native CPU backend (and CUDA, when usable) against the
+//     plain-TypeScript reference
+//   - policies: Full against ArkVale and the baselines at long context, on --backend
+//     (default auto: CUDA when usable, else the CPU backend)
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ReferenceBackend } from '../../packages/core/dist/index.js';
 import { CpuBackend, cpuBackendInfo } from '../../packages/cpu-backend/dist/index.js';
 import { LlamaEngine, seededUniform } from '../../packages/model-llama/dist/index.js';
+import { cudaStatus } from '../../packages/cuda-binding/dist/index.js';
 import { buildPasskeyPrompt, readFiller } from '../../packages/cli/dist/index.js';
+import { createBackend, describeBackend } from '../../packages/cli/dist/options.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const modelDir = join(root, 'models', 'tiny-retrieval');
 const args = process.argv.slice(2);
 const outFile = args.includes('--out') ? args[args.indexOf('--out') + 1] : null;
 const quick = args.includes('--quick');
+const backendName = args.includes('--backend') ? args[args.indexOf('--backend') + 1] : 'auto';
 const log = (t) => process.stderr.write(`${t}\n`);
 
 if (args.includes('--serving')) {
@@ -31,6 +37,18 @@ if (args.includes('--serving')) {
 
 const cpu = await LlamaEngine.load(modelDir, new CpuBackend());
 const reference = await LlamaEngine.load(modelDir, new ReferenceBackend());
+const gpu = cudaStatus();
+const warn = (t) => process.stderr.write(t);
+const cuda = gpu.available ? await LlamaEngine.load(modelDir, createBackend('cuda', warn)) : null;
+// The engine the policies run on (auto: CUDA when usable, else the CPU backend).
+try {
+  if (backendName === 'cuda' && !cuda) createBackend('cuda', warn); // throws the reason
+  if (!['auto', 'cuda', 'cpu', 'reference'].includes(backendName)) createBackend(backendName, warn); // throws the choices
+} catch (e) {
+  console.error(`bench: ${e.message}`);
+  process.exit(2);
+}
+const main = { auto: cuda ?? cpu, cuda, cpu, reference }[backendName];
 const filler = readFiller(join(modelDir, 'filler.txt'));
 const prompt = (length) => buildPasskeyPrompt(cpu.model.tokenizer, filler, length, 0.5, seededUniform(length)).ids;
 
@@ -53,19 +71,19 @@ function run(engine, ids, plan, decodeTokens) {
 }
 
 // Warm both backends up (JIT, thread pool, page faults) before anything is timed.
-for (const engine of [cpu, reference]) engine.generate([{ promptIds: prompt(128), maxTokens: 4, ignoreEos: true }], { policy: 'full', pageSize: 16 });
+for (const engine of [cpu, reference, ...(cuda ? [cuda] : [])]) engine.generate([{ promptIds: prompt(128), maxTokens: 4, ignoreEos: true }], { policy: 'full', pageSize: 16 });
 
 const results = { backends: [], policies: [] };
 
 // Backends: identical work (Full, a 256-token prompt, 16 tokens).
 const small = prompt(256);
-for (const [name, engine] of [['reference', reference], ['cpu', cpu]]) {
+for (const [name, engine] of [['reference', reference], ['cpu', cpu], ...(cuda ? [[describeBackend(cuda.backend), cuda]] : [])]) {
   log(`backend ${name}`);
   results.backends.push({ backend: name, ...run(engine, small, { policy: 'full', pageSize: 16 }, 16) });
 }
-const [refRow, cpuRow] = results.backends;
+const [refRow, cpuRow, cudaRow] = results.backends;
 
-// Policies at long context on the CPU backend: identical prompts and token counts.
+// Policies at long context on the chosen backend: identical prompts and token counts.
 const lengths = quick ? [2048] : [2048, 8192];
 const plans = [
   { policy: 'full' },
@@ -78,18 +96,25 @@ for (const length of lengths) {
   const ids = prompt(length);
   for (const plan of plans) {
     log(`length ${length}: ${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}`);
-    results.policies.push({ length, ...plan, ...run(cpu, ids, { ...plan, pageSize: 32 }, quick ? 16 : 64) });
+    results.policies.push({ length, ...plan, ...run(main, ids, { ...plan, pageSize: 32 }, quick ? 16 : 64) });
   }
 }
 
 const full = (length) => results.policies.find((r) => r.length === length && r.policy === 'full');
 const report = {
-  machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, native: cpuBackendInfo() },
+  machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, native: cpuBackendInfo(), gpu: gpu.summary },
   model: 'tiny-retrieval',
+  policiesBackend: describeBackend(main.backend),
   results,
   ratios: {
     cpuOverReferencePrefill: +(refRow.prefillMs / cpuRow.prefillMs).toFixed(1),
     cpuOverReferenceDecode: +(refRow.decodeMsPerStep / cpuRow.decodeMsPerStep).toFixed(1),
+    ...(cudaRow
+      ? {
+          cudaOverCpuPrefill: +(cpuRow.prefillMs / cudaRow.prefillMs).toFixed(1),
+          cudaOverCpuDecode: +(cpuRow.decodeMsPerStep / cudaRow.decodeMsPerStep).toFixed(1),
+        }
+      : {}),
     decodeSpeedupOverFull: results.policies
       .filter((r) => r.policy !== 'full')
       .map((r) => ({ length: r.length, policy: r.policy, budgetTokens: r.budgetTokens, speedup: +(full(r.length).decodeMsPerStep / r.decodeMsPerStep).toFixed(2) })),
