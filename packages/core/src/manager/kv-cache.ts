@@ -3,11 +3,13 @@ import type { CacheOptions, KvGeometry, ResolvedCacheOptions } from '../config.j
 import { resolveCacheOptions } from '../config.js';
 import { SequenceError, invalidArgument } from '../errors.js';
 import { fullPolicy } from '../policies/full.js';
-import type { KvPolicy, PageDecision, PageStepContext } from '../policies/policy.js';
+import type { KvPolicy } from '../policies/policy.js';
 import { range } from '../policies/policy.js';
 import { createPolicy } from '../policies/registry.js';
 import { PageStore } from './page-store.js';
-import { afterTokenStep, placeTokenCell, prefillTokens } from './token-cells.js';
+import { prefillTokens } from './token-cells.js';
+import { decodeLayer, placeToken, stepNeeds, type TokenTarget } from './decode-step.js';
+import { pageContext } from './page-context.js';
 import type { ChunkHost } from './chunked-prefill.js';
 import { beginChunk, chunkNeeds, chunkedPrefillPeak, ensureNeeds, newChunkedPrefill, releaseChunked, writeChunkLayer } from './chunked-prefill.js';
 import { park, parkNeeds, releaseParked, resume, resumeNeeds } from './parking.js';
@@ -37,12 +39,6 @@ export interface PrefillChunk {
   readonly count: number;
   /** The prompt's last chunk: each layer then applies the end-of-prompt policy. */
   readonly last: boolean;
-}
-
-/** Where one sequence's new token goes in one layer. */
-interface TokenTarget {
-  readonly slot: number;
-  readonly offset: number;
 }
 
 /** A decoding step begun by `beginStep`: the batch and where each layer writes. */
@@ -253,7 +249,7 @@ export class KvCache {
     const numPages = layer.pages.length;
     if (!layer.budgeted || numPages <= this.options.budgetPages) return;
     const candidates = range(this.options.sinkPages, numPages - this.options.windowPages);
-    const ctx = this.pageContext(layer, lastQuery, candidates);
+    const ctx = pageContext(this, layer, lastQuery, candidates);
     const keep = new Set(layer.policy.prefillResident(ctx));
     for (const p of candidates) if (!keep.has(p)) this.store.evict(layer.pages[p]);
   }
@@ -365,7 +361,7 @@ export class KvCache {
     const seqs = ids.map((id) => this.seq(id));
     const targets: TokenTarget[][] = range(0, this.geometry.numLayers).map(() => []);
     for (const s of seqs) {
-      s.layers.forEach((layer, l) => targets[l].push(this.placeToken(s, layer)));
+      s.layers.forEach((layer, l) => targets[l].push(placeToken(this, s, layer)));
     }
     const positions = seqs.map((s) => s.length);
     for (const s of seqs) s.length++;
@@ -383,67 +379,7 @@ export class KvCache {
       this.requirePrefilled(s);
       this.requireOnDevice(s);
     });
-    const ps = this.pageSize;
-    let device = 0;
-    let host = 0;
-    let digests = 0;
-    for (const s of seqs) {
-      const startsPage = s.length % ps === 0;
-      const fills = (s.length + 1) % ps === 0;
-      for (const layer of s.layers) {
-        if (layer.kind === 'token') {
-          if (layer.freeCell < 0 && layer.filled % ps === 0) device++;
-          continue;
-        }
-        if (startsPage) {
-          const victim = this.pageStartVictim(layer);
-          if (this.store.needsFreshSlot(victim === null ? null : layer.pages[victim])) device++;
-        }
-        device += this.recallReserve(layer, s.length);
-        if (fills && layer.digests) digests++;
-        if (fills && layer.backups) host++;
-      }
-    }
-    return { device, host, digests };
-  }
-
-  /**
-   * Fresh device slots the layer's selection may take this step: recalls go into the
-   * victim's slot unless a fork still shares it, or into a free budget slot. Reserved
-   * up front so that a step never runs out of pages halfway.
-   */
-  private recallReserve(layer: PageLayer, length: number): number {
-    // Selection runs only once the sequence has more pages than the budget.
-    if (!layer.budgeted || !layer.digests || Math.ceil((length + 1) / this.pageSize) <= this.options.budgetPages) return 0;
-    let resident = 0;
-    let shared = 0;
-    for (const p of layer.pages) {
-      if (p.slot < 0) continue;
-      resident++;
-      if (this.store.devicePool.refCount(p.slot) > 1) shared++;
-    }
-    const groups = layer.policy.selectionGroups(this.geometry.numHeads, this.geometry.numKvHeads);
-    return Math.min(this.options.topK * groups, shared + Math.max(0, this.options.budgetPages - resident));
-  }
-
-  private placeToken(s: SequenceState, layer: LayerState): TokenTarget {
-    const ps = this.pageSize;
-    if (layer.kind === 'token') return placeTokenCell(this.store, ps, layer, s.length);
-    if (s.length % ps === 0) {
-      const victim = this.pageStartVictim(layer);
-      layer.pages.push(emptyPage(this.store.takeSlot(victim === null ? null : layer.pages[victim])));
-    }
-    return { slot: layer.pages[layer.pages.length - 1].slot, offset: s.length % ps };
-  }
-
-  private pageStartVictim(layer: PageLayer): number | null {
-    if (!layer.budgeted) return null;
-    const resident = [...layer.pages.map((p) => p.slot >= 0), false];
-    return layer.policy.pageStartVictim({
-      ...this.baseContext(layer.pages.length + 1, resident),
-      candidates: [],
-      scores: [],
-    });
+    return stepNeeds(this, seqs);
   }
 
   /**
@@ -459,104 +395,15 @@ export class KvCache {
     }
     const targets = step.targets[layerIndex];
     if (!targets) throw invalidArgument(`layer ${layerIndex} outside 0..${this.geometry.numLayers - 1}`);
-    this.backend.appendKv(
-      this.store.deviceStorage,
-      k,
-      v,
-      this.store.i32(targets.map((t) => t.slot)),
-      this.store.i32(targets.map((t) => t.offset)),
-    );
     const layers = seqs.map((s) => this.layerOf(s, layerIndex));
-    // Pages that just filled get their digest and backup before anything is selected.
-    layers.forEach((layer, r) => {
-      if (layer.kind === 'page' && targets[r].offset === this.pageSize - 1) this.store.sealPages(layer, [layer.pages.length - 1]);
-    });
-    const lists: { slots: number[]; last: number }[][] = seqs.map((s, r) => {
-      const layer = layers[r];
-      if (layer.kind === 'token') return [{ slots: layer.slots, last: layer.filled - (layer.slots.length - 1) * this.pageSize }];
-      const decision = this.decidePages(layer, () => this.backend.sliceRows(q, r, 1));
-      this.store.applyRecalls(layer, decision);
-      const lastLen = s.length - (layer.pages.length - 1) * this.pageSize;
-      return decision.attend.map((pages) => ({
-        slots: pages.map((p) => layer.pages[p].slot),
-        last: pages[pages.length - 1] === layer.pages.length - 1 ? lastLen : this.pageSize,
-      }));
-    });
-    const groups = Math.max(...lists.map((l) => l.length));
-    const tokenScores = layers.some((l) => l.kind === 'token' && l.policy.scoreUpdate !== 'none');
-    const { out, tokenScores: scores } = this.backend.pagedAttention({
-      q,
-      storage: this.store.deviceStorage,
-      ...this.store.pageTable(lists, groups),
-      scale,
-      returnTokenScores: tokenScores,
-    });
-    if (layers.some((l) => l.kind === 'token')) {
-      const data = scores ? this.backend.readSync(scores) : null;
-      const width = data ? data.length / (b * groups) : 0;
-      layers.forEach((layer, r) => {
-        if (layer.kind === 'token') afterTokenStep(this.store, this.tokenCells, layer, data ? data.subarray(r * groups * width, r * groups * width + width) : null);
-      });
-    }
-    return out;
+    return decodeLayer(this, seqs, layers, targets, q, k, v, scale);
   }
-
-  private decidePages(layer: PageLayer, qRow: () => Tensor): PageDecision {
-    const n = layer.pages.length;
-    const o = this.options;
-    let candidates: number[] = [];
-    if (layer.digests && n > o.budgetPages) {
-      // ArkVale scores the full pages between sinks and window; Quest every full page but the last.
-      candidates = layer.budgeted ? range(o.sinkPages, n - o.windowPages) : range(0, n - 1);
-    }
-    return layer.policy.decide(this.pageContext(layer, qRow, candidates));
-  }
-
-  /** The policy's view of a layer; the query row is sliced only when pages are scored. */
-  private pageContext(layer: PageLayer, qRow: () => Tensor, candidates: number[]): PageStepContext {
-    const groups = candidates.length ? layer.policy.selectionGroups(this.geometry.numHeads, this.geometry.numKvHeads) : 1;
-    let scores: ArrayLike<number> = [];
-    if (candidates.length && layer.policy.digest) {
-      const rows = this.store.i32(candidates.map((p) => layer.pages[p].digest));
-      const est = this.backend.estimate(qRow(), this.store.digestStorage, rows, groups, layer.policy.digest);
-      scores = this.backend.readSync(est);
-    }
-    return {
-      ...this.baseContext(layer.pages.length, layer.pages.map((p) => p.slot >= 0)),
-      groups,
-      candidates,
-      scores,
-    };
-  }
-
-  private baseContext(numPages: number, resident: boolean[]) {
-    const o = this.options;
-    return {
-      numPages,
-      resident,
-      budgetPages: o.budgetPages,
-      sinkPages: o.sinkPages,
-      windowPages: o.windowPages,
-      topK: o.topK,
-      groups: 1,
-    };
-  }
-
-
-
-
-
-
-
 
   private newLayer(l: number): LayerState {
     return newLayerState(l < this.options.fullLayers ? this.full : this.policy, this.tokenCells);
   }
 
-
-
   // --- helpers --------------------------------------------------------------
-
 
   private seq(id: number): SequenceState {
     const s = this.sequences.get(id);

@@ -1,0 +1,146 @@
+import type { Tensor } from '../backend.js';
+import type { KvGeometry, ResolvedCacheOptions } from '../config.js';
+import type { PageDecision } from '../policies/policy.js';
+import { range } from '../policies/policy.js';
+import type { LayerState, PageLayer, PoolNeeds, SequenceState } from './layer-state.js';
+import { emptyPage } from './layer-state.js';
+import { pageContext, pageStartVictim } from './page-context.js';
+import type { PageStore } from './page-store.js';
+import { afterTokenStep, placeTokenCell } from './token-cells.js';
+
+/**
+ * One decode step of a batch, as the page manager carries it out: the pool pages it
+ * may take, where each new token goes (planned from lengths alone), and each layer's
+ * append, sealing, selection, recalls and paged attention.
+ */
+
+/** What a decode step needs of the cache. */
+export interface StepHost {
+  readonly store: PageStore;
+  readonly options: ResolvedCacheOptions;
+  readonly geometry: KvGeometry;
+  /** Token cells of a token-level layer. */
+  readonly tokenCells: number;
+}
+
+/** Where one sequence's new token goes in one layer. */
+export interface TokenTarget {
+  readonly slot: number;
+  readonly offset: number;
+}
+
+/** Pool pages a decode step of these (prefilled, resident) sequences may take: new pages, backups, digests and the worst case of its recalls. */
+export function stepNeeds(host: StepHost, seqs: readonly SequenceState[]): PoolNeeds {
+  const ps = host.geometry.pageSize;
+  let device = 0;
+  let hostPages = 0;
+  let digests = 0;
+  for (const s of seqs) {
+    const startsPage = s.length % ps === 0;
+    const fills = (s.length + 1) % ps === 0;
+    for (const layer of s.layers) {
+      if (layer.kind === 'token') {
+        if (layer.freeCell < 0 && layer.filled % ps === 0) device++;
+        continue;
+      }
+      if (startsPage) {
+        const victim = pageStartVictim(host.options, layer);
+        if (host.store.needsFreshSlot(victim === null ? null : layer.pages[victim])) device++;
+      }
+      device += recallReserve(host, layer, s.length);
+      if (fills && layer.digests) digests++;
+      if (fills && layer.backups) hostPages++;
+    }
+  }
+  return { device, host: hostPages, digests };
+}
+
+/**
+ * Fresh device slots the layer's selection may take this step: recalls go into the
+ * victim's slot unless a fork still shares it, or into a free budget slot. Reserved
+ * up front so that a step never runs out of pages halfway.
+ */
+function recallReserve(host: StepHost, layer: PageLayer, length: number): number {
+  const o = host.options;
+  // Selection runs only once the sequence has more pages than the budget.
+  if (!layer.budgeted || !layer.digests || Math.ceil((length + 1) / host.geometry.pageSize) <= o.budgetPages) return 0;
+  let resident = 0;
+  let shared = 0;
+  for (const p of layer.pages) {
+    if (p.slot < 0) continue;
+    resident++;
+    if (host.store.devicePool.refCount(p.slot) > 1) shared++;
+  }
+  const groups = layer.policy.selectionGroups(host.geometry.numHeads, host.geometry.numKvHeads);
+  return Math.min(o.topK * groups, shared + Math.max(0, o.budgetPages - resident));
+}
+
+/** Places a sequence's next token in one layer: a new page when one starts (at budget, in the slot of the page leaving the window), or a free cell. */
+export function placeToken(host: StepHost, s: SequenceState, layer: LayerState): TokenTarget {
+  const ps = host.geometry.pageSize;
+  if (layer.kind === 'token') return placeTokenCell(host.store, ps, layer, s.length);
+  if (s.length % ps === 0) {
+    const victim = pageStartVictim(host.options, layer);
+    layer.pages.push(emptyPage(host.store.takeSlot(victim === null ? null : layer.pages[victim])));
+  }
+  return { slot: layer.pages[layer.pages.length - 1].slot, offset: s.length % ps };
+}
+
+/**
+ * One layer of a decode step for the sequences `seqs` (their layer `layers[r]`, their
+ * token at `targets[r]`): appends the new K/V, seals pages that filled (digest, host
+ * backup), applies the policy's selection (recalls, evictions), and returns paged
+ * attention for q [B, numHeads, D].
+ */
+export function decodeLayer(
+  host: StepHost,
+  seqs: readonly SequenceState[],
+  layers: readonly LayerState[],
+  targets: readonly TokenTarget[],
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  scale: number,
+): Tensor {
+  const { store } = host;
+  const b = store.backend;
+  const ps = host.geometry.pageSize;
+  b.appendKv(store.deviceStorage, k, v, store.i32(targets.map((t) => t.slot)), store.i32(targets.map((t) => t.offset)));
+  // Pages that just filled get their digest and backup before anything is selected.
+  layers.forEach((layer, r) => {
+    if (layer.kind === 'page' && targets[r].offset === ps - 1) store.sealPages(layer, [layer.pages.length - 1]);
+  });
+  const lists: { slots: number[]; last: number }[][] = seqs.map((s, r) => {
+    const layer = layers[r];
+    if (layer.kind === 'token') return [{ slots: layer.slots, last: layer.filled - (layer.slots.length - 1) * ps }];
+    const decision = decidePages(host, layer, () => b.sliceRows(q, r, 1));
+    store.applyRecalls(layer, decision);
+    const lastLen = s.length - (layer.pages.length - 1) * ps;
+    return decision.attend.map((pages) => ({
+      slots: pages.map((p) => layer.pages[p].slot),
+      last: pages[pages.length - 1] === layer.pages.length - 1 ? lastLen : ps,
+    }));
+  });
+  const groups = Math.max(...lists.map((l) => l.length));
+  const tokenScores = layers.some((l) => l.kind === 'token' && l.policy.scoreUpdate !== 'none');
+  const { out, tokenScores: scores } = b.pagedAttention({ q, storage: store.deviceStorage, ...store.pageTable(lists, groups), scale, returnTokenScores: tokenScores });
+  if (layers.some((l) => l.kind === 'token')) {
+    const data = scores ? b.readSync(scores) : null;
+    const width = data ? data.length / (seqs.length * groups) : 0;
+    layers.forEach((layer, r) => {
+      if (layer.kind === 'token') afterTokenStep(store, host.tokenCells, layer, data ? data.subarray(r * groups * width, r * groups * width + width) : null);
+    });
+  }
+  return out;
+}
+
+function decidePages(host: StepHost, layer: PageLayer, qRow: () => Tensor): PageDecision {
+  const n = layer.pages.length;
+  const o = host.options;
+  let candidates: number[] = [];
+  if (layer.digests && n > o.budgetPages) {
+    // ArkVale scores the full pages between sinks and window; Quest every full page but the last.
+    candidates = layer.budgeted ? range(o.sinkPages, n - o.windowPages) : range(0, n - 1);
+  }
+  return layer.policy.decide(pageContext(host, layer, qRow, candidates));
+}
