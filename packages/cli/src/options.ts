@@ -61,11 +61,16 @@ export interface BackendChoice {
  * not otherwise), then the native CPU backend; `cpu` falls back to the reference
  * kernels with a warning when its addon is not built; `cuda` fails with the reason.
  */
-export function createBackend(name: string, warn: (text: string) => void, choice: BackendChoice = {}): Backend {
+/** Throws INVALID_ARGUMENT for a backend or dtype name that does not exist. */
+export function checkBackendChoice(name: string, dtype: string | undefined): void {
   if (!(BACKENDS as readonly string[]).includes(name)) throw invalidArgument(`unknown backend "${name}"; expected one of: ${BACKENDS.join(', ')}`);
-  if (choice.dtype !== undefined && !(GPU_DTYPES as readonly string[]).includes(choice.dtype)) {
-    throw invalidArgument(`unknown dtype "${String(choice.dtype)}"; expected one of: ${GPU_DTYPES.join(', ')}`);
+  if (dtype !== undefined && !(GPU_DTYPES as readonly string[]).includes(dtype)) {
+    throw invalidArgument(`unknown dtype "${dtype}"; expected one of: ${GPU_DTYPES.join(', ')}`);
   }
+}
+
+export function createBackend(name: string, warn: (text: string) => void, choice: BackendChoice = {}): Backend {
+  checkBackendChoice(name, choice.dtype);
   const backend = pickBackend(name, warn, choice);
   if (choice.dtype !== undefined && !(backend instanceof CudaBackend)) warn(`note: --dtype applies to the CUDA backend; the ${backend.name} backend computes in f32\n`);
   return backend;

@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
 import type { CliIo } from '../io.js';
 import type { CacheFlags } from '../options.js';
-import { BACKENDS, cachePlan, parseIntOption, resolveModelDir } from '../options.js';
-import { addCacheOptions } from './shared.js';
+import { ArkvaleError } from '@arkvale/core';
+import { cachePlan, checkBackendChoice, parseIntOption, resolveModelDir } from '../options.js';
+import { addCacheOptions, addModelOptions, type ModelFlags } from './shared.js';
 
-interface ServeFlags extends CacheFlags {
-  model?: string;
-  backend: string;
+interface ServeFlags extends CacheFlags, ModelFlags {
   host: string;
   port: number;
   apiKey?: string;
@@ -30,22 +29,22 @@ export function serveCommand(program: Command, io: CliIo): void {
   const cmd = program
     .command('serve')
     .description('serve the model over an OpenAI-compatible HTTP API with continuous batching (Ctrl-C stops)')
-    .option('-m, --model <dir>', 'Hugging Face LLaMA folder (default: $ARKVALE_MODEL or ./models/tiny-retrieval)')
-    .option('-b, --backend <name>', `compute backend: ${BACKENDS.join(', ')}`, 'auto')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port (0: any free one)', parseIntOption('port'), 8000)
     .option('--api-key <key>', 'require "Authorization: Bearer <key>" on /v1')
     .option('--model-name <name>', 'the model name clients send (default: the folder name)')
     .option('-p, --policy <name>', 'default KV policy: full | streaming-llm | h2o | tova | quest | arkvale', 'arkvale')
     .option('--budget <tokens>', 'default KV budget per sequence and layer', parseIntOption('budget', 1), 512)
-    .option('--device-pages <n>', 'device KV pool in pages (shared by all requests)', parseIntOption('device pages', 1), 4096)
+    .option('--device-pages <n>', 'device KV pool in pages (shared by all requests; on a GPU it must fit within --gpu-memory-utilization)', parseIntOption('device pages', 1), 4096)
     .option('--host-pages <n>', 'host KV pool in pages (default 4x device)', parseIntOption('host pages'))
     .option('--chunk-tokens <n>', 'prompt tokens per prefill chunk', parseIntOption('chunk tokens', 1), 256)
     .option('--max-running <n>', 'sequences admitted at most', parseIntOption('max running', 1), 256)
     .option('--max-waiting <n>', 'requests queued at most (then 429)', parseIntOption('max waiting'), 1024)
     .option('--chat-template <file>', 'Jinja chat template (default: the model\'s, else plain: message contents joined by newlines)')
     .option('--shutdown-grace <seconds>', 'how long running requests may finish on SIGINT/SIGTERM', parseIntOption('shutdown grace'), 5);
-  addCacheOptions(cmd).action(async (flags: ServeFlags) => {
+  addCacheOptions(addModelOptions(cmd)).action(async (flags: ServeFlags) => {
+    // Choices the worker would refuse are refused before anything listens.
+    checkBackendChoice(flags.backend, flags.dtype);
     const { WorkerEngine, createArkvaleServer } = await import('@arkvale/server');
     const modelDir = resolveModelDir(flags.model);
     const engine = WorkerEngine.start({
@@ -53,7 +52,10 @@ export function serveCommand(program: Command, io: CliIo): void {
       modelId: flags.modelName,
       backend: flags.backend,
       // The worker builds its backend with the CLI's own factory (the same --backend choices).
-      backendModule: new URL('../options.js', import.meta.url).href,
+      // (From the TypeScript sources, as in tests, the built module: the worker runs plain JavaScript.)
+      backendModule: new URL(import.meta.url.endsWith('.ts') ? '../../dist/options.js' : '../options.js', import.meta.url).href,
+      backendOptions: { dtype: flags.dtype },
+      gpuMemoryUtilization: flags.gpuMemoryUtilization,
       onLog: io.err,
       chatTemplateFile: flags.chatTemplate,
       // The cache flags as generate and eval read them (policy and digest checked).
@@ -67,7 +69,14 @@ export function serveCommand(program: Command, io: CliIo): void {
     const server = createArkvaleServer({ engine, apiKey: flags.apiKey });
     const address = await server.app.listen({ host: flags.host, port: flags.port });
     io.err(`arkvale serve: listening on ${address} (/v1, /health, /metrics); loading ${modelDir}\n`);
-    const ready = await server.ready;
+    let ready: Awaited<typeof server.ready>;
+    try {
+      ready = await server.ready;
+    } catch (e) {
+      // The engine could not start (bad backend, no memory, a broken model): stop listening too.
+      await server.app.close();
+      throw e instanceof ArkvaleError ? e : new ArkvaleError('INVALID_ARGUMENT', (e as Error).message);
+    }
     io.err(
       `arkvale serve: ready: model "${ready.model.id}", ${ready.model.backend} backend, default ${ready.model.defaultPolicy} @ ${ready.model.defaultBudget} tokens, ` +
         `pages of ${ready.model.pageSize}; chat prompts: ${ready.chatFormat}\n`,

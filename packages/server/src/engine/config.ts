@@ -39,8 +39,15 @@ export type ResolvedEngineConfig = Required<Omit<EngineConfig, 'sinkPages' | 'wi
 
 export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig {
   const devicePages = c.devicePages ?? 4096;
+  // Only the engine's own fields: callers pass wider option objects (callbacks
+  // included), and the config travels to the worker thread by structured clone.
   const r = {
-    ...c,
+    sinkPages: c.sinkPages,
+    windowPages: c.windowPages,
+    fullLayers: c.fullLayers,
+    topK: c.topK,
+    digest: c.digest,
+    selection: c.selection,
     pageSize: c.pageSize ?? 16,
     devicePages,
     hostPages: c.hostPages ?? devicePages * 4,

@@ -16,9 +16,17 @@ const init = workerData as WorkerInit;
 const post = (m: FromWorker) => port.postMessage(m);
 
 async function main(): Promise<void> {
-  const factory = (await import(init.backendModule ?? './backends.js')) as { createBackend(name: string, warn: (t: string) => void): Backend | Promise<Backend> };
-  const backend = await factory.createBackend(init.backend, (text) => post({ type: 'log', text }));
-  const llama = await LlamaEngine.load(init.modelDir, backend);
+  type Factory = { createBackend(name: string, warn: (t: string) => void, options: Record<string, unknown>): Backend | Promise<Backend> };
+  const factory = (await import(init.backendModule ?? './backends.js')) as Factory;
+  const backend = await factory.createBackend(init.backend, (text) => post({ type: 'log', text }), init.backendOptions);
+  const llama = await LlamaEngine.load(init.modelDir, backend, { gpuMemoryUtilization: init.gpuMemoryUtilization });
+  // On a GPU the shared device pool must fit beside the weights and a step's activations.
+  const capacity = llama.devicePageCapacity(init.config.pageSize, init.config.stepTokens);
+  if (capacity !== undefined && init.config.devicePages > capacity) {
+    throw new Error(
+      `a device pool of ${init.config.devicePages} pages does not fit: ${capacity} pages of ${init.config.pageSize} tokens fit within --gpu-memory-utilization ${init.gpuMemoryUtilization}; lower --device-pages`,
+    );
+  }
   const eos = [...llama.model.tokenizer.eosIds, ...llama.model.config.eosTokenIds];
   let outbox: [string, WireEvent][] = [];
   const core = new EngineCore(llama.forward, llama.model.tokenizer, init.config, llama.geometry(init.config.pageSize), backend, eos, (id, ev) => {

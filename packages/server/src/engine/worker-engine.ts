@@ -4,13 +4,17 @@ import { EngineClient } from './engine-client.js';
 import { clientParts, type ClientParts, type ModelOptions } from './model-parts.js';
 import type { PreparedRequest } from './prepare.js';
 import type { EngineStats } from './types.js';
-import type { FromWorker, ToWorker } from './worker-protocol.js';
+import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
 
 export interface WorkerEngineOptions extends ModelOptions {
   /** Backend name for the factory. Default "cpu". */
   readonly backend?: string;
-  /** URL (or path) of a module exporting `createBackend(name, warn)`, run in the worker. Default: cpu | reference. */
+  /** URL (or path) of a module exporting `createBackend(name, warn, options)`, run in the worker. Default: cpu | reference. */
   readonly backendModule?: string;
+  /** The factory's options (structured-cloneable), e.g. the CLI's `{ dtype: 'bf16' }`. */
+  readonly backendOptions?: Record<string, unknown>;
+  /** Share of a GPU's memory the engine may use. Default 0.9. */
+  readonly gpuMemoryUtilization?: number;
   /** Where the worker's warnings go. Default: stderr. */
   readonly onLog?: (text: string) => void;
 }
@@ -49,7 +53,14 @@ export class WorkerEngine extends EngineClient {
     const parts = clientParts(options);
     const log = options.onLog ?? ((t: string) => process.stderr.write(t));
     const worker = new Worker(workerScript(), {
-      workerData: { modelDir: parts.model.dir, backend: options.backend ?? 'cpu', backendModule: options.backendModule ?? null, config: parts.config },
+      workerData: {
+        modelDir: parts.model.dir,
+        backend: options.backend ?? 'cpu',
+        backendModule: options.backendModule ?? null,
+        backendOptions: options.backendOptions ?? {},
+        gpuMemoryUtilization: options.gpuMemoryUtilization ?? 0.9,
+        config: parts.config,
+      } satisfies WorkerInit,
     });
     const backend = await new Promise<string>((resolve, reject) => {
       const onMessage = (m: FromWorker) => {

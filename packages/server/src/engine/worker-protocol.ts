@@ -7,8 +7,12 @@ import type { EngineEvent, EngineStats } from './types.js';
 export interface WorkerInit {
   readonly modelDir: string;
   readonly backend: string;
-  /** URL of a module exporting `createBackend(name, warn)`; default the server's own (cpu, reference). */
+  /** URL of a module exporting `createBackend(name, warn, options)`; default the server's own (cpu, reference). */
   readonly backendModule: string | null;
+  /** The factory's third argument (e.g. the CLI's `{ dtype }`). */
+  readonly backendOptions: Record<string, unknown>;
+  /** Share of a GPU's memory the engine may use (LlamaEngine.load). */
+  readonly gpuMemoryUtilization: number;
   readonly config: ResolvedEngineConfig;
 }
 
