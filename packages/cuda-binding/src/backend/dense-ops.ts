@@ -25,6 +25,8 @@ export function matmul(d: CudaDevice, xt: Tensor, wt: Tensor, outDtype?: 'f32'):
   const [m, k] = x.shape;
   const [n, kw] = w.shape;
   if (k !== kw) throw invalidArgument(`matmul: x is [${m}, ${k}] but w is [${n}, ${kw}] (inner dimensions differ)`);
+  // cuBLAS multiplies operands of one type (f32 accumulation either way).
+  if (x.dtype !== w.dtype) throw invalidArgument(`matmul: x is ${x.dtype} but w is ${w.dtype}`);
   const out = d.empty([m, n], outDtype ?? d.dtype, 'matmul output');
   if (m === 0) return out;
   d.addon.gemm({
