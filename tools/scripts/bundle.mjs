@@ -10,7 +10,7 @@
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { basename, join, resolve } from 'node:path';
-import { build } from 'esbuild';
+import { bundleForNode } from './esbuild-node.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const USAGE = 'usage: pnpm bundle [--out DIR] [--model DIR] [--compress-node]';
@@ -52,29 +52,6 @@ addons="$here/build/Release"
 exec "$node" "$here/arkvale.mjs" "$@"
 `;
 
-/** The CLI as one ES module; the kernel generator (ts-morph and kernel sources) stays out. */
-async function bundleCli(out) {
-  await build({
-    entryPoints: [join(root, 'packages/cli/dist/bin.js')],
-    outfile: join(out, 'arkvale.mjs'),
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    logLevel: 'warning',
-    // Bundled CommonJS dependencies call require(): give the ES module one.
-    banner: { js: "import { createRequire as __arkvaleRequire } from 'node:module'; const require = __arkvaleRequire(import.meta.url);" },
-    plugins: [
-      {
-        name: 'no-kernel-generator',
-        setup(b) {
-          b.onResolve({ filter: /^@arkvale\/kernels-codegen$/ }, (args) => ({ path: args.path, external: true }));
-        },
-      },
-    ],
-  });
-}
-
 /** Addons in build/Release/ and the CUDA build's record (archs, or why none was built) in build/, as their loaders expect. */
 function copyAddons(out) {
   const dir = join(out, 'build', 'Release');
@@ -96,7 +73,7 @@ function main() {
   if (!existsSync(join(root, 'packages/cli/dist/bin.js'))) throw new Error('packages/cli/dist is missing: run pnpm build first');
   rmSync(o.out, { recursive: true, force: true });
   mkdirSync(o.out, { recursive: true });
-  return bundleCli(o.out).then(() => {
+  return bundleForNode(join(root, 'packages/cli/dist/bin.js'), join(o.out, 'arkvale.mjs')).then(() => {
     const addons = copyAddons(o.out);
     if (o.compressNode) writeFileSync(join(o.out, 'node.xz'), execFileSync('xz', ['-T2', '-c', process.execPath], { maxBuffer: 1 << 30 }));
     else copyFileSync(process.execPath, join(o.out, 'node'));

@@ -12,7 +12,7 @@
 //   bash tools/scripts/gpu-check.sh .gpu/bundle "$OUT"
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { build } from 'esbuild';
+import { bundleForNode } from './esbuild-node.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const [cmd] = process.argv.slice(2);
@@ -24,14 +24,12 @@ const env = { ...process.env, ARKVALE_CUDA_ARCHS: process.env.ARKVALE_CUDA_ARCHS
 const run = (command, args) => execFileSync(command, args, { cwd: root, env, stdio: 'inherit' });
 run('pnpm', ['nx', 'run-many', '-t', 'build', '--output-style=static']);
 run(process.execPath, ['tools/scripts/bundle.mjs', '--out', '.gpu/bundle', '--compress-node']);
-// The addon's own self-test (allocator, ring, copies, events, cuBLAS, graphs, errors) beside it.
-await build({
-  entryPoints: [resolve(root, 'packages/cuda-binding/scripts/gpu-selftest.mjs')],
-  outfile: resolve(root, '.gpu/bundle/addon-selftest.mjs'),
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  logLevel: 'warning',
-});
+// Beside it: the addon's own self-test (allocator, ring, copies, events, cuBLAS, graphs,
+// errors) and pnpm bench, each as one file (the GPU machine has no node_modules).
+for (const [entry, out] of [
+  ['packages/cuda-binding/scripts/gpu-selftest.mjs', 'addon-selftest.mjs'],
+  ['tools/scripts/bench.mjs', 'bench.mjs'],
+]) {
+  await bundleForNode(resolve(root, entry), resolve(root, '.gpu/bundle', out));
+}
 console.log('prepared .gpu/bundle: carry .gpu/bundle and run "bash tools/scripts/gpu-check.sh .gpu/bundle $OUT" on the GPU machine');

@@ -9,8 +9,10 @@
 #    fresh random inputs (arkvale selftest: f16 and bf16, the default kernel matrix's
 #    head dims, page sizes and GQA groups, ragged batches, every digest variant,
 #    outputs poisoned with NaN), and the bundled model against golden.json;
-# 2. the main job (a 3k-token passkey prompt under ArkVale) with its speeds, and the
-#    two-phase passkey evaluation at 10k, 20k and 30k tokens for every policy.
+# 2. arkvale serve on the GPU (a completion and a clean stop), pnpm bench on CUDA beside
+#    the CPU and reference backends, the main job (a 3k-token passkey prompt under
+#    ArkVale) with its speeds, and the two-phase passkey evaluation at 10k, 20k and
+#    30k tokens for every policy.
 # Results go to OUT (default $OUT, else /tmp/arkvale-gpu-check); exit code 1 on a failure.
 # ARKVALE_EVAL_ARGS adds options to the evaluation; ARKVALE_EVAL_SECONDS caps its time.
 set -uo pipefail
@@ -30,6 +32,21 @@ run "$arkvale" inspect gpu
 # The launcher has unpacked Node and points the loaders at the bundle's addons.
 run env ARKVALE_CUDA_ADDON="$bundle/build/Release/arkvale_cuda.node" "$bundle/node" "$bundle/addon-selftest.mjs"
 run "$arkvale" selftest --json "$out/selftest.json"
+# The server on the GPU: one completion, then a clean stop (its pages all free).
+serve_smoke() {
+  "$arkvale" serve --backend cuda --port 18765 --device-pages 2048 > "$out/serve.log" 2>&1 &
+  local pid=$! ok=1
+  for _ in $(seq 1 100); do grep -q 'ready' "$out/serve.log" && break; sleep 0.2; done
+  curl -sf localhost:18765/v1/completions -H 'content-type: application/json' \
+    -d '{"model": "tiny-retrieval", "prompt": "The old farmer painted", "max_tokens": 8, "temperature": 0}' && ok=0
+  echo
+  kill -TERM $pid; wait $pid
+  cat "$out/serve.log"
+  return $ok
+}
+run serve_smoke
+run env ARKVALE_CPU_ADDON="$bundle/build/Release/arkvale_cpu.node" ARKVALE_CUDA_ADDON="$bundle/build/Release/arkvale_cuda.node" \
+  "$bundle/node" "$bundle/bench.mjs" --backend cuda --out "$out/bench-cuda.json"
 run "$arkvale" generate -f examples/passkey-3000.txt --backend cuda --policy arkvale --budget 512 --page-size 32 -n 8
 # The JSON is rewritten after every row: a run cut short by ARKVALE_EVAL_SECONDS keeps its rows.
 run timeout "${ARKVALE_EVAL_SECONDS:-3600}" "$arkvale" eval passkey --backend cuda --lengths 10240,20480,30720 --budgets 512,1024,2048 --page-size 32 \
