@@ -4,3 +4,4 @@
  * entry point loads no translator (no ts-morph), so bundles that use it stay small.
  */
 export { pagedDecodeSplits, pagedDecodeStep } from './kernels/paged-decode.kernel.js';
+export { uniformAt } from './kernels/random.kernel.js';

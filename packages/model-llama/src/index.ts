@@ -18,4 +18,6 @@ export type { GenerationRequest, GenerationOutput, GenerationTimings, BatchResul
 export { checkSampling, seededUniform } from './sampling.js';
 export type { SamplingOptions } from './sampling.js';
 export { LlamaEngine } from './engine.js';
+export { LLAMA_SHAPES, shapeConfig, randomLlamaWeights } from './shapes.js';
+export type { LlamaShapeName } from './shapes.js';
 export type { CachePlan, LoadEngineOptions } from './engine.js';

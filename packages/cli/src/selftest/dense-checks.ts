@@ -1,5 +1,7 @@
 import { floatToBf16Bits, floatToHalfBits } from '@arkvale/core';
-import { mismatches, relativeError, result, TOLERANCE, type CheckResult, type Twin } from './twin.js';
+import type { CudaBackend } from '@arkvale/cuda-binding';
+import { uniformAt } from '@arkvale/kernels-codegen/launch';
+import { mismatches, quantize, relativeError, result, TOLERANCE, type CheckResult, type Twin } from './twin.js';
 
 /** Half-precision results: relative error against the reference within 1e-2. */
 function half(t: Twin, check: string, detail: string, gpu: Parameters<Twin['read']>[0], ref: Parameters<Twin['read']>[1]): CheckResult {
@@ -80,6 +82,14 @@ export function denseChecks(t: Twin): CheckResult[] {
     out.push(half(t, 'rope', `[9, 4, ${headDim}], positions up to ${maxPositions - 1}`, t.gpu.rope(x.gpu, positions.gpu, gt), t.ref.rope(x.ref, positions.ref, rt)));
   }
   return out;
+}
+
+/** Random weights made on the device (benchmark models) against the kernel's host formula, rounded to the dtype. */
+export function randomChecks(t: Twin, gpu: CudaBackend): CheckResult[] {
+  const n = 70_001;
+  const got = t.gpu.readSync(gpu.randomUniform([n], 0.03, 4242));
+  const { values } = quantize(Float32Array.from({ length: n }, (_, i) => uniformAt(i, 4242, 0.03)), t.dtype);
+  return [result('randomUniform', `${n} elements, seed 4242`, mismatches(got, values), TOLERANCE.exact)];
 }
 
 /** Greedy and sampled token choice. */

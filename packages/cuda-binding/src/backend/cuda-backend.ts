@@ -188,6 +188,10 @@ export class CudaBackend implements Backend {
   gatherRows(t: Tensor, indices: Tensor): Tensor {
     return dense.gatherRows(this.d, t, indices);
   }
+  /** Random weights made on the device (benchmark models; see model-llama's randomLlamaWeights). */
+  randomUniform(shape: readonly number[], scale: number, seed: number): Tensor {
+    return dense.randomUniform(this.d, shape, scale, seed);
+  }
 
   // --- KV pages -----------------------------------------------------------
 

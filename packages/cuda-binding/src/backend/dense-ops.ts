@@ -1,6 +1,6 @@
 import type { RopeSpec, RopeTable, Tensor } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
-import { findEmbeddingGather, findResidualAdd, findRmsNorm, findRope, findRopeTable, findSiluGate } from '../generated/index.js';
+import { findEmbeddingGather, findFillUniform, findResidualAdd, findRmsNorm, findRope, findRopeTable, findSiluGate } from '../generated/index.js';
 import { STREAM } from '../native.js';
 import type { CudaDevice } from './device.js';
 import type { CudaTensor } from './tensor.js';
@@ -144,5 +144,13 @@ export function gatherRows(d: CudaDevice, tt: Tensor, indicesT: Tensor): CudaTen
     rowSize: t.rowElements * halves,
     numRows: t.shape[0],
   });
+  return out;
+}
+
+/** Uniform values in [-scale, scale) made on the device from (seed, index), in the activation dtype (benchmark weights). */
+export function randomUniform(d: CudaDevice, shape: readonly number[], scale: number, seed: number): CudaTensor {
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw invalidArgument(`randomUniform: seed must be a 32-bit unsigned integer, got ${seed}`);
+  const out = d.empty(shape, d.dtype, `random [${shape.join(', ')}]`);
+  d.launch(d.kernels.get('fill_uniform', findFillUniform, { dtype: d.dtype }), { out: out.ptr, n: out.elements, seed, scale });
   return out;
 }

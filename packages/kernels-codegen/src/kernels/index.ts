@@ -14,6 +14,7 @@ import { rmsNormKernel } from './rms-norm.kernel.js';
 import { ropeKernel, ropeTableKernel } from './rope.kernel.js';
 import { applySelectionKernel, selectPagesKernel } from './select-pages.kernel.js';
 import { pagedTokenScoresKernel } from './token-scores.kernel.js';
+import { fillUniformKernel } from './random.kernel.js';
 
 export const KERNELS: readonly KernelDefinition[] = [
   pagedDecodeKernel,
@@ -36,4 +37,5 @@ export const KERNELS: readonly KernelDefinition[] = [
   embeddingGatherKernel,
   argmaxKernel,
   sampleKernel,
+  fillUniformKernel,
 ];

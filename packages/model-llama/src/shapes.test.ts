@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { KvCache, ReferenceBackend } from '@arkvale/core';
+import { LlamaForward } from './forward.js';
+import { countParameters, kvGeometry } from './model-dir.js';
+import { LLAMA_SHAPES, randomLlamaWeights, shapeConfig } from './shapes.js';
+
+describe('benchmark model shapes', () => {
+  it('describe the named architectures', () => {
+    const l2 = shapeConfig('llama2-7b');
+    expect([l2.numLayers, l2.numHeads, l2.numKvHeads, l2.headDim, l2.hiddenSize, l2.intermediateSize, l2.vocabSize]).toEqual([32, 32, 32, 128, 4096, 11008, 32000]);
+    // 6.74B parameters: Llama-2-7B's count.
+    expect(Math.round(countParameters(l2) / 1e7)).toBe(674);
+    const l3 = shapeConfig('llama3-8b');
+    expect([l3.numKvHeads, l3.intermediateSize, l3.vocabSize, l3.ropeTheta]).toEqual([8, 14336, 128256, 500000]);
+    expect(Math.round(countParameters(l3) / 1e8)).toBe(80);
+    expect(Object.keys(LLAMA_SHAPES)).toContain('tiny-retrieval');
+    expect(() => shapeConfig('gpt-5')).toThrow(/unknown model shape "gpt-5"; expected one of: llama2-7b, llama3-8b, tiny-retrieval/);
+  });
+
+  it('random weights of the bundled shape run the forward pass, reproducibly from the seed', () => {
+    const config = shapeConfig('tiny-retrieval');
+    const logitsOf = (seed: number) => {
+      const b = new ReferenceBackend();
+      const forward = new LlamaForward(config, randomLlamaWeights(config, b, seed), b, 64);
+      const cache = new KvCache({ geometry: kvGeometry(config, 16, 4), options: { policy: 'full', devicePages: 32 }, backend: b });
+      const id = cache.admit(8);
+      forward.prefill(cache, [{ id, tokens: [1, 5, 9, 200, 3, 855, 0, 17] }]);
+      return b.readSync(forward.decode(cache, [id], [42]));
+    };
+    const a = logitsOf(1);
+    expect(a).toHaveLength(856);
+    expect(a.every(Number.isFinite)).toBe(true);
+    expect(Array.from(logitsOf(1))).toEqual(Array.from(a));
+    expect(Array.from(logitsOf(2))).not.toEqual(Array.from(a));
+    // Matrices uniform with the standard deviation of transformers' 0.02-normal initialiser.
+    const w = new ReferenceBackend();
+    const q = w.readSync(randomLlamaWeights(config, w, 1).layers[0].q) as Float32Array;
+    expect(Math.abs(Math.sqrt(q.reduce((s, x) => s + x * x, 0) / q.length) - 0.02)).toBeLessThan(0.001);
+  });
+});

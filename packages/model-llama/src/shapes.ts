@@ -1,0 +1,69 @@
+import type { Backend, Tensor } from '@arkvale/core';
+import { invalidArgument, randomFloats, seededUniform } from '@arkvale/core';
+import type { LlamaConfig } from './config.js';
+import { parseLlamaConfig } from './config.js';
+import { expectedLlamaTensors, type LlamaLayerWeights, type LlamaWeights } from './weights.js';
+
+/**
+ * Model shapes for benchmarks, as Hugging Face config.json fields: the architectures
+ * the paper and the peers measure, and the bundled model's. A random-weight model of
+ * one of them runs every kernel on real sizes without a 13 GB checkpoint.
+ */
+export const LLAMA_SHAPES = {
+  'llama2-7b': { hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, vocab_size: 32000, rope_theta: 10000, max_position_embeddings: 32768 },
+  'llama3-8b': { hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 128256, rope_theta: 500000, max_position_embeddings: 32768 },
+  'tiny-retrieval': { hidden_size: 512, intermediate_size: 1536, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 128, vocab_size: 856, rope_theta: 500000, max_position_embeddings: 32768 },
+} as const;
+
+export type LlamaShapeName = keyof typeof LLAMA_SHAPES;
+
+export function shapeConfig(name: string): LlamaConfig {
+  const shape = (LLAMA_SHAPES as Record<string, object>)[name];
+  if (!shape) throw invalidArgument(`unknown model shape "${name}"; expected one of: ${Object.keys(LLAMA_SHAPES).join(', ')}`);
+  return parseLlamaConfig({ model_type: 'llama', architectures: ['LlamaForCausalLM'], rms_norm_eps: 1e-5, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, ...shape }, `shape ${name}`);
+}
+
+/** A backend that makes random tensors on its own device (the CUDA backend's fill kernel). */
+interface RandomSource {
+  randomUniform(shape: readonly number[], scale: number, seed: number): Tensor;
+}
+
+function hasRandom(b: Backend): b is Backend & RandomSource {
+  return typeof (b as Partial<RandomSource>).randomUniform === 'function';
+}
+
+/**
+ * Random weights of `config`'s shape: matrices uniform with the variance of a
+ * 0.02-normal initialiser (what transformers uses), norms at 1. Made on the device
+ * when the backend can (nothing crosses the bus), else on the host.
+ */
+export function randomLlamaWeights(config: LlamaConfig, backend: Backend, seed = 1): LlamaWeights {
+  const exp = expectedLlamaTensors(config);
+  let next = seed;
+  // U(-a, a) has variance a^2 / 3: a = 0.02 * sqrt(3).
+  const scale = 0.02 * Math.sqrt(3);
+  const matrix = (shape: readonly number[]): Tensor => {
+    const s = next++;
+    if (hasRandom(backend)) return backend.randomUniform(shape, scale, s);
+    const n = shape.reduce((a, b) => a * b, 1);
+    return floats(randomFloats(seededUniform(s), n, scale), shape);
+  };
+  // As a float32 checkpoint would give them: the backend stores its own float type.
+  const floats = (values: Float32Array, shape: readonly number[]) => backend.fromBytes(new Uint8Array(values.buffer), shape, 'f32');
+  const ones = (n: number): Tensor => floats(new Float32Array(n).fill(1), [n]);
+  const layers = exp.layers.map(
+    (l): LlamaLayerWeights => ({
+      inputNorm: ones(config.hiddenSize),
+      q: matrix(l.q.shape),
+      k: matrix(l.k.shape),
+      v: matrix(l.v.shape),
+      o: matrix(l.o.shape),
+      postNorm: ones(config.hiddenSize),
+      gate: matrix(l.gate.shape),
+      up: matrix(l.up.shape),
+      down: matrix(l.down.shape),
+    }),
+  );
+  const embedTokens = matrix(exp.embedTokens.shape);
+  return { embedTokens, layers, norm: ones(config.hiddenSize), lmHead: matrix(exp.lmHead.shape), tiedLmHead: false, totalBytes: 0 };
+}
