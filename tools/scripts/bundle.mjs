@@ -3,7 +3,7 @@
 //
 // Writes a folder that runs ArkVale-TS on a Linux x86-64 machine where Node.js is not
 // installed (a GPU server): this machine's Node binary, the CLI bundled by esbuild into
-// one file, the native addons (CPU, and CUDA when it was built), a launcher `./arkvale`
+// one file (and the server's worker), the native addons (CPU, and CUDA when it was built), a launcher `./arkvale`
 // and, with --model, a model the launcher uses by default. `--compress-node` stores
 // the Node binary xz-compressed (a quarter of the size, for transfers); the launcher
 // unpacks it on first use. Run `pnpm build` first (pnpm bundle builds the CLI).
@@ -49,7 +49,7 @@ addons="$here/build/Release"
 [ -f "$addons/arkvale_cpu.node" ] && export ARKVALE_CPU_ADDON="\${ARKVALE_CPU_ADDON:-$addons/arkvale_cpu.node}"
 [ -f "$addons/arkvale_cuda.node" ] && export ARKVALE_CUDA_ADDON="\${ARKVALE_CUDA_ADDON:-$addons/arkvale_cuda.node}"
 [ -d "$here/model" ] && export ARKVALE_MODEL="\${ARKVALE_MODEL:-$here/model}"
-exec "$node" "$here/arkvale.mjs" "$@"
+exec "$node" "$here/lib/arkvale.mjs" "$@"
 `;
 
 /** Addons in build/Release/ and the CUDA build's record (archs, or why none was built) in build/, as their loaders expect. */
@@ -73,7 +73,15 @@ function main() {
   if (!existsSync(join(root, 'packages/cli/dist/bin.js'))) throw new Error('packages/cli/dist is missing: run pnpm build first');
   rmSync(o.out, { recursive: true, force: true });
   mkdirSync(o.out, { recursive: true });
-  return bundleForNode(join(root, 'packages/cli/dist/bin.js'), join(o.out, 'arkvale.mjs')).then(() => {
+  // The CLI in lib/, beside the server's engine worker (a thread started from a file
+  // next to the code that starts it); the backend factory the worker imports sits where
+  // the CLI's serve command looks for it (../options.js from lib/).
+  const entries = [
+    ['packages/cli/dist/bin.js', 'lib/arkvale.mjs'],
+    ['packages/server/dist/engine/engine-worker.js', 'lib/engine-worker.js'],
+    ['packages/cli/dist/options.js', 'options.js'],
+  ];
+  return Promise.all(entries.map(([entry, out]) => bundleForNode(join(root, entry), join(o.out, out)))).then(() => {
     const addons = copyAddons(o.out);
     if (o.compressNode) writeFileSync(join(o.out, 'node.xz'), execFileSync('xz', ['-T2', '-c', process.execPath], { maxBuffer: 1 << 30 }));
     else copyFileSync(process.execPath, join(o.out, 'node'));
@@ -86,7 +94,7 @@ function main() {
     const pkg = JSON.parse(readFileSync(join(root, 'packages/cli/package.json'), 'utf8'));
     writeFileSync(join(o.out, 'VERSION'), `@arkvale/cli ${pkg.version}, Node ${process.version} (${process.platform}-${process.arch})\n`);
     const size = (f) => (statSync(join(o.out, f)).size / 2 ** 20).toFixed(1);
-    console.log(`wrote ${o.out}: arkvale.mjs ${size('arkvale.mjs')} MiB, ${o.compressNode ? `node.xz ${size('node.xz')}` : `node ${size('node')}`} MiB, ${addons.join(', ') || 'no addons'}${o.model ? `, model ${basename(o.model)}` : ''}`);
+    console.log(`wrote ${o.out}: lib/arkvale.mjs ${size('lib/arkvale.mjs')} MiB, ${o.compressNode ? `node.xz ${size('node.xz')}` : `node ${size('node')}`} MiB, ${addons.join(', ') || 'no addons'}${o.model ? `, model ${basename(o.model)}` : ''}`);
     console.log(`run it there as ${join(o.out, 'arkvale')} --help`);
   });
 }
