@@ -7,9 +7,11 @@
 //
 // For each context and plan: one batched prefill of `batch` random prompts (timed, with
 // its matrix-product rate), then `steps` greedy decode steps, each ending with the token
-// read back as generation does (the median step is reported). JSON out. The engine as
-// it is: the decode path still reads page scores on the host once per budgeted layer
-// and sequence, so ArkVale's figures here include those synchronisations.
+// read back as generation does (the median step is reported), and the step's HBM floor:
+// the bytes it must move (weights, attended KV, digests scanned, recalled pages) over
+// the device-to-device copy rate measured at the start of the run. JSON out. The engine
+// as it is: the decode path still reads page scores on the host once per budgeted layer
+// and sequence, so ArkVale's figures here include those synchronisations (syncsPerStep).
 import { writeFileSync } from 'node:fs';
 import { KvCache, poolPagesFor, resolveCacheOptions, seededUniform } from '../../packages/core/dist/index.js';
 import { countParameters, kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '../../packages/model-llama/dist/index.js';
@@ -38,6 +40,75 @@ const weights = randomLlamaWeights(config, backend, 7);
 backend.readSync(backend.argmax(backend.fromArray([0, 1], [1, 2]))); // waits for the weights
 log(`${shape}: ${(countParameters(config) / 1e9).toFixed(2)}B random parameters on ${describeBackend(backend)} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
+/** Device-to-device copy rate in bytes/ms (bytes read plus written), through the addon's cudaMemcpyAsync. */
+function copyRate() {
+  const addon = backend.addon;
+  if (typeof addon?.copy !== 'function') return undefined;
+  const bytes = 1 << 30;
+  const src = addon.alloc(bytes, 'copy-rate source');
+  const dst = addon.alloc(bytes, 'copy-rate target');
+  try {
+    for (let i = 0; i < 3; i++) addon.copy(dst, src, bytes, 0, 'copy-rate warm-up');
+    addon.synchronize();
+    const t0 = addon.recordEvent(0);
+    for (let i = 0; i < 10; i++) addon.copy(dst, src, bytes, 0, 'copy-rate');
+    const t1 = addon.recordEvent(0);
+    addon.synchronize();
+    const ms = addon.elapsedMs(t0, t1);
+    addon.releaseEvent(t0);
+    addon.releaseEvent(t1);
+    return (2 * 10 * bytes) / ms;
+  } finally {
+    addon.free(src);
+    addon.free(dst);
+  }
+}
+/** cuBLAS's dense f16 rate on this card (8192^3, f32 accumulation), in FLOP/ms: what prefill is compared with. */
+function gemmRate() {
+  const addon = backend.addon;
+  if (typeof addon?.gemm !== 'function' || !addon.blasStatus().loaded) return undefined;
+  const n = 8192;
+  const [a, b, c] = ['A', 'B', 'C'].map((x) => addon.alloc(n * n * 2, `gemm-rate ${x}`));
+  try {
+    const gemm = () =>
+      addon.gemm({ transA: false, transB: false, m: n, n, k: n, a, aType: 'f16', lda: n, b, bType: 'f16', ldb: n, c, cType: 'f16', ldc: n, alpha: 1, beta: 0, stream: 0, what: 'gemm-rate' });
+    for (let i = 0; i < 3; i++) gemm();
+    addon.synchronize();
+    const t0 = addon.recordEvent(0);
+    for (let i = 0; i < 10; i++) gemm();
+    const t1 = addon.recordEvent(0);
+    addon.synchronize();
+    const ms = addon.elapsedMs(t0, t1);
+    addon.releaseEvent(t0);
+    addon.releaseEvent(t1);
+    return (10 * 2 * n ** 3) / ms;
+  } finally {
+    for (const x of [a, b, c]) addon.free(x);
+  }
+}
+
+const copyBytesPerMs = copyRate();
+const gemmFlopsPerMs = gemmRate();
+if (gemmFlopsPerMs) log(`cuBLAS f16 GEMM 8192^3: ${(gemmFlopsPerMs / 1e9).toFixed(0)} TFLOP/s`);
+if (copyBytesPerMs) log(`device-to-device copy: ${(copyBytesPerMs / 1e9).toFixed(2)} TB/s`);
+
+/**
+ * Bytes one decode step must move at this context: every weight once, the K/V each
+ * layer attends (all of it in Full and unbudgeted layers, the budget elsewhere), the
+ * digests ArkVale scans, and the pages it recalled (measured).
+ */
+function stepBytes(geometry, resolved, context, recalledPages) {
+  const elem = geometry.bytesPerElement;
+  const kvPerToken = 2 * geometry.numKvHeads * geometry.headDim * elem;
+  const budgeted = resolved.policy !== 'full' && resolved.policy !== 'quest';
+  const layersAtBudget = budgeted ? Math.max(0, geometry.numLayers - resolved.fullLayers) : 0;
+  const attended = (geometry.numLayers - layersAtBudget) * context + layersAtBudget * Math.min(context, resolved.budgetPages * geometry.pageSize);
+  const pages = Math.ceil(context / geometry.pageSize);
+  const scanned = resolved.policy === 'arkvale' || resolved.policy === 'quest' ? (resolved.policy === 'quest' ? geometry.numLayers : layersAtBudget) * pages : 0;
+  const digestBytes = 2 * geometry.numKvHeads * geometry.headDim * elem;
+  return countParameters(config) * elem + batch * (attended * kvPerToken + scanned * digestBytes) + recalledPages * geometry.pageSize * kvPerToken;
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const results = [];
 for (const context of contexts) {
@@ -58,26 +129,36 @@ for (const context of contexts) {
       const times = [];
       const syncs = () => (typeof backend.addon?.syncCount === 'function' ? backend.addon.syncCount() : undefined);
       const syncsBefore = syncs();
+      const recallsBefore = cache.stats().recalls;
       for (let s = 0; s < steps; s++) {
         const t0 = performance.now();
         tokens = Array.from(backend.readSync(backend.tidy(() => backend.argmax(forward.decode(cache, ids, tokens)))));
         times.push(performance.now() - t0);
       }
-      const prefillFlops = 2 * countParameters(config) * batch * context;
+      // Matrix-product work of the prefill: every weight per token, and causal attention (QK and PV, half the square).
+      const attentionFlops = 2 * 2 * config.numLayers * config.numHeads * config.headDim * ((context * (context + 1)) / 2);
+      const prefillFlops = batch * (2 * countParameters(config) * context + attentionFlops);
+      const bytes = stepBytes(geometry, resolved, context, (cache.stats().recalls - recallsBefore) / steps);
+      const decodeMs = median(times.slice(2));
       const row = {
         context,
         batch,
         ...plan,
         prefillMs: +prefillMs.toFixed(1),
         prefillTflops: +(prefillFlops / prefillMs / 1e9).toFixed(1),
-        decodeMsPerStep: +median(times.slice(2)).toFixed(2),
-        tokensPerSecond: +((batch * 1000) / median(times.slice(2))).toFixed(1),
+        prefillOfGemmRate: gemmFlopsPerMs ? +(prefillFlops / prefillMs / gemmFlopsPerMs).toFixed(2) : undefined,
+        decodeMsPerStep: +decodeMs.toFixed(2),
+        tokensPerSecond: +((batch * 1000) / decodeMs).toFixed(1),
         recalls: cache.stats().recalls,
+        recallsPerStep: +((cache.stats().recalls - recallsBefore) / steps).toFixed(1),
+        bytesPerStepGB: +(bytes / 1e9).toFixed(2),
+        floorMs: copyBytesPerMs ? +(bytes / copyBytesPerMs).toFixed(2) : undefined,
+        overFloor: copyBytesPerMs ? +(decodeMs / (bytes / copyBytesPerMs)).toFixed(2) : undefined,
         // Host synchronisations per decode step (the token readback is one).
         syncsPerStep: syncsBefore === undefined ? undefined : (syncs() - syncsBefore) / steps,
       };
       results.push(row);
-      log(`context ${context}, batch ${batch}, ${label}: prefill ${row.prefillMs} ms (${row.prefillTflops} TFLOP/s of weights), decode ${row.decodeMsPerStep} ms/step (${row.tokensPerSecond} tok/s), ${row.recalls} recalls`);
+      log(`context ${context}, batch ${batch}, ${label}: prefill ${row.prefillMs} ms (${row.prefillTflops} TFLOP/s, ${row.prefillOfGemmRate ?? '?'} of cuBLAS), decode ${row.decodeMsPerStep} ms/step (${row.tokensPerSecond} tok/s; floor ${row.floorMs ?? '?'} ms for ${row.bytesPerStepGB} GB), ${row.recallsPerStep} recalls/step, ${row.syncsPerStep ?? '?'} syncs/step`);
     } catch (e) {
       results.push({ context, batch, ...plan, error: e.message });
       log(`context ${context}, batch ${batch}, ${label}: ${e.message}`);
@@ -86,7 +167,7 @@ for (const context of contexts) {
     }
   }
 }
-const report = { shape, backend: describeBackend(backend), pageSize, steps, results };
+const report = { shape, backend: describeBackend(backend), pageSize, steps, copyTBps: copyBytesPerMs ? +(copyBytesPerMs / 1e9).toFixed(2) : undefined, gemmTflops: gemmFlopsPerMs ? +(gemmFlopsPerMs / 1e9).toFixed(0) : undefined, results };
 const json = JSON.stringify(report, null, 2);
 process.stdout.write(json + '\n');
 const out = option('out');
