@@ -3,7 +3,12 @@
 //
 //   node tools/scripts/decode-bench.mjs [--shape llama2-7b] [--backend cuda] [--dtype f16]
 //     [--batch 4] [--contexts 10240,20480,30720] [--plans full,arkvale@2048] [--page-size 32]
-//     [--steps 16] [--out FILE]
+//     [--steps 16] [--shared-embedding 1] [--out FILE]
+//
+// Random weights alone give attention no locality (a budgeted policy would recall most
+// of its top-k every step); --shared-embedding (default 1, 0 for independent weights)
+// gives every token embedding a common component as trained models' have, so that
+// recalls per step are the few a trained model makes. It is reported with the figures.
 //
 // For each context and plan: one batched prefill of `batch` random prompts (timed, with
 // its matrix-product rate), then `steps` greedy decode steps, each ending with the token
@@ -31,14 +36,15 @@ const plans = option('plans', 'full,arkvale@2048').split(',').map((p) => {
 });
 const pageSize = Number(option('page-size', '32'));
 const steps = Number(option('steps', '16'));
+const sharedEmbedding = Number(option('shared-embedding', '1'));
 const log = (t) => process.stderr.write(`${t}\n`);
 
 const backend = createBackend(option('backend', 'auto'), (t) => process.stderr.write(t), { dtype: option('dtype') });
 const config = shapeConfig(shape);
 let started = performance.now();
-const weights = randomLlamaWeights(config, backend, 7);
+const weights = randomLlamaWeights(config, backend, 7, { sharedEmbedding });
 backend.readSync(backend.argmax(backend.fromArray([0, 1], [1, 2]))); // waits for the weights
-log(`${shape}: ${(countParameters(config) / 1e9).toFixed(2)}B random parameters on ${describeBackend(backend)} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+log(`${shape}: ${(countParameters(config) / 1e9).toFixed(2)}B random parameters (shared embedding x${sharedEmbedding}) on ${describeBackend(backend)} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
 /** Device-to-device copy rate in bytes/ms (bytes read plus written), through the addon's cudaMemcpyAsync. */
 function copyRate() {
@@ -109,8 +115,17 @@ function stepBytes(geometry, resolved, context, recalledPages) {
   return countParameters(config) * elem + batch * (attended * kvPerToken + scanned * digestBytes) + recalledPages * geometry.pageSize * kvPerToken;
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const results = [];
+/** The report so far, rewritten to --out after every row: a run cut short keeps its rows. */
+function save() {
+  const report = { shape, sharedEmbedding, backend: describeBackend(backend), pageSize, steps, copyTBps: copyBytesPerMs ? +(copyBytesPerMs / 1e9).toFixed(2) : undefined, gemmTflops: gemmFlopsPerMs ? +(gemmFlopsPerMs / 1e9).toFixed(0) : undefined, results };
+  const json = JSON.stringify(report, null, 2);
+  const out = option('out');
+  if (out) writeFileSync(out, json + '\n');
+  return json;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const context of contexts) {
   const forward = new LlamaForward(config, weights, backend, context + steps + 1);
   for (const plan of plans) {
@@ -164,11 +179,8 @@ for (const context of contexts) {
       log(`context ${context}, batch ${batch}, ${label}: ${e.message}`);
     } finally {
       cache.close();
+      save();
     }
   }
 }
-const report = { shape, backend: describeBackend(backend), pageSize, steps, copyTBps: copyBytesPerMs ? +(copyBytesPerMs / 1e9).toFixed(2) : undefined, gemmTflops: gemmFlopsPerMs ? +(gemmFlopsPerMs / 1e9).toFixed(0) : undefined, results };
-const json = JSON.stringify(report, null, 2);
-process.stdout.write(json + '\n');
-const out = option('out');
-if (out) writeFileSync(out, json + '\n');
+process.stdout.write(save() + '\n');

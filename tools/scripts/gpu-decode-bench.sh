@@ -5,7 +5,9 @@
 #   bash tools/scripts/gpu-decode-bench.sh [BUNDLE] [OUT]
 #
 # decode-bench.mjs (the engine: prefill and decode per plan, the HBM floor, host
-# synchronisations per step, the card's copy and cuBLAS rates), then
+# synchronisations per step, the card's copy and cuBLAS rates) for Full and ArkVale,
+# both again on independent random weights, the other policies at the longest context,
+# then
 # gpu_decode_peer.py (flash SDPA eager and as a CUDA graph, transformers'
 # LlamaForCausalLM) at the same shape, batch and contexts. JSON to OUT.
 set -uo pipefail
@@ -17,11 +19,20 @@ contexts="${ARKVALE_CONTEXTS:-10240,20480,30720}"
 export ARKVALE_CPU_ADDON="$bundle/build/Release/arkvale_cpu.node" ARKVALE_CUDA_ADDON="$bundle/build/Release/arkvale_cuda.node"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 status=0
+bench() { # NAME SECONDS ARGS...: one decode-bench run to OUT/NAME.json
+  local name=$1 limit=$2 start=$SECONDS
+  shift 2
+  timeout "$limit" "$bundle/node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --steps 12 "$@" --out "$out/$name.json" > /dev/null || status=1
+  echo "== $name $(( SECONDS - start )) s"
+}
+# Full and ArkVale (embeddings with a shared component: see decode-bench.mjs). Every
+# row is written as it is measured, so a part cut short by its time limit keeps its rows.
+bench decode 220 --contexts "$contexts" --plans full,arkvale@512,arkvale@2048
+# Independent random weights: no attention locality, so ArkVale recalls most of its top-k every step.
+bench decode-iid 100 --contexts "${contexts%%,*},${contexts##*,}" --plans full,arkvale@2048 --shared-embedding 0
+# The other policies on the same pages and kernels, at the longest context.
+bench decode-policies 130 --contexts "${contexts##*,}" --plans streaming-llm@2048,h2o@2048,tova@2048,quest@2048
 start=$SECONDS
-timeout 330 "$bundle/node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --contexts "$contexts" --plans full,arkvale@2048 \
-  --page-size 32 --steps 12 --out "$out/decode.json" > /dev/null || status=1
-echo "== decode-bench $(( SECONDS - start )) s"
-start=$SECONDS
-timeout 200 python3 tools/scripts/gpu_decode_peer.py --batch 4 --contexts "$contexts" --steps 12 --transformers --out "$out/peer.json" || status=1
+timeout 100 python3 tools/scripts/gpu_decode_peer.py --batch 4 --contexts "$contexts" --steps 12 --transformers --out "$out/peer.json" || status=1
 echo "== peers $(( SECONDS - start )) s"
 exit $status

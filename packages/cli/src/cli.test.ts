@@ -130,7 +130,7 @@ describe('arkvale inspect model', () => {
     expect(r.out).toMatch(/LlamaForCausalLM/);
     expect(r.out).toMatch(/4 layers, hidden 512, MLP 1536, 4 heads \/ 2 KV heads/);
     // K and V, 4 layers, 2 KV heads, head dim 128, 2 bytes: 4 KiB per token.
-    expect(r.out).toMatch(/KV per token +4\.0 KiB/);
+    expect(r.out).toMatch(/KV per token +4\.00 KiB/);
   });
   it('prints help', async () => {
     const r = await cli(['--help']);

@@ -1,16 +1,9 @@
 import type { KvStats } from '@arkvale/core';
+import { formatBytes } from '@arkvale/cuda-binding';
 import type { GenerationTimings } from '@arkvale/model-llama';
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let x = n;
-  while (x >= 1024 && i < units.length - 1) {
-    x /= 1024;
-    i++;
-  }
-  return `${i === 0 ? x : x.toFixed(1)} ${units[i]}`;
-}
+// One byte formatter for every message ("1.50 GiB"): the binding's, which its errors use too.
+export { formatBytes };
 
 export function rate(tokens: number, ms: number): string {
   return ms > 0 ? `${((tokens * 1000) / ms).toFixed(1)} tok/s` : 'n/a';

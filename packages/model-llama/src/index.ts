@@ -19,5 +19,6 @@ export { checkSampling, seededUniform } from './sampling.js';
 export type { SamplingOptions } from './sampling.js';
 export { LlamaEngine } from './engine.js';
 export { LLAMA_SHAPES, shapeConfig, randomLlamaWeights } from './shapes.js';
+export type { RandomWeightsOptions } from './shapes.js';
 export type { LlamaShapeName } from './shapes.js';
 export type { CachePlan, LoadEngineOptions } from './engine.js';

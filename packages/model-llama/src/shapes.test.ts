@@ -37,4 +37,39 @@ describe('benchmark model shapes', () => {
     const q = w.readSync(randomLlamaWeights(config, w, 1).layers[0].q) as Float32Array;
     expect(Math.abs(Math.sqrt(q.reduce((s, x) => s + x * x, 0) / q.length) - 0.02)).toBeLessThan(0.001);
   });
+
+  it('gives every embedding a shared component on request, the seeds of the other weights unchanged', () => {
+    const config = shapeConfig('tiny-retrieval');
+    const b = new ReferenceBackend();
+    const rowsOf = (shared?: number) => {
+      const w = randomLlamaWeights(config, b, 3, shared === undefined ? {} : { sharedEmbedding: shared });
+      return { embed: b.readSync(w.embedTokens) as Float32Array, q: Array.from(b.readSync(w.layers[0].q)), head: Array.from(b.readSync(w.lmHead)) };
+    };
+    const h = config.hiddenSize;
+    const cosine = (e: Float32Array, i: number, j: number) => {
+      let dot = 0, ni = 0, nj = 0;
+      for (let d = 0; d < h; d++) {
+        dot += e[i * h + d] * e[j * h + d];
+        ni += e[i * h + d] ** 2;
+        nj += e[j * h + d] ** 2;
+      }
+      return dot / Math.sqrt(ni * nj);
+    };
+    const meanCosine = (e: Float32Array) => {
+      let sum = 0;
+      for (let i = 0; i < 40; i++) sum += cosine(e, i, i + 400);
+      return sum / 40;
+    };
+    const plain = rowsOf();
+    const shared = rowsOf(1);
+    // Independent rows are nearly orthogonal; a shared part as large as the rest makes cos = 1/2.
+    expect(Math.abs(meanCosine(plain.embed))).toBeLessThan(0.05);
+    expect(Math.abs(meanCosine(shared.embed) - 0.5)).toBeLessThan(0.08);
+    // Each row is its plain counterpart plus one common vector.
+    const diff = (r: number, d: number) => shared.embed[r * h + d] - plain.embed[r * h + d];
+    for (const d of [0, 7, h - 1]) expect(diff(855, d)).toBeCloseTo(diff(0, d), 6);
+    expect(shared.q).toEqual(plain.q);
+    expect(rowsOf(0).head).toEqual(plain.head);
+    expect(() => randomLlamaWeights(config, b, 3, { sharedEmbedding: -1 })).toThrow(/sharedEmbedding must be a finite number >= 0, got -1/);
+  });
 });
