@@ -69,7 +69,8 @@ describe('benchmark model shapes', () => {
     const diff = (r: number, d: number) => shared.embed[r * h + d] - plain.embed[r * h + d];
     for (const d of [0, 7, h - 1]) expect(diff(855, d)).toBeCloseTo(diff(0, d), 6);
     expect(shared.q).toEqual(plain.q);
-    expect(rowsOf(0).head).toEqual(plain.head);
+    expect(shared.head).toEqual(plain.head);
+    expect(Array.from(rowsOf(0).embed)).toEqual(Array.from(plain.embed));
     expect(() => randomLlamaWeights(config, b, 3, { sharedEmbedding: -1 })).toThrow(/sharedEmbedding must be a finite number >= 0, got -1/);
   });
 });

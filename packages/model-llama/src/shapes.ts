@@ -79,8 +79,11 @@ export function randomLlamaWeights(config: LlamaConfig, backend: Backend, seed =
       down: matrix(l.down.shape),
     }),
   );
-  const embedTokens = shared > 0 ? withSharedRow(backend, matrix(exp.embedTokens.shape), matrix([1, config.hiddenSize], scale * shared)) : matrix(exp.embedTokens.shape);
-  return { embedTokens, layers, norm: ones(config.hiddenSize), lmHead: matrix(exp.lmHead.shape), tiedLmHead: false, totalBytes: 0 };
+  const embedding = matrix(exp.embedTokens.shape);
+  const lmHead = matrix(exp.lmHead.shape);
+  // Drawn last, so that every other weight is the same with or without it.
+  const embedTokens = shared > 0 ? withSharedRow(backend, embedding, matrix([1, config.hiddenSize], scale * shared)) : embedding;
+  return { embedTokens, layers, norm: ones(config.hiddenSize), lmHead, tiedLmHead: false, totalBytes: 0 };
 }
 
 /** table + row in every row ([V, H] + [1, H]), made with the backend's own gather and add. */
