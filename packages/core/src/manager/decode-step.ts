@@ -1,10 +1,9 @@
 import type { Tensor } from '../backend.js';
 import type { KvGeometry, ResolvedCacheOptions } from '../config.js';
-import type { PageDecision } from '../policies/policy.js';
 import { range } from '../policies/policy.js';
 import type { LayerState, PageLayer, PoolNeeds, SequenceState } from './layer-state.js';
 import { emptyPage } from './layer-state.js';
-import { pageContext, pageStartVictim } from './page-context.js';
+import { contextWith, launchEstimate, pageStartVictim, readEstimates } from './page-context.js';
 import type { PageStore } from './page-store.js';
 import { afterTokenStep, placeTokenCell } from './token-cells.js';
 
@@ -110,10 +109,13 @@ export function decodeLayer(
   layers.forEach((layer, r) => {
     if (layer.kind === 'page' && targets[r].offset === ps - 1) store.sealPages(layer, [layer.pages.length - 1]);
   });
+  // Every sequence's estimates are launched first and read with one synchronisation per layer.
+  const pending = layers.map((layer, r) => (layer.kind === 'page' ? launchEstimate(host, layer, () => b.sliceRows(q, r, 1), candidatePages(host, layer)) : null));
+  const estimates = readEstimates(b, pending);
   const lists: { slots: number[]; last: number }[][] = seqs.map((s, r) => {
     const layer = layers[r];
     if (layer.kind === 'token') return [{ slots: layer.slots, last: layer.filled - (layer.slots.length - 1) * ps }];
-    const decision = decidePages(host, layer, () => b.sliceRows(q, r, 1));
+    const decision = layer.policy.decide(contextWith(host, layer, pending[r]!, estimates[r]));
     store.applyRecalls(layer, decision);
     const lastLen = s.length - (layer.pages.length - 1) * ps;
     return decision.attend.map((pages) => ({
@@ -134,13 +136,10 @@ export function decodeLayer(
   return out;
 }
 
-function decidePages(host: StepHost, layer: PageLayer, qRow: () => Tensor): PageDecision {
+/** The pages a layer scores this step: ArkVale the full pages between sinks and window, Quest every full page but the last; none until the layer is over budget. */
+function candidatePages(host: StepHost, layer: PageLayer): number[] {
   const n = layer.pages.length;
   const o = host.options;
-  let candidates: number[] = [];
-  if (layer.digests && n > o.budgetPages) {
-    // ArkVale scores the full pages between sinks and window; Quest every full page but the last.
-    candidates = layer.budgeted ? range(o.sinkPages, n - o.windowPages) : range(0, n - 1);
-  }
-  return layer.policy.decide(pageContext(host, layer, qRow, candidates));
+  if (!layer.digests || n <= o.budgetPages) return [];
+  return layer.budgeted ? range(o.sinkPages, n - o.windowPages) : range(0, n - 1);
 }

@@ -27,18 +27,24 @@ export function planPageSelection(
   const best = new Float64Array(count).fill(-Infinity);
   const top: number[][] = [];
   const chosen = new Uint8Array(count);
+  const want = Math.min(k, count);
   for (let g = 0; g < groups; g++) {
-    const order = Array.from({ length: count }, (_, i) => i).sort(
-      // Ties go to the resident page (no copy), then to the older page: deterministic.
-      (a, b) => scores[g * count + b] - scores[g * count + a] || resident[b] - resident[a] || a - b,
-    );
-    const picked = order.slice(0, Math.min(k, count));
+    const base = g * count;
+    // Ties go to the resident page (no copy), then to the older page: deterministic.
+    const before = (a: number, b: number) => scores[base + b] - scores[base + a] || resident[b] - resident[a] || a - b;
+    const picked = firstInOrder(count, want, before);
     top.push(picked);
     for (const c of picked) chosen[c] = 1;
-    for (let i = 0; i < count; i++) best[i] = Math.max(best[i], scores[g * count + i]);
+    for (let i = 0; i < count; i++) best[i] = Math.max(best[i], scores[base + i]);
   }
-  const wanted = [...Array(count).keys()].filter((c) => chosen[c] && !resident[c]).sort((a, b) => best[b] - best[a] || a - b);
-  const victims = [...Array(count).keys()].filter((c) => !chosen[c] && resident[c]).sort((a, b) => best[a] - best[b] || a - b);
+  const wanted: number[] = [];
+  const victims: number[] = [];
+  for (let c = 0; c < count; c++) {
+    if (chosen[c] && !resident[c]) wanted.push(c);
+    else if (!chosen[c] && resident[c]) victims.push(c);
+  }
+  wanted.sort((a, b) => best[b] - best[a] || a - b);
+  victims.sort((a, b) => best[a] - best[b] || a - b);
   const recalls: { candidate: number; victim: number }[] = [];
   let free = freeSlots;
   let v = 0;
@@ -51,6 +57,31 @@ export function planPageSelection(
     }
   }
   return { top, recalls };
+}
+
+/**
+ * The first `n` of 0..count-1 in the order `cmp` (negative: a first), in that order:
+ * what sorting all of them and keeping `n` gives, in O(count * log n) instead of a
+ * full sort. A decode step plans every budgeted layer of every sequence, so this runs
+ * over about a thousand candidates a hundred times per step at 30k tokens.
+ */
+function firstInOrder(count: number, n: number, cmp: (a: number, b: number) => number): number[] {
+  if (n <= 0) return [];
+  const kept: number[] = [];
+  for (let i = 0; i < count; i++) {
+    if (kept.length === n && cmp(i, kept[n - 1]) >= 0) continue;
+    // Binary search for the first kept element that i goes before.
+    let lo = 0;
+    let hi = kept.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cmp(i, kept[mid]) < 0) hi = mid;
+      else lo = mid + 1;
+    }
+    kept.splice(lo, 0, i);
+    if (kept.length > n) kept.pop();
+  }
+  return kept;
 }
 
 /** The plan as the i32 layout `Backend.selectPages` returns: [n, (candidate, victim) x n]. */
