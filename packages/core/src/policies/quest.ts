@@ -1,5 +1,5 @@
 import type { PagePolicy } from './policy.js';
-import { range } from './policy.js';
+import { firstInOrder, range } from './policy.js';
 
 /**
  * Quest: all KV stays on the device; each query head attends only the pages with the
@@ -21,15 +21,15 @@ export function questPolicy(): PagePolicy {
         return { attend: Array.from({ length: ctx.groups }, () => range(0, ctx.numPages)), recalls: [], evictions: [] };
       }
       const n = ctx.candidates.length;
+      const { candidates: pages, scores } = ctx;
+      // Positions in `candidates` of the pages that may be chosen (the last page always is).
+      const pool = range(0, n).filter((i) => pages[i] !== last);
       const attend: number[][] = [];
       for (let g = 0; g < ctx.groups; g++) {
-        const order = ctx.candidates
-          .map((page, i) => ({ page, s: ctx.scores[g * n + i] }))
-          .filter((c) => c.page !== last)
-          .sort((a, b) => b.s - a.s || a.page - b.page);
-        const pages = order.slice(0, ctx.budgetPages - 1).map((c) => c.page);
-        pages.push(last);
-        attend.push(pages.sort((a, b) => a - b));
+        const best = (a: number, b: number) => scores[g * n + pool[b]] - scores[g * n + pool[a]] || pages[pool[a]] - pages[pool[b]];
+        const chosen = firstInOrder(pool.length, ctx.budgetPages - 1, best).map((i) => pages[pool[i]]);
+        chosen.push(last);
+        attend.push(chosen.sort((a, b) => a - b));
       }
       return { attend, recalls: [], evictions: [] };
     },

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { topIndices } from './policy.js';
 import { planPageSelection } from './selection.js';
 
 /** The specification: sort every candidate per group, keep the first k; then plan recalls as the policy describes. */
@@ -51,6 +52,23 @@ describe('planPageSelection', () => {
         },
       ),
       { numRuns: 2000, seed: 11 },
+    );
+  });
+
+  it('topIndices keeps what sorting keeps, among a subset or all, ties to the lower index', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: -2, max: 2 }), { maxLength: 80 }),
+        fc.integer({ min: -1, max: 90 }),
+        fc.option(fc.uniqueArray(fc.nat(79)), { nil: undefined }),
+        (raw, n, among) => {
+          const values = Float32Array.from(raw);
+          const pool = (among ?? [...values.keys()]).filter((i) => i < values.length);
+          const spec = [...pool].sort((a, b) => values[b] - values[a] || a - b).slice(0, Math.max(0, n)).sort((a, b) => a - b);
+          expect(topIndices(values, n, among ? pool : undefined)).toEqual(spec);
+        },
+      ),
+      { numRuns: 2000, seed: 12 },
     );
   });
 });

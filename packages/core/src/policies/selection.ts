@@ -3,6 +3,8 @@
  * ArkVale policy uses it directly; `Backend.selectPages` is the same computation on
  * backend tensors (a GPU runs it as a kernel so the plan never leaves the device).
  */
+import { firstInOrder } from './policy.js';
+
 export interface SelectionPlan {
   /** Per group, the chosen candidates, best first. */
   readonly top: number[][];
@@ -57,31 +59,6 @@ export function planPageSelection(
     }
   }
   return { top, recalls };
-}
-
-/**
- * The first `n` of 0..count-1 in the order `cmp` (negative: a first), in that order:
- * what sorting all of them and keeping `n` gives, in O(count * log n) instead of a
- * full sort. A decode step plans every budgeted layer of every sequence, so this runs
- * over about a thousand candidates a hundred times per step at 30k tokens.
- */
-function firstInOrder(count: number, n: number, cmp: (a: number, b: number) => number): number[] {
-  if (n <= 0) return [];
-  const kept: number[] = [];
-  for (let i = 0; i < count; i++) {
-    if (kept.length === n && cmp(i, kept[n - 1]) >= 0) continue;
-    // Binary search for the first kept element that i goes before.
-    let lo = 0;
-    let hi = kept.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cmp(i, kept[mid]) < 0) hi = mid;
-      else lo = mid + 1;
-    }
-    kept.splice(lo, 0, i);
-    if (kept.length > n) kept.pop();
-  }
-  return kept;
 }
 
 /** The plan as the i32 layout `Backend.selectPages` returns: [n, (candidate, victim) x n]. */
