@@ -102,8 +102,8 @@ export function range(start: number, end: number): number[] {
 
 /**
  * The first `n` of 0..count-1 in the order `cmp` (negative: a first), in that order:
- * what sorting all of them and keeping `n` gives, in O(count * log n) instead of a
- * full sort. A decode step plans every budgeted layer of every sequence (and Quest
+ * what sorting all of them and keeping `n` gives, with about count * log n comparisons
+ * (and few insertions) instead of a full sort. A decode step plans every budgeted layer of every sequence (and Quest
  * every head), so this runs over about a thousand candidates a hundred times or more
  * per step at 30k tokens.
  */
