@@ -18,7 +18,7 @@
 // as it is: the decode path still reads page scores on the host once per budgeted layer
 // and sequence, so ArkVale's figures here include those synchronisations (syncsPerStep).
 import { writeFileSync } from 'node:fs';
-import { KvCache, poolPagesFor, resolveCacheOptions, seededUniform } from '../../packages/core/dist/index.js';
+import { createPolicy, KvCache, poolPagesFor, resolveCacheOptions, seededUniform } from '../../packages/core/dist/index.js';
 import { countParameters, kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '../../packages/model-llama/dist/index.js';
 import { createBackend, describeBackend } from '../../packages/cli/dist/options.js';
 
@@ -46,6 +46,20 @@ const weights = randomLlamaWeights(config, backend, 7, { sharedEmbedding });
 backend.readSync(backend.argmax(backend.fromArray([0, 1], [1, 2]))); // waits for the weights
 log(`${shape}: ${(countParameters(config) / 1e9).toFixed(2)}B random parameters (shared embedding x${sharedEmbedding}) on ${describeBackend(backend)} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
+/** Milliseconds of `work` on the compute stream, between events after three warm-up runs, over `reps` runs. */
+function deviceMs(addon, work, reps = 10) {
+  for (let i = 0; i < 3; i++) work();
+  addon.synchronize();
+  const t0 = addon.recordEvent(0);
+  for (let i = 0; i < reps; i++) work();
+  const t1 = addon.recordEvent(0);
+  addon.synchronize();
+  const ms = addon.elapsedMs(t0, t1);
+  addon.releaseEvent(t0);
+  addon.releaseEvent(t1);
+  return ms / reps;
+}
+
 /** Device-to-device copy rate in bytes/ms (bytes read plus written), through the addon's cudaMemcpyAsync. */
 function copyRate() {
   const addon = backend.addon;
@@ -54,21 +68,13 @@ function copyRate() {
   const src = addon.alloc(bytes, 'copy-rate source');
   const dst = addon.alloc(bytes, 'copy-rate target');
   try {
-    for (let i = 0; i < 3; i++) addon.copy(dst, src, bytes, 0, 'copy-rate warm-up');
-    addon.synchronize();
-    const t0 = addon.recordEvent(0);
-    for (let i = 0; i < 10; i++) addon.copy(dst, src, bytes, 0, 'copy-rate');
-    const t1 = addon.recordEvent(0);
-    addon.synchronize();
-    const ms = addon.elapsedMs(t0, t1);
-    addon.releaseEvent(t0);
-    addon.releaseEvent(t1);
-    return (2 * 10 * bytes) / ms;
+    return (2 * bytes) / deviceMs(addon, () => addon.copy(dst, src, bytes, 0, 'copy-rate'));
   } finally {
     addon.free(src);
     addon.free(dst);
   }
 }
+
 /** cuBLAS's dense f16 rate on this card (8192^3, f32 accumulation), in FLOP/ms: what prefill is compared with. */
 function gemmRate() {
   const addon = backend.addon;
@@ -78,16 +84,7 @@ function gemmRate() {
   try {
     const gemm = () =>
       addon.gemm({ transA: false, transB: false, m: n, n, k: n, a, aType: 'f16', lda: n, b, bType: 'f16', ldb: n, c, cType: 'f16', ldc: n, alpha: 1, beta: 0, stream: 0, what: 'gemm-rate' });
-    for (let i = 0; i < 3; i++) gemm();
-    addon.synchronize();
-    const t0 = addon.recordEvent(0);
-    for (let i = 0; i < 10; i++) gemm();
-    const t1 = addon.recordEvent(0);
-    addon.synchronize();
-    const ms = addon.elapsedMs(t0, t1);
-    addon.releaseEvent(t0);
-    addon.releaseEvent(t1);
-    return (10 * 2 * n ** 3) / ms;
+    return (2 * n ** 3) / deviceMs(addon, gemm);
   } finally {
     for (const x of [a, b, c]) addon.free(x);
   }
@@ -100,17 +97,18 @@ if (copyBytesPerMs) log(`device-to-device copy: ${(copyBytesPerMs / 1e9).toFixed
 
 /**
  * Bytes one decode step must move at this context: every weight once, the K/V each
- * layer attends (all of it in Full and unbudgeted layers, the budget elsewhere), the
- * digests ArkVale scans, and the pages it recalled (measured).
+ * layer attends (all of it under Full and in unbudgeted leading layers, the budget
+ * elsewhere: budgeted policies keep only it, Quest reads only it per head), the
+ * digests of every page a selecting layer scores, and the pages recalled (measured).
  */
 function stepBytes(geometry, resolved, context, recalledPages) {
+  const policy = createPolicy(resolved);
   const elem = geometry.bytesPerElement;
   const kvPerToken = 2 * geometry.numKvHeads * geometry.headDim * elem;
-  const budgeted = resolved.policy !== 'full' && resolved.policy !== 'quest';
-  const layersAtBudget = budgeted ? Math.max(0, geometry.numLayers - resolved.fullLayers) : 0;
-  const attended = (geometry.numLayers - layersAtBudget) * context + layersAtBudget * Math.min(context, resolved.budgetPages * geometry.pageSize);
-  const pages = Math.ceil(context / geometry.pageSize);
-  const scanned = resolved.policy === 'arkvale' || resolved.policy === 'quest' ? (resolved.policy === 'quest' ? geometry.numLayers : layersAtBudget) * pages : 0;
+  const selective = policy.kind === 'token' || policy.budgeted || policy.digest !== null;
+  const limited = selective ? Math.max(0, geometry.numLayers - resolved.fullLayers) : 0;
+  const attended = (geometry.numLayers - limited) * context + limited * Math.min(context, resolved.budgetPages * geometry.pageSize);
+  const scanned = policy.kind === 'page' && policy.digest !== null ? limited * Math.ceil(context / geometry.pageSize) : 0;
   const digestBytes = 2 * geometry.numKvHeads * geometry.headDim * elem;
   return countParameters(config) * elem + batch * (attended * kvPerToken + scanned * digestBytes) + recalledPages * geometry.pageSize * kvPerToken;
 }

@@ -1,7 +1,11 @@
-import type { DigestVariant, PolicyName, SelectionScope } from '@arkvale/core';
+import type { CacheOptions, PolicyName } from '@arkvale/core';
 
-/** How the engine runs: pages, pools, the default KV plan, and the scheduler's limits. */
-export interface EngineConfig {
+/**
+ * How the engine runs: pages, pools, the default KV plan, and the scheduler's limits.
+ * The plan's tuning fields (sinks, window, full layers, top-k, digest, selection) are
+ * core's cache options, with core's defaults.
+ */
+export interface EngineConfig extends Pick<CacheOptions, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection'> {
   /** Tokens per KV page. Default 16. */
   readonly pageSize?: number;
   /** Device pool, in pages of one layer, shared by every sequence and plan. Default 4096. */
@@ -11,12 +15,6 @@ export interface EngineConfig {
   /** KV policy and budget of requests that name none. Default arkvale @ 512. */
   readonly policy?: PolicyName;
   readonly budgetTokens?: number;
-  readonly sinkPages?: number;
-  readonly windowPages?: number;
-  readonly fullLayers?: number;
-  readonly topK?: number;
-  readonly digest?: DigestVariant;
-  readonly selection?: SelectionScope;
   /** Prompt tokens per prefill chunk; chunk boundaries are multiples of it, whatever else runs. Default 256. */
   readonly chunkTokens?: number;
   /** Prefill rows per step at most (at least one chunk runs). Default 512. */
