@@ -96,6 +96,6 @@ describe('KvCache under random admit / grow / step / fork / free', () => {
     expect(steps).toBeGreaterThan(20_000);
     expect(recalls).toBeGreaterThan(1_000);
     expect(evictedTokens).toBeGreaterThan(1_000);
-    // 10,000 runs: about 7 s on a 2-core machine.
-  }, 60_000);
+    // 10,000 runs: about 7 s alone on a 2-core machine, 20 s beside the other packages' tests.
+  }, 120_000);
 });
