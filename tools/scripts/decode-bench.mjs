@@ -2,8 +2,8 @@
 // Decode and prefill at a real model shape with random weights made on the device:
 //
 //   node tools/scripts/decode-bench.mjs [--shape llama2-7b] [--backend cuda] [--dtype f16]
-//     [--batch 4] [--contexts 10240,20480,30720] [--plans full,arkvale@2048] [--page-size 32]
-//     [--steps 16] [--shared-embedding 1] [--out FILE]
+//     [--batch 4] [--contexts 10240,20480,30720] [--plans full,arkvale@2048,arkvale@2048:host] [--page-size 32]
+//     [--steps 16] [--shared-embedding 1] [--profile 1] [--out FILE]
 //
 // Random weights alone give attention no locality (a budgeted policy would recall most
 // of its top-k every step); --shared-embedding (default 1, 0 for independent weights)
@@ -14,16 +14,21 @@
 // its matrix-product rate), then `steps` greedy decode steps, each ending with the token
 // read back as generation does (the median step is reported), and the step's HBM floor:
 // the bytes it must move (weights, attended KV, digests scanned, recalled pages) over
-// the device-to-device copy rate measured at the start of the run. JSON out. The engine
-// as it is: the decode path still reads page scores on the host once per budgeted layer
-// and sequence, so ArkVale's figures here include those synchronisations (syncsPerStep).
+// the device-to-device copy rate measured at the start of the run. JSON out. A plan
+// `policy@budget:host` selects on the host (estimates read and policy.decide run once
+// per budgeted layer: the specification) instead of on the device; syncsInStep counts
+// the host synchronisations inside the step, the token readback aside. --profile 1 adds
+// a separate run of the same steps with events around each stage (attention, the
+// selection's estimate + select, recalls; the rest is the model's matrix products and
+// norms) summed per step on the device, so that the timed run stays undisturbed.
 import { writeFileSync } from 'node:fs';
 import { createPolicy, KvCache, poolPagesFor, resolveCacheOptions, seededUniform } from '../../packages/core/dist/index.js';
 import { countParameters, kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '../../packages/model-llama/dist/index.js';
 import { createBackend, describeBackend } from '../../packages/cli/dist/options.js';
 
 function option(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
+  // The last occurrence wins, so a wrapper's defaults can be overridden by later arguments.
+  const i = process.argv.lastIndexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : fallback;
 }
 
@@ -31,8 +36,9 @@ const shape = option('shape', 'llama2-7b');
 const batch = Number(option('batch', '4'));
 const contexts = option('contexts', '10240,20480,30720').split(',').map(Number);
 const plans = option('plans', 'full,arkvale@2048').split(',').map((p) => {
-  const [policy, budget] = p.split('@');
-  return { policy, budgetTokens: budget ? Number(budget) : undefined };
+  const [spec, selectOn] = p.split(':');
+  const [policy, budget] = spec.split('@');
+  return { policy, budgetTokens: budget ? Number(budget) : undefined, ...(selectOn ? { selectOn } : {}) };
 });
 const pageSize = Number(option('page-size', '32'));
 const steps = Number(option('steps', '16'));
@@ -123,14 +129,52 @@ function save() {
   return json;
 }
 
+/**
+ * Device milliseconds per stage over `run()`, from events around the backend's stage
+ * operations: `select` (estimates, top-k, plan and lists), `recall`, `attention`
+ * (paged attention), and the step as a whole.
+ */
+function profileStages(run) {
+  const addon = backend.addon;
+  if (typeof addon?.recordEvent !== 'function') return undefined;
+  const stages = { select: 'selectResident', recall: 'recallListed', attention: 'pagedAttention' };
+  const marks = Object.fromEntries(Object.keys(stages).map((k) => [k, []]));
+  const originals = {};
+  for (const [stage, method] of Object.entries(stages)) {
+    originals[method] = backend[method];
+    backend[method] = (...args) => {
+      const start = addon.recordEvent(0);
+      const out = originals[method].apply(backend, args);
+      marks[stage].push([start, addon.recordEvent(0)]);
+      return out;
+    };
+  }
+  const t0 = addon.recordEvent(0);
+  try {
+    run();
+  } finally {
+    Object.assign(backend, originals);
+  }
+  const t1 = addon.recordEvent(0);
+  addon.synchronize();
+  const out = { stepMs: addon.elapsedMs(t0, t1) };
+  for (const [stage, pairs] of Object.entries(marks)) {
+    out[`${stage}Ms`] = pairs.reduce((sum, [a, b]) => sum + addon.elapsedMs(a, b), 0);
+    for (const e of pairs.flat()) addon.releaseEvent(e);
+  }
+  addon.releaseEvent(t0);
+  addon.releaseEvent(t1);
+  return out;
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const context of contexts) {
-  const forward = new LlamaForward(config, weights, backend, context + steps + 1);
+  const forward = new LlamaForward(config, weights, backend, context + steps + 8); // room for the profiled steps
   for (const plan of plans) {
-    const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}`;
+    const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}${plan.selectOn ? ` (selecting on the ${plan.selectOn})` : ''}`;
     const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2);
     const resolved = resolveCacheOptions(geometry, { ...plan, pageSize, devicePages: 1 });
-    const pools = poolPagesFor(geometry, resolved, context + steps, batch);
+    const pools = poolPagesFor(geometry, resolved, context + steps + 8, batch);
     const cache = new KvCache({ geometry, options: { ...plan, ...pools }, backend });
     try {
       const next = seededUniform(context);
@@ -140,12 +184,20 @@ for (const context of contexts) {
       let tokens = Array.from(backend.readSync(backend.tidy(() => backend.argmax(forward.prefill(cache, ids.map((id, i) => ({ id, tokens: prompts[i] })))))));
       const prefillMs = performance.now() - started;
       const times = [];
+      // Host time to issue a step (until decode returns, before the token readback waits): above the step time's device share, the host is the bottleneck.
+      const issueTimes = [];
       const syncs = () => (typeof backend.addon?.syncCount === 'function' ? backend.addon.syncCount() : undefined);
       const syncsBefore = syncs();
+      let syncsInStep = 0;
       const recallsBefore = cache.stats().recalls;
       for (let s = 0; s < steps; s++) {
         const t0 = performance.now();
-        tokens = Array.from(backend.readSync(backend.tidy(() => backend.argmax(forward.decode(cache, ids, tokens)))));
+        const inStep = syncs();
+        const next = backend.tidy(() => backend.argmax(forward.decode(cache, ids, tokens)));
+        issueTimes.push(performance.now() - t0);
+        if (inStep !== undefined) syncsInStep += syncs() - inStep;
+        tokens = Array.from(backend.readSync(next));
+        backend.dispose(next);
         times.push(performance.now() - t0);
       }
       // Matrix-product work of the prefill: every weight per token, and causal attention (QK and PV, half the square).
@@ -153,6 +205,22 @@ for (const context of contexts) {
       const prefillFlops = batch * (2 * countParameters(config) * context + attentionFlops);
       const bytes = stepBytes(geometry, resolved, context, (cache.stats().recalls - recallsBefore) / steps);
       const decodeMs = median(times.slice(2));
+      let stages;
+      if (option('profile', '0') === '1') {
+        const profiled = 4;
+        const total = profileStages(() => {
+          for (let s = 0; s < profiled; s++) {
+            const next = backend.tidy(() => backend.argmax(forward.decode(cache, ids, tokens)));
+            tokens = Array.from(backend.readSync(next));
+            backend.dispose(next);
+          }
+        });
+        if (total) {
+          stages = Object.fromEntries(Object.entries(total).map(([k, v]) => [k, +(v / profiled).toFixed(3)]));
+          stages.restMs = +(stages.stepMs - stages.selectMs - stages.recallMs - stages.attentionMs).toFixed(3);
+          stages.selectionShare = +((stages.selectMs + stages.recallMs) / stages.stepMs).toFixed(3);
+        }
+      }
       const row = {
         context,
         batch,
@@ -161,17 +229,20 @@ for (const context of contexts) {
         prefillTflops: +(prefillFlops / prefillMs / 1e9).toFixed(1),
         prefillOfGemmRate: gemmFlopsPerMs ? +(prefillFlops / prefillMs / gemmFlopsPerMs).toFixed(2) : undefined,
         decodeMsPerStep: +decodeMs.toFixed(2),
+        issueMsPerStep: +median(issueTimes.slice(2)).toFixed(2),
         tokensPerSecond: +((batch * 1000) / decodeMs).toFixed(1),
         recalls: cache.stats().recalls,
         recallsPerStep: +((cache.stats().recalls - recallsBefore) / steps).toFixed(1),
         bytesPerStepGB: +(bytes / 1e9).toFixed(2),
         floorMs: copyBytesPerMs ? +(bytes / copyBytesPerMs).toFixed(2) : undefined,
         overFloor: copyBytesPerMs ? +(decodeMs / (bytes / copyBytesPerMs)).toFixed(2) : undefined,
-        // Host synchronisations per decode step (the token readback is one).
+        // Host synchronisations per decode step (the token readback is one), and those inside the step.
         syncsPerStep: syncsBefore === undefined ? undefined : (syncs() - syncsBefore) / steps,
+        syncsInStep: syncsBefore === undefined ? undefined : syncsInStep / steps,
+        stages,
       };
       results.push(row);
-      log(`context ${context}, batch ${batch}, ${label}: prefill ${row.prefillMs} ms (${row.prefillTflops} TFLOP/s, ${row.prefillOfGemmRate ?? '?'} of cuBLAS), decode ${row.decodeMsPerStep} ms/step (${row.tokensPerSecond} tok/s; floor ${row.floorMs ?? '?'} ms for ${row.bytesPerStepGB} GB), ${row.recallsPerStep} recalls/step, ${row.syncsPerStep ?? '?'} syncs/step`);
+      log(`context ${context}, batch ${batch}, ${label}: prefill ${row.prefillMs} ms (${row.prefillTflops} TFLOP/s, ${row.prefillOfGemmRate ?? '?'} of cuBLAS), decode ${row.decodeMsPerStep} ms/step (issued in ${row.issueMsPerStep} ms; ${row.tokensPerSecond} tok/s; floor ${row.floorMs ?? '?'} ms for ${row.bytesPerStepGB} GB), ${row.recallsPerStep} recalls/step, ${row.syncsPerStep ?? '?'} syncs/step (${row.syncsInStep ?? '?'} inside)${stages ? `; stages per step: ${JSON.stringify(stages)}` : ''}`);
     } catch (e) {
       results.push({ context, batch, ...plan, error: e.message });
       log(`context ${context}, batch ${batch}, ${label}: ${e.message}`);

@@ -10,6 +10,8 @@
 # then
 # gpu_decode_peer.py (flash SDPA eager and as a CUDA graph, transformers'
 # LlamaForCausalLM) at the same shape, batch and contexts. JSON to OUT.
+# ARKVALE_BENCH_PARTS picks parts (default "decode host policies peers"; also "matrix":
+# batch 1 and 8, budgets 1024 and 4096, pages of 16, at the longest context).
 set -uo pipefail
 bundle="$(cd "${1:-.gpu/bundle}" && pwd)"
 out="${2:-${OUT:-/tmp/arkvale-decode-bench}}"
@@ -19,19 +21,41 @@ contexts="${ARKVALE_CONTEXTS:-10240,20480,30720}"
 export ARKVALE_CPU_ADDON="$bundle/build/Release/arkvale_cpu.node" ARKVALE_CUDA_ADDON="$bundle/build/Release/arkvale_cuda.node"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 status=0
+parts=" ${ARKVALE_BENCH_PARTS:-decode host policies peers} "
+want() { [[ "$parts" == *" $1 "* ]]; }
 bench() { # NAME SECONDS ARGS...: one decode-bench run to OUT/NAME.json
   local name=$1 limit=$2 start=$SECONDS
   shift 2
   timeout "$limit" "$bundle/node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --steps 12 "$@" --out "$out/$name.json" > /dev/null || status=1
   echo "== $name $(( SECONDS - start )) s"
 }
-# Full and ArkVale (embeddings with a shared component: see decode-bench.mjs). Every
-# row is written as it is measured, so a part cut short by its time limit keeps its rows.
-bench decode 220 --contexts "$contexts" --plans full,arkvale@512,arkvale@2048
-# Independent random weights: no attention locality, so ArkVale recalls most of its top-k every step.
-bench decode-iid 100 --contexts "${contexts%%,*},${contexts##*,}" --plans full,arkvale@2048 --shared-embedding 0
+# Full and ArkVale (embeddings with a shared component: see decode-bench.mjs), with a
+# profiled run of each point for the per-stage split. Every row is written as it is
+# measured, so a part cut short by its time limit keeps its rows.
+want decode && bench decode 240 --contexts "$contexts" --plans full,arkvale@512,arkvale@2048 --profile 1
+# The same ArkVale step selecting on the host (estimates read, policy.decide): what the device path saves.
+want host && bench decode-host 70 --contexts "${contexts##*,}" --plans arkvale@2048:host
 # The other policies on the same pages and kernels, at the longest context.
-bench decode-policies 130 --contexts "${contexts##*,}" --plans streaming-llm@2048,h2o@2048,tova@2048,quest@2048
+want policies && bench decode-policies 200 --contexts "${contexts##*,}" --plans streaming-llm@2048,h2o@2048,tova@2048,quest@2048
+if want matrix; then
+  long="${contexts##*,}"
+  bench matrix-batch1 60 --contexts "$long" --plans full,arkvale@2048 --batch 1
+  bench matrix-batch8 70 --contexts "$long" --plans arkvale@2048,full --batch 8
+  bench matrix-budgets 60 --contexts "$long" --plans arkvale@4096,arkvale@1024
+  bench matrix-pages16 40 --contexts "$long" --plans arkvale@2048 --page-size 16
+fi
+if [ -n "${ARKVALE_BENCH_IID:-}" ]; then
+  # Independent random weights: no attention locality, so ArkVale recalls most of its top-k every step.
+  bench decode-iid 100 --contexts "${contexts%%,*},${contexts##*,}" --plans full,arkvale@2048 --shared-embedding 0
+fi
+if [ -n "${ARKVALE_BENCH_CPU_PROFILE:-}" ]; then
+  # Where the host's time goes in an ArkVale step (a V8 CPU profile, for chrome://inspect or speedscope).
+  start=$SECONDS
+  timeout 60 "$bundle/node" --cpu-prof --cpu-prof-dir "$out/cpu-profile" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --steps 40 \
+    --contexts "${contexts%%,*}" --plans arkvale@2048 --out "$out/decode-profiled.json" > /dev/null || status=1
+  echo "== cpu profile $(( SECONDS - start )) s"
+fi
+want peers || exit $status
 start=$SECONDS
 timeout 100 python3 tools/scripts/gpu_decode_peer.py --batch 4 --contexts "$contexts" --steps 12 --transformers --out "$out/peer.json" || status=1
 echo "== peers $(( SECONDS - start )) s"

@@ -108,6 +108,62 @@ export interface SelectPagesArgs {
 }
 
 /**
+ * Device-resident page tables of the budgeted layers a decode step selects on the
+ * device: an i32 tensor [rows, 3, pagesPerRow] holding, per (row, logical page), the
+ * device slot (-1 when only the host backup exists), the digest row and the host
+ * slot (-1 when none). A row belongs to one (sequence, layer).
+ */
+export const PAGE_TABLE_FIELDS = { slot: 0, digest: 1, host: 2 } as const;
+
+/** Columns of `SelectResidentArgs.rows`, one row per batch row. */
+export const SELECT_ROW_FIELDS = { tableRow: 0, numPages: 1, firstCandidate: 2, candidates: 3, lastPageLen: 4 } as const;
+
+/**
+ * ArkVale's whole selection for a batch, without a host round trip: estimates of each
+ * row's candidate pages, the top k with recall planning (exactly `planPageSelection`
+ * with no free slots: every recall takes the slot of a victim), the plan applied to
+ * the page tables, and the attention page lists built from them.
+ */
+export interface SelectResidentArgs {
+  /** Queries [B, numHeads, D]. */
+  readonly q: Tensor;
+  readonly digests: DigestStorage;
+  readonly variant: DigestVariant;
+  /** Selection groups: estimates averaged over numHeads / groups consecutive heads. */
+  readonly groups: number;
+  /** Page tables (see PAGE_TABLE_FIELDS), updated in place. */
+  readonly tables: Tensor;
+  /**
+   * i32 [B, 5] (SELECT_ROW_FIELDS): table row, logical pages, first candidate page,
+   * candidates (consecutive pages; 0 = nothing to select, every resident page is
+   * attended), valid tokens of the last page.
+   */
+  readonly rows: Tensor;
+  readonly k: number;
+  /** The most candidates of any row. */
+  readonly maxCandidates: number;
+  /** Width of the page lists: the most resident pages of any row. */
+  readonly maxPages: number;
+}
+
+export interface SelectResidentResult {
+  /** Paged attention's lists, i32 [B, 1, maxPages]: resident pages' slots, ascending by page. */
+  readonly pageTable: Tensor;
+  readonly pageCounts: Tensor;
+  readonly lastPageLens: Tensor;
+  /** i32 [B, 1 + 2kG] (G selection groups, each choosing k): n, then (host slot, device slot) of each recall; what `recallListed` copies. */
+  readonly copies: Tensor;
+  /** i32 [B, 1 + 2kG]: n, then (page, victim page) of each recall, best first; what the host's view replays. */
+  readonly plan: Tensor;
+}
+
+/** A read begun by `readLater`. */
+export interface PendingRead {
+  /** The tensor as it was when the read began; waits (a counted synchronisation on a GPU) only if the device is not there yet. */
+  get(): Float32Array | Int32Array;
+}
+
+/**
  * Everything a LLaMA forward pass and the KV policies need. All tensors are
  * backend-owned handles; nothing here forces a device-to-host copy except `read`, so
  * a GPU backend can keep page tables, scores, top-k and recall plans on the device.
@@ -140,6 +196,12 @@ export interface Backend {
   /** Weights as stored in a checkpoint; f16/bf16 bytes are converted or kept as the backend likes. */
   fromBytes(bytes: Uint8Array, shape: readonly number[], dtype: 'f32' | 'f16' | 'bf16'): Tensor;
   read(t: Tensor): Promise<Float32Array | Int32Array>;
+  /**
+   * Starts copying `t` to the host without waiting for it. A decode step reads its
+   * selection plans this way: the step's token readback waits for the device anyway,
+   * so by the next step `get` returns at once.
+   */
+  readLater(t: Tensor): PendingRead;
   /** Synchronous read for backends whose memory is host memory; throws elsewhere. */
   readSync(t: Tensor): Float32Array | Int32Array;
   dispose(t: Tensor): void;
@@ -179,6 +241,12 @@ export interface Backend {
   estimate(q: Tensor, digests: DigestStorage, rows: Tensor, groups: number, variant: DigestVariant): Tensor;
   /** Top-k with recall planning; see SelectPagesArgs and `planPageSelection`. Returns an i32 plan tensor. */
   selectPages(args: SelectPagesArgs): Tensor;
+  /** `target`'s element updates[i, 0] (flat index) := updates[i, 1], for i32 `target` and updates [n, 2] with distinct indices. */
+  scatterI32(target: Tensor, updates: Tensor): void;
+  /** Estimate, select, plan, apply and list in one go for a batch; see SelectResidentArgs. */
+  selectResident(args: SelectResidentArgs): SelectResidentResult;
+  /** Copies the recalls a `selectResident` copy list names from the host pool into the device pool; the list is never read on the host. */
+  recallListed(host: KvStorage, device: KvStorage, copies: Tensor): void;
   /** Copies whole pages between (or within) pools; returns when the copy is ordered, not done. */
   copyPages(src: KvStorage, srcSlots: readonly number[], dst: KvStorage, dstSlots: readonly number[]): CopyTicket;
   /** Orders everything issued later after the copy (a GPU waits on an event; no host sync). */

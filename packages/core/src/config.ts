@@ -20,6 +20,8 @@ export interface KvGeometry {
   readonly bytesPerElement: number;
 }
 
+export type SelectOn = 'device' | 'host';
+
 export interface CacheOptions {
   readonly policy: PolicyName;
   /** Resident KV tokens per (sequence, layer), rounded up to whole pages. Default 2048. */
@@ -34,6 +36,13 @@ export interface CacheOptions {
   readonly topK?: number;
   readonly digest?: DigestVariant;
   readonly selection?: SelectionScope;
+  /**
+   * Where ArkVale's decode steps select pages. 'device' (the default): estimates,
+   * top-k, recall plans and page lists stay on the backend, with no read inside a
+   * step. 'host': each layer's estimates are read and `policy.decide` runs on the host
+   * (the specification; one synchronisation per layer).
+   */
+  readonly selectOn?: SelectOn;
   /** StreamingLLM's attention-sink tokens. Default 4. */
   readonly sinkTokens?: number;
   /** Device pool size in pages (shared by all layers and sequences). */
@@ -52,6 +61,7 @@ export interface ResolvedCacheOptions {
   readonly topK: number;
   readonly digest: DigestVariant;
   readonly selection: SelectionScope;
+  readonly selectOn: SelectOn;
   readonly sinkTokens: number;
   readonly devicePages: number;
   readonly hostPages: number;
@@ -107,6 +117,10 @@ export function resolveCacheOptions(g: KvGeometry, o: CacheOptions): ResolvedCac
   if (selection !== 'layer' && selection !== 'kv-head') {
     throw new ConfigError(`selection must be "layer" or "kv-head", got "${String(selection)}"`);
   }
+  const selectOn = o.selectOn ?? 'device';
+  if (selectOn !== 'device' && selectOn !== 'host') {
+    throw new ConfigError(`selectOn must be "device" or "host", got "${String(selectOn)}"`);
+  }
   const budgetTokens = positiveInt('budget (tokens)', o.budgetTokens ?? 2048);
   const budgetPages = Math.ceil(budgetTokens / g.pageSize);
   const sinkPages = positiveInt('sinkPages', o.sinkPages ?? 1, 0);
@@ -151,6 +165,7 @@ export function resolveCacheOptions(g: KvGeometry, o: CacheOptions): ResolvedCac
     topK: middle > 0 ? Math.min(topK, Math.floor(middle / groups)) : 0,
     digest,
     selection,
+    selectOn,
     sinkTokens,
     devicePages,
     hostPages,

@@ -2,6 +2,7 @@ export * from './errors.js';
 export * from './config.js';
 export * from './pool.js';
 export type * from './backend.js';
+export { PAGE_TABLE_FIELDS, SELECT_ROW_FIELDS } from './backend.js';
 export { computeDigest, estimateScore } from './digest.js';
 export * from './policies/policy.js';
 export { planPageSelection, encodeSelectionPlan, decodeSelectionPlan } from './policies/selection.js';

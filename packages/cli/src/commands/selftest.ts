@@ -10,7 +10,7 @@ import { table } from '../format.js';
 import { GPU_DTYPES, resolveModelDir, type GpuDtype } from '../options.js';
 import { decodingChecks, denseChecks, memoryChecks, randomChecks } from '../selftest/dense-checks.js';
 import { KV_SHAPES, kvChecks, selectionChecks } from '../selftest/kv-checks.js';
-import { goldenChecks, goldenMargins, readGolden, type GoldenCase, type GoldenMargins } from '../selftest/model-checks.js';
+import { deviceStepChecks, goldenChecks, goldenMargins, readGolden, type GoldenCase, type GoldenMargins } from '../selftest/model-checks.js';
 import { result, Twin, type CheckResult } from '../selftest/twin.js';
 import { seededUniform } from '@arkvale/model-llama';
 
@@ -45,9 +45,10 @@ function opChecks(dtype: GpuDtype, seed: number): CheckResult[] {
 async function modelChecks(dir: string, cases: readonly GoldenCase[], margins: readonly GoldenMargins[], dtype: GpuDtype): Promise<CheckResult[]> {
   const backend = new CudaBackend({ dtype });
   const engine = await LlamaEngine.load(dir, backend);
-  const before = { tensors: backend.liveTensors, bytes: backend.addon.allocatorStats().allocatedBytes };
-  const out = goldenChecks(engine, cases, margins, dtype);
-  const after = { tensors: backend.liveTensors, bytes: backend.addon.allocatorStats().allocatedBytes };
+  const allocated = () => (backend.trimBuffers(), backend.addon.allocatorStats().allocatedBytes);
+  const before = { tensors: backend.liveTensors, bytes: allocated() };
+  const out = [...goldenChecks(engine, cases, margins, dtype), ...deviceStepChecks(engine, cases, () => backend.addon.syncCount(), dtype)];
+  const after = { tensors: backend.liveTensors, bytes: allocated() };
   return [
     ...out,
     result('generation leaves no tensors behind', `golden cases, ${dtype}`, Math.abs(after.tensors - before.tensors), 0),

@@ -1,6 +1,7 @@
-import type { Backend, DigestVariant, KvGeometry, KvStorage } from '@arkvale/core';
-import { decodeFloats, decodeSelectionPlan, DIGEST_VARIANTS, RefKvStorage } from '@arkvale/core';
-import { STREAM, type CudaBackend, type CudaKvStorage } from '@arkvale/cuda-binding';
+import type { Backend, DigestVariant, KvGeometry } from '@arkvale/core';
+import { decodeSelectionPlan, DIGEST_VARIANTS } from '@arkvale/core';
+import { poolValues } from './pool-values.js';
+import { residentChecks } from './resident-checks.js';
 import { mismatches, relativeError, result, TOLERANCE, type CheckResult, type Twin } from './twin.js';
 
 /** A model shape for the KV checks: head dim, page size and GQA group. */
@@ -19,20 +20,12 @@ function describe(s: KvShape, kvHeads: number): string {
   return `hd ${s.headDim}, pages of ${s.pageSize}, ${kvHeads * s.group}/${kvHeads} heads`;
 }
 
-/** A pool's contents as floats: the reference's array, or the CUDA pool read back. */
-function poolValues(b: Backend, s: KvStorage): Float32Array {
-  if (s instanceof RefKvStorage) return s.data;
-  const c = s as CudaKvStorage;
-  const bytes = new Uint8Array(c.slots * c.pageBytes);
-  (b as CudaBackend).addon.download(c.ptr, bytes, STREAM.compute, 'self-test pool read');
-  return decodeFloats(bytes, b.dtype);
-}
-
 /**
  * Page operations of one shape on both backends: append, digests (every variant),
  * estimates (every selection grouping), selection, copies between pools, and paged
  * attention over ragged page lists (one list, one per KV head, one per query head),
- * with token scores; then causal prefill attention with its key statistics.
+ * with token scores; then causal prefill attention with its key statistics, and the
+ * decode step's device-side selection (resident-checks.ts).
  */
 export function kvChecks(t: Twin, shape: KvShape): CheckResult[] {
   const out: CheckResult[] = [];
@@ -128,6 +121,7 @@ export function kvChecks(t: Twin, shape: KvShape): CheckResult[] {
     t.gpu.freeStorage(s.gpu);
     t.ref.freeStorage(s.ref);
   }
+  out.push(...residentChecks(t, shape, g, name));
   return out;
 }
 

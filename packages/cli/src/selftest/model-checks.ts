@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ArkvaleError, type Tensor } from '@arkvale/core';
 import type { LlamaEngine } from '@arkvale/model-llama';
-import { relativeError, result, type CheckResult } from './twin.js';
+import { mismatches, relativeError, result, type CheckResult } from './twin.js';
 
 /** What `golden.json` holds per case (Hugging Face transformers, float32). */
 export interface GoldenCase {
@@ -81,4 +81,48 @@ export function goldenChecks(engine: LlamaEngine, cases: readonly GoldenCase[], 
       result('golden top-10 logits', `${c.name}, ${label}`, relativeError(top.ids.map((i) => logits[0][i]), top.values), GOLDEN_LOGITS_TOLERANCE),
     ];
   });
+}
+
+/** Host-blocking synchronisations so far, as the CUDA binding counts them. */
+export type SyncCounter = () => number;
+
+/**
+ * ArkVale's decode step on the device against the same steps selecting on the host
+ * (estimates read, `policy.decide`): a batch of golden prompts over a small budget,
+ * greedy for `steps` steps. The tokens and recalls must agree, and the device steps
+ * may synchronise only for their token readback.
+ */
+export function deviceStepChecks(engine: LlamaEngine, cases: readonly GoldenCase[], syncs: SyncCounter, label: string, steps = 24): CheckResult[] {
+  const b = engine.backend;
+  const prompts = cases.map((c) => c.ids);
+  const run = (selectOn: 'device' | 'host') => {
+    const cache = engine.createCache({ policy: 'arkvale', pageSize: 16, budgetTokens: 128, selectOn }, Math.max(...prompts.map((p) => p.length)) + steps, prompts.length);
+    try {
+      const ids = prompts.map((p) => cache.admit(p.length));
+      const first = b.tidy(() => b.argmax(engine.forward.prefill(cache, ids.map((id, i) => ({ id, tokens: prompts[i] })))));
+      let tokens = Array.from(b.readSync(first));
+      b.dispose(first);
+      const out = [tokens];
+      let inside = 0;
+      for (let s = 0; s < steps; s++) {
+        const before = syncs();
+        const next = b.tidy(() => b.argmax(engine.forward.decode(cache, ids, tokens)));
+        inside += syncs() - before;
+        tokens = Array.from(b.readSync(next));
+        b.dispose(next);
+        out.push(tokens);
+      }
+      return { tokens: out.flat(), recalls: cache.stats().recalls, inside };
+    } finally {
+      cache.close();
+    }
+  };
+  const device = run('device');
+  const host = run('host');
+  const what = `${prompts.length} golden prompts, budget 128, ${steps} steps, ${label}`;
+  return [
+    result('device step: synchronisations inside a step', `${what} (host path: ${host.inside})`, device.inside, 0),
+    result('device step: tokens as selecting on the host', what, mismatches(device.tokens, host.tokens), 0),
+    result('device step: recalls as selecting on the host', `${what}: ${device.recalls} recalls`, Math.abs(device.recalls - host.recalls), 0),
+  ];
 }

@@ -1,39 +1,54 @@
 import { describe, expect, it, vi } from 'vitest';
+import type { SelectOn } from '../config.js';
 import { CacheHarness } from '../test-support/harness.js';
 import { checkConsistency } from './consistency.js';
 
 const geometry = { numLayers: 3, numHeads: 4, numKvHeads: 2, headDim: 8, pageSize: 4, bytesPerElement: 4 };
 
+/** Runs 12 steps of three sequences over the budget and counts host reads made inside decodeLayer. */
+function readsInsideSteps(policy: 'arkvale' | 'quest', selectOn: SelectOn) {
+  const h = new CacheHarness(geometry, { policy, budgetTokens: 16, sinkPages: 1, windowPages: 1, fullLayers: 1, devicePages: 256, hostPages: 256, selectOn }, 7);
+  const ids = [40, 53, 61].map((n) => h.admit(n));
+  // Host reads made by the cache inside decodeLayer (the harness reads K/V and outputs for itself).
+  let inside = false;
+  let reads = 0;
+  const read = h.backend.readSync.bind(h.backend);
+  vi.spyOn(h.backend, 'readSync').mockImplementation((t) => {
+    if (inside) reads++;
+    return read(t);
+  });
+  const decode = h.cache.decodeLayer.bind(h.cache);
+  vi.spyOn(h.cache, 'decodeLayer').mockImplementation((...args) => {
+    inside = true;
+    try {
+      return decode(...args);
+    } finally {
+      inside = false;
+    }
+  });
+  const before = h.cache.stats().recalls;
+  for (let s = 0; s < 12; s++) h.step(ids);
+  // What the pools hold is still exactly what was written, wherever pages moved.
+  h.checkData();
+  checkConsistency(h.cache);
+  return { reads, recalls: h.cache.stats().recalls - before };
+}
+
 describe('a batched decode step', () => {
-  it.each(['arkvale', 'quest'] as const)('%s: reads every sequence’s page estimates of a layer with one host synchronisation', (policy) => {
-    const h = new CacheHarness(geometry, { policy, budgetTokens: 16, sinkPages: 1, windowPages: 1, fullLayers: 1, devicePages: 256, hostPages: 256 }, 7);
-    // Three sequences of different lengths, all over the budget.
-    const ids = [40, 53, 61].map((n) => h.admit(n));
-    // Host reads made by the cache inside decodeLayer (the harness reads K/V for its shadow too).
-    let inside = false;
-    let reads = 0;
-    const read = h.backend.readSync.bind(h.backend);
-    vi.spyOn(h.backend, 'readSync').mockImplementation((t) => {
-      if (inside) reads++;
-      return read(t);
-    });
-    const decode = h.cache.decodeLayer.bind(h.cache);
-    vi.spyOn(h.cache, 'decodeLayer').mockImplementation((...args) => {
-      inside = true;
-      try {
-        return decode(...args);
-      } finally {
-        inside = false;
-      }
-    });
-    const before = h.cache.stats().recalls;
-    for (let s = 0; s < 12; s++) h.step(ids);
+  it.each([
+    ['arkvale', 'host'],
+    ['quest', 'device'],
+  ] as const)('%s selecting on the %s host path: reads every sequence’s page estimates of a layer with one host synchronisation', (policy, selectOn) => {
+    const { reads, recalls } = readsInsideSteps(policy, selectOn);
     // One read per scored layer per step, not one per sequence (three here); the
     // unbudgeted first layer keeps every page and scores none.
     expect(reads).toBe(12 * (geometry.numLayers - 1));
-    if (policy === 'arkvale') expect(h.cache.stats().recalls).toBeGreaterThan(before);
-    // And what the pools hold is still exactly what was written, wherever pages moved.
-    h.checkData();
-    checkConsistency(h.cache);
+    if (policy === 'arkvale') expect(recalls).toBeGreaterThan(0);
+  });
+
+  it('arkvale selecting on the device reads nothing inside a step, and its recalls are replayed afterwards', () => {
+    const { reads, recalls } = readsInsideSteps('arkvale', 'device');
+    expect(reads).toBe(0);
+    expect(recalls).toBeGreaterThan(0);
   });
 });

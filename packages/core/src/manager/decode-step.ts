@@ -6,6 +6,7 @@ import { emptyPage } from './layer-state.js';
 import { contextWith, launchEstimate, pageStartVictim, readEstimates } from './page-context.js';
 import type { PageStore } from './page-store.js';
 import { afterTokenStep, placeTokenCell } from './token-cells.js';
+import { decodeLayerOnDevice, selectsOnDevice } from './device-select.js';
 
 /**
  * One decode step of a batch, as the page manager carries it out: the pool pages it
@@ -61,8 +62,10 @@ export function stepNeeds(host: StepHost, seqs: readonly SequenceState[]): PoolN
  */
 function recallReserve(host: StepHost, layer: PageLayer, length: number): number {
   const o = host.options;
-  // Selection runs only once the sequence has more pages than the budget.
-  if (!layer.budgeted || !layer.digests || Math.ceil((length + 1) / host.geometry.pageSize) <= o.budgetPages) return 0;
+  // Selection runs only once the sequence has more pages than the budget. A row in
+  // sync with the device tables holds the budget with no shared slot: every recall
+  // takes a victim's slot (see device-select.ts).
+  if (layer.rowSynced || !layer.budgeted || !layer.digests || Math.ceil((length + 1) / host.geometry.pageSize) <= o.budgetPages) return 0;
   let resident = 0;
   let shared = 0;
   for (const p of layer.pages) {
@@ -102,6 +105,12 @@ export function decodeLayer(
   scale: number,
 ): Tensor {
   const { store } = host;
+  const pageLayers = layers.filter((l): l is PageLayer => l.kind === 'page');
+  if (pageLayers.length === layers.length && selectsOnDevice(host, pageLayers)) {
+    return decodeLayerOnDevice(host, seqs, pageLayers, targets, q, k, v, scale);
+  }
+  // The host decides here: device rows no longer mirror these pages.
+  for (const layer of pageLayers) store.deviceTables.invalidate(layer);
   const b = store.backend;
   const ps = host.geometry.pageSize;
   b.appendKv(store.deviceStorage, k, v, store.i32(targets.map((t) => t.slot)), store.i32(targets.map((t) => t.offset)));
@@ -115,6 +124,8 @@ export function decodeLayer(
   const lists: { slots: number[]; last: number }[][] = seqs.map((s, r) => {
     const layer = layers[r];
     if (layer.kind === 'token') return [{ slots: layer.slots, last: layer.filled - (layer.slots.length - 1) * ps }];
+    // Full (and every unbudgeted layer without digests) attends every page: no decision to make.
+    if (!layer.digests && !layer.budgeted) return [{ slots: layer.pages.map((p) => p.slot), last: s.length - (layer.pages.length - 1) * ps }];
     const decision = layer.policy.decide(contextWith(host, layer, pending[r]!, estimates[r]));
     store.applyRecalls(layer, decision);
     const lastLen = s.length - (layer.pages.length - 1) * ps;

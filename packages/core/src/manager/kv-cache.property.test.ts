@@ -3,25 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { POLICY_NAMES } from '../config.js';
 import type { CacheOptions, KvGeometry } from '../config.js';
 import { ArkvaleError, PoolExhaustedError } from '../errors.js';
+import { commandArbitrary } from '../test-support/commands.js';
 import { CacheHarness } from '../test-support/harness.js';
 import { checkConsistency } from './consistency.js';
 
-type Command =
-  | { op: 'admit'; length: number }
-  | { op: 'step'; pick: number[]; times: number }
-  | { op: 'fork'; pick: number }
-  | { op: 'free'; pick: number };
-
-const command: fc.Arbitrary<Command> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('admit' as const), length: fc.integer({ min: 1, max: 20 }) }) },
-  { weight: 6, arbitrary: fc.record({
-      op: fc.constant('step' as const),
-      pick: fc.array(fc.nat(7), { minLength: 1, maxLength: 4 }),
-      times: fc.integer({ min: 1, max: 6 }),
-    }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('fork' as const), pick: fc.nat(7) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('free' as const), pick: fc.nat(7) }) },
-);
+const command = commandArbitrary({ maxPrompt: 20, maxTimes: 6 });
 
 const scenario = fc.record({
   policy: fc.constantFrom(...POLICY_NAMES),

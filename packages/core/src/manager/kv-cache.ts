@@ -84,6 +84,7 @@ export class KvCache {
    * memory on a GPU is not garbage collected). The cache is unusable afterwards.
    */
   close(): void {
+    this.settle();
     for (const id of [...this.sequences.keys()]) this.free(id);
     if (this.ownsStore) this.store.dispose();
   }
@@ -151,6 +152,7 @@ export class KvCache {
 
   /** Returns every page and backup of the sequence to its pool. */
   free(id: number): void {
+    this.settle();
     const seq = this.sequences.get(id);
     if (!seq) throw new SequenceError(`cannot free sequence ${id}: it does not exist (already freed?)`);
     if (seq.chunked) releaseChunked(this.store, seq.chunked);
@@ -164,6 +166,7 @@ export class KvCache {
    * reference-counted); the partial page and token-level caches are copied.
    */
   fork(id: number): number {
+    this.settle();
     const parent = this.seq(id);
     this.requirePrefilled(parent);
     this.requireOnDevice(parent);
@@ -199,7 +202,9 @@ export class KvCache {
         if (p.digest >= 0) this.store.digestPool.retain(p.digest);
         return { ...p };
       });
-      return { ...layer, pages };
+      // Shared slots: neither layer may select on the device until they are its own again.
+      this.store.deviceTables.invalidate(layer);
+      return { ...layer, pages, deviceRow: -1, rowSynced: false };
     });
     if (src.length) this.backend.copyPages(this.store.deviceStorage, src, this.store.deviceStorage, dst);
     this.sequences.set(child, { id: child, length: parent.length, layers, prefilled: [...parent.prefilled] });
@@ -323,6 +328,7 @@ export class KvCache {
 
   /** Host pages `park(id)` takes. */
   parkNeeds(id: number): PoolNeeds {
+    this.settle();
     return parkNeeds(this.seq(id));
   }
 
@@ -332,16 +338,21 @@ export class KvCache {
    * `beginStep` and its `decodeLayer` calls. Returns the pages copied to the host.
    */
   park(id: number): number {
+    this.settle();
+    this.invalidateRows(this.seq(id));
     return park(this.store, this.seq(id));
   }
 
   /** Device pages `resume(id)` takes. */
   resumeNeeds(id: number): PoolNeeds {
+    this.settle();
     return resumeNeeds(this.seq(id));
   }
 
   /** Brings a parked sequence back exactly as it was (its resident pages recalled); returns the pages copied. */
   resume(id: number): number {
+    this.settle();
+    this.invalidateRows(this.seq(id));
     return resume(this.store, this.seq(id));
   }
 
@@ -357,6 +368,7 @@ export class KvCache {
    * or the free cell of a token-level cache. Planned from lengths alone: no device read.
    */
   beginStep(ids: readonly number[]): DecodeStep {
+    this.settle();
     ensureNeeds(this.store, this.stepNeeds(ids));
     const seqs = ids.map((id) => this.seq(id));
     const targets: TokenTarget[][] = range(0, this.geometry.numLayers).map(() => []);
@@ -374,6 +386,7 @@ export class KvCache {
    */
   stepNeeds(ids: readonly number[]): PoolNeeds {
     if (new Set(ids).size !== ids.length) throw invalidArgument('a decode step lists a sequence twice');
+    this.settle();
     const seqs = ids.map((id) => this.seq(id));
     seqs.forEach((s) => {
       this.requirePrefilled(s);
@@ -397,6 +410,19 @@ export class KvCache {
     if (!targets) throw invalidArgument(`layer ${layerIndex} outside 0..${this.geometry.numLayers - 1}`);
     const layers = seqs.map((s) => this.layerOf(s, layerIndex));
     return decodeLayer(this, seqs, layers, targets, q, k, v, scale);
+  }
+
+  /**
+   * Replays the selection plans of device steps onto the host's pages. Every method
+   * that reads or changes pages between steps calls it first; after a step's token
+   * readback it waits for nothing.
+   */
+  private settle(): void {
+    this.store.settle();
+  }
+
+  private invalidateRows(s: SequenceState): void {
+    for (const layer of s.layers) if (layer.kind === 'page') this.store.deviceTables.invalidate(layer);
   }
 
   private newLayer(l: number): LayerState {
@@ -430,15 +456,18 @@ export class KvCache {
 
   /** A copy of one (sequence, layer)'s state for tests, logs and the CLI. */
   view(id: number, layerIndex: number): LayerView {
+    this.settle();
     return layerView(this.layerOf(this.seq(id), layerIndex));
   }
 
   /** @internal Raw state for the consistency checker. */
   get rawSequences(): ReadonlyMap<number, SequenceState> {
+    this.settle();
     return this.sequences;
   }
 
   stats(): KvStats {
+    this.settle();
     return collectStats(this.sequences.values(), this.store);
   }
 

@@ -25,6 +25,13 @@ export interface PageLayer {
   readonly digests: boolean;
   readonly backups: boolean;
   pages: PageEntry[];
+  /**
+   * Its row in the store's device page tables (selection on the device), or -1. The
+   * row mirrors `pages` only while `rowSynced`; anything that changes the pages
+   * outside a device step clears it (see DeviceTables).
+   */
+  deviceRow: number;
+  rowSynced: boolean;
 }
 
 /** A layer kept as a fixed set of cells (StreamingLLM, H2O, TOVA). */
@@ -116,7 +123,7 @@ export function emptyPage(slot: number): PageEntry {
 export function newLayerState(policy: KvPolicy, tokenCells: number): LayerState {
   if (policy.kind === 'page') {
     const digests = policy.digest !== null;
-    return { kind: 'page', policy, budgeted: policy.budgeted, digests, backups: policy.recallable && policy.budgeted, pages: [] };
+    return { kind: 'page', policy, budgeted: policy.budgeted, digests, backups: policy.recallable && policy.budgeted, pages: [], deviceRow: -1, rowSynced: false };
   }
   return {
     kind: 'token',

@@ -80,6 +80,10 @@ export function pageContext(host: ContextHost, layer: PageLayer, qRow: () => Ten
 /** When a new page starts in a budgeted layer, the page that gives up its slot (from lengths alone). */
 export function pageStartVictim(o: ResolvedCacheOptions, layer: PageLayer): number | null {
   if (!layer.budgeted) return null;
-  const resident = [...layer.pages.map((p) => p.slot >= 0), false];
+  // One loop, no intermediate arrays: every (sequence, layer) asks this when a page starts.
+  const n = layer.pages.length;
+  const resident = new Array<boolean>(n + 1);
+  for (let p = 0; p < n; p++) resident[p] = layer.pages[p].slot >= 0;
+  resident[n] = false;
   return layer.policy.pageStartVictim({ ...baseContext(o, layer.pages.length + 1, resident), candidates: [], scores: [] });
 }

@@ -1,9 +1,10 @@
-import type { Backend, DigestStorage, KvStorage, Tensor } from '../backend.js';
+import type { Backend, CopyTicket, DigestStorage, KvStorage, Tensor } from '../backend.js';
 import type { KvGeometry, ResolvedCacheOptions } from '../config.js';
 import { pageBytes } from '../config.js';
 import { invalidArgument } from '../errors.js';
 import type { PageDecision } from '../policies/policy.js';
 import { PagePool } from '../pool.js';
+import { DeviceTables } from './device-tables.js';
 import type { LayerState, PageEntry, PageLayer } from './layer-state.js';
 
 /** One attention list: device slots in order, and the valid tokens of the last. */
@@ -26,6 +27,10 @@ export class PageStore {
   readonly digestStorage: DigestStorage;
   /** Page traffic since the pools were made; shared by every cache that shares this store. */
   readonly counters = { recalls: 0, evictions: 0, backups: 0, evictedTokens: 0, parkedPages: 0, resumedPages: 0 };
+  /** Page tables of the layers that select on the device. */
+  readonly deviceTables: DeviceTables;
+  /** The newest host backup; what a recall planned on the device must be ordered after. */
+  lastBackup: CopyTicket | null = null;
   private disposed = false;
 
   constructor(
@@ -41,6 +46,7 @@ export class PageStore {
     this.deviceStorage = backend.createKvStorage('device', options.devicePages, geometry);
     this.hostStorage = backend.createKvStorage('host', options.hostPages, geometry);
     this.digestStorage = backend.createDigestStorage(this.digestPool.capacity, geometry);
+    this.deviceTables = new DeviceTables(backend);
   }
 
   /** Returns the storage to the backend (once); the store is unusable afterwards. */
@@ -48,6 +54,7 @@ export class PageStore {
     if (this.disposed) return;
     this.disposed = true;
     for (const s of [this.deviceStorage, this.hostStorage, this.digestStorage]) this.backend.freeStorage(s);
+    this.deviceTables.dispose();
   }
 
   i32(values: readonly number[]): Tensor {
@@ -66,6 +73,7 @@ export class PageStore {
     if (layer.backups) {
       const hosts = this.hostPool.allocateMany(pages.length);
       const ticket = this.backend.copyPages(this.deviceStorage, slots, this.hostStorage, hosts);
+      this.lastBackup = ticket;
       pages.forEach((p, i) => Object.assign(layer.pages[p], { host: hosts[i], backup: 'pending', ticket }));
       this.counters.backups += pages.length;
     }
@@ -138,12 +146,21 @@ export class PageStore {
       layer.slots = [];
       return;
     }
+    this.deviceTables.release(layer);
     for (const p of layer.pages) {
       if (p.slot >= 0) this.devicePool.release(p.slot);
       if (p.host >= 0) this.hostPool.release(p.host);
       if (p.digest >= 0) this.digestPool.release(p.digest);
     }
     layer.pages = [];
+  }
+
+  /** Replays the plans of device steps onto the layers' pages (see DeviceTables.settle). */
+  settle(): void {
+    this.deviceTables.settle({
+      detach: (layer, page) => this.detach(layer.pages[page]),
+      recalled: () => this.counters.recalls++,
+    });
   }
 
   /** Page tables for paged attention: [B, groups, maxPages] slots, counts and last-page lengths. */

@@ -52,7 +52,8 @@ export function arkvalePolicy(digest: DigestVariant = 'cuboid-mean', selection: 
       // The page that just left the window gives its slot to the new page; it stays
       // recallable, and the same step's selection brings it back if it still matters.
       const leaving = ctx.numPages - ctx.windowPages - 1;
-      const used = ctx.resident.filter(Boolean).length;
+      let used = 0;
+      for (const r of ctx.resident) if (r) used++;
       if (used < ctx.budgetPages || leaving < ctx.sinkPages || !ctx.resident[leaving]) return null;
       return leaving;
     },

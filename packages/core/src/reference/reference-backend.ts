@@ -9,7 +9,10 @@ import type {
   RopeSpec,
   RopeTable,
   SamplingParams,
+  PendingRead,
   SelectPagesArgs,
+  SelectResidentArgs,
+  SelectResidentResult,
   Tensor,
 } from '../backend.js';
 import type { DigestVariant, KvGeometry } from '../config.js';
@@ -19,6 +22,7 @@ import { causalAttention, pagedAttention } from './attention.js';
 import * as dense from './dense.js';
 import { decodeFloats } from './half.js';
 import * as kv from './kv.js';
+import * as selection from './select-resident.js';
 import { RefTensor, asRef, rowSize } from './tensor.js';
 
 function asKv(s: KvStorage): kv.RefKvStorage {
@@ -58,6 +62,11 @@ export class ReferenceBackend implements Backend {
   }
   readSync(t: Tensor): Float32Array | Int32Array {
     return asRef(t).data.slice();
+  }
+  readLater(t: Tensor): PendingRead {
+    // Not through readSync: what a step reads now and what it reads later are told apart (tests count readSync).
+    const data = asRef(t).data.slice();
+    return { get: () => data };
   }
   dispose(_t: Tensor): void {
     // Garbage collected.
@@ -132,6 +141,15 @@ export class ReferenceBackend implements Backend {
     const plan = planPageSelection(scores.f32, scores.shape[0], asRef(args.resident).i32, args.k, args.freeSlots);
     const encoded = encodeSelectionPlan(plan);
     return new RefTensor(encoded, [encoded.length], 'i32');
+  }
+  scatterI32(target: Tensor, updates: Tensor): void {
+    selection.scatterI32(asRef(target), asRef(updates));
+  }
+  selectResident(args: SelectResidentArgs): SelectResidentResult {
+    return selection.selectResident(args, asRef(args.q), asDigests(args.digests), asRef(args.tables), asRef(args.rows));
+  }
+  recallListed(host: KvStorage, device: KvStorage, copies: Tensor): void {
+    selection.recallListed(asKv(host), asKv(device), asRef(copies));
   }
   copyPages(src: KvStorage, srcSlots: readonly number[], dst: KvStorage, dstSlots: readonly number[]): CopyTicket {
     kv.copyPages(asKv(src), srcSlots, asKv(dst), dstSlots);

@@ -52,17 +52,20 @@ export class CacheHarness {
     return id;
   }
 
-  step(ids: number[]): void {
+  /** One decode step of `ids` with random q/k/v; returns each layer's attention output. */
+  step(ids: number[]): Float32Array[] {
     const g = this.geometry;
     const step = this.cache.beginStep(ids);
+    const outs: Float32Array[] = [];
     for (let l = 0; l < g.numLayers; l++) {
       const q = this.rand([ids.length, g.numHeads, g.headDim]);
       const k = this.rand([ids.length, g.numKvHeads, g.headDim]);
       const v = this.rand([ids.length, g.numKvHeads, g.headDim]);
-      this.cache.decodeLayer(step, l, q, k, v, this.scale);
+      outs.push(this.backend.readSync(this.cache.decodeLayer(step, l, q, k, v, this.scale)) as Float32Array);
       const rows = this.record(k, v, ids.length);
       ids.forEach((id, r) => this.shadow.get(id)![l].push(rows[r]));
     }
+    return outs;
   }
 
   fork(id: number): number {

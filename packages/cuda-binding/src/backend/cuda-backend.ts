@@ -7,11 +7,14 @@ import type {
   KvGeometry,
   KvStorage,
   PagedAttentionArgs,
+  PendingRead,
   PoolLocation,
   RopeSpec,
   RopeTable,
   SamplingParams,
   SelectPagesArgs,
+  SelectResidentArgs,
+  SelectResidentResult,
   Tensor,
 } from '@arkvale/core';
 import { decodeFloats, floatToBf16Bits, floatToHalfBits, invalidArgument } from '@arkvale/core';
@@ -23,6 +26,8 @@ import * as dense from './dense-ops.js';
 import { STREAM } from '../native.js';
 import { CudaDevice, type FloatDType } from './device.js';
 import * as kv from './kv-ops.js';
+import { PendingReads } from './pending-reads.js';
+import * as select from './select-ops.js';
 import { DTYPE_BYTES, elementCount } from './tensor.js';
 
 export interface CudaBackendOptions {
@@ -50,7 +55,8 @@ function encodeHalves(values: Float32Array, dtype: FloatDType): Uint16Array {
  * core's Backend on an NVIDIA GPU: tensors in device memory (one caching allocator),
  * weights and activations in f16 or bf16 with f32 accumulation, cuBLAS for the matrix
  * products, the generated kernels for everything else, a device KV pool and a pinned
- * host pool. Work is queued on the compute stream; only `read`/`readSync` wait for it.
+ * host pool. Work is queued on the compute stream; only `read`/`readSync` wait for it
+ * (and `readLater`'s `get` when the copy it began has not finished yet).
  */
 export class CudaBackend implements Backend {
   readonly name = 'cuda';
@@ -58,6 +64,7 @@ export class CudaBackend implements Backend {
   readonly deviceName: string;
   private readonly d: CudaDevice;
   private readonly copies: kv.PageCopies;
+  private readonly reads: PendingReads;
 
   constructor(options: CudaBackendOptions = {}) {
     const addon = options.addon ?? loadCudaAddon();
@@ -69,6 +76,7 @@ export class CudaBackend implements Backend {
     this.deviceName = info.name;
     this.d = new CudaDevice(addon, this.dtype, info.multiprocessors, options.poison ?? false);
     this.copies = new kv.PageCopies(this.d);
+    this.reads = new PendingReads(addon);
   }
 
   /** The addon underneath (sync counts, allocator statistics, graphs). */
@@ -93,8 +101,13 @@ export class CudaBackend implements Backend {
   memory(): { freeBytes: number; totalBytes: number } {
     const { freeBytes, totalBytes } = this.d.addon.memInfo();
     const cache = this.d.addon.allocatorStats();
-    // Memory the allocator holds but no tensor uses is as good as free.
-    return { freeBytes: freeBytes + cache.reservedBytes - cache.allocatedBytes, totalBytes };
+    // Memory the allocator holds but no tensor uses is as good as free, and so is what waits in the buffer pool.
+    return { freeBytes: freeBytes + cache.reservedBytes - cache.allocatedBytes + this.d.buffers.bytes, totalBytes };
+  }
+
+  /** Returns the small buffers kept for reuse to the addon's allocator (before reading its statistics). */
+  trimBuffers(): void {
+    this.d.buffers.trim();
   }
 
   // --- memory -------------------------------------------------------------
@@ -115,6 +128,10 @@ export class CudaBackend implements Backend {
 
   async read(t: Tensor): Promise<Float32Array | Int32Array> {
     return this.readSync(t);
+  }
+
+  readLater(t: Tensor): PendingRead {
+    return this.reads.read(this.d.tensor(t, 'readLater'));
   }
 
   readSync(t: Tensor): Float32Array | Int32Array {
@@ -217,6 +234,15 @@ export class CudaBackend implements Backend {
   }
   selectPages(args: SelectPagesArgs): Tensor {
     return kv.selectPages(this.d, args);
+  }
+  scatterI32(target: Tensor, updates: Tensor): void {
+    select.scatterI32(this.d, target, updates);
+  }
+  selectResident(args: SelectResidentArgs): SelectResidentResult {
+    return select.selectResident(this.d, args);
+  }
+  recallListed(host: KvStorage, device: KvStorage, copies: Tensor): void {
+    select.recallListed(this.d, host, device, copies);
   }
   copyPages(src: KvStorage, srcSlots: readonly number[], dst: KvStorage, dstSlots: readonly number[]): CopyTicket {
     return this.copies.copy(src, srcSlots, dst, dstSlots);

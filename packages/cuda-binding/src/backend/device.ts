@@ -2,6 +2,7 @@ import type { DType, Tensor } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
 import type { KernelLaunch } from '../generated/index.js';
 import { STREAM, type CudaAddon } from '../native.js';
+import { BufferPool } from './buffer-pool.js';
 import { KernelCache } from './kernels.js';
 import { CudaTensor, DeviceBuffer, DTYPE_BYTES, TensorLifetimes, asCuda, elementCount } from './tensor.js';
 
@@ -15,7 +16,9 @@ export type FloatDType = 'f16' | 'bf16';
 export class CudaDevice {
   readonly kernels = new KernelCache();
   readonly lifetimes = new TensorLifetimes();
-  private readonly release = (ptr: bigint) => this.addon.free(ptr);
+  /** Where tensors' memory comes from and goes back to. */
+  readonly buffers: BufferPool;
+  private readonly release = (ptr: bigint, bytes: number) => this.buffers.release(ptr, bytes);
 
   constructor(
     readonly addon: CudaAddon,
@@ -24,13 +27,15 @@ export class CudaDevice {
     readonly multiprocessors: number,
     /** Fill every new allocation with 0xff bytes (NaN in every float type), so unwritten outputs show. */
     readonly poison = false,
-  ) {}
+  ) {
+    this.buffers = new BufferPool(addon);
+  }
 
   /** A new, uninitialised tensor (device memory from the caching allocator). */
   empty(shape: readonly number[], dtype: DType, what: string): CudaTensor {
     const bytes = elementCount(shape) * DTYPE_BYTES[dtype];
     // Zero-sized tensors still get a (small) allocation, so every tensor has an address.
-    const ptr = this.addon.alloc(Math.max(bytes, 16), what);
+    const ptr = this.buffers.alloc(Math.max(bytes, 16), what);
     if (this.poison && bytes > 0) this.addon.memset(ptr, 0xff, bytes, STREAM.compute, what);
     return this.lifetimes.adopt(new CudaTensor(new DeviceBuffer(ptr, bytes, this.release), 0, [...shape], dtype));
   }

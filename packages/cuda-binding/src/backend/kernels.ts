@@ -25,7 +25,9 @@ export class KernelCache {
   private readonly found = new Map<string, KernelLaunch<object, object>>();
 
   get<Spec extends object, Args>(family: string, find: (spec: Spec) => KernelLaunch<Spec, Args> | undefined, spec: Spec): KernelLaunch<Spec, Args> {
-    const key = `${family} ${JSON.stringify(spec)}`;
+    // Every launch looks its kernel up: a key built by hand is several times cheaper than JSON.stringify.
+    let key = family;
+    for (const k in spec) key += ` ${k}=${String(spec[k])}`;
     let k = this.found.get(key) as KernelLaunch<Spec, Args> | undefined;
     if (!k) {
       k = find(spec);

@@ -37,7 +37,7 @@ export function asStorage(s: KvStorage): CudaKvStorage {
   return s;
 }
 
-function asDigests(s: DigestStorage): CudaDigestStorage {
+export function asDigests(s: DigestStorage): CudaDigestStorage {
   if (!(s instanceof CudaDigestStorage)) throw invalidArgument('digest storage does not belong to the CUDA backend');
   return s;
 }

@@ -7,8 +7,8 @@ export function elementCount(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** Returns a device allocation to its owner (the caching allocator). */
-export type Release = (ptr: bigint) => void;
+/** Returns a device allocation of `bytes` to its owner (the buffer pool, else the caching allocator). */
+export type Release = (ptr: bigint, bytes: number) => void;
 
 /**
  * One device allocation, shared by a tensor and its views (reshape, sliceRows): freed
@@ -31,23 +31,25 @@ export class DeviceBuffer {
 
   drop(): void {
     if (this.holders === 0) throw internalError('a device buffer was freed twice');
-    if (--this.holders === 0) this.release(this.ptr);
+    if (--this.holders === 0) this.release(this.ptr, this.bytes);
   }
 }
 
 /** A tensor in device memory: a typed window onto a DeviceBuffer. */
 export class CudaTensor implements Tensor {
   disposed = false;
+  /** Registered with the finalizer: only tensors that leave every tidy scope are (registering costs ~1 us, and a step makes ~900 tensors). */
+  finalized = false;
+  /** The device address (computed once: every launch reads it, and BigInt arithmetic allocates). */
+  readonly ptr: bigint;
 
   constructor(
     readonly buffer: DeviceBuffer,
     readonly byteOffset: number,
     readonly shape: readonly number[],
     readonly dtype: DType,
-  ) {}
-
-  get ptr(): bigint {
-    return this.buffer.ptr + BigInt(this.byteOffset);
+  ) {
+    this.ptr = byteOffset === 0 ? buffer.ptr : buffer.ptr + BigInt(byteOffset);
   }
 
   get elements(): number {
@@ -102,9 +104,17 @@ export class TensorLifetimes {
   adopt(t: CudaTensor): CudaTensor {
     this.live++;
     if (this.untrackedDepth > 0) this.longLived.add(t);
-    this.finalizer.register(t, t.buffer, t);
-    this.scopes.at(-1)?.add(t);
+    const scope = this.scopes.at(-1);
+    if (scope) scope.add(t);
+    else this.guard(t);
     return t;
+  }
+
+  /** A tensor no tidy scope will dispose: the finalizer frees it if its holder forgets to. */
+  private guard(t: CudaTensor): void {
+    if (t.finalized || t.disposed) return;
+    t.finalized = true;
+    this.finalizer.register(t, t.buffer, t);
   }
 
   dispose(t: CudaTensor): void {
@@ -112,7 +122,7 @@ export class TensorLifetimes {
     t.disposed = true;
     this.live--;
     this.longLived.delete(t);
-    this.finalizer.unregister(t);
+    if (t.finalized) this.finalizer.unregister(t);
     this.scopes.at(-1)?.delete(t);
     t.buffer.drop();
   }
@@ -120,6 +130,7 @@ export class TensorLifetimes {
   /** Takes `t` out of every scope: it lives until disposed. */
   keep(t: CudaTensor): CudaTensor {
     for (const scope of this.scopes) scope.delete(t);
+    this.guard(t);
     return t;
   }
 
@@ -149,9 +160,11 @@ export class TensorLifetimes {
     this.scopes.pop();
     const kept = new Set<CudaTensor>();
     collectTensors(result, kept);
+    const outer = this.scopes.at(-1);
     for (const t of scope) {
-      if (kept.has(t)) this.scopes.at(-1)?.add(t);
-      else this.dispose(t);
+      if (!kept.has(t)) this.dispose(t);
+      else if (outer) outer.add(t);
+      else this.guard(t);
     }
     return result;
   }

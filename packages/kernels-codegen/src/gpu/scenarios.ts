@@ -1,18 +1,21 @@
 /** What the GPU check runs: every kernel family on small random problems, plus two timings. */
 import { EmuBuffer } from '../emulator/memory.js';
 import { causalPrefillKernel } from '../kernels/causal-prefill.kernel.js';
-import { copyPagesKernel, recallPagesKernel } from '../kernels/copy-pages.kernel.js';
+import { copyPagesKernel, recallListedKernel, recallPagesKernel } from '../kernels/copy-pages.kernel.js';
 import { argmaxKernel, sampleKernel } from '../kernels/decoding.kernel.js';
 import { residualAddKernel, siluGateKernel } from '../kernels/elementwise.kernel.js';
 import { embeddingGatherKernel } from '../kernels/embedding.kernel.js';
 import { estimateKernel } from '../kernels/estimate.kernel.js';
+import { estimateRowsKernel } from '../kernels/estimate-rows.kernel.js';
 import { prefillKeyScoresKernel } from '../kernels/key-scores.kernel.js';
 import { kvAppendKernel } from '../kernels/kv-append.kernel.js';
 import { pageDigestKernel } from '../kernels/page-digest.kernel.js';
 import { pagedDecodeKernel, pagedDecodeMergeKernel, pagedDecodeSplits } from '../kernels/paged-decode.kernel.js';
 import { rmsNormKernel } from '../kernels/rms-norm.kernel.js';
 import { ropeKernel, ropeTableKernel } from '../kernels/rope.kernel.js';
+import { scatterI32Kernel } from '../kernels/scatter.kernel.js';
 import { applySelectionKernel, selectPagesKernel } from '../kernels/select-pages.kernel.js';
+import { selectResidentKernel } from '../kernels/select-resident.kernel.js';
 import { pagedTokenScoresKernel } from '../kernels/token-scores.kernel.js';
 import { DIGEST_VARIANTS, type Matrix } from '../spec/matrix.js';
 import { Rng } from '../random.js';
@@ -113,6 +116,8 @@ export function buildScenarios(jobs: GpuJobs): void {
     jobs.output(device, 'recall_pages (mapped host memory) + copy_pages', TOL.exact);
   }
 
+  deviceSelection(jobs, rng);
+
   for (const dtype of ['f16', 'bf16'] as const) {
     const rows = 3;
     const hidden = 520;
@@ -156,6 +161,78 @@ export function buildScenarios(jobs: GpuJobs): void {
   }
 }
 
+/** Page tables [rows, 3, pages] for a decode batch: per row, resident sinks and window around `count` candidates from `first`. */
+function selectionTables(rng: Rng, shapes: readonly (readonly [pages: number, first: number, count: number, residentChance: number])[], tablePages: number, digestRows: number) {
+  const tables = new Int32Array((shapes.length + 1) * 3 * tablePages).fill(-7);
+  const rows: number[] = [];
+  let slot = 0;
+  let host = 0;
+  shapes.forEach(([pages, first, count, chance], r) => {
+    // Batch row r uses table row r + 1: table row 0 stays untouched.
+    const base = (r + 1) * 3 * tablePages;
+    for (let p = 0; p < pages; p++) {
+      const candidate = p >= first && p < first + count;
+      tables[base + p] = !candidate || rng.next() < chance ? slot++ : -1;
+      tables[base + tablePages + p] = rng.int(digestRows);
+      tables[base + 2 * tablePages + p] = host++;
+    }
+    rows.push(r + 1, pages, first, count, 1 + rng.int(16));
+  });
+  return { tables, rows, slots: slot, hosts: host };
+}
+
+/**
+ * The decode step's device-side selection: estimate_rows, select_resident on its scores,
+ * recall_listed of the copy list and scatter_i32. Queries and digests are small
+ * multiples of 1/4 and 1/8, so every estimate is exact (no rounding, fused or not) and
+ * the plans compare exactly.
+ */
+function deviceSelection(jobs: GpuJobs, rng: Rng): void {
+  const headDim = 64;
+  const heads = 4;
+  const kvHeads = 2;
+  const digestRows = 12;
+  const tablePages = 40;
+  const shapes = [[36, 2, 30, 0.5], [5, 0, 0, 0], [22, 1, 18, 0.4]] as const;
+  const batch = shapes.length;
+  const frac = (scale: number) => (rng.int(17) - 8) / scale;
+  for (const [variant, groups] of [['cuboid-max', 1], ['cuboid-mean', 2]] as const) {
+    const { tables, rows, slots, hosts } = selectionTables(rng, shapes, tablePages, digestRows);
+    const k = 5;
+    const maxCandidates = 32;
+    const maxPages = 40;
+    const width = 1 + 2 * k * groups;
+    const scores = new EmuBuffer('f32', batch * groups * maxCandidates);
+    const tablesBuf = EmuBuffer.from('i32', tables);
+    const rowsBuf = EmuBuffer.from('i32', rows);
+    jobs.launch(estimateRowsKernel, { dtype: 'f16', headDim, variant }, {
+      q: EmuBuffer.from('f16', Array.from({ length: batch * heads * headDim }, () => frac(4))),
+      digests: EmuBuffer.from('f32', Array.from({ length: digestRows * kvHeads * 2 * headDim }, () => frac(8))),
+      tables: tablesBuf, rows: rowsBuf, out: scores, batch, maxCandidates, tablePages, numHeads: heads, numKvHeads: kvHeads, groups,
+    });
+    // (The scores themselves are not compared: JSON, which holds the expectations, has no -Infinity.)
+    const lists = {
+      pageTable: new EmuBuffer('i32', batch * maxPages), pageCounts: new EmuBuffer('i32', batch), lastPageLens: new EmuBuffer('i32', batch),
+      copies: new EmuBuffer('i32', batch * width), plan: new EmuBuffer('i32', batch * width),
+    };
+    jobs.launch(selectResidentKernel, {}, {
+      scores, rows: rowsBuf, tables: tablesBuf, flags: new EmuBuffer('i32', batch * maxCandidates), best: new EmuBuffer('f32', batch * maxCandidates),
+      ...lists, batch, groups, k, maxCandidates, maxPages, tablePages,
+    });
+    for (const [name, buf] of Object.entries(lists)) jobs.output(buf, `select_resident ${name} g${groups}`, TOL.exact);
+    jobs.output(tablesBuf, `select_resident tables g${groups}`, TOL.exact);
+    const pageWords = 4 * 16;
+    const host = EmuBuffer.from('u32', Array.from({ length: hosts * pageWords }, () => rng.int(2 ** 32)));
+    const device = EmuBuffer.from('u32', Array.from({ length: slots * pageWords }, () => rng.int(2 ** 32)));
+    jobs.launch(recallListedKernel, {}, { hostPool: host, devicePool: device, copies: lists.copies, batch, maxCopies: k * groups, pageWords }, { mapped: ['hostPool'] });
+    jobs.output(device, `recall_listed (mapped host memory) g${groups}`, TOL.exact);
+  }
+  const target = EmuBuffer.from('i32', Array.from({ length: 700 }, (_, i) => i));
+  const at = rng.shuffle(Array.from({ length: 700 }, (_, i) => i)).slice(0, 300);
+  jobs.launch(scatterI32Kernel, {}, { target, updates: EmuBuffer.from('i32', at.flatMap((i) => [i, -i])), n: at.length, length: 700 });
+  jobs.output(target, 'scatter_i32', TOL.exact);
+}
+
 /** Timings on zero-filled data (contents do not change the work): a long-context decode (and its merge) and a prefill. */
 export function buildTimings(jobs: GpuJobs): void {
   const batch = 8;
@@ -182,6 +259,7 @@ export function buildTimings(jobs: GpuJobs): void {
     emulate: false, time: 50,
     zeroed: { partialOut: batch * heads * splits * headDim * 4, partialLse: batch * heads * splits * 4, out: batch * heads * headDim * 2, lse: batch * heads * 4 },
   });
+  selectionTimings(jobs);
   const t = 4096;
   jobs.launch(
     causalPrefillKernel,
@@ -189,4 +267,53 @@ export function buildTimings(jobs: GpuJobs): void {
     { numTokens: t, numHeads: heads, numKvHeads: kvHeads, scale: 0.088 },
     { emulate: false, time: 10, zeroed: { q: t * heads * headDim * 2, k: t * kvHeads * headDim * 2, v: t * kvHeads * headDim * 2, out: t * heads * headDim * 2, lse: t * heads * 4 } },
   );
+}
+
+/**
+ * The decode step's selection at the 8B shape (32 heads, 8 KV heads, hd 128) for a batch
+ * of 8 at ~30k tokens: 960 candidates, k 29, one group. select_resident's first launch
+ * recalls two pages per row; the timed re-launches find the plan applied (no recalls),
+ * so they time the top-k search and the lists.
+ */
+function selectionTimings(jobs: GpuJobs): void {
+  const rng = new Rng(7);
+  const batch = 8;
+  const count = 960;
+  const k = 29;
+  const pages = count + 20;
+  const tablePages = pages;
+  const tables = new Int32Array((batch + 1) * 3 * tablePages);
+  const rows: number[] = [];
+  const scores = new Float32Array(batch * count);
+  for (let r = 0; r < batch; r++) {
+    for (let i = 0; i < count; i++) scores[r * count + i] = rng.uniform(0, 10);
+    const order = Array.from({ length: count }, (_, i) => i).sort((a, b) => scores[r * count + b] - scores[r * count + a]);
+    // Last step's choice: the top k but for two, which fell just below it.
+    const resident = new Set([...order.slice(0, k - 2), order[k + 3], order[k + 7]]);
+    const base = (r + 1) * 3 * tablePages;
+    let slot = 0;
+    for (let p = 0; p < pages; p++) {
+      const candidate = p >= 4 && p < 4 + count;
+      tables[base + p] = !candidate || resident.has(p - 4) ? slot++ : -1;
+      tables[base + 2 * tablePages + p] = p;
+    }
+    rows.push(r + 1, pages, 4, count, 7);
+  }
+  const maxPages = 20 + k;
+  const width = 1 + 2 * k;
+  jobs.launch(selectResidentKernel, {}, {
+    scores: EmuBuffer.from('f32', scores), rows: EmuBuffer.from('i32', rows), tables: EmuBuffer.from('i32', tables),
+    flags: new EmuBuffer('i32', batch * count), best: new EmuBuffer('f32', batch * count), pageTable: new EmuBuffer('i32', batch * maxPages),
+    pageCounts: new EmuBuffer('i32', batch), lastPageLens: new EmuBuffer('i32', batch), copies: new EmuBuffer('i32', batch * width), plan: new EmuBuffer('i32', batch * width),
+    batch, groups: 1, k, maxCandidates: count, maxPages, tablePages,
+  }, { emulate: false, time: 200 });
+  const heads = 32;
+  const kvHeads = 8;
+  const headDim = 128;
+  jobs.launch(estimateRowsKernel, { dtype: 'f16', headDim, variant: 'cuboid-max' }, {
+    rows: EmuBuffer.from('i32', rows), batch, maxCandidates: count, tablePages, numHeads: heads, numKvHeads: kvHeads, groups: 1,
+  }, {
+    emulate: false, time: 200,
+    zeroed: { q: batch * heads * headDim * 2, digests: kvHeads * 2 * headDim * 4, tables: (batch + 1) * 3 * tablePages * 4, out: batch * count * 4 },
+  });
 }

@@ -8,6 +8,9 @@
  *   apply_selection writes it) and the source is mapped pinned host memory (a device
  *   pointer from cudaHostGetDevicePointer), so a recall needs no host round trip.
  *   Launch with gridDim.x = the most copies the list can hold; extra blocks return.
+ * - recall_listed: the same for a whole decode batch, the lists select_resident writes
+ *   (copies i32 [B, 1 + 2 * maxCopies], row r read by blockIdx.z), so one launch
+ *   recalls every row's pages.
  */
 import { blockDim, blockIdx, gridDim, i64, local, threadIdx, vload, vstore, type Global, type GlobalIn, type i32, type u32 } from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
@@ -38,6 +41,13 @@ export function recallPages(_spec: object, hostPool: GlobalIn<u32>, devicePool: 
   copyPage(hostPool, copyList[1 + 2 * i], devicePool, copyList[2 + 2 * i], pageWords);
 }
 
+export function recallListed(_spec: object, hostPool: GlobalIn<u32>, devicePool: Global<u32>, copies: GlobalIn<i32>, batch: i32, maxCopies: i32, pageWords: i32): void {
+  const i = blockIdx.x;
+  const list = blockIdx.z * (1 + 2 * maxCopies);
+  if (blockIdx.z >= batch || i >= maxCopies || i >= copies[list]) return;
+  copyPage(hostPool, copies[list + 1 + 2 * i], devicePool, copies[list + 2 + 2 * i], pageWords);
+}
+
 const common = {
   source: import.meta.url,
   blockThreads: () => 256,
@@ -60,4 +70,13 @@ export const recallPagesKernel = defineKernel<Record<string, never>>({
   kernel: recallPages,
   name: () => 'recall_pages',
   grid: () => [arg('maxCopies'), BLOCKS_PER_PAGE, 1],
+});
+
+export const recallListedKernel = defineKernel<Record<string, never>>({
+  ...common,
+  family: 'recall_listed',
+  summary: "recalls every batch row's pages from mapped pinned host memory by select_resident's copy lists [B, 1 + 2k] (Backend.recallListed)",
+  kernel: recallListed,
+  name: () => 'recall_listed',
+  grid: () => [arg('maxCopies'), BLOCKS_PER_PAGE, arg('batch')],
 });

@@ -4,7 +4,7 @@ import { EmuBuffer } from '../emulator/memory.js';
 import { emulateKernel } from '../emulator/emulate-kernel.js';
 import { roundHalf } from '../ir/half.js';
 import { Rng } from '../test-support/random.js';
-import { copyPagesKernel, recallPagesKernel } from './copy-pages.kernel.js';
+import { copyPagesKernel, recallListedKernel, recallPagesKernel } from './copy-pages.kernel.js';
 
 const ref = new ReferenceBackend();
 const g: KvGeometry = { numLayers: 1, numHeads: 4, numKvHeads: 2, headDim: 64, pageSize: 16, bytesPerElement: 2 };
@@ -43,6 +43,20 @@ describe('page copies move whole pages as the reference copyPages does', () => {
       hostPool: words(host), devicePool: deviceWords, copyList: EmuBuffer.from('i32', [2, 4, 1, 0, 3, 9, 9]), maxCopies: 3, pageWords: pageElems / 2,
     });
     ref.copyPages(host, [4, 0], device, [1, 3]);
+    expect(Array.from(deviceWords.toArray())).toEqual(Array.from(words(device).toArray()));
+  });
+
+  it('recall_listed follows every batch row\'s copy list (rows of 1 + 2 * maxCopies) as the reference recallListed does', () => {
+    const host = pool('host', 6, 5);
+    const device = pool('device', 5, 6);
+    const deviceWords = words(device);
+    const maxCopies = 3;
+    // Row 0 recalls two pages, row 1 none, row 2 three; entries past n are junk.
+    const lists = [2, 4, 1, 0, 3, 77, 77, 0, 9, 9, 9, 9, 9, 9, 3, 5, 0, 2, 2, 1, 4];
+    emulateKernel(recallListedKernel, {}).run({
+      hostPool: words(host), devicePool: deviceWords, copies: EmuBuffer.from('i32', lists), batch: 3, maxCopies, pageWords: pageElems / 2,
+    });
+    ref.recallListed(host, device, ref.fromArray(lists, [3, 1 + 2 * maxCopies], 'i32'));
     expect(Array.from(deviceWords.toArray())).toEqual(Array.from(words(device).toArray()));
   });
 });

@@ -1,18 +1,21 @@
 /** The kernel library, in generation order. */
 import type { KernelDefinition } from '../spec/define-kernel.js';
 import { causalPrefillKernel } from './causal-prefill.kernel.js';
-import { copyPagesKernel, recallPagesKernel } from './copy-pages.kernel.js';
+import { copyPagesKernel, recallListedKernel, recallPagesKernel } from './copy-pages.kernel.js';
 import { argmaxKernel, sampleKernel } from './decoding.kernel.js';
 import { residualAddKernel, siluGateKernel } from './elementwise.kernel.js';
 import { embeddingGatherKernel } from './embedding.kernel.js';
 import { estimateKernel } from './estimate.kernel.js';
+import { estimateRowsKernel } from './estimate-rows.kernel.js';
 import { prefillKeyScoresKernel } from './key-scores.kernel.js';
 import { kvAppendKernel } from './kv-append.kernel.js';
 import { pageDigestKernel } from './page-digest.kernel.js';
 import { pagedDecodeKernel, pagedDecodeMergeKernel } from './paged-decode.kernel.js';
 import { rmsNormKernel } from './rms-norm.kernel.js';
 import { ropeKernel, ropeTableKernel } from './rope.kernel.js';
+import { scatterI32Kernel } from './scatter.kernel.js';
 import { applySelectionKernel, selectPagesKernel } from './select-pages.kernel.js';
+import { selectResidentKernel } from './select-resident.kernel.js';
 import { pagedTokenScoresKernel } from './token-scores.kernel.js';
 import { fillUniformKernel } from './random.kernel.js';
 
@@ -27,8 +30,12 @@ export const KERNELS: readonly KernelDefinition[] = [
   estimateKernel,
   selectPagesKernel,
   applySelectionKernel,
+  estimateRowsKernel,
+  selectResidentKernel,
+  scatterI32Kernel,
   copyPagesKernel,
   recallPagesKernel,
+  recallListedKernel,
   rmsNormKernel,
   ropeKernel,
   ropeTableKernel,

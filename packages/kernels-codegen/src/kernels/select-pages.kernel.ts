@@ -19,17 +19,17 @@ import { blockCount } from './common.js';
 const THREADS = 512;
 
 /** Scores in an unsigned order: larger float, larger key (-0 counts as +0). */
-function scoreKey(s: f32): u32 {
+export function scoreKey(s: f32): u32 {
   const b = floatBits(s + 0.0);
   return (b & 0x80000000) !== 0 ? ~b : b | 0x80000000;
 }
 
 /** Low half of a candidate's key: resident first, then lower index first. */
-function tieKey(resident: i32, i: i32): u32 {
+export function tieKey(resident: i32, i: i32): u32 {
   return (u32(resident !== 0 ? 1 : 0) << 31) | u32(0x7fffffff - i);
 }
 
-function atLeast(hi: u32, lo: u32, thHi: u32, thLo: u32): bool {
+export function atLeast(hi: u32, lo: u32, thHi: u32, thLo: u32): bool {
   return hi > thHi || (hi === thHi && lo >= thLo);
 }
 

@@ -1,0 +1,12 @@
+import type { Backend, KvStorage } from '@arkvale/core';
+import { decodeFloats, RefKvStorage } from '@arkvale/core';
+import { STREAM, type CudaBackend, type CudaKvStorage } from '@arkvale/cuda-binding';
+
+/** A pool's contents as floats: the reference's array, or the CUDA pool read back. */
+export function poolValues(b: Backend, s: KvStorage): Float32Array {
+  if (s instanceof RefKvStorage) return s.data;
+  const c = s as CudaKvStorage;
+  const bytes = new Uint8Array(c.slots * c.pageBytes);
+  (b as CudaBackend).addon.download(c.ptr, bytes, STREAM.compute, 'self-test pool read');
+  return decodeFloats(bytes, b.dtype);
+}

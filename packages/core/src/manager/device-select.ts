@@ -1,0 +1,102 @@
+import { SELECT_ROW_FIELDS, type Tensor } from '../backend.js';
+import type { PageLayer, SequenceState } from './layer-state.js';
+import type { StepHost, TokenTarget } from './decode-step.js';
+
+/**
+ * One layer of a decode step with ArkVale's selection on the device (DEVICE-STEP.md):
+ * append, seal, then one `selectResident` for the whole batch (estimates, top-k,
+ * recall plan, page tables and lists), the recalls straight from the host pool, and
+ * paged attention over the lists. Nothing is read on the host; the plans come back
+ * with the step's tokens and `DeviceTables.settle` replays them onto the pages.
+ */
+
+/**
+ * Whether the device path can take this layer of the batch: ArkVale layers whose
+ * every row mirrors, or can mirror, its pages with no free budget slot (at budget,
+ * each recall takes a victim's slot) and no slot shared with a fork.
+ */
+export function selectsOnDevice(host: StepHost, layers: readonly PageLayer[]): boolean {
+  const o = host.options;
+  if (o.selectOn !== 'device') return false;
+  const policy = layers[0].policy;
+  if (!policy.budgeted || !policy.recallable || !policy.digest) return false;
+  return layers.every((layer) => layer.rowSynced || mirrorable(host, layer));
+}
+
+/** A row can be uploaded when it holds min(pages, budget) resident pages, none shared. */
+function mirrorable(host: StepHost, layer: PageLayer): boolean {
+  let resident = 0;
+  for (const p of layer.pages) {
+    if (p.slot < 0) continue;
+    resident++;
+    if (host.store.devicePool.refCount(p.slot) > 1) return false;
+  }
+  // The new page of this step is already placed.
+  return resident === Math.min(layer.pages.length, host.options.budgetPages);
+}
+
+export function decodeLayerOnDevice(
+  host: StepHost,
+  seqs: readonly SequenceState[],
+  layers: readonly PageLayer[],
+  targets: readonly TokenTarget[],
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  scale: number,
+): Tensor {
+  const { store, options: o, geometry: g } = host;
+  const b = store.backend;
+  const ps = g.pageSize;
+  const tables = store.deviceTables;
+  b.appendKv(store.deviceStorage, k, v, store.i32(targets.map((t) => t.slot)), store.i32(targets.map((t) => t.offset)));
+  layers.forEach((layer) => tables.rowOf(layer));
+  const tensor = tables.tensor(Math.max(...layers.map((l) => l.pages.length)));
+  const F = SELECT_ROW_FIELDS;
+  const width = Object.keys(F).length;
+  const rows = new Int32Array(seqs.length * width);
+  let maxCandidates = 1;
+  let maxPages = 1;
+  layers.forEach((layer, r) => {
+    const n = layer.pages.length;
+    const sealed = targets[r].offset === ps - 1;
+    if (sealed) store.sealPages(layer, [n - 1]);
+    if (!layer.rowSynced) tables.upload(layer);
+    else {
+      // What the host changed since the last step: a new page took the slot of the page leaving the window; a page filled.
+      if (targets[r].offset === 0) {
+        tables.writePage(layer, n - 1);
+        if (n - o.windowPages - 1 >= 0) tables.writePage(layer, n - o.windowPages - 1);
+      }
+      if (sealed) tables.writePage(layer, n - 1);
+    }
+    const candidates = n > o.budgetPages ? Math.max(0, n - o.windowPages - o.sinkPages) : 0;
+    maxCandidates = Math.max(maxCandidates, candidates);
+    maxPages = Math.max(maxPages, Math.min(n, o.budgetPages));
+    const row = rows.subarray(r * width, (r + 1) * width);
+    row[F.tableRow] = layer.deviceRow;
+    row[F.numPages] = n;
+    row[F.firstCandidate] = o.sinkPages;
+    row[F.candidates] = candidates;
+    row[F.lastPageLen] = seqs[r].length - (n - 1) * ps;
+  });
+  tables.flush();
+  const policy = layers[0].policy;
+  const selected = b.selectResident({
+    q,
+    digests: store.digestStorage,
+    variant: policy.digest!,
+    groups: policy.selectionGroups(g.numHeads, g.numKvHeads),
+    tables: tensor,
+    rows: b.fromArray(rows, [seqs.length, width], 'i32'),
+    k: o.topK,
+    maxCandidates,
+    maxPages,
+  });
+  // A recall may overwrite a victim whose backup is still being copied out.
+  if (store.lastBackup) b.awaitCopy(store.lastBackup);
+  b.recallListed(store.hostStorage, store.deviceStorage, selected.copies);
+  tables.expectPlans(layers, selected.plan);
+  const { pageTable, pageCounts, lastPageLens } = selected;
+  return b.pagedAttention({ q, storage: store.deviceStorage, pageTable, pageCounts, lastPageLens, scale }).out;
+}

@@ -1,0 +1,138 @@
+import { PAGE_TABLE_FIELDS as F, type Backend, type PendingRead, type Tensor } from '../backend.js';
+import type { PageLayer } from './layer-state.js';
+
+/** A step's selection plans of one layer, read back after the step: row r of `read` is batch row r. */
+interface PendingPlans {
+  readonly layers: readonly PageLayer[];
+  readonly read: PendingRead;
+  readonly width: number;
+}
+
+/** What replaying a plan does to the host's view of a page it moves off the device. */
+export interface PlanReplay {
+  /** The victim leaves the device (its backup complete); counted as an eviction. */
+  detach(layer: PageLayer, page: number): void;
+  /** One page recalled. */
+  recalled(): void;
+}
+
+/**
+ * The device page tables of the layers that select on the device: one row per
+ * (sequence, layer), [slot, digest row, host slot] per logical page (see
+ * PAGE_TABLE_FIELDS). The host's `pages` stay the authority between steps: a row is
+ * uploaded whole when it is not in sync, kept in sync during steps by small scatters
+ * of what the host changes (new pages, seals), and the device's own changes (recalls)
+ * come back as plans that `settle` replays onto `pages` once the step is read anyway.
+ */
+export class DeviceTables {
+  private tables: Tensor | null = null;
+  private rowCapacity = 0;
+  private pageCapacity = 0;
+  private nextRow = 0;
+  private readonly freeRows: number[] = [];
+  /** Rows that own a place in the current tensor; a regrown tensor starts with none in sync. */
+  private readonly holders = new Set<PageLayer>();
+  private readonly writes = new Map<number, number>();
+  private pending: PendingPlans[] = [];
+
+  constructor(private readonly backend: Backend) {}
+
+  /** The tables tensor, grown (and every row marked out of sync) so that `pages` pages fit a row. */
+  tensor(pages: number): Tensor {
+    if (!this.tables || pages > this.pageCapacity || this.nextRow > this.rowCapacity) this.grow(pages);
+    return this.tables!;
+  }
+
+  /** Gives the layer a row (kept until `release`). */
+  rowOf(layer: PageLayer): number {
+    if (layer.deviceRow < 0) {
+      layer.deviceRow = this.freeRows.pop() ?? this.nextRow++;
+      layer.rowSynced = false;
+      this.holders.add(layer);
+    }
+    return layer.deviceRow;
+  }
+
+  /** Queues the whole row of a layer (its pages 0..n-1) for the next flush. */
+  upload(layer: PageLayer): void {
+    layer.pages.forEach((_, p) => this.writePage(layer, p));
+    layer.rowSynced = true;
+  }
+
+  /** Queues page p's three fields as the host has them. */
+  writePage(layer: PageLayer, p: number): void {
+    const e = layer.pages[p];
+    const base = layer.deviceRow * 3 * this.pageCapacity + p;
+    this.writes.set(base + F.slot * this.pageCapacity, e.slot);
+    this.writes.set(base + F.digest * this.pageCapacity, e.digest);
+    this.writes.set(base + F.host * this.pageCapacity, e.host);
+  }
+
+  /** Applies the queued writes with one scatter. */
+  flush(): void {
+    if (this.writes.size === 0 || !this.tables) return;
+    const updates = new Int32Array(2 * this.writes.size);
+    let i = 0;
+    for (const [index, value] of this.writes) {
+      updates[i++] = index;
+      updates[i++] = value;
+    }
+    this.writes.clear();
+    this.backend.scatterI32(this.tables, this.backend.fromArray(updates, [updates.length / 2, 2], 'i32'));
+  }
+
+  /** Remembers a layer's plans (i32 [B, width]) to replay once they are read. */
+  expectPlans(layers: readonly PageLayer[], plan: Tensor): void {
+    this.pending.push({ layers, read: this.backend.readLater(plan), width: plan.shape[1] });
+  }
+
+  /** Replays every plan read back onto the host's pages: the host's view is exact again. */
+  settle(replay: PlanReplay): void {
+    if (this.pending.length === 0) return;
+    const pending = this.pending;
+    this.pending = [];
+    for (const { layers, read, width } of pending) {
+      const data = read.get();
+      layers.forEach((layer, r) => {
+        const base = r * width;
+        for (let j = 0; j < data[base]; j++) {
+          const page = layer.pages[data[base + 1 + 2 * j]];
+          const victim = data[base + 2 + 2 * j];
+          page.slot = layer.pages[victim].slot;
+          replay.detach(layer, victim);
+          replay.recalled();
+        }
+      });
+    }
+  }
+
+  /** The layer's row no longer mirrors its pages (they changed outside a device step). */
+  invalidate(layer: PageLayer): void {
+    layer.rowSynced = false;
+  }
+
+  /** Returns the layer's row (its sequence is freed or forked away from it). */
+  release(layer: PageLayer): void {
+    if (layer.deviceRow < 0) return;
+    this.holders.delete(layer);
+    this.freeRows.push(layer.deviceRow);
+    layer.deviceRow = -1;
+    layer.rowSynced = false;
+  }
+
+  dispose(): void {
+    if (this.tables) this.backend.dispose(this.tables);
+    this.tables = null;
+  }
+
+  private grow(pages: number): void {
+    this.rowCapacity = Math.max(16, this.rowCapacity, 2 ** Math.ceil(Math.log2(Math.max(1, this.nextRow))));
+    this.pageCapacity = Math.max(64, this.pageCapacity, 2 ** Math.ceil(Math.log2(pages)));
+    if (this.tables) this.backend.dispose(this.tables);
+    // Not read before every row in use is uploaded; -1 everywhere keeps stray reads harmless.
+    const fresh = new Int32Array(this.rowCapacity * 3 * this.pageCapacity).fill(-1);
+    this.tables = this.backend.keep(this.backend.fromArray(fresh, [this.rowCapacity, 3, this.pageCapacity], 'i32'));
+    this.writes.clear();
+    for (const layer of this.holders) layer.rowSynced = false;
+  }
+}
