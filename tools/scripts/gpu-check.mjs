@@ -25,12 +25,13 @@ const run = (command, args) => execFileSync(command, args, { cwd: root, env, std
 run('pnpm', ['nx', 'run-many', '-t', 'build', '--output-style=static']);
 run(process.execPath, ['tools/scripts/bundle.mjs', '--out', '.gpu/bundle', '--compress-node']);
 // Beside it: the addon's own self-test (allocator, ring, copies, events, cuBLAS, graphs,
-// errors), pnpm bench and the model-shape decode bench, each as one file (the GPU
+// errors), pnpm bench and the model-shape decode and throughput benches, each as one file (the GPU
 // machine has no node_modules).
 for (const [entry, out] of [
   ['packages/cuda-binding/scripts/gpu-selftest.mjs', 'addon-selftest.mjs'],
   ['tools/scripts/bench.mjs', 'bench.mjs'],
   ['tools/scripts/decode-bench.mjs', 'decode-bench.mjs'],
+  ['tools/scripts/throughput-bench.mjs', 'throughput-bench.mjs'],
 ]) {
   await bundleForNode(resolve(root, entry), resolve(root, '.gpu/bundle', out));
 }

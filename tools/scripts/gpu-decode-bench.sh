@@ -9,9 +9,12 @@
 # both again on independent random weights, the other policies at the longest context,
 # then
 # gpu_decode_peer.py (flash SDPA eager and as a CUDA graph, transformers'
-# LlamaForCausalLM) at the same shape, batch and contexts. JSON to OUT.
+# LlamaForCausalLM) at the same shape, batch and contexts. JSON to OUT, and the chart
+# OUT/decode.svg (decode-chart.mjs).
 # ARKVALE_BENCH_PARTS picks parts (default "decode host policies peers"; also "matrix":
-# batch 1 and 8, budgets 1024 and 4096, pages of 16, at the longest context).
+# batch 1 and 8, budgets 1024 and 4096, pages of 16, at the longest context; and
+# "throughput": throughput-bench.mjs, the largest batch under a 40 GB KV limit at the
+# longest context, Full against ArkVale @ 512).
 set -uo pipefail
 bundle="$(cd "${1:-.gpu/bundle}" && pwd)"
 out="${2:-${OUT:-/tmp/arkvale-decode-bench}}"
@@ -44,6 +47,12 @@ if want matrix; then
   bench matrix-budgets 60 --contexts "$long" --plans arkvale@4096,arkvale@1024
   bench matrix-pages16 40 --contexts "$long" --plans arkvale@2048 --page-size 16
 fi
+if want throughput; then
+  start=$SECONDS
+  timeout 420 "$bundle/node" "$bundle/throughput-bench.mjs" --backend cuda --context "${contexts##*,}" --kv-gb 40 --plans full,arkvale@512 \
+    --out "$out/throughput.json" > /dev/null || status=1
+  echo "== throughput $(( SECONDS - start )) s"
+fi
 if [ -n "${ARKVALE_BENCH_IID:-}" ]; then
   # Independent random weights: no attention locality, so ArkVale recalls most of its top-k every step.
   bench decode-iid 100 --contexts "${contexts%%,*},${contexts##*,}" --plans full,arkvale@2048 --shared-embedding 0
@@ -59,4 +68,6 @@ want peers || exit $status
 start=$SECONDS
 timeout 100 python3 tools/scripts/gpu_decode_peer.py --batch 4 --contexts "$contexts" --steps 12 --transformers --out "$out/peer.json" || status=1
 echo "== peers $(( SECONDS - start )) s"
+# The chart of the run: latency against context per system, and the profiled stages as stacked bars.
+[ -f "$out/decode.json" ] && { "$bundle/node" tools/scripts/decode-chart.mjs "$out" || status=1; }
 exit $status

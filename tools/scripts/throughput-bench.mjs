@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+// Decode throughput in the paper's setting: device KV limited to --kv-gb (default 40 GB),
+// every sequence --context tokens long (default 30720), the largest batch each plan fits,
+// the host pool as large as --host-gb allows (default 70% of this machine's memory).
+//
+//   node tools/scripts/throughput-bench.mjs [--shape llama2-7b] [--backend cuda] [--dtype f16]
+//     [--context 30720] [--kv-gb 40] [--host-gb N] [--plans full,arkvale@512] [--page-size 32]
+//     [--steps 8] [--max-batch 64] [--out FILE]
+//
+// Per plan: the batch is the most sequences whose resident KV (every page of the
+// unbudgeted layers, the budget of the others) fits the KV limit beside one layer's
+// full prompt (a prefill's transient), and whose host backups fit the host pool. The
+// prompts are prefilled one at a time (activations of one prompt at a time), then the
+// whole batch decodes `steps` greedy steps; tokens per second = batch x steps / time.
+// Random weights with a shared embedding component, as decode-bench.mjs. JSON out, with
+// each plan's tokens per second over Full's.
+import { totalmem } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { KvCache, pageBytes, poolPagesFor, resolveCacheOptions, seededUniform } from '../../packages/core/dist/index.js';
+import { kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '../../packages/model-llama/dist/index.js';
+import { createBackend, describeBackend } from '../../packages/cli/dist/options.js';
+
+function option(name, fallback) {
+  const i = process.argv.lastIndexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+const shape = option('shape', 'llama2-7b');
+const context = Number(option('context', '30720'));
+const kvBytes = Number(option('kv-gb', '40')) * 1e9;
+const hostBytes = Number(option('host-gb', String((totalmem() * 0.7) / 1e9))) * 1e9;
+const pageSize = Number(option('page-size', '32'));
+const steps = Number(option('steps', '8'));
+const maxBatch = Number(option('max-batch', '64'));
+const plans = option('plans', 'full,arkvale@512').split(',').map((p) => {
+  const [policy, budget] = p.split('@');
+  return { policy, budgetTokens: budget ? Number(budget) : undefined };
+});
+const log = (t) => process.stderr.write(`${t}\n`);
+
+const backend = createBackend(option('backend', 'auto'), (t) => process.stderr.write(t), { dtype: option('dtype') });
+const config = shapeConfig(shape);
+const weights = randomLlamaWeights(config, backend, 7, { sharedEmbedding: 1 });
+const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2);
+const bytesPerPage = pageBytes(geometry);
+const tokens = context + steps + 1;
+const promptPages = Math.ceil(tokens / pageSize);
+
+/** The largest batch of this plan under the limits, and which limit stops it. */
+function fit(plan) {
+  const resolved = resolveCacheOptions(geometry, { ...plan, pageSize, devicePages: 1 });
+  const one = poolPagesFor(geometry, resolved, tokens, 1);
+  const budgeted = resolved.policy !== 'full';
+  // poolPagesFor counts a budgeted prefill's transient layer per sequence; one prefill runs at a time here.
+  const resident = one.devicePages - (budgeted ? promptPages : 0);
+  const transient = budgeted ? promptPages : 0;
+  const byKv = Math.floor((kvBytes / bytesPerPage - transient) / resident);
+  const byHost = one.hostPages > 0 ? Math.floor(hostBytes / bytesPerPage / one.hostPages) : Infinity;
+  const batch = Math.max(0, Math.min(byKv, byHost, maxBatch));
+  const limit = batch === maxBatch ? '--max-batch' : byHost < byKv ? 'host pool' : 'device KV';
+  return { batch, limit, devicePages: batch * resident + transient, hostPages: batch * one.hostPages };
+}
+
+const results = [];
+const save = () => {
+  const full = results.find((r) => r.policy === 'full' && r.tokensPerSecond);
+  for (const r of results) if (full && r.tokensPerSecond) r.overFull = +(r.tokensPerSecond / full.tokensPerSecond).toFixed(2);
+  const json = JSON.stringify({ shape, backend: describeBackend(backend), context, kvGB: kvBytes / 1e9, hostGB: +(hostBytes / 1e9).toFixed(1), pageSize, steps, results }, null, 2);
+  if (option('out')) writeFileSync(option('out'), json + '\n');
+  return json;
+};
+
+const forward = new LlamaForward(config, weights, backend, tokens);
+for (const plan of plans) {
+  const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}`;
+  const { batch, limit, devicePages, hostPages } = fit(plan);
+  if (batch < 1) {
+    results.push({ ...plan, batch, limit, error: `not one ${context}-token sequence fits the ${limit}` });
+    log(`${label}: not one sequence fits the ${limit}`);
+    save();
+    continue;
+  }
+  let cache;
+  try {
+    cache = new KvCache({ geometry, options: { ...plan, devicePages, hostPages }, backend });
+    const next = seededUniform(context);
+    const ids = [];
+    let started = performance.now();
+    let last = [];
+    for (let i = 0; i < batch; i++) {
+      const prompt = Array.from({ length: context }, () => Math.floor(next() * config.vocabSize));
+      const id = cache.admit(prompt.length);
+      ids.push(id);
+      const logits = backend.tidy(() => backend.argmax(forward.prefill(cache, [{ id, tokens: prompt }])));
+      last.push(backend.readSync(logits)[0]);
+      backend.dispose(logits);
+    }
+    const prefillMs = performance.now() - started;
+    started = performance.now();
+    for (let s = 0; s < steps; s++) {
+      const t = backend.tidy(() => backend.argmax(forward.decode(cache, ids, last)));
+      last = Array.from(backend.readSync(t));
+      backend.dispose(t);
+    }
+    const decodeMs = performance.now() - started;
+    const row = { ...plan, batch, limit, prefillMsPerPrompt: +(prefillMs / batch).toFixed(1), decodeMsPerStep: +(decodeMs / steps).toFixed(2), tokensPerSecond: +((batch * steps * 1000) / decodeMs).toFixed(1) };
+    results.push(row);
+    log(`${label}: batch ${batch} (limited by the ${limit}), ${row.decodeMsPerStep} ms per step, ${row.tokensPerSecond} tokens/s`);
+  } catch (e) {
+    results.push({ ...plan, batch, limit, error: e.message });
+    log(`${label}: ${e.message}`);
+  } finally {
+    cache?.close();
+    save();
+  }
+}
+process.stdout.write(save() + '\n');
