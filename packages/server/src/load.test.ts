@@ -63,5 +63,5 @@ describe('load on loopback', () => {
     expect(metric(metrics, 'arkvale:num_requests_running')).toBe(0);
     expect(metric(metrics, 'arkvale:num_requests_waiting')).toBe(0);
     expect(metric(metrics, 'arkvale:generation_tokens_total')).toBe(stats.generationTokens);
-  }, 60_000);
+  }, 90_000);
 });

@@ -38,7 +38,7 @@ describe('a batched decode step', () => {
   it.each([
     ['arkvale', 'host'],
     ['quest', 'device'],
-  ] as const)('%s selecting on the %s host path: reads every sequence’s page estimates of a layer with one host synchronisation', (policy, selectOn) => {
+  ] as const)('%s (selectOn %s, deciding on the host) reads every sequence’s page estimates of a layer with one host synchronisation', (policy, selectOn) => {
     const { reads, recalls } = readsInsideSteps(policy, selectOn);
     // One read per scored layer per step, not one per sequence (three here); the
     // unbudgeted first layer keeps every page and scores none.
