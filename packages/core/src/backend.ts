@@ -144,6 +144,12 @@ export interface SelectResidentArgs {
   readonly maxCandidates: number;
   /** Width of the page lists: the most resident pages of any row. */
   readonly maxPages: number;
+  /**
+   * Where the plan goes: rows [row, row + B) of this i32 [R, 1 + 2kG] tensor (a step
+   * gathers every layer's plans in one tensor and reads them back once). A new tensor
+   * by default.
+   */
+  readonly planInto?: { readonly tensor: Tensor; readonly row: number };
 }
 
 export interface SelectResidentResult {
@@ -153,7 +159,7 @@ export interface SelectResidentResult {
   readonly lastPageLens: Tensor;
   /** i32 [B, 1 + 2kG] (G selection groups, each choosing k): n, then (host slot, device slot) of each recall; what `recallListed` copies. */
   readonly copies: Tensor;
-  /** i32 [B, 1 + 2kG]: n, then (page, victim page) of each recall, best first; what the host's view replays. */
+  /** i32 [B, 1 + 2kG]: n, then (page, victim page) of each recall, best first; what the host's view replays. With `planInto`, that tensor (whole). */
   readonly plan: Tensor;
 }
 

@@ -7,6 +7,7 @@ import { contextWith, launchEstimate, pageStartVictim, readEstimates } from './p
 import type { PageStore } from './page-store.js';
 import { afterTokenStep, placeTokenCell } from './token-cells.js';
 import { decodeLayerOnDevice, selectsOnDevice } from './device-select.js';
+import type { StepPlans } from './device-tables.js';
 
 /**
  * One decode step of a batch, as the page manager carries it out: the pool pages it
@@ -27,6 +28,18 @@ export interface StepHost {
 export interface TokenTarget {
   readonly slot: number;
   readonly offset: number;
+}
+
+/** Where a device-selecting layer writes its plans: the step's gatherer and the layer's index. */
+export interface PlanRows {
+  readonly plans: StepPlans;
+  readonly layer: number;
+}
+
+/** A layer's targets on the backend: i32 [B] slots and offsets, as appendKv takes them. */
+export interface WrittenTargets {
+  readonly slots: Tensor;
+  readonly offsets: Tensor;
 }
 
 /** Pool pages a decode step of these (prefilled, resident) sequences may take: new pages, backups, digests and the worst case of its recalls. */
@@ -99,6 +112,8 @@ export function decodeLayer(
   seqs: readonly SequenceState[],
   layers: readonly LayerState[],
   targets: readonly TokenTarget[],
+  written: WrittenTargets,
+  plans: PlanRows,
   q: Tensor,
   k: Tensor,
   v: Tensor,
@@ -107,13 +122,13 @@ export function decodeLayer(
   const { store } = host;
   const pageLayers = layers.filter((l): l is PageLayer => l.kind === 'page');
   if (pageLayers.length === layers.length && selectsOnDevice(host, pageLayers)) {
-    return decodeLayerOnDevice(host, seqs, pageLayers, targets, q, k, v, scale);
+    return decodeLayerOnDevice(host, seqs, pageLayers, targets, written, plans, q, k, v, scale);
   }
   // The host decides here: device rows no longer mirror these pages.
   for (const layer of pageLayers) store.deviceTables.invalidate(layer);
   const b = store.backend;
   const ps = host.geometry.pageSize;
-  b.appendKv(store.deviceStorage, k, v, store.i32(targets.map((t) => t.slot)), store.i32(targets.map((t) => t.offset)));
+  b.appendKv(store.deviceStorage, k, v, written.slots, written.offsets);
   // Pages that just filled get their digest and backup before anything is selected.
   layers.forEach((layer, r) => {
     if (layer.kind === 'page' && targets[r].offset === ps - 1) store.sealPages(layer, [layer.pages.length - 1]);

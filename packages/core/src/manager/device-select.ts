@@ -1,6 +1,6 @@
 import { SELECT_ROW_FIELDS, type Tensor } from '../backend.js';
 import type { PageLayer, SequenceState } from './layer-state.js';
-import type { StepHost, TokenTarget } from './decode-step.js';
+import type { PlanRows, StepHost, TokenTarget, WrittenTargets } from './decode-step.js';
 
 /**
  * One layer of a decode step with ArkVale's selection on the device (DEVICE-STEP.md):
@@ -40,6 +40,8 @@ export function decodeLayerOnDevice(
   seqs: readonly SequenceState[],
   layers: readonly PageLayer[],
   targets: readonly TokenTarget[],
+  written: WrittenTargets,
+  plans: PlanRows,
   q: Tensor,
   k: Tensor,
   v: Tensor,
@@ -49,7 +51,7 @@ export function decodeLayerOnDevice(
   const b = store.backend;
   const ps = g.pageSize;
   const tables = store.deviceTables;
-  b.appendKv(store.deviceStorage, k, v, store.i32(targets.map((t) => t.slot)), store.i32(targets.map((t) => t.offset)));
+  b.appendKv(store.deviceStorage, k, v, written.slots, written.offsets);
   layers.forEach((layer) => tables.rowOf(layer));
   const tensor = tables.tensor(Math.max(...layers.map((l) => l.pages.length)));
   const F = SELECT_ROW_FIELDS;
@@ -82,21 +84,22 @@ export function decodeLayerOnDevice(
   });
   tables.flush();
   const policy = layers[0].policy;
+  const groups = policy.selectionGroups(g.numHeads, g.numKvHeads);
   const selected = b.selectResident({
     q,
     digests: store.digestStorage,
     variant: policy.digest!,
-    groups: policy.selectionGroups(g.numHeads, g.numKvHeads),
+    groups,
     tables: tensor,
     rows: b.fromArray(rows, [seqs.length, width], 'i32'),
     k: o.topK,
     maxCandidates,
     maxPages,
+    planInto: plans.plans.into(plans.layer, 1 + 2 * o.topK * groups, layers),
   });
   // A recall may overwrite a victim whose backup is still being copied out.
   if (store.lastBackup) b.awaitCopy(store.lastBackup);
   b.recallListed(store.hostStorage, store.deviceStorage, selected.copies);
-  tables.expectPlans(layers, selected.plan);
   const { pageTable, pageCounts, lastPageLens } = selected;
   return b.pagedAttention({ q, storage: store.deviceStorage, pageTable, pageCounts, lastPageLens, scale }).out;
 }

@@ -15,6 +15,7 @@ import { beginChunk, chunkNeeds, chunkedPrefillPeak, ensureNeeds, newChunkedPref
 import { park, parkNeeds, releaseParked, resume, resumeNeeds } from './parking.js';
 import type { LayerState, PageEntry, PageLayer, PendingChunk, PoolNeeds, SequenceState } from './layer-state.js';
 import { emptyPage, newLayerState } from './layer-state.js';
+import type { StepPlans } from './device-tables.js';
 import type { KvStats, LayerView } from './stats.js';
 import { collectStats, layerView } from './stats.js';
 
@@ -48,6 +49,14 @@ export interface DecodeStep {
   readonly positions: readonly number[];
   /** [layer][batch row] write targets. */
   readonly targets: readonly (readonly TokenTarget[])[];
+  /**
+   * The same targets on the backend, uploaded once for the whole step: i32
+   * [layers, 2, rowsPadded] (slots, then offsets; rows padded to a multiple of 4 so
+   * that every layer's part is an aligned view).
+   */
+  readonly written: Tensor;
+  /** Where device-selecting layers put their plans, read back once after the last layer. */
+  readonly plans: StepPlans;
 }
 
 /**
@@ -65,6 +74,8 @@ export class KvCache {
   private readonly sequences = new Map<number, SequenceState>();
   private readonly full = fullPolicy();
   private nextId = 1;
+  /** The newest step's targets on the backend (DecodeStep.written), freed by the next step or close. */
+  private lastTargets: Tensor | null = null;
   /** The pools, their storage and the page moves between them. */
   readonly store: PageStore;
   /** A store passed in is shared with other caches and outlives this one. */
@@ -86,6 +97,8 @@ export class KvCache {
   close(): void {
     this.settle();
     for (const id of [...this.sequences.keys()]) this.free(id);
+    if (this.lastTargets) this.backend.dispose(this.lastTargets);
+    this.lastTargets = null;
     if (this.ownsStore) this.store.dispose();
   }
 
@@ -377,7 +390,7 @@ export class KvCache {
     }
     const positions = seqs.map((s) => s.length);
     for (const s of seqs) s.length++;
-    return { ids: [...ids], positions, targets };
+    return { ids: [...ids], positions, targets, written: this.uploadTargets(targets, ids.length), plans: this.store.deviceTables.stepPlans(this.geometry.numLayers, ids.length) };
   }
 
   /**
@@ -409,7 +422,12 @@ export class KvCache {
     const targets = step.targets[layerIndex];
     if (!targets) throw invalidArgument(`layer ${layerIndex} outside 0..${this.geometry.numLayers - 1}`);
     const layers = seqs.map((s) => this.layerOf(s, layerIndex));
-    return decodeLayer(this, seqs, layers, targets, q, k, v, scale);
+    const pad = paddedRows(b);
+    const at = (part: number) => this.backend.sliceRows(step.written, (2 * layerIndex + part) * pad, b);
+    const out = decodeLayer(this, seqs, layers, targets, { slots: at(0), offsets: at(1) }, { plans: step.plans, layer: layerIndex }, q, k, v, scale);
+    // The step's plans are complete after its last layer: their one read starts before the token readback waits.
+    if (layerIndex === this.geometry.numLayers - 1) this.store.deviceTables.finish(step.plans);
+    return out;
   }
 
   /**
@@ -423,6 +441,24 @@ export class KvCache {
 
   private invalidateRows(s: SequenceState): void {
     for (const layer of s.layers) if (layer.kind === 'page') this.store.deviceTables.invalidate(layer);
+  }
+
+  /**
+   * One upload of a step's write targets for every layer (instead of two per layer).
+   * The previous step's copy is freed here: its last use is queued before this one's.
+   */
+  private uploadTargets(targets: readonly (readonly TokenTarget[])[], rows: number): Tensor {
+    const pad = paddedRows(rows);
+    const flat = new Int32Array(targets.length * 2 * pad);
+    targets.forEach((row, l) =>
+      row.forEach((t, r) => {
+        flat[2 * l * pad + r] = t.slot;
+        flat[(2 * l + 1) * pad + r] = t.offset;
+      }),
+    );
+    if (this.lastTargets) this.backend.dispose(this.lastTargets);
+    this.lastTargets = this.backend.keep(this.backend.fromArray(flat, [flat.length], 'i32'));
+    return this.lastTargets;
   }
 
   private newLayer(l: number): LayerState {
@@ -486,4 +522,9 @@ function checkSharedStore(store: PageStore, g: KvGeometry, o: ResolvedCacheOptio
     );
   }
   return store;
+}
+
+/** Batch rows padded to a multiple of 4, so that each layer's i32 part of DecodeStep.written starts 16-byte aligned. */
+function paddedRows(rows: number): number {
+  return Math.ceil(rows / 4) * 4;
 }

@@ -10,7 +10,7 @@ import { invalidArgument } from '../errors.js';
 import { planPageSelection } from '../policies/selection.js';
 import type { RefDigestStorage, RefKvStorage } from './kv.js';
 import { copyPages } from './kv.js';
-import { RefTensor } from './tensor.js';
+import { RefTensor, asRef } from './tensor.js';
 
 const ROW_FIELDS = Object.keys(R).length;
 
@@ -42,7 +42,7 @@ export function selectResident(args: SelectResidentArgs, q: RefTensor, digests: 
   const pageCounts = new Int32Array(b);
   const lastPageLens = new Int32Array(b);
   const copies = new Int32Array(b * listWidth);
-  const plan = new Int32Array(b * listWidth);
+  const planRows = args.planInto ? planTarget(asRef(args.planInto.tensor), args.planInto.row, b, listWidth) : new Int32Array(b * listWidth);
   for (let r = 0; r < b; r++) {
     const desc = rows.i32.subarray(r * ROW_FIELDS, (r + 1) * ROW_FIELDS);
     const row = desc[R.tableRow];
@@ -67,7 +67,7 @@ export function selectResident(args: SelectResidentArgs, q: RefTensor, digests: 
         }
       }
       const recalls = planPageSelection(scores, groups, resident, k, 0).recalls;
-      copies[r * listWidth] = plan[r * listWidth] = recalls.length;
+      copies[r * listWidth] = planRows[r * listWidth] = recalls.length;
       recalls.forEach(({ candidate, victim }, j) => {
         const page = first + candidate;
         const out = first + victim;
@@ -75,7 +75,7 @@ export function selectResident(args: SelectResidentArgs, q: RefTensor, digests: 
         t[at(row, F.slot, page)] = slot;
         t[at(row, F.slot, out)] = -1;
         copies.set([t[at(row, F.host, page)], slot], r * listWidth + 1 + 2 * j);
-        plan.set([page, out], r * listWidth + 1 + 2 * j);
+        planRows.set([page, out], r * listWidth + 1 + 2 * j);
       });
     }
     let listed = 0;
@@ -93,8 +93,18 @@ export function selectResident(args: SelectResidentArgs, q: RefTensor, digests: 
     pageCounts: new RefTensor(pageCounts, [b, 1], 'i32'),
     lastPageLens: new RefTensor(lastPageLens, [b, 1], 'i32'),
     copies: new RefTensor(copies, [b, listWidth], 'i32'),
-    plan: new RefTensor(plan, [b, listWidth], 'i32'),
+    plan: args.planInto ? args.planInto.tensor : new RefTensor(planRows, [b, listWidth], 'i32'),
   };
+}
+
+/** The rows a plan is written into, zeroed (rows without recalls read n = 0). */
+function planTarget(t: RefTensor, row: number, b: number, width: number): Int32Array {
+  if (t.dtype !== 'i32' || t.shape.length !== 2 || t.shape[1] !== width || row < 0 || row + b > t.shape[0]) {
+    throw invalidArgument(`selectResident: planInto needs an i32 [>= ${row + b}, ${width}] tensor, got ${t.dtype} [${t.shape}] at row ${row}`);
+  }
+  const rows = t.i32.subarray(row * width, (row + b) * width);
+  rows.fill(0);
+  return rows;
 }
 
 export function recallListed(host: RefKvStorage, device: RefKvStorage, copies: RefTensor): void {

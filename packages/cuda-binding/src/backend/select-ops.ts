@@ -66,8 +66,13 @@ export function selectResident(d: CudaDevice, args: SelectResidentArgs): SelectR
     pageCounts: d.empty([b, 1], 'i32', 'selectResident page counts'),
     lastPageLens: d.empty([b, 1], 'i32', 'selectResident last page lengths'),
     copies: d.empty([b, listWidth], 'i32', 'selectResident copy list'),
-    plan: d.empty([b, listWidth], 'i32', 'selectResident plan'),
+    plan: args.planInto ? planTarget(d, args.planInto.tensor, b, listWidth) : d.empty([b, listWidth], 'i32', 'selectResident plan'),
   };
+  // The kernel writes every element of its rows, so a shared plan tensor needs no clearing.
+  const planPtr = args.planInto ? out.plan.ptr + BigInt(args.planInto.row * listWidth * 4) : out.plan.ptr;
+  if (args.planInto && (args.planInto.row < 0 || args.planInto.row + b > out.plan.shape[0])) {
+    throw invalidArgument(`selectResident: planInto rows ${args.planInto.row}..${args.planInto.row + b} outside 0..${out.plan.shape[0]}`);
+  }
   d.launch(d.kernels.get('estimate_rows', findEstimateRows, { variant: args.variant, dtype: d.dtype, headDim: g.headDim }), {
     q: q.ptr,
     digests: digests.data.ptr,
@@ -91,7 +96,7 @@ export function selectResident(d: CudaDevice, args: SelectResidentArgs): SelectR
     pageCounts: out.pageCounts.ptr,
     lastPageLens: out.lastPageLens.ptr,
     copies: out.copies.ptr,
-    plan: out.plan.ptr,
+    plan: planPtr,
     batch: b,
     groups,
     k,
@@ -101,6 +106,14 @@ export function selectResident(d: CudaDevice, args: SelectResidentArgs): SelectR
   });
   for (const w of [scores, flags, best]) d.lifetimes.dispose(w);
   return out;
+}
+
+/** A caller's i32 [R, width] plan tensor, checked. */
+function planTarget(d: CudaDevice, t: Tensor, b: number, width: number): CudaTensor {
+  const plan = d.expect(d.tensor(t, 'selectResident planInto'), 'selectResident planInto', ['i32'], 2);
+  if (plan.shape[1] !== width) throw invalidArgument(`selectResident: planInto rows must be ${width} wide, got [${plan.shape.join(', ')}]`);
+  if (plan.shape[0] < b) throw invalidArgument(`selectResident: planInto has ${plan.shape[0]} rows for a batch of ${b}`);
+  return plan;
 }
 
 /**
