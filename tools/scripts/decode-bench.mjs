@@ -3,7 +3,7 @@
 //
 //   node tools/scripts/decode-bench.mjs [--shape llama2-7b] [--backend cuda] [--dtype f16]
 //     [--batch 4] [--contexts 10240,20480,30720] [--plans full,arkvale@2048,arkvale@2048:host] [--page-size 32]
-//     [--steps 16] [--shared-embedding 1] [--profile 1] [--out FILE]
+//     [--steps 16] [--warmup 0] [--shared-embedding 1] [--profile 1] [--out FILE]
 //
 // Random weights alone give attention no locality (a budgeted policy would recall most
 // of its top-k every step); --shared-embedding (default 1, 0 for independent weights)
@@ -12,7 +12,9 @@
 //
 // For each context and plan: one batched prefill of `batch` random prompts (timed, with
 // its matrix-product rate), then `steps` greedy decode steps, each ending with the token
-// read back as generation does (the median step is reported), and the step's HBM floor:
+// read back as generation does (the median step is reported; --warmup steps run untimed
+// first: V8 needs a few dozen steps to compile a step's JavaScript to its final form),
+// and the step's HBM floor:
 // the bytes it must move (weights, attended KV, digests scanned, recalled pages) over
 // the device-to-device copy rate measured at the start of the run. JSON out. A plan
 // `policy@budget:host` selects on the host (estimates read and policy.decide run once
@@ -42,6 +44,7 @@ const plans = option('plans', 'full,arkvale@2048').split(',').map((p) => {
 });
 const pageSize = Number(option('page-size', '32'));
 const steps = Number(option('steps', '16'));
+const warmup = Number(option('warmup', '0'));
 const sharedEmbedding = Number(option('shared-embedding', '1'));
 const log = (t) => process.stderr.write(`${t}\n`);
 
@@ -122,7 +125,7 @@ function stepBytes(geometry, resolved, context, recalledPages) {
 const results = [];
 /** The report so far, rewritten to --out after every row: a run cut short keeps its rows. */
 function save() {
-  const report = { shape, sharedEmbedding, backend: describeBackend(backend), pageSize, steps, copyTBps: copyBytesPerMs ? +(copyBytesPerMs / 1e9).toFixed(2) : undefined, gemmTflops: gemmFlopsPerMs ? +(gemmFlopsPerMs / 1e9).toFixed(0) : undefined, results };
+  const report = { shape, sharedEmbedding, backend: describeBackend(backend), pageSize, steps, warmup, copyTBps: copyBytesPerMs ? +(copyBytesPerMs / 1e9).toFixed(2) : undefined, gemmTflops: gemmFlopsPerMs ? +(gemmFlopsPerMs / 1e9).toFixed(0) : undefined, results };
   const json = JSON.stringify(report, null, 2);
   const out = option('out');
   if (out) writeFileSync(out, json + '\n');
@@ -169,12 +172,12 @@ function profileStages(run) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const context of contexts) {
-  const forward = new LlamaForward(config, weights, backend, context + steps + 8); // room for the profiled steps
+  const forward = new LlamaForward(config, weights, backend, context + warmup + steps + 8); // room for the warm-up and profiled steps
   for (const plan of plans) {
     const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}${plan.selectOn ? ` (selecting on the ${plan.selectOn})` : ''}`;
     const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2);
     const resolved = resolveCacheOptions(geometry, { ...plan, pageSize, devicePages: 1 });
-    const pools = poolPagesFor(geometry, resolved, context + steps + 8, batch);
+    const pools = poolPagesFor(geometry, resolved, context + warmup + steps + 8, batch);
     const cache = new KvCache({ geometry, options: { ...plan, ...pools }, backend });
     try {
       const next = seededUniform(context);
@@ -183,6 +186,11 @@ for (const context of contexts) {
       started = performance.now();
       let tokens = Array.from(backend.readSync(backend.tidy(() => backend.argmax(forward.prefill(cache, ids.map((id, i) => ({ id, tokens: prompts[i] })))))));
       const prefillMs = performance.now() - started;
+      for (let s = 0; s < warmup; s++) {
+        const next = backend.tidy(() => backend.argmax(forward.decode(cache, ids, tokens)));
+        tokens = Array.from(backend.readSync(next));
+        backend.dispose(next);
+      }
       const times = [];
       // Host time to issue a step (until decode returns, before the token readback waits): above the step time's device share, the host is the bottleneck.
       const issueTimes = [];

@@ -24,12 +24,16 @@ contexts="${ARKVALE_CONTEXTS:-10240,20480,30720}"
 export ARKVALE_CPU_ADDON="$bundle/build/Release/arkvale_cpu.node" ARKVALE_CUDA_ADDON="$bundle/build/Release/arkvale_cuda.node"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 status=0
+# Untimed steps before the timed ones, the same for the engine and the peers: V8 compiles
+# a step's JavaScript to its final form over a few dozen steps (tools/scripts/host-overhead.mjs
+# shows the host's share of a step settling after about 40).
+warmup="${ARKVALE_BENCH_WARMUP:-32}"
 parts=" ${ARKVALE_BENCH_PARTS:-decode host policies peers} "
 want() { [[ "$parts" == *" $1 "* ]]; }
 bench() { # NAME SECONDS ARGS...: one decode-bench run to OUT/NAME.json
   local name=$1 limit=$2 start=$SECONDS
   shift 2
-  timeout "$limit" "$bundle/node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --steps 12 "$@" --out "$out/$name.json" > /dev/null || status=1
+  timeout "$limit" "$bundle/node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --steps 12 --warmup "$warmup" "$@" --out "$out/$name.json" > /dev/null || status=1
   echo "== $name $(( SECONDS - start )) s"
 }
 # Full and ArkVale (embeddings with a shared component: see decode-bench.mjs), with a
@@ -51,7 +55,7 @@ if want matrix; then
 fi
 if want throughput; then
   start=$SECONDS
-  timeout 420 "$bundle/node" "$bundle/throughput-bench.mjs" --backend cuda --context "${contexts##*,}" --kv-gb 40 --plans full,arkvale@512 \
+  timeout 420 "$bundle/node" "$bundle/throughput-bench.mjs" --backend cuda --context "${contexts##*,}" --kv-gb 40 --plans full,arkvale@512 --warmup "$warmup" \
     --out "$out/throughput.json" > /dev/null || status=1
   echo "== throughput $(( SECONDS - start )) s"
 fi
@@ -68,7 +72,7 @@ if [ -n "${ARKVALE_BENCH_CPU_PROFILE:-}" ]; then
 fi
 want peers || exit $status
 start=$SECONDS
-timeout 100 python3 tools/scripts/gpu_decode_peer.py --batch 4 --contexts "$contexts" --steps 12 --transformers --out "$out/peer.json" || status=1
+timeout 120 python3 tools/scripts/gpu_decode_peer.py --batch 4 --contexts "$contexts" --steps 12 --warmup "$warmup" --transformers --out "$out/peer.json" || status=1
 echo "== peers $(( SECONDS - start )) s"
 # The chart of the run: latency against context per system, and the profiled stages as stacked bars.
 [ -f "$out/decode.json" ] && { "$bundle/node" tools/scripts/decode-chart.mjs "$out" || status=1; }

@@ -37,13 +37,19 @@ def rotate(x, cos, sin):
     return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 
 
+# Untimed steps before each timed run (--warmup), set by main.
+WARMUP = 0
+
+
 def median(xs):
     xs = sorted(xs)
     return xs[len(xs) // 2]
 
 
 def timed(fn, steps):
-    """Median ms of `fn` between CUDA events, each ending with the tokens on the host."""
+    """Median ms of `fn` between CUDA events, each ending with the tokens on the host, after `--warmup` untimed steps."""
+    for _ in range(WARMUP):
+        fn().cpu()
     times = []
     for _ in range(steps):
         e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -72,7 +78,7 @@ def lean_peers(c, a, dev, dt):
     weight_bytes = param_count(c) * 2
     rows = []
     for ctx in [int(x) for x in a.contexts.split(',')]:
-        B, L = a.batch, ctx + a.steps + 1
+        B, L = a.batch, ctx + WARMUP + a.steps + 1
         kcache = [torch.randn(B, KV, L, D, device=dev, dtype=dt) for _ in range(c['layers'])]
         vcache = [torch.randn(B, KV, L, D, device=dev, dtype=dt) for _ in range(c['layers'])]
         kv_bytes = 2 * c['layers'] * B * KV * ctx * D * 2
@@ -135,7 +141,7 @@ def transformers_peer(c, a, dev, dt):
     from transformers import LlamaConfig, LlamaForCausalLM
     cfg = LlamaConfig(vocab_size=c['vocab'], hidden_size=c['hidden'], intermediate_size=c['mlp'], num_hidden_layers=c['layers'],
                       num_attention_heads=c['heads'], num_key_value_heads=c['kv_heads'], rope_theta=c['theta'],
-                      max_position_embeddings=max(int(x) for x in a.contexts.split(',')) + a.steps + 8)
+                      max_position_embeddings=max(int(x) for x in a.contexts.split(',')) + WARMUP + a.steps + 8)
     cfg._attn_implementation = 'sdpa'
     torch.manual_seed(0)
     with torch.device(dev):
@@ -185,12 +191,15 @@ def main():
     ap.add_argument('--batch', type=int, default=4)
     ap.add_argument('--contexts', default='10240,20480,30720')
     ap.add_argument('--steps', type=int, default=16)
+    ap.add_argument('--warmup', type=int, default=0, help='untimed steps before the timed ones (the engine bench takes the same number)')
     ap.add_argument('--transformers', action='store_true')
     ap.add_argument('--out')
     a = ap.parse_args()
+    global WARMUP
+    WARMUP = a.warmup
     c = SHAPES[a.shape]
     dev, dt = 'cuda', torch.float16
-    report = dict(shape=a.shape, device=torch.cuda.get_device_name(), torch=torch.__version__, copyTBps=copy_bandwidth(dev))
+    report = dict(warmup=a.warmup, shape=a.shape, device=torch.cuda.get_device_name(), torch=torch.__version__, copyTBps=copy_bandwidth(dev))
     print(f"{report['device']}: device-to-device copy {report['copyTBps']} TB/s", flush=True)
     report['results'] = lean_peers(c, a, dev, dt)
     if a.transformers:

@@ -5,13 +5,14 @@
 //
 //   node tools/scripts/throughput-bench.mjs [--shape llama2-7b] [--backend cuda] [--dtype f16]
 //     [--context 30720] [--kv-gb 40] [--host-gb N] [--plans full,arkvale@512] [--page-size 32]
-//     [--steps 8] [--max-batch 64] [--out FILE]
+//     [--steps 8] [--warmup 0] [--max-batch 64] [--out FILE]
 //
 // Per plan: the batch is the most sequences whose resident KV (every page of the
 // unbudgeted layers, the budget of the others) fits the KV limit beside one layer's
 // full prompt (a prefill's transient), and whose host backups fit the host pool. The
 // prompts are prefilled one at a time (activations of one prompt at a time), then the
-// whole batch decodes `steps` greedy steps; tokens per second = batch x steps / time.
+// whole batch decodes `warmup` untimed and `steps` timed greedy steps; tokens per second
+// = batch x steps / time.
 // Random weights with a shared embedding component, as decode-bench.mjs. JSON out, with
 // each plan's tokens per second over Full's.
 import { totalmem } from 'node:os';
@@ -31,6 +32,7 @@ const kvBytes = Number(option('kv-gb', '40')) * 1e9;
 const hostBytes = Number(option('host-gb', String((totalmem() * 0.7) / 1e9))) * 1e9;
 const pageSize = Number(option('page-size', '32'));
 const steps = Number(option('steps', '8'));
+const warmup = Number(option('warmup', '0'));
 const maxBatch = Number(option('max-batch', '64'));
 const plans = option('plans', 'full,arkvale@512').split(',').map((p) => {
   const [policy, budget] = p.split('@');
@@ -43,7 +45,7 @@ const config = shapeConfig(shape);
 const weights = randomLlamaWeights(config, backend, 7, { sharedEmbedding: 1 });
 const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2);
 const bytesPerPage = pageBytes(geometry);
-const tokens = context + steps + 1;
+const tokens = context + warmup + steps + 1;
 const promptPages = Math.ceil(tokens / pageSize);
 
 /** The largest batch of this plan under the limits, and which limit stops it. */
@@ -65,7 +67,7 @@ const results = [];
 const save = () => {
   const full = results.find((r) => r.policy === 'full' && r.tokensPerSecond);
   for (const r of results) if (full && r.tokensPerSecond) r.overFull = +(r.tokensPerSecond / full.tokensPerSecond).toFixed(2);
-  const json = JSON.stringify({ shape, backend: describeBackend(backend), context, kvGB: kvBytes / 1e9, hostGB: +(hostBytes / 1e9).toFixed(1), pageSize, steps, results }, null, 2);
+  const json = JSON.stringify({ shape, backend: describeBackend(backend), context, kvGB: kvBytes / 1e9, hostGB: +(hostBytes / 1e9).toFixed(1), pageSize, steps, warmup, results }, null, 2);
   if (option('out')) writeFileSync(option('out'), json + '\n');
   return json;
 };
@@ -96,8 +98,8 @@ for (const plan of plans) {
       backend.dispose(logits);
     }
     const prefillMs = performance.now() - started;
-    started = performance.now();
-    for (let s = 0; s < steps; s++) {
+    for (let s = 0; s < warmup + steps; s++) {
+      if (s === warmup) started = performance.now();
       const t = backend.tidy(() => backend.argmax(forward.decode(cache, ids, last)));
       last = Array.from(backend.readSync(t));
       backend.dispose(t);
