@@ -170,9 +170,18 @@ function profileStages(run) {
   return out;
 }
 
+/** The tokens of an issued step or prefill (waiting for it), its tensor freed. */
+function take(t) {
+  const tokens = Array.from(backend.readSync(t));
+  backend.dispose(t);
+  return tokens;
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const context of contexts) {
   const forward = new LlamaForward(config, weights, backend, context + warmup + steps + 8); // room for the warm-up and profiled steps
+  /** Issues one greedy decode step: the argmax of its logits, not read yet. */
+  const issue = (cache, ids, tokens) => backend.tidy(() => backend.argmax(forward.decode(cache, ids, tokens)));
   for (const plan of plans) {
     const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}${plan.selectOn ? ` (selecting on the ${plan.selectOn})` : ''}`;
     const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2);
@@ -184,13 +193,9 @@ for (const context of contexts) {
       const prompts = Array.from({ length: batch }, () => Array.from({ length: context }, () => Math.floor(next() * config.vocabSize)));
       const ids = prompts.map((p) => cache.admit(p.length));
       started = performance.now();
-      let tokens = Array.from(backend.readSync(backend.tidy(() => backend.argmax(forward.prefill(cache, ids.map((id, i) => ({ id, tokens: prompts[i] })))))));
+      let tokens = take(backend.tidy(() => backend.argmax(forward.prefill(cache, ids.map((id, i) => ({ id, tokens: prompts[i] }))))));
       const prefillMs = performance.now() - started;
-      for (let s = 0; s < warmup; s++) {
-        const next = backend.tidy(() => backend.argmax(forward.decode(cache, ids, tokens)));
-        tokens = Array.from(backend.readSync(next));
-        backend.dispose(next);
-      }
+      for (let s = 0; s < warmup; s++) tokens = take(issue(cache, ids, tokens));
       const times = [];
       // Host time to issue a step (until decode returns, before the token readback waits): above the step time's device share, the host is the bottleneck.
       const issueTimes = [];
@@ -201,11 +206,10 @@ for (const context of contexts) {
       for (let s = 0; s < steps; s++) {
         const t0 = performance.now();
         const inStep = syncs();
-        const next = backend.tidy(() => backend.argmax(forward.decode(cache, ids, tokens)));
+        const next = issue(cache, ids, tokens);
         issueTimes.push(performance.now() - t0);
         if (inStep !== undefined) syncsInStep += syncs() - inStep;
-        tokens = Array.from(backend.readSync(next));
-        backend.dispose(next);
+        tokens = take(next);
         times.push(performance.now() - t0);
       }
       // Matrix-product work of the prefill: every weight per token, and causal attention (QK and PV, half the square).
@@ -217,11 +221,7 @@ for (const context of contexts) {
       if (option('profile', '0') === '1') {
         const profiled = 4;
         const total = profileStages(() => {
-          for (let s = 0; s < profiled; s++) {
-            const next = backend.tidy(() => backend.argmax(forward.decode(cache, ids, tokens)));
-            tokens = Array.from(backend.readSync(next));
-            backend.dispose(next);
-          }
+          for (let s = 0; s < profiled; s++) tokens = take(issue(cache, ids, tokens));
         });
         if (total) {
           stages = Object.fromEntries(Object.entries(total).map(([k, v]) => [k, +(v / profiled).toFixed(3)]));
