@@ -2,7 +2,7 @@
 // Decode and prefill at a real model shape with random weights made on the device:
 //
 //   node tools/scripts/decode-bench.mjs [--shape llama2-7b] [--backend cuda] [--dtype f16]
-//     [--batch 4] [--contexts 10240,20480,30720] [--plans full,arkvale@2048,arkvale@2048:host] [--page-size 32]
+//     [--batch 4] [--contexts 10240,20480,30720] [--plans full,arkvale@2048,arkvale@2048:host,arkvale@2048:eager] [--page-size 32]
 //     [--steps 16] [--warmup 0] [--shared-embedding 1] [--profile 1] [--out FILE]
 //
 // Random weights alone give attention no locality (a budgeted policy would recall most
@@ -19,7 +19,9 @@
 // the device-to-device copy rate measured at the start of the run. JSON out. A plan
 // `policy@budget:host` selects on the host (estimates read and policy.decide run once
 // per budgeted layer: the specification) instead of on the device; syncsInStep counts
-// the host synchronisations inside the step, the token readback aside. --profile 1 adds
+// the host synchronisations inside the step, the token readback aside. On the CUDA
+// backend steps replay as CUDA graphs (graphSteps counts them); `:eager` issues every
+// launch of every step instead (the step "without the graph"). --profile 1 adds
 // a separate run of the same steps with events around each stage (attention, the
 // selection's estimate + select, recalls; the rest is the model's matrix products and
 // norms) summed per step on the device, so that the timed run stays undisturbed.
@@ -38,9 +40,10 @@ const shape = option('shape', 'llama2-7b');
 const batch = Number(option('batch', '4'));
 const contexts = option('contexts', '10240,20480,30720').split(',').map(Number);
 const plans = option('plans', 'full,arkvale@2048').split(',').map((p) => {
-  const [spec, selectOn] = p.split(':');
+  const [spec, ...flags] = p.split(':');
   const [policy, budget] = spec.split('@');
-  return { policy, budgetTokens: budget ? Number(budget) : undefined, ...(selectOn ? { selectOn } : {}) };
+  for (const f of flags) if (f !== 'host' && f !== 'eager') throw new Error(`plan ${p}: unknown flag ${f} (host, eager)`);
+  return { policy, budgetTokens: budget ? Number(budget) : undefined, ...(flags.includes('host') ? { selectOn: 'host' } : {}), ...(flags.includes('eager') ? { graphs: false } : {}) };
 });
 const pageSize = Number(option('page-size', '32'));
 const steps = Number(option('steps', '16'));
@@ -183,11 +186,15 @@ for (const context of contexts) {
   /** Issues one greedy decode step: the argmax of its logits, not read yet. */
   const issue = (cache, ids, tokens) => backend.tidy(() => backend.argmax(forward.decode(cache, ids, tokens)));
   for (const plan of plans) {
-    const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}${plan.selectOn ? ` (selecting on the ${plan.selectOn})` : ''}`;
+    const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}${plan.selectOn ? ` (selecting on the ${plan.selectOn})` : ''}${plan.graphs === false ? ' (no graphs)' : ''}`;
+    // Steps replayed as CUDA graphs unless the plan says eager (the CUDA backend's switch; others have none).
+    const graphed = 'graphs' in backend;
+    if (graphed) backend.graphs = plan.graphs !== false;
+    const { graphs: _graphs, ...cachePlan } = plan;
     const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2);
-    const resolved = resolveCacheOptions(geometry, { ...plan, pageSize, devicePages: 1 });
+    const resolved = resolveCacheOptions(geometry, { ...cachePlan, pageSize, devicePages: 1 });
     const pools = poolPagesFor(geometry, resolved, context + warmup + steps + 8, batch);
-    const cache = new KvCache({ geometry, options: { ...plan, ...pools }, backend });
+    const cache = new KvCache({ geometry, options: { ...cachePlan, ...pools }, backend });
     try {
       const next = seededUniform(context);
       const prompts = Array.from({ length: batch }, () => Array.from({ length: context }, () => Math.floor(next() * config.vocabSize)));
@@ -203,6 +210,7 @@ for (const context of contexts) {
       const syncsBefore = syncs();
       let syncsInStep = 0;
       const recallsBefore = cache.stats().recalls;
+      const graphsBefore = graphed ? backend.graphStats : undefined;
       for (let s = 0; s < steps; s++) {
         const t0 = performance.now();
         const inStep = syncs();
@@ -217,8 +225,11 @@ for (const context of contexts) {
       const prefillFlops = batch * (2 * countParameters(config) * context + attentionFlops);
       const bytes = stepBytes(geometry, resolved, context, (cache.stats().recalls - recallsBefore) / steps);
       const decodeMs = median(times.slice(2));
+      const graphsAfter = graphed ? backend.graphStats : undefined;
       let stages;
       if (option('profile', '0') === '1') {
+        // Events inside a step keep it from being a graph: the profiled steps run call by call.
+        if (graphed) backend.graphs = false;
         const profiled = 4;
         const total = profileStages(() => {
           for (let s = 0; s < profiled; s++) tokens = take(issue(cache, ids, tokens));
@@ -237,6 +248,8 @@ for (const context of contexts) {
         prefillTflops: +(prefillFlops / prefillMs / 1e9).toFixed(1),
         prefillOfGemmRate: gemmFlopsPerMs ? +(prefillFlops / prefillMs / gemmFlopsPerMs).toFixed(2) : undefined,
         decodeMsPerStep: +decodeMs.toFixed(2),
+        // The mean over every timed step: with graphs, steps where a page starts or fills run call by call (once per page of steps).
+        meanMsPerStep: +(times.reduce((a, b) => a + b, 0) / times.length).toFixed(2),
         issueMsPerStep: +median(issueTimes.slice(2)).toFixed(2),
         tokensPerSecond: +((batch * 1000) / decodeMs).toFixed(1),
         recalls: cache.stats().recalls,
@@ -247,10 +260,12 @@ for (const context of contexts) {
         // Host synchronisations per decode step (the token readback is one), and those inside the step.
         syncsPerStep: syncsBefore === undefined ? undefined : (syncs() - syncsBefore) / steps,
         syncsInStep: syncsBefore === undefined ? undefined : syncsInStep / steps,
+        // The timed steps: how many ran as graph replays, were recorded (and captured), or fell back.
+        graphSteps: graphsAfter ? { replayed: graphsAfter.replayed - graphsBefore.replayed, recorded: graphsAfter.recorded - graphsBefore.recorded, fallbacks: graphsAfter.fallbacks - graphsBefore.fallbacks, ...(graphsAfter.lastFallback ? { lastFallback: graphsAfter.lastFallback } : {}) } : undefined,
         stages,
       };
       results.push(row);
-      log(`context ${context}, batch ${batch}, ${label}: prefill ${row.prefillMs} ms (${row.prefillTflops} TFLOP/s, ${row.prefillOfGemmRate ?? '?'} of cuBLAS), decode ${row.decodeMsPerStep} ms/step (issued in ${row.issueMsPerStep} ms; ${row.tokensPerSecond} tok/s; floor ${row.floorMs ?? '?'} ms for ${row.bytesPerStepGB} GB), ${row.recallsPerStep} recalls/step, ${row.syncsPerStep ?? '?'} syncs/step (${row.syncsInStep ?? '?'} inside)${stages ? `; stages per step: ${JSON.stringify(stages)}` : ''}`);
+      log(`context ${context}, batch ${batch}, ${label}: prefill ${row.prefillMs} ms (${row.prefillTflops} TFLOP/s, ${row.prefillOfGemmRate ?? '?'} of cuBLAS), decode ${row.decodeMsPerStep} ms/step (mean ${row.meanMsPerStep}; issued in ${row.issueMsPerStep} ms; ${row.tokensPerSecond} tok/s; floor ${row.floorMs ?? '?'} ms for ${row.bytesPerStepGB} GB), ${row.recallsPerStep} recalls/step, ${row.syncsPerStep ?? '?'} syncs/step (${row.syncsInStep ?? '?'} inside)${row.graphSteps ? `, graphs ${JSON.stringify(row.graphSteps)}` : ''}${stages ? `; stages per step: ${JSON.stringify(stages)}` : ''}`);
     } catch (e) {
       results.push({ context, batch, ...plan, error: e.message });
       log(`context ${context}, batch ${batch}, ${label}: ${e.message}`);

@@ -20,7 +20,7 @@ const outFile = outIndex > 0 ? process.argv[outIndex + 1] : join(dir, 'decode.sv
 const engine = JSON.parse(readFileSync(join(dir, 'decode.json'), 'utf8'));
 const peer = existsSync(join(dir, 'peer.json')) ? JSON.parse(readFileSync(join(dir, 'peer.json'), 'utf8')) : null;
 
-const label = (r) => `${r.policy}${r.budgetTokens ? ` @ ${r.budgetTokens}` : ''}${r.selectOn ? ` (${r.selectOn})` : ''}`;
+const label = (r) => `${r.policy}${r.budgetTokens ? ` @ ${r.budgetTokens}` : ''}${r.selectOn ? ` (${r.selectOn})` : ''}${r.graphs === false ? ' (no graphs)' : ''}`;
 /** Series: name -> [{ context, ms }], the engine's rows then the peers'. */
 const series = new Map();
 const add = (name, context, ms) => {

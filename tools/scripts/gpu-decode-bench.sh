@@ -28,18 +28,21 @@ status=0
 # a step's JavaScript to its final form over a few dozen steps (tools/scripts/host-overhead.mjs
 # shows the host's share of a step settling after about 40).
 warmup="${ARKVALE_BENCH_WARMUP:-32}"
+# Timed steps per point: one page of steps, so that the mean includes the steps where a page starts or fills (run without the graph).
+steps="${ARKVALE_BENCH_STEPS:-32}"
 parts=" ${ARKVALE_BENCH_PARTS:-decode host policies peers} "
 want() { [[ "$parts" == *" $1 "* ]]; }
 bench() { # NAME SECONDS ARGS...: one decode-bench run to OUT/NAME.json
   local name=$1 limit=$2 start=$SECONDS
   shift 2
-  timeout "$limit" "$bundle/node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --steps 12 --warmup "$warmup" "$@" --out "$out/$name.json" > /dev/null || status=1
+  timeout "$limit" "$bundle/node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --steps "$steps" --warmup "$warmup" "$@" --out "$out/$name.json" > /dev/null || status=1
   echo "== $name $(( SECONDS - start )) s"
 }
-# Full and ArkVale (embeddings with a shared component: see decode-bench.mjs), with a
-# profiled run of each point for the per-stage split. Every row is written as it is
-# measured, so a part cut short by its time limit keeps its rows.
-want decode && bench decode 240 --contexts "$contexts" --plans full,arkvale@512,arkvale@2048 --profile 1
+# Full and ArkVale (embeddings with a shared component: see decode-bench.mjs), replayed as
+# CUDA graphs and (":eager") issued launch by launch, with a profiled run of each point
+# for the per-stage split. Every row is written as it is measured, so a part cut short
+# by its time limit keeps its rows.
+want decode && bench decode 300 --contexts "$contexts" --plans full,arkvale@512,arkvale@2048,full:eager,arkvale@2048:eager --profile 1
 # The same ArkVale step selecting on the host (estimates read, policy.decide): what the device path saves.
 want host && bench decode-host 70 --contexts "${contexts##*,}" --plans arkvale@2048:host
 # The other policies on the same pages and kernels, at the longest context. H2O last: its
@@ -72,7 +75,7 @@ if [ -n "${ARKVALE_BENCH_CPU_PROFILE:-}" ]; then
 fi
 want peers || exit $status
 start=$SECONDS
-timeout 120 python3 tools/scripts/gpu_decode_peer.py --batch 4 --contexts "$contexts" --steps 12 --warmup "$warmup" --transformers --out "$out/peer.json" || status=1
+timeout 120 python3 tools/scripts/gpu_decode_peer.py --batch 4 --contexts "$contexts" --steps "$steps" --warmup "$warmup" --transformers --out "$out/peer.json" || status=1
 echo "== peers $(( SECONDS - start )) s"
 # The chart of the run: latency against context per system, and the profiled stages as stacked bars.
 [ -f "$out/decode.json" ] && { "$bundle/node" tools/scripts/decode-chart.mjs "$out" || status=1; }

@@ -5,7 +5,7 @@
 // share of a step goes; the real addon adds each call's N-API and CUDA driver cost.
 //
 //   node tools/scripts/host-overhead.mjs [--shape llama2-7b] [--context 30720] [--batch 4]
-//     [--plan arkvale@2048] [--select-on device|host] [--steps 50] [--profile FILE]
+//     [--plan arkvale@2048] [--select-on device|host] [--graphs 1|0] [--steps 50] [--profile FILE]
 //
 // --profile writes a V8 CPU profile of the decode steps alone (after five warm-up steps).
 import { writeFileSync } from 'node:fs';
@@ -68,7 +68,7 @@ function idleAddon() {
     gemm: () => count('gemm'),
     beginCapture() {},
     endCapture: () => 0,
-    launchGraph() {},
+    launchGraph: () => count('launchGraph'),
     destroyGraph() {},
     buildInfo: () => ({ archs: [] }),
   };
@@ -82,7 +82,7 @@ const steps = Number(option('steps', '50'));
 const [policy, budget] = option('plan', 'arkvale@2048').split('@');
 const pageSize = Number(option('page-size', '32'));
 const { addon, counts } = idleAddon();
-const backend = new CudaBackend({ addon, dtype: 'f16' });
+const backend = new CudaBackend({ addon, dtype: 'f16', graphs: option('graphs', '1') !== '0' });
 const config = shapeConfig(shape);
 const weights = randomLlamaWeights(config, backend, 7);
 const forward = new LlamaForward(config, weights, backend, context + steps + 1);
@@ -115,5 +115,5 @@ if (session) {
 if (option("print-times")) process.stderr.write(times.map((t) => t.toFixed(1)).join(" ") + "\n");
 const sorted = times.slice(5).sort((a, b) => a - b);
 const perStep = Object.fromEntries([...counts].map(([k, v]) => [k, +(v / steps).toFixed(1)]));
-process.stdout.write(`${JSON.stringify({ shape, context, batch, plan, hostMsPerStep: +sorted[Math.floor(sorted.length / 2)].toFixed(3), p10: +sorted[Math.floor(sorted.length / 10)].toFixed(3), p90: +sorted[Math.floor((sorted.length * 9) / 10)].toFixed(3), addonCallsPerStep: perStep })}\n`);
+process.stdout.write(`${JSON.stringify({ shape, context, batch, plan, hostMsPerStep: +sorted[Math.floor(sorted.length / 2)].toFixed(3), p10: +sorted[Math.floor(sorted.length / 10)].toFixed(3), p90: +sorted[Math.floor((sorted.length * 9) / 10)].toFixed(3), addonCallsPerStep: perStep, graphs: backend.graphStats })}\n`);
 cache.close();

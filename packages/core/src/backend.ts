@@ -196,6 +196,14 @@ export interface Backend {
   keep<T extends Tensor>(t: T): T;
   /** Device memory now, for backends that have their own (free and total bytes); undefined elsewhere. */
   memory?(): { readonly freeBytes: number; readonly totalBytes: number };
+  /**
+   * Runs one decode step, `step` (which returns its logits), in a way the backend may
+   * replay: steps under the same `key` are meant to issue the same work on other data
+   * (KvCache.graphKey). A GPU backend records the first and replays the rest as one
+   * graph launch; a step that turns out different runs as it is. Without it, callers
+   * just run `step`.
+   */
+  graphStep?(key: string, step: () => Tensor): Tensor;
 
   // --- memory -------------------------------------------------------------
   fromArray(data: ArrayLike<number>, shape: readonly number[], dtype?: 'f32' | 'i32'): Tensor;

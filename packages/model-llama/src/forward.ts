@@ -81,9 +81,14 @@ export class LlamaForward {
 
   /** One decoding step: `tokens[i]` is the newest token of sequence `ids[i]`; returns logits [B, vocab] f32. */
   decode(cache: KvCache, ids: readonly number[], tokens: readonly number[]): Tensor {
-    const step = cache.beginStep(ids);
-    const attend = (layer: number, q: Tensor, k: Tensor, v: Tensor) => cache.decodeLayer(step, layer, q, k, v, this.scale);
-    return this.forwardRows({ segments: [{ tokens, positions: step.positions, attend }], logitRows: tokens.map((_, i) => i) });
+    const run = () => {
+      const step = cache.beginStep(ids);
+      const attend = (layer: number, q: Tensor, k: Tensor, v: Tensor) => cache.decodeLayer(step, layer, q, k, v, this.scale);
+      return this.forwardRows({ segments: [{ tokens, positions: step.positions, attend }], logitRows: tokens.map((_, i) => i) });
+    };
+    // A backend that replays steps as graphs gets the ones that repeat the previous step's work.
+    const key = this.backend.graphStep ? cache.graphKey(ids) : null;
+    return key === null ? run() : this.backend.graphStep!(`${tokens.length} ${key}`, run);
   }
 
   /**

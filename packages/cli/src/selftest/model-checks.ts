@@ -117,12 +117,22 @@ export function deviceStepChecks(engine: LlamaEngine, cases: readonly GoldenCase
       cache.close();
     }
   };
+  const graphs = () => (b as { graphStats?: { replayed: number; fallbacks: number; recorded: number } }).graphStats;
+  const before = graphs();
   const device = run('device');
+  const after = graphs();
   const host = run('host');
   const what = `${prompts.length} golden prompts, budget 128, ${steps} steps, ${label}`;
-  return [
+  const checks = [
     result('device step: synchronisations inside a step', `${what} (host path: ${host.inside})`, device.inside, 0),
     result('device step: tokens as selecting on the host', what, mismatches(device.tokens, host.tokens), 0),
     result('device step: recalls as selecting on the host', `${what}: ${device.recalls} recalls`, Math.abs(device.recalls - host.recalls), 0),
   ];
+  if (before && after) {
+    // The device steps above ran mostly as graph replays: the token check covers them.
+    const replayed = after.replayed - before.replayed;
+    const detail = `${what}: ${replayed} replayed, ${after.recorded - before.recorded} recorded, ${after.fallbacks - before.fallbacks} fell back`;
+    checks.push(result('device step: steps replayed as CUDA graphs', detail, replayed >= steps / 3 ? 0 : 1, 0));
+  }
+  return checks;
 }

@@ -23,6 +23,21 @@ export function selectsOnDevice(host: StepHost, layers: readonly PageLayer[]): b
   return layers.every((layer) => layer.rowSynced || mirrorable(host, layer));
 }
 
+/**
+ * Gives every layer of these sequences that may select on the device its table row
+ * before the step's first layer, so that the tables grow at most once in a step:
+ * growing marks every row out of sync, and rows of the layers already done would be
+ * uploaded whole again next step.
+ */
+export function reserveRows(host: StepHost, seqs: readonly SequenceState[]): void {
+  if (host.options.selectOn !== 'device') return;
+  for (const s of seqs) {
+    for (const layer of s.layers) {
+      if (layer.kind === 'page' && layer.deviceRow < 0 && layer.policy.budgeted && layer.policy.recallable && layer.policy.digest) host.store.deviceTables.rowOf(layer);
+    }
+  }
+}
+
 /** A row can be uploaded when it holds min(pages, budget) resident pages, none shared. */
 function mirrorable(host: StepHost, layer: PageLayer): boolean {
   let resident = 0;

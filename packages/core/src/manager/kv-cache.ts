@@ -10,6 +10,7 @@ import { PageStore } from './page-store.js';
 import { prefillTokens } from './token-cells.js';
 import { decodeLayer, placeToken, stepNeeds, type TokenTarget } from './decode-step.js';
 import { pageContext } from './page-context.js';
+import { reserveRows } from './device-select.js';
 import type { ChunkHost } from './chunked-prefill.js';
 import { beginChunk, chunkNeeds, chunkedPrefillPeak, ensureNeeds, newChunkedPrefill, releaseChunked, writeChunkLayer } from './chunked-prefill.js';
 import { park, parkNeeds, releaseParked, resume, resumeNeeds } from './parking.js';
@@ -59,6 +60,9 @@ export interface DecodeStep {
   readonly plans: StepPlans;
 }
 
+/** Numbers caches for their graph keys. */
+let nextCacheSerial = 0;
+
 /**
  * The page manager: pools, per-(sequence, layer) page tables and backup ledgers,
  * digests, and the policy's decisions applied to them through a Backend.
@@ -76,6 +80,8 @@ export class KvCache {
   private nextId = 1;
   /** The newest step's targets on the backend (DecodeStep.written), freed by the next step or close. */
   private lastTargets: Tensor | null = null;
+  /** Tells this cache's graph keys from another's. */
+  private readonly serial = nextCacheSerial++;
   /** The pools, their storage and the page moves between them. */
   readonly store: PageStore;
   /** A store passed in is shared with other caches and outlives this one. */
@@ -380,6 +386,25 @@ export class KvCache {
    * page when one starts (at budget, in the slot of the page leaving the window),
    * or the free cell of a token-level cache. Planned from lengths alone: no device read.
    */
+  /**
+   * The key under which a backend may replay the next decode step of these sequences
+   * as a graph (Backend.graphStep): steps with equal keys issue the same work on other
+   * data (other tokens, positions and lengths within the same pages). null when the
+   * step changes the structure (a page starts or fills in one of the sequences).
+   */
+  graphKey(ids: readonly number[]): string | null {
+    this.settle();
+    const ps = this.geometry.pageSize;
+    // Another cache's steps use other pools: its own keys.
+    let key = `cache ${this.serial}: `;
+    for (const id of ids) {
+      const s = this.seq(id);
+      if (s.length % ps === 0 || (s.length + 1) % ps === 0) return null;
+      key += `${id}:${Math.floor(s.length / ps)} `;
+    }
+    return key;
+  }
+
   beginStep(ids: readonly number[]): DecodeStep {
     this.settle();
     ensureNeeds(this.store, this.stepNeeds(ids));
@@ -388,6 +413,7 @@ export class KvCache {
     for (const s of seqs) {
       s.layers.forEach((layer, l) => targets[l].push(placeToken(this, s, layer)));
     }
+    reserveRows(this, seqs);
     const positions = seqs.map((s) => s.length);
     for (const s of seqs) s.length++;
     return { ids: [...ids], positions, targets, written: this.uploadTargets(targets, ids.length), plans: this.store.deviceTables.stepPlans(this.geometry.numLayers, ids.length) };
@@ -426,7 +452,12 @@ export class KvCache {
     const at = (part: number) => this.backend.sliceRows(step.written, (2 * layerIndex + part) * pad, b);
     const out = decodeLayer(this, seqs, layers, targets, { slots: at(0), offsets: at(1) }, { plans: step.plans, layer: layerIndex }, q, k, v, scale);
     // The step's plans are complete after its last layer: their one read starts before the token readback waits.
-    if (layerIndex === this.geometry.numLayers - 1) this.store.deviceTables.finish(step.plans);
+    if (layerIndex === this.geometry.numLayers - 1) {
+      this.store.deviceTables.finish(step.plans);
+      // Freed with the step, not the next one: a step replayed as a graph must not keep its buffers.
+      this.backend.dispose(step.written);
+      this.lastTargets = null;
+    }
     return out;
   }
 
@@ -445,7 +476,7 @@ export class KvCache {
 
   /**
    * One upload of a step's write targets for every layer (instead of two per layer).
-   * The previous step's copy is freed here: its last use is queued before this one's.
+   * Freed after the last layer; a step cut short before it is freed here.
    */
   private uploadTargets(targets: readonly (readonly TokenTarget[])[], rows: number): Tensor {
     const pad = paddedRows(rows);

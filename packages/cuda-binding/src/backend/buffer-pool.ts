@@ -1,4 +1,5 @@
 import type { CudaAddon } from '../native.js';
+import type { StepGraphs } from './step-graphs.js';
 
 /** Buffers up to this size are kept for reuse: a decode step's activations, page lists and workspaces. */
 const MAX_POOLED_BYTES = 4 << 20;
@@ -15,11 +16,35 @@ export class BufferPool {
   private readonly free = new Map<number, bigint[]>();
   private pooledBytes = 0;
 
-  constructor(private readonly addon: CudaAddon) {}
+  constructor(
+    private readonly addon: CudaAddon,
+    /** During a graphed step, allocations are the graph's (and come back to it). */
+    private readonly graphs?: StepGraphs,
+  ) {
+    graphs?.returnBuffersTo((ptr, size) => this.release(ptr, size));
+  }
 
   /** A block of at least `bytes` (>= 16): reused when one of its size class waits here. */
   alloc(bytes: number, what: string): bigint {
     const size = sizeClass(bytes);
+    if (this.graphs?.inStep) return this.graphs.alloc(size, () => this.take(size, what));
+    return this.take(size, what);
+  }
+
+  release(ptr: bigint, bytes: number): void {
+    if (this.graphs?.release(ptr)) return;
+    const size = sizeClass(bytes);
+    if (size > MAX_POOLED_BYTES || this.pooledBytes + size > POOL_BUDGET) {
+      this.addon.free(ptr);
+      return;
+    }
+    let list = this.free.get(size);
+    if (!list) this.free.set(size, (list = []));
+    list.push(ptr);
+    this.pooledBytes += size;
+  }
+
+  private take(size: number, what: string): bigint {
     const reused = this.free.get(size)?.pop();
     if (reused !== undefined) {
       this.pooledBytes -= size;
@@ -33,18 +58,6 @@ export class BufferPool {
       this.trim();
       return this.addon.alloc(size, what);
     }
-  }
-
-  release(ptr: bigint, bytes: number): void {
-    const size = sizeClass(bytes);
-    if (size > MAX_POOLED_BYTES || this.pooledBytes + size > POOL_BUDGET) {
-      this.addon.free(ptr);
-      return;
-    }
-    let list = this.free.get(size);
-    if (!list) this.free.set(size, (list = []));
-    list.push(ptr);
-    this.pooledBytes += size;
   }
 
   /** Returns every waiting block to the addon (before reading its statistics, or when memory runs short). */

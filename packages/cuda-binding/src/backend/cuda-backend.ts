@@ -27,6 +27,7 @@ import { STREAM } from '../native.js';
 import { CudaDevice, type FloatDType } from './device.js';
 import * as kv from './kv-ops.js';
 import { PendingReads } from './pending-reads.js';
+import type { StepGraphStats } from './step-graphs.js';
 import * as select from './select-ops.js';
 import { DTYPE_BYTES, elementCount } from './tensor.js';
 
@@ -41,6 +42,11 @@ export interface CudaBackendOptions {
   readonly addon?: CudaAddon;
   /** Fill new tensors with NaN before any kernel writes them (checks that every output element is written). */
   readonly poison?: boolean;
+  /**
+   * Replay decode steps as CUDA graphs (`graphStep`). Default on, unless the
+   * environment has ARKVALE_CUDA_GRAPHS=0; off issues every launch of every step.
+   */
+  readonly graphs?: boolean;
 }
 
 /** f32 values in a 16-bit float type, as raw little-endian bits. */
@@ -74,9 +80,37 @@ export class CudaBackend implements Backend {
     if (!info) throw invalidArgument(`CUDA device ${device} does not exist`);
     this.dtype = options.dtype ?? 'f16';
     this.deviceName = info.name;
-    this.d = new CudaDevice(addon, this.dtype, info.multiprocessors, options.poison ?? false);
+    this.d = new CudaDevice(addon, this.dtype, info.multiprocessors, options.poison ?? false, options.graphs ?? process.env.ARKVALE_CUDA_GRAPHS !== '0');
     this.copies = new kv.PageCopies(this.d);
-    this.reads = new PendingReads(addon);
+    this.reads = new PendingReads(this.d.addon, undefined, this.d.graphs);
+  }
+
+  /** What the step graphs did: steps recorded, replayed and fallen back, graphs held. */
+  get graphStats(): StepGraphStats {
+    return this.d.graphs.stats;
+  }
+
+  /** Whether decode steps are replayed as CUDA graphs (switchable between steps: benchmarks time both). */
+  get graphs(): boolean {
+    return this.d.graphs.enabled;
+  }
+
+  set graphs(on: boolean) {
+    this.d.graphs.enabled = on;
+  }
+
+  graphStep(key: string, step: () => Tensor): Tensor {
+    return this.d.graphs.run(key, () => this.tidy(step), (out) => this.detach(out));
+  }
+
+  /** A step's result in a buffer of its own: a graph's buffers are rewritten by its next replay. */
+  private detach(t: Tensor): Tensor {
+    const c = this.d.tensor(t, 'graphStep');
+    if (!this.d.graphs.owns(c.buffer.ptr)) return t;
+    const out = this.d.empty(c.shape, c.dtype, 'a graphed step\'s result');
+    this.d.copy(out, 0, c, c.bytes, 'a graphed step\'s result');
+    this.dispose(t);
+    return out;
   }
 
   /** The addon underneath (sync counts, allocator statistics, graphs). */
@@ -105,8 +139,9 @@ export class CudaBackend implements Backend {
     return { freeBytes: freeBytes + cache.reservedBytes - cache.allocatedBytes + this.d.buffers.bytes, totalBytes };
   }
 
-  /** Returns the small buffers kept for reuse to the addon's allocator (before reading its statistics). */
+  /** Returns the small buffers kept for reuse, and the step graphs' buffers, to the addon's allocator (before reading its statistics). */
   trimBuffers(): void {
+    this.d.graphs.clear();
     this.d.buffers.trim();
   }
 

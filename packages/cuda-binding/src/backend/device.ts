@@ -4,6 +4,7 @@ import type { KernelLaunch } from '../generated/index.js';
 import { STREAM, type CudaAddon } from '../native.js';
 import { BufferPool } from './buffer-pool.js';
 import { KernelCache } from './kernels.js';
+import { StepGraphs } from './step-graphs.js';
 import { CudaTensor, DeviceBuffer, DTYPE_BYTES, TensorLifetimes, asCuda, elementCount } from './tensor.js';
 
 export type FloatDType = 'f16' | 'bf16';
@@ -18,17 +19,24 @@ export class CudaDevice {
   readonly lifetimes = new TensorLifetimes();
   /** Where tensors' memory comes from and goes back to. */
   readonly buffers: BufferPool;
+  /** Decode steps as CUDA graphs; every call below goes through its addon. */
+  readonly graphs: StepGraphs;
+  /** The addon, as the step graphs see it (recorded or checked during a graphed step). */
+  readonly addon: CudaAddon;
   private readonly release = (ptr: bigint, bytes: number) => this.buffers.release(ptr, bytes);
 
   constructor(
-    readonly addon: CudaAddon,
+    addon: CudaAddon,
     /** Activations and KV pages. */
     readonly dtype: FloatDType,
     readonly multiprocessors: number,
     /** Fill every new allocation with 0xff bytes (NaN in every float type), so unwritten outputs show. */
     readonly poison = false,
+    graphs = true,
   ) {
-    this.buffers = new BufferPool(addon);
+    this.graphs = new StepGraphs(addon, graphs);
+    this.addon = this.graphs.addon;
+    this.buffers = new BufferPool(this.addon, this.graphs);
   }
 
   /** A new, uninitialised tensor (device memory from the caching allocator). */

@@ -1,6 +1,7 @@
 import type { PendingRead } from '@arkvale/core';
-import { decodeFloats } from '@arkvale/core';
+import { decodeFloats, internalError } from '@arkvale/core';
 import { STREAM, type CudaAddon, type PinnedBlock } from '../native.js';
+import type { StepGraphs } from './step-graphs.js';
 import type { CudaTensor } from './tensor.js';
 
 /** Pinned bytes for reads in flight: a decode step's ~30 selection plans take a few tens of KiB. */
@@ -37,9 +38,29 @@ export class PendingReads {
   constructor(
     private readonly addon: CudaAddon,
     readonly ringBytes = READ_RING_BYTES,
+    /** A read during a graphed step is issued after the step (its tensor is final then: a graph's buffers are not reused within a step). */
+    private readonly graphs?: StepGraphs,
   ) {}
 
   read(t: CudaTensor): PendingRead {
+    if (!this.graphs?.inStep) return this.issue(t);
+    let read: PendingRead | null = null;
+    const { ptr, bytes, shape, dtype, elements } = t;
+    // Held until the copy is queued: the rest of the step must not reuse the buffer.
+    t.buffer.retain();
+    this.graphs.afterStep(() => {
+      read = this.issue({ ptr, bytes, shape, dtype, elements });
+      t.buffer.drop();
+    });
+    return {
+      get: () => {
+        if (!read) throw internalError('readLater: get() before the end of the step that queued the read');
+        return read.get();
+      },
+    };
+  }
+
+  private issue(t: Pick<CudaTensor, 'ptr' | 'bytes' | 'shape' | 'dtype' | 'elements'>): PendingRead {
     const tensor = { dtype: t.dtype, elements: t.elements };
     if (t.bytes === 0) return { get: () => decode(new Uint8Array(0), tensor) };
     if (t.bytes > this.ringBytes) {

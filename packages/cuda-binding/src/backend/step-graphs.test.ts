@@ -1,0 +1,328 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { STREAM, type CudaAddon, type GemmParams } from '../native.js';
+import { BufferPool } from './buffer-pool.js';
+import { PendingReads } from './pending-reads.js';
+import { StepGraphs } from './step-graphs.js';
+import { CudaTensor, DeviceBuffer } from './tensor.js';
+
+/**
+ * A device that really computes, in order: memory by address (device and pinned
+ * alike), two i32 kernels, a "gemm" that adds, and graphs that hold the calls made
+ * while capturing and run them at each launch. Calls made outside a graph are counted.
+ */
+class InterpretingGpu {
+  private readonly blocks = new Map<bigint, Uint8Array>();
+  private next = 0x1_0000n;
+  private capturing: (() => void)[] | null = null;
+  private readonly graphs = new Map<number, (() => void)[]>();
+  private events = 0;
+  private graphIds = 0;
+  /** Kernel launches, gemms and copies the device ran outside graphs. */
+  direct = 0;
+  graphLaunches = 0;
+
+  readonly addon = {
+    alloc: (bytes: number) => this.block(bytes),
+    free: (ptr: bigint) => {
+      if (!this.blocks.delete(ptr)) throw new Error(`free of unknown ${ptr}`);
+    },
+    hostAlloc: (bytes: number) => {
+      const p = this.block(bytes);
+      return { host: p, device: p };
+    },
+    hostView: (host: bigint) => {
+      // Blocks are their own ArrayBuffers: a view from a block's start is the block.
+      const [base, mem] = this.find(host);
+      if (base !== host) throw new Error('hostView from inside a block');
+      return mem.buffer;
+    },
+    hostFree: (host: bigint) => this.addon.free(host),
+    upload: (dst: bigint, src: ArrayBufferView) => {
+      const data = new Uint8Array(src.buffer, src.byteOffset, src.byteLength).slice();
+      this.run(() => this.bytes(dst, data.byteLength).set(data));
+    },
+    download: (src: bigint, dst: ArrayBufferView) => {
+      new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(this.bytes(src, dst.byteLength));
+    },
+    copy: (dst: bigint, src: bigint, bytes: number) => this.run(() => this.bytes(dst, bytes).set(this.bytes(src, bytes).slice())),
+    memset: (dst: bigint, byte: number, bytes: number) => this.run(() => this.bytes(dst, bytes).fill(byte)),
+    launch: (name: string, _grid: readonly number[], params: Uint8Array) => {
+      const v = new DataView(params.buffer, params.byteOffset, params.byteLength);
+      const out = v.getBigUint64(0, true);
+      const input = v.getBigUint64(8, true);
+      const n = v.getUint32(16, true);
+      const c = v.getInt32(20, true);
+      this.run(() => {
+        const x = this.i32(input, n);
+        const y = this.i32(out, n);
+        for (let i = 0; i < n; i++) y[i] = name === 'add' ? x[i] + c : x[i] * c;
+      });
+    },
+    gemm: (p: GemmParams) =>
+      this.run(() => {
+        const a = this.i32(p.a, p.m);
+        const b = this.i32(p.b, p.m);
+        const c = this.i32(p.c, p.m);
+        for (let i = 0; i < p.m; i++) c[i] = a[i] + b[i];
+      }),
+    recordEvent: () => ++this.events,
+    waitEvent: () => {},
+    eventDone: () => true,
+    releaseEvent: () => {},
+    synchronize: () => {},
+    copyPages: () => {},
+    beginCapture: () => {
+      this.capturing = [];
+    },
+    endCapture: () => {
+      const id = ++this.graphIds;
+      this.graphs.set(id, this.capturing!);
+      this.capturing = null;
+      return id;
+    },
+    launchGraph: (id: number) => {
+      this.graphLaunches++;
+      for (const work of this.graphs.get(id)!) work();
+    },
+    destroyGraph: (id: number) => {
+      if (!this.graphs.delete(id)) throw new Error(`destroyGraph of unknown ${id}`);
+    },
+  };
+
+  get liveBlocks(): number {
+    return this.blocks.size;
+  }
+
+  get liveGraphs(): number {
+    return this.graphs.size;
+  }
+
+  read(ptr: bigint, n: number): number[] {
+    return [...this.i32(ptr, n)];
+  }
+
+  private run(work: () => void): void {
+    if (this.capturing) this.capturing.push(work);
+    else {
+      this.direct++;
+      work();
+    }
+  }
+
+  private block(bytes: number): bigint {
+    const p = this.next;
+    this.next += BigInt(Math.ceil(bytes / 256) * 256 + 256);
+    this.blocks.set(p, new Uint8Array(bytes));
+    return p;
+  }
+
+  private find(ptr: bigint): [bigint, Uint8Array] {
+    for (const [base, mem] of this.blocks) if (ptr >= base && ptr < base + BigInt(mem.byteLength)) return [base, mem];
+    throw new Error(`address ${ptr} outside every block`);
+  }
+
+  private bytes(ptr: bigint, n: number): Uint8Array {
+    const [base, mem] = this.find(ptr);
+    return mem.subarray(Number(ptr - base), Number(ptr - base) + n);
+  }
+
+  private i32(ptr: bigint, n: number): Int32Array {
+    const b = this.bytes(ptr, n * 4);
+    return new Int32Array(b.buffer, b.byteOffset, n);
+  }
+}
+
+function params(out: bigint, input: bigint, n: number, c: number): Uint8Array {
+  const p = new Uint8Array(24);
+  const v = new DataView(p.buffer);
+  v.setBigUint64(0, out, true);
+  v.setBigUint64(8, input, true);
+  v.setUint32(16, n, true);
+  v.setInt32(20, c, true);
+  return p;
+}
+
+/** The addon, pool and graphs as CudaDevice wires them, over the interpreting device. */
+function setup(pieceOps?: number) {
+  const gpu = new InterpretingGpu();
+  const graphs = new StepGraphs(gpu.addon as unknown as CudaAddon, true, pieceOps);
+  const pool = new BufferPool(graphs.addon, graphs);
+  return { gpu, graphs, pool, addon: graphs.addon };
+}
+
+type Setup = ReturnType<typeof setup>;
+
+/** What a step computes: ((x + c) * 3) + x, with an extra "+ 1" pass when `extra`. */
+function expected(x: readonly number[], c: number, extra: boolean): number[] {
+  return x.map((v) => (v + c) * 3 + v + (extra ? 1 : 0));
+}
+
+/** A step of the shape a decode step has: uploads, launches, a gemm, buffers freed within it, one result returned. */
+function step({ addon, pool }: Setup, x: readonly number[], c: number, extra: boolean): bigint {
+  const n = x.length;
+  const input = pool.alloc(n * 4, 'x');
+  addon.upload(input, Int32Array.from(x), STREAM.compute, 'x');
+  const shifted = pool.alloc(n * 4, 'x + c');
+  addon.launch('add', [1, 1, 1], params(shifted, input, n, c), STREAM.compute);
+  const tripled = pool.alloc(n * 4, '3 (x + c)');
+  addon.launch('mul', [1, 1, 1], params(tripled, shifted, n, 3), STREAM.compute);
+  pool.release(shifted, n * 4);
+  let out = pool.alloc(n * 4, 'sum');
+  addon.gemm({ transA: false, transB: false, m: n, n: 1, k: 1, a: tripled, aType: 'f32', lda: n, b: input, bType: 'f32', ldb: n, c: out, cType: 'f32', ldc: n, alpha: 1, beta: 0, stream: STREAM.compute, what: 'sum' });
+  if (extra) {
+    const more = pool.alloc(n * 4, 'sum + 1');
+    addon.launch('add', [1, 1, 1], params(more, out, n, 1), STREAM.compute);
+    pool.release(out, n * 4);
+    out = more;
+  }
+  pool.release(input, n * 4);
+  pool.release(tripled, n * 4);
+  return out;
+}
+
+/** The graphs' run with CudaBackend's detach: the result copied out of the graph's buffers. */
+function runStep(s: Setup, key: string, x: readonly number[], c: number, extra: boolean): number[] {
+  const n = x.length;
+  const out = s.graphs.run(
+    key,
+    () => step(s, x, c, extra),
+    (ptr) => {
+      if (!s.graphs.owns(ptr)) return ptr;
+      const own = s.pool.alloc(n * 4, 'result');
+      s.addon.copy(own, ptr, n * 4, STREAM.compute, 'result');
+      s.pool.release(ptr, n * 4);
+      return own;
+    },
+  );
+  const values = s.gpu.read(out, n);
+  s.pool.release(out, n * 4);
+  return values;
+}
+
+describe('StepGraphs', () => {
+  it('records a step, then replays it as one graph launch on new data, with the same results', () => {
+    const s = setup();
+    expect(runStep(s, 'k', [1, 2, 3, 4], 5, false)).toEqual(expected([1, 2, 3, 4], 5, false));
+    expect(s.graphs.stats).toMatchObject({ recorded: 1, replayed: 0, graphs: 1 });
+    for (let i = 0; i < 3; i++) {
+      const direct = s.gpu.direct;
+      const x = [10 * i, -i, 7, i * i];
+      expect(runStep(s, 'k', x, 5, false)).toEqual(expected(x, 5, false));
+      // The launches, gemm and upload ran inside the graph; only the result's copy ran outside it.
+      expect(s.gpu.direct - direct).toBe(1);
+    }
+    expect(s.graphs.stats).toMatchObject({ recorded: 1, replayed: 3, fallbacks: 0 });
+    expect(s.gpu.graphLaunches).toBe(3);
+  });
+
+  it('finishes a step that differs from its record without the graph, and records it again', () => {
+    const s = setup();
+    runStep(s, 'k', [1, 2], 1, false);
+    expect(runStep(s, 'k', [3, 4], 2, true)).toEqual(expected([3, 4], 2, true));
+    expect(s.graphs.stats).toMatchObject({ fallbacks: 1, replayed: 0, graphs: 0 });
+    expect(s.graphs.stats.lastFallback).toMatch(/alloc of 256 bytes, the record has nothing more|launch add/);
+    // Another scalar is another step too: the launch's parameters differ.
+    runStep(s, 'k', [1, 2], 1, false);
+    expect(runStep(s, 'k', [5, 6], 1, false)).toEqual(expected([5, 6], 1, false));
+    expect(s.graphs.stats.replayed).toBe(1);
+  });
+
+  it('never graphs a step that synchronises, and still computes it', () => {
+    const s = setup();
+    for (let i = 0; i < 3; i++) {
+      const out = s.graphs.run(
+        'sync',
+        () => {
+          const r = step(s, [i, 1], 2, false);
+          s.addon.synchronize(STREAM.compute);
+          return r;
+        },
+        (ptr) => ptr,
+      );
+      expect(s.gpu.read(out, 2)).toEqual(expected([i, 1], 2, false));
+      s.pool.release(out, 8);
+    }
+    expect(s.graphs.stats).toMatchObject({ recorded: 1, unreplayable: 1, replayed: 0, graphs: 0 });
+  });
+
+  it('defers a read made during a step until the step is issued', () => {
+    const s = setup();
+    const reads = new PendingReads(s.addon, 1 << 16, s.graphs);
+    for (let i = 0; i < 3; i++) {
+      let read!: ReturnType<PendingReads['read']>;
+      runStep(s, 'r', [i], 0, false);
+      s.graphs.run(
+        'r2',
+        () => {
+          const ptr = step(s, [i, i], 1, false);
+          const t = new CudaTensor(new DeviceBuffer(ptr, 8, (p, b) => s.pool.release(p, b)), 0, [2], 'i32');
+          read = reads.read(t);
+          expect(() => read.get()).toThrow(/before the end of the step/);
+          t.buffer.drop();
+          return 0n;
+        },
+        (x) => x,
+      );
+      expect([...read.get()]).toEqual(expected([i, i], 1, false));
+    }
+    expect(s.graphs.stats.replayed).toBe(4);
+  });
+
+  it('launches a step in pieces as their calls are checked', () => {
+    const s = setup(3);
+    runStep(s, 'k', [1, 2], 1, true);
+    let launchedMidStep = 0;
+    const x = [4, 5];
+    const out = s.graphs.run(
+      'k',
+      () => {
+        const r = step(s, x, 1, true);
+        launchedMidStep = s.gpu.graphLaunches;
+        return r;
+      },
+      (ptr) => ptr,
+    );
+    // 11 calls (6 allocations, an upload, 3 launches, a gemm) in pieces of 3: all four launched by the step's end.
+    expect(launchedMidStep).toBe(4);
+    expect(s.gpu.read(out, 2)).toEqual(expected(x, 1, true));
+  });
+
+  it('property: any run of steps under any keys computes what eager steps do, and gives every buffer back', () => {
+    const stepArb = fc.record({
+      key: fc.constantFrom('a', 'b', 'c'),
+      x: fc.array(fc.integer({ min: -1000, max: 1000 }), { minLength: 1, maxLength: 2 }),
+      // Mostly the same work under a key, sometimes not.
+      c: fc.constantFrom(1, 1, 1, 2),
+      extra: fc.constantFrom(false, false, false, true),
+    });
+    const seen = { replayed: 0, fallbacks: 0 };
+    fc.assert(
+      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 40 }), fc.constantFrom(2, 3, 5, 128), (steps, pieceOps) => {
+        const s = setup(pieceOps);
+        for (const t of steps) {
+          // Keys that usually but not always mean equal work (the launch scalar c and the extra pass are not in them).
+          const key = `${t.key} ${t.x.length}`;
+          expect(runStep(s, key, t.x, t.c, t.extra)).toEqual(expected(t.x, t.c, t.extra));
+        }
+        const st = s.graphs.stats;
+        expect(st.recorded + st.replayed + st.fallbacks).toBeGreaterThanOrEqual(steps.length);
+        seen.replayed += st.replayed;
+        seen.fallbacks += st.fallbacks;
+        s.graphs.clear();
+        s.pool.trim();
+        expect(s.gpu.liveBlocks - pinnedBlocks(s)).toBe(0);
+        expect(s.gpu.liveGraphs).toBe(0);
+      }),
+      { numRuns: 300 },
+    );
+    // The runs did replay graphs and did fall back (a property that never replays would prove nothing).
+    expect(seen.replayed).toBeGreaterThan(100);
+    expect(seen.fallbacks).toBeGreaterThan(100);
+  });
+});
+
+/** Pinned input chunks stay with the graphs for reuse. */
+function pinnedBlocks(s: Setup): number {
+  return (s.graphs as unknown as { freeChunks: unknown[] }).freeChunks.length;
+}

@@ -1,0 +1,543 @@
+import { STREAM, type CudaAddon, type GemmParams, type PinnedBlock } from '../native.js';
+
+/**
+ * CUDA graphs of decode steps (DEVICE-STEP.md): a step is issued once with every addon
+ * call recorded (and carried out as usual), then captured from that record into a graph;
+ * a later step under the same key runs the same JavaScript, but its addon calls are only
+ * checked against the record (and its uploads written into the graph's pinned inputs),
+ * and the whole step goes to the device as one graph launch. The host then pays for the
+ * step's JavaScript and one launch instead of ~700 launches and cuBLAS calls.
+ *
+ * A graph's buffers are its own: the step's allocations are handed the recorded
+ * addresses again, and the buffer pool gets them back only when the graph is dropped.
+ * Within the recorded step a freed buffer is reused as the pool would (so the graph
+ * holds the step's working set, not every allocation); a result read after the step
+ * (the logits, a readLater) is held until then, so nothing reuses it.
+ * A step whose calls differ from the record (another launch, other arguments, a
+ * synchronisation) falls back at the first difference: the recorded calls before it
+ * are issued for real, in order, and the rest of the step runs as usual, so a wrong key
+ * costs time, never a wrong result. A recorded step that cannot be replayed (it waits on
+ * the host, works on another stream, or keeps a buffer past its end) marks its key as
+ * never to be captured.
+ */
+
+/** One recorded addon call of a step. */
+type Op =
+  | { readonly kind: 'launch'; readonly name: string; readonly grid: readonly [number, number, number]; readonly params: Uint8Array }
+  | { readonly kind: 'gemm'; readonly params: GemmParams }
+  | { readonly kind: 'copy'; readonly dst: bigint; readonly src: bigint; readonly bytes: number }
+  | { readonly kind: 'memset'; readonly dst: bigint; readonly byte: number; readonly bytes: number }
+  /** A host -> device upload, from the graph's pinned input `view` (at host address `host`). */
+  | { readonly kind: 'upload'; readonly dst: bigint; readonly bytes: number; readonly host: bigint; readonly view: Uint8Array }
+  | { readonly kind: 'alloc'; readonly size: number; readonly ptr: bigint };
+
+/** Pinned memory a graph's uploads read from; a step writes its inputs here before the launch. */
+interface PinnedChunk {
+  readonly block: PinnedBlock;
+  readonly view: Uint8Array;
+  used: number;
+}
+
+class StepGraph {
+  readonly ops: Op[] = [];
+  /** Buffers the graph owns (its step's allocations), with their sizes. */
+  readonly owned = new Map<bigint, number>();
+  /** While recording: owned buffers the step has freed, by size, for its later allocations (as the pool would reuse them). */
+  readonly spare = new Map<number, bigint[]>();
+  readonly chunks: PinnedChunk[] = [];
+  /** Owned buffers some tensor still holds. */
+  live = 0;
+  /**
+   * The step in pieces: graph `ids[i]` holds ops [ends[i - 1], ends[i]). A replay
+   * launches each piece as soon as its calls are checked, so the device starts while
+   * the host still runs the rest of the step's JavaScript.
+   */
+  readonly ends: number[] = [];
+  readonly ids: number[] = [];
+  /** An event after the graph's last use of its buffers and inputs. */
+  done = -1;
+  dropped = false;
+
+  constructor(readonly key: string) {}
+}
+
+/** What the graphs did, for benchmarks and tests. */
+export interface StepGraphStats {
+  /** Steps issued and recorded (then captured, when they could be). */
+  recorded: number;
+  /** Steps that ran as one graph launch. */
+  replayed: number;
+  /** Replays whose calls differed from the record: finished without the graph. */
+  fallbacks: number;
+  /** Recorded steps that could not become graphs (their keys run without one from then on). */
+  unreplayable: number;
+  /** Graphs that exist now. */
+  graphs: number;
+  /** Where the last fallback happened: the call that differed from the record. */
+  lastFallback?: string;
+}
+
+type Mode = 'eager' | 'record' | 'replay' | 'fallback';
+
+const PINNED_CHUNK_BYTES = 256 << 10;
+const ALIGN = 256;
+/** Graphs kept at once: keys change when a page starts, so older graphs are rarely used again. */
+const MAX_GRAPHS = 3;
+/** Calls per graph piece: the device idles only while the host checks the first piece (~0.2 ms at the 7B shape). */
+const PIECE_OPS = 128;
+const MAX_UNREPLAYABLE_KEYS = 4096;
+
+export class StepGraphs {
+  /** The addon every backend call goes through: the real one, but recorded or checked during a step. */
+  readonly addon: CudaAddon;
+  private mode: Mode = 'eager';
+  private graph: StepGraph | null = null;
+  private cursor = 0;
+  /** The replay's next piece to launch. */
+  private piece = 0;
+  /** Event waits of a replayed step: issued before its launch. */
+  private waits: number[] = [];
+  /** Work to issue after the step (reads of its results). */
+  private deferred: (() => void)[] = [];
+  private readonly graphs = new Map<string, StepGraph>();
+  private readonly unreplayableKeys = new Set<string>();
+  private readonly retired: StepGraph[] = [];
+  private readonly owner = new Map<bigint, StepGraph>();
+  private readonly freeChunks: PinnedChunk[] = [];
+  private readonly counts = { recorded: 0, replayed: 0, fallbacks: 0, unreplayable: 0 };
+  private lastFallback = '';
+  /** Where a dropped graph's buffers go back to (the buffer pool's release). */
+  private giveBack: (ptr: bigint, size: number) => void = (ptr) => this.real.free(ptr);
+
+  constructor(
+    private readonly real: CudaAddon,
+    /** Off: every step is issued call by call (the timings "without the graph"). */
+    public enabled = true,
+    /** Calls per graph piece (tests make it small). */
+    private readonly pieceOps = PIECE_OPS,
+  ) {
+    this.addon = this.wrap();
+  }
+
+  get stats(): StepGraphStats {
+    return { ...this.counts, graphs: this.graphs.size, ...(this.lastFallback ? { lastFallback: this.lastFallback } : {}) };
+  }
+
+  /** Whether a step is being recorded or replayed (reads of its results wait for its end). */
+  get inStep(): boolean {
+    return this.mode !== 'eager';
+  }
+
+  /** @internal Set by the buffer pool. */
+  returnBuffersTo(release: (ptr: bigint, size: number) => void): void {
+    this.giveBack = release;
+  }
+
+  /**
+   * Runs one step under `key`: recorded the first time, replayed as a graph after that.
+   * `detach` runs after the step has been issued, with the step's result: it must copy
+   * a result held in the graph's buffers to a buffer of its own (the next replay
+   * overwrites them).
+   */
+  run<T>(key: string, step: () => T, detach: (result: T) => T): T {
+    if (!this.enabled || this.mode !== 'eager') return step();
+    this.collect();
+    if (this.unreplayableKeys.has(key)) return step();
+    const existing = this.graphs.get(key);
+    if (existing) {
+      // Its inputs are rewritten below: the previous launch must have read them (after a token readback it has).
+      if (existing.done >= 0 && !this.real.eventDone(existing.done)) this.real.synchronize(STREAM.compute);
+      this.begin('replay', existing);
+    } else {
+      this.begin('record', new StepGraph(key));
+    }
+    let result: T;
+    try {
+      result = step();
+    } catch (e) {
+      // What the step issued before failing is carried out, as it would have been without a graph.
+      if (this.now() === 'replay') this.fallBack('the step threw');
+      this.end();
+      throw e;
+    }
+    const g = this.graph!;
+    if (this.now() === 'replay' && this.cursor !== g.ops.length) this.fallBack('the step ended');
+    const mode = this.now();
+    if (mode === 'replay') this.counts.replayed++;
+    this.end();
+    const out = detach(result);
+    for (const issue of this.drainDeferred()) issue();
+    this.markDone(g);
+    if (mode === 'record') this.finishRecord(g);
+    // A replay that fell back, or whose buffers a tensor still holds, is not replayed again.
+    else if (mode !== 'replay' || g.live > 0) this.drop(g);
+    return out;
+  }
+
+  /** Issues `issue` now, or after the step when one is running (a read of what the step computes). */
+  afterStep(issue: () => void): void {
+    if (this.mode === 'eager') issue();
+    else this.deferred.push(issue);
+  }
+
+  /** @internal The buffer pool's allocation during a step: the graph's own buffer, in record order. */
+  alloc(size: number, fresh: () => bigint): bigint {
+    const g = this.graph;
+    if (this.mode === 'replay') {
+      const op = g!.ops[this.cursor];
+      if (op?.kind === 'alloc' && op.size === size) {
+        g!.live++;
+        this.advance();
+        return op.ptr;
+      }
+      this.fallBack(`alloc of ${size} bytes`);
+    }
+    if (this.mode !== 'record') return fresh();
+    // Buffers freed earlier in the step are reused, as eagerly issued steps do: the
+    // step's working set stays small and in L2, and the graph holds only that much.
+    let ptr = g!.spare.get(size)?.pop();
+    if (ptr === undefined) {
+      ptr = fresh();
+      g!.owned.set(ptr, size);
+      this.owner.set(ptr, g!);
+    }
+    g!.ops.push({ kind: 'alloc', size, ptr });
+    g!.live++;
+    return ptr;
+  }
+
+  /** Whether `ptr` is a buffer of a graph. */
+  owns(ptr: bigint): boolean {
+    return this.owner.has(ptr);
+  }
+
+  /** @internal Whether `ptr` belongs to a graph; if so the graph takes it back (true). */
+  release(ptr: bigint): boolean {
+    const g = this.owner.get(ptr);
+    if (!g) return false;
+    g.live--;
+    if (this.mode === 'record' && g === this.graph) {
+      const size = g.owned.get(ptr)!;
+      let list = g.spare.get(size);
+      if (!list) g.spare.set(size, (list = []));
+      list.push(ptr);
+    }
+    return true;
+  }
+
+  /** Destroys every graph and returns the buffers no tensor holds any more (waits for the device if a graph still runs). */
+  clear(): void {
+    for (const g of [...this.graphs.values()]) this.drop(g);
+    if (this.retired.some((g) => g.done >= 0 && !this.real.eventDone(g.done))) this.real.synchronize(STREAM.compute);
+    this.collect();
+  }
+
+  /** The mode now (a method, so that TypeScript does not narrow it across calls that change it). */
+  private now(): Mode {
+    return this.mode;
+  }
+
+  private begin(mode: Mode, g: StepGraph): void {
+    this.mode = mode;
+    this.graph = g;
+    this.cursor = 0;
+    this.piece = 0;
+    this.waits = [];
+  }
+
+  /** Past one checked call; a piece whose calls are all checked goes to the device. */
+  private advance(): void {
+    const g = this.graph!;
+    if (++this.cursor !== g.ends[this.piece]) return;
+    for (const e of this.waits) this.real.waitEvent(STREAM.compute, e);
+    this.waits = [];
+    this.real.launchGraph(g.ids[this.piece++], STREAM.compute);
+  }
+
+  private end(): void {
+    this.mode = 'eager';
+    this.graph = null;
+  }
+
+  private drainDeferred(): (() => void)[] {
+    const d = this.deferred;
+    this.deferred = [];
+    return d;
+  }
+
+  private markDone(g: StepGraph): void {
+    if (g.done >= 0) this.real.releaseEvent(g.done);
+    g.done = this.real.recordEvent(STREAM.compute);
+  }
+
+  /** A recorded step becomes a graph unless it left a buffer held or stopped being recordable. */
+  private finishRecord(g: StepGraph): void {
+    g.spare.clear();
+    this.counts.recorded++;
+    if (g.live > 0 || !this.capture(g)) {
+      this.markUnreplayable(g.key);
+      this.drop(g);
+      return;
+    }
+    this.graphs.set(g.key, g);
+    if (this.graphs.size > MAX_GRAPHS) this.drop(this.graphs.values().next().value!);
+  }
+
+  /** Captures the record into graphs of `pieceOps` calls each (nothing runs: the recorded step already did). */
+  private capture(g: StepGraph): boolean {
+    for (let start = 0; start < g.ops.length; start += this.pieceOps) {
+      const end = Math.min(g.ops.length, start + this.pieceOps);
+      let failed = false;
+      this.real.beginCapture(STREAM.compute);
+      try {
+        for (let i = start; i < end; i++) this.issue(g.ops[i]);
+      } catch {
+        failed = true;
+      }
+      try {
+        const id = this.real.endCapture(STREAM.compute);
+        if (failed) this.real.destroyGraph(id);
+        else {
+          g.ids.push(id);
+          g.ends.push(end);
+        }
+      } catch {
+        failed = true;
+      }
+      if (failed) return false;
+    }
+    return true;
+  }
+
+  private markUnreplayable(key: string): void {
+    // Keys change as sequences grow: a long-running server would otherwise collect them forever.
+    if (this.unreplayableKeys.size >= MAX_UNREPLAYABLE_KEYS) this.unreplayableKeys.clear();
+    this.unreplayableKeys.add(key);
+    this.counts.unreplayable++;
+  }
+
+  /** The record before the first difference (past the pieces launched) is issued for real; the step goes on call by call. */
+  private fallBack(why: string): void {
+    const g = this.graph!;
+    this.counts.fallbacks++;
+    const expected = g.ops[this.cursor];
+    this.lastFallback = `call ${this.cursor} of ${g.ops.length}: ${why}, the record has ${expected ? describe(expected) : 'nothing more'}`;
+    for (const e of this.waits) this.real.waitEvent(STREAM.compute, e);
+    for (let i = this.piece > 0 ? g.ends[this.piece - 1] : 0; i < this.cursor; i++) this.issue(g.ops[i]);
+    this.mode = 'fallback';
+  }
+
+  /** A recorded step can no longer become a graph: it still runs, call by call. */
+  private stopRecording(): void {
+    if (this.mode !== 'record') return;
+    this.markUnreplayable(this.graph!.key);
+    this.counts.recorded++;
+    // Its buffers stay the graph's (tensors hold them); the graph is dropped at the step's end.
+    this.mode = 'fallback';
+  }
+
+  private issue(op: Op): void {
+    const s = STREAM.compute;
+    switch (op.kind) {
+      case 'launch':
+        return this.real.launch(op.name, op.grid, op.params, s);
+      case 'gemm':
+        return this.real.gemm(op.params);
+      case 'copy':
+        return this.real.copy(op.dst, op.src, op.bytes, s, 'a step graph copy');
+      case 'memset':
+        return this.real.memset(op.dst, op.byte, op.bytes, s, 'a step graph memset');
+      case 'upload':
+        return this.real.copy(op.dst, op.host, op.bytes, s, 'a step graph upload');
+      case 'alloc':
+        return;
+    }
+  }
+
+  /** Whether the next recorded call is `op`'s twin (replay), advancing past it; falls back otherwise. */
+  private matches(same: (op: Op) => boolean, why: () => string): boolean {
+    const op = this.graph!.ops[this.cursor];
+    if (op !== undefined && same(op)) {
+      this.advance();
+      return true;
+    }
+    this.fallBack(why());
+    return false;
+  }
+
+  /** A call on the compute stream: recorded, checked against the record, or passed on. */
+  private onCompute(stream: number, op: () => Op, same: (op: Op) => boolean, call: () => void): void {
+    if (this.mode === 'replay' && stream === STREAM.compute && this.matches(same, () => describe(op()))) return;
+    if (this.mode === 'replay') this.fallBack(`${describe(op())} on stream ${stream}`);
+    if (this.mode === 'record' && stream !== STREAM.compute) this.stopRecording();
+    call();
+    if (this.mode === 'record') this.graph!.ops.push(op());
+  }
+
+  /** A call a graph cannot hold (a wait on the host, another stream's work): it ends recording or replay. */
+  private unrecordable(what: string): void {
+    if (this.mode === 'record') this.stopRecording();
+    else if (this.mode === 'replay') this.fallBack(what);
+  }
+
+  private pinnedRegion(g: StepGraph, bytes: number): { host: bigint; view: Uint8Array } {
+    let chunk = g.chunks[g.chunks.length - 1];
+    if (!chunk || chunk.used + bytes > chunk.view.byteLength) {
+      const at = this.freeChunks.findIndex((c) => c.view.byteLength >= bytes);
+      if (at >= 0) chunk = this.freeChunks.splice(at, 1)[0];
+      else {
+        const size = Math.max(PINNED_CHUNK_BYTES, Math.ceil(bytes / ALIGN) * ALIGN);
+        const block = this.real.hostAlloc(size, 'step graph inputs');
+        chunk = { block, view: new Uint8Array(this.real.hostView(block.host, size)), used: 0 };
+      }
+      chunk.used = 0;
+      g.chunks.push(chunk);
+    }
+    const offset = chunk.used;
+    chunk.used = Math.ceil((offset + bytes) / ALIGN) * ALIGN;
+    return { host: chunk.block.host + BigInt(offset), view: chunk.view.subarray(offset, offset + bytes) };
+  }
+
+  private drop(g: StepGraph): void {
+    if (g.dropped) return;
+    g.dropped = true;
+    if (this.graphs.get(g.key) === g) this.graphs.delete(g.key);
+    this.retired.push(g);
+  }
+
+  /** Frees dropped graphs once no tensor holds their buffers and the device is done with them. */
+  private collect(force = false): void {
+    for (let i = this.retired.length - 1; i >= 0; i--) {
+      const g = this.retired[i];
+      if (!force && (g.live > 0 || (g.done >= 0 && !this.real.eventDone(g.done)))) continue;
+      this.retired.splice(i, 1);
+      for (const id of g.ids) this.real.destroyGraph(id);
+      if (g.done >= 0) this.real.releaseEvent(g.done);
+      for (const [ptr, size] of g.owned) {
+        this.owner.delete(ptr);
+        this.giveBack(ptr, size);
+      }
+      this.freeChunks.push(...g.chunks);
+    }
+  }
+
+  private wrap(): CudaAddon {
+    const real = this.real;
+    const wrapped = {} as Record<string, unknown>;
+    // Own and inherited methods alike (a test's addon may be a class instance).
+    for (let o: object | null = real; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+      for (const name of Object.getOwnPropertyNames(o)) {
+        const f = (real as unknown as Record<string, unknown>)[name];
+        if (name !== 'constructor' && !(name in wrapped) && typeof f === 'function') wrapped[name] = f.bind(real);
+      }
+    }
+    const own: Partial<CudaAddon> = {
+      launch: (name, grid, params, stream) =>
+        this.onCompute(
+          stream,
+          () => ({ kind: 'launch', name, grid: [grid[0], grid[1], grid[2]], params }),
+          (op) => op.kind === 'launch' && op.name === name && op.grid[0] === grid[0] && op.grid[1] === grid[1] && op.grid[2] === grid[2] && sameBytes(op.params, params),
+          () => real.launch(name, grid, params, stream),
+        ),
+      gemm: (p) =>
+        this.onCompute(
+          p.stream,
+          () => ({ kind: 'gemm', params: p }),
+          (op) => op.kind === 'gemm' && sameGemm(op.params, p),
+          () => real.gemm(p),
+        ),
+      copy: (dst, src, bytes, stream, what) =>
+        this.onCompute(
+          stream,
+          () => ({ kind: 'copy', dst, src, bytes }),
+          (op) => op.kind === 'copy' && op.dst === dst && op.src === src && op.bytes === bytes,
+          () => real.copy(dst, src, bytes, stream, what),
+        ),
+      memset: (dst, byte, bytes, stream, what) =>
+        this.onCompute(
+          stream,
+          () => ({ kind: 'memset', dst, byte, bytes }),
+          (op) => op.kind === 'memset' && op.dst === dst && op.byte === byte && op.bytes === bytes,
+          () => real.memset(dst, byte, bytes, stream, what),
+        ),
+      upload: (dst, src, stream, what) => this.upload(dst, src, stream, what),
+      waitEvent: (stream, event) => {
+        // A replayed step waits before its launch (earlier than needed, never later).
+        if (this.mode === 'replay' && stream === STREAM.compute) this.waits.push(event);
+        else {
+          if (stream !== STREAM.compute) this.unrecordable(`a wait on stream ${stream}`);
+          real.waitEvent(stream, event);
+        }
+      },
+      recordEvent: (stream) => (this.unrecordable('an event'), real.recordEvent(stream)),
+      download: (src, dst, stream, what) => (this.unrecordable(`a download (${what})`), real.download(src, dst, stream, what)),
+      synchronize: (stream) => (this.unrecordable('a synchronisation'), real.synchronize(stream)),
+      copyPages: (dst, dstSlots, src, srcSlots, pageBytes, stream, what) => (this.unrecordable(`page copies (${what})`), real.copyPages(dst, dstSlots, src, srcSlots, pageBytes, stream, what)),
+    };
+    return Object.assign(wrapped, own) as unknown as CudaAddon;
+  }
+
+  private upload(dst: bigint, src: ArrayBufferView, stream: number, what: string): void {
+    const bytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+    if (this.mode === 'replay' && stream === STREAM.compute) {
+      const op = this.graph!.ops[this.cursor];
+      if (op?.kind === 'upload' && op.dst === dst && op.bytes === bytes.byteLength) {
+        op.view.set(bytes);
+        this.advance();
+        return;
+      }
+    }
+    if (this.mode === 'replay') this.fallBack(`an upload of ${bytes.byteLength} bytes (${what})`);
+    if (this.mode === 'record' && stream !== STREAM.compute) this.stopRecording();
+    if (this.mode !== 'record') return this.real.upload(dst, src, stream, what);
+    // Recorded uploads read from the graph's pinned inputs, which later steps rewrite.
+    const g = this.graph!;
+    const region = this.pinnedRegion(g, bytes.byteLength);
+    region.view.set(bytes);
+    this.real.copy(dst, region.host, bytes.byteLength, STREAM.compute, what);
+    g.ops.push({ kind: 'upload', dst, bytes: bytes.byteLength, host: region.host, view: region.view });
+  }
+}
+
+function describe(op: Op): string {
+  switch (op.kind) {
+    case 'launch':
+      return `launch ${op.name} [${op.grid.join(', ')}]`;
+    case 'gemm':
+      return `gemm ${op.params.what} (m=${op.params.m}, n=${op.params.n}, k=${op.params.k})`;
+    case 'upload':
+      return `an upload of ${op.bytes} bytes`;
+    case 'alloc':
+      return `alloc of ${op.size} bytes`;
+    default:
+      return `${op.kind} of ${op.bytes} bytes`;
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameGemm(a: GemmParams, b: GemmParams): boolean {
+  return (
+    a.transA === b.transA &&
+    a.transB === b.transB &&
+    a.m === b.m &&
+    a.n === b.n &&
+    a.k === b.k &&
+    a.a === b.a &&
+    a.aType === b.aType &&
+    a.lda === b.lda &&
+    a.b === b.b &&
+    a.bType === b.bType &&
+    a.ldb === b.ldb &&
+    a.c === b.c &&
+    a.cType === b.cType &&
+    a.ldc === b.ldc &&
+    a.alpha === b.alpha &&
+    a.beta === b.beta &&
+    a.stream === b.stream
+  );
+}
