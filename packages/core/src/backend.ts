@@ -93,21 +93,6 @@ export interface SamplingParams {
 }
 
 /**
- * A page-selection request, the device-side form of ArkVale's decision: given the
- * scores of candidate pages and which of them are resident, choose the top `k` per
- * group and plan which non-resident pages to recall in place of which resident ones.
- */
-export interface SelectPagesArgs {
-  /** f32 [G, P] estimates of the P candidate pages. */
-  readonly scores: Tensor;
-  /** i32 [P]: 1 where the candidate is resident, 0 where it is only on the host. */
-  readonly resident: Tensor;
-  readonly k: number;
-  /** Free device slots the layer may still fill without evicting. */
-  readonly freeSlots: number;
-}
-
-/**
  * Device-resident page tables of the budgeted layers a decode step selects on the
  * device: an i32 tensor [rows, 3, pagesPerRow] holding, per (row, logical page), the
  * device slot (-1 when only the host backup exists), the digest row and the host
@@ -199,8 +184,8 @@ export interface Backend {
   /**
    * Runs one decode step, `step` (which returns its logits), in a way the backend may
    * replay: steps under the same `key` are meant to issue the same work on other data
-   * (KvCache.graphKey). A GPU backend records the first and replays the rest as one
-   * graph launch; a step that turns out different runs as it is. Without it, callers
+   * (KvCache.graphKey). A GPU backend records the first and replays the rest as
+   * CUDA graphs; a step that turns out different runs as it is. Without it, callers
    * just run `step`.
    */
   graphStep?(key: string, step: () => Tensor): Tensor;
@@ -253,8 +238,6 @@ export interface Backend {
    * averaged over each group of `numHeads / groups` consecutive heads: f32 [groups, P].
    */
   estimate(q: Tensor, digests: DigestStorage, rows: Tensor, groups: number, variant: DigestVariant): Tensor;
-  /** Top-k with recall planning; see SelectPagesArgs and `planPageSelection`. Returns an i32 plan tensor. */
-  selectPages(args: SelectPagesArgs): Tensor;
   /** `target`'s element updates[i, 0] (flat index) := updates[i, 1], for i32 `target` and updates [n, 2] with distinct indices. */
   scatterI32(target: Tensor, updates: Tensor): void;
   /** Estimate, select, plan, apply and list in one go for a batch; see SelectResidentArgs. */

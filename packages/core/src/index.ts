@@ -5,7 +5,7 @@ export type * from './backend.js';
 export { PAGE_TABLE_FIELDS, SELECT_ROW_FIELDS } from './backend.js';
 export { computeDigest, estimateScore } from './digest.js';
 export * from './policies/policy.js';
-export { planPageSelection, encodeSelectionPlan, decodeSelectionPlan } from './policies/selection.js';
+export { planPageSelection } from './policies/selection.js';
 export type { SelectionPlan } from './policies/selection.js';
 export { fullPolicy } from './policies/full.js';
 export { questPolicy } from './policies/quest.js';

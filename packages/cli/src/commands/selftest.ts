@@ -9,7 +9,7 @@ import type { CliIo } from '../io.js';
 import { table } from '../format.js';
 import { GPU_DTYPES, resolveModelDir, type GpuDtype } from '../options.js';
 import { decodingChecks, denseChecks, memoryChecks, randomChecks } from '../selftest/dense-checks.js';
-import { KV_SHAPES, kvChecks, selectionChecks } from '../selftest/kv-checks.js';
+import { KV_SHAPES, kvChecks } from '../selftest/kv-checks.js';
 import { deviceStepChecks, goldenChecks, goldenMargins, readGolden, type GoldenCase, type GoldenMargins } from '../selftest/model-checks.js';
 import { result, Twin, type CheckResult } from '../selftest/twin.js';
 import { seededUniform } from '@arkvale/model-llama';
@@ -37,7 +37,6 @@ function opChecks(dtype: GpuDtype, seed: number): CheckResult[] {
     ...scoped(gpu, `dense ops, ${dtype}`, () => denseChecks(t)),
     ...scoped(gpu, `decoding, ${dtype}`, () => decodingChecks(t)),
     ...scoped(gpu, `random weights, ${dtype}`, () => randomChecks(t, gpu)),
-    ...scoped(gpu, `selection, ${dtype}`, () => selectionChecks(t)),
     ...KV_SHAPES.flatMap((s) => scoped(gpu, `KV ops hd ${s.headDim} ps ${s.pageSize} g ${s.group}, ${dtype}`, () => kvChecks(t, s))),
   ].map((r) => ({ ...r, detail: `${r.detail} [${dtype}]` }));
 }

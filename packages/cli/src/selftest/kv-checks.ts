@@ -1,5 +1,5 @@
-import type { Backend, DigestVariant, KvGeometry } from '@arkvale/core';
-import { decodeSelectionPlan, DIGEST_VARIANTS } from '@arkvale/core';
+import type { DigestVariant, KvGeometry } from '@arkvale/core';
+import { DIGEST_VARIANTS } from '@arkvale/core';
 import { poolValues } from './pool-values.js';
 import { residentChecks } from './resident-checks.js';
 import { mismatches, relativeError, result, TOLERANCE, type CheckResult, type Twin } from './twin.js';
@@ -22,10 +22,10 @@ function describe(s: KvShape, kvHeads: number): string {
 
 /**
  * Page operations of one shape on both backends: append, digests (every variant),
- * estimates (every selection grouping), selection, copies between pools, and paged
- * attention over ragged page lists (one list, one per KV head, one per query head),
- * with token scores; then causal prefill attention with its key statistics, and the
- * decode step's device-side selection (resident-checks.ts).
+ * estimates (every selection grouping), copies between pools, and paged attention
+ * over ragged page lists (one list, one per KV head, one per query head), with token
+ * scores; then causal prefill attention with its key statistics, and the decode
+ * step's device-side selection (resident-checks.ts).
  */
 export function kvChecks(t: Twin, shape: KvShape): CheckResult[] {
   const out: CheckResult[] = [];
@@ -122,23 +122,5 @@ export function kvChecks(t: Twin, shape: KvShape): CheckResult[] {
     t.ref.freeStorage(s.ref);
   }
   out.push(...residentChecks(t, shape, g, name));
-  return out;
-}
-
-/** Top-k with recall planning on random scores, ties included. */
-export function selectionChecks(t: Twin): CheckResult[] {
-  const out: CheckResult[] = [];
-  for (const [count, groups, k, free] of [[700, 2, 40, 3], [31, 1, 5, 0], [256, 8, 12, 20]]) {
-    const scores = Array.from({ length: groups * count }, () => t.int(12) - 6);
-    const resident = Array.from({ length: count }, () => (t.next() < 0.6 ? 1 : 0));
-    const plan = (b: Backend) => {
-      const s = b.fromArray(scores, [groups, count]);
-      const r = b.fromArray(resident, [count], 'i32');
-      return decodeSelectionPlan(b.readSync(b.selectPages({ scores: s, resident: r, k, freeSlots: free })) as Int32Array);
-    };
-    const a = plan(t.gpu).flatMap((x) => [x.candidate, x.victim]);
-    const b = plan(t.ref).flatMap((x) => [x.candidate, x.victim]);
-    out.push(result('selectPages', `${count} candidates, ${groups} group(s), k ${k}, ${free} free slots`, mismatches(a, b), TOLERANCE.exact));
-  }
   return out;
 }

@@ -1,7 +1,8 @@
 /**
  * ArkVale's top-k with recall planning, as a pure function over host arrays. The
- * ArkVale policy uses it directly; `Backend.selectPages` is the same computation on
- * backend tensors (a GPU runs it as a kernel so the plan never leaves the device).
+ * ArkVale policy uses it directly; `Backend.selectResident` makes the same choice for
+ * a whole decode batch on backend tensors (with no free slots: every recall takes a
+ * victim's slot), so on a GPU the plan never leaves the device.
  */
 import { firstInOrder } from './policy.js';
 
@@ -59,20 +60,4 @@ export function planPageSelection(
     }
   }
   return { top, recalls };
-}
-
-/** The plan as the i32 layout `Backend.selectPages` returns: [n, (candidate, victim) x n]. */
-export function encodeSelectionPlan(plan: SelectionPlan): Int32Array {
-  const out = new Int32Array(1 + 2 * plan.recalls.length);
-  out[0] = plan.recalls.length;
-  plan.recalls.forEach((r, i) => {
-    out[1 + 2 * i] = r.candidate;
-    out[2 + 2 * i] = r.victim;
-  });
-  return out;
-}
-
-export function decodeSelectionPlan(data: Int32Array): { candidate: number; victim: number }[] {
-  const n = data[0];
-  return Array.from({ length: n }, (_, i) => ({ candidate: data[1 + 2 * i], victim: data[2 + 2 * i] }));
 }

@@ -1,7 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { computeDigest, estimateScore } from '../digest.js';
-import { planPageSelection, decodeSelectionPlan } from '../policies/selection.js';
 import { randomArray, rng } from '../test-support/random.js';
 import { halfToFloat, bf16ToFloat, decodeFloats, floatToBf16Bits, floatToHalfBits } from './half.js';
 import { ReferenceBackend } from './reference-backend.js';
@@ -112,16 +111,7 @@ describe('digests and estimates', () => {
   });
 });
 
-describe('selection and sampling', () => {
-  it('selectPages on tensors equals the host plan', () => {
-    const scores = [0.1, 0.9, 0.5, 0.7, 0.2];
-    const resident = [1, 0, 1, 0, 1];
-    const plan = planPageSelection(scores, 1, resident, 2, 0);
-    expect(plan.recalls).toEqual([{ candidate: 1, victim: 0 }, { candidate: 3, victim: 4 }]);
-    const t = backend.selectPages({ scores: backend.fromArray(scores, [1, 5]), resident: backend.fromArray(resident, [5], 'i32'), k: 2, freeSlots: 0 });
-    expect(decodeSelectionPlan(backend.readSync(t) as Int32Array)).toEqual(plan.recalls);
-  });
-
+describe('sampling and half-precision encoding', () => {
   it('samples greedily at temperature 0 or top-k 1, and by inverse CDF otherwise', () => {
     const logits = backend.fromArray([0, Math.log(3), 5, Math.log(1)], [1, 4]);
     const u = (x: number) => backend.fromArray([x], [1]);

@@ -10,14 +10,12 @@ import type {
   RopeTable,
   SamplingParams,
   PendingRead,
-  SelectPagesArgs,
   SelectResidentArgs,
   SelectResidentResult,
   Tensor,
 } from '../backend.js';
 import type { DigestVariant, KvGeometry } from '../config.js';
 import { invalidArgument } from '../errors.js';
-import { encodeSelectionPlan, planPageSelection } from '../policies/selection.js';
 import { causalAttention, pagedAttention } from './attention.js';
 import * as dense from './dense.js';
 import { decodeFloats } from './half.js';
@@ -135,12 +133,6 @@ export class ReferenceBackend implements Backend {
   }
   estimate(q: Tensor, digests: DigestStorage, rows: Tensor, groups: number, variant: DigestVariant): Tensor {
     return kv.estimate(asRef(q), asDigests(digests), asRef(rows), groups, variant);
-  }
-  selectPages(args: SelectPagesArgs): Tensor {
-    const scores = asRef(args.scores);
-    const plan = planPageSelection(scores.f32, scores.shape[0], asRef(args.resident).i32, args.k, args.freeSlots);
-    const encoded = encodeSelectionPlan(plan);
-    return new RefTensor(encoded, [encoded.length], 'i32');
   }
   scatterI32(target: Tensor, updates: Tensor): void {
     selection.scatterI32(asRef(target), asRef(updates));

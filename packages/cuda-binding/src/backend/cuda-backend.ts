@@ -12,7 +12,6 @@ import type {
   RopeSpec,
   RopeTable,
   SamplingParams,
-  SelectPagesArgs,
   SelectResidentArgs,
   SelectResidentResult,
   Tensor,
@@ -266,9 +265,6 @@ export class CudaBackend implements Backend {
   }
   estimate(q: Tensor, digests: DigestStorage, rows: Tensor, groups: number, variant: DigestVariant): Tensor {
     return kv.estimate(this.d, q, digests, rows, groups, variant);
-  }
-  selectPages(args: SelectPagesArgs): Tensor {
-    return kv.selectPages(this.d, args);
   }
   scatterI32(target: Tensor, updates: Tensor): void {
     select.scatterI32(this.d, target, updates);

@@ -1,6 +1,6 @@
-import type { CopyTicket, DigestStorage, DigestVariant, KvGeometry, KvStorage, PoolLocation, SelectPagesArgs, Tensor } from '@arkvale/core';
+import type { CopyTicket, DigestStorage, DigestVariant, KvGeometry, KvStorage, PoolLocation, Tensor } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
-import { findEstimate, findKvAppend, findPageDigest, findSelectPages } from '../generated/index.js';
+import { findEstimate, findKvAppend, findPageDigest } from '../generated/index.js';
 import { STREAM } from '../native.js';
 import type { CudaDevice } from './device.js';
 import { DTYPE_BYTES, type CudaTensor } from './tensor.js';
@@ -124,32 +124,6 @@ export function estimate(d: CudaDevice, qt: Tensor, dt: DigestStorage, rowsT: Te
     groups,
   });
   return out;
-}
-
-/** The plan as core encodes it, [n, (candidate, victim) x n], in a buffer sized for every candidate. */
-export function selectPages(d: CudaDevice, args: SelectPagesArgs): CudaTensor {
-  const scores = d.expect(d.tensor(args.scores, 'selectPages scores'), 'selectPages scores', ['f32'], 2);
-  const resident = d.expect(d.tensor(args.resident, 'selectPages resident'), 'selectPages resident', ['i32'], 1);
-  const [groups, count] = scores.shape;
-  if (resident.shape[0] !== count) throw invalidArgument(`selectPages: ${resident.shape[0]} residency flags for ${count} candidates`);
-  const plan = d.empty([1 + 2 * count], 'i32', 'selection plan');
-  const chosen = d.empty([count], 'i32', 'selection workspace');
-  const best = d.empty([count], 'f32', 'selection workspace');
-  const victimByRank = d.empty([count], 'i32', 'selection workspace');
-  d.launch(d.kernels.get('select_pages', findSelectPages, {}), {
-    scores: scores.ptr,
-    resident: resident.ptr,
-    chosen: chosen.ptr,
-    best: best.ptr,
-    victimByRank: victimByRank.ptr,
-    plan: plan.ptr,
-    count,
-    groups,
-    k: args.k,
-    freeSlots: args.freeSlots,
-  });
-  for (const w of [chosen, best, victimByRank]) d.lifetimes.dispose(w);
-  return plan;
 }
 
 /**

@@ -1,7 +1,7 @@
 /** What the GPU check runs: every kernel family on small random problems, plus two timings. */
 import { EmuBuffer } from '../emulator/memory.js';
 import { causalPrefillKernel } from '../kernels/causal-prefill.kernel.js';
-import { copyPagesKernel, recallListedKernel, recallPagesKernel } from '../kernels/copy-pages.kernel.js';
+import { copyPagesKernel, recallListedKernel } from '../kernels/copy-pages.kernel.js';
 import { argmaxKernel, sampleKernel } from '../kernels/decoding.kernel.js';
 import { residualAddKernel, siluGateKernel } from '../kernels/elementwise.kernel.js';
 import { embeddingGatherKernel } from '../kernels/embedding.kernel.js';
@@ -14,7 +14,6 @@ import { pagedDecodeKernel, pagedDecodeMergeKernel, pagedDecodeSplits } from '..
 import { rmsNormKernel } from '../kernels/rms-norm.kernel.js';
 import { ropeKernel, ropeTableKernel } from '../kernels/rope.kernel.js';
 import { scatterI32Kernel } from '../kernels/scatter.kernel.js';
-import { applySelectionKernel, selectPagesKernel } from '../kernels/select-pages.kernel.js';
 import { selectResidentKernel } from '../kernels/select-resident.kernel.js';
 import { pagedTokenScoresKernel } from '../kernels/token-scores.kernel.js';
 import { DIGEST_VARIANTS, type Matrix } from '../spec/matrix.js';
@@ -94,26 +93,11 @@ export function buildScenarios(jobs: GpuJobs): void {
       jobs.output(est, `estimate ${variant}`, TOL.f32);
     }
     jobs.output(pool, 'kv_append', TOL.exact);
-    const count = 700;
-    const resident = EmuBuffer.from('i32', Array.from({ length: count }, () => (rng.next() < 0.6 ? 1 : 0)));
-    const plan = new EmuBuffer('i32', 1 + 2 * count);
-    jobs.launch(selectPagesKernel, {}, {
-      scores: EmuBuffer.from('f32', Array.from({ length: 2 * count }, () => rng.int(12) - 6)), resident,
-      chosen: new EmuBuffer('i32', count), best: new EmuBuffer('f32', count), victimByRank: new EmuBuffer('i32', count), plan, count, groups: 2, k: 40, freeSlots: 3,
-    });
-    jobs.output(plan, 'select_pages', TOL.exact);
-    const deviceSlots = EmuBuffer.from('i32', Array.from({ length: count }, (_, i) => (resident.mem.a[i] ? i % slots : -1)));
-    const copyList = new EmuBuffer('i32', 1 + 2 * count);
-    jobs.launch(applySelectionKernel, {}, {
-      plan, hostSlots: EmuBuffer.from('i32', Array.from({ length: count }, (_, i) => i % 5)), freeSlotList: EmuBuffer.from('i32', [0, 1, 2]), deviceSlots, copyList,
-    });
-    jobs.output(deviceSlots, 'apply_selection', TOL.exact);
     const pageWords = kvHeads * pageSize * headDim;
     const host = EmuBuffer.from('u32', Array.from({ length: 5 * pageWords }, () => rng.int(2 ** 32)));
     const device = new EmuBuffer('u32', slots * pageWords);
-    jobs.launch(recallPagesKernel, {}, { hostPool: host, devicePool: device, copyList: EmuBuffer.from('i32', [2, 4, 1, 0, 3]), maxCopies: 8, pageWords }, { mapped: ['hostPool'] });
-    jobs.launch(copyPagesKernel, {}, { src: host, dst: device, srcSlots: EmuBuffer.from('i32', [2]), dstSlots: EmuBuffer.from('i32', [5]), numPages: 1, pageWords });
-    jobs.output(device, 'recall_pages (mapped host memory) + copy_pages', TOL.exact);
+    jobs.launch(copyPagesKernel, {}, { src: host, dst: device, srcSlots: EmuBuffer.from('i32', [4, 0, 2]), dstSlots: EmuBuffer.from('i32', [1, 3, 5]), numPages: 3, pageWords }, { mapped: ['src'] });
+    jobs.output(device, 'copy_pages (mapped host memory)', TOL.exact);
   }
 
   deviceSelection(jobs, rng);

@@ -4,13 +4,12 @@
  *
  * - copy_pages: slot lists given as arguments (backups device -> mapped host memory,
  *   or copies within a pool).
- * - recall_pages: the copy list comes from device memory ([n, (src, dst) x n], as
- *   apply_selection writes it) and the source is mapped pinned host memory (a device
- *   pointer from cudaHostGetDevicePointer), so a recall needs no host round trip.
- *   Launch with gridDim.x = the most copies the list can hold; extra blocks return.
- * - recall_listed: the same for a whole decode batch, the lists select_resident writes
- *   (copies i32 [B, 1 + 2 * maxCopies], row r read by blockIdx.z), so one launch
- *   recalls every row's pages.
+ * - recall_listed: the copy lists come from device memory, as select_resident writes
+ *   them (copies i32 [B, 1 + 2 * maxCopies], row r read by blockIdx.z, each row
+ *   [n, (src, dst) x n]), and the source is mapped pinned host memory (a device pointer
+ *   from cudaHostGetDevicePointer), so one launch recalls every row's pages with no
+ *   host round trip. Launch with gridDim.x = the most copies a row can hold; extra
+ *   blocks return.
  */
 import { blockDim, blockIdx, gridDim, i64, local, threadIdx, vload, vstore, type Global, type GlobalIn, type i32, type u32 } from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
@@ -35,12 +34,6 @@ export function copyPages(_spec: object, src: GlobalIn<u32>, dst: Global<u32>, s
   copyPage(src, srcSlots[i], dst, dstSlots[i], pageWords);
 }
 
-export function recallPages(_spec: object, hostPool: GlobalIn<u32>, devicePool: Global<u32>, copyList: GlobalIn<i32>, maxCopies: i32, pageWords: i32): void {
-  const i = blockIdx.x;
-  if (i >= maxCopies || i >= copyList[0]) return;
-  copyPage(hostPool, copyList[1 + 2 * i], devicePool, copyList[2 + 2 * i], pageWords);
-}
-
 export function recallListed(_spec: object, hostPool: GlobalIn<u32>, devicePool: Global<u32>, copies: GlobalIn<i32>, batch: i32, maxCopies: i32, pageWords: i32): void {
   const i = blockIdx.x;
   const list = blockIdx.z * (1 + 2 * maxCopies);
@@ -61,15 +54,6 @@ export const copyPagesKernel = defineKernel<Record<string, never>>({
   kernel: copyPages,
   name: () => 'copy_pages',
   grid: () => [arg('numPages'), BLOCKS_PER_PAGE, 1],
-});
-
-export const recallPagesKernel = defineKernel<Record<string, never>>({
-  ...common,
-  family: 'recall_pages',
-  summary: 'recalls pages from mapped pinned host memory by a device-side copy list [n, (src, dst) x n]',
-  kernel: recallPages,
-  name: () => 'recall_pages',
-  grid: () => [arg('maxCopies'), BLOCKS_PER_PAGE, 1],
 });
 
 export const recallListedKernel = defineKernel<Record<string, never>>({

@@ -1,7 +1,7 @@
 /** The kernel library, in generation order. */
 import type { KernelDefinition } from '../spec/define-kernel.js';
 import { causalPrefillKernel } from './causal-prefill.kernel.js';
-import { copyPagesKernel, recallListedKernel, recallPagesKernel } from './copy-pages.kernel.js';
+import { copyPagesKernel, recallListedKernel } from './copy-pages.kernel.js';
 import { argmaxKernel, sampleKernel } from './decoding.kernel.js';
 import { residualAddKernel, siluGateKernel } from './elementwise.kernel.js';
 import { embeddingGatherKernel } from './embedding.kernel.js';
@@ -14,7 +14,6 @@ import { pagedDecodeKernel, pagedDecodeMergeKernel } from './paged-decode.kernel
 import { rmsNormKernel } from './rms-norm.kernel.js';
 import { ropeKernel, ropeTableKernel } from './rope.kernel.js';
 import { scatterI32Kernel } from './scatter.kernel.js';
-import { applySelectionKernel, selectPagesKernel } from './select-pages.kernel.js';
 import { selectResidentKernel } from './select-resident.kernel.js';
 import { pagedTokenScoresKernel } from './token-scores.kernel.js';
 import { fillUniformKernel } from './random.kernel.js';
@@ -28,13 +27,10 @@ export const KERNELS: readonly KernelDefinition[] = [
   kvAppendKernel,
   pageDigestKernel,
   estimateKernel,
-  selectPagesKernel,
-  applySelectionKernel,
   estimateRowsKernel,
   selectResidentKernel,
   scatterI32Kernel,
   copyPagesKernel,
-  recallPagesKernel,
   recallListedKernel,
   rmsNormKernel,
   ropeKernel,

@@ -5,10 +5,11 @@
  *
  * 1. Residency (page table slot >= 0) and the best score over groups of every
  *    candidate, into the caller's workspaces `flags` and `best` [B, maxCandidates].
- * 2. Per group, the top k by (score desc, resident first, index asc): the k-th largest
- *    64-bit key (select_pages' keys) by a radix select, 8-bit digits from the top with a
- *    shared histogram per pass; usually 4 passes, since a pass whose digit bucket holds
- *    exactly the keys still needed ends the search.
+ * 2. Per group, the top k by (score desc, resident first, index asc): every candidate
+ *    gets a distinct 64-bit key in that order (scoreKey, tieKey) and the k-th largest
+ *    is found by a radix select, 8-bit digits from the top with a shared histogram per
+ *    pass; usually 4 passes, since a pass whose digit bucket holds exactly the keys
+ *    still needed ends the search.
  * 3. Wanted = chosen and not resident, victims = resident and not chosen; n = the
  *    fewer of the two (no free slots: every recall takes a victim's slot). Only the n
  *    best wanted (best desc, index asc) and the n first victims (best asc, index asc)
@@ -24,10 +25,9 @@
  * batch of 8 rows of 960 candidates (k 29, 2 recalls a row) takes 10.5 us from launch
  * to end, of which an empty launch takes 3.7; 256 or 1024 threads per block were slower.
  */
-import { atomicAdd, blockDim, blockIdx, i32, i64, local, offset, shared, shflUp, shflXor, syncthreads, threadIdx, u32, type Global, type GlobalIn, type Local, type Shared, type bool, type f32 } from '../dsl/index.js';
+import { atomicAdd, blockDim, blockIdx, floatBits, i32, i64, local, offset, shared, shflUp, shflXor, syncthreads, threadIdx, u32, type Global, type GlobalIn, type Local, type Shared, type bool, type f32 } from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
 import { arg } from '../spec/geometry.js';
-import { atLeast, scoreKey, tieKey } from './select-pages.kernel.js';
 
 const THREADS = 512;
 /** Recalls one row can plan (the shared lists' length); Backend.selectResident refuses a larger k x groups. */
@@ -42,6 +42,22 @@ const CHOSEN = 2;
 const TOP = 0;
 const WANTED = 1;
 const VICTIM = 2;
+
+/** Scores in an unsigned order: larger float, larger key (-0 counts as +0). */
+function scoreKey(s: f32): u32 {
+  const b = floatBits(s + 0.0);
+  return (b & 0x80000000) !== 0 ? ~b : b | 0x80000000;
+}
+
+/** Low half of a candidate's key: resident first, then lower index first. */
+function tieKey(resident: i32, i: i32): u32 {
+  return (u32(resident !== 0 ? 1 : 0) << 31) | u32(0x7fffffff - i);
+}
+
+/** Whether the 64-bit key (hi, lo) is at least (thHi, thLo). */
+function atLeast(hi: u32, lo: u32, thHi: u32, thLo: u32): bool {
+  return hi > thHi || (hi === thHi && lo >= thLo);
+}
 
 function isMember(mode: i32, f: i32): bool {
   if (mode === WANTED) return (f & CHOSEN) !== 0 && (f & RESIDENT) === 0;

@@ -24,7 +24,7 @@ describe('generate (default matrix)', () => {
     // 2 dtypes x 2 head dims x 2 page sizes x 4 groups
     expect(manifest.kernels.filter((k) => k.family === 'paged_decode')).toHaveLength(32);
     expect(manifest.kernels.filter((k) => k.family === 'page_digest')).toHaveLength(32);
-    for (const name of ['paged_decode_f16_hd128_ps32_g4', 'page_digest_cuboid_mean_bf16_hd64_ps16', 'causal_prefill_bf16_hd128', 'select_pages', 'sample_f32']) {
+    for (const name of ['paged_decode_f16_hd128_ps32_g4', 'page_digest_cuboid_mean_bf16_hd64_ps16', 'causal_prefill_bf16_hd128', 'select_resident', 'sample_f32']) {
       expect(kernel(name), name).toBeDefined();
     }
     expect(first.removed).toEqual([]);
