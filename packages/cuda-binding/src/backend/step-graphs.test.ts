@@ -201,7 +201,7 @@ function runStep(s: Setup, key: string, x: readonly number[], c: number, extra: 
 }
 
 describe('StepGraphs', () => {
-  it('records a step, then replays it as one graph launch on new data, with the same results', () => {
+  it('records a step, then replays it as a graph launch on new data, with the same results', () => {
     const s = setup();
     expect(runStep(s, 'k', [1, 2, 3, 4], 5, false)).toEqual(expected([1, 2, 3, 4], 5, false));
     expect(s.graphs.stats).toMatchObject({ recorded: 1, replayed: 0, graphs: 1 });
@@ -244,6 +244,31 @@ describe('StepGraphs', () => {
       s.pool.release(out, 8);
     }
     expect(s.graphs.stats).toMatchObject({ recorded: 1, unreplayable: 1, replayed: 0, graphs: 0 });
+  });
+
+  it('carries out what a replayed step issued before it threw, and drops the graph', () => {
+    const s = setup(2);
+    runStep(s, 'k', [1, 2], 1, false);
+    let shifted = 0n;
+    expect(() =>
+      s.graphs.run(
+        'k',
+        () => {
+          // The first calls of the step (upload, add) match the record, then the step fails.
+          const n = 2;
+          const input = s.pool.alloc(n * 4, 'x');
+          s.addon.upload(input, Int32Array.from([7, 8]), STREAM.compute, 'x');
+          shifted = s.pool.alloc(n * 4, 'x + c');
+          s.addon.launch('add', [1, 1, 1], params(shifted, input, n, 1), STREAM.compute);
+          throw new Error('out of pages');
+        },
+        (x) => x,
+      ),
+    ).toThrow('out of pages');
+    // The add ran (it was issued before the failure), and the graph is gone.
+    expect(s.gpu.read(shifted, 2)).toEqual([8, 9]);
+    expect(s.graphs.stats.graphs).toBe(0);
+    expect(runStep(s, 'k', [3, 4], 1, false)).toEqual(expected([3, 4], 1, false));
   });
 
   it('defers a read made during a step until the step is issued', () => {

@@ -5,8 +5,10 @@ import { STREAM, type CudaAddon, type GemmParams, type PinnedBlock } from '../na
  * call recorded (and carried out as usual), then captured from that record into a graph;
  * a later step under the same key runs the same JavaScript, but its addon calls are only
  * checked against the record (and its uploads written into the graph's pinned inputs),
- * and the whole step goes to the device as one graph launch. The host then pays for the
- * step's JavaScript and one launch instead of ~700 launches and cuBLAS calls.
+ * and the step goes to the device as a few graph launches, each piece of 128 calls as
+ * soon as they are checked (one launch at the end would leave the device idle while
+ * the host runs the step's JavaScript). The host then pays for the step's JavaScript
+ * and ~12 launches instead of ~700 launches and cuBLAS calls.
  *
  * A graph's buffers are its own: the step's allocations are handed the recorded
  * addresses again, and the buffer pool gets them back only when the graph is dropped.
@@ -65,7 +67,7 @@ class StepGraph {
 export interface StepGraphStats {
   /** Steps issued and recorded (then captured, when they could be). */
   recorded: number;
-  /** Steps that ran as one graph launch. */
+  /** Steps that ran as graph launches (the record's pieces). */
   replayed: number;
   /** Replays whose calls differed from the record: finished without the graph. */
   fallbacks: number;
@@ -95,7 +97,7 @@ export class StepGraphs {
   private cursor = 0;
   /** The replay's next piece to launch. */
   private piece = 0;
-  /** Event waits of a replayed step: issued before its launch. */
+  /** Event waits of a replayed step: issued before the next piece's launch. */
   private waits: number[] = [];
   /** Work to issue after the step (reads of its results). */
   private deferred: (() => void)[] = [];
@@ -156,8 +158,11 @@ export class StepGraphs {
       result = step();
     } catch (e) {
       // What the step issued before failing is carried out, as it would have been without a graph.
+      const g = this.graph!;
       if (this.now() === 'replay') this.fallBack('the step threw');
       this.end();
+      for (const issue of this.drainDeferred()) issue();
+      this.drop(g);
       throw e;
     }
     const g = this.graph!;

@@ -36,10 +36,30 @@ function byCache(jobs: readonly Job[]): [KvCache, Job[]][] {
  * pages first, then each cache's step, whose recalls stay within what it reserved.
  */
 export function runStep(forward: LlamaForward, decoding: readonly Job[], chunks: readonly ChunkPlan[], blockRows: number): StepResult {
-  const segments: RowSegment[] = [];
-  const jobs: Job[] = [];
-  const begun = chunks.map((c) => ({ job: c.job, chunk: c.job.cache!.beginPrefillChunk(c.job.seq, c.count) }));
   const groups = byCache(decoding);
+  const jobs: Job[] = [];
+  const run = () => forwardStep(forward, groups, chunks, blockRows, jobs);
+  // A step of decode rows alone may be replayed as a graph when its work repeats the last one's.
+  const key = chunks.length === 0 && forward.backend.graphStep ? graphKey(groups, blockRows) : null;
+  const logits = key === null ? run() : forward.backend.graphStep!(key, run);
+  return { logits, jobs };
+}
+
+/** The key of a decode-only step: every cache's (KvCache.graphKey) and the blocks; null when one cache's step cannot be replayed. */
+function graphKey(groups: readonly [KvCache, Job[]][], blockRows: number): string | null {
+  let key = `blocks ${blockRows}`;
+  for (const [cache, list] of groups) {
+    const k = cache.graphKey(list.map((j) => j.seq));
+    if (k === null) return null;
+    key += ` | ${list.length} ${k}`;
+  }
+  return key;
+}
+
+/** The step's forward pass; fills `jobs` with whose token each logit row is. */
+function forwardStep(forward: LlamaForward, groups: readonly [KvCache, Job[]][], chunks: readonly ChunkPlan[], blockRows: number, jobs: Job[]): Tensor {
+  const segments: RowSegment[] = [];
+  const begun = chunks.map((c) => ({ job: c.job, chunk: c.job.cache!.beginPrefillChunk(c.job.seq, c.count) }));
   for (const [cache, list] of groups) {
     const step = cache.beginStep(list.map((j) => j.seq));
     segments.push({
@@ -68,6 +88,5 @@ export function runStep(forward: LlamaForward, decoding: readonly Job[], chunks:
       jobs.push(job);
     }
   }
-  const logits = forward.forwardRows({ segments, blocks, logitRows, logitBlock: blockRows || undefined });
-  return { logits, jobs };
+  return forward.forwardRows({ segments, blocks, logitRows, logitBlock: blockRows || undefined });
 }
