@@ -88,7 +88,7 @@ export class LlamaForward {
     };
     // A backend that replays steps as graphs gets the ones that repeat the previous step's work.
     const key = this.backend.graphStep ? cache.graphKey(ids) : null;
-    return key === null ? run() : this.backend.graphStep!(`${tokens.length} ${key}`, run);
+    return key === null ? run() : this.backend.graphStep!(key, run);
   }
 
   /**

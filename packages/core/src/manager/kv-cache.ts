@@ -78,7 +78,7 @@ export class KvCache {
   private readonly sequences = new Map<number, SequenceState>();
   private readonly full = fullPolicy();
   private nextId = 1;
-  /** The newest step's targets on the backend (DecodeStep.written), freed by the next step or close. */
+  /** The newest step's targets on the backend (DecodeStep.written), freed after its last layer (or by the next step, or close). */
   private lastTargets: Tensor | null = null;
   /** Tells this cache's graph keys from another's. */
   private readonly serial = nextCacheSerial++;
@@ -382,11 +382,6 @@ export class KvCache {
   // --- decode ---------------------------------------------------------------
 
   /**
-   * Grows each sequence by one token and places that token in every layer: a new
-   * page when one starts (at budget, in the slot of the page leaving the window),
-   * or the free cell of a token-level cache. Planned from lengths alone: no device read.
-   */
-  /**
    * The key under which a backend may replay the next decode step of these sequences
    * as a graph (Backend.graphStep): steps with equal keys issue the same work on other
    * data (other tokens, positions and lengths within the same pages). null when the
@@ -405,6 +400,11 @@ export class KvCache {
     return key;
   }
 
+  /**
+   * Grows each sequence by one token and places that token in every layer: a new
+   * page when one starts (at budget, in the slot of the page leaving the window),
+   * or the free cell of a token-level cache. Planned from lengths alone: no device read.
+   */
   beginStep(ids: readonly number[]): DecodeStep {
     this.settle();
     ensureNeeds(this.store, this.stepNeeds(ids));
