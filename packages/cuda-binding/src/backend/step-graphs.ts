@@ -411,10 +411,10 @@ export class StepGraphs {
   }
 
   /** Frees dropped graphs once no tensor holds their buffers and the device is done with them. */
-  private collect(force = false): void {
+  private collect(): void {
     for (let i = this.retired.length - 1; i >= 0; i--) {
       const g = this.retired[i];
-      if (!force && (g.live > 0 || (g.done >= 0 && !this.real.eventDone(g.done)))) continue;
+      if (g.live > 0 || (g.done >= 0 && !this.real.eventDone(g.done))) continue;
       this.retired.splice(i, 1);
       for (const id of g.ids) this.real.destroyGraph(id);
       if (g.done >= 0) this.real.releaseEvent(g.done);
