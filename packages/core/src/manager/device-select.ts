@@ -16,11 +16,14 @@ import type { PlanRows, StepHost, TokenTarget, WrittenTargets } from './decode-s
  * each recall takes a victim's slot) and no slot shared with a fork.
  */
 export function selectsOnDevice(host: StepHost, layers: readonly PageLayer[]): boolean {
-  const o = host.options;
-  if (o.selectOn !== 'device') return false;
-  const policy = layers[0].policy;
-  if (!policy.budgeted || !policy.recallable || !policy.digest) return false;
+  if (!devicePolicy(host, layers[0])) return false;
   return layers.every((layer) => layer.rowSynced || mirrorable(host, layer));
+}
+
+/** Whether the layer's policy selects on the device at all (ArkVale with `selectOn: 'device'`): budgeted, recallable, with digests. */
+function devicePolicy(host: StepHost, layer: PageLayer): boolean {
+  const policy = layer.policy;
+  return host.options.selectOn === 'device' && policy.budgeted && policy.recallable && policy.digest !== null;
 }
 
 /**
@@ -30,10 +33,9 @@ export function selectsOnDevice(host: StepHost, layers: readonly PageLayer[]): b
  * uploaded whole again next step.
  */
 export function reserveRows(host: StepHost, seqs: readonly SequenceState[]): void {
-  if (host.options.selectOn !== 'device') return;
   for (const s of seqs) {
     for (const layer of s.layers) {
-      if (layer.kind === 'page' && layer.deviceRow < 0 && layer.policy.budgeted && layer.policy.recallable && layer.policy.digest) host.store.deviceTables.rowOf(layer);
+      if (layer.kind === 'page' && layer.deviceRow < 0 && devicePolicy(host, layer)) host.store.deviceTables.rowOf(layer);
     }
   }
 }
