@@ -215,6 +215,8 @@ export interface Backend {
   /** x [m, k] @ w [n, k]^T. `outDtype` 'f32' asks for a float32 result (logits) whatever `dtype` is. */
   matmul(x: Tensor, w: Tensor, outDtype?: 'f32'): Tensor;
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor;
+  /** [a + b, rmsNorm(a + b)]: a residual add and the norm after it, exactly as `add` then `rmsNorm` compute them. */
+  addRmsNorm(a: Tensor, b: Tensor, weight: Tensor, eps: number): [Tensor, Tensor];
   createRopeTable(spec: RopeSpec): RopeTable;
   /** Rotates [T, H, D] in the "rotate half" convention at the given i32 [T] positions. */
   rope(x: Tensor, positions: Tensor, table: RopeTable): Tensor;

@@ -41,7 +41,7 @@ export { pageDigestKernel } from './kernels/page-digest.kernel.js';
 export { estimateKernel } from './kernels/estimate.kernel.js';
 export type { EstimateSpec } from './kernels/estimate.kernel.js';
 export { copyPagesKernel } from './kernels/copy-pages.kernel.js';
-export { rmsNormKernel } from './kernels/rms-norm.kernel.js';
+export { addRmsNormKernel, rmsNormKernel } from './kernels/rms-norm.kernel.js';
 export { ropeKernel, ropeTableKernel } from './kernels/rope.kernel.js';
 export type { RopeKernelSpec } from './kernels/rope.kernel.js';
 export { residualAddKernel, siluGateKernel } from './kernels/elementwise.kernel.js';

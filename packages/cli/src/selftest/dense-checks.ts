@@ -64,6 +64,16 @@ export function denseChecks(t: Twin): CheckResult[] {
     const x = t.floats([rows, hidden], 3);
     const w = t.floats([hidden], 1.5);
     out.push(half(t, 'rmsNorm', `[${rows}, ${hidden}]`, t.gpu.rmsNorm(x.gpu, w.gpu, 1e-5), t.ref.rmsNorm(x.ref, w.ref, 1e-5)));
+    const y = t.floats([rows, hidden], 3);
+    const [sum, normed] = t.gpu.addRmsNorm(x.gpu, y.gpu, w.gpu, 1e-5);
+    const [refSum, refNormed] = t.ref.addRmsNorm(x.ref, y.ref, w.ref, 1e-5);
+    out.push(half(t, 'addRmsNorm', `[${rows}, ${hidden}] sum`, sum, refSum));
+    out.push(half(t, 'addRmsNorm', `[${rows}, ${hidden}] norm`, normed, refNormed));
+    // The forward pass relies on the fused op giving exactly what add then rmsNorm give.
+    const apart = t.gpu.add(x.gpu, y.gpu);
+    const fused = [...t.gpu.readSync(sum), ...t.gpu.readSync(normed)];
+    const unfused = [...t.gpu.readSync(apart), ...t.gpu.readSync(t.gpu.rmsNorm(apart, w.gpu, 1e-5))];
+    out.push(result('addRmsNorm', `[${rows}, ${hidden}] equals add then rmsNorm bit for bit`, mismatches(fused, unfused), TOLERANCE.exact));
   }
   for (const n of [5000, 8, 13]) {
     const a = t.floats([n], 4);

@@ -59,7 +59,8 @@ export function kvChecks(t: Twin, shape: KvShape): CheckResult[] {
     t.ref.digestPages(pools.ref, pages.ref, digests.ref, rows.ref, variant);
     for (const groups of [...new Set([1, kvHeads, heads])]) {
       const [a, b] = t.read(t.gpu.estimate(q.gpu, digests.gpu, rows.gpu, groups, variant), t.ref.estimate(q.ref, digests.ref, rows.ref, groups, variant));
-      out.push(result('digestPages + estimate', `${name}, ${variant}, ${groups} group(s)`, relativeError(a, b), TOLERANCE.f32));
+      // The device stores digests in the KV dtype, rounded outward; the reference keeps f32.
+      out.push(result('digestPages + estimate', `${name}, ${variant}, ${groups} group(s)`, relativeError(a, b), TOLERANCE.half));
     }
   }
 

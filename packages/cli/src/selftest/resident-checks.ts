@@ -163,7 +163,8 @@ function batchChecks(t: Twin, g: (bytes: number) => KvGeometry, label: string, s
         q: q[side], digests: digests[side], variant, groups, tables: tables[side], rows: rows[side], k, maxCandidates: l.maxCandidates, maxPages: l.maxPages,
       });
       const mine = rowScores(t.gpu, l, q.gpu, digests.gpu, groups, variant);
-      out.push(result('selectResident scores', detail, relativeError(concat(mine), concat(rowScores(t.ref, l, q.ref, digests.ref, groups, variant))), TOLERANCE.f32));
+      // Against f32 digests on the reference: the device's are rounded outward to the KV dtype.
+      out.push(result('selectResident scores', detail, relativeError(concat(mine), concat(rowScores(t.ref, l, q.ref, digests.ref, groups, variant))), TOLERANCE.half));
       const got = t.gpu.selectResident(args('gpu'));
       const want = expectedSelection(l, mine, groups, k);
       let wrong = mismatches(t.gpu.readSync(tables.gpu), want.tables);

@@ -99,6 +99,11 @@ export class ReferenceBackend implements Backend {
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
     return dense.rmsNorm(asRef(x), asRef(weight), eps);
   }
+  addRmsNorm(a: Tensor, b: Tensor, weight: Tensor, eps: number): [Tensor, Tensor] {
+    const sum = this.add(a, b);
+    return [sum, this.rmsNorm(sum, weight, eps)];
+  }
+
   createRopeTable(spec: RopeSpec): RopeTable {
     return new dense.RefRopeTable(spec);
   }

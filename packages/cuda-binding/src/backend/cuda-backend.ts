@@ -224,6 +224,9 @@ export class CudaBackend implements Backend {
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
     return dense.rmsNorm(this.d, x, weight, eps);
   }
+  addRmsNorm(a: Tensor, b: Tensor, weight: Tensor, eps: number): [Tensor, Tensor] {
+    return dense.addRmsNorm(this.d, a, b, weight, eps);
+  }
   createRopeTable(spec: RopeSpec): RopeTable {
     return dense.createRopeTable(this.d, spec);
   }

@@ -1,6 +1,6 @@
 import type { RopeSpec, RopeTable, Tensor } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
-import { findEmbeddingGather, findFillUniform, findResidualAdd, findRmsNorm, findRope, findRopeTable, findSiluGate } from '../generated/index.js';
+import { findAddRmsNorm, findEmbeddingGather, findFillUniform, findResidualAdd, findRmsNorm, findRope, findRopeTable, findSiluGate } from '../generated/index.js';
 import { STREAM } from '../native.js';
 import type { CudaDevice } from './device.js';
 import type { CudaTensor } from './tensor.js';
@@ -60,6 +60,20 @@ export function rmsNorm(d: CudaDevice, xt: Tensor, wt: Tensor, eps: number): Cud
   const out = d.empty(x.shape, d.dtype, 'rmsNorm output');
   d.launch(d.kernels.get('rms_norm', findRmsNorm, { dtype: d.dtype }), { x: x.ptr, weight: w.ptr, out: out.ptr, rows: x.elements / hidden, hidden, eps });
   return out;
+}
+
+/** [a + b, rmsNorm(a + b)] in one launch, bit for bit what add then rmsNorm give. */
+export function addRmsNorm(d: CudaDevice, at: Tensor, bt: Tensor, wt: Tensor, eps: number): [CudaTensor, CudaTensor] {
+  const a = d.expect(d.tensor(at, 'addRmsNorm a'), 'addRmsNorm a', [d.dtype]);
+  const b = d.expect(d.tensor(bt, 'addRmsNorm b'), 'addRmsNorm b', [d.dtype]);
+  const w = d.expect(d.tensor(wt, 'addRmsNorm weight'), 'addRmsNorm weight', [d.dtype], 1);
+  sameShape(a, b, 'addRmsNorm');
+  const hidden = w.shape[0];
+  if (a.shape.at(-1) !== hidden) throw invalidArgument(`addRmsNorm: rows of ${String(a.shape.at(-1))} for a weight of ${hidden}`);
+  const sum = d.empty(a.shape, d.dtype, 'addRmsNorm sum');
+  const out = d.empty(a.shape, d.dtype, 'addRmsNorm output');
+  d.launch(d.kernels.get('add_rms_norm', findAddRmsNorm, { dtype: d.dtype }), { a: a.ptr, b: b.ptr, weight: w.ptr, sum: sum.ptr, out: out.ptr, rows: a.elements / hidden, hidden, eps });
+  return [sum, out];
 }
 
 export function createRopeTable(d: CudaDevice, spec: RopeSpec): CudaRopeTable {

@@ -56,7 +56,8 @@ export function createKvStorage(d: CudaDevice, location: PoolLocation, slots: nu
 }
 
 export function createDigestStorage(d: CudaDevice, rows: number, g: KvGeometry): CudaDigestStorage {
-  const data = d.lifetimes.untracked(() => d.empty([rows, g.numKvHeads, 2, g.headDim], 'f32', `digest rows (${rows})`));
+  // In the KV dtype: page_digest rounds each volume outward, and estimates read half the bytes of f32.
+  const data = d.lifetimes.untracked(() => d.empty([rows, g.numKvHeads, 2, g.headDim], d.dtype, `digest rows (${rows})`));
   return new CudaDigestStorage(rows, g, data);
 }
 

@@ -34,7 +34,7 @@ function selectArgs(d: CudaDevice, over: Partial<SelectResidentArgs> = {}, shape
   const t = (shape: number[], dtype: DType) => d.lifetimes.untracked(() => d.empty(shape, dtype, 'test input'));
   return {
     q: t(shapes.q ?? [3, 4, 64], 'f16'),
-    digests: new CudaDigestStorage(10, g, t([10, 2, 2, 64], 'f32')),
+    digests: new CudaDigestStorage(10, g, t([10, 2, 2, 64], 'f16')),
     variant: 'cuboid-max',
     groups: 1,
     tables: t(shapes.tables ?? [4, 3, 50], 'i32'),

@@ -11,7 +11,7 @@ import { prefillKeyScoresKernel } from '../kernels/key-scores.kernel.js';
 import { kvAppendKernel } from '../kernels/kv-append.kernel.js';
 import { pageDigestKernel } from '../kernels/page-digest.kernel.js';
 import { pagedDecodeKernel, pagedDecodeMergeKernel, pagedDecodeSplits } from '../kernels/paged-decode.kernel.js';
-import { rmsNormKernel } from '../kernels/rms-norm.kernel.js';
+import { addRmsNormKernel, rmsNormKernel } from '../kernels/rms-norm.kernel.js';
 import { ropeKernel, ropeTableKernel } from '../kernels/rope.kernel.js';
 import { scatterI32Kernel } from '../kernels/scatter.kernel.js';
 import { selectResidentKernel } from '../kernels/select-resident.kernel.js';
@@ -81,11 +81,11 @@ export function buildScenarios(jobs: GpuJobs): void {
       offsets: EmuBuffer.from('i32', [0, 15, 3, 1]), pool, numTokens: 4, numKvHeads: kvHeads,
     });
     for (const variant of DIGEST_VARIANTS) {
-      const digests = new EmuBuffer('f32', 4 * kvHeads * 2 * headDim);
+      const digests = new EmuBuffer(dtype, 4 * kvHeads * 2 * headDim);
       jobs.launch(pageDigestKernel, { dtype, headDim, pageSize, variant }, {
         pool, slots: EmuBuffer.from('i32', [1, 4, 5]), rows: EmuBuffer.from('i32', [3, 0, 1]), digests, numPages: 3, numKvHeads: kvHeads,
       });
-      jobs.output(digests, `page_digest ${variant}`, TOL.f32);
+      jobs.output(digests, `page_digest ${variant}`, TOL[dtype]);
       const est = new EmuBuffer('f32', 2 * 4);
       jobs.launch(estimateKernel, { dtype, headDim, variant }, {
         q: rand(dtype, 4 * headDim), digests, rows: EmuBuffer.from('i32', [0, 1, 3, 0]), out: est, numPages: 4, numHeads: 4, numKvHeads: kvHeads, groups: 2,
@@ -108,6 +108,11 @@ export function buildScenarios(jobs: GpuJobs): void {
     const normed = new EmuBuffer(dtype, rows * hidden);
     jobs.launch(rmsNormKernel, { dtype }, { x: rand(dtype, rows * hidden, -3, 3), weight: rand(dtype, hidden, 0.5, 1.5), out: normed, rows, hidden, eps: 1e-5 });
     jobs.output(normed, `rms_norm ${dtype}`, TOL[dtype]);
+    const fusedSum = new EmuBuffer(dtype, rows * 2064);
+    const fusedNorm = new EmuBuffer(dtype, rows * 2064);
+    jobs.launch(addRmsNormKernel, { dtype }, { a: rand(dtype, rows * 2064, -3, 3), b: rand(dtype, rows * 2064, -3, 3), weight: rand(dtype, 2064, 0.5, 1.5), sum: fusedSum, out: fusedNorm, rows, hidden: 2064, eps: 1e-5 });
+    jobs.output(fusedSum, `add_rms_norm ${dtype} (sum)`, TOL.exact);
+    jobs.output(fusedNorm, `add_rms_norm ${dtype} (norm)`, TOL[dtype]);
     const n = 5000;
     const a = rand(dtype, n, -4, 4);
     const b = rand(dtype, n, -4, 4);
@@ -191,7 +196,7 @@ function deviceSelection(jobs: GpuJobs, rng: Rng): void {
     const rowsBuf = EmuBuffer.from('i32', rows);
     jobs.launch(estimateRowsKernel, { dtype: 'f16', headDim, variant }, {
       q: EmuBuffer.from('f16', Array.from({ length: batch * heads * headDim }, () => frac(4))),
-      digests: EmuBuffer.from('f32', Array.from({ length: digestRows * kvHeads * 2 * headDim }, () => frac(8))),
+      digests: EmuBuffer.from('f16', Array.from({ length: digestRows * kvHeads * 2 * headDim }, () => frac(8))),
       tables: tablesBuf, rows: rowsBuf, out: scores, batch, maxCandidates, tablePages, numHeads: heads, numKvHeads: kvHeads, groups,
     });
     // (The scores themselves are not compared: JSON, which holds the expectations, has no -Infinity.)
@@ -298,6 +303,29 @@ function selectionTimings(jobs: GpuJobs): void {
     rows: EmuBuffer.from('i32', rows), batch, maxCandidates: count, tablePages, numHeads: heads, numKvHeads: kvHeads, groups: 1,
   }, {
     emulate: false, time: 200,
-    zeroed: { q: batch * heads * headDim * 2, digests: kvHeads * 2 * headDim * 4, tables: (batch + 1) * 3 * tablePages * 4, out: batch * count * 4 },
+    zeroed: { q: batch * heads * headDim * 2, digests: kvHeads * 2 * headDim * 2, tables: (batch + 1) * 3 * tablePages * 4, out: batch * count * 4 },
+  });
+  digestReadTiming(jobs);
+}
+
+/**
+ * estimate_rows as a decode step at the Llama-2-7B shape runs it (batch 4, 32 heads and
+ * KV heads, 960 candidates of 32 tokens at 30k): every candidate its own digest row, so
+ * the launch reads 4 x 960 x 16 KB of f16 digests from HBM (the timing above reads one row).
+ */
+function digestReadTiming(jobs: GpuJobs): void {
+  const [batch, count, heads, headDim] = [4, 960, 32, 128];
+  const tablePages = count;
+  const tables = new Int32Array((batch + 1) * 3 * tablePages);
+  const rows: number[] = [];
+  for (let r = 0; r < batch; r++) {
+    for (let p = 0; p < count; p++) tables[((r + 1) * 3 + 1) * tablePages + p] = r * count + p;
+    rows.push(r + 1, count, 0, count, 7);
+  }
+  jobs.launch(estimateRowsKernel, { dtype: 'f16', headDim, variant: 'cuboid-mean' }, {
+    rows: EmuBuffer.from('i32', rows), tables: EmuBuffer.from('i32', tables), batch, maxCandidates: count, tablePages, numHeads: heads, numKvHeads: heads, groups: 1,
+  }, {
+    emulate: false, time: 50,
+    zeroed: { q: batch * heads * headDim * 2, digests: batch * count * heads * 2 * headDim * 2, out: batch * count * 4 },
   });
 }

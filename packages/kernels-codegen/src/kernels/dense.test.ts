@@ -5,7 +5,8 @@ import { emulateKernel } from '../emulator/emulate-kernel.js';
 import { expectClose, quantize, EPS } from '../test-support/compare.js';
 import { Rng } from '../test-support/random.js';
 import { embeddingGatherKernel } from './embedding.kernel.js';
-import { rmsNormKernel } from './rms-norm.kernel.js';
+import { residualAddKernel } from './elementwise.kernel.js';
+import { addRmsNormKernel, rmsNormKernel } from './rms-norm.kernel.js';
 import { ropeKernel, ropeTableKernel } from './rope.kernel.js';
 
 const ref = new ReferenceBackend();
@@ -23,6 +24,25 @@ describe.each(['f16', 'bf16'] as const)('dense kernels (%s) match the reference 
     expectClose(out.toFloat32(), want, EPS[dtype] * 2, 1e-6);
   });
 
+  // 2064: vectors, two strides for some threads; 2066: the scalar path, several strides.
+  it.each([2064, 2066])('add_rms_norm, hidden %i: residual_add then rms_norm, bit for bit', (hidden) => {
+    const rows = 2;
+    const a = EmuBuffer.from(dtype, rng.array(rows * hidden, -3, 3));
+    const b = EmuBuffer.from(dtype, rng.array(rows * hidden, -3, 3));
+    const weight = EmuBuffer.from(dtype, rng.array(hidden, 0.5, 1.5));
+    const sum = new EmuBuffer(dtype, rows * hidden).fill(Number.NaN);
+    const out = new EmuBuffer(dtype, rows * hidden).fill(Number.NaN);
+    emulateKernel(addRmsNormKernel, { dtype }).run({ a, b, weight, sum, out, rows, hidden, eps: 1e-5 });
+    const apartSum = new EmuBuffer(dtype, rows * hidden);
+    const apartOut = new EmuBuffer(dtype, rows * hidden);
+    emulateKernel(residualAddKernel, { dtype }).run({ a, b, out: apartSum, n: rows * hidden });
+    emulateKernel(rmsNormKernel, { dtype }).run({ x: apartSum, weight, out: apartOut, rows, hidden, eps: 1e-5 });
+    expect(Array.from(sum.toFloat32())).toEqual(Array.from(apartSum.toFloat32()));
+    expect(Array.from(out.toFloat32())).toEqual(Array.from(apartOut.toFloat32()));
+    const want = asRef(ref.rmsNorm(ref.fromArray(apartSum.toFloat32(), [rows, hidden]), ref.fromArray(weight.toFloat32(), [hidden]), 1e-5)).f32;
+    expectClose(out.toFloat32(), want, EPS[dtype] * 2, 1e-6);
+  });
+
   it('rope_table + rope rotate as the reference does', () => {
     const headDim = 64;
     const maxPositions = 40;
@@ -35,7 +55,8 @@ describe.each(['f16', 'bf16'] as const)('dense kernels (%s) match the reference 
     expectClose(sin.toFloat32(), table.sin, 1e-6, 1e-6);
 
     const tokens = 3;
-    const heads = 4;
+    // 5 x 32 pairs per token: two blocks of 128 threads, the second part-filled.
+    const heads = 5;
     const x = quantize(rng.array(tokens * heads * headDim), dtype);
     const positions = [0, 17, 39];
     const out = new EmuBuffer(dtype, x.length);

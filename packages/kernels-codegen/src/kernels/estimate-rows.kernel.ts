@@ -21,7 +21,7 @@ const DIGEST_FIELD = 1;
 export function estimateRows<T extends Float16>(
   spec: EstimateSpec,
   q: GlobalIn<T>,
-  digests: GlobalIn<f32>,
+  digests: GlobalIn<T>,
   tables: GlobalIn<i32>,
   rows: GlobalIn<i32>,
   out: Global<f32>,

@@ -11,7 +11,7 @@ import { prefillKeyScoresKernel } from './key-scores.kernel.js';
 import { kvAppendKernel } from './kv-append.kernel.js';
 import { pageDigestKernel } from './page-digest.kernel.js';
 import { pagedDecodeKernel, pagedDecodeMergeKernel } from './paged-decode.kernel.js';
-import { rmsNormKernel } from './rms-norm.kernel.js';
+import { addRmsNormKernel, rmsNormKernel } from './rms-norm.kernel.js';
 import { ropeKernel, ropeTableKernel } from './rope.kernel.js';
 import { scatterI32Kernel } from './scatter.kernel.js';
 import { selectResidentKernel } from './select-resident.kernel.js';
@@ -33,6 +33,7 @@ export const KERNELS: readonly KernelDefinition[] = [
   copyPagesKernel,
   recallListedKernel,
   rmsNormKernel,
+  addRmsNormKernel,
   ropeKernel,
   ropeTableKernel,
   siluGateKernel,

@@ -1,13 +1,15 @@
 /**
  * K/V append (Backend.appendKv): token t of k/v [T, numKvHeads, headDim] goes to
- * (slots[t], offsets[t]) of the page pool. One block per token; each thread moves
- * 16-byte vectors of K and V.
+ * (slots[t], offsets[t]) of the page pool. Blocks of 16-byte chunks of one token's K
+ * and V, one chunk per thread.
  */
-import { blockDim, blockIdx, i64, local, threadIdx, vload, vstore, type Float16, type Global, type GlobalIn, type i32 } from '../dsl/index.js';
+import { blockIdx, i64, local, threadIdx, vload, vstore, type Float16, type Global, type GlobalIn, type i32 } from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
-import { arg } from '../spec/geometry.js';
+import { arg, ceilDiv, mul } from '../spec/geometry.js';
 import { product } from '../spec/matrix.js';
 import { checkHeadDim, checkPageSize, VEC, type PagedSpec } from './layout.js';
+
+const THREADS = 128;
 
 export function kvAppend<T extends Float16>(
   spec: PagedSpec,
@@ -22,24 +24,27 @@ export function kvAppend<T extends Float16>(
   const D = spec.headDim;
   const P = spec.pageSize;
   const t = blockIdx.x;
-  if (t >= numTokens) return;
+  // One 16-byte chunk of K and of V per thread, blockIdx.y picking the block of chunks: a
+  // decode step appends a handful of tokens, and one block per token looped over its
+  // chunks, waiting on each iteration's loads in turn.
+  const i = blockIdx.y * THREADS + threadIdx.x;
+  if (t >= numTokens || i >= numKvHeads * (D / VEC)) return;
   const slot = slots[t];
   const off = offsets[t];
   // A bad slot or offset would corrupt another page: skip the token (the host checks them).
   if (slot < 0 || off < 0 || off >= P) return;
   const headElems = P * D;
   const pageBase = i64(slot) * (2 * numKvHeads * headElems);
-  const chunk = local<T>(VEC);
-  for (let i = threadIdx.x; i < numKvHeads * (D / VEC); i += blockDim.x) {
-    const h = i / (D / VEC);
-    const c = (i % (D / VEC)) * VEC;
-    const src = (t * numKvHeads + h) * D + c;
-    const dst = pageBase + (h * headElems + off * D + c);
-    vload(chunk, k, src);
-    vstore(pool, dst, chunk);
-    vload(chunk, v, src);
-    vstore(pool, dst + numKvHeads * headElems, chunk);
-  }
+  const kc = local<T>(VEC);
+  const vc = local<T>(VEC);
+  const h = i / (D / VEC);
+  const c = (i % (D / VEC)) * VEC;
+  const src = (t * numKvHeads + h) * D + c;
+  const dst = pageBase + (h * headElems + off * D + c);
+  vload(kc, k, src);
+  vload(vc, v, src);
+  vstore(pool, dst, kc);
+  vstore(pool, dst + numKvHeads * headElems, vc);
 }
 
 export const kvAppendKernel = defineKernel<PagedSpec>({
@@ -49,8 +54,8 @@ export const kvAppendKernel = defineKernel<PagedSpec>({
   kernel: kvAppend,
   name: (s) => `kv_append_${s.dtype}_hd${s.headDim}_ps${s.pageSize}`,
   types: (s) => ({ T: s.dtype }),
-  blockThreads: () => 128,
-  grid: () => [arg('numTokens'), 1, 1],
+  blockThreads: () => THREADS,
+  grid: (s) => [arg('numTokens'), ceilDiv(mul(arg('numKvHeads'), s.headDim / VEC), THREADS), 1],
   specs: (m) => product({ dtype: m.dtype, headDim: m.headDim, pageSize: m.pageSize }),
   validate: (s) => checkHeadDim(s.headDim) ?? checkPageSize(s.pageSize),
   unitKey: (s) => s.dtype,

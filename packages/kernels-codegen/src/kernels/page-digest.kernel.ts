@@ -1,23 +1,47 @@
 /**
  * Page digests (Backend.digestPages, semantics of core's computeDigest): for each full
  * page slots[i] and KV head, a bounding volume of its keys written to digest row
- * rows[i] as [upper | lower] (cuboids) or [centre | radius, 0...] (sphere), f32.
+ * rows[i] as [upper | lower] (cuboids) or [centre | radius, 0...] (sphere), in the KV
+ * dtype: half the bytes of f32 for every estimate that reads them. The volume is
+ * rounded outward (upper corners and the radius up, lower corners down; the sphere's
+ * radius measured from its stored centre), so it still contains every key.
  * One block per (page, KV head), one thread per dimension; the page's keys for that
  * dimension stay in registers between passes.
  */
-import { blockIdx, f32, i64, local, shared, shflXor, syncthreads, threadIdx, type Float16, type Global, type GlobalIn, type i32 } from '../dsl/index.js';
+import { bitsToFloat, blockIdx, convert, f32, floatBits, i32, i64, local, shared, shflXor, syncthreads, threadIdx, u32, type Float16, type Global, type GlobalIn } from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
 import { arg } from '../spec/geometry.js';
 import { product } from '../spec/matrix.js';
 import { blockMax } from './common.js';
 import { checkHeadDim, checkPageSize, digestName, type DigestSpec } from './layout.js';
 
+/** The spacing of T's values around x (from x's f32 exponent): what an outward rounding adds. */
+function stepAt(spec: DigestSpec, x: f32): f32 {
+  const e = i32((floatBits(x) >> 23) & 0xff);
+  // f16 keeps 10 fraction bits, with steps of 2^-24 (biased exponent 103) below its
+  // normal range; bf16 keeps 7, and 2^-126 stands in below f32's normal range.
+  const bits = spec.dtype === 'f16' ? Math.max(e - 10, 103) : Math.max(e - 7, 1);
+  return bitsToFloat(u32(bits) << 23);
+}
+
+/** The least T at or above x (x within T's range). */
+function roundUp<T extends Float16>(spec: DigestSpec, x: f32): T {
+  const r = convert<T>(x);
+  return f32(r) >= x ? r : convert<T>(f32(r) + stepAt(spec, x));
+}
+
+/** The greatest T at or below x. */
+function roundDown<T extends Float16>(spec: DigestSpec, x: f32): T {
+  const r = convert<T>(x);
+  return f32(r) <= x ? r : convert<T>(f32(r) - stepAt(spec, x));
+}
+
 export function pageDigest<T extends Float16>(
   spec: DigestSpec,
   pool: GlobalIn<T>,
   slots: GlobalIn<i32>,
   rows: GlobalIn<i32>,
-  digests: Global<f32>,
+  digests: Global<T>,
   numPages: i32,
   numKvHeads: i32,
 ): void {
@@ -36,7 +60,9 @@ export function pageDigest<T extends Float16>(
     hi = Math.max(hi, k[t]);
     lo = Math.min(lo, k[t]);
   }
-  const c = (hi + lo) * 0.5;
+  const mid = (hi + lo) * 0.5;
+  // The sphere is measured from the centre it stores.
+  const c = spec.variant === 'sphere' ? f32(convert<T>(mid)) : mid;
   let upper = hi;
   let lower = lo;
   if (spec.variant === 'cuboid-mean') {
@@ -51,11 +77,12 @@ export function pageDigest<T extends Float16>(
     lower = c;
   }
   const out = (i64(rows[page]) * numKvHeads + h) * (2 * D);
-  digests[out + d] = upper;
   if (spec.variant !== 'sphere') {
-    digests[out + D + d] = lower;
+    digests[out + d] = roundUp<T>(spec, upper);
+    digests[out + D + d] = roundDown<T>(spec, lower);
     return;
   }
+  digests[out + d] = convert<T>(c);
   // Sphere: radius = max over tokens of |k_t - c|; per-token squared distances are
   // summed per warp, then across warps in shared memory (fixed order: deterministic).
   const WARPS = D / 32;
@@ -72,7 +99,7 @@ export function pageDigest<T extends Float16>(
     for (let w = 0; w < WARPS; w++) dist += partial[w * P + d];
   }
   const radius = blockMax(Math.sqrt(dist), scratch);
-  digests[out + D + d] = d === 0 ? radius : 0;
+  digests[out + D + d] = d === 0 ? roundUp<T>(spec, radius) : convert<T>(0);
 }
 
 export const pageDigestKernel = defineKernel<DigestSpec>({

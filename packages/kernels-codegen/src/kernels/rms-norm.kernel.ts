@@ -50,3 +50,72 @@ export const rmsNormKernel = defineKernel<DtypeSpec>({
   specs: (m) => m.dtype.map((dtype) => ({ dtype })),
   unitKey: (s) => s.dtype,
 });
+
+/**
+ * sum = a + b and out = rmsNorm(sum) in one launch (Backend.addRmsNorm: a residual add
+ * and the next norm). The sum is rounded to T before it is normalised and each thread
+ * walks its vectors in rms_norm's order with the same block size, so both outputs equal
+ * residual_add then rms_norm bit for bit; a decode step saves a launch per norm.
+ */
+export function addRmsNorm<T extends Float16>(
+  _spec: DtypeSpec,
+  a: GlobalIn<T>,
+  b: GlobalIn<T>,
+  weight: GlobalIn<T>,
+  sum: Global<T>,
+  out: Global<T>,
+  rows: i32,
+  hidden: i32,
+  eps: f32,
+): void {
+  const row = blockIdx.x;
+  if (row >= rows) return;
+  const base = i64(row) * hidden;
+  const scratch = shared<f32>(32);
+  const xs = local<T>(VEC);
+  const ys = local<T>(VEC);
+  const vectors = hidden % VEC === 0;
+  let ss: f32 = 0;
+  if (vectors) {
+    for (let i = threadIdx.x * VEC; i < hidden; i += blockDim.x * VEC) {
+      vload(xs, a, base + i);
+      vload(ys, b, base + i);
+      for (let j = 0; j < VEC; j++) {
+        xs[j] = convert<T>(f32(xs[j]) + f32(ys[j]));
+        ss += f32(xs[j]) * f32(xs[j]);
+      }
+      vstore(sum, base + i, xs);
+    }
+  } else {
+    for (let i = threadIdx.x; i < hidden; i += blockDim.x) {
+      const s = convert<T>(f32(a[base + i]) + f32(b[base + i]));
+      sum[base + i] = s;
+      ss += f32(s) * f32(s);
+    }
+  }
+  const inv = 1 / Math.sqrt(blockSum(ss, scratch) / f32(hidden) + eps);
+  // Each thread reads back only the sums it wrote.
+  if (vectors) {
+    for (let i = threadIdx.x * VEC; i < hidden; i += blockDim.x * VEC) {
+      vload(xs, sum, base + i);
+      vload(ys, weight, i);
+      for (let j = 0; j < VEC; j++) xs[j] = convert<T>(f32(xs[j]) * inv * f32(ys[j]));
+      vstore(out, base + i, xs);
+    }
+  } else {
+    for (let i = threadIdx.x; i < hidden; i += blockDim.x) out[base + i] = convert<T>(f32(sum[base + i]) * inv * f32(weight[i]));
+  }
+}
+
+export const addRmsNormKernel = defineKernel<DtypeSpec>({
+  family: 'add_rms_norm',
+  summary: 'sum = a + b and RMSNorm of each row of it times the weight (Backend.addRmsNorm)',
+  source: import.meta.url,
+  kernel: addRmsNorm,
+  name: (s) => `add_rms_norm_${s.dtype}`,
+  types: (s) => ({ T: s.dtype }),
+  blockThreads: () => 256,
+  grid: () => [arg('rows'), 1, 1],
+  specs: (m) => m.dtype.map((dtype) => ({ dtype })),
+  unitKey: (s) => s.dtype,
+});

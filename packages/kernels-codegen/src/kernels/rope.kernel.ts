@@ -7,9 +7,11 @@
  */
 import { blockDim, blockIdx, convert, f32, i64, threadIdx, type Float16, type Global, type GlobalIn, type i32 } from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
-import { arg, ceilDiv } from '../spec/geometry.js';
+import { arg, ceilDiv, mul } from '../spec/geometry.js';
 import { product, type DType } from '../spec/matrix.js';
 import { checkHeadDim } from './layout.js';
+
+const THREADS = 128;
 
 export interface RopeKernelSpec {
   readonly dtype: DType;
@@ -29,19 +31,21 @@ export function rope<T extends Float16>(
 ): void {
   const half = spec.headDim / 2;
   const t = blockIdx.x;
-  if (t >= numTokens) return;
+  // One (head, dim) pair per thread, blockIdx.y picking the block of pairs: a decode step
+  // has a handful of tokens, and one block per token looping over its 32 x 64 pairs
+  // waited on 16 iterations' loads one after another.
+  const i = blockIdx.y * THREADS + threadIdx.x;
+  if (t >= numTokens || i >= numHeads * half) return;
   const p = positions[t];
   const inTable = p >= 0 && p < maxPositions;
-  for (let i = threadIdx.x; i < numHeads * half; i += blockDim.x) {
-    const base = i64(t * numHeads + i / half) * spec.headDim + i % half;
-    const x1 = f32(x[base]);
-    const x2 = f32(x[base + half]);
-    // A position outside the table (a host bug) passes x through unrotated.
-    const c = inTable ? cos[p * half + i % half] : 1;
-    const s = inTable ? sin[p * half + i % half] : 0;
-    out[base] = convert<T>(x1 * c - x2 * s);
-    out[base + half] = convert<T>(x2 * c + x1 * s);
-  }
+  const base = i64(t * numHeads + i / half) * spec.headDim + i % half;
+  const x1 = f32(x[base]);
+  const x2 = f32(x[base + half]);
+  // A position outside the table (a host bug) passes x through unrotated.
+  const c = inTable ? cos[p * half + i % half] : 1;
+  const s = inTable ? sin[p * half + i % half] : 0;
+  out[base] = convert<T>(x1 * c - x2 * s);
+  out[base + half] = convert<T>(x2 * c + x1 * s);
 }
 
 export const ropeKernel = defineKernel<RopeKernelSpec>({
@@ -51,8 +55,8 @@ export const ropeKernel = defineKernel<RopeKernelSpec>({
   kernel: rope,
   name: (s) => `rope_${s.dtype}_hd${s.headDim}`,
   types: (s) => ({ T: s.dtype }),
-  blockThreads: () => 128,
-  grid: () => [arg('numTokens'), 1, 1],
+  blockThreads: () => THREADS,
+  grid: (s) => [arg('numTokens'), ceilDiv(mul(arg('numHeads'), s.headDim / 2), THREADS), 1],
   specs: (m) => product({ dtype: m.dtype, headDim: m.headDim }),
   validate: (s) => checkHeadDim(s.headDim),
   unitKey: (s) => s.dtype,

@@ -78,7 +78,8 @@ export function buildBatch(rng: Rng, c: BatchCase, g: KvGeometry = batchGeometry
   });
   const rows = c.rows.flatMap((rc, r) => [tableRows[r], rc.numPages, rc.first, rc.count, rc.numPages > 0 ? 1 + rng.int(16) : 0]);
   const digests = ref.createDigestStorage(digestRows, g) as RefDigestStorage;
-  for (let i = 0; i < digests.data.length; i++) digests.data[i] = value(8);
+  // Digests as the device stores them: f16 values (the KV dtype of these tests).
+  for (let i = 0; i < digests.data.length; i++) digests.data[i] = roundHalf(value(8));
   if (c.variant === 'sphere') {
     // A radius in element 0 of the second row, zeros after it (as computeDigest writes).
     for (let r = 0; r < digestRows * g.numKvHeads; r++) {
@@ -98,11 +99,11 @@ export function buildBatch(rng: Rng, c: BatchCase, g: KvGeometry = batchGeometry
   return { g, args, q, digests, tables, rows: rowsT, tablePages };
 }
 
-/** The batch's inputs as emulator buffers (q in f16: the test values are exact there). */
+/** The batch's inputs as emulator buffers (q and digests in f16: the test values are exact there). */
 export function deviceInputs(batch: Batch): { q: EmuBuffer; digests: EmuBuffer; tables: EmuBuffer; rows: EmuBuffer } {
   return {
     q: EmuBuffer.from('f16', batch.q.f32),
-    digests: EmuBuffer.from('f32', batch.digests.data),
+    digests: EmuBuffer.from('f16', batch.digests.data),
     tables: EmuBuffer.from('i32', batch.tables.i32),
     rows: EmuBuffer.from('i32', batch.rows.i32),
   };
