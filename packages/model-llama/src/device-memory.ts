@@ -1,6 +1,7 @@
 import type { Backend, KvGeometry, ResolvedCacheOptions } from '@arkvale/core';
 import { ArkvaleError, pageBytes } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
+import { MLP_CHUNK_ROWS } from './forward.js';
 
 /**
  * Device memory planning for backends that have their own memory (a GPU), the way a
@@ -36,12 +37,14 @@ export function checkWeightsFit(backend: Backend, config: LlamaConfig, elements:
 
 /**
  * Activation memory of one forward pass over `tokens` rows (the largest live set of a
- * layer: residual, normed input, q/k/v, attention output, gate/up/product, logits),
- * with a factor of two for the allocator's slack.
+ * layer: residual, normed input, q/k/v, attention output, the MLP's chunk outputs and
+ * their join, the gate/up/product of one MLP chunk, logits), with a factor of two for
+ * the allocator's slack.
  */
 export function activationBytes(config: LlamaConfig, tokens: number, logitRows: number, element: number): number {
-  const perRow = 3 * config.hiddenSize + (config.numHeads * 2 + config.numKvHeads * 2) * config.headDim + 3 * config.intermediateSize;
-  return 2 * (tokens * perRow * element + logitRows * config.vocabSize * 4);
+  const perRow = 4 * config.hiddenSize + (config.numHeads * 2 + config.numKvHeads * 2) * config.headDim;
+  const mlp = Math.min(tokens, MLP_CHUNK_ROWS) * 3 * config.intermediateSize;
+  return 2 * ((tokens * perRow + mlp) * element + logitRows * config.vocabSize * 4);
 }
 
 /** Device KV pages that fit next to the activations of a `tokens`-row pass; undefined where the backend has no device memory. */
@@ -55,7 +58,8 @@ export function devicePageCapacity(backend: Backend, config: LlamaConfig, g: KvG
 export function checkCacheFits(backend: Backend, config: LlamaConfig, g: KvGeometry, o: ResolvedCacheOptions, tokens: number, utilization: number): void {
   const u = usableBytes(backend, utilization);
   if (!u) return;
-  const digestBytes = (o.devicePages + o.hostPages) * g.numKvHeads * 2 * g.headDim * 4;
+  // Digests are stored in the KV dtype on the device.
+  const digestBytes = (o.devicePages + o.hostPages) * g.numKvHeads * 2 * g.headDim * g.bytesPerElement;
   const kv = o.devicePages * pageBytes(g) + digestBytes;
   const activations = activationBytes(config, tokens, 1, g.bytesPerElement);
   if (kv + activations > u.usable) {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '@arkvale/cpu-backend';
 import golden from '../../../models/tiny-retrieval/golden.json' with { type: 'json' };
 import { LlamaEngine } from './engine.js';
+import { LlamaForward, mlpChunks } from './forward.js';
 import { TINY_MODEL_DIR } from './test-support/fixtures.js';
 
 describe('forwardRows', async () => {
@@ -46,6 +47,60 @@ describe('forwardRows', async () => {
     expect(worst).toBeLessThan(1e-3);
     expect(cacheC.promptRemaining(c)).toBe(0);
     for (const [cache, id] of [[cacheA, a], [cacheB, b], [cacheC, c], [cacheD, d]] as const) cache.free(id);
+  });
+
+  it('runs the MLP of a long pass in chunks, with the logits of the whole pass', () => {
+    const limit = 5;
+    const mlpRows: number[] = [];
+    const qRows: number[] = [];
+    const { config, weights } = forward;
+    // The same backend, recording the rows of every product with the MLP's and q's weights.
+    const spy = Object.create(backend) as typeof backend;
+    spy.matmul = (x, w, outDtype) => {
+      if (w === weights.layers[0].gate || w === weights.layers[0].up || w === weights.layers[0].down) mlpRows.push(x.shape[0]);
+      if (w === weights.layers[0].q) qRows.push(x.shape[0]);
+      return backend.matmul(x, w, outDtype);
+    };
+    const chunked = new LlamaForward(config, weights, spy, forward.maxPositions, limit);
+    const tokens = Array.from({ length: 23 }, (_, i) => ids[i % ids.length]);
+    const logitsOf = (f: LlamaForward) => {
+      const cache = engine.createCache(plan, 64, 2);
+      const id = cache.admit(tokens.length);
+      const out = read(f.prefill(cache, [{ id, tokens }]));
+      cache.free(id);
+      return out;
+    };
+    const whole = logitsOf(forward);
+    const inChunks = logitsOf(chunked);
+    // 23 rows: gate, up and down products of 5, 5, 5, 5 and 3 rows in the first layer; q's product sees every row.
+    expect(mlpRows).toEqual([5, 5, 5, 5, 3].flatMap((r) => [r, r, r]));
+    expect(qRows).toEqual([23]);
+    const worst = whole.reduce((m, x, i) => Math.max(m, Math.abs(x - inChunks[i])), 0);
+    expect(worst).toBeLessThan(1e-3);
+  });
+
+  it('cuts MLP chunks from each block alone (batch invariance) and packs small blocks', () => {
+    expect(mlpChunks([10000], 4096)).toEqual([[4096], [4096], [1808]]);
+    expect(mlpChunks([3000, 1, 1, 2000], 4096)).toEqual([[3000, 1, 1], [2000]]);
+    expect(mlpChunks([5, 6000, 3], 4096)).toEqual([[5], [4096], [1904], [3]]);
+    expect(mlpChunks([4096, 4096], 4096)).toEqual([[4096], [4096]]);
+    // Property: chunks keep order and rows, stay within the limit, and a large block's pieces do not depend on its neighbours.
+    let seed = 1;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n) + 1;
+    for (let run = 0; run < 200; run++) {
+      const limit = rand(64);
+      const blocks = Array.from({ length: rand(8) }, () => rand(3 * limit));
+      const chunks = mlpChunks(blocks, limit);
+      for (const chunk of chunks) expect(chunk.reduce((a, r) => a + r, 0)).toBeLessThanOrEqual(limit);
+      const pieces = chunks.flat();
+      let at = 0;
+      for (const size of blocks) {
+        const own = size > limit ? Array.from({ length: Math.ceil(size / limit) }, (_, i) => Math.min(limit, size - i * limit)) : [size];
+        expect(pieces.slice(at, at + own.length)).toEqual(own);
+        at += own.length;
+      }
+      expect(at).toBe(pieces.length);
+    }
   });
 
   it('refuses blocks that do not partition the rows', () => {

@@ -34,6 +34,43 @@ export interface RowBatch {
 }
 
 /**
+ * Rows whose MLP runs at once. A pass over more rows (a long prefill) runs its MLP in
+ * chunks, so the three [rows, intermediate] products of a 30k-token prompt (2 GB at the
+ * 7B shape in f16, 8 GB for a batch of four) never exist at once; attention still sees
+ * every row of its segment.
+ */
+export const MLP_CHUNK_ROWS = 4096;
+
+/**
+ * The MLP chunks of a pass, each as the matmul blocks it holds: a block larger than
+ * `limit` is cut into pieces of `limit` rows from its start, smaller blocks are packed
+ * whole into chunks of at most `limit` rows. A block's products therefore depend only
+ * on the block itself (batch invariance holds chunked too).
+ */
+export function mlpChunks(blocks: readonly number[], limit: number): number[][] {
+  const chunks: number[][] = [];
+  let packed: number[] = [];
+  let rows = 0;
+  const flush = () => {
+    if (packed.length) chunks.push(packed);
+    packed = [];
+    rows = 0;
+  };
+  for (const size of blocks) {
+    if (size > limit) {
+      flush();
+      for (let start = 0; start < size; start += limit) chunks.push([Math.min(limit, size - start)]);
+      continue;
+    }
+    if (rows + size > limit) flush();
+    packed.push(size);
+    rows += size;
+  }
+  flush();
+  return chunks;
+}
+
+/**
  * The LLaMA forward pass, written once against `Backend`: every KV access goes through
  * the `KvCache`, so any policy (and any backend) runs the same model code.
  */
@@ -46,6 +83,7 @@ export class LlamaForward {
     readonly weights: LlamaWeights,
     readonly backend: Backend,
     readonly maxPositions = config.maxPositionEmbeddings,
+    readonly mlpChunkRows = MLP_CHUNK_ROWS,
   ) {
     this.scale = 1 / Math.sqrt(config.headDim);
     this.rope = backend.createRopeTable(ropeSpec(config, maxPositions));
@@ -118,29 +156,38 @@ export class LlamaForward {
     const join = (parts: Tensor[]): Tensor => (parts.length === 1 ? parts[0] : b.concatRows(parts));
     const mm = (x: Tensor, w: Tensor, sizes = blocks, outDtype?: 'f32'): Tensor => join(split(x, sizes).map((part) => b.matmul(part, w, outDtype)));
     const sizes = batch.segments.map((s) => s.tokens.length);
+    const chunks = n > this.mlpChunkRows ? mlpChunks(blocks, this.mlpChunkRows) : [blocks];
+    const sum = (xs: readonly number[]) => xs.reduce((a, r) => a + r, 0);
     // Every temporary is freed when its layer ends (device memory is not garbage collected).
     return b.tidy(() => {
       const pos = b.fromArray(positions, [n], 'i32');
+      const layers = this.weights.layers;
+      const rows = batch.logitRows;
+      const all = rows.length === n && rows.every((r, i) => r === i);
+      // Each residual add is fused with the norm after it (the next layer's input norm, or
+      // the final norm when every row's logits are wanted): h is x normalised.
       let x = b.gatherRows(this.weights.embedTokens, b.fromArray(tokens, [n], 'i32'));
-      this.weights.layers.forEach((w, l) => {
-        const next = b.tidy(() => {
-          const h = b.rmsNorm(x, w.inputNorm, c.rmsNormEps);
-          const q = b.rope(b.reshape(mm(h, w.q), [n, c.numHeads, c.headDim]), pos, this.rope);
-          const k = b.rope(b.reshape(mm(h, w.k), [n, c.numKvHeads, c.headDim]), pos, this.rope);
-          const v = b.reshape(mm(h, w.v), [n, c.numKvHeads, c.headDim]);
+      let h: Tensor | undefined = b.rmsNorm(x, layers[0].inputNorm, c.rmsNormEps);
+      layers.forEach((w, l) => {
+        const next = b.tidy((): [Tensor, Tensor | undefined] => {
+          const q = b.rope(b.reshape(mm(h!, w.q), [n, c.numHeads, c.headDim]), pos, this.rope);
+          const k = b.rope(b.reshape(mm(h!, w.k), [n, c.numKvHeads, c.headDim]), pos, this.rope);
+          const v = b.reshape(mm(h!, w.v), [n, c.numKvHeads, c.headDim]);
           const qs = split(q, sizes), ks = split(k, sizes), vs = split(v, sizes);
           const attn = join(batch.segments.map((s, i) => s.attend(l, qs[i], ks[i], vs[i])));
-          const y = b.add(x, mm(b.reshape(attn, [n, c.numHeads * c.headDim]), w.o));
-          const h2 = b.rmsNorm(y, w.postNorm, c.rmsNormEps);
-          return b.add(y, mm(b.siluGate(mm(h2, w.gate), mm(h2, w.up)), w.down));
+          const [y, h2] = b.addRmsNorm(x, mm(b.reshape(attn, [n, c.numHeads * c.headDim]), w.o), w.postNorm, c.rmsNormEps);
+          const mlp = (part: Tensor, partBlocks: readonly number[]): Tensor => mm(b.siluGate(mm(part, w.gate, partBlocks), mm(part, w.up, partBlocks)), w.down, partBlocks);
+          // Each chunk's products are freed before the next chunk's exist.
+          const out = chunks.length === 1 ? mlp(h2, blocks) : join(split(h2, chunks.map(sum)).map((part, i) => b.tidy(() => mlp(part, chunks[i]))));
+          const norm = l + 1 < layers.length ? layers[l + 1].inputNorm : all ? this.weights.norm : undefined;
+          return norm ? b.addRmsNorm(y, out, norm, c.rmsNormEps) : [b.add(y, out), undefined];
         });
         b.dispose(x);
-        x = next;
+        if (h) b.dispose(h);
+        [x, h] = next;
       });
-      const rows = batch.logitRows;
       if (rows.length === 0) return b.fromArray([], [0, c.vocabSize]);
-      const all = rows.length === n && rows.every((r, i) => r === i);
-      const picked = b.rmsNorm(all ? x : b.gatherRows(x, b.fromArray(rows, [rows.length], 'i32')), this.weights.norm, c.rmsNormEps);
+      const picked = h ?? b.rmsNorm(b.gatherRows(x, b.fromArray(rows, [rows.length], 'i32')), this.weights.norm, c.rmsNormEps);
       const per = batch.logitBlock ?? rows.length;
       const logitSizes = Array.from({ length: Math.ceil(rows.length / per) }, (_, i) => Math.min(per, rows.length - i * per));
       // Logits in f32 whatever the backend computes in: sampling and greedy ties need the precision.

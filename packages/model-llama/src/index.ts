@@ -10,7 +10,7 @@ export { ChatTemplate, parseChatTemplates, noChatTemplateError } from './chat-te
 export type { ChatMessage, RenderChatOptions, ChatTemplateInit } from './chat-template.js';
 export { openModelDir, describeModel, countParameters, kvGeometry, DESCRIBED_PAGE_SIZES } from './model-dir.js';
 export type { ModelDir, ModelDescription, GenerationDefaults, KvBytes } from './model-dir.js';
-export { LlamaForward } from './forward.js';
+export { LlamaForward, MLP_CHUNK_ROWS } from './forward.js';
 export type { PrefillRequest, RowSegment, RowBatch } from './forward.js';
 export { generateBatch, checkGenerationRequest } from './generate.js';
 export { TextStream } from './text-stream.js';
