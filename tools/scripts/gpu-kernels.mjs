@@ -6,8 +6,12 @@
 //   DIR/harness DIR OUT                                    on the GPU machine: run every job, time two
 //                                                          kernels, write outputs into OUT
 //   node tools/scripts/gpu-kernels.mjs verify [DIR] OUT   here: compare OUT with the emulator
-// DIR defaults to .gpu/kernels (git-ignored; carry it to the GPU machine).
-import { mkdirSync, rmSync } from 'node:fs';
+// DIR defaults to .gpu/kernels (git-ignored; carry it to the GPU machine). prepare (or
+// carry, for a DIR prepared before) also writes DIR/carry: the stripped harness, the jobs and their inputs, compressed (about 2
+// MB instead of 21), so that one call can carry them beside the bundle; there run
+//   bash DIR/carry/run.sh OUT
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { prepareGpuCheck, verifyGpuCheck } from '../../packages/kernels-codegen/dist/index.js';
 
@@ -18,7 +22,12 @@ if (cmd === 'prepare') {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   await prepareGpuCheck(dir);
-  console.log(`prepared ${dir}: run "${dir}/harness ${dir} OUT" on a GPU machine, then verify`);
+  writeCarry(dir);
+  console.log(`prepared ${dir}: run "${dir}/harness ${dir} OUT" (or "bash ${dir}/carry/run.sh OUT") on a GPU machine, then verify`);
+} else if (cmd === 'carry') {
+  const dir = resolve(rest[0] ?? resolve(root, '.gpu/kernels'));
+  writeCarry(dir);
+  console.log(`wrote ${dir}/carry: carry it and run "bash ${dir}/carry/run.sh OUT" on a GPU machine`);
 } else if (cmd === 'verify' && rest.length >= 1) {
   const [dir, out] = rest.length === 1 ? [resolve(root, '.gpu/kernels'), rest[0]] : rest;
   const problems = verifyGpuCheck(resolve(dir), resolve(out));
@@ -28,6 +37,32 @@ if (cmd === 'prepare') {
   }
   console.log('every GPU output matches the emulator');
 } else {
-  console.error('usage: gpu-kernels.mjs prepare [DIR] | verify [DIR] OUT');
+  console.error('usage: gpu-kernels.mjs prepare [DIR] | carry [DIR] | verify [DIR] OUT');
   process.exit(2);
+}
+
+/** DIR/carry: what the harness needs on the GPU machine, compressed, with the script that unpacks and runs it. */
+function writeCarry(dir) {
+  const carry = resolve(dir, 'carry');
+  mkdirSync(carry, { recursive: true });
+  execFileSync('strip', ['-o', resolve(carry, 'harness'), resolve(dir, 'harness')]);
+  execFileSync('xz', ['-T2', '-6', '-f', resolve(carry, 'harness')]);
+  copyFileSync(resolve(dir, 'jobs.txt'), resolve(carry, 'jobs.txt'));
+  const inputs = readdirSync(dir).filter((f) => /^in\d+\.bin$/.test(f));
+  execFileSync('sh', ['-c', `tar cf - "$@" | xz -T2 -6 > "${resolve(carry, 'inputs.tar.xz')}"`, 'tar', ...inputs], { cwd: dir });
+  writeFileSync(
+    resolve(carry, 'run.sh'),
+    `#!/usr/bin/env bash
+# The kernel check on the GPU machine from the compressed carry: bash run.sh OUT
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+work="\${TMPDIR:-/tmp}/arkvale-kernels"
+out="$1"
+rm -rf "$work" && mkdir -p "$work" "$out"
+xz -dc "$here/harness.xz" > "$work/harness" && chmod +x "$work/harness"
+cp "$here/jobs.txt" "$work/"
+xz -dc "$here/inputs.tar.xz" | tar xf - -C "$work"
+"$work/harness" "$work" "$out"
+`,
+  );
 }
