@@ -13,7 +13,7 @@
 #    graphs, the same text), pnpm bench on CUDA beside
 #    the CPU and reference backends, the main job (a 3k-token passkey prompt under
 #    ArkVale) with its speeds, and the two-phase passkey evaluation at 10k, 20k and
-#    30k tokens for every policy.
+#    30k tokens for every policy, its answers compared with tools/baselines/passkey-cuda-h200.json.
 # Results go to OUT (default $OUT, else /tmp/arkvale-gpu-check); exit code 1 on a failure.
 # ARKVALE_EVAL_ARGS adds options to the evaluation; ARKVALE_EVAL_SECONDS caps its time.
 set -uo pipefail
@@ -66,4 +66,7 @@ run "$arkvale" generate -f examples/passkey-3000.txt --backend cuda --policy ark
 # The JSON is rewritten after every row: a run cut short by ARKVALE_EVAL_SECONDS keeps its rows.
 run timeout "${ARKVALE_EVAL_SECONDS:-3600}" "$arkvale" eval passkey --backend cuda --lengths 10240,20480,30720 --budgets 512,1024,2048 --page-size 32 \
   --json "$out/passkey-cuda.json" ${ARKVALE_EVAL_ARGS:-}
+# The same prompts' answers against the last accepted run on an H200 (exit code 1 when
+# any changed; a deliberate change of numerics replaces the baseline file).
+run "$arkvale" eval compare tools/baselines/passkey-cuda-h200.json "$out/passkey-cuda.json"
 exit $status

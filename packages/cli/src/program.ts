@@ -16,7 +16,7 @@ function exitCodeOf(e: unknown): number {
 
 /** Runs the CLI; never throws, never calls process.exit: returns the exit code. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
-  // Set by commands that finish with a code of their own (codegen's --check).
+  // Set by commands that finish with a code of their own (codegen's --check, eval compare).
   let exitCode = 0;
   const program = new Command()
     .name('arkvale')
@@ -27,7 +27,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .showHelpAfterError('(run with --help for usage)')
     .enablePositionalOptions();
   generateCommand(program, io);
-  evalCommand(program, io);
+  evalCommand(program, io, (code) => (exitCode = code));
   inspectCommand(program, io);
   selftestCommand(program, io);
   serveCommand(program, io);

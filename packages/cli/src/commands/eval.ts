@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ArkvaleError, invalidArgument, type PolicyName } from '@arkvale/core';
@@ -8,6 +8,7 @@ import type { CacheFlags } from '../options.js';
 import { openModelDir, seededUniform } from '@arkvale/model-llama';
 import { cachePlan, describeBackend, parseFloatOption, parseIntOption, parseList, parsePolicy, resolveModelDir } from '../options.js';
 import { evaluatePasskey, PASSKEY_PROTOCOLS, policyLabel, type PasskeyProtocol, type PasskeyRow } from '../passkey/evaluate.js';
+import { comparePasskeyRuns, parsePasskeyRun, type PasskeyComparison } from '../passkey/compare.js';
 import { buildPasskeyPrompt, readFiller } from '../passkey/prompt.js';
 import { addCacheOptions, addModelOptions, loadEngine, type ModelFlags } from './shared.js';
 
@@ -66,7 +67,7 @@ function parseProtocol(value: string): PasskeyProtocol {
   return value as PasskeyProtocol;
 }
 
-export function evalCommand(program: Command, io: CliIo): void {
+export function evalCommand(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
   const evalCmd = program.command('eval').description('accuracy evaluations');
   const cmd = evalCmd
     .command('passkey')
@@ -82,6 +83,7 @@ export function evalCommand(program: Command, io: CliIo): void {
     .option('--filler <file>', "filler sentences, one per line (default: the model folder's filler.txt)")
     .option('--json <file>', 'also write every result as JSON to this file');
   passkeyPromptCommand(evalCmd, io);
+  compareCommand(evalCmd, io, setExitCode);
   addCacheOptions(addModelOptions(cmd)).action(async (flags: EvalFlags) => {
     const engine = await loadEngine(flags, io);
     const filler = readFiller(flags.filler ?? join(engine.model.dir, 'filler.txt'));
@@ -142,5 +144,49 @@ export function passkeyPromptCommand(evalCmd: Command, io: CliIo): void {
       const p = buildPasskeyPrompt(model.tokenizer, filler, flags.length, flags.depth, seededUniform(flags.seed));
       io.out(p.text);
       io.err(`pass key ${p.passkey}, ${p.ids.length} tokens, depth ${flags.depth}\n`);
+    });
+}
+
+/** Row by row: accuracy before and after, and how many answers stayed the same. */
+export function comparisonTable(c: PasskeyComparison): string {
+  return table(
+    ['policy @ budget', 'tokens', 'accuracy', 'same answers'],
+    c.rows.map((r) => [r.label, String(r.length), `${pct(r.accuracyBefore)} -> ${pct(r.accuracyAfter)}`, `${r.same} of ${r.prompts}`]),
+  );
+}
+
+function readRun(file: string) {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw invalidArgument(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  return parsePasskeyRun(text, file);
+}
+
+export function compareCommand(evalCmd: Command, io: CliIo, setExitCode: (code: number) => void): void {
+  evalCmd
+    .command('compare')
+    .argument('<before>', 'JSON of one run (eval passkey --json)')
+    .argument('<after>', 'JSON of another run of the same prompts')
+    .description('which passkey answers changed between two runs (exit code 1 when any did, as diff)')
+    .option('--list <n>', 'changed answers to list', parseIntOption('list'), 20)
+    .action((beforeFile: string, afterFile: string, flags: { list: number }) => {
+      const [before, after] = [readRun(beforeFile), readRun(afterFile)];
+      const c = comparePasskeyRuns(before, after);
+      if (c.rows.length === 0) throw invalidArgument(`${beforeFile} and ${afterFile} have no row in common (policy @ budget at a length)`);
+      io.out(`before: ${beforeFile} (${before.backend ?? 'backend not recorded'})\nafter:  ${afterFile} (${after.backend ?? 'backend not recorded'})\n`);
+      io.out(comparisonTable(c));
+      io.out(`${c.same} of ${c.prompts} answers the same\n`);
+      const changes = c.rows.flatMap((r) => r.changes.map((ch) => ({ ...ch, row: `${r.label} at ${r.length} tokens` })));
+      for (const ch of changes.slice(0, flags.list)) io.out(`  ${ch.row}, depth ${ch.depth} (key ${ch.passkey}): ${JSON.stringify(ch.before)} -> ${JSON.stringify(ch.after)}\n`);
+      if (changes.length > flags.list) io.out(`  ... and ${changes.length - flags.list} more (--list)\n`);
+      const only = (file: string, keys: readonly string[]) => {
+        if (keys.length) io.err(`${keys.length} row(s) only in ${file}: ${keys.slice(0, 3).join(', ')}${keys.length > 3 ? ', ...' : ''}\n`);
+      };
+      only(beforeFile, c.onlyBefore);
+      only(afterFile, c.onlyAfter);
+      setExitCode(changes.length > 0 ? 1 : 0);
     });
 }
