@@ -144,8 +144,9 @@ export class LlamaForward {
       if (s.tokens.length !== s.positions.length || s.tokens.length === 0) throw invalidArgument('a row segment needs one position per token and at least one token');
     });
     positions.forEach((p) => this.checkLength(p + 1));
+    const sum = (xs: readonly number[]) => xs.reduce((a, r) => a + r, 0);
     const blocks = batch.blocks ?? [n];
-    if (blocks.reduce((x, y) => x + y, 0) !== n || blocks.some((r) => !Number.isInteger(r) || r < 1)) {
+    if (sum(blocks) !== n || blocks.some((r) => !Number.isInteger(r) || r < 1)) {
       throw invalidArgument(`matmul blocks [${blocks.join(', ')}] do not partition ${n} rows`);
     }
     const split = (t: Tensor, sizes: readonly number[]): Tensor[] => {
@@ -156,8 +157,8 @@ export class LlamaForward {
     const join = (parts: Tensor[]): Tensor => (parts.length === 1 ? parts[0] : b.concatRows(parts));
     const mm = (x: Tensor, w: Tensor, sizes = blocks, outDtype?: 'f32'): Tensor => join(split(x, sizes).map((part) => b.matmul(part, w, outDtype)));
     const sizes = batch.segments.map((s) => s.tokens.length);
-    const chunks = n > this.mlpChunkRows ? mlpChunks(blocks, this.mlpChunkRows) : [blocks];
-    const sum = (xs: readonly number[]) => xs.reduce((a, r) => a + r, 0);
+    // One chunk holding every block when the pass has at most mlpChunkRows rows.
+    const chunks = mlpChunks(blocks, this.mlpChunkRows);
     // Every temporary is freed when its layer ends (device memory is not garbage collected).
     return b.tidy(() => {
       const pos = b.fromArray(positions, [n], 'i32');
@@ -178,7 +179,7 @@ export class LlamaForward {
           const [y, h2] = b.addRmsNorm(x, mm(b.reshape(attn, [n, c.numHeads * c.headDim]), w.o), w.postNorm, c.rmsNormEps);
           const mlp = (part: Tensor, partBlocks: readonly number[]): Tensor => mm(b.siluGate(mm(part, w.gate, partBlocks), mm(part, w.up, partBlocks)), w.down, partBlocks);
           // Each chunk's products are freed before the next chunk's exist.
-          const out = chunks.length === 1 ? mlp(h2, blocks) : join(split(h2, chunks.map(sum)).map((part, i) => b.tidy(() => mlp(part, chunks[i]))));
+          const out = join(split(h2, chunks.map(sum)).map((part, i) => b.tidy(() => mlp(part, chunks[i]))));
           const norm = l + 1 < layers.length ? layers[l + 1].inputNorm : all ? this.weights.norm : undefined;
           return norm ? b.addRmsNorm(y, out, norm, c.rmsNormEps) : [b.add(y, out), undefined];
         });

@@ -9,8 +9,6 @@ import { policyLabel, type PasskeyRow, type PromptResult } from './evaluate.js';
 /** What `eval passkey --json` writes (the fields the comparison reads). */
 export interface PasskeyRun {
   readonly backend?: string;
-  readonly protocol?: string;
-  readonly seed?: number;
   readonly rows: readonly PasskeyRow[];
 }
 

@@ -94,7 +94,10 @@ export function addRmsNorm<T extends Float16>(
     }
   }
   const inv = 1 / Math.sqrt(blockSum(ss, scratch) / f32(hidden) + eps);
-  // Each thread reads back only the sums it wrote.
+  // Each thread reads back only the sums it wrote. This pass repeats rms_norm's rather
+  // than sharing a helper with it: a helper's input would be a const __restrict__
+  // pointer, which may read through the read-only cache, and `sum` was written by
+  // this kernel.
   if (vectors) {
     for (let i = threadIdx.x * VEC; i < hidden; i += blockDim.x * VEC) {
       vload(xs, sum, base + i);
