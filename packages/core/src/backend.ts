@@ -220,8 +220,16 @@ export interface Backend {
   createRopeTable(spec: RopeSpec): RopeTable;
   /** Rotates [T, H, D] in the "rotate half" convention at the given i32 [T] positions. */
   rope(x: Tensor, positions: Tensor, table: RopeTable): Tensor;
+  /**
+   * q, k and v from one product with the stacked [q; k; v] weights: qkv is
+   * [T, (numHeads + 2 numKvHeads) * D]; q [T, numHeads, D] and k [T, numKvHeads, D] come
+   * back rotated exactly as `rope` rotates them, v [T, numKvHeads, D] as it is.
+   */
+  ropeQkv(qkv: Tensor, positions: Tensor, table: RopeTable, numHeads: number, numKvHeads: number): [Tensor, Tensor, Tensor];
   /** silu(gate) * up, elementwise. */
   siluGate(gate: Tensor, up: Tensor): Tensor;
+  /** siluGate of the halves of gateUp [T, 2I] (gate's I columns, then up's), one product with the stacked [gate; up] weights: [T, I]. */
+  siluGatePacked(gateUp: Tensor): Tensor;
   add(a: Tensor, b: Tensor): Tensor;
   /** Rows of `t` along its first dimension at i32 `indices` (embedding lookup, token gathers). */
   gatherRows(t: Tensor, indices: Tensor): Tensor;

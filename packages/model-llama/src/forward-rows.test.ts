@@ -57,8 +57,8 @@ describe('forwardRows', async () => {
     // The same backend, recording the rows of every product with the MLP's and q's weights.
     const spy = Object.create(backend) as typeof backend;
     spy.matmul = (x, w, outDtype) => {
-      if (w === weights.layers[0].gate || w === weights.layers[0].up || w === weights.layers[0].down) mlpRows.push(x.shape[0]);
-      if (w === weights.layers[0].q) qRows.push(x.shape[0]);
+      if (w === weights.layers[0].gateUp || w === weights.layers[0].down) mlpRows.push(x.shape[0]);
+      if (w === weights.layers[0].qkv) qRows.push(x.shape[0]);
       return backend.matmul(x, w, outDtype);
     };
     const chunked = new LlamaForward(config, weights, spy, forward.maxPositions, limit);
@@ -72,8 +72,8 @@ describe('forwardRows', async () => {
     };
     const whole = logitsOf(forward);
     const inChunks = logitsOf(chunked);
-    // 23 rows: gate, up and down products of 5, 5, 5, 5 and 3 rows in the first layer; q's product sees every row.
-    expect(mlpRows).toEqual([5, 5, 5, 5, 3].flatMap((r) => [r, r, r]));
+    // 23 rows: the stacked gate/up and the down products of 5, 5, 5, 5 and 3 rows in the first layer; the q/k/v product sees every row.
+    expect(mlpRows).toEqual([5, 5, 5, 5, 3].flatMap((r) => [r, r]));
     expect(qRows).toEqual([23]);
     const worst = whole.reduce((m, x, i) => Math.max(m, Math.abs(x - inChunks[i])), 0);
     expect(worst).toBeLessThan(1e-3);

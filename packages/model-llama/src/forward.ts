@@ -171,13 +171,11 @@ export class LlamaForward {
       let h: Tensor | undefined = b.rmsNorm(x, layers[0].inputNorm, c.rmsNormEps);
       layers.forEach((w, l) => {
         const next = b.tidy((): [Tensor, Tensor | undefined] => {
-          const q = b.rope(b.reshape(mm(h!, w.q), [n, c.numHeads, c.headDim]), pos, this.rope);
-          const k = b.rope(b.reshape(mm(h!, w.k), [n, c.numKvHeads, c.headDim]), pos, this.rope);
-          const v = b.reshape(mm(h!, w.v), [n, c.numKvHeads, c.headDim]);
+          const [q, k, v] = b.ropeQkv(mm(h!, w.qkv), pos, this.rope, c.numHeads, c.numKvHeads);
           const qs = split(q, sizes), ks = split(k, sizes), vs = split(v, sizes);
           const attn = join(batch.segments.map((s, i) => s.attend(l, qs[i], ks[i], vs[i])));
           const [y, h2] = b.addRmsNorm(x, mm(b.reshape(attn, [n, c.numHeads * c.headDim]), w.o), w.postNorm, c.rmsNormEps);
-          const mlp = (part: Tensor, partBlocks: readonly number[]): Tensor => mm(b.siluGate(mm(part, w.gate, partBlocks), mm(part, w.up, partBlocks)), w.down, partBlocks);
+          const mlp = (part: Tensor, partBlocks: readonly number[]): Tensor => mm(b.siluGatePacked(mm(part, w.gateUp, partBlocks)), w.down, partBlocks);
           // Each chunk's products are freed before the next chunk's exist.
           const out = join(split(h2, chunks.map(sum)).map((part, i) => b.tidy(() => mlp(part, chunks[i]))));
           const norm = l + 1 < layers.length ? layers[l + 1].inputNorm : all ? this.weights.norm : undefined;

@@ -34,7 +34,7 @@ describe('benchmark model shapes', () => {
     expect(Array.from(logitsOf(2))).not.toEqual(Array.from(a));
     // Matrices uniform with the standard deviation of transformers' 0.02-normal initialiser.
     const w = new ReferenceBackend();
-    const q = w.readSync(randomLlamaWeights(config, w, 1).layers[0].q) as Float32Array;
+    const q = w.readSync(randomLlamaWeights(config, w, 1).layers[0].qkv) as Float32Array;
     expect(Math.abs(Math.sqrt(q.reduce((s, x) => s + x * x, 0) / q.length) - 0.02)).toBeLessThan(0.001);
   });
 
@@ -43,7 +43,7 @@ describe('benchmark model shapes', () => {
     const b = new ReferenceBackend();
     const rowsOf = (shared?: number) => {
       const w = randomLlamaWeights(config, b, 3, shared === undefined ? {} : { sharedEmbedding: shared });
-      return { embed: b.readSync(w.embedTokens) as Float32Array, q: Array.from(b.readSync(w.layers[0].q)), head: Array.from(b.readSync(w.lmHead)) };
+      return { embed: b.readSync(w.embedTokens) as Float32Array, q: Array.from(b.readSync(w.layers[0].qkv)), head: Array.from(b.readSync(w.lmHead)) };
     };
     const h = config.hiddenSize;
     const cosine = (e: Float32Array, i: number, j: number) => {

@@ -2,7 +2,7 @@ import type { Backend, Tensor } from '@arkvale/core';
 import { invalidArgument, randomFloats, seededUniform } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import { parseLlamaConfig } from './config.js';
-import { expectedLlamaTensors, type LlamaLayerWeights, type LlamaWeights } from './weights.js';
+import { expectedLlamaTensors, stackLayerWeights, type LlamaLayerWeights, type LlamaWeights } from './weights.js';
 
 /**
  * Model shapes for benchmarks, as Hugging Face config.json fields: the architectures
@@ -66,18 +66,20 @@ export function randomLlamaWeights(config: LlamaConfig, backend: Backend, seed =
   // As a float32 checkpoint would give them: the backend stores its own float type.
   const floats = (values: Float32Array, shape: readonly number[]) => backend.fromBytes(new Uint8Array(values.buffer), shape, 'f32');
   const ones = (n: number): Tensor => floats(new Float32Array(n).fill(1), [n]);
+  // Each tensor drawn on its own, then stacked: the values do not depend on the layout.
   const layers = exp.layers.map(
-    (l): LlamaLayerWeights => ({
-      inputNorm: ones(config.hiddenSize),
-      q: matrix(l.q.shape),
-      k: matrix(l.k.shape),
-      v: matrix(l.v.shape),
-      o: matrix(l.o.shape),
-      postNorm: ones(config.hiddenSize),
-      gate: matrix(l.gate.shape),
-      up: matrix(l.up.shape),
-      down: matrix(l.down.shape),
-    }),
+    (l): LlamaLayerWeights =>
+      stackLayerWeights(backend, {
+        inputNorm: ones(config.hiddenSize),
+        q: matrix(l.q.shape),
+        k: matrix(l.k.shape),
+        v: matrix(l.v.shape),
+        o: matrix(l.o.shape),
+        postNorm: ones(config.hiddenSize),
+        gate: matrix(l.gate.shape),
+        up: matrix(l.up.shape),
+        down: matrix(l.down.shape),
+      }),
   );
   const embedding = matrix(exp.embedTokens.shape);
   const lmHead = matrix(exp.lmHead.shape);

@@ -17,7 +17,7 @@ import {
   writeSyntheticModel,
   type RawTensor,
 } from './test-support/fixtures.js';
-import { disposeLlamaWeights, loadLlamaWeights, type LlamaWeights } from './weights.js';
+import { disposeLlamaWeights, loadLlamaWeights, stackLayerWeights, type LlamaWeights } from './weights.js';
 
 afterAll(removeTmpDirs);
 
@@ -69,12 +69,10 @@ describe('loadLlamaWeights on the bundled model', () => {
     for (const l of weights.layers) {
       expect(l.inputNorm.shape).toEqual([512]);
       expect(l.postNorm.shape).toEqual([512]);
-      expect(l.q.shape).toEqual([512, 512]);
-      expect(l.k.shape).toEqual([256, 512]);
-      expect(l.v.shape).toEqual([256, 512]);
+      // q (512 rows), k and v (256 each) stacked; gate and up (1536 each) stacked.
+      expect(l.qkv.shape).toEqual([1024, 512]);
       expect(l.o.shape).toEqual([512, 512]);
-      expect(l.gate.shape).toEqual([1536, 512]);
-      expect(l.up.shape).toEqual([1536, 512]);
+      expect(l.gateUp.shape).toEqual([3072, 512]);
       expect(l.down.shape).toEqual([512, 1536]);
     }
     const total = 13_464_064 * 2;
@@ -87,23 +85,28 @@ describe('loadLlamaWeights on the bundled model', () => {
 
   it('holds the float16 values of the file, decoded by hand', () => {
     const file = path.join(TINY_MODEL_DIR, 'model.safetensors');
-    const checks: [string, Tensor, number][] = [
-      ['model.embed_tokens.weight', weights.embedTokens, 0],
-      ['model.embed_tokens.weight', weights.embedTokens, 856 * 512 - 1],
-      ['model.layers.0.self_attn.q_proj.weight', weights.layers[0].q, 12345],
-      ['model.layers.2.self_attn.k_proj.weight', weights.layers[2].k, 513],
-      ['model.layers.3.mlp.down_proj.weight', weights.layers[3].down, 512 * 1536 - 7],
-      ['model.layers.1.input_layernorm.weight', weights.layers[1].inputNorm, 17],
-      ['model.norm.weight', weights.norm, 511],
-      ['lm_head.weight', weights.lmHead, 4242],
+    // [name, tensor, index in the file's tensor, index in ours]: stacked tensors start
+    // k after q's 512 x 512 values, v after k's 256 x 512, up after gate's 1536 x 512.
+    const checks: [string, Tensor, number, number][] = [
+      ['model.embed_tokens.weight', weights.embedTokens, 0, 0],
+      ['model.embed_tokens.weight', weights.embedTokens, 856 * 512 - 1, 856 * 512 - 1],
+      ['model.layers.0.self_attn.q_proj.weight', weights.layers[0].qkv, 12345, 12345],
+      ['model.layers.2.self_attn.k_proj.weight', weights.layers[2].qkv, 513, 512 * 512 + 513],
+      ['model.layers.1.self_attn.v_proj.weight', weights.layers[1].qkv, 256 * 512 - 1, 1024 * 512 - 1],
+      ['model.layers.0.mlp.gate_proj.weight', weights.layers[0].gateUp, 77, 77],
+      ['model.layers.2.mlp.up_proj.weight', weights.layers[2].gateUp, 0, 1536 * 512],
+      ['model.layers.3.mlp.down_proj.weight', weights.layers[3].down, 512 * 1536 - 7, 512 * 1536 - 7],
+      ['model.layers.1.input_layernorm.weight', weights.layers[1].inputNorm, 17, 17],
+      ['model.norm.weight', weights.norm, 511, 511],
+      ['lm_head.weight', weights.lmHead, 4242, 4242],
     ];
-    for (const [name, tensor, index] of checks) {
+    for (const [name, tensor, index, ours] of checks) {
       const expected = rawHalf(file, name, index);
       expect(Number.isFinite(expected)).toBe(true);
-      expect(data(tensor)[index], `${name}[${index}]`).toBe(expected);
+      expect(data(tensor)[ours], `${name}[${index}]`).toBe(expected);
     }
     // Not all zeros or a constant.
-    const q = data(weights.layers[0].q);
+    const q = data(weights.layers[0].qkv);
     expect(new Set(q.subarray(0, 100)).size).toBeGreaterThan(50);
   });
 
@@ -134,7 +137,7 @@ describe('loadLlamaWeights on the bundled model', () => {
       [sharded.lmHead, weights.lmHead],
     ];
     sharded.layers.forEach((l, i) => {
-      for (const k of ['inputNorm', 'q', 'k', 'v', 'o', 'postNorm', 'gate', 'up', 'down'] as const) pairs.push([l[k], weights.layers[i][k]]);
+      for (const k of ['inputNorm', 'qkv', 'o', 'postNorm', 'gateUp', 'down'] as const) pairs.push([l[k], weights.layers[i][k]]);
     });
     for (const [a, b] of pairs) {
       expect(a.shape).toEqual(b.shape);
@@ -152,7 +155,9 @@ describe('loadLlamaWeights errors and tying', () => {
     const dir = writeSyntheticModel();
     const w = await loadLlamaWeights(dir, config(), backend);
     expect(w.layers.length).toBe(2);
-    expect(w.layers[0].k.shape).toEqual([4, 8]);
+    // q's 2 x 4 rows, then k's and v's 1 x 4 each; gate's and up's 16 each.
+    expect(w.layers[0].qkv.shape).toEqual([16, 8]);
+    expect(w.layers[0].gateUp.shape).toEqual([32, 8]);
     expect(w.layers[0].o.shape).toEqual([8, 8]);
   });
 
@@ -207,5 +212,40 @@ describe('loadLlamaWeights errors and tying', () => {
     fs.truncateSync(dst, 4_000_000);
     await expectArkvaleErrorAsync(() => loadLlamaWeights(dir, loadLlamaConfig(dir), backend, { checkpoint: ckpt }), 'MODEL_FILE', dst, 'truncated', 'tensor "');
     ckpt.close();
+  });
+});
+
+describe('stackLayerWeights', () => {
+  const parts = () => {
+    const b = new ReferenceBackend();
+    const t = (rows: number, v: number) => b.fromArray(new Float32Array(rows * 2).fill(v), [rows, 2]);
+    return { b, layer: { inputNorm: t(1, 0), q: t(2, 1), k: t(1, 2), v: t(1, 3), o: t(2, 4), postNorm: t(1, 5), gate: t(3, 6), up: t(3, 7), down: t(2, 8) } };
+  };
+
+  it('stacks q/k/v and gate/up in that row order and disposes the parts', () => {
+    const { b, layer } = parts();
+    const disposed: unknown[] = [];
+    const spy = Object.assign(Object.create(b) as ReferenceBackend, { dispose: (x: Tensor) => disposed.push(x) });
+    const w = stackLayerWeights(spy, layer);
+    expect(Array.from(b.readSync(w.qkv))).toEqual([1, 1, 1, 1, 2, 2, 3, 3]);
+    expect(Array.from(b.readSync(w.gateUp))).toEqual([6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7]);
+    expect(disposed).toEqual([layer.q, layer.k, layer.v, layer.gate, layer.up]);
+    expect([w.inputNorm, w.o, w.postNorm, w.down]).toEqual([layer.inputNorm, layer.o, layer.postNorm, layer.down]);
+  });
+
+  it('holds nothing of its own when a stack cannot be made, and leaves the parts to the caller', () => {
+    const { b, layer } = parts();
+    const disposed: unknown[] = [];
+    let made: Tensor | undefined;
+    let calls = 0;
+    const spy = Object.assign(Object.create(b) as ReferenceBackend, {
+      dispose: (x: Tensor) => disposed.push(x),
+      concatRows: (xs: readonly Tensor[]) => {
+        if (++calls === 2) throw new Error('out of device memory');
+        return (made = b.concatRows(xs));
+      },
+    });
+    expect(() => stackLayerWeights(spy, layer)).toThrow(/out of device memory/);
+    expect(disposed).toEqual([made]);
   });
 });

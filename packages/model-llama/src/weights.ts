@@ -2,26 +2,47 @@ import { ArkvaleError, type Backend, type Tensor } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import { SafetensorsCheckpoint, type TensorEntry } from './safetensors.js';
 
-/** One decoder layer's weights, in Hugging Face's [out, in] layout. */
+/**
+ * One decoder layer's weights, in Hugging Face's [out, in] layout. The q, k and v
+ * projections are stacked into one matrix, and so are gate and up: a decode step's
+ * products have a handful of rows, and one product over the stacked rows reads the
+ * same bytes in one launch where there were three (two) (Backend.ropeQkv and
+ * siluGatePacked split the result).
+ */
 export interface LlamaLayerWeights {
   /** input_layernorm [H] */
   readonly inputNorm: Tensor;
-  /** q_proj [numHeads * headDim, H] */
-  readonly q: Tensor;
-  /** k_proj [numKvHeads * headDim, H] */
-  readonly k: Tensor;
-  /** v_proj [numKvHeads * headDim, H] */
-  readonly v: Tensor;
+  /** q_proj, k_proj and v_proj stacked: [(numHeads + 2 numKvHeads) * headDim, H] */
+  readonly qkv: Tensor;
   /** o_proj [H, numHeads * headDim] */
   readonly o: Tensor;
   /** post_attention_layernorm [H] */
   readonly postNorm: Tensor;
-  /** gate_proj [I, H] */
-  readonly gate: Tensor;
-  /** up_proj [I, H] */
-  readonly up: Tensor;
+  /** gate_proj and up_proj stacked: [2I, H] */
+  readonly gateUp: Tensor;
   /** down_proj [H, I] */
   readonly down: Tensor;
+}
+
+/** A layer's weights as the checkpoint names them, one tensor each. */
+export type LlamaCheckpointLayer = Record<LayerKey, Tensor>;
+
+/**
+ * Stacks a layer's q/k/v and gate/up on the backend, then disposes the separate
+ * tensors; if a stack cannot be made (out of memory), the separate tensors are left as
+ * they were and nothing else is held.
+ */
+export function stackLayerWeights(backend: Backend, l: LlamaCheckpointLayer): LlamaLayerWeights {
+  const qkv = backend.concatRows([l.q, l.k, l.v]);
+  let gateUp: Tensor;
+  try {
+    gateUp = backend.concatRows([l.gate, l.up]);
+  } catch (e) {
+    backend.dispose(qkv);
+    throw e;
+  }
+  for (const t of [l.q, l.k, l.v, l.gate, l.up]) backend.dispose(t);
+  return { inputNorm: l.inputNorm, qkv, o: l.o, postNorm: l.postNorm, gateUp, down: l.down };
 }
 
 export interface LlamaWeights {
@@ -46,8 +67,11 @@ export interface LoadWeightsOptions {
   readonly checkpoint?: SafetensorsCheckpoint;
 }
 
+/** A layer's tensors in the checkpoint. */
 const LAYER_KEYS = ['inputNorm', 'q', 'k', 'v', 'o', 'postNorm', 'gate', 'up', 'down'] as const;
 type LayerKey = (typeof LAYER_KEYS)[number];
+/** A layer's tensors once loaded (LlamaLayerWeights). */
+const STACKED_KEYS = ['inputNorm', 'qkv', 'o', 'postNorm', 'gateUp', 'down'] as const;
 
 interface Expected {
   readonly name: string;
@@ -155,7 +179,8 @@ export function planLlamaWeights(ckpt: SafetensorsCheckpoint, config: LlamaConfi
  * Loads a LLaMA checkpoint's weights into `backend` tensors. Every expected tensor is
  * checked for presence and exact shape before any data is read; then each tensor is
  * read on its own (one buffer per tensor, handed to `backend.fromBytes` and dropped),
- * so the host never holds a second full copy of the weights. The lm_head is the
+ * so the host never holds a second full copy of the weights; each layer's q/k/v and
+ * gate/up are stacked on the backend once the layer is in. The lm_head is the
  * embedding when `tie_word_embeddings` is true (as in transformers, even if the file
  * also stores an lm_head). On failure the tensors loaded so far are disposed.
  */
@@ -166,7 +191,6 @@ export async function loadLlamaWeights(
   options: LoadWeightsOptions = {},
 ): Promise<LlamaWeights> {
   const ckpt = options.checkpoint ?? SafetensorsCheckpoint.open(dir);
-  const exp = expectedLlamaTensors(config);
   const tied = config.tieWordEmbeddings;
   let plan: WeightPlanItem[];
   try {
@@ -178,17 +202,27 @@ export async function loadLlamaWeights(
 
   const totalBytes = plan.reduce((n, p) => n + p.entry.byteLength, 0);
   const loaded = new Map<string, Tensor>();
+  const layers: LlamaLayerWeights[] = [];
   let loadedBytes = 0;
   options.onProgress?.(0, totalBytes);
   try {
     for (const { key, entry } of plan) {
       loaded.set(key, ckpt.load(entry, backend));
       loadedBytes += entry.byteLength;
+      // A layer is stacked as soon as its last tensor is in: one layer's copy at a time.
+      if (key === `${layers.length}.${LAYER_KEYS[LAYER_KEYS.length - 1]}`) {
+        const layer = {} as LlamaCheckpointLayer;
+        const i = layers.length;
+        for (const k of LAYER_KEYS) layer[k] = loaded.get(`${i}.${k}`)!;
+        layers.push(stackLayerWeights(backend, layer));
+        for (const k of LAYER_KEYS) loaded.delete(`${i}.${k}`);
+      }
       options.onProgress?.(loadedBytes, totalBytes);
       await yieldToEventLoop();
     }
   } catch (e) {
     for (const t of loaded.values()) backend.dispose(t);
+    for (const layer of layers) for (const k of STACKED_KEYS) backend.dispose(layer[k]);
     throw e;
   } finally {
     if (options.checkpoint === undefined) ckpt.close();
@@ -196,24 +230,13 @@ export async function loadLlamaWeights(
 
   const t = (key: string): Tensor => loaded.get(key)!;
   const embedTokens = t('embedTokens');
-  return {
-    embedTokens,
-    layers: exp.layers.map((_, i) => {
-      const layer = {} as Record<LayerKey, Tensor>;
-      for (const k of LAYER_KEYS) layer[k] = t(`${i}.${k}`);
-      return layer;
-    }),
-    norm: t('norm'),
-    lmHead: tied ? embedTokens : t('lmHead'),
-    tiedLmHead: tied,
-    totalBytes,
-  };
+  return { embedTokens, layers, norm: t('norm'), lmHead: tied ? embedTokens : t('lmHead'), tiedLmHead: tied, totalBytes };
 }
 
 /** Disposes every tensor of `weights` (the tied lm_head once). */
 export function disposeLlamaWeights(weights: LlamaWeights, backend: Backend): void {
   backend.dispose(weights.embedTokens);
-  for (const layer of weights.layers) for (const k of LAYER_KEYS) backend.dispose(layer[k]);
+  for (const layer of weights.layers) for (const k of STACKED_KEYS) backend.dispose(layer[k]);
   backend.dispose(weights.norm);
   if (!weights.tiedLmHead) backend.dispose(weights.lmHead);
 }

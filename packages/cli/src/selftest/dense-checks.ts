@@ -81,6 +81,15 @@ export function denseChecks(t: Twin): CheckResult[] {
     out.push(half(t, 'siluGate', `${n} elements`, t.gpu.siluGate(a.gpu, b.gpu), t.ref.siluGate(a.ref, b.ref)));
     out.push(half(t, 'add', `${n} elements`, t.gpu.add(a.gpu, b.gpu), t.ref.add(a.ref, b.ref)));
   }
+  // Widths of vectors (1376 = 11008 / 8) and of single elements (13).
+  for (const [rows, width] of [[4, 1376], [3, 13]]) {
+    const gu = t.floats([rows, 2 * width], 4);
+    const packed = t.gpu.siluGatePacked(gu.gpu);
+    out.push(half(t, 'siluGatePacked', `[${rows}, 2 x ${width}]`, packed, t.ref.siluGatePacked(gu.ref)));
+    // The forward pass relies on the packed op giving exactly what siluGate gives the halves.
+    const halves = [0, 1].map((h) => t.upload(Float32Array.from({ length: rows * width }, (_, i) => gu.values[Math.floor(i / width) * 2 * width + h * width + (i % width)]), [rows, width]));
+    out.push(result('siluGatePacked', `[${rows}, 2 x ${width}] equals siluGate of the halves bit for bit`, mismatches(t.gpu.readSync(packed), t.gpu.readSync(t.gpu.siluGate(halves[0], halves[1]))), TOLERANCE.exact));
+  }
   for (const headDim of [64, 128]) {
     const maxPositions = 4096;
     const invFreq = Float32Array.from({ length: headDim / 2 }, (_, i) => 1 / 500000 ** ((2 * i) / headDim));
@@ -90,6 +99,15 @@ export function denseChecks(t: Twin): CheckResult[] {
     const x = t.floats([9, 4, headDim]);
     const positions = t.ints([0, 1, 17, 4095, 300, 2048, 5, 999, 3000]);
     out.push(half(t, 'rope', `[9, 4, ${headDim}], positions up to ${maxPositions - 1}`, t.gpu.rope(x.gpu, positions.gpu, gt), t.ref.rope(x.ref, positions.ref, rt)));
+    // [q | k | v] rows of 4 + 2 x 2 heads: what rope gives the q and k columns, v's columns as they are.
+    const qkv = t.floats([9, 8 * headDim]);
+    const got = t.gpu.ropeQkv(qkv.gpu, positions.gpu, gt, 4, 2);
+    const want = t.ref.ropeQkv(qkv.ref, positions.ref, rt, 4, 2);
+    ['q', 'k', 'v'].forEach((name, i) => out.push(half(t, 'ropeQkv', `[9, 8 x ${headDim}] ${name}`, got[i], want[i])));
+    const columns = (from: number, count: number) =>
+      t.upload(Float32Array.from({ length: 9 * count * headDim }, (_, i) => qkv.values[(Math.floor(i / (count * headDim)) * 8 + from) * headDim + (i % (count * headDim))]), [9, count, headDim]);
+    const apart = [t.gpu.rope(columns(0, 4), positions.gpu, gt), t.gpu.rope(columns(4, 2), positions.gpu, gt), columns(6, 2)];
+    out.push(result('ropeQkv', `[9, 8 x ${headDim}] equals rope of the q and k columns bit for bit`, mismatches(got.flatMap((g) => [...t.gpu.readSync(g)]), apart.flatMap((g) => [...t.gpu.readSync(g)])), TOLERANCE.exact));
   }
   return out;
 }

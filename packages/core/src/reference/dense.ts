@@ -82,6 +82,30 @@ export function rope(x: RefTensor, positions: RefTensor, table: RefRopeTable): R
   return out;
 }
 
+/** The column blocks of a 2-D tensor, each [rows, width]. */
+export function splitColumns(x: RefTensor, widths: readonly number[]): RefTensor[] {
+  const [rows, cols] = x.shape;
+  if (x.shape.length !== 2 || widths.reduce((a, w) => a + w, 0) !== cols) throw invalidArgument(`splitColumns: [${x.shape.join(', ')}] is not ${widths.join(' + ')} columns wide`);
+  let start = 0;
+  return widths.map((w) => {
+    const out = new RefTensor(new Float32Array(rows * w), [rows, w], x.dtype);
+    for (let r = 0; r < rows; r++) out.f32.set(x.f32.subarray(r * cols + start, r * cols + start + w), r * w);
+    start += w;
+    return out;
+  });
+}
+
+/** q [T, numHeads, D], k and v [T, numKvHeads, D] from qkv [T, (numHeads + 2 numKvHeads) * D]. */
+export function splitQkv(qkv: RefTensor, numHeads: number, numKvHeads: number, headDim: number): [RefTensor, RefTensor, RefTensor] {
+  const t = qkv.shape[0];
+  const heads = [numHeads, numKvHeads, numKvHeads];
+  if (qkv.shape.length !== 2 || qkv.shape[1] !== (numHeads + 2 * numKvHeads) * headDim) {
+    throw invalidArgument(`ropeQkv: qkv must be [T, ${(numHeads + 2 * numKvHeads) * headDim}] for ${numHeads} + 2 x ${numKvHeads} heads of ${headDim}, got [${qkv.shape.join(', ')}]`);
+  }
+  const [q, k, v] = splitColumns(qkv, heads.map((h) => h * headDim)).map((part, i) => new RefTensor(part.data, [t, heads[i], headDim], part.dtype));
+  return [q, k, v];
+}
+
 function sameShape(a: RefTensor, b: RefTensor, op: string): void {
   if (a.data.length !== b.data.length) throw invalidArgument(`${op}: shapes [${a.shape}] and [${b.shape}] differ`);
 }

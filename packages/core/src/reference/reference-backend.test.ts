@@ -144,3 +144,34 @@ describe('sampling and half-precision encoding', () => {
     expect(Array.from(decodeFloats(Uint8Array.from([0x80, 0x3f, 0xc0, 0x40]), 'bf16'))).toEqual([1, 6]);
   });
 });
+
+describe('products with stacked weights', () => {
+  const b = new ReferenceBackend();
+  it('ropeQkv splits one [q | k | v] row per token and rotates q and k exactly as rope does', () => {
+    const next = rng(7);
+    const [t, heads, kvHeads, d] = [3, 4, 2, 8];
+    const [q, k, v] = [heads, kvHeads, kvHeads].map((h) => Array.from(randomArray(next, t * h * d)));
+    // Each token's row is its q, then its k, then its v.
+    const rows: number[] = [];
+    for (let i = 0; i < t; i++) rows.push(...q.slice(i * heads * d, (i + 1) * heads * d), ...k.slice(i * kvHeads * d, (i + 1) * kvHeads * d), ...v.slice(i * kvHeads * d, (i + 1) * kvHeads * d));
+    const table = b.createRopeTable({ headDim: d, maxPositions: 16, invFreq: Float32Array.from({ length: d / 2 }, (_, i) => 10000 ** (-(2 * i) / d)) });
+    const pos = b.fromArray([5, 0, 11], [t], 'i32');
+    const [rq, rk, rv] = b.ropeQkv(b.fromArray(rows, [t, (heads + 2 * kvHeads) * d]), pos, table, heads, kvHeads);
+    expect(rq.shape).toEqual([t, heads, d]);
+    expect(rk.shape).toEqual([t, kvHeads, d]);
+    expect(rv.shape).toEqual([t, kvHeads, d]);
+    expect(b.readSync(rq)).toEqual(b.readSync(b.rope(b.fromArray(q, [t, heads, d]), pos, table)));
+    expect(b.readSync(rk)).toEqual(b.readSync(b.rope(b.fromArray(k, [t, kvHeads, d]), pos, table)));
+    expect(b.readSync(rv)).toEqual(Float32Array.from(v));
+    expect(() => b.ropeQkv(b.fromArray(rows.slice(0, -t * d), [t, (heads + 2 * kvHeads - 1) * d]), pos, table, heads, kvHeads)).toThrow(/qkv must be \[T, 64\] for 4 \+ 2 x 2 heads of 8, got \[3, 56\]/);
+  });
+
+  it('siluGatePacked is silu(gate) * up of the two halves of each row (hand-computed)', () => {
+    const silu = (x: number) => x / (1 + Math.exp(-x));
+    // Rows [g0, g1 | u0, u1].
+    const out = b.readSync(b.siluGatePacked(b.fromArray([1, -2, 3, 0.5, 0, 4, -1, 2], [2, 4])));
+    expect(Array.from(out)).toEqual([silu(1) * 3, silu(-2) * 0.5, silu(0) * -1, silu(4) * 2].map(Math.fround));
+    expect(() => b.siluGatePacked(b.fromArray([1, 2, 3], [1, 3]))).toThrow(/gateUp must be \[T, 2I\], got \[1, 3\]/);
+  });
+});
+

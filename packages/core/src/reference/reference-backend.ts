@@ -111,8 +111,19 @@ export class ReferenceBackend implements Backend {
     if (!(table instanceof dense.RefRopeTable)) throw invalidArgument('rope table does not belong to the reference backend');
     return dense.rope(asRef(x), asRef(positions), table);
   }
+  ropeQkv(qkv: Tensor, positions: Tensor, table: RopeTable, numHeads: number, numKvHeads: number): [Tensor, Tensor, Tensor] {
+    const [q, k, v] = dense.splitQkv(asRef(qkv), numHeads, numKvHeads, table.headDim);
+    return [this.rope(q, positions, table), this.rope(k, positions, table), v];
+  }
   siluGate(gate: Tensor, up: Tensor): Tensor {
     return dense.siluGate(asRef(gate), asRef(up));
+  }
+  siluGatePacked(gateUp: Tensor): Tensor {
+    const x = asRef(gateUp);
+    const width = x.shape[1] / 2;
+    if (x.shape.length !== 2 || !Number.isInteger(width)) throw invalidArgument(`siluGatePacked: gateUp must be [T, 2I], got [${x.shape.join(', ')}]`);
+    const [gate, up] = dense.splitColumns(x, [width, width]);
+    return dense.siluGate(gate, up);
   }
   add(a: Tensor, b: Tensor): Tensor {
     return dense.add(asRef(a), asRef(b));

@@ -233,8 +233,14 @@ export class CudaBackend implements Backend {
   rope(x: Tensor, positions: Tensor, table: RopeTable): Tensor {
     return dense.rope(this.d, x, positions, table);
   }
+  ropeQkv(qkv: Tensor, positions: Tensor, table: RopeTable, numHeads: number, numKvHeads: number): [Tensor, Tensor, Tensor] {
+    return dense.ropeQkv(this.d, qkv, positions, table, numHeads, numKvHeads);
+  }
   siluGate(gate: Tensor, up: Tensor): Tensor {
     return dense.siluGate(this.d, gate, up);
+  }
+  siluGatePacked(gateUp: Tensor): Tensor {
+    return dense.siluGatePacked(this.d, gateUp);
   }
   add(a: Tensor, b: Tensor): Tensor {
     return dense.add(this.d, a, b);

@@ -1,6 +1,6 @@
 import type { RopeSpec, RopeTable, Tensor } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
-import { findAddRmsNorm, findEmbeddingGather, findFillUniform, findResidualAdd, findRmsNorm, findRope, findRopeTable, findSiluGate } from '../generated/index.js';
+import { findAddRmsNorm, findEmbeddingGather, findFillUniform, findResidualAdd, findRmsNorm, findRope, findRopeQkv, findRopeTable, findSiluGate, findSiluGatePacked } from '../generated/index.js';
 import { STREAM } from '../native.js';
 import type { CudaDevice } from './device.js';
 import type { CudaTensor } from './tensor.js';
@@ -118,6 +118,36 @@ export function rope(d: CudaDevice, xt: Tensor, positionsT: Tensor, table: RopeT
   return out;
 }
 
+/** q and k rotated and v, from one [T, (H + 2 Hkv) * D] product with the stacked [q; k; v] weights: one rope_qkv launch. */
+export function ropeQkv(d: CudaDevice, qkvT: Tensor, positionsT: Tensor, table: RopeTable, numHeads: number, numKvHeads: number): [CudaTensor, CudaTensor, CudaTensor] {
+  if (!(table instanceof CudaRopeTable)) throw invalidArgument('rope table does not belong to the CUDA backend');
+  const qkv = d.expect(d.tensor(qkvT, 'ropeQkv qkv'), 'ropeQkv qkv', [d.dtype], 2);
+  const positions = d.expect(d.tensor(positionsT, 'ropeQkv positions'), 'ropeQkv positions', ['i32'], 1);
+  const headDim = table.headDim;
+  const [tokens, width] = qkv.shape;
+  if (!Number.isInteger(numHeads) || !Number.isInteger(numKvHeads) || numHeads < 1 || numKvHeads < 1 || width !== (numHeads + 2 * numKvHeads) * headDim) {
+    throw invalidArgument(`ropeQkv: qkv must be [T, ${(numHeads + 2 * numKvHeads) * headDim}] for ${numHeads} + 2 x ${numKvHeads} heads of ${headDim}, got [${qkv.shape.join(', ')}]`);
+  }
+  if (positions.shape[0] !== tokens) throw invalidArgument(`ropeQkv: ${positions.shape[0]} positions for ${tokens} tokens`);
+  const q = d.empty([tokens, numHeads, headDim], d.dtype, 'ropeQkv q');
+  const k = d.empty([tokens, numKvHeads, headDim], d.dtype, 'ropeQkv k');
+  const v = d.empty([tokens, numKvHeads, headDim], d.dtype, 'ropeQkv v');
+  d.launch(d.kernels.get('rope_qkv', findRopeQkv, { dtype: d.dtype, headDim }), {
+    qkv: qkv.ptr,
+    positions: positions.ptr,
+    cos: table.cos.ptr,
+    sin: table.sin.ptr,
+    q: q.ptr,
+    k: k.ptr,
+    v: v.ptr,
+    numTokens: tokens,
+    numHeads,
+    numKvHeads,
+    maxPositions: table.maxPositions,
+  });
+  return [q, k, v];
+}
+
 function sameShape(a: CudaTensor, b: CudaTensor, what: string): void {
   if (a.elements !== b.elements) throw invalidArgument(`${what}: [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ in size`);
 }
@@ -128,6 +158,16 @@ export function siluGate(d: CudaDevice, gateT: Tensor, upT: Tensor): CudaTensor 
   sameShape(gate, up, 'siluGate');
   const out = d.empty(gate.shape, d.dtype, 'siluGate output');
   d.launch(d.kernels.get('silu_gate', findSiluGate, { dtype: d.dtype }), { gate: gate.ptr, up: up.ptr, out: out.ptr, n: gate.elements });
+  return out;
+}
+
+/** silu(gate) * up of gateUp [T, 2I]'s column halves: one silu_gate_packed launch. */
+export function siluGatePacked(d: CudaDevice, gateUpT: Tensor): CudaTensor {
+  const gateUp = d.expect(d.tensor(gateUpT, 'siluGatePacked gateUp'), 'siluGatePacked gateUp', [d.dtype], 2);
+  const [rows, cols] = gateUp.shape;
+  if (cols % 2 !== 0) throw invalidArgument(`siluGatePacked: gateUp must be [T, 2I], got [${gateUp.shape.join(', ')}]`);
+  const out = d.empty([rows, cols / 2], d.dtype, 'siluGatePacked output');
+  d.launch(d.kernels.get('silu_gate_packed', findSiluGatePacked, { dtype: d.dtype }), { gateUp: gateUp.ptr, out: out.ptr, rows, width: cols / 2 });
   return out;
 }
 

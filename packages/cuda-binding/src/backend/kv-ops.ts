@@ -55,7 +55,11 @@ export function createKvStorage(d: CudaDevice, location: PoolLocation, slots: nu
   return new CudaKvStorage(location, slots, g, pageBytes, host.device, host.host);
 }
 
+/** Query heads the estimate kernels sum per page in shared memory (their MAX_HEADS). */
+export const ESTIMATE_MAX_HEADS = 256;
+
 export function createDigestStorage(d: CudaDevice, rows: number, g: KvGeometry): CudaDigestStorage {
+  if (g.numHeads > ESTIMATE_MAX_HEADS) throw invalidArgument(`digests: ${g.numHeads} query heads; the CUDA estimate kernels sum at most ${ESTIMATE_MAX_HEADS} per page`);
   // In the KV dtype: page_digest rounds each volume outward, and estimates read half the bytes of f32.
   const data = d.lifetimes.untracked(() => d.empty([rows, g.numKvHeads, 2, g.headDim], d.dtype, `digest rows (${rows})`));
   return new CudaDigestStorage(rows, g, data);

@@ -47,12 +47,12 @@ function selectArgs(d: CudaDevice, over: Partial<SelectResidentArgs> = {}, shape
 }
 
 describe('selectResident on the CUDA backend', () => {
-  it('launches estimate_rows over (candidate chunks, rows) and select_resident per row, frees its workspaces and waits for nothing', () => {
+  it('launches estimate_rows over (candidates, rows) and select_resident per row, frees its workspaces and waits for nothing', () => {
     const { d, launches } = fakeDevice();
     const args = selectArgs(d, { groups: 2 });
     const before = d.lifetimes.liveTensors;
     const out = selectResident(d, args);
-    expect(launches).toEqual([`estimate_rows_cuboid_max_f16_hd64 [240, 3, 1] on ${STREAM.compute}`, `select_resident [3, 1, 1] on ${STREAM.compute}`]);
+    expect(launches).toEqual([`estimate_rows_cuboid_max_f16_hd64 [960, 3, 1] on ${STREAM.compute}`, `select_resident [3, 1, 1] on ${STREAM.compute}`]);
     // Five outputs stay; scores, flags and best scores were disposed.
     expect(d.lifetimes.liveTensors - before).toBe(5);
     expect(out.pageTable.shape).toEqual([3, 1, 40]);

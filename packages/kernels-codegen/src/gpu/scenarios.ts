@@ -3,7 +3,7 @@ import { EmuBuffer } from '../emulator/memory.js';
 import { causalPrefillKernel } from '../kernels/causal-prefill.kernel.js';
 import { copyPagesKernel, recallListedKernel } from '../kernels/copy-pages.kernel.js';
 import { argmaxKernel, sampleKernel } from '../kernels/decoding.kernel.js';
-import { residualAddKernel, siluGateKernel } from '../kernels/elementwise.kernel.js';
+import { residualAddKernel, siluGateKernel, siluGatePackedKernel } from '../kernels/elementwise.kernel.js';
 import { embeddingGatherKernel } from '../kernels/embedding.kernel.js';
 import { estimateKernel } from '../kernels/estimate.kernel.js';
 import { estimateRowsKernel } from '../kernels/estimate-rows.kernel.js';
@@ -12,7 +12,7 @@ import { kvAppendKernel } from '../kernels/kv-append.kernel.js';
 import { pageDigestKernel } from '../kernels/page-digest.kernel.js';
 import { pagedDecodeKernel, pagedDecodeMergeKernel, pagedDecodeSplits } from '../kernels/paged-decode.kernel.js';
 import { addRmsNormKernel, rmsNormKernel } from '../kernels/rms-norm.kernel.js';
-import { ropeKernel, ropeTableKernel } from '../kernels/rope.kernel.js';
+import { ropeKernel, ropeQkvKernel, ropeTableKernel } from '../kernels/rope.kernel.js';
 import { scatterI32Kernel } from '../kernels/scatter.kernel.js';
 import { selectResidentKernel } from '../kernels/select-resident.kernel.js';
 import { pagedTokenScoresKernel } from '../kernels/token-scores.kernel.js';
@@ -135,6 +135,17 @@ export function buildScenarios(jobs: GpuJobs): void {
     jobs.launch(ropeKernel, { dtype, headDim }, { x: rand(dtype, 3 * 4 * headDim), positions: EmuBuffer.from('i32', [0, 33, 63]), cos, sin, out: rotated, numTokens: 3, numHeads: 4, maxPositions });
     jobs.output(cos, `rope_table ${dtype}`, 1e-6);
     jobs.output(rotated, `rope ${dtype}`, TOL[dtype]);
+    // [q | k | v] rows of 4 + 2 x 2 heads.
+    const [q, k, v] = [4, 2, 2].map((h) => new EmuBuffer(dtype, 3 * h * headDim));
+    jobs.launch(ropeQkvKernel, { dtype, headDim }, { qkv: rand(dtype, 3 * 8 * headDim), positions: EmuBuffer.from('i32', [0, 33, 63]), cos, sin, q, k, v, numTokens: 3, numHeads: 4, numKvHeads: 2, maxPositions });
+    [q, k].forEach((out, i) => jobs.output(out, `rope_qkv ${dtype} (${'qk'[i]})`, TOL[dtype]));
+    jobs.output(v, `rope_qkv ${dtype} (v)`, TOL.exact);
+    // Widths of vectors and of single elements.
+    for (const width of [1376, 13]) {
+      const packed = new EmuBuffer(dtype, 4 * width);
+      jobs.launch(siluGatePackedKernel, { dtype }, { gateUp: rand(dtype, 4 * 2 * width, -4, 4), out: packed, rows: 4, width });
+      jobs.output(packed, `silu_gate_packed ${dtype} (width ${width})`, TOL[dtype]);
+    }
   }
 
   for (const params of [{ temperature: 0, topK: 0, topP: 1 }, { temperature: 0.8, topK: 0, topP: 1 }, { temperature: 1, topK: 20, topP: 0.9 }]) {

@@ -7,7 +7,7 @@ import { Rng } from '../test-support/random.js';
 import { embeddingGatherKernel } from './embedding.kernel.js';
 import { residualAddKernel } from './elementwise.kernel.js';
 import { addRmsNormKernel, rmsNormKernel } from './rms-norm.kernel.js';
-import { ropeKernel, ropeTableKernel } from './rope.kernel.js';
+import { ropeKernel, ropeQkvKernel, ropeTableKernel } from './rope.kernel.js';
 
 const ref = new ReferenceBackend();
 
@@ -66,6 +66,41 @@ describe.each(['f16', 'bf16'] as const)('dense kernels (%s) match the reference 
     });
     const want = asRef(ref.rope(ref.fromArray(x, [tokens, heads, headDim]), ref.fromArray(positions, [tokens], 'i32'), table as never)).f32;
     expectClose(out.toFloat32(), want, EPS[dtype] * 2, 1e-6);
+  });
+
+  it('rope_qkv gives q and k the bits rope gives them, v the bits of the product, and matches the reference', () => {
+    const headDim = 64;
+    const maxPositions = 40;
+    const invFreq = Float32Array.from({ length: headDim / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / headDim));
+    const table = ref.createRopeTable({ headDim, maxPositions, invFreq }) as unknown as { cos: Float32Array; sin: Float32Array };
+    const trig = { cos: EmuBuffer.from('f32', table.cos), sin: EmuBuffer.from('f32', table.sin), maxPositions };
+    // 6 + 2 x 1 heads of 32 pairs per token: two blocks of 128 threads; the last position is outside the table.
+    const [tokens, heads, kvHeads] = [3, 6, 1];
+    const rowHeads = heads + 2 * kvHeads;
+    const qkv = quantize(rng.array(tokens * rowHeads * headDim), dtype);
+    const positions = EmuBuffer.from('i32', [0, 17, 40]);
+    const q = new EmuBuffer(dtype, tokens * heads * headDim).fill(NaN);
+    const k = new EmuBuffer(dtype, tokens * kvHeads * headDim).fill(NaN);
+    const v = new EmuBuffer(dtype, tokens * kvHeads * headDim).fill(NaN);
+    emulateKernel(ropeQkvKernel, { dtype, headDim }).run({ qkv: EmuBuffer.from(dtype, qkv), positions, ...trig, q, k, v, numTokens: tokens, numHeads: heads, numKvHeads: kvHeads });
+    // Each token's row cut into its q, k and v heads by hand, rotated by rope on their own.
+    const part = (from: number, count: number) => Float32Array.from({ length: tokens * count * headDim }, (_, i) => {
+      const [t, rest] = [Math.floor(i / (count * headDim)), i % (count * headDim)];
+      return qkv[(t * rowHeads + from) * headDim + rest];
+    });
+    const rotated = (x: Float32Array, count: number) => {
+      const out = new EmuBuffer(dtype, x.length);
+      emulateKernel(ropeKernel, { dtype, headDim }).run({ x: EmuBuffer.from(dtype, x), positions, ...trig, out, numTokens: tokens, numHeads: count });
+      return Array.from(out.toFloat32());
+    };
+    const [qPart, kPart, vPart] = [part(0, heads), part(heads, kvHeads), part(heads + kvHeads, kvHeads)];
+    expect(Array.from(q.toFloat32())).toEqual(rotated(qPart, heads));
+    expect(Array.from(k.toFloat32())).toEqual(rotated(kPart, kvHeads));
+    expect(Array.from(v.toFloat32())).toEqual(Array.from(vPart));
+    const inTable = ref.fromArray([0, 17, 39], [tokens], 'i32');
+    const [wantQ] = ref.ropeQkv(ref.fromArray(qkv, [tokens, rowHeads * headDim]), inTable, table as never, heads, kvHeads);
+    // The first two tokens' positions are in the table.
+    expectClose(q.toFloat32().subarray(0, 2 * heads * headDim), asRef(wantQ).f32.subarray(0, 2 * heads * headDim), EPS[dtype] * 2, 1e-6);
   });
 
   it.each([16, 12])('embedding_gather, rows of %i', (rowSize) => {

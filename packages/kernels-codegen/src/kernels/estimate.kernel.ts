@@ -2,14 +2,14 @@
  * Importance estimate (Backend.estimate, core's estimateScore): for digest rows[i] and
  * every query head h, an upper bound of q_h . k over the page's keys, averaged over
  * each group of numHeads / groups consecutive heads: out [groups, numPages], f32.
- * One warp per page; lanes split the head dimension.
+ * One block per page; its warps split the KV heads, their lanes the head dimension
+ * (a power of two, as for paged decode).
  */
-import { blockIdx, f32, i64, local, offset, shflIdx, threadIdx, type Float16, type Global, type GlobalIn, type i32 } from '../dsl/index.js';
+import { blockIdx, f32, i64, local, offset, shared, shflIdx, shflXor, syncthreads, threadIdx, vload, type Float16, type Global, type GlobalIn, type Local, type Shared, type i32 } from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
-import { arg, ceilDiv } from '../spec/geometry.js';
+import { arg } from '../spec/geometry.js';
 import { product, type DType, type DigestVariant } from '../spec/matrix.js';
-import { warpSum } from './common.js';
-import { checkHeadDim, digestName } from './layout.js';
+import { checkPowerOfTwoHeadDim, digestName } from './layout.js';
 
 export interface EstimateSpec {
   readonly dtype: DType;
@@ -17,25 +17,66 @@ export interface EstimateSpec {
   readonly variant: DigestVariant;
 }
 
-/** Warps per block, one page each (estimate_rows uses the same). */
+/**
+ * Warps per block: one block per page, its KV heads spread over the warps (estimate_rows
+ * uses the same). Eight, taking a 7B-shape page's 32 KV heads in one round of loads,
+ * were slower on an H200 (45 us against 35 for the read below).
+ */
 export const WARPS = 4;
 
 /**
- * KV heads whose digests a warp loads before it uses any (32 loads, 2 KB per warp in
- * f16 at head dim 128). A decode step's estimate is a read of every candidate's
- * digests (at 30k tokens and the 7B shape, 126 MB per layer for a batch of 4 in f32),
- * and loading one head at a time, as before, kept only that head's loads in flight:
- * estimate and select took 1.6 ms of a 9.9 ms step on an H200 against 0.9 ms for the
- * read at the copy rate. A chunk's loads have no branch between them.
+ * The most query heads a page's block sums (its shared per-head sums); the CUDA
+ * backend refuses a geometry with more (kv-ops' ESTIMATE_MAX_HEADS).
  */
-const KV_CHUNK = 4;
+export const MAX_HEADS = 256;
+
+/** Digest elements per load: 16 bytes of the KV dtype. */
+const VEC = 8;
 
 /**
- * One page's estimates (digest row `row`) for every head group, by one warp whose
- * lanes split the head dimension; lane 0 writes group g's at out[g * groupStride].
- * estimate and estimate_rows share it, so both give the same page the same bits.
- * Digests are stored in the KV dtype (page_digest rounds the box outward), so the
- * bound still holds and the read is half that of f32.
+ * A query head's bound over the digest corners in this lane's registers: each lane
+ * holds VEC channels of the query and of its head's corners, and the D / VEC lanes of a
+ * head, from lane `first`, sum them in a shuffle tree. Every lane of the warp must call it.
+ */
+function headBound<T extends Float16>(spec: EstimateSpec, qv: Local<T>, hi: Local<T>, lo: Local<T>, first: i32): f32 {
+  const D = spec.headDim;
+  let s: f32 = 0;
+  let norm: f32 = 0;
+  for (let j = 0; j < VEC; j++) {
+    const qe = f32(qv[j]);
+    if (spec.variant === 'sphere') {
+      s += qe * f32(hi[j]);
+      norm += qe * qe;
+    } else {
+      s += Math.max(qe * f32(hi[j]), qe * f32(lo[j]));
+    }
+  }
+  for (let o = D / VEC / 2; o > 0; o >>= 1) {
+    s += shflXor(s, o);
+    if (spec.variant === 'sphere') norm += shflXor(norm, o);
+  }
+  // The sphere's radius is element 0 of its second row: the head's first lane's first lower value.
+  if (spec.variant === 'sphere') s += Math.sqrt(norm) * shflIdx(f32(lo[0]), first);
+  return s;
+}
+
+/**
+ * One page's estimates (digest row `row`) for every head group, by one block. A head's
+ * digest (two rows of D) is read by D / VEC lanes in 16-byte loads, so a warp reads
+ * 32 / (D / VEC) heads per load and two such sets before it uses any (2 KB in flight
+ * per warp); the warps take successive sets of KV heads. Each query head's bound goes
+ * to `sums`; then thread g adds group g's heads in head order and writes the estimate
+ * at out[g * groupStride]. Every thread of the block must call it (it synchronises the
+ * block). estimate and estimate_rows share it, so both give a page the same bits.
+ *
+ * A decode step's estimate is a read of every candidate's digests: 63 MB per layer at
+ * 30k tokens, the 7B shape, batch 4 (the kernel check's estimate_rows timing). On an
+ * H200 this layout reads it in 35 us (1.8 TB/s), no faster than one warp per page
+ * loading 2-byte elements of four heads at a time (34 us); a block per page with 2-byte
+ * loads of eight heads per warp took 41 us. So what holds the read near half the copy
+ * rate is not the loads in flight; the 16-byte loads stay for their fourfold fewer
+ * instructions. Digests are stored in the KV dtype (page_digest rounds the box outward),
+ * so the bound holds and the read is half that of f32.
  */
 export function estimatePage<T extends Float16>(
   spec: EstimateSpec,
@@ -47,58 +88,50 @@ export function estimatePage<T extends Float16>(
   numHeads: i32,
   numKvHeads: i32,
   groups: i32,
+  sums: Shared<f32>,
 ): void {
   const D = spec.headDim;
-  const C = D / 32;
+  const lanesPerHead = D / VEC;
+  const headsPerLoad = 32 / lanesPerHead;
   const lane = threadIdx.x & 31;
+  const warp = threadIdx.x >> 5;
+  const sub = lane / lanesPerHead;
+  const channel = (lane % lanesPerHead) * VEC;
+  const first = lane - (lane % lanesPerHead);
   const perKv = numHeads / numKvHeads;
   const perGroup = numHeads / groups;
-  // This lane's channels (lane + 32 j) of the chunk's upper and lower corners (sphere: centre, radius row).
-  const hi = local<T>(KV_CHUNK * C);
-  const lo = local<T>(KV_CHUNK * C);
-  let h = 0;
-  let inGroup = 0;
-  let at = 0;
-  let acc: f32 = 0;
-  for (let kv0 = 0; kv0 < numKvHeads; kv0 += KV_CHUNK) {
-    for (let u = 0; u < KV_CHUNK; u++) {
-      // Past the last KV head the chunk reloads it (never used): no branch among the loads.
-      const dig = (row * numKvHeads + Math.min(kv0 + u, numKvHeads - 1)) * (2 * D) + lane;
-      for (let j = 0; j < C; j++) {
-        hi[u * C + j] = digests[dig + j * 32];
-        lo[u * C + j] = digests[dig + D + j * 32];
-      }
+  const hiA = local<T>(VEC);
+  const loA = local<T>(VEC);
+  const hiB = local<T>(VEC);
+  const loB = local<T>(VEC);
+  const qA = local<T>(VEC);
+  const qB = local<T>(VEC);
+  for (let kv0 = warp * 2 * headsPerLoad; kv0 < numKvHeads; kv0 += WARPS * 2 * headsPerLoad) {
+    // Heads past the last are clamped to it: every lane loads and computes (the shuffles need them all); only real heads are written.
+    const kvA = kv0 + sub;
+    const kvB = kv0 + headsPerLoad + sub;
+    const a = Math.min(kvA, numKvHeads - 1);
+    const b = Math.min(kvB, numKvHeads - 1);
+    const digA = (row * numKvHeads + a) * (2 * D) + channel;
+    const digB = (row * numKvHeads + b) * (2 * D) + channel;
+    vload(hiA, digests, digA);
+    vload(loA, digests, digA + D);
+    vload(hiB, digests, digB);
+    vload(loB, digests, digB + D);
+    for (let i = 0; i < perKv; i++) {
+      vload(qA, q, (a * perKv + i) * D + channel);
+      vload(qB, q, (b * perKv + i) * D + channel);
+      const sA = headBound(spec, qA, hiA, loA, first);
+      const sB = headBound(spec, qB, hiB, loB, first);
+      if (channel === 0 && kvA < numKvHeads) sums[kvA * perKv + i] = sA;
+      if (channel === 0 && kvB < numKvHeads) sums[kvB * perKv + i] = sB;
     }
-    for (let u = 0; u < KV_CHUNK; u++) {
-      if (kv0 + u < numKvHeads) {
-        // The sphere's radius is element 0 of its second row: lane 0's first lower value.
-        const radius = spec.variant === 'sphere' ? shflIdx(f32(lo[u * C]), 0) : 0;
-        for (let i = 0; i < perKv; i++) {
-          let s: f32 = 0;
-          let norm: f32 = 0;
-          for (let j = 0; j < C; j++) {
-            const qe = f32(q[h * D + lane + j * 32]);
-            if (spec.variant === 'sphere') {
-              s += qe * f32(hi[u * C + j]);
-              norm += qe * qe;
-            } else {
-              s += Math.max(qe * f32(hi[u * C + j]), qe * f32(lo[u * C + j]));
-            }
-          }
-          s = warpSum(s);
-          if (spec.variant === 'sphere') s += Math.sqrt(warpSum(norm)) * radius;
-          acc += s / perGroup;
-          inGroup++;
-          if (inGroup === perGroup) {
-            if (lane === 0) out[at] = acc;
-            at += groupStride;
-            acc = 0;
-            inGroup = 0;
-          }
-          h++;
-        }
-      }
-    }
+  }
+  syncthreads();
+  for (let g = threadIdx.x; g < groups; g += WARPS * 32) {
+    let acc: f32 = 0;
+    for (let i = 0; i < perGroup; i++) acc += sums[g * perGroup + i] / perGroup;
+    out[g * groupStride] = acc;
   }
 }
 
@@ -113,10 +146,11 @@ export function estimatePages<T extends Float16>(
   numKvHeads: i32,
   groups: i32,
 ): void {
-  const i = blockIdx.x * WARPS + (threadIdx.x >> 5);
-  // Whole warps leave together, so the shuffles in estimatePage always see 32 lanes.
+  const sums = shared<f32>(MAX_HEADS);
+  const i = blockIdx.x;
+  // The whole block leaves together, so estimatePage's shuffles and barrier see all of it.
   if (i >= numPages) return;
-  estimatePage(spec, q, digests, i64(rows[i]), offset(out, i), numPages, numHeads, numKvHeads, groups);
+  estimatePage(spec, q, digests, i64(rows[i]), offset(out, i), numPages, numHeads, numKvHeads, groups, sums);
 }
 
 export const estimateKernel = defineKernel<EstimateSpec>({
@@ -127,8 +161,8 @@ export const estimateKernel = defineKernel<EstimateSpec>({
   name: (s) => `estimate_${digestName(s.variant)}_${s.dtype}_hd${s.headDim}`,
   types: (s) => ({ T: s.dtype }),
   blockThreads: () => WARPS * 32,
-  grid: () => [ceilDiv(arg('numPages'), WARPS), 1, 1],
+  grid: () => [arg('numPages'), 1, 1],
   specs: (m) => product({ variant: m.digest, dtype: m.dtype, headDim: m.headDim }),
-  validate: (s) => checkHeadDim(s.headDim),
+  validate: (s) => checkPowerOfTwoHeadDim(s.headDim),
   unitKey: (s) => s.dtype,
 });

@@ -3,7 +3,7 @@ import type { KernelDefinition } from '../spec/define-kernel.js';
 import { causalPrefillKernel } from './causal-prefill.kernel.js';
 import { copyPagesKernel, recallListedKernel } from './copy-pages.kernel.js';
 import { argmaxKernel, sampleKernel } from './decoding.kernel.js';
-import { residualAddKernel, siluGateKernel } from './elementwise.kernel.js';
+import { residualAddKernel, siluGateKernel, siluGatePackedKernel } from './elementwise.kernel.js';
 import { embeddingGatherKernel } from './embedding.kernel.js';
 import { estimateKernel } from './estimate.kernel.js';
 import { estimateRowsKernel } from './estimate-rows.kernel.js';
@@ -12,7 +12,7 @@ import { kvAppendKernel } from './kv-append.kernel.js';
 import { pageDigestKernel } from './page-digest.kernel.js';
 import { pagedDecodeKernel, pagedDecodeMergeKernel } from './paged-decode.kernel.js';
 import { addRmsNormKernel, rmsNormKernel } from './rms-norm.kernel.js';
-import { ropeKernel, ropeTableKernel } from './rope.kernel.js';
+import { ropeKernel, ropeQkvKernel, ropeTableKernel } from './rope.kernel.js';
 import { scatterI32Kernel } from './scatter.kernel.js';
 import { selectResidentKernel } from './select-resident.kernel.js';
 import { pagedTokenScoresKernel } from './token-scores.kernel.js';
@@ -35,8 +35,10 @@ export const KERNELS: readonly KernelDefinition[] = [
   rmsNormKernel,
   addRmsNormKernel,
   ropeKernel,
+  ropeQkvKernel,
   ropeTableKernel,
   siluGateKernel,
+  siluGatePackedKernel,
   residualAddKernel,
   embeddingGatherKernel,
   argmaxKernel,

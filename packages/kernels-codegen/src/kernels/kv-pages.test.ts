@@ -133,8 +133,10 @@ describe.each([
   });
 
   it.each(DIGEST_VARIANTS)('estimate %s matches the reference per head group', (variant) => {
-    // 5 KV heads of 2 query heads: a chunk of 4 KV heads and a chunk of 1.
-    for (const [gg, groupsList] of [[g, [1, 2, 4]], [geometry(headDim, pageSize, 5, 10), [1, 5, 10]]] as const) {
+    // A block's four warps take ceil(KV heads / 4), at most 8, per pass: 5 KV heads of 2
+    // query heads leave the last warp idle; 40 of 1 give the first warp a second pass.
+    const geometries = [[g, [1, 2, 4]], [geometry(headDim, pageSize, 5, 10), [1, 5, 10]], [geometry(headDim, pageSize, 40, 40), [1, 8, 40]]] as const;
+    for (const [gg, groupsList] of geometries) {
       const rng = new Rng(4);
       const digests = ref.createDigestStorage(7, gg) as RefDigestStorage;
       // Digests as stored: values of the dtype.

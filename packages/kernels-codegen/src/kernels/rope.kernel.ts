@@ -7,7 +7,7 @@
  */
 import { blockDim, blockIdx, convert, f32, i64, threadIdx, type Float16, type Global, type GlobalIn, type i32 } from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
-import { arg, ceilDiv, mul } from '../spec/geometry.js';
+import { add, arg, ceilDiv, mul } from '../spec/geometry.js';
 import { product, type DType } from '../spec/matrix.js';
 import { checkHeadDim } from './layout.js';
 
@@ -16,6 +16,22 @@ const THREADS = 128;
 export interface RopeKernelSpec {
   readonly dtype: DType;
   readonly headDim: number;
+}
+
+/**
+ * Rotates pair `e` (dims e and e + half) of the head at x[src..] into out[dst..] at
+ * position p; rope and rope_qkv share it, so both give a head the same bits. A position
+ * outside the table (a host bug) passes x through unrotated.
+ */
+function rotatePair<T extends Float16>(spec: RopeKernelSpec, x: GlobalIn<T>, src: i64, cos: GlobalIn<f32>, sin: GlobalIn<f32>, out: Global<T>, dst: i64, p: i32, e: i32, maxPositions: i32): void {
+  const half = spec.headDim / 2;
+  const inTable = p >= 0 && p < maxPositions;
+  const x1 = f32(x[src + e]);
+  const x2 = f32(x[src + e + half]);
+  const c = inTable ? cos[p * half + e] : 1;
+  const s = inTable ? sin[p * half + e] : 0;
+  out[dst + e] = convert<T>(x1 * c - x2 * s);
+  out[dst + e + half] = convert<T>(x2 * c + x1 * s);
 }
 
 export function rope<T extends Float16>(
@@ -36,16 +52,48 @@ export function rope<T extends Float16>(
   // waited on 16 iterations' loads one after another.
   const i = blockIdx.y * THREADS + threadIdx.x;
   if (t >= numTokens || i >= numHeads * half) return;
-  const p = positions[t];
-  const inTable = p >= 0 && p < maxPositions;
-  const base = i64(t * numHeads + i / half) * spec.headDim + i % half;
-  const x1 = f32(x[base]);
-  const x2 = f32(x[base + half]);
-  // A position outside the table (a host bug) passes x through unrotated.
-  const c = inTable ? cos[p * half + i % half] : 1;
-  const s = inTable ? sin[p * half + i % half] : 0;
-  out[base] = convert<T>(x1 * c - x2 * s);
-  out[base + half] = convert<T>(x2 * c + x1 * s);
+  const base = i64(t * numHeads + i / half) * spec.headDim;
+  rotatePair(spec, x, base, cos, sin, out, base, positions[t], i % half, maxPositions);
+}
+
+/**
+ * Backend.ropeQkv: token t's row of qkv [T, (numHeads + 2 numKvHeads) * D], one product
+ * with the stacked [q; k; v] weights, goes to q [T, numHeads, D] and k [T, numKvHeads, D]
+ * rotated as rope rotates them and to v [T, numKvHeads, D] as it is: one launch where
+ * three products and two ropes were five. One pair of a head per thread.
+ */
+export function ropeQkv<T extends Float16>(
+  spec: RopeKernelSpec,
+  qkv: GlobalIn<T>,
+  positions: GlobalIn<i32>,
+  cos: GlobalIn<f32>,
+  sin: GlobalIn<f32>,
+  q: Global<T>,
+  k: Global<T>,
+  v: Global<T>,
+  numTokens: i32,
+  numHeads: i32,
+  numKvHeads: i32,
+  maxPositions: i32,
+): void {
+  const D = spec.headDim;
+  const half = D / 2;
+  const t = blockIdx.x;
+  const i = blockIdx.y * THREADS + threadIdx.x;
+  const rowHeads = numHeads + 2 * numKvHeads;
+  if (t >= numTokens || i >= rowHeads * half) return;
+  const head = i / half;
+  const e = i % half;
+  const src = i64(t * rowHeads + head) * D;
+  if (head < numHeads) {
+    rotatePair(spec, qkv, src, cos, sin, q, i64(t * numHeads + head) * D, positions[t], e, maxPositions);
+  } else if (head < numHeads + numKvHeads) {
+    rotatePair(spec, qkv, src, cos, sin, k, i64(t * numKvHeads + head - numHeads) * D, positions[t], e, maxPositions);
+  } else {
+    const dst = i64(t * numKvHeads + head - numHeads - numKvHeads) * D;
+    v[dst + e] = qkv[src + e];
+    v[dst + e + half] = qkv[src + e + half];
+  }
 }
 
 export const ropeKernel = defineKernel<RopeKernelSpec>({
@@ -57,6 +105,20 @@ export const ropeKernel = defineKernel<RopeKernelSpec>({
   types: (s) => ({ T: s.dtype }),
   blockThreads: () => THREADS,
   grid: (s) => [arg('numTokens'), ceilDiv(mul(arg('numHeads'), s.headDim / 2), THREADS), 1],
+  specs: (m) => product({ dtype: m.dtype, headDim: m.headDim }),
+  validate: (s) => checkHeadDim(s.headDim),
+  unitKey: (s) => s.dtype,
+});
+
+export const ropeQkvKernel = defineKernel<RopeKernelSpec>({
+  family: 'rope_qkv',
+  summary: 'splits one [q | k | v] product per token into q and k rotated by RoPE and v (Backend.ropeQkv)',
+  source: import.meta.url,
+  kernel: ropeQkv,
+  name: (s) => `rope_qkv_${s.dtype}_hd${s.headDim}`,
+  types: (s) => ({ T: s.dtype }),
+  blockThreads: () => THREADS,
+  grid: (s) => [arg('numTokens'), ceilDiv(mul(add(arg('numHeads'), mul(arg('numKvHeads'), 2)), s.headDim / 2), THREADS), 1],
   specs: (m) => product({ dtype: m.dtype, headDim: m.headDim }),
   validate: (s) => checkHeadDim(s.headDim),
   unitKey: (s) => s.dtype,
