@@ -144,9 +144,9 @@ function params(out: bigint, input: bigint, n: number, c: number): Uint8Array {
 }
 
 /** The addon, pool and graphs as CudaDevice wires them, over the interpreting device. */
-function setup(pieceOps?: number) {
+function setup(pieceOps?: number, firstPieceOps?: number) {
   const gpu = new InterpretingGpu();
-  const graphs = new StepGraphs(gpu.addon as unknown as CudaAddon, true, pieceOps);
+  const graphs = new StepGraphs(gpu.addon as unknown as CudaAddon, true, pieceOps, firstPieceOps);
   const pool = new BufferPool(graphs.addon, graphs);
   return { gpu, graphs, pool, addon: graphs.addon };
 }
@@ -294,8 +294,15 @@ describe('StepGraphs', () => {
     expect(s.graphs.stats.replayed).toBe(4);
   });
 
-  it('launches a step in pieces as their calls are checked', () => {
-    const s = setup(3);
+  it.each([
+    // One call per piece: the step's calls (allocations, an upload, launches, a gemm), each launched as it is checked.
+    [1, undefined, 10],
+    // Pieces of 4: 4 + 4 + 2, all launched by the step's end.
+    [4, undefined, 3],
+    // A first piece of 1, then pieces of 4: 1 + 4 + 4 + 1.
+    [4, 1, 4],
+  ])('launches a step in pieces as their calls are checked (pieces of %i, the first of %s)', (pieceOps, firstPieceOps, launches) => {
+    const s = setup(pieceOps, firstPieceOps);
     runStep(s, 'k', [1, 2], 1, true);
     let launchedMidStep = 0;
     const x = [4, 5];
@@ -308,8 +315,7 @@ describe('StepGraphs', () => {
       },
       (ptr) => ptr,
     );
-    // 11 calls (6 allocations, an upload, 3 launches, a gemm) in pieces of 3: all four launched by the step's end.
-    expect(launchedMidStep).toBe(4);
+    expect(launchedMidStep).toBe(launches);
     expect(s.gpu.read(out, 2)).toEqual(expected(x, 1, true));
   });
 
@@ -323,8 +329,8 @@ describe('StepGraphs', () => {
     });
     const seen = { replayed: 0, fallbacks: 0 };
     fc.assert(
-      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 40 }), fc.constantFrom(2, 3, 5, 128), (steps, pieceOps) => {
-        const s = setup(pieceOps);
+      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 40 }), fc.constantFrom(2, 3, 5, 128), fc.constantFrom(1, 2, undefined), (steps, pieceOps, firstPieceOps) => {
+        const s = setup(pieceOps, firstPieceOps);
         for (const t of steps) {
           // Keys that usually but not always mean equal work (the launch scalar c and the extra pass are not in them).
           const key = `${t.key} ${t.x.length}`;
