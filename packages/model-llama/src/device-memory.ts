@@ -39,8 +39,8 @@ export function checkWeightsFit(backend: Backend, config: LlamaConfig, elements:
  * Activation memory of one forward pass over `tokens` rows (the largest live set of a
  * layer: residual, normed input, the stacked q/k/v product and its split, attention
  * output, the MLP's chunk outputs and their join, the stacked gate/up product and the
- * gated product of one MLP chunk, logits), with a factor of two for
- * the allocator's slack.
+ * gated product of one MLP chunk, logits), with a factor of two for the allocator's
+ * slack.
  */
 export function activationBytes(config: LlamaConfig, tokens: number, logitRows: number, element: number): number {
   const perRow = 4 * config.hiddenSize + 2 * (config.numHeads + 2 * config.numKvHeads) * config.headDim;

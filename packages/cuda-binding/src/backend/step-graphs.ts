@@ -91,7 +91,8 @@ const PIECE_OPS = 128;
  * Calls in a step's first piece: the device idles from the token readback until the
  * host has checked the first piece. At the 7B shape a graphed ArkVale step's
  * JavaScript took 3.6 ms for ~570 calls on an H200's host, so a first piece of 128
- * would hold the device about 0.8 ms; later pieces are checked while earlier ones run.
+ * could hold the device up to about 0.8 ms (an estimate from the call count, not
+ * timed); later pieces are checked while earlier ones run.
  */
 const FIRST_PIECE_OPS = 16;
 const MAX_UNREPLAYABLE_KEYS = 4096;

@@ -1,7 +1,8 @@
 /**
  * Elementwise kernels over n elements: residual add and the SiLU gate of the LLaMA
- * MLP (also over the halves of one packed product). Each thread moves 16 bytes per operand with one vector access; the tail
- * (n not a multiple of 8) falls back to scalar accesses. Outputs must not alias inputs.
+ * MLP (also over the halves of one packed product). Each thread moves 16 bytes per
+ * operand with one vector access; the tail (n not a multiple of 8) falls back to
+ * scalar accesses. Outputs must not alias inputs.
  */
 import { blockDim, blockIdx, convert, f32, i64, local, threadIdx, vload, vstore, type Float16, type Global, type GlobalIn, type i32 } from '../dsl/index.js';
 import { arg, ceilDiv, mul } from '../spec/geometry.js';

@@ -59,8 +59,9 @@ export function rope<T extends Float16>(
 /**
  * Backend.ropeQkv: token t's row of qkv [T, (numHeads + 2 numKvHeads) * D], one product
  * with the stacked [q; k; v] weights, goes to q [T, numHeads, D] and k [T, numKvHeads, D]
- * rotated as rope rotates them and to v [T, numKvHeads, D] as it is: one launch where
- * three products and two ropes were five. One pair of a head per thread.
+ * rotated as rope rotates them and to v [T, numKvHeads, D] as it is: with the stacked
+ * product, two launches where three products and two ropes were five. One pair of a
+ * head per thread.
  */
 export function ropeQkv<T extends Float16>(
   spec: RopeKernelSpec,
