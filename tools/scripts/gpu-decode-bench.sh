@@ -58,7 +58,7 @@ if want matrix; then
 fi
 if want throughput; then
   start=$SECONDS
-  timeout 420 "$bundle/node" "$bundle/throughput-bench.mjs" --backend cuda --context "${contexts##*,}" --kv-gb 40 --plans full,arkvale@512 --warmup "$warmup" \
+  timeout 420 "$bundle/node" "$bundle/throughput-bench.mjs" --backend cuda --context "${contexts##*,}" --kv-gb 40 --plans full,arkvale@512 --warmup "$warmup" --steps "$steps" \
     --out "$out/throughput.json" > /dev/null || status=1
   echo "== throughput $(( SECONDS - start )) s"
 fi

@@ -299,9 +299,11 @@ describe('StepGraphs', () => {
     [1, undefined, 10],
     // Pieces of 4: 4 + 4 + 2, all launched by the step's end.
     [4, undefined, 3],
-    // A first piece of 1, then pieces of 4: 1 + 4 + 4 + 1.
+    // A first piece of 1, then doubling up to 4: 1 + 2 + 4 + 3.
     [4, 1, 4],
-  ])('launches a step in pieces as their calls are checked (pieces of %i, the first of %s)', (pieceOps, firstPieceOps, launches) => {
+    // A first piece of 2, then doubling (the cap of 128 not reached): 2 + 4 + 4, the last the rest.
+    [128, 2, 3],
+  ])('launches a step in pieces as their calls are checked (pieces up to %i, the first of %s)', (pieceOps, firstPieceOps, launches) => {
     const s = setup(pieceOps, firstPieceOps);
     runStep(s, 'k', [1, 2], 1, true);
     let launchedMidStep = 0;

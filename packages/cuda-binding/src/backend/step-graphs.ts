@@ -85,14 +85,17 @@ const PINNED_CHUNK_BYTES = 256 << 10;
 const ALIGN = 256;
 /** Graphs kept at once: keys change when a page starts, so older graphs are rarely used again. */
 const MAX_GRAPHS = 3;
-/** Calls per graph piece after the first. */
+/** The most calls in one graph piece. */
 const PIECE_OPS = 128;
 /**
- * Calls in a step's first piece: the device idles from the token readback until the
- * host has checked the first piece. At the 7B shape a graphed ArkVale step's
- * JavaScript took 3.6 ms for ~570 calls on an H200's host, so a first piece of 128
- * could hold the device up to about 0.8 ms (an estimate from the call count, not
- * timed); later pieces are checked while earlier ones run.
+ * Calls in a step's first piece; each later piece holds twice the calls of the one
+ * before, up to PIECE_OPS. The device idles from the token readback until the host has
+ * checked the first piece, and then whenever it finishes a piece before the host has
+ * checked the next. At the 7B shape a graphed ArkVale step's JavaScript took 3.6 ms for
+ * ~570 calls on an H200's host (about 6 us a call) and its device time about 15 us a
+ * call, so a piece twice the last is checked while the last runs; a first piece of 16
+ * followed at once by 128 left the device waiting about 0.5 ms (the estimate from those
+ * rates) for the second.
  */
 const FIRST_PIECE_OPS = 16;
 const MAX_UNREPLAYABLE_KEYS = 4096;
@@ -123,9 +126,9 @@ export class StepGraphs {
     private readonly real: CudaAddon,
     /** Off: every step is issued call by call (the timings "without the graph"). */
     public enabled = true,
-    /** Calls per graph piece (tests make it small). */
+    /** The most calls in a graph piece (tests make it small). */
     private readonly pieceOps = PIECE_OPS,
-    /** Calls in the first piece. */
+    /** Calls in the first piece (later ones double). */
     private readonly firstPieceOps = Math.min(FIRST_PIECE_OPS, pieceOps),
   ) {
     this.addon = this.wrap();
@@ -298,10 +301,10 @@ export class StepGraphs {
     if (this.graphs.size > MAX_GRAPHS) this.drop(this.graphs.values().next().value!);
   }
 
-  /** Captures the record into graphs of `firstPieceOps`, then `pieceOps` calls each (nothing runs: the recorded step already did). */
+  /** Captures the record into graphs of `firstPieceOps` calls, then twice as many each up to `pieceOps` (nothing runs: the recorded step already did). */
   private capture(g: StepGraph): boolean {
-    for (let start = 0, end = 0; start < g.ops.length; start = end) {
-      end = Math.min(g.ops.length, start + (start === 0 ? this.firstPieceOps : this.pieceOps));
+    for (let start = 0, end = 0, size = this.firstPieceOps; start < g.ops.length; start = end, size = Math.min(2 * size, this.pieceOps)) {
+      end = Math.min(g.ops.length, start + size);
       let failed = false;
       this.real.beginCapture(STREAM.compute);
       try {

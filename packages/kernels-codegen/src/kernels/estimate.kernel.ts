@@ -20,7 +20,8 @@ export interface EstimateSpec {
 /**
  * Warps per block: one block per page, its KV heads spread over the warps (estimate_rows
  * uses the same). Eight, taking a 7B-shape page's 32 KV heads in one round of loads,
- * were slower on an H200 (45 us against 35 for the read below).
+ * were slower on an H200 (45 us against 35 for the read below, both
+ * with the group sums of one thread each).
  */
 export const WARPS = 4;
 
@@ -65,18 +66,19 @@ function headBound<T extends Float16>(spec: EstimateSpec, qv: Local<T>, hi: Loca
  * digest (two rows of D) is read by D / VEC lanes in 16-byte loads, so a warp reads
  * 32 / (D / VEC) heads per load and two such sets before it uses any (2 KB in flight
  * per warp); the warps take successive sets of KV heads. Each query head's bound goes
- * to `sums`; then thread g adds group g's heads in head order and writes the estimate
- * at out[g * groupStride]. Every thread of the block must call it (it synchronises the
- * block). estimate and estimate_rows share it, so both give a page the same bits.
+ * to `sums`; then the lanes of a warp add each group's heads in a shuffle tree, and one
+ * writes the estimate at out[g * groupStride]. Every thread of the block must call it
+ * (it synchronises the block). estimate and estimate_rows share it, so both give a page
+ * the same bits.
  *
  * A decode step's estimate is a read of every candidate's digests: 63 MB per layer at
- * 30k tokens, the 7B shape, batch 4 (the kernel check's estimate_rows timing). On an
- * H200 this layout reads it in 35 us (1.8 TB/s), no faster than one warp per page
- * loading 2-byte elements of four heads at a time (34 us); a block per page with 2-byte
- * loads of eight heads per warp took 41 us. So what holds the read near half the copy
- * rate is not the loads in flight; the 16-byte loads stay for their fourfold fewer
- * instructions. Digests are stored in the KV dtype (page_digest rounds the box outward),
- * so the bound holds and the read is half that of f32.
+ * 30k tokens, the 7B shape, batch 4. On an H200 this layout reads it in 21 us (3.0 TB/s;
+ * a plain read of the same bytes takes 17 us). The group sums were the bottleneck, not
+ * the loads: with thread g adding its group's heads one by one the same read took 24 us
+ * on random digests and 35 us in the kernel check's timing, and no layout of the loads
+ * (a warp per page, 2- or 16-byte loads, 4 or 8 warps) changed that. Digests are stored
+ * in the KV dtype (page_digest rounds the box outward), so the bound holds and the read
+ * is half that of f32.
  */
 export function estimatePage<T extends Float16>(
   spec: EstimateSpec,
@@ -128,10 +130,17 @@ export function estimatePage<T extends Float16>(
     }
   }
   syncthreads();
-  for (let g = threadIdx.x; g < groups; g += WARPS * 32) {
+  // `span` lanes (a power of two, up to a warp) add a group's heads in a shuffle tree: one
+  // thread adding a page's 32 heads in turn held every block after its loads, and the
+  // whole read took 24 us instead of 21.
+  let span: i32 = 1;
+  while (span * 2 <= perGroup && span < 32) span *= 2;
+  for (let g0 = warp * (32 / span); g0 < groups; g0 += WARPS * (32 / span)) {
+    const g = g0 + lane / span;
     let acc: f32 = 0;
-    for (let i = 0; i < perGroup; i++) acc += sums[g * perGroup + i] / perGroup;
-    out[g * groupStride] = acc;
+    if (g < groups) for (let i = lane % span; i < perGroup; i += span) acc += sums[g * perGroup + i];
+    for (let o = span / 2; o > 0; o >>= 1) acc += shflXor(acc, o);
+    if (lane % span === 0 && g < groups) out[g * groupStride] = acc / perGroup;
   }
 }
 
