@@ -1,7 +1,7 @@
 import type { CausalAttentionArgs, PagedAttentionArgs } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
 import { pagedDecodeSplits } from '@arkvale/kernels-codegen/launch';
-import { findCausalPrefill, findPagedDecode, findPagedDecodeMerge, findPagedTokenScores, findPrefillKeyScores } from '../generated/index.js';
+import { findCausalPrefill, findPagedDecode, findPagedDecodeMerge, findPagedTokenScores, findPrefillKeyScores, findPrefillKeySums } from '../generated/index.js';
 import type { CudaDevice } from './device.js';
 import { asStorage } from './kv-ops.js';
 import type { CudaTensor } from './tensor.js';
@@ -85,7 +85,9 @@ export function causalAttention(d: CudaDevice, args: CausalAttentionArgs): { out
   let keyScores: CudaTensor | undefined;
   if (args.keyScores) {
     keyScores = d.empty([tokens], 'f32', 'prefill key scores');
-    d.launch(d.kernels.get('prefill_key_scores', findPrefillKeyScores, { mode: args.keyScores, dtype: d.dtype, headDim }), {
+    const spec = { dtype: d.dtype, headDim };
+    const kernel = args.keyScores === 'sum' ? d.kernels.get('prefill_key_sums', findPrefillKeySums, spec) : d.kernels.get('prefill_key_scores', findPrefillKeyScores, spec);
+    d.launch(kernel, {
       q: q.ptr,
       k: k.ptr,
       lse: lse.ptr,

@@ -7,7 +7,7 @@ import { residualAddKernel, siluGateKernel, siluGatePackedKernel } from '../kern
 import { embeddingGatherKernel } from '../kernels/embedding.kernel.js';
 import { estimateKernel } from '../kernels/estimate.kernel.js';
 import { estimateRowsKernel } from '../kernels/estimate-rows.kernel.js';
-import { prefillKeyScoresKernel } from '../kernels/key-scores.kernel.js';
+import { prefillKeySumsKernel } from '../kernels/key-scores.kernel.js';
 import { kvAppendKernel } from '../kernels/kv-append.kernel.js';
 import { pageDigestKernel } from '../kernels/page-digest.kernel.js';
 import { pagedDecodeKernel, pagedDecodeMergeKernel, pagedDecodeSplits } from '../kernels/paged-decode.kernel.js';
@@ -41,8 +41,8 @@ export function buildScenarios(jobs: GpuJobs): void {
     jobs.output(out, `causal_prefill ${dtype} hd${headDim}`, TOL[dtype]);
     jobs.output(lse, `causal_prefill lse ${dtype} hd${headDim}`, TOL.f32);
     const scores = new EmuBuffer('f32', tokens);
-    jobs.launch(prefillKeyScoresKernel, { dtype, headDim, mode: 'sum' }, { q, k, lse, scores, numTokens: tokens, numHeads: heads, numKvHeads: kvHeads, scale });
-    jobs.output(scores, `prefill_key_scores sum ${dtype}`, TOL.f32);
+    jobs.launch(prefillKeySumsKernel, { dtype, headDim }, { q, k, lse, scores, numTokens: tokens, numHeads: heads, numKvHeads: kvHeads, scale });
+    jobs.output(scores, `prefill_key_sums ${dtype}`, TOL.f32);
   }
 
   for (const [dtype, headDim, pageSize, heads, kvHeads, lists, splits] of [['f16', 128, 32, 8, 2, 1, 3], ['bf16', 64, 16, 8, 8, 8, 2], ['f16', 256, 8, 4, 1, 1, 4]] as const) {
@@ -233,7 +233,7 @@ function deviceSelection(jobs: GpuJobs, rng: Rng): void {
   jobs.output(target, 'scatter_i32', TOL.exact);
 }
 
-/** Timings on zero-filled data (contents do not change the work): a long-context decode (and its merge) and a prefill. */
+/** Timings on zero-filled data (contents do not change the work): a long-context decode (and its merge), a prefill and its summed key statistic. */
 export function buildTimings(jobs: GpuJobs): void {
   const batch = 8;
   const heads = 32;
@@ -266,6 +266,13 @@ export function buildTimings(jobs: GpuJobs): void {
     { dtype: 'f16', headDim },
     { numTokens: t, numHeads: heads, numKvHeads: kvHeads, scale: 0.088 },
     { emulate: false, time: 10, zeroed: { q: t * heads * headDim * 2, k: t * kvHeads * headDim * 2, v: t * kvHeads * headDim * 2, out: t * heads * headDim * 2, lse: t * heads * 4 } },
+  );
+  // H2O's statistic over the same prompt: the same q . k products as the prefill, once more.
+  jobs.launch(
+    prefillKeySumsKernel,
+    { dtype: 'f16', headDim },
+    { numTokens: t, numHeads: heads, numKvHeads: kvHeads, scale: 0.088 },
+    { emulate: false, time: 10, zeroed: { q: t * heads * headDim * 2, k: t * kvHeads * headDim * 2, lse: t * heads * 4, scores: t * 4 } },
   );
 }
 

@@ -5,7 +5,7 @@ import { emulateKernel } from '../emulator/emulate-kernel.js';
 import { expectClose, quantize } from '../test-support/compare.js';
 import { Rng } from '../test-support/random.js';
 import { causalPrefillKernel } from './causal-prefill.kernel.js';
-import { prefillKeyScoresKernel } from './key-scores.kernel.js';
+import { prefillKeyScoresKernel, prefillKeySumsKernel } from './key-scores.kernel.js';
 
 const ref = new ReferenceBackend();
 
@@ -29,9 +29,9 @@ describe('causal_prefill (tensor-core fragments emulated) matches the reference 
     });
     const args = { q: ref.fromArray(q, [tokens, numHeads, headDim]), k: ref.fromArray(k, [tokens, numKvHeads, headDim]), v: ref.fromArray(v, [tokens, numKvHeads, headDim]), scale };
     const want = ref.causalAttention(args);
-    for (const mode of ['last', 'sum'] as const) {
+    for (const [mode, kernel] of [['last', prefillKeyScoresKernel], ['sum', prefillKeySumsKernel]] as const) {
       const scores = new EmuBuffer('f32', tokens);
-      emulateKernel(prefillKeyScoresKernel, { dtype, headDim, mode }).run({
+      emulateKernel(kernel, { dtype, headDim }).run({
         q: EmuBuffer.from(dtype, q), k: EmuBuffer.from(dtype, k), lse, scores, numTokens: tokens, numHeads, numKvHeads, scale,
       });
       expectClose(scores.toFloat32(), asRef(ref.causalAttention({ ...args, keyScores: mode }).keyScores!).f32, 1e-4, 1e-6);

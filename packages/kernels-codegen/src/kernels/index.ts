@@ -7,7 +7,7 @@ import { residualAddKernel, siluGateKernel, siluGatePackedKernel } from './eleme
 import { embeddingGatherKernel } from './embedding.kernel.js';
 import { estimateKernel } from './estimate.kernel.js';
 import { estimateRowsKernel } from './estimate-rows.kernel.js';
-import { prefillKeyScoresKernel } from './key-scores.kernel.js';
+import { prefillKeyScoresKernel, prefillKeySumsKernel } from './key-scores.kernel.js';
 import { kvAppendKernel } from './kv-append.kernel.js';
 import { pageDigestKernel } from './page-digest.kernel.js';
 import { pagedDecodeKernel, pagedDecodeMergeKernel } from './paged-decode.kernel.js';
@@ -24,6 +24,7 @@ export const KERNELS: readonly KernelDefinition[] = [
   pagedTokenScoresKernel,
   causalPrefillKernel,
   prefillKeyScoresKernel,
+  prefillKeySumsKernel,
   kvAppendKernel,
   pageDigestKernel,
   estimateKernel,
