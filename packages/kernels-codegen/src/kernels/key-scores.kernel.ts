@@ -29,15 +29,16 @@ const CHUNK = 32;
 const ROW = CHUNK + 1;
 
 /**
- * The summed statistic of keys [j0, j0 + KEYS), one block: for every head and every tile of QUERIES queries from
- * j0 on (earlier queries see none of these keys), the tile's q . k products are formed
- * from CHUNK-wide slices of q and k staged in shared memory as f32. Thread t holds keys
- * j0 + t % 16 + 16b and queries t / 16 + 8a of the tile (a, b < 4): 16 products in
- * registers, four loads from shared memory for every 16 multiply-adds. Each thread
- * adds exp(s * scale - lse) of its own pairs with i >= j; the eight threads of a key
- * are added at the end in a fixed order, so the result does not depend on timing.
- * The warp-per-key loop this replaces read q from global memory once per key: minutes
- * for 30k-token prompts at the 7B shape.
+ * The summed statistic of keys [j0, j0 + KEYS), one block of 128 threads: for every
+ * head and every tile of QUERIES queries from j0 on (earlier queries see none of these
+ * keys), the tile's q . k products are formed from CHUNK-wide slices of q and k staged
+ * in shared memory as f32. Thread t holds keys j0 + t % 16 + 16b and queries
+ * t / 16 + 8a of the tile (a, b < 4; so KEYS = 16 x 4 and QUERIES = 8 x 4): 16 products
+ * in registers, eight loads from shared memory for every 16 multiply-adds. Each thread
+ * adds exp(s * scale - lse) of its own pairs with i >= j; the eight threads of a key are
+ * added at the end in a fixed order, so the result does not depend on timing. The
+ * warp-per-key loop this replaces read q from global memory once per key: minutes for
+ * 30k-token prompts at the 7B shape.
  */
 export function prefillKeySums<T extends Float16>(
   spec: KeyScoresSpec,
