@@ -8,7 +8,7 @@
 import { blockDim, blockIdx, convert, f32, i64, threadIdx, type Float16, type Global, type GlobalIn, type i32 } from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
 import { add, arg, ceilDiv, mul } from '../spec/geometry.js';
-import { product, type DType } from '../spec/matrix.js';
+import { product, type DType, type Matrix } from '../spec/matrix.js';
 import { checkHeadDim } from './layout.js';
 
 const THREADS = 128;
@@ -97,32 +97,32 @@ export function ropeQkv<T extends Float16>(
   }
 }
 
+/** What rope and rope_qkv share: one pair of a head per thread, the same specialisations. */
+const common = {
+  source: import.meta.url,
+  types: (s: RopeKernelSpec) => ({ T: s.dtype }),
+  blockThreads: () => THREADS,
+  specs: (m: Matrix) => product({ dtype: m.dtype, headDim: m.headDim }),
+  validate: (s: RopeKernelSpec) => checkHeadDim(s.headDim),
+  unitKey: (s: RopeKernelSpec) => s.dtype,
+};
+
 export const ropeKernel = defineKernel<RopeKernelSpec>({
+  ...common,
   family: 'rope',
   summary: 'rotate-half RoPE of [T, H, D] at i32 positions from a cos/sin table (Backend.rope)',
-  source: import.meta.url,
   kernel: rope,
   name: (s) => `rope_${s.dtype}_hd${s.headDim}`,
-  types: (s) => ({ T: s.dtype }),
-  blockThreads: () => THREADS,
   grid: (s) => [arg('numTokens'), ceilDiv(mul(arg('numHeads'), s.headDim / 2), THREADS), 1],
-  specs: (m) => product({ dtype: m.dtype, headDim: m.headDim }),
-  validate: (s) => checkHeadDim(s.headDim),
-  unitKey: (s) => s.dtype,
 });
 
 export const ropeQkvKernel = defineKernel<RopeKernelSpec>({
+  ...common,
   family: 'rope_qkv',
   summary: 'splits one [q | k | v] product per token into q and k rotated by RoPE and v (Backend.ropeQkv)',
-  source: import.meta.url,
   kernel: ropeQkv,
   name: (s) => `rope_qkv_${s.dtype}_hd${s.headDim}`,
-  types: (s) => ({ T: s.dtype }),
-  blockThreads: () => THREADS,
   grid: (s) => [arg('numTokens'), ceilDiv(mul(add(arg('numHeads'), mul(arg('numKvHeads'), 2)), s.headDim / 2), THREADS), 1],
-  specs: (m) => product({ dtype: m.dtype, headDim: m.headDim }),
-  validate: (s) => checkHeadDim(s.headDim),
-  unitKey: (s) => s.dtype,
 });
 
 /** cos/sin [maxPositions, half] of angle fround(p * invFreq[i]), times the attention factor (Backend.createRopeTable). */
