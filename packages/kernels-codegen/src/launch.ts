@@ -1,7 +1,9 @@
 /**
  * Run-time helpers a binding needs next to the generated launch surface: launch
- * choices that depend on a kernel's internals (tokens per step, split counts). This
+ * choices and limits that depend on a kernel's internals (tokens per step, split
+ * counts, the query heads an estimate block sums). This
  * entry point loads no translator (no ts-morph), so bundles that use it stay small.
  */
 export { pagedDecodeSplits, pagedDecodeStep } from './kernels/paged-decode.kernel.js';
 export { uniformAt } from './kernels/random.kernel.js';
+export { MAX_HEADS as ESTIMATE_MAX_HEADS } from './kernels/estimate.kernel.js';

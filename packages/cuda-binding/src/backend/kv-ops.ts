@@ -1,5 +1,6 @@
 import type { CopyTicket, DigestStorage, DigestVariant, KvGeometry, KvStorage, PoolLocation, Tensor } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
+import { ESTIMATE_MAX_HEADS } from '@arkvale/kernels-codegen/launch';
 import { findEstimate, findKvAppend, findPageDigest } from '../generated/index.js';
 import { STREAM } from '../native.js';
 import type { CudaDevice } from './device.js';
@@ -23,7 +24,7 @@ export class CudaKvStorage implements KvStorage {
   ) {}
 }
 
-/** Digest rows [row][kvHead][2][dim], f32, in device memory. */
+/** Digest rows [row][kvHead][2][dim] in the KV dtype, in device memory. */
 export class CudaDigestStorage implements DigestStorage {
   constructor(
     readonly rows: number,
@@ -54,9 +55,6 @@ export function createKvStorage(d: CudaDevice, location: PoolLocation, slots: nu
   const host = d.addon.hostAlloc(bytes, what);
   return new CudaKvStorage(location, slots, g, pageBytes, host.device, host.host);
 }
-
-/** Query heads the estimate kernels sum per page in shared memory (their MAX_HEADS). */
-export const ESTIMATE_MAX_HEADS = 256;
 
 export function createDigestStorage(d: CudaDevice, rows: number, g: KvGeometry): CudaDigestStorage {
   if (g.numHeads > ESTIMATE_MAX_HEADS) throw invalidArgument(`digests: ${g.numHeads} query heads; the CUDA estimate kernels sum at most ${ESTIMATE_MAX_HEADS} per page`);

@@ -27,7 +27,7 @@ export const WARPS = 4;
 
 /**
  * The most query heads a page's block sums (its shared per-head sums); the CUDA
- * backend refuses a geometry with more (kv-ops' ESTIMATE_MAX_HEADS).
+ * backend refuses a geometry with more (./launch exports it as ESTIMATE_MAX_HEADS).
  */
 export const MAX_HEADS = 256;
 
