@@ -3,6 +3,11 @@ import type { CudaBackend } from '@arkvale/cuda-binding';
 import { uniformAt } from '@arkvale/kernels-codegen/launch';
 import { mismatches, quantize, relativeError, result, TOLERANCE, type CheckResult, type Twin } from './twin.js';
 
+/** Columns [from, from + width) of every row of a [rows, rowWidth] array (the parts of a stacked product). */
+function columns(values: ArrayLike<number>, rowWidth: number, from: number, width: number): Float32Array {
+  return Float32Array.from({ length: (values.length / rowWidth) * width }, (_, i) => values[Math.floor(i / width) * rowWidth + from + (i % width)]);
+}
+
 /** Half-precision results: relative error against the reference within 1e-2. */
 function half(t: Twin, check: string, detail: string, gpu: Parameters<Twin['read']>[0], ref: Parameters<Twin['read']>[1]): CheckResult {
   const [a, b] = t.read(gpu, ref);
@@ -87,7 +92,7 @@ export function denseChecks(t: Twin): CheckResult[] {
     const packed = t.gpu.siluGatePacked(gu.gpu);
     out.push(half(t, 'siluGatePacked', `[${rows}, 2 x ${width}]`, packed, t.ref.siluGatePacked(gu.ref)));
     // The forward pass relies on the packed op giving exactly what siluGate gives the halves.
-    const halves = [0, 1].map((h) => t.upload(Float32Array.from({ length: rows * width }, (_, i) => gu.values[Math.floor(i / width) * 2 * width + h * width + (i % width)]), [rows, width]));
+    const halves = [0, 1].map((h) => t.upload(columns(gu.values, 2 * width, h * width, width), [rows, width]));
     out.push(result('siluGatePacked', `[${rows}, 2 x ${width}] equals siluGate of the halves bit for bit`, mismatches(t.gpu.readSync(packed), t.gpu.readSync(t.gpu.siluGate(halves[0], halves[1]))), TOLERANCE.exact));
   }
   for (const headDim of [64, 128]) {
@@ -104,9 +109,8 @@ export function denseChecks(t: Twin): CheckResult[] {
     const got = t.gpu.ropeQkv(qkv.gpu, positions.gpu, gt, 4, 2);
     const want = t.ref.ropeQkv(qkv.ref, positions.ref, rt, 4, 2);
     ['q', 'k', 'v'].forEach((name, i) => out.push(half(t, 'ropeQkv', `[9, 8 x ${headDim}] ${name}`, got[i], want[i])));
-    const columns = (from: number, count: number) =>
-      t.upload(Float32Array.from({ length: 9 * count * headDim }, (_, i) => qkv.values[(Math.floor(i / (count * headDim)) * 8 + from) * headDim + (i % (count * headDim))]), [9, count, headDim]);
-    const apart = [t.gpu.rope(columns(0, 4), positions.gpu, gt), t.gpu.rope(columns(4, 2), positions.gpu, gt), columns(6, 2)];
+    const heads = (from: number, count: number) => t.upload(columns(qkv.values, 8 * headDim, from * headDim, count * headDim), [9, count, headDim]);
+    const apart = [t.gpu.rope(heads(0, 4), positions.gpu, gt), t.gpu.rope(heads(4, 2), positions.gpu, gt), heads(6, 2)];
     out.push(result('ropeQkv', `[9, 8 x ${headDim}] equals rope of the q and k columns bit for bit`, mismatches(got.flatMap((g) => [...t.gpu.readSync(g)]), apart.flatMap((g) => [...t.gpu.readSync(g)])), TOLERANCE.exact));
   }
   return out;
