@@ -68,5 +68,5 @@ run timeout "${ARKVALE_EVAL_SECONDS:-3600}" "$arkvale" eval passkey --backend cu
   --json "$out/passkey-cuda.json" ${ARKVALE_EVAL_ARGS:-}
 # The same prompts' answers against the last accepted run on an H200 (exit code 1 when
 # any changed; a deliberate change of numerics replaces the baseline file).
-run "$arkvale" eval compare tools/baselines/passkey-cuda-h200.json "$out/passkey-cuda.json"
+run "$arkvale" eval compare tools/baselines/passkey-cuda-h200.json "$out/passkey-cuda.json" --json "$out/passkey-compare.json"
 exit $status

@@ -12,10 +12,12 @@
 // full prompt (a prefill's transient), and whose host backups fit the host pool. The
 // prompts are prefilled one at a time (activations of one prompt at a time), then the
 // whole batch decodes `warmup` untimed and `steps` timed greedy steps; tokens per second
-// = batch x steps / time.
+// = batch x steps / time (with the median step, the mean and longest step of each kind:
+// replayed, recorded, eager; and the GC pauses among the timed steps).
 // Random weights with a shared embedding component, as decode-bench.mjs. JSON out, with
 // each plan's tokens per second over Full's.
 import { totalmem } from 'node:os';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
 import { KvCache, pageBytes, poolPagesFor, resolveCacheOptions, seededUniform } from '../../packages/core/dist/index.js';
 import { kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '../../packages/model-llama/dist/index.js';
@@ -66,6 +68,33 @@ function fit(plan) {
   return { batch, limit, devicePages: batch * resident + transient, hostPages: batch * one.hostPages };
 }
 
+/** Garbage collections ({ startTime, duration } in ms): a long pause costs a step as much as its device work. */
+const gcPauses = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcPauses.push({ startTime: e.startTime, duration: e.duration });
+}).observe({ entryTypes: ['gc'] });
+
+/** How a step ran, from the graph counters around it: replayed, recorded (issued, then captured) or eager (no graph: a page starts or fills). */
+function stepKind(before, after) {
+  if (!before || !after) return 'eager';
+  if (after.replayed > before.replayed) return after.fallbacks > before.fallbacks ? 'fallback' : 'replayed';
+  return after.recorded > before.recorded ? 'recorded' : 'eager';
+}
+
+/** The timed steps: their median, and per kind how many and how long (ms); the GC pauses among them. */
+function stepSummary(timed, pauses) {
+  const sorted = timed.map((t) => t.ms).sort((a, b) => a - b);
+  const byKind = {};
+  for (const { ms, kind } of timed) {
+    const k = (byKind[kind] ??= { steps: 0, meanMs: 0, maxMs: 0 });
+    k.meanMs += (ms - k.meanMs) / ++k.steps;
+    k.maxMs = Math.max(k.maxMs, ms);
+  }
+  for (const k of Object.values(byKind)) [k.meanMs, k.maxMs] = [+k.meanMs.toFixed(2), +k.maxMs.toFixed(2)];
+  const round = (x) => +x.toFixed(1);
+  return { medianMsPerStep: +sorted[Math.floor(sorted.length / 2)].toFixed(2), byKind, gcMs: round(pauses.reduce((a, b) => a + b, 0)), longestGcMs: round(Math.max(0, ...pauses)) };
+}
+
 const results = [];
 const save = () => {
   const full = results.find((r) => r.policy === 'full' && r.tokensPerSecond);
@@ -101,16 +130,28 @@ for (const plan of plans) {
       backend.dispose(logits);
     }
     const prefillMs = performance.now() - started;
+    const timed = [];
     for (let s = 0; s < warmup + steps; s++) {
       if (s === warmup) started = performance.now();
+      const before = backend.graphStats;
+      const t0 = performance.now();
       const t = backend.tidy(() => backend.argmax(forward.decode(cache, ids, last)));
       last = Array.from(backend.readSync(t));
       backend.dispose(t);
+      if (s >= warmup) timed.push({ ms: performance.now() - t0, kind: stepKind(before, backend.graphStats) });
     }
     const decodeMs = performance.now() - started;
-    const row = { ...plan, batch, limit, prefillMsPerPrompt: +(prefillMs / batch).toFixed(1), decodeMsPerStep: +(decodeMs / steps).toFixed(2), tokensPerSecond: +((batch * steps * 1000) / decodeMs).toFixed(1) };
+    // GC entries reach the observer from the event loop: let it run, then take the pauses that began in the timed steps.
+    await new Promise((r) => setTimeout(r, 50));
+    const pauses = gcPauses.filter((e) => e.startTime >= started && e.startTime < started + decodeMs).map((e) => e.duration);
+    const row = {
+      ...plan, batch, limit, prefillMsPerPrompt: +(prefillMs / batch).toFixed(1),
+      // The mean step, what tokens per second is made of: over whole pages of steps it includes the steps where a page starts or fills (eager) and the first of each page's graph (recorded).
+      decodeMsPerStep: +(decodeMs / steps).toFixed(2), tokensPerSecond: +((batch * steps * 1000) / decodeMs).toFixed(1),
+      ...stepSummary(timed, pauses),
+    };
     results.push(row);
-    log(`${label}: batch ${batch} (limited by the ${limit}), ${row.decodeMsPerStep} ms per step, ${row.tokensPerSecond} tokens/s`);
+    log(`${label}: batch ${batch} (limited by the ${limit}), ${row.decodeMsPerStep} ms per step (median ${row.medianMsPerStep}), ${row.tokensPerSecond} tokens/s; ${JSON.stringify(row.byKind)}; GC ${row.gcMs} ms`);
   } catch (e) {
     results.push({ ...plan, batch, limit, error: e.message });
     log(`${label}: ${e.message}`);

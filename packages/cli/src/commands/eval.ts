@@ -172,7 +172,8 @@ export function compareCommand(evalCmd: Command, io: CliIo, setExitCode: (code: 
     .argument('<after>', 'JSON of another run of the same prompts')
     .description('which passkey answers changed between two runs (exit code 1 when any did, as diff)')
     .option('--list <n>', 'changed answers to list', parseIntOption('list'), 20)
-    .action((beforeFile: string, afterFile: string, flags: { list: number }) => {
+    .option('--json <file>', 'also write the comparison as JSON (the counts per row and every changed answer)')
+    .action((beforeFile: string, afterFile: string, flags: { list: number; json?: string }) => {
       const [before, after] = [readRun(beforeFile), readRun(afterFile)];
       const c = comparePasskeyRuns(before, after);
       if (c.rows.length === 0) throw invalidArgument(`${beforeFile} and ${afterFile} have no row in common (policy @ budget at a length)`);
@@ -187,6 +188,7 @@ export function compareCommand(evalCmd: Command, io: CliIo, setExitCode: (code: 
       };
       only(beforeFile, c.onlyBefore);
       only(afterFile, c.onlyAfter);
+      if (flags.json) writeFileSync(flags.json, `${JSON.stringify({ before: beforeFile, after: afterFile, ...c }, null, 1)}\n`);
       setExitCode(changes.length > 0 ? 1 : 0);
     });
 }

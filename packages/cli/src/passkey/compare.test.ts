@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -43,8 +43,10 @@ describe('passkey run comparison', () => {
     const same = await cli(['eval', 'compare', a, write('b.json', before)]);
     expect(same.code).toBe(0);
     expect(same.out).toMatch(/6 of 6 answers the same/);
-    const changed = await cli(['eval', 'compare', a, write('c.json', { rows: [row('arkvale', 512, 1024, [' 10000.', ' 99.', ' 10002.'])] })]);
+    const changed = await cli(['eval', 'compare', a, write('c.json', { rows: [row('arkvale', 512, 1024, [' 10000.', ' 99.', ' 10002.'])] }), '--json', join(dir, 'diff.json')]);
     expect(changed.code).toBe(1);
+    const diff = JSON.parse(readFileSync(join(dir, 'diff.json'), 'utf8'));
+    expect([diff.same, diff.prompts, diff.onlyBefore, diff.rows[0].changes[0].after]).toEqual([2, 3, ['full at 1024 tokens'], ' 99.']);
     expect(changed.out).toMatch(/arkvale @ 512 +1024 +100% -> 67% +2 of 3/);
     expect(changed.out).toMatch(/arkvale @ 512 at 1024 tokens, depth 0.33\d* \(key 10001\): " 10001." -> " 99."/);
     expect(changed.err).toMatch(/1 row\(s\) only in .*a.json: full at 1024 tokens\n/);
