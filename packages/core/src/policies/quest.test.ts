@@ -1,10 +1,12 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { questPolicy } from './quest.js';
 import { KvCache } from '../manager/kv-cache.js';
 import { ReferenceBackend } from '../reference/reference-backend.js';
 import { denseAttention } from '../test-support/dense-attention.js';
 
-describe('Quest (hand-worked)', () => {
-  it('chooses pages per query head and keeps every page resident', () => {
+describe('Quest', () => {
+  it('chooses pages per query head and keeps every page resident (hand-worked)', () => {
     const backend = new ReferenceBackend();
     // Two query heads share one KV head; pages of 2 tokens; budget 2 pages per head.
     const cache = new KvCache({
@@ -33,5 +35,26 @@ describe('Quest (hand-worked)', () => {
     const head1 = denseAttention([0, 1], [keys[2], keys[3], ...lastPage.k], [values[2], values[3], ...lastPage.v], 1);
     [...head0, ...head1].forEach((x, i) => expect(out[i]).toBeCloseTo(x, 4));
     expect(cache.stats().recalls + cache.stats().evictions).toBe(0);
+  });
+
+  it('decides per head what sorting the candidates by score (ties to the older page) decides', () => {
+    const quest = questPolicy();
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 60 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 20 }), fc.nat(), (numPages, groups, budgetPages, seed) => {
+        let x = seed || 1;
+        // Few distinct values, so that ties are common.
+        const next = () => ((x = (x * 48271) % 2147483647) % 5) - 2;
+        const candidates = [...Array(numPages - 1).keys()];
+        const scores = Float32Array.from({ length: groups * candidates.length }, next);
+        const ctx = { numPages, resident: Array(numPages).fill(true), budgetPages, sinkPages: 0, windowPages: 1, topK: budgetPages, groups, candidates, scores };
+        const spec = [...Array(groups).keys()].map((g) => {
+          if (numPages <= budgetPages) return [...Array(numPages).keys()];
+          const order = [...candidates].sort((a, b) => scores[g * candidates.length + b] - scores[g * candidates.length + a] || a - b);
+          return [...order.slice(0, budgetPages - 1), numPages - 1].sort((a, b) => a - b);
+        });
+        expect(quest.decide(ctx).attend).toEqual(spec);
+      }),
+      { numRuns: 1000, seed: 14 },
+    );
   });
 });
