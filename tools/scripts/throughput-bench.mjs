@@ -74,10 +74,11 @@ new PerformanceObserver((list) => {
   for (const e of list.getEntries()) gcPauses.push({ startTime: e.startTime, duration: e.duration });
 }).observe({ entryTypes: ['gc'] });
 
-/** How a step ran, from the graph counters around it: replayed, recorded (issued, then captured) or eager (no graph: a page starts or fills). */
+/** How a step ran, from the graph counters around it: replayed, fallback (a replay that differed from its record), recorded (issued, then captured) or eager (no graph: a page starts or fills). */
 function stepKind(before, after) {
   if (!before || !after) return 'eager';
-  if (after.replayed > before.replayed) return after.fallbacks > before.fallbacks ? 'fallback' : 'replayed';
+  if (after.fallbacks > before.fallbacks) return 'fallback';
+  if (after.replayed > before.replayed) return 'replayed';
   return after.recorded > before.recorded ? 'recorded' : 'eager';
 }
 
