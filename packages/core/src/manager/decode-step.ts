@@ -42,8 +42,15 @@ export interface WrittenTargets {
   readonly offsets: Tensor;
 }
 
-/** Pool pages a decode step of these (prefilled, resident) sequences may take: new pages, backups, digests and the worst case of its recalls. */
-export function stepNeeds(host: StepHost, seqs: readonly SequenceState[]): PoolNeeds {
+/** Per layer where a page starts this step, the page that gives up its slot (null: a fresh slot), as `pageStartVictim` finds it. */
+export type PageStartVictims = Map<PageLayer, number | null>;
+
+/**
+ * Pool pages a decode step of these (prefilled, resident) sequences may take: new pages,
+ * backups, digests and the worst case of its recalls. `victims`, when given, receives
+ * the victim of every layer where a page starts, for `placeToken`.
+ */
+export function stepNeeds(host: StepHost, seqs: readonly SequenceState[], victims?: PageStartVictims): PoolNeeds {
   const ps = host.geometry.pageSize;
   let device = 0;
   let hostPages = 0;
@@ -58,6 +65,7 @@ export function stepNeeds(host: StepHost, seqs: readonly SequenceState[]): PoolN
       }
       if (startsPage) {
         const victim = pageStartVictim(host.options, layer);
+        victims?.set(layer, victim);
         if (host.store.needsFreshSlot(victim === null ? null : layer.pages[victim])) device++;
       }
       device += recallReserve(host, layer, s.length);
@@ -91,11 +99,12 @@ function recallReserve(host: StepHost, layer: PageLayer, length: number): number
 }
 
 /** Places a sequence's next token in one layer: a new page when one starts (at budget, in the slot of the page leaving the window), or a free cell. */
-export function placeToken(host: StepHost, s: SequenceState, layer: LayerState): TokenTarget {
+export function placeToken(host: StepHost, s: SequenceState, layer: LayerState, victims?: PageStartVictims): TokenTarget {
   const ps = host.geometry.pageSize;
   if (layer.kind === 'token') return placeTokenCell(host.store, ps, layer, s.length);
   if (s.length % ps === 0) {
-    const victim = pageStartVictim(host.options, layer);
+    const found = victims?.get(layer);
+    const victim = found !== undefined ? found : pageStartVictim(host.options, layer);
     layer.pages.push(emptyPage(host.store.takeSlot(victim === null ? null : layer.pages[victim])));
   }
   return { slot: layer.pages[layer.pages.length - 1].slot, offset: s.length % ps };

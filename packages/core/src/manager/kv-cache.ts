@@ -8,7 +8,7 @@ import { range } from '../policies/policy.js';
 import { createPolicy } from '../policies/registry.js';
 import { PageStore } from './page-store.js';
 import { prefillTokens } from './token-cells.js';
-import { decodeLayer, placeToken, stepNeeds, type TokenTarget } from './decode-step.js';
+import { decodeLayer, placeToken, stepNeeds, type PageStartVictims, type TokenTarget } from './decode-step.js';
 import { pageContext } from './page-context.js';
 import { reserveRows } from './device-select.js';
 import type { ChunkHost } from './chunked-prefill.js';
@@ -407,11 +407,14 @@ export class KvCache {
    */
   beginStep(ids: readonly number[]): DecodeStep {
     this.settle();
-    ensureNeeds(this.store, this.stepNeeds(ids));
+    // Where a page starts, the page giving up its slot is found once, for the needs and
+    // for the placement (each looks at every page of the layer; nothing in between changes them).
+    const victims: PageStartVictims = new Map();
+    ensureNeeds(this.store, this.needsOf(ids, victims));
     const seqs = ids.map((id) => this.seq(id));
     const targets: TokenTarget[][] = range(0, this.geometry.numLayers).map(() => []);
     for (const s of seqs) {
-      s.layers.forEach((layer, l) => targets[l].push(placeToken(this, s, layer)));
+      s.layers.forEach((layer, l) => targets[l].push(placeToken(this, s, layer, victims)));
     }
     reserveRows(this, seqs);
     const positions = seqs.map((s) => s.length);
@@ -424,6 +427,10 @@ export class KvCache {
    * and the worst case of its recalls); `beginStep` checks exactly this.
    */
   stepNeeds(ids: readonly number[]): PoolNeeds {
+    return this.needsOf(ids);
+  }
+
+  private needsOf(ids: readonly number[], victims?: PageStartVictims): PoolNeeds {
     if (new Set(ids).size !== ids.length) throw invalidArgument('a decode step lists a sequence twice');
     this.settle();
     const seqs = ids.map((id) => this.seq(id));
@@ -431,7 +438,7 @@ export class KvCache {
       this.requirePrefilled(s);
       this.requireOnDevice(s);
     });
-    return stepNeeds(this, seqs);
+    return stepNeeds(this, seqs, victims);
   }
 
   /**
