@@ -69,6 +69,8 @@ export function decodeLayerOnDevice(
   const ps = g.pageSize;
   const tables = store.deviceTables;
   b.appendKv(store.deviceStorage, k, v, written.slots, written.offsets);
+  // Pages that just filled, in the whole batch: one digest launch and one backup copy.
+  store.sealFilled(layers.flatMap((layer, r) => (targets[r].offset === ps - 1 ? [{ layer, pages: [layer.pages.length - 1] }] : [])));
   layers.forEach((layer) => tables.rowOf(layer));
   const tensor = tables.tensor(Math.max(...layers.map((l) => l.pages.length)));
   const F = SELECT_ROW_FIELDS;
@@ -79,7 +81,6 @@ export function decodeLayerOnDevice(
   layers.forEach((layer, r) => {
     const n = layer.pages.length;
     const sealed = targets[r].offset === ps - 1;
-    if (sealed) store.sealPages(layer, [n - 1]);
     if (!layer.rowSynced) tables.upload(layer);
     else {
       // What the host changed since the last step: a new page took the slot of the page leaving the window; a page filled.

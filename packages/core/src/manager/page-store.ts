@@ -1,5 +1,5 @@
 import type { Backend, CopyTicket, DigestStorage, KvStorage, Tensor } from '../backend.js';
-import type { KvGeometry, ResolvedCacheOptions } from '../config.js';
+import type { DigestVariant, KvGeometry, ResolvedCacheOptions } from '../config.js';
 import { pageBytes } from '../config.js';
 import { invalidArgument } from '../errors.js';
 import type { PageDecision } from '../policies/policy.js';
@@ -61,21 +61,50 @@ export class PageStore {
     return this.backend.fromArray(values, [values.length], 'i32');
   }
 
-  /** Digest and host backup of pages that are now full. */
-  sealPages(layer: PageLayer, pages: number[]): void {
-    if (pages.length === 0) return;
-    const slots = pages.map((p) => layer.pages[p].slot);
-    if (layer.digests && layer.policy.digest) {
-      const rows = this.digestPool.allocateMany(pages.length);
-      pages.forEach((p, i) => (layer.pages[p].digest = rows[i]));
-      this.backend.digestPages(this.deviceStorage, this.i32(slots), this.digestStorage, this.i32(rows), layer.policy.digest);
+  /** Digest and host backup of a layer's pages that are now full. */
+  sealPages(layer: PageLayer, pages: readonly number[]): void {
+    this.sealFilled([{ layer, pages }]);
+  }
+
+  /**
+   * Digests and host backups of pages that are now full, in several layers (a decode
+   * step's batch): one digest launch per digest variant and one backup copy for all,
+   * instead of two calls per (sequence, layer).
+   */
+  sealFilled(filled: readonly { readonly layer: PageLayer; readonly pages: readonly number[] }[]): void {
+    const digests = new Map<DigestVariant, { slots: number[]; pages: PageEntry[] }>();
+    const backups: { slots: number[]; pages: PageEntry[] } = { slots: [], pages: [] };
+    for (const { layer, pages } of filled) {
+      const variant = layer.digests ? layer.policy.digest : null;
+      for (const p of pages) {
+        const page = layer.pages[p];
+        if (variant) {
+          let d = digests.get(variant);
+          if (!d) digests.set(variant, (d = { slots: [], pages: [] }));
+          d.slots.push(page.slot);
+          d.pages.push(page);
+        }
+        if (layer.backups) {
+          backups.slots.push(page.slot);
+          backups.pages.push(page);
+        }
+      }
     }
-    if (layer.backups) {
-      const hosts = this.hostPool.allocateMany(pages.length);
-      const ticket = this.backend.copyPages(this.deviceStorage, slots, this.hostStorage, hosts);
+    for (const [variant, d] of digests) {
+      const rows = this.digestPool.allocateMany(d.pages.length);
+      d.pages.forEach((page, i) => (page.digest = rows[i]));
+      this.backend.digestPages(this.deviceStorage, this.i32(d.slots), this.digestStorage, this.i32(rows), variant);
+    }
+    if (backups.pages.length) {
+      const hosts = this.hostPool.allocateMany(backups.pages.length);
+      const ticket = this.backend.copyPages(this.deviceStorage, backups.slots, this.hostStorage, hosts);
       this.lastBackup = ticket;
-      pages.forEach((p, i) => Object.assign(layer.pages[p], { host: hosts[i], backup: 'pending', ticket }));
-      this.counters.backups += pages.length;
+      backups.pages.forEach((page, i) => {
+        page.host = hosts[i];
+        page.backup = 'pending';
+        page.ticket = ticket;
+      });
+      this.counters.backups += backups.pages.length;
     }
   }
 
