@@ -22,10 +22,15 @@ if (!out) {
 const POINT = { context: 30720, batch: 4, pageSize: 32, budget: 2048 };
 
 class Missing extends Error {}
+/** Each file parsed once, however many lines read it. */
+const parsed = new Map();
 const read = (file) => {
-  const path = join(out, file);
-  if (!existsSync(path)) throw new Missing(`${path} is missing`);
-  return JSON.parse(readFileSync(path, 'utf8'));
+  if (!parsed.has(file)) {
+    const path = join(out, file);
+    if (!existsSync(path)) throw new Missing(`${path} is missing`);
+    parsed.set(file, JSON.parse(readFileSync(path, 'utf8')));
+  }
+  return parsed.get(file);
 };
 const find = (rows, file, what, test) => {
   const row = rows.find((r) => !r.error && test(r));

@@ -16,11 +16,12 @@
 # Exit code 1 when any part fails or any line does not hold.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-if [ ! -x "${1:-.gpu/bundle}/arkvale" ]; then
-  echo "gpu-acceptance.sh: no bundle at ${1:-.gpu/bundle} (make it with node tools/scripts/gpu-check.mjs prepare, then carry it here)" >&2
+bundle="${1:-.gpu/bundle}"
+if [ ! -x "$bundle/arkvale" ]; then
+  echo "gpu-acceptance.sh: no bundle at $bundle (make it with node tools/scripts/gpu-check.mjs prepare, then carry it here)" >&2
   exit 2
 fi
-bundle="$(cd "${1:-.gpu/bundle}" && pwd)"
+bundle="$(cd "$bundle" && pwd)"
 out="${2:-${OUT:-/tmp/arkvale-acceptance}}"
 mkdir -p "$out"
 status=0

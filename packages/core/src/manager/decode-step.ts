@@ -139,7 +139,7 @@ export function decodeLayer(
   const ps = host.geometry.pageSize;
   b.appendKv(store.deviceStorage, k, v, written.slots, written.offsets);
   // Pages that just filled get their digest and backup before anything is selected.
-  store.sealFilled(layers.flatMap((layer, r) => (layer.kind === 'page' && targets[r].offset === ps - 1 ? [{ layer, pages: [layer.pages.length - 1] }] : [])));
+  store.sealStepFills(layers, targets, ps);
   // Every sequence's estimates are launched first and read with one synchronisation per layer.
   const pending = layers.map((layer, r) => (layer.kind === 'page' ? launchEstimate(host, layer, () => b.sliceRows(q, r, 1), candidatePages(host, layer)) : null));
   const estimates = readEstimates(b, pending);

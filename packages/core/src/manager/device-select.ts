@@ -70,7 +70,7 @@ export function decodeLayerOnDevice(
   const tables = store.deviceTables;
   b.appendKv(store.deviceStorage, k, v, written.slots, written.offsets);
   // Pages that just filled, in the whole batch: one digest launch and one backup copy.
-  store.sealFilled(layers.flatMap((layer, r) => (targets[r].offset === ps - 1 ? [{ layer, pages: [layer.pages.length - 1] }] : [])));
+  store.sealStepFills(layers, targets, ps);
   layers.forEach((layer) => tables.rowOf(layer));
   const tensor = tables.tensor(Math.max(...layers.map((l) => l.pages.length)));
   const F = SELECT_ROW_FIELDS;

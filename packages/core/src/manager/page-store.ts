@@ -67,6 +67,14 @@ export class PageStore {
   }
 
   /**
+   * Seals what a decode step's tokens filled: the last page of each page layer whose
+   * token (`targets[r]`, in `layers[r]`) went into the page's last cell.
+   */
+  sealStepFills(layers: readonly LayerState[], targets: readonly { readonly offset: number }[], pageSize: number): void {
+    this.sealFilled(layers.flatMap((layer, r) => (layer.kind === 'page' && targets[r].offset === pageSize - 1 ? [{ layer, pages: [layer.pages.length - 1] }] : [])));
+  }
+
+  /**
    * Digests and host backups of pages that are now full, in several layers (a decode
    * step's batch): one digest launch per digest variant and one backup copy for all,
    * instead of two calls per (sequence, layer).
