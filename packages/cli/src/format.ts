@@ -1,6 +1,6 @@
 import type { KvStats } from '@arkvale/core';
 import { formatBytes } from '@arkvale/cuda-binding';
-import type { GenerationTimings } from '@arkvale/model-llama';
+import type { GenerationTimings } from '@arkvale/engine';
 
 // One byte formatter for every message ("1.50 GiB"): the binding's, which its errors use too.
 export { formatBytes };

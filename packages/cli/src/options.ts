@@ -1,15 +1,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Backend, DigestVariant, PolicyName, SelectionScope } from '@arkvale/core';
-import { ArkvaleError, DIGEST_VARIANTS, POLICY_NAMES, ReferenceBackend, invalidArgument } from '@arkvale/core';
-import { CpuBackend, cpuBackendInfo } from '@arkvale/cpu-backend';
-import { CudaBackend, cudaStatus } from '@arkvale/cuda-binding';
+import type { DigestVariant, PolicyName, SelectionScope } from '@arkvale/core';
+import { ArkvaleError, DIGEST_VARIANTS, POLICY_NAMES, invalidArgument } from '@arkvale/core';
 import type { CachePlan } from '@arkvale/model-llama';
 
-export const BACKENDS = ['auto', 'cuda', 'cpu', 'reference'] as const;
-export type BackendName = (typeof BACKENDS)[number];
-export const GPU_DTYPES = ['f16', 'bf16'] as const;
-export type GpuDtype = (typeof GPU_DTYPES)[number];
+// The engine's backend names and loader, for the commands' flags.
+export { BACKENDS, GPU_DTYPES, checkBackendChoice, describeBackend, type GpuDtype } from '@arkvale/engine';
 
 export function parseIntOption(name: string, min = 0) {
   return (value: string): number => {
@@ -49,49 +45,6 @@ export function resolveModelDir(given: string | undefined): string {
   const bundled = join(process.cwd(), 'models', 'tiny-retrieval');
   if (existsSync(bundled)) return bundled;
   throw new ArkvaleError('MODEL_FILE', 'no model given: pass --model DIR (a Hugging Face LLaMA folder) or set ARKVALE_MODEL');
-}
-
-export interface BackendChoice {
-  /** --dtype for the CUDA backend (default: f16). */
-  readonly dtype?: GpuDtype;
-}
-
-/**
- * The backend a command runs on. `auto` takes CUDA when it is usable (and says why
- * not otherwise), then the native CPU backend; `cpu` falls back to the reference
- * kernels with a warning when its addon is not built; `cuda` fails with the reason.
- */
-/** Throws INVALID_ARGUMENT for a backend or dtype name that does not exist. */
-export function checkBackendChoice(name: string, dtype: string | undefined): void {
-  if (!(BACKENDS as readonly string[]).includes(name)) throw invalidArgument(`unknown backend "${name}"; expected one of: ${BACKENDS.join(', ')}`);
-  if (dtype !== undefined && !(GPU_DTYPES as readonly string[]).includes(dtype)) {
-    throw invalidArgument(`unknown dtype "${dtype}"; expected one of: ${GPU_DTYPES.join(', ')}`);
-  }
-}
-
-export function createBackend(name: string, warn: (text: string) => void, choice: BackendChoice = {}): Backend {
-  checkBackendChoice(name, choice.dtype);
-  const backend = pickBackend(name, warn, choice);
-  if (choice.dtype !== undefined && !(backend instanceof CudaBackend)) warn(`note: --dtype applies to the CUDA backend; the ${backend.name} backend computes in f32\n`);
-  return backend;
-}
-
-function pickBackend(name: string, warn: (text: string) => void, choice: BackendChoice): Backend {
-  if (name === 'reference') return new ReferenceBackend();
-  if (name === 'cuda' || name === 'auto') {
-    const status = cudaStatus();
-    if (status.available) return new CudaBackend({ dtype: choice.dtype });
-    if (name === 'cuda') throw new ArkvaleError('NO_DEVICE', `--backend cuda: ${status.reason}`);
-    warn(`note: CUDA unavailable (${status.reason}); using the CPU backend\n`);
-  }
-  const info = cpuBackendInfo();
-  if (!info.native) warn(`warning: native CPU kernels unavailable (${info.reason ?? 'unknown reason'}); running the slow reference kernels\n`);
-  return new CpuBackend();
-}
-
-/** The backend as summary lines name it: `cuda (NVIDIA H200, f16)`, `cpu`. */
-export function describeBackend(b: Backend): string {
-  return b instanceof CudaBackend ? `cuda (${b.deviceName}, ${b.dtype})` : b.name;
 }
 
 export function parseFraction(name: string) {

@@ -4,8 +4,7 @@ export type DType = 'f32' | 'f16' | 'bf16' | 'i32';
 
 /**
  * A backend-owned tensor. Its data lives wherever the backend keeps it (JS memory,
- * GPU memory); only `Backend.read` brings it to the host, and that is the one
- * explicit synchronisation point of the interface.
+ * GPU memory); only `Backend.read`, `readSync` and `readLater` bring it to the host.
  */
 export interface Tensor {
   readonly shape: readonly number[];
@@ -156,8 +155,9 @@ export interface PendingRead {
 
 /**
  * Everything a LLaMA forward pass and the KV policies need. All tensors are
- * backend-owned handles; nothing here forces a device-to-host copy except `read`, so
- * a GPU backend can keep page tables, scores, top-k and recall plans on the device.
+ * backend-owned handles; nothing here copies device memory to the host except the
+ * reads (`read`, `readSync`, `readLater`), so a GPU backend can keep page tables,
+ * scores, top-k and recall plans on the device.
  *
  * Shape conventions: activations are row-major [rows, features]; weights follow
  * Hugging Face's [out, in] layout, so `matmul(x, w)` computes x @ w^T.
@@ -165,48 +165,68 @@ export interface PendingRead {
 export interface Backend {
   readonly name: string;
   /**
-   * The floating-point type activations and KV pages are stored in: 'f32' on the
-   * CPU backends, the model's 'f16' or 'bf16' on a GPU. KV page sizes follow from it.
+   * The floating-point type activations, weights and KV pages are stored in: 'f32' on
+   * the reference and CPU backends, the 'f16' or 'bf16' a GPU backend was created with.
+   * KV page sizes follow from it.
    */
   readonly dtype: 'f32' | 'f16' | 'bf16';
 
   /**
    * Runs `fn` and then disposes every tensor created while it ran, except those it
-   * returns (a tensor, or an array or object of tensors, kept for the caller). Nests.
-   * Backends whose memory is garbage collected just run `fn`; a GPU backend frees
-   * device memory here, since a synchronous decode loop gives finalizers no chance.
+   * returns (a tensor, or an array or plain object of tensors), which pass to the
+   * enclosing scope; if `fn` throws, all of them. Nests. Backends whose memory is
+   * garbage collected just run `fn`; a GPU backend frees device memory here, since a
+   * synchronous decode loop gives finalizers no chance.
    */
   tidy<T>(fn: () => T): T;
   /** Takes `t` out of every tidy scope: it lives until disposed (state kept across calls). Returns `t`. */
   keep<T extends Tensor>(t: T): T;
-  /** Device memory now, for backends that have their own (free and total bytes); undefined elsewhere. */
+  /**
+   * Device memory now, free and total bytes; free includes what the backend's allocator
+   * caches but no tensor uses. Only backends with memory of their own have it.
+   */
   memory?(): { readonly freeBytes: number; readonly totalBytes: number };
   /**
-   * Runs one decode step, `step` (which returns its logits), in a way the backend may
-   * replay: steps under the same `key` are meant to issue the same work on other data
-   * (KvCache.graphKey). A GPU backend records the first and replays the rest as
-   * CUDA graphs; a step that turns out different runs as it is. Without it, callers
-   * just run `step`.
+   * Runs one decode step, `step` (which returns its logits), inside a tidy scope, in a
+   * way the backend may replay: steps under the same `key` are meant to issue the same
+   * work on other data (KvCache.graphKey). A GPU backend records the first and replays
+   * later ones as CUDA graphs; a step that turns out different falls back at the first
+   * difference and runs as it is, so a wrong key costs time, not results. Without it,
+   * callers just run `step`.
    */
   graphStep?(key: string, step: () => Tensor): Tensor;
 
   // --- memory -------------------------------------------------------------
+  /** An f32 (default) or i32 tensor of `data`, kept in that type even where `dtype` is 16-bit. */
   fromArray(data: ArrayLike<number>, shape: readonly number[], dtype?: 'f32' | 'i32'): Tensor;
-  /** Weights as stored in a checkpoint; f16/bf16 bytes are converted or kept as the backend likes. */
+  /** A tensor in the backend's `dtype` from a checkpoint's little-endian bytes of `dtype` (converted on the host when the types differ). */
   fromBytes(bytes: Uint8Array, shape: readonly number[], dtype: 'f32' | 'f16' | 'bf16'): Tensor;
+  /**
+   * `readSync` as a promise: every backend copies (and, on a GPU, waits) before it
+   * returns, so awaiting it does not let other work run while the device finishes.
+   */
   read(t: Tensor): Promise<Float32Array | Int32Array>;
   /**
    * Starts copying `t` to the host without waiting for it. A decode step reads its
    * selection plans this way: the step's token readback waits for the device anyway,
-   * so by the next step `get` returns at once.
+   * so by the next step `get` returns at once. Inside a `graphStep` that records or
+   * replays, a GPU backend queues the copy when the step ends (so it sees the tensor as
+   * the step leaves it), and `get` before then throws.
    */
   readLater(t: Tensor): PendingRead;
-  /** Synchronous read for backends whose memory is host memory; throws elsewhere. */
+  /**
+   * `t`'s values on the host, in a new array the caller owns: Int32Array for i32,
+   * Float32Array otherwise (f16/bf16 widened). Works on every backend and blocks until
+   * the values are there: a GPU backend queues the copy behind the work already issued
+   * on its compute stream and waits for it (a counted host synchronisation; inside a
+   * `graphStep` it also ends the recording or replay). Host-memory backends just copy.
+   */
   readSync(t: Tensor): Float32Array | Int32Array;
+  /** Frees `t` now (its memory returns once no view shares it); a no-op where memory is garbage collected. */
   dispose(t: Tensor): void;
-  /** The same elements under another shape (a view where the backend can). */
+  /** A view of the same elements under another shape (no copy). */
   reshape(t: Tensor, shape: readonly number[]): Tensor;
-  /** Rows [start, start + count) of a 2-D or 3-D tensor (a view or a copy). */
+  /** Rows [start, start + count) along the first dimension: a view or a copy, as the backend likes (so writes to it may not reach `t`). */
   sliceRows(t: Tensor, start: number, count: number): Tensor;
   /** Concatenates tensors along their first dimension. */
   concatRows(parts: readonly Tensor[]): Tensor;
@@ -218,17 +238,14 @@ export interface Backend {
   /** [a + b, rmsNorm(a + b)]: a residual add and the norm after it, exactly as `add` then `rmsNorm` compute them. */
   addRmsNorm(a: Tensor, b: Tensor, weight: Tensor, eps: number): [Tensor, Tensor];
   createRopeTable(spec: RopeSpec): RopeTable;
-  /** Rotates [T, H, D] in the "rotate half" convention at the given i32 [T] positions. */
-  rope(x: Tensor, positions: Tensor, table: RopeTable): Tensor;
   /**
    * q, k and v from one product with the stacked [q; k; v] weights: qkv is
    * [T, (numHeads + 2 numKvHeads) * D]; q [T, numHeads, D] and k [T, numKvHeads, D] come
-   * back rotated exactly as `rope` rotates them, v [T, numKvHeads, D] as it is.
+   * back rotated in the "rotate half" convention at the i32 [T] positions (which must
+   * lie in the table), v [T, numKvHeads, D] as it is.
    */
   ropeQkv(qkv: Tensor, positions: Tensor, table: RopeTable, numHeads: number, numKvHeads: number): [Tensor, Tensor, Tensor];
-  /** silu(gate) * up, elementwise. */
-  siluGate(gate: Tensor, up: Tensor): Tensor;
-  /** siluGate of the halves of gateUp [T, 2I] (gate's I columns, then up's), one product with the stacked [gate; up] weights: [T, I]. */
+  /** silu(gate) * up elementwise, gate and up being the column halves of gateUp [T, 2I] (one product with the stacked [gate; up] weights): [T, I]. */
   siluGatePacked(gateUp: Tensor): Tensor;
   add(a: Tensor, b: Tensor): Tensor;
   /** Rows of `t` along its first dimension at i32 `indices` (embedding lookup, token gathers). */
@@ -248,20 +265,29 @@ export interface Backend {
    * averaged over each group of `numHeads / groups` consecutive heads: f32 [groups, P].
    */
   estimate(q: Tensor, digests: DigestStorage, rows: Tensor, groups: number, variant: DigestVariant): Tensor;
-  /** `target`'s element updates[i, 0] (flat index) := updates[i, 1], for i32 `target` and updates [n, 2] with distinct indices. */
+  /** `target`'s element updates[i, 0] (flat index) := updates[i, 1], in place, for i32 `target` and updates [n, 2] with distinct in-range indices. */
   scatterI32(target: Tensor, updates: Tensor): void;
   /** Estimate, select, plan, apply and list in one go for a batch; see SelectResidentArgs. */
   selectResident(args: SelectResidentArgs): SelectResidentResult;
-  /** Copies the recalls a `selectResident` copy list names from the host pool into the device pool; the list is never read on the host. */
+  /**
+   * Copies the recalls a `selectResident` copy list names from the host pool into the
+   * device pool; the list is never read on the host. Backups still in flight to those
+   * host slots must be ordered first with `awaitCopy`.
+   */
   recallListed(host: KvStorage, device: KvStorage, copies: Tensor): void;
-  /** Copies whole pages between (or within) pools; returns when the copy is ordered, not done. */
+  /**
+   * Copies whole pages between (or within) pools. It may return before the copy is
+   * done: a GPU backend queues device -> host backups on a copy stream of their own
+   * (after the work issued so far), which later work waits for only after `awaitCopy`.
+   */
   copyPages(src: KvStorage, srcSlots: readonly number[], dst: KvStorage, dstSlots: readonly number[]): CopyTicket;
-  /** Orders everything issued later after the copy (a GPU waits on an event; no host sync). */
+  /** Orders everything issued later after the copy (a GPU's compute stream waits on an event; the host does not wait). */
   awaitCopy(ticket: CopyTicket): void;
   pagedAttention(args: PagedAttentionArgs): { out: Tensor; tokenScores?: Tensor };
   causalAttention(args: CausalAttentionArgs): { out: Tensor; keyScores?: Tensor };
 
   // --- decoding -----------------------------------------------------------
+  /** Index of each row's largest logit, i32 [B], for logits [B, V]. */
   argmax(logits: Tensor): Tensor;
   /** One token per row of logits [B, V]; `uniforms` f32 [B] in [0, 1) make it reproducible. */
   sample(logits: Tensor, params: SamplingParams, uniforms: Tensor): Tensor;

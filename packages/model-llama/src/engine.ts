@@ -2,8 +2,6 @@ import type { Backend, CacheOptions, KvCacheInit, KvGeometry } from '@arkvale/co
 import { invalidArgument, KvCache, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
 import { checkCacheFits, checkWeightsFit, devicePageCapacity } from './device-memory.js';
 import { LlamaForward } from './forward.js';
-import type { BatchResult, GenerationRequest } from './generate.js';
-import { checkGenerationRequest, contextLength, generateBatch } from './generate.js';
 import type { ModelDir } from './model-dir.js';
 import { countParameters, kvGeometry, openModelDir } from './model-dir.js';
 import type { LoadProgress } from './weights.js';
@@ -24,7 +22,10 @@ export interface LoadEngineOptions {
   readonly gpuMemoryUtilization?: number;
 }
 
-/** A loaded model on a backend, ready to run any KV policy. */
+/**
+ * A loaded model on a backend, ready to run any KV policy: its weights, forward pass
+ * and caches. Generation loops live in @arkvale/engine (generateBatch, the async engines).
+ */
 export class LlamaEngine {
   private constructor(
     readonly model: ModelDir,
@@ -72,17 +73,5 @@ export class LlamaEngine {
     checkCacheFits(this.backend, this.model.config, geometry, resolveCacheOptions(geometry, options), tokens * sequences, this.gpuMemoryUtilization);
     const init: KvCacheInit = { geometry, options, backend: this.backend };
     return new KvCache(init);
-  }
-
-  /** Generates for the requests on a fresh cache of this plan (pages freed at the end). */
-  generate(requests: readonly GenerationRequest[], plan: CachePlan): BatchResult {
-    for (const r of requests) checkGenerationRequest(this.forward, r);
-    const longest = Math.min(this.forward.maxPositions, Math.max(...requests.map((r) => contextLength(r) + (r.maxTokens ?? 64))));
-    const cache = this.createCache(plan, longest, requests.length);
-    try {
-      return generateBatch(this.forward, this.model.tokenizer, cache, requests);
-    } finally {
-      cache.close();
-    }
   }
 }

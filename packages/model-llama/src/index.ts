@@ -12,11 +12,6 @@ export { openModelDir, describeModel, countParameters, kvGeometry, DESCRIBED_PAG
 export type { ModelDir, ModelDescription, GenerationDefaults, KvBytes } from './model-dir.js';
 export { LlamaForward, MLP_CHUNK_ROWS } from './forward.js';
 export type { PrefillRequest, RowSegment, RowBatch } from './forward.js';
-export { generateBatch, checkGenerationRequest } from './generate.js';
-export { TextStream } from './text-stream.js';
-export type { GenerationRequest, GenerationOutput, GenerationTimings, BatchResult, FinishReason } from './generate.js';
-export { checkSampling, seededUniform } from './sampling.js';
-export type { SamplingOptions } from './sampling.js';
 export { LlamaEngine } from './engine.js';
 export { LLAMA_SHAPES, shapeConfig, randomLlamaWeights } from './shapes.js';
 export type { RandomWeightsOptions } from './shapes.js';

@@ -25,6 +25,8 @@ export interface ModelDir {
   readonly config: LlamaConfig;
   readonly tokenizer: Tokenizer;
   readonly generation: GenerationDefaults;
+  /** Tokens that end a sequence: the tokenizer's end-of-sequence tokens and config.json's eos_token_id. */
+  readonly eosIds: readonly number[];
   /** null when the model has no chat template (see `applyChatTemplate`). */
   readonly chatTemplate: ChatTemplate | null;
   /** Headers of the checkpoint, already checked against `config` (no tensor data read). */
@@ -124,6 +126,7 @@ export function openModelDir(dir: string): ModelDir {
     config,
     tokenizer,
     generation,
+    eosIds: [...new Set([...tokenizer.eosIds, ...config.eosTokenIds])],
     chatTemplate,
     checkpoint,
     weightDtypes: [...new Set(plan.map((p) => p.entry.dtype))],

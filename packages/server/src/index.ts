@@ -1,14 +1,4 @@
-export { LocalEngine } from './engine/local-engine.js';
-export type { LocalEngineOptions } from './engine/local-engine.js';
-export { WorkerEngine } from './engine/worker-engine.js';
-export type { WorkerEngineOptions } from './engine/worker-engine.js';
-export type { ModelOptions } from './engine/model-parts.js';
-export { createChatFormat, messageText } from './engine/chat-format.js';
-export type { ChatFormat } from './engine/chat-format.js';
-export type { EngineConfig } from './engine/config.js';
-export type * from './engine/types.js';
-export { EngineError } from './errors.js';
-export type { EngineErrorCode } from './errors.js';
+// What speaks HTTP, over an engine it is given (@arkvale/engine makes one).
 export { openaiRoutes } from './openai/plugin.js';
 export type { OpenAiRoutesOptions } from './openai/plugin.js';
 export { errorBody, sendError } from './openai/errors.js';

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { AsyncEngine, EngineStats } from './engine/types.js';
+import type { AsyncEngine, EngineStats } from '@arkvale/engine';
 import { healthPlugin, type ServerState } from './health.js';
 import { metricsPlugin } from './metrics/plugin.js';
 import { handleRouteError, sendError } from './openai/errors.js';

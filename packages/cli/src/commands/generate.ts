@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { generateBatch } from '@arkvale/engine';
 import { ArkvaleError, invalidArgument } from '@arkvale/core';
 import type { CliIo } from '../io.js';
 import { formatKv, formatTimings } from '../format.js';
@@ -61,7 +62,8 @@ export function generateCommand(program: Command, io: CliIo): void {
     const tokenizer = engine.model.tokenizer;
     const promptIds = flags.chat ? engine.model.encodeChat([{ role: 'user', content: text }], { addGenerationPrompt: true }) : tokenizer.encode(text);
     const suffixIds = flags.then === undefined ? undefined : tokenizer.encode(flags.then, { addSpecialTokens: false });
-    const result = engine.generate(
+    const result = generateBatch(
+      engine,
       [
         {
           promptIds,

@@ -12,7 +12,7 @@ import { decodingChecks, denseChecks, memoryChecks, randomChecks } from '../self
 import { KV_SHAPES, kvChecks } from '../selftest/kv-checks.js';
 import { deviceStepChecks, goldenChecks, goldenMargins, readGolden, type GoldenCase, type GoldenMargins } from '../selftest/model-checks.js';
 import { result, Twin, type CheckResult } from '../selftest/twin.js';
-import { seededUniform } from '@arkvale/model-llama';
+import { seededUniform } from '@arkvale/core';
 
 interface SelftestFlags {
   model?: string;

@@ -21,7 +21,7 @@ interface ServeFlags extends CacheFlags, ModelFlags {
 
 /**
  * `arkvale serve`: the OpenAI-compatible server (@arkvale/server) around a worker
- * engine. Listens at once (/health answers 503 while the model loads), and shuts down
+ * engine (@arkvale/engine). Listens at once (/health answers 503 while the model loads), and shuts down
  * gracefully on SIGINT/SIGTERM: stops accepting, lets running requests finish for the
  * grace period, aborts the rest and frees every page.
  */
@@ -45,16 +45,14 @@ export function serveCommand(program: Command, io: CliIo): void {
   addCacheOptions(addModelOptions(cmd)).action(async (flags: ServeFlags) => {
     // Choices the worker would refuse are refused before anything listens.
     checkBackendChoice(flags.backend, flags.dtype);
-    const { WorkerEngine, createArkvaleServer } = await import('@arkvale/server');
+    const [{ WorkerEngine }, { createArkvaleServer }] = await Promise.all([import('@arkvale/engine'), import('@arkvale/server')]);
     const modelDir = resolveModelDir(flags.model);
     const engine = WorkerEngine.start({
       modelDir,
       modelId: flags.modelName,
+      // The worker loads its backend with the engine's loadBackend: the same choices as generate and eval.
       backend: flags.backend,
-      // The worker builds its backend with the CLI's own factory (the same --backend choices).
-      // (From the TypeScript sources, as in tests, the built module: the worker runs plain JavaScript.)
-      backendModule: new URL(import.meta.url.endsWith('.ts') ? '../../dist/options.js' : '../options.js', import.meta.url).href,
-      backendOptions: { dtype: flags.dtype },
+      dtype: flags.dtype,
       gpuMemoryUtilization: flags.gpuMemoryUtilization,
       onLog: io.err,
       chatTemplateFile: flags.chatTemplate,

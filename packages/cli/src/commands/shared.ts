@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { LlamaEngine } from '@arkvale/model-llama';
 import type { CliIo } from '../io.js';
 import { formatBytes } from '../format.js';
-import { BACKENDS, createBackend, GPU_DTYPES, parseFraction, parseIntOption, resolveModelDir, type GpuDtype } from '../options.js';
+import { loadBackend } from '@arkvale/engine';
+import { BACKENDS, GPU_DTYPES, parseFraction, parseIntOption, resolveModelDir, type GpuDtype } from '../options.js';
 
 /** --model and --backend, shared by every command that runs the model. */
 export function addModelOptions(cmd: Command): Command {
@@ -36,7 +37,7 @@ export function addCacheOptions(cmd: Command): Command {
 /** Loads the model with a progress line on stderr. */
 export async function loadEngine(opts: ModelFlags, io: CliIo): Promise<LlamaEngine> {
   const dir = resolveModelDir(opts.model);
-  const backend = createBackend(opts.backend, io.err, { dtype: opts.dtype });
+  const backend = await loadBackend({ backend: opts.backend, dtype: opts.dtype, onWarning: io.err });
   let last = -1;
   const engine = await LlamaEngine.load(dir, backend, {
     gpuMemoryUtilization: opts.gpuMemoryUtilization,

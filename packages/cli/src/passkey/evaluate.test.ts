@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '@arkvale/cpu-backend';
-import { LlamaEngine, seededUniform } from '@arkvale/model-llama';
+import { seededUniform } from '@arkvale/core';
+import { generateBatch } from '@arkvale/engine';
+import { LlamaEngine } from '@arkvale/model-llama';
 import { cli, modelDir } from '../test-support.js';
 import { evaluatePasskey, type PasskeyEvalOptions } from './evaluate.js';
 import { buildPasskeyPrompt, depths, readFiller } from './prompt.js';
@@ -52,8 +54,8 @@ describe('arkvale eval passkey at a length CI can afford', () => {
     const uniform = seededUniform(3 + 600);
     const prompts = depths(2).map((d) => buildPasskeyPrompt(engine.model.tokenizer, filler, 600, d, uniform));
     const plan = { policy: 'arkvale' as const, budgetTokens: 128, pageSize: 16 };
-    const single = engine.generate(prompts.map((p) => ({ promptIds: p.ids, maxTokens: 6 })), plan).outputs.map((o) => o.text);
-    const fed = engine.generate(prompts.map((p) => ({ promptIds: p.contextIds, suffixIds: p.questionIds, maxTokens: 6 })), plan).outputs.map((o) => o.text);
+    const single = generateBatch(engine, prompts.map((p) => ({ promptIds: p.ids, maxTokens: 6 })), plan).outputs.map((o) => o.text);
+    const fed = generateBatch(engine, prompts.map((p) => ({ promptIds: p.contextIds, suffixIds: p.questionIds, maxTokens: 6 })), plan).outputs.map((o) => o.text);
     const answers = (protocol: PasskeyEvalOptions['protocol']) =>
       evaluatePasskey(engine, options(protocol)).find((r) => r.policy === 'arkvale')!.prompts.map((p) => p.answer);
     expect(answers('single-pass')).toEqual(single);

@@ -1,6 +1,7 @@
 import type { PolicyName } from '@arkvale/core';
-import type { BatchResult, CachePlan, GenerationRequest, LlamaEngine } from '@arkvale/model-llama';
-import { seededUniform } from '@arkvale/model-llama';
+import { seededUniform } from '@arkvale/core';
+import { generateBatch, type BatchResult, type GenerationRequest } from '@arkvale/engine';
+import type { CachePlan, LlamaEngine } from '@arkvale/model-llama';
 import type { PasskeyPrompt } from './prompt.js';
 import { answerMatches, buildPasskeyPrompt, depths } from './prompt.js';
 
@@ -119,7 +120,7 @@ function request(p: PasskeyPrompt, o: PasskeyEvalOptions): GenerationRequest {
 
 function generate(engine: LlamaEngine, requests: readonly GenerationRequest[], plan: CachePlan, batch: number): BatchResult[] {
   const results: BatchResult[] = [];
-  for (let i = 0; i < requests.length; i += batch) results.push(engine.generate(requests.slice(i, i + batch), plan));
+  for (let i = 0; i < requests.length; i += batch) results.push(generateBatch(engine, requests.slice(i, i + batch), plan));
   return results;
 }
 

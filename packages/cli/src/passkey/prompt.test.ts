@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Tokenizer, seededUniform } from '@arkvale/model-llama';
+import { seededUniform } from '@arkvale/core';
+import { Tokenizer } from '@arkvale/model-llama';
 import { join } from 'node:path';
 import { modelDir } from '../test-support.js';
 import { answerMatches, buildPasskeyPrompt, depths, readFiller } from './prompt.js';

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '@arkvale/cpu-backend';
-import { LlamaEngine, seededUniform } from '@arkvale/model-llama';
+import { seededUniform } from '@arkvale/core';
+import { LlamaEngine } from '@arkvale/model-llama';
 import { modelDir } from '../test-support.js';
 import { answerMatches, buildPasskeyPrompt, readFiller, type PasskeyPrompt } from './prompt.js';
 

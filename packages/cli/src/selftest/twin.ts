@@ -68,11 +68,6 @@ export class Twin {
     return { gpu: this.gpu.fromBytes(bytes, shape, this.dtype), ref: this.ref.fromArray(values, shape), values };
   }
 
-  /** Values already of the GPU's dtype (e.g. parts of a `floats` tensor), as a GPU tensor in that dtype. */
-  upload(values: Float32Array, shape: readonly number[]): Tensor {
-    return this.gpu.fromBytes(quantize(values, this.dtype).bytes, shape, this.dtype);
-  }
-
   /** Random f32 values (e.g. logits, scores), exact on both sides. */
   f32(shape: readonly number[], scale = 1): TwinTensor {
     const values = randomFloats(this.next, shape.reduce((a, b) => a * b, 1), scale);

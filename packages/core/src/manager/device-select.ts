@@ -3,7 +3,7 @@ import type { PageLayer, SequenceState } from './layer-state.js';
 import type { PlanRows, StepHost, TokenTarget, WrittenTargets } from './decode-step.js';
 
 /**
- * One layer of a decode step with ArkVale's selection on the device (DEVICE-STEP.md):
+ * One layer of a decode step with ArkVale's selection on the device (docs/DEVICE-STEP.md):
  * append, seal, then one `selectResident` for the whole batch (estimates, top-k,
  * recall plan, page tables and lists), the recalls straight from the host pool, and
  * paged attention over the lists. Nothing is read on the host; the plans come back

@@ -133,6 +133,23 @@ export class KvCache {
 
   /** Refuses a prompt whose prefill cannot fit the pools as they are now. */
   private ensurePrefillFits(layers: LayerState[], length: number): void {
+    const needs = this.prefillNeeds(layers, length);
+    this.store.devicePool.ensureFree(needs.device);
+    this.store.hostPool.ensureFree(needs.host);
+    this.store.digestPool.ensureFree(needs.digests);
+  }
+
+  /**
+   * Pool pages a one-shot prefill (`admit`, then `prefillLayer` for every layer) of
+   * `promptLength` tokens holds at its peak: each layer's kept pages, plus the pages a
+   * budgeted layer holds only while it prefills (one layer at a time).
+   */
+  prefillPeak(promptLength: number): PoolNeeds {
+    if (!Number.isInteger(promptLength) || promptLength < 1) throw invalidArgument(`a prompt needs at least one token, got ${String(promptLength)}`);
+    return this.prefillNeeds(range(0, this.geometry.numLayers).map((l) => this.newLayer(l)), promptLength);
+  }
+
+  private prefillNeeds(layers: readonly LayerState[], length: number): PoolNeeds {
     const ps = this.pageSize;
     const numPages = Math.ceil(length / ps);
     const fullPages = Math.floor(length / ps);
@@ -152,9 +169,7 @@ export class KvCache {
       if (layer.digests) digests += fullPages;
       if (layer.backups) host += fullPages;
     }
-    this.store.devicePool.ensureFree(device + transient);
-    this.store.hostPool.ensureFree(host);
-    this.store.digestPool.ensureFree(digests);
+    return { device: device + transient, host, digests };
   }
 
   has(id: number): boolean {

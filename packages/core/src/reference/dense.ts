@@ -60,6 +60,7 @@ export class RefRopeTable implements RopeTable {
   }
 }
 
+/** Rotate-half RoPE of x [T, H, D] at i32 [T] positions: what ropeQkv applies to q and k. */
 export function rope(x: RefTensor, positions: RefTensor, table: RefRopeTable): RefTensor {
   const [t, h, d] = x.shape;
   if (d !== table.headDim) throw invalidArgument(`rope: head dim ${d} != table's ${table.headDim}`);
@@ -110,6 +111,7 @@ function sameShape(a: RefTensor, b: RefTensor, op: string): void {
   if (a.data.length !== b.data.length) throw invalidArgument(`${op}: shapes [${a.shape}] and [${b.shape}] differ`);
 }
 
+/** silu(gate) * up, elementwise: what siluGatePacked applies to the halves of each row. */
 export function siluGate(gate: RefTensor, up: RefTensor): RefTensor {
   sameShape(gate, up, 'siluGate');
   const out = new RefTensor(new Float32Array(gate.data.length), gate.shape, 'f32');

@@ -147,22 +147,43 @@ describe('sampling and half-precision encoding', () => {
 
 describe('products with stacked weights', () => {
   const b = new ReferenceBackend();
-  it('ropeQkv splits one [q | k | v] row per token and rotates q and k exactly as rope does', () => {
+  it('ropeQkv splits one [q | k | v] row per token and rotates q and k in the rotate-half convention (hand-computed)', () => {
     const next = rng(7);
     const [t, heads, kvHeads, d] = [3, 4, 2, 8];
     const [q, k, v] = [heads, kvHeads, kvHeads].map((h) => Array.from(randomArray(next, t * h * d)));
     // Each token's row is its q, then its k, then its v.
     const rows: number[] = [];
     for (let i = 0; i < t; i++) rows.push(...q.slice(i * heads * d, (i + 1) * heads * d), ...k.slice(i * kvHeads * d, (i + 1) * kvHeads * d), ...v.slice(i * kvHeads * d, (i + 1) * kvHeads * d));
-    const table = b.createRopeTable({ headDim: d, maxPositions: 16, invFreq: Float32Array.from({ length: d / 2 }, (_, i) => 10000 ** (-(2 * i) / d)) });
-    const pos = b.fromArray([5, 0, 11], [t], 'i32');
+    const invFreq = Float32Array.from({ length: d / 2 }, (_, i) => 10000 ** (-(2 * i) / d));
+    const table = b.createRopeTable({ headDim: d, maxPositions: 16, invFreq });
+    const positions = [5, 0, 11];
+    const pos = b.fromArray(positions, [t], 'i32');
+    // Dims e and e + d/2 of a head at position p: (x1 cos - x2 sin, x2 cos + x1 sin), angle p * invFreq[e] in float32.
+    const rotated = (x: number[], h: number) => {
+      const out = new Float32Array(x.length);
+      for (let i = 0; i < t; i++) {
+        for (let j = 0; j < h; j++) {
+          for (let e = 0; e < d / 2; e++) {
+            const angle = Math.fround(positions[i] * invFreq[e]);
+            const [c, s] = [Math.fround(Math.cos(angle)), Math.fround(Math.sin(angle))];
+            const at = (i * h + j) * d + e;
+            const [x1, x2] = [Math.fround(x[at]), Math.fround(x[at + d / 2])];
+            out[at] = x1 * c - x2 * s;
+            out[at + d / 2] = x2 * c + x1 * s;
+          }
+        }
+      }
+      return out;
+    };
     const [rq, rk, rv] = b.ropeQkv(b.fromArray(rows, [t, (heads + 2 * kvHeads) * d]), pos, table, heads, kvHeads);
     expect(rq.shape).toEqual([t, heads, d]);
     expect(rk.shape).toEqual([t, kvHeads, d]);
     expect(rv.shape).toEqual([t, kvHeads, d]);
-    expect(b.readSync(rq)).toEqual(b.readSync(b.rope(b.fromArray(q, [t, heads, d]), pos, table)));
-    expect(b.readSync(rk)).toEqual(b.readSync(b.rope(b.fromArray(k, [t, kvHeads, d]), pos, table)));
+    expect(b.readSync(rq)).toEqual(rotated(q, heads));
+    expect(b.readSync(rk)).toEqual(rotated(k, kvHeads));
     expect(b.readSync(rv)).toEqual(Float32Array.from(v));
+    // Position 0 leaves a head as it is.
+    expect(Array.from(b.readSync(rk)).slice(kvHeads * d, 2 * kvHeads * d)).toEqual(Array.from(Float32Array.from(k.slice(kvHeads * d, 2 * kvHeads * d))));
     expect(() => b.ropeQkv(b.fromArray(rows.slice(0, -t * d), [t, (heads + 2 * kvHeads - 1) * d]), pos, table, heads, kvHeads)).toThrow(/qkv must be \[T, 64\] for 4 \+ 2 x 2 heads of 8, got \[3, 56\]/);
   });
 

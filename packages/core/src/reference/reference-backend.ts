@@ -107,16 +107,11 @@ export class ReferenceBackend implements Backend {
   createRopeTable(spec: RopeSpec): RopeTable {
     return new dense.RefRopeTable(spec);
   }
-  rope(x: Tensor, positions: Tensor, table: RopeTable): Tensor {
-    if (!(table instanceof dense.RefRopeTable)) throw invalidArgument('rope table does not belong to the reference backend');
-    return dense.rope(asRef(x), asRef(positions), table);
-  }
   ropeQkv(qkv: Tensor, positions: Tensor, table: RopeTable, numHeads: number, numKvHeads: number): [Tensor, Tensor, Tensor] {
+    if (!(table instanceof dense.RefRopeTable)) throw invalidArgument('rope table does not belong to the reference backend');
     const [q, k, v] = dense.splitQkv(asRef(qkv), numHeads, numKvHeads, table.headDim);
-    return [this.rope(q, positions, table), this.rope(k, positions, table), v];
-  }
-  siluGate(gate: Tensor, up: Tensor): Tensor {
-    return dense.siluGate(asRef(gate), asRef(up));
+    const pos = asRef(positions);
+    return [dense.rope(q, pos, table), dense.rope(k, pos, table), v];
   }
   siluGatePacked(gateUp: Tensor): Tensor {
     const x = asRef(gateUp);

@@ -230,14 +230,8 @@ export class CudaBackend implements Backend {
   createRopeTable(spec: RopeSpec): RopeTable {
     return dense.createRopeTable(this.d, spec);
   }
-  rope(x: Tensor, positions: Tensor, table: RopeTable): Tensor {
-    return dense.rope(this.d, x, positions, table);
-  }
   ropeQkv(qkv: Tensor, positions: Tensor, table: RopeTable, numHeads: number, numKvHeads: number): [Tensor, Tensor, Tensor] {
     return dense.ropeQkv(this.d, qkv, positions, table, numHeads, numKvHeads);
-  }
-  siluGate(gate: Tensor, up: Tensor): Tensor {
-    return dense.siluGate(this.d, gate, up);
   }
   siluGatePacked(gateUp: Tensor): Tensor {
     return dense.siluGatePacked(this.d, gateUp);

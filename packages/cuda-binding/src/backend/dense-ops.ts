@@ -1,6 +1,6 @@
 import type { RopeSpec, RopeTable, Tensor } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
-import { findAddRmsNorm, findEmbeddingGather, findFillUniform, findResidualAdd, findRmsNorm, findRope, findRopeQkv, findRopeTable, findSiluGate, findSiluGatePacked } from '../generated/index.js';
+import { findAddRmsNorm, findEmbeddingGather, findFillUniform, findResidualAdd, findRmsNorm, findRopeQkv, findRopeTable, findSiluGatePacked } from '../generated/index.js';
 import { STREAM } from '../native.js';
 import type { CudaDevice } from './device.js';
 import type { CudaTensor } from './tensor.js';
@@ -97,27 +97,6 @@ export function createRopeTable(d: CudaDevice, spec: RopeSpec): CudaRopeTable {
   });
 }
 
-export function rope(d: CudaDevice, xt: Tensor, positionsT: Tensor, table: RopeTable): CudaTensor {
-  if (!(table instanceof CudaRopeTable)) throw invalidArgument('rope table does not belong to the CUDA backend');
-  const x = d.expect(d.tensor(xt, 'rope x'), 'rope x', [d.dtype], 3);
-  const positions = d.expect(d.tensor(positionsT, 'rope positions'), 'rope positions', ['i32'], 1);
-  const [tokens, heads, headDim] = x.shape;
-  if (headDim !== table.headDim) throw invalidArgument(`rope: head dim ${headDim} for a table of ${table.headDim}`);
-  if (positions.shape[0] !== tokens) throw invalidArgument(`rope: ${positions.shape[0]} positions for ${tokens} tokens`);
-  const out = d.empty(x.shape, d.dtype, 'rope output');
-  d.launch(d.kernels.get('rope', findRope, { dtype: d.dtype, headDim }), {
-    x: x.ptr,
-    positions: positions.ptr,
-    cos: table.cos.ptr,
-    sin: table.sin.ptr,
-    out: out.ptr,
-    numTokens: tokens,
-    numHeads: heads,
-    maxPositions: table.maxPositions,
-  });
-  return out;
-}
-
 /** q and k rotated and v, from one [T, (H + 2 Hkv) * D] product with the stacked [q; k; v] weights: one rope_qkv launch. */
 export function ropeQkv(d: CudaDevice, qkvT: Tensor, positionsT: Tensor, table: RopeTable, numHeads: number, numKvHeads: number): [CudaTensor, CudaTensor, CudaTensor] {
   if (!(table instanceof CudaRopeTable)) throw invalidArgument('rope table does not belong to the CUDA backend');
@@ -150,15 +129,6 @@ export function ropeQkv(d: CudaDevice, qkvT: Tensor, positionsT: Tensor, table: 
 
 function sameShape(a: CudaTensor, b: CudaTensor, what: string): void {
   if (a.elements !== b.elements) throw invalidArgument(`${what}: [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ in size`);
-}
-
-export function siluGate(d: CudaDevice, gateT: Tensor, upT: Tensor): CudaTensor {
-  const gate = d.expect(d.tensor(gateT, 'siluGate gate'), 'siluGate gate', [d.dtype]);
-  const up = d.expect(d.tensor(upT, 'siluGate up'), 'siluGate up', [d.dtype]);
-  sameShape(gate, up, 'siluGate');
-  const out = d.empty(gate.shape, d.dtype, 'siluGate output');
-  d.launch(d.kernels.get('silu_gate', findSiluGate, { dtype: d.dtype }), { gate: gate.ptr, up: up.ptr, out: out.ptr, n: gate.elements });
-  return out;
 }
 
 /** silu(gate) * up of gateUp [T, 2I]'s column halves: one silu_gate_packed launch. */

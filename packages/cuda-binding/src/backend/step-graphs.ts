@@ -1,7 +1,7 @@
 import { STREAM, type CudaAddon, type GemmParams, type PinnedBlock } from '../native.js';
 
 /**
- * CUDA graphs of decode steps (DEVICE-STEP.md): a step is issued once with every addon
+ * CUDA graphs of decode steps (docs/DEVICE-STEP.md): a step is issued once with every addon
  * call recorded (and carried out as usual), then captured from that record into a graph;
  * a later step under the same key runs the same JavaScript, but its addon calls are only
  * checked against the record (and its uploads written into the graph's pinned inputs),

@@ -64,7 +64,16 @@ describe.each(['f16', 'bf16'] as const)('dense kernels (%s) match the reference 
       x: EmuBuffer.from(dtype, x), positions: EmuBuffer.from('i32', positions), cos: EmuBuffer.from('f32', table.cos), sin: EmuBuffer.from('f32', table.sin),
       out, numTokens: tokens, numHeads: heads, maxPositions,
     });
-    const want = asRef(ref.rope(ref.fromArray(x, [tokens, heads, headDim]), ref.fromArray(positions, [tokens], 'i32'), table as never)).f32;
+    // Rotate half with the reference's table: (x1 cos - x2 sin, x2 cos + x1 sin) for dims e and e + headDim / 2.
+    const half = headDim / 2;
+    const want = Float32Array.from(x, (_, i) => {
+      const [row, d] = [Math.floor(i / headDim), i % headDim];
+      const e = d % half;
+      const at = positions[Math.floor(row / heads)] * half + e;
+      const [c, s] = [table.cos[at], table.sin[at]];
+      const [x1, x2] = [x[row * headDim + e], x[row * headDim + half + e]];
+      return d < half ? x1 * c - x2 * s : x2 * c + x1 * s;
+    });
     expectClose(out.toFloat32(), want, EPS[dtype] * 2, 1e-6);
   });
 

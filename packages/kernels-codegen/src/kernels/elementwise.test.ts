@@ -25,7 +25,8 @@ describe.each(['f16', 'bf16'] as const)('elementwise kernels (%s) match the refe
   it('silu_gate', () => {
     const out = new EmuBuffer(dtype, n);
     emulateKernel(siluGateKernel, { dtype }).run({ gate: EmuBuffer.from(dtype, a), up: EmuBuffer.from(dtype, b), out, n });
-    const want = asRef(ref.siluGate(ref.fromArray(a, [n]), ref.fromArray(b, [n]))).f32;
+    // The reference's packed op over one row [gate | up].
+    const want = asRef(ref.siluGatePacked(ref.fromArray([...a, ...b], [1, 2 * n]))).f32;
     expectClose(out.toFloat32(), quantize(want, dtype), EPS[dtype] * 2, 1e-6);
   });
 

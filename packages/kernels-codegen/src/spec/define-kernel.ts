@@ -13,7 +13,7 @@ import type { Matrix } from './matrix.js';
  * `S` is the kernel's spec type: an object of numbers, booleans and strings (nested
  * objects allowed) whose fields the translator folds to constants.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: a definition of any specialisation shape, narrowed where it is defined
 export interface KernelDefinition<S extends object = any> {
   /** C name prefix of the family (`paged_decode`); specialisation names start with it. */
   readonly family: string;

@@ -18,6 +18,7 @@ const CASES: readonly [string, string, string, string][] = [
   ['an arrow function', '', 'const f = @@() => 1;', 'closures are not allowed'],
   ['an object literal', '', 'const o = @@{ a: 1 };', 'object literals are not allowed'],
   ['an array literal', '', 'const a = @@[1, 2];', 'use local<T>(n)'],
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the kernel source under test holds a template string
   ['a template string', '', 'const s = @@`x${n}`;', 'strings exist only at compile time'],
   ['new', '', 'const a = @@new Float32Array(4);', 'use shared<T>(n) or local<T>(n)'],
   ['a type assertion', '', 'const a = (@@n as f32);', 'type assertions do not convert'],

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { AsyncEngine, EngineStats } from '../engine/types.js';
+import type { AsyncEngine, EngineStats } from '@arkvale/engine';
 
 export interface MetricsOptions {
   /** The engine, or a getter that returns null while it loads (gauges then read 0). */

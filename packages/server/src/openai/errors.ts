@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply } from 'fastify';
-import { EngineError } from '../errors.js';
+import { EngineError } from '@arkvale/engine';
+import { explainValidation } from './validation.js';
 
 /** The error body of the OpenAI API. */
 export interface OpenAiErrorBody {
@@ -25,28 +26,33 @@ export function sendError(reply: FastifyReply, status: number, message: string, 
   return reply.code(status).type('application/json').send(errorBody(message, TYPES[status] ?? 'server_error', param, code));
 }
 
-/** The parameter a JSON-schema error is about: `/messages/0/role` -> `messages[0].role`. */
-function paramOf(e: FastifyError): string | null {
-  const v = e.validation?.[0];
-  if (!v) return null;
-  const path = v.instancePath.split('/').filter(Boolean);
-  const missing = (v.params as { missingProperty?: string }).missingProperty;
-  if (missing) path.push(missing);
-  return path.map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i ? `.${p}` : p)).join('') || null;
+/** The schema and the value a validation error is about (`context` is Fastify's: body, params, querystring, headers). */
+function validated(reply: FastifyReply, context: string | undefined): { schema: unknown; data: unknown } {
+  const req = reply.request;
+  const key = context ?? 'body';
+  const data = key === 'body' ? req.body : key === 'params' ? req.params : key === 'querystring' ? req.query : req.headers;
+  return { schema: (req.routeOptions?.schema as Record<string, unknown> | undefined)?.[key], data };
 }
+
+/** A message as one sentence: capitalized, ending with a period. */
+const sentence = (m: string) => {
+  const s = m.trim();
+  return `${s.charAt(0).toUpperCase()}${s.slice(1)}${/[.!?]$/.test(s) ? '' : '.'}`;
+};
 
 /** Maps every error of the OpenAI routes to OpenAI's shape and status (500 only for bugs). */
 export function handleRouteError(e: FastifyError | EngineError | Error, reply: FastifyReply): FastifyReply {
   if (e instanceof EngineError) return sendError(reply, e.status, e.message, e.param, e.code);
   const f = e as FastifyError;
   if (f.validation) {
-    const param = paramOf(f);
-    return sendError(reply, 400, `invalid request: ${f.message}`, param, 'invalid_request');
+    const { schema, data } = validated(reply, f.validationContext);
+    const problem = explainValidation(f.validation, schema, data);
+    return sendError(reply, 400, problem.message, problem.param, problem.code);
   }
   const status = f.statusCode ?? 500;
   if (status >= 400 && status < 500) {
     const code = f.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'request_too_large' : 'invalid_request';
-    return sendError(reply, status, f.message, null, code);
+    return sendError(reply, status, sentence(f.message), null, code);
   }
   reply.log.error(e);
   return sendError(reply, 500, 'internal server error (please report)', null, 'internal_error');

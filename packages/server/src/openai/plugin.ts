@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { asEngineError } from '../errors.js';
-import type { AsyncEngine, DoneEvent, EngineRequest, RequestHandle } from '../engine/types.js';
+import { asEngineError } from '@arkvale/engine';
+import type { AsyncEngine, DoneEvent, EngineRequest, RequestHandle } from '@arkvale/engine';
 import { handleRouteError, sendError } from './errors.js';
 import { chatMaxTokens, checkModel, completionPrompt, engineRequest, type ChatBody, type CompletionBody } from './request-map.js';
 import { chatBody, completionBody, modelParams } from './schemas.js';

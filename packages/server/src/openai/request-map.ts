@@ -1,6 +1,6 @@
 import type { PolicyName } from '@arkvale/core';
-import { EngineError } from '../errors.js';
-import type { EngineRequest } from '../engine/types.js';
+import { EngineError } from '@arkvale/engine';
+import type { EngineRequest } from '@arkvale/engine';
 
 /** The body fields both endpoints share (already checked by the JSON schema). */
 export interface CommonBody {

@@ -4,10 +4,27 @@ import { POLICY_NAMES } from '@arkvale/core';
  * JSON schemas of the request bodies: OpenAI's fields with their types and ranges,
  * and the cache extras (kv_policy, kv_budget, top_k, ignore_eos). Fields this server
  * does not implement are listed so that a value asking for them is refused (400),
- * not silently ignored.
+ * not silently ignored. Fields no schema names are accepted and ignored, as OpenAI
+ * and its SDKs expect.
+ *
+ * Besides JSON Schema, a node may carry annotations that ./validation.ts reads to word
+ * its errors (the validator ignores them):
+ * - `x-expected`: what the value should be, in words ("a string or an array of content parts");
+ * - `x-plural`: what many of them are called, for "an array of ..." ("messages");
+ * - `x-allowed`: the values this server takes for a field it only partly implements ("1");
+ * - `x-why`: why it takes only those ("this server generates one choice per request").
  */
 
-const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
+type Schema = Record<string, unknown>;
+
+const nullable = (schema: Schema) => ({ anyOf: [schema, { type: 'null' }] });
+/** An OpenAI field whose every value but null (or leaving it out) asks for something this server does not do. */
+const unsupported = (type: string, why: string) => nullable({ type, not: {}, 'x-allowed': 'null or left out', 'x-why': why });
+
+const PENALTIES = 'this server does not implement presence or frequency penalties';
+const ONE_CHOICE = 'this server generates one choice per request';
+const NO_LOGPROBS = 'this server does not return log probabilities';
+const NO_TOOLS = 'this server does not support tool calls';
 
 const common = {
   model: { type: 'string', minLength: 1 },
@@ -15,13 +32,14 @@ const common = {
   temperature: nullable({ type: 'number', minimum: 0, maximum: 2 }),
   top_p: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 1 }),
   top_k: nullable({ type: 'integer', minimum: -1 }),
-  n: nullable({ type: 'integer', minimum: 1, maximum: 1 }),
+  n: nullable({ type: 'integer', minimum: 1, maximum: 1, 'x-why': ONE_CHOICE }),
   seed: nullable({ type: 'integer' }),
-  stop: nullable({ anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, maxItems: 4 }] }),
+  stop: nullable({ anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, maxItems: 4 }], 'x-expected': 'a string or an array of up to 4 strings' }),
   stream: nullable({ type: 'boolean' }),
   stream_options: nullable({ type: 'object', properties: { include_usage: { type: 'boolean' } } }),
-  presence_penalty: nullable({ type: 'number', minimum: 0, maximum: 0 }),
-  frequency_penalty: nullable({ type: 'number', minimum: 0, maximum: 0 }),
+  presence_penalty: nullable({ type: 'number', minimum: 0, maximum: 0, 'x-why': PENALTIES }),
+  frequency_penalty: nullable({ type: 'number', minimum: 0, maximum: 0, 'x-why': PENALTIES }),
+  logit_bias: nullable({ type: 'object', additionalProperties: { type: 'number' } }),
   user: { type: 'string' },
   ignore_eos: { type: 'boolean' },
   kv_policy: { type: 'string', enum: [...POLICY_NAMES] },
@@ -31,50 +49,75 @@ const common = {
 export const completionBody = {
   type: 'object',
   required: ['model', 'prompt'],
+  'x-expected': 'a JSON object',
   properties: {
     ...common,
     prompt: {
+      'x-expected': 'a string, an array of one string, or an array of token ids',
       anyOf: [
         { type: 'string', minLength: 1 },
-        { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: 1 },
-        { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1 },
+        { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: 1, 'x-why': 'this server completes one prompt per request' },
+        { type: 'array', items: { type: 'integer', minimum: 0, 'x-expected': 'an integer token id' }, minItems: 1 },
       ],
     },
-    echo: nullable({ type: 'boolean', enum: [false] }),
-    logprobs: { type: 'null' },
-    suffix: { type: 'null' },
-    best_of: nullable({ type: 'integer', minimum: 1, maximum: 1 }),
+    echo: nullable({ type: 'boolean', enum: [false], 'x-why': 'this server does not echo the prompt' }),
+    logprobs: unsupported('integer', NO_LOGPROBS),
+    suffix: unsupported('string', 'this server does not insert text (suffix)'),
+    best_of: nullable({ type: 'integer', minimum: 1, maximum: 1, 'x-why': 'this server generates one candidate per request' }),
+  },
+} as const;
+
+/** A content part: only text parts ({type: 'text', text}) are read. */
+const contentPart = {
+  type: 'object',
+  'x-expected': "a content part (an object with 'type' and 'text')",
+  'x-plural': 'content parts',
+  required: ['type'],
+  // Required only for text parts, so that an image part is refused for its type, not for a missing text.
+  if: { properties: { type: { const: 'text' } } },
+  then: { required: ['text'] },
+  properties: {
+    type: { type: 'string', const: 'text', 'x-why': 'this server reads text content only' },
+    text: { type: 'string' },
+  },
+} as const;
+
+const CONTENT = 'a string or an array of content parts';
+const contentParts = { type: 'array', items: contentPart };
+
+/** The roles whose messages must have content (an assistant message may leave it out or send null). */
+const CONTENT_ROLES = ['system', 'developer', 'user'];
+
+const message = {
+  type: 'object',
+  'x-expected': 'a message object',
+  'x-plural': 'messages',
+  required: ['role'],
+  if: { required: ['role'], properties: { role: { enum: CONTENT_ROLES } } },
+  then: { required: ['content'], properties: { content: { anyOf: [{ type: 'string' }, contentParts], 'x-expected': CONTENT } } },
+  properties: {
+    role: { type: 'string', enum: [...CONTENT_ROLES, 'assistant'] },
+    content: { anyOf: [{ type: 'string' }, { type: 'null' }, contentParts], 'x-expected': CONTENT },
+    name: { type: 'string' },
   },
 } as const;
 
 export const chatBody = {
   type: 'object',
   required: ['model', 'messages'],
+  'x-expected': 'a JSON object',
   properties: {
     ...common,
     max_completion_tokens: nullable({ type: 'integer', minimum: 1 }),
-    messages: {
-      type: 'array',
-      minItems: 1,
-      items: {
-        type: 'object',
-        required: ['role'],
-        properties: {
-          role: { type: 'string', enum: ['system', 'developer', 'user', 'assistant'] },
-          content: {
-            anyOf: [
-              { type: 'string' },
-              { type: 'null' },
-              { type: 'array', items: { type: 'object', required: ['type', 'text'], properties: { type: { const: 'text' }, text: { type: 'string' } } } },
-            ],
-          },
-          name: { type: 'string' },
-        },
-      },
-    },
-    logprobs: nullable({ type: 'boolean', enum: [false] }),
-    tools: { type: 'array', maxItems: 0 },
-    response_format: { type: 'object', properties: { type: { const: 'text' } } },
+    messages: { type: 'array', minItems: 1, items: message },
+    logprobs: nullable({ type: 'boolean', enum: [false], 'x-why': NO_LOGPROBS }),
+    top_logprobs: nullable({ type: 'integer', minimum: 0, maximum: 0, 'x-why': NO_LOGPROBS }),
+    tools: nullable({ type: 'array', maxItems: 0, 'x-why': NO_TOOLS }),
+    functions: nullable({ type: 'array', maxItems: 0, 'x-why': NO_TOOLS }),
+    parallel_tool_calls: nullable({ type: 'boolean' }),
+    response_format: nullable({ type: 'object', required: ['type'], properties: { type: { type: 'string', const: 'text', 'x-why': 'this server generates plain text only' } } }),
+    store: nullable({ type: 'boolean' }),
+    metadata: nullable({ type: 'object', additionalProperties: { type: 'string' } }),
   },
 } as const;
 

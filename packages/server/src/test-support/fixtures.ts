@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { WorkerEngine, type WorkerEngineOptions } from '../engine/worker-engine.js';
+import { WorkerEngine, type WorkerEngineOptions } from '@arkvale/engine';
 import { createArkvaleServer, type ArkvaleServer } from '../server.js';
 
 export const MODEL_DIR = fileURLToPath(new URL('../../../../models/tiny-retrieval', import.meta.url));

@@ -1,0 +1,115 @@
+import type { KvCache, PoolNeeds, Tensor } from '@arkvale/core';
+import type { LlamaForward, RowSegment } from '@arkvale/model-llama';
+import type { Job } from './job.js';
+
+/** A prefill chunk chosen for this step: `count` prompt tokens, or the whole prompt in one pass (`oneShot`). */
+export interface ChunkPlan {
+  readonly job: Job;
+  readonly count: number;
+  readonly oneShot: boolean;
+  /** What it takes from the pools. */
+  readonly needs: PoolNeeds;
+}
+
+export interface StepResult {
+  /** Logits [rows, vocab], one row per entry of `jobs`. */
+  readonly logits: Tensor;
+  /** Whose token each logit row is: every decoding job, then each job whose prompt just ended. */
+  readonly jobs: Job[];
+}
+
+/** Jobs grouped by cache, in first-seen order. */
+function byCache(jobs: readonly Job[]): [KvCache, Job[]][] {
+  const groups = new Map<KvCache, Job[]>();
+  for (const j of jobs) {
+    const list = groups.get(j.cache!) ?? [];
+    list.push(j);
+    groups.set(j.cache!, list);
+  }
+  return [...groups.entries()];
+}
+
+/**
+ * One forward pass for a decode step of every decoding job (one DecodeStep per
+ * cache) and the chosen prefill chunks. With `blockRows` > 0, decode rows go through
+ * the matrix products in blocks of `blockRows` and each chunk in a block of its own,
+ * so that every row meets the kernels it would meet alone (EngineConfig.decodeBlockRows);
+ * with 0, every row of the step shares one product.
+ *
+ * The pools were checked for the whole step by the caller: the chunks take their
+ * pages first, then each cache's step, whose recalls stay within what it reserved.
+ */
+export function runStep(forward: LlamaForward, decoding: readonly Job[], chunks: readonly ChunkPlan[], blockRows: number): StepResult {
+  const groups = byCache(decoding);
+  const jobs: Job[] = [];
+  const run = () => forwardStep(forward, groups, chunks, blockRows, jobs);
+  // A step of decode rows alone may be replayed as a graph when its work repeats the last one's.
+  const key = chunks.length === 0 && forward.backend.graphStep ? graphKey(groups, blockRows) : null;
+  const logits = key === null ? run() : forward.backend.graphStep!(key, run);
+  return { logits, jobs };
+}
+
+/** The key of a decode-only step: every cache's (KvCache.graphKey) and the blocks; null when one cache's step cannot be replayed. */
+function graphKey(groups: readonly [KvCache, Job[]][], blockRows: number): string | null {
+  let key = `blocks ${blockRows}`;
+  for (const [cache, list] of groups) {
+    const k = cache.graphKey(list.map((j) => j.seq));
+    if (k === null) return null;
+    key += ` | ${list.length} ${k}`;
+  }
+  return key;
+}
+
+/** A prefill chunk's rows: a one-shot prompt (`KvCache.prefillLayer`) or the next chunk of a chunked one. */
+function chunkSegment(forward: LlamaForward, plan: ChunkPlan): { segment: RowSegment; last: boolean } {
+  const { job } = plan;
+  const cache = job.cache!;
+  const prompt = job.req.promptIds;
+  if (plan.oneShot) {
+    return {
+      segment: { tokens: prompt, positions: prompt.map((_, i) => i), attend: (l, q, k, v) => cache.prefillLayer(job.seq, l, q, k, v, forward.scale) },
+      last: true,
+    };
+  }
+  const chunk = cache.beginPrefillChunk(job.seq, plan.count);
+  return {
+    segment: {
+      tokens: prompt.slice(chunk.start, chunk.start + chunk.count),
+      positions: Array.from({ length: chunk.count }, (_, i) => chunk.start + i),
+      attend: (l, q, k, v) => cache.prefillChunkLayer(chunk, l, q, k, v, forward.scale),
+    },
+    last: chunk.last,
+  };
+}
+
+/** The step's forward pass; fills `jobs` with whose token each logit row is. */
+function forwardStep(forward: LlamaForward, groups: readonly [KvCache, Job[]][], chunks: readonly ChunkPlan[], blockRows: number, jobs: Job[]): Tensor {
+  const segments: RowSegment[] = [];
+  // Chunks take their pages before the decode steps begin (see runStep).
+  const begun = chunks.map((c) => ({ job: c.job, ...chunkSegment(forward, c) }));
+  for (const [cache, list] of groups) {
+    const step = cache.beginStep(list.map((j) => j.seq));
+    segments.push({
+      tokens: list.map((j) => j.next),
+      positions: step.positions,
+      attend: (l, q, k, v) => cache.decodeLayer(step, l, q, k, v, forward.scale),
+    });
+    jobs.push(...list);
+  }
+  const decodeRows = jobs.length;
+  const blocks: number[] = [];
+  if (blockRows > 0) for (let left = decodeRows; left > 0; left -= blockRows) blocks.push(Math.min(left, blockRows));
+  const logitRows = Array.from({ length: decodeRows }, (_, i) => i);
+  let row = decodeRows;
+  for (const { job, segment, last } of begun) {
+    segments.push(segment);
+    blocks.push(segment.tokens.length);
+    row += segment.tokens.length;
+    if (last) {
+      logitRows.push(row - 1);
+      jobs.push(job);
+    }
+  }
+  if (blockRows === 0) return forward.forwardRows({ segments, logitRows });
+  return forward.forwardRows({ segments, blocks, logitRows, logitBlock: blockRows });
+}

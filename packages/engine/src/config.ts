@@ -1,0 +1,77 @@
+import type { CacheOptions, PolicyName } from '@arkvale/core';
+
+/**
+ * How the engine runs: pages, pools, the default KV plan, and the scheduler's limits.
+ * The plan's tuning fields (sinks, window, full layers, top-k, digest, selection) are
+ * core's cache options, with core's defaults.
+ */
+export interface EngineConfig extends Pick<CacheOptions, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection'> {
+  /** Tokens per KV page. Default 16. */
+  readonly pageSize?: number;
+  /** Device pool, in pages of one layer, shared by every sequence and plan. Default 4096. */
+  readonly devicePages?: number;
+  /** Host pool (backups, parked sequences). Default 4x devicePages. */
+  readonly hostPages?: number;
+  /** KV policy and budget of requests that name none. Default arkvale @ 512. */
+  readonly policy?: PolicyName;
+  readonly budgetTokens?: number;
+  /** Prompt tokens per prefill chunk; chunk boundaries are multiples of it, whatever else runs. Default 256. */
+  readonly chunkTokens?: number;
+  /** Prefill rows per step at most (at least one chunk runs). Default 512. */
+  readonly stepTokens?: number;
+  /** Requests waiting for admission at most; more are refused with queue_full. Default 1024. */
+  readonly maxWaiting?: number;
+  /** Sequences admitted (prefilling, decoding) at most. Default 256. */
+  readonly maxRunning?: number;
+  /**
+   * Decode rows per matrix product. Rows of one product share one kernel choice, and
+   * the CPU backend switches kernels at 16 rows: blocks below that give every request
+   * the very numbers it gets alone (batch invariance). 0: one product for all rows.
+   * Default 8.
+   */
+  readonly decodeBlockRows?: number;
+  /**
+   * How prompts are written. `chunked` (default): in chunks of `chunkTokens`, between
+   * decode steps of other sequences; every layer holds the whole prompt until its last
+   * chunk. `one-shot`: a prompt in one pass (its step waits for nothing else), each
+   * layer keeping only its budget once written: the least device memory for a prompt
+   * far over the budget, what a batch run offline wants.
+   */
+  readonly prefill?: 'chunked' | 'one-shot';
+}
+
+export type ResolvedEngineConfig = Required<Omit<EngineConfig, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection'>> &
+  Pick<EngineConfig, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection'>;
+
+export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig {
+  const devicePages = c.devicePages ?? 4096;
+  // Only the engine's own fields: callers pass wider option objects (callbacks
+  // included), and the config travels to the worker thread by structured clone.
+  const r = {
+    sinkPages: c.sinkPages,
+    windowPages: c.windowPages,
+    fullLayers: c.fullLayers,
+    topK: c.topK,
+    digest: c.digest,
+    selection: c.selection,
+    pageSize: c.pageSize ?? 16,
+    devicePages,
+    hostPages: c.hostPages ?? devicePages * 4,
+    policy: c.policy ?? 'arkvale',
+    budgetTokens: c.budgetTokens ?? 512,
+    chunkTokens: c.chunkTokens ?? 256,
+    stepTokens: c.stepTokens ?? 512,
+    maxWaiting: c.maxWaiting ?? 1024,
+    maxRunning: c.maxRunning ?? 256,
+    decodeBlockRows: c.decodeBlockRows ?? 8,
+    prefill: c.prefill ?? 'chunked',
+  };
+  if (r.prefill !== 'chunked' && r.prefill !== 'one-shot') throw new RangeError(`engine option prefill must be "chunked" or "one-shot", got ${String(r.prefill)}`);
+  for (const key of ['pageSize', 'devicePages', 'budgetTokens', 'chunkTokens', 'stepTokens', 'maxRunning'] as const) {
+    if (!Number.isInteger(r[key]) || r[key] < 1) throw new RangeError(`engine option ${key} must be an integer >= 1, got ${String(r[key])}`);
+  }
+  for (const key of ['hostPages', 'maxWaiting', 'decodeBlockRows'] as const) {
+    if (!Number.isInteger(r[key]) || r[key] < 0) throw new RangeError(`engine option ${key} must be an integer >= 0, got ${String(r[key])}`);
+  }
+  return r;
+}

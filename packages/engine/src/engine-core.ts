@@ -1,0 +1,286 @@
+import type { KvCache, KvGeometry, PoolNeeds } from '@arkvale/core';
+import type { LlamaForward, Tokenizer } from '@arkvale/model-llama';
+import { EngineError } from './errors.js';
+import { runStep, type ChunkPlan } from './batch-step.js';
+import type { ResolvedEngineConfig } from './config.js';
+import { Job } from './job.js';
+import { PlanCaches } from './plan-caches.js';
+import type { PreparedRequest } from './prepare.js';
+import { sampleRows } from './sampler.js';
+import { Admission } from './admission.js';
+import { collectEngineStats, StepWindow } from './engine-stats.js';
+import type { EngineEvent, EngineStats, FinishReason } from './types.js';
+
+/** What one step ran. */
+export interface StepReport {
+  /** Prompt tokens prefilled. */
+  readonly prefillTokens: number;
+  /** Sequences that decoded a token, of which `suffixRows` fed a suffix token (teacher-forced). */
+  readonly decodeRows: number;
+  readonly suffixRows: number;
+}
+
+export interface EngineCoreInit {
+  readonly forward: LlamaForward;
+  readonly tokenizer: Tokenizer;
+  readonly config: ResolvedEngineConfig;
+  /** The KV geometry of every plan's cache (pages in the backend's dtype: LlamaEngine.geometry). */
+  readonly geometry: KvGeometry;
+  /** Tokens that end a sequence (eosIds of the model). */
+  readonly eosIds: readonly number[];
+  /** Where each request's events go. */
+  readonly sink: EventSink;
+  /** The default plan's cache, made by the caller (an offline run sizes its pools for its batch); default: one made from the config's pools. */
+  readonly cache?: KvCache;
+}
+
+/** Where the core delivers a request's events (an error ends the request like a done event). */
+export type EventSink = (id: string, event: EngineEvent | { readonly type: 'error'; readonly error: EngineError }) => void;
+
+/**
+ * The scheduler and the model, synchronous: `step()` runs one iteration of continuous
+ * batching. Whoever drives it (an event loop on this thread, or a worker) calls
+ * `step()` while `hasWork`, and handles `enqueue` / `abort` between steps.
+ *
+ * Each step: resume parked sequences that fit again (oldest first), admit waiting
+ * requests first come first served while their prefill peak fits, choose whole
+ * prefill chunks up to the step's row budget, park the newest decoding sequences while
+ * the step would not fit the pools, then run one forward pass for all of it.
+ */
+export class EngineCore {
+  private readonly waiting: Job[] = [];
+  /** Admitted jobs (prefill, decode, parked), in arrival order. */
+  private readonly active = new Map<string, Job>();
+  private readonly caches: PlanCaches;
+  private readonly admission: Admission;
+  private readonly eos: Set<number>;
+  private arrivals = 0;
+  readonly counters = { steps: 0, decodeSteps: 0, decodeStepMs: 0, prefillTokens: 0, promptTokens: 0, generationTokens: 0, parks: 0, resumes: 0, finished: 0, aborted: 0, failed: 0 };
+  private readonly window = new StepWindow(128);
+
+  private readonly forward: LlamaForward;
+  private readonly tokenizer: Tokenizer;
+  private readonly config: ResolvedEngineConfig;
+  private readonly sink: EventSink;
+
+  constructor(init: EngineCoreInit) {
+    this.forward = init.forward;
+    this.tokenizer = init.tokenizer;
+    this.config = init.config;
+    this.sink = init.sink;
+    this.caches = new PlanCaches(init.config, init.geometry, init.forward.backend, init.cache);
+    this.admission = new Admission(this.caches.store);
+    this.eos = new Set(init.eosIds);
+  }
+
+  get hasWork(): boolean {
+    return this.waiting.length > 0 || this.active.size > 0;
+  }
+
+  enqueue(req: PreparedRequest): void {
+    if (this.active.has(req.id) || this.waiting.some((j) => j.id === req.id)) {
+      throw new EngineError('invalid_request', `a request with id "${req.id}" is already in flight`, 'id');
+    }
+    if (this.waiting.length >= this.config.maxWaiting) {
+      throw new EngineError('queue_full', `the engine queue is full (${this.config.maxWaiting} requests waiting); retry later`);
+    }
+    const job = new Job(req, this.arrivals++, this.tokenizer);
+    job.cache = this.caches.get(req.policy, req.budgetTokens);
+    this.waiting.push(job);
+  }
+
+  /** Ends a request now and frees its pages. */
+  abort(id: string): boolean {
+    const i = this.waiting.findIndex((j) => j.id === id);
+    const job = i >= 0 ? this.waiting.splice(i, 1)[0] : this.active.get(id);
+    if (!job) return false;
+    this.finish(job, 'abort', '');
+    this.counters.aborted++;
+    return true;
+  }
+
+  /** Aborts everything; returns the statistics once every page is back. */
+  close(): EngineStats {
+    for (const job of [...this.waiting, ...this.active.values()]) this.abort(job.id);
+    return this.stats();
+  }
+
+  stats(): EngineStats {
+    const jobs = [...this.active.values()];
+    return collectEngineStats({
+      waiting: this.waiting.length,
+      running: jobs.filter((j) => j.phase !== 'parked').length,
+      prefilling: jobs.filter((j) => j.phase === 'prefill').length,
+      parked: jobs.filter((j) => j.phase === 'parked').length,
+      caches: this.caches.entries(),
+      counters: this.counters,
+      window: this.window,
+    });
+  }
+
+  /** Runs one iteration; says what ran (nothing when no work fits yet). */
+  step(): StepReport {
+    const recallsBefore = this.caches.store.counters.recalls;
+    this.resumeParked();
+    this.admitWaiting();
+    const chunks = this.chooseChunks();
+    const decoding = this.fitStep(chunks);
+    const report: StepReport = {
+      prefillTokens: chunks.reduce((n, c) => n + c.count, 0),
+      decodeRows: decoding.length,
+      suffixRows: decoding.filter((j) => j.nextIsSuffix).length,
+    };
+    if (decoding.length === 0 && chunks.length === 0) return report;
+    const involved = [...decoding, ...chunks.map((c) => c.job)];
+    const start = performance.now();
+    try {
+      const b = this.forward.backend;
+      // The step's tensors (logits, sampling) are freed before tokens are delivered.
+      const { jobs, tokens } = b.tidy(() => {
+        const step = runStep(this.forward, decoding, chunks, this.config.decodeBlockRows);
+        // Rows still feeding a suffix take their next suffix token and nothing from their random stream.
+        const sampled = step.jobs.flatMap((j, i) => (j.hasSuffixLeft ? [] : [i]));
+        const rows = sampled.length === step.jobs.length ? step.logits : b.gatherRows(step.logits, b.fromArray(sampled, [sampled.length], 'i32'));
+        const drawn = sampled.length > 0 ? sampleRows(b, rows, sampled.map((i) => ({ ...step.jobs[i].req, uniform: step.jobs[i].uniform }))) : [];
+        const tokens: number[] = step.jobs.map((j) => (j.hasSuffixLeft ? -1 : 0));
+        sampled.forEach((i, k) => (tokens[i] = drawn[k]));
+        return { jobs: step.jobs, tokens };
+      });
+      for (const c of chunks) this.counters.prefillTokens += c.count;
+      jobs.forEach((job, i) => (tokens[i] < 0 ? this.feedSuffix(job) : this.deliver(job, tokens[i])));
+    } catch (e) {
+      // Requests were checked before they were queued: a failing step is the engine's fault.
+      const error = e instanceof EngineError ? e : new EngineError('engine_failed', `the engine failed a step: ${e instanceof Error ? e.message : String(e)}`, null, { cause: e });
+      for (const job of involved) if (this.active.has(job.id)) this.fail(job, error);
+    }
+    this.counters.steps++;
+    if (chunks.length === 0) {
+      this.counters.decodeSteps++;
+      this.counters.decodeStepMs += performance.now() - start;
+    }
+    this.window.push(this.caches.store.counters.recalls - recallsBefore, this.caches.store.devicePool.bytesPerPage);
+    return report;
+  }
+
+  private feedSuffix(job: Job): void {
+    if (job.phase === 'prefill') job.phase = 'decode';
+    job.feedSuffix();
+  }
+
+  private deliver(job: Job, token: number): void {
+    if (job.phase === 'prefill') job.phase = 'decode';
+    const before = job.text.tokenIds.length;
+    const text = job.text.accept(token, this.eos.has(token));
+    if (job.text.tokenIds.length > before) {
+      this.counters.generationTokens++;
+      this.sink(job.id, { type: 'token', tokenId: token, text });
+    }
+    if (job.text.finish) {
+      this.counters.finished++;
+      this.finish(job, job.text.finish, job.text.tokenIds.length > before ? '' : text);
+    } else {
+      job.next = token;
+      job.nextIsSuffix = false;
+    }
+  }
+
+  /** Ends a job; its done event goes out while its pages are still held (an offline run reads the cache's statistics then). */
+  private finish(job: Job, reason: FinishReason, text: string): void {
+    this.active.delete(job.id);
+    this.sink(job.id, { type: 'done', text, finishReason: reason, usage: { promptTokens: job.req.promptIds.length, completionTokens: job.text.tokenIds.length } });
+    job.release();
+  }
+
+  private fail(job: Job, error: EngineError): void {
+    job.release();
+    this.active.delete(job.id);
+    this.counters.failed++;
+    this.sink(job.id, { type: 'error', error });
+  }
+
+  private jobsIn(phase: Job['phase']): Job[] {
+    return [...this.active.values()].filter((j) => j.phase === phase);
+  }
+
+  /** Parked sequences come back first come first served, when their pages and a step's worth fit. */
+  private resumeParked(): void {
+    for (const job of this.jobsIn('parked')) {
+      if (!this.admission.canResume(job, this.jobsIn('decode'), this.jobsIn('prefill'))) return;
+      job.cache!.resume(job.seq);
+      job.phase = 'decode';
+      this.counters.resumes++;
+    }
+  }
+
+  /** Waiting requests are admitted in order while their prefill peak fits; parked ones go first. */
+  private admitWaiting(): void {
+    if (this.jobsIn('parked').length > 0) return;
+    while (this.waiting.length > 0 && this.active.size < this.config.maxRunning) {
+      const job = this.waiting[0];
+      if (!this.admission.canAdmit(job.cache!, this.prefillPeak(job), this.jobsIn('decode'), this.jobsIn('prefill'))) return;
+      this.waiting.shift();
+      const length = job.req.promptIds.length;
+      job.seq = this.oneShot ? job.cache!.admit(length) : job.cache!.admitChunked(length);
+      job.peakDevice = this.prefillPeak(job).device;
+      job.phase = 'prefill';
+      this.active.set(job.id, job);
+      this.counters.promptTokens += job.req.promptIds.length;
+    }
+  }
+
+  private get oneShot(): boolean {
+    return this.config.prefill === 'one-shot';
+  }
+
+  /** The most a job's prefill holds at once. */
+  private prefillPeak(job: Job): PoolNeeds {
+    const length = job.req.promptIds.length;
+    return this.oneShot ? job.cache!.prefillPeak(length) : job.cache!.chunkedPrefillPeak(length);
+  }
+
+  /**
+   * The oldest prefills' next pieces, up to the step's rows (at least one): whole
+   * chunks (boundaries at multiples of chunkTokens), or whole prompts when one-shot.
+   */
+  private chooseChunks(): ChunkPlan[] {
+    const chunks: ChunkPlan[] = [];
+    let rows = 0;
+    for (const job of this.jobsIn('prefill')) {
+      const remaining = this.oneShot ? job.req.promptIds.length : job.cache!.promptRemaining(job.seq);
+      const count = this.oneShot ? remaining : Math.min(this.config.chunkTokens, remaining);
+      if (chunks.length > 0 && rows + count > this.config.stepTokens) break;
+      chunks.push({ job, count, oneShot: this.oneShot, needs: job.prefillNeeds(count, this.oneShot) });
+      rows += count;
+    }
+    return chunks;
+  }
+
+  /**
+   * The decoding jobs of this step, after making the step fit the pools: the newest
+   * decoding sequences are parked (their pages go to the host pool), then chunks wait.
+   */
+  private fitStep(chunks: ChunkPlan[]): Job[] {
+    let decoding = this.jobsIn('decode');
+    for (;;) {
+      const short = this.admission.shortfall(decoding, chunks);
+      if (!short) break;
+      const victim = [...decoding].reverse().find((j) => this.admission.canPark(j));
+      if (victim && (decoding.length > 1 || chunks.length === 0)) {
+        victim.cache!.park(victim.seq);
+        victim.phase = 'parked';
+        this.counters.parks++;
+        decoding = decoding.filter((j) => j !== victim);
+      } else if (chunks.length > 0) {
+        chunks.pop();
+      } else if (decoding.length > 0) {
+        const last = decoding[decoding.length - 1];
+        this.fail(last, new EngineError('engine_failed', `the KV pools cannot hold this request any more (${short} pool short)`));
+        decoding = decoding.slice(0, -1);
+      } else {
+        break;
+      }
+    }
+    for (const c of chunks) c.job.takenDevice += c.needs.device;
+    return decoding;
+  }
+}

@@ -1,0 +1,51 @@
+import type { KvCache, PagePool } from '@arkvale/core';
+import type { EngineStats, PoolGauge } from './types.js';
+
+/** Recalls of the last steps, for per-step means. */
+export class StepWindow {
+  private readonly recalls: number[] = [];
+  bytesPerPage = 0;
+
+  constructor(private readonly size: number) {}
+
+  push(recalls: number, bytesPerPage: number): void {
+    this.recalls.push(recalls);
+    if (this.recalls.length > this.size) this.recalls.shift();
+    this.bytesPerPage = bytesPerPage;
+  }
+
+  get meanRecalls(): number {
+    return this.recalls.length ? this.recalls.reduce((a, b) => a + b, 0) / this.recalls.length : 0;
+  }
+}
+
+const gauge = (p: PagePool): PoolGauge => ({ used: p.used, capacity: p.capacity, bytesPerPage: p.bytesPerPage });
+
+export function collectEngineStats(s: {
+  waiting: number;
+  running: number;
+  prefilling: number;
+  parked: number;
+  caches: [string, KvCache][];
+  counters: { steps: number; decodeSteps: number; decodeStepMs: number; prefillTokens: number; promptTokens: number; generationTokens: number; parks: number; resumes: number; finished: number; aborted: number; failed: number };
+  window: StepWindow;
+}): EngineStats {
+  const store = s.caches[0][1].store;
+  const bytes = store.devicePool.bytesPerPage;
+  return {
+    waiting: s.waiting,
+    running: s.running,
+    prefilling: s.prefilling,
+    parked: s.parked,
+    sequences: s.caches.reduce((n, [, c]) => n + c.sequenceIds.length, 0),
+    devicePages: gauge(store.devicePool),
+    hostPages: gauge(store.hostPool),
+    digestPages: gauge(store.digestPool),
+    ...s.counters,
+    recalls: store.counters.recalls,
+    recallBytes: store.counters.recalls * bytes,
+    recallsPerStep: s.window.meanRecalls,
+    recallBytesPerStep: s.window.meanRecalls * bytes,
+    caches: s.caches.map(([plan, cache]) => ({ plan, kv: cache.stats() })),
+  };
+}

@@ -1,0 +1,91 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Backend } from '@arkvale/core';
+import { LlamaEngine } from '@arkvale/model-llama';
+import { EngineError } from './errors.js';
+import { EngineCore } from './engine-core.js';
+import { describeBackend, loadBackend } from './load-backend.js';
+import type { FromWorker, ToWorker, WireEvent, WorkerInit } from './worker-protocol.js';
+
+/*
+ * The worker thread of WorkerEngine: it loads the weights and its own backend, runs
+ * the scheduler one step per turn of its event loop, and posts each step's events in
+ * one message. Messages (submit, abort, stats) are handled between steps.
+ */
+
+const port = parentPort!;
+const init = workerData as WorkerInit;
+const post = (m: FromWorker) => port.postMessage(m);
+
+async function main(): Promise<void> {
+  const warn = (text: string) => post({ type: 'log', text });
+  type Factory = { createBackend(name: string, warn: (t: string) => void, options: Record<string, unknown>): Backend | Promise<Backend> };
+  // A backend module of the caller's (a backend of their own), else the engine's loader.
+  const backend = init.backendModule
+    ? await ((await import(init.backendModule)) as Factory).createBackend(init.backend, warn, init.backendOptions)
+    : await loadBackend({ backend: init.backend, dtype: init.backendOptions.dtype as string | undefined, onWarning: warn });
+  const llama = await LlamaEngine.load(init.modelDir, backend, { gpuMemoryUtilization: init.gpuMemoryUtilization });
+  // On a GPU the shared device pool must fit beside the weights and a step's activations.
+  const capacity = llama.devicePageCapacity(init.config.pageSize, init.config.stepTokens);
+  if (capacity !== undefined && init.config.devicePages > capacity) {
+    throw new Error(
+      `a device pool of ${init.config.devicePages} pages does not fit: ${capacity} pages of ${init.config.pageSize} tokens fit within --gpu-memory-utilization ${init.gpuMemoryUtilization}; lower --device-pages`,
+    );
+  }
+  let outbox: [string, WireEvent][] = [];
+  const core = new EngineCore({
+    forward: llama.forward,
+    tokenizer: llama.model.tokenizer,
+    config: init.config,
+    geometry: llama.geometry(init.config.pageSize),
+    eosIds: llama.model.eosIds,
+    sink: (id, ev) => void outbox.push([id, ev.type === 'error' ? { type: 'error', error: ev.error.toJSON() } : ev]),
+  });
+  const flush = () => {
+    if (outbox.length === 0) return;
+    post({ type: 'events', events: outbox });
+    outbox = [];
+  };
+  let running = false;
+  const loop = () => {
+    if (!core.hasWork) {
+      running = false;
+      return;
+    }
+    core.step();
+    flush();
+    setImmediate(loop);
+  };
+  port.on('message', (m: ToWorker) => {
+    switch (m.type) {
+      case 'submit':
+        try {
+          core.enqueue(m.request);
+        } catch (e) {
+          const error = e instanceof EngineError ? e : new EngineError('engine_failed', String(e));
+          outbox.push([m.request.id, { type: 'error', error: error.toJSON() }]);
+        }
+        if (!running) {
+          running = true;
+          setImmediate(loop);
+        }
+        break;
+      case 'abort':
+        core.abort(m.id);
+        break;
+      case 'stats':
+        post({ type: 'stats', ticket: m.ticket, stats: core.stats() });
+        break;
+      case 'close': {
+        const stats = core.close();
+        flush();
+        post({ type: 'closed', stats });
+        port.close();
+        return;
+      }
+    }
+    flush();
+  });
+  post({ type: 'ready', backend: describeBackend(backend) });
+}
+
+main().catch((e: unknown) => post({ type: 'fatal', message: e instanceof Error ? e.message : String(e) }));

@@ -1,0 +1,30 @@
+// Backends, loaded when asked for.
+export { loadBackend, describeBackend, checkBackendChoice, BACKENDS, GPU_DTYPES } from './load-backend.js';
+export type { LoadBackendOptions, BackendName, GpuDtype } from './load-backend.js';
+
+// The core every face drives.
+export { EngineCore } from './engine-core.js';
+export type { EngineCoreInit, EventSink, StepReport } from './engine-core.js';
+export { resolveEngineConfig } from './config.js';
+export type { EngineConfig, ResolvedEngineConfig } from './config.js';
+export { sampleRows } from './sampler.js';
+export type { RowSampling } from './sampler.js';
+export { checkSampling } from './sampling-options.js';
+export type { SamplingOptions } from './sampling-options.js';
+export { TextStream } from './text-stream.js';
+
+// The offline face: a batch of requests to the end.
+export { generateBatch, checkGenerationRequest } from './generate-batch.js';
+export type { GenerationRequest, GenerationOutput, GenerationTimings, BatchResult, BatchOptions } from './generate-batch.js';
+
+// The async face: submit, abort, stats, close; on this thread or a worker.
+export { LocalEngine } from './local-engine.js';
+export type { LocalEngineOptions } from './local-engine.js';
+export { WorkerEngine } from './worker-engine.js';
+export type { WorkerEngineOptions } from './worker-engine.js';
+export type { ModelOptions } from './model-parts.js';
+export { createChatFormat, messageText } from './chat-format.js';
+export type { ChatFormat } from './chat-format.js';
+export type * from './types.js';
+export { EngineError, asEngineError } from './errors.js';
+export type { EngineErrorCode } from './errors.js';

@@ -1,0 +1,91 @@
+import type { Backend } from '@arkvale/core';
+import { LlamaEngine } from '@arkvale/model-llama';
+import { describeBackend, loadBackend, type BackendName } from './load-backend.js';
+import { EngineClient } from './engine-client.js';
+import { EngineCore } from './engine-core.js';
+import { clientParts, type ModelOptions } from './model-parts.js';
+import type { EngineStats } from './types.js';
+
+export interface LocalEngineOptions extends ModelOptions {
+  /** A backend, or the name loadBackend takes. Default "cpu". */
+  readonly backend?: Backend | BackendName;
+  /** Share of a GPU's memory the engine may use. Default 0.9. */
+  readonly gpuMemoryUtilization?: number;
+}
+
+/**
+ * The engine on this thread: the scheduler runs one step per turn of the event loop
+ * (setImmediate between steps), so I/O is served between steps but waits for a step.
+ * Simple to embed and to test; `WorkerEngine` keeps the caller's thread free.
+ */
+export class LocalEngine extends EngineClient {
+  private running = false;
+  private idle: (() => void)[] = [];
+
+  private constructor(
+    parts: ReturnType<typeof clientParts>,
+    backendName: string,
+    /** The scheduler itself (tests and embedders may read it; drive it only through this engine). */
+    readonly core: EngineCore,
+  ) {
+    super(parts.info(backendName), parts.config, parts.planner, parts.chat);
+  }
+
+  static async load(options: LocalEngineOptions): Promise<LocalEngine> {
+    const parts = clientParts(options);
+    const given = options.backend ?? 'cpu';
+    const backend = typeof given === 'string' ? await loadBackend({ backend: given }) : given;
+    const llama = await LlamaEngine.load(options.modelDir, backend, { gpuMemoryUtilization: options.gpuMemoryUtilization });
+    let engine: LocalEngine | null = null;
+    const core = new EngineCore({
+      forward: llama.forward,
+      tokenizer: llama.model.tokenizer,
+      config: parts.config,
+      geometry: llama.geometry(parts.config.pageSize),
+      eosIds: llama.model.eosIds,
+      sink: (id, ev) => engine!.onCoreEvent(id, ev),
+    });
+    engine = new LocalEngine(parts, describeBackend(backend), core);
+    return engine;
+  }
+
+  private onCoreEvent(id: string, ev: Parameters<EngineClient['deliver']>[1]): void {
+    this.deliver(id, ev);
+  }
+
+  protected sendSubmit(req: Parameters<EngineCore['enqueue']>[0]): void {
+    this.core.enqueue(req);
+    if (!this.running) {
+      this.running = true;
+      setImmediate(this.loop);
+    }
+  }
+
+  protected sendAbort(id: string): void {
+    this.core.abort(id);
+  }
+
+  private readonly loop = (): void => {
+    if (!this.core.hasWork) {
+      this.running = false;
+      for (const f of this.idle.splice(0)) f();
+      return;
+    }
+    this.core.step();
+    setImmediate(this.loop);
+  };
+
+  /** Resolves when nothing is queued or running. */
+  whenIdle(): Promise<void> {
+    return this.running ? new Promise((r) => this.idle.push(r)) : Promise.resolve();
+  }
+
+  stats(): Promise<EngineStats> {
+    return Promise.resolve(this.core.stats());
+  }
+
+  close(): Promise<EngineStats> {
+    this.closing = true;
+    return Promise.resolve(this.core.close());
+  }
+}

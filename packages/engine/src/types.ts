@@ -1,0 +1,136 @@
+import type { KvStats, PolicyName } from '@arkvale/core';
+
+/** A generation request as the engine takes it. */
+export interface EngineRequest {
+  /** Your id for the request (default: a fresh one). Must be unique among the requests in flight. */
+  readonly id?: string;
+  /** Text (encoded with the tokenizer's BOS) or token ids as they are. */
+  readonly prompt: string | readonly number[];
+  /** Tokens to generate at most. Default 16. */
+  readonly maxTokens?: number;
+  /** 0 is greedy. Default 0. */
+  readonly temperature?: number;
+  readonly topK?: number;
+  readonly topP?: number;
+  /** Seed of the sampler; the same seed gives the same tokens. Default: a fresh random seed. */
+  readonly seed?: number;
+  /** Generation ends before the first occurrence of any of these strings. */
+  readonly stop?: readonly string[];
+  readonly ignoreEos?: boolean;
+  /** KV policy and budget (tokens) of this request; default the engine's. */
+  readonly kvPolicy?: PolicyName;
+  readonly kvBudget?: number;
+  /** Aborts the request when it fires. */
+  readonly signal?: AbortSignal;
+}
+
+/** Why a sequence stopped by itself: end of sequence, a stop string, or its token limit. */
+export type StopReason = 'eos' | 'stop' | 'length';
+export type FinishReason = StopReason | 'abort';
+
+export interface Usage {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+}
+
+/** One new token; `text` is what may be shown now (text a stop string could still cut is held back). */
+export interface TokenEvent {
+  readonly type: 'token';
+  readonly tokenId: number;
+  readonly text: string;
+}
+
+/** The end of a request: the last text released, why it ended, and its token counts. */
+export interface DoneEvent {
+  readonly type: 'done';
+  readonly text: string;
+  readonly finishReason: FinishReason;
+  readonly usage: Usage;
+}
+
+export type EngineEvent = TokenEvent | DoneEvent;
+
+/** A submitted request: iterate it for its events; the iterator throws an EngineError if the engine fails it. */
+export interface RequestHandle extends AsyncIterable<EngineEvent> {
+  readonly id: string;
+  readonly promptTokens: number;
+}
+
+export interface PoolGauge {
+  readonly used: number;
+  readonly capacity: number;
+  readonly bytesPerPage: number;
+}
+
+export interface EngineStats {
+  readonly waiting: number;
+  /** Admitted and on the device: prefilling or decoding. */
+  readonly running: number;
+  readonly prefilling: number;
+  readonly parked: number;
+  /** Sequences the KV caches hold (running and parked). */
+  readonly sequences: number;
+  readonly devicePages: PoolGauge;
+  readonly hostPages: PoolGauge;
+  readonly digestPages: PoolGauge;
+  readonly steps: number;
+  /** Steps of decode rows alone (no prompt chunk), and their time in all (forward pass and sampling), ms. */
+  readonly decodeSteps: number;
+  readonly decodeStepMs: number;
+  /** Prompt tokens run through the model; resuming a parked sequence adds none. */
+  readonly prefillTokens: number;
+  readonly promptTokens: number;
+  readonly generationTokens: number;
+  readonly recalls: number;
+  readonly recallBytes: number;
+  /** Means over the last steps (up to 128). */
+  readonly recallsPerStep: number;
+  readonly recallBytesPerStep: number;
+  readonly parks: number;
+  readonly resumes: number;
+  readonly finished: number;
+  readonly aborted: number;
+  readonly failed: number;
+  /** Per KV plan (policy @ budget): the caches' own statistics. */
+  readonly caches: readonly { readonly plan: string; readonly kv: KvStats }[];
+}
+
+/** What a client of the engine can know about the model it serves. */
+export interface EngineModelInfo {
+  /** The name requests use in `model` (the folder name by default). */
+  readonly id: string;
+  readonly dir: string;
+  readonly maxPositions: number;
+  readonly backend: string;
+  readonly pageSize: number;
+  readonly defaultPolicy: PolicyName;
+  readonly defaultBudget: number;
+}
+
+/** Per-request timings, measured where the events are consumed. */
+export interface RequestObserver {
+  onFirstToken?(seconds: number): void;
+  onToken?(secondsSincePrevious: number): void;
+  onDone?(info: { seconds: number; usage: Usage; finishReason: FinishReason | 'error' }): void;
+}
+
+/**
+ * The engine as a plain async API (like vLLM's AsyncLLM): submit requests, iterate
+ * their tokens, abort them, read statistics, close. Continuous batching happens
+ * inside; any number of requests may be in flight.
+ */
+export interface AsyncEngine {
+  readonly model: EngineModelInfo;
+  /** Checks and queues a request; throws an EngineError (invalid request, queue full, closed) at once. */
+  submit(request: EngineRequest): RequestHandle;
+  /** Aborts a request: its stream ends with finishReason 'abort' and its pages are freed. False if unknown. */
+  abort(id: string): boolean;
+  stats(): Promise<EngineStats>;
+  observe(observer: RequestObserver): () => void;
+  /** Renders chat messages with the model's template (or the configured one / the plain fallback) to prompt ids. */
+  encodeChat(messages: readonly { role: string; content: unknown }[]): number[];
+  /** Where chat prompts come from: the model's template, a template file, or the plain fallback. */
+  readonly chatFormat: string;
+  /** Stops accepting requests, aborts those in flight, frees every page; resolves with the final statistics. */
+  close(): Promise<EngineStats>;
+}

@@ -1,0 +1,34 @@
+import type { EngineErrorCode } from './errors.js';
+import type { ResolvedEngineConfig } from './config.js';
+import type { PreparedRequest } from './prepare.js';
+import type { EngineEvent, EngineStats } from './types.js';
+
+/** What the worker is started with (structured-cloneable). */
+export interface WorkerInit {
+  readonly modelDir: string;
+  readonly backend: string;
+  /** URL of a module exporting `createBackend(name, warn, options)`; null: the engine's loadBackend. */
+  readonly backendModule: string | null;
+  /** The factory's third argument; for loadBackend, `{ dtype }`. */
+  readonly backendOptions: Record<string, unknown>;
+  /** Share of a GPU's memory the engine may use (LlamaEngine.load). */
+  readonly gpuMemoryUtilization: number;
+  readonly config: ResolvedEngineConfig;
+}
+
+export type ErrorJson = { code: EngineErrorCode; message: string; param: string | null };
+export type WireEvent = EngineEvent | { readonly type: 'error'; readonly error: ErrorJson };
+
+export type ToWorker =
+  | { readonly type: 'submit'; readonly request: PreparedRequest }
+  | { readonly type: 'abort'; readonly id: string }
+  | { readonly type: 'stats'; readonly ticket: number }
+  | { readonly type: 'close' };
+
+export type FromWorker =
+  | { readonly type: 'ready'; readonly backend: string }
+  | { readonly type: 'fatal'; readonly message: string }
+  | { readonly type: 'log'; readonly text: string }
+  | { readonly type: 'events'; readonly events: readonly (readonly [string, WireEvent])[] }
+  | { readonly type: 'stats'; readonly ticket: number; readonly stats: EngineStats }
+  | { readonly type: 'closed'; readonly stats: EngineStats };

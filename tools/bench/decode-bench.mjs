@@ -1,0 +1,301 @@
+#!/usr/bin/env node
+// Decode and prefill at a real model shape with random weights made on the device:
+//
+//   node tools/bench/decode-bench.mjs [--shape llama2-7b] [--backend cuda] [--dtype f16]
+//     [--batch 4] [--contexts 10240,20480,30720] [--plans full,arkvale@2048,arkvale@2048:host,arkvale@2048:eager] [--page-size 32]
+//     [--steps 16] [--warmup 0] [--shared-embedding 1] [--profile 1] [--out FILE]
+//
+// (--help lists every option with its default.)
+//
+// Random weights alone give attention no locality (a budgeted policy would recall most
+// of its top-k every step); --shared-embedding (default 1, 0 for independent weights)
+// gives every token embedding a common component as trained models' have, so that
+// recalls per step are the few a trained model makes. It is reported with the figures.
+//
+// For each context and plan: one batched prefill of `batch` random prompts (timed, with
+// its matrix-product rate), then `steps` greedy decode steps, each ending with the token
+// read back as generation does (the median step is reported; --warmup steps run untimed
+// first: V8 needs a few dozen steps to compile a step's JavaScript to its final form),
+// and the step's HBM floor:
+// the bytes it must move (weights, attended KV, digests scanned, recalled pages) over
+// the device-to-device copy rate measured at the start of the run. JSON out. A plan
+// `policy@budget:host` selects on the host (estimates read and policy.decide run once
+// per budgeted layer: the specification) instead of on the device; syncsInStep counts
+// the host synchronisations inside the step, the token readback aside. On the CUDA
+// backend steps replay as CUDA graphs (graphSteps counts them); `:eager` issues every
+// launch of every step instead (the step "without the graph"). --profile 1 adds
+// a separate run of the same steps with events around each stage (attention, the
+// selection's estimate + select, recalls; the rest is the model's matrix products and
+// norms) summed per step on the device, so that the timed run stays undisturbed.
+import { writeFileSync } from 'node:fs';
+import { createPolicy, KvCache, POLICY_NAMES, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
+import { countParameters, kvGeometry, LLAMA_SHAPES, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
+import { describeBackend, loadBackend } from '@arkvale/engine';
+import { int, list, number, oneOf, parseCommand, UsageError } from '../lib/args.mjs';
+
+/** `policy[@budget][:host][:eager]`: a cache plan, selecting on the host and/or without graphs. */
+const planSpec = (p, flag) => {
+  const [spec, ...flags] = p.split(':');
+  const [policy, budget] = spec.split('@');
+  if (!POLICY_NAMES.includes(policy)) throw new UsageError(`${flag}: plan ${p}: unknown policy ${policy} (${POLICY_NAMES.join(', ')})`);
+  for (const f of flags) if (f !== 'host' && f !== 'eager') throw new UsageError(`${flag}: plan ${p}: unknown flag ${f} (host, eager)`);
+  if (budget !== undefined && !(Number.isInteger(Number(budget)) && Number(budget) > 0)) throw new UsageError(`${flag}: plan ${p}: the budget must be a whole number of tokens`);
+  return { policy, budgetTokens: budget ? Number(budget) : undefined, ...(flags.includes('host') ? { selectOn: 'host' } : {}), ...(flags.includes('eager') ? { graphs: false } : {}) };
+};
+
+// When a flag is given twice the last one wins, so a wrapper's defaults can be overridden by later arguments.
+const { values: opts } = parseCommand({
+  usage: 'node tools/bench/decode-bench.mjs [options]',
+  about: `Decode and prefill at a real model shape with random weights made on the device: per
+context and plan, one batched prefill, then --steps greedy decode steps (the median is
+reported) and the step's HBM floor. JSON on stdout (and --out FILE, rewritten after every row).`,
+  options: {
+    shape: { type: 'string', value: 'NAME', default: 'llama2-7b', parse: oneOf(...Object.keys(LLAMA_SHAPES)), help: `the model shape (${Object.keys(LLAMA_SHAPES).join(', ')})` },
+    backend: { type: 'string', value: 'NAME', default: 'auto', parse: oneOf('auto', 'cuda', 'cpu', 'reference'), help: 'auto, cuda, cpu or reference' },
+    dtype: { type: 'string', value: 'TYPE', parse: oneOf('f16', 'bf16'), help: 'f16 or bf16 on CUDA (default f16)' },
+    batch: { type: 'string', value: 'N', default: '4', parse: int({ min: 1 }), help: 'sequences per step' },
+    contexts: { type: 'string', value: 'LIST', default: '10240,20480,30720', parse: list(int({ min: 1 })), help: 'prompt lengths in tokens' },
+    plans: { type: 'string', value: 'LIST', default: 'full,arkvale@2048', parse: list(planSpec), help: 'policy[@budget][:host][:eager], comma-separated' },
+    'page-size': { type: 'string', value: 'N', default: '32', parse: int({ min: 1 }), help: 'tokens per KV page' },
+    steps: { type: 'string', value: 'N', default: '16', parse: int({ min: 3 }), help: 'timed decode steps per point (the first two are not counted in the median)' },
+    warmup: { type: 'string', value: 'N', default: '0', parse: int({ min: 0 }), help: 'untimed decode steps before them' },
+    'shared-embedding': { type: 'string', value: 'X', default: '1', parse: number({ min: 0 }), help: 'the common component of every token embedding (0: independent weights)' },
+    profile: { type: 'string', value: '0|1', default: '0', parse: oneOf('0', '1'), help: '1: a profiled run of each point (device time per stage)' },
+    out: { type: 'string', value: 'FILE', help: 'also write the JSON to FILE' },
+  },
+});
+
+const shape = opts.shape;
+const batch = opts.batch;
+const contexts = opts.contexts;
+const plans = opts.plans;
+const pageSize = opts['page-size'];
+const steps = opts.steps;
+const warmup = opts.warmup;
+const sharedEmbedding = opts['shared-embedding'];
+const log = (t) => process.stderr.write(`${t}\n`);
+
+const backend = await loadBackend({ backend: opts.backend, dtype: opts.dtype, onWarning: (t) => process.stderr.write(t) });
+const config = shapeConfig(shape);
+let started = performance.now();
+const weights = randomLlamaWeights(config, backend, 7, { sharedEmbedding });
+backend.readSync(backend.argmax(backend.fromArray([0, 1], [1, 2]))); // waits for the weights
+log(`${shape}: ${(countParameters(config) / 1e9).toFixed(2)}B random parameters (shared embedding x${sharedEmbedding}) on ${describeBackend(backend)} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+
+/** Milliseconds of `work` on the compute stream, between events after three warm-up runs, over `reps` runs. */
+function deviceMs(addon, work, reps = 10) {
+  for (let i = 0; i < 3; i++) work();
+  addon.synchronize();
+  const t0 = addon.recordEvent(0);
+  for (let i = 0; i < reps; i++) work();
+  const t1 = addon.recordEvent(0);
+  addon.synchronize();
+  const ms = addon.elapsedMs(t0, t1);
+  addon.releaseEvent(t0);
+  addon.releaseEvent(t1);
+  return ms / reps;
+}
+
+/** Device-to-device copy rate in bytes/ms (bytes read plus written), through the addon's cudaMemcpyAsync. */
+function copyRate() {
+  const addon = backend.addon;
+  if (typeof addon?.copy !== 'function') return undefined;
+  const bytes = 1 << 30;
+  const src = addon.alloc(bytes, 'copy-rate source');
+  const dst = addon.alloc(bytes, 'copy-rate target');
+  try {
+    return (2 * bytes) / deviceMs(addon, () => addon.copy(dst, src, bytes, 0, 'copy-rate'));
+  } finally {
+    addon.free(src);
+    addon.free(dst);
+  }
+}
+
+/** cuBLAS's dense f16 rate on this card (8192^3, f32 accumulation), in FLOP/ms: what prefill is compared with. */
+function gemmRate() {
+  const addon = backend.addon;
+  if (typeof addon?.gemm !== 'function' || !addon.blasStatus().loaded) return undefined;
+  const n = 8192;
+  const [a, b, c] = ['A', 'B', 'C'].map((x) => addon.alloc(n * n * 2, `gemm-rate ${x}`));
+  try {
+    const gemm = () =>
+      addon.gemm({ transA: false, transB: false, m: n, n, k: n, a, aType: 'f16', lda: n, b, bType: 'f16', ldb: n, c, cType: 'f16', ldc: n, alpha: 1, beta: 0, stream: 0, what: 'gemm-rate' });
+    return (2 * n ** 3) / deviceMs(addon, gemm);
+  } finally {
+    for (const x of [a, b, c]) addon.free(x);
+  }
+}
+
+const copyBytesPerMs = copyRate();
+const gemmFlopsPerMs = gemmRate();
+if (gemmFlopsPerMs) log(`cuBLAS f16 GEMM 8192^3: ${(gemmFlopsPerMs / 1e9).toFixed(0)} TFLOP/s`);
+if (copyBytesPerMs) log(`device-to-device copy: ${(copyBytesPerMs / 1e9).toFixed(2)} TB/s`);
+
+/**
+ * Bytes one decode step must move at this context: every weight once, the K/V each
+ * layer attends (all of it under Full and in unbudgeted leading layers, the budget
+ * elsewhere: budgeted policies keep only it, Quest reads only it per head), the
+ * digests of every page a selecting layer scores, and the pages recalled (measured).
+ */
+function stepBytes(geometry, resolved, context, recalledPages) {
+  const policy = createPolicy(resolved);
+  const elem = geometry.bytesPerElement;
+  const kvPerToken = 2 * geometry.numKvHeads * geometry.headDim * elem;
+  const selective = policy.kind === 'token' || policy.budgeted || policy.digest !== null;
+  const limited = selective ? Math.max(0, geometry.numLayers - resolved.fullLayers) : 0;
+  const attended = (geometry.numLayers - limited) * context + limited * Math.min(context, resolved.budgetPages * geometry.pageSize);
+  const scanned = policy.kind === 'page' && policy.digest !== null ? limited * Math.ceil(context / geometry.pageSize) : 0;
+  const digestBytes = 2 * geometry.numKvHeads * geometry.headDim * elem;
+  return countParameters(config) * elem + batch * (attended * kvPerToken + scanned * digestBytes) + recalledPages * geometry.pageSize * kvPerToken;
+}
+
+const results = [];
+/** The report so far, rewritten to --out after every row: a run cut short keeps its rows. */
+function save() {
+  const report = { shape, sharedEmbedding, backend: describeBackend(backend), pageSize, steps, warmup, copyTBps: copyBytesPerMs ? +(copyBytesPerMs / 1e9).toFixed(2) : undefined, gemmTflops: gemmFlopsPerMs ? +(gemmFlopsPerMs / 1e9).toFixed(0) : undefined, results };
+  const json = JSON.stringify(report, null, 2);
+  if (opts.out) writeFileSync(opts.out, json + '\n');
+  return json;
+}
+
+/**
+ * Device milliseconds per stage over `run()`, from events around the backend's stage
+ * operations: `select` (estimates, top-k, plan and lists), `recall`, `attention`
+ * (paged attention), and the step as a whole.
+ */
+function profileStages(run) {
+  const addon = backend.addon;
+  if (typeof addon?.recordEvent !== 'function') return undefined;
+  const stages = { select: 'selectResident', recall: 'recallListed', attention: 'pagedAttention' };
+  const marks = Object.fromEntries(Object.keys(stages).map((k) => [k, []]));
+  const originals = {};
+  for (const [stage, method] of Object.entries(stages)) {
+    originals[method] = backend[method];
+    backend[method] = (...args) => {
+      const start = addon.recordEvent(0);
+      const out = originals[method].apply(backend, args);
+      marks[stage].push([start, addon.recordEvent(0)]);
+      return out;
+    };
+  }
+  const t0 = addon.recordEvent(0);
+  try {
+    run();
+  } finally {
+    Object.assign(backend, originals);
+  }
+  const t1 = addon.recordEvent(0);
+  addon.synchronize();
+  const out = { stepMs: addon.elapsedMs(t0, t1) };
+  for (const [stage, pairs] of Object.entries(marks)) {
+    out[`${stage}Ms`] = pairs.reduce((sum, [a, b]) => sum + addon.elapsedMs(a, b), 0);
+    for (const e of pairs.flat()) addon.releaseEvent(e);
+  }
+  addon.releaseEvent(t0);
+  addon.releaseEvent(t1);
+  return out;
+}
+
+/** The tokens of an issued step or prefill (waiting for it), its tensor freed. */
+function take(t) {
+  const tokens = Array.from(backend.readSync(t));
+  backend.dispose(t);
+  return tokens;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+for (const context of contexts) {
+  const forward = new LlamaForward(config, weights, backend, context + warmup + steps + 8); // room for the warm-up and profiled steps
+  /** Issues one greedy decode step: the argmax of its logits, not read yet. */
+  const issue = (cache, ids, tokens) => backend.tidy(() => backend.argmax(forward.decode(cache, ids, tokens)));
+  for (const plan of plans) {
+    const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}${plan.selectOn ? ` (selecting on the ${plan.selectOn})` : ''}${plan.graphs === false ? ' (no graphs)' : ''}`;
+    // Steps replayed as CUDA graphs unless the plan says eager (the CUDA backend's switch; others have none).
+    const graphed = 'graphs' in backend;
+    if (graphed) backend.graphs = plan.graphs !== false;
+    const { graphs: _graphs, ...cachePlan } = plan;
+    const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2);
+    const resolved = resolveCacheOptions(geometry, { ...cachePlan, pageSize, devicePages: 1 });
+    const pools = poolPagesFor(geometry, resolved, context + warmup + steps + 8, batch);
+    const cache = new KvCache({ geometry, options: { ...cachePlan, ...pools }, backend });
+    try {
+      const next = seededUniform(context);
+      const prompts = Array.from({ length: batch }, () => Array.from({ length: context }, () => Math.floor(next() * config.vocabSize)));
+      const ids = prompts.map((p) => cache.admit(p.length));
+      started = performance.now();
+      let tokens = take(backend.tidy(() => backend.argmax(forward.prefill(cache, ids.map((id, i) => ({ id, tokens: prompts[i] }))))));
+      const prefillMs = performance.now() - started;
+      for (let s = 0; s < warmup; s++) tokens = take(issue(cache, ids, tokens));
+      const times = [];
+      // Host time to issue a step (until decode returns, before the token readback waits): above the step time's device share, the host is the bottleneck.
+      const issueTimes = [];
+      const syncs = () => (typeof backend.addon?.syncCount === 'function' ? backend.addon.syncCount() : undefined);
+      const syncsBefore = syncs();
+      let syncsInStep = 0;
+      const recallsBefore = cache.stats().recalls;
+      const graphsBefore = graphed ? backend.graphStats : undefined;
+      for (let s = 0; s < steps; s++) {
+        const t0 = performance.now();
+        const inStep = syncs();
+        const next = issue(cache, ids, tokens);
+        issueTimes.push(performance.now() - t0);
+        if (inStep !== undefined) syncsInStep += syncs() - inStep;
+        tokens = take(next);
+        times.push(performance.now() - t0);
+      }
+      // Matrix-product work of the prefill: every weight per token, and causal attention (QK and PV, half the square).
+      const attentionFlops = 2 * 2 * config.numLayers * config.numHeads * config.headDim * ((context * (context + 1)) / 2);
+      const prefillFlops = batch * (2 * countParameters(config) * context + attentionFlops);
+      const bytes = stepBytes(geometry, resolved, context, (cache.stats().recalls - recallsBefore) / steps);
+      const decodeMs = median(times.slice(2));
+      const graphsAfter = graphed ? backend.graphStats : undefined;
+      let stages;
+      if (opts.profile === '1') {
+        // Events inside a step keep it from being a graph: the profiled steps run call by call.
+        if (graphed) backend.graphs = false;
+        const profiled = 4;
+        const total = profileStages(() => {
+          for (let s = 0; s < profiled; s++) tokens = take(issue(cache, ids, tokens));
+        });
+        if (total) {
+          stages = Object.fromEntries(Object.entries(total).map(([k, v]) => [k, +(v / profiled).toFixed(3)]));
+          stages.restMs = +(stages.stepMs - stages.selectMs - stages.recallMs - stages.attentionMs).toFixed(3);
+          stages.selectionShare = +((stages.selectMs + stages.recallMs) / stages.stepMs).toFixed(3);
+        }
+      }
+      const row = {
+        context,
+        batch,
+        ...plan,
+        prefillMs: +prefillMs.toFixed(1),
+        prefillTflops: +(prefillFlops / prefillMs / 1e9).toFixed(1),
+        prefillOfGemmRate: gemmFlopsPerMs ? +(prefillFlops / prefillMs / gemmFlopsPerMs).toFixed(2) : undefined,
+        decodeMsPerStep: +decodeMs.toFixed(2),
+        // The mean over every timed step: with graphs, steps where a page starts or fills run call by call (once per page of steps).
+        meanMsPerStep: +(times.reduce((a, b) => a + b, 0) / times.length).toFixed(2),
+        issueMsPerStep: +median(issueTimes.slice(2)).toFixed(2),
+        tokensPerSecond: +((batch * 1000) / decodeMs).toFixed(1),
+        recalls: cache.stats().recalls,
+        recallsPerStep: +((cache.stats().recalls - recallsBefore) / steps).toFixed(1),
+        bytesPerStepGB: +(bytes / 1e9).toFixed(2),
+        floorMs: copyBytesPerMs ? +(bytes / copyBytesPerMs).toFixed(2) : undefined,
+        overFloor: copyBytesPerMs ? +(decodeMs / (bytes / copyBytesPerMs)).toFixed(2) : undefined,
+        // Host synchronisations per decode step (the token readback is one), and those inside the step.
+        syncsPerStep: syncsBefore === undefined ? undefined : (syncs() - syncsBefore) / steps,
+        syncsInStep: syncsBefore === undefined ? undefined : syncsInStep / steps,
+        // The timed steps: how many ran as graph replays, were recorded (and captured), or fell back.
+        graphSteps: graphsAfter ? { replayed: graphsAfter.replayed - graphsBefore.replayed, recorded: graphsAfter.recorded - graphsBefore.recorded, fallbacks: graphsAfter.fallbacks - graphsBefore.fallbacks, ...(graphsAfter.lastFallback ? { lastFallback: graphsAfter.lastFallback } : {}) } : undefined,
+        stages,
+      };
+      results.push(row);
+      log(`context ${context}, batch ${batch}, ${label}: prefill ${row.prefillMs} ms (${row.prefillTflops} TFLOP/s, ${row.prefillOfGemmRate ?? '?'} of cuBLAS), decode ${row.decodeMsPerStep} ms/step (mean ${row.meanMsPerStep}; issued in ${row.issueMsPerStep} ms; ${row.tokensPerSecond} tok/s; floor ${row.floorMs ?? '?'} ms for ${row.bytesPerStepGB} GB), ${row.recallsPerStep} recalls/step, ${row.syncsPerStep ?? '?'} syncs/step (${row.syncsInStep ?? '?'} inside)${row.graphSteps ? `, graphs ${JSON.stringify(row.graphSteps)}` : ''}${stages ? `; stages per step: ${JSON.stringify(stages)}` : ''}`);
+    } catch (e) {
+      results.push({ context, batch, ...plan, error: e.message });
+      log(`context ${context}, batch ${batch}, ${label}: ${e.message}`);
+    } finally {
+      cache.close();
+      save();
+    }
+  }
+}
+process.stdout.write(save() + '\n');

@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+// What a decode step costs the host, with no GPU: the CUDA backend's JavaScript over an
+// addon whose calls do nothing (launches, allocations, copies and events return at
+// once; reads return zeros). Run it under `node --cpu-prof` to see where the host's
+// share of a step goes; the real addon adds each call's N-API and CUDA driver cost.
+//
+//   node tools/bench/host-overhead.mjs [--shape llama2-7b] [--context 30720] [--batch 4]
+//     [--plan arkvale@2048] [--select-on device|host] [--graphs 1|0] [--steps 50] [--page-size 32]
+//     [--profile FILE] [--print-times 1]
+//
+// --profile writes a V8 CPU profile of the decode steps alone (after five warm-up steps).
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { KvCache, POLICY_NAMES, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
+import { CudaBackend } from '@arkvale/cuda-binding';
+import { kvGeometry, LLAMA_SHAPES, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
+import { int, oneOf, parseCommand, UsageError } from '../lib/args.mjs';
+
+const { values: opts } = parseCommand({
+  usage: 'node tools/bench/host-overhead.mjs [options]',
+  about: `What a decode step costs the host, with no GPU: the CUDA backend's JavaScript over an
+addon whose calls do nothing. Prints one JSON line: the median host time per step (after
+five warm-up steps) and the addon calls per step.`,
+  options: {
+    shape: { type: 'string', value: 'NAME', default: 'llama2-7b', parse: oneOf(...Object.keys(LLAMA_SHAPES)), help: `the model shape (${Object.keys(LLAMA_SHAPES).join(', ')})` },
+    context: { type: 'string', value: 'N', default: '30720', parse: int({ min: 1 }), help: 'tokens per sequence' },
+    batch: { type: 'string', value: 'N', default: '4', parse: int({ min: 1 }), help: 'sequences per step' },
+    plan: {
+      type: 'string',
+      value: 'PLAN',
+      default: 'arkvale@2048',
+      parse: (p, flag) => {
+        const [policy, budget] = p.split('@');
+        if (!POLICY_NAMES.includes(policy)) throw new UsageError(`${flag}: unknown policy ${policy} (${POLICY_NAMES.join(', ')})`);
+        if (budget !== undefined && !(Number.isInteger(Number(budget)) && Number(budget) > 0)) throw new UsageError(`${flag}: plan ${p}: the budget must be a whole number of tokens`);
+        return { policy, budgetTokens: budget ? Number(budget) : undefined };
+      },
+      help: 'policy[@budget]',
+    },
+    'select-on': { type: 'string', value: 'WHERE', parse: oneOf('device', 'host'), help: 'device or host (default: the policy\'s)' },
+    graphs: { type: 'string', value: '1|0', default: '1', parse: oneOf('1', '0'), help: '0: no CUDA graphs' },
+    steps: { type: 'string', value: 'N', default: '50', parse: int({ min: 6 }), help: 'decode steps (the first five are not counted)' },
+    'page-size': { type: 'string', value: 'N', default: '32', parse: int({ min: 1 }), help: 'tokens per KV page' },
+    profile: { type: 'string', value: 'FILE', help: 'write a V8 CPU profile of the steps after the first five to FILE' },
+    'print-times': { type: 'string', value: '1', help: 'also print every step\'s time (ms) to stderr' },
+  },
+});
+
+/** Every addon function the backend calls, doing nothing; pinned blocks are real host memory so that hostView works. */
+function idleAddon() {
+  let next = 1n << 32n;
+  let events = 0;
+  const pinned = new Map();
+  const counts = new Map();
+  const count = (name) => counts.set(name, (counts.get(name) ?? 0) + 1);
+  const addr = (bytes) => {
+    const p = next;
+    next += BigInt(Math.ceil(bytes / 256) * 256 + 256);
+    return p;
+  };
+  const addon = {
+    probe: () => ({ available: true, devices: [{ index: 0, name: 'no device (host overhead)', multiprocessors: 132, computeCapability: '9.0', totalBytes: 141e9 }] }),
+    init() {},
+    memInfo: () => ({ freeBytes: 140e9, totalBytes: 141e9 }),
+    alloc: (bytes) => (count('alloc'), addr(bytes)),
+    free: () => count('free'),
+    allocatorStats: () => ({ reservedBytes: 0, allocatedBytes: 0, slabs: 0, mallocs: 0 }),
+    releaseCached() {},
+    hostAlloc(bytes) {
+      const host = addr(bytes);
+      // Real memory only for small blocks (read-back rings): the host page pool is never viewed.
+      if (bytes <= 64 << 20) pinned.set(host, new ArrayBuffer(bytes));
+      return { host, device: host };
+    },
+    hostFree: (host) => pinned.delete(host),
+    hostView(host, bytes) {
+      for (const [base, buf] of pinned) if (host >= base && host + BigInt(bytes) <= base + BigInt(buf.byteLength)) return buf.slice(Number(host - base), Number(host - base) + bytes);
+      throw new Error('hostView outside a block');
+    },
+    upload: () => count('upload'),
+    download: (_src, dst) => (count('download'), new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).fill(0)),
+    copy: () => count('copy'),
+    copyPages: () => count('copyPages'),
+    memset: () => count('memset'),
+    recordEvent: () => (count('recordEvent'), ++events),
+    waitEvent: () => count('waitEvent'),
+    eventDone: () => true,
+    releaseEvent() {},
+    synchronize: () => count('synchronize'),
+    elapsedMs: () => 0,
+    syncCount: () => (counts.get('download') ?? 0) + (counts.get('synchronize') ?? 0),
+    kernels: () => [],
+    launch: () => count('launch'),
+    blasStatus: () => ({ loaded: true, version: 130000 }),
+    gemm: () => count('gemm'),
+    beginCapture() {},
+    endCapture: () => 0,
+    launchGraph: () => count('launchGraph'),
+    destroyGraph() {},
+    buildInfo: () => ({ archs: [] }),
+  };
+  return { addon, counts };
+}
+
+const shape = opts.shape;
+const context = opts.context;
+const batch = opts.batch;
+const steps = opts.steps;
+const { policy, budgetTokens: budget } = opts.plan;
+const pageSize = opts['page-size'];
+const { addon, counts } = idleAddon();
+const backend = new CudaBackend({ addon, dtype: 'f16', graphs: opts.graphs !== '0' });
+const config = shapeConfig(shape);
+const weights = randomLlamaWeights(config, backend, 7);
+const forward = new LlamaForward(config, weights, backend, context + steps + 1);
+const geometry = kvGeometry(config, pageSize, 2);
+const plan = { policy, budgetTokens: budget, pageSize, ...(opts['select-on'] ? { selectOn: opts['select-on'] } : {}) };
+const pools = poolPagesFor(geometry, resolveCacheOptions(geometry, { ...plan, devicePages: 1 }), context + steps, batch);
+const cache = new KvCache({ geometry, options: { ...plan, ...pools }, backend });
+const ids = Array.from({ length: batch }, () => cache.admit(context));
+const prompt = Array.from({ length: context }, (_, i) => i % config.vocabSize);
+backend.tidy(() => forward.prefill(cache, ids.map((id) => ({ id, tokens: prompt }))));
+let tokens = ids.map(() => 1);
+const times = [];
+counts.clear();
+const profileFile = opts.profile;
+const session = profileFile ? new Session() : null;
+for (let s = 0; s < steps; s++) {
+  if (session && s === 5) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
+  const t0 = performance.now();
+  tokens = Array.from(backend.readSync(backend.tidy(() => backend.argmax(forward.decode(cache, ids, tokens)))));
+  times.push(performance.now() - t0);
+}
+if (session) {
+  const { profile } = await session.post('Profiler.stop');
+  writeFileSync(profileFile, JSON.stringify(profile));
+}
+if (opts['print-times']) process.stderr.write(times.map((t) => t.toFixed(1)).join(' ') + '\n');
+const sorted = times.slice(5).sort((a, b) => a - b);
+const perStep = Object.fromEntries([...counts].map(([k, v]) => [k, +(v / steps).toFixed(1)]));
+process.stdout.write(`${JSON.stringify({ shape, context, batch, plan, hostMsPerStep: +sorted[Math.floor(sorted.length / 2)].toFixed(3), p10: +sorted[Math.floor(sorted.length / 10)].toFixed(3), p90: +sorted[Math.floor((sorted.length * 9) / 10)].toFixed(3), addonCallsPerStep: perStep, graphs: backend.graphStats })}\n`);
+cache.close();

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// Prepares the GPU check of the CUDA backend (tools/gpu/gpu-check.sh) here, on a
+// machine with nvcc but no GPU:
+//
+//   node tools/gpu/gpu-check.mjs prepare
+//
+// builds every package with the CUDA kernels for sm_90 only (H100 / H200; set
+// ARKVALE_CUDA_ARCHS for another card) and writes the self-contained bundle with a
+// compressed Node binary to .gpu/bundle (git-ignored). Then, on the GPU machine, with
+// .gpu/bundle carried and the repository (for models/, examples/ and tools/) as the
+// working directory:
+//
+//   bash tools/gpu/gpu-check.sh .gpu/bundle "$OUT"
+//
+// (and gpu-decode-bench.sh, gpu-acceptance.sh with the same bundle).
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { parseCommand } from '../lib/args.mjs';
+import { bundleForNode } from '../release/esbuild-node.mjs';
+
+const { positionals, fail } = parseCommand({
+  usage: 'node tools/gpu/gpu-check.mjs prepare',
+  about: `Builds every package with the CUDA kernels for sm_90 (ARKVALE_CUDA_ARCHS for another
+card) and writes the GPU bundle to .gpu/bundle: the arkvale bundle (compressed Node),
+the addon's self-test, and bench.mjs, decode-bench.mjs and throughput-bench.mjs as one
+file each. Carry it to the GPU machine and run bash tools/gpu/gpu-check.sh there.`,
+  positionals: { names: 'the command (prepare)', min: 1, max: 1 },
+});
+if (positionals[0] !== 'prepare') fail(`unknown command "${positionals[0]}" (prepare)`);
+
+const root = resolve(import.meta.dirname, '../..');
+const env = { ...process.env, ARKVALE_CUDA_ARCHS: process.env.ARKVALE_CUDA_ARCHS ?? '90' };
+const run = (command, args) => execFileSync(command, args, { cwd: root, env, stdio: 'inherit' });
+run('pnpm', ['nx', 'run-many', '-t', 'build', '--output-style=static']);
+run(process.execPath, ['tools/release/bundle.mjs', '--out', '.gpu/bundle', '--compress-node']);
+// Beside it: the addon's own self-test (allocator, ring, copies, events, cuBLAS, graphs,
+// errors), pnpm bench and the model-shape decode and throughput benches, each as one file (the GPU
+// machine has no node_modules). gpu-check.sh, gpu-decode-bench.sh and gpu-acceptance.sh
+// run these from the bundle, and acceptance-verdict.mjs, decode-chart.mjs and the Python
+// peers (tools/peers/) from the repository.
+for (const [entry, out] of [
+  ['packages/cuda-binding/scripts/gpu-selftest.mjs', 'addon-selftest.mjs'],
+  ['tools/bench/bench.mjs', 'bench.mjs'],
+  ['tools/bench/decode-bench.mjs', 'decode-bench.mjs'],
+  ['tools/bench/throughput-bench.mjs', 'throughput-bench.mjs'],
+]) {
+  await bundleForNode(resolve(root, entry), resolve(root, '.gpu/bundle', out));
+}
+console.log('prepared .gpu/bundle: carry .gpu/bundle and run "bash tools/gpu/gpu-check.sh .gpu/bundle $OUT" on the GPU machine');
