@@ -25,7 +25,13 @@ usable) against the plain-TypeScript reference, then Full against ArkVale and th
 baselines at long context on --backend. --serving runs the serving benchmark instead
 (serving-bench.mjs: a worker engine at 1, 8 and 64 concurrent clients).`,
   options: {
-    backend: { type: 'string', value: 'NAME', default: 'auto', parse: oneOf('auto', 'cuda', 'cpu', 'reference'), help: 'the backend the policies run on (auto: CUDA when usable, else cpu)' },
+    backend: {
+      type: 'string',
+      value: 'NAME',
+      default: 'auto',
+      parse: oneOf('auto', 'cuda', 'cpu', 'reference'),
+      help: 'the backend the policies run on (auto: CUDA when usable, else cpu)',
+    },
     quick: { type: 'boolean', help: 'one repeat, one context (2048), fewer decode tokens' },
     serving: { type: 'boolean', help: 'the serving benchmark instead' },
     out: { type: 'string', value: 'FILE', help: 'also write the JSON to FILE' },
@@ -86,7 +92,8 @@ function run(engine, ids, plan, decodeTokens) {
 }
 
 // Warm both backends up (JIT, thread pool, page faults) before anything is timed.
-for (const engine of [cpu, reference, ...(cuda ? [cuda] : [])]) generateBatch(engine, [{ promptIds: prompt(128), maxTokens: 4, ignoreEos: true }], { policy: 'full', pageSize: 16 });
+for (const engine of [cpu, reference, ...(cuda ? [cuda] : [])])
+  generateBatch(engine, [{ promptIds: prompt(128), maxTokens: 4, ignoreEos: true }], { policy: 'full', pageSize: 16 });
 
 const results = { backends: [], policies: [] };
 
@@ -132,7 +139,12 @@ const report = {
       : {}),
     decodeSpeedupOverFull: results.policies
       .filter((r) => r.policy !== 'full')
-      .map((r) => ({ length: r.length, policy: r.policy, budgetTokens: r.budgetTokens, speedup: +(full(r.length).decodeMsPerStep / r.decodeMsPerStep).toFixed(2) })),
+      .map((r) => ({
+        length: r.length,
+        policy: r.policy,
+        budgetTokens: r.budgetTokens,
+        speedup: +(full(r.length).decodeMsPerStep / r.decodeMsPerStep).toFixed(2),
+      })),
   },
 };
 const json = JSON.stringify(report, null, 2);

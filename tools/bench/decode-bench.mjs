@@ -39,8 +39,14 @@ const planSpec = (p, flag) => {
   const [policy, budget] = spec.split('@');
   if (!POLICY_NAMES.includes(policy)) throw new UsageError(`${flag}: plan ${p}: unknown policy ${policy} (${POLICY_NAMES.join(', ')})`);
   for (const f of flags) if (f !== 'host' && f !== 'eager') throw new UsageError(`${flag}: plan ${p}: unknown flag ${f} (host, eager)`);
-  if (budget !== undefined && !(Number.isInteger(Number(budget)) && Number(budget) > 0)) throw new UsageError(`${flag}: plan ${p}: the budget must be a whole number of tokens`);
-  return { policy, budgetTokens: budget ? Number(budget) : undefined, ...(flags.includes('host') ? { selectOn: 'host' } : {}), ...(flags.includes('eager') ? { graphs: false } : {}) };
+  if (budget !== undefined && !(Number.isInteger(Number(budget)) && Number(budget) > 0))
+    throw new UsageError(`${flag}: plan ${p}: the budget must be a whole number of tokens`);
+  return {
+    policy,
+    budgetTokens: budget ? Number(budget) : undefined,
+    ...(flags.includes('host') ? { selectOn: 'host' } : {}),
+    ...(flags.includes('eager') ? { graphs: false } : {}),
+  };
 };
 
 // When a flag is given twice the last one wins, so a wrapper's defaults can be overridden by later arguments.
@@ -50,16 +56,34 @@ const { values: opts } = parseCommand({
 context and plan, one batched prefill, then --steps greedy decode steps (the median is
 reported) and the step's HBM floor. JSON on stdout (and --out FILE, rewritten after every row).`,
   options: {
-    shape: { type: 'string', value: 'NAME', default: 'llama2-7b', parse: oneOf(...Object.keys(LLAMA_SHAPES)), help: `the model shape (${Object.keys(LLAMA_SHAPES).join(', ')})` },
+    shape: {
+      type: 'string',
+      value: 'NAME',
+      default: 'llama2-7b',
+      parse: oneOf(...Object.keys(LLAMA_SHAPES)),
+      help: `the model shape (${Object.keys(LLAMA_SHAPES).join(', ')})`,
+    },
     backend: { type: 'string', value: 'NAME', default: 'auto', parse: oneOf('auto', 'cuda', 'cpu', 'reference'), help: 'auto, cuda, cpu or reference' },
     dtype: { type: 'string', value: 'TYPE', parse: oneOf('f16', 'bf16'), help: 'f16 or bf16 on CUDA (default f16)' },
     batch: { type: 'string', value: 'N', default: '4', parse: int({ min: 1 }), help: 'sequences per step' },
     contexts: { type: 'string', value: 'LIST', default: '10240,20480,30720', parse: list(int({ min: 1 })), help: 'prompt lengths in tokens' },
     plans: { type: 'string', value: 'LIST', default: 'full,arkvale@2048', parse: list(planSpec), help: 'policy[@budget][:host][:eager], comma-separated' },
     'page-size': { type: 'string', value: 'N', default: '32', parse: int({ min: 1 }), help: 'tokens per KV page' },
-    steps: { type: 'string', value: 'N', default: '16', parse: int({ min: 3 }), help: 'timed decode steps per point (the first two are not counted in the median)' },
+    steps: {
+      type: 'string',
+      value: 'N',
+      default: '16',
+      parse: int({ min: 3 }),
+      help: 'timed decode steps per point (the first two are not counted in the median)',
+    },
     warmup: { type: 'string', value: 'N', default: '0', parse: int({ min: 0 }), help: 'untimed decode steps before them' },
-    'shared-embedding': { type: 'string', value: 'X', default: '1', parse: number({ min: 0 }), help: 'the common component of every token embedding (0: independent weights)' },
+    'shared-embedding': {
+      type: 'string',
+      value: 'X',
+      default: '1',
+      parse: number({ min: 0 }),
+      help: 'the common component of every token embedding (0: independent weights)',
+    },
     profile: { type: 'string', value: '0|1', default: '0', parse: oneOf('0', '1'), help: '1: a profiled run of each point (device time per stage)' },
     out: { type: 'string', value: 'FILE', help: 'also write the JSON to FILE' },
   },
@@ -80,7 +104,9 @@ const config = shapeConfig(shape);
 let started = performance.now();
 const weights = randomLlamaWeights(config, backend, 7, { sharedEmbedding });
 backend.readSync(backend.argmax(backend.fromArray([0, 1], [1, 2]))); // waits for the weights
-log(`${shape}: ${(countParameters(config) / 1e9).toFixed(2)}B random parameters (shared embedding x${sharedEmbedding}) on ${describeBackend(backend)} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+log(
+  `${shape}: ${(countParameters(config) / 1e9).toFixed(2)}B random parameters (shared embedding x${sharedEmbedding}) on ${describeBackend(backend)} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+);
 
 /** Milliseconds of `work` on the compute stream, between events after three warm-up runs, over `reps` runs. */
 function deviceMs(addon, work, reps = 10) {
@@ -119,7 +145,26 @@ function gemmRate() {
   const [a, b, c] = ['A', 'B', 'C'].map((x) => addon.alloc(n * n * 2, `gemm-rate ${x}`));
   try {
     const gemm = () =>
-      addon.gemm({ transA: false, transB: false, m: n, n, k: n, a, aType: 'f16', lda: n, b, bType: 'f16', ldb: n, c, cType: 'f16', ldc: n, alpha: 1, beta: 0, stream: 0, what: 'gemm-rate' });
+      addon.gemm({
+        transA: false,
+        transB: false,
+        m: n,
+        n,
+        k: n,
+        a,
+        aType: 'f16',
+        lda: n,
+        b,
+        bType: 'f16',
+        ldb: n,
+        c,
+        cType: 'f16',
+        ldc: n,
+        alpha: 1,
+        beta: 0,
+        stream: 0,
+        what: 'gemm-rate',
+      });
     return (2 * n ** 3) / deviceMs(addon, gemm);
   } finally {
     for (const x of [a, b, c]) addon.free(x);
@@ -152,7 +197,17 @@ function stepBytes(geometry, resolved, context, recalledPages) {
 const results = [];
 /** The report so far, rewritten to --out after every row: a run cut short keeps its rows. */
 function save() {
-  const report = { shape, sharedEmbedding, backend: describeBackend(backend), pageSize, steps, warmup, copyTBps: copyBytesPerMs ? +(copyBytesPerMs / 1e9).toFixed(2) : undefined, gemmTflops: gemmFlopsPerMs ? +(gemmFlopsPerMs / 1e9).toFixed(0) : undefined, results };
+  const report = {
+    shape,
+    sharedEmbedding,
+    backend: describeBackend(backend),
+    pageSize,
+    steps,
+    warmup,
+    copyTBps: copyBytesPerMs ? +(copyBytesPerMs / 1e9).toFixed(2) : undefined,
+    gemmTflops: gemmFlopsPerMs ? +(gemmFlopsPerMs / 1e9).toFixed(0) : undefined,
+    results,
+  };
   const json = JSON.stringify(report, null, 2);
   if (opts.out) writeFileSync(opts.out, json + '\n');
   return json;
@@ -223,7 +278,16 @@ for (const context of contexts) {
       const prompts = Array.from({ length: batch }, () => Array.from({ length: context }, () => Math.floor(next() * config.vocabSize)));
       const ids = prompts.map((p) => cache.admit(p.length));
       started = performance.now();
-      let tokens = take(backend.tidy(() => backend.argmax(forward.prefill(cache, ids.map((id, i) => ({ id, tokens: prompts[i] }))))));
+      let tokens = take(
+        backend.tidy(() =>
+          backend.argmax(
+            forward.prefill(
+              cache,
+              ids.map((id, i) => ({ id, tokens: prompts[i] })),
+            ),
+          ),
+        ),
+      );
       const prefillMs = performance.now() - started;
       for (let s = 0; s < warmup; s++) tokens = take(issue(cache, ids, tokens));
       const times = [];
@@ -284,11 +348,20 @@ for (const context of contexts) {
         syncsPerStep: syncsBefore === undefined ? undefined : (syncs() - syncsBefore) / steps,
         syncsInStep: syncsBefore === undefined ? undefined : syncsInStep / steps,
         // The timed steps: how many ran as graph replays, were recorded (and captured), or fell back.
-        graphSteps: graphsAfter ? { replayed: graphsAfter.replayed - graphsBefore.replayed, recorded: graphsAfter.recorded - graphsBefore.recorded, fallbacks: graphsAfter.fallbacks - graphsBefore.fallbacks, ...(graphsAfter.lastFallback ? { lastFallback: graphsAfter.lastFallback } : {}) } : undefined,
+        graphSteps: graphsAfter
+          ? {
+              replayed: graphsAfter.replayed - graphsBefore.replayed,
+              recorded: graphsAfter.recorded - graphsBefore.recorded,
+              fallbacks: graphsAfter.fallbacks - graphsBefore.fallbacks,
+              ...(graphsAfter.lastFallback ? { lastFallback: graphsAfter.lastFallback } : {}),
+            }
+          : undefined,
         stages,
       };
       results.push(row);
-      log(`context ${context}, batch ${batch}, ${label}: prefill ${row.prefillMs} ms (${row.prefillTflops} TFLOP/s, ${row.prefillOfGemmRate ?? '?'} of cuBLAS), decode ${row.decodeMsPerStep} ms/step (mean ${row.meanMsPerStep}; issued in ${row.issueMsPerStep} ms; ${row.tokensPerSecond} tok/s; floor ${row.floorMs ?? '?'} ms for ${row.bytesPerStepGB} GB), ${row.recallsPerStep} recalls/step, ${row.syncsPerStep ?? '?'} syncs/step (${row.syncsInStep ?? '?'} inside)${row.graphSteps ? `, graphs ${JSON.stringify(row.graphSteps)}` : ''}${stages ? `; stages per step: ${JSON.stringify(stages)}` : ''}`);
+      log(
+        `context ${context}, batch ${batch}, ${label}: prefill ${row.prefillMs} ms (${row.prefillTflops} TFLOP/s, ${row.prefillOfGemmRate ?? '?'} of cuBLAS), decode ${row.decodeMsPerStep} ms/step (mean ${row.meanMsPerStep}; issued in ${row.issueMsPerStep} ms; ${row.tokensPerSecond} tok/s; floor ${row.floorMs ?? '?'} ms for ${row.bytesPerStepGB} GB), ${row.recallsPerStep} recalls/step, ${row.syncsPerStep ?? '?'} syncs/step (${row.syncsInStep ?? '?'} inside)${row.graphSteps ? `, graphs ${JSON.stringify(row.graphSteps)}` : ''}${stages ? `; stages per step: ${JSON.stringify(stages)}` : ''}`,
+      );
     } catch (e) {
       results.push({ context, batch, ...plan, error: e.message });
       log(`context ${context}, batch ${batch}, ${label}: ${e.message}`);

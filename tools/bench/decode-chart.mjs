@@ -11,7 +11,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCommand } from '../lib/args.mjs';
 
-const { values: opts, positionals, fail } = parseCommand({
+const {
+  values: opts,
+  positionals,
+  fail,
+} = parseCommand({
   usage: 'node tools/bench/decode-chart.mjs OUT_DIR [--out FILE]',
   about: `The decode bench as an SVG chart: latency per step against context for every system of
 the run (OUT_DIR/decode.json from decode-bench.mjs, OUT_DIR/peer.json from
@@ -27,7 +31,8 @@ const outFile = opts.out ?? join(dir, 'decode.svg');
 const engine = JSON.parse(readFileSync(join(dir, 'decode.json'), 'utf8'));
 const peer = existsSync(join(dir, 'peer.json')) ? JSON.parse(readFileSync(join(dir, 'peer.json'), 'utf8')) : null;
 
-const label = (r) => `${r.policy}${r.budgetTokens ? ` @ ${r.budgetTokens}` : ''}${r.selectOn ? ` (${r.selectOn})` : ''}${r.graphs === false ? ' (no graphs)' : ''}`;
+const label = (r) =>
+  `${r.policy}${r.budgetTokens ? ` @ ${r.budgetTokens}` : ''}${r.selectOn ? ` (${r.selectOn})` : ''}${r.graphs === false ? ' (no graphs)' : ''}`;
 /** Series: name -> [{ context, ms }], the engine's rows then the peers'. */
 const series = new Map();
 const add = (name, context, ms) => {
@@ -54,14 +59,26 @@ const P1 = { x: 70, y: 50, w: 560, h: 300 };
 const contexts = [...new Set([...series.values()].flat().map((p) => p.context))].sort((a, b) => a - b);
 // transformers is several times slower than the rest: the axis stops at twice the slowest engine point so the others stay readable.
 const engineMax = Math.max(...engine.results.filter((r) => r.decodeMsPerStep).map((r) => r.decodeMsPerStep));
-const yMax = niceMax(Math.max(engineMax, ...[...series.entries()].filter(([n]) => !n.startsWith('transformers')).flatMap(([, ps]) => ps.map((p) => p.ms))) * 1.1);
+const yMax = niceMax(
+  Math.max(engineMax, ...[...series.entries()].filter(([n]) => !n.startsWith('transformers')).flatMap(([, ps]) => ps.map((p) => p.ms))) * 1.1,
+);
 const xAt = (c) => P1.x + (contexts.length === 1 ? P1.w / 2 : ((c - contexts[0]) / (contexts.at(-1) - contexts[0])) * P1.w);
 const yAt = (ms) => P1.y + P1.h - (Math.min(ms, yMax) / yMax) * P1.h;
-parts.push(text(P1.x, 28, `Decode step at the ${engine.shape} shape, batch ${engine.results[0]?.batch ?? '?'}, pages of ${engine.pageSize} (${card})`, 'font-size="15" font-weight="bold"'));
+parts.push(
+  text(
+    P1.x,
+    28,
+    `Decode step at the ${engine.shape} shape, batch ${engine.results[0]?.batch ?? '?'}, pages of ${engine.pageSize} (${card})`,
+    'font-size="15" font-weight="bold"',
+  ),
+);
 parts.push(`<rect x="${P1.x}" y="${P1.y}" width="${P1.w}" height="${P1.h}" fill="none" stroke="#999"/>`);
 for (let i = 0; i <= 5; i++) {
   const ms = (yMax / 5) * i;
-  parts.push(`<line x1="${P1.x}" x2="${P1.x + P1.w}" y1="${yAt(ms)}" y2="${yAt(ms)}" stroke="#eee"/>`, text(P1.x - 8, yAt(ms) + 4, ms.toFixed(0), 'text-anchor="end" font-size="11"'));
+  parts.push(
+    `<line x1="${P1.x}" x2="${P1.x + P1.w}" y1="${yAt(ms)}" y2="${yAt(ms)}" stroke="#eee"/>`,
+    text(P1.x - 8, yAt(ms) + 4, ms.toFixed(0), 'text-anchor="end" font-size="11"'),
+  );
 }
 for (const c of contexts) parts.push(text(xAt(c), P1.y + P1.h + 16, `${c / 1024}k`, 'text-anchor="middle" font-size="11"'));
 parts.push(text(P1.x + P1.w / 2, P1.y + P1.h + 34, 'context (tokens)', 'text-anchor="middle" font-size="12"'));
@@ -70,14 +87,21 @@ parts.push(text(18, P1.y + P1.h / 2, 'ms per step', `font-size="12" transform="r
   const color = COLORS[i % COLORS.length];
   const sorted = [...points].sort((a, b) => a.context - b.context);
   const dashed = !name.startsWith('ArkVale-TS');
-  parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${dashed ? ' stroke-dasharray="6 4"' : ''} points="${sorted.map((p) => `${xAt(p.context).toFixed(1)},${yAt(p.ms).toFixed(1)}`).join(' ')}"/>`);
+  parts.push(
+    `<polyline fill="none" stroke="${color}" stroke-width="2"${dashed ? ' stroke-dasharray="6 4"' : ''} points="${sorted.map((p) => `${xAt(p.context).toFixed(1)},${yAt(p.ms).toFixed(1)}`).join(' ')}"/>`,
+  );
   for (const p of sorted) {
     parts.push(`<circle cx="${xAt(p.context).toFixed(1)}" cy="${yAt(p.ms).toFixed(1)}" r="3" fill="${color}"/>`);
     // Off the axis: the value is written beside the point (left of it at the right edge, clear of the legend).
     const last = p.context === contexts.at(-1);
-    if (p.ms > yMax) parts.push(text(xAt(p.context) + (last ? -5 : 5), yAt(p.ms) + 12, `${p.ms.toFixed(0)} ms`, `font-size="10" fill="${color}"${last ? ' text-anchor="end"' : ''}`));
+    if (p.ms > yMax)
+      parts.push(
+        text(xAt(p.context) + (last ? -5 : 5), yAt(p.ms) + 12, `${p.ms.toFixed(0)} ms`, `font-size="10" fill="${color}"${last ? ' text-anchor="end"' : ''}`),
+      );
   }
-  parts.push(`<line x1="${P1.x + P1.w + 20}" x2="${P1.x + P1.w + 44}" y1="${P1.y + 10 + i * 18}" y2="${P1.y + 10 + i * 18}" stroke="${color}" stroke-width="2"${dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+  parts.push(
+    `<line x1="${P1.x + P1.w + 20}" x2="${P1.x + P1.w + 44}" y1="${P1.y + 10 + i * 18}" y2="${P1.y + 10 + i * 18}" stroke="${color}" stroke-width="2"${dashed ? ' stroke-dasharray="6 4"' : ''}/>`,
+  );
   parts.push(text(P1.x + P1.w + 50, P1.y + 14 + i * 18, name, 'font-size="11"'));
 });
 
@@ -99,14 +123,19 @@ if (profiled.length) {
   parts.push(`<rect x="${P2.x}" y="${P2.y}" width="${P2.w}" height="${P2.h}" fill="none" stroke="#999"/>`);
   for (let i = 0; i <= 5; i++) {
     const ms = (sMax / 5) * i;
-    parts.push(`<line x1="${P2.x}" x2="${P2.x + P2.w}" y1="${yS(ms)}" y2="${yS(ms)}" stroke="#eee"/>`, text(P2.x - 8, yS(ms) + 4, ms.toFixed(0), 'text-anchor="end" font-size="11"'));
+    parts.push(
+      `<line x1="${P2.x}" x2="${P2.x + P2.w}" y1="${yS(ms)}" y2="${yS(ms)}" stroke="#eee"/>`,
+      text(P2.x - 8, yS(ms) + 4, ms.toFixed(0), 'text-anchor="end" font-size="11"'),
+    );
   }
   profiled.forEach((r, i) => {
     const cx = P2.x + ((i + 0.5) * P2.w) / profiled.length;
     let base = 0;
     for (const [key, , color] of stages) {
       const ms = Math.max(0, r.stages[key] ?? 0);
-      parts.push(`<rect x="${(cx - bar / 2).toFixed(1)}" y="${yS(base + ms).toFixed(1)}" width="${bar.toFixed(1)}" height="${((ms / sMax) * P2.h).toFixed(1)}" fill="${color}"/>`);
+      parts.push(
+        `<rect x="${(cx - bar / 2).toFixed(1)}" y="${yS(base + ms).toFixed(1)}" width="${bar.toFixed(1)}" height="${((ms / sMax) * P2.h).toFixed(1)}" fill="${color}"/>`,
+      );
       base += ms;
     }
     parts.push(text(cx, yS(base) - 4, `${r.stages.stepMs.toFixed(1)}`, 'text-anchor="middle" font-size="10"'));
@@ -114,7 +143,10 @@ if (profiled.length) {
     parts.push(text(cx, P2.y + P2.h + 28, `${r.context / 1024}k`, 'text-anchor="middle" font-size="10"'));
   });
   stages.forEach(([, name, color], i) => {
-    parts.push(`<rect x="${P2.x + i * 215}" y="${P2.y + P2.h + 42}" width="12" height="12" fill="${color}"/>`, text(P2.x + i * 215 + 18, P2.y + P2.h + 52, name, 'font-size="11"'));
+    parts.push(
+      `<rect x="${P2.x + i * 215}" y="${P2.y + P2.h + 42}" width="12" height="12" fill="${color}"/>`,
+      text(P2.x + i * 215 + 18, P2.y + P2.h + 52, name, 'font-size="11"'),
+    );
   });
   height = P2.y + P2.h + 70;
 }

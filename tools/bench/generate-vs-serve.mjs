@@ -50,7 +50,14 @@ const generated = offline.outputs.map((out) => out.text);
 const generateStepMs = offline.timings.decodeMs / offline.timings.decodeSteps;
 
 log('serve: the same requests at once over HTTP');
-const engine = await WorkerEngine.start({ modelDir, backend: o.backend, pageSize, policy: o.policy, budgetTokens: o.budget, onLog: (t) => process.stderr.write(t) });
+const engine = await WorkerEngine.start({
+  modelDir,
+  backend: o.backend,
+  pageSize,
+  policy: o.policy,
+  budgetTokens: o.budget,
+  onLog: (t) => process.stderr.write(t),
+});
 const server = createArkvaleServer({ engine });
 const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
 const before = await engine.stats();
@@ -87,5 +94,7 @@ const report = {
 const json = JSON.stringify(report, null, 2);
 process.stdout.write(`${json}\n`);
 if (o.out) writeFileSync(o.out, `${json}\n`);
-log(`texts ${report.sameTexts ? 'identical' : `differ in ${different.length} of ${o.requests}`}; decode step ${generateStepMs.toFixed(2)} ms (generate) vs ${serveStepMs.toFixed(2)} ms (serve): ${report.serveOverGenerate.toFixed(3)}x`);
+log(
+  `texts ${report.sameTexts ? 'identical' : `differ in ${different.length} of ${o.requests}`}; decode step ${generateStepMs.toFixed(2)} ms (generate) vs ${serveStepMs.toFixed(2)} ms (serve): ${report.serveOverGenerate.toFixed(3)}x`,
+);
 process.exitCode = different.length ? 1 : 0;

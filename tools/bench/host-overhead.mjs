@@ -22,7 +22,13 @@ const { values: opts } = parseCommand({
 addon whose calls do nothing. Prints one JSON line: the median host time per step (after
 five warm-up steps) and the addon calls per step.`,
   options: {
-    shape: { type: 'string', value: 'NAME', default: 'llama2-7b', parse: oneOf(...Object.keys(LLAMA_SHAPES)), help: `the model shape (${Object.keys(LLAMA_SHAPES).join(', ')})` },
+    shape: {
+      type: 'string',
+      value: 'NAME',
+      default: 'llama2-7b',
+      parse: oneOf(...Object.keys(LLAMA_SHAPES)),
+      help: `the model shape (${Object.keys(LLAMA_SHAPES).join(', ')})`,
+    },
     context: { type: 'string', value: 'N', default: '30720', parse: int({ min: 1 }), help: 'tokens per sequence' },
     batch: { type: 'string', value: 'N', default: '4', parse: int({ min: 1 }), help: 'sequences per step' },
     plan: {
@@ -32,17 +38,18 @@ five warm-up steps) and the addon calls per step.`,
       parse: (p, flag) => {
         const [policy, budget] = p.split('@');
         if (!POLICY_NAMES.includes(policy)) throw new UsageError(`${flag}: unknown policy ${policy} (${POLICY_NAMES.join(', ')})`);
-        if (budget !== undefined && !(Number.isInteger(Number(budget)) && Number(budget) > 0)) throw new UsageError(`${flag}: plan ${p}: the budget must be a whole number of tokens`);
+        if (budget !== undefined && !(Number.isInteger(Number(budget)) && Number(budget) > 0))
+          throw new UsageError(`${flag}: plan ${p}: the budget must be a whole number of tokens`);
         return { policy, budgetTokens: budget ? Number(budget) : undefined };
       },
       help: 'policy[@budget]',
     },
-    'select-on': { type: 'string', value: 'WHERE', parse: oneOf('device', 'host'), help: 'device or host (default: the policy\'s)' },
+    'select-on': { type: 'string', value: 'WHERE', parse: oneOf('device', 'host'), help: "device or host (default: the policy's)" },
     graphs: { type: 'string', value: '1|0', default: '1', parse: oneOf('1', '0'), help: '0: no CUDA graphs' },
     steps: { type: 'string', value: 'N', default: '50', parse: int({ min: 6 }), help: 'decode steps (the first five are not counted)' },
     'page-size': { type: 'string', value: 'N', default: '32', parse: int({ min: 1 }), help: 'tokens per KV page' },
     profile: { type: 'string', value: 'FILE', help: 'write a V8 CPU profile of the steps after the first five to FILE' },
-    'print-times': { type: 'string', value: '1', help: 'also print every step\'s time (ms) to stderr' },
+    'print-times': { type: 'string', value: '1', help: "also print every step's time (ms) to stderr" },
   },
 });
 
@@ -59,7 +66,10 @@ function idleAddon() {
     return p;
   };
   const addon = {
-    probe: () => ({ available: true, devices: [{ index: 0, name: 'no device (host overhead)', multiprocessors: 132, computeCapability: '9.0', totalBytes: 141e9 }] }),
+    probe: () => ({
+      available: true,
+      devices: [{ index: 0, name: 'no device (host overhead)', multiprocessors: 132, computeCapability: '9.0', totalBytes: 141e9 }],
+    }),
     init() {},
     memInfo: () => ({ freeBytes: 140e9, totalBytes: 141e9 }),
     alloc: (bytes) => (count('alloc'), addr(bytes)),
@@ -74,7 +84,8 @@ function idleAddon() {
     },
     hostFree: (host) => pinned.delete(host),
     hostView(host, bytes) {
-      for (const [base, buf] of pinned) if (host >= base && host + BigInt(bytes) <= base + BigInt(buf.byteLength)) return buf.slice(Number(host - base), Number(host - base) + bytes);
+      for (const [base, buf] of pinned)
+        if (host >= base && host + BigInt(bytes) <= base + BigInt(buf.byteLength)) return buf.slice(Number(host - base), Number(host - base) + bytes);
       throw new Error('hostView outside a block');
     },
     upload: () => count('upload'),
@@ -119,7 +130,12 @@ const pools = poolPagesFor(geometry, resolveCacheOptions(geometry, { ...plan, de
 const cache = new KvCache({ geometry, options: { ...plan, ...pools }, backend });
 const ids = Array.from({ length: batch }, () => cache.admit(context));
 const prompt = Array.from({ length: context }, (_, i) => i % config.vocabSize);
-backend.tidy(() => forward.prefill(cache, ids.map((id) => ({ id, tokens: prompt }))));
+backend.tidy(() =>
+  forward.prefill(
+    cache,
+    ids.map((id) => ({ id, tokens: prompt })),
+  ),
+);
 let tokens = ids.map(() => 1);
 const times = [];
 counts.clear();
@@ -142,5 +158,7 @@ if (session) {
 if (opts['print-times']) process.stderr.write(times.map((t) => t.toFixed(1)).join(' ') + '\n');
 const sorted = times.slice(5).sort((a, b) => a - b);
 const perStep = Object.fromEntries([...counts].map(([k, v]) => [k, +(v / steps).toFixed(1)]));
-process.stdout.write(`${JSON.stringify({ shape, context, batch, plan, hostMsPerStep: +sorted[Math.floor(sorted.length / 2)].toFixed(3), p10: +sorted[Math.floor(sorted.length / 10)].toFixed(3), p90: +sorted[Math.floor((sorted.length * 9) / 10)].toFixed(3), addonCallsPerStep: perStep, graphs: backend.graphStats })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ shape, context, batch, plan, hostMsPerStep: +sorted[Math.floor(sorted.length / 2)].toFixed(3), p10: +sorted[Math.floor(sorted.length / 10)].toFixed(3), p90: +sorted[Math.floor((sorted.length * 9) / 10)].toFixed(3), addonCallsPerStep: perStep, graphs: backend.graphStats })}\n`,
+);
 cache.close();

@@ -5,7 +5,12 @@
 import { cpus } from 'node:os';
 import { WorkerEngine } from '@arkvale/engine';
 
-const PROMPTS = ['The old farmer painted', 'Once upon a time in a small village there lived a', 'The pass key is 74820. Remember it. The pass key is', 'My yellow mountain'];
+const PROMPTS = [
+  'The old farmer painted',
+  'Once upon a time in a small village there lived a',
+  'The pass key is 74820. Remember it. The pass key is',
+  'My yellow mountain',
+];
 const pct = (xs, p) => (xs.length ? +[...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))].toFixed(2) : null);
 
 export async function servingBench({ modelDir, quick, log }) {
@@ -33,9 +38,11 @@ export async function servingBench({ modelDir, quick, log }) {
     let next = 0;
     const results = [];
     const t0 = performance.now();
-    await Promise.all(Array.from({ length: clients }, async () => {
-      for (let i = next++; i < total; i = next++) results.push(await run(i));
-    }));
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        for (let i = next++; i < total; i = next++) results.push(await run(i));
+      }),
+    );
     const seconds = (performance.now() - t0) / 1000;
     const ttfts = results.map((r) => r.ttft);
     const itls = results.flatMap((r) => r.itl);
@@ -50,5 +57,11 @@ export async function servingBench({ modelDir, quick, log }) {
     });
   }
   const stats = await engine.close();
-  return { machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version }, model: 'tiny-retrieval', policy: 'arkvale@512', levels, poolsEmpty: stats.devicePages.used === 0 && stats.hostPages.used === 0 };
+  return {
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version },
+    model: 'tiny-retrieval',
+    policy: 'arkvale@512',
+    levels,
+    poolsEmpty: stats.devicePages.used === 0 && stats.hostPages.used === 0,
+  };
 }

@@ -28,7 +28,8 @@ import { int, list, number, oneOf, parseCommand, UsageError } from '../lib/args.
 const planSpec = (p, flag) => {
   const [policy, budget] = p.split('@');
   if (!POLICY_NAMES.includes(policy)) throw new UsageError(`${flag}: plan ${p}: unknown policy ${policy} (${POLICY_NAMES.join(', ')})`);
-  if (budget !== undefined && !(Number.isInteger(Number(budget)) && Number(budget) > 0)) throw new UsageError(`${flag}: plan ${p}: the budget must be a whole number of tokens`);
+  if (budget !== undefined && !(Number.isInteger(Number(budget)) && Number(budget) > 0))
+    throw new UsageError(`${flag}: plan ${p}: the budget must be a whole number of tokens`);
   return { policy, budgetTokens: budget ? Number(budget) : undefined };
 };
 
@@ -39,7 +40,13 @@ const { values: opts } = parseCommand({
 sequences that fits --kv-gb (and whose host backups fit --host-gb), prefilled one at a
 time, then --steps timed greedy steps of the whole batch. JSON on stdout (and --out FILE).`,
   options: {
-    shape: { type: 'string', value: 'NAME', default: 'llama2-7b', parse: oneOf(...Object.keys(LLAMA_SHAPES)), help: `the model shape (${Object.keys(LLAMA_SHAPES).join(', ')})` },
+    shape: {
+      type: 'string',
+      value: 'NAME',
+      default: 'llama2-7b',
+      parse: oneOf(...Object.keys(LLAMA_SHAPES)),
+      help: `the model shape (${Object.keys(LLAMA_SHAPES).join(', ')})`,
+    },
     backend: { type: 'string', value: 'NAME', default: 'auto', parse: oneOf('auto', 'cuda', 'cpu', 'reference'), help: 'auto, cuda, cpu or reference' },
     dtype: { type: 'string', value: 'TYPE', parse: oneOf('f16', 'bf16'), help: 'f16 or bf16 on CUDA (default f16)' },
     context: { type: 'string', value: 'N', default: '30720', parse: int({ min: 1 }), help: 'tokens per sequence' },
@@ -47,7 +54,14 @@ time, then --steps timed greedy steps of the whole batch. JSON on stdout (and --
     // Pinned backups of every budgeted page are what stop ArkVale's batch (15.1 GB per
     // 30k-token sequence at the 7B shape): 80% of the GPU machine's 125 GiB is 107 GB, seven
     // sequences' pool, and 108 GB pinned there left the process and the system room.
-    'host-gb': { type: 'string', value: 'GB', default: String((totalmem() * 0.8) / 1e9), shownDefault: `80% of this machine's memory, ${((totalmem() * 0.8) / 1e9).toFixed(1)}`, parse: number({ above: 0 }), help: 'the host page pool in GB' },
+    'host-gb': {
+      type: 'string',
+      value: 'GB',
+      default: String((totalmem() * 0.8) / 1e9),
+      shownDefault: `80% of this machine's memory, ${((totalmem() * 0.8) / 1e9).toFixed(1)}`,
+      parse: number({ above: 0 }),
+      help: 'the host page pool in GB',
+    },
     plans: { type: 'string', value: 'LIST', default: 'full,arkvale@512', parse: list(planSpec), help: 'policy[@budget], comma-separated' },
     'page-size': { type: 'string', value: 'N', default: '32', parse: int({ min: 1 }), help: 'tokens per KV page' },
     steps: { type: 'string', value: 'N', default: '8', parse: int({ min: 1 }), help: 'timed decode steps' },
@@ -116,14 +130,23 @@ function stepSummary(timed, pauses) {
   }
   for (const k of Object.values(byKind)) [k.meanMs, k.maxMs] = [+k.meanMs.toFixed(2), +k.maxMs.toFixed(2)];
   const round = (x) => +x.toFixed(1);
-  return { medianMsPerStep: +sorted[Math.floor(sorted.length / 2)].toFixed(2), byKind, gcMs: round(pauses.reduce((a, b) => a + b, 0)), longestGcMs: round(Math.max(0, ...pauses)) };
+  return {
+    medianMsPerStep: +sorted[Math.floor(sorted.length / 2)].toFixed(2),
+    byKind,
+    gcMs: round(pauses.reduce((a, b) => a + b, 0)),
+    longestGcMs: round(Math.max(0, ...pauses)),
+  };
 }
 
 const results = [];
 const save = () => {
   const full = results.find((r) => r.policy === 'full' && r.tokensPerSecond);
   for (const r of results) if (full && r.tokensPerSecond) r.overFull = +(r.tokensPerSecond / full.tokensPerSecond).toFixed(2);
-  const json = JSON.stringify({ shape, backend: describeBackend(backend), context, kvGB: kvBytes / 1e9, hostGB: +(hostBytes / 1e9).toFixed(1), pageSize, steps, warmup, results }, null, 2);
+  const json = JSON.stringify(
+    { shape, backend: describeBackend(backend), context, kvGB: kvBytes / 1e9, hostGB: +(hostBytes / 1e9).toFixed(1), pageSize, steps, warmup, results },
+    null,
+    2,
+  );
   if (opts.out) writeFileSync(opts.out, json + '\n');
   return json;
 };
@@ -169,13 +192,19 @@ for (const plan of plans) {
     await new Promise((r) => setTimeout(r, 50));
     const pauses = gcPauses.filter((e) => e.startTime >= started && e.startTime < started + decodeMs).map((e) => e.duration);
     const row = {
-      ...plan, batch, limit, prefillMsPerPrompt: +(prefillMs / batch).toFixed(1),
+      ...plan,
+      batch,
+      limit,
+      prefillMsPerPrompt: +(prefillMs / batch).toFixed(1),
       // The mean step, what tokens per second is made of: over whole pages of steps it includes the steps where a page starts or fills (eager) and the first of each page's graph (recorded).
-      decodeMsPerStep: +(decodeMs / steps).toFixed(2), tokensPerSecond: +((batch * steps * 1000) / decodeMs).toFixed(1),
+      decodeMsPerStep: +(decodeMs / steps).toFixed(2),
+      tokensPerSecond: +((batch * steps * 1000) / decodeMs).toFixed(1),
       ...stepSummary(timed, pauses),
     };
     results.push(row);
-    log(`${label}: batch ${batch} (limited by the ${limit}), ${row.decodeMsPerStep} ms per step (median ${row.medianMsPerStep}), ${row.tokensPerSecond} tokens/s; ${JSON.stringify(row.byKind)}; GC ${row.gcMs} ms`);
+    log(
+      `${label}: batch ${batch} (limited by the ${limit}), ${row.decodeMsPerStep} ms per step (median ${row.medianMsPerStep}), ${row.tokensPerSecond} tokens/s; ${JSON.stringify(row.byKind)}; GC ${row.gcMs} ms`,
+    );
   } catch (e) {
     results.push({ ...plan, batch, limit, error: e.message });
     log(`${label}: ${e.message}`);

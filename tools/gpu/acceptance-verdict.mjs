@@ -45,58 +45,108 @@ const find = (rows, file, what, test) => {
 };
 
 const decodeRow = (decode, policy, budget) =>
-  find(decode.results, 'bench/decode.json', `${policy}${budget ? ` @ ${budget}` : ''} row at ${POINT.context} tokens, batch ${POINT.batch}, replayed as graphs`, (r) =>
-    r.policy === policy && r.context === POINT.context && r.batch === POINT.batch && r.graphs !== false && (budget === undefined || r.budgetTokens === budget));
-const peerRow = (peer) => find(peer.results, 'bench/peer.json', `sdpa-graph row at ${POINT.context} tokens, batch ${POINT.batch}`, (r) => r.peer === 'sdpa-graph' && r.context === POINT.context && r.batch === POINT.batch);
+  find(
+    decode.results,
+    'bench/decode.json',
+    `${policy}${budget ? ` @ ${budget}` : ''} row at ${POINT.context} tokens, batch ${POINT.batch}, replayed as graphs`,
+    (r) =>
+      r.policy === policy &&
+      r.context === POINT.context &&
+      r.batch === POINT.batch &&
+      r.graphs !== false &&
+      (budget === undefined || r.budgetTokens === budget),
+  );
+const peerRow = (peer) =>
+  find(
+    peer.results,
+    'bench/peer.json',
+    `sdpa-graph row at ${POINT.context} tokens, batch ${POINT.batch}`,
+    (r) => r.peer === 'sdpa-graph' && r.context === POINT.context && r.batch === POINT.batch,
+  );
 
 const x = (v) => `${v.toFixed(2)}x`;
 const pct = (v) => `${(100 * v).toFixed(1)}%`;
 
 /** Each line: what it says, the threshold, and a function measuring it from the run. */
 const LINES = [
-  ['ArkVale @ 2048 at least 2.5x faster than the PyTorch SDPA peer (its CUDA graph)', '>= 2.50x', () => {
-    const [a, p] = [decodeRow(read('bench/decode.json'), 'arkvale', POINT.budget), peerRow(read('bench/peer.json'))];
-    const r = p.decodeMsPerStep / a.decodeMsPerStep;
-    return [r >= 2.5, `${x(r)} (${a.decodeMsPerStep} ms against ${p.decodeMsPerStep} ms)`];
-  }],
-  ['ArkVale @ 2048 within 1.5x of its HBM floor', '<= 1.50x', () => {
-    const a = decodeRow(read('bench/decode.json'), 'arkvale', POINT.budget);
-    const r = a.decodeMsPerStep / a.floorMs;
-    return [r <= 1.5, `${x(r)} (floor ${a.floorMs} ms for ${a.bytesPerStepGB} GB)`];
-  }],
-  ['Full within 1.15x of the PyTorch peer', '<= 1.15x', () => {
-    const [f, p] = [decodeRow(read('bench/decode.json'), 'full'), peerRow(read('bench/peer.json'))];
-    const r = f.decodeMsPerStep / p.decodeMsPerStep;
-    return [r <= 1.15, `${x(r)} of the peer (${f.decodeMsPerStep} ms against ${p.decodeMsPerStep} ms)`];
-  }],
-  ['estimate + select + recall at most 15% of the ArkVale step (profiled run)', '<= 15%', () => {
-    const s = decodeRow(read('bench/decode.json'), 'arkvale', POINT.budget).stages;
-    if (!s) throw new Missing('bench/decode.json: the ArkVale @ 2048 row has no profiled stages (run with --profile 1)');
-    return [s.selectionShare <= 0.15, `${pct(s.selectionShare)} (${s.selectMs} + ${s.recallMs} ms of ${s.stepMs} ms)`];
-  }],
-  ['throughput under the 40 GB KV limit: ArkVale @ 512 at least 4.6x Full', '>= 4.60x', () => {
-    const t = read('bench/throughput.json');
-    const [f, a] = [find(t.results, 'bench/throughput.json', 'Full row', (r) => r.policy === 'full'), find(t.results, 'bench/throughput.json', 'ArkVale @ 512 row', (r) => r.policy === 'arkvale' && r.budgetTokens === 512)];
-    const r = a.tokensPerSecond / f.tokensPerSecond;
-    return [r >= 4.6, `${x(r)} (${a.batch} sequences, ${a.tokensPerSecond} tok/s, against ${f.batch} at ${f.tokensPerSecond} tok/s; ${t.context} tokens)`];
-  }],
-  ['prefill at 40% or more of the cuBLAS dense rate (every decode point)', '>= 0.40', () => {
-    const rows = read('bench/decode.json').results.filter((r) => !r.error);
-    if (!rows.length || rows.some((r) => typeof r.prefillOfGemmRate !== 'number')) throw new Missing('bench/decode.json has a row without prefillOfGemmRate');
-    const worst = Math.min(...rows.map((r) => r.prefillOfGemmRate));
-    return [worst >= 0.4, `worst ${worst.toFixed(2)} of ${rows.length} prefills`];
-  }],
-  ['zero synchronising calls inside a decode step (every decode point)', '0', () => {
-    const rows = read('bench/decode.json').results.filter((r) => !r.error);
-    if (!rows.length || rows.some((r) => typeof r.syncsInStep !== 'number')) throw new Missing('bench/decode.json has a row without syncsInStep');
-    const most = Math.max(...rows.map((r) => r.syncsInStep));
-    return [most === 0, `${most} at most, in ${rows.length} points`];
-  }],
-  ['the passkey table gives the same answers as tools/baselines/passkey-cuda-h200.json', 'all', () => {
-    const c = read('check/passkey-compare.json');
-    const whole = c.onlyBefore.length === 0;
-    return [whole && c.same === c.prompts, `${c.same} of ${c.prompts} answers the same${whole ? '' : `; ${c.onlyBefore.length} baseline row(s) not run`}`];
-  }],
+  [
+    'ArkVale @ 2048 at least 2.5x faster than the PyTorch SDPA peer (its CUDA graph)',
+    '>= 2.50x',
+    () => {
+      const [a, p] = [decodeRow(read('bench/decode.json'), 'arkvale', POINT.budget), peerRow(read('bench/peer.json'))];
+      const r = p.decodeMsPerStep / a.decodeMsPerStep;
+      return [r >= 2.5, `${x(r)} (${a.decodeMsPerStep} ms against ${p.decodeMsPerStep} ms)`];
+    },
+  ],
+  [
+    'ArkVale @ 2048 within 1.5x of its HBM floor',
+    '<= 1.50x',
+    () => {
+      const a = decodeRow(read('bench/decode.json'), 'arkvale', POINT.budget);
+      const r = a.decodeMsPerStep / a.floorMs;
+      return [r <= 1.5, `${x(r)} (floor ${a.floorMs} ms for ${a.bytesPerStepGB} GB)`];
+    },
+  ],
+  [
+    'Full within 1.15x of the PyTorch peer',
+    '<= 1.15x',
+    () => {
+      const [f, p] = [decodeRow(read('bench/decode.json'), 'full'), peerRow(read('bench/peer.json'))];
+      const r = f.decodeMsPerStep / p.decodeMsPerStep;
+      return [r <= 1.15, `${x(r)} of the peer (${f.decodeMsPerStep} ms against ${p.decodeMsPerStep} ms)`];
+    },
+  ],
+  [
+    'estimate + select + recall at most 15% of the ArkVale step (profiled run)',
+    '<= 15%',
+    () => {
+      const s = decodeRow(read('bench/decode.json'), 'arkvale', POINT.budget).stages;
+      if (!s) throw new Missing('bench/decode.json: the ArkVale @ 2048 row has no profiled stages (run with --profile 1)');
+      return [s.selectionShare <= 0.15, `${pct(s.selectionShare)} (${s.selectMs} + ${s.recallMs} ms of ${s.stepMs} ms)`];
+    },
+  ],
+  [
+    'throughput under the 40 GB KV limit: ArkVale @ 512 at least 4.6x Full',
+    '>= 4.60x',
+    () => {
+      const t = read('bench/throughput.json');
+      const [f, a] = [
+        find(t.results, 'bench/throughput.json', 'Full row', (r) => r.policy === 'full'),
+        find(t.results, 'bench/throughput.json', 'ArkVale @ 512 row', (r) => r.policy === 'arkvale' && r.budgetTokens === 512),
+      ];
+      const r = a.tokensPerSecond / f.tokensPerSecond;
+      return [r >= 4.6, `${x(r)} (${a.batch} sequences, ${a.tokensPerSecond} tok/s, against ${f.batch} at ${f.tokensPerSecond} tok/s; ${t.context} tokens)`];
+    },
+  ],
+  [
+    'prefill at 40% or more of the cuBLAS dense rate (every decode point)',
+    '>= 0.40',
+    () => {
+      const rows = read('bench/decode.json').results.filter((r) => !r.error);
+      if (!rows.length || rows.some((r) => typeof r.prefillOfGemmRate !== 'number')) throw new Missing('bench/decode.json has a row without prefillOfGemmRate');
+      const worst = Math.min(...rows.map((r) => r.prefillOfGemmRate));
+      return [worst >= 0.4, `worst ${worst.toFixed(2)} of ${rows.length} prefills`];
+    },
+  ],
+  [
+    'zero synchronising calls inside a decode step (every decode point)',
+    '0',
+    () => {
+      const rows = read('bench/decode.json').results.filter((r) => !r.error);
+      if (!rows.length || rows.some((r) => typeof r.syncsInStep !== 'number')) throw new Missing('bench/decode.json has a row without syncsInStep');
+      const most = Math.max(...rows.map((r) => r.syncsInStep));
+      return [most === 0, `${most} at most, in ${rows.length} points`];
+    },
+  ],
+  [
+    'the passkey table gives the same answers as tools/baselines/passkey-cuda-h200.json',
+    'all',
+    () => {
+      const c = read('check/passkey-compare.json');
+      const whole = c.onlyBefore.length === 0;
+      return [whole && c.same === c.prompts, `${c.same} of ${c.prompts} answers the same${whole ? '' : `; ${c.onlyBefore.length} baseline row(s) not run`}`];
+    },
+  ],
 ];
 
 const verdict = LINES.map(([line, threshold, measure]) => {

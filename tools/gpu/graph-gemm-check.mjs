@@ -22,18 +22,49 @@ const require = createRequire(import.meta.url);
 const a = require(process.env.ARKVALE_CUDA_ADDON);
 a.init(0, 64 << 20);
 const S = 0;
-const L = 32, m = 4;
-const shapes = [[4096, 4096], [4096, 4096], [4096, 4096], [4096, 4096], [11008, 4096], [11008, 4096], [4096, 11008]];
+const L = 32,
+  m = 4;
+const shapes = [
+  [4096, 4096],
+  [4096, 4096],
+  [4096, 4096],
+  [4096, 4096],
+  [11008, 4096],
+  [11008, 4096],
+  [4096, 11008],
+];
 const layers = [];
 for (let l = 0; l < L; l++) layers.push(shapes.map(([n, k]) => ({ n, k, w: a.alloc(n * k * 2, 'w') })));
-const x = a.alloc(4 * 11008 * 2, 'x'), y = a.alloc(4 * 11008 * 2, 'y');
-a.memset(x, 0, 4 * 11008 * 2, S, 'x'); for (const ly of layers) for (const g of ly) a.memset(g.w, 0, g.n * g.k * 2, S, 'w');
+const x = a.alloc(4 * 11008 * 2, 'x'),
+  y = a.alloc(4 * 11008 * 2, 'y');
+a.memset(x, 0, 4 * 11008 * 2, S, 'x');
+for (const ly of layers) for (const g of ly) a.memset(g.w, 0, g.n * g.k * 2, S, 'w');
 const pinned = a.hostAlloc(1 << 20, 'in');
 const dev = a.alloc(1 << 20, 'dev');
 function step(withCopies) {
   for (const ly of layers) {
     if (withCopies) a.copy(dev, pinned.host, 1024, S, 'h2d');
-    for (const g of ly) a.gemm({ transA: true, transB: false, m: g.n, n: m, k: g.k, a: g.w, aType: 'f16', lda: g.k, b: x, bType: 'f16', ldb: g.k, c: y, cType: 'f16', ldc: g.n, alpha: 1, beta: 0, stream: S, what: 'g' });
+    for (const g of ly)
+      a.gemm({
+        transA: true,
+        transB: false,
+        m: g.n,
+        n: m,
+        k: g.k,
+        a: g.w,
+        aType: 'f16',
+        lda: g.k,
+        b: x,
+        bType: 'f16',
+        ldb: g.k,
+        c: y,
+        cType: 'f16',
+        ldc: g.n,
+        alpha: 1,
+        beta: 0,
+        stream: S,
+        what: 'g',
+      });
   }
 }
 function time(run, reps = 20) {
@@ -49,7 +80,9 @@ const out = {};
 for (const withCopies of [false, true]) {
   const tag = withCopies ? 'with32copies' : 'gemmsOnly';
   out[`${tag}Eager`] = time(() => step(withCopies));
-  a.beginCapture(S); step(withCopies); const g = a.endCapture(S);
+  a.beginCapture(S);
+  step(withCopies);
+  const g = a.endCapture(S);
   out[`${tag}Graph`] = time(() => a.launchGraph(g, S));
 }
 const bytes = layers.flat().reduce((s, g) => s + g.n * g.k * 2, 0);

@@ -25,34 +25,43 @@ import { parseArgs } from 'node:util';
 export class UsageError extends Error {}
 
 /** A whole number at least `min`. */
-export const int = ({ min = -Infinity } = {}) => (text, flag) => {
-  const n = Number(text);
-  if (text.trim() === '' || !Number.isInteger(n) || n < min) throw new UsageError(`${flag}: expected a whole number${min > -Infinity ? ` >= ${min}` : ''}, got "${text}"`);
-  return n;
-};
+export const int =
+  ({ min = -Infinity } = {}) =>
+  (text, flag) => {
+    const n = Number(text);
+    if (text.trim() === '' || !Number.isInteger(n) || n < min)
+      throw new UsageError(`${flag}: expected a whole number${min > -Infinity ? ` >= ${min}` : ''}, got "${text}"`);
+    return n;
+  };
 
 /** A finite number at least `min`, or above `above` (exclusive). */
-export const number = ({ min = -Infinity, above = -Infinity } = {}) => (text, flag) => {
-  const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n) || n < min || !(n > above)) {
-    const bound = min > -Infinity ? ` >= ${min}` : above > -Infinity ? ` above ${above}` : '';
-    throw new UsageError(`${flag}: expected a number${bound}, got "${text}"`);
-  }
-  return n;
-};
+export const number =
+  ({ min = -Infinity, above = -Infinity } = {}) =>
+  (text, flag) => {
+    const n = Number(text);
+    if (text.trim() === '' || !Number.isFinite(n) || n < min || !(n > above)) {
+      const bound = min > -Infinity ? ` >= ${min}` : above > -Infinity ? ` above ${above}` : '';
+      throw new UsageError(`${flag}: expected a number${bound}, got "${text}"`);
+    }
+    return n;
+  };
 
 /** One of `choices` (strings). */
-export const oneOf = (...choices) => (text, flag) => {
-  if (!choices.includes(text)) throw new UsageError(`${flag}: expected one of ${choices.join(', ')}, got "${text}"`);
-  return text;
-};
+export const oneOf =
+  (...choices) =>
+  (text, flag) => {
+    if (!choices.includes(text)) throw new UsageError(`${flag}: expected one of ${choices.join(', ')}, got "${text}"`);
+    return text;
+  };
 
 /** A comma-separated list, each item through `item` (default: the text itself), at least one. */
-export const list = (item = (t) => t) => (text, flag) => {
-  const items = text.split(',');
-  if (items.some((t) => t.trim() === '')) throw new UsageError(`${flag}: expected a comma-separated list without empty items, got "${text}"`);
-  return items.map((t) => item(t.trim(), flag));
-};
+export const list =
+  (item = (t) => t) =>
+  (text, flag) => {
+    const items = text.split(',');
+    if (items.some((t) => t.trim() === '')) throw new UsageError(`${flag}: expected a comma-separated list without empty items, got "${text}"`);
+    return items.map((t) => item(t.trim(), flag));
+  };
 
 /** The usage text of a spec: the usage line, what it does, then one line per option. */
 export function usageText({ usage, about, options = {} }) {
@@ -93,7 +102,12 @@ export function parseCommand(spec) {
     if (unknown) fail(`unknown option ${unknown[1]}`);
     if (stray) fail(`unexpected argument "${stray[1]}"`);
     if (ambiguous) fail(`${ambiguous[1]} needs a value (one that starts with - is written ${ambiguous[1]}=VALUE)`);
-    fail(e.message.split('\n')[0].split('. ')[0].replace(/^\w/, (c) => c.toLowerCase()));
+    fail(
+      e.message
+        .split('\n')[0]
+        .split('. ')[0]
+        .replace(/^\w/, (c) => c.toLowerCase()),
+    );
   }
   if (parsed.values.help) {
     process.stdout.write(usageText(spec));

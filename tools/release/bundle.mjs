@@ -27,7 +27,11 @@ addons, a launcher ./arkvale and, with --model, a model it uses by default.`,
       'compress-node': { type: 'boolean', help: 'store the Node binary xz-compressed (the launcher unpacks it on first use)' },
     },
   });
-  return { out: values.out === undefined ? join(root, 'dist', 'arkvale-bundle') : resolve(values.out), model: values.model === undefined ? undefined : resolve(values.model), compressNode: values['compress-node'] };
+  return {
+    out: values.out === undefined ? join(root, 'dist', 'arkvale-bundle') : resolve(values.out),
+    model: values.model === undefined ? undefined : resolve(values.model),
+    compressNode: values['compress-node'],
+  };
 }
 
 const LAUNCHER = `#!/bin/sh
@@ -54,7 +58,10 @@ function copyAddons(out) {
   const dir = join(out, 'build', 'Release');
   mkdirSync(dir, { recursive: true });
   const copied = [];
-  for (const [pkg, file] of [['cpu-backend', 'arkvale_cpu.node'], ['cuda-binding', 'arkvale_cuda.node']]) {
+  for (const [pkg, file] of [
+    ['cpu-backend', 'arkvale_cpu.node'],
+    ['cuda-binding', 'arkvale_cuda.node'],
+  ]) {
     const from = join(root, 'packages', pkg, 'build', 'Release', file);
     if (!existsSync(from)) continue;
     copyFileSync(from, join(dir, file));
@@ -93,7 +100,9 @@ function main() {
     const pkg = JSON.parse(readFileSync(join(root, 'packages/cli/package.json'), 'utf8'));
     writeFileSync(join(o.out, 'VERSION'), `@arkvale/cli ${pkg.version}, Node ${process.version} (${process.platform}-${process.arch})\n`);
     const size = (f) => (statSync(join(o.out, f)).size / 2 ** 20).toFixed(1);
-    console.log(`wrote ${o.out}: lib/arkvale.mjs ${size('lib/arkvale.mjs')} MiB, ${o.compressNode ? `node.xz ${size('node.xz')}` : `node ${size('node')}`} MiB, ${addons.join(', ') || 'no addons'}${o.model ? `, model ${basename(o.model)}` : ''}`);
+    console.log(
+      `wrote ${o.out}: lib/arkvale.mjs ${size('lib/arkvale.mjs')} MiB, ${o.compressNode ? `node.xz ${size('node.xz')}` : `node ${size('node')}`} MiB, ${addons.join(', ') || 'no addons'}${o.model ? `, model ${basename(o.model)}` : ''}`,
+    );
     console.log(`run it there as ${join(o.out, 'arkvale')} --help`);
   });
 }

@@ -25,7 +25,20 @@ describe('arkvale generate', () => {
   it('feeds --then text as decode steps after the prompt: under Full the same tokens as one prompt', async () => {
     const c = golden.cases[0];
     const cut = c.text.lastIndexOf(' ');
-    const r = await cli(['generate', c.text.slice(0, cut), '--then', c.text.slice(cut), '-m', modelDir, '--policy', 'full', '-n', '12', '--ignore-eos', '--json']);
+    const r = await cli([
+      'generate',
+      c.text.slice(0, cut),
+      '--then',
+      c.text.slice(cut),
+      '-m',
+      modelDir,
+      '--policy',
+      'full',
+      '-n',
+      '12',
+      '--ignore-eos',
+      '--json',
+    ]);
     expect(r.code).toBe(0);
     const json = JSON.parse(r.out);
     expect(json.promptTokens + json.suffixTokens).toBe(c.ids.length);
@@ -58,7 +71,20 @@ describe('arkvale generate', () => {
   it('answers the main job: a passkey prompt far over the budget', async () => {
     const prompt = readFileSync(new URL('../../../examples/passkey-3000.txt', import.meta.url), 'utf8');
     const passkey = /The pass key is (\d+)\./.exec(prompt)![1];
-    const r = await cli(['generate', '-f', new URL('../../../examples/passkey-3000.txt', import.meta.url).pathname, '-m', modelDir, '--policy', 'arkvale', '--budget', '512', '-n', '8', '--json']);
+    const r = await cli([
+      'generate',
+      '-f',
+      new URL('../../../examples/passkey-3000.txt', import.meta.url).pathname,
+      '-m',
+      modelDir,
+      '--policy',
+      'arkvale',
+      '--budget',
+      '512',
+      '-n',
+      '8',
+      '--json',
+    ]);
     expect(r.code).toBe(0);
     const json = JSON.parse(r.out);
     expect(json.promptTokens).toBeGreaterThan(2500);
@@ -94,7 +120,9 @@ describe('bad input gives a clear error and a non-zero exit code', () => {
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, max_position_embeddings: 16 }));
     const r = await cli(['generate', golden.cases[1].text, '-m', dir]);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/a prompt of 1007 tokens and its first new token exceed the model's limit of 16 positions \(max_position_embeddings in .*config\.json\)/);
+    expect(r.err).toMatch(
+      /a prompt of 1007 tokens and its first new token exceed the model's limit of 16 positions \(max_position_embeddings in .*config\.json\)/,
+    );
     // A prompt that fits generates up to the limit and says why it stopped.
     const capped = await cli(['generate', golden.cases[0].text, '-m', dir, '-n', '40', '--ignore-eos', '--json']);
     expect(capped.code).toBe(0);

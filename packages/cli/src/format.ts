@@ -10,7 +10,10 @@ export function rate(tokens: number, ms: number): string {
 }
 
 export function formatTimings(t: GenerationTimings): string[] {
-  const suffixSteps = t.suffixTokens > 0 ? [`then:       ${t.suffixTokens} tokens fed as decode steps in ${(t.suffixMs / 1000).toFixed(2)} s (${rate(t.suffixTokens, t.suffixMs)})`] : [];
+  const suffixSteps =
+    t.suffixTokens > 0
+      ? [`then:       ${t.suffixTokens} tokens fed as decode steps in ${(t.suffixMs / 1000).toFixed(2)} s (${rate(t.suffixTokens, t.suffixMs)})`]
+      : [];
   const generationSteps = t.decodeSteps - t.suffixTokens;
   return [
     `prompt:     ${t.promptTokens} tokens in ${(t.prefillMs / 1000).toFixed(2)} s (${rate(t.promptTokens, t.prefillMs)})`,

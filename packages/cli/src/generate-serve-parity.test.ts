@@ -24,7 +24,11 @@ describe('one engine under generate and serve', () => {
     // Prompts over the budget (ArkVale evicts and recalls), each hiding its key at another depth.
     const prompts = [0, 0.3, 0.6, 0.9].map((depth) => buildPasskeyPrompt(model.model.tokenizer, filler, 200, depth, uniform).ids);
     const plan = { policy: 'arkvale' as const, budgetTokens: 64, pageSize: 16 };
-    const offline = generateBatch(model, prompts.map((promptIds) => ({ promptIds, maxTokens: 12, ignoreEos: true })), plan);
+    const offline = generateBatch(
+      model,
+      prompts.map((promptIds) => ({ promptIds, maxTokens: 12, ignoreEos: true })),
+      plan,
+    );
 
     let err = '';
     const io: CliIo = { out: () => {}, err: (t) => (err += t), readStdin: async () => null, interactive: false };

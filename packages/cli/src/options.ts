@@ -31,7 +31,12 @@ export function parsePolicy(value: string): PolicyName {
 }
 
 export function parseList<T>(parse: (v: string) => T) {
-  return (value: string): T[] => value.split(',').map((v) => v.trim()).filter(Boolean).map(parse);
+  return (value: string): T[] =>
+    value
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean)
+      .map(parse);
 }
 
 export function collect(value: string, previous: string[] = []): string[] {

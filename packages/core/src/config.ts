@@ -127,8 +127,7 @@ export function resolveCacheOptions(g: KvGeometry, o: CacheOptions): ResolvedCac
   const windowPages = positiveInt('windowPages', o.windowPages ?? 2, 1);
   if (budgetPages < sinkPages + windowPages) {
     throw new ConfigError(
-      `budget of ${budgetTokens} tokens (${budgetPages} pages of ${g.pageSize}) is smaller than ` +
-        `sinks plus window (${sinkPages} + ${windowPages} pages)`,
+      `budget of ${budgetTokens} tokens (${budgetPages} pages of ${g.pageSize}) is smaller than ` + `sinks plus window (${sinkPages} + ${windowPages} pages)`,
     );
   }
   const fullLayers = positiveInt('fullLayers', o.fullLayers ?? defaultFullLayers(g.numLayers), 0);
@@ -140,9 +139,7 @@ export function resolveCacheOptions(g: KvGeometry, o: CacheOptions): ResolvedCac
   const topK = positiveInt('topK', o.topK ?? defaultTopK);
   const groups = selection === 'layer' ? 1 : g.numKvHeads;
   if (o.topK !== undefined && o.policy === 'arkvale' && middle > 0 && topK * groups > middle) {
-    throw new ConfigError(
-      `topK (${topK}) x ${groups} selection group(s) exceeds the ${middle} middle page(s) of the budget`,
-    );
+    throw new ConfigError(`topK (${topK}) x ${groups} selection group(s) exceeds the ${middle} middle page(s) of the budget`);
   }
   const devicePages = positiveInt('devicePages', o.devicePages);
   const hostPages = positiveInt('hostPages', o.hostPages ?? devicePages * 4, 0);
@@ -152,9 +149,7 @@ export function resolveCacheOptions(g: KvGeometry, o: CacheOptions): ResolvedCac
     throw new ConfigError(`${o.policy} needs a budget of at least 2 tokens (one is kept free for the incoming token)`);
   }
   if (o.policy === 'streaming-llm' && sinkTokens > budgetPages * g.pageSize - 2) {
-    throw new ConfigError(
-      `sinkTokens (${sinkTokens}) leaves no room for recent tokens in a budget of ${budgetPages * g.pageSize} tokens`,
-    );
+    throw new ConfigError(`sinkTokens (${sinkTokens}) leaves no room for recent tokens in a budget of ${budgetPages * g.pageSize} tokens`);
   }
   return {
     policy: o.policy,

@@ -5,14 +5,7 @@ import type { DigestVariant } from './config.js';
  * as two rows of `dim`: for the cuboid variants the box's upper and lower corners,
  * for the sphere its centre and (in element 0 of the second row) its radius.
  */
-export function computeDigest(
-  keys: Float32Array,
-  tokens: number,
-  dim: number,
-  variant: DigestVariant,
-  out: Float32Array,
-  outOffset: number,
-): void {
+export function computeDigest(keys: Float32Array, tokens: number, dim: number, variant: DigestVariant, out: Float32Array, outOffset: number): void {
   for (let d = 0; d < dim; d++) {
     let max = -Infinity;
     let min = Infinity;
@@ -55,14 +48,7 @@ export function computeDigest(
  * Upper-bound estimate of q . k for keys in the digest: for boxes
  * sum_i max(q_i * upper_i, q_i * lower_i); for the sphere q . c + |q| r.
  */
-export function estimateScore(
-  q: Float32Array,
-  qOffset: number,
-  digest: Float32Array,
-  dOffset: number,
-  dim: number,
-  variant: DigestVariant,
-): number {
+export function estimateScore(q: Float32Array, qOffset: number, digest: Float32Array, dOffset: number, dim: number, variant: DigestVariant): number {
   let s = 0;
   if (variant === 'sphere') {
     let norm = 0;

@@ -1,11 +1,4 @@
-import {
-  ReferenceBackend,
-  RefTensor,
-  asRef,
-  type CausalAttentionArgs,
-  type PagedAttentionArgs,
-  type Tensor,
-} from '@arkvale/core';
+import { ReferenceBackend, RefTensor, asRef, type CausalAttentionArgs, type PagedAttentionArgs, type Tensor } from '@arkvale/core';
 import { loadNative, type KeyStatsCode, type NativeAddon } from './native.js';
 import { asKvStorage, causalDims, matmulDims, pagedDims } from './validate.js';
 
@@ -45,7 +38,8 @@ export class CpuBackend extends ReferenceBackend {
   // a bad call fails the same way whether or not the addon is built.
 
   override matmul(x: Tensor, w: Tensor): Tensor {
-    const xr = asRef(x), wr = asRef(w);
+    const xr = asRef(x),
+      wr = asRef(w);
     const { m, n, k } = matmulDims(xr, wr);
     if (!this.addon) return super.matmul(x, w);
     const out = new Float32Array(m * n);
@@ -54,7 +48,9 @@ export class CpuBackend extends ReferenceBackend {
   }
 
   override causalAttention(args: CausalAttentionArgs): { out: Tensor; keyScores?: Tensor } {
-    const q = asRef(args.q), k = asRef(args.k), v = asRef(args.v);
+    const q = asRef(args.q),
+      k = asRef(args.k),
+      v = asRef(args.v);
     const { tokens, heads, kvHeads, headDim } = causalDims(q, k, v);
     if (!this.addon) return super.causalAttention(args);
     const out = new Float32Array(q.data.length);
@@ -69,15 +65,31 @@ export class CpuBackend extends ReferenceBackend {
 
   override pagedAttention(args: PagedAttentionArgs): { out: Tensor; tokenScores?: Tensor } {
     const storage = asKvStorage(args.storage);
-    const q = asRef(args.q), table = asRef(args.pageTable), counts = asRef(args.pageCounts), lasts = asRef(args.lastPageLens);
+    const q = asRef(args.q),
+      table = asRef(args.pageTable),
+      counts = asRef(args.pageCounts),
+      lasts = asRef(args.lastPageLens);
     const { batch, groups, maxPages } = pagedDims(q, storage, table, counts, lasts);
     if (!this.addon) return super.pagedAttention(args);
     const { numHeads, numKvHeads, headDim, pageSize } = storage.geometry;
     const out = new Float32Array(batch * numHeads * headDim);
     const scores = args.returnTokenScores ? new Float32Array(batch * groups * maxPages * pageSize) : null;
     this.addon.pagedAttention(
-      q.f32, storage.data, table.i32, counts.i32, lasts.i32, out, scores,
-      batch, groups, maxPages, numHeads, numKvHeads, headDim, pageSize, args.scale,
+      q.f32,
+      storage.data,
+      table.i32,
+      counts.i32,
+      lasts.i32,
+      out,
+      scores,
+      batch,
+      groups,
+      maxPages,
+      numHeads,
+      numKvHeads,
+      headDim,
+      pageSize,
+      args.scale,
     );
     return {
       out: new RefTensor(out, [batch, numHeads, headDim], 'f32'),

@@ -1,4 +1,4 @@
-import { RefKvStorage, ReferenceBackend, asRef, type KvGeometry, type PagedAttentionArgs } from '@arkvale/core';
+import { type RefKvStorage, ReferenceBackend, asRef, type KvGeometry, type PagedAttentionArgs } from '@arkvale/core';
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from './cpu-backend.js';
 import { expectClose } from './test-support/compare.js';

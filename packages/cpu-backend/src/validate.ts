@@ -55,10 +55,15 @@ export function pagedDims(q: RefTensor, storage: RefKvStorage, table: RefTensor,
   const [batch, groups, maxPages] = table.shape;
   if (q.data.length !== batch * numHeads * d) throw invalidArgument(`pagedAttention: q must be [${batch}, ${numHeads}, ${d}]`);
   if (groups < 1 || numHeads % groups !== 0) throw invalidArgument(`pagedAttention: ${groups} page lists do not divide ${numHeads} heads`);
-  for (const [name, t] of [['page counts', counts], ['last page lengths', lasts]] as const) {
+  for (const [name, t] of [
+    ['page counts', counts],
+    ['last page lengths', lasts],
+  ] as const) {
     if (t.data.length !== batch * groups) throw invalidArgument(`pagedAttention: ${name} must be [${batch}, ${groups}], got [${t.shape}]`);
   }
-  const slots = table.i32, pageCounts = counts.i32, lastLens = lasts.i32;
+  const slots = table.i32,
+    pageCounts = counts.i32,
+    lastLens = lasts.i32;
   for (let r = 0; r < batch; r++) {
     for (let grp = 0; grp < groups; grp++) {
       const pages = pageCounts[r * groups + grp];

@@ -12,9 +12,6 @@ export declare function bundleCount(cores: number): number;
 export declare function archLabels(archs: readonly number[]): string[];
 export declare function nvccCandidates(env: Readonly<Record<string, string | undefined>>): NvccCandidate[];
 export declare function isExecutable(file: string): boolean;
-export declare function findNvcc(
-  env: Readonly<Record<string, string | undefined>>,
-  executable?: (file: string) => boolean,
-): NvccCandidate | undefined;
+export declare function findNvcc(env: Readonly<Record<string, string | undefined>>, executable?: (file: string) => boolean): NvccCandidate | undefined;
 export declare function parseNvccVersion(output: string): string | undefined;
 export declare function parseExtraArgs(value: string | undefined): string[];

@@ -39,10 +39,7 @@ export function gencodeFlags(archs) {
   const sorted = [...archs].sort((a, b) => a - b);
   const virtualOf = (arch) => sorted.find((a) => Math.floor(a / 10) === Math.floor(arch / 10));
   const highest = sorted[sorted.length - 1];
-  return [
-    ...sorted.map((a) => `-gencode=arch=compute_${virtualOf(a)},code=sm_${a}`),
-    `-gencode=arch=compute_${highest},code=compute_${highest}`,
-  ];
+  return [...sorted.map((a) => `-gencode=arch=compute_${virtualOf(a)},code=sm_${a}`), `-gencode=arch=compute_${highest},code=compute_${highest}`];
 }
 
 /**

@@ -15,7 +15,9 @@ const names = (file, pick) => {
   }
 };
 const defaults = new Set(names('default-kernels.json', (list) => list));
-const merged = names('manifest.json', (m) => m.kernels.map((k) => k.name)).filter((n) => !defaults.has(n)).sort();
+const merged = names('manifest.json', (m) => m.kernels.map((k) => k.name))
+  .filter((n) => !defaults.has(n))
+  .sort();
 const nvcc = findNvcc(process.env)?.path ?? 'none';
 const digest = createHash('sha256').update(merged.join('\n')).digest('hex').slice(0, 16);
 console.log(`nvcc=${nvcc} merged=${merged.length}:${digest}`);

@@ -7,10 +7,37 @@ import type { CudaAddon } from './native.js';
 import { addonBuilt } from './test-support/build-state.js';
 
 const API = [
-  'alloc', 'allocatorStats', 'beginCapture', 'blasStatus', 'buildInfo', 'copy', 'copyPages', 'destroyGraph', 'download',
-  'elapsedMs', 'endCapture', 'eventDone', 'free', 'gemm', 'hostAlloc', 'hostFree', 'hostView', 'init', 'kernels', 'launch',
-  'launchGraph', 'memInfo', 'memset', 'probe', 'recordEvent', 'releaseCached', 'releaseEvent', 'syncCount', 'synchronize',
-  'upload', 'waitEvent',
+  'alloc',
+  'allocatorStats',
+  'beginCapture',
+  'blasStatus',
+  'buildInfo',
+  'copy',
+  'copyPages',
+  'destroyGraph',
+  'download',
+  'elapsedMs',
+  'endCapture',
+  'eventDone',
+  'free',
+  'gemm',
+  'hostAlloc',
+  'hostFree',
+  'hostView',
+  'init',
+  'kernels',
+  'launch',
+  'launchGraph',
+  'memInfo',
+  'memset',
+  'probe',
+  'recordEvent',
+  'releaseCached',
+  'releaseEvent',
+  'syncCount',
+  'synchronize',
+  'upload',
+  'waitEvent',
 ];
 
 // Without nvcc at build time there is no addon (status.test.ts checks how that is
@@ -28,8 +55,24 @@ describe.skipIf(skip)('arkvale_cuda.node without a GPU', () => {
     expect(addon).toBeDefined();
   });
   const gemmParams = {
-    transA: false, transB: true, m: 4, n: 4, k: 4, a: 0x1000n, aType: 'f16', lda: 4, b: 0x2000n, bType: 'f16', ldb: 4,
-    c: 0x3000n, cType: 'f32', ldc: 4, alpha: 1, beta: 0, stream: 0, what: 'a test product',
+    transA: false,
+    transB: true,
+    m: 4,
+    n: 4,
+    k: 4,
+    a: 0x1000n,
+    aType: 'f16',
+    lda: 4,
+    b: 0x2000n,
+    bType: 'f16',
+    ldb: 4,
+    c: 0x3000n,
+    cType: 'f32',
+    ldc: 4,
+    alpha: 1,
+    beta: 0,
+    stream: 0,
+    what: 'a test product',
   } as const;
 
   it('exports exactly the documented functions', () => {
@@ -37,7 +80,10 @@ describe.skipIf(skip)('arkvale_cuda.node without a GPU', () => {
   });
 
   it('holds exactly the kernels of the launch surface, with the same block size and parameter bytes', () => {
-    const registry = addon.kernels().map((k) => `${k.name} ${k.blockThreads} ${k.paramBytes}`).sort();
+    const registry = addon
+      .kernels()
+      .map((k) => `${k.name} ${k.blockThreads} ${k.paramBytes}`)
+      .sort();
     const surface = allKernels.map((k) => `${k.name} ${k.block[0]} ${k.paramBytes}`).sort();
     expect(registry).toEqual(surface);
   });
@@ -63,7 +109,9 @@ describe.skipIf(skip)('arkvale_cuda.node without a GPU', () => {
     expect(() => addon.free(-1n)).toThrow(RangeError);
     expect(() => addon.free(0x5n)).toThrow('free: 0x5 was not returned by alloc');
     expect(() => addon.alloc(-1, 'x')).toThrow(/^alloc: bytes must be a non-negative integer/);
-    expect(() => addon.upload(0x1000n, new Uint8Array(8), 3, 'weights')).toThrow(/^upload: stream must be 0 \(compute\), 1 \(device->host\) or 2 \(host->device\)$/);
+    expect(() => addon.upload(0x1000n, new Uint8Array(8), 3, 'weights')).toThrow(
+      /^upload: stream must be 0 \(compute\), 1 \(device->host\) or 2 \(host->device\)$/,
+    );
     expect(() => addon.copyPages(0x1000n, new Uint32Array(2) as unknown as Int32Array, 0x2000n, new Int32Array(2), 64, 0, 'x')).toThrow(
       new TypeError('copyPages: dstSlots must be an Int32Array'),
     );

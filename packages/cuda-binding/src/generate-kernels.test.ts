@@ -11,7 +11,8 @@ const quiet = { out: () => {}, err: () => {} };
 // Two small families keep these tests fast; the build generates the whole library the same way.
 const kernels = KERNELS.filter((d) => d.family === 'kv_append' || d.family === 'rms_norm');
 const defaults = defaultKernelNames(kernels);
-const manifestNames = (dir: string) => (JSON.parse(readFileSync(join(dir, 'generated', 'manifest.json'), 'utf8')) as { kernels: { name: string }[] }).kernels.map((k) => k.name);
+const manifestNames = (dir: string) =>
+  (JSON.parse(readFileSync(join(dir, 'generated', 'manifest.json'), 'utf8')) as { kernels: { name: string }[] }).kernels.map((k) => k.name);
 
 describe('kernel generation for the build', () => {
   it('keeps merged shapes across rebuilds, in the CUDA sources and the launch surface', async () => {

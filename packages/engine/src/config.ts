@@ -66,7 +66,8 @@ export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig 
     decodeBlockRows: c.decodeBlockRows ?? 8,
     prefill: c.prefill ?? 'chunked',
   };
-  if (r.prefill !== 'chunked' && r.prefill !== 'one-shot') throw new RangeError(`engine option prefill must be "chunked" or "one-shot", got ${String(r.prefill)}`);
+  if (r.prefill !== 'chunked' && r.prefill !== 'one-shot')
+    throw new RangeError(`engine option prefill must be "chunked" or "one-shot", got ${String(r.prefill)}`);
   for (const key of ['pageSize', 'devicePages', 'budgetTokens', 'chunkTokens', 'stepTokens', 'maxRunning'] as const) {
     if (!Number.isInteger(r[key]) || r[key] < 1) throw new RangeError(`engine option ${key} must be an integer >= 1, got ${String(r[key])}`);
   }

@@ -93,7 +93,8 @@ export abstract class EngineClient implements AsyncEngine {
     entry.detach();
     const seconds = (now - entry.start) / 1000;
     if (event.type === 'error') {
-      for (const o of this.observers) o.onDone?.({ seconds, usage: { promptTokens: entry.stream.promptTokens, completionTokens: entry.tokens }, finishReason: 'error' });
+      for (const o of this.observers)
+        o.onDone?.({ seconds, usage: { promptTokens: entry.stream.promptTokens, completionTokens: entry.tokens }, finishReason: 'error' });
       entry.stream.fail(event.error);
       return;
     }

@@ -55,7 +55,19 @@ export class EngineCore {
   private readonly admission: Admission;
   private readonly eos: Set<number>;
   private arrivals = 0;
-  readonly counters = { steps: 0, decodeSteps: 0, decodeStepMs: 0, prefillTokens: 0, promptTokens: 0, generationTokens: 0, parks: 0, resumes: 0, finished: 0, aborted: 0, failed: 0 };
+  readonly counters = {
+    steps: 0,
+    decodeSteps: 0,
+    decodeStepMs: 0,
+    prefillTokens: 0,
+    promptTokens: 0,
+    generationTokens: 0,
+    parks: 0,
+    resumes: 0,
+    finished: 0,
+    aborted: 0,
+    failed: 0,
+  };
   private readonly window = new StepWindow(128);
 
   private readonly forward: LlamaForward;
@@ -141,7 +153,14 @@ export class EngineCore {
         // Rows still feeding a suffix take their next suffix token and nothing from their random stream.
         const sampled = step.jobs.flatMap((j, i) => (j.hasSuffixLeft ? [] : [i]));
         const rows = sampled.length === step.jobs.length ? step.logits : b.gatherRows(step.logits, b.fromArray(sampled, [sampled.length], 'i32'));
-        const drawn = sampled.length > 0 ? sampleRows(b, rows, sampled.map((i) => ({ ...step.jobs[i].req, uniform: step.jobs[i].uniform }))) : [];
+        const drawn =
+          sampled.length > 0
+            ? sampleRows(
+                b,
+                rows,
+                sampled.map((i) => ({ ...step.jobs[i].req, uniform: step.jobs[i].uniform })),
+              )
+            : [];
         const tokens: number[] = step.jobs.map((j) => (j.hasSuffixLeft ? -1 : 0));
         sampled.forEach((i, k) => (tokens[i] = drawn[k]));
         return { jobs: step.jobs, tokens };
@@ -150,7 +169,10 @@ export class EngineCore {
       jobs.forEach((job, i) => (tokens[i] < 0 ? this.feedSuffix(job) : this.deliver(job, tokens[i])));
     } catch (e) {
       // Requests were checked before they were queued: a failing step is the engine's fault.
-      const error = e instanceof EngineError ? e : new EngineError('engine_failed', `the engine failed a step: ${e instanceof Error ? e.message : String(e)}`, null, { cause: e });
+      const error =
+        e instanceof EngineError
+          ? e
+          : new EngineError('engine_failed', `the engine failed a step: ${e instanceof Error ? e.message : String(e)}`, null, { cause: e });
       for (const job of involved) if (this.active.has(job.id)) this.fail(job, error);
     }
     this.counters.steps++;
@@ -187,7 +209,12 @@ export class EngineCore {
   /** Ends a job; its done event goes out while its pages are still held (an offline run reads the cache's statistics then). */
   private finish(job: Job, reason: FinishReason, text: string): void {
     this.active.delete(job.id);
-    this.sink(job.id, { type: 'done', text, finishReason: reason, usage: { promptTokens: job.req.promptIds.length, completionTokens: job.text.tokenIds.length } });
+    this.sink(job.id, {
+      type: 'done',
+      text,
+      finishReason: reason,
+      usage: { promptTokens: job.req.promptIds.length, completionTokens: job.text.tokenIds.length },
+    });
     job.release();
   }
 

@@ -27,7 +27,19 @@ export function collectEngineStats(s: {
   prefilling: number;
   parked: number;
   caches: [string, KvCache][];
-  counters: { steps: number; decodeSteps: number; decodeStepMs: number; prefillTokens: number; promptTokens: number; generationTokens: number; parks: number; resumes: number; finished: number; aborted: number; failed: number };
+  counters: {
+    steps: number;
+    decodeSteps: number;
+    decodeStepMs: number;
+    prefillTokens: number;
+    promptTokens: number;
+    generationTokens: number;
+    parks: number;
+    resumes: number;
+    finished: number;
+    aborted: number;
+    failed: number;
+  };
   window: StepWindow;
 }): EngineStats {
   const store = s.caches[0][1].store;

@@ -72,7 +72,9 @@ describe('generateBatch (the offline face)', async () => {
     expect(() => engine.generate([{ promptIds: [] }], plan)).toThrow(/at least one token/);
     expect(() => engine.generate([{ promptIds: c.ids, suffixIds: [5, 9999] }], plan)).toThrow(/token id 9999 is outside the vocabulary \(0\.\.855\)/);
     const tooLong = Array.from({ length: 32768 }, () => 5);
-    expect(() => engine.generate([{ promptIds: c.ids, suffixIds: tooLong }], plan)).toThrow(/a prompt of 6 tokens and a suffix of 32768 and its first new token exceed/);
+    expect(() => engine.generate([{ promptIds: c.ids, suffixIds: tooLong }], plan)).toThrow(
+      /a prompt of 6 tokens and a suffix of 32768 and its first new token exceed/,
+    );
   });
 
   it('Full and ArkVale with a budget that holds everything generate identical tokens', () => {

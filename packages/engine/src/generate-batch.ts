@@ -99,7 +99,11 @@ export function generateBatch(model: LlamaEngine, requests: readonly GenerationR
   const maxPositions = model.forward.maxPositions;
   const maxTokens = requests.map((r) => Math.min(r.maxTokens ?? 64, maxPositions - contextLength(r)));
   const longest = Math.max(...requests.map((r, i) => contextLength(r) + maxTokens[i]));
-  const cache = model.createCache({ ...plan, devicePages: plan.devicePages ?? devicePagesFor(model, plan, longest, requests.length) }, longest, requests.length);
+  const cache = model.createCache(
+    { ...plan, devicePages: plan.devicePages ?? devicePagesFor(model, plan, longest, requests.length) },
+    longest,
+    requests.length,
+  );
   try {
     return runToEnd(model, cache, requests, maxTokens, plan, options);
   } finally {

@@ -14,7 +14,11 @@ function addonsLoaded(body: string): string[] {
     const engine = await import('@arkvale/engine');
     ${body}
     console.log(JSON.stringify(loaded.map((f) => f.split('/').pop())));`;
-  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: new URL('..', import.meta.url),
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return JSON.parse(out.trim().split('\n').pop()!) as string[];
 }
 

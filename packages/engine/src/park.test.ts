@@ -12,12 +12,29 @@ async function text(engine: LocalEngine, req: EngineRequest): Promise<string> {
 describe('park and recall', () => {
   let engine: LocalEngine;
   // A device pool too small for two Full sequences to run to the end side by side.
-  beforeAll(async () => (engine = await LocalEngine.load({ modelDir: MODEL_DIR, pageSize: 8, devicePages: 80, hostPages: 400, policy: 'arkvale', budgetTokens: 32, chunkTokens: 64 })));
+  beforeAll(
+    async () =>
+      (engine = await LocalEngine.load({
+        modelDir: MODEL_DIR,
+        pageSize: 8,
+        devicePages: 80,
+        hostPages: 400,
+        policy: 'arkvale',
+        budgetTokens: 32,
+        chunkTokens: 64,
+      })),
+  );
   afterAll(() => engine?.close());
 
   it('parks a running sequence when the pool runs short and resumes it by recall, unrecomputed, with its text alone', async () => {
     const long: EngineRequest = { prompt: 'The old farmer painted the barn and then the', maxTokens: 90, temperature: 0, ignoreEos: true, kvPolicy: 'full' };
-    const other: EngineRequest = { prompt: 'Once upon a time in a small village there lived a', maxTokens: 90, temperature: 0, ignoreEos: true, kvPolicy: 'full' };
+    const other: EngineRequest = {
+      prompt: 'Once upon a time in a small village there lived a',
+      maxTokens: 90,
+      temperature: 0,
+      ignoreEos: true,
+      kvPolicy: 'full',
+    };
     const [aloneA, aloneB] = [await text(engine, long), await text(engine, other)];
     const before = await engine.stats();
     const [a, b] = await Promise.all([text(engine, long), text(engine, other)]);

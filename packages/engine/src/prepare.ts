@@ -80,7 +80,8 @@ export class RequestPlanner {
     const stop = [...(r.stop ?? [])];
     if (stop.some((s) => typeof s !== 'string')) throw invalid('stop must be strings', 'stop');
     const policy = r.kvPolicy ?? this.config.policy;
-    if (!(POLICY_NAMES as readonly string[]).includes(policy)) throw invalid(`unknown kv_policy "${String(policy)}"; expected one of: ${POLICY_NAMES.join(', ')}`, 'kv_policy');
+    if (!(POLICY_NAMES as readonly string[]).includes(policy))
+      throw invalid(`unknown kv_policy "${String(policy)}"; expected one of: ${POLICY_NAMES.join(', ')}`, 'kv_policy');
     const budgetTokens = r.kvBudget ?? this.config.budgetTokens;
     if (!Number.isInteger(budgetTokens) || budgetTokens < 1) throw invalid('kv_budget must be an integer >= 1 (tokens)', 'kv_budget');
     this.checkFits(policy, budgetTokens, promptIds.length, promptIds.length + maxTokens);
@@ -108,7 +109,11 @@ export class RequestPlanner {
     let cache = this.planners.get(key);
     if (!cache) {
       try {
-        cache = new KvCache({ geometry: this.geometry, options: { ...planOptions(this.config, policy, budget), devicePages: 1, hostPages: 0 }, backend: this.backend });
+        cache = new KvCache({
+          geometry: this.geometry,
+          options: { ...planOptions(this.config, policy, budget), devicePages: 1, hostPages: 0 },
+          backend: this.backend,
+        });
       } catch (e) {
         throw asEngineError(e, 'kv_budget');
       }

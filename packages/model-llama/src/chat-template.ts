@@ -38,10 +38,7 @@ export function parseChatTemplates(value: unknown, source: string): Record<strin
   if (value === undefined || value === null) return null;
   if (typeof value === 'string') return { default: value };
   const bad = (): ArkvaleError =>
-    new ArkvaleError(
-      'MODEL_FILE',
-      `${source}: "chat_template" must be a string or a list of {"name", "template"} objects, got ${describeJson(value)}`,
-    );
+    new ArkvaleError('MODEL_FILE', `${source}: "chat_template" must be a string or a list of {"name", "template"} objects, got ${describeJson(value)}`);
   const templates: Record<string, string> = {};
   if (Array.isArray(value)) {
     for (const item of value) {

@@ -54,7 +54,9 @@ describe('parseLlamaConfig', () => {
     const m = parseLlamaConfig(smallConfigJson({ model_type: 'mistral', architectures: ['MistralForCausalLM'], sliding_window: null }), SRC);
     expect(m.architecture).toBe('MistralForCausalLM');
     // A window no shorter than the context never takes effect.
-    expect(parseLlamaConfig(smallConfigJson({ model_type: 'mistral', architectures: ['MistralForCausalLM'], sliding_window: 64 }), SRC).modelType).toBe('mistral');
+    expect(parseLlamaConfig(smallConfigJson({ model_type: 'mistral', architectures: ['MistralForCausalLM'], sliding_window: 64 }), SRC).modelType).toBe(
+      'mistral',
+    );
   });
 
   it('reads rope scaling in the old ("type"), current ("rope_type") and transformers 5 ("rope_parameters") forms', () => {
@@ -74,8 +76,19 @@ describe('parseLlamaConfig', () => {
   });
 
   it('rejects other architectures, naming the file and the field', () => {
-    expectArkvaleError(() => parseLlamaConfig({ model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] }, SRC), 'UNSUPPORTED_MODEL', SRC, '"model_type"', 'gpt2');
-    expectArkvaleError(() => parseLlamaConfig(smallConfigJson({ architectures: ['LlamaForSequenceClassification'] }), SRC), 'UNSUPPORTED_MODEL', SRC, '"architectures"');
+    expectArkvaleError(
+      () => parseLlamaConfig({ model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] }, SRC),
+      'UNSUPPORTED_MODEL',
+      SRC,
+      '"model_type"',
+      'gpt2',
+    );
+    expectArkvaleError(
+      () => parseLlamaConfig(smallConfigJson({ architectures: ['LlamaForSequenceClassification'] }), SRC),
+      'UNSUPPORTED_MODEL',
+      SRC,
+      '"architectures"',
+    );
     expectArkvaleError(() => parseLlamaConfig(smallConfigJson({ attention_bias: true }), SRC), 'UNSUPPORTED_MODEL', SRC, '"attention_bias"');
     expectArkvaleError(() => parseLlamaConfig(smallConfigJson({ mlp_bias: true }), SRC), 'UNSUPPORTED_MODEL', SRC, '"mlp_bias"');
     expectArkvaleError(() => parseLlamaConfig(smallConfigJson({ hidden_act: 'gelu' }), SRC), 'UNSUPPORTED_MODEL', SRC, '"hidden_act"', 'gelu');
@@ -85,9 +98,26 @@ describe('parseLlamaConfig', () => {
       SRC,
       '"sliding_window"',
     );
-    expectArkvaleError(() => parseLlamaConfig(smallConfigJson({ rope_scaling: { rope_type: 'yarn', factor: 4 } }), SRC), 'UNSUPPORTED_MODEL', SRC, '"rope_scaling.rope_type"', 'yarn');
-    expectArkvaleError(() => parseLlamaConfig(smallConfigJson({ rope_scaling: { type: 'dynamic', factor: 4 } }), SRC), 'UNSUPPORTED_MODEL', SRC, '"rope_scaling.type"', 'dynamic');
-    expectArkvaleError(() => parseLlamaConfig(smallConfigJson({ quantization_config: { quant_method: 'gptq' } }), SRC), 'UNSUPPORTED_MODEL', SRC, '"quantization_config"');
+    expectArkvaleError(
+      () => parseLlamaConfig(smallConfigJson({ rope_scaling: { rope_type: 'yarn', factor: 4 } }), SRC),
+      'UNSUPPORTED_MODEL',
+      SRC,
+      '"rope_scaling.rope_type"',
+      'yarn',
+    );
+    expectArkvaleError(
+      () => parseLlamaConfig(smallConfigJson({ rope_scaling: { type: 'dynamic', factor: 4 } }), SRC),
+      'UNSUPPORTED_MODEL',
+      SRC,
+      '"rope_scaling.type"',
+      'dynamic',
+    );
+    expectArkvaleError(
+      () => parseLlamaConfig(smallConfigJson({ quantization_config: { quant_method: 'gptq' } }), SRC),
+      'UNSUPPORTED_MODEL',
+      SRC,
+      '"quantization_config"',
+    );
     expectArkvaleError(() => parseLlamaConfig(smallConfigJson({ partial_rotary_factor: 0.5 }), SRC), 'UNSUPPORTED_MODEL', SRC, '"partial_rotary_factor"');
   });
 
@@ -96,7 +126,11 @@ describe('parseLlamaConfig', () => {
     delete noHidden.hidden_size;
     expectArkvaleError(() => parseLlamaConfig(noHidden, SRC), 'INVALID_CONFIG', SRC, '"hidden_size"', 'required');
     expectArkvaleError(() => parseLlamaConfig(smallConfigJson({ num_attention_heads: '2' }), SRC), 'INVALID_CONFIG', SRC, '"num_attention_heads"');
-    expectArkvaleError(() => parseLlamaConfig(smallConfigJson({ num_key_value_heads: 3, num_attention_heads: 4 }), SRC), 'INVALID_CONFIG', '"num_key_value_heads"');
+    expectArkvaleError(
+      () => parseLlamaConfig(smallConfigJson({ num_key_value_heads: 3, num_attention_heads: 4 }), SRC),
+      'INVALID_CONFIG',
+      '"num_key_value_heads"',
+    );
     expectArkvaleError(() => parseLlamaConfig(smallConfigJson({ rope_scaling: { rope_type: 'linear' } }), SRC), 'INVALID_CONFIG', '"rope_scaling.factor"');
     expectArkvaleError(
       () => parseLlamaConfig(smallConfigJson({ rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4 } }), SRC),
@@ -123,7 +157,7 @@ function rope(headDim: number, ropeTheta: number, ropeScaling: RopeScaling | nul
 
 /** 1 / theta^(2i/d), in float64. */
 function defaultInvFreq(theta: number, d: number): number[] {
-  return Array.from({ length: d / 2 }, (_, i) => 1 / Math.pow(theta, (2 * i) / d));
+  return Array.from({ length: d / 2 }, (_, i) => 1 / theta ** ((2 * i) / d));
 }
 
 /** Llama 3.1 scaling in float64: keep high frequencies, divide low ones by factor, blend between. */
@@ -173,7 +207,7 @@ describe('ropeInvFreq / ropeSpec', () => {
     expect(Array.from(ropeInvFreq(c, { precision: 'float64' }))).toEqual(expected.map(Math.fround));
     expectClose(ropeInvFreq(c), expected, 1.2e-7); // float32 arithmetic: within an ulp
     expect(ropeInvFreq(c)[0]).toBe(1);
-    expect(ropeInvFreq(c)[1]).toBeCloseTo(Math.pow(10000, -2 / 128), 7);
+    expect(ropeInvFreq(c)[1]).toBeCloseTo(10000 ** (-2 / 128), 7);
   });
 
   it('linear scaling divides every frequency by the factor', () => {

@@ -134,11 +134,7 @@ class Fields {
 function parseArchitecture(f: Fields, source: string): { modelType: LlamaModelType; architecture: LlamaArchitecture } {
   const modelType = f.str('model_type');
   if (modelType !== null && !(modelType in SUPPORTED_MODEL_TYPES)) {
-    throw unsupported(
-      source,
-      'model_type',
-      `is ${JSON.stringify(modelType)}; only LLaMA-family models are supported (model_type "llama" or "mistral")`,
-    );
+    throw unsupported(source, 'model_type', `is ${JSON.stringify(modelType)}; only LLaMA-family models are supported (model_type "llama" or "mistral")`);
   }
   const archs = f.raw('architectures');
   let architecture: LlamaArchitecture | undefined;
@@ -148,11 +144,7 @@ function parseArchitecture(f: Fields, source: string): { modelType: LlamaModelTy
     }
     architecture = SUPPORTED_ARCHITECTURES.find((a) => archs.includes(a));
     if (architecture === undefined) {
-      throw unsupported(
-        source,
-        'architectures',
-        `is [${archs.map((a) => JSON.stringify(a)).join(', ')}]; expected ${SUPPORTED_ARCHITECTURES.join(' or ')}`,
-      );
+      throw unsupported(source, 'architectures', `is [${archs.map((a) => JSON.stringify(a)).join(', ')}]; expected ${SUPPORTED_ARCHITECTURES.join(' or ')}`);
     }
   }
   if (modelType === null) {
@@ -192,20 +184,12 @@ function parseRopeScaling(json: Record<string, unknown>, source: string): { thet
         originalMaxPositionEmbeddings: f.int('original_max_position_embeddings'),
       };
       if (scaling.highFreqFactor <= scaling.lowFreqFactor) {
-        throw invalid(
-          source,
-          `${key}.high_freq_factor`,
-          `(${scaling.highFreqFactor}) must be greater than low_freq_factor (${scaling.lowFreqFactor})`,
-        );
+        throw invalid(source, `${key}.high_freq_factor`, `(${scaling.highFreqFactor}) must be greater than low_freq_factor (${scaling.lowFreqFactor})`);
       }
       return { theta, scaling };
     }
     default:
-      throw unsupported(
-        source,
-        `${key}.${typeKey}`,
-        `is ${JSON.stringify(type)}; supported RoPE scaling types: "default", "linear", "llama3"`,
-      );
+      throw unsupported(source, `${key}.${typeKey}`, `is ${JSON.stringify(type)}; supported RoPE scaling types: "default", "linear", "llama3"`);
   }
 }
 

@@ -31,7 +31,10 @@ export function checkWeightsFit(backend: Backend, config: LlamaConfig, elements:
   if (!u) return;
   const bytes = elements * (backend.dtype === 'f32' ? 4 : 2);
   if (bytes > u.usable) {
-    throw new ArkvaleError('OUT_OF_MEMORY', `the weights of ${config.source} need ${gib(bytes)} in ${backend.dtype}, but the GPU has ${budgetLine(u, utilization)}`);
+    throw new ArkvaleError(
+      'OUT_OF_MEMORY',
+      `the weights of ${config.source} need ${gib(bytes)} in ${backend.dtype}, but the GPU has ${budgetLine(u, utilization)}`,
+    );
   }
 }
 

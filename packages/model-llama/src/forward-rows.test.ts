@@ -46,7 +46,13 @@ describe('forwardRows', async () => {
     const worst = prefill.reduce((m, x, i) => Math.max(m, Math.abs(x - both[i])), 0);
     expect(worst).toBeLessThan(1e-3);
     expect(cacheC.promptRemaining(c)).toBe(0);
-    for (const [cache, id] of [[cacheA, a], [cacheB, b], [cacheC, c], [cacheD, d]] as const) cache.free(id);
+    for (const [cache, id] of [
+      [cacheA, a],
+      [cacheB, b],
+      [cacheC, c],
+      [cacheD, d],
+    ] as const)
+      cache.free(id);
   });
 
   it('runs the MLP of a long pass in chunks, with the logits of the whole pass', () => {
@@ -104,7 +110,13 @@ describe('forwardRows', async () => {
   });
 
   it('refuses blocks that do not partition the rows', () => {
-    const seg = { tokens: [1, 2], positions: [0, 1], attend: () => { throw new Error('not reached'); } };
+    const seg = {
+      tokens: [1, 2],
+      positions: [0, 1],
+      attend: () => {
+        throw new Error('not reached');
+      },
+    };
     expect(() => forward.forwardRows({ segments: [seg], blocks: [1], logitRows: [1] })).toThrow(/partition/);
   });
 });

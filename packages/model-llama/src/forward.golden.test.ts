@@ -75,18 +75,26 @@ describe('LLaMA forward vs golden.json', async () => {
     expectMatchesGolden(reference, short);
   }, 60_000);
 
-  it.each(golden.cases.map((c) => [c.name, c] as const))('the CPU backend reproduces %s in full', (_name, c) => {
-    expectMatchesGolden(cpu, c);
-  }, 60_000);
+  it.each(golden.cases.map((c) => [c.name, c] as const))(
+    'the CPU backend reproduces %s in full',
+    (_name, c) => {
+      expectMatchesGolden(cpu, c);
+    },
+    60_000,
+  );
 
   // A prefix of a few hundred tokens keeps the reference well inside its timeout.
   const PREFIX = 192;
-  it.each(long.map((c) => [c.name, c] as const))(`the reference and CPU backends agree on the first ${PREFIX} tokens of %s`, (_name, c) => {
-    const ids = c.ids.slice(0, PREFIX);
-    const ref = greedyRun(reference, ids, 4);
-    const ours = greedyRun(cpu, ids, 4);
-    expect(ours.tokens).toEqual(ref.tokens);
-    ref.logits.forEach((l, i) => expect(relativeError(ours.logits[i], l)).toBeLessThan(1e-4));
-    // About 18 s beside the other packages on 2 cores: the limit keeps 4x over it.
-  }, 120_000);
+  it.each(long.map((c) => [c.name, c] as const))(
+    `the reference and CPU backends agree on the first ${PREFIX} tokens of %s`,
+    (_name, c) => {
+      const ids = c.ids.slice(0, PREFIX);
+      const ref = greedyRun(reference, ids, 4);
+      const ours = greedyRun(cpu, ids, 4);
+      expect(ours.tokens).toEqual(ref.tokens);
+      ref.logits.forEach((l, i) => expect(relativeError(ours.logits[i], l)).toBeLessThan(1e-4));
+      // About 18 s beside the other packages on 2 cores: the limit keeps 4x over it.
+    },
+    120_000,
+  );
 });

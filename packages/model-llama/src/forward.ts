@@ -141,7 +141,8 @@ export class LlamaForward {
     const positions = batch.segments.flatMap((s) => s.positions);
     const n = tokens.length;
     batch.segments.forEach((s) => {
-      if (s.tokens.length !== s.positions.length || s.tokens.length === 0) throw invalidArgument('a row segment needs one position per token and at least one token');
+      if (s.tokens.length !== s.positions.length || s.tokens.length === 0)
+        throw invalidArgument('a row segment needs one position per token and at least one token');
     });
     positions.forEach((p) => this.checkLength(p + 1));
     const sum = (xs: readonly number[]) => xs.reduce((a, r) => a + r, 0);
@@ -172,7 +173,9 @@ export class LlamaForward {
       layers.forEach((w, l) => {
         const next = b.tidy((): [Tensor, Tensor | undefined] => {
           const [q, k, v] = b.ropeQkv(mm(h!, w.qkv), pos, this.rope, c.numHeads, c.numKvHeads);
-          const qs = split(q, sizes), ks = split(k, sizes), vs = split(v, sizes);
+          const qs = split(q, sizes),
+            ks = split(k, sizes),
+            vs = split(v, sizes);
           const attn = join(batch.segments.map((s, i) => s.attend(l, qs[i], ks[i], vs[i])));
           const [y, h2] = b.addRmsNorm(x, mm(b.reshape(attn, [n, c.numHeads * c.headDim]), w.o), w.postNorm, c.rmsNormEps);
           const mlp = (part: Tensor, partBlocks: readonly number[]): Tensor => mm(b.siluGatePacked(mm(part, w.gateUp, partBlocks)), w.down, partBlocks);

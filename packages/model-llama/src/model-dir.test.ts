@@ -130,7 +130,13 @@ describe('chat templates through openModelDir', () => {
     editJson(cfg, (c) => {
       c.chat_template = TEMPLATE;
     });
-    expectArkvaleError(() => openModelDir(dir).applyChatTemplate([{ role: 'robot', content: 'x' }]), 'INVALID_ARGUMENT', cfg, 'failed to render', 'unknown role robot');
+    expectArkvaleError(
+      () => openModelDir(dir).applyChatTemplate([{ role: 'robot', content: 'x' }]),
+      'INVALID_ARGUMENT',
+      cfg,
+      'failed to render',
+      'unknown role robot',
+    );
     editJson(cfg, (c) => {
       c.chat_template = '{% for m in messages %}{{ m.content }';
     });

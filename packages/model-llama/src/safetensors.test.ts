@@ -138,7 +138,10 @@ describe('SafetensorsCheckpoint', () => {
     const dir = makeTmpDir();
     writeSafetensors(path.join(dir, 'model-00001-of-00002.safetensors'), [A, B]);
     writeSafetensors(path.join(dir, 'model-00002-of-00002.safetensors'), [C]);
-    const index = { metadata: { total_size: 36 }, weight_map: { a: 'model-00001-of-00002.safetensors', b: 'model-00001-of-00002.safetensors', c: 'model-00002-of-00002.safetensors' } };
+    const index = {
+      metadata: { total_size: 36 },
+      weight_map: { a: 'model-00001-of-00002.safetensors', b: 'model-00001-of-00002.safetensors', c: 'model-00002-of-00002.safetensors' },
+    };
     fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify(index));
     const ckpt = SafetensorsCheckpoint.open(dir);
     expect(ckpt.files.map((f) => path.basename(f))).toEqual(['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']);

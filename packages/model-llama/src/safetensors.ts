@@ -90,9 +90,7 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
     if (fileSize < 8) throw fileError(`${abs} is not a safetensors file: only ${fileSize} bytes, shorter than the 8-byte header length`);
     const headerLength = Number(readExactly(fd, abs, 8, 0, 'the header length').readBigUInt64LE(0));
     if (headerLength > fileSize - 8) {
-      throw fileError(
-        `${abs} is truncated or not a safetensors file: the header length field says ${headerLength} bytes but only ${fileSize - 8} follow it`,
-      );
+      throw fileError(`${abs} is truncated or not a safetensors file: the header length field says ${headerLength} bytes but only ${fileSize - 8} follow it`);
     }
     if (headerLength > MAX_HEADER_BYTES) throw fileError(`${abs}: header of ${headerLength} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit`);
     const dataOffset = 8 + headerLength;
@@ -142,14 +140,10 @@ function parseHeader(json: Record<string, unknown>, file: string, fileSize: numb
     const elements = shape.reduce((a: number, b: number) => a * b, 1);
     const expected = elements * supported.size;
     if (end - begin !== expected) {
-      throw fileError(
-        `${where}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, but shape [${shape.join(', ')}] of ${dtype} needs ${expected}`,
-      );
+      throw fileError(`${where}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, but shape [${shape.join(', ')}] of ${dtype} needs ${expected}`);
     }
     if (dataOffset + end > fileSize) {
-      throw fileError(
-        `${file} is truncated: tensor "${name}" runs to byte ${dataOffset + end}, past the end of the file (${fileSize} bytes)`,
-      );
+      throw fileError(`${file} is truncated: tensor "${name}" runs to byte ${dataOffset + end}, past the end of the file (${fileSize} bytes)`);
     }
     tensors.push({ name, file, dtype: supported.dtype, shape: [...shape], offset: dataOffset + begin, byteLength: expected });
   }
@@ -184,8 +178,7 @@ export class SafetensorsCheckpoint {
     if (isFile(index)) return SafetensorsCheckpoint.openIndex(index);
     const bin = ['pytorch_model.bin', 'pytorch_model.bin.index.json'].find((n) => isFile(path.join(abs, n)));
     throw fileError(
-      `no safetensors checkpoint in ${abs}: expected ${SINGLE_FILE_NAME} or ${INDEX_FILE_NAME}` +
-        (bin ? ` (found ${bin}; convert it to safetensors)` : ''),
+      `no safetensors checkpoint in ${abs}: expected ${SINGLE_FILE_NAME} or ${INDEX_FILE_NAME}` + (bin ? ` (found ${bin}; convert it to safetensors)` : ''),
     );
   }
 

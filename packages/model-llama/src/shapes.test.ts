@@ -7,7 +7,9 @@ import { LLAMA_SHAPES, randomLlamaWeights, shapeConfig } from './shapes.js';
 describe('benchmark model shapes', () => {
   it('describe the named architectures', () => {
     const l2 = shapeConfig('llama2-7b');
-    expect([l2.numLayers, l2.numHeads, l2.numKvHeads, l2.headDim, l2.hiddenSize, l2.intermediateSize, l2.vocabSize]).toEqual([32, 32, 32, 128, 4096, 11008, 32000]);
+    expect([l2.numLayers, l2.numHeads, l2.numKvHeads, l2.headDim, l2.hiddenSize, l2.intermediateSize, l2.vocabSize]).toEqual([
+      32, 32, 32, 128, 4096, 11008, 32000,
+    ]);
     // 6.74B parameters: Llama-2-7B's count.
     expect(Math.round(countParameters(l2) / 1e7)).toBe(674);
     const l3 = shapeConfig('llama3-8b');
@@ -47,7 +49,9 @@ describe('benchmark model shapes', () => {
     };
     const h = config.hiddenSize;
     const cosine = (e: Float32Array, i: number, j: number) => {
-      let dot = 0, ni = 0, nj = 0;
+      let dot = 0,
+        ni = 0,
+        nj = 0;
       for (let d = 0; d < h; d++) {
         dot += e[i * h + d] * e[j * h + d];
         ni += e[i * h + d] ** 2;

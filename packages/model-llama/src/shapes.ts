@@ -10,9 +10,37 @@ import { expectedLlamaTensors, stackLayerWeights, type LlamaLayerWeights, type L
  * one of them runs every kernel on real sizes without a 13 GB checkpoint.
  */
 export const LLAMA_SHAPES = {
-  'llama2-7b': { hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, vocab_size: 32000, rope_theta: 10000, max_position_embeddings: 32768 },
-  'llama3-8b': { hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 128256, rope_theta: 500000, max_position_embeddings: 32768 },
-  'tiny-retrieval': { hidden_size: 512, intermediate_size: 1536, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 128, vocab_size: 856, rope_theta: 500000, max_position_embeddings: 32768 },
+  'llama2-7b': {
+    hidden_size: 4096,
+    intermediate_size: 11008,
+    num_hidden_layers: 32,
+    num_attention_heads: 32,
+    num_key_value_heads: 32,
+    vocab_size: 32000,
+    rope_theta: 10000,
+    max_position_embeddings: 32768,
+  },
+  'llama3-8b': {
+    hidden_size: 4096,
+    intermediate_size: 14336,
+    num_hidden_layers: 32,
+    num_attention_heads: 32,
+    num_key_value_heads: 8,
+    vocab_size: 128256,
+    rope_theta: 500000,
+    max_position_embeddings: 32768,
+  },
+  'tiny-retrieval': {
+    hidden_size: 512,
+    intermediate_size: 1536,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 128,
+    vocab_size: 856,
+    rope_theta: 500000,
+    max_position_embeddings: 32768,
+  },
 } as const;
 
 export type LlamaShapeName = keyof typeof LLAMA_SHAPES;
@@ -20,7 +48,10 @@ export type LlamaShapeName = keyof typeof LLAMA_SHAPES;
 export function shapeConfig(name: string): LlamaConfig {
   const shape = (LLAMA_SHAPES as Record<string, object>)[name];
   if (!shape) throw invalidArgument(`unknown model shape "${name}"; expected one of: ${Object.keys(LLAMA_SHAPES).join(', ')}`);
-  return parseLlamaConfig({ model_type: 'llama', architectures: ['LlamaForCausalLM'], rms_norm_eps: 1e-5, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, ...shape }, `shape ${name}`);
+  return parseLlamaConfig(
+    { model_type: 'llama', architectures: ['LlamaForCausalLM'], rms_norm_eps: 1e-5, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, ...shape },
+    `shape ${name}`,
+  );
 }
 
 /** A backend that makes random tensors on its own device (the CUDA backend's fill kernel). */

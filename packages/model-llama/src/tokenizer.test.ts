@@ -100,11 +100,14 @@ describe('stream decoder', () => {
   it('equals the full decode on random texts and random id sequences', () => {
     const chars = fc.constantFrom('a', 'b', ' ', 'é', '中', '文', '🙂', '7', '\n', 'ß', '😀', 'x', '.');
     fc.assert(
-      fc.property(fc.array(chars, { maxLength: 40 }).map((a) => a.join('')), (text) => {
-        const { text: streamed, pieces } = streamAll(tok.encode(text));
-        expect(streamed).toBe(text);
-        for (const p of pieces) expect(p).not.toContain('\uFFFD');
-      }),
+      fc.property(
+        fc.array(chars, { maxLength: 40 }).map((a) => a.join('')),
+        (text) => {
+          const { text: streamed, pieces } = streamAll(tok.encode(text));
+          expect(streamed).toBe(text);
+          for (const p of pieces) expect(p).not.toContain('\uFFFD');
+        },
+      ),
       { numRuns: 500 },
     );
     // Arbitrary ids, invalid UTF-8 included: still the same text as decode().
@@ -119,7 +122,11 @@ describe('stream decoder', () => {
   it('takes prefix ids as context without emitting them', () => {
     const ids = tok.encode(' The pass key is 71432.', { addSpecialTokens: false });
     const dec = tok.createStreamDecoder({ prefixIds: ids.slice(0, 4) });
-    const text = ids.slice(4).map((id) => dec.push(id)).join('') + dec.flush();
+    const text =
+      ids
+        .slice(4)
+        .map((id) => dec.push(id))
+        .join('') + dec.flush();
     expect(text).toBe(tok.decode(ids.slice(4)));
   });
 });

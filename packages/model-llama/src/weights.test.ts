@@ -171,16 +171,17 @@ describe('loadLlamaWeights errors and tying', () => {
   });
 
   it('names a missing tensor', async () => {
-    const dir = writeSyntheticModel(cfgJson, syntheticLlamaTensors(cfgJson).filter((t) => t.name !== 'model.layers.1.mlp.up_proj.weight'));
+    const dir = writeSyntheticModel(
+      cfgJson,
+      syntheticLlamaTensors(cfgJson).filter((t) => t.name !== 'model.layers.1.mlp.up_proj.weight'),
+    );
     await expectArkvaleErrorAsync(() => loadLlamaWeights(dir, config(), backend), 'MODEL_FILE', '"model.layers.1.mlp.up_proj.weight"', 'missing', '[16, 8]');
     const noHead = writeSyntheticModel(cfgJson, syntheticLlamaTensors(cfgJson, { lmHead: false }));
     await expectArkvaleErrorAsync(() => loadLlamaWeights(noHead, config(), backend), 'MODEL_FILE', '"lm_head.weight"', 'tie_word_embeddings');
   });
 
   it('names a tensor of the wrong shape with the expected and actual shapes', async () => {
-    const tensors = syntheticLlamaTensors(cfgJson).map((t) =>
-      t.name === 'model.layers.0.self_attn.k_proj.weight' ? { ...t, shape: [8, 4] } : t,
-    );
+    const tensors = syntheticLlamaTensors(cfgJson).map((t) => (t.name === 'model.layers.0.self_attn.k_proj.weight' ? { ...t, shape: [8, 4] } : t));
     const dir = writeSyntheticModel(cfgJson, tensors);
     await expectArkvaleErrorAsync(
       () => loadLlamaWeights(dir, config(), backend),
@@ -192,7 +193,10 @@ describe('loadLlamaWeights errors and tying', () => {
   });
 
   it('names an unsupported dtype', async () => {
-    const tensors = [...syntheticLlamaTensors(cfgJson), { name: 'model.layers.0.self_attn.rotary_emb.position_ids', dtype: 'I64', shape: [2], data: new Uint8Array(16) }];
+    const tensors = [
+      ...syntheticLlamaTensors(cfgJson),
+      { name: 'model.layers.0.self_attn.rotary_emb.position_ids', dtype: 'I64', shape: [2], data: new Uint8Array(16) },
+    ];
     const dir = writeSyntheticModel(cfgJson, tensors);
     await expectArkvaleErrorAsync(() => loadLlamaWeights(dir, config(), backend), 'MODEL_FILE', '"model.layers.0.self_attn.rotary_emb.position_ids"', 'I64');
   });

@@ -128,8 +128,7 @@ function checkEntry(ckpt: SafetensorsCheckpoint, exp: Expected, config: LlamaCon
   if (!sameShape(e.shape, exp.shape)) {
     throw new ArkvaleError(
       'MODEL_FILE',
-      `tensor "${exp.name}" in ${e.file} has shape [${e.shape.join(', ')}], expected [${exp.shape.join(', ')}] ` +
-        `(${exp.why}, from ${config.source})`,
+      `tensor "${exp.name}" in ${e.file} has shape [${e.shape.join(', ')}], expected [${exp.shape.join(', ')}] ` + `(${exp.why}, from ${config.source})`,
     );
   }
   return e;
@@ -184,12 +183,7 @@ export function planLlamaWeights(ckpt: SafetensorsCheckpoint, config: LlamaConfi
  * embedding when `tie_word_embeddings` is true (as in transformers, even if the file
  * also stores an lm_head). On failure the tensors loaded so far are disposed.
  */
-export async function loadLlamaWeights(
-  dir: string,
-  config: LlamaConfig,
-  backend: Backend,
-  options: LoadWeightsOptions = {},
-): Promise<LlamaWeights> {
+export async function loadLlamaWeights(dir: string, config: LlamaConfig, backend: Backend, options: LoadWeightsOptions = {}): Promise<LlamaWeights> {
   const ckpt = options.checkpoint ?? SafetensorsCheckpoint.open(dir);
   const tied = config.tieWordEmbeddings;
   let plan: WeightPlanItem[];

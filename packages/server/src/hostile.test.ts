@@ -44,7 +44,11 @@ describe('malformed and hostile requests', () => {
     const send = async (i: number): Promise<void> => {
       if (i % 50 === 7) {
         // A 10 MB body.
-        const res = await fetch(`${t.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: json({ model: M, prompt: 'x'.repeat(10 << 20) }) });
+        const res = await fetch(`${t.url}/v1/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: json({ model: M, prompt: 'x'.repeat(10 << 20) }),
+        });
         outcomes.push(res.status);
         expect(res.status).toBe(413);
         expect(((await res.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
@@ -63,7 +67,11 @@ describe('malformed and hostile requests', () => {
             signal: controller.signal,
           });
           if (midPrefill) controller.abort();
-          else await res.body!.getReader().read().then(() => controller.abort());
+          else
+            await res
+              .body!.getReader()
+              .read()
+              .then(() => controller.abort());
         } catch {
           // aborted
         }
@@ -71,7 +79,11 @@ describe('malformed and hostile requests', () => {
         return;
       }
       const c = CASES[i % CASES.length];
-      const res = await fetch(`${t.url}${c.path ?? '/v1/completions'}`, { method: 'POST', headers: { 'content-type': c.type ?? 'application/json' }, body: c.body });
+      const res = await fetch(`${t.url}${c.path ?? '/v1/completions'}`, {
+        method: 'POST',
+        headers: { 'content-type': c.type ?? 'application/json' },
+        body: c.body,
+      });
       outcomes.push(res.status);
       expect(res.status, `case ${i % CASES.length}`).toBeGreaterThanOrEqual(400);
       expect(res.status, `case ${i % CASES.length}`).toBeLessThan(500);
@@ -82,16 +94,30 @@ describe('malformed and hostile requests', () => {
     };
     // Bounded: 1,000 requests, 16 at a time.
     let next = 0;
-    await Promise.all(Array.from({ length: 16 }, async () => {
-      for (let i = next++; i < 1000; i = next++) await send(i);
-    }));
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        for (let i = next++; i < 1000; i = next++) await send(i);
+      }),
+    );
     expect(outcomes.length).toBe(1000);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     for (let i = 0; i < 500 && (await t.engine.stats()).sequences > 0; i++) await sleep(10);
     const stats = await t.engine.stats();
-    expect(stats).toMatchObject({ sequences: 0, running: 0, waiting: 0, failed: 0, devicePages: { used: 0 }, hostPages: { used: 0 }, digestPages: { used: 0 } });
+    expect(stats).toMatchObject({
+      sequences: 0,
+      running: 0,
+      waiting: 0,
+      failed: 0,
+      devicePages: { used: 0 },
+      hostPages: { used: 0 },
+      digestPages: { used: 0 },
+    });
     expect(stats.aborted).toBe(80);
-    const ok = await fetch(`${t.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: json({ model: M, prompt: 'The', max_tokens: 2, temperature: 0 }) });
+    const ok = await fetch(`${t.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: json({ model: M, prompt: 'The', max_tokens: 2, temperature: 0 }),
+    });
     expect(ok.status).toBe(200);
   }, 90_000);
 });

@@ -30,7 +30,13 @@ describe('load on loopback', () => {
   });
   afterAll(() => t?.stop());
 
-  const body = (i: number) => ({ model: 'tiny-retrieval', prompt: PROMPTS[i % 8], max_tokens: 2 + (i % 3), temperature: 0, ...POLICIES[Math.floor(i / 8) % 4] });
+  const body = (i: number) => ({
+    model: 'tiny-retrieval',
+    prompt: PROMPTS[i % 8],
+    max_tokens: 2 + (i % 3),
+    temperature: 0,
+    ...POLICIES[Math.floor(i / 8) % 4],
+  });
 
   async function streamed(i: number): Promise<string> {
     const stream = await client.completions.create({ ...body(i), stream: true } as never);
@@ -55,7 +61,16 @@ describe('load on loopback', () => {
     expect(wrong).toEqual([]);
 
     const stats = await t.engine.stats();
-    expect(stats).toMatchObject({ waiting: 0, running: 0, parked: 0, sequences: 0, failed: 0, devicePages: { used: 0 }, hostPages: { used: 0 }, digestPages: { used: 0 } });
+    expect(stats).toMatchObject({
+      waiting: 0,
+      running: 0,
+      parked: 0,
+      sequences: 0,
+      failed: 0,
+      devicePages: { used: 0 },
+      hostPages: { used: 0 },
+      digestPages: { used: 0 },
+    });
     expect(stats.finished).toBe(256 + 32);
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metric(metrics, 'arkvale:kv_device_pages_used')).toBe(0);

@@ -40,11 +40,19 @@ describe('the OpenAI routes through the official client', () => {
   });
 
   it('chats on a model without a template (plain fallback), streaming and not', async () => {
-    const body = { model: 'tiny-retrieval', messages: [{ role: 'user' as const, content: 'The pass key is 4242. What is the pass key?' }], max_tokens: 6, temperature: 0, kv_policy: 'quest' };
+    const body = {
+      model: 'tiny-retrieval',
+      messages: [{ role: 'user' as const, content: 'The pass key is 4242. What is the pass key?' }],
+      max_tokens: 6,
+      temperature: 0,
+      kv_policy: 'quest',
+    };
     const whole = await client.chat.completions.create(body as never);
     expect(whole.object).toBe('chat.completion');
     expect(whole.choices[0].message.role).toBe('assistant');
-    const stream = (await client.chat.completions.create({ ...body, stream: true } as never)) as unknown as AsyncIterable<{ choices: { delta: { role?: string; content?: string | null } }[] }>;
+    const stream = (await client.chat.completions.create({ ...body, stream: true } as never)) as unknown as AsyncIterable<{
+      choices: { delta: { role?: string; content?: string | null } }[];
+    }>;
     let text = '';
     let role: string | undefined;
     for await (const chunk of stream) {
@@ -76,8 +84,15 @@ describe('the OpenAI routes through the official client', () => {
   it('refuses a wrong key (401) and an unknown model (404) in OpenAI shape', async () => {
     const bad = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: 'wrong', maxRetries: 0 });
     await expect(bad.models.list()).rejects.toMatchObject({ status: 401, code: 'invalid_api_key' });
-    await expect(client.completions.create({ model: 'gpt-9', prompt: 'x', max_tokens: 2 })).rejects.toMatchObject({ status: 404, code: 'model_not_found', param: 'model' });
-    await expect(client.completions.create({ model: 'tiny-retrieval', prompt: 'x', max_tokens: 40_000 })).rejects.toMatchObject({ status: 400, code: 'context_length_exceeded' });
+    await expect(client.completions.create({ model: 'gpt-9', prompt: 'x', max_tokens: 2 })).rejects.toMatchObject({
+      status: 404,
+      code: 'model_not_found',
+      param: 'model',
+    });
+    await expect(client.completions.create({ model: 'tiny-retrieval', prompt: 'x', max_tokens: 40_000 })).rejects.toMatchObject({
+      status: 400,
+      code: 'context_length_exceeded',
+    });
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metric(metrics, 'arkvale:num_requests_running')).toBe(0);
     expect(metrics).toContain('arkvale:time_to_first_token_seconds_bucket');

@@ -23,10 +23,14 @@ describe('the README custom server', () => {
       expect(((await denied.json()) as { error: { message: string } }).error.message).toBe('unknown team');
       const models = (await (await fetch(`${url}/v1/models`, { headers: { 'x-team': 'blue' } })).json()) as { data: { id: string }[] };
       expect(models.data[0].id).toBe('tiny-retrieval');
-      const res = await fetch(`${url}/v1/summarize`, { method: 'POST', headers: { 'x-team': 'blue', 'content-type': 'application/json' }, body: JSON.stringify({ text: 'The old farmer painted' }) });
+      const res = await fetch(`${url}/v1/summarize`, {
+        method: 'POST',
+        headers: { 'x-team': 'blue', 'content-type': 'application/json' },
+        body: JSON.stringify({ text: 'The old farmer painted' }),
+      });
       expect(res.status).toBe(200);
       expect(typeof ((await res.json()) as { summary: unknown }).summary).toBe('string');
-      expect((await (await fetch(`${url}/metrics`)).text())).toContain('arkvale:num_requests_running 0');
+      expect(await (await fetch(`${url}/metrics`)).text()).toContain('arkvale:num_requests_running 0');
       await app.close();
       expect((await engine.close()).devicePages.used).toBe(0);
     } finally {

@@ -21,7 +21,10 @@ export function codegenCommand(program: Command, io: CliIo, setExitCode: (code: 
         generator = await import('@arkvale/kernels-codegen');
       } catch (e) {
         // The self-contained bundle (pnpm bundle) leaves the generator out.
-        throw new ArkvaleError('INVALID_ARGUMENT', `arkvale codegen needs @arkvale/kernels-codegen, which is not installed here (${(e as Error).message}); install @arkvale/cli from npm to generate kernels`);
+        throw new ArkvaleError(
+          'INVALID_ARGUMENT',
+          `arkvale codegen needs @arkvale/kernels-codegen, which is not installed here (${(e as Error).message}); install @arkvale/cli from npm to generate kernels`,
+        );
       }
       setExitCode(await generator.runCodegenCli(args, io));
     });

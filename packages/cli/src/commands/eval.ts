@@ -94,7 +94,14 @@ export function evalCommand(program: Command, io: CliIo, setExitCode: (code: num
     // The JSON file is rewritten after every row, so an interrupted run keeps what it measured.
     const save = () => {
       if (!flags.json) return;
-      const run = { model: engine.model.dir, backend: describeBackend(engine.backend), protocol: flags.protocol, pageSize: flags.pageSize, depths: flags.depths, seed: flags.seed };
+      const run = {
+        model: engine.model.dir,
+        backend: describeBackend(engine.backend),
+        protocol: flags.protocol,
+        pageSize: flags.pageSize,
+        depths: flags.depths,
+        seed: flags.seed,
+      };
       try {
         writeFileSync(flags.json, JSON.stringify({ ...run, rows: saved }, null, 2) + '\n');
       } catch (e) {
@@ -182,7 +189,8 @@ export function compareCommand(evalCmd: Command, io: CliIo, setExitCode: (code: 
       io.out(comparisonTable(c));
       io.out(`${c.same} of ${c.prompts} answers the same\n`);
       const changes = c.rows.flatMap((r) => r.changes.map((ch) => ({ ...ch, row: `${r.label} at ${r.length} tokens` })));
-      for (const ch of changes.slice(0, flags.list)) io.out(`  ${ch.row}, depth ${ch.depth} (key ${ch.passkey}): ${JSON.stringify(ch.before)} -> ${JSON.stringify(ch.after)}\n`);
+      for (const ch of changes.slice(0, flags.list))
+        io.out(`  ${ch.row}, depth ${ch.depth} (key ${ch.passkey}): ${JSON.stringify(ch.before)} -> ${JSON.stringify(ch.after)}\n`);
       if (changes.length > flags.list) io.out(`  ... and ${changes.length - flags.list} more (--list)\n`);
       const only = (file: string, keys: readonly string[]) => {
         if (keys.length) io.err(`${keys.length} row(s) only in ${file}: ${keys.slice(0, 3).join(', ')}${keys.length > 3 ? ', ...' : ''}\n`);

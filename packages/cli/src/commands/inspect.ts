@@ -23,7 +23,10 @@ export function inspectCommand(program: Command, io: CliIo): void {
         ['model', model.dir],
         ['architecture', `${d.architecture} (${d.modelType}), ${d.dtype}`],
         ['parameters', `${(d.parameterCount / 1e6).toFixed(1)}M (${d.parameterCount})`],
-        ['shape', `${d.numLayers} layers, hidden ${d.hiddenSize}, MLP ${d.intermediateSize}, ${d.numHeads} heads / ${d.numKvHeads} KV heads (GQA group ${d.numHeads / d.numKvHeads}), head dim ${d.headDim}, vocab ${d.vocabSize}`],
+        [
+          'shape',
+          `${d.numLayers} layers, hidden ${d.hiddenSize}, MLP ${d.intermediateSize}, ${d.numHeads} heads / ${d.numKvHeads} KV heads (GQA group ${d.numHeads / d.numKvHeads}), head dim ${d.headDim}, vocab ${d.vocabSize}`,
+        ],
         ['positions', `${d.maxPositionEmbeddings}; RoPE ${d.rope}; ${d.tieWordEmbeddings ? 'tied' : 'untied'} embeddings`],
         ['weights', `${formatBytes(model.weightBytes)} on disk (${model.weightDtypes.join(', ')})`],
         ['KV per token', `${formatBytes(d.kvBytesPerToken.f16)} (f16/bf16), ${formatBytes(d.kvBytesPerToken.f32)} (f32)`],
@@ -58,7 +61,10 @@ function formatGpuStatus(s: CudaStatus): string {
   rows.push(['driver', s.driverRelease ? `${s.driverRelease} (${driver})` : driver]);
   if (s.runtimeVersion > 0) rows.push(['runtime', `CUDA ${cudaVersion(s.runtimeVersion)} (linked into the addon)`]);
   const blas = s.cublas;
-  rows.push(['cuBLAS', !blas ? 'not probed (no usable device)' : blas.loaded ? `${blas.library} (${blasVersion(blas.version ?? 0)})` : `not found: ${blas.reason}`]);
+  rows.push([
+    'cuBLAS',
+    !blas ? 'not probed (no usable device)' : blas.loaded ? `${blas.library} (${blasVersion(blas.version ?? 0)})` : `not found: ${blas.reason}`,
+  ]);
   const a = s.addon;
   rows.push(['addon', a.loaded ? `built for ${a.archs.join(', ')}${a.nvcc ? ` by nvcc ${a.nvcc}` : ''} (${a.path})` : (a.reason ?? 'not loaded')]);
   if (a.loaded) rows.push(['kernels', `${s.kernels.total} specialisations in ${s.kernels.families.length} families`]);

@@ -106,11 +106,21 @@ export function selftestCommand(program: Command, io: CliIo): void {
       const modelRows = results.filter((r) => r.check.startsWith('golden'));
       if (modelRows.length > 0) {
         io.out('\nthe model against golden.json:\n');
-        io.out(table(['check', 'case', 'error', 'tolerance', 'result'], modelRows.map((r) => [r.check, r.detail, r.error.toExponential(2), r.tolerance.toExponential(0), r.ok ? 'ok' : 'FAIL'])));
+        io.out(
+          table(
+            ['check', 'case', 'error', 'tolerance', 'result'],
+            modelRows.map((r) => [r.check, r.detail, r.error.toExponential(2), r.tolerance.toExponential(0), r.ok ? 'ok' : 'FAIL']),
+          ),
+        );
       }
       if (failed.length > 0) {
         io.out('\nfailures:\n');
-        io.out(table(['check', 'case', 'error', 'tolerance'], failed.map((r) => [r.check, r.detail, r.error.toExponential(2), r.tolerance.toExponential(0)])));
+        io.out(
+          table(
+            ['check', 'case', 'error', 'tolerance'],
+            failed.map((r) => [r.check, r.detail, r.error.toExponential(2), r.tolerance.toExponential(0)]),
+          ),
+        );
       }
       io.out(`${results.length - failed.length} passed, ${failed.length} failed (seed ${seed}, ${status.device?.name ?? 'GPU'})\n`);
       if (flags.json) writeFileSync(flags.json, JSON.stringify({ device: status.device, seed, results }, null, 2) + '\n');

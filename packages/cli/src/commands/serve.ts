@@ -35,12 +35,17 @@ export function serveCommand(program: Command, io: CliIo): void {
     .option('--model-name <name>', 'the model name clients send (default: the folder name)')
     .option('-p, --policy <name>', 'default KV policy: full | streaming-llm | h2o | tova | quest | arkvale', 'arkvale')
     .option('--budget <tokens>', 'default KV budget per sequence and layer', parseIntOption('budget', 1), 512)
-    .option('--device-pages <n>', 'device KV pool in pages (shared by all requests; on a GPU it must fit within --gpu-memory-utilization)', parseIntOption('device pages', 1), 4096)
+    .option(
+      '--device-pages <n>',
+      'device KV pool in pages (shared by all requests; on a GPU it must fit within --gpu-memory-utilization)',
+      parseIntOption('device pages', 1),
+      4096,
+    )
     .option('--host-pages <n>', 'host KV pool in pages (default 4x device)', parseIntOption('host pages'))
     .option('--chunk-tokens <n>', 'prompt tokens per prefill chunk', parseIntOption('chunk tokens', 1), 256)
     .option('--max-running <n>', 'sequences admitted at most', parseIntOption('max running', 1), 256)
     .option('--max-waiting <n>', 'requests queued at most (then 429)', parseIntOption('max waiting'), 1024)
-    .option('--chat-template <file>', 'Jinja chat template (default: the model\'s, else plain: message contents joined by newlines)')
+    .option('--chat-template <file>', "Jinja chat template (default: the model's, else plain: message contents joined by newlines)")
     .option('--shutdown-grace <seconds>', 'how long running requests may finish on SIGINT/SIGTERM', parseIntOption('shutdown grace'), 5);
   addCacheOptions(addModelOptions(cmd)).action(async (flags: ServeFlags) => {
     // Choices the worker would refuse are refused before anything listens.
@@ -85,7 +90,9 @@ export function serveCommand(program: Command, io: CliIo): void {
         process.off('SIGTERM', onTerm);
         io.err(`arkvale serve: ${signal}: stopping (running requests get ${flags.shutdownGrace} s)\n`);
         void server.shutdown(flags.shutdownGrace * 1000).then((stats) => {
-          io.err(`arkvale serve: stopped; ${stats?.finished ?? 0} requests finished, ${stats?.aborted ?? 0} aborted; KV pages in use: ${stats?.devicePages.used ?? 0} device, ${stats?.hostPages.used ?? 0} host\n`);
+          io.err(
+            `arkvale serve: stopped; ${stats?.finished ?? 0} requests finished, ${stats?.aborted ?? 0} aborted; KV pages in use: ${stats?.devicePages.used ?? 0} device, ${stats?.hostPages.used ?? 0} host\n`,
+          );
           resolve();
         });
       };

@@ -11,7 +11,12 @@ export function addModelOptions(cmd: Command): Command {
     .option('-m, --model <dir>', 'Hugging Face LLaMA folder (default: $ARKVALE_MODEL or ./models/tiny-retrieval)')
     .option('-b, --backend <name>', `compute backend: ${BACKENDS.join(', ')} (auto: CUDA when usable, else the CPU)`, 'auto')
     .option('--dtype <type>', `CUDA weights, activations and KV pages: ${GPU_DTYPES.join(' | ')} (default f16)`)
-    .option('--gpu-memory-utilization <fraction>', 'share of GPU memory the engine may use (weights, KV pool, activations)', parseFraction('gpu memory utilization'), 0.9);
+    .option(
+      '--gpu-memory-utilization <fraction>',
+      'share of GPU memory the engine may use (weights, KV pool, activations)',
+      parseFraction('gpu memory utilization'),
+      0.9,
+    );
 }
 
 /** What addModelOptions parses. */

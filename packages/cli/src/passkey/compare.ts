@@ -68,7 +68,9 @@ function compareRow(before: PasskeyRow, after: PasskeyRow): RowComparison {
     const q = byDepth.get(p.depth);
     if (!q) throw invalidArgument(`${label} at ${before.length} tokens: the second run has no prompt at depth ${p.depth}`);
     if (q.passkey !== p.passkey) {
-      throw invalidArgument(`${label} at ${before.length} tokens, depth ${p.depth}: pass key ${p.passkey} against ${q.passkey} (the runs used different seeds or filler)`);
+      throw invalidArgument(
+        `${label} at ${before.length} tokens, depth ${p.depth}: pass key ${p.passkey} against ${q.passkey} (the runs used different seeds or filler)`,
+      );
     }
     if (q.answer === p.answer) same++;
     else changes.push({ depth: p.depth, passkey: p.passkey, before: p.answer, after: q.answer });

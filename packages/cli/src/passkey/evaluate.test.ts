@@ -13,7 +13,24 @@ import { buildPasskeyPrompt, depths, readFiller } from './prompt.js';
 describe('arkvale eval passkey at a length CI can afford', () => {
   it('runs the two-phase protocol by default: ArkVale agrees with Full and recalls, H2O agrees less', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'arkvale-eval-')), 'passkey.json');
-    const r = await cli(['eval', 'passkey', '-m', modelDir, '--lengths', '1024', '--budgets', '256', '--policies', 'arkvale,h2o', '--depths', '4', '--batch', '4', '--json', out]);
+    const r = await cli([
+      'eval',
+      'passkey',
+      '-m',
+      modelDir,
+      '--lengths',
+      '1024',
+      '--budgets',
+      '256',
+      '--policies',
+      'arkvale,h2o',
+      '--depths',
+      '4',
+      '--batch',
+      '4',
+      '--json',
+      out,
+    ]);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/two-phase: context prefilled, question fed token by token/);
     expect(r.out).toMatch(/policy @ budget +1024 tokens +recalls\/step @ 1024/);
@@ -54,10 +71,20 @@ describe('arkvale eval passkey at a length CI can afford', () => {
     const uniform = seededUniform(3 + 600);
     const prompts = depths(2).map((d) => buildPasskeyPrompt(engine.model.tokenizer, filler, 600, d, uniform));
     const plan = { policy: 'arkvale' as const, budgetTokens: 128, pageSize: 16 };
-    const single = generateBatch(engine, prompts.map((p) => ({ promptIds: p.ids, maxTokens: 6 })), plan).outputs.map((o) => o.text);
-    const fed = generateBatch(engine, prompts.map((p) => ({ promptIds: p.contextIds, suffixIds: p.questionIds, maxTokens: 6 })), plan).outputs.map((o) => o.text);
+    const single = generateBatch(
+      engine,
+      prompts.map((p) => ({ promptIds: p.ids, maxTokens: 6 })),
+      plan,
+    ).outputs.map((o) => o.text);
+    const fed = generateBatch(
+      engine,
+      prompts.map((p) => ({ promptIds: p.contextIds, suffixIds: p.questionIds, maxTokens: 6 })),
+      plan,
+    ).outputs.map((o) => o.text);
     const answers = (protocol: PasskeyEvalOptions['protocol']) =>
-      evaluatePasskey(engine, options(protocol)).find((r) => r.policy === 'arkvale')!.prompts.map((p) => p.answer);
+      evaluatePasskey(engine, options(protocol))
+        .find((r) => r.policy === 'arkvale')!
+        .prompts.map((p) => p.answer);
     expect(answers('single-pass')).toEqual(single);
     expect(answers('two-phase')).toEqual(fed);
   }, 60_000);

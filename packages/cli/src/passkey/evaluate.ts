@@ -75,16 +75,23 @@ export function evaluatePasskey(engine: LlamaEngine, o: PasskeyEvalOptions): Pas
       o.onProgress?.(done, runs, label);
       const start = performance.now();
       const plan = { ...o.plan, policy, budgetTokens: budget ?? length + o.maxTokens };
-      const batches = generate(engine, prompts.map((p) => request(p, o)), plan, o.batch);
+      const batches = generate(
+        engine,
+        prompts.map((p) => request(p, o)),
+        plan,
+        o.batch,
+      );
       const outputs = batches.flatMap((b) => b.outputs);
-      const results = prompts.map((p, i): PromptResult => ({
-        depth: p.depth,
-        passkey: p.passkey,
-        promptTokens: p.ids.length,
-        answer: outputs[i].text,
-        correct: answerMatches(outputs[i].text, p.passkey),
-        agreesWithFull: reference === null || sameTokens(outputs[i].tokenIds, reference[i]),
-      }));
+      const results = prompts.map(
+        (p, i): PromptResult => ({
+          depth: p.depth,
+          passkey: p.passkey,
+          promptTokens: p.ids.length,
+          answer: outputs[i].text,
+          correct: answerMatches(outputs[i].text, p.passkey),
+          agreesWithFull: reference === null || sameTokens(outputs[i].tokenIds, reference[i]),
+        }),
+      );
       done++;
       const share = (f: (r: PromptResult) => boolean) => results.filter(f).length / results.length;
       const sum = (f: (b: BatchResult) => number) => batches.reduce((n, b) => n + f(b), 0);
@@ -94,7 +101,12 @@ export function evaluatePasskey(engine: LlamaEngine, o: PasskeyEvalOptions): Pas
         budget,
         accuracy: share((r) => r.correct),
         agreement: share((r) => r.agreesWithFull),
-        recallsPerStep: sum((b) => b.kv.recalls) / Math.max(1, sum((b) => b.timings.sequenceSteps)),
+        recallsPerStep:
+          sum((b) => b.kv.recalls) /
+          Math.max(
+            1,
+            sum((b) => b.timings.sequenceSteps),
+          ),
         seconds: (performance.now() - start) / 1000,
         prompts: results,
       };

@@ -32,7 +32,10 @@ export function readFiller(file: string): string[] {
   } catch (e) {
     throw new ArkvaleError('MODEL_FILE', `cannot read filler text ${file}: ${(e as Error).message}`);
   }
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (lines.length === 0) throw new ArkvaleError('MODEL_FILE', `filler text ${file} has no sentences`);
   return lines;
 }

@@ -39,14 +39,28 @@ export function memoryChecks(t: Twin): CheckResult[] {
   out.push(result('fromBytes', `f32 checkpoint -> ${t.dtype}`, mismatches(back, expected), 0));
   const x = t.floats([12, 4, 64]);
   out.push(exact(t, 'reshape', '[12, 4, 64] -> [48, 64]', t.gpu.reshape(x.gpu, [48, 64]), t.ref.reshape(x.ref, [48, 64])));
-  for (const [start, count] of [[3, 5], [0, 12], [11, 1]]) {
-    out.push(exact(t, 'sliceRows', `rows ${start}..${start + count} of [12, 4, 64]`, t.gpu.sliceRows(x.gpu, start, count), t.ref.sliceRows(x.ref, start, count)));
+  for (const [start, count] of [
+    [3, 5],
+    [0, 12],
+    [11, 1],
+  ]) {
+    out.push(
+      exact(t, 'sliceRows', `rows ${start}..${start + count} of [12, 4, 64]`, t.gpu.sliceRows(x.gpu, start, count), t.ref.sliceRows(x.ref, start, count)),
+    );
   }
   // Rows of 3 f32 (12 bytes) break 16-byte alignment: the slice is copied.
   const odd = t.f32([9, 3]);
   out.push(exact(t, 'sliceRows', 'unaligned rows 1..5 of f32 [9, 3]', t.gpu.sliceRows(odd.gpu, 1, 4), t.ref.sliceRows(odd.ref, 1, 4)));
   const y = t.floats([5, 4, 64]);
-  out.push(exact(t, 'concatRows', '[12, 4, 64] + [5, 4, 64] + rows 2..4', t.gpu.concatRows([x.gpu, y.gpu, t.gpu.sliceRows(x.gpu, 2, 2)]), t.ref.concatRows([x.ref, y.ref, t.ref.sliceRows(x.ref, 2, 2)])));
+  out.push(
+    exact(
+      t,
+      'concatRows',
+      '[12, 4, 64] + [5, 4, 64] + rows 2..4',
+      t.gpu.concatRows([x.gpu, y.gpu, t.gpu.sliceRows(x.gpu, 2, 2)]),
+      t.ref.concatRows([x.ref, y.ref, t.ref.sliceRows(x.ref, 2, 2)]),
+    ),
+  );
   const table = t.floats([50, 136]);
   const rows = t.ints([49, 0, 7, 7, 23]);
   out.push(exact(t, 'gatherRows', `${t.dtype} [50, 136] at 5 rows`, t.gpu.gatherRows(table.gpu, rows.gpu), t.ref.gatherRows(table.ref, rows.ref)));
@@ -59,13 +73,22 @@ export function memoryChecks(t: Twin): CheckResult[] {
 /** Dense math of the forward pass. */
 export function denseChecks(t: Twin): CheckResult[] {
   const out: CheckResult[] = [];
-  for (const [m, n, k] of [[1, 1536, 512], [37, 64, 128], [300, 512, 4096], [4, 856, 512]]) {
+  for (const [m, n, k] of [
+    [1, 1536, 512],
+    [37, 64, 128],
+    [300, 512, 4096],
+    [4, 856, 512],
+  ]) {
     const x = t.floats([m, k]);
     const w = t.floats([n, k], 0.05);
     out.push(half(t, 'matmul', `[${m}, ${k}] x [${n}, ${k}]^T -> ${t.dtype}`, t.gpu.matmul(x.gpu, w.gpu), t.ref.matmul(x.ref, w.ref)));
     out.push(f32(t, 'matmul', `[${m}, ${k}] x [${n}, ${k}]^T -> f32`, t.gpu.matmul(x.gpu, w.gpu, 'f32'), t.ref.matmul(x.ref, w.ref, 'f32')));
   }
-  for (const [rows, hidden] of [[3, 520], [1, 4096], [257, 512]]) {
+  for (const [rows, hidden] of [
+    [3, 520],
+    [1, 4096],
+    [257, 512],
+  ]) {
     const x = t.floats([rows, hidden], 3);
     const w = t.floats([hidden], 1.5);
     out.push(half(t, 'rmsNorm', `[${rows}, ${hidden}]`, t.gpu.rmsNorm(x.gpu, w.gpu, 1e-5), t.ref.rmsNorm(x.ref, w.ref, 1e-5)));
@@ -86,7 +109,12 @@ export function denseChecks(t: Twin): CheckResult[] {
     out.push(half(t, 'add', `${n} elements`, t.gpu.add(a.gpu, b.gpu), t.ref.add(a.ref, b.ref)));
   }
   // Widths of vectors (1376 = 11008 / 8, 8), of single elements (13) and one long row (5000).
-  for (const [rows, width] of [[4, 1376], [3, 13], [2, 8], [1, 5000]]) {
+  for (const [rows, width] of [
+    [4, 1376],
+    [3, 13],
+    [2, 8],
+    [1, 5000],
+  ]) {
     const gu = t.floats([rows, 2 * width], 4);
     out.push(half(t, 'siluGatePacked', `[${rows}, 2 x ${width}]`, t.gpu.siluGatePacked(gu.gpu), t.ref.siluGatePacked(gu.ref)));
   }
@@ -103,7 +131,14 @@ export function denseChecks(t: Twin): CheckResult[] {
     const want = t.ref.ropeQkv(qkv.ref, positions.ref, rt, 4, 2);
     const detail = `[9, 8 x ${headDim}], positions up to ${maxPositions - 1}`;
     ['q', 'k'].forEach((name, i) => out.push(half(t, 'ropeQkv', `${detail} ${name}`, got[i], want[i])));
-    out.push(result('ropeQkv', `${detail} v equals v's columns bit for bit`, mismatches(t.gpu.readSync(got[2]), columns(qkv.values, 8 * headDim, 6 * headDim, 2 * headDim)), TOLERANCE.exact));
+    out.push(
+      result(
+        'ropeQkv',
+        `${detail} v equals v's columns bit for bit`,
+        mismatches(t.gpu.readSync(got[2]), columns(qkv.values, 8 * headDim, 6 * headDim, 2 * headDim)),
+        TOLERANCE.exact,
+      ),
+    );
   }
   return out;
 }
@@ -112,7 +147,10 @@ export function denseChecks(t: Twin): CheckResult[] {
 export function randomChecks(t: Twin, gpu: CudaBackend): CheckResult[] {
   const n = 70_001;
   const got = t.gpu.readSync(gpu.randomUniform([n], 0.03, 4242));
-  const { values } = quantize(Float32Array.from({ length: n }, (_, i) => uniformAt(i, 4242, 0.03)), t.dtype);
+  const { values } = quantize(
+    Float32Array.from({ length: n }, (_, i) => uniformAt(i, 4242, 0.03)),
+    t.dtype,
+  );
   return [result('randomUniform', `${n} elements, seed 4242`, mismatches(got, values), TOLERANCE.exact)];
 }
 
@@ -123,10 +161,20 @@ export function decodingChecks(t: Twin): CheckResult[] {
   out.push(exact(t, 'argmax', 'f32 [4, 2000]', t.gpu.argmax(logits.gpu), t.ref.argmax(logits.ref)));
   const halves = t.floats([3, 856], 3);
   out.push(exact(t, 'argmax', `${t.dtype} [3, 856]`, t.gpu.argmax(halves.gpu), t.ref.argmax(halves.ref)));
-  for (const params of [{ temperature: 0.8, topK: 0, topP: 1 }, { temperature: 1, topK: 20, topP: 0.9 }, { temperature: 1.3, topK: 50, topP: 0.8 }]) {
+  for (const params of [
+    { temperature: 0.8, topK: 0, topP: 1 },
+    { temperature: 1, topK: 20, topP: 0.9 },
+    { temperature: 1.3, topK: 50, topP: 0.8 },
+  ]) {
     const u = t.f32([4], 0.5);
-    const uniforms = t.gpu.fromArray(u.values.map((v) => v + 0.5), [4]);
-    const uref = t.ref.fromArray(u.values.map((v) => v + 0.5), [4]);
+    const uniforms = t.gpu.fromArray(
+      u.values.map((v) => v + 0.5),
+      [4],
+    );
+    const uref = t.ref.fromArray(
+      u.values.map((v) => v + 0.5),
+      [4],
+    );
     out.push(exact(t, 'sample', `f32 [4, 2000] ${JSON.stringify(params)}`, t.gpu.sample(logits.gpu, params, uniforms), t.ref.sample(logits.ref, params, uref)));
   }
   return out;

@@ -117,7 +117,14 @@ export function kvChecks(t: Twin, shape: KvShape): CheckResult[] {
   t.ref.copyPages(host.ref, [5, 0], pools.ref, [2, 3]);
   t.gpu.copyPages(pools.gpu, [2], pools.gpu, [10]);
   t.ref.copyPages(pools.ref, [2], pools.ref, [10]);
-  out.push(result('copyPages', `${name}, device -> host -> device, within the pool`, mismatches(poolValues(t.gpu, pools.gpu), poolValues(t.ref, pools.ref)), TOLERANCE.exact));
+  out.push(
+    result(
+      'copyPages',
+      `${name}, device -> host -> device, within the pool`,
+      mismatches(poolValues(t.gpu, pools.gpu), poolValues(t.ref, pools.ref)),
+      TOLERANCE.exact,
+    ),
+  );
   for (const s of [pools, host, digests]) {
     t.gpu.freeStorage(s.gpu);
     t.ref.freeStorage(s.ref);

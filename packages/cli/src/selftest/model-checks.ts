@@ -78,7 +78,15 @@ export function goldenChecks(engine: LlamaEngine, cases: readonly GoldenCase[], 
         : `${c.name}, ${label}: first differs at step ${at}, where the float32 top-2 margin is ${m.margin[at].toFixed(4)} (top logit ${m.top1[at].toFixed(2)})${tie ? ': a tie at this precision' : ''}`;
     return [
       result('golden greedy tokens', detail, at < 0 || tie ? 0 : c.greedy.length - at, 0),
-      result('golden top-10 logits', `${c.name}, ${label}`, relativeError(top.ids.map((i) => logits[0][i]), top.values), GOLDEN_LOGITS_TOLERANCE),
+      result(
+        'golden top-10 logits',
+        `${c.name}, ${label}`,
+        relativeError(
+          top.ids.map((i) => logits[0][i]),
+          top.values,
+        ),
+        GOLDEN_LOGITS_TOLERANCE,
+      ),
     ];
   });
 }
@@ -96,10 +104,21 @@ export function deviceStepChecks(engine: LlamaEngine, cases: readonly GoldenCase
   const b = engine.backend;
   const prompts = cases.map((c) => c.ids);
   const run = (selectOn: 'device' | 'host') => {
-    const cache = engine.createCache({ policy: 'arkvale', pageSize: 16, budgetTokens: 128, selectOn }, Math.max(...prompts.map((p) => p.length)) + steps, prompts.length);
+    const cache = engine.createCache(
+      { policy: 'arkvale', pageSize: 16, budgetTokens: 128, selectOn },
+      Math.max(...prompts.map((p) => p.length)) + steps,
+      prompts.length,
+    );
     try {
       const ids = prompts.map((p) => cache.admit(p.length));
-      const first = b.tidy(() => b.argmax(engine.forward.prefill(cache, ids.map((id, i) => ({ id, tokens: prompts[i] })))));
+      const first = b.tidy(() =>
+        b.argmax(
+          engine.forward.prefill(
+            cache,
+            ids.map((id, i) => ({ id, tokens: prompts[i] })),
+          ),
+        ),
+      );
       let tokens = Array.from(b.readSync(first));
       b.dispose(first);
       const out = [tokens];

@@ -55,7 +55,12 @@ function layout(t: Twin, shapes: readonly RowShape[], digestRows: number): Layou
 }
 
 /** selectResident's outputs as the reference computes them, from given scores per batch row ([groups * count] each). */
-function expectedSelection(l: Layout, scores: readonly Float32Array[], groups: number, k: number): { lists: Record<keyof SelectResidentResult, Int32Array>; tables: Int32Array } {
+function expectedSelection(
+  l: Layout,
+  scores: readonly Float32Array[],
+  groups: number,
+  k: number,
+): { lists: Record<keyof SelectResidentResult, Int32Array>; tables: Int32Array } {
   const t = Int32Array.from(l.tables);
   const b = scores.length;
   const width = 1 + 2 * k * groups;
@@ -133,7 +138,14 @@ function concat(parts: readonly Float32Array[]): Float32Array {
  * One batch for every digest variant and selection grouping (1 and numKvHeads): scores,
  * the selection with its tables, lists and copy lists, and the recall of those copies.
  */
-function batchChecks(t: Twin, g: (bytes: number) => KvGeometry, label: string, shapes: readonly RowShape[], k: number, variants: readonly DigestVariant[]): CheckResult[] {
+function batchChecks(
+  t: Twin,
+  g: (bytes: number) => KvGeometry,
+  label: string,
+  shapes: readonly RowShape[],
+  k: number,
+  variants: readonly DigestVariant[],
+): CheckResult[] {
   const out: CheckResult[] = [];
   const geometry = g(4);
   const heads = geometry.numHeads;
@@ -160,11 +172,21 @@ function batchChecks(t: Twin, g: (bytes: number) => KvGeometry, label: string, s
       const tables = t.ints(Array.from(l.tables), [l.tables.length / (3 * l.tablePages), 3, l.tablePages]);
       const rows = t.ints(Array.from(l.rows), [shapes.length, 5]);
       const args = (side: 'gpu' | 'ref'): SelectResidentArgs => ({
-        q: q[side], digests: digests[side], variant, groups, tables: tables[side], rows: rows[side], k, maxCandidates: l.maxCandidates, maxPages: l.maxPages,
+        q: q[side],
+        digests: digests[side],
+        variant,
+        groups,
+        tables: tables[side],
+        rows: rows[side],
+        k,
+        maxCandidates: l.maxCandidates,
+        maxPages: l.maxPages,
       });
       const mine = rowScores(t.gpu, l, q.gpu, digests.gpu, groups, variant);
       // Against f32 digests on the reference: the device's are rounded outward to the KV dtype.
-      out.push(result('selectResident scores', detail, relativeError(concat(mine), concat(rowScores(t.ref, l, q.ref, digests.ref, groups, variant))), TOLERANCE.half));
+      out.push(
+        result('selectResident scores', detail, relativeError(concat(mine), concat(rowScores(t.ref, l, q.ref, digests.ref, groups, variant))), TOLERANCE.half),
+      );
       const got = t.gpu.selectResident(args('gpu'));
       const want = expectedSelection(l, mine, groups, k);
       let wrong = mismatches(t.gpu.readSync(tables.gpu), want.tables);
@@ -174,7 +196,14 @@ function batchChecks(t: Twin, g: (bytes: number) => KvGeometry, label: string, s
       const copies = Array.from(t.gpu.readSync(got.copies));
       t.gpu.recallListed(host.gpu, pools.gpu, got.copies);
       t.ref.recallListed(host.ref, pools.ref, t.ref.fromArray(copies, got.copies.shape, 'i32'));
-      out.push(result('recallListed', `${detail}, ${copies.filter((_, i) => i % (1 + 2 * k * groups) === 0).reduce((a, n) => a + n, 0)} pages`, mismatches(poolValues(t.gpu, pools.gpu), poolValues(t.ref, pools.ref)), TOLERANCE.exact));
+      out.push(
+        result(
+          'recallListed',
+          `${detail}, ${copies.filter((_, i) => i % (1 + 2 * k * groups) === 0).reduce((a, n) => a + n, 0)} pages`,
+          mismatches(poolValues(t.gpu, pools.gpu), poolValues(t.ref, pools.ref)),
+          TOLERANCE.exact,
+        ),
+      );
     }
   }
   for (const s of [pools, host, digests]) {
@@ -188,9 +217,17 @@ function batchChecks(t: Twin, g: (bytes: number) => KvGeometry, label: string, s
 function scatterChecks(t: Twin): CheckResult[] {
   const shape = [4, 3, 40];
   const n = shape.reduce((a, b) => a * b, 1);
-  const target = t.ints(Array.from({ length: n }, () => t.int(2000) - 1000), shape);
-  const at = Array.from({ length: n }, (_, i) => i).sort(() => t.next() - 0.5).slice(0, 150);
-  const updates = t.ints(at.flatMap((i) => [i, t.int(2000) - 1000]), [at.length, 2]);
+  const target = t.ints(
+    Array.from({ length: n }, () => t.int(2000) - 1000),
+    shape,
+  );
+  const at = Array.from({ length: n }, (_, i) => i)
+    .sort(() => t.next() - 0.5)
+    .slice(0, 150);
+  const updates = t.ints(
+    at.flatMap((i) => [i, t.int(2000) - 1000]),
+    [at.length, 2],
+  );
   t.gpu.scatterI32(target.gpu, updates.gpu);
   t.ref.scatterI32(target.ref, updates.ref);
   const [a, b] = t.read(target.gpu, target.ref);
@@ -203,9 +240,36 @@ function scatterChecks(t: Twin): CheckResult[] {
  * threads, k 29).
  */
 export function residentChecks(t: Twin, shape: KvShape, g: (bytes: number) => KvGeometry, name: string): CheckResult[] {
-  const out = [...scatterChecks(t), ...batchChecks(t, g, `${name}, ragged batch of 3`, [[36, 2, 30, 0.5], [5, 0, 0, 0], [22, 1, 18, 0.4]], 5, DIGEST_VARIANTS)];
+  const out = [
+    ...scatterChecks(t),
+    ...batchChecks(
+      t,
+      g,
+      `${name}, ragged batch of 3`,
+      [
+        [36, 2, 30, 0.5],
+        [5, 0, 0, 0],
+        [22, 1, 18, 0.4],
+      ],
+      5,
+      DIGEST_VARIANTS,
+    ),
+  ];
   if (shape.headDim === 128 && shape.group === 2) {
-    out.push(...batchChecks(t, g, `${name}, 960 candidates`, [[980, 4, 960, 0.97], [6, 0, 0, 0], [500, 4, 480, 0.9]], 29, ['cuboid-max']));
+    out.push(
+      ...batchChecks(
+        t,
+        g,
+        `${name}, 960 candidates`,
+        [
+          [980, 4, 960, 0.97],
+          [6, 0, 0, 0],
+          [500, 4, 480, 0.9],
+        ],
+        29,
+        ['cuboid-max'],
+      ),
+    );
   }
   return out;
 }

@@ -70,7 +70,11 @@ export class Twin {
 
   /** Random f32 values (e.g. logits, scores), exact on both sides. */
   f32(shape: readonly number[], scale = 1): TwinTensor {
-    const values = randomFloats(this.next, shape.reduce((a, b) => a * b, 1), scale);
+    const values = randomFloats(
+      this.next,
+      shape.reduce((a, b) => a * b, 1),
+      scale,
+    );
     return { gpu: this.gpu.fromArray(values, shape), ref: this.ref.fromArray(values, shape), values };
   }
 

@@ -137,7 +137,8 @@ export function writeChunkLayer(host: ChunkHost, seq: SequenceState, layerIndex:
   if (q.shape[0] !== count || k.shape[0] !== count || v.shape[0] !== count) {
     throw invalidArgument(`a prefill chunk of sequence ${seq.id} expects ${count} rows of q/k/v, got ${q.shape[0]}/${k.shape[0]}/${v.shape[0]}`);
   }
-  const out = layer.kind === 'page' ? chunkPages(host, layer, chunk, q, k, v, scale) : chunkTokens(host, layer, state, state.tokens[layerIndex]!, chunk, q, k, v, scale);
+  const out =
+    layer.kind === 'page' ? chunkPages(host, layer, chunk, q, k, v, scale) : chunkTokens(host, layer, state, state.tokens[layerIndex]!, chunk, q, k, v, scale);
   chunk.done[layerIndex] = true;
   if (chunk.done.every(Boolean)) {
     seq.length = start + count;
@@ -168,7 +169,12 @@ function chunkPages(host: ChunkHost, layer: PageLayer, chunk: PendingChunk, q: T
   const slots = layer.pages.map((p) => p.slot);
   appendRows(host, slots, start, k, v);
   host.store.sealPages(layer, range(Math.floor(start / ps), Math.floor((start + count) / ps)));
-  const { out } = host.store.backend.pagedAttention({ q, storage: host.store.deviceStorage, ...host.store.pageTable(causalLists(slots, start, count, ps), 1), scale });
+  const { out } = host.store.backend.pagedAttention({
+    q,
+    storage: host.store.deviceStorage,
+    ...host.store.pageTable(causalLists(slots, start, count, ps), 1),
+    scale,
+  });
   if (chunk.last) host.selectPrefillResident(layer, () => host.store.backend.sliceRows(q, count - 1, 1));
   return out;
 }

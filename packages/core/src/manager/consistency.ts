@@ -82,7 +82,7 @@ export function checkConsistency(caches: KvCache | readonly KvCache[]): void {
           if (resident !== 0) throw internalError(`${where} is parked but holds ${resident} device page(s)`);
         } else if (last >= 0 && layer.pages[last].slot < 0) throw internalError(`${where} last page is not resident`);
       });
-  }
+    }
   }
   compare(store.devicePool, refs.device);
   compare(store.hostPool, refs.host);

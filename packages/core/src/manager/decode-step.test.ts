@@ -7,7 +7,11 @@ const geometry = { numLayers: 3, numHeads: 4, numKvHeads: 2, headDim: 8, pageSiz
 
 /** Runs 12 steps of three sequences over the budget and counts host reads made inside decodeLayer. */
 function readsInsideSteps(policy: 'arkvale' | 'quest', selectOn: SelectOn) {
-  const h = new CacheHarness(geometry, { policy, budgetTokens: 16, sinkPages: 1, windowPages: 1, fullLayers: 1, devicePages: 256, hostPages: 256, selectOn }, 7);
+  const h = new CacheHarness(
+    geometry,
+    { policy, budgetTokens: 16, sinkPages: 1, windowPages: 1, fullLayers: 1, devicePages: 256, hostPages: 256, selectOn },
+    7,
+  );
   const ids = [40, 53, 61].map((n) => h.admit(n));
   // Host reads made by the cache inside decodeLayer (the harness reads K/V and outputs for itself).
   let inside = false;

@@ -141,7 +141,9 @@ export function decodeLayer(
   // Pages that just filled get their digest and backup before anything is selected.
   store.sealStepFills(layers, targets, ps);
   // Every sequence's estimates are launched first and read with one synchronisation per layer.
-  const pending = layers.map((layer, r) => (layer.kind === 'page' ? launchEstimate(host, layer, () => b.sliceRows(q, r, 1), candidatePages(host, layer)) : null));
+  const pending = layers.map((layer, r) =>
+    layer.kind === 'page' ? launchEstimate(host, layer, () => b.sliceRows(q, r, 1), candidatePages(host, layer)) : null,
+  );
   const estimates = readEstimates(b, pending);
   const lists: { slots: number[]; last: number }[][] = seqs.map((s, r) => {
     const layer = layers[r];
@@ -158,7 +160,13 @@ export function decodeLayer(
   });
   const groups = Math.max(...lists.map((l) => l.length));
   const tokenScores = layers.some((l) => l.kind === 'token' && l.policy.scoreUpdate !== 'none');
-  const { out, tokenScores: scores } = b.pagedAttention({ q, storage: store.deviceStorage, ...store.pageTable(lists, groups), scale, returnTokenScores: tokenScores });
+  const { out, tokenScores: scores } = b.pagedAttention({
+    q,
+    storage: store.deviceStorage,
+    ...store.pageTable(lists, groups),
+    scale,
+    returnTokenScores: tokenScores,
+  });
   if (layers.some((l) => l.kind === 'token')) {
     const data = scores ? b.readSync(scores) : null;
     const width = data ? data.length / (seqs.length * groups) : 0;

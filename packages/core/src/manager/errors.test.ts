@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CacheOptions, KvGeometry } from '../config.js';
-import { ArkvaleError, ConfigError, PoolExhaustedError, SequenceError } from '../errors.js';
+import { type ArkvaleError, ConfigError, PoolExhaustedError, SequenceError } from '../errors.js';
 import { CacheHarness } from '../test-support/harness.js';
 import { KvCache } from './kv-cache.js';
 import { checkConsistency } from './consistency.js';
@@ -8,7 +8,11 @@ import { ReferenceBackend } from '../reference/reference-backend.js';
 
 const geometry: KvGeometry = { numLayers: 2, numHeads: 2, numKvHeads: 1, headDim: 4, pageSize: 4, bytesPerElement: 2 };
 const make = (options: Partial<CacheOptions>, g: Partial<KvGeometry> = {}) =>
-  new KvCache({ geometry: { ...geometry, ...g }, options: { policy: 'arkvale', devicePages: 16, ...options } as CacheOptions, backend: new ReferenceBackend() });
+  new KvCache({
+    geometry: { ...geometry, ...g },
+    options: { policy: 'arkvale', devicePages: 16, ...options } as CacheOptions,
+    backend: new ReferenceBackend(),
+  });
 
 describe('bad arguments name the problem', () => {
   it('rejects an unknown policy', () => {

@@ -93,7 +93,9 @@ export class KvCache {
     this.policy = createPolicy(this.options);
     this.backend = init.backend;
     this.ownsStore = !init.store;
-    this.store = init.store ? checkSharedStore(init.store, this.geometry, this.options, init.backend) : new PageStore(init.backend, this.geometry, this.options);
+    this.store = init.store
+      ? checkSharedStore(init.store, this.geometry, this.options, init.backend)
+      : new PageStore(init.backend, this.geometry, this.options);
   }
 
   /**
@@ -146,7 +148,10 @@ export class KvCache {
    */
   prefillPeak(promptLength: number): PoolNeeds {
     if (!Number.isInteger(promptLength) || promptLength < 1) throw invalidArgument(`a prompt needs at least one token, got ${String(promptLength)}`);
-    return this.prefillNeeds(range(0, this.geometry.numLayers).map((l) => this.newLayer(l)), promptLength);
+    return this.prefillNeeds(
+      range(0, this.geometry.numLayers).map((l) => this.newLayer(l)),
+      promptLength,
+    );
   }
 
   private prefillNeeds(layers: readonly LayerState[], length: number): PoolNeeds {
@@ -261,7 +266,9 @@ export class KvCache {
       throw invalidArgument(`prefill of sequence ${id} expects ${t} rows of q/k/v, got ${q.shape[0]}/${k.shape[0]}/${v.shape[0]}`);
     }
     const out =
-      layer.kind === 'page' ? this.prefillPages(seq, layer, q, k, v, scale) : prefillTokens(this.store, this.tokenCells, this.pageSize, seq, layer, q, k, v, scale);
+      layer.kind === 'page'
+        ? this.prefillPages(seq, layer, q, k, v, scale)
+        : prefillTokens(this.store, this.tokenCells, this.pageSize, seq, layer, q, k, v, scale);
     seq.prefilled[layerIndex] = true;
     return out;
   }
@@ -314,7 +321,11 @@ export class KvCache {
   /** Pool pages a chunked prefill of `promptLength` tokens holds at its peak (its last chunk). */
   chunkedPrefillPeak(promptLength: number): PoolNeeds {
     if (!Number.isInteger(promptLength) || promptLength < 1) throw invalidArgument(`a prompt needs at least one token, got ${String(promptLength)}`);
-    return chunkedPrefillPeak(this.chunkHost, range(0, this.geometry.numLayers).map((l) => this.newLayer(l)), promptLength);
+    return chunkedPrefillPeak(
+      this.chunkHost,
+      range(0, this.geometry.numLayers).map((l) => this.newLayer(l)),
+      promptLength,
+    );
   }
 
   /** Prompt tokens of a chunked sequence not written yet (0 once prefilled). */
@@ -434,7 +445,13 @@ export class KvCache {
     reserveRows(this, seqs);
     const positions = seqs.map((s) => s.length);
     for (const s of seqs) s.length++;
-    return { ids: [...ids], positions, targets, written: this.uploadTargets(targets, ids.length), plans: this.store.deviceTables.stepPlans(this.geometry.numLayers, ids.length) };
+    return {
+      ids: [...ids],
+      positions,
+      targets,
+      written: this.uploadTargets(targets, ids.length),
+      plans: this.store.deviceTables.stepPlans(this.geometry.numLayers, ids.length),
+    };
   }
 
   /**
@@ -559,7 +576,6 @@ export class KvCache {
     this.settle();
     return collectStats(this.sequences.values(), this.store);
   }
-
 }
 
 /** A store shared with another cache must fit this one. */

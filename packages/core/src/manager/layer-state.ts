@@ -123,7 +123,16 @@ export function emptyPage(slot: number): PageEntry {
 export function newLayerState(policy: KvPolicy, tokenCells: number): LayerState {
   if (policy.kind === 'page') {
     const digests = policy.digest !== null;
-    return { kind: 'page', policy, budgeted: policy.budgeted, digests, backups: policy.recallable && policy.budgeted, pages: [], deviceRow: -1, rowSynced: false };
+    return {
+      kind: 'page',
+      policy,
+      budgeted: policy.budgeted,
+      digests,
+      backups: policy.recallable && policy.budgeted,
+      pages: [],
+      deviceRow: -1,
+      rowSynced: false,
+    };
   }
   return {
     kind: 'token',

@@ -64,7 +64,11 @@ export function readEstimates(b: Backend, pending: readonly (PendingScores | nul
 /** The policy's view of a layer, given its read estimates. */
 export function contextWith(host: ContextHost, layer: PageLayer, pending: PendingScores, scores: ArrayLike<number>): PageStepContext {
   return {
-    ...baseContext(host.options, layer.pages.length, layer.pages.map((p) => p.slot >= 0)),
+    ...baseContext(
+      host.options,
+      layer.pages.length,
+      layer.pages.map((p) => p.slot >= 0),
+    ),
     groups: pending.groups,
     candidates: pending.candidates,
     scores,

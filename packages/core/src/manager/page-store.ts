@@ -71,7 +71,9 @@ export class PageStore {
    * token (`targets[r]`, in `layers[r]`) went into the page's last cell.
    */
   sealStepFills(layers: readonly LayerState[], targets: readonly { readonly offset: number }[], pageSize: number): void {
-    this.sealFilled(layers.flatMap((layer, r) => (layer.kind === 'page' && targets[r].offset === pageSize - 1 ? [{ layer, pages: [layer.pages.length - 1] }] : [])));
+    this.sealFilled(
+      layers.flatMap((layer, r) => (layer.kind === 'page' && targets[r].offset === pageSize - 1 ? [{ layer, pages: [layer.pages.length - 1] }] : [])),
+    );
   }
 
   /**
@@ -154,7 +156,6 @@ export class PageStore {
     if (victim) this.evict(victim);
     return this.devicePool.allocate();
   }
-
 
   /** Takes a page off the device, keeping its slot for the caller (it is overwritten next). */
   detach(page: PageEntry): void {

@@ -28,7 +28,8 @@ describe('caches sharing one page store', () => {
   it('refuses a store of another geometry, backend or size', () => {
     const backend = new ReferenceBackend();
     const base = new KvCache({ geometry, options: { policy: 'full', devicePages: 8, hostPages: 8 }, backend });
-    const share = (g: KvGeometry, b = backend, devicePages = 8) => new KvCache({ geometry: g, options: { policy: 'full', devicePages, hostPages: 8 }, backend: b, store: base.store });
+    const share = (g: KvGeometry, b = backend, devicePages = 8) =>
+      new KvCache({ geometry: g, options: { policy: 'full', devicePages, hostPages: 8 }, backend: b, store: base.store });
     expect(() => share({ ...geometry, pageSize: 8 })).toThrow(/geometry/);
     expect(() => share(geometry, new ReferenceBackend())).toThrow(/backend/);
     expect(() => share(geometry, backend, 9)).toThrow(/device/);

@@ -44,7 +44,9 @@ export function layerView(layer: LayerState): LayerView {
   if (layer.kind === 'token') {
     return {
       kind: 'token',
-      positions: Array.from(layer.positions.subarray(0, layer.filled)).filter((p) => p >= 0).sort((a, b) => a - b),
+      positions: Array.from(layer.positions.subarray(0, layer.filled))
+        .filter((p) => p >= 0)
+        .sort((a, b) => a - b),
       slots: [...layer.slots],
     };
   }

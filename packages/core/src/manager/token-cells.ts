@@ -7,7 +7,17 @@ import type { SequenceState, TokenLayer } from './layer-state.js';
  * free for the incoming token; after attention the policy names the cell to evict.
  */
 
-export function prefillTokens(store: PageStore, cells: number, pageSize: number, seq: SequenceState, layer: TokenLayer, q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+export function prefillTokens(
+  store: PageStore,
+  cells: number,
+  pageSize: number,
+  seq: SequenceState,
+  layer: TokenLayer,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  scale: number,
+): Tensor {
   const capacity = cells - 1;
   const kept = Math.min(seq.length, capacity);
   store.devicePool.ensureFree(Math.ceil(kept / pageSize));
@@ -38,8 +48,8 @@ export function placeTokenCell(store: PageStore, pageSize: number, layer: TokenL
   let cell = layer.freeCell;
   if (cell >= 0) layer.freeCell = -1;
   else {
-  cell = layer.filled++;
-  if (cell % pageSize === 0) layer.slots.push(store.devicePool.allocate());
+    cell = layer.filled++;
+    if (cell % pageSize === 0) layer.slots.push(store.devicePool.allocate());
   }
   layer.positions[cell] = position;
   layer.scores[cell] = 0;

@@ -21,11 +21,16 @@ function setup() {
 
 // Keys per page (both tokens alike): p1 points along x, p2 along y, p3 against both.
 const promptKeys = [
-  [0, 0], [0, 0], // p0 sink
-  [5, 0], [5, 0], // p1
-  [0, 5], [0, 5], // p2
-  [-5, -5], [-5, -5], // p3
-  [0, 0], [0, 0], // p4 window
+  [0, 0],
+  [0, 0], // p0 sink
+  [5, 0],
+  [5, 0], // p1
+  [0, 5],
+  [0, 5], // p2
+  [-5, -5],
+  [-5, -5], // p3
+  [0, 0],
+  [0, 0], // p4 window
 ];
 const promptValues = promptKeys.map((_, t) => [t, -t]);
 
@@ -35,7 +40,8 @@ describe('ArkVale policy (hand-worked)', () => {
     const id = cache.admit(10);
     const qPrompt = promptKeys.map((_, t) => (t === 9 ? [1, 0] : [0, 0]));
     cache.prefillLayer(
-      id, 0,
+      id,
+      0,
       backend.fromArray(qPrompt.flat(), [10, 1, 2]),
       backend.fromArray(promptKeys.flat(), [10, 1, 2]),
       backend.fromArray(promptValues.flat(), [10, 1, 2]),
@@ -52,7 +58,14 @@ describe('ArkVale policy (hand-worked)', () => {
     const step = cache.beginStep([id]);
     view = cache.view(id, 0);
     expect(view.kind === 'page' && view.resident).toEqual([0, 1, 2, 5]);
-    const out = cache.decodeLayer(step, 0, backend.fromArray([-1, -1], [1, 1, 2]), backend.fromArray([0, 0], [1, 1, 2]), backend.fromArray([7, 7], [1, 1, 2]), 1);
+    const out = cache.decodeLayer(
+      step,
+      0,
+      backend.fromArray([-1, -1], [1, 1, 2]),
+      backend.fromArray([0, 0], [1, 1, 2]),
+      backend.fromArray([7, 7], [1, 1, 2]),
+      1,
+    );
     view = cache.view(id, 0);
     expect(view.kind === 'page' && view.resident).toEqual([0, 2, 3, 5]);
     expect(cache.stats().recalls).toBe(1);
@@ -99,7 +112,15 @@ describe('ArkVale policy (hand-worked)', () => {
 
   it('does nothing while the sequence fits the budget', () => {
     const d = arkvalePolicy().decide({
-      numPages: 3, resident: [true, true, true], budgetPages: 4, sinkPages: 1, windowPages: 1, topK: 1, groups: 1, candidates: [], scores: [],
+      numPages: 3,
+      resident: [true, true, true],
+      budgetPages: 4,
+      sinkPages: 1,
+      windowPages: 1,
+      topK: 1,
+      groups: 1,
+      candidates: [],
+      scores: [],
     });
     expect(d).toEqual({ attend: [[0, 1, 2]], recalls: [], evictions: [] });
   });

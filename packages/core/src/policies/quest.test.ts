@@ -14,11 +14,20 @@ describe('Quest', () => {
       options: { policy: 'quest', budgetTokens: 4, sinkPages: 0, windowPages: 1, fullLayers: 0, devicePages: 16 },
       backend,
     });
-    const keys = [[4, 0], [4, 0], [0, 4], [0, 4], [1, 1], [1, 1], [0, 0]];
+    const keys = [
+      [4, 0],
+      [4, 0],
+      [0, 4],
+      [0, 4],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ];
     const values = keys.map((_, t) => [t, 10 * t]);
     const id = cache.admit(7);
     cache.prefillLayer(
-      id, 0,
+      id,
+      0,
       backend.fromArray(new Array(7 * 2 * 2).fill(0), [7, 2, 2]),
       backend.fromArray(keys.flat(), [7, 1, 2]),
       backend.fromArray(values.flat(), [7, 1, 2]),
@@ -27,7 +36,11 @@ describe('Quest', () => {
     const step = cache.beginStep([id]);
     // Head 0 looks along x (page 0 wins), head 1 along y (page 1 wins); both also see the last page.
     const q = [1, 0, 0, 1];
-    const out = Array.from(backend.readSync(cache.decodeLayer(step, 0, backend.fromArray(q, [1, 2, 2]), backend.fromArray([0, 0], [1, 1, 2]), backend.fromArray([9, 9], [1, 1, 2]), 1)));
+    const out = Array.from(
+      backend.readSync(
+        cache.decodeLayer(step, 0, backend.fromArray(q, [1, 2, 2]), backend.fromArray([0, 0], [1, 1, 2]), backend.fromArray([9, 9], [1, 1, 2]), 1),
+      ),
+    );
     const view = cache.view(id, 0);
     expect(view.kind === 'page' && view.resident).toEqual([0, 1, 2, 3]);
     const lastPage = { k: [keys[6], [0, 0]], v: [values[6], [9, 9]] };
@@ -40,20 +53,36 @@ describe('Quest', () => {
   it('decides per head what sorting the candidates by score (ties to the older page) decides', () => {
     const quest = questPolicy();
     fc.assert(
-      fc.property(fc.integer({ min: 2, max: 60 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 20 }), fc.nat(), (numPages, groups, budgetPages, seed) => {
-        let x = seed || 1;
-        // Few distinct values, so that ties are common.
-        const next = () => ((x = (x * 48271) % 2147483647) % 5) - 2;
-        const candidates = [...Array(numPages - 1).keys()];
-        const scores = Float32Array.from({ length: groups * candidates.length }, next);
-        const ctx = { numPages, resident: Array(numPages).fill(true), budgetPages, sinkPages: 0, windowPages: 1, topK: budgetPages, groups, candidates, scores };
-        const spec = [...Array(groups).keys()].map((g) => {
-          if (numPages <= budgetPages) return [...Array(numPages).keys()];
-          const order = [...candidates].sort((a, b) => scores[g * candidates.length + b] - scores[g * candidates.length + a] || a - b);
-          return [...order.slice(0, budgetPages - 1), numPages - 1].sort((a, b) => a - b);
-        });
-        expect(quest.decide(ctx).attend).toEqual(spec);
-      }),
+      fc.property(
+        fc.integer({ min: 2, max: 60 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 20 }),
+        fc.nat(),
+        (numPages, groups, budgetPages, seed) => {
+          let x = seed || 1;
+          // Few distinct values, so that ties are common.
+          const next = () => ((x = (x * 48271) % 2147483647) % 5) - 2;
+          const candidates = [...Array(numPages - 1).keys()];
+          const scores = Float32Array.from({ length: groups * candidates.length }, next);
+          const ctx = {
+            numPages,
+            resident: Array(numPages).fill(true),
+            budgetPages,
+            sinkPages: 0,
+            windowPages: 1,
+            topK: budgetPages,
+            groups,
+            candidates,
+            scores,
+          };
+          const spec = [...Array(groups).keys()].map((g) => {
+            if (numPages <= budgetPages) return [...Array(numPages).keys()];
+            const order = [...candidates].sort((a, b) => scores[g * candidates.length + b] - scores[g * candidates.length + a] || a - b);
+            return [...order.slice(0, budgetPages - 1), numPages - 1].sort((a, b) => a - b);
+          });
+          expect(quest.decide(ctx).attend).toEqual(spec);
+        },
+      ),
       { numRuns: 1000, seed: 14 },
     );
   });

@@ -64,7 +64,10 @@ describe('planPageSelection', () => {
         (raw, n, among) => {
           const values = Float32Array.from(raw);
           const pool = (among ?? [...values.keys()]).filter((i) => i < values.length);
-          const spec = [...pool].sort((a, b) => values[b] - values[a] || a - b).slice(0, Math.max(0, n)).sort((a, b) => a - b);
+          const spec = [...pool]
+            .sort((a, b) => values[b] - values[a] || a - b)
+            .slice(0, Math.max(0, n))
+            .sort((a, b) => a - b);
           expect(topIndices(values, n, among ? pool : undefined)).toEqual(spec);
         },
       ),

@@ -19,13 +19,7 @@ export interface SelectionPlan {
  * @param k candidates chosen per group.
  * @param freeSlots budget slots the layer may fill before it must evict.
  */
-export function planPageSelection(
-  scores: ArrayLike<number>,
-  groups: number,
-  resident: ArrayLike<number>,
-  k: number,
-  freeSlots: number,
-): SelectionPlan {
+export function planPageSelection(scores: ArrayLike<number>, groups: number, resident: ArrayLike<number>, k: number, freeSlots: number): SelectionPlan {
   const count = resident.length;
   const best = new Float64Array(count).fill(-Infinity);
   const top: number[][] = [];

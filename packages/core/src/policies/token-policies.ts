@@ -12,7 +12,9 @@ function lowestCell(ctx: TokenStepContext, eligible: (cell: number) => boolean, 
 
 /** The `n` most recent positions among the cells. */
 function recentPositions(ctx: TokenStepContext, n: number): Set<number> {
-  const pos = Array.from(ctx.positions.subarray(0, ctx.filled)).filter((p) => p >= 0).sort((a, b) => b - a);
+  const pos = Array.from(ctx.positions.subarray(0, ctx.filled))
+    .filter((p) => p >= 0)
+    .sort((a, b) => b - a);
   return new Set(pos.slice(0, n));
 }
 
@@ -23,9 +25,13 @@ export function streamingLlmPolicy(sinkTokens = 4): TokenPolicy {
     name: 'streaming-llm',
     prefillScores: null,
     scoreUpdate: 'none',
-    prefillKeep: (length, capacity) =>
-      length <= capacity ? range(0, length) : [...range(0, sinkTokens), ...range(length - (capacity - sinkTokens), length)],
-    victim: (ctx) => lowestCell(ctx, (c) => ctx.positions[c] >= sinkTokens, (c) => ctx.positions[c]),
+    prefillKeep: (length, capacity) => (length <= capacity ? range(0, length) : [...range(0, sinkTokens), ...range(length - (capacity - sinkTokens), length)]),
+    victim: (ctx) =>
+      lowestCell(
+        ctx,
+        (c) => ctx.positions[c] >= sinkTokens,
+        (c) => ctx.positions[c],
+      ),
   };
 }
 
@@ -45,7 +51,11 @@ export function h2oPolicy(): TokenPolicy {
     },
     victim: (ctx) => {
       const recent = recentPositions(ctx, Math.floor(ctx.capacity / 2));
-      return lowestCell(ctx, (c) => !recent.has(ctx.positions[c]), (c) => ctx.scores[c]);
+      return lowestCell(
+        ctx,
+        (c) => !recent.has(ctx.positions[c]),
+        (c) => ctx.scores[c],
+      );
     },
   };
 }
@@ -57,8 +67,12 @@ export function tovaPolicy(): TokenPolicy {
     name: 'tova',
     prefillScores: 'last',
     scoreUpdate: 'replace',
-    prefillKeep: (length, capacity, scores) =>
-      length <= capacity ? range(0, length) : topIndices(scores ?? new Float32Array(length), capacity),
-    victim: (ctx) => lowestCell(ctx, () => true, (c) => ctx.scores[c]),
+    prefillKeep: (length, capacity, scores) => (length <= capacity ? range(0, length) : topIndices(scores ?? new Float32Array(length), capacity)),
+    victim: (ctx) =>
+      lowestCell(
+        ctx,
+        () => true,
+        (c) => ctx.scores[c],
+      ),
   };
 }

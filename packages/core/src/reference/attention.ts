@@ -1,7 +1,7 @@
 import type { PagedAttentionArgs } from '../backend.js';
 import { invalidArgument } from '../errors.js';
 import type { RefKvStorage } from './kv.js';
-import { RefTensor, asRef, f32 } from './tensor.js';
+import { type RefTensor, asRef, f32 } from './tensor.js';
 
 /** Softmax-weighted sum for one query head over `n` keys/values given by accessors. */
 function attendOne(
@@ -40,7 +40,10 @@ function attendOne(
 }
 
 export function pagedAttention(args: PagedAttentionArgs, storage: RefKvStorage): { out: RefTensor; tokenScores?: RefTensor } {
-  const q = asRef(args.q), table = asRef(args.pageTable), counts = asRef(args.pageCounts), lasts = asRef(args.lastPageLens);
+  const q = asRef(args.q),
+    table = asRef(args.pageTable),
+    counts = asRef(args.pageCounts),
+    lasts = asRef(args.lastPageLens);
   const { numHeads, numKvHeads, headDim: d, pageSize } = storage.geometry;
   const [b, g, maxPages] = table.shape;
   if (q.data.length !== b * numHeads * d) throw invalidArgument(`pagedAttention: q must be [${b}, ${numHeads}, ${d}]`);

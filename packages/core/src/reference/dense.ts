@@ -8,7 +8,9 @@ export function matmul(x: RefTensor, w: RefTensor): RefTensor {
   const [n, kw] = [w.shape[0], rowSize(w)];
   if (k !== kw) throw invalidArgument(`matmul: inner dimensions differ (${k} vs ${kw})`);
   const out = f32([m, n]);
-  const a = x.f32, b = w.f32, o = out.f32;
+  const a = x.f32,
+    b = w.f32,
+    o = out.f32;
   for (let i = 0; i < m; i++) {
     const ai = i * k;
     for (let j = 0; j < n; j++) {
@@ -26,7 +28,9 @@ export function rmsNorm(x: RefTensor, weight: RefTensor, eps: number): RefTensor
   if (rowSize(x) !== k) throw invalidArgument(`rmsNorm: row size ${rowSize(x)} != weight size ${k}`);
   const rows = x.data.length / k;
   const out = new RefTensor(new Float32Array(x.data.length), x.shape, 'f32');
-  const a = x.f32, w = weight.f32, o = out.f32;
+  const a = x.f32,
+    w = weight.f32,
+    o = out.f32;
   for (let r = 0; r < rows; r++) {
     let ss = 0;
     for (let i = 0; i < k; i++) ss += a[r * k + i] * a[r * k + i];
@@ -66,15 +70,19 @@ export function rope(x: RefTensor, positions: RefTensor, table: RefRopeTable): R
   if (d !== table.headDim) throw invalidArgument(`rope: head dim ${d} != table's ${table.headDim}`);
   const half = d / 2;
   const out = new RefTensor(new Float32Array(x.data.length), x.shape, 'f32');
-  const a = x.f32, o = out.f32, pos = positions.i32;
+  const a = x.f32,
+    o = out.f32,
+    pos = positions.i32;
   for (let i = 0; i < t; i++) {
     const p = pos[i];
     if (p < 0 || p >= table.maxPositions) throw invalidArgument(`rope: position ${p} outside the table (0..${table.maxPositions - 1})`);
     for (let j = 0; j < h; j++) {
       const base = (i * h + j) * d;
       for (let e = 0; e < half; e++) {
-        const c = table.cos[p * half + e], s = table.sin[p * half + e];
-        const x1 = a[base + e], x2 = a[base + half + e];
+        const c = table.cos[p * half + e],
+          s = table.sin[p * half + e];
+        const x1 = a[base + e],
+          x2 = a[base + half + e];
         o[base + e] = x1 * c - x2 * s;
         o[base + half + e] = x2 * c + x1 * s;
       }
@@ -86,7 +94,8 @@ export function rope(x: RefTensor, positions: RefTensor, table: RefRopeTable): R
 /** The column blocks of a 2-D tensor, each [rows, width]. */
 export function splitColumns(x: RefTensor, widths: readonly number[]): RefTensor[] {
   const [rows, cols] = x.shape;
-  if (x.shape.length !== 2 || widths.reduce((a, w) => a + w, 0) !== cols) throw invalidArgument(`splitColumns: [${x.shape.join(', ')}] is not ${widths.join(' + ')} columns wide`);
+  if (x.shape.length !== 2 || widths.reduce((a, w) => a + w, 0) !== cols)
+    throw invalidArgument(`splitColumns: [${x.shape.join(', ')}] is not ${widths.join(' + ')} columns wide`);
   let start = 0;
   return widths.map((w) => {
     const out = new RefTensor(new Float32Array(rows * w), [rows, w], x.dtype);
@@ -101,9 +110,14 @@ export function splitQkv(qkv: RefTensor, numHeads: number, numKvHeads: number, h
   const t = qkv.shape[0];
   const heads = [numHeads, numKvHeads, numKvHeads];
   if (qkv.shape.length !== 2 || qkv.shape[1] !== (numHeads + 2 * numKvHeads) * headDim) {
-    throw invalidArgument(`ropeQkv: qkv must be [T, ${(numHeads + 2 * numKvHeads) * headDim}] for ${numHeads} + 2 x ${numKvHeads} heads of ${headDim}, got [${qkv.shape.join(', ')}]`);
+    throw invalidArgument(
+      `ropeQkv: qkv must be [T, ${(numHeads + 2 * numKvHeads) * headDim}] for ${numHeads} + 2 x ${numKvHeads} heads of ${headDim}, got [${qkv.shape.join(', ')}]`,
+    );
   }
-  const [q, k, v] = splitColumns(qkv, heads.map((h) => h * headDim)).map((part, i) => new RefTensor(part.data, [t, heads[i], headDim], part.dtype));
+  const [q, k, v] = splitColumns(
+    qkv,
+    heads.map((h) => h * headDim),
+  ).map((part, i) => new RefTensor(part.data, [t, heads[i], headDim], part.dtype));
   return [q, k, v];
 }
 
@@ -115,7 +129,9 @@ function sameShape(a: RefTensor, b: RefTensor, op: string): void {
 export function siluGate(gate: RefTensor, up: RefTensor): RefTensor {
   sameShape(gate, up, 'siluGate');
   const out = new RefTensor(new Float32Array(gate.data.length), gate.shape, 'f32');
-  const g = gate.f32, u = up.f32, o = out.f32;
+  const g = gate.f32,
+    u = up.f32,
+    o = out.f32;
   for (let i = 0; i < g.length; i++) o[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
   return out;
 }
@@ -123,7 +139,9 @@ export function siluGate(gate: RefTensor, up: RefTensor): RefTensor {
 export function add(a: RefTensor, b: RefTensor): RefTensor {
   sameShape(a, b, 'add');
   const out = new RefTensor(new Float32Array(a.data.length), a.shape, 'f32');
-  const x = a.f32, y = b.f32, o = out.f32;
+  const x = a.f32,
+    y = b.f32,
+    o = out.f32;
   for (let i = 0; i < x.length; i++) o[i] = x[i] + y[i];
   return out;
 }

@@ -2,7 +2,7 @@ import type { DigestStorage, KvStorage, PoolLocation } from '../backend.js';
 import type { DigestVariant, KvGeometry } from '../config.js';
 import { computeDigest, estimateScore } from '../digest.js';
 import { invalidArgument } from '../errors.js';
-import { RefTensor, f32 } from './tensor.js';
+import { type RefTensor, f32 } from './tensor.js';
 
 /** A page pool's storage: [slot][K|V][kvHead][token][dim] float32. */
 export class RefKvStorage implements KvStorage {

@@ -31,7 +31,21 @@ describe('reference paged attention', () => {
           // Pages land in scattered slots, listed in logical order.
           const slots = Array.from({ length: pages }, (_, i) => pages + 2 - i);
           const tok = Array.from({ length: len }, (_, t) => t);
-          backend.appendKv(storage, backend.fromArray(k, [len, kvHeads, headDim]), backend.fromArray(v, [len, kvHeads, headDim]), backend.fromArray(tok.map((t) => slots[Math.floor(t / pageSize)]), [len], 'i32'), backend.fromArray(tok.map((t) => t % pageSize), [len], 'i32'));
+          backend.appendKv(
+            storage,
+            backend.fromArray(k, [len, kvHeads, headDim]),
+            backend.fromArray(v, [len, kvHeads, headDim]),
+            backend.fromArray(
+              tok.map((t) => slots[Math.floor(t / pageSize)]),
+              [len],
+              'i32',
+            ),
+            backend.fromArray(
+              tok.map((t) => t % pageSize),
+              [len],
+              'i32',
+            ),
+          );
           const scale = 1 / Math.sqrt(headDim);
           const { out } = backend.pagedAttention({
             q: backend.fromArray(q.subarray((len - 1) * numHeads * headDim), [1, numHeads, headDim]),
@@ -41,7 +55,12 @@ describe('reference paged attention', () => {
             lastPageLens: backend.fromArray([len - (pages - 1) * pageSize], [1, 1], 'i32'),
             scale,
           });
-          const dense = backend.causalAttention({ q: backend.fromArray(q, [len, numHeads, headDim]), k: backend.fromArray(k, [len, kvHeads, headDim]), v: backend.fromArray(v, [len, kvHeads, headDim]), scale });
+          const dense = backend.causalAttention({
+            q: backend.fromArray(q, [len, numHeads, headDim]),
+            k: backend.fromArray(k, [len, kvHeads, headDim]),
+            v: backend.fromArray(v, [len, kvHeads, headDim]),
+            scale,
+          });
           const want = backend.readSync(dense.out).subarray((len - 1) * numHeads * headDim);
           const got = backend.readSync(out);
           for (let i = 0; i < got.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[i])));
@@ -55,11 +74,21 @@ describe('reference paged attention', () => {
     const geometry = { numLayers: 1, numHeads: 2, numKvHeads: 1, headDim: 4, pageSize: 4, bytesPerElement: 4 };
     const next = rng(5);
     const storage = backend.createKvStorage('device', 2, geometry);
-    backend.appendKv(storage, backend.fromArray(randomArray(next, 24), [6, 1, 4]), backend.fromArray(randomArray(next, 24), [6, 1, 4]), backend.fromArray([1, 1, 1, 1, 0, 0], [6], 'i32'), backend.fromArray([0, 1, 2, 3, 0, 1], [6], 'i32'));
+    backend.appendKv(
+      storage,
+      backend.fromArray(randomArray(next, 24), [6, 1, 4]),
+      backend.fromArray(randomArray(next, 24), [6, 1, 4]),
+      backend.fromArray([1, 1, 1, 1, 0, 0], [6], 'i32'),
+      backend.fromArray([0, 1, 2, 3, 0, 1], [6], 'i32'),
+    );
     const { tokenScores } = backend.pagedAttention({
-      q: backend.fromArray(randomArray(next, 8), [1, 2, 4]), storage,
-      pageTable: backend.fromArray([1, 0], [1, 1, 2], 'i32'), pageCounts: backend.fromArray([2], [1, 1], 'i32'), lastPageLens: backend.fromArray([2], [1, 1], 'i32'),
-      scale: 0.5, returnTokenScores: true,
+      q: backend.fromArray(randomArray(next, 8), [1, 2, 4]),
+      storage,
+      pageTable: backend.fromArray([1, 0], [1, 1, 2], 'i32'),
+      pageCounts: backend.fromArray([2], [1, 1], 'i32'),
+      lastPageLens: backend.fromArray([2], [1, 1], 'i32'),
+      scale: 0.5,
+      returnTokenScores: true,
     });
     const s = Array.from(backend.readSync(tokenScores!));
     expect(s.slice(6)).toEqual([0, 0]);
@@ -79,20 +108,26 @@ describe('digests and estimates', () => {
 
   it('cuboid-max and sphere never underestimate the true max q.k of their page', () => {
     fc.assert(
-      fc.property(fc.integer(), fc.integer({ min: 1, max: 16 }), fc.integer({ min: 1, max: 16 }), fc.constantFrom('cuboid-max' as const, 'sphere' as const), (seed, tokens, dim, variant) => {
-        const next = rng(seed);
-        const keys = randomArray(next, tokens * dim, 10);
-        const q = randomArray(next, dim, 10);
-        const digest = new Float32Array(2 * dim);
-        computeDigest(keys, tokens, dim, variant, digest, 0);
-        let trueMax = -Infinity;
-        for (let t = 0; t < tokens; t++) {
-          let s = 0;
-          for (let d = 0; d < dim; d++) s += q[d] * keys[t * dim + d];
-          trueMax = Math.max(trueMax, s);
-        }
-        expect(estimateScore(q, 0, digest, 0, dim, variant)).toBeGreaterThanOrEqual(trueMax - 1e-3 * (1 + Math.abs(trueMax)));
-      }),
+      fc.property(
+        fc.integer(),
+        fc.integer({ min: 1, max: 16 }),
+        fc.integer({ min: 1, max: 16 }),
+        fc.constantFrom('cuboid-max' as const, 'sphere' as const),
+        (seed, tokens, dim, variant) => {
+          const next = rng(seed);
+          const keys = randomArray(next, tokens * dim, 10);
+          const q = randomArray(next, dim, 10);
+          const digest = new Float32Array(2 * dim);
+          computeDigest(keys, tokens, dim, variant, digest, 0);
+          let trueMax = -Infinity;
+          for (let t = 0; t < tokens; t++) {
+            let s = 0;
+            for (let d = 0; d < dim; d++) s += q[d] * keys[t * dim + d];
+            trueMax = Math.max(trueMax, s);
+          }
+          expect(estimateScore(q, 0, digest, 0, dim, variant)).toBeGreaterThanOrEqual(trueMax - 1e-3 * (1 + Math.abs(trueMax)));
+        },
+      ),
       { numRuns: 2000 },
     );
   });
@@ -101,7 +136,13 @@ describe('digests and estimates', () => {
     const geometry = { numLayers: 1, numHeads: 2, numKvHeads: 1, headDim: 2, pageSize: 2, bytesPerElement: 4 };
     const storage = backend.createKvStorage('device', 1, geometry);
     const digests = backend.createDigestStorage(1, geometry);
-    backend.appendKv(storage, backend.fromArray([1, 0, 3, 2], [2, 1, 2]), backend.fromArray([0, 0, 0, 0], [2, 1, 2]), backend.fromArray([0, 0], [2], 'i32'), backend.fromArray([0, 1], [2], 'i32'));
+    backend.appendKv(
+      storage,
+      backend.fromArray([1, 0, 3, 2], [2, 1, 2]),
+      backend.fromArray([0, 0, 0, 0], [2, 1, 2]),
+      backend.fromArray([0, 0], [2], 'i32'),
+      backend.fromArray([0, 1], [2], 'i32'),
+    );
     backend.digestPages(storage, backend.fromArray([0], [1], 'i32'), digests, backend.fromArray([0], [1], 'i32'), 'cuboid-max');
     // box [1,3] x [0,2]; head 0 q=(1,1) -> 5; head 1 q=(-1,0) -> -1.
     const perHead = backend.readSync(backend.estimate(backend.fromArray([1, 1, -1, 0], [2, 2]), digests, backend.fromArray([0], [1], 'i32'), 2, 'cuboid-max'));
@@ -153,7 +194,12 @@ describe('products with stacked weights', () => {
     const [q, k, v] = [heads, kvHeads, kvHeads].map((h) => Array.from(randomArray(next, t * h * d)));
     // Each token's row is its q, then its k, then its v.
     const rows: number[] = [];
-    for (let i = 0; i < t; i++) rows.push(...q.slice(i * heads * d, (i + 1) * heads * d), ...k.slice(i * kvHeads * d, (i + 1) * kvHeads * d), ...v.slice(i * kvHeads * d, (i + 1) * kvHeads * d));
+    for (let i = 0; i < t; i++)
+      rows.push(
+        ...q.slice(i * heads * d, (i + 1) * heads * d),
+        ...k.slice(i * kvHeads * d, (i + 1) * kvHeads * d),
+        ...v.slice(i * kvHeads * d, (i + 1) * kvHeads * d),
+      );
     const invFreq = Float32Array.from({ length: d / 2 }, (_, i) => 10000 ** (-(2 * i) / d));
     const table = b.createRopeTable({ headDim: d, maxPositions: 16, invFreq });
     const positions = [5, 0, 11];
@@ -184,7 +230,9 @@ describe('products with stacked weights', () => {
     expect(b.readSync(rv)).toEqual(Float32Array.from(v));
     // Position 0 leaves a head as it is.
     expect(Array.from(b.readSync(rk)).slice(kvHeads * d, 2 * kvHeads * d)).toEqual(Array.from(Float32Array.from(k.slice(kvHeads * d, 2 * kvHeads * d))));
-    expect(() => b.ropeQkv(b.fromArray(rows.slice(0, -t * d), [t, (heads + 2 * kvHeads - 1) * d]), pos, table, heads, kvHeads)).toThrow(/qkv must be \[T, 64\] for 4 \+ 2 x 2 heads of 8, got \[3, 56\]/);
+    expect(() => b.ropeQkv(b.fromArray(rows.slice(0, -t * d), [t, (heads + 2 * kvHeads - 1) * d]), pos, table, heads, kvHeads)).toThrow(
+      /qkv must be \[T, 64\] for 4 \+ 2 x 2 heads of 8, got \[3, 56\]/,
+    );
   });
 
   it('siluGatePacked is silu(gate) * up of the two halves of each row (hand-computed)', () => {
@@ -195,4 +243,3 @@ describe('products with stacked weights', () => {
     expect(() => b.siluGatePacked(b.fromArray([1, 2, 3], [1, 3]))).toThrow(/gateUp must be \[T, 2I\], got \[1, 3\]/);
   });
 });
-

@@ -52,7 +52,8 @@ export function selectResident(args: SelectResidentArgs, q: RefTensor, digests: 
     if (row < 0 || row >= tables.shape[0] || n > width || first + count > n) {
       throw invalidArgument(`selectResident: batch row ${r} (table row ${row}, ${n} pages, candidates ${first}+${count}) outside tables [${tables.shape}]`);
     }
-    if (count > args.maxCandidates) throw invalidArgument(`selectResident: batch row ${r} has ${count} candidates, more than maxCandidates ${args.maxCandidates}`);
+    if (count > args.maxCandidates)
+      throw invalidArgument(`selectResident: batch row ${r} has ${count} candidates, more than maxCandidates ${args.maxCandidates}`);
     if (count > 0 && k > 0) {
       // Accumulated in f32 in the order `estimate` uses, so both paths see the same scores bit for bit.
       const scores = new Float32Array(groups * count);

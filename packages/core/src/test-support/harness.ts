@@ -1,6 +1,6 @@
 import type { CacheOptions, KvGeometry } from '../config.js';
 import { KvCache } from '../manager/kv-cache.js';
-import { RefKvStorage } from '../reference/kv.js';
+import type { RefKvStorage } from '../reference/kv.js';
 import { ReferenceBackend } from '../reference/reference-backend.js';
 import { randomArray, rng } from './random.js';
 
@@ -28,7 +28,13 @@ export class CacheHarness {
   }
 
   private rand(shape: number[]) {
-    return this.backend.fromArray(randomArray(this.next, shape.reduce((a, b) => a * b, 1)), shape);
+    return this.backend.fromArray(
+      randomArray(
+        this.next,
+        shape.reduce((a, b) => a * b, 1),
+      ),
+      shape,
+    );
   }
 
   /** Admits a random prompt and prefills every layer; frees the sequence again if a pool runs out. */
@@ -70,7 +76,10 @@ export class CacheHarness {
 
   fork(id: number): number {
     const child = this.cache.fork(id);
-    this.shadow.set(child, this.shadow.get(id)!.map((l) => [...l]));
+    this.shadow.set(
+      child,
+      this.shadow.get(id)!.map((l) => [...l]),
+    );
     return child;
   }
 

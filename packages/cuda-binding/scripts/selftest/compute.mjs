@@ -127,13 +127,20 @@ export const computeChecks = [
       ];
       const worst = {};
       for (const types of typeSets) {
-        for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+        for (const [ta, tb] of [
+          [false, false],
+          [true, false],
+          [false, true],
+          [true, true],
+        ]) {
           const e = runGemm(addon, rand, types, ta, tb);
           const key = types.join('/');
           worst[key] = Math.max(worst[key] ?? 0, e);
         }
       }
-      const summary = Object.entries(worst).map(([t, e]) => `${t} ${e.toExponential(1)}`).join(', ');
+      const summary = Object.entries(worst)
+        .map(([t, e]) => `${t} ${e.toExponential(1)}`)
+        .join(', ');
       return `${blas.library} ${blas.version}; 20 products (4 transpose cases each), worst relative error: ${summary}`;
     },
   },
@@ -151,7 +158,11 @@ export const computeChecks = [
       addon.beginCapture(COMPUTE);
       let graph;
       try {
-        throwsMatching(() => addon.upload(dev.a, first.a, COMPUTE, 'upload during capture'), /^upload cannot run while the stream is being captured/, 'upload during capture');
+        throwsMatching(
+          () => addon.upload(dev.a, first.a, COMPUTE, 'upload during capture'),
+          /^upload cannot run while the stream is being captured/,
+          'upload during capture',
+        );
         addon.memset(dev.out, 0, n * 2, COMPUTE, 'captured memset');
         launchAdd(addon, k, { ...dev, n });
       } finally {

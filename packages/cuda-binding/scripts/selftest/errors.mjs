@@ -37,7 +37,11 @@ export const errorChecks = [
       check(addon.allocatorStats().allocatedBytes === before.allocatedBytes, 'a failed alloc changed allocatedBytes');
 
       // A CUDA call that fails at once and leaves no sticky error behind.
-      const cudaMessage = throwsMatching(() => addon.endCapture(COMPUTE), /^cudaStreamEndCapture failed in endCapture \(stream 0\): .+/, 'endCapture without beginCapture');
+      const cudaMessage = throwsMatching(
+        () => addon.endCapture(COMPUTE),
+        /^cudaStreamEndCapture failed in endCapture \(stream 0\): .+/,
+        'endCapture without beginCapture',
+      );
 
       const m = addon.alloc(8 * 8 * 4, 'gemm with a bad leading dimension');
       const blas = addon.blasStatus();
@@ -46,8 +50,24 @@ export const errorChecks = [
         gemmMessage = throwsMatching(
           () =>
             addon.gemm({
-              transA: false, transB: false, m: 8, n: 8, k: 8, a: m, aType: 'f32', lda: 4, b: m, bType: 'f32', ldb: 8,
-              c: m, cType: 'f32', ldc: 8, alpha: 1, beta: 0, stream: COMPUTE, what: 'a product with lda < m',
+              transA: false,
+              transB: false,
+              m: 8,
+              n: 8,
+              k: 8,
+              a: m,
+              aType: 'f32',
+              lda: 4,
+              b: m,
+              bType: 'f32',
+              ldb: 8,
+              c: m,
+              cType: 'f32',
+              ldc: 8,
+              alpha: 1,
+              beta: 0,
+              stream: COMPUTE,
+              what: 'a product with lda < m',
             }),
           /^cublasGemmEx failed in a product with lda < m: CUBLAS_STATUS_INVALID_VALUE \(m=8, n=8, k=8\)$/,
           'gemm with lda < m',
@@ -57,7 +77,10 @@ export const errorChecks = [
       addon.memset(m, 7, 256, COMPUTE, 'after the errors');
       const back = new Uint8Array(256);
       addon.download(m, back, COMPUTE, 'after the errors');
-      check(back.every((b) => b === 7), 'the device misbehaves after the error checks');
+      check(
+        back.every((b) => b === 7),
+        'the device misbehaves after the error checks',
+      );
       addon.free(m);
       return `e.g. "${oom}"; "${cudaMessage}"; "${gemmMessage}"`;
     },

@@ -27,7 +27,10 @@ export const memoryChecks = [
       for (const block of live.slice(0, 16)) {
         const got = new Uint8Array(Math.min(block.bytes, 4096));
         addon.download(block.ptr, got, 0, 'allocator churn (reading tags)');
-        check(got.every((b) => b === block.tag), `block ${block.ptr.toString(16)} lost its tag`);
+        check(
+          got.every((b) => b === block.tag),
+          `block ${block.ptr.toString(16)} lost its tag`,
+        );
       }
       for (const block of live) addon.free(block.ptr);
       const after = addon.allocatorStats();

@@ -1,7 +1,14 @@
 import type { CausalAttentionArgs, PagedAttentionArgs } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
 import { pagedDecodeSplits } from '@arkvale/kernels-codegen/launch';
-import { findCausalPrefill, findPagedDecode, findPagedDecodeMerge, findPagedTokenScores, findPrefillKeyScores, findPrefillKeySums } from '../generated/index.js';
+import {
+  findCausalPrefill,
+  findPagedDecode,
+  findPagedDecodeMerge,
+  findPagedTokenScores,
+  findPrefillKeyScores,
+  findPrefillKeySums,
+} from '../generated/index.js';
 import type { CudaDevice } from './device.js';
 import { asStorage } from './kv-ops.js';
 import type { CudaTensor } from './tensor.js';
@@ -81,12 +88,20 @@ export function causalAttention(d: CudaDevice, args: CausalAttentionArgs): { out
   const out = d.empty(q.shape, d.dtype, 'causal attention output');
   const lse = d.empty([tokens, heads], 'f32', 'causal attention log-sum-exp');
   const shape = { numTokens: tokens, numHeads: heads, numKvHeads: kvHeads, scale: args.scale };
-  d.launch(d.kernels.get('causal_prefill', findCausalPrefill, { dtype: d.dtype, headDim }), { q: q.ptr, k: k.ptr, v: v.ptr, out: out.ptr, lse: lse.ptr, ...shape });
+  d.launch(d.kernels.get('causal_prefill', findCausalPrefill, { dtype: d.dtype, headDim }), {
+    q: q.ptr,
+    k: k.ptr,
+    v: v.ptr,
+    out: out.ptr,
+    lse: lse.ptr,
+    ...shape,
+  });
   let keyScores: CudaTensor | undefined;
   if (args.keyScores) {
     keyScores = d.empty([tokens], 'f32', 'prefill key scores');
     const spec = { dtype: d.dtype, headDim };
-    const kernel = args.keyScores === 'sum' ? d.kernels.get('prefill_key_sums', findPrefillKeySums, spec) : d.kernels.get('prefill_key_scores', findPrefillKeyScores, spec);
+    const kernel =
+      args.keyScores === 'sum' ? d.kernels.get('prefill_key_sums', findPrefillKeySums, spec) : d.kernels.get('prefill_key_scores', findPrefillKeyScores, spec);
     d.launch(kernel, {
       q: q.ptr,
       k: k.ptr,

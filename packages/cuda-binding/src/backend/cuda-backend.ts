@@ -99,15 +99,19 @@ export class CudaBackend implements Backend {
   }
 
   graphStep(key: string, step: () => Tensor): Tensor {
-    return this.d.graphs.run(key, () => this.tidy(step), (out) => this.detach(out));
+    return this.d.graphs.run(
+      key,
+      () => this.tidy(step),
+      (out) => this.detach(out),
+    );
   }
 
   /** A step's result in a buffer of its own: a graph's buffers are rewritten by its next replay. */
   private detach(t: Tensor): Tensor {
     const c = this.d.tensor(t, 'graphStep');
     if (!this.d.graphs.owns(c.buffer.ptr)) return t;
-    const out = this.d.empty(c.shape, c.dtype, 'a graphed step\'s result');
-    this.d.copy(out, 0, c, c.bytes, 'a graphed step\'s result');
+    const out = this.d.empty(c.shape, c.dtype, "a graphed step's result");
+    this.d.copy(out, 0, c, c.bytes, "a graphed step's result");
     this.dispose(t);
     return out;
   }
@@ -147,7 +151,8 @@ export class CudaBackend implements Backend {
   // --- memory -------------------------------------------------------------
 
   fromArray(data: ArrayLike<number>, shape: readonly number[], dtype: 'f32' | 'i32' = 'f32'): Tensor {
-    if (elementCount(shape) !== data.length) throw invalidArgument(`tensor of shape [${shape.join(', ')}] needs ${elementCount(shape)} elements, got ${data.length}`);
+    if (elementCount(shape) !== data.length)
+      throw invalidArgument(`tensor of shape [${shape.join(', ')}] needs ${elementCount(shape)} elements, got ${data.length}`);
     const host = dtype === 'i32' ? Int32Array.from(data) : Float32Array.from(data);
     return this.d.upload(host, shape, dtype, `upload of a [${shape.join(', ')}] ${dtype} tensor`);
   }
@@ -182,7 +187,8 @@ export class CudaBackend implements Backend {
 
   reshape(t: Tensor, shape: readonly number[]): Tensor {
     const c = this.d.tensor(t, 'reshape');
-    if (elementCount(shape) !== c.elements) throw invalidArgument(`reshape: [${c.shape.join(', ')}] has ${c.elements} elements, [${shape.join(', ')}] needs ${elementCount(shape)}`);
+    if (elementCount(shape) !== c.elements)
+      throw invalidArgument(`reshape: [${c.shape.join(', ')}] has ${c.elements} elements, [${shape.join(', ')}] needs ${elementCount(shape)}`);
     return this.d.view(c, 0, shape);
   }
 
@@ -300,5 +306,3 @@ export class CudaBackend implements Backend {
     return sample(this.d, logits, params, uniforms);
   }
 }
-
-

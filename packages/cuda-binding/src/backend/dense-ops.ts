@@ -1,6 +1,15 @@
 import type { RopeSpec, RopeTable, Tensor } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
-import { findAddRmsNorm, findEmbeddingGather, findFillUniform, findResidualAdd, findRmsNorm, findRopeQkv, findRopeTable, findSiluGatePacked } from '../generated/index.js';
+import {
+  findAddRmsNorm,
+  findEmbeddingGather,
+  findFillUniform,
+  findResidualAdd,
+  findRmsNorm,
+  findRopeQkv,
+  findRopeTable,
+  findSiluGatePacked,
+} from '../generated/index.js';
 import { STREAM } from '../native.js';
 import type { CudaDevice } from './device.js';
 import type { CudaTensor } from './tensor.js';
@@ -72,7 +81,16 @@ export function addRmsNorm(d: CudaDevice, at: Tensor, bt: Tensor, wt: Tensor, ep
   if (a.shape.at(-1) !== hidden) throw invalidArgument(`addRmsNorm: rows of ${String(a.shape.at(-1))} for a weight of ${hidden}`);
   const sum = d.empty(a.shape, d.dtype, 'addRmsNorm sum');
   const out = d.empty(a.shape, d.dtype, 'addRmsNorm output');
-  d.launch(d.kernels.get('add_rms_norm', findAddRmsNorm, { dtype: d.dtype }), { a: a.ptr, b: b.ptr, weight: w.ptr, sum: sum.ptr, out: out.ptr, rows: a.elements / hidden, hidden, eps });
+  d.launch(d.kernels.get('add_rms_norm', findAddRmsNorm, { dtype: d.dtype }), {
+    a: a.ptr,
+    b: b.ptr,
+    weight: w.ptr,
+    sum: sum.ptr,
+    out: out.ptr,
+    rows: a.elements / hidden,
+    hidden,
+    eps,
+  });
   return [sum, out];
 }
 
@@ -98,14 +116,23 @@ export function createRopeTable(d: CudaDevice, spec: RopeSpec): CudaRopeTable {
 }
 
 /** q and k rotated and v, from one [T, (H + 2 Hkv) * D] product with the stacked [q; k; v] weights: one rope_qkv launch. */
-export function ropeQkv(d: CudaDevice, qkvT: Tensor, positionsT: Tensor, table: RopeTable, numHeads: number, numKvHeads: number): [CudaTensor, CudaTensor, CudaTensor] {
+export function ropeQkv(
+  d: CudaDevice,
+  qkvT: Tensor,
+  positionsT: Tensor,
+  table: RopeTable,
+  numHeads: number,
+  numKvHeads: number,
+): [CudaTensor, CudaTensor, CudaTensor] {
   if (!(table instanceof CudaRopeTable)) throw invalidArgument('rope table does not belong to the CUDA backend');
   const qkv = d.expect(d.tensor(qkvT, 'ropeQkv qkv'), 'ropeQkv qkv', [d.dtype], 2);
   const positions = d.expect(d.tensor(positionsT, 'ropeQkv positions'), 'ropeQkv positions', ['i32'], 1);
   const headDim = table.headDim;
   const [tokens, width] = qkv.shape;
   if (!Number.isInteger(numHeads) || !Number.isInteger(numKvHeads) || numHeads < 1 || numKvHeads < 1 || width !== (numHeads + 2 * numKvHeads) * headDim) {
-    throw invalidArgument(`ropeQkv: qkv must be [T, ${(numHeads + 2 * numKvHeads) * headDim}] for ${numHeads} + 2 x ${numKvHeads} heads of ${headDim}, got [${qkv.shape.join(', ')}]`);
+    throw invalidArgument(
+      `ropeQkv: qkv must be [T, ${(numHeads + 2 * numKvHeads) * headDim}] for ${numHeads} + 2 x ${numKvHeads} heads of ${headDim}, got [${qkv.shape.join(', ')}]`,
+    );
   }
   if (positions.shape[0] !== tokens) throw invalidArgument(`ropeQkv: ${positions.shape[0]} positions for ${tokens} tokens`);
   const q = d.empty([tokens, numHeads, headDim], d.dtype, 'ropeQkv q');

@@ -57,7 +57,8 @@ export function createKvStorage(d: CudaDevice, location: PoolLocation, slots: nu
 }
 
 export function createDigestStorage(d: CudaDevice, rows: number, g: KvGeometry): CudaDigestStorage {
-  if (g.numHeads > ESTIMATE_MAX_HEADS) throw invalidArgument(`digests: ${g.numHeads} query heads; the CUDA estimate kernels sum at most ${ESTIMATE_MAX_HEADS} per page`);
+  if (g.numHeads > ESTIMATE_MAX_HEADS)
+    throw invalidArgument(`digests: ${g.numHeads} query heads; the CUDA estimate kernels sum at most ${ESTIMATE_MAX_HEADS} per page`);
   // In the KV dtype: page_digest rounds each volume outward, and estimates read half the bytes of f32.
   const data = d.lifetimes.untracked(() => d.empty([rows, g.numKvHeads, 2, g.headDim], d.dtype, `digest rows (${rows})`));
   return new CudaDigestStorage(rows, g, data);
@@ -151,7 +152,8 @@ export class PageCopies {
     if (srcSlots.length !== dstSlots.length) throw invalidArgument('copyPages: slot lists differ in length');
     if (src.pageBytes !== dst.pageBytes) throw invalidArgument('copyPages: the pools have different page sizes');
     const check = (s: CudaKvStorage, slots: readonly number[]) => {
-      for (const slot of slots) if (!Number.isInteger(slot) || slot < 0 || slot >= s.slots) throw invalidArgument(`copyPages: ${s.location} slot ${slot} outside 0..${s.slots - 1}`);
+      for (const slot of slots)
+        if (!Number.isInteger(slot) || slot < 0 || slot >= s.slots) throw invalidArgument(`copyPages: ${s.location} slot ${slot} outside 0..${s.slots - 1}`);
     };
     check(src, srcSlots);
     check(dst, dstSlots);

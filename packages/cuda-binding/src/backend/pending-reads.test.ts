@@ -61,9 +61,11 @@ class FakeGpu {
 
   tensor(values: number[], dtype: DType = 'i32'): CudaTensor {
     const bytes =
-      dtype === 'i32' ? new Uint8Array(Int32Array.from(values).buffer)
-      : dtype === 'f32' ? new Uint8Array(Float32Array.from(values).buffer)
-      : new Uint8Array(Uint16Array.from(values, floatToHalfBits).buffer);
+      dtype === 'i32'
+        ? new Uint8Array(Int32Array.from(values).buffer)
+        : dtype === 'f32'
+          ? new Uint8Array(Float32Array.from(values).buffer)
+          : new Uint8Array(Uint16Array.from(values, floatToHalfBits).buffer);
     const ptr = this.next;
     this.next += 0x10000n;
     this.memory.set(ptr, bytes);

@@ -30,7 +30,11 @@ function fakeDevice(): { d: CudaDevice; launches: string[] } {
   return { d: new CudaDevice(addon, 'f16', 132), launches };
 }
 
-function selectArgs(d: CudaDevice, over: Partial<SelectResidentArgs> = {}, shapes: { q?: number[]; tables?: number[]; rows?: number[] } = {}): SelectResidentArgs {
+function selectArgs(
+  d: CudaDevice,
+  over: Partial<SelectResidentArgs> = {},
+  shapes: { q?: number[]; tables?: number[]; rows?: number[] } = {},
+): SelectResidentArgs {
   const t = (shape: number[], dtype: DType) => d.lifetimes.untracked(() => d.empty(shape, dtype, 'test input'));
   return {
     q: t(shapes.q ?? [3, 4, 64], 'f16'),

@@ -49,13 +49,17 @@ export function selectResident(d: CudaDevice, args: SelectResidentArgs): SelectR
   const { groups, k, maxCandidates, maxPages } = args;
   const b = rows.shape[0];
   if (rows.shape[1] !== ROW_WIDTH) throw invalidArgument(`selectResident: rows must be i32 [B, ${ROW_WIDTH}], got [${rows.shape.join(', ')}]`);
-  if (tables.shape[1] !== Object.keys(TABLE_FIELDS).length) throw invalidArgument(`selectResident: tables must be i32 [rows, 3, pages], got [${tables.shape.join(', ')}]`);
-  if (q.elements !== b * g.numHeads * g.headDim) throw invalidArgument(`selectResident: q must be [${b}, ${g.numHeads}, ${g.headDim}], got [${q.shape.join(', ')}]`);
-  if (!Number.isInteger(groups) || groups < 1 || g.numHeads % groups !== 0) throw invalidArgument(`selectResident: ${groups} groups do not divide ${g.numHeads} heads`);
+  if (tables.shape[1] !== Object.keys(TABLE_FIELDS).length)
+    throw invalidArgument(`selectResident: tables must be i32 [rows, 3, pages], got [${tables.shape.join(', ')}]`);
+  if (q.elements !== b * g.numHeads * g.headDim)
+    throw invalidArgument(`selectResident: q must be [${b}, ${g.numHeads}, ${g.headDim}], got [${q.shape.join(', ')}]`);
+  if (!Number.isInteger(groups) || groups < 1 || g.numHeads % groups !== 0)
+    throw invalidArgument(`selectResident: ${groups} groups do not divide ${g.numHeads} heads`);
   if (!isCount(k) || !isCount(maxCandidates) || !isCount(maxPages)) {
     throw invalidArgument(`selectResident: k (${k}), maxCandidates (${maxCandidates}) and maxPages (${maxPages}) must be integers >= 0`);
   }
-  if (k * groups > MAX_RECALLS) throw invalidArgument(`selectResident: k x groups = ${k * groups} recalls per row; the CUDA kernel plans at most ${MAX_RECALLS}`);
+  if (k * groups > MAX_RECALLS)
+    throw invalidArgument(`selectResident: k x groups = ${k * groups} recalls per row; the CUDA kernel plans at most ${MAX_RECALLS}`);
   const listWidth = 1 + 2 * k * groups;
   const tablePages = tables.shape[2];
   const scores = d.empty([b, groups, maxCandidates], 'f32', 'selectResident scores');
@@ -125,7 +129,8 @@ function planTarget(d: CudaDevice, t: Tensor, b: number, width: number): CudaTen
 export function recallListed(d: CudaDevice, hostT: KvStorage, deviceT: KvStorage, copiesT: Tensor): void {
   const host = asStorage(hostT);
   const device = asStorage(deviceT);
-  if (host.location !== 'host' || device.location !== 'device') throw invalidArgument(`recallListed: copies from a host pool into a device pool, got ${host.location} -> ${device.location}`);
+  if (host.location !== 'host' || device.location !== 'device')
+    throw invalidArgument(`recallListed: copies from a host pool into a device pool, got ${host.location} -> ${device.location}`);
   if (host.pageBytes !== device.pageBytes) throw invalidArgument('recallListed: the pools have different page sizes');
   const copies = d.expect(d.tensor(copiesT, 'recallListed copies'), 'recallListed copies', ['i32'], 2);
   const maxCopies = recallWidth(copies);

@@ -169,7 +169,26 @@ function step({ addon, pool }: Setup, x: readonly number[], c: number, extra: bo
   addon.launch('mul', [1, 1, 1], params(tripled, shifted, n, 3), STREAM.compute);
   pool.release(shifted, n * 4);
   let out = pool.alloc(n * 4, 'sum');
-  addon.gemm({ transA: false, transB: false, m: n, n: 1, k: 1, a: tripled, aType: 'f32', lda: n, b: input, bType: 'f32', ldb: n, c: out, cType: 'f32', ldc: n, alpha: 1, beta: 0, stream: STREAM.compute, what: 'sum' });
+  addon.gemm({
+    transA: false,
+    transB: false,
+    m: n,
+    n: 1,
+    k: 1,
+    a: tripled,
+    aType: 'f32',
+    lda: n,
+    b: input,
+    bType: 'f32',
+    ldb: n,
+    c: out,
+    cType: 'f32',
+    ldc: n,
+    alpha: 1,
+    beta: 0,
+    stream: STREAM.compute,
+    what: 'sum',
+  });
   if (extra) {
     const more = pool.alloc(n * 4, 'sum + 1');
     addon.launch('add', [1, 1, 1], params(more, out, n, 1), STREAM.compute);
@@ -331,22 +350,27 @@ describe('StepGraphs', () => {
     });
     const seen = { replayed: 0, fallbacks: 0 };
     fc.assert(
-      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 40 }), fc.constantFrom(2, 3, 5, 128), fc.constantFrom(1, 2, undefined), (steps, pieceOps, firstPieceOps) => {
-        const s = setup(pieceOps, firstPieceOps);
-        for (const t of steps) {
-          // Keys that usually but not always mean equal work (the launch scalar c and the extra pass are not in them).
-          const key = `${t.key} ${t.x.length}`;
-          expect(runStep(s, key, t.x, t.c, t.extra)).toEqual(expected(t.x, t.c, t.extra));
-        }
-        const st = s.graphs.stats;
-        expect(st.recorded + st.replayed + st.fallbacks).toBeGreaterThanOrEqual(steps.length);
-        seen.replayed += st.replayed;
-        seen.fallbacks += st.fallbacks;
-        s.graphs.clear();
-        s.pool.trim();
-        expect(s.gpu.liveBlocks - pinnedBlocks(s)).toBe(0);
-        expect(s.gpu.liveGraphs).toBe(0);
-      }),
+      fc.property(
+        fc.array(stepArb, { minLength: 1, maxLength: 40 }),
+        fc.constantFrom(2, 3, 5, 128),
+        fc.constantFrom(1, 2, undefined),
+        (steps, pieceOps, firstPieceOps) => {
+          const s = setup(pieceOps, firstPieceOps);
+          for (const t of steps) {
+            // Keys that usually but not always mean equal work (the launch scalar c and the extra pass are not in them).
+            const key = `${t.key} ${t.x.length}`;
+            expect(runStep(s, key, t.x, t.c, t.extra)).toEqual(expected(t.x, t.c, t.extra));
+          }
+          const st = s.graphs.stats;
+          expect(st.recorded + st.replayed + st.fallbacks).toBeGreaterThanOrEqual(steps.length);
+          seen.replayed += st.replayed;
+          seen.fallbacks += st.fallbacks;
+          s.graphs.clear();
+          s.pool.trim();
+          expect(s.gpu.liveBlocks - pinnedBlocks(s)).toBe(0);
+          expect(s.gpu.liveGraphs).toBe(0);
+        },
+      ),
       { numRuns: 300 },
     );
     // The runs did replay graphs and did fall back (a property that never replays would prove nothing).

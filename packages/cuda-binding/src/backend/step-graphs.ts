@@ -454,7 +454,13 @@ export class StepGraphs {
         this.onCompute(
           stream,
           () => ({ kind: 'launch', name, grid: [grid[0], grid[1], grid[2]], params }),
-          (op) => op.kind === 'launch' && op.name === name && op.grid[0] === grid[0] && op.grid[1] === grid[1] && op.grid[2] === grid[2] && sameBytes(op.params, params),
+          (op) =>
+            op.kind === 'launch' &&
+            op.name === name &&
+            op.grid[0] === grid[0] &&
+            op.grid[1] === grid[1] &&
+            op.grid[2] === grid[2] &&
+            sameBytes(op.params, params),
           () => real.launch(name, grid, params, stream),
         ),
       gemm: (p) =>
@@ -490,7 +496,9 @@ export class StepGraphs {
       recordEvent: (stream) => (this.unrecordable('an event'), real.recordEvent(stream)),
       download: (src, dst, stream, what) => (this.unrecordable(`a download (${what})`), real.download(src, dst, stream, what)),
       synchronize: (stream) => (this.unrecordable('a synchronisation'), real.synchronize(stream)),
-      copyPages: (dst, dstSlots, src, srcSlots, pageBytes, stream, what) => (this.unrecordable(`page copies (${what})`), real.copyPages(dst, dstSlots, src, srcSlots, pageBytes, stream, what)),
+      copyPages: (dst, dstSlots, src, srcSlots, pageBytes, stream, what) => (
+        this.unrecordable(`page copies (${what})`), real.copyPages(dst, dstSlots, src, srcSlots, pageBytes, stream, what)
+      ),
     };
     return Object.assign(wrapped, own) as unknown as CudaAddon;
   }

@@ -43,7 +43,10 @@ export interface CliOptions {
 
 function list(values: readonly string[] | undefined): string[] | undefined {
   if (!values) return undefined;
-  const items = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  const items = values
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
   return items.length > 0 ? [...new Set(items)] : undefined;
 }
 

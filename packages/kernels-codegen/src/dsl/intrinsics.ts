@@ -24,74 +24,136 @@ export const WARP_SIZE = 32;
 
 // --- bit casts ---------------------------------------------------------------------------
 /** The bits of an f32 (`__float_as_uint`). */
-export function floatBits(_x: f32): u32 { return translatorOnly('floatBits'); }
+export function floatBits(_x: f32): u32 {
+  return translatorOnly('floatBits');
+}
 /** The f32 with these bits (`__uint_as_float`). */
-export function bitsToFloat(_x: u32): f32 { return translatorOnly('bitsToFloat'); }
+export function bitsToFloat(_x: u32): f32 {
+  return translatorOnly('bitsToFloat');
+}
 
 // --- math beyond Math.* ------------------------------------------------------------
-export function rsqrt(_x: f32): f32 { return translatorOnly('rsqrt'); }
-export function exp2(_x: f32): f32 { return translatorOnly('exp2'); }
-export function fma(_a: f32, _b: f32, _c: f32): f32 { return translatorOnly('fma'); }
+export function rsqrt(_x: f32): f32 {
+  return translatorOnly('rsqrt');
+}
+export function exp2(_x: f32): f32 {
+  return translatorOnly('exp2');
+}
+export function fma(_a: f32, _b: f32, _c: f32): f32 {
+  return translatorOnly('fma');
+}
 /** Number of set bits (`__popc`). */
-export function popc(_x: u32): i32 { return translatorOnly('popc'); }
+export function popc(_x: u32): i32 {
+  return translatorOnly('popc');
+}
 /** f32 infinity (`Infinity` is also accepted). */
 export const INF: f32 = Number.POSITIVE_INFINITY;
 
 // --- memory ----------------------------------------------------------------------
 /** A block-shared array of compile-time length; only at the top level of a kernel. */
-export function shared<T>(_length: number): Shared<T> { return translatorOnly('shared'); }
+export function shared<T>(_length: number): Shared<T> {
+  return translatorOnly('shared');
+}
 /** A per-thread register array of compile-time length. */
-export function local<T>(_length: number): Local<T> { return translatorOnly('local'); }
+export function local<T>(_length: number): Local<T> {
+  return translatorOnly('local');
+}
 /** `p + n` as a pointer, for passing part of a buffer to a helper function. */
-export function offset<P>(_p: P, _n: number): P { return translatorOnly('offset'); }
+export function offset<P>(_p: P, _n: number): P {
+  return translatorOnly('offset');
+}
 /**
  * Vector load: copies `dst`'s whole length (4, 8 or 16 bytes) from `src[index ..]`
  * in one instruction. The source address must be aligned to that size.
  */
-export function vload<T>(_dst: Local<T>, _src: Readable<T>, _index: number): void { return translatorOnly('vload'); }
+export function vload<T>(_dst: Local<T>, _src: Readable<T>, _index: number): void {
+  return translatorOnly('vload');
+}
 /** Vector store of `src`'s whole length (4, 8 or 16 bytes) to `dst[index ..]`, aligned. */
-export function vstore<T>(_dst: Writable<T>, _index: number, _src: Local<T>): void { return translatorOnly('vstore'); }
+export function vstore<T>(_dst: Writable<T>, _index: number, _src: Local<T>): void {
+  return translatorOnly('vstore');
+}
 
 // --- synchronisation -------------------------------------------------------------------
 /** `__syncthreads()`: every thread of the block waits here. */
-export function syncthreads(): void { return translatorOnly('syncthreads'); }
+export function syncthreads(): void {
+  return translatorOnly('syncthreads');
+}
 /** `__syncwarp()`. */
-export function syncwarp(): void { return translatorOnly('syncwarp'); }
+export function syncwarp(): void {
+  return translatorOnly('syncwarp');
+}
 
 // --- warp collectives (all 32 lanes take part) -----------------------------------------
-export function shflXor<T extends number>(_v: T, _laneMask: number, _width?: number): T { return translatorOnly('shflXor'); }
-export function shflDown<T extends number>(_v: T, _delta: number, _width?: number): T { return translatorOnly('shflDown'); }
-export function shflUp<T extends number>(_v: T, _delta: number, _width?: number): T { return translatorOnly('shflUp'); }
-export function shflIdx<T extends number>(_v: T, _srcLane: number, _width?: number): T { return translatorOnly('shflIdx'); }
-export function ballot(_predicate: bool): u32 { return translatorOnly('ballot'); }
-export function warpAny(_predicate: bool): bool { return translatorOnly('warpAny'); }
-export function warpAll(_predicate: bool): bool { return translatorOnly('warpAll'); }
+export function shflXor<T extends number>(_v: T, _laneMask: number, _width?: number): T {
+  return translatorOnly('shflXor');
+}
+export function shflDown<T extends number>(_v: T, _delta: number, _width?: number): T {
+  return translatorOnly('shflDown');
+}
+export function shflUp<T extends number>(_v: T, _delta: number, _width?: number): T {
+  return translatorOnly('shflUp');
+}
+export function shflIdx<T extends number>(_v: T, _srcLane: number, _width?: number): T {
+  return translatorOnly('shflIdx');
+}
+export function ballot(_predicate: bool): u32 {
+  return translatorOnly('ballot');
+}
+export function warpAny(_predicate: bool): bool {
+  return translatorOnly('warpAny');
+}
+export function warpAll(_predicate: bool): bool {
+  return translatorOnly('warpAll');
+}
 
 // --- atomics (return the old value) -------------------------------------------------------------
-export function atomicAdd<T extends number>(_p: Global<T> | Shared<T>, _index: number, _v: T): T { return translatorOnly('atomicAdd'); }
-export function atomicMax<T extends number>(_p: Global<T> | Shared<T>, _index: number, _v: T): T { return translatorOnly('atomicMax'); }
-export function atomicMin<T extends number>(_p: Global<T> | Shared<T>, _index: number, _v: T): T { return translatorOnly('atomicMin'); }
-export function atomicExch<T extends number>(_p: Global<T> | Shared<T>, _index: number, _v: T): T { return translatorOnly('atomicExch'); }
-export function atomicCAS<T extends number>(_p: Global<T> | Shared<T>, _index: number, _compare: T, _v: T): T { return translatorOnly('atomicCAS'); }
+export function atomicAdd<T extends number>(_p: Global<T> | Shared<T>, _index: number, _v: T): T {
+  return translatorOnly('atomicAdd');
+}
+export function atomicMax<T extends number>(_p: Global<T> | Shared<T>, _index: number, _v: T): T {
+  return translatorOnly('atomicMax');
+}
+export function atomicMin<T extends number>(_p: Global<T> | Shared<T>, _index: number, _v: T): T {
+  return translatorOnly('atomicMin');
+}
+export function atomicExch<T extends number>(_p: Global<T> | Shared<T>, _index: number, _v: T): T {
+  return translatorOnly('atomicExch');
+}
+export function atomicCAS<T extends number>(_p: Global<T> | Shared<T>, _index: number, _compare: T, _v: T): T {
+  return translatorOnly('atomicCAS');
+}
 
 // --- asynchronous copies (sm_80+) --------------------------------------------------------
 /** `cp.async` of 16 bytes from global to shared memory; both addresses 16-byte aligned. */
-export function cpAsync16<T>(_dst: Shared<T>, _dstIndex: number, _src: Readable<T>, _srcIndex: number): void { return translatorOnly('cpAsync16'); }
+export function cpAsync16<T>(_dst: Shared<T>, _dstIndex: number, _src: Readable<T>, _srcIndex: number): void {
+  return translatorOnly('cpAsync16');
+}
 /** Closes the current group of `cp.async` copies. */
-export function cpAsyncCommit(): void { return translatorOnly('cpAsyncCommit'); }
+export function cpAsyncCommit(): void {
+  return translatorOnly('cpAsyncCommit');
+}
 /** Waits until at most `groups` (a compile-time constant) committed groups are pending. */
-export function cpAsyncWait(_groups: number): void { return translatorOnly('cpAsyncWait'); }
+export function cpAsyncWait(_groups: number): void {
+  return translatorOnly('cpAsyncWait');
+}
 
 // --- tensor cores (sm_80+, f16/bf16 inputs, f32 accumulators) ------------------------------------------
 /**
  * `ldmatrix.sync.aligned.m8n8.x4.shared.b16`: lane l passes the address of row l % 8
  * of matrix l / 8; `dst` (8 elements) receives the lane's fragment of the 4 matrices.
  */
-export function ldmatrixX4<T extends Float16>(_dst: Local<T>, _src: Shared<T>, _index: number): void { return translatorOnly('ldmatrixX4'); }
+export function ldmatrixX4<T extends Float16>(_dst: Local<T>, _src: Shared<T>, _index: number): void {
+  return translatorOnly('ldmatrixX4');
+}
 /** As ldmatrixX4 with `.trans` (each 8x8 matrix transposed). */
-export function ldmatrixX4Trans<T extends Float16>(_dst: Local<T>, _src: Shared<T>, _index: number): void { return translatorOnly('ldmatrixX4Trans'); }
+export function ldmatrixX4Trans<T extends Float16>(_dst: Local<T>, _src: Shared<T>, _index: number): void {
+  return translatorOnly('ldmatrixX4Trans');
+}
 /**
  * `mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16}`: d = a * b + c with a (8
  * elements), b (4 elements) and c, d (4 f32) in the PTX fragment layouts.
  */
-export function mmaM16N8K16<T extends Float16>(_d: Local<f32>, _a: Local<T>, _b: Local<T>, _c: Local<f32>): void { return translatorOnly('mmaM16N8K16'); }
+export function mmaM16N8K16<T extends Float16>(_d: Local<f32>, _a: Local<T>, _b: Local<T>, _c: Local<f32>): void {
+  return translatorOnly('mmaM16N8K16');
+}

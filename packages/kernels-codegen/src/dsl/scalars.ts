@@ -25,11 +25,25 @@ export type bool = boolean;
 export type Float16 = f16 | bf16;
 
 // Conversions are explicit: the only way to narrow, change signedness or leave f16/bf16.
-export function f32(_x: number): f32 { return translatorOnly('f32'); }
-export function f16(_x: number): f16 { return translatorOnly('f16'); }
-export function bf16(_x: number): bf16 { return translatorOnly('bf16'); }
-export function i32(_x: number): i32 { return translatorOnly('i32'); }
-export function u32(_x: number): u32 { return translatorOnly('u32'); }
-export function i64(_x: number): i64 { return translatorOnly('i64'); }
+export function f32(_x: number): f32 {
+  return translatorOnly('f32');
+}
+export function f16(_x: number): f16 {
+  return translatorOnly('f16');
+}
+export function bf16(_x: number): bf16 {
+  return translatorOnly('bf16');
+}
+export function i32(_x: number): i32 {
+  return translatorOnly('i32');
+}
+export function u32(_x: number): u32 {
+  return translatorOnly('u32');
+}
+export function i64(_x: number): i64 {
+  return translatorOnly('i64');
+}
 /** Converts to the type argument, e.g. `convert<T>(acc)` in a kernel generic over T. */
-export function convert<T>(_x: number): T { return translatorOnly('convert'); }
+export function convert<T>(_x: number): T {
+  return translatorOnly('convert');
+}

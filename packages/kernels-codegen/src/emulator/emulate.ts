@@ -33,7 +33,8 @@ export class EmulatedKernel {
   launch(grid: Dim3 | number, args: Readonly<Record<string, EmuArg>>, block: Dim3 | number = this.ir.blockThreads): void {
     const g: Dim3 = typeof grid === 'number' ? [grid, 1, 1] : grid;
     const b: Dim3 = typeof block === 'number' ? [block, 1, 1] : block;
-    if (b[0] * b[1] * b[2] > this.ir.blockThreads) throw new EmuFault(`${this.ir.name}: block of ${b[0] * b[1] * b[2]} threads exceeds __launch_bounds__(${this.ir.blockThreads})`);
+    if (b[0] * b[1] * b[2] > this.ir.blockThreads)
+      throw new EmuFault(`${this.ir.name}: block of ${b[0] * b[1] * b[2]} threads exceeds __launch_bounds__(${this.ir.blockThreads})`);
     if (g.some((d) => !Number.isInteger(d) || d < 0)) throw new EmuFault(`${this.ir.name}: bad grid [${g.join(', ')}]`);
     const values = this.ir.params.map((p) => {
       const v = args[p.name];

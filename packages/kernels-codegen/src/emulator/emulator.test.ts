@@ -42,11 +42,13 @@ describe('the emulator runs kernels with CUDA semantics', () => {
     );
   });
 
-  it('reports a shared-memory race (no syncthreads between a write and another thread\'s read)', () => {
+  it("reports a shared-memory race (no syncthreads between a write and another thread's read)", () => {
     const k = kernel(`const s = shared<f32>(64);
   s[threadIdx.x] = 1;
   out[threadIdx.x] = s[(threadIdx.x + 1) % 64];`);
-    expect(() => k.launch(1, { out: new EmuBuffer('f32', 64), n: 0 })).toThrow(/race: reads shared s\[0\] written by thread 0 with no syncthreads\(\) in between/);
+    expect(() => k.launch(1, { out: new EmuBuffer('f32', 64), n: 0 })).toThrow(
+      /race: reads shared s\[0\] written by thread 0 with no syncthreads\(\) in between/,
+    );
     const fixed = kernel(`const s = shared<f32>(64);
   s[threadIdx.x] = f32(threadIdx.x);
   syncthreads();
@@ -72,9 +74,13 @@ describe('the emulator runs kernels with CUDA semantics', () => {
   });
 
   it('reports a misaligned vector load', () => {
-    const k = kernel(`const r = local<f32>(4);
+    const k = kernel(
+      `const r = local<f32>(4);
   vload(r, src, 2);
-  out[0] = r[0];`, 'src: GlobalIn<f32>, out: Global<f32>', 32);
+  out[0] = r[0];`,
+      'src: GlobalIn<f32>, out: Global<f32>',
+      32,
+    );
     expect(() => k.launch(1, { src: new EmuBuffer('f32', 8), out: new EmuBuffer('f32', 1) })).toThrow(/vector load of 16 bytes at buffer\[2\] is misaligned/);
   });
 

@@ -18,13 +18,7 @@ interface Thread {
   resume?: unknown;
 }
 
-export function runBlock(
-  R: Runtime,
-  block: Dim3,
-  grid: Dim3,
-  blockIdx: Dim3,
-  start: (ctx: ThreadCtx) => Generator<Request, void, unknown>,
-): void {
+export function runBlock(R: Runtime, block: Dim3, grid: Dim3, blockIdx: Dim3, start: (ctx: ThreadCtx) => Generator<Request, void, unknown>): void {
   const label = `(${blockIdx.join(', ')})`;
   const blockCtx: BlockCtx = { epoch: 0, label };
   const threads: Thread[] = [];
@@ -33,11 +27,22 @@ export function runBlock(
       for (let x = 0; x < block[0]; x++) {
         const tid = threads.length;
         const ctx: ThreadCtx = {
-          threadIdx_x: x, threadIdx_y: y, threadIdx_z: z,
-          blockIdx_x: blockIdx[0], blockIdx_y: blockIdx[1], blockIdx_z: blockIdx[2],
-          blockDim_x: block[0], blockDim_y: block[1], blockDim_z: block[2],
-          gridDim_x: grid[0], gridDim_y: grid[1], gridDim_z: grid[2],
-          tid, lane: tid & 31, warp: tid >> 5, block: blockCtx,
+          threadIdx_x: x,
+          threadIdx_y: y,
+          threadIdx_z: z,
+          blockIdx_x: blockIdx[0],
+          blockIdx_y: blockIdx[1],
+          blockIdx_z: blockIdx[2],
+          blockDim_x: block[0],
+          blockDim_y: block[1],
+          blockDim_z: block[2],
+          gridDim_x: grid[0],
+          gridDim_y: grid[1],
+          gridDim_z: grid[2],
+          tid,
+          lane: tid & 31,
+          warp: tid >> 5,
+          block: blockCtx,
         };
         threads.push({ ctx, gen: start(ctx), state: 'run' });
       }
@@ -88,6 +93,8 @@ export function runBlock(
     const atWarp = live.find((t) => t.state === 'warp')!;
     const lanes = threads.slice(atWarp.ctx.warp * 32, atWarp.ctx.warp * 32 + 32);
     const states = lanes.map((t) => t.state).join(',');
-    fail(`deadlock: thread ${atWarp.ctx.tid} waits at a warp collective (${R.where(atWarp.req!.loc)}) that lanes of its warp never reach (lane states: ${states})`);
+    fail(
+      `deadlock: thread ${atWarp.ctx.tid} waits at a warp collective (${R.where(atWarp.req!.loc)}) that lanes of its warp never reach (lane states: ${states})`,
+    );
   }
 }

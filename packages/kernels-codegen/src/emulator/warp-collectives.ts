@@ -83,7 +83,12 @@ function ldmatrix(lanes: readonly Lane[], fail: (msg: string) => never): void {
 function mma(lanes: readonly Lane[], fail: (msg: string) => never): void {
   for (const l of lanes) {
     const r = req<'mma'>(l);
-    for (const [p, n, what] of [[r.a, 8, 'a'], [r.b, 4, 'b'], [r.c, 4, 'c'], [r.d, 4, 'd']] as const) {
+    for (const [p, n, what] of [
+      [r.a, 8, 'a'],
+      [r.b, 4, 'b'],
+      [r.c, 4, 'c'],
+      [r.d, 4, 'd'],
+    ] as const) {
       if (p.o < 0 || p.o + n > p.mem.length) fail(`mma fragment ${what} of lane ${l.lane} (${p.mem.name}[${p.o}..+${n}]) is out of bounds`);
     }
   }
@@ -102,11 +107,13 @@ function mma(lanes: readonly Lane[], fail: (msg: string) => never): void {
     for (let e = 0; e < 4; e++) B[2 * t + (e & 1) + (e >> 1) * 8][g] = b.mem.get(b.o + e);
     for (let e = 0; e < 4; e++) C[g + (e >> 1) * 8][2 * t + (e & 1)] = c.mem.get(c.o + e);
   }
-  const D = C.map((row, i) => row.map((cv, j) => {
-    let s = cv;
-    for (let k = 0; k < 16; k++) s += A[i][k] * B[k][j];
-    return Math.fround(s);
-  }));
+  const D = C.map((row, i) =>
+    row.map((cv, j) => {
+      let s = cv;
+      for (let k = 0; k < 16; k++) s += A[i][k] * B[k][j];
+      return Math.fround(s);
+    }),
+  );
   for (const l of lanes) {
     const { d } = req<'mma'>(l);
     const g = l.lane >> 2;

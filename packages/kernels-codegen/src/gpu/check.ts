@@ -19,7 +19,9 @@ const HARNESS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'harness
 export async function prepareGpuCheck(dir: string): Promise<void> {
   const kernels = path.join(dir, 'kernels');
   generate({ outDir: kernels, matrix: GPU_CHECK_MATRIX });
-  const units = readdirSync(path.join(kernels, LAYOUT.units)).filter((f) => f.endsWith('.cu')).map((f) => path.join(kernels, LAYOUT.units, f));
+  const units = readdirSync(path.join(kernels, LAYOUT.units))
+    .filter((f) => f.endsWith('.cu'))
+    .map((f) => path.join(kernels, LAYOUT.units, f));
   const include = path.join(kernels, LAYOUT.cuda);
   const sources = [...units, path.join(include, 'arkvale_registry.cu'), HARNESS];
   const results = await compileAll(sources.map((unit, i) => ({ unit, output: path.join(dir, `obj${i}.o`), includes: [include] })));

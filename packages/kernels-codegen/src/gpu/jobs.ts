@@ -65,7 +65,8 @@ export class GpuJobs {
     for (const p of entry.params) {
       const v = args[p.name];
       const zero = opts.zeroed?.[p.name];
-      if (p.kind === 'pointer') patches.push(`ptr ${p.offset} ${zero !== undefined ? this.zeroed(zero) : this.buffer(v as EmuBuffer, opts.mapped?.includes(p.name) ?? false)}`);
+      if (p.kind === 'pointer')
+        patches.push(`ptr ${p.offset} ${zero !== undefined ? this.zeroed(zero) : this.buffer(v as EmuBuffer, opts.mapped?.includes(p.name) ?? false)}`);
       else if (p.kind === 'f32') view.setFloat32(p.offset, v as number, true);
       else if (p.kind === 'u32') view.setUint32(p.offset, v as number, true);
       else if (p.kind === 'i64') view.setBigInt64(p.offset, BigInt(v as number), true);

@@ -21,7 +21,13 @@ import { Rng } from '../random.js';
 import type { GpuJobs } from './jobs.js';
 
 /** Every specialisation the scenarios use. */
-export const GPU_CHECK_MATRIX: Matrix = { dtype: ['f16', 'bf16'], headDim: [64, 128, 256], pageSize: [8, 16, 32], group: [1, 2, 4, 8], digest: DIGEST_VARIANTS };
+export const GPU_CHECK_MATRIX: Matrix = {
+  dtype: ['f16', 'bf16'],
+  headDim: [64, 128, 256],
+  pageSize: [8, 16, 32],
+  group: [1, 2, 4, 8],
+  digest: DIGEST_VARIANTS,
+};
 
 const TOL = { f16: 2e-3, bf16: 1.6e-2, f32: 1e-4, exact: 0 } as const;
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
@@ -30,7 +36,11 @@ export function buildScenarios(jobs: GpuJobs): void {
   const rng = new Rng(2024);
   const rand = (dtype: 'f16' | 'bf16' | 'f32', n: number, lo = -1, hi = 1) => EmuBuffer.from(dtype, rng.array(n, lo, hi));
 
-  for (const [dtype, headDim, tokens, heads, kvHeads] of [['f16', 64, 70, 2, 1], ['bf16', 128, 97, 4, 2], ['f16', 256, 40, 2, 2]] as const) {
+  for (const [dtype, headDim, tokens, heads, kvHeads] of [
+    ['f16', 64, 70, 2, 1],
+    ['bf16', 128, 97, 4, 2],
+    ['f16', 256, 40, 2, 2],
+  ] as const) {
     const q = rand(dtype, tokens * heads * headDim);
     const k = rand(dtype, tokens * kvHeads * headDim);
     const v = rand(dtype, tokens * kvHeads * headDim);
@@ -45,7 +55,11 @@ export function buildScenarios(jobs: GpuJobs): void {
     jobs.output(scores, `prefill_key_sums ${dtype}`, TOL.f32);
   }
 
-  for (const [dtype, headDim, pageSize, heads, kvHeads, lists, splits] of [['f16', 128, 32, 8, 2, 1, 3], ['bf16', 64, 16, 8, 8, 8, 2], ['f16', 256, 8, 4, 1, 1, 4]] as const) {
+  for (const [dtype, headDim, pageSize, heads, kvHeads, lists, splits] of [
+    ['f16', 128, 32, 8, 2, 1, 3],
+    ['bf16', 64, 16, 8, 8, 8, 2],
+    ['f16', 256, 8, 4, 1, 1, 4],
+  ] as const) {
     const slots = 10;
     const batch = 2;
     const maxPages = 6;
@@ -76,27 +90,64 @@ export function buildScenarios(jobs: GpuJobs): void {
     const kvHeads = 2;
     const slots = 6;
     const pool = rand(dtype, slots * 2 * kvHeads * pageSize * headDim, -2, 2);
-    jobs.launch(kvAppendKernel, { dtype, headDim, pageSize }, {
-      k: rand(dtype, 4 * kvHeads * headDim), v: rand(dtype, 4 * kvHeads * headDim), slots: EmuBuffer.from('i32', [5, 0, 2, 5]),
-      offsets: EmuBuffer.from('i32', [0, 15, 3, 1]), pool, numTokens: 4, numKvHeads: kvHeads,
-    });
+    jobs.launch(
+      kvAppendKernel,
+      { dtype, headDim, pageSize },
+      {
+        k: rand(dtype, 4 * kvHeads * headDim),
+        v: rand(dtype, 4 * kvHeads * headDim),
+        slots: EmuBuffer.from('i32', [5, 0, 2, 5]),
+        offsets: EmuBuffer.from('i32', [0, 15, 3, 1]),
+        pool,
+        numTokens: 4,
+        numKvHeads: kvHeads,
+      },
+    );
     for (const variant of DIGEST_VARIANTS) {
       const digests = new EmuBuffer(dtype, 4 * kvHeads * 2 * headDim);
-      jobs.launch(pageDigestKernel, { dtype, headDim, pageSize, variant }, {
-        pool, slots: EmuBuffer.from('i32', [1, 4, 5]), rows: EmuBuffer.from('i32', [3, 0, 1]), digests, numPages: 3, numKvHeads: kvHeads,
-      });
+      jobs.launch(
+        pageDigestKernel,
+        { dtype, headDim, pageSize, variant },
+        {
+          pool,
+          slots: EmuBuffer.from('i32', [1, 4, 5]),
+          rows: EmuBuffer.from('i32', [3, 0, 1]),
+          digests,
+          numPages: 3,
+          numKvHeads: kvHeads,
+        },
+      );
       jobs.output(digests, `page_digest ${variant}`, TOL[dtype]);
       const est = new EmuBuffer('f32', 2 * 4);
-      jobs.launch(estimateKernel, { dtype, headDim, variant }, {
-        q: rand(dtype, 4 * headDim), digests, rows: EmuBuffer.from('i32', [0, 1, 3, 0]), out: est, numPages: 4, numHeads: 4, numKvHeads: kvHeads, groups: 2,
-      });
+      jobs.launch(
+        estimateKernel,
+        { dtype, headDim, variant },
+        {
+          q: rand(dtype, 4 * headDim),
+          digests,
+          rows: EmuBuffer.from('i32', [0, 1, 3, 0]),
+          out: est,
+          numPages: 4,
+          numHeads: 4,
+          numKvHeads: kvHeads,
+          groups: 2,
+        },
+      );
       jobs.output(est, `estimate ${variant}`, TOL.f32);
     }
     jobs.output(pool, 'kv_append', TOL.exact);
     const pageWords = kvHeads * pageSize * headDim;
-    const host = EmuBuffer.from('u32', Array.from({ length: 5 * pageWords }, () => rng.int(2 ** 32)));
+    const host = EmuBuffer.from(
+      'u32',
+      Array.from({ length: 5 * pageWords }, () => rng.int(2 ** 32)),
+    );
     const device = new EmuBuffer('u32', slots * pageWords);
-    jobs.launch(copyPagesKernel, {}, { src: host, dst: device, srcSlots: EmuBuffer.from('i32', [4, 0, 2]), dstSlots: EmuBuffer.from('i32', [1, 3, 5]), numPages: 3, pageWords }, { mapped: ['src'] });
+    jobs.launch(
+      copyPagesKernel,
+      {},
+      { src: host, dst: device, srcSlots: EmuBuffer.from('i32', [4, 0, 2]), dstSlots: EmuBuffer.from('i32', [1, 3, 5]), numPages: 3, pageWords },
+      { mapped: ['src'] },
+    );
     jobs.output(device, 'copy_pages (mapped host memory)', TOL.exact);
   }
 
@@ -106,11 +157,28 @@ export function buildScenarios(jobs: GpuJobs): void {
     const rows = 3;
     const hidden = 520;
     const normed = new EmuBuffer(dtype, rows * hidden);
-    jobs.launch(rmsNormKernel, { dtype }, { x: rand(dtype, rows * hidden, -3, 3), weight: rand(dtype, hidden, 0.5, 1.5), out: normed, rows, hidden, eps: 1e-5 });
+    jobs.launch(
+      rmsNormKernel,
+      { dtype },
+      { x: rand(dtype, rows * hidden, -3, 3), weight: rand(dtype, hidden, 0.5, 1.5), out: normed, rows, hidden, eps: 1e-5 },
+    );
     jobs.output(normed, `rms_norm ${dtype}`, TOL[dtype]);
     const fusedSum = new EmuBuffer(dtype, rows * 2064);
     const fusedNorm = new EmuBuffer(dtype, rows * 2064);
-    jobs.launch(addRmsNormKernel, { dtype }, { a: rand(dtype, rows * 2064, -3, 3), b: rand(dtype, rows * 2064, -3, 3), weight: rand(dtype, 2064, 0.5, 1.5), sum: fusedSum, out: fusedNorm, rows, hidden: 2064, eps: 1e-5 });
+    jobs.launch(
+      addRmsNormKernel,
+      { dtype },
+      {
+        a: rand(dtype, rows * 2064, -3, 3),
+        b: rand(dtype, rows * 2064, -3, 3),
+        weight: rand(dtype, 2064, 0.5, 1.5),
+        sum: fusedSum,
+        out: fusedNorm,
+        rows,
+        hidden: 2064,
+        eps: 1e-5,
+      },
+    );
     jobs.output(fusedSum, `add_rms_norm ${dtype} (sum)`, TOL.exact);
     jobs.output(fusedNorm, `add_rms_norm ${dtype} (norm)`, TOL[dtype]);
     const n = 5000;
@@ -123,21 +191,48 @@ export function buildScenarios(jobs: GpuJobs): void {
     jobs.output(gated, `silu_gate ${dtype}`, TOL[dtype]);
     jobs.output(sum, `residual_add ${dtype}`, TOL.exact);
     const rowsOut = new EmuBuffer(dtype, 4 * 136);
-    jobs.launch(embeddingGatherKernel, { dtype }, { table: rand(dtype, 50 * 136), indices: EmuBuffer.from('i32', [49, 0, 7, 60]), out: rowsOut, n: 4, rowSize: 136, numRows: 50 });
+    jobs.launch(
+      embeddingGatherKernel,
+      { dtype },
+      { table: rand(dtype, 50 * 136), indices: EmuBuffer.from('i32', [49, 0, 7, 60]), out: rowsOut, n: 4, rowSize: 136, numRows: 50 },
+    );
     jobs.output(rowsOut, `embedding_gather ${dtype}`, TOL.exact);
     const headDim = 128;
     const maxPositions = 64;
-    const invFreq = EmuBuffer.from('f32', Array.from({ length: headDim / 2 }, (_, i) => 1 / 500000 ** ((2 * i) / headDim)));
+    const invFreq = EmuBuffer.from(
+      'f32',
+      Array.from({ length: headDim / 2 }, (_, i) => 1 / 500000 ** ((2 * i) / headDim)),
+    );
     const cos = new EmuBuffer('f32', (maxPositions * headDim) / 2);
     const sin = new EmuBuffer('f32', (maxPositions * headDim) / 2);
     jobs.launch(ropeTableKernel, {}, { invFreq, cos, sin, maxPositions, half: headDim / 2, attentionFactor: 1 });
     const rotated = new EmuBuffer(dtype, 3 * 4 * headDim);
-    jobs.launch(ropeKernel, { dtype, headDim }, { x: rand(dtype, 3 * 4 * headDim), positions: EmuBuffer.from('i32', [0, 33, 63]), cos, sin, out: rotated, numTokens: 3, numHeads: 4, maxPositions });
+    jobs.launch(
+      ropeKernel,
+      { dtype, headDim },
+      { x: rand(dtype, 3 * 4 * headDim), positions: EmuBuffer.from('i32', [0, 33, 63]), cos, sin, out: rotated, numTokens: 3, numHeads: 4, maxPositions },
+    );
     jobs.output(cos, `rope_table ${dtype}`, 1e-6);
     jobs.output(rotated, `rope ${dtype}`, TOL[dtype]);
     // [q | k | v] rows of 4 + 2 x 2 heads.
     const [q, k, v] = [4, 2, 2].map((h) => new EmuBuffer(dtype, 3 * h * headDim));
-    jobs.launch(ropeQkvKernel, { dtype, headDim }, { qkv: rand(dtype, 3 * 8 * headDim), positions: EmuBuffer.from('i32', [0, 33, 63]), cos, sin, q, k, v, numTokens: 3, numHeads: 4, numKvHeads: 2, maxPositions });
+    jobs.launch(
+      ropeQkvKernel,
+      { dtype, headDim },
+      {
+        qkv: rand(dtype, 3 * 8 * headDim),
+        positions: EmuBuffer.from('i32', [0, 33, 63]),
+        cos,
+        sin,
+        q,
+        k,
+        v,
+        numTokens: 3,
+        numHeads: 4,
+        numKvHeads: 2,
+        maxPositions,
+      },
+    );
     [q, k].forEach((out, i) => jobs.output(out, `rope_qkv ${dtype} (${'qk'[i]})`, TOL[dtype]));
     jobs.output(v, `rope_qkv ${dtype} (v)`, TOL.exact);
     // Widths of vectors and of single elements.
@@ -148,7 +243,11 @@ export function buildScenarios(jobs: GpuJobs): void {
     }
   }
 
-  for (const params of [{ temperature: 0, topK: 0, topP: 1 }, { temperature: 0.8, topK: 0, topP: 1 }, { temperature: 1, topK: 20, topP: 0.9 }]) {
+  for (const params of [
+    { temperature: 0, topK: 0, topP: 1 },
+    { temperature: 0.8, topK: 0, topP: 1 },
+    { temperature: 1, topK: 20, topP: 0.9 },
+  ]) {
     const rows = 4;
     const vocab = 2000;
     const logits = rand('f32', rows * vocab, -3, 3);
@@ -162,7 +261,12 @@ export function buildScenarios(jobs: GpuJobs): void {
 }
 
 /** Page tables [rows, 3, pages] for a decode batch: per row, resident sinks and window around `count` candidates from `first`. */
-function selectionTables(rng: Rng, shapes: readonly (readonly [pages: number, first: number, count: number, residentChance: number])[], tablePages: number, digestRows: number) {
+function selectionTables(
+  rng: Rng,
+  shapes: readonly (readonly [pages: number, first: number, count: number, residentChance: number])[],
+  tablePages: number,
+  digestRows: number,
+) {
   const tables = new Int32Array((shapes.length + 1) * 3 * tablePages).fill(-7);
   const rows: number[] = [];
   let slot = 0;
@@ -193,10 +297,17 @@ function deviceSelection(jobs: GpuJobs, rng: Rng): void {
   const kvHeads = 2;
   const digestRows = 12;
   const tablePages = 40;
-  const shapes = [[36, 2, 30, 0.5], [5, 0, 0, 0], [22, 1, 18, 0.4]] as const;
+  const shapes = [
+    [36, 2, 30, 0.5],
+    [5, 0, 0, 0],
+    [22, 1, 18, 0.4],
+  ] as const;
   const batch = shapes.length;
   const frac = (scale: number) => (rng.int(17) - 8) / scale;
-  for (const [variant, groups] of [['cuboid-max', 1], ['cuboid-mean', 2]] as const) {
+  for (const [variant, groups] of [
+    ['cuboid-max', 1],
+    ['cuboid-mean', 2],
+  ] as const) {
     const { tables, rows, slots, hosts } = selectionTables(rng, shapes, tablePages, digestRows);
     const k = 5;
     const maxCandidates = 32;
@@ -205,31 +316,92 @@ function deviceSelection(jobs: GpuJobs, rng: Rng): void {
     const scores = new EmuBuffer('f32', batch * groups * maxCandidates);
     const tablesBuf = EmuBuffer.from('i32', tables);
     const rowsBuf = EmuBuffer.from('i32', rows);
-    jobs.launch(estimateRowsKernel, { dtype: 'f16', headDim, variant }, {
-      q: EmuBuffer.from('f16', Array.from({ length: batch * heads * headDim }, () => frac(4))),
-      digests: EmuBuffer.from('f16', Array.from({ length: digestRows * kvHeads * 2 * headDim }, () => frac(8))),
-      tables: tablesBuf, rows: rowsBuf, out: scores, batch, maxCandidates, tablePages, numHeads: heads, numKvHeads: kvHeads, groups,
-    });
+    jobs.launch(
+      estimateRowsKernel,
+      { dtype: 'f16', headDim, variant },
+      {
+        q: EmuBuffer.from(
+          'f16',
+          Array.from({ length: batch * heads * headDim }, () => frac(4)),
+        ),
+        digests: EmuBuffer.from(
+          'f16',
+          Array.from({ length: digestRows * kvHeads * 2 * headDim }, () => frac(8)),
+        ),
+        tables: tablesBuf,
+        rows: rowsBuf,
+        out: scores,
+        batch,
+        maxCandidates,
+        tablePages,
+        numHeads: heads,
+        numKvHeads: kvHeads,
+        groups,
+      },
+    );
     // (The scores themselves are not compared: JSON, which holds the expectations, has no -Infinity.)
     const lists = {
-      pageTable: new EmuBuffer('i32', batch * maxPages), pageCounts: new EmuBuffer('i32', batch), lastPageLens: new EmuBuffer('i32', batch),
-      copies: new EmuBuffer('i32', batch * width), plan: new EmuBuffer('i32', batch * width),
+      pageTable: new EmuBuffer('i32', batch * maxPages),
+      pageCounts: new EmuBuffer('i32', batch),
+      lastPageLens: new EmuBuffer('i32', batch),
+      copies: new EmuBuffer('i32', batch * width),
+      plan: new EmuBuffer('i32', batch * width),
     };
-    jobs.launch(selectResidentKernel, {}, {
-      scores, rows: rowsBuf, tables: tablesBuf, flags: new EmuBuffer('i32', batch * maxCandidates), best: new EmuBuffer('f32', batch * maxCandidates),
-      ...lists, batch, groups, k, maxCandidates, maxPages, tablePages,
-    });
+    jobs.launch(
+      selectResidentKernel,
+      {},
+      {
+        scores,
+        rows: rowsBuf,
+        tables: tablesBuf,
+        flags: new EmuBuffer('i32', batch * maxCandidates),
+        best: new EmuBuffer('f32', batch * maxCandidates),
+        ...lists,
+        batch,
+        groups,
+        k,
+        maxCandidates,
+        maxPages,
+        tablePages,
+      },
+    );
     for (const [name, buf] of Object.entries(lists)) jobs.output(buf, `select_resident ${name} g${groups}`, TOL.exact);
     jobs.output(tablesBuf, `select_resident tables g${groups}`, TOL.exact);
     const pageWords = 4 * 16;
-    const host = EmuBuffer.from('u32', Array.from({ length: hosts * pageWords }, () => rng.int(2 ** 32)));
-    const device = EmuBuffer.from('u32', Array.from({ length: slots * pageWords }, () => rng.int(2 ** 32)));
-    jobs.launch(recallListedKernel, {}, { hostPool: host, devicePool: device, copies: lists.copies, batch, maxCopies: k * groups, pageWords }, { mapped: ['hostPool'] });
+    const host = EmuBuffer.from(
+      'u32',
+      Array.from({ length: hosts * pageWords }, () => rng.int(2 ** 32)),
+    );
+    const device = EmuBuffer.from(
+      'u32',
+      Array.from({ length: slots * pageWords }, () => rng.int(2 ** 32)),
+    );
+    jobs.launch(
+      recallListedKernel,
+      {},
+      { hostPool: host, devicePool: device, copies: lists.copies, batch, maxCopies: k * groups, pageWords },
+      { mapped: ['hostPool'] },
+    );
     jobs.output(device, `recall_listed (mapped host memory) g${groups}`, TOL.exact);
   }
-  const target = EmuBuffer.from('i32', Array.from({ length: 700 }, (_, i) => i));
+  const target = EmuBuffer.from(
+    'i32',
+    Array.from({ length: 700 }, (_, i) => i),
+  );
   const at = rng.shuffle(Array.from({ length: 700 }, (_, i) => i)).slice(0, 300);
-  jobs.launch(scatterI32Kernel, {}, { target, updates: EmuBuffer.from('i32', at.flatMap((i) => [i, -i])), n: at.length, length: 700 });
+  jobs.launch(
+    scatterI32Kernel,
+    {},
+    {
+      target,
+      updates: EmuBuffer.from(
+        'i32',
+        at.flatMap((i) => [i, -i]),
+      ),
+      n: at.length,
+      length: 700,
+    },
+  );
   jobs.output(target, 'scatter_i32', TOL.exact);
 }
 
@@ -247,25 +419,57 @@ export function buildTimings(jobs: GpuJobs): void {
     pagedDecodeKernel,
     { dtype: 'f16', headDim, pageSize, group: 4 },
     {
-      pageTable: EmuBuffer.from('i32', Array.from({ length: batch * pages }, (_, i) => i)), pageCounts: EmuBuffer.from('i32', Array(batch).fill(pages)),
-      lastPageLens: EmuBuffer.from('i32', Array(batch).fill(pageSize)), batch, numHeads: heads, numKvHeads: kvHeads, numLists: 1, maxPages: pages, numSplits: splits, scale: 0.088,
+      pageTable: EmuBuffer.from(
+        'i32',
+        Array.from({ length: batch * pages }, (_, i) => i),
+      ),
+      pageCounts: EmuBuffer.from('i32', Array(batch).fill(pages)),
+      lastPageLens: EmuBuffer.from('i32', Array(batch).fill(pageSize)),
+      batch,
+      numHeads: heads,
+      numKvHeads: kvHeads,
+      numLists: 1,
+      maxPages: pages,
+      numSplits: splits,
+      scale: 0.088,
     },
     {
-      emulate: false, time: 50,
-      zeroed: { q: batch * heads * headDim * 2, pool: batch * pages * 2 * kvHeads * pageSize * headDim * 2, partialOut: batch * heads * splits * headDim * 4, partialLse: batch * heads * splits * 4 },
+      emulate: false,
+      time: 50,
+      zeroed: {
+        q: batch * heads * headDim * 2,
+        pool: batch * pages * 2 * kvHeads * pageSize * headDim * 2,
+        partialOut: batch * heads * splits * headDim * 4,
+        partialLse: batch * heads * splits * 4,
+      },
     },
   );
-  jobs.launch(pagedDecodeMergeKernel, { dtype: 'f16', headDim }, { rows: batch * heads, numSplits: splits }, {
-    emulate: false, time: 50,
-    zeroed: { partialOut: batch * heads * splits * headDim * 4, partialLse: batch * heads * splits * 4, out: batch * heads * headDim * 2, lse: batch * heads * 4 },
-  });
+  jobs.launch(
+    pagedDecodeMergeKernel,
+    { dtype: 'f16', headDim },
+    { rows: batch * heads, numSplits: splits },
+    {
+      emulate: false,
+      time: 50,
+      zeroed: {
+        partialOut: batch * heads * splits * headDim * 4,
+        partialLse: batch * heads * splits * 4,
+        out: batch * heads * headDim * 2,
+        lse: batch * heads * 4,
+      },
+    },
+  );
   selectionTimings(jobs);
   const t = 4096;
   jobs.launch(
     causalPrefillKernel,
     { dtype: 'f16', headDim },
     { numTokens: t, numHeads: heads, numKvHeads: kvHeads, scale: 0.088 },
-    { emulate: false, time: 10, zeroed: { q: t * heads * headDim * 2, k: t * kvHeads * headDim * 2, v: t * kvHeads * headDim * 2, out: t * heads * headDim * 2, lse: t * heads * 4 } },
+    {
+      emulate: false,
+      time: 10,
+      zeroed: { q: t * heads * headDim * 2, k: t * kvHeads * headDim * 2, v: t * kvHeads * headDim * 2, out: t * heads * headDim * 2, lse: t * heads * 4 },
+    },
   );
   // H2O's statistic over the same prompt: the same q . k products as the prefill, once more.
   jobs.launch(
@@ -308,21 +512,50 @@ function selectionTimings(jobs: GpuJobs): void {
   }
   const maxPages = 20 + k;
   const width = 1 + 2 * k;
-  jobs.launch(selectResidentKernel, {}, {
-    scores: EmuBuffer.from('f32', scores), rows: EmuBuffer.from('i32', rows), tables: EmuBuffer.from('i32', tables),
-    flags: new EmuBuffer('i32', batch * count), best: new EmuBuffer('f32', batch * count), pageTable: new EmuBuffer('i32', batch * maxPages),
-    pageCounts: new EmuBuffer('i32', batch), lastPageLens: new EmuBuffer('i32', batch), copies: new EmuBuffer('i32', batch * width), plan: new EmuBuffer('i32', batch * width),
-    batch, groups: 1, k, maxCandidates: count, maxPages, tablePages,
-  }, { emulate: false, time: 200 });
+  jobs.launch(
+    selectResidentKernel,
+    {},
+    {
+      scores: EmuBuffer.from('f32', scores),
+      rows: EmuBuffer.from('i32', rows),
+      tables: EmuBuffer.from('i32', tables),
+      flags: new EmuBuffer('i32', batch * count),
+      best: new EmuBuffer('f32', batch * count),
+      pageTable: new EmuBuffer('i32', batch * maxPages),
+      pageCounts: new EmuBuffer('i32', batch),
+      lastPageLens: new EmuBuffer('i32', batch),
+      copies: new EmuBuffer('i32', batch * width),
+      plan: new EmuBuffer('i32', batch * width),
+      batch,
+      groups: 1,
+      k,
+      maxCandidates: count,
+      maxPages,
+      tablePages,
+    },
+    { emulate: false, time: 200 },
+  );
   const heads = 32;
   const kvHeads = 8;
   const headDim = 128;
-  jobs.launch(estimateRowsKernel, { dtype: 'f16', headDim, variant: 'cuboid-max' }, {
-    rows: EmuBuffer.from('i32', rows), batch, maxCandidates: count, tablePages, numHeads: heads, numKvHeads: kvHeads, groups: 1,
-  }, {
-    emulate: false, time: 200,
-    zeroed: { q: batch * heads * headDim * 2, digests: kvHeads * 2 * headDim * 2, tables: (batch + 1) * 3 * tablePages * 4, out: batch * count * 4 },
-  });
+  jobs.launch(
+    estimateRowsKernel,
+    { dtype: 'f16', headDim, variant: 'cuboid-max' },
+    {
+      rows: EmuBuffer.from('i32', rows),
+      batch,
+      maxCandidates: count,
+      tablePages,
+      numHeads: heads,
+      numKvHeads: kvHeads,
+      groups: 1,
+    },
+    {
+      emulate: false,
+      time: 200,
+      zeroed: { q: batch * heads * headDim * 2, digests: kvHeads * 2 * headDim * 2, tables: (batch + 1) * 3 * tablePages * 4, out: batch * count * 4 },
+    },
+  );
   digestReadTiming(jobs);
 }
 
@@ -340,10 +573,23 @@ function digestReadTiming(jobs: GpuJobs): void {
     for (let p = 0; p < count; p++) tables[((r + 1) * 3 + 1) * tablePages + p] = r * count + p;
     rows.push(r + 1, count, 0, count, 7);
   }
-  jobs.launch(estimateRowsKernel, { dtype: 'f16', headDim, variant: 'cuboid-mean' }, {
-    rows: EmuBuffer.from('i32', rows), tables: EmuBuffer.from('i32', tables), batch, maxCandidates: count, tablePages, numHeads: heads, numKvHeads: heads, groups: 1,
-  }, {
-    emulate: false, time: 50,
-    zeroed: { q: batch * heads * headDim * 2, digests: batch * count * heads * 2 * headDim * 2, out: batch * count * 4 },
-  });
+  jobs.launch(
+    estimateRowsKernel,
+    { dtype: 'f16', headDim, variant: 'cuboid-mean' },
+    {
+      rows: EmuBuffer.from('i32', rows),
+      tables: EmuBuffer.from('i32', tables),
+      batch,
+      maxCandidates: count,
+      tablePages,
+      numHeads: heads,
+      numKvHeads: heads,
+      groups: 1,
+    },
+    {
+      emulate: false,
+      time: 50,
+      zeroed: { q: batch * heads * headDim * 2, digests: batch * count * heads * 2 * headDim * 2, out: batch * count * 4 },
+    },
+  );
 }

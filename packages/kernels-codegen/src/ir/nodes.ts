@@ -56,18 +56,52 @@ export type Stmt =
 
 export type IntrinsicName =
   // math (f32 unless noted; min/max/abs also integer)
-  | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'max' | 'min' | 'floor' | 'ceil' | 'tanh' | 'sin' | 'cos' | 'pow' | 'exp2' | 'log2' | 'fma'
-  | 'floatBits' | 'bitsToFloat' | 'popc'
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'rsqrt'
+  | 'abs'
+  | 'max'
+  | 'min'
+  | 'floor'
+  | 'ceil'
+  | 'tanh'
+  | 'sin'
+  | 'cos'
+  | 'pow'
+  | 'exp2'
+  | 'log2'
+  | 'fma'
+  | 'floatBits'
+  | 'bitsToFloat'
+  | 'popc'
   // memory
-  | 'vload' | 'vstore'
+  | 'vload'
+  | 'vstore'
   // synchronisation
-  | 'syncthreads' | 'syncwarp'
+  | 'syncthreads'
+  | 'syncwarp'
   // warp
-  | 'shflXor' | 'shflDown' | 'shflUp' | 'shflIdx' | 'ballot' | 'warpAny' | 'warpAll'
+  | 'shflXor'
+  | 'shflDown'
+  | 'shflUp'
+  | 'shflIdx'
+  | 'ballot'
+  | 'warpAny'
+  | 'warpAll'
   // atomics
-  | 'atomicAdd' | 'atomicMax' | 'atomicMin' | 'atomicExch' | 'atomicCAS'
+  | 'atomicAdd'
+  | 'atomicMax'
+  | 'atomicMin'
+  | 'atomicExch'
+  | 'atomicCAS'
   // async copies and tensor cores
-  | 'cpAsync16' | 'cpAsyncCommit' | 'cpAsyncWait' | 'ldmatrixX4' | 'ldmatrixX4Trans' | 'mmaM16N8K16';
+  | 'cpAsync16'
+  | 'cpAsyncCommit'
+  | 'cpAsyncWait'
+  | 'ldmatrixX4'
+  | 'ldmatrixX4Trans'
+  | 'mmaM16N8K16';
 
 export interface Param {
   readonly name: string;

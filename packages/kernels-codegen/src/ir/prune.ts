@@ -7,7 +7,25 @@
 import type { Expr, IntrinsicName, Stmt } from './nodes.js';
 
 const PURE_CALLS = new Set<IntrinsicName>([
-  'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'max', 'min', 'floor', 'ceil', 'tanh', 'sin', 'cos', 'pow', 'exp2', 'log2', 'fma', 'floatBits', 'bitsToFloat', 'popc',
+  'exp',
+  'log',
+  'sqrt',
+  'rsqrt',
+  'abs',
+  'max',
+  'min',
+  'floor',
+  'ceil',
+  'tanh',
+  'sin',
+  'cos',
+  'pow',
+  'exp2',
+  'log2',
+  'fma',
+  'floatBits',
+  'bitsToFloat',
+  'popc',
 ]);
 
 function pure(e: Expr): boolean {
@@ -88,7 +106,10 @@ function countStmts(stmts: readonly Stmt[], reads: Map<string, number>): void {
         countStmts(s.else ?? [], reads);
         break;
       case 'for':
-        countStmts([s.init, s.update].filter((x): x is Stmt => !!x), reads);
+        countStmts(
+          [s.init, s.update].filter((x): x is Stmt => !!x),
+          reads,
+        );
         countReads(s.c, reads);
         countStmts(s.body, reads);
         break;

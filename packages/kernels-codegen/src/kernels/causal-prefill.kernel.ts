@@ -19,8 +19,31 @@
  *   the Q staging area is reused by the K/V stages.
  */
 import {
-  blockDim, blockIdx, convert, cpAsync16, cpAsyncCommit, cpAsyncWait, exp2, fma, gridDim, i64, ldmatrixX4, ldmatrixX4Trans, local, mmaM16N8K16,
-  offset, shared, shflXor, syncthreads, threadIdx, vstore, type Float16, type Global, type GlobalIn, type f32, type i32,
+  blockDim,
+  blockIdx,
+  convert,
+  cpAsync16,
+  cpAsyncCommit,
+  cpAsyncWait,
+  exp2,
+  fma,
+  gridDim,
+  i64,
+  ldmatrixX4,
+  ldmatrixX4Trans,
+  local,
+  mmaM16N8K16,
+  offset,
+  shared,
+  shflXor,
+  syncthreads,
+  threadIdx,
+  vstore,
+  type Float16,
+  type Global,
+  type GlobalIn,
+  type f32,
+  type i32,
 } from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
 import { arg, ceilDiv } from '../spec/geometry.js';

@@ -25,14 +25,37 @@ describe('causal_prefill (tensor-core fragments emulated) matches the reference 
     const out = new EmuBuffer(dtype, q.length);
     const lse = new EmuBuffer('f32', tokens * numHeads);
     emulateKernel(causalPrefillKernel, { dtype, headDim }).run({
-      q: EmuBuffer.from(dtype, q), k: EmuBuffer.from(dtype, k), v: EmuBuffer.from(dtype, v), out, lse, numTokens: tokens, numHeads, numKvHeads, scale,
+      q: EmuBuffer.from(dtype, q),
+      k: EmuBuffer.from(dtype, k),
+      v: EmuBuffer.from(dtype, v),
+      out,
+      lse,
+      numTokens: tokens,
+      numHeads,
+      numKvHeads,
+      scale,
     });
-    const args = { q: ref.fromArray(q, [tokens, numHeads, headDim]), k: ref.fromArray(k, [tokens, numKvHeads, headDim]), v: ref.fromArray(v, [tokens, numKvHeads, headDim]), scale };
+    const args = {
+      q: ref.fromArray(q, [tokens, numHeads, headDim]),
+      k: ref.fromArray(k, [tokens, numKvHeads, headDim]),
+      v: ref.fromArray(v, [tokens, numKvHeads, headDim]),
+      scale,
+    };
     const want = ref.causalAttention(args);
-    for (const [mode, kernel] of [['last', prefillKeyScoresKernel], ['sum', prefillKeySumsKernel]] as const) {
+    for (const [mode, kernel] of [
+      ['last', prefillKeyScoresKernel],
+      ['sum', prefillKeySumsKernel],
+    ] as const) {
       const scores = new EmuBuffer('f32', tokens);
       emulateKernel(kernel, { dtype, headDim }).run({
-        q: EmuBuffer.from(dtype, q), k: EmuBuffer.from(dtype, k), lse, scores, numTokens: tokens, numHeads, numKvHeads, scale,
+        q: EmuBuffer.from(dtype, q),
+        k: EmuBuffer.from(dtype, k),
+        lse,
+        scores,
+        numTokens: tokens,
+        numHeads,
+        numKvHeads,
+        scale,
       });
       expectClose(scores.toFloat32(), asRef(ref.causalAttention({ ...args, keyScores: mode }).keyScores!).f32, 1e-4, 1e-6);
     }

@@ -28,13 +28,29 @@ function copyPage(src: GlobalIn<u32>, srcSlot: i32, dst: Global<u32>, dstSlot: i
   }
 }
 
-export function copyPages(_spec: object, src: GlobalIn<u32>, dst: Global<u32>, srcSlots: GlobalIn<i32>, dstSlots: GlobalIn<i32>, numPages: i32, pageWords: i32): void {
+export function copyPages(
+  _spec: object,
+  src: GlobalIn<u32>,
+  dst: Global<u32>,
+  srcSlots: GlobalIn<i32>,
+  dstSlots: GlobalIn<i32>,
+  numPages: i32,
+  pageWords: i32,
+): void {
   const i = blockIdx.x;
   if (i >= numPages) return;
   copyPage(src, srcSlots[i], dst, dstSlots[i], pageWords);
 }
 
-export function recallListed(_spec: object, hostPool: GlobalIn<u32>, devicePool: Global<u32>, copies: GlobalIn<i32>, batch: i32, maxCopies: i32, pageWords: i32): void {
+export function recallListed(
+  _spec: object,
+  hostPool: GlobalIn<u32>,
+  devicePool: Global<u32>,
+  copies: GlobalIn<i32>,
+  batch: i32,
+  maxCopies: i32,
+  pageWords: i32,
+): void {
   const i = blockIdx.x;
   const list = blockIdx.z * (1 + 2 * maxCopies);
   if (blockIdx.z >= batch || i >= maxCopies || i >= copies[list]) return;

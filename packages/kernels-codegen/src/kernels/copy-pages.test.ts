@@ -29,7 +29,12 @@ describe('page copies move whole pages as the reference copyPages does', () => {
     const dst = pool('host', 6, 2);
     const dstWords = words(dst);
     emulateKernel(copyPagesKernel, {}).run({
-      src: words(src), dst: dstWords, srcSlots: EmuBuffer.from('i32', [2, 0, 3]), dstSlots: EmuBuffer.from('i32', [5, 1, 0]), numPages: 3, pageWords: pageElems / 2,
+      src: words(src),
+      dst: dstWords,
+      srcSlots: EmuBuffer.from('i32', [2, 0, 3]),
+      dstSlots: EmuBuffer.from('i32', [5, 1, 0]),
+      numPages: 3,
+      pageWords: pageElems / 2,
     });
     ref.copyPages(src, [2, 0, 3], dst, [5, 1, 0]);
     expect(Array.from(dstWords.toArray())).toEqual(Array.from(words(dst).toArray()));
@@ -41,18 +46,25 @@ describe('page copies move whole pages as the reference copyPages does', () => {
     ['2048', g],
     ['2560', { ...g, pageSize: 20 }],
     ['49152', { ...g, numKvHeads: 8, numHeads: 8, pageSize: 96 }],
-  ] as const)('recall_listed follows every batch row\'s copy list (rows of 1 + 2 * maxCopies) as the reference recallListed does: pages of %s words', (_, geometry) => {
-    const host = pool('host', 6, 5, geometry);
-    const device = pool('device', 5, 6, geometry);
-    const deviceWords = words(device);
-    const maxCopies = 3;
-    // Row 0 recalls two pages, row 1 none, row 2 three; entries past n are junk.
-    const lists = [2, 4, 1, 0, 3, 77, 77, 0, 9, 9, 9, 9, 9, 9, 3, 5, 0, 2, 2, 1, 4];
-    emulateKernel(recallListedKernel, {}).run({
-      hostPool: words(host), devicePool: deviceWords, copies: EmuBuffer.from('i32', lists), batch: 3, maxCopies,
-      pageWords: (2 * geometry.numKvHeads * geometry.pageSize * geometry.headDim) / 2,
-    });
-    ref.recallListed(host, device, ref.fromArray(lists, [3, 1 + 2 * maxCopies], 'i32'));
-    expect(Array.from(deviceWords.toArray())).toEqual(Array.from(words(device).toArray()));
-  });
+  ] as const)(
+    "recall_listed follows every batch row's copy list (rows of 1 + 2 * maxCopies) as the reference recallListed does: pages of %s words",
+    (_, geometry) => {
+      const host = pool('host', 6, 5, geometry);
+      const device = pool('device', 5, 6, geometry);
+      const deviceWords = words(device);
+      const maxCopies = 3;
+      // Row 0 recalls two pages, row 1 none, row 2 three; entries past n are junk.
+      const lists = [2, 4, 1, 0, 3, 77, 77, 0, 9, 9, 9, 9, 9, 9, 3, 5, 0, 2, 2, 1, 4];
+      emulateKernel(recallListedKernel, {}).run({
+        hostPool: words(host),
+        devicePool: deviceWords,
+        copies: EmuBuffer.from('i32', lists),
+        batch: 3,
+        maxCopies,
+        pageWords: (2 * geometry.numKvHeads * geometry.pageSize * geometry.headDim) / 2,
+      });
+      ref.recallListed(host, device, ref.fromArray(lists, [3, 1 + 2 * maxCopies], 'i32'));
+      expect(Array.from(deviceWords.toArray())).toEqual(Array.from(words(device).toArray()));
+    },
+  );
 });

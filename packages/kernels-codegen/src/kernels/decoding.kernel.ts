@@ -10,7 +10,23 @@
  * - the token is the first key whose running mass exceeds u * (kept mass): inverse-CDF
  *   sampling with the caller's uniform u, so the same inputs give the same token.
  */
-import { blockDim, blockIdx, f32, floatBits, i32, i64, local, shared, threadIdx, u32, type Global, type GlobalIn, type Local, type Shared, type bool } from '../dsl/index.js';
+import {
+  blockDim,
+  blockIdx,
+  f32,
+  floatBits,
+  i32,
+  i64,
+  local,
+  shared,
+  threadIdx,
+  u32,
+  type Global,
+  type GlobalIn,
+  type Local,
+  type Shared,
+  type bool,
+} from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
 import { arg } from '../spec/geometry.js';
 import type { Matrix } from '../spec/matrix.js';
@@ -59,8 +75,16 @@ function kthLargestKey<T extends number>(row: GlobalIn<T>, base: i64, vocab: i32
 
 /** Sum of exp((logit - max) / temperature) over the keys >= floor and >= t. */
 function massAbove<T extends number>(
-  row: GlobalIn<T>, base: i64, vocab: i32, maxLogit: f32, invTemp: f32,
-  floorHi: u32, floorLo: u32, tHi: u32, tLo: u32, scratch: Shared<f32>,
+  row: GlobalIn<T>,
+  base: i64,
+  vocab: i32,
+  maxLogit: f32,
+  invTemp: f32,
+  floorHi: u32,
+  floorLo: u32,
+  tHi: u32,
+  tLo: u32,
+  scratch: Shared<f32>,
 ): f32 {
   let s: f32 = 0;
   for (let i = threadIdx.x; i < vocab; i += blockDim.x) {
@@ -78,8 +102,17 @@ function massAbove<T extends number>(
  * The caller ensures the whole set above the floor qualifies, so T >= floor.
  */
 function massThreshold<T extends number>(
-  row: GlobalIn<T>, base: i64, vocab: i32, maxLogit: f32, invTemp: f32,
-  floorHi: u32, floorLo: u32, limit: f32, strict: bool, scratch: Shared<f32>, key: Local<u32>,
+  row: GlobalIn<T>,
+  base: i64,
+  vocab: i32,
+  maxLogit: f32,
+  invTemp: f32,
+  floorHi: u32,
+  floorLo: u32,
+  limit: f32,
+  strict: bool,
+  scratch: Shared<f32>,
+  key: Local<u32>,
 ): void {
   let hi: u32 = 0;
   let lo: u32 = 0;

@@ -47,8 +47,8 @@ describe.each(['f16', 'bf16'] as const)('dense kernels (%s) match the reference 
     const headDim = 64;
     const maxPositions = 40;
     const invFreq = Float32Array.from({ length: headDim / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / headDim) / 2);
-    const cos = new EmuBuffer('f32', maxPositions * headDim / 2);
-    const sin = new EmuBuffer('f32', maxPositions * headDim / 2);
+    const cos = new EmuBuffer('f32', (maxPositions * headDim) / 2);
+    const sin = new EmuBuffer('f32', (maxPositions * headDim) / 2);
     emulateKernel(ropeTableKernel, {}).run({ invFreq: EmuBuffer.from('f32', invFreq), cos, sin, maxPositions, half: headDim / 2, attentionFactor: 1.25 });
     const table = ref.createRopeTable({ headDim, maxPositions, invFreq, attentionFactor: 1.25 }) as unknown as { cos: Float32Array; sin: Float32Array };
     expectClose(cos.toFloat32(), table.cos, 1e-6, 1e-6);
@@ -61,8 +61,14 @@ describe.each(['f16', 'bf16'] as const)('dense kernels (%s) match the reference 
     const positions = [0, 17, 39];
     const out = new EmuBuffer(dtype, x.length);
     emulateKernel(ropeKernel, { dtype, headDim }).run({
-      x: EmuBuffer.from(dtype, x), positions: EmuBuffer.from('i32', positions), cos: EmuBuffer.from('f32', table.cos), sin: EmuBuffer.from('f32', table.sin),
-      out, numTokens: tokens, numHeads: heads, maxPositions,
+      x: EmuBuffer.from(dtype, x),
+      positions: EmuBuffer.from('i32', positions),
+      cos: EmuBuffer.from('f32', table.cos),
+      sin: EmuBuffer.from('f32', table.sin),
+      out,
+      numTokens: tokens,
+      numHeads: heads,
+      maxPositions,
     });
     // Rotate half with the reference's table: (x1 cos - x2 sin, x2 cos + x1 sin) for dims e and e + headDim / 2.
     const half = headDim / 2;
@@ -91,12 +97,23 @@ describe.each(['f16', 'bf16'] as const)('dense kernels (%s) match the reference 
     const q = new EmuBuffer(dtype, tokens * heads * headDim).fill(NaN);
     const k = new EmuBuffer(dtype, tokens * kvHeads * headDim).fill(NaN);
     const v = new EmuBuffer(dtype, tokens * kvHeads * headDim).fill(NaN);
-    emulateKernel(ropeQkvKernel, { dtype, headDim }).run({ qkv: EmuBuffer.from(dtype, qkv), positions, ...trig, q, k, v, numTokens: tokens, numHeads: heads, numKvHeads: kvHeads });
-    // Each token's row cut into its q, k and v heads by hand, rotated by rope on their own.
-    const part = (from: number, count: number) => Float32Array.from({ length: tokens * count * headDim }, (_, i) => {
-      const [t, rest] = [Math.floor(i / (count * headDim)), i % (count * headDim)];
-      return qkv[(t * rowHeads + from) * headDim + rest];
+    emulateKernel(ropeQkvKernel, { dtype, headDim }).run({
+      qkv: EmuBuffer.from(dtype, qkv),
+      positions,
+      ...trig,
+      q,
+      k,
+      v,
+      numTokens: tokens,
+      numHeads: heads,
+      numKvHeads: kvHeads,
     });
+    // Each token's row cut into its q, k and v heads by hand, rotated by rope on their own.
+    const part = (from: number, count: number) =>
+      Float32Array.from({ length: tokens * count * headDim }, (_, i) => {
+        const [t, rest] = [Math.floor(i / (count * headDim)), i % (count * headDim)];
+        return qkv[(t * rowHeads + from) * headDim + rest];
+      });
     const rotated = (x: Float32Array, count: number) => {
       const out = new EmuBuffer(dtype, x.length);
       emulateKernel(ropeKernel, { dtype, headDim }).run({ x: EmuBuffer.from(dtype, x), positions, ...trig, out, numTokens: tokens, numHeads: count });
@@ -116,7 +133,14 @@ describe.each(['f16', 'bf16'] as const)('dense kernels (%s) match the reference 
     const table = quantize(rng.array(10 * rowSize), dtype);
     const indices = [3, 0, 9, 3];
     const out = new EmuBuffer(dtype, indices.length * rowSize);
-    emulateKernel(embeddingGatherKernel, { dtype }).run({ table: EmuBuffer.from(dtype, table), indices: EmuBuffer.from('i32', indices), out, n: 4, rowSize, numRows: 10 });
+    emulateKernel(embeddingGatherKernel, { dtype }).run({
+      table: EmuBuffer.from(dtype, table),
+      indices: EmuBuffer.from('i32', indices),
+      out,
+      n: 4,
+      rowSize,
+      numRows: 10,
+    });
     const want = asRef(ref.gatherRows(ref.fromArray(table, [10, rowSize]), ref.fromArray(indices, [4], 'i32'))).f32;
     expect(Array.from(out.toFloat32())).toEqual(Array.from(want));
   });

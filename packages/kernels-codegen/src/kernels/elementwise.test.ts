@@ -31,7 +31,10 @@ describe.each(['f16', 'bf16'] as const)('elementwise kernels (%s) match the refe
   });
 
   // Widths 1032 (vectors; 3 rows cross a block edge) and 1025 (element by element).
-  it.each([[3, 1032], [4, 1025]])('silu_gate_packed of %i rows of %i gives the bits silu_gate gives the halves', (rows, width) => {
+  it.each([
+    [3, 1032],
+    [4, 1025],
+  ])('silu_gate_packed of %i rows of %i gives the bits silu_gate gives the halves', (rows, width) => {
     const gateUp = quantize(rng.array(rows * 2 * width, -4, 4), dtype);
     const half = (h: number) => Float32Array.from({ length: rows * width }, (_, i) => gateUp[Math.floor(i / width) * 2 * width + h * width + (i % width)]);
     const out = new EmuBuffer(dtype, rows * width).fill(NaN);

@@ -8,7 +8,15 @@ import { defineKernel } from '../spec/define-kernel.js';
 import { arg } from '../spec/geometry.js';
 import { VEC, type DtypeSpec } from './layout.js';
 
-export function embeddingGather<T extends Float16>(_spec: DtypeSpec, table: GlobalIn<T>, indices: GlobalIn<i32>, out: Global<T>, n: i32, rowSize: i32, numRows: i32): void {
+export function embeddingGather<T extends Float16>(
+  _spec: DtypeSpec,
+  table: GlobalIn<T>,
+  indices: GlobalIn<i32>,
+  out: Global<T>,
+  n: i32,
+  rowSize: i32,
+  numRows: i32,
+): void {
   const i = blockIdx.x;
   if (i >= n) return;
   const r = indices[i];

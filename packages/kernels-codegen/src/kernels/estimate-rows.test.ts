@@ -24,7 +24,14 @@ describe.each(DIGEST_VARIANTS)('estimate_rows %s', (variant) => {
     const inputs = deviceInputs(batch);
     const out = new EmuBuffer('f32', rows.length * groups * maxCandidates).fill(NaN);
     emulateKernel(estimateRowsKernel, { dtype: 'f16', headDim: g.headDim, variant }).run({
-      ...inputs, out, batch: rows.length, maxCandidates, tablePages: batch.tablePages, numHeads: g.numHeads, numKvHeads: g.numKvHeads, groups,
+      ...inputs,
+      out,
+      batch: rows.length,
+      maxCandidates,
+      tablePages: batch.tablePages,
+      numHeads: g.numHeads,
+      numKvHeads: g.numKvHeads,
+      groups,
     });
     const got = out.toFloat32();
     rows.forEach((rc, r) => {
@@ -37,10 +44,18 @@ describe.each(DIGEST_VARIANTS)('estimate_rows %s', (variant) => {
       if (rc.count === 0) return;
       const single = new EmuBuffer('f32', groups * rc.count);
       emulateKernel(estimateKernel, { dtype: 'f16', headDim: g.headDim, variant }).run({
-        q: EmuBuffer.from('f16', qRow), digests: inputs.digests, rows: EmuBuffer.from('i32', digestRows), out: single,
-        numPages: rc.count, numHeads: g.numHeads, numKvHeads: g.numKvHeads, groups,
+        q: EmuBuffer.from('f16', qRow),
+        digests: inputs.digests,
+        rows: EmuBuffer.from('i32', digestRows),
+        out: single,
+        numPages: rc.count,
+        numHeads: g.numHeads,
+        numKvHeads: g.numKvHeads,
+        groups,
       });
-      const want = asRef(ref.estimate(ref.fromArray(qRow, [g.numHeads, g.headDim]), batch.digests, ref.fromArray(digestRows, [rc.count], 'i32'), groups, variant)).f32;
+      const want = asRef(
+        ref.estimate(ref.fromArray(qRow, [g.numHeads, g.headDim]), batch.digests, ref.fromArray(digestRows, [rc.count], 'i32'), groups, variant),
+      ).f32;
       for (let grp = 0; grp < groups; grp++) {
         const mine = Array.from(row(grp).subarray(0, rc.count));
         // Bit for bit what estimate computes, and close to the reference.

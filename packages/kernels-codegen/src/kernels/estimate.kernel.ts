@@ -5,7 +5,25 @@
  * One block per page; its warps split the KV heads, their lanes the head dimension
  * (a power of two, as for paged decode).
  */
-import { blockIdx, f32, i64, local, offset, shared, shflIdx, shflXor, syncthreads, threadIdx, vload, type Float16, type Global, type GlobalIn, type Local, type Shared, type i32 } from '../dsl/index.js';
+import {
+  blockIdx,
+  f32,
+  i64,
+  local,
+  offset,
+  shared,
+  shflIdx,
+  shflXor,
+  syncthreads,
+  threadIdx,
+  vload,
+  type Float16,
+  type Global,
+  type GlobalIn,
+  type Local,
+  type Shared,
+  type i32,
+} from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
 import { arg } from '../spec/geometry.js';
 import { product, type DType, type DigestVariant } from '../spec/matrix.js';

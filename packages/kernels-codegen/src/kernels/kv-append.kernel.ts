@@ -49,7 +49,7 @@ export function kvAppend<T extends Float16>(
 
 export const kvAppendKernel = defineKernel<PagedSpec>({
   family: 'kv_append',
-  summary: 'writes each token\'s K/V into its page slot and offset (Backend.appendKv)',
+  summary: "writes each token's K/V into its page slot and offset (Backend.appendKv)",
   source: import.meta.url,
   kernel: kvAppend,
   name: (s) => `kv_append_${s.dtype}_hd${s.headDim}_ps${s.pageSize}`,

@@ -11,7 +11,12 @@ import { pageDigestKernel } from './page-digest.kernel.js';
 
 const ref = new ReferenceBackend();
 const geometry = (headDim: number, pageSize: number, numKvHeads = 2, numHeads = 4): KvGeometry => ({
-  numLayers: 1, numHeads, numKvHeads, headDim, pageSize, bytesPerElement: 2,
+  numLayers: 1,
+  numHeads,
+  numKvHeads,
+  headDim,
+  pageSize,
+  bytesPerElement: 2,
 });
 
 /** A reference pool filled with dtype-representable random keys and values. */
@@ -26,7 +31,7 @@ function toward(dtype: 'f16' | 'bf16', bits: number, dir: 1 | -1): number {
   const sign = bits & 0x8000;
   const magnitude = bits & 0x7fff;
   // Away from zero on the side of `dir`, toward zero on the other; zero steps to the smallest value of `dir`'s sign.
-  const next = magnitude === 0 ? (dir > 0 ? 1 : 0x8001) : (sign === 0) === (dir > 0) ? bits + 1 : bits - 1;
+  const next = magnitude === 0 ? (dir > 0 ? 1 : 0x8001) : (sign === 0) === dir > 0 ? bits + 1 : bits - 1;
   return dtype === 'f16' ? halfBitsToFloat(next) : bf16BitsToFloat(next);
 }
 
@@ -50,8 +55,13 @@ describe.each([
     const offsets = [0, pageSize - 1, 2, 1, pageSize >> 1];
     const emuPool = EmuBuffer.from(dtype, pool.data);
     emulateKernel(kvAppendKernel, { dtype, headDim, pageSize }).run({
-      k: EmuBuffer.from(dtype, k), v: EmuBuffer.from(dtype, v), slots: EmuBuffer.from('i32', slotIds), offsets: EmuBuffer.from('i32', offsets),
-      pool: emuPool, numTokens: tokens, numKvHeads: g.numKvHeads,
+      k: EmuBuffer.from(dtype, k),
+      v: EmuBuffer.from(dtype, v),
+      slots: EmuBuffer.from('i32', slotIds),
+      offsets: EmuBuffer.from('i32', offsets),
+      pool: emuPool,
+      numTokens: tokens,
+      numKvHeads: g.numKvHeads,
     });
     const shape = [tokens, g.numKvHeads, headDim];
     ref.appendKv(pool, ref.fromArray(k, shape), ref.fromArray(v, shape), ref.fromArray(slotIds, [tokens], 'i32'), ref.fromArray(offsets, [tokens], 'i32'));
@@ -65,8 +75,12 @@ describe.each([
     const digests = ref.createDigestStorage(3, g) as RefDigestStorage;
     const emuDigests = new EmuBuffer(dtype, digests.data.length).fill(-7);
     emulateKernel(pageDigestKernel, { dtype, headDim, pageSize, variant }).run({
-      pool: EmuBuffer.from(dtype, pool.data), slots: EmuBuffer.from('i32', pages), rows: EmuBuffer.from('i32', rows), digests: emuDigests,
-      numPages: pages.length, numKvHeads: g.numKvHeads,
+      pool: EmuBuffer.from(dtype, pool.data),
+      slots: EmuBuffer.from('i32', pages),
+      rows: EmuBuffer.from('i32', rows),
+      digests: emuDigests,
+      numPages: pages.length,
+      numKvHeads: g.numKvHeads,
     });
     ref.digestPages(pool, ref.fromArray(pages, [3], 'i32'), digests, ref.fromArray(rows, [3], 'i32'), variant);
     const got = emuDigests.toFloat32();
@@ -113,8 +127,12 @@ describe.each([
     const emuDigests = new EmuBuffer(dtype, slots * g.numKvHeads * 2 * headDim);
     const pages = Array.from({ length: slots }, (_, i) => i);
     emulateKernel(pageDigestKernel, { dtype, headDim, pageSize, variant: 'cuboid-max' }).run({
-      pool: EmuBuffer.from(dtype, pool.data), slots: EmuBuffer.from('i32', pages), rows: EmuBuffer.from('i32', pages), digests: emuDigests,
-      numPages: slots, numKvHeads: g.numKvHeads,
+      pool: EmuBuffer.from(dtype, pool.data),
+      slots: EmuBuffer.from('i32', pages),
+      rows: EmuBuffer.from('i32', pages),
+      digests: emuDigests,
+      numPages: slots,
+      numKvHeads: g.numKvHeads,
     });
     const got = emuDigests.toFloat32();
     for (let p = 0; p < slots; p++) {
@@ -135,7 +153,11 @@ describe.each([
   it.each(DIGEST_VARIANTS)('estimate %s matches the reference per head group', (variant) => {
     // A block's four warps take ceil(KV heads / 4), at most 8, per pass: 5 KV heads of 2
     // query heads leave the last warp idle; 40 of 1 give the first warp a second pass.
-    const geometries = [[g, [1, 2, 4]], [geometry(headDim, pageSize, 5, 10), [1, 5, 10]], [geometry(headDim, pageSize, 40, 40), [1, 8, 40]]] as const;
+    const geometries = [
+      [g, [1, 2, 4]],
+      [geometry(headDim, pageSize, 5, 10), [1, 5, 10]],
+      [geometry(headDim, pageSize, 40, 40), [1, 8, 40]],
+    ] as const;
     for (const [gg, groupsList] of geometries) {
       const rng = new Rng(4);
       const digests = ref.createDigestStorage(7, gg) as RefDigestStorage;
@@ -147,8 +169,14 @@ describe.each([
       for (const groups of groupsList) {
         const out = new EmuBuffer('f32', groups * rows.length);
         emulateKernel(estimateKernel, { dtype, headDim, variant }).run({
-          q: EmuBuffer.from(dtype, q), digests: EmuBuffer.from(dtype, digests.data), rows: EmuBuffer.from('i32', rows), out,
-          numPages: rows.length, numHeads: gg.numHeads, numKvHeads: gg.numKvHeads, groups,
+          q: EmuBuffer.from(dtype, q),
+          digests: EmuBuffer.from(dtype, digests.data),
+          rows: EmuBuffer.from('i32', rows),
+          out,
+          numPages: rows.length,
+          numHeads: gg.numHeads,
+          numKvHeads: gg.numKvHeads,
+          groups,
         });
         const want = asRef(ref.estimate(ref.fromArray(q, [gg.numHeads, headDim]), digests, ref.fromArray(rows, [rows.length], 'i32'), groups, variant)).f32;
         expectClose(out.toFloat32(), want, 1e-5, 1e-5);

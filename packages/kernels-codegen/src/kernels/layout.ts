@@ -31,7 +31,10 @@ export function checkHeadDim(headDim: number): string | undefined {
 
 /** Kernels whose lanes split the head dimension in a power-of-two shuffle tree. */
 export function checkPowerOfTwoHeadDim(headDim: number): string | undefined {
-  return checkHeadDim(headDim) ?? ((headDim & (headDim - 1)) === 0 ? undefined : `head dim ${headDim} must be a power of two (32..256) for this kernel's lane layout`);
+  return (
+    checkHeadDim(headDim) ??
+    ((headDim & (headDim - 1)) === 0 ? undefined : `head dim ${headDim} must be a power of two (32..256) for this kernel's lane layout`)
+  );
 }
 
 export function checkPageSize(pageSize: number): string | undefined {

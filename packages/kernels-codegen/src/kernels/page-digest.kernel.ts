@@ -8,7 +8,24 @@
  * One block per (page, KV head), one thread per dimension; the page's keys for that
  * dimension stay in registers between passes.
  */
-import { bitsToFloat, blockIdx, convert, f32, floatBits, i32, i64, local, shared, shflXor, syncthreads, threadIdx, u32, type Float16, type Global, type GlobalIn } from '../dsl/index.js';
+import {
+  bitsToFloat,
+  blockIdx,
+  convert,
+  f32,
+  floatBits,
+  i32,
+  i64,
+  local,
+  shared,
+  shflXor,
+  syncthreads,
+  threadIdx,
+  u32,
+  type Float16,
+  type Global,
+  type GlobalIn,
+} from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
 import { arg } from '../spec/geometry.js';
 import { product } from '../spec/matrix.js';

@@ -20,7 +20,26 @@
  * O = sum_s e^(lse_s - M) O_s / sum_s e^(lse_s - M). `pagedDecodeSplits` picks a split
  * count that fills the GPU.
  */
-import { blockIdx, convert, cpAsync16, cpAsyncCommit, cpAsyncWait, exp2, f32, i64, local, shared, shflXor, syncthreads, threadIdx, vload, type Float16, type GlobalIn, type Global, type i32 } from '../dsl/index.js';
+import {
+  blockIdx,
+  convert,
+  cpAsync16,
+  cpAsyncCommit,
+  cpAsyncWait,
+  exp2,
+  f32,
+  i64,
+  local,
+  shared,
+  shflXor,
+  syncthreads,
+  threadIdx,
+  vload,
+  type Float16,
+  type GlobalIn,
+  type Global,
+  type i32,
+} from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
 import { arg, ceilDiv, mul } from '../spec/geometry.js';
 import { product, type DType } from '../spec/matrix.js';
@@ -82,7 +101,7 @@ export function pagedDecode<T extends Float16>(
   const list = b * numLists + h0 / (numHeads / numLists);
   const n = (pageCounts[list] - 1) * P + lastPageLens[list];
   // Whole steps per split, so that only the list's last step is partial.
-  const chunk = ((n + numSplits - 1) / numSplits + STEP - 1) / STEP * STEP;
+  const chunk = (((n + numSplits - 1) / numSplits + STEP - 1) / STEP) * STEP;
   const start = split * chunk;
   const end = Math.min(n, start + chunk);
   const pageElems = i64(2 * numKvHeads * P * D);
@@ -93,7 +112,7 @@ export function pagedDecode<T extends Float16>(
   const qv = local<f32>(G * VEC);
   const qs = scale * Math.LOG2E;
   for (let g = 0; g < G; g++) {
-    vload(kv, q, ((b * numHeads + h0 + g) * D) + tx * VEC);
+    vload(kv, q, (b * numHeads + h0 + g) * D + tx * VEC);
     for (let j = 0; j < VEC; j++) qv[g * VEC + j] = f32(kv[j]) * qs;
   }
   const acc = local<f32>(G * VEC);
@@ -122,7 +141,7 @@ export function pagedDecode<T extends Float16>(
     if (i < steps) {
       for (let u = 0; u < U; u++) {
         const t = Math.min(start + i * STEP + u * NY + y, end - 1);
-        const k = i64(pg[u]) * pageElems + (kvh * P + t % P) * D + tx * VEC;
+        const k = i64(pg[u]) * pageElems + (kvh * P + (t % P)) * D + tx * VEC;
         cpAsync16(ring, ((i * U + u) * 2 * THREADS + tid) * VEC, pool, k);
         cpAsync16(ring, (((i * U + u) * 2 + 1) * THREADS + tid) * VEC, pool, k + vOffset);
       }
@@ -140,7 +159,7 @@ export function pagedDecode<T extends Float16>(
       const ns = next % S;
       for (let u = 0; u < U; u++) {
         const t = Math.min(start + next * STEP + u * NY + y, end - 1);
-        const k = i64(pg[u]) * pageElems + (kvh * P + t % P) * D + tx * VEC;
+        const k = i64(pg[u]) * pageElems + (kvh * P + (t % P)) * D + tx * VEC;
         cpAsync16(ring, ((ns * U + u) * 2 * THREADS + tid) * VEC, pool, k);
         cpAsync16(ring, (((ns * U + u) * 2 + 1) * THREADS + tid) * VEC, pool, k + vOffset);
       }
@@ -251,7 +270,8 @@ export const pagedDecodeKernel = defineKernel<PagedDecodeSpec>({
   blockThreads: () => WARPS * 32,
   grid: (s) => [ceilDiv(mul(arg('batch'), arg('numHeads')), s.group), arg('numSplits'), 1],
   specs: (m) => product({ dtype: m.dtype, headDim: m.headDim, pageSize: m.pageSize, group: m.group }),
-  validate: (s) => checkPowerOfTwoHeadDim(s.headDim) ?? checkPageSize(s.pageSize) ?? (s.group >= 1 && s.group <= 16 ? undefined : `group ${s.group} must be 1..16`),
+  validate: (s) =>
+    checkPowerOfTwoHeadDim(s.headDim) ?? checkPageSize(s.pageSize) ?? (s.group >= 1 && s.group <= 16 ? undefined : `group ${s.group} must be 1..16`),
   unitKey: (s) => `${s.dtype}_hd${s.headDim}`,
 });
 
@@ -289,7 +309,7 @@ export function pagedDecodeMerge<T extends Float16>(
 
 export const pagedDecodeMergeKernel = defineKernel<MergeSpec>({
   family: 'paged_decode_merge',
-  summary: 'merges the splits of paged_decode exactly by log-sum-exp; also writes each row\'s lse',
+  summary: "merges the splits of paged_decode exactly by log-sum-exp; also writes each row's lse",
   source: import.meta.url,
   kernel: pagedDecodeMerge,
   name: (s) => `paged_decode_merge_${s.dtype}_hd${s.headDim}`,

@@ -47,9 +47,20 @@ function runCase(c: Case): void {
   const partialOut = new EmuBuffer('f32', batch * c.numHeads * c.splits * c.headDim);
   const partialLse = new EmuBuffer('f32', batch * c.numHeads * c.splits);
   emulateKernel(pagedDecodeKernel, { dtype: c.dtype, headDim: c.headDim, pageSize: c.pageSize, group }).run({
-    q: EmuBuffer.from(c.dtype, q), pool: EmuBuffer.from(c.dtype, pool.data),
-    pageTable: EmuBuffer.from('i32', table), pageCounts: EmuBuffer.from('i32', counts), lastPageLens: EmuBuffer.from('i32', lasts),
-    partialOut, partialLse, batch, numHeads: c.numHeads, numKvHeads: c.numKvHeads, numLists: c.lists, maxPages, numSplits: c.splits, scale,
+    q: EmuBuffer.from(c.dtype, q),
+    pool: EmuBuffer.from(c.dtype, pool.data),
+    pageTable: EmuBuffer.from('i32', table),
+    pageCounts: EmuBuffer.from('i32', counts),
+    lastPageLens: EmuBuffer.from('i32', lasts),
+    partialOut,
+    partialLse,
+    batch,
+    numHeads: c.numHeads,
+    numKvHeads: c.numKvHeads,
+    numLists: c.lists,
+    maxPages,
+    numSplits: c.splits,
+    scale,
   });
   const rows = batch * c.numHeads;
   const out = new EmuBuffer(c.dtype, rows * c.headDim);
@@ -66,9 +77,19 @@ function runCase(c: Case): void {
   });
   const scores = new EmuBuffer('f32', batch * c.lists * maxPages * c.pageSize).fill(-1);
   emulateKernel(pagedTokenScoresKernel, { dtype: c.dtype, headDim: c.headDim, pageSize: c.pageSize }).run({
-    q: EmuBuffer.from(c.dtype, q), pool: EmuBuffer.from(c.dtype, pool.data),
-    pageTable: EmuBuffer.from('i32', table), pageCounts: EmuBuffer.from('i32', counts), lastPageLens: EmuBuffer.from('i32', lasts),
-    lse, scores, batch, numHeads: c.numHeads, numKvHeads: c.numKvHeads, numLists: c.lists, maxPages, scale,
+    q: EmuBuffer.from(c.dtype, q),
+    pool: EmuBuffer.from(c.dtype, pool.data),
+    pageTable: EmuBuffer.from('i32', table),
+    pageCounts: EmuBuffer.from('i32', counts),
+    lastPageLens: EmuBuffer.from('i32', lasts),
+    lse,
+    scores,
+    batch,
+    numHeads: c.numHeads,
+    numKvHeads: c.numKvHeads,
+    numLists: c.lists,
+    maxPages,
+    scale,
   });
   expectClose(scores.toFloat32(), asRef(want.tokenScores!).f32, 2e-3, 1e-5);
   // Outputs are rounded to the 16-bit type once; the f32 math differs from the

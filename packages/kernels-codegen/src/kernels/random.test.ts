@@ -12,7 +12,10 @@ describe.each(['f16', 'bf16'] as const)('fill_uniform (%s)', (dtype) => {
     const out = EmuBuffer.from(dtype, new Float32Array(n + 8).fill(7));
     emulateKernel(fillUniformKernel, { dtype }).run({ out, n, seed: 12345, scale: 0.02 });
     const got = out.toFloat32();
-    const want = quantize(Float32Array.from({ length: n }, (_, i) => uniformAt(i, 12345, 0.02)), dtype);
+    const want = quantize(
+      Float32Array.from({ length: n }, (_, i) => uniformAt(i, 12345, 0.02)),
+      dtype,
+    );
     expect(Array.from(got.subarray(0, n))).toEqual(Array.from(want));
     expect(Array.from(got.subarray(n))).toEqual(Array(8).fill(7));
   });

@@ -2,7 +2,22 @@
  * RMSNorm (Backend.rmsNorm): out = x / sqrt(mean(x^2) + eps) * weight, one block per
  * row. Rows whose length is a multiple of 8 move in 16-byte vectors.
  */
-import { blockDim, blockIdx, convert, f32, i64, local, shared, threadIdx, vload, vstore, type Float16, type Global, type GlobalIn, type i32 } from '../dsl/index.js';
+import {
+  blockDim,
+  blockIdx,
+  convert,
+  f32,
+  i64,
+  local,
+  shared,
+  threadIdx,
+  vload,
+  vstore,
+  type Float16,
+  type Global,
+  type GlobalIn,
+  type i32,
+} from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
 import { arg } from '../spec/geometry.js';
 import { blockSum } from './common.js';

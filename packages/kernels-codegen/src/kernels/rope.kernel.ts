@@ -23,7 +23,18 @@ export interface RopeKernelSpec {
  * position p; rope and rope_qkv share it, so both give a head the same bits. A position
  * outside the table (a host bug) passes x through unrotated.
  */
-function rotatePair<T extends Float16>(spec: RopeKernelSpec, x: GlobalIn<T>, src: i64, cos: GlobalIn<f32>, sin: GlobalIn<f32>, out: Global<T>, dst: i64, p: i32, e: i32, maxPositions: i32): void {
+function rotatePair<T extends Float16>(
+  spec: RopeKernelSpec,
+  x: GlobalIn<T>,
+  src: i64,
+  cos: GlobalIn<f32>,
+  sin: GlobalIn<f32>,
+  out: Global<T>,
+  dst: i64,
+  p: i32,
+  e: i32,
+  maxPositions: i32,
+): void {
   const half = spec.headDim / 2;
   const inTable = p >= 0 && p < maxPositions;
   const x1 = f32(x[src + e]);

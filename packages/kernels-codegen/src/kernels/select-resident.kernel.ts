@@ -25,7 +25,28 @@
  * batch of 8 rows of 960 candidates (k 29, 2 recalls a row) takes 10.5 us from launch
  * to end, of which an empty launch takes 3.7; 256 or 1024 threads per block were slower.
  */
-import { atomicAdd, blockDim, blockIdx, floatBits, i32, i64, local, offset, shared, shflUp, shflXor, syncthreads, threadIdx, u32, type Global, type GlobalIn, type Local, type Shared, type bool, type f32 } from '../dsl/index.js';
+import {
+  atomicAdd,
+  blockDim,
+  blockIdx,
+  floatBits,
+  i32,
+  i64,
+  local,
+  offset,
+  shared,
+  shflUp,
+  shflXor,
+  syncthreads,
+  threadIdx,
+  u32,
+  type Global,
+  type GlobalIn,
+  type Local,
+  type Shared,
+  type bool,
+  type f32,
+} from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
 import { arg } from '../spec/geometry.js';
 
@@ -91,7 +112,17 @@ function warpSumInt(v: i32): i32 {
  * between calls) and publishes the digit in res. The caller zeroes `hist` once; res is
  * written only after every thread has read the previous pass's value.
  */
-function kthLargest(mode: i32, scores: GlobalIn<f32>, best: Global<f32>, flags: Global<i32>, count: i32, kk: i32, hist: Shared<i32>, res: Shared<i32>, key: Local<u32>): void {
+function kthLargest(
+  mode: i32,
+  scores: GlobalIn<f32>,
+  best: Global<f32>,
+  flags: Global<i32>,
+  count: i32,
+  kk: i32,
+  hist: Shared<i32>,
+  res: Shared<i32>,
+  key: Local<u32>,
+): void {
   const tid = threadIdx.x;
   let hi: u32 = 0;
   let lo: u32 = 0;

@@ -17,19 +17,46 @@ function deviceSelect(batch: Batch): { out: Record<keyof SelectResidentResult, I
   const inputs = deviceInputs(batch);
   const scores = new EmuBuffer('f32', b * args.groups * args.maxCandidates).fill(NaN);
   emulateKernel(estimateRowsKernel, { dtype: 'f16', headDim: g.headDim, variant: args.variant }).run({
-    ...inputs, out: scores, batch: b, maxCandidates: args.maxCandidates, tablePages, numHeads: g.numHeads, numKvHeads: g.numKvHeads, groups: args.groups,
+    ...inputs,
+    out: scores,
+    batch: b,
+    maxCandidates: args.maxCandidates,
+    tablePages,
+    numHeads: g.numHeads,
+    numKvHeads: g.numKvHeads,
+    groups: args.groups,
   });
   const poisoned = (n: number) => new EmuBuffer('i32', n).fill(-77);
   const out = {
-    pageTable: poisoned(b * args.maxPages), pageCounts: poisoned(b), lastPageLens: poisoned(b), copies: poisoned(b * width), plan: poisoned(b * width),
+    pageTable: poisoned(b * args.maxPages),
+    pageCounts: poisoned(b),
+    lastPageLens: poisoned(b),
+    copies: poisoned(b * width),
+    plan: poisoned(b * width),
   };
   emulateKernel(selectResidentKernel, {}).run({
-    scores, rows: inputs.rows, tables: inputs.tables, flags: poisoned(b * args.maxCandidates), best: new EmuBuffer('f32', b * args.maxCandidates).fill(NaN),
-    ...out, batch: b, groups: args.groups, k: args.k, maxCandidates: args.maxCandidates, maxPages: args.maxPages, tablePages,
+    scores,
+    rows: inputs.rows,
+    tables: inputs.tables,
+    flags: poisoned(b * args.maxCandidates),
+    best: new EmuBuffer('f32', b * args.maxCandidates).fill(NaN),
+    ...out,
+    batch: b,
+    groups: args.groups,
+    k: args.k,
+    maxCandidates: args.maxCandidates,
+    maxPages: args.maxPages,
+    tablePages,
   });
   const read = (e: EmuBuffer) => e.toInt32();
   return {
-    out: { pageTable: read(out.pageTable), pageCounts: read(out.pageCounts), lastPageLens: read(out.lastPageLens), copies: read(out.copies), plan: read(out.plan) },
+    out: {
+      pageTable: read(out.pageTable),
+      pageCounts: read(out.pageCounts),
+      lastPageLens: read(out.lastPageLens),
+      copies: read(out.copies),
+      plan: read(out.plan),
+    },
     tables: inputs.tables.toInt32(),
   };
 }
@@ -44,11 +71,20 @@ function expectSameSelection(batch: Batch): SelectResidentResult {
   return want;
 }
 
-const row = (numPages: number, first: number, count: number, residentChance: number, maxResident?: number): RowCase => ({ numPages, first, count, residentChance, maxResident });
+const row = (numPages: number, first: number, count: number, residentChance: number, maxResident?: number): RowCase => ({
+  numPages,
+  first,
+  count,
+  residentChance,
+  maxResident,
+});
 
 describe('select_resident selects, applies and lists exactly as the reference selectResident', () => {
   const cases: [string, BatchCase][] = [
-    ['one group, ragged rows, one with no candidates', { rows: [row(44, 2, 40, 0.5), row(9, 2, 0, 0), row(30, 1, 25, 0.3)], k: 8, groups: 1, variant: 'cuboid-max', coarse: false }],
+    [
+      'one group, ragged rows, one with no candidates',
+      { rows: [row(44, 2, 40, 0.5), row(9, 2, 0, 0), row(30, 1, 25, 0.3)], k: 8, groups: 1, variant: 'cuboid-max', coarse: false },
+    ],
     ['ties (coarse scores), four groups', { rows: [row(40, 2, 34, 0.5), row(20, 1, 16, 0.6)], k: 6, groups: 4, variant: 'cuboid-mean', coarse: true }],
     ['four groups, more recalls than k', { rows: [row(40, 2, 34, 0.5), row(24, 1, 20, 0.6)], k: 6, groups: 4, variant: 'cuboid-max', coarse: false }],
     ['ties, fewer victims than wanted pages', { rows: [row(70, 2, 64, 0.15), row(12, 2, 8, 0.5)], k: 20, groups: 1, variant: 'cuboid-center', coarse: true }],
@@ -60,9 +96,11 @@ describe('select_resident selects, applies and lists exactly as the reference se
     for (let trial = 0; trial < 2; trial++) expectSameSelection(buildBatch(rng, c));
   });
 
-  it('more candidates than threads, few recalls (the decode step\'s usual shape)', () => {
+  it("more candidates than threads, few recalls (the decode step's usual shape)", () => {
     const rng = new Rng(12);
-    const want = expectSameSelection(buildBatch(rng, { rows: [row(700, 2, 680, 0.97), row(530, 4, 520, 0.97)], k: 29, groups: 1, variant: 'cuboid-max', coarse: false }));
+    const want = expectSameSelection(
+      buildBatch(rng, { rows: [row(700, 2, 680, 0.97), row(530, 4, 520, 0.97)], k: 29, groups: 1, variant: 'cuboid-max', coarse: false }),
+    );
     // Some recalls happened, and fewer than k.
     const n = asRef(want.plan).i32[0];
     expect(n).toBeGreaterThan(0);

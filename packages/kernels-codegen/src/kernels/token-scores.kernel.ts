@@ -48,8 +48,8 @@ export function pagedTokenScores<T extends Float16>(
   const page = pageTable[list * maxPages + j / P];
   const pageBase = i64(page) * (2 * numKvHeads * P * D);
   let acc: f32 = 0;
-  for (let h = (list % numLists) * perList; h < (list % numLists + 1) * perList; h++) {
-    const k = pageBase + ((h / perKv) * P + j % P) * D;
+  for (let h = (list % numLists) * perList; h < ((list % numLists) + 1) * perList; h++) {
+    const k = pageBase + ((h / perKv) * P + (j % P)) * D;
     let dot: f32 = 0;
     for (let e = lane; e < D; e += 32) dot += f32(q[(b * numHeads + h) * D + e]) * f32(pool[k + e]);
     dot = warpSum(dot);
@@ -60,7 +60,7 @@ export function pagedTokenScores<T extends Float16>(
 
 export const pagedTokenScoresKernel = defineKernel<PagedSpec>({
   family: 'paged_token_scores',
-  summary: 'attention probability of every listed token averaged over the list\'s heads (H2O/TOVA), from paged_decode_merge\'s lse',
+  summary: "attention probability of every listed token averaged over the list's heads (H2O/TOVA), from paged_decode_merge's lse",
   source: import.meta.url,
   kernel: pagedTokenScores,
   name: (s) => `paged_token_scores_${s.dtype}_hd${s.headDim}_ps${s.pageSize}`,

@@ -53,11 +53,22 @@ async function compileUnits(label: string, outDir: string, units: readonly strin
   const results = await compileAll(jobs);
   report(label, results, (performance.now() - started) / 1000);
   const failures = results.filter((r) => !r.ok);
-  expect(failures.map((f) => `${path.basename(f.unit)}:\n${f.log.split('\n').filter((l) => !l.startsWith('ptxas info')).slice(0, 30).join('\n')}`)).toEqual([]);
+  expect(
+    failures.map(
+      (f) =>
+        `${path.basename(f.unit)}:\n${f.log
+          .split('\n')
+          .filter((l) => !l.startsWith('ptxas info'))
+          .slice(0, 30)
+          .join('\n')}`,
+    ),
+  ).toEqual([]);
   if (manifest) {
     // The manifest's shared-memory figures are what ptxas allocates.
     const usage = new Map(results.flatMap((r) => [...parsePtxas(r.log)]));
-    const compiled = manifest.kernels.filter((k) => usage.has(k.name) || units.some((u) => manifest.units.some((m) => m.kernels.includes(k.name) && u.endsWith(`/${m.file}`))));
+    const compiled = manifest.kernels.filter(
+      (k) => usage.has(k.name) || units.some((u) => manifest.units.some((m) => m.kernels.includes(k.name) && u.endsWith(`/${m.file}`))),
+    );
     for (const k of compiled) {
       expect(usage.get(k.name), `ptxas report for ${k.name}`).toBeDefined();
       expect(usage.get(k.name)!.sharedBytes, `static shared memory of ${k.name}`).toBe(k.staticSharedBytes);
@@ -70,7 +81,10 @@ async function compileUnits(label: string, outDir: string, units: readonly strin
 
 describe.skipIf(skip)(`nvcc compiles every generated kernel (${NVCC} ${NVCC_FLAGS.join(' ')})`, () => {
   it('finds nvcc', () => {
-    expect(version, `${NVCC} is not on PATH: install the CUDA toolkit (nvcc 12+), point NVCC at it, or set ARKVALE_SKIP_NVCC=1 to skip the compile test`).toBeDefined();
+    expect(
+      version,
+      `${NVCC} is not on PATH: install the CUDA toolkit (nvcc 12+), point NVCC at it, or set ARKVALE_SKIP_NVCC=1 to skip the compile test`,
+    ).toBeDefined();
   });
 
   // Without nvcc these are skipped (and 'finds nvcc' fails), never reported as passed.
@@ -88,7 +102,10 @@ describe.skipIf(skip)(`nvcc compiles every generated kernel (${NVCC} ${NVCC_FLAG
   // Outside the default matrix, through the CLI: head dim 256, pages of 8 and 64.
   const cliOut = tempDir('nvcc-cli');
   let cliErr = '';
-  const cliCode = runCodegenCli(['--head-dim', '256', '--page-size', '8,64', '--group', '4', '--out', cliOut, '--quiet'], { out: () => {}, err: (t) => (cliErr += t) });
+  const cliCode = runCodegenCli(['--head-dim', '256', '--page-size', '8,64', '--group', '4', '--out', cliOut, '--quiet'], {
+    out: () => {},
+    err: (t) => (cliErr += t),
+  });
   it.skipIf(!version)('`arkvale-codegen --head-dim 256 --page-size 8,64 --group 4` generates', async () => {
     expect(cliErr).toBe('');
     expect(await cliCode).toBe(0);
@@ -98,11 +115,22 @@ describe.skipIf(skip)(`nvcc compiles every generated kernel (${NVCC} ${NVCC_FLAG
     await compileUnits(`head dim 256, pages 8 and 64, ${families}`, cliOut, units, cliManifest);
   });
 
-  it.skipIf(!version)('compiles the translator\'s golden files', { timeout: 120_000 }, async () => {
+  it.skipIf(!version)("compiles the translator's golden files", { timeout: 120_000 }, async () => {
     const out = tempDir('nvcc-golden');
-    generate({ outDir: out, families: [GOLDEN_LIBRARY.def.family], matrix: { dtype: ['f16'], headDim: [64], pageSize: [16], group: [1], digest: ['cuboid-mean'] } });
+    generate({
+      outDir: out,
+      families: [GOLDEN_LIBRARY.def.family],
+      matrix: { dtype: ['f16'], headDim: [64], pageSize: [16], group: [1], digest: ['cuboid-mean'] },
+    });
     const unit = path.join(out, 'golden.cu');
-    writeFileSync(unit, [...GOLDEN_CASES.map((c) => `#include "${path.join(GOLDEN_DIR, `${c.name}.cuh`)}"`), `#include "${path.join(GOLDEN_DIR, 'paged_decode_f16_hd128_ps32_g4.cuh')}"`, ''].join('\n'));
+    writeFileSync(
+      unit,
+      [
+        ...GOLDEN_CASES.map((c) => `#include "${path.join(GOLDEN_DIR, `${c.name}.cuh`)}"`),
+        `#include "${path.join(GOLDEN_DIR, 'paged_decode_f16_hd128_ps32_g4.cuh')}"`,
+        '',
+      ].join('\n'),
+    );
     const [r] = await compileAll([{ unit, output: `${unit}.o`, includes: [path.join(out, LAYOUT.cuda)] }]);
     expect(r.ok, r.log).toBe(true);
   });

@@ -39,7 +39,10 @@ function compileOne(unit: string, output: string, includes: readonly string[]): 
 }
 
 /** Compiles every unit, `parallel` at a time (default: the machine's cores). */
-export async function compileAll(jobs: readonly { unit: string; output: string; includes?: readonly string[] }[], parallel = availableParallelism()): Promise<CompileResult[]> {
+export async function compileAll(
+  jobs: readonly { unit: string; output: string; includes?: readonly string[] }[],
+  parallel = availableParallelism(),
+): Promise<CompileResult[]> {
   const results: CompileResult[] = [];
   let next = 0;
   const worker = async () => {

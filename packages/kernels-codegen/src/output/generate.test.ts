@@ -24,7 +24,13 @@ describe('generate (default matrix)', () => {
     // 2 dtypes x 2 head dims x 2 page sizes x 4 groups
     expect(manifest.kernels.filter((k) => k.family === 'paged_decode')).toHaveLength(32);
     expect(manifest.kernels.filter((k) => k.family === 'page_digest')).toHaveLength(32);
-    for (const name of ['paged_decode_f16_hd128_ps32_g4', 'page_digest_cuboid_mean_bf16_hd64_ps16', 'causal_prefill_bf16_hd128', 'select_resident', 'sample_f32']) {
+    for (const name of [
+      'paged_decode_f16_hd128_ps32_g4',
+      'page_digest_cuboid_mean_bf16_hd64_ps16',
+      'causal_prefill_bf16_hd128',
+      'select_resident',
+      'sample_f32',
+    ]) {
       expect(kernel(name), name).toBeDefined();
     }
     expect(first.removed).toEqual([]);
@@ -56,9 +62,20 @@ describe('generate (default matrix)', () => {
   it('lays out parameters as CUDA does (natural alignment, in order)', () => {
     const p = kernel('paged_decode_f16_hd128_ps32_g4').params;
     expect(p.map((s) => [s.name, s.kind, s.offset])).toEqual([
-      ['q', 'pointer', 0], ['pool', 'pointer', 8], ['pageTable', 'pointer', 16], ['pageCounts', 'pointer', 24], ['lastPageLens', 'pointer', 32],
-      ['partialOut', 'pointer', 40], ['partialLse', 'pointer', 48], ['batch', 'i32', 56], ['numHeads', 'i32', 60], ['numKvHeads', 'i32', 64],
-      ['numLists', 'i32', 68], ['maxPages', 'i32', 72], ['numSplits', 'i32', 76], ['scale', 'f32', 80],
+      ['q', 'pointer', 0],
+      ['pool', 'pointer', 8],
+      ['pageTable', 'pointer', 16],
+      ['pageCounts', 'pointer', 24],
+      ['lastPageLens', 'pointer', 32],
+      ['partialOut', 'pointer', 40],
+      ['partialLse', 'pointer', 48],
+      ['batch', 'i32', 56],
+      ['numHeads', 'i32', 60],
+      ['numKvHeads', 'i32', 64],
+      ['numLists', 'i32', 68],
+      ['maxPages', 'i32', 72],
+      ['numSplits', 'i32', 76],
+      ['scale', 'f32', 80],
     ]);
     expect(kernel('paged_decode_f16_hd128_ps32_g4').paramBytes).toBe(88);
   });
@@ -67,7 +84,9 @@ describe('generate (default matrix)', () => {
     const onDisk = parseManifest(readFileSync(path.join(out, MANIFEST_FILE), 'utf8'));
     expect(onDisk).toEqual(manifest);
     const k = kernel('kv_append_bf16_hd64_ps16');
-    expect(readFileSync(path.join(out, 'cuda', k.files.header), 'utf8')).toContain('extern "C" __global__ void __launch_bounds__(128) kv_append_bf16_hd64_ps16(');
+    expect(readFileSync(path.join(out, 'cuda', k.files.header), 'utf8')).toContain(
+      'extern "C" __global__ void __launch_bounds__(128) kv_append_bf16_hd64_ps16(',
+    );
     expect(readFileSync(path.join(out, 'cuda', k.files.source), 'utf8')).toContain('#include "kv_append_bf16_hd64_ps16.cuh"');
     expect(readFileSync(path.join(out, 'cuda-units', k.files.unit), 'utf8')).toContain('#include "../cuda/kv_append_bf16_hd64_ps16.cuh"');
     expect(readFileSync(path.join(out, 'ts', 'kv-append.ts'), 'utf8')).toContain("name: 'kv_append_bf16_hd64_ps16'");

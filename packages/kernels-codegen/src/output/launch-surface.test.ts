@@ -16,8 +16,16 @@ function diagnostics(user: string): string[] {
   const project = new Project({
     useInMemoryFileSystem: true,
     compilerOptions: {
-      target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, strict: true,
-      noUnusedLocals: true, noUnusedParameters: true, verbatimModuleSyntax: true, isolatedModules: true, lib: ['lib.es2022.d.ts'], types: [],
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      strict: true,
+      noUnusedLocals: true,
+      noUnusedParameters: true,
+      verbatimModuleSyntax: true,
+      isolatedModules: true,
+      lib: ['lib.es2022.d.ts'],
+      types: [],
     },
   });
   project.createSourceFile('/app/package.json', '{"type":"module"}');
@@ -46,7 +54,7 @@ export const norm = findRmsNorm({ dtype: 'bf16' })?.staticSharedBytes;
 `;
 
 describe('the generated TypeScript launch surface', () => {
-  it('type-checks against its users under the repository\'s strict settings', () => {
+  it("type-checks against its users under the repository's strict settings", () => {
     expect(diagnostics(USER)).toEqual([]);
   });
 
@@ -68,8 +76,20 @@ describe('the generated TypeScript launch surface', () => {
     const mod = (await import(pathToFileURL(path.join(dir, 'paged-decode.js')).href)) as typeof import('../test-support/surface-module.js');
     const k = mod.findPagedDecode({ dtype: 'bf16', headDim: 64, pageSize: 16, group: 2 })!;
     const args = {
-      q: 0x1000n, pool: 0x7f0000000000n, pageTable: 3n, pageCounts: 4n, lastPageLens: 5n, partialOut: 6n, partialLse: 7n,
-      batch: 2, numHeads: 8, numKvHeads: 4, numLists: 1, maxPages: 9, numSplits: 3, scale: 0.125,
+      q: 0x1000n,
+      pool: 0x7f0000000000n,
+      pageTable: 3n,
+      pageCounts: 4n,
+      lastPageLens: 5n,
+      partialOut: 6n,
+      partialLse: 7n,
+      batch: 2,
+      numHeads: 8,
+      numKvHeads: 4,
+      numLists: 1,
+      maxPages: 9,
+      numSplits: 3,
+      scale: 0.125,
     };
     expect(k.grid(args)).toEqual([8, 3, 1]);
     const bytes = k.pack(args);

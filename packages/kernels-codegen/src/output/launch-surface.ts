@@ -73,7 +73,10 @@ export const familyFile = (family: string): string => `${family.replace(/_/g, '-
 /** A spec value as a TypeScript literal: `{ dtype: 'f16', headDim: 128 }`. */
 function tsLiteral(v: unknown): string {
   if (typeof v === 'string') return `'${v.replace(/[\\']/g, '\\$&')}'`;
-  if (v && typeof v === 'object') return `{ ${Object.entries(v).map(([k, x]) => `${k}: ${tsLiteral(x)}`).join(', ')} }`;
+  if (v && typeof v === 'object')
+    return `{ ${Object.entries(v)
+      .map(([k, x]) => `${k}: ${tsLiteral(x)}`)
+      .join(', ')} }`;
   return String(v);
 }
 

@@ -54,7 +54,7 @@ export function specialise(project: KernelProject, def: KernelDefinition, spec: 
   for (const g of grid) {
     for (const a of geomArgs(g)) {
       const p = ir.params.find((q) => q.name === a);
-      if (!p || p.t.kind !== 'scalar' || (p.t.name !== 'i32' && p.t.name !== 'u32')) {
+      if (p?.t.kind !== 'scalar' || (p.t.name !== 'i32' && p.t.name !== 'u32')) {
         throw new Error(`${name}: the launch grid uses \`${a}\`, which is not an i32/u32 parameter of the kernel`);
       }
     }

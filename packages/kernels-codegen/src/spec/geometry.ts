@@ -3,10 +3,7 @@
  * plain data, so the manifest can record them and the launch surface and the emulator
  * evaluate the same thing.
  */
-export type Geom =
-  | number
-  | { readonly arg: string }
-  | { readonly op: 'add' | 'mul' | 'ceilDiv' | 'max' | 'min'; readonly a: Geom; readonly b: Geom };
+export type Geom = number | { readonly arg: string } | { readonly op: 'add' | 'mul' | 'ceilDiv' | 'max' | 'min'; readonly a: Geom; readonly b: Geom };
 
 export type Grid = readonly [Geom, Geom, Geom];
 

@@ -21,8 +21,22 @@ export interface GoldenCase {
 }
 
 export const GOLDEN_CASES: readonly GoldenCase[] = [
-  { name: 'scalars_fast_f16', file: 'scalars.kernel.ts', fn: 'scalars', spec: { mode: 'fast', width: 128, tile: { rows: 4 } }, typeArgs: { T: 'f16' }, blockThreads: 128 },
-  { name: 'scalars_exact_bf16', file: 'scalars.kernel.ts', fn: 'scalars', spec: { mode: 'exact', width: 64, tile: { rows: 2 } }, typeArgs: { T: 'bf16' }, blockThreads: 64 },
+  {
+    name: 'scalars_fast_f16',
+    file: 'scalars.kernel.ts',
+    fn: 'scalars',
+    spec: { mode: 'fast', width: 128, tile: { rows: 4 } },
+    typeArgs: { T: 'f16' },
+    blockThreads: 128,
+  },
+  {
+    name: 'scalars_exact_bf16',
+    file: 'scalars.kernel.ts',
+    fn: 'scalars',
+    spec: { mode: 'exact', width: 64, tile: { rows: 2 } },
+    typeArgs: { T: 'bf16' },
+    blockThreads: 64,
+  },
   { name: 'memory_t16_v4', file: 'memory.kernel.ts', fn: 'memory', spec: { tokens: 16, vec: 4 }, typeArgs: {}, blockThreads: 64 },
   { name: 'warp_f16_w8', file: 'warp.kernel.ts', fn: 'warp', spec: { groupWidth: 8 }, typeArgs: { T: 'f16' }, blockThreads: 64 },
   { name: 'tile_f16', file: 'tensor-core.kernel.ts', fn: 'tile', spec: {}, typeArgs: { T: 'f16' }, blockThreads: 32 },

@@ -43,7 +43,12 @@ export interface Batch {
 }
 
 export const batchGeometry = (headDim: number, numHeads = 4, numKvHeads = 2): KvGeometry => ({
-  numLayers: 1, numHeads, numKvHeads, headDim, pageSize: 16, bytesPerElement: 2,
+  numLayers: 1,
+  numHeads,
+  numKvHeads,
+  headDim,
+  pageSize: 16,
+  bytesPerElement: 2,
 });
 
 const ref = new ReferenceBackend();
@@ -94,7 +99,15 @@ export function buildBatch(rng: Rng, c: BatchCase, g: KvGeometry = batchGeometry
   const rowsT = new RefTensor(Int32Array.from(rows), [b, 5], 'i32');
   const maxCandidates = Math.max(1, ...c.rows.map((r) => r.count)) + 3;
   const args: SelectResidentArgs = {
-    q, digests, variant: c.variant, groups: c.groups, tables, rows: rowsT, k: c.k, maxCandidates, maxPages: maxResident + 2,
+    q,
+    digests,
+    variant: c.variant,
+    groups: c.groups,
+    tables,
+    rows: rowsT,
+    k: c.k,
+    maxCandidates,
+    maxPages: maxResident + 2,
   };
   return { g, args, q, digests, tables, rows: rowsT, tablePages };
 }

@@ -16,7 +16,12 @@ const CONVERSIONS = new Set<string>(['f32', 'f16', 'bf16', 'i32', 'u32', 'i64'])
 export function translateCall(ctx: FnContext, node: CallExpression): Expr {
   if (node.hasQuestionDotToken()) throw dslError(node, 'optional calls (?.) are not allowed in kernels');
   const callee = node.getExpression();
-  if (Node.isPropertyAccessExpression(callee) && Node.isIdentifier(callee.getExpression()) && callee.getExpression().getText() === 'Math' && !ctx.scope.lookup('Math')) {
+  if (
+    Node.isPropertyAccessExpression(callee) &&
+    Node.isIdentifier(callee.getExpression()) &&
+    callee.getExpression().getText() === 'Math' &&
+    !ctx.scope.lookup('Math')
+  ) {
     return mathCall(ctx, callee.getName(), node);
   }
   if (!Node.isIdentifier(callee)) throw dslError(callee, 'only DSL intrinsics, Math functions and helper functions can be called');
@@ -54,11 +59,30 @@ function conversion(ctx: FnContext, to: ScalarName, node: CallExpression): Expr 
 }
 
 const UNARY_F32: Record<string, IntrinsicName> = {
-  exp: 'exp', log: 'log', sqrt: 'sqrt', floor: 'floor', ceil: 'ceil', tanh: 'tanh', sin: 'sin', cos: 'cos', log2: 'log2',
+  exp: 'exp',
+  log: 'log',
+  sqrt: 'sqrt',
+  floor: 'floor',
+  ceil: 'ceil',
+  tanh: 'tanh',
+  sin: 'sin',
+  cos: 'cos',
+  log2: 'log2',
 };
 const FOLD: Partial<Record<IntrinsicName, (...x: number[]) => number>> = {
-  exp: Math.exp, log: Math.log, sqrt: Math.sqrt, floor: Math.floor, ceil: Math.ceil, tanh: Math.tanh, sin: Math.sin, cos: Math.cos,
-  log2: Math.log2, pow: Math.pow, abs: Math.abs, max: Math.max, min: Math.min,
+  exp: Math.exp,
+  log: Math.log,
+  sqrt: Math.sqrt,
+  floor: Math.floor,
+  ceil: Math.ceil,
+  tanh: Math.tanh,
+  sin: Math.sin,
+  cos: Math.cos,
+  log2: Math.log2,
+  pow: Math.pow,
+  abs: Math.abs,
+  max: Math.max,
+  min: Math.min,
 };
 
 function mathCall(ctx: FnContext, name: string, node: CallExpression): Expr {
@@ -101,5 +125,8 @@ function mathCall(ctx: FnContext, name: string, node: CallExpression): Expr {
     return acc;
   }
   if (name === 'round') throw dslError(node, 'Math.round rounds halves differently from CUDA; write Math.floor(x + 0.5)');
-  throw dslError(node, `Math.${name} is not available in kernels; available: ${[...Object.keys(UNARY_F32), 'pow', 'abs', 'max', 'min'].map((f) => `Math.${f}`).join(', ')}`);
+  throw dslError(
+    node,
+    `Math.${name} is not available in kernels; available: ${[...Object.keys(UNARY_F32), 'pow', 'abs', 'max', 'min'].map((f) => `Math.${f}`).join(', ')}`,
+  );
 }

@@ -13,7 +13,14 @@ export type Value = Expr | { readonly k: 'str'; readonly v: string } | { readonl
 
 const DIM3 = new Set(['threadIdx', 'blockIdx', 'blockDim', 'gridDim']);
 const MATH_CONSTANTS: Record<string, number> = {
-  PI: Math.PI, E: Math.E, LN2: Math.LN2, LN10: Math.LN10, LOG2E: Math.LOG2E, LOG10E: Math.LOG10E, SQRT2: Math.SQRT2, SQRT1_2: Math.SQRT1_2,
+  PI: Math.PI,
+  E: Math.E,
+  LN2: Math.LN2,
+  LN10: Math.LN10,
+  LOG2E: Math.LOG2E,
+  LOG10E: Math.LOG10E,
+  SQRT2: Math.SQRT2,
+  SQRT1_2: Math.SQRT1_2,
 };
 
 export function translateExpr(ctx: FnContext, node: Node): Expr {
@@ -78,7 +85,7 @@ function identifier(ctx: FnContext, name: string, node: Node): Value {
 function moduleConstant(ctx: FnContext, decl: import('ts-morph').VariableDeclaration, env: FnContext['env']): Value {
   const stmt = decl.getVariableStatement();
   const init = decl.getInitializer();
-  if (!stmt || stmt.getDeclarationKind() !== 'const' || !init) {
+  if (stmt?.getDeclarationKind() !== 'const' || !init) {
     throw dslError(decl, `module-level \`${decl.getName()}\` used by a kernel must be a const with a compile-time value`);
   }
   const moduleCtx = new FnContext(env, new Map(), ctx.unit, { kind: 'void' }, false, undefined);
@@ -105,13 +112,25 @@ function prefixUnary(ctx: FnContext, node: import('ts-morph').PrefixUnaryExpress
 }
 
 const BINARY_OPS: Partial<Record<SyntaxKind, import('../ir/nodes.js').BinaryOp>> = {
-  [SyntaxKind.PlusToken]: '+', [SyntaxKind.MinusToken]: '-', [SyntaxKind.AsteriskToken]: '*', [SyntaxKind.SlashToken]: '/',
-  [SyntaxKind.PercentToken]: '%', [SyntaxKind.AmpersandToken]: '&', [SyntaxKind.BarToken]: '|', [SyntaxKind.CaretToken]: '^',
-  [SyntaxKind.LessThanLessThanToken]: '<<', [SyntaxKind.GreaterThanGreaterThanToken]: '>>',
-  [SyntaxKind.GreaterThanGreaterThanGreaterThanToken]: '>>>', [SyntaxKind.LessThanToken]: '<',
-  [SyntaxKind.LessThanEqualsToken]: '<=', [SyntaxKind.GreaterThanToken]: '>', [SyntaxKind.GreaterThanEqualsToken]: '>=',
-  [SyntaxKind.EqualsEqualsEqualsToken]: '===', [SyntaxKind.ExclamationEqualsEqualsToken]: '!==',
-  [SyntaxKind.AmpersandAmpersandToken]: '&&', [SyntaxKind.BarBarToken]: '||',
+  [SyntaxKind.PlusToken]: '+',
+  [SyntaxKind.MinusToken]: '-',
+  [SyntaxKind.AsteriskToken]: '*',
+  [SyntaxKind.SlashToken]: '/',
+  [SyntaxKind.PercentToken]: '%',
+  [SyntaxKind.AmpersandToken]: '&',
+  [SyntaxKind.BarToken]: '|',
+  [SyntaxKind.CaretToken]: '^',
+  [SyntaxKind.LessThanLessThanToken]: '<<',
+  [SyntaxKind.GreaterThanGreaterThanToken]: '>>',
+  [SyntaxKind.GreaterThanGreaterThanGreaterThanToken]: '>>>',
+  [SyntaxKind.LessThanToken]: '<',
+  [SyntaxKind.LessThanEqualsToken]: '<=',
+  [SyntaxKind.GreaterThanToken]: '>',
+  [SyntaxKind.GreaterThanEqualsToken]: '>=',
+  [SyntaxKind.EqualsEqualsEqualsToken]: '===',
+  [SyntaxKind.ExclamationEqualsEqualsToken]: '!==',
+  [SyntaxKind.AmpersandAmpersandToken]: '&&',
+  [SyntaxKind.BarBarToken]: '||',
 };
 
 const REJECTED_BINARY: Partial<Record<SyntaxKind, string>> = {
@@ -161,7 +180,7 @@ function conditional(ctx: FnContext, node: import('ts-morph').ConditionalExpress
 }
 
 function specField(obj: SpecObject, name: string, node: Node): Value {
-  if (!Object.prototype.hasOwnProperty.call(obj, name)) throw dslError(node, `the spec has no field \`${name}\``);
+  if (!Object.hasOwn(obj, name)) throw dslError(node, `the spec has no field \`${name}\``);
   return specValue(obj[name], node);
 }
 
@@ -189,7 +208,12 @@ function propertyAccess(ctx: FnContext, node: import('ts-morph').PropertyAccessE
     }
     if (base.getText() === 'Math' && !dsl) {
       if (name in MATH_CONSTANTS) return lit('f32', Math.fround(MATH_CONSTANTS[name]));
-      throw dslError(node, `Math.${name} is not a kernel constant; constants are ${Object.keys(MATH_CONSTANTS).map((c) => `Math.${c}`).join(', ')}`);
+      throw dslError(
+        node,
+        `Math.${name} is not a kernel constant; constants are ${Object.keys(MATH_CONSTANTS)
+          .map((c) => `Math.${c}`)
+          .join(', ')}`,
+      );
     }
     if (base.getText() === 'Number' && (name === 'POSITIVE_INFINITY' || name === 'NEGATIVE_INFINITY')) {
       return lit('f32', name === 'POSITIVE_INFINITY' ? Infinity : -Infinity);
@@ -201,7 +225,10 @@ function propertyAccess(ctx: FnContext, node: import('ts-morph').PropertyAccessE
     const t = typeOf(obj);
     if (t.kind === 'array' && name === 'length') return lit('i32', t.length);
   }
-  throw dslError(node.getNameNode(), `property \`${name}\` is not available in kernels: only spec fields, threadIdx/blockIdx/blockDim/gridDim components, Math constants and array .length`);
+  throw dslError(
+    node.getNameNode(),
+    `property \`${name}\` is not available in kernels: only spec fields, threadIdx/blockIdx/blockDim/gridDim components, Math constants and array .length`,
+  );
 }
 
 function elementAccess(ctx: FnContext, node: import('ts-morph').ElementAccessExpression): Expr {
@@ -248,4 +275,3 @@ function rejectExpression(node: Node): Error {
   };
   return dslError(node, why[k] ?? `${node.getKindName()} is not part of the kernel DSL`);
 }
-

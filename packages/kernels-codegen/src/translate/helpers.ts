@@ -30,7 +30,7 @@ export function callHelper(ctx: FnContext, fn: FunctionDeclaration, env: ModuleE
   const withSpec = takesSpec(fn);
   if (withSpec) {
     const first = argNodes[0] ? translateValue(ctx, argNodes[0]) : undefined;
-    if (!first || first.k !== 'spec' || !ctx.spec) throw dslError(argNodes[0] ?? node, `${fn.getName()} takes the spec first: pass \`spec\``);
+    if (first?.k !== 'spec' || !ctx.spec) throw dslError(argNodes[0] ?? node, `${fn.getName()} takes the spec first: pass \`spec\``);
   }
   const runtimeParams = withSpec ? params.slice(1) : params;
   const runtimeArgs = withSpec ? argNodes.slice(1) : argNodes;
@@ -38,10 +38,24 @@ export function callHelper(ctx: FnContext, fn: FunctionDeclaration, env: ModuleE
     throw dslError(node, `${fn.getName()} takes ${runtimeParams.length} argument(s), got ${runtimeArgs.length}`);
   }
   const args = runtimeArgs.map((a) => translateExpr(ctx, a));
-  const typeArgs = bindTypeParameters(ctx, fn, node, runtimeParams.map((p) => p.getTypeNode()), args);
+  const typeArgs = bindTypeParameters(
+    ctx,
+    fn,
+    node,
+    runtimeParams.map((p) => p.getTypeNode()),
+    args,
+  );
   const paramTypes = runtimeParams.map((p) => resolveType(p.getTypeNodeOrThrow(), env, typeArgs));
   const coerced = args.map((a, i) => coerce(a, paramTypes[i], runtimeArgs[i], `argument ${i + 1} of ${fn.getName()}`));
-  const helper = instantiate(ctx, fn, env, typeArgs, paramTypes, runtimeParams.map((p) => p.getName()), node);
+  const helper = instantiate(
+    ctx,
+    fn,
+    env,
+    typeArgs,
+    paramTypes,
+    runtimeParams.map((p) => p.getName()),
+    node,
+  );
   return { k: 'helper', name: helper.name, args: coerced, t: helper.ret, loc: locOf(node) };
 }
 
@@ -49,7 +63,8 @@ function checkSignature(fn: FunctionDeclaration): void {
   if (fn.isAsync() || fn.isGenerator()) throw dslError(fn, 'helper functions must be plain synchronous functions');
   if (!fn.getReturnTypeNode()) throw dslError(fn.getNameNode() ?? fn, `helper function ${fn.getName()} needs a declared return type (a DSL type or void)`);
   for (const p of fn.getParameters()) {
-    if (p.isRestParameter() || p.hasQuestionToken() || p.hasInitializer()) throw dslError(p, 'helper parameters cannot be optional, defaulted or rest parameters');
+    if (p.isRestParameter() || p.hasQuestionToken() || p.hasInitializer())
+      throw dslError(p, 'helper parameters cannot be optional, defaulted or rest parameters');
     if (!Node.isIdentifier(p.getNameNode())) throw dslError(p, 'destructured parameters are not allowed; name each parameter');
     if (!isSpecParamName(p.getName()) && !p.getTypeNode()) throw dslError(p, `parameter ${p.getName()} needs a DSL type annotation`);
   }
@@ -75,7 +90,8 @@ function bindTypeParameters(ctx: FnContext, fn: FunctionDeclaration, call: CallE
       unifyOne(bound, inner.getTypeName().getText(), t.elem, call);
     }
   });
-  for (const n of names) if (!bound.has(n)) throw dslError(call, `cannot infer type parameter ${n} of ${fn.getName()}; pass it explicitly (${fn.getName()}<f32>(...))`);
+  for (const n of names)
+    if (!bound.has(n)) throw dslError(call, `cannot infer type parameter ${n} of ${fn.getName()}; pass it explicitly (${fn.getName()}<f32>(...))`);
   return bound;
 }
 
@@ -85,7 +101,15 @@ function unifyOne(bound: Map<string, ScalarName>, name: string, t: ScalarName, n
   bound.set(name, t);
 }
 
-function instantiate(ctx: FnContext, fn: FunctionDeclaration, env: ModuleEnv, typeArgs: TypeArgs, paramTypes: DslType[], paramNames: string[], call: Node): HelperFn {
+function instantiate(
+  ctx: FnContext,
+  fn: FunctionDeclaration,
+  env: ModuleEnv,
+  typeArgs: TypeArgs,
+  paramTypes: DslType[],
+  paramNames: string[],
+  call: Node,
+): HelperFn {
   const base = fn.getName() ?? 'helper';
   const suffix = [...typeArgs.values()].join('_');
   const key = `${fn.getSourceFile().getFilePath()}#${base}<${suffix}>`;

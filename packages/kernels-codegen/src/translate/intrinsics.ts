@@ -38,7 +38,11 @@ export function translateIntrinsic(ctx: FnContext, name: string, node: CallExpre
       return call(name, [coerce(a.exprs[0], F32, nodes[0], name)], F32);
     case 'fma':
       arity(3);
-      return call('fma', a.exprs.map((e, i) => coerce(e, F32, nodes[i], name)), F32);
+      return call(
+        'fma',
+        a.exprs.map((e, i) => coerce(e, F32, nodes[i], name)),
+        F32,
+      );
     case 'popc':
       arity(1);
       return call('popc', [coerce(a.exprs[0], U32, nodes[0], name)], I32);
@@ -95,7 +99,8 @@ export function translateIntrinsic(ctx: FnContext, name: string, node: CallExpre
       arity(3);
       const dst = localArray(a, 0, name, 8);
       const src = pointerArg(a, 1, name, ['shared'], false);
-      if (dst !== src.elem || (dst !== 'f16' && dst !== 'bf16')) throw dslError(node, `${name} loads f16 or bf16 fragments from a shared array of the same type`);
+      if (dst !== src.elem || (dst !== 'f16' && dst !== 'bf16'))
+        throw dslError(node, `${name} loads f16 or bf16 fragments from a shared array of the same type`);
       return call(name, [a.exprs[0], a.exprs[1], integer(a, 2, name)], VOID);
     }
     case 'mmaM16N8K16': {
@@ -138,14 +143,20 @@ function localArray(a: Args, i: number, name: string, length: number): ScalarNam
   const e = a.exprs[i];
   const t = typeOf(e);
   const ok = (t.kind === 'array' && t.space === 'local' && t.length >= length) || (t.kind === 'pointer' && t.space === 'local' && e.k === 'offset');
-  if (!ok) throw dslError(a.nodes[i], `argument ${i + 1} of ${name} must be a local<T>(n >= ${length}) array or offset(array, n) into one, got ${describeType(t)}`);
+  if (!ok)
+    throw dslError(a.nodes[i], `argument ${i + 1} of ${name} must be a local<T>(n >= ${length}) array or offset(array, n) into one, got ${describeType(t)}`);
   if (e.k === 'offset' && e.base.k === 'var' && e.base.t.kind === 'array' && isConst(e.n) && (e.n.v as number) + length > e.base.t.length) {
     throw dslError(a.nodes[i], `offset ${String(e.n.v)} leaves fewer than ${length} elements of ${e.base.name}`);
   }
   return t.elem;
 }
 
-function shuffle(name: 'shflXor' | 'shflDown' | 'shflUp' | 'shflIdx', a: Args, node: Node, call: (fn: IntrinsicName, args: readonly Expr[], t: DslType) => Expr): Expr {
+function shuffle(
+  name: 'shflXor' | 'shflDown' | 'shflUp' | 'shflIdx',
+  a: Args,
+  node: Node,
+  call: (fn: IntrinsicName, args: readonly Expr[], t: DslType) => Expr,
+): Expr {
   if (a.nodes.length < 2 || a.nodes.length > 3) throw dslError(node, `${name}(value, lane, width?) takes 2 or 3 arguments`);
   const v = a.exprs[0];
   const t = scalarOf(v);
@@ -183,7 +194,8 @@ function vector(name: 'vload' | 'vstore', a: Args, node: Node, call: (fn: Intrin
   const reg = typeOf(a.exprs[regIdx]);
   if (reg.kind !== 'array' || reg.space !== 'local') throw dslError(a.nodes[regIdx], `the register side of ${name} must be a local<T>(n) array`);
   const bytes = reg.length * sizeOf(reg.elem);
-  if (bytes !== 4 && bytes !== 8 && bytes !== 16) throw dslError(a.nodes[regIdx], `${name} moves 4, 8 or 16 bytes; local<${reg.elem}>(${reg.length}) is ${bytes} bytes`);
+  if (bytes !== 4 && bytes !== 8 && bytes !== 16)
+    throw dslError(a.nodes[regIdx], `${name} moves 4, 8 or 16 bytes; local<${reg.elem}>(${reg.length}) is ${bytes} bytes`);
   const mem = pointerArg(a, memIdx, name, ['global', 'shared'], name === 'vstore');
   if (mem.elem !== reg.elem) throw dslError(node, `${name} needs one element type on both sides (${mem.elem} vs ${reg.elem})`);
   const index = integer(a, name === 'vload' ? 2 : 1, name);

@@ -74,7 +74,11 @@ export class ModuleEnv {
 
   /** Whether `name` is imported from somewhere that kernel code cannot use. */
   isForeignImport(name: string): boolean {
-    return this.file.getImportDeclarations().some((d) => d.getNamedImports().some((n) => (n.getAliasNode()?.getText() ?? n.getName()) === name)) && !this.dsl.has(name) && !this.imported.has(name);
+    return (
+      this.file.getImportDeclarations().some((d) => d.getNamedImports().some((n) => (n.getAliasNode()?.getText() ?? n.getName()) === name)) &&
+      !this.dsl.has(name) &&
+      !this.imported.has(name)
+    );
   }
 }
 

@@ -99,7 +99,7 @@ describe('rejected constructs are located errors', () => {
     );
   });
 
-  it('an unbound type parameter names the kernel definition\'s types()', () => {
+  it("an unbound type parameter names the kernel definition's types()", () => {
     const file = project.addSource('/kernels/generic.kernel.ts', `${HEADER}export function k<T>(spec: Spec, x: Global<T>): void {}\n`);
     expect(() => translateKernel(project.envs, { file, functionName: 'k', name: 'k', spec: { n: 1, mode: 'a' }, typeArgs: {}, blockThreads: 32 })).toThrow(
       /generic\.kernel\.ts:3:19: error: type parameter T is not bound/,

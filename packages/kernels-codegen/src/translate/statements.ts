@@ -50,7 +50,12 @@ function spliced(stmts: Stmt[]): Stmt[] {
 function comment(text: string): Stmt[] {
   const lines = text.startsWith('//')
     ? [text.slice(2).trim()]
-    : text.replace(/^\/\*+/, '').replace(/\*+\/$/, '').split('\n').map((l) => l.replace(/^\s*\*?\s?/, '').trimEnd()).filter((l, i, all) => l !== '' || (i > 0 && i < all.length - 1));
+    : text
+        .replace(/^\/\*+/, '')
+        .replace(/\*+\/$/, '')
+        .split('\n')
+        .map((l) => l.replace(/^\s*\*?\s?/, '').trimEnd())
+        .filter((l, i, all) => l !== '' || (i > 0 && i < all.length - 1));
   return lines.map((l) => ({ k: 'comment', text: l }));
 }
 
@@ -166,7 +171,14 @@ function storageCall(ctx: FnContext, init: Node): { space: 'shared' | 'local'; n
   return dsl === 'shared' || dsl === 'local' ? { space: dsl, node: init } : undefined;
 }
 
-function arrayDeclaration(ctx: FnContext, d: VariableDeclaration, name: string, s: { space: 'shared' | 'local'; node: import('ts-morph').CallExpression }, isConstDecl: boolean, topLevel: boolean): Stmt {
+function arrayDeclaration(
+  ctx: FnContext,
+  d: VariableDeclaration,
+  name: string,
+  s: { space: 'shared' | 'local'; node: import('ts-morph').CallExpression },
+  isConstDecl: boolean,
+  topLevel: boolean,
+): Stmt {
   const call = s.node;
   if (!isConstDecl) throw dslError(d, `${s.space}<T>(n) storage must be bound with const`);
   if (s.space === 'shared' && !(ctx.isKernel && topLevel)) throw dslError(call, 'shared<T>(n) is allowed only at the top level of a kernel function');
@@ -189,10 +201,17 @@ function arrayDeclaration(ctx: FnContext, d: VariableDeclaration, name: string, 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
 const ASSIGN_OPS: Partial<Record<SyntaxKind, AssignOp>> = {
-  [SyntaxKind.EqualsToken]: '=', [SyntaxKind.PlusEqualsToken]: '+=', [SyntaxKind.MinusEqualsToken]: '-=',
-  [SyntaxKind.AsteriskEqualsToken]: '*=', [SyntaxKind.SlashEqualsToken]: '/=', [SyntaxKind.PercentEqualsToken]: '%=',
-  [SyntaxKind.AmpersandEqualsToken]: '&=', [SyntaxKind.BarEqualsToken]: '|=', [SyntaxKind.CaretEqualsToken]: '^=',
-  [SyntaxKind.LessThanLessThanEqualsToken]: '<<=', [SyntaxKind.GreaterThanGreaterThanEqualsToken]: '>>=',
+  [SyntaxKind.EqualsToken]: '=',
+  [SyntaxKind.PlusEqualsToken]: '+=',
+  [SyntaxKind.MinusEqualsToken]: '-=',
+  [SyntaxKind.AsteriskEqualsToken]: '*=',
+  [SyntaxKind.SlashEqualsToken]: '/=',
+  [SyntaxKind.PercentEqualsToken]: '%=',
+  [SyntaxKind.AmpersandEqualsToken]: '&=',
+  [SyntaxKind.BarEqualsToken]: '|=',
+  [SyntaxKind.CaretEqualsToken]: '^=',
+  [SyntaxKind.LessThanLessThanEqualsToken]: '<<=',
+  [SyntaxKind.GreaterThanGreaterThanEqualsToken]: '>>=',
   [SyntaxKind.GreaterThanGreaterThanGreaterThanEqualsToken]: '>>>=',
 };
 
@@ -201,7 +220,10 @@ function expressionStatement(ctx: FnContext, e: Node): Stmt {
     const op = ASSIGN_OPS[e.getOperatorToken().getKind()];
     if (op) return assignment(ctx, e.getLeft(), op, translateExpr(ctx, e.getRight()), e.getRight(), e);
   }
-  if ((Node.isPrefixUnaryExpression(e) || Node.isPostfixUnaryExpression(e)) && [SyntaxKind.PlusPlusToken, SyntaxKind.MinusMinusToken].includes(e.getOperatorToken())) {
+  if (
+    (Node.isPrefixUnaryExpression(e) || Node.isPostfixUnaryExpression(e)) &&
+    [SyntaxKind.PlusPlusToken, SyntaxKind.MinusMinusToken].includes(e.getOperatorToken())
+  ) {
     const op = e.getOperatorToken() === SyntaxKind.PlusPlusToken ? '+=' : '-=';
     return assignment(ctx, e.getOperand(), op, lit('i32', 1), e, e);
   }
@@ -219,7 +241,10 @@ function assignment(ctx: FnContext, targetNode: Node, op: AssignOp, value: Expr,
   const bop = op.slice(0, -1) as import('../ir/nodes.js').ArithOp;
   const combined = binary(bop, target, value, node);
   if (scalarOf(combined) !== tt.name) {
-    throw dslError(node, `${targetNode.getText()} ${op} ... computes a ${scalarOf(combined)}, which does not fit ${tt.name} implicitly; write ${targetNode.getText()} = ${tt.name}(...)`);
+    throw dslError(
+      node,
+      `${targetNode.getText()} ${op} ... computes a ${scalarOf(combined)}, which does not fit ${tt.name} implicitly; write ${targetNode.getText()} = ${tt.name}(...)`,
+    );
   }
   const shift = bop === '<<' || bop === '>>' || bop === '>>>';
   const v = shift ? value : coerce(value, tt, valueNode, `${op}`);
@@ -229,7 +254,7 @@ function assignment(ctx: FnContext, targetNode: Node, op: AssignOp, value: Expr,
 function assignable(ctx: FnContext, node: Node): Expr {
   if (Node.isIdentifier(node)) {
     const b = ctx.scope.lookup(node.getText());
-    if (!b || b.kind !== 'expr') throw dslError(node, `\`${node.getText()}\` is not a variable of this function`);
+    if (b?.kind !== 'expr') throw dslError(node, `\`${node.getText()}\` is not a variable of this function`);
     if (!b.mutable || b.expr.k !== 'var') throw dslError(node, `\`${node.getText()}\` is const`);
     return b.expr;
   }
@@ -270,8 +295,9 @@ function forStatement(ctx: FnContext, node: import('ts-morph').ForStatement): St
 
 /** The trip count of `for (let i = A; i < B; i += S)` when A, B and S fold; else undefined. */
 function tripCount(init: Stmt | undefined, c: Expr | undefined, update: Stmt | undefined): number | undefined {
-  if (!init || init.k !== 'decl' || !init.init || !isConst(init.init) || !c || c.k !== 'binary' || !update || update.k !== 'assign') return undefined;
-  if (c.a.k !== 'var' || c.a.name !== init.name || !isConst(c.b) || update.target.k !== 'var' || update.target.name !== init.name || !isConst(update.value)) return undefined;
+  if (init?.k !== 'decl' || !init.init || !isConst(init.init) || !c || c.k !== 'binary' || !update || update.k !== 'assign') return undefined;
+  if (c.a.k !== 'var' || c.a.name !== init.name || !isConst(c.b) || update.target.k !== 'var' || update.target.name !== init.name || !isConst(update.value))
+    return undefined;
   const a = init.init.v as number;
   const b = c.b.v as number;
   const step = (update.op === '+=' ? 1 : update.op === '-=' ? -1 : 0) * (update.value.v as number);

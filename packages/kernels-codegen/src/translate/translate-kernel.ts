@@ -43,7 +43,8 @@ export function translateKernel(envs: ModuleEnvs, req: KernelRequest): KernelIR 
   const params: Param[] = [];
   fn.getParameters().forEach((p, i) => {
     if (!Node.isIdentifier(p.getNameNode())) throw dslError(p, 'destructured parameters are not allowed; name each parameter');
-    if (p.isRestParameter() || p.hasQuestionToken() || p.hasInitializer()) throw dslError(p, 'kernel parameters cannot be optional, defaulted or rest parameters');
+    if (p.isRestParameter() || p.hasQuestionToken() || p.hasInitializer())
+      throw dslError(p, 'kernel parameters cannot be optional, defaulted or rest parameters');
     if (i === 0 && isSpecParamName(p.getName())) {
       ctx.scope.declare(p.getName(), { kind: 'spec', value: req.spec }, p);
       return;
@@ -66,7 +67,13 @@ export function translateKernel(envs: ModuleEnvs, req: KernelRequest): KernelIR 
     name: req.name,
     params,
     body,
-    helpers: [...unit.helpers.values()].map((h) => ({ ...h, body: pruneUnused(h.body, h.params.map((p) => p.name)) })),
+    helpers: [...unit.helpers.values()].map((h) => ({
+      ...h,
+      body: pruneUnused(
+        h.body,
+        h.params.map((p) => p.name),
+      ),
+    })),
     blockThreads: req.blockThreads,
     staticSharedBytes: unit.sharedBytes,
     sourceFile: req.file.getFilePath(),

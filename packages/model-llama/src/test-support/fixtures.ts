@@ -34,11 +34,7 @@ export interface RawTensor {
 }
 
 /** Writes a safetensors file; `editHeader` may tamper with the JSON header object first. */
-export function writeSafetensors(
-  file: string,
-  tensors: readonly RawTensor[],
-  editHeader?: (header: Record<string, unknown>) => void,
-): void {
+export function writeSafetensors(file: string, tensors: readonly RawTensor[], editHeader?: (header: Record<string, unknown>) => void): void {
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
   let offset = 0;
   for (const t of tensors) {
@@ -46,7 +42,11 @@ export function writeSafetensors(
     offset += t.data.byteLength;
   }
   editHeader?.(header);
-  writeSafetensorsRaw(file, JSON.stringify(header), tensors.map((t) => t.data));
+  writeSafetensorsRaw(
+    file,
+    JSON.stringify(header),
+    tensors.map((t) => t.data),
+  );
 }
 
 /** Writes the length prefix, the header text (padded to 8 bytes as safetensors does) and the data. */
@@ -128,8 +128,28 @@ export function syntheticLlamaTensors(config: Record<string, unknown>, options: 
   const q = (config.num_attention_heads as number) * hd;
   const kv = (config.num_key_value_heads as number) * hd;
   let seed = 1;
-  const half = (name: string, shape: number[]): RawTensor => ({ name, dtype: 'F16', shape, data: f16Bytes(values(shape.reduce((a, b) => a * b, 1), seed++)) });
-  const single = (name: string, shape: number[]): RawTensor => ({ name, dtype: 'F32', shape, data: f32Bytes(values(shape.reduce((a, b) => a * b, 1), seed++)) });
+  const half = (name: string, shape: number[]): RawTensor => ({
+    name,
+    dtype: 'F16',
+    shape,
+    data: f16Bytes(
+      values(
+        shape.reduce((a, b) => a * b, 1),
+        seed++,
+      ),
+    ),
+  });
+  const single = (name: string, shape: number[]): RawTensor => ({
+    name,
+    dtype: 'F32',
+    shape,
+    data: f32Bytes(
+      values(
+        shape.reduce((a, b) => a * b, 1),
+        seed++,
+      ),
+    ),
+  });
   const tensors: RawTensor[] = [half('model.embed_tokens.weight', [V, H])];
   for (let l = 0; l < (config.num_hidden_layers as number); l++) {
     const p = `model.layers.${l}.`;

@@ -29,9 +29,26 @@ export const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (app, opt
     return pending;
   };
   const gauge = (name: string, help: string, read: (s: EngineStats) => number) =>
-    new Gauge({ name, help, registers: [registry], async collect() { const s = await stats(); this.set(s ? read(s) : 0); } });
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const s = await stats();
+        this.set(s ? read(s) : 0);
+      },
+    });
   const total = (name: string, help: string, read: (s: EngineStats) => number) =>
-    new Counter({ name, help, registers: [registry], async collect() { const s = await stats(); this.reset(); this.inc(s ? read(s) : 0); } });
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const s = await stats();
+        this.reset();
+        this.inc(s ? read(s) : 0);
+      },
+    });
 
   gauge('arkvale:num_requests_running', 'Requests admitted and on the device (prefilling or decoding).', (s) => s.running);
   gauge('arkvale:num_requests_waiting', 'Requests waiting for admission.', (s) => s.waiting);
@@ -49,10 +66,30 @@ export const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (app, opt
   total('arkvale:num_preemptions_total', 'Sequences parked in the host pool because the device pool ran short.', (s) => s.parks);
   total('arkvale:engine_steps_total', 'Engine steps (one forward pass each).', (s) => s.steps);
 
-  const ttft = new Histogram({ name: 'arkvale:time_to_first_token_seconds', help: 'Time from submission to the first token.', buckets: LATENCY_BUCKETS, registers: [registry] });
-  const itl = new Histogram({ name: 'arkvale:inter_token_latency_seconds', help: 'Time between consecutive tokens of a request.', buckets: LATENCY_BUCKETS, registers: [registry] });
-  const e2e = new Histogram({ name: 'arkvale:e2e_request_latency_seconds', help: 'Time from submission to the end of a request.', buckets: LATENCY_BUCKETS, registers: [registry] });
-  const finished = new Counter({ name: 'arkvale:request_success_total', help: 'Requests ended, by finish reason.', labelNames: ['finished_reason'], registers: [registry] });
+  const ttft = new Histogram({
+    name: 'arkvale:time_to_first_token_seconds',
+    help: 'Time from submission to the first token.',
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const itl = new Histogram({
+    name: 'arkvale:inter_token_latency_seconds',
+    help: 'Time between consecutive tokens of a request.',
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const e2e = new Histogram({
+    name: 'arkvale:e2e_request_latency_seconds',
+    help: 'Time from submission to the end of a request.',
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const finished = new Counter({
+    name: 'arkvale:request_success_total',
+    help: 'Requests ended, by finish reason.',
+    labelNames: ['finished_reason'],
+    registers: [registry],
+  });
 
   // The engine may arrive later (serve loads it while already listening).
   let observed: AsyncEngine | null = null;

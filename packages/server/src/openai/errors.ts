@@ -23,7 +23,10 @@ const TYPES: Record<number, string> = {
 
 /** Sends an OpenAI-shaped error. */
 export function sendError(reply: FastifyReply, status: number, message: string, param: string | null = null, code: string | null = null): FastifyReply {
-  return reply.code(status).type('application/json').send(errorBody(message, TYPES[status] ?? 'server_error', param, code));
+  return reply
+    .code(status)
+    .type('application/json')
+    .send(errorBody(message, TYPES[status] ?? 'server_error', param, code));
 }
 
 /** The schema and the value a validation error is about (`context` is Fastify's: body, params, querystring, headers). */

@@ -19,7 +19,11 @@ export interface OpenAiRoutesOptions {
 
 type Kind = 'chat' | 'completion';
 const finishReason = (r: DoneEvent['finishReason']) => (r === 'eos' ? 'stop' : r);
-const usageOf = (d: DoneEvent) => ({ prompt_tokens: d.usage.promptTokens, completion_tokens: d.usage.completionTokens, total_tokens: d.usage.promptTokens + d.usage.completionTokens });
+const usageOf = (d: DoneEvent) => ({
+  prompt_tokens: d.usage.promptTokens,
+  completion_tokens: d.usage.completionTokens,
+  total_tokens: d.usage.promptTokens + d.usage.completionTokens,
+});
 
 function badBody(message: string): Error {
   return Object.assign(new Error(message), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON' });
@@ -35,10 +39,13 @@ function parseJson(_req: FastifyRequest, body: Buffer, done: (err: Error | null,
   }
   if (text.trim() === '') return done(badBody('the request body is empty; expected a JSON object'));
   try {
-    done(null, JSON.parse(text, (key, value: unknown) => {
-      if (key === '__proto__') throw new SyntaxError('"__proto__" is not allowed as a key');
-      return value;
-    }));
+    done(
+      null,
+      JSON.parse(text, (key, value: unknown) => {
+        if (key === '__proto__') throw new SyntaxError('"__proto__" is not allowed as a key');
+        return value;
+      }),
+    );
   } catch (e) {
     done(badBody(`the request body is not valid JSON: ${(e as Error).message}`));
   }

@@ -63,7 +63,12 @@ const CASES: Case[] = [
   { name: 'body an array', body: [1, 2, 3], param: null, message: 'The request body must be a JSON object, but got an array.' },
   { name: 'body a string', body: 'hello', param: null, message: 'The request body must be a JSON object, but got a string.' },
   { name: 'body a number', route: 'completions', raw: '42', param: null, message: 'The request body must be a JSON object, but got a number.' },
-  { name: 'body with __proto__', raw: '{"__proto__": {"x": 1}, "model": "fake-model", "messages": []}', param: null, message: 'The request body is not valid JSON: "__proto__" is not allowed as a key.' },
+  {
+    name: 'body with __proto__',
+    raw: '{"__proto__": {"x": 1}, "model": "fake-model", "messages": []}',
+    param: null,
+    message: 'The request body is not valid JSON: "__proto__" is not allowed as a key.',
+  },
 
   // model
   { name: 'missing model', body: { messages: [user] }, param: 'model', message: "Missing required parameter: 'model'." },
@@ -72,22 +77,72 @@ const CASES: Case[] = [
 
   // messages
   { name: 'missing messages', body: { model: M }, param: 'messages', message: "Missing required parameter: 'messages'." },
-  { name: 'messages a string', body: chat({ messages: 'hi' }), param: 'messages', message: "Invalid type for 'messages': expected an array of messages, but got a string." },
-  { name: 'messages an object', body: chat({ messages: user }), param: 'messages', message: "Invalid type for 'messages': expected an array of messages, but got an object." },
-  { name: 'messages null', body: chat({ messages: null }), param: 'messages', message: "Invalid type for 'messages': expected an array of messages, but got null." },
-  { name: 'messages empty', body: chat({ messages: [] }), param: 'messages', message: "Invalid value for 'messages': must be a non-empty array, got an empty array." },
-  { name: 'message a string', body: chat({ messages: ['hi'] }), param: 'messages[0]', message: "Invalid type for 'messages[0]': expected a message object, but got a string." },
-  { name: 'message missing role', body: chat({ messages: [{ content: 'hi' }] }), param: 'messages[0].role', message: "Missing required parameter: 'messages[0].role'." },
-  { name: 'second message missing role', body: chat({ messages: [user, { content: 'again' }] }), param: 'messages[1].role', message: "Missing required parameter: 'messages[1].role'." },
+  {
+    name: 'messages a string',
+    body: chat({ messages: 'hi' }),
+    param: 'messages',
+    message: "Invalid type for 'messages': expected an array of messages, but got a string.",
+  },
+  {
+    name: 'messages an object',
+    body: chat({ messages: user }),
+    param: 'messages',
+    message: "Invalid type for 'messages': expected an array of messages, but got an object.",
+  },
+  {
+    name: 'messages null',
+    body: chat({ messages: null }),
+    param: 'messages',
+    message: "Invalid type for 'messages': expected an array of messages, but got null.",
+  },
+  {
+    name: 'messages empty',
+    body: chat({ messages: [] }),
+    param: 'messages',
+    message: "Invalid value for 'messages': must be a non-empty array, got an empty array.",
+  },
+  {
+    name: 'message a string',
+    body: chat({ messages: ['hi'] }),
+    param: 'messages[0]',
+    message: "Invalid type for 'messages[0]': expected a message object, but got a string.",
+  },
+  {
+    name: 'message missing role',
+    body: chat({ messages: [{ content: 'hi' }] }),
+    param: 'messages[0].role',
+    message: "Missing required parameter: 'messages[0].role'.",
+  },
+  {
+    name: 'second message missing role',
+    body: chat({ messages: [user, { content: 'again' }] }),
+    param: 'messages[1].role',
+    message: "Missing required parameter: 'messages[1].role'.",
+  },
   {
     name: 'bad role',
     body: chat({ messages: [{ role: 'wizard', content: 'hi' }] }),
     param: 'messages[0].role',
     message: "Invalid value for 'messages[0].role': must be one of 'system', 'developer', 'user', or 'assistant', got 'wizard'.",
   },
-  { name: 'role a number', body: chat({ messages: [{ role: 1, content: 'hi' }] }), param: 'messages[0].role', message: "Invalid type for 'messages[0].role': expected a string, but got a number." },
-  { name: 'user message missing content', body: chat({ messages: [{ role: 'user' }] }), param: 'messages[0].content', message: "Missing required parameter: 'messages[0].content'." },
-  { name: 'system message missing content', body: chat({ messages: [{ role: 'system' }, user] }), param: 'messages[0].content', message: "Missing required parameter: 'messages[0].content'." },
+  {
+    name: 'role a number',
+    body: chat({ messages: [{ role: 1, content: 'hi' }] }),
+    param: 'messages[0].role',
+    message: "Invalid type for 'messages[0].role': expected a string, but got a number.",
+  },
+  {
+    name: 'user message missing content',
+    body: chat({ messages: [{ role: 'user' }] }),
+    param: 'messages[0].content',
+    message: "Missing required parameter: 'messages[0].content'.",
+  },
+  {
+    name: 'system message missing content',
+    body: chat({ messages: [{ role: 'system' }, user] }),
+    param: 'messages[0].content',
+    message: "Missing required parameter: 'messages[0].content'.",
+  },
   {
     name: 'content a number',
     body: chat({ messages: [{ role: 'user', content: 5 }] }),
@@ -142,20 +197,63 @@ const CASES: Case[] = [
     param: 'messages[0].content[0]',
     message: "Invalid type for 'messages[0].content[0]': expected a content part (an object with 'type' and 'text'), but got a string.",
   },
-  { name: 'message name a number', body: chat({ messages: [{ role: 'user', content: 'hi', name: 3 }] }), param: 'messages[0].name', message: "Invalid type for 'messages[0].name': expected a string, but got a number." },
+  {
+    name: 'message name a number',
+    body: chat({ messages: [{ role: 'user', content: 'hi', name: 3 }] }),
+    param: 'messages[0].name',
+    message: "Invalid type for 'messages[0].name': expected a string, but got a number.",
+  },
 
   // Sampling and length.
   { name: 'n too large', body: chat({ n: 3 }), param: 'n', message: "Invalid value for 'n': must be 1, got 3; this server generates one choice per request." },
   { name: 'n zero', body: chat({ n: 0 }), param: 'n', message: "Invalid value for 'n': must be 1, got 0; this server generates one choice per request." },
   { name: 'n a string', body: chat({ n: '1' }), param: 'n', message: "Invalid type for 'n': expected an integer, but got a string." },
-  { name: 'temperature too high', body: chat({ temperature: 3 }), param: 'temperature', message: "Invalid value for 'temperature': must be a number between 0 and 2, got 3." },
-  { name: 'temperature negative', route: 'completions', body: completion({ temperature: -0.5 }), param: 'temperature', message: "Invalid value for 'temperature': must be a number between 0 and 2, got -0.5." },
-  { name: 'temperature a string', body: chat({ temperature: 'hot' }), param: 'temperature', message: "Invalid type for 'temperature': expected a number, but got a string." },
+  {
+    name: 'temperature too high',
+    body: chat({ temperature: 3 }),
+    param: 'temperature',
+    message: "Invalid value for 'temperature': must be a number between 0 and 2, got 3.",
+  },
+  {
+    name: 'temperature negative',
+    route: 'completions',
+    body: completion({ temperature: -0.5 }),
+    param: 'temperature',
+    message: "Invalid value for 'temperature': must be a number between 0 and 2, got -0.5.",
+  },
+  {
+    name: 'temperature a string',
+    body: chat({ temperature: 'hot' }),
+    param: 'temperature',
+    message: "Invalid type for 'temperature': expected a number, but got a string.",
+  },
   { name: 'top_p zero', body: chat({ top_p: 0 }), param: 'top_p', message: "Invalid value for 'top_p': must be a number > 0 and <= 1, got 0." },
-  { name: 'max_tokens negative', body: chat({ max_tokens: -3 }), param: 'max_tokens', message: "Invalid value for 'max_tokens': must be an integer >= 1, got -3." },
-  { name: 'max_tokens not an integer', route: 'completions', body: completion({ max_tokens: 2.5 }), param: 'max_tokens', message: "Invalid value for 'max_tokens': must be an integer >= 1, got 2.5." },
-  { name: 'max_tokens a string', route: 'completions', body: completion({ max_tokens: '5' }), param: 'max_tokens', message: "Invalid type for 'max_tokens': expected an integer, but got a string." },
-  { name: 'max_completion_tokens zero', body: chat({ max_completion_tokens: 0 }), param: 'max_completion_tokens', message: "Invalid value for 'max_completion_tokens': must be an integer >= 1, got 0." },
+  {
+    name: 'max_tokens negative',
+    body: chat({ max_tokens: -3 }),
+    param: 'max_tokens',
+    message: "Invalid value for 'max_tokens': must be an integer >= 1, got -3.",
+  },
+  {
+    name: 'max_tokens not an integer',
+    route: 'completions',
+    body: completion({ max_tokens: 2.5 }),
+    param: 'max_tokens',
+    message: "Invalid value for 'max_tokens': must be an integer >= 1, got 2.5.",
+  },
+  {
+    name: 'max_tokens a string',
+    route: 'completions',
+    body: completion({ max_tokens: '5' }),
+    param: 'max_tokens',
+    message: "Invalid type for 'max_tokens': expected an integer, but got a string.",
+  },
+  {
+    name: 'max_completion_tokens zero',
+    body: chat({ max_completion_tokens: 0 }),
+    param: 'max_completion_tokens',
+    message: "Invalid value for 'max_completion_tokens': must be an integer >= 1, got 0.",
+  },
   { name: 'seed a float', body: chat({ seed: 1.5 }), param: 'seed', message: "Invalid value for 'seed': must be an integer, got 1.5." },
   {
     name: 'presence_penalty set',
@@ -166,13 +264,34 @@ const CASES: Case[] = [
 
   // stop
   { name: 'stop with a number', body: chat({ stop: [1] }), param: 'stop[0]', message: "Invalid type for 'stop[0]': expected a string, but got a number." },
-  { name: 'stop with a null after a string', body: chat({ stop: ['a', null] }), param: 'stop[1]', message: "Invalid type for 'stop[1]': expected a string, but got null." },
-  { name: 'stop a number', body: chat({ stop: 5 }), param: 'stop', message: "Invalid type for 'stop': expected a string or an array of up to 4 strings, but got a number." },
-  { name: 'stop too long', body: chat({ stop: ['a', 'b', 'c', 'd', 'e'] }), param: 'stop', message: "Invalid value for 'stop': must have at most 4 entries, got 5 entries." },
+  {
+    name: 'stop with a null after a string',
+    body: chat({ stop: ['a', null] }),
+    param: 'stop[1]',
+    message: "Invalid type for 'stop[1]': expected a string, but got null.",
+  },
+  {
+    name: 'stop a number',
+    body: chat({ stop: 5 }),
+    param: 'stop',
+    message: "Invalid type for 'stop': expected a string or an array of up to 4 strings, but got a number.",
+  },
+  {
+    name: 'stop too long',
+    body: chat({ stop: ['a', 'b', 'c', 'd', 'e'] }),
+    param: 'stop',
+    message: "Invalid value for 'stop': must have at most 4 entries, got 5 entries.",
+  },
 
   // stream
   { name: 'stream a string', body: chat({ stream: 'yes' }), param: 'stream', message: "Invalid type for 'stream': expected a boolean, but got a string." },
-  { name: 'stream a number', route: 'completions', body: completion({ stream: 1 }), param: 'stream', message: "Invalid type for 'stream': expected a boolean, but got a number." },
+  {
+    name: 'stream a number',
+    route: 'completions',
+    body: completion({ stream: 1 }),
+    param: 'stream',
+    message: "Invalid type for 'stream': expected a boolean, but got a number.",
+  },
   {
     name: 'stream_options.include_usage a string',
     body: chat({ stream: true, stream_options: { include_usage: 'yes' } }),
@@ -196,7 +315,13 @@ const CASES: Case[] = [
     param: 'prompt',
     message: "Invalid type for 'prompt': expected a string, an array of one string, or an array of token ids, but got an object.",
   },
-  { name: 'prompt empty', route: 'completions', body: completion({ prompt: '' }), param: 'prompt', message: "Invalid value for 'prompt': must be a non-empty string, got an empty string." },
+  {
+    name: 'prompt empty',
+    route: 'completions',
+    body: completion({ prompt: '' }),
+    param: 'prompt',
+    message: "Invalid value for 'prompt': must be a non-empty string, got an empty string.",
+  },
   {
     name: 'prompt two strings',
     route: 'completions',
@@ -204,15 +329,56 @@ const CASES: Case[] = [
     param: 'prompt',
     message: "Invalid value for 'prompt': must have at most 1 entry, got 2 entries; this server completes one prompt per request.",
   },
-  { name: 'prompt a negative token id', route: 'completions', body: completion({ prompt: [-1] }), param: 'prompt[0]', message: "Invalid value for 'prompt[0]': must be an integer >= 0, got -1." },
-  { name: 'prompt a fractional token id', route: 'completions', body: completion({ prompt: [3, 1.5] }), param: 'prompt[1]', message: "Invalid value for 'prompt[1]': must be an integer >= 0, got 1.5." },
-  { name: 'prompt array of booleans', route: 'completions', body: completion({ prompt: [true] }), param: 'prompt[0]', message: "Invalid type for 'prompt[0]': expected a string or an integer token id, but got a boolean." },
+  {
+    name: 'prompt a negative token id',
+    route: 'completions',
+    body: completion({ prompt: [-1] }),
+    param: 'prompt[0]',
+    message: "Invalid value for 'prompt[0]': must be an integer >= 0, got -1.",
+  },
+  {
+    name: 'prompt a fractional token id',
+    route: 'completions',
+    body: completion({ prompt: [3, 1.5] }),
+    param: 'prompt[1]',
+    message: "Invalid value for 'prompt[1]': must be an integer >= 0, got 1.5.",
+  },
+  {
+    name: 'prompt array of booleans',
+    route: 'completions',
+    body: completion({ prompt: [true] }),
+    param: 'prompt[0]',
+    message: "Invalid type for 'prompt[0]': expected a string or an integer token id, but got a boolean.",
+  },
 
   // What this server does not implement, and the cache extras.
-  { name: 'echo true', route: 'completions', body: completion({ echo: true }), param: 'echo', message: "Invalid value for 'echo': must be false, got true; this server does not echo the prompt." },
-  { name: 'completion logprobs', route: 'completions', body: completion({ logprobs: 5 }), param: 'logprobs', message: "Invalid value for 'logprobs': must be null or left out, got 5; this server does not return log probabilities." },
-  { name: 'best_of 2', route: 'completions', body: completion({ best_of: 2 }), param: 'best_of', message: "Invalid value for 'best_of': must be 1, got 2; this server generates one candidate per request." },
-  { name: 'chat logprobs', body: chat({ logprobs: true }), param: 'logprobs', message: "Invalid value for 'logprobs': must be false, got true; this server does not return log probabilities." },
+  {
+    name: 'echo true',
+    route: 'completions',
+    body: completion({ echo: true }),
+    param: 'echo',
+    message: "Invalid value for 'echo': must be false, got true; this server does not echo the prompt.",
+  },
+  {
+    name: 'completion logprobs',
+    route: 'completions',
+    body: completion({ logprobs: 5 }),
+    param: 'logprobs',
+    message: "Invalid value for 'logprobs': must be null or left out, got 5; this server does not return log probabilities.",
+  },
+  {
+    name: 'best_of 2',
+    route: 'completions',
+    body: completion({ best_of: 2 }),
+    param: 'best_of',
+    message: "Invalid value for 'best_of': must be 1, got 2; this server generates one candidate per request.",
+  },
+  {
+    name: 'chat logprobs',
+    body: chat({ logprobs: true }),
+    param: 'logprobs',
+    message: "Invalid value for 'logprobs': must be false, got true; this server does not return log probabilities.",
+  },
   {
     name: 'tools given',
     body: chat({ tools: [{ type: 'function', function: { name: 'f' } }] }),
@@ -251,7 +417,12 @@ describe('OpenAI request validation', () => {
   });
 
   const post = (route: 'chat' | 'completions', payload: string) =>
-    app.inject({ method: 'POST', url: route === 'chat' ? '/v1/chat/completions' : '/v1/completions', headers: { 'content-type': 'application/json' }, payload });
+    app.inject({
+      method: 'POST',
+      url: route === 'chat' ? '/v1/chat/completions' : '/v1/completions',
+      headers: { 'content-type': 'application/json' },
+      payload,
+    });
 
   it.each(CASES.map((c) => [c.name, c] as const))('%s: 400 naming the field', async (_name, c) => {
     const res = await post(c.route ?? 'chat', c.raw ?? JSON.stringify(c.body));
@@ -278,7 +449,14 @@ describe('OpenAI request validation', () => {
       messages: [
         { role: 'system', content: 'be brief' },
         { role: 'developer', content: [{ type: 'text', text: 'rules' }] },
-        { role: 'user', content: [{ type: 'text', text: 'hi' }, { type: 'text', text: ' there', cache_control: { type: 'ephemeral' } }], name: 'ann' },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'hi' },
+            { type: 'text', text: ' there', cache_control: { type: 'ephemeral' } },
+          ],
+          name: 'ann',
+        },
         { role: 'assistant', content: null, refusal: null },
         { role: 'assistant' },
         { role: 'user', content: '' },
@@ -316,7 +494,22 @@ describe('OpenAI request validation', () => {
 
   it('valid completion bodies reach the engine: a string, one string, token ids; nulls for optional fields', async () => {
     for (const prompt of ['The old farmer', ['The old farmer'], [1, 2, 3]]) {
-      const res = await post('completions', JSON.stringify({ model: M, prompt, max_tokens: null, temperature: null, stop: 'x', echo: false, logprobs: null, suffix: null, best_of: 1, user: 'u', extra: true }));
+      const res = await post(
+        'completions',
+        JSON.stringify({
+          model: M,
+          prompt,
+          max_tokens: null,
+          temperature: null,
+          stop: 'x',
+          echo: false,
+          logprobs: null,
+          suffix: null,
+          best_of: 1,
+          user: 'u',
+          extra: true,
+        }),
+      );
       expect(res.statusCode, res.body).toBe(200);
     }
     expect(seen.requests.map((r) => r.prompt)).toEqual(['The old farmer', 'The old farmer', [1, 2, 3]]);
@@ -337,7 +530,11 @@ describe('explainValidation without the schema', () => {
       [chat({ n: 3 }), 'n', "Invalid value for 'n': must be a number <= 1, got 3."],
       [chat({ stop: [1] }), 'stop[0]', "Invalid type for 'stop[0]': expected a string, but got a number."],
       [chat({ messages: [{ role: 'user' }] }), 'messages[0].content', "Missing required parameter: 'messages[0].content'."],
-      [chat({ messages: [{ role: 'user', content: 5 }] }), 'messages[0].content', "Invalid type for 'messages[0].content': expected a string or an array, but got a number."],
+      [
+        chat({ messages: [{ role: 'user', content: 5 }] }),
+        'messages[0].content',
+        "Invalid type for 'messages[0].content': expected a string or an array, but got a number.",
+      ],
     ];
     for (const [body, param, message] of cases) {
       expect(validate(body)).toBe(false);

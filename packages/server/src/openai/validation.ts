@@ -176,7 +176,11 @@ function explainOne(e: SchemaError, root: Node | undefined, data: unknown): Prob
       return invalid(`must be at least ${count(limit, 'character')} long`, count(len, 'character'), 'string_below_min_length');
     }
     case 'maxLength':
-      return invalid(`must be at most ${count(Number(p.limit), 'character')} long`, count(typeof value === 'string' ? value.length : 0, 'character'), 'string_above_max_length');
+      return invalid(
+        `must be at most ${count(Number(p.limit), 'character')} long`,
+        count(typeof value === 'string' ? value.length : 0, 'character'),
+        'string_above_max_length',
+      );
     case 'minItems': {
       const limit = Number(p.limit);
       if (limit === 1) return invalid('must be a non-empty array', 'an empty array', 'empty_array');
@@ -269,7 +273,10 @@ function range(n: Node): string {
   const noun = n.type === 'integer' ? 'an integer' : 'a number';
   const { minimum: min, maximum: max, exclusiveMinimum: xmin, exclusiveMaximum: xmax } = n as Record<string, number | undefined>;
   if (min !== undefined && max !== undefined) return min === max ? String(min) : `${noun} between ${min} and ${max}`;
-  const bounds = [min !== undefined ? `>= ${min}` : xmin !== undefined ? `> ${xmin}` : '', max !== undefined ? `<= ${max}` : xmax !== undefined ? `< ${xmax}` : ''];
+  const bounds = [
+    min !== undefined ? `>= ${min}` : xmin !== undefined ? `> ${xmin}` : '',
+    max !== undefined ? `<= ${max}` : xmax !== undefined ? `< ${xmax}` : '',
+  ];
   const said = bounds.filter(Boolean).join(' and ');
   return said ? `${noun} ${said}` : noun;
 }
@@ -285,7 +292,9 @@ function typeName(v: unknown): string {
 /** A value in a message: strings quoted and cut short, numbers and booleans as written, containers by type. */
 function show(v: unknown): string {
   if (typeof v === 'string') {
-    const s = JSON.stringify(v.length > MAX_QUOTED ? v.slice(0, MAX_QUOTED) : v).slice(1, -1).replace(/'/g, "\\'");
+    const s = JSON.stringify(v.length > MAX_QUOTED ? v.slice(0, MAX_QUOTED) : v)
+      .slice(1, -1)
+      .replace(/'/g, "\\'");
     return `'${s}${v.length > MAX_QUOTED ? '...' : ''}'`;
   }
   if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);

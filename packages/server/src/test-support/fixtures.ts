@@ -30,5 +30,8 @@ export function metric(text: string, name: string): number {
 /** Reads a whole SSE response: the data payloads in order. */
 export async function readSse(res: Response): Promise<string[]> {
   const text = await res.text();
-  return text.split('\n\n').filter((b) => b.startsWith('data: ')).map((b) => b.slice(6));
+  return text
+    .split('\n\n')
+    .filter((b) => b.startsWith('data: '))
+    .map((b) => b.slice(6));
 }

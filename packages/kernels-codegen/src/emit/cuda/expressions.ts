@@ -12,8 +12,25 @@ interface Printed {
 const PRIMARY = 16;
 const UNARY = 15;
 const PREC: Record<BinaryOp, number> = {
-  '*': 13, '/': 13, '%': 13, '+': 12, '-': 12, '<<': 11, '>>': 11, '>>>': 11,
-  '<': 10, '<=': 10, '>': 10, '>=': 10, '===': 9, '!==': 9, '&': 8, '^': 7, '|': 6, '&&': 5, '||': 4,
+  '*': 13,
+  '/': 13,
+  '%': 13,
+  '+': 12,
+  '-': 12,
+  '<<': 11,
+  '>>': 11,
+  '>>>': 11,
+  '<': 10,
+  '<=': 10,
+  '>': 10,
+  '>=': 10,
+  '===': 9,
+  '!==': 9,
+  '&': 8,
+  '^': 7,
+  '|': 6,
+  '&&': 5,
+  '||': 4,
 };
 const COND = 3;
 /** Operators whose operands get parentheses whenever they are other binary operations (readability, -Wparentheses). */
@@ -92,8 +109,22 @@ function binary(op: BinaryOp, a: Expr, b: Expr, t: ScalarName): Printed {
 }
 
 const MATH_F32: Record<string, string> = {
-  exp: 'expf', log: 'logf', sqrt: 'sqrtf', rsqrt: 'rsqrtf', abs: 'fabsf', max: 'fmaxf', min: 'fminf', floor: 'floorf', ceil: 'ceilf',
-  tanh: 'tanhf', sin: 'sinf', cos: 'cosf', pow: 'powf', exp2: 'exp2f', log2: 'log2f', fma: 'fmaf',
+  exp: 'expf',
+  log: 'logf',
+  sqrt: 'sqrtf',
+  rsqrt: 'rsqrtf',
+  abs: 'fabsf',
+  max: 'fmaxf',
+  min: 'fminf',
+  floor: 'floorf',
+  ceil: 'ceilf',
+  tanh: 'tanhf',
+  sin: 'sinf',
+  cos: 'cosf',
+  pow: 'powf',
+  exp2: 'exp2f',
+  log2: 'log2f',
+  fma: 'fmaf',
 };
 const MATH_INT: Record<string, Partial<Record<ScalarName, string>>> = {
   abs: { i32: 'abs', i64: 'llabs' },
@@ -199,4 +230,3 @@ function print(e: Expr): Printed {
       return { text: `${e.name}(${e.args.map((a) => print(a).text).join(', ')})`, prec: PRIMARY };
   }
 }
-

@@ -68,35 +68,59 @@ class JsPrinter {
   /** `t` is the result type (comparisons and logic print the same for every operand type). */
   binary(op: BinaryOp, t: ScalarName, a: string, b: string): string {
     switch (op) {
-      case '<': case '<=': case '>': case '>=': case '===': case '!==': case '&&': case '||':
+      case '<':
+      case '<=':
+      case '>':
+      case '>=':
+      case '===':
+      case '!==':
+      case '&&':
+      case '||':
         return `(${a} ${op} ${b})`;
     }
     if (t === 'f32') return `$F(${a} ${op} ${b})`;
     if (t === 'i32') {
       switch (op) {
-        case '*': return `Math.imul(${a}, ${b})`;
-        case '/': return `$R.idiv(${a}, ${b}, $T)`;
-        case '%': return `$R.imod(${a}, ${b}, $T)`;
-        case '>>>': return `((${a} >>> ${b}) | 0)`;
-        default: return `((${a} ${op} ${b}) | 0)`;
+        case '*':
+          return `Math.imul(${a}, ${b})`;
+        case '/':
+          return `$R.idiv(${a}, ${b}, $T)`;
+        case '%':
+          return `$R.imod(${a}, ${b}, $T)`;
+        case '>>>':
+          return `((${a} >>> ${b}) | 0)`;
+        default:
+          return `((${a} ${op} ${b}) | 0)`;
       }
     }
     if (t === 'u32') {
       switch (op) {
-        case '*': return `(Math.imul(${a}, ${b}) >>> 0)`;
-        case '/': return `$R.udiv(${a}, ${b}, $T)`;
-        case '%': return `$R.umod(${a}, ${b}, $T)`;
-        case '>>': case '>>>': return `(${a} >>> ${b})`;
-        default: return `((${a} ${op} ${b}) >>> 0)`;
+        case '*':
+          return `(Math.imul(${a}, ${b}) >>> 0)`;
+        case '/':
+          return `$R.udiv(${a}, ${b}, $T)`;
+        case '%':
+          return `$R.umod(${a}, ${b}, $T)`;
+        case '>>':
+        case '>>>':
+          return `(${a} >>> ${b})`;
+        default:
+          return `((${a} ${op} ${b}) >>> 0)`;
       }
     }
     // i64: exact in doubles for the magnitudes kernels index with; bit operations go through BigInt.
     switch (op) {
-      case '+': case '-': return `(${a} ${op} ${b})`;
-      case '*': return `Math.trunc(${a} * ${b})`;
-      case '/': return `$R.ldiv(${a}, ${b}, $T)`;
-      case '%': return `$R.lmod(${a}, ${b}, $T)`;
-      default: return `$R.op64(${JSON.stringify(op)}, ${a}, ${b})`;
+      case '+':
+      case '-':
+        return `(${a} ${op} ${b})`;
+      case '*':
+        return `Math.trunc(${a} * ${b})`;
+      case '/':
+        return `$R.ldiv(${a}, ${b}, $T)`;
+      case '%':
+        return `$R.lmod(${a}, ${b}, $T)`;
+      default:
+        return `$R.op64(${JSON.stringify(op)}, ${a}, ${b})`;
     }
   }
 
@@ -127,7 +151,15 @@ class JsPrinter {
     const t = e.t.kind === 'scalar' ? e.t.name : undefined;
     const y = (s: string) => (isYieldingIntrinsic(e.fn) ? `(yield ${s})` : s);
     switch (e.fn) {
-      case 'exp': case 'log': case 'sqrt': case 'floor': case 'ceil': case 'tanh': case 'sin': case 'cos': case 'log2':
+      case 'exp':
+      case 'log':
+      case 'sqrt':
+      case 'floor':
+      case 'ceil':
+      case 'tanh':
+      case 'sin':
+      case 'cos':
+      case 'log2':
         return `$F(Math.${e.fn}(${a[0]}))`;
       case 'pow':
         return `$F(Math.pow(${a[0]}, ${a[1]}))`;
@@ -152,11 +184,20 @@ class JsPrinter {
         return y(`$R.barrier(${L})`);
       case 'syncwarp':
         return y(`$R.syncwarp(${L})`);
-      case 'shflXor': case 'shflDown': case 'shflUp': case 'shflIdx':
+      case 'shflXor':
+      case 'shflDown':
+      case 'shflUp':
+      case 'shflIdx':
         return y(`$R.shuffle(${JSON.stringify(e.fn)}, ${a.join(', ')}, ${L})`);
-      case 'ballot': case 'warpAny': case 'warpAll':
+      case 'ballot':
+      case 'warpAny':
+      case 'warpAll':
         return y(`$R.vote(${JSON.stringify(e.fn)}, ${a[0]}, ${L})`);
-      case 'atomicAdd': case 'atomicMax': case 'atomicMin': case 'atomicExch': case 'atomicCAS':
+      case 'atomicAdd':
+      case 'atomicMax':
+      case 'atomicMin':
+      case 'atomicExch':
+      case 'atomicCAS':
         return `$R.${e.fn}(${a.join(', ')}, $T, ${L})`;
       case 'vload':
       case 'vstore':
@@ -222,12 +263,7 @@ class JsPrinter {
           ? [`${ind}const ${s.name} = $S.${s.name};`]
           : [`${ind}const ${s.name} = $R.local(${JSON.stringify(s.t.elem)}, ${s.t.length}, ${JSON.stringify(s.name)});`];
       case 'if':
-        return [
-          `${ind}if (${this.expr(s.c)}) {`,
-          ...this.stmts(s.then, inner),
-          ...(s.else ? [`${ind}} else {`, ...this.stmts(s.else, inner)] : []),
-          `${ind}}`,
-        ];
+        return [`${ind}if (${this.expr(s.c)}) {`, ...this.stmts(s.then, inner), ...(s.else ? [`${ind}} else {`, ...this.stmts(s.else, inner)] : []), `${ind}}`];
       case 'for':
         return [
           `${ind}for (${s.init ? this.simple(s.init) : ''}; ${s.c ? this.expr(s.c) : ''}; ${s.update ? this.simple(s.update) : ''}) {`,

@@ -2,7 +2,18 @@
 import type { Expr, HelperFn, IntrinsicName, Stmt } from '../../ir/nodes.js';
 
 const YIELDING = new Set<IntrinsicName>([
-  'syncthreads', 'syncwarp', 'shflXor', 'shflDown', 'shflUp', 'shflIdx', 'ballot', 'warpAny', 'warpAll', 'ldmatrixX4', 'ldmatrixX4Trans', 'mmaM16N8K16',
+  'syncthreads',
+  'syncwarp',
+  'shflXor',
+  'shflDown',
+  'shflUp',
+  'shflIdx',
+  'ballot',
+  'warpAny',
+  'warpAll',
+  'ldmatrixX4',
+  'ldmatrixX4Trans',
+  'mmaM16N8K16',
 ]);
 
 export const isYieldingIntrinsic = (fn: IntrinsicName): boolean => YIELDING.has(fn);
@@ -45,7 +56,14 @@ function stmtsYield(stmts: readonly Stmt[], yielding: ReadonlySet<string>): bool
       case 'if':
         return exprYields(s.c, yielding) || stmtsYield(s.then, yielding) || stmtsYield(s.else ?? [], yielding);
       case 'for':
-        return stmtsYield([s.init, s.update].filter((x): x is Stmt => !!x), yielding) || exprYields(s.c, yielding) || stmtsYield(s.body, yielding);
+        return (
+          stmtsYield(
+            [s.init, s.update].filter((x): x is Stmt => !!x),
+            yielding,
+          ) ||
+          exprYields(s.c, yielding) ||
+          stmtsYield(s.body, yielding)
+        );
       case 'while':
       case 'dowhile':
         return exprYields(s.c, yielding) || stmtsYield(s.body, yielding);
