@@ -29,9 +29,10 @@
 // norms) summed per step on the device, so that the timed run stays undisturbed.
 import { writeFileSync } from 'node:fs';
 import { createPolicy, KvCache, POLICY_NAMES, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
-import { countParameters, kvGeometry, LLAMA_SHAPES, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
-import { describeBackend, loadBackend } from '@arkvale/engine';
+import { countParameters, kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
+import { BatchRun, batchDevicePages, describeBackend, loadBackend } from '@arkvale/engine';
 import { int, list, number, oneOf, parseCommand, UsageError } from '../lib/args.mjs';
+import { shapeOption, backendOption, dtypeOption } from './model-options.mjs';
 
 /** `policy[@budget][:host][:eager]`: a cache plan, selecting on the host and/or without graphs. */
 const planSpec = (p, flag) => {
@@ -56,15 +57,9 @@ const { values: opts } = parseCommand({
 context and plan, one batched prefill, then --steps greedy decode steps (the median is
 reported) and the step's HBM floor. JSON on stdout (and --out FILE, rewritten after every row).`,
   options: {
-    shape: {
-      type: 'string',
-      value: 'NAME',
-      default: 'llama2-7b',
-      parse: oneOf(...Object.keys(LLAMA_SHAPES)),
-      help: `the model shape (${Object.keys(LLAMA_SHAPES).join(', ')})`,
-    },
-    backend: { type: 'string', value: 'NAME', default: 'auto', parse: oneOf('auto', 'cuda', 'cpu', 'reference'), help: 'auto, cuda, cpu or reference' },
-    dtype: { type: 'string', value: 'TYPE', parse: oneOf('f16', 'bf16'), help: 'f16 or bf16 on CUDA (default f16)' },
+    shape: shapeOption,
+    backend: backendOption,
+    dtype: dtypeOption,
     batch: { type: 'string', value: 'N', default: '4', parse: int({ min: 1 }), help: 'sequences per step' },
     contexts: { type: 'string', value: 'LIST', default: '10240,20480,30720', parse: list(int({ min: 1 })), help: 'prompt lengths in tokens' },
     plans: { type: 'string', value: 'LIST', default: 'full,arkvale@2048', parse: list(planSpec), help: 'policy[@budget][:host][:eager], comma-separated' },
@@ -251,18 +246,40 @@ function profileStages(run) {
   return out;
 }
 
-/** The tokens of an issued step or prefill (waiting for it), its tensor freed. */
-function take(t) {
-  const tokens = Array.from(backend.readSync(t));
-  backend.dispose(t);
-  return tokens;
+/**
+ * Runs `step` and says how long it took and how long the host took to issue it: until
+ * the token readback (the step's last readSync, the sampler's, which waits for the
+ * device), with the host synchronisations before it (inside the step: a plan selecting
+ * on the host reads its estimates).
+ */
+function timeStep(step) {
+  const syncs = () => (typeof backend.addon?.syncCount === 'function' ? backend.addon.syncCount() : undefined);
+  const readSync = backend.readSync;
+  const t0 = performance.now();
+  const syncsAtStart = syncs();
+  let issuedAt = null;
+  let syncsInStep;
+  backend.readSync = (...args) => {
+    issuedAt = performance.now();
+    syncsInStep = syncsAtStart === undefined ? undefined : syncs() - syncsAtStart;
+    return readSync.apply(backend, args);
+  };
+  try {
+    step();
+  } finally {
+    backend.readSync = readSync;
+  }
+  const end = performance.now();
+  return { ms: end - t0, issueMs: (issuedAt ?? end) - t0, syncsInStep, syncs: syncsAtStart === undefined ? undefined : syncs() - syncsAtStart };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const context of contexts) {
-  const forward = new LlamaForward(config, weights, backend, context + warmup + steps + 8); // room for the warm-up and profiled steps
-  /** Issues one greedy decode step: the argmax of its logits, not read yet. */
-  const issue = (cache, ids, tokens) => backend.tidy(() => backend.argmax(forward.decode(cache, ids, tokens)));
+  // Room for the warm-up, timed and profiled steps.
+  const tokens = context + warmup + steps + 8;
+  const forward = new LlamaForward(config, weights, backend, tokens);
+  // Random weights have no tokenizer: the engine runs on token ids alone.
+  const model = { forward, tokenizer: null, eosIds: [] };
   for (const plan of plans) {
     const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}${plan.selectOn ? ` (selecting on the ${plan.selectOn})` : ''}${plan.graphs === false ? ' (no graphs)' : ''}`;
     // Steps replayed as CUDA graphs unless the plan says eager (the CUDA backend's switch; others have none).
@@ -271,42 +288,35 @@ for (const context of contexts) {
     const { graphs: _graphs, ...cachePlan } = plan;
     const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2);
     const resolved = resolveCacheOptions(geometry, { ...cachePlan, pageSize, devicePages: 1 });
-    const pools = poolPagesFor(geometry, resolved, context + warmup + steps + 8, batch);
-    const cache = new KvCache({ geometry, options: { ...cachePlan, ...pools }, backend });
+    const devicePages = batchDevicePages(geometry, resolved, tokens, batch);
+    const cache = new KvCache({
+      geometry,
+      options: { ...cachePlan, devicePages, hostPages: poolPagesFor(geometry, resolved, tokens, batch).hostPages },
+      backend,
+    });
+    let run = null;
     try {
       const next = seededUniform(context);
       const prompts = Array.from({ length: batch }, () => Array.from({ length: context }, () => Math.floor(next() * config.vocabSize)));
-      const ids = prompts.map((p) => cache.admit(p.length));
-      started = performance.now();
-      let tokens = take(
-        backend.tidy(() =>
-          backend.argmax(
-            forward.prefill(
-              cache,
-              ids.map((id, i) => ({ id, tokens: prompts[i] })),
-            ),
-          ),
-        ),
+      // The engine's offline run, stepped here: the first step prefills every prompt in one pass
+      // (and reads back each one's first token), each later one is a greedy decode step of the batch.
+      run = new BatchRun(
+        model,
+        cache,
+        prompts.map((promptIds) => ({ promptIds, maxTokens: tokens - context, ignoreEos: true })),
       );
+      started = performance.now();
+      run.step();
       const prefillMs = performance.now() - started;
-      for (let s = 0; s < warmup; s++) tokens = take(issue(cache, ids, tokens));
-      const times = [];
-      // Host time to issue a step (until decode returns, before the token readback waits): above the step time's device share, the host is the bottleneck.
-      const issueTimes = [];
-      const syncs = () => (typeof backend.addon?.syncCount === 'function' ? backend.addon.syncCount() : undefined);
-      const syncsBefore = syncs();
-      let syncsInStep = 0;
+      for (let s = 0; s < warmup; s++) run.step();
+      const timed = [];
       const recallsBefore = cache.stats().recalls;
       const graphsBefore = graphed ? backend.graphStats : undefined;
-      for (let s = 0; s < steps; s++) {
-        const t0 = performance.now();
-        const inStep = syncs();
-        const next = issue(cache, ids, tokens);
-        issueTimes.push(performance.now() - t0);
-        if (inStep !== undefined) syncsInStep += syncs() - inStep;
-        tokens = take(next);
-        times.push(performance.now() - t0);
-      }
+      for (let s = 0; s < steps; s++) timed.push(timeStep(() => run.step()));
+      const times = timed.map((t) => t.ms);
+      // Host time to issue a step (before the token readback waits): above the step time's device share, the host is the bottleneck.
+      const issueTimes = timed.map((t) => t.issueMs);
+      const countedSyncs = timed[0].syncs !== undefined;
       // Matrix-product work of the prefill: every weight per token, and causal attention (QK and PV, half the square).
       const attentionFlops = 2 * 2 * config.numLayers * config.numHeads * config.headDim * ((context * (context + 1)) / 2);
       const prefillFlops = batch * (2 * countParameters(config) * context + attentionFlops);
@@ -319,7 +329,7 @@ for (const context of contexts) {
         if (graphed) backend.graphs = false;
         const profiled = 4;
         const total = profileStages(() => {
-          for (let s = 0; s < profiled; s++) tokens = take(issue(cache, ids, tokens));
+          for (let s = 0; s < profiled; s++) run.step();
         });
         if (total) {
           stages = Object.fromEntries(Object.entries(total).map(([k, v]) => [k, +(v / profiled).toFixed(3)]));
@@ -345,8 +355,8 @@ for (const context of contexts) {
         floorMs: copyBytesPerMs ? +(bytes / copyBytesPerMs).toFixed(2) : undefined,
         overFloor: copyBytesPerMs ? +(decodeMs / (bytes / copyBytesPerMs)).toFixed(2) : undefined,
         // Host synchronisations per decode step (the token readback is one), and those inside the step.
-        syncsPerStep: syncsBefore === undefined ? undefined : (syncs() - syncsBefore) / steps,
-        syncsInStep: syncsBefore === undefined ? undefined : syncsInStep / steps,
+        syncsPerStep: countedSyncs ? timed.reduce((n, t) => n + t.syncs, 0) / steps : undefined,
+        syncsInStep: countedSyncs ? timed.reduce((n, t) => n + t.syncsInStep, 0) / steps : undefined,
         // The timed steps: how many ran as graph replays, were recorded (and captured), or fell back.
         graphSteps: graphsAfter
           ? {
@@ -366,6 +376,7 @@ for (const context of contexts) {
       results.push({ context, batch, ...plan, error: e.message });
       log(`context ${context}, batch ${batch}, ${label}: ${e.message}`);
     } finally {
+      run?.close();
       cache.close();
       save();
     }

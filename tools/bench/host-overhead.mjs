@@ -13,8 +13,10 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { KvCache, POLICY_NAMES, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
 import { CudaBackend } from '@arkvale/cuda-binding';
-import { kvGeometry, LLAMA_SHAPES, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
+import { BatchRun, batchDevicePages } from '@arkvale/engine';
+import { kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
 import { int, oneOf, parseCommand, UsageError } from '../lib/args.mjs';
+import { shapeOption } from './model-options.mjs';
 
 const { values: opts } = parseCommand({
   usage: 'node tools/bench/host-overhead.mjs [options]',
@@ -22,13 +24,7 @@ const { values: opts } = parseCommand({
 addon whose calls do nothing. Prints one JSON line: the median host time per step (after
 five warm-up steps) and the addon calls per step.`,
   options: {
-    shape: {
-      type: 'string',
-      value: 'NAME',
-      default: 'llama2-7b',
-      parse: oneOf(...Object.keys(LLAMA_SHAPES)),
-      help: `the model shape (${Object.keys(LLAMA_SHAPES).join(', ')})`,
-    },
+    shape: shapeOption,
     context: { type: 'string', value: 'N', default: '30720', parse: int({ min: 1 }), help: 'tokens per sequence' },
     batch: { type: 'string', value: 'N', default: '4', parse: int({ min: 1 }), help: 'sequences per step' },
     plan: {
@@ -126,17 +122,19 @@ const weights = randomLlamaWeights(config, backend, 7);
 const forward = new LlamaForward(config, weights, backend, context + steps + 1);
 const geometry = kvGeometry(config, pageSize, 2);
 const plan = { policy, budgetTokens: budget, pageSize, ...(opts['select-on'] ? { selectOn: opts['select-on'] } : {}) };
-const pools = poolPagesFor(geometry, resolveCacheOptions(geometry, { ...plan, devicePages: 1 }), context + steps, batch);
-const cache = new KvCache({ geometry, options: { ...plan, ...pools }, backend });
-const ids = Array.from({ length: batch }, () => cache.admit(context));
+const resolved = resolveCacheOptions(geometry, { ...plan, devicePages: 1 });
+const tokens = context + steps + 1;
+const devicePages = batchDevicePages(geometry, resolved, tokens, batch);
+const cache = new KvCache({ geometry, options: { ...plan, devicePages, hostPages: poolPagesFor(geometry, resolved, tokens, batch).hostPages }, backend });
 const prompt = Array.from({ length: context }, (_, i) => i % config.vocabSize);
-backend.tidy(() =>
-  forward.prefill(
-    cache,
-    ids.map((id) => ({ id, tokens: prompt })),
-  ),
+// The engine's offline run on token ids alone (random weights have no tokenizer), stepped here:
+// the first step prefills every prompt, each later one is a greedy decode step of the batch.
+const run = new BatchRun(
+  { forward, tokenizer: null, eosIds: [] },
+  cache,
+  Array.from({ length: batch }, () => ({ promptIds: prompt, maxTokens: steps + 1, ignoreEos: true })),
 );
-let tokens = ids.map(() => 1);
+run.step();
 const times = [];
 counts.clear();
 const profileFile = opts.profile;
@@ -148,7 +146,7 @@ for (let s = 0; s < steps; s++) {
     await session.post('Profiler.start');
   }
   const t0 = performance.now();
-  tokens = Array.from(backend.readSync(backend.tidy(() => backend.argmax(forward.decode(cache, ids, tokens)))));
+  run.step();
   times.push(performance.now() - t0);
 }
 if (session) {
@@ -161,4 +159,5 @@ const perStep = Object.fromEntries([...counts].map(([k, v]) => [k, +(v / steps).
 process.stdout.write(
   `${JSON.stringify({ shape, context, batch, plan, hostMsPerStep: +sorted[Math.floor(sorted.length / 2)].toFixed(3), p10: +sorted[Math.floor(sorted.length / 10)].toFixed(3), p90: +sorted[Math.floor((sorted.length * 9) / 10)].toFixed(3), addonCallsPerStep: perStep, graphs: backend.graphStats })}\n`,
 );
+run.close();
 cache.close();

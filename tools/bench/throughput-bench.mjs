@@ -9,9 +9,11 @@
 //
 // Per plan: the batch is the most sequences whose resident KV (every page of the
 // unbudgeted layers, the budget of the others) fits the KV limit beside one layer's
-// full prompt (a prefill's transient), and whose host backups fit the host pool. The
-// prompts are prefilled one at a time (activations of one prompt at a time), then the
-// whole batch decodes `warmup` untimed and `steps` timed greedy steps; tokens per second
+// full prompt (a prefill's transient) and the scheduler's one-step margin, and whose host
+// backups fit the host pool. The engine's offline run prefills the prompts one per step
+// (activations of one prompt at a time; the sequences already prefilled decode in the same
+// steps, as under continuous batching), then the whole batch decodes `warmup` untimed and
+// `steps` timed greedy steps; tokens per second
 // = batch x steps / time (with the median step, the mean and longest step of each kind:
 // replayed, recorded, eager; and the GC pauses among the timed steps).
 // Random weights with a shared embedding component, as decode-bench.mjs. JSON out, with
@@ -20,9 +22,10 @@ import { totalmem } from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
 import { KvCache, pageBytes, POLICY_NAMES, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
-import { kvGeometry, LLAMA_SHAPES, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
-import { describeBackend, loadBackend } from '@arkvale/engine';
-import { int, list, number, oneOf, parseCommand, UsageError } from '../lib/args.mjs';
+import { kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
+import { BatchRun, describeBackend, loadBackend, stepPagesBound } from '@arkvale/engine';
+import { int, list, number, parseCommand, UsageError } from '../lib/args.mjs';
+import { shapeOption, backendOption, dtypeOption } from './model-options.mjs';
 
 /** `policy[@budget]`: a cache plan. */
 const planSpec = (p, flag) => {
@@ -40,15 +43,9 @@ const { values: opts } = parseCommand({
 sequences that fits --kv-gb (and whose host backups fit --host-gb), prefilled one at a
 time, then --steps timed greedy steps of the whole batch. JSON on stdout (and --out FILE).`,
   options: {
-    shape: {
-      type: 'string',
-      value: 'NAME',
-      default: 'llama2-7b',
-      parse: oneOf(...Object.keys(LLAMA_SHAPES)),
-      help: `the model shape (${Object.keys(LLAMA_SHAPES).join(', ')})`,
-    },
-    backend: { type: 'string', value: 'NAME', default: 'auto', parse: oneOf('auto', 'cuda', 'cpu', 'reference'), help: 'auto, cuda, cpu or reference' },
-    dtype: { type: 'string', value: 'TYPE', parse: oneOf('f16', 'bf16'), help: 'f16 or bf16 on CUDA (default f16)' },
+    shape: shapeOption,
+    backend: backendOption,
+    dtype: dtypeOption,
     context: { type: 'string', value: 'N', default: '30720', parse: int({ min: 1 }), help: 'tokens per sequence' },
     'kv-gb': { type: 'string', value: 'GB', default: '40', parse: number({ above: 0 }), help: 'the device KV limit in GB' },
     // Pinned backups of every budgeted page are what stop ArkVale's batch (15.1 GB per
@@ -87,7 +84,8 @@ const config = shapeConfig(shape);
 const weights = randomLlamaWeights(config, backend, 7, { sharedEmbedding: 1 });
 const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2);
 const bytesPerPage = pageBytes(geometry);
-const tokens = context + warmup + steps + 1;
+// Room for every step: a sequence prefilled first decodes while the others are prefilled (up to max-batch steps).
+const tokens = context + maxBatch + warmup + steps + 1;
 const promptPages = Math.ceil(tokens / pageSize);
 
 /** The largest batch of this plan under the limits, and which limit stops it. */
@@ -98,11 +96,13 @@ function fit(plan) {
   // poolPagesFor counts a budgeted prefill's transient layer per sequence; one prefill runs at a time here.
   const resident = one.devicePages - (budgeted ? promptPages : 0);
   const transient = budgeted ? promptPages : 0;
-  const byKv = Math.floor((kvBytes / bytesPerPage - transient) / resident);
+  // The scheduler admits a prompt only with a decode step's worth of pages free beside it.
+  const margin = stepPagesBound(geometry, resolved);
+  const byKv = Math.floor((kvBytes / bytesPerPage - transient - margin) / resident);
   const byHost = one.hostPages > 0 ? Math.floor(hostBytes / bytesPerPage / one.hostPages) : Infinity;
   const batch = Math.max(0, Math.min(byKv, byHost, maxBatch));
   const limit = batch === maxBatch ? '--max-batch' : byHost < byKv ? 'host pool' : 'device KV';
-  return { batch, limit, devicePages: batch * resident + transient, hostPages: batch * one.hostPages };
+  return { batch, limit, devicePages: batch * resident + transient + margin, hostPages: batch * one.hostPages };
 }
 
 /** Garbage collections ({ startTime, duration } in ms): a long pause costs a step as much as its device work. */
@@ -162,29 +162,28 @@ for (const plan of plans) {
     continue;
   }
   let cache;
+  let run = null;
   try {
     cache = new KvCache({ geometry, options: { ...plan, devicePages, hostPages }, backend });
     const next = seededUniform(context);
-    const ids = [];
+    const prompts = Array.from({ length: batch }, () => Array.from({ length: context }, () => Math.floor(next() * config.vocabSize)));
+    // Random weights have no tokenizer: the engine runs on token ids alone, one prompt prefilled per step.
+    run = new BatchRun(
+      { forward, tokenizer: null, eosIds: [] },
+      cache,
+      prompts.map((promptIds) => ({ promptIds, maxTokens: tokens - context, ignoreEos: true })),
+      { stepTokens: context },
+    );
     let started = performance.now();
-    let last = [];
-    for (let i = 0; i < batch; i++) {
-      const prompt = Array.from({ length: context }, () => Math.floor(next() * config.vocabSize));
-      const id = cache.admit(prompt.length);
-      ids.push(id);
-      const logits = backend.tidy(() => backend.argmax(forward.prefill(cache, [{ id, tokens: prompt }])));
-      last.push(backend.readSync(logits)[0]);
-      backend.dispose(logits);
-    }
+    for (let prefilled = 0; prefilled < batch; ) prefilled += run.step().prefillTokens / context;
     const prefillMs = performance.now() - started;
     const timed = [];
     for (let s = 0; s < warmup + steps; s++) {
       if (s === warmup) started = performance.now();
       const before = backend.graphStats;
       const t0 = performance.now();
-      const t = backend.tidy(() => backend.argmax(forward.decode(cache, ids, last)));
-      last = Array.from(backend.readSync(t));
-      backend.dispose(t);
+      const step = run.step();
+      if (step.decodeRows !== batch) throw new Error(`a timed step decoded ${step.decodeRows} of the ${batch} sequences`);
       if (s >= warmup) timed.push({ ms: performance.now() - t0, kind: stepKind(before, backend.graphStats) });
     }
     const decodeMs = performance.now() - started;
@@ -209,6 +208,7 @@ for (const plan of plans) {
     results.push({ ...plan, batch, limit, error: e.message });
     log(`${label}: ${e.message}`);
   } finally {
+    run?.close();
     cache?.close();
     save();
   }

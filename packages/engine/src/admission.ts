@@ -1,7 +1,7 @@
 import type { KvCache, PageStore, PoolNeeds } from '@arkvale/core';
 import type { ChunkPlan } from './batch-step.js';
 import type { Job } from './job.js';
-import { stepBound } from './prepare.js';
+import { stepBound } from './step-bound.js';
 
 const add = (a: PoolNeeds, b: PoolNeeds): PoolNeeds => ({ device: a.device + b.device, host: a.host + b.host, digests: a.digests + b.digests });
 const NONE: PoolNeeds = { device: 0, host: 0, digests: 0 };

@@ -22,7 +22,8 @@ export interface StepReport {
 
 export interface EngineCoreInit {
   readonly forward: LlamaForward;
-  readonly tokenizer: Tokenizer;
+  /** null: a model of token ids only (random weights at a model shape): events carry no text. */
+  readonly tokenizer: Tokenizer | null;
   readonly config: ResolvedEngineConfig;
   /** The KV geometry of every plan's cache (pages in the backend's dtype: LlamaEngine.geometry). */
   readonly geometry: KvGeometry;
@@ -71,7 +72,7 @@ export class EngineCore {
   private readonly window = new StepWindow(128);
 
   private readonly forward: LlamaForward;
-  private readonly tokenizer: Tokenizer;
+  private readonly tokenizer: Tokenizer | null;
   private readonly config: ResolvedEngineConfig;
   private readonly sink: EventSink;
 

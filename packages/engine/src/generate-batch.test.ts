@@ -4,7 +4,8 @@ import { ReferenceBackend } from '@arkvale/core';
 import { CpuBackend } from '@arkvale/cpu-backend';
 import golden from '../../../models/tiny-retrieval/golden.json' with { type: 'json' };
 import { LlamaEngine } from '@arkvale/model-llama';
-import { generateBatch, type GenerationRequest } from './generate-batch.js';
+import type { StepReport } from './engine-core.js';
+import { BatchRun, generateBatch, type GenerationRequest } from './generate-batch.js';
 
 const modelDir = fileURLToPath(new URL('../../../models/tiny-retrieval', import.meta.url));
 
@@ -96,4 +97,26 @@ describe('generateBatch (the offline face)', async () => {
     expect(together).toEqual(alone);
     expect(together.map((t) => t.length)).toEqual([6, 9]);
   }, 60_000);
+
+  it('runs step by step on token ids alone (no tokenizer): the same tokens, no text, stop strings refused', () => {
+    const request = { promptIds: c.ids, maxTokens: 8, ignoreEos: true };
+    const withText = engine.generate([request], plan).outputs[0];
+    const cache = model.createCache(plan, c.ids.length + 8 + 64);
+    try {
+      const idsOnly = { forward: model.forward, tokenizer: null, eosIds: [] };
+      expect(() => new BatchRun(idsOnly, cache, [{ ...request, stop: ['.'] }])).toThrow('stop strings need a tokenizer');
+      const run = new BatchRun(idsOnly, cache, [request]);
+      const steps: StepReport[] = [];
+      while (!run.done) steps.push(run.step());
+      run.close();
+      expect(steps[0]).toEqual({ prefillTokens: c.ids.length, decodeRows: 0, suffixRows: 0 });
+      expect(steps.slice(1).every((s) => s.prefillTokens === 0 && s.decodeRows === 1)).toBe(true);
+      const out = run.result({ prefill: 0, suffix: 0, decode: 0 }).outputs[0];
+      expect(out).toMatchObject({ text: '', tokenIds: withText.tokenIds, finishReason: 'length' });
+      // Every page back in the pool once the run is closed.
+      expect(cache.stats()).toMatchObject({ sequences: 0, device: { used: 0 } });
+    } finally {
+      cache.close();
+    }
+  });
 });

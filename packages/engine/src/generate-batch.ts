@@ -1,10 +1,10 @@
-import { invalidArgument, poolPagesFor, resolveCacheOptions, type KvStats } from '@arkvale/core';
-import type { CachePlan, LlamaEngine } from '@arkvale/model-llama';
+import { invalidArgument, resolveCacheOptions, type KvCache, type KvStats } from '@arkvale/core';
+import type { CachePlan, LlamaEngine, LlamaForward, Tokenizer } from '@arkvale/model-llama';
 import { resolveEngineConfig } from './config.js';
-import { EngineCore, type StepReport } from './engine-core.js';
+import { EngineCore, type EventSink, type StepReport } from './engine-core.js';
 import type { EngineError } from './errors.js';
-import type { PreparedRequest } from './prepare.js';
 import { checkSampling, type SamplingOptions } from './sampling-options.js';
+import { batchDevicePages } from './step-bound.js';
 import type { StopReason } from './types.js';
 
 /*
@@ -69,24 +69,37 @@ export interface BatchResult {
 export interface BatchOptions {
   /** Decode rows per matrix product (EngineConfig.decodeBlockRows). Default 0: one product for every row of a step. */
   readonly decodeBlockRows?: number;
+  /** Prompt rows a step prefills at most (at least one whole prompt). Default: every prompt in the first step. */
+  readonly stepTokens?: number;
+}
+
+/** What a batch run needs of a model: its forward pass, and its tokenizer unless it has token ids only. */
+export interface BatchModel {
+  readonly forward: LlamaForward;
+  /** null: token ids only (random weights at a model shape): outputs have no text, and stop strings are refused. */
+  readonly tokenizer: Tokenizer | null;
+  readonly eosIds: readonly number[];
 }
 
 /** Prompt and suffix: the tokens the cache holds before the first sampled one. */
 const contextLength = (r: GenerationRequest): number => r.promptIds.length + (r.suffixIds?.length ?? 0);
 
 /** Rejects a request before anything is admitted, naming what is wrong. */
-export function checkGenerationRequest(model: LlamaEngine, r: GenerationRequest): void {
+export function checkGenerationRequest(forward: LlamaForward, r: GenerationRequest): void {
   checkSampling(r);
   if (r.promptIds.length === 0) throw invalidArgument('a prompt needs at least one token');
   const max = r.maxTokens ?? 64;
   if (!Number.isInteger(max) || max < 1) throw invalidArgument(`max tokens must be an integer >= 1, got ${String(r.maxTokens)}`);
-  const vocab = model.model.config.vocabSize;
+  const vocab = forward.config.vocabSize;
   const bad = [...r.promptIds, ...(r.suffixIds ?? [])].find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
   if (bad !== undefined) throw invalidArgument(`token id ${String(bad)} is outside the vocabulary (0..${vocab - 1})`);
   // The prompt, the suffix and the first generated token must fit; generation then stops at the limit.
   const suffix = r.suffixIds?.length ? ` and a suffix of ${r.suffixIds.length}` : '';
-  model.forward.checkLength(contextLength(r) + 1, `a prompt of ${r.promptIds.length} tokens${suffix} and its first new token`);
+  forward.checkLength(contextLength(r) + 1, `a prompt of ${r.promptIds.length} tokens${suffix} and its first new token`);
 }
+
+/** The request's max tokens, capped where the model runs out of positions. */
+const maxNewTokens = (forward: LlamaForward, r: GenerationRequest): number => Math.min(r.maxTokens ?? 64, forward.maxPositions - contextLength(r));
 
 /**
  * Generates for the requests on a fresh cache of this plan, sized for the batch (on a
@@ -95,132 +108,165 @@ export function checkGenerationRequest(model: LlamaEngine, r: GenerationRequest)
  */
 export function generateBatch(model: LlamaEngine, requests: readonly GenerationRequest[], plan: CachePlan, options: BatchOptions = {}): BatchResult {
   if (requests.length === 0) throw invalidArgument('nothing to generate: no requests');
-  for (const r of requests) checkGenerationRequest(model, r);
-  const maxPositions = model.forward.maxPositions;
-  const maxTokens = requests.map((r) => Math.min(r.maxTokens ?? 64, maxPositions - contextLength(r)));
-  const longest = Math.max(...requests.map((r, i) => contextLength(r) + maxTokens[i]));
+  for (const r of requests) checkGenerationRequest(model.forward, r);
+  const longest = Math.max(...requests.map((r) => contextLength(r) + maxNewTokens(model.forward, r)));
   const cache = model.createCache(
-    { ...plan, devicePages: plan.devicePages ?? devicePagesFor(model, plan, longest, requests.length) },
+    { ...plan, devicePages: plan.devicePages ?? batchPoolPages(model, plan, longest, requests.length) },
     longest,
     requests.length,
   );
   try {
-    return runToEnd(model, cache, requests, maxTokens, plan, options);
+    const run = new BatchRun({ forward: model.forward, tokenizer: model.model.tokenizer, eosIds: model.model.eosIds }, cache, requests, options);
+    const ms = { prefill: 0, suffix: 0, decode: 0 };
+    try {
+      while (!run.done) {
+        const start = performance.now();
+        const step = run.step();
+        ms[step.prefillTokens > 0 ? 'prefill' : step.suffixRows > 0 ? 'suffix' : 'decode'] += performance.now() - start;
+      }
+    } finally {
+      run.close();
+    }
+    return run.result(ms);
   } finally {
     cache.close();
   }
 }
 
-/** The pool a batch needs: what its sequences hold at most, and each one a decode step's new pages and recalls (the scheduler's admission margin). */
-function devicePagesFor(model: LlamaEngine, plan: CachePlan, tokens: number, sequences: number): number {
+/** The device pool of a batch on this model and plan (batchDevicePages). */
+function batchPoolPages(model: LlamaEngine, plan: CachePlan, tokens: number, sequences: number): number {
   const geometry = model.geometry(plan.pageSize);
-  const resolved = resolveCacheOptions(geometry, { ...plan, devicePages: 1 });
-  const groups = resolved.selection === 'kv-head' ? geometry.numKvHeads : 1;
-  const step = geometry.numLayers * (1 + resolved.topK * groups);
-  return poolPagesFor(geometry, resolved, tokens, sequences).devicePages + step * sequences;
+  return batchDevicePages(geometry, resolveCacheOptions(geometry, { ...plan, devicePages: 1 }), tokens, sequences);
 }
 
-function runToEnd(
-  model: LlamaEngine,
-  cache: ReturnType<LlamaEngine['createCache']>,
-  requests: readonly GenerationRequest[],
-  maxTokens: readonly number[],
-  plan: CachePlan,
-  options: BatchOptions,
-): BatchResult {
-  const n = requests.length;
-  const config = resolveEngineConfig({
-    pageSize: plan.pageSize,
-    devicePages: cache.options.devicePages,
-    hostPages: cache.options.hostPages,
-    policy: cache.options.policy,
-    budgetTokens: plan.budgetTokens ?? cache.options.budgetPages * plan.pageSize,
-    prefill: 'one-shot',
-    stepTokens: Number.MAX_SAFE_INTEGER,
-    maxWaiting: n,
-    maxRunning: n,
-    decodeBlockRows: options.decodeBlockRows ?? 0,
-  });
-  const outputs: (GenerationOutput | null)[] = requests.map(() => null);
-  const tokens = requests.map(() => [] as number[]);
-  // The text is what the events released, in order: a stop string's cut is never released.
-  const texts = requests.map(() => '');
-  let failure: EngineError | null = null;
-  let kv: KvStats | null = null;
-  const core = new EngineCore({
-    forward: model.forward,
-    tokenizer: model.model.tokenizer,
-    config,
-    geometry: cache.geometry,
-    eosIds: model.model.eosIds,
-    cache,
-    sink: (id, event) => {
-      const i = Number(id);
-      if (event.type === 'error') {
-        failure ??= event.error;
-        return;
-      }
-      if (event.type === 'token') tokens[i].push(event.tokenId);
-      if (event.text) {
-        texts[i] += event.text;
-        requests[i].onText?.(event.text);
-      }
-      if (event.type === 'done' && event.finishReason !== 'abort') {
-        outputs[i] = { text: texts[i], tokenIds: tokens[i], promptTokens: requests[i].promptIds.length, finishReason: event.finishReason };
-        // Statistics as the last sequence ends, while its pages are still held.
-        if (outputs.every((o) => o !== null)) kv = cache.stats();
-      }
-    },
-  });
-  requests.forEach((r, i) => {
-    const prepared: PreparedRequest = {
-      id: String(i),
-      promptIds: [...r.promptIds],
-      suffixIds: [...(r.suffixIds ?? [])],
-      maxTokens: maxTokens[i],
-      temperature: r.temperature ?? 0,
-      topK: r.topK ?? 0,
-      topP: r.topP ?? 1,
-      seed: r.seed ?? 0,
-      stop: [...(r.stop ?? [])],
-      ignoreEos: r.ignoreEos ?? false,
-      policy: cache.options.policy,
-      budgetTokens: config.budgetTokens,
-    };
-    core.enqueue(prepared);
-  });
-  const ms = { prefill: 0, suffix: 0, decode: 0 };
-  let decodeSteps = 0;
-  let sequenceSteps = 0;
-  try {
-    while (core.hasWork && !failure) {
-      const start = performance.now();
-      const step: StepReport = core.step();
-      const phase = step.prefillTokens > 0 ? 'prefill' : step.suffixRows > 0 ? 'suffix' : 'decode';
-      ms[phase] += performance.now() - start;
-      if (step.decodeRows > 0) {
-        decodeSteps++;
-        sequenceSteps += step.decodeRows;
-      }
-      if (step.prefillTokens === 0 && step.decodeRows === 0) throw new Error('the batch cannot make progress: its pools are too small for its next step');
-    }
-  } finally {
-    core.close();
+/**
+ * A batch of requests on a cache the caller made, one engine step at a time: what
+ * generateBatch runs to the end, and what a benchmark drives to time each step. The
+ * first step prefills every prompt one-shot (or as many as `stepTokens` allows), the
+ * next ones decode every running sequence. `close()` ends what is still running and
+ * frees its pages.
+ */
+export class BatchRun {
+  private readonly core: EngineCore;
+  private readonly outputs: (GenerationOutput | null)[];
+  private readonly tokens: number[][];
+  /** The text is what the events released, in order: a stop string's cut is never released. */
+  private readonly texts: string[];
+  private failure: EngineError | null = null;
+  private kv: KvStats | null = null;
+  private decodeSteps = 0;
+  private sequenceSteps = 0;
+
+  constructor(
+    model: BatchModel,
+    private readonly cache: KvCache,
+    private readonly requests: readonly GenerationRequest[],
+    options: BatchOptions = {},
+  ) {
+    if (requests.length === 0) throw invalidArgument('nothing to generate: no requests');
+    for (const r of requests) checkGenerationRequest(model.forward, r);
+    if (!model.tokenizer && requests.some((r) => r.stop?.length)) throw invalidArgument('stop strings need a tokenizer: this model has token ids only');
+    const n = requests.length;
+    const o = cache.options;
+    const config = resolveEngineConfig({
+      pageSize: cache.pageSize,
+      devicePages: o.devicePages,
+      hostPages: o.hostPages,
+      policy: o.policy,
+      budgetTokens: o.budgetPages * cache.pageSize,
+      prefill: 'one-shot',
+      stepTokens: options.stepTokens ?? Number.MAX_SAFE_INTEGER,
+      maxWaiting: n,
+      maxRunning: n,
+      decodeBlockRows: options.decodeBlockRows ?? 0,
+    });
+    this.outputs = requests.map(() => null);
+    this.tokens = requests.map(() => []);
+    this.texts = requests.map(() => '');
+    this.core = new EngineCore({
+      forward: model.forward,
+      tokenizer: model.tokenizer,
+      config,
+      geometry: cache.geometry,
+      eosIds: model.eosIds,
+      cache,
+      sink: (id, event) => this.onEvent(Number(id), event),
+    });
+    requests.forEach((r, i) =>
+      this.core.enqueue({
+        id: String(i),
+        promptIds: [...r.promptIds],
+        suffixIds: [...(r.suffixIds ?? [])],
+        maxTokens: maxNewTokens(model.forward, r),
+        temperature: r.temperature ?? 0,
+        topK: r.topK ?? 0,
+        topP: r.topP ?? 1,
+        seed: r.seed ?? 0,
+        stop: [...(r.stop ?? [])],
+        ignoreEos: r.ignoreEos ?? false,
+        policy: o.policy,
+        budgetTokens: config.budgetTokens,
+      }),
+    );
   }
-  // The step's own error (out of memory, a kernel's refusal) is the caller's to see, with its code.
-  if (failure) throw (failure as EngineError).cause ?? failure;
-  return {
-    outputs: outputs.map((o) => o!),
-    timings: {
-      prefillMs: ms.prefill,
-      suffixMs: ms.suffix,
-      decodeMs: ms.decode,
-      promptTokens: requests.reduce((s, r) => s + r.promptIds.length, 0),
-      suffixTokens: requests.reduce((s, r) => s + (r.suffixIds?.length ?? 0), 0),
-      generatedTokens: tokens.reduce((s, t) => s + t.length, 0),
-      decodeSteps,
-      sequenceSteps,
-    },
-    kv: kv ?? cache.stats(),
-  };
+
+  private onEvent(i: number, event: Parameters<EventSink>[1]): void {
+    if (event.type === 'error') {
+      this.failure ??= event.error;
+      return;
+    }
+    if (event.type === 'token') this.tokens[i].push(event.tokenId);
+    if (event.text) {
+      this.texts[i] += event.text;
+      this.requests[i].onText?.(event.text);
+    }
+    if (event.type === 'done' && event.finishReason !== 'abort') {
+      const { promptIds } = this.requests[i];
+      this.outputs[i] = { text: this.texts[i], tokenIds: this.tokens[i], promptTokens: promptIds.length, finishReason: event.finishReason };
+      // Statistics as the last sequence ends, while its pages are still held.
+      if (this.outputs.every((o) => o !== null)) this.kv = this.cache.stats();
+    }
+  }
+
+  /** Whether every request has finished (or one failed: `step` then throws its error). */
+  get done(): boolean {
+    return !this.core.hasWork;
+  }
+
+  /** Runs one engine step. Throws the step's own error (out of memory, a kernel's refusal), with its code. */
+  step(): StepReport {
+    const report = this.core.step();
+    if (this.failure) throw this.failure.cause ?? this.failure;
+    if (report.prefillTokens === 0 && report.decodeRows === 0) throw new Error('the batch cannot make progress: its pools are too small for its next step');
+    if (report.decodeRows > 0) {
+      this.decodeSteps++;
+      this.sequenceSteps += report.decodeRows;
+    }
+    return report;
+  }
+
+  /** Ends whatever is still running and frees its pages (the cache stays the caller's). */
+  close(): void {
+    this.core.close();
+  }
+
+  /** The outputs once done, with the phase times the caller measured. */
+  result(ms: { prefill: number; suffix: number; decode: number }): BatchResult {
+    if (this.outputs.some((o) => o === null)) throw new Error('the batch has not finished');
+    const sum = (f: (r: GenerationRequest) => number) => this.requests.reduce((s, r) => s + f(r), 0);
+    return {
+      outputs: this.outputs.map((o) => o!),
+      timings: {
+        prefillMs: ms.prefill,
+        suffixMs: ms.suffix,
+        decodeMs: ms.decode,
+        promptTokens: sum((r) => r.promptIds.length),
+        suffixTokens: sum((r) => r.suffixIds?.length ?? 0),
+        generatedTokens: this.tokens.reduce((s, t) => s + t.length, 0),
+        decodeSteps: this.decodeSteps,
+        sequenceSteps: this.sequenceSteps,
+      },
+      kv: this.kv ?? this.cache.stats(),
+    };
+  }
 }

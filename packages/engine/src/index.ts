@@ -6,6 +6,7 @@ export type { LoadBackendOptions, BackendName, GpuDtype } from './load-backend.j
 export { EngineCore } from './engine-core.js';
 export type { EngineCoreInit, EventSink, StepReport } from './engine-core.js';
 export { resolveEngineConfig } from './config.js';
+export { batchDevicePages, stepPagesBound } from './step-bound.js';
 export type { EngineConfig, ResolvedEngineConfig } from './config.js';
 export { sampleRows } from './sampler.js';
 export type { RowSampling } from './sampler.js';
@@ -14,8 +15,8 @@ export type { SamplingOptions } from './sampling-options.js';
 export { TextStream } from './text-stream.js';
 
 // The offline face: a batch of requests to the end.
-export { generateBatch, checkGenerationRequest } from './generate-batch.js';
-export type { GenerationRequest, GenerationOutput, GenerationTimings, BatchResult, BatchOptions } from './generate-batch.js';
+export { generateBatch, checkGenerationRequest, BatchRun } from './generate-batch.js';
+export type { GenerationRequest, GenerationOutput, GenerationTimings, BatchResult, BatchOptions, BatchModel } from './generate-batch.js';
 
 // The async face: submit, abort, stats, close; on this thread or a worker.
 export { LocalEngine } from './local-engine.js';

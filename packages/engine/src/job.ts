@@ -25,7 +25,7 @@ export class Job {
   constructor(
     readonly req: PreparedRequest,
     readonly arrival: number,
-    tokenizer: Tokenizer,
+    tokenizer: Tokenizer | null,
   ) {
     this.text = new TextStream(tokenizer, [...req.promptIds, ...req.suffixIds], req.stop, req.maxTokens, req.ignoreEos);
     this.uniform = seededUniform(req.seed);

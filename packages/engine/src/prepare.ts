@@ -1,6 +1,7 @@
 import { KvCache, POLICY_NAMES, ReferenceBackend, poolPagesFor, type CacheOptions, type KvGeometry, type PolicyName } from '@arkvale/core';
 import type { Tokenizer } from '@arkvale/model-llama';
 import { EngineError, asEngineError } from './errors.js';
+import { stepBound } from './step-bound.js';
 import type { ResolvedEngineConfig } from './config.js';
 import type { EngineRequest } from './types.js';
 
@@ -139,11 +140,4 @@ export class RequestPlanner {
       );
     }
   }
-}
-
-/** Most device pages one decode step of one sequence can take: a new page and its recalls per layer. */
-export function stepBound(cache: KvCache): number {
-  const g = cache.geometry;
-  const groups = cache.options.selection === 'kv-head' ? g.numKvHeads : 1;
-  return g.numLayers * (1 + cache.options.topK * groups);
 }

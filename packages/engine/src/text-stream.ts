@@ -8,7 +8,8 @@ import type { StreamDecoder, Tokenizer } from '@arkvale/model-llama';
  * Generation and the server both run every sampled token through one of these.
  */
 export class TextStream {
-  private readonly decoder: StreamDecoder;
+  /** null for a model without a tokenizer (token ids only): no text, no stop strings. */
+  private readonly decoder: StreamDecoder | null;
   private readonly holdBack: number;
   private current = '';
   private emitted = 0;
@@ -16,7 +17,7 @@ export class TextStream {
   finish: StopReason | null = null;
 
   constructor(
-    tokenizer: Tokenizer,
+    tokenizer: Tokenizer | null,
     /** What precedes the first generated token (prompt and fed suffix). */
     contextIds: readonly number[],
     private readonly stop: readonly string[],
@@ -24,7 +25,8 @@ export class TextStream {
     private readonly ignoreEos: boolean,
   ) {
     // The context's tail gives the first tokens their leading-space rules.
-    this.decoder = tokenizer.createStreamDecoder({ skipSpecialTokens: true, prefixIds: contextIds.slice(-8) });
+    if (!tokenizer && stop.length > 0) throw new RangeError('stop strings need a tokenizer: this model has token ids only');
+    this.decoder = tokenizer?.createStreamDecoder({ skipSpecialTokens: true, prefixIds: contextIds.slice(-8) }) ?? null;
     this.holdBack = Math.max(0, ...stop.map((s) => s.length - 1));
   }
 
@@ -38,11 +40,11 @@ export class TextStream {
     const eos = isEos && !this.ignoreEos;
     if (!eos) {
       this.tokenIds.push(token);
-      this.current += this.decoder.push(token);
+      if (this.decoder) this.current += this.decoder.push(token);
     }
     const last = eos || this.tokenIds.length >= this.maxTokens;
     // Bytes of a character still incomplete are written out at the end.
-    if (last) this.current += this.decoder.flush();
+    if (last && this.decoder) this.current += this.decoder.flush();
     const cut = this.stopIndex();
     if (cut >= 0) {
       this.current = this.current.slice(0, cut);
