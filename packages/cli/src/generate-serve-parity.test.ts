@@ -52,5 +52,5 @@ describe('one engine under generate and serve', () => {
     expect(await exit).toBe(0);
     expect(served).toEqual(offline.outputs.map((o) => o.text));
     expect(offline.outputs.every((o) => o.tokenIds.length === 12)).toBe(true);
-  }, 60_000);
+  }, 120_000);
 });

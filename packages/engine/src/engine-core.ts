@@ -133,6 +133,7 @@ export class EngineCore {
 
   /** Runs one iteration; says what ran (nothing when no work fits yet). */
   step(): StepReport {
+    const start = performance.now();
     const recallsBefore = this.caches.store.counters.recalls;
     this.resumeParked();
     this.admitWaiting();
@@ -145,7 +146,6 @@ export class EngineCore {
     };
     if (decoding.length === 0 && chunks.length === 0) return report;
     const involved = [...decoding, ...chunks.map((c) => c.job)];
-    const start = performance.now();
     try {
       const b = this.forward.backend;
       // The step's tensors (logits, sampling) are freed before tokens are delivered.

@@ -74,7 +74,7 @@ export interface EngineStats {
   readonly hostPages: PoolGauge;
   readonly digestPages: PoolGauge;
   readonly steps: number;
-  /** Steps of decode rows alone (no prompt chunk), and their time in all (forward pass and sampling), ms. */
+  /** Steps of decode rows alone (no prompt chunk), and their time in all (scheduling, forward pass, sampling), ms. */
   readonly decodeSteps: number;
   readonly decodeStepMs: number;
   /** Prompt tokens run through the model; resuming a parked sequence adds none. */
