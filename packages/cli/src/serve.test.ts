@@ -44,4 +44,36 @@ describe('arkvale serve', () => {
     const missing = await cli(['serve', '-m', '/nonexistent/model', '--port', '0']);
     expect([missing.code, missing.err]).toEqual([2, expect.stringMatching(/\/nonexistent\/model/)]);
   });
+
+  it('serves random weights at a model shape (--shape): prompts as token ids; text prompts and chat refused with the reason', async () => {
+    let err = '';
+    const io: CliIo = { out: () => {}, err: (t) => (err += t), readStdin: async () => null, interactive: false };
+    const exit = runCli(['serve', '--shape', 'tiny-retrieval', '--port', '0', '--backend', 'cpu', '--device-pages', '256'], io);
+    await until(() => err.includes('arkvale serve: ready'), 20_000, 'the server').catch((e) => {
+      throw new Error(`${(e as Error).message}: ${err}`);
+    });
+    expect(err).toMatch(/loading random weights at the tiny-retrieval shape/);
+    const base = /listening on (http:\/\/\S+) /.exec(err)![1];
+    const post = (path: string, body: object) =>
+      fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const ids = await post('/v1/completions', { model: 'tiny-retrieval', prompt: [1, 5, 9, 300, 12], max_tokens: 6, temperature: 0, ignore_eos: true });
+    expect(ids.status).toBe(200);
+    expect(((await ids.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(6);
+    const text = await post('/v1/completions', { model: 'tiny-retrieval', prompt: 'The old farmer', max_tokens: 4 });
+    expect([text.status, ((await text.json()) as { error: { message: string; param: string } }).error]).toEqual([
+      400,
+      expect.objectContaining({ param: 'prompt', message: expect.stringMatching(/no tokenizer .*send the prompt as an array of token ids/) }),
+    ]);
+    const chat = await post('/v1/chat/completions', { model: 'tiny-retrieval', messages: [{ role: 'user', content: 'hi' }] });
+    expect([chat.status, ((await chat.json()) as { error: { message: string } }).error.message]).toEqual([
+      400,
+      expect.stringMatching(/no tokenizer or chat template/),
+    ]);
+    process.emit('SIGTERM');
+    expect(await exit).toBe(0);
+    const both = await cli(['serve', '--shape', 'tiny-retrieval', '-m', modelDir, '--port', '0']);
+    expect([both.code, both.err]).toEqual([2, expect.stringMatching(/give --model or --shape, not both/)]);
+    const unknown = await cli(['serve', '--shape', 'llama9-1t', '--port', '0']);
+    expect([unknown.code, unknown.err]).toEqual([2, expect.stringMatching(/unknown model shape "llama9-1t"/)]);
+  }, 60_000);
 });

@@ -1,9 +1,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Backend } from '@arkvale/core';
-import { LlamaEngine } from '@arkvale/model-llama';
 import { EngineError } from './errors.js';
 import { EngineCore } from './engine-core.js';
 import { describeBackend, loadBackend } from './load-backend.js';
+import { loadServedModel } from './served-model.js';
 import type { FromWorker, ToWorker, WireEvent, WorkerInit } from './worker-protocol.js';
 
 /*
@@ -23,9 +23,9 @@ async function main(): Promise<void> {
   const backend = init.backendModule
     ? await ((await import(init.backendModule)) as Factory).createBackend(init.backend, warn, init.backendOptions)
     : await loadBackend({ backend: init.backend, dtype: init.backendOptions.dtype as string | undefined, onWarning: warn });
-  const llama = await LlamaEngine.load(init.modelDir, backend, { gpuMemoryUtilization: init.gpuMemoryUtilization });
+  const model = await loadServedModel(init.model, backend, init.gpuMemoryUtilization);
   // On a GPU the shared device pool must fit beside the weights and a step's activations.
-  const capacity = llama.devicePageCapacity(init.config.pageSize, init.config.stepTokens);
+  const capacity = model.devicePageCapacity(init.config.pageSize, init.config.stepTokens);
   if (capacity !== undefined && init.config.devicePages > capacity) {
     throw new Error(
       `a device pool of ${init.config.devicePages} pages does not fit: ${capacity} pages of ${init.config.pageSize} tokens fit within --gpu-memory-utilization ${init.gpuMemoryUtilization}; lower --device-pages`,
@@ -33,11 +33,11 @@ async function main(): Promise<void> {
   }
   let outbox: [string, WireEvent][] = [];
   const core = new EngineCore({
-    forward: llama.forward,
-    tokenizer: llama.model.tokenizer,
+    forward: model.forward,
+    tokenizer: model.tokenizer,
     config: init.config,
-    geometry: llama.geometry(init.config.pageSize),
-    eosIds: llama.model.eosIds,
+    geometry: model.geometry(init.config.pageSize),
+    eosIds: model.eosIds,
     sink: (id, ev) => void outbox.push([id, ev.type === 'error' ? { type: 'error', error: ev.error.toJSON() } : ev]),
   });
   const flush = () => {

@@ -1,6 +1,6 @@
 import type { Backend } from '@arkvale/core';
-import { LlamaEngine } from '@arkvale/model-llama';
 import { describeBackend, loadBackend, type BackendName } from './load-backend.js';
+import { loadServedModel } from './served-model.js';
 import { EngineClient } from './engine-client.js';
 import { EngineCore } from './engine-core.js';
 import { clientParts, type ModelOptions } from './model-parts.js';
@@ -35,14 +35,14 @@ export class LocalEngine extends EngineClient {
     const parts = clientParts(options);
     const given = options.backend ?? 'cpu';
     const backend = typeof given === 'string' ? await loadBackend({ backend: given }) : given;
-    const llama = await LlamaEngine.load(options.modelDir, backend, { gpuMemoryUtilization: options.gpuMemoryUtilization });
+    const model = await loadServedModel(options, backend, options.gpuMemoryUtilization);
     let engine: LocalEngine | null = null;
     const core = new EngineCore({
-      forward: llama.forward,
-      tokenizer: llama.model.tokenizer,
+      forward: model.forward,
+      tokenizer: model.tokenizer,
       config: parts.config,
-      geometry: llama.geometry(parts.config.pageSize),
-      eosIds: llama.model.eosIds,
+      geometry: model.geometry(parts.config.pageSize),
+      eosIds: model.eosIds,
       sink: (id, ev) => engine!.onCoreEvent(id, ev),
     });
     engine = new LocalEngine(parts, describeBackend(backend), core);

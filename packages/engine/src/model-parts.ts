@@ -1,15 +1,26 @@
 import { basename } from 'node:path';
-import type { KvGeometry } from '@arkvale/core';
-import { kvGeometry, openModelDir, type ModelDir } from '@arkvale/model-llama';
+import { invalidArgument, type KvGeometry } from '@arkvale/core';
+import { kvGeometry, openModelDir, shapeConfig, type LlamaConfig, type ModelDir } from '@arkvale/model-llama';
 import { createChatFormat, type ChatFormat } from './chat-format.js';
 import { resolveEngineConfig, type EngineConfig, type ResolvedEngineConfig } from './config.js';
+import { EngineError } from './errors.js';
 import { RequestPlanner } from './prepare.js';
 import type { EngineModelInfo } from './types.js';
 
-export interface ModelOptions extends EngineConfig {
+/** Which model an engine serves: a checkpoint folder, or random weights at a model shape. */
+export interface ModelSource {
   /** A Hugging Face LLaMA folder. */
-  readonly modelDir: string;
-  /** The name clients use in `model`. Default: the folder's name. */
+  readonly modelDir?: string;
+  /**
+   * Instead of a folder: random weights at this shape (LLAMA_SHAPES: llama2-7b,
+   * llama3-8b, tiny-retrieval), made on the device. Such a model has token ids only:
+   * prompts come as ids, and chat is refused.
+   */
+  readonly shape?: string;
+}
+
+export interface ModelOptions extends EngineConfig, ModelSource {
+  /** The name clients use in `model`. Default: the folder's name, or the shape's. */
   readonly modelId?: string;
   /** A Jinja chat template to use instead of the model's (or of the plain fallback). */
   readonly chatTemplateFile?: string;
@@ -17,7 +28,8 @@ export interface ModelOptions extends EngineConfig {
 
 /** What the caller's side of an engine needs of the model: no weights, only its tokenizer and shape. */
 export interface ClientParts {
-  readonly model: ModelDir;
+  /** The folder, or `shape:NAME` for random weights. */
+  readonly source: string;
   readonly config: ResolvedEngineConfig;
   readonly geometry: KvGeometry;
   readonly planner: RequestPlanner;
@@ -25,32 +37,54 @@ export interface ClientParts {
   info(backend: string): EngineModelInfo;
 }
 
-/**
- * The KV geometry requests are planned with on the caller's side (page counts; the
- * engine itself stores pages in its backend's dtype: LlamaEngine.geometry).
- */
-export function engineGeometry(model: ModelDir, config: ResolvedEngineConfig): KvGeometry {
-  return kvGeometry(model.config, config.pageSize, 4);
+/** The folder or the shape, exactly one; refused with the reason otherwise. */
+export function checkModelSource(o: ModelSource): void {
+  if (o.modelDir !== undefined && o.shape !== undefined) throw invalidArgument('give a model folder or a model shape, not both');
+  if (o.modelDir === undefined && o.shape === undefined) throw invalidArgument('no model: give a model folder (modelDir) or a model shape (shape)');
+}
+
+/** Chat for a model of token ids only: refused, saying what to send instead. */
+function noChat(shape: string): ChatFormat {
+  return {
+    source: `none (random weights at the ${shape} shape have no tokenizer)`,
+    encode: () => {
+      throw new EngineError(
+        'invalid_request',
+        `this model (random weights at the ${shape} shape) has no tokenizer or chat template: send token ids to /v1/completions`,
+        'messages',
+      );
+    },
+  };
 }
 
 export function clientParts(options: ModelOptions): ClientParts {
-  const model = openModelDir(options.modelDir);
+  checkModelSource(options);
   const config = resolveEngineConfig(options);
-  const geometry = engineGeometry(model, config);
-  const maxPositions = model.config.maxPositionEmbeddings;
-  const planner = new RequestPlanner(config, geometry, model.tokenizer, maxPositions);
+  let model: ModelDir | null = null;
+  let llama: LlamaConfig;
+  if (options.shape !== undefined) {
+    llama = shapeConfig(options.shape);
+  } else {
+    model = openModelDir(options.modelDir!);
+    llama = model.config;
+  }
+  // Requests are planned in page counts on this side; the engine stores pages in its backend's dtype.
+  const geometry = kvGeometry(llama, config.pageSize, 4);
+  const maxPositions = llama.maxPositionEmbeddings;
+  const planner = new RequestPlanner(config, geometry, model?.tokenizer ?? null, maxPositions, llama.vocabSize);
   // The default plan must be valid before anything is served.
   planner.planner(config.policy, config.budgetTokens);
-  const chat = createChatFormat(model, options.chatTemplateFile);
+  const chat = model ? createChatFormat(model, options.chatTemplateFile) : noChat(options.shape!);
+  const source = model ? model.dir : `shape:${options.shape}`;
   return {
-    model,
+    source,
     config,
     geometry,
     planner,
     chat,
     info: (backend) => ({
-      id: options.modelId ?? basename(model.dir),
-      dir: model.dir,
+      id: options.modelId ?? (model ? basename(model.dir) : options.shape!),
+      dir: source,
       maxPositions,
       backend,
       pageSize: config.pageSize,

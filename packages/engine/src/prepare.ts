@@ -1,4 +1,4 @@
-import { KvCache, POLICY_NAMES, ReferenceBackend, poolPagesFor, type CacheOptions, type KvGeometry, type PolicyName } from '@arkvale/core';
+import { invalidArgument, KvCache, POLICY_NAMES, ReferenceBackend, poolPagesFor, type CacheOptions, type KvGeometry, type PolicyName } from '@arkvale/core';
 import type { Tokenizer } from '@arkvale/model-llama';
 import { EngineError, asEngineError } from './errors.js';
 import { stepBound } from './step-bound.js';
@@ -54,8 +54,10 @@ export class RequestPlanner {
   constructor(
     private readonly config: ResolvedEngineConfig,
     private readonly geometry: KvGeometry,
-    private readonly tokenizer: Tokenizer,
+    /** null: a model of token ids only (ShapeModel), whose prompts must come as ids. */
+    private readonly tokenizer: Tokenizer | null,
     private readonly maxPositions: number,
+    private readonly vocabSize: number,
   ) {}
 
   prepare(r: EngineRequest, id: string): PreparedRequest {
@@ -91,13 +93,18 @@ export class RequestPlanner {
 
   private promptIds(prompt: EngineRequest['prompt']): number[] {
     if (typeof prompt === 'string') {
+      if (!this.tokenizer) throw invalid('this model has no tokenizer (random weights at a model shape): send the prompt as an array of token ids', 'prompt');
       const ids = this.tokenizer.encode(prompt);
       if (ids.length === 0) throw invalid('the prompt is empty', 'prompt');
       return ids;
     }
     if (!Array.isArray(prompt) || prompt.length === 0) throw invalid('the prompt must be a non-empty string or array of token ids', 'prompt');
     try {
-      for (const t of prompt) this.tokenizer.checkId(t);
+      for (const t of prompt) {
+        if (this.tokenizer) this.tokenizer.checkId(t);
+        else if (!Number.isInteger(t) || t < 0 || t >= this.vocabSize)
+          throw invalidArgument(`token id ${String(t)} is outside the vocabulary (0..${this.vocabSize - 1})`);
+      }
     } catch (e) {
       throw asEngineError(e, 'prompt');
     }

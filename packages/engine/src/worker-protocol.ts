@@ -1,17 +1,19 @@
 import type { EngineErrorCode } from './errors.js';
 import type { ResolvedEngineConfig } from './config.js';
+import type { ModelSource } from './model-parts.js';
 import type { PreparedRequest } from './prepare.js';
 import type { EngineEvent, EngineStats } from './types.js';
 
 /** What the worker is started with (structured-cloneable). */
 export interface WorkerInit {
-  readonly modelDir: string;
+  /** The checkpoint folder or the shape. */
+  readonly model: ModelSource;
   readonly backend: string;
   /** URL of a module exporting `createBackend(name, warn, options)`; null: the engine's loadBackend. */
   readonly backendModule: string | null;
   /** The factory's third argument; for loadBackend, `{ dtype }`. */
   readonly backendOptions: Record<string, unknown>;
-  /** Share of a GPU's memory the engine may use (LlamaEngine.load). */
+  /** Share of a GPU's memory the engine may use (LlamaEngine.load, ShapeModel.load). */
   readonly gpuMemoryUtilization: number;
   readonly config: ResolvedEngineConfig;
 }

@@ -13,6 +13,8 @@ export type { ModelDir, ModelDescription, GenerationDefaults, KvBytes } from './
 export { LlamaForward, MLP_CHUNK_ROWS } from './forward.js';
 export type { PrefillRequest, RowSegment, RowBatch } from './forward.js';
 export { LlamaEngine } from './engine.js';
+export { ShapeModel } from './shape-model.js';
+export type { ShapeModelOptions } from './shape-model.js';
 export { LLAMA_SHAPES, shapeConfig, randomLlamaWeights } from './shapes.js';
 export type { RandomWeightsOptions } from './shapes.js';
 export type { LlamaShapeName } from './shapes.js';

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import type { CliIo } from '../io.js';
 import type { CacheFlags } from '../options.js';
-import { ArkvaleError } from '@arkvale/core';
+import { ArkvaleError, invalidArgument } from '@arkvale/core';
+import { LLAMA_SHAPES, shapeConfig } from '@arkvale/model-llama';
 import { cachePlan, checkBackendChoice, parseIntOption, resolveModelDir } from '../options.js';
 import { addCacheOptions, addModelOptions, type ModelFlags } from './shared.js';
 
@@ -17,6 +18,7 @@ interface ServeFlags extends CacheFlags, ModelFlags {
   maxWaiting: number;
   chatTemplate?: string;
   shutdownGrace: number;
+  shape?: string;
 }
 
 /**
@@ -45,15 +47,22 @@ export function serveCommand(program: Command, io: CliIo): void {
     .option('--chunk-tokens <n>', 'prompt tokens per prefill chunk', parseIntOption('chunk tokens', 1), 256)
     .option('--max-running <n>', 'sequences admitted at most', parseIntOption('max running', 1), 256)
     .option('--max-waiting <n>', 'requests queued at most (then 429)', parseIntOption('max waiting'), 1024)
+    .option(
+      '--shape <name>',
+      `random weights at a model shape instead of --model (${Object.keys(LLAMA_SHAPES).join(', ')}): model-scale serving without a checkpoint; prompts as token ids`,
+    )
     .option('--chat-template <file>', "Jinja chat template (default: the model's, else plain: message contents joined by newlines)")
     .option('--shutdown-grace <seconds>', 'how long running requests may finish on SIGINT/SIGTERM', parseIntOption('shutdown grace'), 5);
   addCacheOptions(addModelOptions(cmd)).action(async (flags: ServeFlags) => {
     // Choices the worker would refuse are refused before anything listens.
     checkBackendChoice(flags.backend, flags.dtype);
     const [{ WorkerEngine }, { createArkvaleServer }] = await Promise.all([import('@arkvale/engine'), import('@arkvale/server')]);
-    const modelDir = resolveModelDir(flags.model);
+    if (flags.shape !== undefined && flags.model !== undefined) throw invalidArgument('give --model or --shape, not both');
+    if (flags.shape !== undefined) shapeConfig(flags.shape); // an unknown shape is refused before anything listens
+    const source = flags.shape !== undefined ? { shape: flags.shape } : { modelDir: resolveModelDir(flags.model) };
+    const loading = source.shape !== undefined ? `random weights at the ${source.shape} shape` : source.modelDir;
     const engine = WorkerEngine.start({
-      modelDir,
+      ...source,
       modelId: flags.modelName,
       // The worker loads its backend with the engine's loadBackend: the same choices as generate and eval.
       backend: flags.backend,
@@ -71,7 +80,7 @@ export function serveCommand(program: Command, io: CliIo): void {
     });
     const server = createArkvaleServer({ engine, apiKey: flags.apiKey });
     const address = await server.app.listen({ host: flags.host, port: flags.port });
-    io.err(`arkvale serve: listening on ${address} (/v1, /health, /metrics); loading ${modelDir}\n`);
+    io.err(`arkvale serve: listening on ${address} (/v1, /health, /metrics); loading ${loading}\n`);
     let ready: Awaited<typeof server.ready>;
     try {
       ready = await server.ready;

@@ -1,0 +1,53 @@
+import type { Backend, KvGeometry } from '@arkvale/core';
+import { invalidArgument } from '@arkvale/core';
+import type { LlamaConfig } from './config.js';
+import { checkWeightsFit, devicePageCapacity } from './device-memory.js';
+import { LlamaForward } from './forward.js';
+import { countParameters, kvGeometry } from './model-dir.js';
+import { randomLlamaWeights, shapeConfig } from './shapes.js';
+
+export interface ShapeModelOptions {
+  /** Share of the device's memory the model may use (as LlamaEngine.load). Default 0.9. */
+  readonly gpuMemoryUtilization?: number;
+  /** The shared embedding component (randomLlamaWeights); default 1, so that attention has the locality trained models have. */
+  readonly sharedEmbedding?: number;
+  readonly seed?: number;
+}
+
+/**
+ * Random weights at a real model shape (LLAMA_SHAPES), made on the backend's device:
+ * the model-scale work of a checkpoint (every kernel at its real size) without its
+ * files. It has token ids only: no tokenizer, no chat template.
+ */
+export class ShapeModel {
+  private constructor(
+    readonly shape: string,
+    readonly config: LlamaConfig,
+    readonly forward: LlamaForward,
+    readonly gpuMemoryUtilization: number,
+  ) {}
+
+  static load(shape: string, backend: Backend, options: ShapeModelOptions = {}): ShapeModel {
+    const utilization = options.gpuMemoryUtilization ?? 0.9;
+    if (!(utilization > 0 && utilization <= 1)) throw invalidArgument(`GPU memory utilization must be in (0, 1], got ${String(utilization)}`);
+    const config = shapeConfig(shape);
+    // Weights that cannot fit fail before a byte is made.
+    checkWeightsFit(backend, config, countParameters(config), utilization);
+    const weights = randomLlamaWeights(config, backend, options.seed ?? 7, { sharedEmbedding: options.sharedEmbedding ?? 1 });
+    return new ShapeModel(shape, config, new LlamaForward(config, weights, backend), utilization);
+  }
+
+  get backend(): Backend {
+    return this.forward.backend;
+  }
+
+  /** The cache geometry on this backend (KV pages in its dtype). */
+  geometry(pageSize: number): KvGeometry {
+    return kvGeometry(this.config, pageSize, this.backend.dtype === 'f32' ? 4 : 2);
+  }
+
+  /** As LlamaEngine.devicePageCapacity: device KV pages that fit beside the weights and a `tokens`-row pass. */
+  devicePageCapacity(pageSize: number, tokens: number): number | undefined {
+    return devicePageCapacity(this.backend, this.config, this.geometry(pageSize), this.gpuMemoryUtilization, tokens);
+  }
+}
