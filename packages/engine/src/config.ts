@@ -8,9 +8,14 @@ import type { CacheOptions, PolicyName } from '@arkvale/core';
 export interface EngineConfig extends Pick<CacheOptions, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection'> {
   /** Tokens per KV page. Default 16. */
   readonly pageSize?: number;
-  /** Device pool, in pages of one layer, shared by every sequence and plan. Default 4096. */
+  /** Device pool, in pages of one layer, shared by every sequence and plan (default: planned, below). */
   readonly devicePages?: number;
-  /** Host pool (backups, parked sequences). Default 4x devicePages. */
+  /**
+   * Host pool (backups, parked sequences). The engines plan both pools from the
+   * hardware when they are not given (planPools): on a GPU, every page the memory share
+   * leaves, and half the machine's memory on the host; on the CPU, 4096 device pages and
+   * four times as many host pages.
+   */
   readonly hostPages?: number;
   /** KV policy and budget of requests that name none. Default arkvale @ 512. */
   readonly policy?: PolicyName;

@@ -3,6 +3,7 @@ import type { Backend } from '@arkvale/core';
 import { EngineError } from './errors.js';
 import { EngineCore } from './engine-core.js';
 import { describeBackend, loadBackend } from './load-backend.js';
+import { planPools } from './pool-plan.js';
 import { loadServedModel } from './served-model.js';
 import type { FromWorker, ToWorker, WireEvent, WorkerInit } from './worker-protocol.js';
 
@@ -25,18 +26,15 @@ async function main(): Promise<void> {
     : await loadBackend({ backend: init.backend, dtype: init.backendOptions.dtype as string | undefined, onWarning: warn });
   const model = await loadServedModel(init.model, backend, init.gpuMemoryUtilization);
   // On a GPU the shared device pool must fit beside the weights and a step's activations.
-  const capacity = model.devicePageCapacity(init.config.pageSize, init.config.stepTokens);
-  if (capacity !== undefined && init.config.devicePages > capacity) {
-    throw new Error(
-      `a device pool of ${init.config.devicePages} pages does not fit: ${capacity} pages of ${init.config.pageSize} tokens fit within --gpu-memory-utilization ${init.gpuMemoryUtilization}; lower --device-pages`,
-    );
-  }
+  const pools = planPools(model, init.config.pageSize, init.config.stepTokens, init.pools, init.gpuMemoryUtilization);
+  warn(`${pools.summary}\n`);
+  const config = { ...init.config, devicePages: pools.devicePages, hostPages: pools.hostPages };
   let outbox: [string, WireEvent][] = [];
   const core = new EngineCore({
     forward: model.forward,
     tokenizer: model.tokenizer,
-    config: init.config,
-    geometry: model.geometry(init.config.pageSize),
+    config,
+    geometry: model.geometry(config.pageSize),
     eosIds: model.eosIds,
     sink: (id, ev) => void outbox.push([id, ev.type === 'error' ? { type: 'error', error: ev.error.toJSON() } : ev]),
   });
@@ -85,7 +83,7 @@ async function main(): Promise<void> {
     }
     flush();
   });
-  post({ type: 'ready', backend: describeBackend(backend) });
+  post({ type: 'ready', backend: describeBackend(backend), devicePages: config.devicePages, hostPages: config.hostPages });
 }
 
 main().catch((e: unknown) => post({ type: 'fatal', message: e instanceof Error ? e.message : String(e) }));

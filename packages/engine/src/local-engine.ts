@@ -1,5 +1,6 @@
 import type { Backend } from '@arkvale/core';
 import { describeBackend, loadBackend, type BackendName } from './load-backend.js';
+import { planPools } from './pool-plan.js';
 import { loadServedModel } from './served-model.js';
 import { EngineClient } from './engine-client.js';
 import { EngineCore } from './engine-core.js';
@@ -32,10 +33,12 @@ export class LocalEngine extends EngineClient {
   }
 
   static async load(options: LocalEngineOptions): Promise<LocalEngine> {
-    const parts = clientParts(options);
+    let parts = clientParts(options);
     const given = options.backend ?? 'cpu';
     const backend = typeof given === 'string' ? await loadBackend({ backend: given }) : given;
     const model = await loadServedModel(options, backend, options.gpuMemoryUtilization);
+    const pools = planPools(model, parts.config.pageSize, parts.config.stepTokens, options, options.gpuMemoryUtilization ?? 0.9);
+    parts = parts.withPools(pools.devicePages, pools.hostPages);
     let engine: LocalEngine | null = null;
     const core = new EngineCore({
       forward: model.forward,

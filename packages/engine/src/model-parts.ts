@@ -35,6 +35,8 @@ export interface ClientParts {
   readonly planner: RequestPlanner;
   readonly chat: ChatFormat;
   info(backend: string): EngineModelInfo;
+  /** The same parts with the pools the engine planned (the planner refuses what they can never hold). */
+  withPools(devicePages: number, hostPages: number): ClientParts;
 }
 
 /** The folder or the shape, exactly one; refused with the reason otherwise. */
@@ -59,15 +61,12 @@ function noChat(shape: string): ChatFormat {
 
 export function clientParts(options: ModelOptions): ClientParts {
   checkModelSource(options);
+  const model = options.shape !== undefined ? null : openModelDir(options.modelDir!);
+  return partsOf(options, model, model?.config ?? shapeConfig(options.shape!));
+}
+
+function partsOf(options: ModelOptions, model: ModelDir | null, llama: LlamaConfig): ClientParts {
   const config = resolveEngineConfig(options);
-  let model: ModelDir | null = null;
-  let llama: LlamaConfig;
-  if (options.shape !== undefined) {
-    llama = shapeConfig(options.shape);
-  } else {
-    model = openModelDir(options.modelDir!);
-    llama = model.config;
-  }
   // Requests are planned in page counts on this side; the engine stores pages in its backend's dtype.
   const geometry = kvGeometry(llama, config.pageSize, 4);
   const maxPositions = llama.maxPositionEmbeddings;
@@ -91,5 +90,6 @@ export function clientParts(options: ModelOptions): ClientParts {
       defaultPolicy: config.policy,
       defaultBudget: config.budgetTokens,
     }),
+    withPools: (devicePages, hostPages) => partsOf({ ...options, devicePages, hostPages }, model, llama),
   };
 }

@@ -65,12 +65,13 @@ export class WorkerEngine extends EngineClient {
         backendOptions: options.backendModule ? (options.backendOptions ?? {}) : { dtype: options.dtype },
         gpuMemoryUtilization: options.gpuMemoryUtilization ?? 0.9,
         config: parts.config,
+        pools: { devicePages: options.devicePages, hostPages: options.hostPages },
       } satisfies WorkerInit,
     });
-    const backend = await new Promise<string>((resolve, reject) => {
+    const ready = await new Promise<Extract<FromWorker, { type: 'ready' }>>((resolve, reject) => {
       const onMessage = (m: FromWorker) => {
         if (m.type === 'log') log(m.text);
-        else if (m.type === 'ready') done(() => resolve(m.backend));
+        else if (m.type === 'ready') done(() => resolve(m));
         else if (m.type === 'fatal') done(() => reject(new Error(`the engine worker could not start: ${m.message}`)));
       };
       const onError = (e: Error) => done(() => reject(e));
@@ -85,7 +86,8 @@ export class WorkerEngine extends EngineClient {
       await worker.terminate();
       throw e;
     });
-    const engine = new WorkerEngine(parts, backend, worker);
+    // Requests are planned against the pools the worker chose.
+    const engine = new WorkerEngine(parts.withPools(ready.devicePages, ready.hostPages), ready.backend, worker);
     worker.on('message', (m: FromWorker) => m.type === 'log' && log(m.text));
     return engine;
   }

@@ -16,6 +16,8 @@ export interface WorkerInit {
   /** Share of a GPU's memory the engine may use (LlamaEngine.load, ShapeModel.load). */
   readonly gpuMemoryUtilization: number;
   readonly config: ResolvedEngineConfig;
+  /** The pools the caller gave; the worker plans the others from the hardware (planPools). */
+  readonly pools: { readonly devicePages?: number; readonly hostPages?: number };
 }
 
 export type ErrorJson = { code: EngineErrorCode; message: string; param: string | null };
@@ -28,7 +30,7 @@ export type ToWorker =
   | { readonly type: 'close' };
 
 export type FromWorker =
-  | { readonly type: 'ready'; readonly backend: string }
+  | { readonly type: 'ready'; readonly backend: string; readonly devicePages: number; readonly hostPages: number }
   | { readonly type: 'fatal'; readonly message: string }
   | { readonly type: 'log'; readonly text: string }
   | { readonly type: 'events'; readonly events: readonly (readonly [string, WireEvent])[] }

@@ -11,7 +11,7 @@ interface ServeFlags extends CacheFlags, ModelFlags {
   port: number;
   apiKey?: string;
   modelName?: string;
-  devicePages: number;
+  devicePages?: number;
   hostPages?: number;
   chunkTokens: number;
   maxRunning: number;
@@ -39,11 +39,14 @@ export function serveCommand(program: Command, io: CliIo): void {
     .option('--budget <tokens>', 'default KV budget per sequence and layer', parseIntOption('budget', 1), 512)
     .option(
       '--device-pages <n>',
-      'device KV pool in pages (shared by all requests; on a GPU it must fit within --gpu-memory-utilization)',
+      'device KV pool in pages, shared by all requests (default: on a GPU every page --gpu-memory-utilization leaves beside the weights; 4096 on the CPU)',
       parseIntOption('device pages', 1),
-      4096,
     )
-    .option('--host-pages <n>', 'host KV pool in pages (default 4x device)', parseIntOption('host pages'))
+    .option(
+      '--host-pages <n>',
+      "host KV pool in pages (default: on a GPU half this machine's memory; 4x the device pool on the CPU)",
+      parseIntOption('host pages'),
+    )
     .option('--chunk-tokens <n>', 'prompt tokens per prefill chunk', parseIntOption('chunk tokens', 1), 256)
     .option('--max-running <n>', 'sequences admitted at most', parseIntOption('max running', 1), 256)
     .option('--max-waiting <n>', 'requests queued at most (then 429)', parseIntOption('max waiting'), 1024)

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import type { KvGeometry } from '@arkvale/core';
+import { planPools } from './pool-plan.js';
+import type { ServedModel } from './served-model.js';
+
+// Pages of 16 tokens, 2 layers' worth of nothing else: 2 (K, V) x 2 heads x 64 dims x 16 tokens x 2 bytes = 8 KiB a page.
+const geometry: KvGeometry = { numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 64, pageSize: 16, bytesPerElement: 2 };
+const model = (capacity: number | undefined): ServedModel => ({ geometry: () => geometry, devicePageCapacity: () => capacity }) as unknown as ServedModel;
+const GIB = 1024 ** 3;
+
+describe('planPools', () => {
+  it('on a GPU: the device pool is what the memory share leaves, the host pool half the machine', () => {
+    const plan = planPools(model(10_000), 16, 512, {}, 0.9, 64 * GIB);
+    expect(plan).toMatchObject({ devicePages: 10_000, hostPages: (32 * GIB) / 8192 });
+    expect(plan.summary).toBe(
+      "KV pools: 10000 device pages (0.1 GiB, what --gpu-memory-utilization 0.9 leaves), 4194304 host pages (32.0 GiB, 50% of this machine's 64.0 GiB)",
+    );
+  });
+
+  it('keeps given pools, and refuses a device pool the card cannot hold, with the numbers', () => {
+    expect(planPools(model(10_000), 16, 512, { devicePages: 300, hostPages: 7 }, 0.9, GIB)).toMatchObject({ devicePages: 300, hostPages: 7 });
+    expect(() => planPools(model(10_000), 16, 512, { devicePages: 20_000 }, 0.8)).toThrow(
+      'a device pool of 20000 pages does not fit: 10000 pages of 16 tokens fit within --gpu-memory-utilization 0.8; lower --device-pages',
+    );
+    expect(() => planPools(model(0), 16, 512, {}, 0.5)).toThrow('no KV page fits on the device beside the weights within --gpu-memory-utilization 0.5');
+  });
+
+  it('on the CPU (no device memory): 4096 device pages and four times as many on the host', () => {
+    expect(planPools(model(undefined), 16, 512, {}, 0.9)).toMatchObject({ devicePages: 4096, hostPages: 16_384 });
+    expect(planPools(model(undefined), 16, 512, { devicePages: 100 }, 0.9)).toMatchObject({ devicePages: 100, hostPages: 400 });
+  });
+});

@@ -1,0 +1,59 @@
+import { totalmem } from 'node:os';
+import { pageBytes } from '@arkvale/core';
+import type { ServedModel } from './served-model.js';
+
+/** The KV pools an engine runs with, and how they were chosen. */
+export interface PoolPlan {
+  readonly devicePages: number;
+  readonly hostPages: number;
+  /** One line for the start-up log: sizes, bytes, and where each came from. */
+  readonly summary: string;
+}
+
+/** Share of the machine's memory a host pool takes when none is given (pinned memory on a GPU). */
+export const HOST_MEMORY_SHARE = 0.5;
+/** The device pool of a backend without memory of its own (the CPU's pages live in the process). */
+export const CPU_DEVICE_PAGES = 4096;
+
+const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+
+/**
+ * The pools from the hardware where they are not given. On a GPU, the device pool is
+ * every KV page the memory share leaves beside the weights and a step's activations
+ * (as vLLM plans its blocks), and the host pool a share of the machine's memory; on
+ * the CPU, 4096 device pages and four times as many on the host. A given device pool
+ * larger than the card can hold is refused with the numbers.
+ */
+export function planPools(
+  model: ServedModel,
+  pageSize: number,
+  stepTokens: number,
+  given: { readonly devicePages?: number; readonly hostPages?: number },
+  gpuMemoryUtilization: number,
+  machineBytes = totalmem(),
+): PoolPlan {
+  const capacity = model.devicePageCapacity(pageSize, stepTokens);
+  const bytes = pageBytes(model.geometry(pageSize));
+  if (capacity !== undefined && given.devicePages !== undefined && given.devicePages > capacity) {
+    throw new Error(
+      `a device pool of ${given.devicePages} pages does not fit: ${capacity} pages of ${pageSize} tokens fit within --gpu-memory-utilization ${gpuMemoryUtilization}; lower --device-pages`,
+    );
+  }
+  if (capacity !== undefined && capacity < 1)
+    throw new Error(`no KV page fits on the device beside the weights within --gpu-memory-utilization ${gpuMemoryUtilization}`);
+  const devicePages = given.devicePages ?? capacity ?? CPU_DEVICE_PAGES;
+  const hostPages = given.hostPages ?? (capacity !== undefined ? Math.floor((HOST_MEMORY_SHARE * machineBytes) / bytes) : 4 * devicePages);
+  const deviceFrom =
+    given.devicePages !== undefined ? 'given' : capacity !== undefined ? `what --gpu-memory-utilization ${gpuMemoryUtilization} leaves` : 'the CPU default';
+  const hostFrom =
+    given.hostPages !== undefined
+      ? 'given'
+      : capacity !== undefined
+        ? `${HOST_MEMORY_SHARE * 100}% of this machine's ${gib(machineBytes)}`
+        : '4x the device pool';
+  return {
+    devicePages,
+    hostPages,
+    summary: `KV pools: ${devicePages} device pages (${gib(devicePages * bytes)}, ${deviceFrom}), ${hostPages} host pages (${gib(hostPages * bytes)}, ${hostFrom})`,
+  };
+}
