@@ -60,6 +60,7 @@ export class EngineCore {
     steps: 0,
     decodeSteps: 0,
     decodeStepMs: 0,
+    graphReplayedSteps: 0,
     prefillTokens: 0,
     promptTokens: 0,
     generationTokens: 0,
@@ -146,6 +147,7 @@ export class EngineCore {
     };
     if (decoding.length === 0 && chunks.length === 0) return report;
     const involved = [...decoding, ...chunks.map((c) => c.job)];
+    const replayedBefore = this.replayedGraphs();
     try {
       const b = this.forward.backend;
       // The step's tensors (logits, sampling) are freed before tokens are delivered.
@@ -180,9 +182,15 @@ export class EngineCore {
     if (chunks.length === 0) {
       this.counters.decodeSteps++;
       this.counters.decodeStepMs += performance.now() - start;
+      if (this.replayedGraphs() > replayedBefore) this.counters.graphReplayedSteps++;
     }
     this.window.push(this.caches.store.counters.recalls - recallsBefore, this.caches.store.devicePool.bytesPerPage);
     return report;
+  }
+
+  /** Steps the backend has replayed as graphs (the CUDA backend's graphStats), 0 on a backend without graphs. */
+  private replayedGraphs(): number {
+    return (this.forward.backend as { graphStats?: { replayed: number } }).graphStats?.replayed ?? 0;
   }
 
   private feedSuffix(job: Job): void {

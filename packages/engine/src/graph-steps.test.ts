@@ -5,10 +5,16 @@ import { LocalEngine } from './local-engine.js';
 import type { EngineRequest } from './types.js';
 import { MODEL_DIR } from './test-support/model.js';
 
-/** The CPU backend with a graphStep that only notes its keys (the CUDA backend replays them). */
+/**
+ * The CPU backend with a graphStep that only notes its keys (the CUDA backend replays
+ * them), and counts as replayed, as the CUDA backend's graphStats do, a step whose key
+ * repeats the one before.
+ */
 class KeyedBackend extends CpuBackend {
   readonly keys: string[] = [];
+  readonly graphStats = { replayed: 0 };
   graphStep(key: string, step: () => Tensor): Tensor {
+    if (this.keys.at(-1) === key) this.graphStats.replayed++;
     this.keys.push(key);
     return step();
   }
@@ -43,6 +49,11 @@ describe('decode steps as graph steps', () => {
       const repeats = keyed.keys.filter((k, i) => i > 0 && keyed.keys[i - 1] === k).length;
       expect(repeats).toBeGreaterThan(5);
       expect(keyed.keys.every((k) => k.startsWith('blocks '))).toBe(true);
+      // The engine's count of replayed decode steps (what /metrics reports) is the backend's.
+      const stats = await graphed.stats();
+      expect(stats.graphReplayedSteps).toBe(repeats);
+      expect(stats.decodeSteps).toBeGreaterThanOrEqual(keyed.keys.length);
+      expect((await plain.stats()).graphReplayedSteps).toBe(0);
     } finally {
       graphed.close();
       plain.close();

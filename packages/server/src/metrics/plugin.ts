@@ -65,6 +65,11 @@ export const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (app, opt
   total('arkvale:kv_recall_bytes_total', 'Bytes recalled from the host.', (s) => s.recallBytes);
   total('arkvale:num_preemptions_total', 'Sequences parked in the host pool because the device pool ran short.', (s) => s.parks);
   total('arkvale:engine_steps_total', 'Engine steps (one forward pass each).', (s) => s.steps);
+  total('arkvale:decode_steps_total', 'Engine steps of decode rows alone (no prompt chunk).', (s) => s.decodeSteps);
+  total('arkvale:graph_replayed_steps_total', 'Decode-only steps replayed as a CUDA graph.', (s) => s.graphReplayedSteps);
+  gauge('arkvale:graph_replayed_step_share', 'Share of decode-only steps replayed as a CUDA graph.', (s) =>
+    s.decodeSteps ? s.graphReplayedSteps / s.decodeSteps : 0,
+  );
 
   const ttft = new Histogram({
     name: 'arkvale:time_to_first_token_seconds',
