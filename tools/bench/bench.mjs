@@ -15,15 +15,17 @@ import { LlamaEngine } from '@arkvale/model-llama';
 import { cudaStatus } from '@arkvale/cuda-binding';
 import { describeBackend, generateBatch, loadBackend } from '@arkvale/engine';
 import { buildPasskeyPrompt, readFiller } from '@arkvale/cli';
-import { oneOf, parseCommand } from '../lib/args.mjs';
+import { int, list, number, oneOf, parseCommand } from '../lib/args.mjs';
+import { dtypeOption, planSpec, rateSpec, shapeOption, WORKLOADS } from './model-options.mjs';
 
 const { values: opts } = parseCommand({
   usage: 'pnpm bench [options]   (or node tools/bench/bench.mjs [options] after pnpm build)',
   about: `The same generation work on the bundled model (models/tiny-retrieval) for every system
 compared, timed in one run, as JSON on stdout: the native CPU backend (and CUDA, when
 usable) against the plain-TypeScript reference, then Full against ArkVale and the
-baselines at long context on --backend. --serving runs the serving benchmark instead
-(serving-bench.mjs: a worker engine at 1, 8 and 64 concurrent clients).`,
+baselines at long context on --backend. --serving runs the serving benchmark instead:
+on the bundled model, a worker engine at 1, 8 and 64 concurrent clients (serving-bench.mjs);
+with --shape, the model-scale workloads through the OpenAI routes (serving-workloads.mjs).`,
   options: {
     backend: {
       type: 'string',
@@ -34,6 +36,42 @@ baselines at long context on --backend. --serving runs the serving benchmark ins
     },
     quick: { type: 'boolean', help: 'one repeat, one context (2048), fewer decode tokens' },
     serving: { type: 'boolean', help: 'the serving benchmark instead' },
+    shape: {
+      ...shapeOption,
+      default: undefined,
+      help: `with --serving: random weights at this shape ${shapeOption.help.replace(/^the model shape /, '')} and the model-scale workloads`,
+    },
+    dtype: dtypeOption,
+    workloads: { type: 'string', value: 'LIST', default: WORKLOADS.join(','), parse: list(oneOf(...WORKLOADS)), help: 'with --shape: the serving workloads' },
+    plans: {
+      type: 'string',
+      value: 'LIST',
+      default: 'full,arkvale@512,arkvale@2048',
+      parse: list(planSpec),
+      help: 'with --shape: policy[@budget], comma-separated',
+    },
+    'kv-gb': {
+      type: 'string',
+      value: 'GB',
+      default: '40',
+      parse: number({ above: 0 }),
+      help: "with --shape: the device KV pool in GB (the paper's throughput setting)",
+    },
+    scale: {
+      type: 'string',
+      value: 'F',
+      default: '1',
+      parse: number({ above: 0 }),
+      help: "with --shape: multiplies every workload's token counts (0.02 for a CPU smoke run)",
+    },
+    rates: {
+      type: 'string',
+      value: 'LIST',
+      default: 'inf',
+      parse: list(rateSpec),
+      help: 'with --shape: request rates per second of the long workload (inf: all at once)',
+    },
+    requests: { type: 'string', value: 'N', default: '32', parse: int({ min: 1 }), help: 'with --shape: requests of the long workload' },
     out: { type: 'string', value: 'FILE', help: 'also write the JSON to FILE' },
   },
 });
@@ -45,6 +83,27 @@ const outFile = opts.out ?? null;
 const quick = opts.quick;
 const backendName = opts.backend;
 const log = (t) => process.stderr.write(`${t}\n`);
+
+if (opts.serving && opts.shape) {
+  // `pnpm bench --serving --shape llama2-7b`: the model-scale serving workloads.
+  const { servingWorkloads } = await import('./serving-workloads.mjs');
+  const report = await servingWorkloads({
+    shape: opts.shape,
+    backend: backendName,
+    dtype: opts.dtype,
+    plans: opts.plans,
+    workloads: opts.workloads,
+    kvGB: opts['kv-gb'],
+    scale: opts.scale,
+    rates: opts.rates,
+    requests: opts.requests,
+    log,
+  });
+  const json = JSON.stringify(report, null, 2);
+  process.stdout.write(json + '\n');
+  if (outFile) writeFileSync(outFile, json + '\n');
+  process.exit(0);
+}
 
 if (opts.serving) {
   // `pnpm bench --serving`: the serving engine (worker thread, continuous batching) at

@@ -1,7 +1,8 @@
-// The options every model-shape bench takes, written once (parseCommand specs, tools/lib/args.mjs).
+// The options the model-shape benches share, written once (parseCommand specs and value parsers, tools/lib/args.mjs).
 import { BACKENDS, GPU_DTYPES } from '@arkvale/engine';
+import { POLICY_NAMES } from '@arkvale/core';
 import { LLAMA_SHAPES } from '@arkvale/model-llama';
-import { oneOf } from '../lib/args.mjs';
+import { oneOf, UsageError } from '../lib/args.mjs';
 
 const shapes = Object.keys(LLAMA_SHAPES);
 
@@ -13,3 +14,23 @@ export const backendOption = { type: 'string', value: 'NAME', default: 'auto', p
 
 /** --dtype TYPE on CUDA. */
 export const dtypeOption = { type: 'string', value: 'TYPE', parse: oneOf(...GPU_DTYPES), help: `${GPU_DTYPES.join(' or ')} on CUDA (default f16)` };
+
+/** `policy[@budget]`: a cache plan (a --plans item). */
+export const planSpec = (p, flag) => {
+  const [policy, budget] = p.split('@');
+  if (!POLICY_NAMES.includes(policy)) throw new UsageError(`${flag}: plan ${p}: unknown policy ${policy} (${POLICY_NAMES.join(', ')})`);
+  if (budget !== undefined && !(Number.isInteger(Number(budget)) && Number(budget) > 0))
+    throw new UsageError(`${flag}: plan ${p}: the budget must be a whole number of tokens`);
+  return { policy, budgetTokens: budget ? Number(budget) : undefined };
+};
+
+/** A request rate per second, or `inf` (all at once). */
+export const rateSpec = (text, flag) => {
+  if (text === 'inf') return Infinity;
+  const n = Number(text);
+  if (!(n > 0 && Number.isFinite(n))) throw new UsageError(`${flag}: expected a rate per second above 0 or inf, got "${text}"`);
+  return n;
+};
+
+/** The serving benchmark's workloads (serving-workloads.mjs). */
+export const WORKLOADS = ['long', 'shared-doc', 'multi-turn'];

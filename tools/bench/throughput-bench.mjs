@@ -21,20 +21,11 @@
 import { totalmem } from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
-import { KvCache, pageBytes, POLICY_NAMES, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
+import { KvCache, pageBytes, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
 import { kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
 import { BatchRun, describeBackend, loadBackend, stepPagesBound } from '@arkvale/engine';
-import { int, list, number, parseCommand, UsageError } from '../lib/args.mjs';
-import { shapeOption, backendOption, dtypeOption } from './model-options.mjs';
-
-/** `policy[@budget]`: a cache plan. */
-const planSpec = (p, flag) => {
-  const [policy, budget] = p.split('@');
-  if (!POLICY_NAMES.includes(policy)) throw new UsageError(`${flag}: plan ${p}: unknown policy ${policy} (${POLICY_NAMES.join(', ')})`);
-  if (budget !== undefined && !(Number.isInteger(Number(budget)) && Number(budget) > 0))
-    throw new UsageError(`${flag}: plan ${p}: the budget must be a whole number of tokens`);
-  return { policy, budgetTokens: budget ? Number(budget) : undefined };
-};
+import { int, list, number, parseCommand } from '../lib/args.mjs';
+import { backendOption, dtypeOption, planSpec, shapeOption } from './model-options.mjs';
 
 // When a flag is given twice the last one wins, so a wrapper's defaults can be overridden by later arguments.
 const { values: opts } = parseCommand({

@@ -60,6 +60,7 @@ export class EngineCore {
     steps: 0,
     decodeSteps: 0,
     decodeStepMs: 0,
+    decodeStepRows: 0,
     graphReplayedSteps: 0,
     prefillTokens: 0,
     promptTokens: 0,
@@ -182,6 +183,7 @@ export class EngineCore {
     if (chunks.length === 0) {
       this.counters.decodeSteps++;
       this.counters.decodeStepMs += performance.now() - start;
+      this.counters.decodeStepRows += decoding.length;
       if (this.replayedGraphs() > replayedBefore) this.counters.graphReplayedSteps++;
     }
     this.window.push(this.caches.store.counters.recalls - recallsBefore, this.caches.store.devicePool.bytesPerPage);

@@ -31,6 +31,7 @@ export function collectEngineStats(s: {
     steps: number;
     decodeSteps: number;
     decodeStepMs: number;
+    decodeStepRows: number;
     graphReplayedSteps: number;
     prefillTokens: number;
     promptTokens: number;

@@ -77,6 +77,8 @@ export interface EngineStats {
   /** Steps of decode rows alone (no prompt chunk), and their time in all (scheduling, forward pass, sampling), ms. */
   readonly decodeSteps: number;
   readonly decodeStepMs: number;
+  /** Tokens those steps decoded (one per sequence per step): over decodeStepMs, the decode phase's token rate. */
+  readonly decodeStepRows: number;
   /** Decode-only steps replayed as a CUDA graph (the share of decodeSteps the backend did not issue call by call). */
   readonly graphReplayedSteps: number;
   /** Prompt tokens run through the model; resuming a parked sequence adds none. */

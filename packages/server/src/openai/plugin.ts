@@ -174,7 +174,9 @@ async function stream(kind: Kind, handle: RequestHandle, sse: SseWriter, meta: M
     for await (const ev of handle) {
       if (!sse.open) break;
       if (ev.type === 'token') {
-        if (ev.text) await sse.data(chunk(ev.text, null));
+        // One chunk per token, as OpenAI streams: its text may be empty (held back for a stop
+        // string, or a model of token ids only), and clients time tokens by chunks.
+        await sse.data(chunk(ev.text, null));
         continue;
       }
       if (ev.text) await sse.data(chunk(ev.text, null));
