@@ -12,9 +12,9 @@ export interface EngineConfig extends Pick<CacheOptions, 'sinkPages' | 'windowPa
   readonly devicePages?: number;
   /**
    * Host pool (backups, parked sequences). The engines plan both pools from the
-   * hardware when they are not given (planPools): on a GPU, every page the memory share
-   * leaves, and half the machine's memory on the host; on the CPU, 4096 device pages and
-   * four times as many host pages.
+   * hardware when they are not given (planPools): the device pool on a GPU is every page
+   * the memory share leaves (4096 on the CPU); the host pool four times the device pool,
+   * on a GPU at most half the machine's memory.
    */
   readonly hostPages?: number;
   /** KV policy and budget of requests that name none. Default arkvale @ 512. */

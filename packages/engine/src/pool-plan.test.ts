@@ -9,12 +9,16 @@ const model = (capacity: number | undefined): ServedModel => ({ geometry: () => 
 const GIB = 1024 ** 3;
 
 describe('planPools', () => {
-  it('on a GPU: the device pool is what the memory share leaves, the host pool half the machine', () => {
-    const plan = planPools(model(10_000), 16, 512, {}, 0.9, 64 * GIB);
-    expect(plan).toMatchObject({ devicePages: 10_000, hostPages: (32 * GIB) / 8192 });
+  it('on a GPU: the device pool is what the memory share leaves, the host pool 4x that within half the machine', () => {
+    const plan = planPools(model(10_000_000), 16, 512, {}, 0.9, 64 * GIB);
+    expect(plan).toMatchObject({ devicePages: 10_000_000, hostPages: (32 * GIB) / 8192 });
     expect(plan.summary).toBe(
-      "KV pools: 10000 device pages (0.1 GiB, what --gpu-memory-utilization 0.9 leaves), 4194304 host pages (32.0 GiB, 50% of this machine's 64.0 GiB)",
+      "KV pools: 10000000 device pages (76.3 GiB, what --gpu-memory-utilization 0.9 leaves), 4194304 host pages (32.0 GiB, 50% of this machine's 64.0 GiB)",
     );
+    // A small device pool (given) keeps a small host pool.
+    const small = planPools(model(10_000_000), 16, 512, { devicePages: 2048 }, 0.9, 64 * GIB);
+    expect(small).toMatchObject({ devicePages: 2048, hostPages: 8192 });
+    expect(small.summary).toMatch(/8192 host pages \(0\.1 GiB, 4x the device pool\)$/);
   });
 
   it('keeps given pools, and refuses a device pool the card cannot hold, with the numbers', () => {

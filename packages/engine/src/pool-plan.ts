@@ -10,7 +10,7 @@ export interface PoolPlan {
   readonly summary: string;
 }
 
-/** Share of the machine's memory a host pool takes when none is given (pinned memory on a GPU). */
+/** The most of the machine's memory a host pool takes when none is given (pinned memory on a GPU). */
 export const HOST_MEMORY_SHARE = 0.5;
 /** The device pool of a backend without memory of its own (the CPU's pages live in the process). */
 export const CPU_DEVICE_PAGES = 4096;
@@ -20,8 +20,8 @@ const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 /**
  * The pools from the hardware where they are not given. On a GPU, the device pool is
  * every KV page the memory share leaves beside the weights and a step's activations
- * (as vLLM plans its blocks), and the host pool a share of the machine's memory; on
- * the CPU, 4096 device pages and four times as many on the host. A given device pool
+ * (as vLLM plans its blocks); on the CPU, 4096. The host pool is four times the device
+ * pool, on a GPU at most half the machine's memory. A given device pool
  * larger than the card can hold is refused with the numbers.
  */
 export function planPools(
@@ -42,13 +42,15 @@ export function planPools(
   if (capacity !== undefined && capacity < 1)
     throw new Error(`no KV page fits on the device beside the weights within --gpu-memory-utilization ${gpuMemoryUtilization}`);
   const devicePages = given.devicePages ?? capacity ?? CPU_DEVICE_PAGES;
-  const hostPages = given.hostPages ?? (capacity !== undefined ? Math.floor((HOST_MEMORY_SHARE * machineBytes) / bytes) : 4 * devicePages);
+  // Four times the device pool (backups of what it evicts, parked sequences), within a share of the machine: pinned memory is slow to allocate and scarce.
+  const hostCap = capacity !== undefined ? Math.floor((HOST_MEMORY_SHARE * machineBytes) / bytes) : Infinity;
+  const hostPages = given.hostPages ?? Math.min(4 * devicePages, hostCap);
   const deviceFrom =
     given.devicePages !== undefined ? 'given' : capacity !== undefined ? `what --gpu-memory-utilization ${gpuMemoryUtilization} leaves` : 'the CPU default';
   const hostFrom =
     given.hostPages !== undefined
       ? 'given'
-      : capacity !== undefined
+      : hostPages < 4 * devicePages
         ? `${HOST_MEMORY_SHARE * 100}% of this machine's ${gib(machineBytes)}`
         : '4x the device pool';
   return {
