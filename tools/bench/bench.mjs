@@ -9,8 +9,8 @@
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ReferenceBackend, seededUniform } from '@arkvale/core';
-import { CpuBackend, cpuBackendInfo } from '@arkvale/cpu-backend';
+import { seededUniform } from '@arkvale/core';
+import { cpuBackendInfo } from '@arkvale/cpu-backend';
 import { LlamaEngine } from '@arkvale/model-llama';
 import { cudaStatus } from '@arkvale/cuda-binding';
 import { describeBackend, generateBatch, loadBackend } from '@arkvale/engine';
@@ -116,10 +116,10 @@ if (opts.serving) {
   process.exit(0);
 }
 
-const cpu = await LlamaEngine.load(modelDir, new CpuBackend());
-const reference = await LlamaEngine.load(modelDir, new ReferenceBackend());
-const gpu = cudaStatus();
 const warn = (t) => process.stderr.write(t);
+const cpu = await LlamaEngine.load(modelDir, await loadBackend({ backend: 'cpu', onWarning: warn }));
+const reference = await LlamaEngine.load(modelDir, await loadBackend({ backend: 'reference' }));
+const gpu = cudaStatus();
 const cuda = gpu.available ? await LlamaEngine.load(modelDir, await loadBackend({ backend: 'cuda', onWarning: warn })) : null;
 // The engine the policies run on (auto: CUDA when usable, else the CPU backend).
 if (backendName === 'cuda' && !cuda) {
