@@ -56,7 +56,13 @@ const generateRound = () => {
     prompts.map((promptIds) => ({ promptIds, maxTokens: o.tokens, ignoreEos: true })),
     { policy: o.policy, budgetTokens: o.budget, pageSize },
   );
-  return { texts: r.outputs.map((out) => out.text), decodeSteps: r.timings.decodeSteps, decodeStepMs: r.timings.decodeMs / r.timings.decodeSteps };
+  const t = r.timings;
+  return {
+    texts: r.outputs.map((out) => out.text),
+    decodeSteps: t.decodeSteps,
+    rowsPerStep: t.sequenceSteps / t.decodeSteps,
+    decodeStepMs: t.decodeMs / t.decodeSteps,
+  };
 };
 
 // The serve path: a worker engine behind the OpenAI routes, as `arkvale serve` runs it.
@@ -66,6 +72,9 @@ const engine = await WorkerEngine.start({
   pageSize,
   policy: o.policy,
   budgetTokens: o.budget,
+  // Every prompt in one chunk, all in one step, as generate prefills them: the decode steps then carry the same rows on both paths.
+  chunkTokens: Math.max(...prompts.map((p) => p.length)),
+  stepTokens: prompts.reduce((n, p) => n + p.length, 0),
   onLog: (t) => process.stderr.write(t),
 });
 const server = createArkvaleServer({ engine });
@@ -86,7 +95,8 @@ const serveRound = async () => {
   );
   const after = await engine.stats();
   const decodeSteps = after.decodeSteps - before.decodeSteps;
-  return { texts, decodeSteps, decodeStepMs: (after.decodeStepMs - before.decodeStepMs) / decodeSteps };
+  const rows = after.decodeStepRows - before.decodeStepRows;
+  return { texts, decodeSteps, rowsPerStep: rows / decodeSteps, decodeStepMs: (after.decodeStepMs - before.decodeStepMs) / decodeSteps };
 };
 
 // Rounds alternate between the paths, so that a slow spell of the machine falls on both; medians are reported.
