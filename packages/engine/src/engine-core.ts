@@ -1,7 +1,7 @@
 import type { KvCache, KvGeometry, PoolNeeds } from '@arkvale/core';
 import type { LlamaForward, Tokenizer } from '@arkvale/model-llama';
 import { EngineError } from './errors.js';
-import { runStep, type ChunkPlan } from './batch-step.js';
+import { runStep, type ChunkPlan, type StepResult } from './batch-step.js';
 import type { ResolvedEngineConfig } from './config.js';
 import { Job } from './job.js';
 import { PlanCaches } from './plan-caches.js';
@@ -154,20 +154,7 @@ export class EngineCore {
       // The step's tensors (logits, sampling) are freed before tokens are delivered.
       const { jobs, tokens } = b.tidy(() => {
         const step = runStep(this.forward, decoding, chunks, this.config.decodeBlockRows);
-        // Rows still feeding a suffix take their next suffix token and nothing from their random stream.
-        const sampled = step.jobs.flatMap((j, i) => (j.hasSuffixLeft ? [] : [i]));
-        const rows = sampled.length === step.jobs.length ? step.logits : b.gatherRows(step.logits, b.fromArray(sampled, [sampled.length], 'i32'));
-        const drawn =
-          sampled.length > 0
-            ? sampleRows(
-                b,
-                rows,
-                sampled.map((i) => ({ ...step.jobs[i].req, uniform: step.jobs[i].uniform })),
-              )
-            : [];
-        const tokens: number[] = step.jobs.map((j) => (j.hasSuffixLeft ? -1 : 0));
-        sampled.forEach((i, k) => (tokens[i] = drawn[k]));
-        return { jobs: step.jobs, tokens };
+        return { jobs: step.jobs, tokens: this.sampleStep(step) };
       });
       for (const c of chunks) this.counters.prefillTokens += c.count;
       jobs.forEach((job, i) => (tokens[i] < 0 ? this.feedSuffix(job) : this.deliver(job, tokens[i])));
@@ -188,6 +175,26 @@ export class EngineCore {
     }
     this.window.push(this.caches.store.counters.recalls - recallsBefore, this.caches.store.devicePool.bytesPerPage);
     return report;
+  }
+
+  /**
+   * The token of each row of a step: a sample from its logits, or -1 for a row still
+   * feeding its suffix (it takes its next suffix token, and nothing from its random
+   * stream, so a suffix does not change what a seed generates after it).
+   */
+  private sampleStep(step: StepResult): number[] {
+    const b = this.forward.backend;
+    const sampled = step.jobs.flatMap((j, i) => (j.hasSuffixLeft ? [] : [i]));
+    const tokens = step.jobs.map(() => -1);
+    if (sampled.length === 0) return tokens;
+    const rows = sampled.length === step.jobs.length ? step.logits : b.gatherRows(step.logits, b.fromArray(sampled, [sampled.length], 'i32'));
+    const drawn = sampleRows(
+      b,
+      rows,
+      sampled.map((i) => ({ ...step.jobs[i].req, uniform: step.jobs[i].uniform })),
+    );
+    sampled.forEach((i, k) => (tokens[i] = drawn[k]));
+    return tokens;
   }
 
   /** Steps the backend has replayed as graphs (the CUDA backend's graphStats), 0 on a backend without graphs. */
