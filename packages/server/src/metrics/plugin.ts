@@ -66,6 +66,8 @@ export const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (app, opt
   total('arkvale:num_preemptions_total', 'Sequences parked in the host pool because the device pool ran short.', (s) => s.parks);
   total('arkvale:engine_steps_total', 'Engine steps (one forward pass each).', (s) => s.steps);
   total('arkvale:decode_steps_total', 'Engine steps of decode rows alone (no prompt chunk).', (s) => s.decodeSteps);
+  total('arkvale:decode_step_seconds_total', 'Time of those steps (scheduling, forward pass, sampling).', (s) => s.decodeStepMs / 1000);
+  total('arkvale:decode_step_rows_total', 'Tokens those steps decoded (one per sequence per step).', (s) => s.decodeStepRows);
   total('arkvale:graph_replayed_steps_total', 'Decode-only steps replayed as a CUDA graph.', (s) => s.graphReplayedSteps);
   gauge('arkvale:graph_replayed_step_share', 'Share of decode-only steps replayed as a CUDA graph.', (s) =>
     s.decodeSteps ? s.graphReplayedSteps / s.decodeSteps : 0,
