@@ -28,26 +28,17 @@
 // selection's estimate + select, recalls; the rest is the model's matrix products and
 // norms) summed per step on the device, so that the timed run stays undisturbed.
 import { writeFileSync } from 'node:fs';
-import { createPolicy, KvCache, POLICY_NAMES, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
+import { createPolicy, KvCache, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
 import { countParameters, kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
 import { BatchRun, batchDevicePages, describeBackend, loadBackend } from '@arkvale/engine';
 import { int, list, number, oneOf, parseCommand, UsageError } from '../lib/args.mjs';
-import { shapeOption, backendOption, dtypeOption } from './model-options.mjs';
+import { backendOption, dtypeOption, planSpec, shapeOption } from './model-options.mjs';
 
-/** `policy[@budget][:host][:eager]`: a cache plan, selecting on the host and/or without graphs. */
-const planSpec = (p, flag) => {
+/** `policy[@budget][:host][:eager]`: a cache plan (model-options' planSpec), selecting on the host and/or without graphs. */
+const planWithFlags = (p, flag) => {
   const [spec, ...flags] = p.split(':');
-  const [policy, budget] = spec.split('@');
-  if (!POLICY_NAMES.includes(policy)) throw new UsageError(`${flag}: plan ${p}: unknown policy ${policy} (${POLICY_NAMES.join(', ')})`);
   for (const f of flags) if (f !== 'host' && f !== 'eager') throw new UsageError(`${flag}: plan ${p}: unknown flag ${f} (host, eager)`);
-  if (budget !== undefined && !(Number.isInteger(Number(budget)) && Number(budget) > 0))
-    throw new UsageError(`${flag}: plan ${p}: the budget must be a whole number of tokens`);
-  return {
-    policy,
-    budgetTokens: budget ? Number(budget) : undefined,
-    ...(flags.includes('host') ? { selectOn: 'host' } : {}),
-    ...(flags.includes('eager') ? { graphs: false } : {}),
-  };
+  return { ...planSpec(spec, flag), ...(flags.includes('host') ? { selectOn: 'host' } : {}), ...(flags.includes('eager') ? { graphs: false } : {}) };
 };
 
 // When a flag is given twice the last one wins, so a wrapper's defaults can be overridden by later arguments.
@@ -62,7 +53,7 @@ reported) and the step's HBM floor. JSON on stdout (and --out FILE, rewritten af
     dtype: dtypeOption,
     batch: { type: 'string', value: 'N', default: '4', parse: int({ min: 1 }), help: 'sequences per step' },
     contexts: { type: 'string', value: 'LIST', default: '10240,20480,30720', parse: list(int({ min: 1 })), help: 'prompt lengths in tokens' },
-    plans: { type: 'string', value: 'LIST', default: 'full,arkvale@2048', parse: list(planSpec), help: 'policy[@budget][:host][:eager], comma-separated' },
+    plans: { type: 'string', value: 'LIST', default: 'full,arkvale@2048', parse: list(planWithFlags), help: 'policy[@budget][:host][:eager], comma-separated' },
     'page-size': { type: 'string', value: 'N', default: '32', parse: int({ min: 1 }), help: 'tokens per KV page' },
     steps: {
       type: 'string',

@@ -64,6 +64,11 @@ describe('arkvale serve', () => {
       400,
       expect.objectContaining({ param: 'prompt', message: expect.stringMatching(/no tokenizer .*send the prompt as an array of token ids/) }),
     ]);
+    const stop = await post('/v1/completions', { model: 'tiny-retrieval', prompt: [1, 5, 9], max_tokens: 4, stop: ['.'] });
+    expect([stop.status, ((await stop.json()) as { error: { param: string; message: string } }).error]).toEqual([
+      400,
+      expect.objectContaining({ param: 'stop', message: expect.stringMatching(/no tokenizer .*cannot match stop strings/) }),
+    ]);
     const chat = await post('/v1/chat/completions', { model: 'tiny-retrieval', messages: [{ role: 'user', content: 'hi' }] });
     expect([chat.status, ((await chat.json()) as { error: { message: string } }).error.message]).toEqual([
       400,

@@ -5,6 +5,7 @@ import { EngineCore, type EventSink, type StepReport } from './engine-core.js';
 import type { EngineError } from './errors.js';
 import { checkSampling, type SamplingOptions } from './sampling-options.js';
 import { batchDevicePages } from './step-bound.js';
+import { checkTokenIds } from './token-ids.js';
 import type { StopReason } from './types.js';
 
 /*
@@ -90,9 +91,7 @@ export function checkGenerationRequest(forward: LlamaForward, r: GenerationReque
   if (r.promptIds.length === 0) throw invalidArgument('a prompt needs at least one token');
   const max = r.maxTokens ?? 64;
   if (!Number.isInteger(max) || max < 1) throw invalidArgument(`max tokens must be an integer >= 1, got ${String(r.maxTokens)}`);
-  const vocab = forward.config.vocabSize;
-  const bad = [...r.promptIds, ...(r.suffixIds ?? [])].find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
-  if (bad !== undefined) throw invalidArgument(`token id ${String(bad)} is outside the vocabulary (0..${vocab - 1})`);
+  checkTokenIds([...r.promptIds, ...(r.suffixIds ?? [])], forward.config.vocabSize);
   // The prompt, the suffix and the first generated token must fit; generation then stops at the limit.
   const suffix = r.suffixIds?.length ? ` and a suffix of ${r.suffixIds.length}` : '';
   forward.checkLength(contextLength(r) + 1, `a prompt of ${r.promptIds.length} tokens${suffix} and its first new token`);

@@ -1,7 +1,8 @@
-import { invalidArgument, KvCache, POLICY_NAMES, ReferenceBackend, poolPagesFor, type CacheOptions, type KvGeometry, type PolicyName } from '@arkvale/core';
+import { KvCache, POLICY_NAMES, ReferenceBackend, poolPagesFor, type CacheOptions, type KvGeometry, type PolicyName } from '@arkvale/core';
 import type { Tokenizer } from '@arkvale/model-llama';
 import { EngineError, asEngineError } from './errors.js';
 import { stepBound } from './step-bound.js';
+import { checkTokenIds } from './token-ids.js';
 import type { ResolvedEngineConfig } from './config.js';
 import type { EngineRequest } from './types.js';
 
@@ -82,6 +83,8 @@ export class RequestPlanner {
     if (!Number.isSafeInteger(seed)) throw invalid('seed must be an integer', 'seed');
     const stop = [...(r.stop ?? [])];
     if (stop.some((s) => typeof s !== 'string')) throw invalid('stop must be strings', 'stop');
+    if (stop.length > 0 && !this.tokenizer)
+      throw invalid('this model has no tokenizer (random weights at a model shape), so it cannot match stop strings', 'stop');
     const policy = r.kvPolicy ?? this.config.policy;
     if (!(POLICY_NAMES as readonly string[]).includes(policy))
       throw invalid(`unknown kv_policy "${String(policy)}"; expected one of: ${POLICY_NAMES.join(', ')}`, 'kv_policy');
@@ -100,11 +103,8 @@ export class RequestPlanner {
     }
     if (!Array.isArray(prompt) || prompt.length === 0) throw invalid('the prompt must be a non-empty string or array of token ids', 'prompt');
     try {
-      for (const t of prompt) {
-        if (this.tokenizer) this.tokenizer.checkId(t);
-        else if (!Number.isInteger(t) || t < 0 || t >= this.vocabSize)
-          throw invalidArgument(`token id ${String(t)} is outside the vocabulary (0..${this.vocabSize - 1})`);
-      }
+      if (this.tokenizer) for (const t of prompt) this.tokenizer.checkId(t);
+      else checkTokenIds(prompt, this.vocabSize);
     } catch (e) {
       throw asEngineError(e, 'prompt');
     }
