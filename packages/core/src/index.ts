@@ -14,6 +14,7 @@ export { streamingLlmPolicy, h2oPolicy, tovaPolicy } from './policies/token-poli
 export { createPolicy } from './policies/registry.js';
 export { KvCache } from './manager/kv-cache.js';
 export type { KvCacheInit, DecodeStep, PrefillChunk } from './manager/kv-cache.js';
+export type { PrefixCacheStats } from './manager/prefix-cache.js';
 export type { PoolNeeds } from './manager/layer-state.js';
 export { PageStore } from './manager/page-store.js';
 export type { AttentionList } from './manager/page-store.js';

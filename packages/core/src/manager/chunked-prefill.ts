@@ -22,6 +22,11 @@ import { emptyPage } from './layer-state.js';
  * attention): it is the same quantity summed by another kernel, so it agrees only to
  * float rounding, and a keep decision can differ between tokens whose statistics tie
  * to within rounding.
+ *
+ * A prompt that starts from the prefix cache (PrefixCache) begins with the cached
+ * pages already in place and resident, their slots shared with the cache, and prefills
+ * only the rest. At its last chunk a budgeted layer copies the shared pages it keeps
+ * into slots of its own, because selection on the device rewrites resident slots.
  */
 
 /** What the chunked prefill needs of the page manager. */
@@ -62,16 +67,35 @@ export function chunkNeeds(host: ChunkHost, seq: SequenceState, state: ChunkedPr
     }
     if (layer.digests) digests += filled;
     if (layer.backups) hostPages += filled;
+    if (end === state.promptLength && layer.budgeted) device += Math.min(host.options.budgetPages, sharedResident(host.store, layer));
   }
   return { device, host: hostPages, digests };
 }
 
-/** The most a chunked prefill of `length` tokens holds at once (at its last chunk). */
-export function chunkedPrefillPeak(host: ChunkHost, layers: readonly LayerState[], length: number): PoolNeeds {
+/** Resident pages of a layer whose slot another holder shares (the prefix cache). */
+function sharedResident(store: PageStore, layer: PageLayer): number {
+  let n = 0;
+  for (const p of layer.pages) if (p.slot >= 0 && store.devicePool.refCount(p.slot) > 1) n++;
+  return n;
+}
+
+/** What a prompt starts from in the prefix cache: whole pages, and the layer copies of them that are recalled first. */
+export interface CachedStart {
+  readonly pages: number;
+  readonly promotions: number;
+}
+
+/** The most a chunked prefill of `length` tokens holds at once (at its last chunk), beyond the cached pages it starts from. */
+export function chunkedPrefillPeak(
+  host: ChunkHost,
+  layers: readonly LayerState[],
+  length: number,
+  cached: CachedStart = { pages: 0, promotions: 0 },
+): PoolNeeds {
   const ps = host.pageSize;
-  const pages = Math.ceil(length / ps);
-  const full = Math.floor(length / ps);
-  let device = 0;
+  const pages = Math.ceil(length / ps) - cached.pages;
+  const full = Math.floor(length / ps) - cached.pages;
+  let device = cached.promotions;
   let hostPages = 0;
   let digests = 0;
   for (const layer of layers) {
@@ -82,6 +106,7 @@ export function chunkedPrefillPeak(host: ChunkHost, layers: readonly LayerState[
     }
     if (layer.digests) digests += full;
     if (layer.backups) hostPages += full;
+    if (layer.budgeted) device += Math.min(host.options.budgetPages, cached.pages);
   }
   return { device, host: hostPages, digests };
 }
@@ -175,8 +200,30 @@ function chunkPages(host: ChunkHost, layer: PageLayer, chunk: PendingChunk, q: T
     ...host.store.pageTable(causalLists(slots, start, count, ps), 1),
     scale,
   });
-  if (chunk.last) host.selectPrefillResident(layer, () => host.store.backend.sliceRows(q, count - 1, 1));
+  if (chunk.last) {
+    host.selectPrefillResident(layer, () => host.store.backend.sliceRows(q, count - 1, 1));
+    if (layer.budgeted) ownResidentSlots(host.store, layer);
+  }
   return out;
+}
+
+/** Copies the resident pages whose slot is shared (with the prefix cache) into slots of the layer's own. */
+function ownResidentSlots(store: PageStore, layer: PageLayer): void {
+  const shared = layer.pages.filter((p) => p.slot >= 0 && store.devicePool.refCount(p.slot) > 1);
+  if (shared.length === 0) return;
+  // Every fresh slot is taken before any shared one is let go: a shared slot the cache
+  // alone holds could otherwise be reclaimed and handed out as a copy's destination.
+  const fresh = store.devicePool.allocateMany(shared.length);
+  store.backend.copyPages(
+    store.deviceStorage,
+    shared.map((p) => p.slot),
+    store.deviceStorage,
+    fresh,
+  );
+  shared.forEach((p, i) => {
+    store.devicePool.release(p.slot);
+    p.slot = fresh[i];
+  });
 }
 
 function chunkTokens(

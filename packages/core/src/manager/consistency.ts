@@ -19,6 +19,21 @@ export function checkConsistency(caches: KvCache | readonly KvCache[]): void {
     digest: new Map<number, number>(),
   };
   const hold = (m: Map<number, number>, slot: number) => m.set(slot, (m.get(slot) ?? 0) + 1);
+  const cached = { device: new Set<number>(), host: new Set<number>(), digest: new Set<number>() };
+  for (const cache of list) {
+    for (const e of cache.rawPrefixEntries) {
+      if (e.slot < 0 && e.backup !== 'complete') throw internalError('a prefix cache page is off the device without a completed backup');
+      const holdCached = (kind: keyof typeof cached, slot: number) => {
+        if (slot < 0) return;
+        if (cached[kind].has(slot)) throw internalError(`${kind} slot ${slot} is held twice by prefix caches`);
+        cached[kind].add(slot);
+        hold(refs[kind], slot);
+      };
+      holdCached('device', e.slot);
+      holdCached('host', e.host);
+      holdCached('digest', e.digest);
+    }
+  }
   for (const cache of list) {
     const ps = cache.pageSize;
     const o = cache.options;
@@ -84,12 +99,14 @@ export function checkConsistency(caches: KvCache | readonly KvCache[]): void {
       });
     }
   }
-  compare(store.devicePool, refs.device);
-  compare(store.hostPool, refs.host);
-  compare(store.digestPool, refs.digest);
+  compare(store.devicePool, refs.device, cached.device);
+  compare(store.hostPool, refs.host, cached.host);
+  compare(store.digestPool, refs.digest, cached.digest);
 }
 
-function compare(pool: PagePool, held: Map<number, number>): void {
+function compare(pool: PagePool, held: Map<number, number>, cached: Set<number>): void {
+  const cachedOnly = [...cached].filter((slot) => held.get(slot) === 1).length;
+  if (pool.reclaimable !== cachedOnly) throw internalError(`${pool.name} pool counts ${pool.reclaimable} reclaimable slots, found ${cachedOnly}`);
   if (pool.used !== held.size) {
     throw internalError(`${pool.name} pool has ${pool.used} slots in use but sequences hold ${held.size}`);
   }

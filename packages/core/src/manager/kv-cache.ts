@@ -13,6 +13,7 @@ import { pageContext } from './page-context.js';
 import { reserveRows } from './device-select.js';
 import type { ChunkHost } from './chunked-prefill.js';
 import { beginChunk, chunkNeeds, chunkedPrefillPeak, ensureNeeds, newChunkedPrefill, releaseChunked, writeChunkLayer } from './chunked-prefill.js';
+import { PrefixCache, type PrefixCacheStats } from './prefix-cache.js';
 import { park, parkNeeds, releaseParked, resume, resumeNeeds } from './parking.js';
 import type { LayerState, PageEntry, PageLayer, PendingChunk, PoolNeeds, SequenceState } from './layer-state.js';
 import { emptyPage, newLayerState } from './layer-state.js';
@@ -32,6 +33,13 @@ export interface KvCacheInit {
    * before a step: each cache checks only its own.
    */
   readonly store?: PageStore;
+  /**
+   * Keep the full pages of freed sequences for prompts that start with the same tokens
+   * (`free(id, tokens)`, then `admitChunked(length, prompt)`); see PrefixCache. Page
+   * policies only: a cache of a token-level policy (StreamingLLM, H2O, TOVA) keeps cells,
+   * not pages of consecutive tokens, and ignores it. Default false.
+   */
+  readonly prefixCache?: boolean;
 }
 
 /** A prefill chunk begun by `beginPrefillChunk`: tokens [start, start + count) of the prompt. */
@@ -86,6 +94,8 @@ export class KvCache {
   readonly store: PageStore;
   /** A store passed in is shared with other caches and outlives this one. */
   private readonly ownsStore: boolean;
+  /** Full pages of freed sequences, or null when prefix caching is off. */
+  private readonly prefixes: PrefixCache | null;
 
   constructor(init: KvCacheInit) {
     this.geometry = init.geometry;
@@ -96,6 +106,7 @@ export class KvCache {
     this.store = init.store
       ? checkSharedStore(init.store, this.geometry, this.options, init.backend)
       : new PageStore(init.backend, this.geometry, this.options);
+    this.prefixes = init.prefixCache && this.policy.kind === 'page' ? new PrefixCache(this.store, this.pageSize, this.geometry.numLayers) : null;
   }
 
   /**
@@ -105,6 +116,7 @@ export class KvCache {
   close(): void {
     this.settle();
     for (const id of [...this.sequences.keys()]) this.free(id);
+    this.prefixes?.clear();
     if (this.lastTargets) this.backend.dispose(this.lastTargets);
     this.lastTargets = null;
     if (this.ownsStore) this.store.dispose();
@@ -189,11 +201,20 @@ export class KvCache {
     return this.seq(id).length;
   }
 
-  /** Returns every page and backup of the sequence to its pool. */
-  free(id: number): void {
+  /**
+   * Returns every page and backup of the sequence to its pool. With `tokens` (the
+   * sequence's tokens, prompt first) and prefix caching on, its full pages are kept in
+   * the prefix cache first, for later prompts that start with the same tokens; a
+   * sequence still prefilling or parked is freed without caching.
+   */
+  free(id: number, tokens?: readonly number[]): void {
     this.settle();
     const seq = this.sequences.get(id);
     if (!seq) throw new SequenceError(`cannot free sequence ${id}: it does not exist (already freed?)`);
+    if (tokens && this.prefixes && !seq.chunked && !seq.parked && !seq.prefilled.includes(false)) {
+      const pages = Math.floor(Math.min(seq.length, tokens.length) / this.pageSize);
+      this.prefixes.insert(tokens, pages, (l, p) => (seq.layers[l] as PageLayer).pages[p]);
+    }
     if (seq.chunked) releaseChunked(this.store, seq.chunked);
     releaseParked(this.store, seq);
     for (const layer of seq.layers) this.store.releaseLayer(layer);
@@ -308,23 +329,61 @@ export class KvCache {
    * decode steps of other sequences can run between chunks. Takes no pages yet: each
    * chunk checks and takes its own; `chunkedPrefillPeak` is the most it will hold.
    */
-  admitChunked(promptLength: number): number {
+  admitChunked(promptLength: number, prompt?: readonly number[]): number {
     if (!Number.isInteger(promptLength) || promptLength < 1) {
       throw invalidArgument(`a prompt needs at least one token, got ${String(promptLength)}`);
     }
+    if (prompt && prompt.length < promptLength) throw invalidArgument(`a prompt of ${promptLength} tokens came with ${prompt.length} token ids`);
     const layers = range(0, this.geometry.numLayers).map((l) => this.newLayer(l));
+    const nodes = this.matchPrefix(promptLength, prompt);
+    if (prompt && this.prefixes) this.prefixes.countQuery(nodes.length * this.pageSize);
+    if (nodes.length) {
+      const pages = this.prefixes!.attach(nodes);
+      layers.forEach((layer, l) => {
+        if (layer.kind === 'page') layer.pages = pages[l];
+      });
+    }
     const id = this.nextId++;
-    this.sequences.set(id, { id, length: 0, layers, prefilled: layers.map(() => false), chunked: newChunkedPrefill(promptLength, layers) });
+    const cached = nodes.length * this.pageSize;
+    this.sequences.set(id, {
+      id,
+      length: cached,
+      cachedTokens: cached,
+      layers,
+      prefilled: layers.map(() => false),
+      chunked: newChunkedPrefill(promptLength, layers),
+    });
     return id;
   }
 
-  /** Pool pages a chunked prefill of `promptLength` tokens holds at its peak (its last chunk). */
-  chunkedPrefillPeak(promptLength: number): PoolNeeds {
+  /** The cached pages a prompt starts with: whole pages, leaving at least its last token to prefill (its logits are needed). */
+  private matchPrefix(promptLength: number, prompt?: readonly number[]) {
+    if (!prompt || !this.prefixes) return [];
+    return this.prefixes.match(prompt, Math.floor((promptLength - 1) / this.pageSize));
+  }
+
+  /** Prompt tokens the sequence started from the prefix cache instead of prefilling. */
+  cachedTokens(id: number): number {
+    return this.seq(id).cachedTokens ?? 0;
+  }
+
+  /** The prefix cache's counters and holdings, or null when prefix caching is off. */
+  prefixStats(): PrefixCacheStats | null {
+    return this.prefixes ? this.prefixes.stats() : null;
+  }
+
+  /**
+   * Pool pages a chunked prefill of `promptLength` tokens holds at its peak (its last
+   * chunk); with `prompt`, of a prompt that starts from the prefix cache's pages.
+   */
+  chunkedPrefillPeak(promptLength: number, prompt?: readonly number[]): PoolNeeds {
     if (!Number.isInteger(promptLength) || promptLength < 1) throw invalidArgument(`a prompt needs at least one token, got ${String(promptLength)}`);
+    const nodes = this.matchPrefix(promptLength, prompt);
     return chunkedPrefillPeak(
       this.chunkHost,
       range(0, this.geometry.numLayers).map((l) => this.newLayer(l)),
       promptLength,
+      { pages: nodes.length, promotions: nodes.length ? this.prefixes!.promotions(nodes) : 0 },
     );
   }
 
@@ -570,6 +629,11 @@ export class KvCache {
   get rawSequences(): ReadonlyMap<number, SequenceState> {
     this.settle();
     return this.sequences;
+  }
+
+  /** @internal The prefix cache's page copies for the consistency checker (none when it is off). */
+  get rawPrefixEntries(): readonly PageEntry[] {
+    return this.prefixes ? this.prefixes.entries() : [];
   }
 
   stats(): KvStats {

@@ -58,6 +58,8 @@ export interface SequenceState {
   readonly layers: LayerState[];
   /** Layers whose prompt has been written. */
   readonly prefilled: boolean[];
+  /** Prompt tokens taken from the prefix cache at admission (not prefilled). */
+  readonly cachedTokens?: number;
   /** Set while the prompt is prefilled in chunks (`admitChunked`); `length` counts the tokens written so far. */
   chunked?: ChunkedPrefill | null;
   /** Set while the sequence is parked in the host pool (`park`): no device page is held. */
