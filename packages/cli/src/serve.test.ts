@@ -45,10 +45,10 @@ describe('arkvale serve', () => {
     expect([missing.code, missing.err]).toEqual([2, expect.stringMatching(/\/nonexistent\/model/)]);
   });
 
-  it('serves random weights at a model shape (--shape): prompts as token ids; text prompts and chat refused with the reason', async () => {
+  it('serves random weights at a model shape (--shape): prompts as token ids; text prompts and chat refused with the reason; --no-prefix-cache', async () => {
     let err = '';
     const io: CliIo = { out: () => {}, err: (t) => (err += t), readStdin: async () => null, interactive: false };
-    const exit = runCli(['serve', '--shape', 'tiny-retrieval', '--port', '0', '--backend', 'cpu', '--device-pages', '256'], io);
+    const exit = runCli(['serve', '--shape', 'tiny-retrieval', '--port', '0', '--backend', 'cpu', '--device-pages', '256', '--no-prefix-cache'], io);
     await until(() => err.includes('arkvale serve: ready'), 20_000, 'the server').catch((e) => {
       throw new Error(`${(e as Error).message}: ${err}`);
     });
@@ -59,6 +59,12 @@ describe('arkvale serve', () => {
     const ids = await post('/v1/completions', { model: 'tiny-retrieval', prompt: [1, 5, 9, 300, 12], max_tokens: 6, temperature: 0, ignore_eos: true });
     expect(ids.status).toBe(200);
     expect(((await ids.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(6);
+    // --no-prefix-cache: the same 40-token prompt twice is prefilled whole twice.
+    const long = { model: 'tiny-retrieval', prompt: Array.from({ length: 40 }, (_, i) => 3 + i), max_tokens: 2 };
+    for (let i = 0; i < 2; i++) {
+      const usage = ((await (await post('/v1/completions', long)).json()) as { usage: { prompt_tokens_details: { cached_tokens: number } } }).usage;
+      expect(usage.prompt_tokens_details.cached_tokens).toBe(0);
+    }
     const text = await post('/v1/completions', { model: 'tiny-retrieval', prompt: 'The old farmer', max_tokens: 4 });
     expect([text.status, ((await text.json()) as { error: { message: string; param: string } }).error]).toEqual([
       400,

@@ -8,6 +8,7 @@ const NONE: PoolNeeds = { device: 0, host: 0, digests: 0 };
 
 /**
  * The page arithmetic of scheduling, over the one store every plan's cache shares.
+ * Pages only the prefix cache holds count as free: any request for pages takes them back.
  * Admission is by device pages: a request is admitted when its prefill's peak fits
  * beside what the running work needs for its next step and what the prefills under
  * way still have to take; under ArkVale a sequence then holds only its budget.
@@ -32,9 +33,9 @@ export class Admission {
   private room(decoding: readonly Job[], prefilling: readonly Job[]): PoolNeeds {
     const d = this.decodeNeeds(decoding);
     return {
-      device: this.store.devicePool.free - d.device - this.outstanding(prefilling),
-      host: this.store.hostPool.free - d.host,
-      digests: this.store.digestPool.free - d.digests,
+      device: this.store.devicePool.available - d.device - this.outstanding(prefilling),
+      host: this.store.hostPool.available - d.host,
+      digests: this.store.digestPool.available - d.digests,
     };
   }
 
@@ -50,16 +51,16 @@ export class Admission {
   }
 
   canPark(job: Job): boolean {
-    return this.store.hostPool.free >= job.cache!.parkNeeds(job.seq).host;
+    return this.store.hostPool.available >= job.cache!.parkNeeds(job.seq).host;
   }
 
   /** The pool this step would run short of, or null when it fits. */
   shortfall(decoding: readonly Job[], chunks: readonly ChunkPlan[]): 'device' | 'host' | 'digest' | null {
     let n = this.decodeNeeds(decoding);
     for (const c of chunks) n = add(n, c.needs);
-    if (n.device > this.store.devicePool.free) return 'device';
-    if (n.host > this.store.hostPool.free) return 'host';
-    if (n.digests > this.store.digestPool.free) return 'digest';
+    if (n.device > this.store.devicePool.available) return 'device';
+    if (n.host > this.store.hostPool.available) return 'host';
+    if (n.digests > this.store.digestPool.available) return 'digest';
     return null;
   }
 }

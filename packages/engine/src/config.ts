@@ -43,6 +43,13 @@ export interface EngineConfig extends Pick<CacheOptions, 'sinkPages' | 'windowPa
    * far over the budget, what a batch run offline wants.
    */
   readonly prefill?: 'chunked' | 'one-shot';
+  /**
+   * Keep the pages of finished requests for prompts that start with the same tokens
+   * (multi-turn chat, one document with many questions): those tokens are not
+   * prefilled again (see KvCache's prefix cache). A request opts out with
+   * `cachePrefix: false`. Default true.
+   */
+  readonly prefixCache?: boolean;
 }
 
 export type ResolvedEngineConfig = Required<Omit<EngineConfig, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection'>> &
@@ -70,6 +77,7 @@ export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig 
     maxRunning: c.maxRunning ?? 256,
     decodeBlockRows: c.decodeBlockRows ?? 8,
     prefill: c.prefill ?? 'chunked',
+    prefixCache: c.prefixCache ?? true,
   };
   if (r.prefill !== 'chunked' && r.prefill !== 'one-shot')
     throw new RangeError(`engine option prefill must be "chunked" or "one-shot", got ${String(r.prefill)}`);

@@ -94,7 +94,7 @@ export abstract class EngineClient implements AsyncEngine {
     const seconds = (now - entry.start) / 1000;
     if (event.type === 'error') {
       for (const o of this.observers)
-        o.onDone?.({ seconds, usage: { promptTokens: entry.stream.promptTokens, completionTokens: entry.tokens }, finishReason: 'error' });
+        o.onDone?.({ seconds, usage: { promptTokens: entry.stream.promptTokens, completionTokens: entry.tokens, cachedTokens: 0 }, finishReason: 'error' });
       entry.stream.fail(event.error);
       return;
     }

@@ -114,9 +114,10 @@ export class EngineCore {
     return true;
   }
 
-  /** Aborts everything; returns the statistics once every page is back. */
+  /** Aborts everything and empties the prefix caches; returns the statistics once every page is back. */
   close(): EngineStats {
     for (const job of [...this.waiting, ...this.active.values()]) this.abort(job.id);
+    for (const cache of this.caches.all()) cache.clearPrefixCache();
     return this.stats();
   }
 
@@ -231,9 +232,9 @@ export class EngineCore {
       type: 'done',
       text,
       finishReason: reason,
-      usage: { promptTokens: job.req.promptIds.length, completionTokens: job.text.tokenIds.length },
+      usage: { promptTokens: job.req.promptIds.length, completionTokens: job.text.tokenIds.length, cachedTokens: job.cachedTokens },
     });
-    job.release();
+    job.release(true);
   }
 
   private fail(job: Job, error: EngineError): void {
@@ -262,11 +263,16 @@ export class EngineCore {
     if (this.jobsIn('parked').length > 0) return;
     while (this.waiting.length > 0 && this.active.size < this.config.maxRunning) {
       const job = this.waiting[0];
-      if (!this.admission.canAdmit(job.cache!, this.prefillPeak(job), this.jobsIn('decode'), this.jobsIn('prefill'))) return;
-      this.waiting.shift();
       const length = job.req.promptIds.length;
-      job.seq = this.oneShot ? job.cache!.admit(length) : job.cache!.admitChunked(length);
-      job.peakDevice = this.prefillPeak(job).device;
+      const prompt = job.cacheablePrompt;
+      // A prompt that starts from the prefix cache prefills its rest in chunks (one chunk when one-shot).
+      job.oneShot = this.oneShot && !(prompt && job.cache!.prefixHit(length, prompt) > 0);
+      const peak = this.prefillPeak(job);
+      if (!this.admission.canAdmit(job.cache!, peak, this.jobsIn('decode'), this.jobsIn('prefill'))) return;
+      this.waiting.shift();
+      job.seq = job.oneShot ? job.cache!.admit(length) : job.cache!.admitChunked(length, prompt);
+      job.cachedTokens = job.cache!.cachedTokens(job.seq);
+      job.peakDevice = peak.device;
       job.phase = 'prefill';
       this.active.set(job.id, job);
       this.counters.promptTokens += job.req.promptIds.length;
@@ -277,24 +283,27 @@ export class EngineCore {
     return this.config.prefill === 'one-shot';
   }
 
-  /** The most a job's prefill holds at once. */
+  /** The most a job's prefill holds at once (beyond the cached pages it starts from). */
   private prefillPeak(job: Job): PoolNeeds {
     const length = job.req.promptIds.length;
-    return this.oneShot ? job.cache!.prefillPeak(length) : job.cache!.chunkedPrefillPeak(length);
+    return job.oneShot ? job.cache!.prefillPeak(length) : job.cache!.chunkedPrefillPeak(length, job.cacheablePrompt);
   }
 
   /**
    * The oldest prefills' next pieces, up to the step's rows (at least one): whole
-   * chunks (boundaries at multiples of chunkTokens), or whole prompts when one-shot.
+   * chunks (boundaries at multiples of chunkTokens, also after a cached prefix), or
+   * whole prompts (their uncached rest) when one-shot.
    */
   private chooseChunks(): ChunkPlan[] {
     const chunks: ChunkPlan[] = [];
     let rows = 0;
     for (const job of this.jobsIn('prefill')) {
-      const remaining = this.oneShot ? job.req.promptIds.length : job.cache!.promptRemaining(job.seq);
-      const count = this.oneShot ? remaining : Math.min(this.config.chunkTokens, remaining);
+      const length = job.req.promptIds.length;
+      const remaining = job.oneShot ? length : job.cache!.promptRemaining(job.seq);
+      const toBoundary = this.config.chunkTokens - ((length - remaining) % this.config.chunkTokens);
+      const count = this.oneShot ? remaining : Math.min(toBoundary, remaining);
       if (chunks.length > 0 && rows + count > this.config.stepTokens) break;
-      chunks.push({ job, count, oneShot: this.oneShot, needs: job.prefillNeeds(count, this.oneShot) });
+      chunks.push({ job, count, oneShot: job.oneShot, needs: job.prefillNeeds(count) });
       rows += count;
     }
     return chunks;

@@ -1,5 +1,5 @@
 import type { KvCache, PagePool } from '@arkvale/core';
-import type { EngineStats, PoolGauge } from './types.js';
+import type { EngineStats, PoolGauge, PrefixCacheGauge } from './types.js';
 
 /** Recalls of the last steps, for per-step means. */
 export class StepWindow {
@@ -19,7 +19,7 @@ export class StepWindow {
   }
 }
 
-const gauge = (p: PagePool): PoolGauge => ({ used: p.used, capacity: p.capacity, bytesPerPage: p.bytesPerPage });
+const gauge = (p: PagePool): PoolGauge => ({ used: p.used, cached: p.reclaimable, capacity: p.capacity, bytesPerPage: p.bytesPerPage });
 
 export function collectEngineStats(s: {
   waiting: number;
@@ -60,6 +60,17 @@ export function collectEngineStats(s: {
     recallBytes: store.counters.recalls * bytes,
     recallsPerStep: s.window.meanRecalls,
     recallBytesPerStep: s.window.meanRecalls * bytes,
+    prefixCache: prefixGauge(s.caches.map(([, c]) => c)),
     caches: s.caches.map(([plan, cache]) => ({ plan, kv: cache.stats() })),
   };
+}
+
+function prefixGauge(caches: readonly KvCache[]): PrefixCacheGauge {
+  const sum = { queries: 0, queryTokens: 0, hits: 0, hitTokens: 0, pages: 0, deviceSlots: 0, hostSlots: 0 };
+  for (const c of caches) {
+    const p = c.prefixStats();
+    if (!p) continue;
+    for (const key of Object.keys(sum) as (keyof typeof sum)[]) sum[key] += p[key];
+  }
+  return sum;
 }

@@ -178,6 +178,8 @@ export class BatchRun {
       maxWaiting: n,
       maxRunning: n,
       decodeBlockRows: options.decodeBlockRows ?? 0,
+      // An offline batch runs each prompt once, on the caller's cache.
+      prefixCache: false,
     });
     this.outputs = requests.map(() => null);
     this.tokens = requests.map(() => []);
@@ -203,6 +205,7 @@ export class BatchRun {
         seed: r.seed ?? 0,
         stop: [...(r.stop ?? [])],
         ignoreEos: r.ignoreEos ?? false,
+        cachePrefix: false,
         policy: o.policy,
         budgetTokens: config.budgetTokens,
       }),

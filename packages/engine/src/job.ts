@@ -19,6 +19,10 @@ export class Job {
   /** Device pages the prefill will hold at its peak, and those its chunks took so far. */
   peakDevice = 0;
   takenDevice = 0;
+  /** Admitted for a one-shot prefill (`KvCache.admit`): the whole prompt in one pass. */
+  oneShot = false;
+  /** Prompt tokens taken from the prefix cache at admission. */
+  cachedTokens = 0;
   readonly text: TextStream;
   readonly uniform: () => number;
 
@@ -47,14 +51,26 @@ export class Job {
     return this.next;
   }
 
-  /** What the job's prefill step takes from the pools: the whole prompt's peak, or one chunk. */
-  prefillNeeds(count: number, oneShot: boolean): PoolNeeds {
-    return oneShot ? this.cache!.prefillPeak(this.req.promptIds.length) : this.cache!.prefillChunkNeeds(this.seq, count);
+  /** The prompt as the prefix cache sees it: its ids, or undefined when this request opts out. */
+  get cacheablePrompt(): readonly number[] | undefined {
+    return this.req.cachePrefix ? this.req.promptIds : undefined;
   }
 
-  /** Gives the sequence's pages back (any phase). */
-  release(): void {
-    if (this.cache && this.seq >= 0 && this.cache.has(this.seq)) this.cache.free(this.seq);
+  /** What the job's prefill step takes from the pools: the whole prompt's peak, or one chunk. */
+  prefillNeeds(count: number): PoolNeeds {
+    return this.oneShot ? this.cache!.prefillPeak(this.req.promptIds.length) : this.cache!.prefillChunkNeeds(this.seq, count);
+  }
+
+  /**
+   * Gives the sequence's pages back (any phase). `keep`: leave its full pages in the
+   * prefix cache (when on, and the request did not opt out), under its tokens: the
+   * prompt, the suffix fed, then the tokens generated.
+   */
+  release(keep = false): void {
+    if (this.cache && this.seq >= 0 && this.cache.has(this.seq)) {
+      const tokens = keep && this.req.cachePrefix ? [...this.req.promptIds, ...this.req.suffixIds, ...this.text.tokenIds] : undefined;
+      this.cache.free(this.seq, tokens);
+    }
     this.seq = -1;
   }
 }

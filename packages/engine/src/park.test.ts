@@ -41,10 +41,14 @@ describe('park and recall', () => {
     const after = await engine.stats();
     expect(after.parks).toBeGreaterThan(before.parks);
     expect(after.resumes).toBe(after.parks);
-    // Resumed by recall: no prompt token ran through the model again.
-    expect(after.prefillTokens - before.prefillTokens).toBe(after.promptTokens - before.promptTokens);
+    // Resumed by recall: no prompt token ran through the model again (those the prefix cache held did not run at all).
+    const cached = after.prefixCache.hitTokens - before.prefixCache.hitTokens;
+    expect(after.prefillTokens - before.prefillTokens).toBe(after.promptTokens - before.promptTokens - cached);
     expect(after.caches.find((c) => c.plan === 'full@32')!.kv.resumedPages).toBeGreaterThan(0);
     expect([a, b]).toEqual([aloneA, aloneB]);
-    expect(after).toMatchObject({ sequences: 0, parked: 0, failed: 0, devicePages: { used: 0 }, hostPages: { used: 0 } });
+    // Every page left is one only the prefix cache holds.
+    expect(after).toMatchObject({ sequences: 0, parked: 0, failed: 0 });
+    expect(after.devicePages.used).toBe(after.devicePages.cached);
+    expect(after.hostPages.used).toBe(after.hostPages.cached);
   });
 });

@@ -27,7 +27,13 @@ export class PlanCaches {
     let cache = this.caches.get(key);
     if (!cache) {
       const store = this.caches.size ? this.store : undefined;
-      cache = new KvCache({ geometry: this.geometry, options: planOptions(this.config, policy, budget), backend: this.backend, store });
+      cache = new KvCache({
+        geometry: this.geometry,
+        options: planOptions(this.config, policy, budget),
+        backend: this.backend,
+        store,
+        prefixCache: this.config.prefixCache,
+      });
       this.caches.set(key, cache);
     }
     return cache;

@@ -21,6 +21,8 @@ export interface PreparedRequest {
   readonly ignoreEos: boolean;
   readonly policy: PolicyName;
   readonly budgetTokens: number;
+  /** Whether this request starts from, and leaves its pages in, the prefix cache. */
+  readonly cachePrefix: boolean;
 }
 
 /** The cache options of one KV plan under this engine configuration. */
@@ -88,10 +90,25 @@ export class RequestPlanner {
     const policy = r.kvPolicy ?? this.config.policy;
     if (!(POLICY_NAMES as readonly string[]).includes(policy))
       throw invalid(`unknown kv_policy "${String(policy)}"; expected one of: ${POLICY_NAMES.join(', ')}`, 'kv_policy');
+    if (r.cachePrefix !== undefined && typeof r.cachePrefix !== 'boolean') throw invalid('cache_prefix must be a boolean', 'cache_prefix');
     const budgetTokens = r.kvBudget ?? this.config.budgetTokens;
     if (!Number.isInteger(budgetTokens) || budgetTokens < 1) throw invalid('kv_budget must be an integer >= 1 (tokens)', 'kv_budget');
     this.checkFits(policy, budgetTokens, promptIds.length, promptIds.length + maxTokens);
-    return { id, promptIds, suffixIds: [], maxTokens, temperature, topK, topP, seed, stop, ignoreEos: r.ignoreEos ?? false, policy, budgetTokens };
+    return {
+      id,
+      promptIds,
+      suffixIds: [],
+      maxTokens,
+      temperature,
+      topK,
+      topP,
+      seed,
+      stop,
+      ignoreEos: r.ignoreEos ?? false,
+      policy,
+      budgetTokens,
+      cachePrefix: r.cachePrefix ?? true,
+    };
   }
 
   private promptIds(prompt: EngineRequest['prompt']): number[] {

@@ -22,6 +22,8 @@ export interface EngineRequest {
   readonly kvBudget?: number;
   /** Aborts the request when it fires. */
   readonly signal?: AbortSignal;
+  /** false: neither start from the prefix cache nor leave this request's pages in it. Default true. */
+  readonly cachePrefix?: boolean;
 }
 
 /** Why a sequence stopped by itself: end of sequence, a stop string, or its token limit. */
@@ -31,6 +33,8 @@ export type FinishReason = StopReason | 'abort';
 export interface Usage {
   readonly promptTokens: number;
   readonly completionTokens: number;
+  /** Prompt tokens taken from the prefix cache instead of prefilled (OpenAI's prompt_tokens_details.cached_tokens). */
+  readonly cachedTokens: number;
 }
 
 /** One new token; `text` is what may be shown now (text a stop string could still cut is held back). */
@@ -56,8 +60,21 @@ export interface RequestHandle extends AsyncIterable<EngineEvent> {
   readonly promptTokens: number;
 }
 
+export interface PrefixCacheGauge {
+  readonly queries: number;
+  readonly queryTokens: number;
+  readonly hits: number;
+  readonly hitTokens: number;
+  /** Cached pages (one layer's worth of tokens each), and the device and host slots they hold over all layers. */
+  readonly pages: number;
+  readonly deviceSlots: number;
+  readonly hostSlots: number;
+}
+
 export interface PoolGauge {
+  /** Slots in use, of which `cached` are held only by the prefix cache (given back whenever a request needs them). */
   readonly used: number;
+  readonly cached: number;
   readonly capacity: number;
   readonly bytesPerPage: number;
 }
@@ -95,6 +112,8 @@ export interface EngineStats {
   readonly finished: number;
   readonly aborted: number;
   readonly failed: number;
+  /** The prefix cache over every plan: prompts looked up and their tokens, hits and the tokens not prefilled, and the pages held. */
+  readonly prefixCache: PrefixCacheGauge;
   /** Per KV plan (policy @ budget): the caches' own statistics. */
   readonly caches: readonly { readonly plan: string; readonly kv: KvStats }[];
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type TestServer } from './test-support/fixtures.js';
+import { expectNoPageLeak, startServer, type TestServer } from './test-support/fixtures.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const M = 'tiny-retrieval';
@@ -108,10 +108,8 @@ describe('malformed and hostile requests', () => {
       running: 0,
       waiting: 0,
       failed: 0,
-      devicePages: { used: 0 },
-      hostPages: { used: 0 },
-      digestPages: { used: 0 },
     });
+    expectNoPageLeak(stats);
     expect(stats.aborted).toBe(80);
     const ok = await fetch(`${t.url}/v1/completions`, {
       method: 'POST',

@@ -1,6 +1,6 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { metric, startServer, type TestServer } from './test-support/fixtures.js';
+import { expectNoPageLeak, metric, startServer, type TestServer } from './test-support/fixtures.js';
 
 describe('the OpenAI routes through the official client', () => {
   let t: TestServer;
@@ -77,8 +77,28 @@ describe('the OpenAI routes through the official client', () => {
     expect(chunks).toBeLessThan(10);
     for (let i = 0; i < 100 && (await t.engine.stats()).sequences > 0; i++) await new Promise((r) => setTimeout(r, 20));
     const stats = await t.engine.stats();
-    expect(stats).toMatchObject({ sequences: 0, running: 0, devicePages: { used: 0 }, hostPages: { used: 0 } });
+    // What is still in use is only the prefix cache's (the aborted request's prompt pages).
+    expect(stats).toMatchObject({ sequences: 0, running: 0 });
+    expectNoPageLeak(stats);
     expect(stats.aborted).toBeGreaterThanOrEqual(1);
+  });
+
+  it('reports prompt tokens taken from the prefix cache as usage.prompt_tokens_details.cached_tokens', async () => {
+    const document = Array.from({ length: 200 }, (_, i) => 3 + ((i * 37) % 800));
+    const ask = (question: number[], extra: object = {}) =>
+      client.completions.create({ model: 'tiny-retrieval', prompt: [...document, ...question], max_tokens: 4, temperature: 0, ...extra } as never);
+    const first = await ask([11, 12, 13]);
+    const second = await ask([21, 22, 23]);
+    const off = await ask([21, 22, 23], { cache_prefix: false });
+    // The document's whole pages (16 tokens each) are not prefilled again.
+    expect(second.usage).toMatchObject({ prompt_tokens: 203, prompt_tokens_details: { cached_tokens: 192 } });
+    expect(off.usage).toMatchObject({ prompt_tokens_details: { cached_tokens: 0 } });
+    expect(first.usage).toMatchObject({ prompt_tokens_details: { cached_tokens: expect.any(Number) } });
+    expect(second.choices[0].text).toBe(off.choices[0].text);
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metric(metrics, 'arkvale:prefix_cache_hits_total')).toBeGreaterThanOrEqual(192);
+    expect(metric(metrics, 'arkvale:prefix_cache_device_pages')).toBeGreaterThan(0);
+    await expect(ask([1], { cache_prefix: 'no' })).rejects.toMatchObject({ status: 400, param: 'cache_prefix' });
   });
 
   it('refuses a wrong key (401) and an unknown model (404) in OpenAI shape', async () => {

@@ -14,6 +14,8 @@ interface ServeFlags extends CacheFlags, ModelFlags {
   devicePages?: number;
   hostPages?: number;
   chunkTokens: number;
+  /** false with --no-prefix-cache. */
+  prefixCache: boolean;
   maxRunning: number;
   maxWaiting: number;
   chatTemplate?: string;
@@ -51,6 +53,10 @@ export function serveCommand(program: Command, io: CliIo): void {
     .option('--max-running <n>', 'sequences admitted at most', parseIntOption('max running', 1), 256)
     .option('--max-waiting <n>', 'requests queued at most (then 429)', parseIntOption('max waiting'), 1024)
     .option(
+      '--no-prefix-cache',
+      'prefill every prompt whole: keep no pages of finished requests for prompts that start with the same tokens (a request opts out alone with "cache_prefix": false)',
+    )
+    .option(
       '--shape <name>',
       `random weights at a model shape instead of --model (${Object.keys(LLAMA_SHAPES).join(', ')}): model-scale serving without a checkpoint; prompts as token ids`,
     )
@@ -80,6 +86,7 @@ export function serveCommand(program: Command, io: CliIo): void {
       chunkTokens: flags.chunkTokens,
       maxRunning: flags.maxRunning,
       maxWaiting: flags.maxWaiting,
+      prefixCache: flags.prefixCache,
     });
     const server = createArkvaleServer({ engine, apiKey: flags.apiKey });
     const address = await server.app.listen({ host: flags.host, port: flags.port });

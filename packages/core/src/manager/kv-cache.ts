@@ -336,7 +336,7 @@ export class KvCache {
     if (prompt && prompt.length < promptLength) throw invalidArgument(`a prompt of ${promptLength} tokens came with ${prompt.length} token ids`);
     const layers = range(0, this.geometry.numLayers).map((l) => this.newLayer(l));
     const nodes = this.matchPrefix(promptLength, prompt);
-    if (prompt && this.prefixes) this.prefixes.countQuery(nodes.length * this.pageSize);
+    if (prompt && this.prefixes) this.prefixes.countQuery(promptLength, nodes.length * this.pageSize);
     if (nodes.length) {
       const pages = this.prefixes!.attach(nodes);
       layers.forEach((layer, l) => {
@@ -360,6 +360,11 @@ export class KvCache {
   private matchPrefix(promptLength: number, prompt?: readonly number[]) {
     if (!prompt || !this.prefixes) return [];
     return this.prefixes.match(prompt, Math.floor((promptLength - 1) / this.pageSize));
+  }
+
+  /** Tokens of this prompt that `admitChunked(promptLength, prompt)` would take from the prefix cache (0 when it is off). */
+  prefixHit(promptLength: number, prompt: readonly number[]): number {
+    return this.matchPrefix(promptLength, prompt).length * this.pageSize;
   }
 
   /** Prompt tokens the sequence started from the prefix cache instead of prefilling. */
@@ -629,6 +634,11 @@ export class KvCache {
   get rawSequences(): ReadonlyMap<number, SequenceState> {
     this.settle();
     return this.sequences;
+  }
+
+  /** Drops every page the prefix cache holds (its slots go back once no sequence holds them). */
+  clearPrefixCache(): void {
+    this.prefixes?.clear();
   }
 
   /** @internal The prefix cache's page copies for the consistency checker (none when it is off). */

@@ -38,8 +38,9 @@ export interface PrefixCacheStats {
   readonly pages: number;
   readonly deviceSlots: number;
   readonly hostSlots: number;
-  /** Prompts looked up, those that started from cached pages, and the tokens they did not prefill. */
+  /** Prompts looked up (and their tokens), those that started from cached pages, and the tokens they did not prefill. */
   readonly queries: number;
+  readonly queryTokens: number;
   readonly hits: number;
   readonly hitTokens: number;
   /** Pages inserted, and dropped to give their slots back. */
@@ -55,7 +56,7 @@ export class PrefixCache {
   private clock = 0;
   /** Nodes being attached to a sequence: not reclaimed while their slots are taken. */
   private readonly pinned = new Set<PrefixNode>();
-  private readonly counters = { queries: 0, hits: 0, hitTokens: 0, inserted: 0, dropped: 0, demoted: 0 };
+  private readonly counters = { queries: 0, queryTokens: 0, hits: 0, hitTokens: 0, inserted: 0, dropped: 0, demoted: 0 };
 
   constructor(
     private readonly store: PageStore,
@@ -80,9 +81,10 @@ export class PrefixCache {
     return found;
   }
 
-  /** Counts a lookup of a prompt that starts from `tokens` cached tokens. */
-  countQuery(tokens: number): void {
+  /** Counts a lookup of a prompt of `promptTokens` that starts from `tokens` cached tokens. */
+  countQuery(promptTokens: number, tokens: number): void {
     this.counters.queries++;
+    this.counters.queryTokens += promptTokens;
     if (tokens > 0) {
       this.counters.hits++;
       this.counters.hitTokens += tokens;

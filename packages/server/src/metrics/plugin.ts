@@ -73,6 +73,15 @@ export const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (app, opt
     s.decodeSteps ? s.graphReplayedSteps / s.decodeSteps : 0,
   );
 
+  total('arkvale:prefix_cache_queries_total', 'Prompt tokens looked up in the prefix cache.', (s) => s.prefixCache.queryTokens);
+  total('arkvale:prefix_cache_hits_total', 'Prompt tokens found in the prefix cache (not prefilled).', (s) => s.prefixCache.hitTokens);
+  gauge(
+    'arkvale:prefix_cache_device_pages',
+    'Device KV pages the prefix cache holds (shared with running requests or given back on demand).',
+    (s) => s.prefixCache.deviceSlots,
+  );
+  gauge('arkvale:prefix_cache_host_pages', 'Host KV pages the prefix cache holds.', (s) => s.prefixCache.hostSlots);
+
   const ttft = new Histogram({
     name: 'arkvale:time_to_first_token_seconds',
     help: 'Time from submission to the first token.',

@@ -23,6 +23,7 @@ const usageOf = (d: DoneEvent) => ({
   prompt_tokens: d.usage.promptTokens,
   completion_tokens: d.usage.completionTokens,
   total_tokens: d.usage.promptTokens + d.usage.completionTokens,
+  prompt_tokens_details: { cached_tokens: d.usage.cachedTokens },
 });
 
 function badBody(message: string): Error {

@@ -16,6 +16,7 @@ export interface CommonBody {
   readonly ignore_eos?: boolean;
   readonly kv_policy?: PolicyName;
   readonly kv_budget?: number;
+  readonly cache_prefix?: boolean;
 }
 
 export interface CompletionBody extends CommonBody {
@@ -41,6 +42,7 @@ export function engineRequest(body: CommonBody, prompt: EngineRequest['prompt'],
     ignoreEos: body.ignore_eos ?? false,
     kvPolicy: body.kv_policy,
     kvBudget: body.kv_budget,
+    cachePrefix: body.cache_prefix,
     signal,
   };
 }

@@ -2,7 +2,7 @@ import { POLICY_NAMES } from '@arkvale/core';
 
 /*
  * JSON schemas of the request bodies: OpenAI's fields with their types and ranges,
- * and the cache extras (kv_policy, kv_budget, top_k, ignore_eos). Fields this server
+ * and the cache extras (kv_policy, kv_budget, cache_prefix, top_k, ignore_eos). Fields this server
  * does not implement are listed so that a value asking for them is refused (400),
  * not silently ignored. Fields no schema names are accepted and ignored, as OpenAI
  * and its SDKs expect.
@@ -47,6 +47,7 @@ const common = {
   ignore_eos: { type: 'boolean' },
   kv_policy: { type: 'string', enum: [...POLICY_NAMES] },
   kv_budget: { type: 'integer', minimum: 1 },
+  cache_prefix: { type: 'boolean' },
 } as const;
 
 export const completionBody = {

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { WorkerEngine, type WorkerEngineOptions } from '@arkvale/engine';
+import { WorkerEngine, type EngineStats, type WorkerEngineOptions } from '@arkvale/engine';
+import { expect } from 'vitest';
 import { createArkvaleServer, type ArkvaleServer } from '../server.js';
 
 export const MODEL_DIR = fileURLToPath(new URL('../../../../models/tiny-retrieval', import.meta.url));
@@ -18,6 +19,11 @@ export async function startServer(options: Partial<WorkerEngineOptions> & { apiK
   await server.ready;
   const address = await server.app.listen({ host: '127.0.0.1', port: 0 });
   return { server, engine, url: address, stop: async () => void (await server.shutdown(0)) };
+}
+
+/** Every page still in use is one that only the prefix cache holds (given back whenever a request needs it): nothing leaked. */
+export function expectNoPageLeak(stats: EngineStats): void {
+  for (const pool of [stats.devicePages, stats.hostPages, stats.digestPages]) expect(pool.used).toBe(pool.cached);
 }
 
 /** Prometheus text -> value of one unlabelled metric. */
