@@ -170,6 +170,14 @@ export interface Backend {
    * KV page sizes follow from it.
    */
   readonly dtype: 'f32' | 'f16' | 'bf16';
+  /**
+   * How this backend's matrix products give a row the numbers it gets alone, whatever
+   * else shares the product (batch invariance; docs/DESIGN.md): products of at most
+   * `rows` rows do, and when `pad` only products of exactly `rows` rows (the kernel is
+   * chosen by the product's shape, so every product of a block is run at that shape).
+   * Absent: per-row results never depend on the product (the reference backend).
+   */
+  readonly invariantProducts?: { readonly rows: number; readonly pad: boolean };
 
   /**
    * Runs `fn` and then disposes every tensor created while it ran, except those it

@@ -30,28 +30,39 @@ function byCache(jobs: readonly Job[]): [KvCache, Job[]][] {
 }
 
 /**
+ * How a step's rows go through the matrix products (EngineConfig.decodeBlockRows):
+ * decode rows in blocks of `blockRows` and each chunk in a block of its own, so that
+ * every row meets the kernels it would meet alone; with 0, every row of the step
+ * shares one product. With `pad`, a decode block's products run at `blockRows` rows
+ * and a chunk's at `chunkRows` (padded), for a backend that picks kernels by shape.
+ */
+export interface ProductBlocks {
+  readonly blockRows: number;
+  readonly pad: boolean;
+  /** The rows a chunk's products are padded to (chunks of more rows, and one-shot prompts, are not padded). */
+  readonly chunkRows: number;
+}
+
+/**
  * One forward pass for a decode step of every decoding job (one DecodeStep per
- * cache) and the chosen prefill chunks. With `blockRows` > 0, decode rows go through
- * the matrix products in blocks of `blockRows` and each chunk in a block of its own,
- * so that every row meets the kernels it would meet alone (EngineConfig.decodeBlockRows);
- * with 0, every row of the step shares one product.
+ * cache) and the chosen prefill chunks, its products in blocks (ProductBlocks).
  *
  * The pools were checked for the whole step by the caller: the chunks take their
  * pages first, then each cache's step, whose recalls stay within what it reserved.
  */
-export function runStep(forward: LlamaForward, decoding: readonly Job[], chunks: readonly ChunkPlan[], blockRows: number): StepResult {
+export function runStep(forward: LlamaForward, decoding: readonly Job[], chunks: readonly ChunkPlan[], products: ProductBlocks): StepResult {
   const groups = byCache(decoding);
   const jobs: Job[] = [];
-  const run = () => forwardStep(forward, groups, chunks, blockRows, jobs);
+  const run = () => forwardStep(forward, groups, chunks, products, jobs);
   // A step of decode rows alone may be replayed as a graph when its work repeats the last one's.
-  const key = chunks.length === 0 && forward.backend.graphStep ? graphKey(groups, blockRows) : null;
+  const key = chunks.length === 0 && forward.backend.graphStep ? graphKey(groups, products) : null;
   const logits = key === null ? run() : forward.backend.graphStep!(key, run);
   return { logits, jobs };
 }
 
 /** The key of a decode-only step: every cache's (KvCache.graphKey) and the blocks; null when one cache's step cannot be replayed. */
-function graphKey(groups: readonly [KvCache, Job[]][], blockRows: number): string | null {
-  let key = `blocks ${blockRows}`;
+function graphKey(groups: readonly [KvCache, Job[]][], products: ProductBlocks): string | null {
+  let key = `blocks ${products.blockRows}${products.pad ? ' padded' : ''}`;
   for (const [cache, list] of groups) {
     const k = cache.graphKey(list.map((j) => j.seq));
     if (k === null) return null;
@@ -83,10 +94,11 @@ function chunkSegment(forward: LlamaForward, plan: ChunkPlan): { segment: RowSeg
 }
 
 /** The step's forward pass; fills `jobs` with whose token each logit row is. */
-function forwardStep(forward: LlamaForward, groups: readonly [KvCache, Job[]][], chunks: readonly ChunkPlan[], blockRows: number, jobs: Job[]): Tensor {
+function forwardStep(forward: LlamaForward, groups: readonly [KvCache, Job[]][], chunks: readonly ChunkPlan[], products: ProductBlocks, jobs: Job[]): Tensor {
+  const { blockRows, pad } = products;
   const segments: RowSegment[] = [];
   // Chunks take their pages before the decode steps begin (see runStep).
-  const begun = chunks.map((c) => ({ job: c.job, ...chunkSegment(forward, c) }));
+  const begun = chunks.map((c) => ({ job: c.job, plan: c, ...chunkSegment(forward, c) }));
   for (const [cache, list] of groups) {
     const step = cache.beginStep(list.map((j) => j.seq));
     segments.push({
@@ -98,12 +110,20 @@ function forwardStep(forward: LlamaForward, groups: readonly [KvCache, Job[]][],
   }
   const decodeRows = jobs.length;
   const blocks: number[] = [];
-  if (blockRows > 0) for (let left = decodeRows; left > 0; left -= blockRows) blocks.push(Math.min(left, blockRows));
+  const padTo: number[] = [];
+  if (blockRows > 0) {
+    for (let left = decodeRows; left > 0; left -= blockRows) {
+      blocks.push(Math.min(left, blockRows));
+      padTo.push(pad ? blockRows : Math.min(left, blockRows));
+    }
+  }
   const logitRows = Array.from({ length: decodeRows }, (_, i) => i);
   let row = decodeRows;
-  for (const { job, segment, last } of begun) {
+  for (const { job, segment, last, plan } of begun) {
     segments.push(segment);
-    blocks.push(segment.tokens.length);
+    const rows = segment.tokens.length;
+    blocks.push(rows);
+    padTo.push(pad && !plan.oneShot && rows < products.chunkRows ? products.chunkRows : rows);
     row += segment.tokens.length;
     if (last) {
       logitRows.push(row - 1);
@@ -111,5 +131,5 @@ function forwardStep(forward: LlamaForward, groups: readonly [KvCache, Job[]][],
     }
   }
   if (blockRows === 0) return forward.forwardRows({ segments, logitRows });
-  return forward.forwardRows({ segments, blocks, logitRows, logitBlock: blockRows });
+  return forward.forwardRows({ segments, blocks, logitRows, logitBlock: blockRows, ...(pad ? { padTo, logitPad: blockRows } : {}) });
 }

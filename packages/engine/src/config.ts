@@ -29,10 +29,12 @@ export interface EngineConfig extends Pick<CacheOptions, 'sinkPages' | 'windowPa
   /** Sequences admitted (prefilling, decoding) at most. Default 256. */
   readonly maxRunning?: number;
   /**
-   * Decode rows per matrix product. Rows of one product share one kernel choice, and
-   * the CPU backend switches kernels at 16 rows: blocks below that give every request
-   * the very numbers it gets alone (batch invariance). 0: one product for all rows.
-   * Default 8.
+   * Decode rows per matrix product, for batch invariance (a request's tokens do not
+   * depend on its batch; docs/DESIGN.md). Default: the backend's (Backend.invariantProducts):
+   * 8 on the CPU (whose kernel switches at 16 rows), 64 on CUDA, where every product
+   * of a block is also run at exactly 64 rows (padded), so cuBLAS picks one algorithm
+   * for every batch and a batch of up to 64 reads each weight once. 0: one product for
+   * all rows (fastest, not batch-invariant).
    */
   readonly decodeBlockRows?: number;
   /**
@@ -52,8 +54,13 @@ export interface EngineConfig extends Pick<CacheOptions, 'sinkPages' | 'windowPa
   readonly prefixCache?: boolean;
 }
 
-export type ResolvedEngineConfig = Required<Omit<EngineConfig, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection'>> &
-  Pick<EngineConfig, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection'>;
+export type ResolvedEngineConfig = Required<
+  Omit<EngineConfig, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection' | 'decodeBlockRows'>
+> &
+  Pick<EngineConfig, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection'> & {
+    /** null: the backend's (EngineCore resolves it). */
+    readonly decodeBlockRows: number | null;
+  };
 
 export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig {
   const devicePages = c.devicePages ?? 4096;
@@ -75,7 +82,8 @@ export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig 
     stepTokens: c.stepTokens ?? 512,
     maxWaiting: c.maxWaiting ?? 1024,
     maxRunning: c.maxRunning ?? 256,
-    decodeBlockRows: c.decodeBlockRows ?? 8,
+    // null: the backend's (resolved by the engine core, which knows the backend).
+    decodeBlockRows: c.decodeBlockRows ?? null,
     prefill: c.prefill ?? 'chunked',
     prefixCache: c.prefixCache ?? true,
   };
@@ -84,8 +92,11 @@ export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig 
   for (const key of ['pageSize', 'devicePages', 'budgetTokens', 'chunkTokens', 'stepTokens', 'maxRunning'] as const) {
     if (!Number.isInteger(r[key]) || r[key] < 1) throw new RangeError(`engine option ${key} must be an integer >= 1, got ${String(r[key])}`);
   }
-  for (const key of ['hostPages', 'maxWaiting', 'decodeBlockRows'] as const) {
+  for (const key of ['hostPages', 'maxWaiting'] as const) {
     if (!Number.isInteger(r[key]) || r[key] < 0) throw new RangeError(`engine option ${key} must be an integer >= 0, got ${String(r[key])}`);
+  }
+  if (r.decodeBlockRows !== null && (!Number.isInteger(r.decodeBlockRows) || r.decodeBlockRows < 0)) {
+    throw new RangeError(`engine option decodeBlockRows must be an integer >= 0, got ${String(r.decodeBlockRows)}`);
   }
   return r;
 }

@@ -1,7 +1,7 @@
 import type { KvCache, KvGeometry, PoolNeeds } from '@arkvale/core';
 import type { LlamaForward, Tokenizer } from '@arkvale/model-llama';
 import { EngineError } from './errors.js';
-import { runStep, type ChunkPlan, type StepResult } from './batch-step.js';
+import { runStep, type ChunkPlan, type ProductBlocks, type StepResult } from './batch-step.js';
 import type { ResolvedEngineConfig } from './config.js';
 import { Job } from './job.js';
 import { PlanCaches } from './plan-caches.js';
@@ -72,6 +72,8 @@ export class EngineCore {
     failed: 0,
   };
   private readonly window = new StepWindow(128);
+  /** How the step's rows go through the matrix products (batch invariance). */
+  private readonly products: ProductBlocks;
 
   private readonly forward: LlamaForward;
   private readonly tokenizer: Tokenizer | null;
@@ -86,6 +88,7 @@ export class EngineCore {
     this.caches = new PlanCaches(init.config, init.geometry, init.forward.backend, init.cache);
     this.admission = new Admission(this.caches.store);
     this.eos = new Set(init.eosIds);
+    this.products = productBlocks(init.config, init.forward);
   }
 
   get hasWork(): boolean {
@@ -154,7 +157,7 @@ export class EngineCore {
       const b = this.forward.backend;
       // The step's tensors (logits, sampling) are freed before tokens are delivered.
       const { jobs, tokens } = b.tidy(() => {
-        const step = runStep(this.forward, decoding, chunks, this.config.decodeBlockRows);
+        const step = runStep(this.forward, decoding, chunks, this.products);
         return { jobs: step.jobs, tokens: this.sampleStep(step) };
       });
       for (const c of chunks) this.counters.prefillTokens += c.count;
@@ -337,4 +340,21 @@ export class EngineCore {
     for (const c of chunks) c.job.takenDevice += c.needs.device;
     return decoding;
   }
+}
+
+/**
+ * The step's product blocks: the configured decode rows per block, else the backend's
+ * (Backend.invariantProducts, 8 without one); padded where the backend picks kernels
+ * by shape, decode blocks to their rows and prefill chunks to the chunk size (so that a
+ * prompt's rest after a cached prefix meets the kernels of the uncached prompt's chunk),
+ * with the padding's zero rows made once, here.
+ */
+function productBlocks(config: ResolvedEngineConfig, forward: LlamaForward): ProductBlocks {
+  const hint = forward.backend.invariantProducts;
+  const blockRows = config.decodeBlockRows ?? hint?.rows ?? 8;
+  const pad = blockRows > 0 && hint?.pad === true;
+  // A chunk larger than the MLP's row limit runs in pieces: padding it would gain nothing.
+  const chunkRows = pad && config.chunkTokens <= forward.mlpChunkRows ? config.chunkTokens : 0;
+  if (pad) forward.reservePadding(Math.max(blockRows, chunkRows));
+  return { blockRows, pad, chunkRows };
 }

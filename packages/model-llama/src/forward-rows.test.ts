@@ -109,6 +109,59 @@ describe('forwardRows', async () => {
     }
   });
 
+  it('runs padded blocks at their padded shape and returns exactly the unpadded logits', () => {
+    const shapes: number[] = [];
+    const { config, weights } = forward;
+    const spy = Object.create(backend) as typeof backend;
+    spy.matmul = (x, w, outDtype) => {
+      if (w === weights.layers[0].qkv || w === weights.layers[0].down || w === weights.lmHead) shapes.push(x.shape[0]);
+      return backend.matmul(x, w, outDtype);
+    };
+    const toks = Array.from({ length: 24 }, (_, i) => ids[i % ids.length]);
+    const padded = new LlamaForward(config, weights, spy, forward.maxPositions, 8);
+    padded.reservePadding(12);
+    // Three decode-like rows of three sequences at prompt length 5, then a 10-row chunk (cut by the MLP limit of 8, unpadded).
+    const logitsOf = (f: LlamaForward, pads: boolean) => {
+      const cache = engine.createCache(plan, 256, 2);
+      const seqs = [0, 1, 2].map((s) => {
+        const id = cache.admit(5);
+        f.prefill(cache, [{ id, tokens: toks.slice(s, s + 5) }]);
+        return id;
+      });
+      const chunked = cache.admitChunked(10);
+      const chunk = cache.beginPrefillChunk(chunked, 10);
+      const step = cache.beginStep(seqs);
+      shapes.length = 0;
+      const out = read(
+        f.forwardRows({
+          segments: [
+            { tokens: [toks[5], toks[6], toks[7]], positions: step.positions, attend: (l, q, k, v) => cache.decodeLayer(step, l, q, k, v, f.scale) },
+            {
+              tokens: toks.slice(0, 10),
+              positions: toks.slice(0, 10).map((_, i) => i),
+              attend: (l, q, k, v) => cache.prefillChunkLayer(chunk, l, q, k, v, f.scale),
+            },
+          ],
+          blocks: [2, 1, 10],
+          logitRows: [0, 1, 2, 12],
+          logitBlock: 2,
+          ...(pads ? { padTo: [4, 4, 12], logitPad: 4 } : {}),
+        }),
+      );
+      for (const id of [...seqs, chunked]) cache.free(id);
+      return out;
+    };
+    const plain = logitsOf(padded, false);
+    expect(shapes).toEqual([2, 1, 10, 2, 1, 8, 2, 2, 2]);
+    const withPads = logitsOf(padded, true);
+    // q/k/v: blocks of 2 and 1 padded to 4, the chunk to 12 (all below the CPU kernel switch at 16 rows, so the numbers are the same); down: the chunk cut to 8 + 2 runs unpadded; lm_head blocks of 2 padded to 4.
+    expect(shapes).toEqual([4, 4, 12, 4, 4, 8, 2, 4, 4]);
+    expect(withPads).toEqual(plain);
+    expect(() => forward.forwardRows({ segments: [], blocks: [], logitRows: [], padTo: [] })).toThrow();
+    const seg = { tokens: [1, 2], positions: [0, 1], attend: () => forward.backend.fromArray([], [0]) };
+    expect(() => forward.forwardRows({ segments: [seg], blocks: [2], padTo: [4], logitRows: [1] })).toThrow(/reserved padding: 0 rows/);
+  });
+
   it('refuses blocks that do not partition the rows', () => {
     const seg = {
       tokens: [1, 2],

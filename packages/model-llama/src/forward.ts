@@ -31,6 +31,14 @@ export interface RowBatch {
   readonly logitRows: readonly number[];
   /** Logit rows per lm_head product (default: all together). */
   readonly logitBlock?: number;
+  /**
+   * Rows each block's products are run with (default: its own rows): a block of fewer
+   * rows is padded with zero rows to this many, and the padding's results dropped, so
+   * that a backend that picks its kernel by shape runs every block at one shape. At most
+   * the rows `reservePadding` reserved. `logitPad` does the same for the lm_head blocks.
+   */
+  readonly padTo?: readonly number[];
+  readonly logitPad?: number;
 }
 
 /**
@@ -77,6 +85,9 @@ export function mlpChunks(blocks: readonly number[], limit: number): number[][] 
 export class LlamaForward {
   readonly scale: number;
   private readonly rope: RopeTable;
+  /** Zero rows per product width, kept for padded products (reservePadding). */
+  private readonly zeros = new Map<number, Tensor>();
+  private paddedRows = 0;
 
   constructor(
     readonly config: LlamaConfig,
@@ -87,6 +98,24 @@ export class LlamaForward {
   ) {
     this.scale = 1 / Math.sqrt(config.headDim);
     this.rope = backend.createRopeTable(ropeSpec(config, maxPositions));
+  }
+
+  /**
+   * Keeps zero rows for products padded to up to `rows` rows (RowBatch.padTo), made
+   * once here rather than inside a step: a step replayed as a graph must not allocate
+   * memory that outlives it.
+   */
+  reservePadding(rows: number): void {
+    if (rows <= this.paddedRows) return;
+    const c = this.config;
+    const b = this.backend;
+    const bytes = b.dtype === 'f32' ? 4 : 2;
+    for (const t of this.zeros.values()) b.dispose(t);
+    this.zeros.clear();
+    for (const width of new Set([c.hiddenSize, c.numHeads * c.headDim, c.intermediateSize])) {
+      this.zeros.set(width, b.keep(b.fromBytes(new Uint8Array(rows * width * bytes), [rows, width], b.dtype)));
+    }
+    this.paddedRows = rows;
   }
 
   /** Throws PROMPT_TOO_LONG unless `tokens` positions fit the model. */
@@ -156,10 +185,36 @@ export class LlamaForward {
       return sizes.map((rows) => b.sliceRows(t, (start += rows) - rows, rows));
     };
     const join = (parts: Tensor[]): Tensor => (parts.length === 1 ? parts[0] : b.concatRows(parts));
-    const mm = (x: Tensor, w: Tensor, sizes = blocks, outDtype?: 'f32'): Tensor => join(split(x, sizes).map((part) => b.matmul(part, w, outDtype)));
+    const pads = batch.padTo ?? blocks;
+    if (pads.length !== blocks.length || pads.some((p, i) => !Number.isInteger(p) || p < blocks[i] || (p > blocks[i] && p > this.paddedRows))) {
+      throw invalidArgument(`padded rows [${pads.join(', ')}] do not fit blocks [${blocks.join(', ')}] (reserved padding: ${this.paddedRows} rows)`);
+    }
+    const product = (x: Tensor, w: Tensor, rows: number, pad: number, outDtype?: 'f32'): Tensor => {
+      if (pad === rows) return b.matmul(x, w, outDtype);
+      const width = x.shape[1];
+      const zeros = this.zeros.get(width);
+      if (!zeros) throw invalidArgument(`no padding reserved for products of width ${width}`);
+      return b.sliceRows(b.matmul(b.concatRows([x, b.sliceRows(zeros, 0, pad - rows)]), w, outDtype), 0, rows);
+    };
+    const mm = (x: Tensor, w: Tensor, sizes = blocks, padSizes = pads, outDtype?: 'f32'): Tensor =>
+      join(split(x, sizes).map((part, i) => product(part, w, sizes[i], padSizes[i], outDtype)));
     const sizes = batch.segments.map((s) => s.tokens.length);
     // One chunk holding every block when the pass has at most mlpChunkRows rows.
     const chunks = mlpChunks(blocks, this.mlpChunkRows);
+    // Each MLP chunk's padded rows: its blocks' own, or none for a piece of a block cut to the chunk limit.
+    const chunkPads: number[][] = [];
+    for (let i = 0, cutLeft = 0; chunkPads.length < chunks.length; ) {
+      const chunk = chunks[chunkPads.length];
+      if (cutLeft > 0 || blocks[i] > this.mlpChunkRows) {
+        if (cutLeft === 0) cutLeft = blocks[i];
+        chunkPads.push([chunk[0]]);
+        cutLeft -= chunk[0];
+        if (cutLeft === 0) i++;
+      } else {
+        chunkPads.push(pads.slice(i, i + chunk.length));
+        i += chunk.length;
+      }
+    }
     // Every temporary is freed when its layer ends (device memory is not garbage collected).
     return b.tidy(() => {
       const pos = b.fromArray(positions, [n], 'i32');
@@ -178,9 +233,10 @@ export class LlamaForward {
             vs = split(v, sizes);
           const attn = join(batch.segments.map((s, i) => s.attend(l, qs[i], ks[i], vs[i])));
           const [y, h2] = b.addRmsNorm(x, mm(b.reshape(attn, [n, c.numHeads * c.headDim]), w.o), w.postNorm, c.rmsNormEps);
-          const mlp = (part: Tensor, partBlocks: readonly number[]): Tensor => mm(b.siluGatePacked(mm(part, w.gateUp, partBlocks)), w.down, partBlocks);
+          const mlp = (part: Tensor, partBlocks: readonly number[], partPads: readonly number[]): Tensor =>
+            mm(b.siluGatePacked(mm(part, w.gateUp, partBlocks, partPads)), w.down, partBlocks, partPads);
           // Each chunk's products are freed before the next chunk's exist.
-          const out = join(split(h2, chunks.map(sum)).map((part, i) => b.tidy(() => mlp(part, chunks[i]))));
+          const out = join(split(h2, chunks.map(sum)).map((part, i) => b.tidy(() => mlp(part, chunks[i], chunkPads[i]))));
           const norm = l + 1 < layers.length ? layers[l + 1].inputNorm : all ? this.weights.norm : undefined;
           return norm ? b.addRmsNorm(y, out, norm, c.rmsNormEps) : [b.add(y, out), undefined];
         });
@@ -192,8 +248,9 @@ export class LlamaForward {
       const picked = h ?? b.rmsNorm(b.gatherRows(x, b.fromArray(rows, [rows.length], 'i32')), this.weights.norm, c.rmsNormEps);
       const per = batch.logitBlock ?? rows.length;
       const logitSizes = Array.from({ length: Math.ceil(rows.length / per) }, (_, i) => Math.min(per, rows.length - i * per));
+      const logitPads = logitSizes.map((n) => Math.max(n, batch.logitPad ?? n));
       // Logits in f32 whatever the backend computes in: sampling and greedy ties need the precision.
-      return mm(picked, this.weights.lmHead, logitSizes, 'f32');
+      return mm(picked, this.weights.lmHead, logitSizes, logitPads, 'f32');
     });
   }
 }

@@ -65,6 +65,13 @@ function encodeHalves(values: Float32Array, dtype: FloatDType): Uint16Array {
  */
 export class CudaBackend implements Backend {
   readonly name = 'cuda';
+  /**
+   * cuBLAS picks its algorithm (tiles, split-K) by the product's shape, and a row's
+   * numbers depend only on that algorithm and the row: every decode product is run at
+   * 64 rows, padded, so a row gets the same numbers alone or in any batch, and a batch
+   * of up to 64 rows reads each weight once (docs/DESIGN.md, "Batch invariance").
+   */
+  readonly invariantProducts = { rows: 64, pad: true } as const;
   readonly dtype: FloatDType;
   readonly deviceName: string;
   private readonly d: CudaDevice;

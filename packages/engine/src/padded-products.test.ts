@@ -1,0 +1,47 @@
+import { CpuBackend } from '@arkvale/cpu-backend';
+import type { Tensor } from '@arkvale/core';
+import { describe, expect, it } from 'vitest';
+import { LocalEngine } from './local-engine.js';
+import { MODEL_DIR } from './test-support/model.js';
+
+/**
+ * The CPU backend declaring padded products, as the CUDA backend does (with 4 rows
+ * here, below the CPU's kernel switch at 16, so numbers stay comparable), and noting the
+ * rows of every product with the first layer's q/k/v weight.
+ */
+class PaddedBackend extends CpuBackend {
+  override readonly invariantProducts = { rows: 4, pad: true } as const;
+  readonly rows: number[] = [];
+  qkv: Tensor | null = null;
+  override matmul(x: Tensor, w: Tensor, outDtype?: 'f32'): Tensor {
+    if (w === this.qkv) this.rows.push(x.shape[0]);
+    return super.matmul(x, w, outDtype);
+  }
+}
+
+async function tokens(engine: LocalEngine, prompt: string): Promise<number[]> {
+  const ids: number[] = [];
+  for await (const ev of engine.submit({ prompt, maxTokens: 12, temperature: 0, ignoreEos: true, cachePrefix: false })) {
+    if (ev.type === 'token') ids.push(ev.tokenId);
+  }
+  return ids;
+}
+
+describe('padded products (batch invariance on a backend that picks kernels by shape)', () => {
+  it('runs every decode product at the block rows and every chunk at the chunk rows, with each request its tokens alone', async () => {
+    const backend = new PaddedBackend();
+    const engine = await LocalEngine.load({ modelDir: MODEL_DIR, backend, pageSize: 8, budgetTokens: 32, chunkTokens: 12 });
+    try {
+      backend.qkv = (engine as unknown as { core: { forward: { weights: { layers: { qkv: Tensor }[] } } } }).core.forward.weights.layers[0].qkv;
+      const prompts = ['The old farmer painted the barn', 'Once upon a time in a small village', 'The pass key is 4242.', 'A B C D E F G', 'Red green blue'];
+      const alone = [];
+      for (const p of prompts) alone.push(await tokens(engine, p));
+      backend.rows.length = 0;
+      expect(await Promise.all(prompts.map((p) => tokens(engine, p)))).toEqual(alone);
+      // Five decoding rows are two blocks of 4 rows (the second padded); chunks of up to 12 rows run at 12.
+      expect(new Set(backend.rows)).toEqual(new Set([4, 12]));
+    } finally {
+      await engine.close();
+    }
+  });
+});
