@@ -16,7 +16,7 @@ import { cudaStatus } from '@arkvale/cuda-binding';
 import { describeBackend, generateBatch, loadBackend } from '@arkvale/engine';
 import { buildPasskeyPrompt, readFiller } from '@arkvale/cli';
 import { int, list, number, oneOf, parseCommand } from '../lib/args.mjs';
-import { dtypeOption, planSpec, rateSpec, shapeOption, WORKLOADS } from './model-options.mjs';
+import { dtypeOption, planSpec, pointSpec, rateSpec, shapeOption, WORKLOADS } from './model-options.mjs';
 
 const { values: opts } = parseCommand({
   usage: 'pnpm bench [options]   (or node tools/bench/bench.mjs [options] after pnpm build)',
@@ -25,7 +25,9 @@ compared, timed in one run, as JSON on stdout: the native CPU backend (and CUDA,
 usable) against the plain-TypeScript reference, then Full against ArkVale and the
 baselines at long context on --backend. --serving runs the serving benchmark instead:
 on the bundled model, a worker engine at 1, 8 and 64 concurrent clients (serving-bench.mjs);
-with --shape, the model-scale workloads through the OpenAI routes (serving-workloads.mjs).`,
+with --shape, the model-scale workloads through the OpenAI routes (serving-workloads.mjs).
+--server-steps --shape NAME times the server's decode-only steps at --points and checks
+batch invariance through it (server-steps.mjs; compare decode-bench.mjs at the same points).`,
   options: {
     backend: {
       type: 'string',
@@ -36,6 +38,28 @@ with --shape, the model-scale workloads through the OpenAI routes (serving-workl
     },
     quick: { type: 'boolean', help: 'one repeat, one context (2048), fewer decode tokens' },
     serving: { type: 'boolean', help: 'the serving benchmark instead' },
+    'server-steps': { type: 'boolean', help: "with --shape: the server's decode steps at --points, and batch invariance through it" },
+    points: {
+      type: 'string',
+      value: 'LIST',
+      default: '4x30720,64x2048',
+      parse: list(pointSpec),
+      help: 'with --server-steps: batch x context tokens, comma-separated',
+    },
+    invariance: {
+      type: 'string',
+      value: 'LIST',
+      default: '4,16,64',
+      parse: list(int({ min: 2 })),
+      help: 'with --server-steps: batch sizes a prompt is checked in against itself alone',
+    },
+    'invariance-context': {
+      type: 'string',
+      value: 'N',
+      default: '2048',
+      parse: int({ min: 1 }),
+      help: 'with --server-steps: prompt tokens of the invariance check',
+    },
     shape: {
       ...shapeOption,
       default: undefined,
@@ -83,6 +107,30 @@ const outFile = opts.out ?? null;
 const quick = opts.quick;
 const backendName = opts.backend;
 const log = (t) => process.stderr.write(`${t}\n`);
+
+if (opts['server-steps']) {
+  if (!opts.shape) {
+    console.error('bench: --server-steps needs --shape');
+    process.exit(2);
+  }
+  const { serverSteps } = await import('./server-steps.mjs');
+  const plan = opts.plans.at(-1);
+  const report = await serverSteps({
+    shape: opts.shape,
+    backend: backendName,
+    dtype: opts.dtype,
+    policy: plan.policy,
+    budgetTokens: plan.budgetTokens ?? 512,
+    points: opts.points,
+    invariance: opts.invariance,
+    invarianceContext: opts['invariance-context'],
+    log,
+  });
+  const json = JSON.stringify(report, null, 2);
+  process.stdout.write(json + '\n');
+  if (outFile) writeFileSync(outFile, json + '\n');
+  process.exit(0);
+}
 
 if (opts.serving && opts.shape) {
   // `pnpm bench --serving --shape llama2-7b`: the model-scale serving workloads.

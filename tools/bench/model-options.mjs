@@ -24,6 +24,13 @@ export const planSpec = (p, flag) => {
   return { policy, budgetTokens: budget ? Number(budget) : undefined };
 };
 
+/** A decode point, BATCHxCONTEXT (4x30720): `batch` prompts of `context` tokens, each generating 96. */
+export const pointSpec = (text, flag) => {
+  const m = /^(\d+)x(\d+)$/.exec(text);
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new UsageError(`${flag}: a point is BATCHxCONTEXT (4x30720), got "${text}"`);
+  return { batch: Number(m[1]), context: Number(m[2]), maxTokens: 96 };
+};
+
 /** A request rate per second, or `inf` (all at once). */
 export const rateSpec = (text, flag) => {
   if (text === 'inf') return Infinity;

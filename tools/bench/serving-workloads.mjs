@@ -12,7 +12,8 @@
 //               after another, then 16 at a time;
 //   multi-turn  16 conversations of 8 turns, each turn adding 512 tokens and generating 256.
 // A model shape has no tokenizer: prompts are random token ids, and a conversation's next
-// turn carries random ids in place of the answer's (the completions API returns text).
+// turn carries the answer's token ids (return_token_ids), so that it starts with the last
+// turn's tokens exactly, as a chat client's next prompt does.
 import OpenAI from 'openai';
 import { pageBytes, seededUniform } from '@arkvale/core';
 import { WorkerEngine } from '@arkvale/engine';
@@ -24,8 +25,8 @@ const pct = (xs, p) => (xs.length ? +[...xs].sort((a, b) => a - b)[Math.min(xs.l
 const percentiles = (xs) => ({ p50: pct(xs, 50), p90: pct(xs, 90), p99: pct(xs, 99) });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** One streamed completion: its timings (ms), output tokens and cached prompt tokens. */
-async function complete(client, model, prompt, maxTokens) {
+/** One streamed completion: its timings (ms), output tokens and their ids, and cached prompt tokens. */
+async function complete(client, model, prompt, maxTokens, extra = {}) {
   const t0 = performance.now();
   let first = null;
   let last = t0;
@@ -39,10 +40,14 @@ async function complete(client, model, prompt, maxTokens) {
     ignore_eos: true,
     stream: true,
     stream_options: { include_usage: true },
+    return_token_ids: true,
+    ...extra,
   });
+  const ids = [];
   for await (const chunk of stream) {
     if (chunk.usage) usage = chunk.usage;
     if (!chunk.choices?.length) continue;
+    ids.push(...(chunk.choices[0].token_ids ?? []));
     const now = performance.now();
     if (first === null) first = now - t0;
     else itl.push(now - last);
@@ -55,6 +60,7 @@ async function complete(client, model, prompt, maxTokens) {
     tpot: output > 1 ? (last - t0 - (first ?? 0)) / (output - 1) : null,
     itl,
     output,
+    ids,
     cached: usage?.prompt_tokens_details?.cached_tokens ?? 0,
   };
 }
@@ -89,6 +95,7 @@ function workloadPhases(name, { vocab, scale, uniform, rate, requests }) {
     const question = () => [...doc, ...ids(32)];
     const one = Array.from({ length: 64 }, question);
     const many = Array.from({ length: 64 }, question);
+    const checked = one.slice(0, 8);
     return [
       {
         key: 'shared doc, one by one',
@@ -96,6 +103,14 @@ function workloadPhases(name, { vocab, scale, uniform, rate, requests }) {
         rate: Infinity,
         serial: true,
         jobs: one.map((p) => (c) => c(p, n(64))),
+      },
+      {
+        key: 'shared doc, uncached',
+        label: 'the first 8 questions again with cache_prefix: false (their greedy answers against the cached ones)',
+        rate: Infinity,
+        serial: true,
+        uncachedOf: 'shared doc, one by one',
+        jobs: checked.map((p) => (c) => c(p, n(64), { cache_prefix: false })),
       },
       {
         key: 'shared doc, 16 at a time',
@@ -116,11 +131,14 @@ function workloadPhases(name, { vocab, scale, uniform, rate, requests }) {
         rate: Infinity,
         conversations: conversations.map((conv) => async (c) => {
           const turns = [];
+          let asked = 0;
           for (let t = 0; t < 8; t++) {
             conv.history = [...conv.history, ...ids(n(512))];
             const r = await c(conv.history, n(256));
-            turns.push({ turn: t + 1, ...r, promptTokens: conv.history.length });
-            conv.history = [...conv.history, ...ids(r.output)];
+            // New to this turn: the last answer and the new text.
+            turns.push({ turn: t + 1, ...r, promptTokens: conv.history.length, addedTokens: conv.history.length - asked });
+            asked = conv.history.length;
+            conv.history = [...conv.history, ...r.ids];
           }
           return turns;
         }),
@@ -213,7 +231,7 @@ export async function servingWorkloads({ shape, backend, dtype, plans, workloads
     const server = createArkvaleServer({ engine });
     const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
     const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0, timeout: 3_600_000 });
-    const call = (prompt, maxTokens) => complete(client, engine.model.id, prompt, maxTokens);
+    const call = (prompt, maxTokens, extra) => complete(client, engine.model.id, prompt, maxTokens, extra);
     try {
       for (const workload of workloads) {
         for (const rate of workload === 'long' ? rates : [Infinity]) {
@@ -230,7 +248,20 @@ export async function servingWorkloads({ shape, backend, dtype, plans, workloads
               phase: phase.label,
               ...summarize(results, (performance.now() - t0) / 1000, before, await engine.stats()),
             };
-            if (workload === 'shared-doc' && phase.serial) {
+            if (phase.uncachedOf) {
+              const cached = report.runs.find((r) => r.plan === label && r.key === phase.uncachedOf)?.answers ?? [];
+              row.identicalToCached = results.every((r, i) => JSON.stringify(r.ids) === JSON.stringify(cached[i]));
+              row.compared = results.length;
+            }
+            if (workload === 'shared-doc' && phase.serial && !phase.uncachedOf) {
+              row.answers = results.slice(0, 8).map((r) => r.ids);
+              const s = await engine.stats();
+              // Where the document's pages are: the prefix cache's slots, against the document's pages in every layer.
+              row.prefixCache = {
+                ...s.prefixCache,
+                documentPagesPerLayer: Math.floor(Math.max(1, Math.round(30_720 * scale)) / pageSize),
+                layers: config.numLayers,
+              };
               // The questions after the first against the first (the document's prefill).
               row.firstTtftMs = +results[0].ttft.toFixed(2);
               row.laterTtftMsP50 = pct(
@@ -239,12 +270,16 @@ export async function servingWorkloads({ shape, backend, dtype, plans, workloads
               );
             }
             if (workload === 'multi-turn') {
-              row.ttftMsByTurn = Array.from({ length: 8 }, (_, t) =>
+              const byTurn = (f) => Array.from({ length: 8 }, (_, t) => f(results.filter((r) => r.turn === t + 1)));
+              row.ttftMsByTurn = byTurn((rs) =>
                 pct(
-                  results.filter((r) => r.turn === t + 1).map((r) => r.ttft),
+                  rs.map((r) => r.ttft),
                   50,
                 ),
               );
+              // Prompt tokens each turn prefilled (not found in the prefix cache), summed over the conversations, against the tokens it added.
+              row.prefilledByTurn = byTurn((rs) => rs.reduce((s, r) => s + r.promptTokens - r.cached, 0));
+              row.addedByTurn = byTurn((rs) => rs.reduce((s, r) => s + r.addedTokens, 0));
             }
             report.runs.push(row);
             log(`  ${row.outputTokensPerSecond} output tok/s, TTFT p50 ${row.ttftMs.p50} ms, TPOT p50 ${row.tpotMs.p50} ms, ${row.recalls} recalls`);

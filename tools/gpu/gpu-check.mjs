@@ -34,8 +34,10 @@ const run = (command, args) => execFileSync(command, args, { cwd: root, env, std
 run('pnpm', ['nx', 'run-many', '-t', 'build', '--output-style=static']);
 run(process.execPath, ['tools/release/bundle.mjs', '--out', '.gpu/bundle', '--compress-node']);
 // Beside it: the addon's own self-test (allocator, ring, copies, events, cuBLAS, graphs,
-// errors), pnpm bench and the model-shape decode and throughput benches, each as one file (the GPU
-// machine has no node_modules). gpu-check.sh, gpu-decode-bench.sh and gpu-acceptance.sh
+// errors), pnpm bench (with the serving workloads and server steps), the model-shape
+// decode and throughput benches and the hostile load, each as one file (the GPU machine
+// has no node_modules), and the engine's worker script, which WorkerEngine looks for
+// beside the file that imports it. gpu-check.sh, gpu-decode-bench.sh and gpu-acceptance.sh
 // run these from the bundle, and acceptance-verdict.mjs, decode-chart.mjs and the Python
 // peers (tools/peers/) from the repository.
 for (const [entry, out] of [
@@ -43,6 +45,8 @@ for (const [entry, out] of [
   ['tools/bench/bench.mjs', 'bench.mjs'],
   ['tools/bench/decode-bench.mjs', 'decode-bench.mjs'],
   ['tools/bench/throughput-bench.mjs', 'throughput-bench.mjs'],
+  ['tools/gpu/hostile-load.mjs', 'hostile-load.mjs'],
+  ['packages/engine/dist/engine-worker.js', 'engine-worker.js'],
 ]) {
   await bundleForNode(resolve(root, entry), resolve(root, '.gpu/bundle', out));
 }

@@ -101,6 +101,18 @@ describe('the OpenAI routes through the official client', () => {
     await expect(ask([1], { cache_prefix: 'no' })).rejects.toMatchObject({ status: 400, param: 'cache_prefix' });
   });
 
+  it('returns the token ids with return_token_ids (as vLLM does), whole and streamed', async () => {
+    const body = { model: 'tiny-retrieval', prompt: 'The old farmer painted', max_tokens: 5, temperature: 0, return_token_ids: true };
+    const whole = (await client.completions.create(body as never)) as unknown as { choices: { token_ids: number[] }[] };
+    expect(whole.choices[0].token_ids).toHaveLength(5);
+    const stream = (await client.completions.create({ ...body, stream: true } as never)) as unknown as AsyncIterable<{ choices: { token_ids?: number[] }[] }>;
+    const streamed: number[] = [];
+    for await (const chunk of stream) for (const c of chunk.choices) streamed.push(...(c.token_ids ?? []));
+    expect(streamed).toEqual(whole.choices[0].token_ids);
+    const plain = (await client.completions.create({ ...body, return_token_ids: undefined } as never)) as unknown as { choices: object[] };
+    expect(plain.choices[0]).not.toHaveProperty('token_ids');
+  });
+
   it('refuses a wrong key (401) and an unknown model (404) in OpenAI shape', async () => {
     const bad = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: 'wrong', maxRetries: 0 });
     await expect(bad.models.list()).rejects.toMatchObject({ status: 401, code: 'invalid_api_key' });

@@ -125,9 +125,10 @@ export const openaiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (app,
     const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
     const model = engine.model.id;
-    if (!body.stream) return complete(kind, handle, reply, { id, created, model });
+    const withIds = body.return_token_ids === true;
+    if (!body.stream) return complete(kind, handle, reply, { id, created, model }, withIds);
     reply.hijack();
-    await stream(kind, handle, new SseWriter(reply.raw), { id, created, model }, body.stream_options?.include_usage === true);
+    await stream(kind, handle, new SseWriter(reply.raw), { id, created, model }, body.stream_options?.include_usage === true, withIds);
     return reply;
   }
 };
@@ -142,34 +143,46 @@ interface Meta {
   readonly model: string;
 }
 
-async function complete(kind: Kind, handle: RequestHandle, reply: FastifyReply, meta: Meta): Promise<unknown> {
+async function complete(kind: Kind, handle: RequestHandle, reply: FastifyReply, meta: Meta, withIds: boolean): Promise<unknown> {
   let text = '';
+  const ids: number[] = [];
   let done: DoneEvent | null = null;
   for await (const ev of handle) {
     text += ev.text;
-    if (ev.type === 'done') done = ev;
+    if (ev.type === 'token') ids.push(ev.tokenId);
+    else done = ev;
   }
   if (!done || reply.raw.destroyed) return reply;
+  const tokenIds = withIds ? { token_ids: ids } : {};
   const choice =
     kind === 'chat'
-      ? { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finishReason(done.finishReason) }
-      : { index: 0, text, logprobs: null, finish_reason: finishReason(done.finishReason) };
+      ? { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finishReason(done.finishReason), ...tokenIds }
+      : { index: 0, text, logprobs: null, finish_reason: finishReason(done.finishReason), ...tokenIds };
   return { ...meta, object: kind === 'chat' ? 'chat.completion' : 'text_completion', choices: [choice], usage: usageOf(done) };
 }
 
-async function stream(kind: Kind, handle: RequestHandle, sse: SseWriter, meta: Meta, includeUsage: boolean): Promise<void> {
+async function stream(kind: Kind, handle: RequestHandle, sse: SseWriter, meta: Meta, includeUsage: boolean, withIds: boolean): Promise<void> {
   const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
   const usage = includeUsage ? { usage: null } : {};
-  const chunk = (text: string, finish: string | null, role = false) => ({
-    ...meta,
-    object,
-    choices: [
-      kind === 'chat'
-        ? { index: 0, delta: finish && !text ? {} : { ...(role ? { role: 'assistant' } : {}), content: text }, logprobs: null, finish_reason: finish }
-        : { index: 0, text, logprobs: null, finish_reason: finish },
-    ],
-    ...usage,
-  });
+  const chunk = (text: string, finish: string | null, role = false, token: number | null = null) => {
+    const tokenIds = withIds ? { token_ids: token === null ? [] : [token] } : {};
+    return {
+      ...meta,
+      object,
+      choices: [
+        kind === 'chat'
+          ? {
+              index: 0,
+              delta: finish && !text ? {} : { ...(role ? { role: 'assistant' } : {}), content: text },
+              logprobs: null,
+              finish_reason: finish,
+              ...tokenIds,
+            }
+          : { index: 0, text, logprobs: null, finish_reason: finish, ...tokenIds },
+      ],
+      ...usage,
+    };
+  };
   try {
     if (kind === 'chat') await sse.data(chunk('', null, true));
     for await (const ev of handle) {
@@ -177,7 +190,7 @@ async function stream(kind: Kind, handle: RequestHandle, sse: SseWriter, meta: M
       if (ev.type === 'token') {
         // One chunk per token, as OpenAI streams: its text may be empty (held back for a stop
         // string, or a model of token ids only), and clients time tokens by chunks.
-        await sse.data(chunk(ev.text, null));
+        await sse.data(chunk(ev.text, null, false, ev.tokenId));
         continue;
       }
       if (ev.text) await sse.data(chunk(ev.text, null));

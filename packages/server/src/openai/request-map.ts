@@ -17,6 +17,7 @@ export interface CommonBody {
   readonly kv_policy?: PolicyName;
   readonly kv_budget?: number;
   readonly cache_prefix?: boolean;
+  readonly return_token_ids?: boolean;
 }
 
 export interface CompletionBody extends CommonBody {

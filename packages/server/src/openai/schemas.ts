@@ -2,7 +2,8 @@ import { POLICY_NAMES } from '@arkvale/core';
 
 /*
  * JSON schemas of the request bodies: OpenAI's fields with their types and ranges,
- * and the cache extras (kv_policy, kv_budget, cache_prefix, top_k, ignore_eos). Fields this server
+ * and the cache extras (kv_policy, kv_budget, cache_prefix, top_k, ignore_eos), and
+ * return_token_ids (vLLM's: each choice, and each streamed chunk, carries its token ids). Fields this server
  * does not implement are listed so that a value asking for them is refused (400),
  * not silently ignored. Fields no schema names are accepted and ignored, as OpenAI
  * and its SDKs expect.
@@ -48,6 +49,7 @@ const common = {
   kv_policy: { type: 'string', enum: [...POLICY_NAMES] },
   kv_budget: { type: 'integer', minimum: 1 },
   cache_prefix: { type: 'boolean' },
+  return_token_ids: { type: 'boolean' },
 } as const;
 
 export const completionBody = {
