@@ -24,11 +24,11 @@ export const planSpec = (p, flag) => {
   return { policy, budgetTokens: budget ? Number(budget) : undefined };
 };
 
-/** A decode point, BATCHxCONTEXT (4x30720): `batch` prompts of `context` tokens, each generating 96. */
+/** A decode point, BATCHxCONTEXT[@BUDGET] (4x30720, 64x2048@1024): `batch` prompts of `context` tokens, each generating 96, under the plan's policy at BUDGET tokens (default the plan's). */
 export const pointSpec = (text, flag) => {
-  const m = /^(\d+)x(\d+)$/.exec(text);
-  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new UsageError(`${flag}: a point is BATCHxCONTEXT (4x30720), got "${text}"`);
-  return { batch: Number(m[1]), context: Number(m[2]), maxTokens: 96 };
+  const m = /^(\d+)x(\d+)(?:@(\d+))?$/.exec(text);
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new UsageError(`${flag}: a point is BATCHxCONTEXT[@BUDGET] (4x30720), got "${text}"`);
+  return { batch: Number(m[1]), context: Number(m[2]), maxTokens: 96, ...(m[3] ? { budgetTokens: Number(m[3]) } : {}) };
 };
 
 /** A request rate per second, or `inf` (all at once). */

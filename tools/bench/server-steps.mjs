@@ -19,7 +19,7 @@ import { shapeConfig } from '@arkvale/model-llama';
 import { createArkvaleServer } from '@arkvale/server';
 
 /** Streams one completion; calls `onToken(count)` as tokens arrive; resolves with its token ids. */
-async function stream(client, model, prompt, maxTokens, onToken = () => {}, sampling = { temperature: 0 }) {
+async function stream(client, model, prompt, maxTokens, onToken = () => {}, sampling = { temperature: 0 }, budget = undefined) {
   const s = await client.completions.create({
     model,
     prompt,
@@ -29,6 +29,7 @@ async function stream(client, model, prompt, maxTokens, onToken = () => {}, samp
     stream: true,
     cache_prefix: false,
     return_token_ids: true,
+    ...(budget ? { kv_budget: budget } : {}),
   });
   const ids = [];
   for await (const chunk of s) {
@@ -53,7 +54,7 @@ function stepsBetween(a, b) {
 }
 
 /** `batch` prompts at once; the steps while all of them decode (from each one's 2nd token to the first one's last 8). */
-async function measurePoint(engine, client, { batch, context, maxTokens }, ids) {
+async function measurePoint(engine, client, { batch, context, maxTokens, budgetTokens }, ids) {
   const prompts = Array.from({ length: batch }, () => ids(context));
   const counts = new Array(batch).fill(0);
   let start = null;
@@ -65,10 +66,11 @@ async function measurePoint(engine, client, { batch, context, maxTokens }, ids) 
     if (start === null && counts.every((c) => c >= 2)) start = snapshot();
     if (start !== null && end === null && n >= maxTokens - 8) end = snapshot();
   };
-  await Promise.all(prompts.map((p, i) => stream(client, engine.model.id, p, maxTokens, (n) => check(i, n))));
+  await Promise.all(prompts.map((p, i) => stream(client, engine.model.id, p, maxTokens, (n) => check(i, n), undefined, budgetTokens)));
   const seconds = (performance.now() - t0) / 1000;
-  if (!start || !end) return { batch, context, error: 'the requests never decoded side by side' };
-  return { batch, context, seconds: +seconds.toFixed(1), ...stepsBetween(await start, await end) };
+  const at = { batch, context, budgetTokens: budgetTokens ?? null };
+  if (!start || !end) return { ...at, error: 'the requests never decoded side by side' };
+  return { ...at, seconds: +seconds.toFixed(1), ...stepsBetween(await start, await end) };
 }
 
 export async function serverSteps({ shape, backend, dtype, policy, budgetTokens, pageSize = 32, points, invariance, invarianceContext, log }) {
