@@ -22,7 +22,7 @@ const KEY_STATS: Record<'none' | 'sum' | 'last', KeyStatsCode> = { none: 0, sum:
 export class CpuBackend extends ReferenceBackend {
   override readonly name: string = 'cpu';
   /** Products of fewer than 16 rows take the per-row path (native/gemm.cc): each row's dot products alone. */
-  readonly invariantProducts = { rows: 8, pad: false } as const;
+  readonly invariantProducts: { readonly rows: number; readonly pad: boolean } = { rows: 8, pad: false };
   /** The addon in use, or undefined when running on the reference code. */
   private readonly addon: NativeAddon | undefined;
 

@@ -10,12 +10,12 @@ import { MODEL_DIR } from './test-support/model.js';
  * rows of every product with the first layer's q/k/v weight.
  */
 class PaddedBackend extends CpuBackend {
-  override readonly invariantProducts = { rows: 4, pad: true } as const;
+  override readonly invariantProducts = { rows: 4, pad: true };
   readonly rows: number[] = [];
   qkv: Tensor | null = null;
-  override matmul(x: Tensor, w: Tensor, outDtype?: 'f32'): Tensor {
+  override matmul(x: Tensor, w: Tensor): Tensor {
     if (w === this.qkv) this.rows.push(x.shape[0]);
-    return super.matmul(x, w, outDtype);
+    return super.matmul(x, w);
   }
 }
 

@@ -8,8 +8,10 @@ import type { PageStore } from './page-store.js';
  * sequences, kept after the sequence is freed so that a later prompt that starts with
  * the same tokens starts from them instead of prefilling them again.
  *
- * A cached page is one node per logical page, keyed by its parent node and its own
- * tokens (the chain of vLLM's block hashes, exact: no hash can collide). A node holds,
+ * A cached page is one node per logical page, keyed by its parent node and a hash of
+ * its own tokens (the chain of vLLM's block hashes); a node keeps its tokens, and a
+ * match compares them, so a hash collision can only miss a page, never return a wrong
+ * one. A node holds,
  * per layer, what the sequence had of the page: its device slot if it was resident, its
  * host backup and its digest. The pools count the cache as one more holder of those
  * slots (PagePool.retainForCache), so a slot shared with a running sequence is never
@@ -26,7 +28,8 @@ import type { PageStore } from './page-store.js';
 interface PrefixNode {
   readonly id: number;
   readonly parent: PrefixNode | null;
-  readonly key: string;
+  readonly key: number;
+  readonly tokens: readonly number[];
   /** Per layer: slot (-1 host-only), host (-1 none), digest (-1 none); backup complete or pending. */
   readonly layers: PageEntry[];
   children: number;
@@ -51,7 +54,7 @@ export interface PrefixCacheStats {
 }
 
 export class PrefixCache {
-  private readonly nodes = new Map<string, PrefixNode>();
+  private readonly nodes = new Map<number, PrefixNode>();
   private nextId = 1;
   private clock = 0;
   /** Nodes being attached to a sequence: not reclaimed while their slots are taken. */
@@ -72,7 +75,7 @@ export class PrefixCache {
     let parent: PrefixNode | null = null;
     for (let p = 0; p < maxPages && (p + 1) * this.pageSize <= tokens.length; p++) {
       const node = this.nodes.get(this.keyOf(parent, tokens, p));
-      if (!node) break;
+      if (!node || !this.holdsTokens(node, tokens, p)) break;
       found.push(node);
       parent = node;
     }
@@ -148,9 +151,12 @@ export class PrefixCache {
     for (let p = 0; p < pages; p++) {
       const key = this.keyOf(parent, tokens, p);
       let node = this.nodes.get(key);
+      // Another page under the same key (a hash collision): this chain is not cached further.
+      if (node && !this.holdsTokens(node, tokens, p)) return;
       if (!node) {
         const layers = Array.from({ length: this.numLayers }, (_, l) => this.hold(pageOf(l, p)));
-        node = { id: this.nextId++, parent, key, layers, children: 0, lastUsed: now };
+        const own = tokens.slice(p * this.pageSize, (p + 1) * this.pageSize);
+        node = { id: this.nextId++, parent, key, tokens: own, layers, children: 0, lastUsed: now };
         this.nodes.set(key, node);
         if (parent) parent.children++;
         this.counters.inserted++;
@@ -262,7 +268,23 @@ export class PrefixCache {
     }
   }
 
-  private keyOf(parent: PrefixNode | null, tokens: readonly number[], page: number): string {
-    return `${parent ? parent.id : 0}|${tokens.slice(page * this.pageSize, (page + 1) * this.pageSize).join(',')}`;
+  /**
+   * The parent's id and a 32-bit FNV-1a hash of the page's tokens, as one number (ids
+   * stay far below 2^21). Hashing, not joining the tokens into a string: a waiting 30k-token
+   * prompt is looked up every step, and strings of its 960 pages cost milliseconds.
+   */
+  private keyOf(parent: PrefixNode | null, tokens: readonly number[], page: number): number {
+    let h = 0x811c9dc5;
+    for (let i = page * this.pageSize; i < (page + 1) * this.pageSize; i++) {
+      h = Math.imul(h ^ (tokens[i] & 0xffff), 0x01000193);
+      h = Math.imul(h ^ (tokens[i] >>> 16), 0x01000193);
+    }
+    return (parent ? parent.id : 0) * 2 ** 32 + (h >>> 0);
+  }
+
+  private holdsTokens(node: PrefixNode, tokens: readonly number[], page: number): boolean {
+    const start = page * this.pageSize;
+    for (let i = 0; i < this.pageSize; i++) if (node.tokens[i] !== tokens[start + i]) return false;
+    return true;
   }
 }
