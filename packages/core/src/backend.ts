@@ -178,6 +178,14 @@ export interface Backend {
    * Absent: per-row results never depend on the product (the reference backend).
    */
   readonly invariantProducts?: { readonly rows: number; readonly pad: boolean };
+  /**
+   * True where prompts are best prefilled whole (`KvCache.admit`, `causalAttention`)
+   * rather than in chunks (`pagedAttention` with a page list per row): on the CUDA
+   * backend the paged kernel is built for one query per sequence and runs a chunk's rows
+   * on CUDA cores, far slower than the tensor-core causal prefill. Engines default to
+   * one-shot prefill here.
+   */
+  readonly prefersOneShotPrefill?: boolean;
 
   /**
    * Runs `fn` and then disposes every tensor created while it ran, except those it

@@ -38,11 +38,13 @@ export interface EngineConfig extends Pick<CacheOptions, 'sinkPages' | 'windowPa
    */
   readonly decodeBlockRows?: number;
   /**
-   * How prompts are written. `chunked` (default): in chunks of `chunkTokens`, between
-   * decode steps of other sequences; every layer holds the whole prompt until its last
-   * chunk. `one-shot`: a prompt in one pass (its step waits for nothing else), each
-   * layer keeping only its budget once written: the least device memory for a prompt
-   * far over the budget, what a batch run offline wants.
+   * How prompts are written. `chunked`: in chunks of `chunkTokens`, between decode
+   * steps of other sequences; every layer holds the whole prompt until its last chunk.
+   * `one-shot`: a prompt in one pass (its step waits for nothing else), each layer
+   * keeping only its budget once written: the least device memory for a prompt far over
+   * the budget, what a batch run offline wants. A prompt that starts from the prefix
+   * cache prefills its rest in chunks either way. Default: the backend's (one-shot on
+   * CUDA, whose paged attention runs a chunk's rows on CUDA cores; chunked elsewhere).
    */
   readonly prefill?: 'chunked' | 'one-shot';
   /**
@@ -55,11 +57,12 @@ export interface EngineConfig extends Pick<CacheOptions, 'sinkPages' | 'windowPa
 }
 
 export type ResolvedEngineConfig = Required<
-  Omit<EngineConfig, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection' | 'decodeBlockRows'>
+  Omit<EngineConfig, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection' | 'decodeBlockRows' | 'prefill'>
 > &
   Pick<EngineConfig, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection'> & {
     /** null: the backend's (EngineCore resolves it). */
     readonly decodeBlockRows: number | null;
+    readonly prefill: 'chunked' | 'one-shot' | null;
   };
 
 export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig {
@@ -84,10 +87,11 @@ export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig 
     maxRunning: c.maxRunning ?? 256,
     // null: the backend's (resolved by the engine core, which knows the backend).
     decodeBlockRows: c.decodeBlockRows ?? null,
-    prefill: c.prefill ?? 'chunked',
+    // null: the backend's (chunked, or one-shot where Backend.prefersOneShotPrefill).
+    prefill: c.prefill ?? null,
     prefixCache: c.prefixCache ?? true,
   };
-  if (r.prefill !== 'chunked' && r.prefill !== 'one-shot')
+  if (r.prefill !== null && r.prefill !== 'chunked' && r.prefill !== 'one-shot')
     throw new RangeError(`engine option prefill must be "chunked" or "one-shot", got ${String(r.prefill)}`);
   for (const key of ['pageSize', 'devicePages', 'budgetTokens', 'chunkTokens', 'stepTokens', 'maxRunning'] as const) {
     if (!Number.isInteger(r[key]) || r[key] < 1) throw new RangeError(`engine option ${key} must be an integer >= 1, got ${String(r[key])}`);

@@ -283,7 +283,7 @@ export class EngineCore {
   }
 
   private get oneShot(): boolean {
-    return this.config.prefill === 'one-shot';
+    return (this.config.prefill ?? (this.forward.backend.prefersOneShotPrefill ? 'one-shot' : 'chunked')) === 'one-shot';
   }
 
   /** The most a job's prefill holds at once (beyond the cached pages it starts from). */
