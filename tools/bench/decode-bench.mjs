@@ -63,6 +63,13 @@ reported) and the step's HBM floor. JSON on stdout (and --out FILE, rewritten af
       help: 'timed decode steps per point (the first two are not counted in the median)',
     },
     warmup: { type: 'string', value: 'N', default: '0', parse: int({ min: 0 }), help: 'untimed decode steps before them' },
+    'prefill-rows': {
+      type: 'string',
+      value: 'N',
+      default: '65536',
+      parse: int({ min: 1 }),
+      help: 'prompt rows per prefill pass at most (a batch of 64 prompts of 2k tokens in one pass needs 1 GiB products)',
+    },
     'shared-embedding': {
       type: 'string',
       value: 'X',
@@ -289,15 +296,17 @@ for (const context of contexts) {
     try {
       const next = seededUniform(context);
       const prompts = Array.from({ length: batch }, () => Array.from({ length: context }, () => Math.floor(next() * config.vocabSize)));
-      // The engine's offline run, stepped here: the first step prefills every prompt in one pass
-      // (and reads back each one's first token), each later one is a greedy decode step of the batch.
+      // The engine's offline run, stepped here: the first steps prefill the prompts, as many
+      // in one pass as --prefill-rows allows (and read back each one's first token), each
+      // later one is a greedy decode step of the batch.
       run = new BatchRun(
         model,
         cache,
         prompts.map((promptIds) => ({ promptIds, maxTokens: tokens - context, ignoreEos: true })),
+        { stepTokens: Math.max(context, opts['prefill-rows']) },
       );
       started = performance.now();
-      run.step();
+      for (let prefilled = 0; prefilled < batch * context; ) prefilled += run.step().prefillTokens;
       const prefillMs = performance.now() - started;
       for (let s = 0; s < warmup; s++) run.step();
       const timed = [];
