@@ -12,10 +12,15 @@ export interface ChunkPlan {
 }
 
 export interface StepResult {
-  /** Logits [rows, vocab], one row per entry of `jobs`. */
+  /** Logits [rows, vocab]: one row per entry of `jobs`, then the rows of `promptRows`. */
   readonly logits: Tensor;
   /** Whose token each logit row is: every decoding job, then each job whose prompt just ended. */
   readonly jobs: Job[];
+  /**
+   * Prompt rows whose logits score the next prompt token (jobs with promptLogprobs), in
+   * order after the jobs' rows: `count` rows of `job` from prompt position `first`.
+   */
+  readonly promptRows: { readonly job: Job; readonly first: number; readonly count: number }[];
 }
 
 /** Jobs grouped by cache, in first-seen order. */
@@ -53,11 +58,12 @@ export interface ProductBlocks {
 export function runStep(forward: LlamaForward, decoding: readonly Job[], chunks: readonly ChunkPlan[], products: ProductBlocks): StepResult {
   const groups = byCache(decoding);
   const jobs: Job[] = [];
-  const run = () => forwardStep(forward, groups, chunks, products, jobs);
+  const promptRows: StepResult['promptRows'] = [];
+  const run = () => forwardStep(forward, groups, chunks, products, jobs, promptRows);
   // A step of decode rows alone may be replayed as a graph when its work repeats the last one's.
   const key = chunks.length === 0 && forward.backend.graphStep ? graphKey(groups, products) : null;
   const logits = key === null ? run() : forward.backend.graphStep!(key, run);
-  return { logits, jobs };
+  return { logits, jobs, promptRows };
 }
 
 /** The key of a decode-only step: every cache's (KvCache.graphKey) and the blocks; null when one cache's step cannot be replayed. */
@@ -72,7 +78,7 @@ function graphKey(groups: readonly [KvCache, Job[]][], products: ProductBlocks):
 }
 
 /** A prefill chunk's rows: a one-shot prompt (`KvCache.prefillLayer`) or the next chunk of a chunked one. */
-function chunkSegment(forward: LlamaForward, plan: ChunkPlan): { segment: RowSegment; last: boolean } {
+function chunkSegment(forward: LlamaForward, plan: ChunkPlan): { segment: RowSegment; last: boolean; start: number } {
   const { job } = plan;
   const cache = job.cache!;
   const prompt = job.req.promptIds;
@@ -80,6 +86,7 @@ function chunkSegment(forward: LlamaForward, plan: ChunkPlan): { segment: RowSeg
     return {
       segment: { tokens: prompt, positions: prompt.map((_, i) => i), attend: (l, q, k, v) => cache.prefillLayer(job.seq, l, q, k, v, forward.scale) },
       last: true,
+      start: 0,
     };
   }
   const chunk = cache.beginPrefillChunk(job.seq, plan.count);
@@ -90,11 +97,19 @@ function chunkSegment(forward: LlamaForward, plan: ChunkPlan): { segment: RowSeg
       attend: (l, q, k, v) => cache.prefillChunkLayer(chunk, l, q, k, v, forward.scale),
     },
     last: chunk.last,
+    start: chunk.start,
   };
 }
 
 /** The step's forward pass; fills `jobs` with whose token each logit row is. */
-function forwardStep(forward: LlamaForward, groups: readonly [KvCache, Job[]][], chunks: readonly ChunkPlan[], products: ProductBlocks, jobs: Job[]): Tensor {
+function forwardStep(
+  forward: LlamaForward,
+  groups: readonly [KvCache, Job[]][],
+  chunks: readonly ChunkPlan[],
+  products: ProductBlocks,
+  jobs: Job[],
+  promptRows: StepResult['promptRows'],
+): Tensor {
   const { blockRows, pad } = products;
   const segments: RowSegment[] = [];
   // Chunks take their pages before the decode steps begin (see runStep).
@@ -119,7 +134,8 @@ function forwardStep(forward: LlamaForward, groups: readonly [KvCache, Job[]][],
   }
   const logitRows = Array.from({ length: decodeRows }, (_, i) => i);
   let row = decodeRows;
-  for (const { job, segment, last, plan } of begun) {
+  const scoredRows: number[] = [];
+  for (const { job, segment, last, plan, start } of begun) {
     segments.push(segment);
     const rows = segment.tokens.length;
     blocks.push(rows);
@@ -129,7 +145,14 @@ function forwardStep(forward: LlamaForward, groups: readonly [KvCache, Job[]][],
       logitRows.push(row - 1);
       jobs.push(job);
     }
+    // Each prompt row's logits score the prompt token after it (the last row's, its first generated token).
+    const scored = last ? rows - 1 : rows;
+    if (job.req.promptLogprobs !== null && scored > 0) {
+      promptRows.push({ job, first: start, count: scored });
+      for (let r = 0; r < scored; r++) scoredRows.push(row - rows + r);
+    }
   }
+  logitRows.push(...scoredRows);
   if (blockRows === 0) return forward.forwardRows({ segments, logitRows });
   return forward.forwardRows({ segments, blocks, logitRows, logitBlock: blockRows, ...(pad ? { padTo, logitPad: blockRows } : {}) });
 }

@@ -32,6 +32,14 @@ export abstract class EngineClient implements AsyncEngine {
     return this.chat.source;
   }
 
+  tokenText(tokenId: number): string {
+    return this.planner.tokenText(tokenId);
+  }
+
+  decode(tokenIds: readonly number[]): string {
+    return this.planner.decode(tokenIds);
+  }
+
   encodeChat(messages: readonly { role: string; content: unknown }[]): number[] {
     return this.chat.encode(messages);
   }
@@ -54,7 +62,7 @@ export abstract class EngineClient implements AsyncEngine {
       throw new EngineError('queue_full', `the engine has ${this.streams.size} requests in flight, its limit; retry later`);
     }
     const prepared = this.planner.prepare(request, id);
-    const stream = new RequestStream(id, prepared.promptIds.length, () => this.abort(id));
+    const stream = new RequestStream(id, prepared.promptIds, () => this.abort(id));
     const now = performance.now();
     const onAbort = () => this.abort(id);
     const entry = { stream, start: now, last: now, tokens: 0, detach: () => request.signal?.removeEventListener('abort', onAbort) };

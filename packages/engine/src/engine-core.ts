@@ -7,6 +7,7 @@ import { Job } from './job.js';
 import { PlanCaches } from './plan-caches.js';
 import type { PreparedRequest } from './prepare.js';
 import { sampleRows } from './sampler.js';
+import { rowLogprobs, type PositionLogprobs } from './logprobs.js';
 import { Admission } from './admission.js';
 import { collectEngineStats, StepWindow } from './engine-stats.js';
 import type { EngineEvent, EngineStats, FinishReason } from './types.js';
@@ -156,12 +157,18 @@ export class EngineCore {
     try {
       const b = this.forward.backend;
       // The step's tensors (logits, sampling) are freed before tokens are delivered.
-      const { jobs, tokens } = b.tidy(() => {
+      const { jobs, tokens, logprobs } = b.tidy(() => {
         const step = runStep(this.forward, decoding, chunks, this.products);
-        return { jobs: step.jobs, tokens: this.sampleStep(step) };
+        this.scorePrompts(step);
+        const tokens = this.sampleStep(step);
+        return { jobs: step.jobs, tokens, logprobs: this.tokenLogprobs(step, tokens) };
       });
       for (const c of chunks) this.counters.prefillTokens += c.count;
-      jobs.forEach((job, i) => (tokens[i] < 0 ? this.feedSuffix(job) : this.deliver(job, tokens[i])));
+      jobs.forEach((job, i) => {
+        if (job.req.maxTokens === 0) this.finishScored(job);
+        else if (tokens[i] < 0) this.feedSuffix(job);
+        else this.deliver(job, tokens[i], logprobs[i]);
+      });
     } catch (e) {
       // Requests were checked before they were queued: a failing step is the engine's fault.
       const error =
@@ -188,10 +195,12 @@ export class EngineCore {
    */
   private sampleStep(step: StepResult): number[] {
     const b = this.forward.backend;
-    const sampled = step.jobs.flatMap((j, i) => (j.hasSuffixLeft ? [] : [i]));
+    // A prompt scored alone (max_tokens 0) takes nothing either.
+    const sampled = step.jobs.flatMap((j, i) => (j.hasSuffixLeft || j.req.maxTokens === 0 ? [] : [i]));
     const tokens = step.jobs.map(() => -1);
     if (sampled.length === 0) return tokens;
-    const rows = sampled.length === step.jobs.length ? step.logits : b.gatherRows(step.logits, b.fromArray(sampled, [sampled.length], 'i32'));
+    const all = sampled.length === step.jobs.length && step.promptRows.length === 0;
+    const rows = all ? step.logits : b.gatherRows(step.logits, b.fromArray(sampled, [sampled.length], 'i32'));
     const drawn = sampleRows(
       b,
       rows,
@@ -199,6 +208,37 @@ export class EngineCore {
     );
     sampled.forEach((i, k) => (tokens[i] = drawn[k]));
     return tokens;
+  }
+
+  /** Each sampled token's log-probabilities, for the rows whose request asked for them (read to the host). */
+  private tokenLogprobs(step: StepResult, tokens: readonly number[]): (PositionLogprobs | undefined)[] {
+    const b = this.forward.backend;
+    return step.jobs.map((job, i) => {
+      if (job.req.logprobs === null || tokens[i] < 0) return undefined;
+      return rowLogprobs(b.readSync(b.sliceRows(step.logits, i, 1)), tokens[i], job.req.logprobs);
+    });
+  }
+
+  /** The prompt rows' log-probabilities of the prompt token after each (one read for the step's rows). */
+  private scorePrompts(step: StepResult): void {
+    if (step.promptRows.length === 0) return;
+    const b = this.forward.backend;
+    const count = step.promptRows.reduce((n, p) => n + p.count, 0);
+    const data = b.readSync(b.sliceRows(step.logits, step.jobs.length, count));
+    const vocab = data.length / count;
+    let at = 0;
+    for (const { job, first, count: n } of step.promptRows) {
+      for (let r = 0; r < n; r++, at++) {
+        const target = job.req.promptIds[first + r + 1];
+        job.promptLogprobs.push(rowLogprobs(data.subarray(at * vocab, (at + 1) * vocab), target, job.req.promptLogprobs ?? 0));
+      }
+    }
+  }
+
+  /** A prompt scored alone (max_tokens 0): done once its last chunk ran, with nothing generated. */
+  private finishScored(job: Job): void {
+    this.counters.finished++;
+    this.finish(job, 'length', '');
   }
 
   /** Steps the backend has replayed as graphs (the CUDA backend's graphStats), 0 on a backend without graphs. */
@@ -211,13 +251,14 @@ export class EngineCore {
     job.feedSuffix();
   }
 
-  private deliver(job: Job, token: number): void {
+  private deliver(job: Job, token: number, logprobs?: PositionLogprobs): void {
     if (job.phase === 'prefill') job.phase = 'decode';
     const before = job.text.tokenIds.length;
     const text = job.text.accept(token, this.eos.has(token));
     if (job.text.tokenIds.length > before) {
       this.counters.generationTokens++;
-      this.sink(job.id, { type: 'token', tokenId: token, text });
+      const first = before === 0 && job.req.promptLogprobs !== null ? { promptLogprobs: job.promptLogprobs } : {};
+      this.sink(job.id, { type: 'token', tokenId: token, text, ...(logprobs ? { logprobs } : {}), ...first });
     }
     if (job.text.finish) {
       this.counters.finished++;
@@ -236,6 +277,7 @@ export class EngineCore {
       text,
       finishReason: reason,
       usage: { promptTokens: job.req.promptIds.length, completionTokens: job.text.tokenIds.length, cachedTokens: job.cachedTokens },
+      ...(job.req.promptLogprobs !== null && reason !== 'abort' ? { promptLogprobs: job.promptLogprobs } : {}),
     });
     job.release(true);
   }

@@ -206,6 +206,8 @@ export class BatchRun {
         stop: [...(r.stop ?? [])],
         ignoreEos: r.ignoreEos ?? false,
         cachePrefix: false,
+        logprobs: null,
+        promptLogprobs: null,
         policy: o.policy,
         budgetTokens: config.budgetTokens,
       }),

@@ -27,5 +27,7 @@ export type { ModelOptions } from './model-parts.js';
 export { createChatFormat, messageText } from './chat-format.js';
 export type { ChatFormat } from './chat-format.js';
 export type * from './types.js';
+export { rowLogprobs } from './logprobs.js';
+export type { TokenLogprob, PositionLogprobs } from './logprobs.js';
 export { EngineError, asEngineError } from './errors.js';
 export type { EngineErrorCode } from './errors.js';

@@ -2,6 +2,7 @@ import { seededUniform, type KvCache, type PoolNeeds } from '@arkvale/core';
 import type { Tokenizer } from '@arkvale/model-llama';
 import type { PreparedRequest } from './prepare.js';
 import { TextStream } from './text-stream.js';
+import type { PositionLogprobs } from './logprobs.js';
 
 export type JobPhase = 'waiting' | 'prefill' | 'decode' | 'parked';
 
@@ -23,6 +24,8 @@ export class Job {
   oneShot = false;
   /** Prompt tokens taken from the prefix cache at admission. */
   cachedTokens = 0;
+  /** With promptLogprobs: each prompt token's after the first, as its prefill chunks ran. */
+  readonly promptLogprobs: PositionLogprobs[] = [];
   readonly text: TextStream;
   readonly uniform: () => number;
 
@@ -53,7 +56,8 @@ export class Job {
 
   /** The prompt as the prefix cache sees it: its ids, or undefined when this request opts out. */
   get cacheablePrompt(): readonly number[] | undefined {
-    return this.req.cachePrefix ? this.req.promptIds : undefined;
+    // A prompt scored token by token is prefilled whole: cached tokens have no logits.
+    return this.req.cachePrefix && this.req.promptLogprobs === null ? this.req.promptIds : undefined;
   }
 
   /** What the job's prefill step takes from the pools: the whole prompt's peak, or one chunk. */

@@ -23,6 +23,10 @@ export interface PreparedRequest {
   readonly budgetTokens: number;
   /** Whether this request starts from, and leaves its pages in, the prefix cache. */
   readonly cachePrefix: boolean;
+  /** Alternatives per generated token's log-probabilities, or null for none. */
+  readonly logprobs: number | null;
+  /** Alternatives per prompt token's log-probabilities, or null for none. */
+  readonly promptLogprobs: number | null;
 }
 
 /** The cache options of one KV plan under this engine configuration. */
@@ -45,6 +49,14 @@ export const planKey = (policy: PolicyName, budget: number): string => `${policy
 
 const invalid = (message: string, param: string) => new EngineError('invalid_request', message, param);
 
+/** Most likely alternatives reported per position: 0 to 20 (OpenAI's top_logprobs range), or null when not asked. */
+const MAX_TOP_LOGPROBS = 20;
+function topCount(value: number | undefined, param: string): number | null {
+  if (value === undefined || value === null) return null;
+  if (!Number.isInteger(value) || value < 0 || value > MAX_TOP_LOGPROBS) throw invalid(`${param} must be an integer from 0 to ${MAX_TOP_LOGPROBS}`, param);
+  return value;
+}
+
 /**
  * Checks requests before they are queued, with everything known up front: sampling,
  * lengths against the model's positions, the KV plan, and whether the request can
@@ -65,8 +77,16 @@ export class RequestPlanner {
 
   prepare(r: EngineRequest, id: string): PreparedRequest {
     const promptIds = this.promptIds(r.prompt);
+    const logprobs = topCount(r.logprobs, 'logprobs');
+    const promptLogprobs = topCount(r.promptLogprobs, 'prompt_logprobs');
     const maxTokens = r.maxTokens ?? 16;
-    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw invalid(`max_tokens must be an integer >= 1, got ${String(r.maxTokens)}`, 'max_tokens');
+    const least = promptLogprobs === null ? 1 : 0;
+    if (!Number.isInteger(maxTokens) || maxTokens < least) {
+      throw invalid(
+        `max_tokens must be an integer >= ${least}${least ? ' (0 only when scoring the prompt: echo with logprobs)' : ''}, got ${String(r.maxTokens)}`,
+        'max_tokens',
+      );
+    }
     if (promptIds.length + maxTokens > this.maxPositions) {
       throw new EngineError(
         'context_length_exceeded',
@@ -108,7 +128,19 @@ export class RequestPlanner {
       policy,
       budgetTokens,
       cachePrefix: r.cachePrefix ?? true,
+      logprobs,
+      promptLogprobs,
     };
+  }
+
+  /** One token's text as log-probabilities show it (see AsyncEngine.tokenText). */
+  tokenText(tokenId: number): string {
+    if (!this.tokenizer) return `token_id:${tokenId}`;
+    return this.tokenizer.decode([tokenId], { skipSpecialTokens: false });
+  }
+
+  decode(tokenIds: readonly number[]): string {
+    return this.tokenizer ? this.tokenizer.decode(tokenIds, { skipSpecialTokens: true }) : '';
   }
 
   private promptIds(prompt: EngineRequest['prompt']): number[] {

@@ -15,9 +15,13 @@ export class RequestStream implements RequestHandle {
 
   constructor(
     readonly id: string,
-    readonly promptTokens: number,
+    readonly promptIds: readonly number[],
     private readonly cancel: () => void,
   ) {}
+
+  get promptTokens(): number {
+    return this.promptIds.length;
+  }
 
   get finished(): boolean {
     return this.ended;

@@ -1,4 +1,5 @@
 import type { KvStats, PolicyName } from '@arkvale/core';
+import type { PositionLogprobs } from './logprobs.js';
 
 /** A generation request as the engine takes it. */
 export interface EngineRequest {
@@ -6,7 +7,7 @@ export interface EngineRequest {
   readonly id?: string;
   /** Text (encoded with the tokenizer's BOS) or token ids as they are. */
   readonly prompt: string | readonly number[];
-  /** Tokens to generate at most. Default 16. */
+  /** Tokens to generate at most; 0 with `promptLogprobs` scores the prompt alone. Default 16. */
   readonly maxTokens?: number;
   /** 0 is greedy. Default 0. */
   readonly temperature?: number;
@@ -24,6 +25,14 @@ export interface EngineRequest {
   readonly signal?: AbortSignal;
   /** false: neither start from the prefix cache nor leave this request's pages in it. Default true. */
   readonly cachePrefix?: boolean;
+  /** Log-probability of each generated token and of the `logprobs` most likely ones (0-20). Default: none. */
+  readonly logprobs?: number;
+  /**
+   * Log-probabilities of the prompt's tokens (all but the first), with the `promptLogprobs`
+   * most likely at each position (0-20), in the done event. Such a prompt is prefilled
+   * whole, not started from the prefix cache. Default: none.
+   */
+  readonly promptLogprobs?: number;
 }
 
 /** Why a sequence stopped by itself: end of sequence, a stop string, or its token limit. */
@@ -42,6 +51,10 @@ export interface TokenEvent {
   readonly type: 'token';
   readonly tokenId: number;
   readonly text: string;
+  /** With `logprobs`: this token's log-probability and the most likely alternatives. */
+  readonly logprobs?: PositionLogprobs;
+  /** With `promptLogprobs`, on the first token only: the prompt's (as in the done event), for a stream that echoes the prompt first. */
+  readonly promptLogprobs?: readonly PositionLogprobs[];
 }
 
 /** The end of a request: the last text released, why it ended, and its token counts. */
@@ -50,6 +63,8 @@ export interface DoneEvent {
   readonly text: string;
   readonly finishReason: FinishReason;
   readonly usage: Usage;
+  /** With `promptLogprobs`: one entry per prompt token after the first. */
+  readonly promptLogprobs?: readonly PositionLogprobs[];
 }
 
 export type EngineEvent = TokenEvent | DoneEvent;
@@ -58,6 +73,8 @@ export type EngineEvent = TokenEvent | DoneEvent;
 export interface RequestHandle extends AsyncIterable<EngineEvent> {
   readonly id: string;
   readonly promptTokens: number;
+  /** The prompt as the model sees it (encoded text, or the ids given). */
+  readonly promptIds: readonly number[];
 }
 
 export interface PrefixCacheGauge {
@@ -150,6 +167,10 @@ export interface AsyncEngine {
   abort(id: string): boolean;
   stats(): Promise<EngineStats>;
   observe(observer: RequestObserver): () => void;
+  /** One token's text as log-probabilities show it: its piece (special tokens too), or `token_id:N` for a model without a tokenizer. */
+  tokenText(tokenId: number): string;
+  /** Token ids as text (special tokens kept out), or '' for a model without a tokenizer. */
+  decode(tokenIds: readonly number[]): string;
   /** Renders chat messages with the model's template (or the configured one / the plain fallback) to prompt ids. */
   encodeChat(messages: readonly { role: string; content: unknown }[]): number[];
   /** Where chat prompts come from: the model's template, a template file, or the plain fallback. */

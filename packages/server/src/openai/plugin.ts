@@ -2,9 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { asEngineError } from '@arkvale/engine';
-import type { AsyncEngine, DoneEvent, EngineRequest, RequestHandle } from '@arkvale/engine';
+import type { AsyncEngine, EngineRequest } from '@arkvale/engine';
+import { collectChoices, streamChoices, usageOf, type ChoiceOptions, type ChoiceRun, type Kind } from './choices.js';
 import { handleRouteError, sendError } from './errors.js';
-import { chatMaxTokens, checkModel, completionPrompt, engineRequest, type ChatBody, type CompletionBody } from './request-map.js';
+import {
+  chatMaxTokens,
+  chatScoring,
+  checkModel,
+  completionPrompts,
+  completionScoring,
+  engineRequest,
+  type ChatBody,
+  type CompletionBody,
+} from './request-map.js';
 import { chatBody, completionBody, modelParams } from './schemas.js';
 import { SseWriter } from './sse.js';
 
@@ -16,15 +26,6 @@ export interface OpenAiRoutesOptions {
   /** Largest request body in bytes (413 beyond). Default 1 MiB. */
   readonly bodyLimit?: number;
 }
-
-type Kind = 'chat' | 'completion';
-const finishReason = (r: DoneEvent['finishReason']) => (r === 'eos' ? 'stop' : r);
-const usageOf = (d: DoneEvent) => ({
-  prompt_tokens: d.usage.promptTokens,
-  completion_tokens: d.usage.completionTokens,
-  total_tokens: d.usage.promptTokens + d.usage.completionTokens,
-  prompt_tokens_details: { cached_tokens: d.usage.cachedTokens },
-});
 
 function badBody(message: string): Error {
   return Object.assign(new Error(message), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON' });
@@ -108,99 +109,55 @@ export const openaiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (app,
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) controller.abort();
     });
-    let handle: RequestHandle;
+    let requests: EngineRequest[];
     try {
-      let request: EngineRequest;
       if (kind === 'chat') {
         const chat = body as ChatBody;
         const ids = engine.encodeChat(chat.messages.map((m) => ({ role: m.role, content: m.content ?? '' })));
-        request = engineRequest(body, ids, chatMaxTokens(chat, ids.length, engine.model.maxPositions), controller.signal);
+        requests = [{ ...engineRequest(body, ids, chatMaxTokens(chat, ids.length, engine.model.maxPositions), controller.signal), ...chatScoring(chat) }];
       } else {
-        request = engineRequest(body, completionPrompt(body as CompletionBody), body.max_tokens, controller.signal);
+        const completion = body as CompletionBody;
+        const scoring = completionScoring(completion);
+        requests = completionPrompts(completion).map((prompt) => ({ ...engineRequest(body, prompt, body.max_tokens, controller.signal), ...scoring }));
       }
-      handle = engine.submit(request);
     } catch (e) {
       throw asEngineError(e, kind === 'chat' ? 'messages' : 'prompt');
     }
-    const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
-    const created = Math.floor(Date.now() / 1000);
-    const model = engine.model.id;
-    const withIds = body.return_token_ids === true;
-    if (!body.stream) return complete(kind, handle, reply, { id, created, model }, withIds);
+    // Every request is checked before any is queued: a batch is refused whole.
+    const runs: ChoiceRun[] = [];
+    try {
+      for (const request of requests) runs.push({ index: runs.length, handle: engine.submit(request) });
+    } catch (e) {
+      controller.abort();
+      throw asEngineError(e, kind === 'chat' ? 'messages' : 'prompt');
+    }
+    const o: ChoiceOptions = {
+      kind,
+      echo: kind === 'completion' && (body as CompletionBody).echo === true,
+      logprobs: kind === 'chat' ? ((body as ChatBody).logprobs ? ((body as ChatBody).top_logprobs ?? 0) : null) : ((body as CompletionBody).logprobs ?? null),
+      withIds: body.return_token_ids === true,
+    };
+    const meta = { id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: engine.model.id };
+    if (!body.stream) {
+      const result = await collectChoices(engine, o, runs);
+      if (!result || reply.raw.destroyed) return reply;
+      return { ...meta, object: kind === 'chat' ? 'chat.completion' : 'text_completion', choices: result.choices, usage: usageOf(result.done) };
+    }
     reply.hijack();
-    await stream(kind, handle, new SseWriter(reply.raw), { id, created, model }, body.stream_options?.include_usage === true, withIds);
+    const sse = new SseWriter(reply.raw);
+    try {
+      await streamChoices(engine, o, runs, sse, meta, body.stream_options?.include_usage === true);
+    } catch (e) {
+      controller.abort();
+      const err = asEngineError(e);
+      await sse.data({ error: { message: err.message, type: 'server_error', param: null, code: err.code } });
+    }
+    await sse.data('[DONE]');
+    sse.end();
     return reply;
   }
 };
 
 function modelCard(engine: AsyncEngine) {
   return { id: engine.model.id, object: 'model', created: 0, owned_by: 'arkvale', max_model_len: engine.model.maxPositions };
-}
-
-interface Meta {
-  readonly id: string;
-  readonly created: number;
-  readonly model: string;
-}
-
-async function complete(kind: Kind, handle: RequestHandle, reply: FastifyReply, meta: Meta, withIds: boolean): Promise<unknown> {
-  let text = '';
-  const ids: number[] = [];
-  let done: DoneEvent | null = null;
-  for await (const ev of handle) {
-    text += ev.text;
-    if (ev.type === 'token') ids.push(ev.tokenId);
-    else done = ev;
-  }
-  if (!done || reply.raw.destroyed) return reply;
-  const tokenIds = withIds ? { token_ids: ids } : {};
-  const choice =
-    kind === 'chat'
-      ? { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finishReason(done.finishReason), ...tokenIds }
-      : { index: 0, text, logprobs: null, finish_reason: finishReason(done.finishReason), ...tokenIds };
-  return { ...meta, object: kind === 'chat' ? 'chat.completion' : 'text_completion', choices: [choice], usage: usageOf(done) };
-}
-
-async function stream(kind: Kind, handle: RequestHandle, sse: SseWriter, meta: Meta, includeUsage: boolean, withIds: boolean): Promise<void> {
-  const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
-  const usage = includeUsage ? { usage: null } : {};
-  const chunk = (text: string, finish: string | null, role = false, token: number | null = null) => {
-    const tokenIds = withIds ? { token_ids: token === null ? [] : [token] } : {};
-    return {
-      ...meta,
-      object,
-      choices: [
-        kind === 'chat'
-          ? {
-              index: 0,
-              delta: finish && !text ? {} : { ...(role ? { role: 'assistant' } : {}), content: text },
-              logprobs: null,
-              finish_reason: finish,
-              ...tokenIds,
-            }
-          : { index: 0, text, logprobs: null, finish_reason: finish, ...tokenIds },
-      ],
-      ...usage,
-    };
-  };
-  try {
-    if (kind === 'chat') await sse.data(chunk('', null, true));
-    for await (const ev of handle) {
-      if (!sse.open) break;
-      if (ev.type === 'token') {
-        // One chunk per token, as OpenAI streams: its text may be empty (held back for a stop
-        // string, or a model of token ids only), and clients time tokens by chunks.
-        await sse.data(chunk(ev.text, null, false, ev.tokenId));
-        continue;
-      }
-      if (ev.text) await sse.data(chunk(ev.text, null));
-      await sse.data(chunk('', finishReason(ev.finishReason)));
-      if (includeUsage) await sse.data({ ...meta, object, choices: [], usage: usageOf(ev) });
-    }
-  } catch (e) {
-    const err = asEngineError(e);
-    await sse.data({ error: { message: err.message, type: 'server_error', param: null, code: err.code } });
-  }
-  await sse.data('[DONE]');
-  sse.end();
 }

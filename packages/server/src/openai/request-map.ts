@@ -21,12 +21,16 @@ export interface CommonBody {
 }
 
 export interface CompletionBody extends CommonBody {
-  readonly prompt: string | string[] | number[];
+  readonly prompt: string | string[] | number[] | number[][];
+  readonly echo?: boolean | null;
+  readonly logprobs?: number | null;
 }
 
 export interface ChatBody extends CommonBody {
   readonly messages: { role: string; content?: unknown }[];
   readonly max_completion_tokens?: number | null;
+  readonly logprobs?: boolean | null;
+  readonly top_logprobs?: number | null;
 }
 
 /** OpenAI's defaults: temperature 1, 16 tokens for completions, up to the context for chat. */
@@ -48,11 +52,24 @@ export function engineRequest(body: CommonBody, prompt: EngineRequest['prompt'],
   };
 }
 
-export function completionPrompt(body: CompletionBody): EngineRequest['prompt'] {
+/** The prompts of a completions request: one, or a batch (an array of strings or of token-id arrays). */
+export function completionPrompts(body: CompletionBody): EngineRequest['prompt'][] {
   const p = body.prompt;
-  if (typeof p === 'string') return p;
-  if (typeof p[0] === 'string') return p[0] as string;
-  return p as number[];
+  if (typeof p === 'string') return [p];
+  if (typeof p[0] === 'number') return [p as number[]];
+  return p as string[] | number[][];
+}
+
+/** What a completions request asks of log-probabilities: per generated token, and of the prompt when echoed (or scored alone, max_tokens 0). */
+export function completionScoring(body: CompletionBody): Pick<EngineRequest, 'logprobs' | 'promptLogprobs'> {
+  const logprobs = body.logprobs ?? undefined;
+  const promptLogprobs = body.echo && logprobs !== undefined ? logprobs : body.max_tokens === 0 ? 0 : undefined;
+  return { logprobs, promptLogprobs };
+}
+
+/** Chat log-probabilities: `logprobs: true`, with `top_logprobs` alternatives (default 0). */
+export function chatScoring(body: ChatBody): Pick<EngineRequest, 'logprobs'> {
+  return body.logprobs ? { logprobs: body.top_logprobs ?? 0 } : {};
 }
 
 /** Chat replies default to the rest of the context (capped so the request still fits a small pool). */

@@ -18,13 +18,15 @@ import { POLICY_NAMES } from '@arkvale/core';
 
 type Schema = Record<string, unknown>;
 
+/** Prompts in one completions request at most (a batch). */
+export const MAX_BATCH = 64;
+
 const nullable = (schema: Schema) => ({ anyOf: [schema, { type: 'null' }] });
 /** An OpenAI field whose every value but null (or leaving it out) asks for something this server does not do. */
 const unsupported = (type: string, why: string) => nullable({ type, not: {}, 'x-allowed': 'null or left out', 'x-why': why });
 
 const PENALTIES = 'this server does not implement presence or frequency penalties';
 const ONE_CHOICE = 'this server generates one choice per request';
-const NO_LOGPROBS = 'this server does not return log probabilities';
 const NO_TOOLS = 'this server does not support tool calls';
 
 const common = {
@@ -58,18 +60,31 @@ export const completionBody = {
   'x-expected': 'a JSON object',
   properties: {
     ...common,
+    // 0 only scores the prompt (echo with logprobs: lm-evaluation-harness's log-likelihood request).
+    max_tokens: nullable({ type: 'integer', minimum: 0 }),
     prompt: {
-      'x-expected': 'a string, an array of one string, or an array of token ids',
+      'x-expected': 'a string, an array of token ids, or a batch: an array of strings or of token-id arrays',
       anyOf: [
         { type: 'string', minLength: 1 },
-        { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: 1, 'x-why': 'this server completes one prompt per request' },
+        { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: MAX_BATCH },
         { type: 'array', items: { type: 'integer', minimum: 0, 'x-expected': 'an integer token id' }, minItems: 1 },
+        {
+          type: 'array',
+          items: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1, 'x-expected': 'an array of token ids' },
+          minItems: 1,
+          maxItems: MAX_BATCH,
+        },
       ],
     },
-    echo: nullable({ type: 'boolean', enum: [false], 'x-why': 'this server does not echo the prompt' }),
-    logprobs: unsupported('integer', NO_LOGPROBS),
+    echo: nullable({ type: 'boolean' }),
+    logprobs: nullable({ type: 'integer', minimum: 0, maximum: 20 }),
     suffix: unsupported('string', 'this server does not insert text (suffix)'),
-    best_of: nullable({ type: 'integer', minimum: 1, maximum: 1, 'x-why': 'this server generates one candidate per request' }),
+    best_of: nullable({
+      type: 'integer',
+      minimum: 1,
+      maximum: 1,
+      'x-why': 'this server does not rank candidates (best_of); ask for n choices and pick among them yourself',
+    }),
   },
 } as const;
 
@@ -116,8 +131,8 @@ export const chatBody = {
     ...common,
     max_completion_tokens: nullable({ type: 'integer', minimum: 1 }),
     messages: { type: 'array', minItems: 1, items: message },
-    logprobs: nullable({ type: 'boolean', enum: [false], 'x-why': NO_LOGPROBS }),
-    top_logprobs: nullable({ type: 'integer', minimum: 0, maximum: 0, 'x-why': NO_LOGPROBS }),
+    logprobs: nullable({ type: 'boolean' }),
+    top_logprobs: nullable({ type: 'integer', minimum: 0, maximum: 20 }),
     tools: nullable({ type: 'array', maxItems: 0, 'x-why': NO_TOOLS }),
     functions: nullable({ type: 'array', maxItems: 0, 'x-why': NO_TOOLS }),
     parallel_tool_calls: nullable({ type: 'boolean' }),
