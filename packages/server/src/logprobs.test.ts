@@ -82,7 +82,7 @@ describe('log-probabilities (OpenAI completions and chat)', () => {
     const prompt = tokenizer.encode('The old farmer painted');
     const ids = (await client.completions.create({ ...body, return_token_ids: true } as never)).choices[0] as unknown as { token_ids: number[] };
     const reference = await referenceLogprobs([...prompt, ...ids.token_ids]);
-    ids.token_ids.forEach((id, i) => {
+    ids.token_ids.forEach((_, i) => {
       expect(Math.abs(lp.token_logprobs![i] - reference.next[prompt.length - 1 + i])).toBeLessThan(1e-3);
       const top = Object.values(lp.top_logprobs![i] as Record<string, number>);
       expect(top).toHaveLength(3);
