@@ -23,7 +23,8 @@ export abstract class EngineClient implements AsyncEngine {
     private readonly chat: ChatFormat,
   ) {}
 
-  protected abstract sendSubmit(req: PreparedRequest): void;
+  /** Queues checked requests at once: the scheduler takes them all before its next step. */
+  protected abstract sendSubmit(reqs: readonly PreparedRequest[]): void;
   protected abstract sendAbort(id: string): void;
   abstract stats(): Promise<EngineStats>;
   abstract close(): Promise<EngineStats>;
@@ -55,27 +56,44 @@ export abstract class EngineClient implements AsyncEngine {
   }
 
   submit(request: EngineRequest): RequestHandle {
+    return this.submitAll([request])[0];
+  }
+
+  submitAll(requests: readonly EngineRequest[]): RequestHandle[] {
     if (this.closing) throw new EngineError('engine_closed', 'the engine is shutting down');
-    const id = request.id ?? `req-${++this.nextId}`;
-    if (this.streams.has(id)) throw new EngineError('invalid_request', `a request with id "${id}" is already in flight`, 'id');
-    if (this.streams.size >= this.config.maxWaiting + this.config.maxRunning) {
-      throw new EngineError('queue_full', `the engine has ${this.streams.size} requests in flight, its limit; retry later`);
+    const ids = requests.map((r) => r.id ?? `req-${++this.nextId}`);
+    ids.forEach((id, i) => {
+      if (this.streams.has(id) || ids.indexOf(id) !== i) throw new EngineError('invalid_request', `a request with id "${id}" is already in flight`, 'id');
+    });
+    if (this.streams.size + requests.length > this.config.maxWaiting + this.config.maxRunning) {
+      throw new EngineError(
+        'queue_full',
+        `the engine has ${this.streams.size} requests in flight, its limit is ${this.config.maxWaiting + this.config.maxRunning}; retry later`,
+      );
     }
-    const prepared = this.planner.prepare(request, id);
-    const stream = new RequestStream(id, prepared.promptIds, () => this.abort(id));
+    // Every request is checked before any is queued.
+    const prepared = requests.map((r, i) => this.planner.prepare(r, ids[i]));
     const now = performance.now();
-    const onAbort = () => this.abort(id);
-    const entry = { stream, start: now, last: now, tokens: 0, detach: () => request.signal?.removeEventListener('abort', onAbort) };
-    this.streams.set(id, entry);
+    const entries = prepared.map((p, i) => {
+      const id = ids[i];
+      const signal = requests[i].signal;
+      const onAbort = () => this.abort(id);
+      const stream = new RequestStream(id, p.promptIds, () => this.abort(id));
+      const entry = { stream, start: now, last: now, tokens: 0, detach: () => signal?.removeEventListener('abort', onAbort) };
+      this.streams.set(id, entry);
+      return { id, signal, onAbort, stream };
+    });
     try {
       this.sendSubmit(prepared);
     } catch (e) {
-      this.streams.delete(id);
+      for (const id of ids) this.streams.delete(id);
       throw e;
     }
-    if (request.signal?.aborted) this.abort(id);
-    else request.signal?.addEventListener('abort', onAbort, { once: true });
-    return stream;
+    for (const { id, signal, onAbort } of entries) {
+      if (signal?.aborted) this.abort(id);
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    }
+    return entries.map((e) => e.stream);
   }
 
   abort(id: string): boolean {

@@ -68,6 +68,8 @@ export class EngineCore {
     generationTokens: 0,
     parks: 0,
     resumes: 0,
+    /** Requests that forked the prefilled sequence of another with the same prompt (sharePromptWith). */
+    forks: 0,
     finished: 0,
     aborted: 0,
     failed: 0,
@@ -158,7 +160,7 @@ export class EngineCore {
       const b = this.forward.backend;
       // The step's tensors (logits, sampling) are freed before tokens are delivered.
       const { jobs, tokens, logprobs } = b.tidy(() => {
-        const step = runStep(this.forward, decoding, chunks, this.products);
+        const step = this.withForks(runStep(this.forward, decoding, chunks, this.products));
         this.scorePrompts(step);
         const tokens = this.sampleStep(step);
         return { jobs: step.jobs, tokens, logprobs: this.tokenLogprobs(step, tokens) };
@@ -235,6 +237,42 @@ export class EngineCore {
     }
   }
 
+  /**
+   * Requests waiting to share the prompt of one whose prefill ended this step fork its
+   * sequence now, when the pools allow: their rows are the prefilled one's logits again
+   * (gathered), so each samples its first token from them with its own seed.
+   */
+  private withForks(step: StepResult): StepResult {
+    const forked: { job: Job; row: number }[] = [];
+    step.jobs.forEach((leader, row) => {
+      if (leader.phase !== 'prefill' || leader.req.suffixIds.length > 0 || leader.req.maxTokens === 0) return;
+      for (const job of this.waiting.filter((w) => w.req.sharePromptWith === leader.id)) {
+        if (job.cache !== leader.cache || !samePrompt(job, leader) || this.active.size >= this.config.maxRunning) continue;
+        try {
+          job.seq = leader.cache!.fork(leader.seq);
+        } catch {
+          continue; // No room to fork now: it prefills on its own when admitted.
+        }
+        this.waiting.splice(this.waiting.indexOf(job), 1);
+        job.phase = 'prefill';
+        this.active.set(job.id, job);
+        this.counters.promptTokens += job.req.promptIds.length;
+        this.counters.forks++;
+        forked.push({ job, row });
+      }
+    });
+    if (forked.length === 0) return step;
+    const b = this.forward.backend;
+    const rows = [...step.jobs.map((_, i) => i), ...forked.map((f) => f.row)];
+    const rest = step.promptRows.reduce((n, p) => n + p.count, 0);
+    for (let i = 0; i < rest; i++) rows.push(step.jobs.length + i);
+    return {
+      logits: b.gatherRows(step.logits, b.fromArray(rows, [rows.length], 'i32')),
+      jobs: [...step.jobs, ...forked.map((f) => f.job)],
+      promptRows: step.promptRows,
+    };
+  }
+
   /** A prompt scored alone (max_tokens 0): done once its last chunk ran, with nothing generated. */
   private finishScored(job: Job): void {
     this.counters.finished++;
@@ -306,15 +344,20 @@ export class EngineCore {
   /** Waiting requests are admitted in order while their prefill peak fits; parked ones go first. */
   private admitWaiting(): void {
     if (this.jobsIn('parked').length > 0) return;
-    while (this.waiting.length > 0 && this.active.size < this.config.maxRunning) {
-      const job = this.waiting[0];
+    for (let i = 0; i < this.waiting.length && this.active.size < this.config.maxRunning; ) {
+      const job = this.waiting[i];
+      // One that shares a prompt waits for its prefill (withForks), and lets the others by.
+      if (this.awaitsShare(job)) {
+        i++;
+        continue;
+      }
       const length = job.req.promptIds.length;
       const prompt = job.cacheablePrompt;
       // A prompt that starts from the prefix cache prefills its rest in chunks (one chunk when one-shot).
       job.oneShot = this.oneShot && !(prompt && job.cache!.prefixHit(length, prompt) > 0);
       const peak = this.prefillPeak(job);
       if (!this.admission.canAdmit(job.cache!, peak, this.jobsIn('decode'), this.jobsIn('prefill'))) return;
-      this.waiting.shift();
+      this.waiting.splice(i, 1);
       job.seq = job.oneShot ? job.cache!.admit(length) : job.cache!.admitChunked(length, prompt);
       job.cachedTokens = job.cache!.cachedTokens(job.seq);
       job.peakDevice = peak.device;
@@ -322,6 +365,14 @@ export class EngineCore {
       this.active.set(job.id, job);
       this.counters.promptTokens += job.req.promptIds.length;
     }
+  }
+
+  /** Whether a waiting job shares the prompt of a request still waiting or prefilling (it forks that one's sequence once prefilled). */
+  private awaitsShare(job: Job): boolean {
+    const id = job.req.sharePromptWith;
+    if (id === null) return false;
+    const leader = this.active.get(id) ?? this.waiting.find((w) => w.id === id);
+    return leader !== undefined && leader.phase !== 'decode' && leader.phase !== 'parked' && leader.cache === job.cache && samePrompt(job, leader);
   }
 
   private get oneShot(): boolean {
@@ -399,4 +450,10 @@ function productBlocks(config: ResolvedEngineConfig, forward: LlamaForward): Pro
   const chunkRows = pad && config.chunkTokens <= forward.mlpChunkRows ? config.chunkTokens : 0;
   if (pad) forward.reservePadding(Math.max(blockRows, chunkRows));
   return { blockRows, pad, chunkRows };
+}
+
+function samePrompt(a: Job, b: Job): boolean {
+  const x = a.req.promptIds;
+  const y = b.req.promptIds;
+  return x.length === y.length && x.every((t, i) => t === y[i]);
 }

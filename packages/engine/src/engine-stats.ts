@@ -38,6 +38,7 @@ export function collectEngineStats(s: {
     generationTokens: number;
     parks: number;
     resumes: number;
+    forks: number;
     finished: number;
     aborted: number;
     failed: number;

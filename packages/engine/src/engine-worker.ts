@@ -56,11 +56,14 @@ async function main(): Promise<void> {
   port.on('message', (m: ToWorker) => {
     switch (m.type) {
       case 'submit':
-        try {
-          core.enqueue(m.request);
-        } catch (e) {
-          const error = e instanceof EngineError ? e : new EngineError('engine_failed', String(e));
-          outbox.push([m.request.id, { type: 'error', error: error.toJSON() }]);
+        // All of one message before the next step: choices that share a prompt find their first one still prefilling.
+        for (const request of m.requests) {
+          try {
+            core.enqueue(request);
+          } catch (e) {
+            const error = e instanceof EngineError ? e : new EngineError('engine_failed', String(e));
+            outbox.push([request.id, { type: 'error', error: error.toJSON() }]);
+          }
         }
         if (!running) {
           running = true;

@@ -208,6 +208,7 @@ export class BatchRun {
         cachePrefix: false,
         logprobs: null,
         promptLogprobs: null,
+        sharePromptWith: null,
         policy: o.policy,
         budgetTokens: config.budgetTokens,
       }),

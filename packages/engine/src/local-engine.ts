@@ -3,6 +3,7 @@ import { describeBackend, loadBackend, type BackendName } from './load-backend.j
 import { planPools } from './pool-plan.js';
 import { loadServedModel } from './served-model.js';
 import { EngineClient } from './engine-client.js';
+import { asEngineError } from './errors.js';
 import { EngineCore } from './engine-core.js';
 import { clientParts, type ModelOptions } from './model-parts.js';
 import type { EngineStats } from './types.js';
@@ -56,8 +57,15 @@ export class LocalEngine extends EngineClient {
     this.deliver(id, ev);
   }
 
-  protected sendSubmit(req: Parameters<EngineCore['enqueue']>[0]): void {
-    this.core.enqueue(req);
+  protected sendSubmit(reqs: readonly Parameters<EngineCore['enqueue']>[0][]): void {
+    // A request the scheduler refuses (its queue full) ends with an error; the others stay queued.
+    for (const req of reqs) {
+      try {
+        this.core.enqueue(req);
+      } catch (e) {
+        queueMicrotask(() => this.deliver(req.id, { type: 'error', error: asEngineError(e) }));
+      }
+    }
     if (!this.running) {
       this.running = true;
       setImmediate(this.loop);

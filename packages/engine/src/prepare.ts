@@ -27,6 +27,8 @@ export interface PreparedRequest {
   readonly logprobs: number | null;
   /** Alternatives per prompt token's log-probabilities, or null for none. */
   readonly promptLogprobs: number | null;
+  /** A request in flight whose prefilled prompt this one forks, or null. */
+  readonly sharePromptWith: string | null;
 }
 
 /** The cache options of one KV plan under this engine configuration. */
@@ -48,6 +50,12 @@ export function planOptions(config: ResolvedEngineConfig, policy: PolicyName, bu
 export const planKey = (policy: PolicyName, budget: number): string => `${policy}@${budget}`;
 
 const invalid = (message: string, param: string) => new EngineError('invalid_request', message, param);
+
+function sharedWith(id: unknown): string | null {
+  if (id === undefined || id === null) return null;
+  if (typeof id !== 'string' || id === '') throw invalid('sharePromptWith must be the id of a request in flight', 'sharePromptWith');
+  return id;
+}
 
 /** Most likely alternatives reported per position: 0 to 20 (OpenAI's top_logprobs range), or null when not asked. */
 const MAX_TOP_LOGPROBS = 20;
@@ -130,6 +138,7 @@ export class RequestPlanner {
       cachePrefix: r.cachePrefix ?? true,
       logprobs,
       promptLogprobs,
+      sharePromptWith: sharedWith(r.sharePromptWith),
     };
   }
 

@@ -33,6 +33,13 @@ export interface EngineRequest {
    * whole, not started from the prefix cache. Default: none.
    */
   readonly promptLogprobs?: number;
+  /**
+   * The id of a request in flight with the same prompt (the first of n choices): this one
+   * waits for its prefill and forks its sequence, so that the prompt's pages are shared
+   * (reference-counted), not prefilled again, and samples its first token from the same
+   * logits with its own seed. If that request is gone or differs, this one prefills alone.
+   */
+  readonly sharePromptWith?: string;
 }
 
 /** Why a sequence stopped by itself: end of sequence, a stop string, or its token limit. */
@@ -126,6 +133,8 @@ export interface EngineStats {
   readonly recallBytesPerStep: number;
   readonly parks: number;
   readonly resumes: number;
+  /** Requests that forked another's prefilled prompt (n choices) instead of prefilling it. */
+  readonly forks: number;
   readonly finished: number;
   readonly aborted: number;
   readonly failed: number;
@@ -163,6 +172,12 @@ export interface AsyncEngine {
   readonly model: EngineModelInfo;
   /** Checks and queues a request; throws an EngineError (invalid request, queue full, closed) at once. */
   submit(request: EngineRequest): RequestHandle;
+  /**
+   * Checks every request, then queues them all at once (none when one is refused): the
+   * scheduler takes them before its next step, so requests that share a prompt
+   * (`sharePromptWith`, n choices) find the first still prefilling.
+   */
+  submitAll(requests: readonly EngineRequest[]): RequestHandle[];
   /** Aborts a request: its stream ends with finishReason 'abort' and its pages are freed. False if unknown. */
   abort(id: string): boolean;
   stats(): Promise<EngineStats>;

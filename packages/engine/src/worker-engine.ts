@@ -97,8 +97,8 @@ export class WorkerEngine extends EngineClient {
     this.worker.postMessage(m);
   }
 
-  protected sendSubmit(req: PreparedRequest): void {
-    this.post({ type: 'submit', request: req });
+  protected sendSubmit(reqs: readonly PreparedRequest[]): void {
+    this.post({ type: 'submit', requests: reqs });
   }
 
   protected sendAbort(id: string): void {

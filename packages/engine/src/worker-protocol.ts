@@ -24,7 +24,7 @@ export type ErrorJson = { code: EngineErrorCode; message: string; param: string 
 export type WireEvent = EngineEvent | { readonly type: 'error'; readonly error: ErrorJson };
 
 export type ToWorker =
-  | { readonly type: 'submit'; readonly request: PreparedRequest }
+  | { readonly type: 'submit'; readonly requests: readonly PreparedRequest[] }
   | { readonly type: 'abort'; readonly id: string }
   | { readonly type: 'stats'; readonly ticket: number }
   | { readonly type: 'close' };

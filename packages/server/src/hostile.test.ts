@@ -24,7 +24,7 @@ const CASES: { path?: string; body: string | Buffer; type?: string; method?: str
   { body: json({ model: M, prompt: 'x', kv_policy: 'lru' }) },
   { body: json({ model: M, prompt: 'x', kv_policy: 'arkvale', kv_budget: 1 }) },
   { body: json({ model: M, prompt: 'x', temperature: -1 }) },
-  { body: json({ model: M, prompt: 'x', n: 3 }) },
+  { body: json({ model: M, prompt: 'x', n: 17 }) },
   { body: json({ model: M, prompt: [-1] }) },
   { body: json({ model: M, prompt: [999999] }) },
   { body: '{"__proto__": {"polluted": true}, "model": "tiny-retrieval", "prompt": "x"}' },

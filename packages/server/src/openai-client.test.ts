@@ -113,6 +113,41 @@ describe('the OpenAI routes through the official client', () => {
     expect(plain.choices[0]).not.toHaveProperty('token_ids');
   });
 
+  it('n choices fork one prefilled prompt, each as a separate request with seed + its index (completions and chat)', async () => {
+    const body = { model: 'tiny-retrieval', prompt: 'Once upon a time in a small village', max_tokens: 12, temperature: 1, seed: 7 };
+    const before = await t.engine.stats();
+    const res = await client.completions.create({ ...body, n: 3 });
+    expect((await t.engine.stats()).forks - before.forks).toBe(2);
+    expect(res.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    for (const c of res.choices) {
+      const alone = await client.completions.create({ ...body, seed: 7 + c.index });
+      expect(c.text).toBe(alone.choices[0].text);
+    }
+    expect(res.usage).toMatchObject({ completion_tokens: 36 });
+    // Streamed, each chunk names its choice; a batch of two prompts with n 2 gives indices 0-3.
+    const stream = await client.completions.create({ ...body, prompt: ['Once upon a time', 'The old farmer'], n: 2, stream: true });
+    const texts = ['', '', '', ''];
+    for await (const chunk of stream) for (const c of chunk.choices) texts[c.index] += c.text;
+    expect(texts.every((x) => x.length > 0)).toBe(true);
+    const chat = await client.chat.completions.create({
+      model: 'tiny-retrieval',
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 6,
+      temperature: 1,
+      seed: 3,
+      n: 2,
+    });
+    expect(chat.choices.map((c) => c.index)).toEqual([0, 1]);
+    const second = await client.chat.completions.create({
+      model: 'tiny-retrieval',
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 6,
+      temperature: 1,
+      seed: 4,
+    });
+    expect(chat.choices[1].message.content).toBe(second.choices[0].message.content);
+  });
+
   it('refuses a wrong key (401) and an unknown model (404) in OpenAI shape', async () => {
     const bad = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: 'wrong', maxRetries: 0 });
     await expect(bad.models.list()).rejects.toMatchObject({ status: 401, code: 'invalid_api_key' });

@@ -123,10 +123,21 @@ export const openaiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (app,
     } catch (e) {
       throw asEngineError(e, kind === 'chat' ? 'messages' : 'prompt');
     }
-    // Every request is checked before any is queued: a batch is refused whole.
-    const runs: ChoiceRun[] = [];
+    // n choices of each prompt: the first prefills it, the others fork its sequence
+    // (sharePromptWith), each with its own seed (seed + j when a seed is given). A batch
+    // is checked whole before anything is queued.
+    const n = body.n ?? 1;
+    const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
+    const all = requests.flatMap((request, p) =>
+      Array.from({ length: n }, (_, j): EngineRequest => {
+        const seed = request.seed === undefined ? undefined : request.seed + j;
+        return { ...request, id: `${id}/${p * n + j}`, seed, ...(j > 0 ? { sharePromptWith: `${id}/${p * n}` } : {}) };
+      }),
+    );
+    let runs: ChoiceRun[];
     try {
-      for (const request of requests) runs.push({ index: runs.length, handle: engine.submit(request) });
+      // Queued together, so that the choices of one prompt find its first still prefilling.
+      runs = engine.submitAll(all).map((handle, index) => ({ index, handle }));
     } catch (e) {
       controller.abort();
       throw asEngineError(e, kind === 'chat' ? 'messages' : 'prompt');
@@ -137,7 +148,7 @@ export const openaiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (app,
       logprobs: kind === 'chat' ? ((body as ChatBody).logprobs ? ((body as ChatBody).top_logprobs ?? 0) : null) : ((body as CompletionBody).logprobs ?? null),
       withIds: body.return_token_ids === true,
     };
-    const meta = { id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: engine.model.id };
+    const meta = { id, created: Math.floor(Date.now() / 1000), model: engine.model.id };
     if (!body.stream) {
       const result = await collectChoices(engine, o, runs);
       if (!result || reply.raw.destroyed) return reply;

@@ -18,6 +18,7 @@ export interface CommonBody {
   readonly kv_budget?: number;
   readonly cache_prefix?: boolean;
   readonly return_token_ids?: boolean;
+  readonly n?: number | null;
 }
 
 export interface CompletionBody extends CommonBody {

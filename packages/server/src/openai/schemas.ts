@@ -20,13 +20,14 @@ type Schema = Record<string, unknown>;
 
 /** Prompts in one completions request at most (a batch). */
 export const MAX_BATCH = 64;
+/** Choices per prompt at most (n). */
+export const MAX_CHOICES = 16;
 
 const nullable = (schema: Schema) => ({ anyOf: [schema, { type: 'null' }] });
 /** An OpenAI field whose every value but null (or leaving it out) asks for something this server does not do. */
 const unsupported = (type: string, why: string) => nullable({ type, not: {}, 'x-allowed': 'null or left out', 'x-why': why });
 
 const PENALTIES = 'this server does not implement presence or frequency penalties';
-const ONE_CHOICE = 'this server generates one choice per request';
 const NO_TOOLS = 'this server does not support tool calls';
 
 const common = {
@@ -35,7 +36,8 @@ const common = {
   temperature: nullable({ type: 'number', minimum: 0, maximum: 2 }),
   top_p: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 1 }),
   top_k: nullable({ type: 'integer', minimum: -1 }),
-  n: nullable({ type: 'integer', minimum: 1, maximum: 1, 'x-why': ONE_CHOICE }),
+  // Choices of one prompt fork its prefilled sequence (the prompt's pages are shared).
+  n: nullable({ type: 'integer', minimum: 1, maximum: MAX_CHOICES }),
   seed: nullable({ type: 'integer' }),
   stop: nullable({
     anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, maxItems: 4 }],

@@ -29,15 +29,18 @@ function fakeEngine(seen: Seen): OpenAiRoutesOptions['engine'] {
       seen.chats.push(messages);
       return [1, 2, 3];
     },
-    submit(request: Record<string, unknown>) {
-      seen.requests.push(request);
-      return {
-        id: `r${seen.requests.length}`,
-        promptTokens: 3,
-        async *[Symbol.asyncIterator]() {
-          yield { type: 'done', text: 'ok', finishReason: 'eos', usage: { promptTokens: 3, completionTokens: 1 } };
-        },
-      };
+    submitAll(requests: Record<string, unknown>[]) {
+      return requests.map((request) => {
+        seen.requests.push(request);
+        return {
+          id: `r${seen.requests.length}`,
+          promptTokens: 3,
+          promptIds: [1, 2, 3],
+          async *[Symbol.asyncIterator]() {
+            yield { type: 'done', text: 'ok', finishReason: 'eos', usage: { promptTokens: 3, completionTokens: 1, cachedTokens: 0 } };
+          },
+        };
+      });
     },
     abort: () => false,
   };
@@ -205,8 +208,8 @@ const CASES: Case[] = [
   },
 
   // Sampling and length.
-  { name: 'n too large', body: chat({ n: 3 }), param: 'n', message: "Invalid value for 'n': must be 1, got 3; this server generates one choice per request." },
-  { name: 'n zero', body: chat({ n: 0 }), param: 'n', message: "Invalid value for 'n': must be 1, got 0; this server generates one choice per request." },
+  { name: 'n too large', body: chat({ n: 17 }), param: 'n', message: "Invalid value for 'n': must be an integer between 1 and 16, got 17." },
+  { name: 'n zero', body: chat({ n: 0 }), param: 'n', message: "Invalid value for 'n': must be an integer between 1 and 16, got 0." },
   { name: 'n a string', body: chat({ n: '1' }), param: 'n', message: "Invalid type for 'n': expected an integer, but got a string." },
   {
     name: 'temperature too high',
@@ -527,7 +530,7 @@ describe('explainValidation without the schema', () => {
   it('still words the first error as one sentence naming the path', () => {
     const validate = new Ajv({ allErrors: false, strict: false }).compile(chatBody);
     const cases: [unknown, string, string][] = [
-      [chat({ n: 3 }), 'n', "Invalid value for 'n': must be a number <= 1, got 3."],
+      [chat({ n: 17 }), 'n', "Invalid value for 'n': must be a number <= 16, got 17."],
       [chat({ stop: [1] }), 'stop[0]', "Invalid type for 'stop[0]': expected a string, but got a number."],
       [chat({ messages: [{ role: 'user' }] }), 'messages[0].content', "Missing required parameter: 'messages[0].content'."],
       [
