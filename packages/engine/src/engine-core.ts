@@ -8,6 +8,7 @@ import { PlanCaches } from './plan-caches.js';
 import type { PreparedRequest } from './prepare.js';
 import { sampleRows } from './sampler.js';
 import { rowLogprobs, type PositionLogprobs } from './logprobs.js';
+import { GrammarCompilerCache } from './output-constraint.js';
 import { Admission } from './admission.js';
 import { collectEngineStats, StepWindow } from './engine-stats.js';
 import type { EngineEvent, EngineStats, FinishReason } from './types.js';
@@ -77,6 +78,8 @@ export class EngineCore {
   private readonly window = new StepWindow(128);
   /** How the step's rows go through the matrix products (batch invariance). */
   private readonly products: ProductBlocks;
+  /** The vocabulary compiled for constrained output, made at the first such request (null: no tokenizer). */
+  private readonly grammars: GrammarCompilerCache | null;
 
   private readonly forward: LlamaForward;
   private readonly tokenizer: Tokenizer | null;
@@ -92,6 +95,7 @@ export class EngineCore {
     this.admission = new Admission(this.caches.store);
     this.eos = new Set(init.eosIds);
     this.products = productBlocks(init.config, init.forward);
+    this.grammars = init.tokenizer ? new GrammarCompilerCache(init.tokenizer, init.forward.config.vocabSize, init.eosIds) : null;
   }
 
   get hasWork(): boolean {
@@ -108,6 +112,25 @@ export class EngineCore {
     const job = new Job(req, this.arrivals++, this.tokenizer);
     job.cache = this.caches.get(req.policy, req.budgetTokens);
     this.waiting.push(job);
+    if (req.constraint) this.compileConstraint(job);
+  }
+
+  /** Compiles a request's grammar in the background; it is admitted once its first mask is known, refused if the grammar cannot be built. */
+  private compileConstraint(job: Job): void {
+    if (!this.grammars) throw new EngineError('invalid_request', 'this model has no tokenizer, so it cannot hold its output to JSON', 'response_format');
+    this.grammars.matcher(job.req.constraint!).then(
+      (out) => {
+        if (this.waiting.includes(job)) job.constraint = out;
+        else out.dispose();
+      },
+      (e: unknown) => {
+        const i = this.waiting.indexOf(job);
+        if (i < 0) return;
+        this.waiting.splice(i, 1);
+        this.counters.failed++;
+        this.sink(job.id, { type: 'error', error: e instanceof EngineError ? e : new EngineError('engine_failed', String(e)) });
+      },
+    );
   }
 
   /** Ends a request now and frees its pages. */
@@ -201,14 +224,23 @@ export class EngineCore {
     const sampled = step.jobs.flatMap((j, i) => (j.hasSuffixLeft || j.req.maxTokens === 0 ? [] : [i]));
     const tokens = step.jobs.map(() => -1);
     if (sampled.length === 0) return tokens;
-    const all = sampled.length === step.jobs.length && step.promptRows.length === 0;
-    const rows = all ? step.logits : b.gatherRows(step.logits, b.fromArray(sampled, [sampled.length], 'i32'));
+    // Constrained rows draw from their logits with the grammar's mask applied (on the host).
+    const free = sampled.filter((i) => step.jobs[i].req.constraint === null);
+    for (const i of sampled) {
+      const job = step.jobs[i];
+      if (job.req.constraint === null) continue;
+      const masked = job.constraint!.apply(Float32Array.from(b.readSync(b.sliceRows(step.logits, i, 1))));
+      tokens[i] = sampleRows(b, b.fromArray(masked, [1, masked.length]), [{ ...job.req, uniform: job.uniform }])[0];
+    }
+    if (free.length === 0) return tokens;
+    const all = free.length === step.jobs.length && step.promptRows.length === 0;
+    const rows = all ? step.logits : b.gatherRows(step.logits, b.fromArray(free, [free.length], 'i32'));
     const drawn = sampleRows(
       b,
       rows,
-      sampled.map((i) => ({ ...step.jobs[i].req, uniform: step.jobs[i].uniform })),
+      free.map((i) => ({ ...step.jobs[i].req, uniform: step.jobs[i].uniform })),
     );
-    sampled.forEach((i, k) => (tokens[i] = drawn[k]));
+    free.forEach((i, k) => (tokens[i] = drawn[k]));
     return tokens;
   }
 
@@ -247,7 +279,7 @@ export class EngineCore {
     step.jobs.forEach((leader, row) => {
       if (leader.phase !== 'prefill' || leader.req.suffixIds.length > 0 || leader.req.maxTokens === 0) return;
       for (const job of this.waiting.filter((w) => w.req.sharePromptWith === leader.id)) {
-        if (job.cache !== leader.cache || !samePrompt(job, leader) || this.active.size >= this.config.maxRunning) continue;
+        if (job.cache !== leader.cache || !samePrompt(job, leader) || !job.sampleable || this.active.size >= this.config.maxRunning) continue;
         try {
           job.seq = leader.cache!.fork(leader.seq);
         } catch {
@@ -291,6 +323,7 @@ export class EngineCore {
 
   private deliver(job: Job, token: number, logprobs?: PositionLogprobs): void {
     if (job.phase === 'prefill') job.phase = 'decode';
+    job.constraint?.accept(token);
     const before = job.text.tokenIds.length;
     const text = job.text.accept(token, this.eos.has(token));
     if (job.text.tokenIds.length > before) {
@@ -298,7 +331,11 @@ export class EngineCore {
       const first = before === 0 && job.req.promptLogprobs !== null ? { promptLogprobs: job.promptLogprobs } : {};
       this.sink(job.id, { type: 'token', tokenId: token, text, ...(logprobs ? { logprobs } : {}), ...first });
     }
-    if (job.text.finish) {
+    if (!job.text.finish && job.constraint?.done) {
+      // The grammar took its end, which a request that ignores end of sequence would run past.
+      this.counters.finished++;
+      this.finish(job, 'stop', '');
+    } else if (job.text.finish) {
       this.counters.finished++;
       this.finish(job, job.text.finish, job.text.tokenIds.length > before ? '' : text);
     } else {
@@ -346,8 +383,9 @@ export class EngineCore {
     if (this.jobsIn('parked').length > 0) return;
     for (let i = 0; i < this.waiting.length && this.active.size < this.config.maxRunning; ) {
       const job = this.waiting[i];
-      // One that shares a prompt waits for its prefill (withForks), and lets the others by.
-      if (this.awaitsShare(job)) {
+      // One that shares a prompt waits for its prefill (withForks), one whose grammar is not
+      // compiled yet waits for it; either lets the others by.
+      if (this.awaitsShare(job) || !job.sampleable) {
         i++;
         continue;
       }
@@ -410,7 +448,8 @@ export class EngineCore {
    * decoding sequences are parked (their pages go to the host pool), then chunks wait.
    */
   private fitStep(chunks: ChunkPlan[]): Job[] {
-    let decoding = this.jobsIn('decode');
+    // A constrained sequence whose next mask is still being computed sits this step out.
+    let decoding = this.jobsIn('decode').filter((j) => j.sampleable);
     for (;;) {
       const short = this.admission.shortfall(decoding, chunks);
       if (!short) break;

@@ -36,7 +36,11 @@ async function main(): Promise<void> {
     config,
     geometry: model.geometry(config.pageSize),
     eosIds: model.eosIds,
-    sink: (id, ev) => void outbox.push([id, ev.type === 'error' ? { type: 'error', error: ev.error.toJSON() } : ev]),
+    sink: (id, ev) => {
+      outbox.push([id, ev.type === 'error' ? { type: 'error', error: ev.error.toJSON() } : ev]);
+      // Events of a step go out after it; one raised between steps (a grammar that failed to compile) goes out now.
+      queueMicrotask(flush);
+    },
   });
   const flush = () => {
     if (outbox.length === 0) return;

@@ -209,6 +209,7 @@ export class BatchRun {
         logprobs: null,
         promptLogprobs: null,
         sharePromptWith: null,
+        constraint: null,
         policy: o.policy,
         budgetTokens: config.budgetTokens,
       }),

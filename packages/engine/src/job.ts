@@ -3,6 +3,7 @@ import type { Tokenizer } from '@arkvale/model-llama';
 import type { PreparedRequest } from './prepare.js';
 import { TextStream } from './text-stream.js';
 import type { PositionLogprobs } from './logprobs.js';
+import type { ConstrainedOutput } from './output-constraint.js';
 
 export type JobPhase = 'waiting' | 'prefill' | 'decode' | 'parked';
 
@@ -24,6 +25,14 @@ export class Job {
   oneShot = false;
   /** Prompt tokens taken from the prefix cache at admission. */
   cachedTokens = 0;
+  /** The grammar state of a constrained request, once compiled (null until then, and for others). */
+  constraint: ConstrainedOutput | null = null;
+
+  /** Whether a step may sample this job: always, unless its grammar's next mask is not known yet. */
+  get sampleable(): boolean {
+    return this.req.constraint === null || (this.constraint?.ready ?? false);
+  }
+
   /** With promptLogprobs: each prompt token's after the first, as its prefill chunks ran. */
   readonly promptLogprobs: PositionLogprobs[] = [];
   readonly text: TextStream;
@@ -71,6 +80,8 @@ export class Job {
    * prompt, the suffix fed, then the tokens generated.
    */
   release(keep = false): void {
+    this.constraint?.dispose();
+    this.constraint = null;
     if (this.cache && this.seq >= 0 && this.cache.has(this.seq)) {
       const tokens = keep && this.req.cachePrefix ? [...this.req.promptIds, ...this.req.suffixIds, ...this.text.tokenIds] : undefined;
       this.cache.free(this.seq, tokens);

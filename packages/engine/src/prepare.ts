@@ -5,6 +5,7 @@ import { stepBound } from './step-bound.js';
 import { checkTokenIds } from './token-ids.js';
 import type { ResolvedEngineConfig } from './config.js';
 import type { EngineRequest } from './types.js';
+import type { OutputConstraint } from './output-constraint.js';
 
 /** A checked request with its prompt ids: what the scheduler runs (plain data, so it crosses to a worker). */
 export interface PreparedRequest {
@@ -29,6 +30,8 @@ export interface PreparedRequest {
   readonly promptLogprobs: number | null;
   /** A request in flight whose prefilled prompt this one forks, or null. */
   readonly sharePromptWith: string | null;
+  /** The grammar the output is held to, or null. */
+  readonly constraint: OutputConstraint | null;
 }
 
 /** The cache options of one KV plan under this engine configuration. */
@@ -139,7 +142,18 @@ export class RequestPlanner {
       logprobs,
       promptLogprobs,
       sharePromptWith: sharedWith(r.sharePromptWith),
+      constraint: this.constraintOf(r.responseFormat),
     };
+  }
+
+  private constraintOf(c: EngineRequest['responseFormat']): OutputConstraint | null {
+    if (c === undefined || c === null) return null;
+    if (!this.tokenizer)
+      throw invalid('this model has no tokenizer (random weights at a model shape), so it cannot hold its output to JSON', 'response_format');
+    if (c.type === 'json_object') return { type: 'json_object' };
+    if (c.type === 'json_schema' && c.schema !== null && typeof c.schema === 'object' && !Array.isArray(c.schema))
+      return { type: 'json_schema', schema: c.schema };
+    throw invalid('response_format must be {type: "json_object"} or {type: "json_schema"} with a schema object', 'response_format');
   }
 
   /** One token's text as log-probabilities show it (see AsyncEngine.tokenText). */

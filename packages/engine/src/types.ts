@@ -1,5 +1,6 @@
 import type { KvStats, PolicyName } from '@arkvale/core';
 import type { PositionLogprobs } from './logprobs.js';
+import type { OutputConstraint } from './output-constraint.js';
 
 /** A generation request as the engine takes it. */
 export interface EngineRequest {
@@ -40,6 +41,8 @@ export interface EngineRequest {
    * logits with its own seed. If that request is gone or differs, this one prefills alone.
    */
   readonly sharePromptWith?: string;
+  /** Hold the output to a grammar: any JSON object, or JSON valid under a JSON Schema (constrained sampling; needs a tokenizer). */
+  readonly responseFormat?: OutputConstraint;
 }
 
 /** Why a sequence stopped by itself: end of sequence, a stop string, or its token limit. */

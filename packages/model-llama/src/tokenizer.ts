@@ -71,6 +71,12 @@ export class Tokenizer {
   readonly specialIds: ReadonlySet<number>;
   /** tokenizer_config.json with special tokens given as plain strings. */
   readonly tokenizerConfig: Readonly<Record<string, unknown>>;
+  /**
+   * How token strings spell bytes (`idToToken`): GPT-2's byte-level alphabet ('Ġthe'),
+   * SentencePiece pieces with byte fallback ('▁the', '<0x0A>'), or the text itself.
+   * Grammar-constrained decoding needs it to read the vocabulary.
+   */
+  readonly vocabType: 'byte_level' | 'byte_fallback' | 'raw';
   private readonly hf: HfTokenizer;
   private readonly cleanUpSpaces: boolean;
 
@@ -88,6 +94,7 @@ export class Tokenizer {
     // transformers' default since 4.45; tokenizers.js would default to true.
     this.cleanUpSpaces = config.clean_up_tokenization_spaces === true;
     this.tokenizerConfig = config;
+    this.vocabType = vocabTypeOf(json);
     try {
       this.hf = new HfTokenizer(json, config);
     } catch (e) {
@@ -235,4 +242,12 @@ function commonPrefixLength(a: string, b: string): number {
   let i = 0;
   while (i < a.length && i < b.length && a.charCodeAt(i) === b.charCodeAt(i)) i++;
   return i;
+}
+
+/** The vocabulary's spelling of bytes, from the decoder (or pre-tokenizer) and the model's byte_fallback. */
+function vocabTypeOf(json: Record<string, unknown>): Tokenizer['vocabType'] {
+  const text = JSON.stringify([json.decoder, json.pre_tokenizer]);
+  if (text.includes('"ByteLevel"')) return 'byte_level';
+  if ((json.model as { byte_fallback?: unknown }).byte_fallback === true || text.includes('"ByteFallback"')) return 'byte_fallback';
+  return 'raw';
 }

@@ -7,6 +7,7 @@ import { collectChoices, streamChoices, usageOf, type ChoiceOptions, type Choice
 import { handleRouteError, sendError } from './errors.js';
 import {
   chatMaxTokens,
+  chatFormat,
   chatScoring,
   checkModel,
   completionPrompts,
@@ -114,7 +115,13 @@ export const openaiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (app,
       if (kind === 'chat') {
         const chat = body as ChatBody;
         const ids = engine.encodeChat(chat.messages.map((m) => ({ role: m.role, content: m.content ?? '' })));
-        requests = [{ ...engineRequest(body, ids, chatMaxTokens(chat, ids.length, engine.model.maxPositions), controller.signal), ...chatScoring(chat) }];
+        requests = [
+          {
+            ...engineRequest(body, ids, chatMaxTokens(chat, ids.length, engine.model.maxPositions), controller.signal),
+            ...chatScoring(chat),
+            ...chatFormat(chat),
+          },
+        ];
       } else {
         const completion = body as CompletionBody;
         const scoring = completionScoring(completion);

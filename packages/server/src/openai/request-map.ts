@@ -32,6 +32,7 @@ export interface ChatBody extends CommonBody {
   readonly max_completion_tokens?: number | null;
   readonly logprobs?: boolean | null;
   readonly top_logprobs?: number | null;
+  readonly response_format?: { type: 'text' | 'json_object' | 'json_schema'; json_schema?: { name: string; schema?: Record<string, unknown> } } | null;
 }
 
 /** OpenAI's defaults: temperature 1, 16 tokens for completions, up to the context for chat. */
@@ -71,6 +72,15 @@ export function completionScoring(body: CompletionBody): Pick<EngineRequest, 'lo
 /** Chat log-probabilities: `logprobs: true`, with `top_logprobs` alternatives (default 0). */
 export function chatScoring(body: ChatBody): Pick<EngineRequest, 'logprobs'> {
   return body.logprobs ? { logprobs: body.top_logprobs ?? 0 } : {};
+}
+
+/** response_format as the engine's output constraint (none for text). */
+export function chatFormat(body: ChatBody): Pick<EngineRequest, 'responseFormat'> {
+  const f = body.response_format;
+  if (!f || f.type === 'text') return {};
+  // A json_schema without a schema holds the output to any JSON object.
+  if (f.type === 'json_object' || !f.json_schema?.schema) return { responseFormat: { type: 'json_object' } };
+  return { responseFormat: { type: 'json_schema', schema: f.json_schema.schema } };
 }
 
 /** Chat replies default to the rest of the context (capped so the request still fits a small pool). */

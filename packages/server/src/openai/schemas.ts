@@ -138,10 +138,20 @@ export const chatBody = {
     tools: nullable({ type: 'array', maxItems: 0, 'x-why': NO_TOOLS }),
     functions: nullable({ type: 'array', maxItems: 0, 'x-why': NO_TOOLS }),
     parallel_tool_calls: nullable({ type: 'boolean' }),
+    // json_object and json_schema hold the output to JSON by constrained sampling.
     response_format: nullable({
       type: 'object',
       required: ['type'],
-      properties: { type: { type: 'string', const: 'text', 'x-why': 'this server generates plain text only' } },
+      properties: {
+        type: { type: 'string', enum: ['text', 'json_object', 'json_schema'] },
+        json_schema: {
+          type: 'object',
+          required: ['name'],
+          properties: { name: { type: 'string' }, schema: { type: 'object' }, strict: nullable({ type: 'boolean' }) },
+        },
+      },
+      if: { properties: { type: { const: 'json_schema' } } },
+      then: { required: ['type', 'json_schema'] },
     }),
     store: nullable({ type: 'boolean' }),
     metadata: nullable({ type: 'object', additionalProperties: { type: 'string' } }),

@@ -389,10 +389,16 @@ const CASES: Case[] = [
     message: "Invalid value for 'tools': must be an empty array, got 1 entry; this server does not support tool calls.",
   },
   {
-    name: 'response_format json',
-    body: chat({ response_format: { type: 'json_object' } }),
+    name: 'response_format of an unknown type',
+    body: chat({ response_format: { type: 'yaml' } }),
     param: 'response_format.type',
-    message: "Invalid value for 'response_format.type': must be 'text', got 'json_object'; this server generates plain text only.",
+    message: "Invalid value for 'response_format.type': must be one of 'text', 'json_object', or 'json_schema', got 'yaml'.",
+  },
+  {
+    name: 'response_format json_schema without one',
+    body: chat({ response_format: { type: 'json_schema' } }),
+    param: 'response_format.json_schema',
+    message: "Missing required parameter: 'response_format.json_schema'.",
   },
   {
     name: 'unknown kv_policy',
