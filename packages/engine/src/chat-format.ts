@@ -2,10 +2,21 @@ import { readFileSync } from 'node:fs';
 import { ChatTemplate, type ModelDir } from '@arkvale/model-llama';
 import { EngineError } from './errors.js';
 
+/** A chat message as templates take it: its role and content, and for tool use its calls or the call it answers. */
+export interface ChatInputMessage {
+  readonly role: string;
+  readonly content: unknown;
+  readonly tool_calls?: unknown;
+  readonly tool_call_id?: string;
+  readonly name?: string;
+}
+
 export interface ChatFormat {
   /** "model template (path)", "template file (path)" or "plain fallback". */
   readonly source: string;
-  encode(messages: readonly { role: string; content: unknown }[]): number[];
+  /** Whether the template renders tool definitions (`tools` may be passed). */
+  readonly supportsTools: boolean;
+  encode(messages: readonly ChatInputMessage[], options?: { readonly tools?: readonly unknown[] }): number[];
 }
 
 /** A message's text: a string, or the text parts of a content array. */
@@ -33,14 +44,35 @@ export function createChatFormat(model: ModelDir, templateFile?: string): ChatFo
     source = `template file (${templateFile})`;
   }
   if (!template) {
-    return { source, encode: (messages) => model.tokenizer.encode(messages.map((m) => messageText(m.content)).join('\n')) };
+    return {
+      source,
+      supportsTools: false,
+      encode: (messages, options) => {
+        if (options?.tools?.length) throw noTools(source);
+        return model.tokenizer.encode(messages.map((m) => messageText(m.content)).join('\n'));
+      },
+    };
   }
   const t = template;
   return {
     source,
-    encode: (messages) => {
-      const plain = messages.map((m) => ({ role: m.role, content: messageText(m.content) }));
-      return model.tokenizer.encode(t.render(plain, { addGenerationPrompt: true }), { addSpecialTokens: false });
+    supportsTools: t.supportsTools,
+    encode: (messages, options) => {
+      const tools = options?.tools?.length ? options.tools : undefined;
+      if (tools && !t.supportsTools) throw noTools(source);
+      // Tool calls and the call a tool message answers pass through to templates that read them.
+      const plain = messages.map((m) => ({ ...m, content: messageText(m.content) }));
+      return model.tokenizer.encode(t.render(plain, { addGenerationPrompt: true, ...(tools ? { variables: { tools } } : {}) }), {
+        addSpecialTokens: false,
+      });
     },
   };
+}
+
+function noTools(source: string): EngineError {
+  return new EngineError(
+    'invalid_request',
+    `this model's chat format (${source}) does not render tools; serve it with a chat template that does (--chat-template)`,
+    'tools',
+  );
 }

@@ -1,5 +1,5 @@
 import { EngineError } from './errors.js';
-import type { ChatFormat } from './chat-format.js';
+import type { ChatFormat, ChatInputMessage } from './chat-format.js';
 import type { ResolvedEngineConfig } from './config.js';
 import type { PreparedRequest, RequestPlanner } from './prepare.js';
 import { RequestStream } from './request-stream.js';
@@ -41,8 +41,8 @@ export abstract class EngineClient implements AsyncEngine {
     return this.planner.decode(tokenIds);
   }
 
-  encodeChat(messages: readonly { role: string; content: unknown }[]): number[] {
-    return this.chat.encode(messages);
+  encodeChat(messages: readonly ChatInputMessage[], options?: { readonly tools?: readonly unknown[] }): number[] {
+    return this.chat.encode(messages, options);
   }
 
   observe(observer: RequestObserver): () => void {

@@ -25,7 +25,7 @@ export { WorkerEngine } from './worker-engine.js';
 export type { WorkerEngineOptions } from './worker-engine.js';
 export type { ModelOptions } from './model-parts.js';
 export { createChatFormat, messageText } from './chat-format.js';
-export type { ChatFormat } from './chat-format.js';
+export type { ChatFormat, ChatInputMessage } from './chat-format.js';
 export type * from './types.js';
 export { rowLogprobs } from './logprobs.js';
 export type { TokenLogprob, PositionLogprobs } from './logprobs.js';

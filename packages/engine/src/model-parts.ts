@@ -49,6 +49,7 @@ export function checkModelSource(o: ModelSource): void {
 function noChat(shape: string): ChatFormat {
   return {
     source: `none (random weights at the ${shape} shape have no tokenizer)`,
+    supportsTools: false,
     encode: () => {
       throw new EngineError(
         'invalid_request',

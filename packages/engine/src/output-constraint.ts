@@ -24,7 +24,7 @@ interface Matcher {
 }
 
 interface Compiler {
-  compileJSONSchema(schema: string, anyWhitespace?: boolean): Promise<unknown>;
+  compileJSONSchema(schema: string, anyWhitespace?: boolean, indent?: number, separators?: [string, string], strictMode?: boolean): Promise<unknown>;
 }
 
 interface XGrammar {
@@ -89,7 +89,8 @@ export class GrammarCompilerCache {
     const schema = c.type === 'json_object' ? { type: 'object' } : c.schema;
     let grammar: unknown;
     try {
-      grammar = await compiler.compileJSONSchema(JSON.stringify(schema), false);
+      // On one line (indent -1): fewer tokens than pretty-printed JSON. json_object allows any properties.
+      grammar = await compiler.compileJSONSchema(JSON.stringify(schema), false, -1, undefined, c.type === 'json_schema');
     } catch (e) {
       throw new EngineError('invalid_request', `the JSON schema cannot be used: ${e instanceof Error ? e.message : String(e)}`, 'response_format');
     }

@@ -1,6 +1,7 @@
 import type { KvStats, PolicyName } from '@arkvale/core';
 import type { PositionLogprobs } from './logprobs.js';
 import type { OutputConstraint } from './output-constraint.js';
+import type { ChatInputMessage } from './chat-format.js';
 
 /** A generation request as the engine takes it. */
 export interface EngineRequest {
@@ -190,7 +191,7 @@ export interface AsyncEngine {
   /** Token ids as text (special tokens kept out), or '' for a model without a tokenizer. */
   decode(tokenIds: readonly number[]): string;
   /** Renders chat messages with the model's template (or the configured one / the plain fallback) to prompt ids. */
-  encodeChat(messages: readonly { role: string; content: unknown }[]): number[];
+  encodeChat(messages: readonly ChatInputMessage[], options?: { readonly tools?: readonly unknown[] }): number[];
   /** Where chat prompts come from: the model's template, a template file, or the plain fallback. */
   readonly chatFormat: string;
   /** Stops accepting requests, aborts those in flight, frees every page; resolves with the final statistics. */

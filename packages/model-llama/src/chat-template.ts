@@ -107,6 +107,11 @@ export class ChatTemplate {
     return Object.keys(this.templates);
   }
 
+  /** Whether a template renders tool definitions (a "tool_use" template, or one that reads `tools`). */
+  get supportsTools(): boolean {
+    return 'tool_use' in this.templates || Object.values(this.templates).some((t) => /\btools\b/.test(t));
+  }
+
   /** Renders the conversation to the prompt text (which already holds any BOS the template writes). */
   render(messages: readonly ChatMessage[], options: RenderChatOptions = {}): string {
     if (!Array.isArray(messages)) throw invalidArgument('chat messages must be an array');

@@ -1,5 +1,6 @@
 import type { AsyncEngine, DoneEvent, EngineEvent, PositionLogprobs, RequestHandle } from '@arkvale/engine';
 import type { SseWriter } from './sse.js';
+import { parseToolCall, type ToolDef } from './tools.js';
 
 /*
  * The choices of one OpenAI request, each an engine request: a completions batch gives
@@ -17,6 +18,10 @@ export interface ChoiceOptions {
   /** Log-probabilities of each token: completions (`logprobs: N`) or chat (`logprobs: true`); null: none. */
   readonly logprobs: number | null;
   readonly withIds: boolean;
+  /** Chat: the tools a reply may call (a reply that is a call to one comes back as tool_calls). */
+  readonly tools: readonly ToolDef[];
+  /** Chat, a call required: the text is not streamed, the call goes out whole at the end. */
+  readonly holdText: boolean;
 }
 
 export interface ChoiceRun {
@@ -106,10 +111,12 @@ async function collect(engine: AsyncEngine, o: ChoiceOptions, run: ChoiceRun) {
   const scored = o.echo ? [...promptPositions(run.handle, done.promptLogprobs), ...positions] : positions;
   const logprobs = o.logprobs === null ? null : logprobsOf(engine, o, scored, 0);
   const tokenIds = o.withIds ? { token_ids: ids } : {};
-  const reason = finishReason(done.finishReason);
+  const calls = o.tools.length ? parseToolCall(text, o.tools) : null;
+  const reason = calls ? 'tool_calls' : finishReason(done.finishReason);
+  const message = calls ? { role: 'assistant', content: null, tool_calls: calls } : { role: 'assistant', content: text };
   const choice =
     o.kind === 'chat'
-      ? { index: run.index, message: { role: 'assistant', content: text }, logprobs, finish_reason: reason, ...tokenIds }
+      ? { index: run.index, message, logprobs, finish_reason: reason, ...tokenIds }
       : { index: run.index, text: echoed + text, logprobs, finish_reason: reason, ...tokenIds };
   return { choice, done };
 }
@@ -160,8 +167,29 @@ export async function streamChoices(
       chunk(run.index, text, null, { logprobs });
     };
     if (o.kind === 'chat') chunk(run.index, '', null, { role: true });
+    let held = '';
     for await (const ev of run.handle) {
       if (!sse.open) break;
+      if (o.holdText) {
+        // A required call goes out whole, as one tool_calls delta, once its JSON is complete.
+        held += ev.text;
+        if (ev.type === 'token') continue;
+        const calls = parseToolCall(held, o.tools);
+        if (calls) {
+          send({
+            ...meta,
+            object,
+            choices: [{ index: run.index, delta: { tool_calls: calls.map((c, i) => ({ index: i, ...c })) }, logprobs: null, finish_reason: null }],
+            ...usage,
+          });
+          send({ ...meta, object, choices: [{ index: run.index, delta: {}, logprobs: null, finish_reason: 'tool_calls' }], ...usage });
+        } else {
+          if (held) chunk(run.index, held, null);
+          chunk(run.index, '', finishReason(ev.finishReason));
+        }
+        await queue;
+        return ev;
+      }
       if (ev.type === 'token') {
         echo(ev.promptLogprobs);
         // One chunk per token, as OpenAI streams: its text may be empty (held back for a stop

@@ -4,6 +4,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { asEngineError } from '@arkvale/engine';
 import type { AsyncEngine, EngineRequest } from '@arkvale/engine';
 import { collectChoices, streamChoices, usageOf, type ChoiceOptions, type ChoiceRun, type Kind } from './choices.js';
+import { callableTools, callSchema, mustCall, type ToolDef } from './tools.js';
 import { handleRouteError, sendError } from './errors.js';
 import {
   chatMaxTokens,
@@ -111,15 +112,23 @@ export const openaiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (app,
       if (!reply.raw.writableFinished) controller.abort();
     });
     let requests: EngineRequest[];
+    let tools: ToolDef[] = [];
     try {
       if (kind === 'chat') {
         const chat = body as ChatBody;
-        const ids = engine.encodeChat(chat.messages.map((m) => ({ role: m.role, content: m.content ?? '' })));
+        const given = chat.tools ?? [];
+        tools = callableTools(given, chat.tool_choice ?? undefined);
+        const messages = chat.messages.map((m) => ({ ...m, content: m.content ?? '' }));
+        const ids = engine.encodeChat(messages, given.length ? { tools: given } : undefined);
+        // A required call is held to the call's JSON by constrained sampling.
+        const format = mustCall(given, chat.tool_choice ?? undefined)
+          ? { responseFormat: { type: 'json_schema' as const, schema: callSchema(tools) } }
+          : chatFormat(chat);
         requests = [
           {
             ...engineRequest(body, ids, chatMaxTokens(chat, ids.length, engine.model.maxPositions), controller.signal),
             ...chatScoring(chat),
-            ...chatFormat(chat),
+            ...format,
           },
         ];
       } else {
@@ -154,6 +163,8 @@ export const openaiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (app,
       echo: kind === 'completion' && (body as CompletionBody).echo === true,
       logprobs: kind === 'chat' ? ((body as ChatBody).logprobs ? ((body as ChatBody).top_logprobs ?? 0) : null) : ((body as CompletionBody).logprobs ?? null),
       withIds: body.return_token_ids === true,
+      tools,
+      holdText: kind === 'chat' && mustCall((body as ChatBody).tools ?? [], (body as ChatBody).tool_choice ?? undefined),
     };
     const meta = { id, created: Math.floor(Date.now() / 1000), model: engine.model.id };
     if (!body.stream) {

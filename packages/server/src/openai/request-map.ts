@@ -1,6 +1,7 @@
 import type { PolicyName } from '@arkvale/core';
 import { EngineError } from '@arkvale/engine';
 import type { EngineRequest } from '@arkvale/engine';
+import type { ToolChoice, ToolDef } from './tools.js';
 
 /** The body fields both endpoints share (already checked by the JSON schema). */
 export interface CommonBody {
@@ -28,10 +29,12 @@ export interface CompletionBody extends CommonBody {
 }
 
 export interface ChatBody extends CommonBody {
-  readonly messages: { role: string; content?: unknown }[];
+  readonly messages: { role: string; content?: unknown; tool_calls?: unknown; tool_call_id?: string; name?: string }[];
   readonly max_completion_tokens?: number | null;
   readonly logprobs?: boolean | null;
   readonly top_logprobs?: number | null;
+  readonly tools?: ToolDef[] | null;
+  readonly tool_choice?: ToolChoice | null;
   readonly response_format?: { type: 'text' | 'json_object' | 'json_schema'; json_schema?: { name: string; schema?: Record<string, unknown> } } | null;
 }
 

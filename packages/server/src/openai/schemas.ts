@@ -28,7 +28,7 @@ const nullable = (schema: Schema) => ({ anyOf: [schema, { type: 'null' }] });
 const unsupported = (type: string, why: string) => nullable({ type, not: {}, 'x-allowed': 'null or left out', 'x-why': why });
 
 const PENALTIES = 'this server does not implement presence or frequency penalties';
-const NO_TOOLS = 'this server does not support tool calls';
+const NO_FUNCTIONS = "the deprecated 'functions' field is not supported; send 'tools'";
 
 const common = {
   model: { type: 'string', minLength: 1 },
@@ -109,7 +109,35 @@ const CONTENT = 'a string or an array of content parts';
 const contentParts = { type: 'array', items: contentPart };
 
 /** The roles whose messages must have content (an assistant message may leave it out or send null). */
-const CONTENT_ROLES = ['system', 'developer', 'user'];
+const CONTENT_ROLES = ['system', 'developer', 'user', 'tool'];
+
+const functionName = { type: 'string', pattern: '^[a-zA-Z0-9_-]{1,64}$', 'x-expected': 'a function name (letters, digits, _ and -, up to 64)' };
+
+/** A call the assistant made, as a later turn sends it back. */
+const toolCall = {
+  type: 'object',
+  required: ['id', 'type', 'function'],
+  properties: {
+    id: { type: 'string' },
+    type: { type: 'string', const: 'function' },
+    function: { type: 'object', required: ['name', 'arguments'], properties: { name: functionName, arguments: { type: 'string' } } },
+  },
+} as const;
+
+const toolDef = {
+  type: 'object',
+  'x-expected': 'a tool object',
+  'x-plural': 'tools',
+  required: ['type', 'function'],
+  properties: {
+    type: { type: 'string', const: 'function', 'x-why': 'this server calls functions only' },
+    function: {
+      type: 'object',
+      required: ['name'],
+      properties: { name: functionName, description: { type: 'string' }, parameters: { type: 'object' }, strict: nullable({ type: 'boolean' }) },
+    },
+  },
+} as const;
 
 const message = {
   type: 'object',
@@ -122,6 +150,8 @@ const message = {
     role: { type: 'string', enum: [...CONTENT_ROLES, 'assistant'] },
     content: { anyOf: [{ type: 'string' }, { type: 'null' }, contentParts], 'x-expected': CONTENT },
     name: { type: 'string' },
+    tool_calls: { type: 'array', items: toolCall },
+    tool_call_id: { type: 'string' },
   },
 } as const;
 
@@ -135,8 +165,19 @@ export const chatBody = {
     messages: { type: 'array', minItems: 1, items: message },
     logprobs: nullable({ type: 'boolean' }),
     top_logprobs: nullable({ type: 'integer', minimum: 0, maximum: 20 }),
-    tools: nullable({ type: 'array', maxItems: 0, 'x-why': NO_TOOLS }),
-    functions: nullable({ type: 'array', maxItems: 0, 'x-why': NO_TOOLS }),
+    tools: nullable({ type: 'array', items: toolDef, maxItems: 128 }),
+    tool_choice: nullable({
+      anyOf: [
+        { type: 'string', enum: ['none', 'auto', 'required'] },
+        {
+          type: 'object',
+          required: ['type', 'function'],
+          properties: { type: { const: 'function' }, function: { type: 'object', required: ['name'], properties: { name: functionName } } },
+        },
+      ],
+      'x-expected': "'none', 'auto', 'required' or {type: 'function', function: {name}}",
+    }),
+    functions: nullable({ type: 'array', maxItems: 0, 'x-why': NO_FUNCTIONS }),
     parallel_tool_calls: nullable({ type: 'boolean' }),
     // json_object and json_schema hold the output to JSON by constrained sampling.
     response_format: nullable({

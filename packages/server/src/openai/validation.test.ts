@@ -126,7 +126,7 @@ const CASES: Case[] = [
     name: 'bad role',
     body: chat({ messages: [{ role: 'wizard', content: 'hi' }] }),
     param: 'messages[0].role',
-    message: "Invalid value for 'messages[0].role': must be one of 'system', 'developer', 'user', or 'assistant', got 'wizard'.",
+    message: "Invalid value for 'messages[0].role': must be one of 'system', 'developer', 'user', 'tool', or 'assistant', got 'wizard'.",
   },
   {
     name: 'role a number',
@@ -383,10 +383,10 @@ const CASES: Case[] = [
     message: "Invalid value for 'top_logprobs': must be an integer between 0 and 20, got 21.",
   },
   {
-    name: 'tools given',
-    body: chat({ tools: [{ type: 'function', function: { name: 'f' } }] }),
-    param: 'tools',
-    message: "Invalid value for 'tools': must be an empty array, got 1 entry; this server does not support tool calls.",
+    name: 'a tool with a bad name',
+    body: chat({ tools: [{ type: 'function', function: { name: 'get weather!' } }] }),
+    param: 'tools[0].function.name',
+    message: "Invalid value for 'tools[0].function.name': must match pattern \"^[a-zA-Z0-9_-]{1,64}$\", got 'get weather!'.",
   },
   {
     name: 'response_format of an unknown type',
