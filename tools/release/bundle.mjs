@@ -9,7 +9,8 @@
 // unpacks it on first use. Run `pnpm build` first (pnpm bundle builds the CLI).
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { basename, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseCommand } from '../lib/args.mjs';
 import { bundleForNode } from './esbuild-node.mjs';
 
@@ -72,6 +73,21 @@ function copyAddons(out) {
   return copied;
 }
 
+/**
+ * The grammar engine of constrained output (@mlc-ai/web-xgrammar, WebAssembly inside one
+ * script), beside the CLI and the worker, where the engine looks for it at run time
+ * (lib/node_modules): esbuild cannot inline it, since the engine imports it by a path it
+ * resolves then.
+ */
+function copyGrammarEngine(out) {
+  const main = createRequire(join(root, 'packages/engine/package.json')).resolve('@mlc-ai/web-xgrammar');
+  const pkgDir = dirname(dirname(main));
+  const to = join(out, 'lib', 'node_modules', '@mlc-ai', 'web-xgrammar');
+  mkdirSync(join(to, 'lib'), { recursive: true });
+  copyFileSync(join(pkgDir, 'package.json'), join(to, 'package.json'));
+  copyFileSync(main, join(to, 'lib', basename(main)));
+}
+
 /** What is bundled: build outputs (esbuild entry points) and where they go in the bundle. */
 const ENTRIES = [
   // The CLI in lib/, beside the engine's worker (a thread started from a file next to the
@@ -89,6 +105,7 @@ function main() {
   mkdirSync(o.out, { recursive: true });
   return Promise.all(ENTRIES.map(([entry, out]) => bundleForNode(join(root, entry), join(o.out, out)))).then(() => {
     const addons = copyAddons(o.out);
+    copyGrammarEngine(o.out);
     if (o.compressNode) writeFileSync(join(o.out, 'node.xz'), execFileSync('xz', ['-T2', '-c', process.execPath], { maxBuffer: 1 << 30 }));
     else copyFileSync(process.execPath, join(o.out, 'node'));
     writeFileSync(join(o.out, 'arkvale'), LAUNCHER);
