@@ -22,6 +22,8 @@ if [ ! -x "$bundle/arkvale" ]; then
   exit 2
 fi
 bundle="$(cd "$bundle" && pwd)"
+# The bundle travels gzipped (gpu-check.mjs prepare): unpack it once.
+find "$bundle" -name "*.gz" -exec gunzip -f {} +
 out="${2:-${OUT:-/tmp/arkvale-acceptance}}"
 mkdir -p "$out"
 status=0

@@ -14,7 +14,9 @@
 //
 // (and gpu-decode-bench.sh, gpu-acceptance.sh with the same bundle).
 import { execFileSync } from 'node:child_process';
-import { resolve } from 'node:path';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { join, resolve } from 'node:path';
 import { parseCommand } from '../lib/args.mjs';
 import { bundleForNode } from '../release/esbuild-node.mjs';
 
@@ -50,4 +52,18 @@ for (const [entry, out] of [
 ]) {
   await bundleForNode(resolve(root, entry), resolve(root, '.gpu/bundle', out));
 }
-console.log('prepared .gpu/bundle: carry .gpu/bundle and run "bash tools/gpu/gpu-check.sh .gpu/bundle $OUT" on the GPU machine');
+// The scripts gzipped: the tracked tree and the bundle must fit the 64 MiB a device call
+// carries (the gpu/ shell scripts unpack them first). Node's own unpacked copy is left out.
+rmSync(resolve(root, '.gpu/bundle/node'), { force: true });
+for (const file of scripts(resolve(root, '.gpu/bundle'))) {
+  writeFileSync(`${file}.gz`, gzipSync(readFileSync(file), { level: 9 }));
+  rmSync(file);
+}
+console.log('prepared .gpu/bundle (scripts gzipped): carry .gpu/bundle and run "bash tools/gpu/gpu-check.sh .gpu/bundle $OUT" on the GPU machine');
+
+/** Every .mjs and .js file under `dir`. */
+function scripts(dir) {
+  return readdirSync(dir, { recursive: true })
+    .map((f) => join(dir, String(f)))
+    .filter((f) => /\.(mjs|js)$/.test(f) && statSync(f).isFile());
+}

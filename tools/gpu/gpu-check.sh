@@ -18,6 +18,8 @@
 # ARKVALE_EVAL_ARGS adds options to the evaluation; ARKVALE_EVAL_SECONDS caps its time.
 set -uo pipefail
 bundle="$(cd "${1:-.gpu/bundle}" && pwd)"
+# The bundle travels gzipped (gpu-check.mjs prepare): unpack it once.
+find "$bundle" -name "*.gz" -exec gunzip -f {} +
 out="${2:-${OUT:-/tmp/arkvale-gpu-check}}"
 mkdir -p "$out"
 arkvale="$bundle/arkvale"

@@ -17,6 +17,8 @@
 set -uo pipefail
 tools="$(cd "$(dirname "$0")/.." && pwd)" # tools/ of this checkout: the peers and the chart run from here
 bundle="$(cd "${1:-.gpu/bundle}" && pwd)"
+# The bundle travels gzipped (gpu-check.mjs prepare): unpack it once.
+find "$bundle" -name "*.gz" -exec gunzip -f {} +
 out="${2:-${OUT:-/tmp/arkvale-decode-bench}}"
 mkdir -p "$out"
 contexts="${ARKVALE_CONTEXTS:-10240,20480,30720}"
