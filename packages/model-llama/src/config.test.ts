@@ -26,6 +26,7 @@ describe('parseLlamaConfig', () => {
       ropeScaling: null,
       maxPositionEmbeddings: 32768,
       tieWordEmbeddings: false,
+      qkvBias: false,
       bosTokenId: 1,
       eosTokenIds: [2],
       torchDtype: 'float16',

@@ -2,8 +2,8 @@ import * as path from 'node:path';
 import { ArkvaleError, invalidArgument, type RopeSpec } from '@arkvale/core';
 import { describeJson, readJsonObject } from './files.js';
 
-export type LlamaModelType = 'llama' | 'mistral';
-export type LlamaArchitecture = 'LlamaForCausalLM' | 'MistralForCausalLM';
+export type LlamaModelType = 'llama' | 'mistral' | 'qwen2';
+export type LlamaArchitecture = 'LlamaForCausalLM' | 'MistralForCausalLM' | 'Qwen2ForCausalLM';
 
 /** RoPE frequency scaling of a checkpoint (`rope_scaling` / `rope_parameters` in config.json). */
 export type RopeScaling =
@@ -33,6 +33,8 @@ export interface LlamaConfig {
   readonly ropeScaling: RopeScaling | null;
   readonly maxPositionEmbeddings: number;
   readonly tieWordEmbeddings: boolean;
+  /** Biases on the q, k and v projections (Qwen2). */
+  readonly qkvBias: boolean;
   readonly bosTokenId: number | null;
   /** Every id that ends generation according to config.json (may be empty). */
   readonly eosTokenIds: readonly number[];
@@ -45,11 +47,12 @@ export interface LlamaConfig {
 const SUPPORTED_MODEL_TYPES: Record<LlamaModelType, LlamaArchitecture> = {
   llama: 'LlamaForCausalLM',
   mistral: 'MistralForCausalLM',
+  qwen2: 'Qwen2ForCausalLM',
 };
-const SUPPORTED_ARCHITECTURES: readonly LlamaArchitecture[] = ['LlamaForCausalLM', 'MistralForCausalLM'];
+const SUPPORTED_ARCHITECTURES: readonly LlamaArchitecture[] = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'];
 
-/** transformers' LlamaConfig / MistralConfig defaults for max_position_embeddings. */
-const DEFAULT_MAX_POSITIONS: Record<LlamaModelType, number> = { llama: 2048, mistral: 4096 * 32 };
+/** transformers' LlamaConfig / MistralConfig / Qwen2Config defaults for max_position_embeddings. */
+const DEFAULT_MAX_POSITIONS: Record<LlamaModelType, number> = { llama: 2048, mistral: 4096 * 32, qwen2: 32768 };
 
 function invalid(source: string, field: string, message: string): ArkvaleError {
   return new ArkvaleError('INVALID_CONFIG', `${source}: field "${field}" ${message}`);
@@ -134,7 +137,11 @@ class Fields {
 function parseArchitecture(f: Fields, source: string): { modelType: LlamaModelType; architecture: LlamaArchitecture } {
   const modelType = f.str('model_type');
   if (modelType !== null && !(modelType in SUPPORTED_MODEL_TYPES)) {
-    throw unsupported(source, 'model_type', `is ${JSON.stringify(modelType)}; only LLaMA-family models are supported (model_type "llama" or "mistral")`);
+    throw unsupported(
+      source,
+      'model_type',
+      `is ${JSON.stringify(modelType)}; only LLaMA-family models are supported (model_type "llama", "mistral" or "qwen2")`,
+    );
   }
   const archs = f.raw('architectures');
   let architecture: LlamaArchitecture | undefined;
@@ -149,9 +156,10 @@ function parseArchitecture(f: Fields, source: string): { modelType: LlamaModelTy
   }
   if (modelType === null) {
     if (architecture === undefined) {
-      throw invalid(source, 'model_type', 'is required (expected "llama" or "mistral")');
+      throw invalid(source, 'model_type', 'is required (expected "llama", "mistral" or "qwen2")');
     }
-    return { modelType: architecture === 'LlamaForCausalLM' ? 'llama' : 'mistral', architecture };
+    const type = (Object.keys(SUPPORTED_MODEL_TYPES) as LlamaModelType[]).find((t) => SUPPORTED_MODEL_TYPES[t] === architecture)!;
+    return { modelType: type, architecture };
   }
   const mt = modelType as LlamaModelType;
   return { modelType: mt, architecture: architecture ?? SUPPORTED_MODEL_TYPES[mt] };
@@ -216,6 +224,9 @@ export function parseLlamaConfig(json: unknown, source = 'config.json'): LlamaCo
   for (const bias of ['attention_bias', 'mlp_bias']) {
     if (f.bool(bias, false)) throw unsupported(source, bias, 'is true; biased projections are not supported');
   }
+  if (modelType === 'qwen2' && f.bool('use_sliding_window', false)) {
+    throw unsupported(source, 'use_sliding_window', 'is true; sliding-window attention is not supported');
+  }
   const partial = obj.partial_rotary_factor;
   if (partial !== undefined && partial !== null && partial !== 1) {
     throw unsupported(source, 'partial_rotary_factor', `is ${describeJson(partial)}; only full-width RoPE (1.0) is supported`);
@@ -274,6 +285,7 @@ export function parseLlamaConfig(json: unknown, source = 'config.json'): LlamaCo
     ropeScaling: rope.scaling,
     maxPositionEmbeddings,
     tieWordEmbeddings: f.bool('tie_word_embeddings', false),
+    qkvBias: modelType === 'qwen2',
     bosTokenId: f.tokenIds('bos_token_id', [1])[0] ?? null,
     eosTokenIds: f.tokenIds('eos_token_id', [2]),
     torchDtype,

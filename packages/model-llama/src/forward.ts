@@ -224,10 +224,13 @@ export class LlamaForward {
       // Each residual add is fused with the norm after it (the next layer's input norm, or
       // the final norm when every row's logits are wanted): h is x normalised.
       let x = b.gatherRows(this.weights.embedTokens, b.fromArray(tokens, [n], 'i32'));
+      // Row 0 n times: a layer's q/k/v biases as a row per token (Qwen2), added to the product.
+      const biasRows = layers.some((w) => w.qkvBias) ? b.fromArray(new Int32Array(n), [n], 'i32') : null;
+      const withBias = (qkv: Tensor, bias: Tensor | undefined) => (bias && biasRows ? b.add(qkv, b.gatherRows(bias, biasRows)) : qkv);
       let h: Tensor | undefined = b.rmsNorm(x, layers[0].inputNorm, c.rmsNormEps);
       layers.forEach((w, l) => {
         const next = b.tidy((): [Tensor, Tensor | undefined] => {
-          const [q, k, v] = b.ropeQkv(mm(h!, w.qkv), pos, this.rope, c.numHeads, c.numKvHeads);
+          const [q, k, v] = b.ropeQkv(withBias(mm(h!, w.qkv), w.qkvBias), pos, this.rope, c.numHeads, c.numKvHeads);
           const qs = split(q, sizes),
             ks = split(k, sizes),
             vs = split(v, sizes);

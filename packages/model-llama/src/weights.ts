@@ -22,10 +22,12 @@ export interface LlamaLayerWeights {
   readonly gateUp: Tensor;
   /** down_proj [H, I] */
   readonly down: Tensor;
+  /** q_proj, k_proj and v_proj biases stacked, [1, (numHeads + 2 numKvHeads) * headDim] (Qwen2), or absent. */
+  readonly qkvBias?: Tensor;
 }
 
 /** A layer's weights as the checkpoint names them, one tensor each. */
-export type LlamaCheckpointLayer = Record<LayerKey, Tensor>;
+export type LlamaCheckpointLayer = Record<LayerKey, Tensor> & Partial<Record<BiasKey, Tensor>>;
 
 /**
  * Stacks a layer's q/k/v and gate/up on the backend, then disposes the separate
@@ -35,14 +37,21 @@ export type LlamaCheckpointLayer = Record<LayerKey, Tensor>;
 export function stackLayerWeights(backend: Backend, l: LlamaCheckpointLayer): LlamaLayerWeights {
   const qkv = backend.concatRows([l.q, l.k, l.v]);
   let gateUp: Tensor;
+  let qkvBias: Tensor | undefined;
   try {
     gateUp = backend.concatRows([l.gate, l.up]);
+    if (l.qBias && l.kBias && l.vBias) {
+      // Stacked as one column, then viewed as one row: the biases of the q/k/v product's outputs.
+      const column = (t: Tensor) => backend.reshape(t, [t.shape[0], 1]);
+      const stacked = backend.concatRows([column(l.qBias), column(l.kBias), column(l.vBias)]);
+      qkvBias = backend.reshape(stacked, [1, stacked.shape[0]]);
+    }
   } catch (e) {
     backend.dispose(qkv);
     throw e;
   }
-  for (const t of [l.q, l.k, l.v, l.gate, l.up]) backend.dispose(t);
-  return { inputNorm: l.inputNorm, qkv, o: l.o, postNorm: l.postNorm, gateUp, down: l.down };
+  for (const t of [l.q, l.k, l.v, l.gate, l.up, l.qBias, l.kBias, l.vBias]) if (t) backend.dispose(t);
+  return { inputNorm: l.inputNorm, qkv, o: l.o, postNorm: l.postNorm, gateUp, down: l.down, ...(qkvBias ? { qkvBias } : {}) };
 }
 
 export interface LlamaWeights {
@@ -70,6 +79,11 @@ export interface LoadWeightsOptions {
 /** A layer's tensors in the checkpoint. */
 const LAYER_KEYS = ['inputNorm', 'q', 'k', 'v', 'o', 'postNorm', 'gate', 'up', 'down'] as const;
 type LayerKey = (typeof LAYER_KEYS)[number];
+/** A layer's q/k/v biases (Qwen2). */
+const BIAS_KEYS = ['qBias', 'kBias', 'vBias'] as const;
+type BiasKey = (typeof BIAS_KEYS)[number];
+/** The tensors a layer of this model reads. */
+const layerKeys = (config: LlamaConfig): readonly (LayerKey | BiasKey)[] => (config.qkvBias ? [...LAYER_KEYS, ...BIAS_KEYS] : LAYER_KEYS);
 /** A layer's tensors once loaded (LlamaLayerWeights). */
 const STACKED_KEYS = ['inputNorm', 'qkv', 'o', 'postNorm', 'gateUp', 'down'] as const;
 
@@ -85,7 +99,7 @@ export function expectedLlamaTensors(config: LlamaConfig): {
   embedTokens: Expected;
   norm: Expected;
   lmHead: Expected;
-  layers: Record<LayerKey, Expected>[];
+  layers: (Record<LayerKey, Expected> & Partial<Record<BiasKey, Expected>>)[];
 } {
   const { vocabSize: V, hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim } = config;
   const q = numHeads * headDim;
@@ -106,6 +120,13 @@ export function expectedLlamaTensors(config: LlamaConfig): {
       gate: { name: `${p}mlp.gate_proj.weight`, shape: [I, H], why: `${is}, ${hs}` },
       up: { name: `${p}mlp.up_proj.weight`, shape: [I, H], why: `${is}, ${hs}` },
       down: { name: `${p}mlp.down_proj.weight`, shape: [H, I], why: `${hs}, ${is}` },
+      ...(config.qkvBias
+        ? {
+            qBias: { name: `${p}self_attn.q_proj.bias`, shape: [q], why: qs },
+            kBias: { name: `${p}self_attn.k_proj.bias`, shape: [kv], why: kvs },
+            vBias: { name: `${p}self_attn.v_proj.bias`, shape: [kv], why: kvs },
+          }
+        : {}),
     };
   });
   return {
@@ -149,8 +170,9 @@ export interface WeightPlanItem {
  */
 export function planLlamaWeights(ckpt: SafetensorsCheckpoint, config: LlamaConfig): WeightPlanItem[] {
   const exp = expectedLlamaTensors(config);
+  const allowed = config.qkvBias ? /^model\.layers\.\d+\.self_attn\.[qkv]_proj\.bias$/ : null;
   for (const name of ckpt.names()) {
-    if (/^model\.layers\.\d+\.(self_attn|mlp)\.\w+_proj\.bias$/.test(name)) {
+    if (/^model\.layers\.\d+\.(self_attn|mlp)\.\w+_proj\.bias$/.test(name) && !allowed?.test(name)) {
       throw new ArkvaleError('UNSUPPORTED_MODEL', `checkpoint ${ckpt.location} has bias tensor "${name}"; biased projections are not supported`);
     }
   }
@@ -159,7 +181,8 @@ export function planLlamaWeights(ckpt: SafetensorsCheckpoint, config: LlamaConfi
     plan.push({ key, entry: checkEntry(ckpt, e, config) });
   };
   add('embedTokens', exp.embedTokens);
-  exp.layers.forEach((layer, i) => LAYER_KEYS.forEach((k) => add(`${i}.${k}`, layer[k])));
+  const keys = layerKeys(config);
+  exp.layers.forEach((layer, i) => keys.forEach((k) => add(`${i}.${k}`, layer[k]!)));
   add('norm', exp.norm);
   if (!config.tieWordEmbeddings) {
     if (!ckpt.has(exp.lmHead.name)) {
@@ -204,19 +227,20 @@ export async function loadLlamaWeights(dir: string, config: LlamaConfig, backend
       loaded.set(key, ckpt.load(entry, backend));
       loadedBytes += entry.byteLength;
       // A layer is stacked as soon as its last tensor is in: one layer's copy at a time.
-      if (key === `${layers.length}.${LAYER_KEYS[LAYER_KEYS.length - 1]}`) {
+      const keys = layerKeys(config);
+      if (key === `${layers.length}.${keys[keys.length - 1]}`) {
         const layer = {} as LlamaCheckpointLayer;
         const i = layers.length;
-        for (const k of LAYER_KEYS) layer[k] = loaded.get(`${i}.${k}`)!;
+        for (const k of keys) layer[k] = loaded.get(`${i}.${k}`)!;
         layers.push(stackLayerWeights(backend, layer));
-        for (const k of LAYER_KEYS) loaded.delete(`${i}.${k}`);
+        for (const k of keys) loaded.delete(`${i}.${k}`);
       }
       options.onProgress?.(loadedBytes, totalBytes);
       await yieldToEventLoop();
     }
   } catch (e) {
     for (const t of loaded.values()) backend.dispose(t);
-    for (const layer of layers) for (const k of STACKED_KEYS) backend.dispose(layer[k]);
+    for (const layer of layers) disposeLayer(layer, backend);
     throw e;
   } finally {
     if (options.checkpoint === undefined) ckpt.close();
@@ -230,7 +254,12 @@ export async function loadLlamaWeights(dir: string, config: LlamaConfig, backend
 /** Disposes every tensor of `weights` (the tied lm_head once). */
 export function disposeLlamaWeights(weights: LlamaWeights, backend: Backend): void {
   backend.dispose(weights.embedTokens);
-  for (const layer of weights.layers) for (const k of STACKED_KEYS) backend.dispose(layer[k]);
+  for (const layer of weights.layers) disposeLayer(layer, backend);
   backend.dispose(weights.norm);
   if (!weights.tiedLmHead) backend.dispose(weights.lmHead);
+}
+
+function disposeLayer(layer: LlamaLayerWeights, backend: Backend): void {
+  for (const k of STACKED_KEYS) backend.dispose(layer[k]);
+  if (layer.qkvBias) backend.dispose(layer.qkvBias);
 }
