@@ -8,7 +8,9 @@
 #    batch invariance through it at 4, 16 and 64;
 # 3. the serving workloads at 40 GB of device KV: shared-doc and multi-turn (ArkVale @ 512), long
 #    (Full and ArkVale @ 512);
-# 4. the hostile load at 30k tokens.
+# 4. the hostile load at 30k tokens;
+# 5. the Qwen2 fixture and its golden outputs from transformers (tools/peers/make_qwen2_fixture.py),
+#    to be copied back into models/tiny-qwen2.
 # Each step has its own time limit, so that the call returns what finished. JSON and logs go to OUT.
 set -uo pipefail
 bundle="$(cd "${1:-.gpu/bundle}" && pwd)"
@@ -33,3 +35,7 @@ step server-steps 150 "$node" "$bundle/bench.mjs" --server-steps --shape llama2-
 step doc-turns 150 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads shared-doc,multi-turn --plans arkvale@512 --kv-gb 40
 step long 120 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads long --plans full,arkvale@512 --requests 4 --kv-gb 40
 step hostile 90 "$node" "$bundle/hostile-load.mjs" --shape llama2-7b --backend cuda --requests 200 --context 30720
+start=$SECONDS
+timeout 120 python3 "$(dirname "$0")/../peers/make_qwen2_fixture.py" "$out/tiny-qwen2" > "$out/qwen2-fixture.log" 2>&1
+echo "== qwen2-fixture: rc $? in $((SECONDS - start)) s"
+tail -2 "$out/qwen2-fixture.log"
