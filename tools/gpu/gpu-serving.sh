@@ -9,9 +9,10 @@
 # 3. the serving workloads at 40 GB of device KV: shared-doc and multi-turn (ArkVale @ 512), long
 #    (Full and ArkVale @ 512);
 # 4. the hostile load at 30k tokens;
-# 5. the Qwen2 fixture and its golden outputs from transformers (tools/peers/make_qwen2_fixture.py),
-#    to be copied back into models/tiny-qwen2.
-# Each step has its own time limit, so that the call returns what finished. JSON and logs go to OUT.
+# and, after step 2, the Qwen2 fixture and its golden outputs from transformers
+# (tools/peers/make_qwen2_fixture.py), to be copied back into models/tiny-qwen2.
+# Each step has its own time limit (about 590 s in all, within a device call's 600), so that the
+# call returns what finished. JSON and logs go to OUT.
 set -uo pipefail
 bundle="$(cd "${1:-.gpu/bundle}" && pwd)"
 # The bundle travels gzipped (gpu-check.mjs prepare): unpack it once.
@@ -32,10 +33,11 @@ step() { # NAME SECONDS COMMAND...
 }
 step decode-b4 60 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --contexts 30720 --plans arkvale@2048 --steps 32 --warmup 32
 step server-steps 150 "$node" "$bundle/bench.mjs" --server-steps --shape llama2-7b --backend cuda --plans arkvale@2048 --points 4x30720,64x2048@1024 --invariance 4,16,64 --invariance-context 1024
-step doc-turns 150 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads shared-doc,multi-turn --plans arkvale@512 --kv-gb 40
-step long 120 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads long --plans full,arkvale@512 --requests 4 --kv-gb 40
-step hostile 90 "$node" "$bundle/hostile-load.mjs" --shape llama2-7b --backend cuda --requests 200 --context 30720
+# Quick, and needed for the Qwen2 golden test: before the long steps.
 start=$SECONDS
-timeout 120 python3 "$(dirname "$0")/../peers/make_qwen2_fixture.py" "$out/tiny-qwen2" > "$out/qwen2-fixture.log" 2>&1
+timeout 60 python3 "$(dirname "$0")/../peers/make_qwen2_fixture.py" "$out/tiny-qwen2" > "$out/qwen2-fixture.log" 2>&1
 echo "== qwen2-fixture: rc $? in $((SECONDS - start)) s"
 tail -2 "$out/qwen2-fixture.log"
+step doc-turns 150 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads shared-doc,multi-turn --plans arkvale@512 --kv-gb 40
+step long 100 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads long --plans full,arkvale@512 --requests 4 --kv-gb 40
+step hostile 70 "$node" "$bundle/hostile-load.mjs" --shape llama2-7b --backend cuda --requests 200 --context 30720
