@@ -10,6 +10,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCommand } from '../lib/args.mjs';
+import { text } from '../lib/svg.mjs';
 
 const {
   values: opts,
@@ -44,8 +45,6 @@ const peerNames = { 'sdpa-graph': 'PyTorch flash SDPA, CUDA graph', 'sdpa-eager'
 for (const r of peer?.results ?? []) if (r.decodeMsPerStep) add(peerNames[r.peer] ?? r.peer, r.context, r.decodeMsPerStep);
 
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#7f7f7f', '#17becf', '#bcbd22'];
-const esc = (t) => String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;');
-const text = (x, y, t, o = '') => `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${o}>${esc(t)}</text>`;
 const niceMax = (v) => {
   const step = 10 ** Math.floor(Math.log10(v));
   return Math.ceil(v / step) * step;

@@ -8,6 +8,7 @@
 // SVG beside it (.svg for .json) unless --out says otherwise.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseCommand } from '../lib/args.mjs';
+import { text } from '../lib/svg.mjs';
 
 const {
   values: opts,
@@ -31,8 +32,6 @@ const rows = (report.runs ?? []).filter((r) => r.phase);
 if (rows.length === 0) fail(`${file} has no workload rows (is it the JSON of pnpm bench --serving --shape NAME?)`);
 
 const COLORS = ['#7f7f7f', '#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e'];
-const esc = (t) => String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;');
-const text = (x, y, t, o = '') => `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${o}>${esc(t)}</text>`;
 const niceMax = (v) => {
   if (!(v > 0)) return 1;
   const step = 10 ** Math.floor(Math.log10(v));

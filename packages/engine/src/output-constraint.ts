@@ -103,7 +103,6 @@ export class GrammarCompilerCache {
 /** One request's grammar state: the mask of the next token, refreshed after each token accepted. */
 export class ConstrainedOutput {
   private mask: Int32Array | null = null;
-  private pending: Promise<void> | null = null;
 
   constructor(private readonly matcher: Matcher) {}
 
@@ -114,15 +113,14 @@ export class ConstrainedOutput {
 
   refresh(): Promise<void> {
     this.mask = null;
-    this.pending = this.matcher.getNextTokenBitmask().then(
+    return this.matcher.getNextTokenBitmask().then(
       (m) => {
         this.mask = m;
       },
       () => {
-        // A matcher that cannot say: the request stays unready and is ended by its caller's limits.
+        // A matcher that cannot say leaves the request unready: it sits out every step until aborted.
       },
     );
-    return this.pending;
   }
 
   /** Sets every token the grammar does not allow next to -Infinity (logits read to the host). */

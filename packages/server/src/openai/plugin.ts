@@ -113,6 +113,7 @@ export const openaiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (app,
     });
     let requests: EngineRequest[];
     let tools: ToolDef[] = [];
+    let callRequired = false;
     try {
       if (kind === 'chat') {
         const chat = body as ChatBody;
@@ -121,9 +122,8 @@ export const openaiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (app,
         const messages = chat.messages.map((m) => ({ ...m, content: m.content ?? '' }));
         const ids = engine.encodeChat(messages, given.length ? { tools: given } : undefined);
         // A required call is held to the call's JSON by constrained sampling.
-        const format = mustCall(given, chat.tool_choice ?? undefined)
-          ? { responseFormat: { type: 'json_schema' as const, schema: callSchema(tools) } }
-          : chatFormat(chat);
+        callRequired = mustCall(given, chat.tool_choice ?? undefined);
+        const format = callRequired ? { responseFormat: { type: 'json_schema' as const, schema: callSchema(tools) } } : chatFormat(chat);
         requests = [
           {
             ...engineRequest(body, ids, chatMaxTokens(chat, ids.length, engine.model.maxPositions), controller.signal),
@@ -161,10 +161,11 @@ export const openaiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (app,
     const o: ChoiceOptions = {
       kind,
       echo: kind === 'completion' && (body as CompletionBody).echo === true,
-      logprobs: kind === 'chat' ? ((body as ChatBody).logprobs ? ((body as ChatBody).top_logprobs ?? 0) : null) : ((body as CompletionBody).logprobs ?? null),
+      // What chatScoring / completionScoring asked of the engine (the same for every prompt of a batch).
+      logprobs: requests[0].logprobs ?? null,
       withIds: body.return_token_ids === true,
       tools,
-      holdText: kind === 'chat' && mustCall((body as ChatBody).tools ?? [], (body as ChatBody).tool_choice ?? undefined),
+      holdText: callRequired,
     };
     const meta = { id, created: Math.floor(Date.now() / 1000), model: engine.model.id };
     if (!body.stream) {
