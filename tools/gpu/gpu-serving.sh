@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# Issue 21 on a GPU machine, in one call (prepare here first: node tools/gpu/gpu-check.mjs prepare):
+# Issue 21 on a GPU machine (prepare here first: node tools/gpu/gpu-check.mjs prepare):
 #
-#   bash tools/gpu/gpu-serving.sh [BUNDLE] [OUT]
+#   bash tools/gpu/gpu-serving.sh [BUNDLE] [OUT] [steps|load|all]
 #
-# 1. the decode bench at batch 4 x 30k (ArkVale @ 2048), the point the server's steps are set against;
-# 2. pnpm bench --server-steps: the server's decode-only steps at 4 x 30k and 64 x 2k (@ 1024), and
-#    batch invariance through it at 4, 16 and 64;
-# 3. the serving workloads at 40 GB of device KV: shared-doc and multi-turn (ArkVale @ 512), long
-#    (Full and ArkVale @ 512);
-# 4. the hostile load at 30k tokens;
-# and, after step 2, the Qwen2 fixture and its golden outputs from transformers
-# (tools/peers/make_qwen2_fixture.py), to be copied back into models/tiny-qwen2.
-# Each step has its own time limit (about 590 s in all, within a device call's 600), so that the
-# call returns what finished. JSON and logs go to OUT.
+# steps (one device call):
+#   1. the decode bench at 4 x 30k and 16 x 7.5k (ArkVale @ 2048) and 64 x 2k (@ 1024), the points
+#      the server's steps are set against;
+#   2. pnpm bench --server-steps: the server's decode-only steps at the same points, and batch
+#      invariance through it at 4, 16 and 64;
+#   3. the Qwen2 fixture and its golden outputs from transformers (tools/peers/make_qwen2_fixture.py),
+#      to be copied back into models/tiny-qwen2;
+#   4. the long workload at 40 GB of device KV (Full and ArkVale @ 512).
+# load (another call): the hostile load at 30k tokens, then the shared-doc and multi-turn workloads
+#   (ArkVale @ 512, 40 GB).
+# Each step has its own time limit (within a device call's 600 s), so that the call returns what
+# finished. JSON and logs go to OUT/results, packed after each step into OUT/results.tgz (a device
+# call returns a few files only).
 set -uo pipefail
 bundle="$(cd "${1:-.gpu/bundle}" && pwd)"
 # The bundle travels gzipped (gpu-check.mjs prepare): unpack it once.
 find "$bundle" -name "*.gz" -exec gunzip -f {} +
-out="${2:-${OUT:-/tmp/arkvale-gpu-serving}}"
+dest="${2:-${OUT:-/tmp/arkvale-gpu-serving}}"
+out="$dest/results"
 mkdir -p "$out"
+pack() { tar czf "$dest/results.tgz.part" -C "$dest" results && mv "$dest/results.tgz.part" "$dest/results.tgz"; }
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/card.txt"
 # The launcher unpacks Node; the benches then run on the bundle's Node and addons.
 "$bundle/arkvale" inspect gpu > "$out/inspect.txt" 2>&1
@@ -30,14 +35,23 @@ step() { # NAME SECONDS COMMAND...
   timeout "$limit" "$@" > "$out/$name.json" 2> "$out/$name.log"
   echo "== $name: rc $? in $((SECONDS - start)) s"
   grep -vE '^\s*$' "$out/$name.log" | tail -6
+  pack
 }
+group="${3:-all}"
+if [ "$group" != load ]; then
 step decode-b4 60 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --contexts 30720 --plans arkvale@2048 --steps 32 --warmup 32
-step server-steps 150 "$node" "$bundle/bench.mjs" --server-steps --shape llama2-7b --backend cuda --plans arkvale@2048 --points 4x30720,64x2048@1024 --invariance 4,16,64 --invariance-context 1024
-# Quick, and needed for the Qwen2 golden test: before the long steps.
+step decode-b16 50 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 16 --page-size 32 --contexts 7680 --plans arkvale@2048 --steps 32 --warmup 32
+step decode-b64 50 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 64 --page-size 32 --contexts 2048 --plans arkvale@1024 --steps 32 --warmup 32 --prefill-rows 8192
+step server-steps 200 "$node" "$bundle/bench.mjs" --server-steps --shape llama2-7b --backend cuda --plans arkvale@2048 --points 4x30720,16x7680,64x2048@1024 --invariance 4,16,64 --invariance-context 1024
 start=$SECONDS
 timeout 60 python3 "$(dirname "$0")/../peers/make_qwen2_fixture.py" "$out/tiny-qwen2" > "$out/qwen2-fixture.log" 2>&1
 echo "== qwen2-fixture: rc $? in $((SECONDS - start)) s"
 tail -2 "$out/qwen2-fixture.log"
-step doc-turns 150 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads shared-doc,multi-turn --plans arkvale@512 --kv-gb 40
+pack
 step long 100 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads long --plans full,arkvale@512 --requests 4 --kv-gb 40
-step hostile 70 "$node" "$bundle/hostile-load.mjs" --shape llama2-7b --backend cuda --requests 200 --context 30720
+fi
+if [ "$group" != steps ]; then
+step hostile 90 "$node" "$bundle/hostile-load.mjs" --shape llama2-7b --backend cuda --requests 200 --context 30720
+step shared-doc 200 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads shared-doc --plans arkvale@512 --kv-gb 40
+step multi-turn 250 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads multi-turn --plans arkvale@512 --kv-gb 40
+fi

@@ -186,6 +186,12 @@ export interface Backend {
    * one-shot prefill here.
    */
   readonly prefersOneShotPrefill?: boolean;
+  /**
+   * Returns memory the backend keeps for reuse but no tensor holds (buffer pools,
+   * recorded step graphs, its allocator's free blocks) to the device, e.g. after a
+   * model is disposed, so that another can load. Only backends with memory of their own have it.
+   */
+  releaseCached?(): void;
 
   /**
    * Runs `fn` and then disposes every tensor created while it ran, except those it

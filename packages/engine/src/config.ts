@@ -1,4 +1,4 @@
-import type { CacheOptions, PolicyName } from '@arkvale/core';
+import type { Backend, CacheOptions, PolicyName } from '@arkvale/core';
 
 /**
  * How the engine runs: pages, pools, the default KV plan, and the scheduler's limits.
@@ -103,4 +103,9 @@ export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig 
     throw new RangeError(`engine option decodeBlockRows must be an integer >= 0, got ${String(r.decodeBlockRows)}`);
   }
   return r;
+}
+
+/** Whether an engine prefills each prompt in one pass: as configured, else as its backend prefers (Backend.prefersOneShotPrefill). */
+export function prefillsOneShot(config: Pick<ResolvedEngineConfig, 'prefill'>, backend: Backend): boolean {
+  return (config.prefill ?? (backend.prefersOneShotPrefill ? 'one-shot' : 'chunked')) === 'one-shot';
 }

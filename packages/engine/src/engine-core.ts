@@ -2,7 +2,7 @@ import type { KvCache, KvGeometry, PoolNeeds } from '@arkvale/core';
 import type { LlamaForward, Tokenizer } from '@arkvale/model-llama';
 import { EngineError } from './errors.js';
 import { runStep, type ChunkPlan, type ProductBlocks, type StepResult } from './batch-step.js';
-import type { ResolvedEngineConfig } from './config.js';
+import { prefillsOneShot, type ResolvedEngineConfig } from './config.js';
 import { Job } from './job.js';
 import { PlanCaches } from './plan-caches.js';
 import type { PreparedRequest } from './prepare.js';
@@ -148,6 +148,13 @@ export class EngineCore {
     for (const job of [...this.waiting, ...this.active.values()]) this.abort(job.id);
     for (const cache of this.caches.all()) cache.clearPrefixCache();
     return this.stats();
+  }
+
+  /** After close: returns the pools' memory and the model's weights to the backend, and its cached memory to the device. The core is unusable afterwards. */
+  release(): void {
+    this.caches.close();
+    this.forward.dispose();
+    this.forward.backend.releaseCached?.();
   }
 
   stats(): EngineStats {
@@ -358,7 +365,7 @@ export class EngineCore {
   }
 
   private get oneShot(): boolean {
-    return (this.config.prefill ?? (this.forward.backend.prefersOneShotPrefill ? 'one-shot' : 'chunked')) === 'one-shot';
+    return prefillsOneShot(this.config, this.forward.backend);
   }
 
   /** The most a job's prefill holds at once (beyond the cached pages it starts from). */

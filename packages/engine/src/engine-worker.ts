@@ -3,7 +3,7 @@ import type { Backend } from '@arkvale/core';
 import { EngineError } from './errors.js';
 import { EngineCore } from './engine-core.js';
 import { describeBackend, loadBackend } from './load-backend.js';
-import { planPools } from './pool-plan.js';
+import { largestPassRows, planPools } from './pool-plan.js';
 import { loadServedModel } from './served-model.js';
 import type { FromWorker, ToWorker, WireEvent, WorkerInit } from './worker-protocol.js';
 
@@ -26,7 +26,7 @@ async function main(): Promise<void> {
     : await loadBackend({ backend: init.backend, dtype: init.backendOptions.dtype as string | undefined, onWarning: warn });
   const model = await loadServedModel(init.model, backend, init.gpuMemoryUtilization);
   // On a GPU the shared device pool must fit beside the weights and a step's activations.
-  const pools = planPools(model, init.config.pageSize, init.config.stepTokens, init.pools, init.gpuMemoryUtilization);
+  const pools = planPools(model, init.config.pageSize, largestPassRows(init.config, model, backend), init.pools, init.gpuMemoryUtilization);
   warn(`${pools.summary}\n`);
   const config = { ...init.config, devicePages: pools.devicePages, hostPages: pools.hostPages };
   let outbox: [string, WireEvent][] = [];
@@ -82,6 +82,7 @@ async function main(): Promise<void> {
         break;
       case 'close': {
         const stats = core.close();
+        core.release();
         flush();
         post({ type: 'closed', stats });
         port.close();

@@ -1,6 +1,6 @@
 import type { Backend } from '@arkvale/core';
 import { describeBackend, loadBackend, type BackendName } from './load-backend.js';
-import { planPools } from './pool-plan.js';
+import { largestPassRows, planPools } from './pool-plan.js';
 import { loadServedModel } from './served-model.js';
 import { EngineClient } from './engine-client.js';
 import { asEngineError } from './errors.js';
@@ -38,7 +38,7 @@ export class LocalEngine extends EngineClient {
     const given = options.backend ?? 'cpu';
     const backend = typeof given === 'string' ? await loadBackend({ backend: given }) : given;
     const model = await loadServedModel(options, backend, options.gpuMemoryUtilization);
-    const pools = planPools(model, parts.config.pageSize, parts.config.stepTokens, options, options.gpuMemoryUtilization ?? 0.9);
+    const pools = planPools(model, parts.config.pageSize, largestPassRows(parts.config, model, backend), options, options.gpuMemoryUtilization ?? 0.9);
     parts = parts.withPools(pools.devicePages, pools.hostPages);
     let engine: LocalEngine | null = null;
     const core = new EngineCore({
@@ -97,6 +97,8 @@ export class LocalEngine extends EngineClient {
 
   close(): Promise<EngineStats> {
     this.closing = true;
-    return Promise.resolve(this.core.close());
+    const stats = this.core.close();
+    this.core.release();
+    return Promise.resolve(stats);
   }
 }

@@ -46,4 +46,10 @@ export class PlanCaches {
   all(): KvCache[] {
     return [...this.caches.values()];
   }
+
+  /** Frees every sequence and the shared store's memory (the first cache owns the store: it closes last). */
+  close(): void {
+    for (const cache of [...this.caches.values()].reverse()) cache.close();
+    this.caches.clear();
+  }
 }

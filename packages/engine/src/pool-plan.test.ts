@@ -29,6 +29,22 @@ describe('planPools', () => {
     expect(() => planPools(model(0), 16, 512, {}, 0.5)).toThrow('no KV page fits on the device beside the weights within --gpu-memory-utilization 0.5');
   });
 
+  it('asks the model for device pages with the digests of the host pages each count brings (4x, within half the machine, or as given)', () => {
+    const asked: ((d: number) => number)[] = [];
+    const noting = {
+      geometry: () => geometry,
+      devicePageCapacity: (_ps: number, _rows: number, hostPagesFor: (d: number) => number) => {
+        asked.push(hostPagesFor);
+        return 1000;
+      },
+    } as unknown as ServedModel;
+    planPools(noting, 16, 512, {}, 0.9, 64 * 8192);
+    planPools(noting, 16, 512, { hostPages: 7 }, 0.9, GIB);
+    // Half of 64 pages' worth of machine is 32 host pages.
+    expect([asked[0](5), asked[0](100)]).toEqual([20, 32]);
+    expect(asked[1](100)).toBe(7);
+  });
+
   it('on the CPU (no device memory): 4096 device pages and four times as many on the host', () => {
     expect(planPools(model(undefined), 16, 512, {}, 0.9)).toMatchObject({ devicePages: 4096, hostPages: 16_384 });
     expect(planPools(model(undefined), 16, 512, { devicePages: 100 }, 0.9)).toMatchObject({ devicePages: 100, hostPages: 400 });

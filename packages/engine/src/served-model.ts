@@ -10,7 +10,7 @@ export interface ServedModel {
   readonly eosIds: readonly number[];
   geometry(pageSize: number): KvGeometry;
   /** Device KV pages that fit beside the weights and a `tokens`-row pass; undefined on a backend without its own memory. */
-  devicePageCapacity(pageSize: number, tokens: number): number | undefined;
+  devicePageCapacity(pageSize: number, tokens: number, hostPagesFor?: (devicePages: number) => number): number | undefined;
 }
 
 /** Loads the checkpoint folder, or makes random weights at the shape, on the backend. */
@@ -22,7 +22,7 @@ export async function loadServedModel(source: ModelSource, backend: Backend, gpu
       tokenizer: null,
       eosIds: m.config.eosTokenIds,
       geometry: (ps) => m.geometry(ps),
-      devicePageCapacity: (ps, tokens) => m.devicePageCapacity(ps, tokens),
+      devicePageCapacity: (ps, tokens, hostPagesFor) => m.devicePageCapacity(ps, tokens, hostPagesFor),
     };
   }
   const llama = await LlamaEngine.load(source.modelDir!, backend, { gpuMemoryUtilization });
@@ -31,6 +31,6 @@ export async function loadServedModel(source: ModelSource, backend: Backend, gpu
     tokenizer: llama.model.tokenizer,
     eosIds: llama.model.eosIds,
     geometry: (ps) => llama.geometry(ps),
-    devicePageCapacity: (ps, tokens) => llama.devicePageCapacity(ps, tokens),
+    devicePageCapacity: (ps, tokens, hostPagesFor) => llama.devicePageCapacity(ps, tokens, hostPagesFor),
   };
 }

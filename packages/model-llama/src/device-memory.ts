@@ -51,20 +51,48 @@ export function activationBytes(config: LlamaConfig, tokens: number, logitRows: 
   return 2 * ((tokens * perRow + mlp) * element + logitRows * config.vocabSize * 4);
 }
 
-/** Device KV pages that fit next to the activations of a `tokens`-row pass; undefined where the backend has no device memory. */
-export function devicePageCapacity(backend: Backend, config: LlamaConfig, g: KvGeometry, utilization: number, tokens: number): number | undefined {
+/** Device bytes of a digest (a page's per-head key summary), stored in the KV dtype for every page, resident or backed up. */
+export function digestBytes(g: KvGeometry): number {
+  return g.numKvHeads * 2 * g.headDim * g.bytesPerElement;
+}
+
+/** Device bytes of a cache's KV pools: its device pages, and the digests of every page it can score. */
+export function kvDeviceBytes(g: KvGeometry, devicePages: number, hostPages: number): number {
+  return devicePages * pageBytes(g) + (devicePages + hostPages) * digestBytes(g);
+}
+
+/**
+ * Device KV pages that fit next to the activations of a `tokens`-row pass, with the
+ * digests of those pages and of the host pages `hostPagesFor` pairs with them (a
+ * non-decreasing function); undefined where the backend has no device memory.
+ */
+export function devicePageCapacity(
+  backend: Backend,
+  config: LlamaConfig,
+  g: KvGeometry,
+  utilization: number,
+  tokens: number,
+  hostPagesFor: (devicePages: number) => number = () => 0,
+): number | undefined {
   const u = usableBytes(backend, utilization);
   if (!u) return undefined;
-  return Math.floor(Math.max(0, u.usable - activationBytes(config, tokens, 1, g.bytesPerElement)) / pageBytes(g));
+  const room = u.usable - activationBytes(config, tokens, 1, g.bytesPerElement);
+  // The largest count whose pools fit (binary search: the bytes grow with the count).
+  let lo = 0;
+  let hi = Math.max(0, Math.floor(room / pageBytes(g)));
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (kvDeviceBytes(g, mid, hostPagesFor(mid)) <= room) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }
 
 /** Throws OUT_OF_MEMORY when a cache of `devicePages` pages (and its digests) would not fit beside a `tokens`-row pass. */
 export function checkCacheFits(backend: Backend, config: LlamaConfig, g: KvGeometry, o: ResolvedCacheOptions, tokens: number, utilization: number): void {
   const u = usableBytes(backend, utilization);
   if (!u) return;
-  // Digests are stored in the KV dtype on the device.
-  const digestBytes = (o.devicePages + o.hostPages) * g.numKvHeads * 2 * g.headDim * g.bytesPerElement;
-  const kv = o.devicePages * pageBytes(g) + digestBytes;
+  const kv = kvDeviceBytes(g, o.devicePages, o.hostPages);
   const activations = activationBytes(config, tokens, 1, g.bytesPerElement);
   if (kv + activations > u.usable) {
     throw new ArkvaleError(

@@ -50,11 +50,12 @@ export class LlamaEngine {
 
   /**
    * Device KV pages that fit in the memory left after the weights and the activations
-   * of a `tokens`-row pass, within the utilization share; undefined on backends that
-   * use host memory. What a long-running server sizes its one pool from.
+   * of a `tokens`-row pass, within the utilization share, with the digests of those
+   * pages and of the host pages `hostPagesFor` pairs with them; undefined on backends
+   * that use host memory. What a long-running server sizes its one pool from.
    */
-  devicePageCapacity(pageSize: number, tokens: number): number | undefined {
-    return devicePageCapacity(this.backend, this.model.config, this.geometry(pageSize), this.gpuMemoryUtilization, tokens);
+  devicePageCapacity(pageSize: number, tokens: number, hostPagesFor?: (devicePages: number) => number): number | undefined {
+    return devicePageCapacity(this.backend, this.model.config, this.geometry(pageSize), this.gpuMemoryUtilization, tokens, hostPagesFor);
   }
 
   get backend(): Backend {

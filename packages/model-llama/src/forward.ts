@@ -2,7 +2,7 @@ import type { Backend, KvCache, RopeTable, Tensor } from '@arkvale/core';
 import { ArkvaleError, invalidArgument } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import { ropeSpec } from './config.js';
-import type { LlamaWeights } from './weights.js';
+import { disposeLlamaWeights, type LlamaWeights } from './weights.js';
 
 /** A sequence already admitted to the cache, with its prompt tokens. */
 export interface PrefillRequest {
@@ -116,6 +116,18 @@ export class LlamaForward {
       this.zeros.set(width, b.keep(b.fromBytes(new Uint8Array(rows * width * bytes), [rows, width], b.dtype)));
     }
     this.paddedRows = rows;
+  }
+
+  /**
+   * Returns the weights and the padding rows to the backend (device memory on a GPU is
+   * not garbage collected, and a process may load another model after this one). The
+   * forward pass is unusable afterwards.
+   */
+  dispose(): void {
+    disposeLlamaWeights(this.weights, this.backend);
+    for (const t of this.zeros.values()) this.backend.dispose(t);
+    this.zeros.clear();
+    this.paddedRows = 0;
   }
 
   /** Throws PROMPT_TOO_LONG unless `tokens` positions fit the model. */

@@ -47,7 +47,7 @@ export class ShapeModel {
   }
 
   /** As LlamaEngine.devicePageCapacity: device KV pages that fit beside the weights and a `tokens`-row pass. */
-  devicePageCapacity(pageSize: number, tokens: number): number | undefined {
-    return devicePageCapacity(this.backend, this.config, this.geometry(pageSize), this.gpuMemoryUtilization, tokens);
+  devicePageCapacity(pageSize: number, tokens: number, hostPagesFor?: (devicePages: number) => number): number | undefined {
+    return devicePageCapacity(this.backend, this.config, this.geometry(pageSize), this.gpuMemoryUtilization, tokens, hostPagesFor);
   }
 }

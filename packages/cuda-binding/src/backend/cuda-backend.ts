@@ -155,6 +155,12 @@ export class CudaBackend implements Backend {
     return { freeBytes: freeBytes + cache.reservedBytes - cache.allocatedBytes + this.d.buffers.bytes, totalBytes };
   }
 
+  /** Backend.releaseCached: the buffers and graphs (trimBuffers), then every fully free slab of the allocator, to cudaFree. */
+  releaseCached(): void {
+    this.trimBuffers();
+    this.d.addon.releaseCached();
+  }
+
   /** Returns the small buffers kept for reuse, and the step graphs' buffers, to the addon's allocator (before reading its statistics). */
   trimBuffers(): void {
     this.d.graphs.clear();
