@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 21 on a GPU machine (prepare here first: node tools/gpu/gpu-check.mjs prepare):
 #
-#   bash tools/gpu/gpu-serving.sh [BUNDLE] [OUT] [steps|load|all]
+#   bash tools/gpu/gpu-serving.sh [BUNDLE] [OUT] [steps|load|all|NAME,NAME...]
 #
 # steps (one device call):
 #   1. the decode bench at 4 x 30k and 16 x 7.5k (ArkVale @ 2048) and 64 x 2k (@ 1024), the points
@@ -13,7 +13,7 @@
 #   4. the long workload at 40 GB of device KV (Full and ArkVale @ 512).
 # load (another call): the hostile load at 30k tokens, then the shared-doc and multi-turn workloads
 #   (ArkVale @ 512, 40 GB).
-# Each step has its own time limit (within a device call's 600 s), so that the call returns what
+# Or a list of the steps' names. Each step has its own time limit (within a device call's 600 s), so that the call returns what
 # finished. JSON and logs go to OUT/results, packed after each step into OUT/results.tgz (a device
 # call returns a few files only).
 set -uo pipefail
@@ -29,29 +29,27 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/card.
 "$bundle/arkvale" inspect gpu > "$out/inspect.txt" 2>&1
 export ARKVALE_CPU_ADDON="$bundle/build/Release/arkvale_cpu.node" ARKVALE_CUDA_ADDON="$bundle/build/Release/arkvale_cuda.node"
 node="$bundle/node"
+group="${3:-all}"
+case "$group" in
+  all) group=qwen2-fixture,decode-b4,decode-b16,decode-b64,server-steps,shared-doc,multi-turn,long,hostile ;;
+  steps) group=qwen2-fixture,decode-b4,decode-b16,decode-b64,server-steps,long ;;
+  load) group=shared-doc,multi-turn,hostile ;;
+esac
 step() { # NAME SECONDS COMMAND...
   local name=$1 limit=$2 start=$SECONDS
   shift 2
+  [[ ",$group," == *",$name,"* ]] || return 0
   timeout "$limit" "$@" > "$out/$name.json" 2> "$out/$name.log"
   echo "== $name: rc $? in $((SECONDS - start)) s"
   grep -vE '^\s*$' "$out/$name.log" | tail -6
   pack
 }
-group="${3:-all}"
-if [ "$group" != load ]; then
+step qwen2-fixture 60 python3 "$(dirname "$0")/../peers/make_qwen2_fixture.py" "$out/tiny-qwen2"
 step decode-b4 60 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --contexts 30720 --plans arkvale@2048 --steps 32 --warmup 32
 step decode-b16 50 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 16 --page-size 32 --contexts 7680 --plans arkvale@2048 --steps 32 --warmup 32
 step decode-b64 50 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 64 --page-size 32 --contexts 2048 --plans arkvale@1024 --steps 32 --warmup 32 --prefill-rows 8192
-step server-steps 200 "$node" "$bundle/bench.mjs" --server-steps --shape llama2-7b --backend cuda --plans arkvale@2048 --points 4x30720,16x7680,64x2048@1024 --invariance 4,16,64 --invariance-context 1024
-start=$SECONDS
-timeout 60 python3 "$(dirname "$0")/../peers/make_qwen2_fixture.py" "$out/tiny-qwen2" > "$out/qwen2-fixture.log" 2>&1
-echo "== qwen2-fixture: rc $? in $((SECONDS - start)) s"
-tail -2 "$out/qwen2-fixture.log"
-pack
-step long 100 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads long --plans full,arkvale@512 --requests 4 --kv-gb 40
-fi
-if [ "$group" != steps ]; then
-step hostile 90 "$node" "$bundle/hostile-load.mjs" --shape llama2-7b --backend cuda --requests 200 --context 30720
+step server-steps 200 "$node" "$bundle/bench.mjs" --server-steps --shape llama2-7b --backend cuda --plans arkvale@2048 --points "${SERVER_POINTS:-4x30720,16x7680,64x2048@1024}" --invariance 4,16,64 --invariance-context 1024
 step shared-doc 200 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads shared-doc --plans arkvale@512 --kv-gb 40
 step multi-turn 250 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads multi-turn --plans arkvale@512 --kv-gb 40
-fi
+step long 100 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads long --plans full,arkvale@512 --requests 4 --kv-gb 40
+step hostile 90 "$node" "$bundle/hostile-load.mjs" --shape llama2-7b --backend cuda --requests 200 --context 30720

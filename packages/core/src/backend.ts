@@ -69,6 +69,16 @@ export interface PagedAttentionArgs {
   readonly returnTokenScores?: boolean;
 }
 
+export interface ChunkAttentionArgs {
+  /** Queries [count, numHeads, headDim] of one sequence's tokens at positions start .. start + count - 1. */
+  readonly q: Tensor;
+  readonly storage: KvStorage;
+  /** The sequence's device slots in order, i32 [pages], covering positions 0 .. start + count - 1 (their K/V already appended). */
+  readonly pageSlots: Tensor;
+  readonly start: number;
+  readonly scale: number;
+}
+
 export interface CausalAttentionArgs {
   /** [T, numHeads, headDim], [T, numKvHeads, headDim] x2, keys already rotated. */
   readonly q: Tensor;
@@ -306,6 +316,14 @@ export interface Backend {
   /** Orders everything issued later after the copy (a GPU's compute stream waits on an event; the host does not wait). */
   awaitCopy(ticket: CopyTicket): void;
   pagedAttention(args: PagedAttentionArgs): { out: Tensor; tokenScores?: Tensor };
+  /**
+   * A prefill chunk's causal attention over its sequence's pages, [count, numHeads,
+   * headDim]: row r attends positions 0 .. start + r. The same numbers as
+   * `pagedAttention` with each row's causal list (core's `chunkAttention` does that
+   * where a backend has no such operation); a GPU reads each page once for many rows
+   * rather than once a row.
+   */
+  chunkAttention?(args: ChunkAttentionArgs): Tensor;
   causalAttention(args: CausalAttentionArgs): { out: Tensor; keyScores?: Tensor };
 
   // --- decoding -----------------------------------------------------------

@@ -22,6 +22,7 @@ export type { KvStats, LayerView } from './manager/stats.js';
 export { checkConsistency } from './manager/consistency.js';
 export { poolPagesFor } from './manager/pool-sizing.js';
 export { ReferenceBackend } from './reference/reference-backend.js';
+export { causalPageTable, chunkAttention } from './chunk-attention.js';
 export { decodeFloats, halfToFloat, bf16ToFloat, floatToHalfBits, floatToBf16Bits } from './reference/half.js';
 export { RefTensor, asRef } from './reference/tensor.js';
 export { RefKvStorage, RefDigestStorage } from './reference/kv.js';

@@ -5,5 +5,6 @@
  * entry point loads no translator (no ts-morph), so bundles that use it stay small.
  */
 export { pagedDecodeSplits, pagedDecodeStep } from './kernels/paged-decode.kernel.js';
+export { pagedPrefillSplits } from './kernels/paged-prefill.kernel.js';
 export { uniformAt } from './kernels/random.kernel.js';
 export { MAX_HEADS as ESTIMATE_MAX_HEADS } from './kernels/estimate.kernel.js';

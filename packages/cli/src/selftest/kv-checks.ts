@@ -1,5 +1,5 @@
 import type { DigestVariant, KvGeometry } from '@arkvale/core';
-import { DIGEST_VARIANTS } from '@arkvale/core';
+import { chunkAttention, DIGEST_VARIANTS } from '@arkvale/core';
 import { poolValues } from './pool-values.js';
 import { residentChecks } from './resident-checks.js';
 import { mismatches, relativeError, result, TOLERANCE, type CheckResult, type Twin } from './twin.js';
@@ -24,7 +24,8 @@ function describe(s: KvShape, kvHeads: number): string {
  * Page operations of one shape on both backends: append, digests (every variant),
  * estimates (every selection grouping), copies between pools, and paged attention
  * over ragged page lists (one list, one per KV head, one per query head), with token
- * scores; then causal prefill attention with its key statistics, and the decode
+ * scores; then causal prefill attention with its key statistics, a prefill chunk's
+ * attention over its pages, and the decode
  * step's device-side selection (resident-checks.ts).
  */
 export function kvChecks(t: Twin, shape: KvShape): CheckResult[] {
@@ -106,6 +107,21 @@ export function kvChecks(t: Twin, shape: KvShape): CheckResult[] {
       const [a, b] = t.read(gpu.keyScores!, ref.keyScores!);
       out.push(result('causalAttention key scores', `${name}, ${count} tokens, ${keyScores}`, relativeError(a, b), TOLERANCE.f32));
     }
+  }
+
+  // A prefill chunk over its sequence's pages (every slot, in a shuffled order), from
+  // the first position, after a prefix and at the end: the backend's chunkAttention
+  // (where it has one) against paged attention with each row's causal list.
+  const sequence = Array.from({ length: slots }, (_, i) => i).sort(() => t.next() - 0.5);
+  for (const [start, count] of [
+    [0, 40],
+    [5 * ps + 3, 37],
+    [slots * ps - 3, 3],
+  ]) {
+    const qc = t.floats([count, heads, d], 2);
+    const args = (side: 'gpu' | 'ref') => ({ q: qc[side], storage: pools[side], start, scale: 1 / Math.sqrt(d) });
+    const [a, b] = t.read(chunkAttention(t.gpu, args('gpu'), sequence), chunkAttention(t.ref, args('ref'), sequence));
+    out.push(result('chunkAttention', `${name}, ${count} rows from position ${start}`, relativeError(a, b), TOLERANCE.half));
   }
 
   // Backups to a pinned host pool, recalls back, copies within the pool.

@@ -1,4 +1,5 @@
 import type { Tensor } from '../backend.js';
+import { causalPageTable, chunkAttention } from '../chunk-attention.js';
 import type { ResolvedCacheOptions } from '../config.js';
 import { invalidArgument } from '../errors.js';
 import { range } from '../policies/policy.js';
@@ -145,33 +146,6 @@ export function beginChunk(host: ChunkHost, seq: SequenceState, count: number): 
   return state.chunk;
 }
 
-/**
- * The chunk's page tables, each row's causal list: pages up to its own position, the
- * last one cut at the position. Built straight into typed arrays: a 4096-row chunk at
- * 30k tokens has about four million entries per layer, and per-row lists of plain
- * arrays took seconds a chunk.
- */
-function causalTable(store: PageStore, slots: readonly number[], start: number, count: number, ps: number) {
-  const maxPages = Math.ceil((start + count) / ps);
-  const all = Int32Array.from(slots.slice(0, maxPages));
-  const table = new Int32Array(count * maxPages);
-  const counts = new Int32Array(count);
-  const lasts = new Int32Array(count);
-  for (let r = 0; r < count; r++) {
-    const p = start + r;
-    const n = Math.floor(p / ps) + 1;
-    table.set(all.subarray(0, n), r * maxPages);
-    counts[r] = n;
-    lasts[r] = (p % ps) + 1;
-  }
-  const b = store.backend;
-  return {
-    pageTable: b.fromArray(table, [count, 1, maxPages], 'i32'),
-    pageCounts: b.fromArray(counts, [count, 1], 'i32'),
-    lastPageLens: b.fromArray(lasts, [count, 1], 'i32'),
-  };
-}
-
 /** Writes one layer of the pending chunk and returns its causal attention, [count, numHeads, D]. */
 export function writeChunkLayer(host: ChunkHost, seq: SequenceState, layerIndex: number, q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
   const state = seq.chunked;
@@ -216,12 +190,7 @@ function chunkPages(host: ChunkHost, layer: PageLayer, chunk: PendingChunk, q: T
   const slots = layer.pages.map((p) => p.slot);
   appendRows(host, slots, start, k, v);
   host.store.sealPages(layer, range(Math.floor(start / ps), Math.floor((start + count) / ps)));
-  const { out } = host.store.backend.pagedAttention({
-    q,
-    storage: host.store.deviceStorage,
-    ...causalTable(host.store, slots, start, count, ps),
-    scale,
-  });
+  const out = chunkAttention(host.store.backend, { q, storage: host.store.deviceStorage, start, scale }, slots);
   if (chunk.last) {
     host.selectPrefillResident(layer, () => host.store.backend.sliceRows(q, count - 1, 1));
     if (layer.budgeted) ownResidentSlots(host.store, layer);
@@ -267,7 +236,7 @@ function chunkTokens(
   buffer.k.push(b.keep(k));
   buffer.v.push(b.keep(v));
   const stat = layer.policy.prefillScores;
-  const table = causalTable(host.store, buffer.slots, start, count, ps);
+  const table = causalPageTable(b, buffer.slots, start, count, ps);
   const { out, tokenScores } = b.pagedAttention({ q, storage: host.store.deviceStorage, ...table, scale, returnTokenScores: stat !== null });
   if (tokenScores && buffer.scores) {
     // [count, 1, width]: row r holds the probabilities of positions 0..start + r.

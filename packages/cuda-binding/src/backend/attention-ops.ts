@@ -1,10 +1,11 @@
-import type { CausalAttentionArgs, PagedAttentionArgs } from '@arkvale/core';
+import type { CausalAttentionArgs, ChunkAttentionArgs, PagedAttentionArgs } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
-import { pagedDecodeSplits } from '@arkvale/kernels-codegen/launch';
+import { pagedDecodeSplits, pagedPrefillSplits } from '@arkvale/kernels-codegen/launch';
 import {
   findCausalPrefill,
   findPagedDecode,
   findPagedDecodeMerge,
+  findPagedPrefill,
   findPagedTokenScores,
   findPrefillKeyScores,
   findPrefillKeySums,
@@ -73,6 +74,57 @@ export function pagedAttention(d: CudaDevice, args: PagedAttentionArgs): { out: 
   }
   d.lifetimes.dispose(lse);
   return { out, tokenScores };
+}
+
+/**
+ * A prefill chunk's causal attention over its sequence's pages on tensor cores
+ * (paged_prefill: each K/V tile is read once for a block's 64 rows, where paged
+ * decode reads the list once a row), its key range split to fill the GPU, and the
+ * splits merged exactly.
+ */
+export function chunkAttention(d: CudaDevice, args: ChunkAttentionArgs): CudaTensor {
+  const storage = asStorage(args.storage);
+  if (storage.location !== 'device') throw invalidArgument('chunkAttention reads a device pool');
+  const g = storage.geometry;
+  const q = d.expect(d.tensor(args.q, 'chunkAttention q'), 'chunkAttention q', [d.dtype], 3);
+  const slots = d.expect(d.tensor(args.pageSlots, 'chunkAttention pageSlots'), 'chunkAttention pageSlots', ['i32'], 1);
+  const count = q.shape[0];
+  if (q.shape[1] !== g.numHeads || q.shape[2] !== g.headDim) {
+    throw invalidArgument(`chunkAttention: q must be [${count}, ${g.numHeads}, ${g.headDim}], got [${q.shape}]`);
+  }
+  const keys = args.start + count;
+  if (!Number.isInteger(args.start) || args.start < 0 || slots.shape[0] < Math.ceil(keys / g.pageSize)) {
+    throw invalidArgument(`chunkAttention: ${slots.shape[0]} page slots do not cover positions 0..${keys - 1} (start ${args.start}, ${count} rows)`);
+  }
+  const splits = pagedPrefillSplits({ rows: count, numHeads: g.numHeads, headDim: g.headDim, keys, sms: d.multiprocessors });
+  const rows = count * g.numHeads;
+  const partialOut = d.empty([rows, splits, g.headDim], 'f32', 'chunk attention partial outputs');
+  const partialLse = d.empty([rows, splits], 'f32', 'chunk attention partial log-sum-exp');
+  d.launch(d.kernels.get('paged_prefill', findPagedPrefill, { dtype: d.dtype, headDim: g.headDim, pageSize: g.pageSize }), {
+    q: q.ptr,
+    pool: storage.ptr,
+    pageSlots: slots.ptr,
+    partialOut: partialOut.ptr,
+    partialLse: partialLse.ptr,
+    numRows: count,
+    start: args.start,
+    numHeads: g.numHeads,
+    numKvHeads: g.numKvHeads,
+    numSplits: splits,
+    scale: args.scale,
+  });
+  const out = d.empty([count, g.numHeads, g.headDim], d.dtype, 'chunk attention output');
+  const lse = d.empty([rows], 'f32', 'chunk attention log-sum-exp');
+  d.launch(d.kernels.get('paged_decode_merge', findPagedDecodeMerge, { dtype: d.dtype, headDim: g.headDim }), {
+    partialOut: partialOut.ptr,
+    partialLse: partialLse.ptr,
+    out: out.ptr,
+    lse: lse.ptr,
+    rows,
+    numSplits: splits,
+  });
+  for (const t of [partialOut, partialLse, lse]) d.lifetimes.dispose(t);
+  return out;
 }
 
 /** Causal prefill attention on tensor cores, and the per-key statistics the token policies and ArkVale's prefill selection need. */

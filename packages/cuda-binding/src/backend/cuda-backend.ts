@@ -1,6 +1,7 @@
 import type {
   Backend,
   CausalAttentionArgs,
+  ChunkAttentionArgs,
   CopyTicket,
   DigestStorage,
   DigestVariant,
@@ -19,7 +20,7 @@ import type {
 import { decodeFloats, floatToBf16Bits, floatToHalfBits, invalidArgument } from '@arkvale/core';
 import type { CudaAddon } from '../native.js';
 import { loadCudaAddon } from '../status.js';
-import { causalAttention, pagedAttention } from './attention-ops.js';
+import { causalAttention, chunkAttention, pagedAttention } from './attention-ops.js';
 import { argmax, sample } from './decoding-ops.js';
 import * as dense from './dense-ops.js';
 import { STREAM } from '../native.js';
@@ -314,6 +315,9 @@ export class CudaBackend implements Backend {
   }
   causalAttention(args: CausalAttentionArgs): { out: Tensor; keyScores?: Tensor } {
     return causalAttention(this.d, args);
+  }
+  chunkAttention(args: ChunkAttentionArgs): Tensor {
+    return chunkAttention(this.d, args);
   }
 
   // --- decoding -----------------------------------------------------------

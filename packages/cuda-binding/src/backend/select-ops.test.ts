@@ -1,34 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { DType, KvGeometry, SelectResidentArgs } from '@arkvale/core';
-import { STREAM, type CudaAddon } from '../native.js';
-import { CudaDevice } from './device.js';
+import { STREAM } from '../native.js';
+import { fakeDevice } from '../test-support/fake-device.js';
+import type { CudaDevice } from './device.js';
 import { CudaDigestStorage, CudaKvStorage } from './kv-ops.js';
 import { MAX_RECALLS, recallListed, scatterI32, selectResident } from './select-ops.js';
 
 const g: KvGeometry = { numLayers: 1, numHeads: 4, numKvHeads: 2, headDim: 64, pageSize: 16, bytesPerElement: 2 };
 const pageBytes = 2 * 2 * 16 * 64 * 2;
-
-/** A device that records launches and refuses anything that would wait for the GPU. */
-function fakeDevice(): { d: CudaDevice; launches: string[] } {
-  const launches: string[] = [];
-  let next = 0x10000n;
-  const refuse = (what: string) => () => {
-    throw new Error(`${what} would synchronise`);
-  };
-  const addon = {
-    alloc: (bytes: number) => {
-      const p = next;
-      next += BigInt(Math.ceil(bytes / 256) * 256);
-      return p;
-    },
-    free: () => {},
-    memset: () => {},
-    launch: (name: string, grid: readonly number[], _params: Uint8Array, stream: number) => launches.push(`${name} [${grid.join(', ')}] on ${stream}`),
-    synchronize: refuse('synchronize'),
-    download: refuse('download'),
-  } as unknown as CudaAddon;
-  return { d: new CudaDevice(addon, 'f16', 132), launches };
-}
 
 function selectArgs(
   d: CudaDevice,

@@ -11,6 +11,7 @@ import { prefillKeyScoresKernel, prefillKeySumsKernel } from './key-scores.kerne
 import { kvAppendKernel } from './kv-append.kernel.js';
 import { pageDigestKernel } from './page-digest.kernel.js';
 import { pagedDecodeKernel, pagedDecodeMergeKernel } from './paged-decode.kernel.js';
+import { pagedPrefillKernel } from './paged-prefill.kernel.js';
 import { addRmsNormKernel, rmsNormKernel } from './rms-norm.kernel.js';
 import { ropeKernel, ropeQkvKernel, ropeTableKernel } from './rope.kernel.js';
 import { scatterI32Kernel } from './scatter.kernel.js';
@@ -23,6 +24,7 @@ export const KERNELS: readonly KernelDefinition[] = [
   pagedDecodeMergeKernel,
   pagedTokenScoresKernel,
   causalPrefillKernel,
+  pagedPrefillKernel,
   prefillKeyScoresKernel,
   prefillKeySumsKernel,
   kvAppendKernel,
