@@ -283,6 +283,14 @@ export async function servingWorkloads({ shape, backend, dtype, plans, workloads
             }
             report.runs.push(row);
             log(`  ${row.outputTokensPerSecond} output tok/s, TTFT p50 ${row.ttftMs.p50} ms, TPOT p50 ${row.tpotMs.p50} ms, ${row.recalls} recalls`);
+            // What the acceptance reads, also in the log (a run stopped at its time limit writes no JSON).
+            if (row.firstTtftMs !== undefined)
+              log(`  first TTFT ${row.firstTtftMs} ms, later questions' TTFT p50 ${row.laterTtftMsP50} ms; prefix cache ${JSON.stringify(row.prefixCache)}`);
+            if (row.identicalToCached !== undefined) log(`  answers identical to the cached ones: ${row.identicalToCached} (${row.compared} compared)`);
+            if (row.ttftMsByTurn)
+              log(
+                `  TTFT p50 by turn ${JSON.stringify(row.ttftMsByTurn)} ms; prefilled by turn ${JSON.stringify(row.prefilledByTurn)} of added ${JSON.stringify(row.addedByTurn)}`,
+              );
           }
         }
       }
