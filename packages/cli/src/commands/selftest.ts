@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Command } from 'commander';
-import { ArkvaleError, ReferenceBackend } from '@arkvale/core';
+import { ArkvaleError, invalidArgument, ReferenceBackend } from '@arkvale/core';
 import { CpuBackend } from '@arkvale/cpu-backend';
 import { CudaBackend, cudaStatus } from '@arkvale/cuda-binding';
 import { LlamaEngine } from '@arkvale/model-llama';
@@ -15,7 +15,7 @@ import { result, Twin, type CheckResult } from '../selftest/twin.js';
 import { seededUniform } from '@arkvale/core';
 
 interface SelftestFlags {
-  model?: string;
+  model?: string[];
   dtype?: GpuDtype;
   golden?: string;
   seed?: number;
@@ -46,12 +46,13 @@ async function modelChecks(dir: string, cases: readonly GoldenCase[], margins: r
   const engine = await LlamaEngine.load(dir, backend);
   const allocated = () => (backend.trimBuffers(), backend.addon.allocatorStats().allocatedBytes);
   const before = { tensors: backend.liveTensors, bytes: allocated() };
-  const out = [...goldenChecks(engine, cases, margins, dtype), ...deviceStepChecks(engine, cases, () => backend.addon.syncCount(), dtype)];
+  const label = `${basename(dir)}, ${dtype}`;
+  const out = [...goldenChecks(engine, cases, margins, label), ...deviceStepChecks(engine, cases, () => backend.addon.syncCount(), label)];
   const after = { tensors: backend.liveTensors, bytes: allocated() };
   return [
     ...out,
-    result('generation leaves no tensors behind', `golden cases, ${dtype}`, Math.abs(after.tensors - before.tensors), 0),
-    result('generation frees its device memory', `golden cases, ${dtype} (bytes still allocated)`, Math.abs(after.bytes - before.bytes), 0),
+    result('generation leaves no tensors behind', `golden cases, ${label}`, Math.abs(after.tensors - before.tensors), 0),
+    result('generation frees its device memory', `golden cases, ${label} (bytes still allocated)`, Math.abs(after.bytes - before.bytes), 0),
   ];
 }
 
@@ -71,8 +72,8 @@ export function selftestCommand(program: Command, io: CliIo): void {
   program
     .command('selftest')
     .description('check the CUDA backend against the reference backend on fresh random inputs, and the model against golden.json')
-    .option('-m, --model <dir>', 'model for the golden check (default: $ARKVALE_MODEL or ./models/tiny-retrieval)')
-    .option('--golden <file>', "expected outputs (default: the model folder's golden.json; the model check is skipped without one)")
+    .option('-m, --model <dir...>', 'models for the golden check, each against its golden.json (default: $ARKVALE_MODEL or ./models/tiny-retrieval)')
+    .option('--golden <file>', "expected outputs of a single model (default: each model folder's golden.json; a model without one is skipped)")
     .option('--dtype <type>', `only this dtype: ${GPU_DTYPES.join(' | ')} (default: both)`)
     .option('--seed <n>', 'seed of the random inputs (default: fresh each run, printed)', (v) => Number(v))
     .option('--json <file>', 'also write every check as JSON')
@@ -87,9 +88,14 @@ export function selftestCommand(program: Command, io: CliIo): void {
         io.err(`operations against the reference backend, ${dtype}, seed ${seed}...\n`);
         results.push(...opChecks(dtype, seed));
       }
-      const dir = resolveModelDir(flags.model);
-      const golden = flags.golden ?? join(dir, 'golden.json');
-      if (flags.golden !== undefined || existsSync(golden)) {
+      const dirs = (flags.model ?? [undefined]).map((m) => resolveModelDir(m));
+      if (flags.golden !== undefined && dirs.length > 1) throw invalidArgument('--golden names the expected outputs of one model; give one --model with it');
+      for (const dir of dirs) {
+        const golden = flags.golden ?? join(dir, 'golden.json');
+        if (flags.golden === undefined && !existsSync(golden)) {
+          io.err(`no ${golden}: the model check is skipped\n`);
+          continue;
+        }
         const cases = readGolden(golden);
         // How clear each greedy choice is, in float32 on the CPU backend (which reproduces golden.json).
         const cpu = await LlamaEngine.load(dir, new CpuBackend());
@@ -98,8 +104,6 @@ export function selftestCommand(program: Command, io: CliIo): void {
           io.err(`${dir} against ${golden}, ${dtype}...\n`);
           results.push(...(await modelChecks(dir, cases, margins, dtype)));
         }
-      } else {
-        io.err(`no ${golden}: the model check is skipped\n`);
       }
       const failed = results.filter((r) => !r.ok);
       io.out(summaryTable(results));
