@@ -35,21 +35,24 @@ case "$group" in
   steps) group=qwen2-fixture,decode-b4,decode-b16,decode-b64,server-steps,long ;;
   load) group=shared-doc,multi-turn,hostile ;;
 esac
-step() { # NAME SECONDS COMMAND...
-  local name=$1 limit=$2 start=$SECONDS
-  shift 2
-  [[ ",$group," == *",$name,"* ]] || return 0
-  timeout "$limit" "$@" > "$out/$name.json" 2> "$out/$name.log"
+# Each step: its time limit and command, run in the order the list gives.
+declare -A limit cmd
+add() { local name=$1; limit[$name]=$2; shift 2; cmd[$name]="$*"; }
+add qwen2-fixture 60 python3 "$(dirname "$0")/../peers/make_qwen2_fixture.py" "$out/tiny-qwen2"
+add decode-b4 60 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --contexts 30720 --plans arkvale@2048 --steps 32 --warmup 32
+add decode-b16 50 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 16 --page-size 32 --contexts 7680 --plans arkvale@2048 --steps 32 --warmup 32
+add decode-b64 50 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 64 --page-size 32 --contexts 2048 --plans arkvale@1024 --steps 32 --warmup 32 --prefill-rows 8192
+add server-steps 200 "$node" "$bundle/bench.mjs" --server-steps --shape llama2-7b --backend cuda --plans arkvale@2048 --points "${SERVER_POINTS:-4x30720,16x7680,64x2048@1024}" --invariance 4,16,64 --invariance-context 1024
+add shared-doc 200 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads shared-doc --plans arkvale@512 --kv-gb 40
+add multi-turn 250 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads multi-turn --plans arkvale@512 --kv-gb 40
+add long 100 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads long --plans full,arkvale@512 --requests 4 --kv-gb 40
+add hostile 90 "$node" "$bundle/hostile-load.mjs" --shape llama2-7b --backend cuda --requests 200 --context 30720
+IFS=, read -ra names <<< "$group"
+for name in "${names[@]}"; do
+  [ -n "${cmd[$name]:-}" ] || { echo "unknown step $name"; continue; }
+  start=$SECONDS
+  eval "timeout ${limit[$name]} ${cmd[$name]}" > "$out/$name.json" 2> "$out/$name.log"
   echo "== $name: rc $? in $((SECONDS - start)) s"
   grep -vE '^\s*$' "$out/$name.log" | tail -6
   pack
-}
-step qwen2-fixture 60 python3 "$(dirname "$0")/../peers/make_qwen2_fixture.py" "$out/tiny-qwen2"
-step decode-b4 60 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --contexts 30720 --plans arkvale@2048 --steps 32 --warmup 32
-step decode-b16 50 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 16 --page-size 32 --contexts 7680 --plans arkvale@2048 --steps 32 --warmup 32
-step decode-b64 50 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 64 --page-size 32 --contexts 2048 --plans arkvale@1024 --steps 32 --warmup 32 --prefill-rows 8192
-step server-steps 200 "$node" "$bundle/bench.mjs" --server-steps --shape llama2-7b --backend cuda --plans arkvale@2048 --points "${SERVER_POINTS:-4x30720,16x7680,64x2048@1024}" --invariance 4,16,64 --invariance-context 1024
-step shared-doc 200 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads shared-doc --plans arkvale@512 --kv-gb 40
-step multi-turn 250 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads multi-turn --plans arkvale@512 --kv-gb 40
-step long 100 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads long --plans full,arkvale@512 --requests 4 --kv-gb 40
-step hostile 90 "$node" "$bundle/hostile-load.mjs" --shape llama2-7b --backend cuda --requests 200 --context 30720
+done
