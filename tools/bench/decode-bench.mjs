@@ -2,7 +2,7 @@
 // Decode and prefill at a real model shape with random weights made on the device:
 //
 //   node tools/bench/decode-bench.mjs [--shape llama2-7b] [--backend cuda] [--dtype f16]
-//     [--batch 4] [--contexts 10240,20480,30720] [--plans full,arkvale@2048,arkvale@2048:host,arkvale@2048:eager] [--page-size 32]
+//     [--batch 4] [--contexts 10240,20480,30720] [--plans full,arkvale@2048,arkvale@2048:host,arkvale@2048:eager] [--page-size 32] [--kv-dtype auto]
 //     [--steps 16] [--warmup 0] [--shared-embedding 1] [--profile 1] [--out FILE]
 //
 // (--help lists every option with its default.)
@@ -28,11 +28,11 @@
 // selection's estimate + select, recalls; the rest is the model's matrix products and
 // norms) summed per step on the device, so that the timed run stays undisturbed.
 import { writeFileSync } from 'node:fs';
-import { createPolicy, KvCache, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
+import { createPolicy, KvCache, kvBytesPerToken, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
 import { countParameters, kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
 import { BatchRun, batchDevicePages, describeBackend, loadBackend } from '@arkvale/engine';
 import { int, list, number, oneOf, parseCommand, UsageError } from '../lib/args.mjs';
-import { backendOption, dtypeOption, planSpec, shapeOption } from './model-options.mjs';
+import { backendOption, dtypeOption, kvDtypeOption, planSpec, shapeOption } from './model-options.mjs';
 
 /** `policy[@budget][:host][:eager]`: a cache plan (model-options' planSpec), selecting on the host and/or without graphs. */
 const planWithFlags = (p, flag) => {
@@ -55,6 +55,7 @@ reported) and the step's HBM floor. JSON on stdout (and --out FILE, rewritten af
     contexts: { type: 'string', value: 'LIST', default: '10240,20480,30720', parse: list(int({ min: 1 })), help: 'prompt lengths in tokens' },
     plans: { type: 'string', value: 'LIST', default: 'full,arkvale@2048', parse: list(planWithFlags), help: 'policy[@budget][:host][:eager], comma-separated' },
     'page-size': { type: 'string', value: 'N', default: '32', parse: int({ min: 1 }), help: 'tokens per KV page' },
+    'kv-dtype': kvDtypeOption,
     steps: {
       type: 'string',
       value: 'N',
@@ -87,6 +88,7 @@ const batch = opts.batch;
 const contexts = opts.contexts;
 const plans = opts.plans;
 const pageSize = opts['page-size'];
+const kvDtype = opts['kv-dtype'];
 const steps = opts.steps;
 const warmup = opts.warmup;
 const sharedEmbedding = opts['shared-embedding'];
@@ -178,7 +180,8 @@ if (copyBytesPerMs) log(`device-to-device copy: ${(copyBytesPerMs / 1e9).toFixed
 function stepBytes(geometry, resolved, context, recalledPages) {
   const policy = createPolicy(resolved);
   const elem = geometry.bytesPerElement;
-  const kvPerToken = 2 * geometry.numKvHeads * geometry.headDim * elem;
+  // K and V as the pages store them (fp8: a byte per value and a scale byte per token and KV head); digests stay in the activation dtype.
+  const kvPerToken = kvBytesPerToken(geometry);
   const selective = policy.kind === 'token' || policy.budgeted || policy.digest !== null;
   const limited = selective ? Math.max(0, geometry.numLayers - resolved.fullLayers) : 0;
   const attended = (geometry.numLayers - limited) * context + limited * Math.min(context, resolved.budgetPages * geometry.pageSize);
@@ -195,6 +198,7 @@ function save() {
     sharedEmbedding,
     backend: describeBackend(backend),
     pageSize,
+    kvDtype,
     steps,
     warmup,
     copyTBps: copyBytesPerMs ? +(copyBytesPerMs / 1e9).toFixed(2) : undefined,
@@ -284,7 +288,7 @@ for (const context of contexts) {
     const graphed = 'graphs' in backend;
     if (graphed) backend.graphs = plan.graphs !== false;
     const { graphs: _graphs, ...cachePlan } = plan;
-    const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2);
+    const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2, kvDtype);
     const resolved = resolveCacheOptions(geometry, { ...cachePlan, pageSize, devicePages: 1 });
     const devicePages = batchDevicePages(geometry, resolved, tokens, batch);
     const cache = new KvCache({

@@ -1,6 +1,6 @@
 // The options the model-shape benches share, written once (parseCommand specs and value parsers, tools/lib/args.mjs).
 import { BACKENDS, GPU_DTYPES } from '@arkvale/engine';
-import { POLICY_NAMES } from '@arkvale/core';
+import { KV_DTYPES, POLICY_NAMES } from '@arkvale/core';
 import { LLAMA_SHAPES } from '@arkvale/model-llama';
 import { oneOf, UsageError } from '../lib/args.mjs';
 
@@ -14,6 +14,15 @@ export const backendOption = { type: 'string', value: 'NAME', default: 'auto', p
 
 /** --dtype TYPE on CUDA. */
 export const dtypeOption = { type: 'string', value: 'TYPE', parse: oneOf(...GPU_DTYPES), help: `${GPU_DTYPES.join(' or ')} on CUDA (default f16)` };
+
+/** --kv-dtype TYPE: how KV pages store K and V (core's KV_DTYPES; default auto, the backend's dtype). */
+export const kvDtypeOption = {
+  type: 'string',
+  value: 'TYPE',
+  default: 'auto',
+  parse: oneOf(...KV_DTYPES),
+  help: "KV pages: auto (the backend's dtype) or fp8 (e4m3, a scale byte per token and KV head; CPU and reference backends only for now)",
+};
 
 /** `policy[@budget]`: a cache plan (a --plans item). */
 export const planSpec = (p, flag) => {

@@ -4,7 +4,7 @@
 // the host pool as large as --host-gb allows (default 80% of this machine's memory).
 //
 //   node tools/bench/throughput-bench.mjs [--shape llama2-7b] [--backend cuda] [--dtype f16]
-//     [--context 30720] [--kv-gb 40] [--host-gb N] [--plans full,arkvale@512] [--page-size 32]
+//     [--context 30720] [--kv-gb 40] [--host-gb N] [--plans full,arkvale@512] [--page-size 32] [--kv-dtype auto]
 //     [--steps 8] [--warmup 0] [--max-batch 64] [--out FILE]
 //
 // Per plan: the batch is the most sequences whose resident KV (every page of the
@@ -25,7 +25,7 @@ import { KvCache, pageBytes, poolPagesFor, resolveCacheOptions, seededUniform } 
 import { kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
 import { BatchRun, describeBackend, loadBackend, stepPagesBound } from '@arkvale/engine';
 import { int, list, number, parseCommand } from '../lib/args.mjs';
-import { backendOption, dtypeOption, planSpec, shapeOption } from './model-options.mjs';
+import { backendOption, dtypeOption, kvDtypeOption, planSpec, shapeOption } from './model-options.mjs';
 
 // When a flag is given twice the last one wins, so a wrapper's defaults can be overridden by later arguments.
 const { values: opts } = parseCommand({
@@ -52,6 +52,7 @@ time, then --steps timed greedy steps of the whole batch. JSON on stdout (and --
     },
     plans: { type: 'string', value: 'LIST', default: 'full,arkvale@512', parse: list(planSpec), help: 'policy[@budget], comma-separated' },
     'page-size': { type: 'string', value: 'N', default: '32', parse: int({ min: 1 }), help: 'tokens per KV page' },
+    'kv-dtype': kvDtypeOption,
     steps: { type: 'string', value: 'N', default: '8', parse: int({ min: 1 }), help: 'timed decode steps' },
     warmup: { type: 'string', value: 'N', default: '0', parse: int({ min: 0 }), help: 'untimed decode steps before them' },
     'max-batch': { type: 'string', value: 'N', default: '64', parse: int({ min: 1 }), help: 'the largest batch tried' },
@@ -73,7 +74,8 @@ const log = (t) => process.stderr.write(`${t}\n`);
 const backend = await loadBackend({ backend: opts.backend, dtype: opts.dtype, onWarning: (t) => process.stderr.write(t) });
 const config = shapeConfig(shape);
 const weights = randomLlamaWeights(config, backend, 7, { sharedEmbedding: 1 });
-const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2);
+const kvDtype = opts['kv-dtype'];
+const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2, kvDtype);
 const bytesPerPage = pageBytes(geometry);
 // Room for every step: a sequence prefilled first decodes while the others are prefilled (up to max-batch steps).
 const tokens = context + maxBatch + warmup + steps + 1;
@@ -134,7 +136,18 @@ const save = () => {
   const full = results.find((r) => r.policy === 'full' && r.tokensPerSecond);
   for (const r of results) if (full && r.tokensPerSecond) r.overFull = +(r.tokensPerSecond / full.tokensPerSecond).toFixed(2);
   const json = JSON.stringify(
-    { shape, backend: describeBackend(backend), context, kvGB: kvBytes / 1e9, hostGB: +(hostBytes / 1e9).toFixed(1), pageSize, steps, warmup, results },
+    {
+      shape,
+      backend: describeBackend(backend),
+      context,
+      kvGB: kvBytes / 1e9,
+      hostGB: +(hostBytes / 1e9).toFixed(1),
+      pageSize,
+      kvDtype,
+      steps,
+      warmup,
+      results,
+    },
     null,
     2,
   );

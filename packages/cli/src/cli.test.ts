@@ -91,6 +91,34 @@ describe('arkvale generate', () => {
     expect(json.text.trim().replace(/\.$/, '')).toBe(passkey);
     expect(json.kv.hostOnlyPages).toBeGreaterThan(0);
   });
+
+  it('--kv-dtype fp8: ArkVale over fp8 pages still answers a pass key far over the budget', async () => {
+    const c = golden.cases[1];
+    const r = await cli([
+      'generate',
+      c.text,
+      '-m',
+      modelDir,
+      '--backend',
+      'cpu',
+      '--policy',
+      'arkvale',
+      '--budget',
+      '256',
+      '--kv-dtype',
+      'fp8',
+      '-n',
+      '8',
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    const json = JSON.parse(r.out);
+    expect(json).toMatchObject({ kvDtype: 'fp8', pageSize: 16 });
+    expect(json.text).toContain(c.expected_answer);
+    expect(json.kv.evictions).toBeGreaterThan(0);
+    const text = await cli(['generate', golden.cases[0].text, '-m', modelDir, '--backend', 'cpu', '--kv-dtype', 'fp8', '-n', '2']);
+    expect(text.err).toMatch(/pages of 16 \(fp8\)/);
+  });
 });
 
 describe('bad input gives a clear error and a non-zero exit code', () => {
@@ -133,6 +161,8 @@ describe('bad input gives a clear error and a non-zero exit code', () => {
     const policy = await cli(['generate', 'hi', '-m', modelDir, '--policy', 'lru']);
     expect([policy.code, policy.err]).toEqual([2, expect.stringMatching(/unknown policy "lru"/)]);
     expect((await cli(['generate', 'hi', '-m', modelDir, '--page-size', '12'])).err).toMatch(/page size must be a power of two/);
+    const dtype = await cli(['generate', 'hi', '-m', modelDir, '--kv-dtype', 'fp16']);
+    expect([dtype.code, dtype.err]).toEqual([2, expect.stringMatching(/--kv-dtype must be one of: auto, fp8; got "fp16"/)]);
     const none = await cli(['generate', '-m', modelDir]);
     expect([none.code, none.err]).toEqual([2, expect.stringMatching(/no prompt/)]);
   });
@@ -159,11 +189,17 @@ describe('arkvale inspect model', () => {
     expect(r.out).toMatch(/4 layers, hidden 512, MLP 1536, 4 heads \/ 2 KV heads/);
     // K and V, 4 layers, 2 KV heads, head dim 128, 2 bytes: 4 KiB per token.
     expect(r.out).toMatch(/KV per token +4\.00 KiB/);
+    // fp8: a byte per value and a scale byte per token and KV head.
+    expect(r.out).toMatch(/KV per token .*2\.02 KiB \(fp8\)/);
   });
   it('prints help', async () => {
     const r = await cli(['--help']);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/generate/);
     expect(r.out).toMatch(/eval/);
+    for (const command of [['generate'], ['eval', 'passkey'], ['serve']]) {
+      const help = await cli([...command, '--help']);
+      expect(help.out.replace(/\s+/g, ' ')).toMatch(/--kv-dtype <type> how KV pages store K and V: auto \(the backend's dtype\) \| fp8 .*\(default: "auto"\)/);
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DigestVariant, PolicyName, SelectionScope } from '@arkvale/core';
-import { ArkvaleError, DIGEST_VARIANTS, POLICY_NAMES, invalidArgument } from '@arkvale/core';
+import type { DigestVariant, KvDtype, PolicyName, SelectionScope } from '@arkvale/core';
+import { ArkvaleError, DIGEST_VARIANTS, KV_DTYPES, POLICY_NAMES, invalidArgument } from '@arkvale/core';
 import type { CachePlan } from '@arkvale/model-llama';
 
 // The engine's backend names and loader, for the commands' flags.
@@ -28,6 +28,11 @@ export function parsePolicy(value: string): PolicyName {
     throw invalidArgument(`unknown policy "${value}"; expected one of: ${POLICY_NAMES.join(', ')}`);
   }
   return value as PolicyName;
+}
+
+export function parseKvDtype(value: string): KvDtype {
+  if (!(KV_DTYPES as readonly string[]).includes(value)) throw invalidArgument(`--kv-dtype must be one of: ${KV_DTYPES.join(', ')}; got "${value}"`);
+  return value as KvDtype;
 }
 
 export function parseList<T>(parse: (v: string) => T) {
@@ -64,6 +69,7 @@ export interface CacheFlags {
   policy: string;
   budget: number;
   pageSize: number;
+  kvDtype?: KvDtype;
   sinks?: number;
   window?: number;
   fullLayers?: number;
@@ -80,6 +86,7 @@ export function cachePlan(f: CacheFlags, policy: PolicyName = parsePolicy(f.poli
     policy,
     budgetTokens: budget,
     pageSize: f.pageSize,
+    kvDtype: f.kvDtype === undefined ? undefined : parseKvDtype(f.kvDtype),
     sinkPages: f.sinks,
     windowPages: f.window,
     fullLayers: f.fullLayers,

@@ -16,8 +16,29 @@ export interface KvGeometry {
   readonly numKvHeads: number;
   readonly headDim: number;
   readonly pageSize: number;
-  /** Bytes per stored element on the device (2 for f16/bf16, 4 for f32). */
+  /**
+   * Bytes per element of the backend's dtype (2 for f16/bf16, 4 for f32): of KV pages
+   * unless `kvDtype` says otherwise, and always of digests and activations.
+   */
   readonly bytesPerElement: number;
+  /**
+   * How pages store K and V. Absent: in the backend's dtype (`bytesPerElement`).
+   * 'fp8': e4m3 codes with one power-of-two scale byte per token, KV head and K|V,
+   * inside the page slot (see `pageBytes` and kv-fp8.ts); attention, digests and
+   * token scores read them dequantized. Digests stay in the backend's dtype.
+   */
+  readonly kvDtype?: 'fp8';
+}
+
+/** What `--kv-dtype` and the `kvDtype` options take: 'auto' keeps pages in the backend's dtype. */
+export const KV_DTYPES = ['auto', 'fp8'] as const;
+export type KvDtype = (typeof KV_DTYPES)[number];
+
+/** The geometry's `kvDtype` for a `--kv-dtype` choice (undefined for 'auto' or none); anything else is a ConfigError naming `what`. */
+export function geometryKvDtype(choice: string | undefined, what = 'kvDtype'): KvGeometry['kvDtype'] {
+  if (choice === undefined || choice === 'auto') return undefined;
+  if (choice === 'fp8') return 'fp8';
+  throw new ConfigError(`${what} must be one of: ${KV_DTYPES.join(', ')}; got "${String(choice)}"`);
 }
 
 export type SelectOn = 'device' | 'host';
@@ -89,6 +110,9 @@ export function validateGeometry(g: KvGeometry): KvGeometry {
   }
   if (!isPowerOfTwo(g.pageSize) || g.pageSize > 1024) {
     throw new ConfigError(`page size must be a power of two between 1 and 1024, got ${String(g.pageSize)}`);
+  }
+  if (g.kvDtype !== undefined && g.kvDtype !== 'fp8') {
+    throw new ConfigError(`kvDtype must be "fp8" or absent (pages in the backend's dtype), got "${String(g.kvDtype)}"`);
   }
   return g;
 }
@@ -167,6 +191,29 @@ export function resolveCacheOptions(g: KvGeometry, o: CacheOptions): ResolvedCac
   };
 }
 
+const align16 = (n: number): number => Math.ceil(n / 16) * 16;
+
+/**
+ * Byte offset of the scale bytes inside an fp8 page slot: after its 2 * kvHeads *
+ * pageSize * headDim e4m3 codes, rounded up to 16 bytes.
+ */
+export function fp8ScaleOffset(g: KvGeometry): number {
+  return align16(2 * g.numKvHeads * g.pageSize * g.headDim);
+}
+
+/**
+ * Bytes of one page slot (one layer's K and V of every KV head for `pageSize` tokens).
+ * In the backend's dtype: [K|V][kvHead][token][dim] elements. fp8: the same layout in
+ * e4m3 codes (1 byte each), then [K|V][kvHead][token] scale bytes at
+ * `fp8ScaleOffset`, the slot padded to 16 bytes, so a page copy moves its scales too.
+ */
 export function pageBytes(g: KvGeometry): number {
+  if (g.kvDtype === 'fp8') return align16(fp8ScaleOffset(g) + 2 * g.numKvHeads * g.pageSize);
   return 2 * g.numKvHeads * g.pageSize * g.headDim * g.bytesPerElement;
+}
+
+/** Page bytes of K and V of one token in one layer, scales included (without the slot's padding). */
+export function kvBytesPerToken(g: KvGeometry): number {
+  if (g.kvDtype === 'fp8') return 2 * g.numKvHeads * (g.headDim + 1);
+  return 2 * g.numKvHeads * g.headDim * g.bytesPerElement;
 }

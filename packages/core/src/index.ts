@@ -25,5 +25,7 @@ export { ReferenceBackend } from './reference/reference-backend.js';
 export { causalPageTable, chunkAttention } from './chunk-attention.js';
 export { decodeFloats, halfToFloat, bf16ToFloat, floatToHalfBits, floatToBf16Bits } from './reference/half.js';
 export { RefTensor, asRef } from './reference/tensor.js';
-export { RefKvStorage, RefDigestStorage } from './reference/kv.js';
+export { RefKvStorage, RefFp8KvStorage, RefDigestStorage, gatherDequantized, readKvRow } from './reference/kv.js';
+export type { RefPageStorage } from './reference/kv.js';
+export { E4M3_MAX, floatToE4m3Bits, e4m3ToFloat, e4m3ScaleByte, e4m3ScaleFactor, quantizeHead, dequantizeHead } from './kv-fp8.js';
 export { seededUniform, randomFloats } from './random.js';

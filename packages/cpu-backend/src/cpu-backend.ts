@@ -1,4 +1,13 @@
-import { ReferenceBackend, RefTensor, asRef, type CausalAttentionArgs, type PagedAttentionArgs, type Tensor } from '@arkvale/core';
+import {
+  ReferenceBackend,
+  RefFp8KvStorage,
+  RefTensor,
+  asRef,
+  gatherDequantized,
+  type CausalAttentionArgs,
+  type PagedAttentionArgs,
+  type Tensor,
+} from '@arkvale/core';
 import { loadNative, type KeyStatsCode, type NativeAddon } from './native.js';
 import { asKvStorage, causalDims, matmulDims, pagedDims } from './validate.js';
 
@@ -73,13 +82,16 @@ export class CpuBackend extends ReferenceBackend {
       lasts = asRef(args.lastPageLens);
     const { batch, groups, maxPages } = pagedDims(q, storage, table, counts, lasts);
     if (!this.addon) return super.pagedAttention(args);
+    // fp8 pages: the listed pages dequantized (the reference's rounding, kv-fp8.ts), then the float32 kernel, so the
+    // result is this kernel's over the dequantized values, bit for bit.
+    const pool = storage instanceof RefFp8KvStorage ? gatherDequantized(storage, table, counts) : { storage, pageTable: table };
     const { numHeads, numKvHeads, headDim, pageSize } = storage.geometry;
     const out = new Float32Array(batch * numHeads * headDim);
     const scores = args.returnTokenScores ? new Float32Array(batch * groups * maxPages * pageSize) : null;
     this.addon.pagedAttention(
       q.f32,
-      storage.data,
-      table.i32,
+      pool.storage.data,
+      pool.pageTable.i32,
       counts.i32,
       lasts.i32,
       out,

@@ -5,7 +5,7 @@
  * the reference would read past an array and get `undefined`, native code would
  * read foreign memory. The addon repeats the bounds checks as a last line.
  */
-import { RefKvStorage, invalidArgument, type KvStorage, type RefTensor } from '@arkvale/core';
+import { RefFp8KvStorage, RefKvStorage, invalidArgument, type KvStorage, type RefPageStorage, type RefTensor } from '@arkvale/core';
 
 /** Product of all dimensions after the first, as the reference's rowSize. */
 export function rowSize(t: RefTensor): number {
@@ -37,8 +37,8 @@ export function causalDims(q: RefTensor, k: RefTensor, v: RefTensor): CausalDims
   return { tokens, heads, kvHeads, headDim };
 }
 
-export function asKvStorage(s: KvStorage): RefKvStorage {
-  if (!(s instanceof RefKvStorage)) throw invalidArgument('KV storage does not belong to the reference backend');
+export function asKvStorage(s: KvStorage): RefPageStorage {
+  if (!(s instanceof RefKvStorage || s instanceof RefFp8KvStorage)) throw invalidArgument('KV storage does not belong to the reference backend');
   return s;
 }
 
@@ -49,7 +49,7 @@ export interface PagedDims {
 }
 
 /** Checks q, the page lists and every listed slot against the pool. */
-export function pagedDims(q: RefTensor, storage: RefKvStorage, table: RefTensor, counts: RefTensor, lasts: RefTensor): PagedDims {
+export function pagedDims(q: RefTensor, storage: RefPageStorage, table: RefTensor, counts: RefTensor, lasts: RefTensor): PagedDims {
   const { numHeads, headDim: d, pageSize } = storage.geometry;
   if (table.shape.length !== 3) throw invalidArgument(`pagedAttention: page table must be [B, G, maxPages], got [${table.shape}]`);
   const [batch, groups, maxPages] = table.shape;

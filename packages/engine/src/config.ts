@@ -1,4 +1,4 @@
-import type { Backend, CacheOptions, PolicyName } from '@arkvale/core';
+import { KV_DTYPES, type Backend, type CacheOptions, type KvDtype, type PolicyName } from '@arkvale/core';
 
 /**
  * How the engine runs: pages, pools, the default KV plan, and the scheduler's limits.
@@ -8,6 +8,13 @@ import type { Backend, CacheOptions, PolicyName } from '@arkvale/core';
 export interface EngineConfig extends Pick<CacheOptions, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection'> {
   /** Tokens per KV page. Default 16. */
   readonly pageSize?: number;
+  /**
+   * How KV pages store K and V, for every plan (they share one page store): 'auto', in
+   * the backend's dtype; 'fp8', e4m3 codes with a scale byte per token and KV head
+   * (about half the bytes of f16 pages; the reference and CPU backends only, for now).
+   * Default 'auto'.
+   */
+  readonly kvDtype?: KvDtype;
   /** Device pool, in pages of one layer, shared by every sequence and plan (default: planned, below). */
   readonly devicePages?: number;
   /**
@@ -77,6 +84,7 @@ export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig 
     digest: c.digest,
     selection: c.selection,
     pageSize: c.pageSize ?? 16,
+    kvDtype: c.kvDtype ?? 'auto',
     devicePages,
     hostPages: c.hostPages ?? devicePages * 4,
     policy: c.policy ?? 'arkvale',
@@ -91,6 +99,8 @@ export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig 
     prefill: c.prefill ?? null,
     prefixCache: c.prefixCache ?? true,
   };
+  if (!(KV_DTYPES as readonly string[]).includes(r.kvDtype))
+    throw new RangeError(`engine option kvDtype must be one of ${KV_DTYPES.map((d) => `"${d}"`).join(', ')}, got ${String(r.kvDtype)}`);
   if (r.prefill !== null && r.prefill !== 'chunked' && r.prefill !== 'one-shot')
     throw new RangeError(`engine option prefill must be "chunked" or "one-shot", got ${String(r.prefill)}`);
   for (const key of ['pageSize', 'devicePages', 'budgetTokens', 'chunkTokens', 'stepTokens', 'maxRunning'] as const) {

@@ -134,7 +134,7 @@ export function generateBatch(model: LlamaEngine, requests: readonly GenerationR
 
 /** The device pool of a batch on this model and plan (batchDevicePages). */
 function batchPoolPages(model: LlamaEngine, plan: CachePlan, tokens: number, sequences: number): number {
-  const geometry = model.geometry(plan.pageSize);
+  const geometry = model.geometry(plan.pageSize, plan.kvDtype);
   return batchDevicePages(geometry, resolveCacheOptions(geometry, { ...plan, devicePages: 1 }), tokens, sequences);
 }
 
@@ -169,6 +169,7 @@ export class BatchRun {
     const o = cache.options;
     const config = resolveEngineConfig({
       pageSize: cache.pageSize,
+      kvDtype: cache.geometry.kvDtype ?? 'auto',
       devicePages: o.devicePages,
       hostPages: o.hostPages,
       policy: o.policy,

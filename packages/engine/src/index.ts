@@ -1,5 +1,5 @@
 // Backends, loaded when asked for.
-export { loadBackend, describeBackend, checkBackendChoice, BACKENDS, GPU_DTYPES } from './load-backend.js';
+export { loadBackend, describeBackend, checkBackendChoice, checkKvDtype, BACKENDS, GPU_DTYPES } from './load-backend.js';
 export type { LoadBackendOptions, BackendName, GpuDtype } from './load-backend.js';
 
 // The core every face drives.

@@ -1,4 +1,4 @@
-import { ArkvaleError, invalidArgument, ReferenceBackend, type Backend } from '@arkvale/core';
+import { ArkvaleError, geometryKvDtype, invalidArgument, ReferenceBackend, type Backend, type KvDtype } from '@arkvale/core';
 
 export const BACKENDS = ['auto', 'cuda', 'cpu', 'reference'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -25,6 +25,18 @@ export function checkBackendChoice(name: string, dtype: string | undefined): voi
   if (dtype !== undefined && !(GPU_DTYPES as readonly string[]).includes(dtype)) {
     throw invalidArgument(`unknown dtype "${dtype}"; expected one of: ${GPU_DTYPES.join(', ')}`);
   }
+}
+
+/**
+ * Throws the backend's own refusal (a ConfigError naming --kv-dtype) when it cannot
+ * store pages of `kvDtype`, by making and freeing a one-page pool of that format: run
+ * before the weights load, so an unsupported choice fails in a moment, not after them.
+ */
+export function checkKvDtype(backend: Backend, kvDtype: KvDtype | undefined): void {
+  const pages = geometryKvDtype(kvDtype, '--kv-dtype');
+  if (pages === undefined) return;
+  const probe = { numLayers: 1, numHeads: 1, numKvHeads: 1, headDim: 128, pageSize: 16, bytesPerElement: backend.dtype === 'f32' ? 4 : 2, kvDtype: pages };
+  backend.freeStorage(backend.createKvStorage('device', 1, probe));
 }
 
 /*

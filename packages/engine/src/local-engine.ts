@@ -1,5 +1,5 @@
 import type { Backend } from '@arkvale/core';
-import { describeBackend, loadBackend, type BackendName } from './load-backend.js';
+import { checkKvDtype, describeBackend, loadBackend, type BackendName } from './load-backend.js';
 import { largestPassRows, planPools } from './pool-plan.js';
 import { loadServedModel } from './served-model.js';
 import { EngineClient } from './engine-client.js';
@@ -37,15 +37,16 @@ export class LocalEngine extends EngineClient {
     let parts = clientParts(options);
     const given = options.backend ?? 'cpu';
     const backend = typeof given === 'string' ? await loadBackend({ backend: given }) : given;
+    checkKvDtype(backend, parts.config.kvDtype); // before the weights load
     const model = await loadServedModel(options, backend, options.gpuMemoryUtilization);
-    const pools = planPools(model, parts.config.pageSize, largestPassRows(parts.config, model, backend), options, options.gpuMemoryUtilization ?? 0.9);
+    const pools = planPools(model, parts.config, largestPassRows(parts.config, model, backend), options, options.gpuMemoryUtilization ?? 0.9);
     parts = parts.withPools(pools.devicePages, pools.hostPages);
     let engine: LocalEngine | null = null;
     const core = new EngineCore({
       forward: model.forward,
       tokenizer: model.tokenizer,
       config: parts.config,
-      geometry: model.geometry(parts.config.pageSize),
+      geometry: model.geometry(parts.config.pageSize, parts.config.kvDtype),
       eosIds: model.eosIds,
       sink: (id, ev) => engine!.onCoreEvent(id, ev),
     });

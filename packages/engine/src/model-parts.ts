@@ -88,6 +88,7 @@ function partsOf(options: ModelOptions, model: ModelDir | null, llama: LlamaConf
       maxPositions,
       backend,
       pageSize: config.pageSize,
+      kvDtype: config.kvDtype,
       defaultPolicy: config.policy,
       defaultBudget: config.budgetTokens,
     }),

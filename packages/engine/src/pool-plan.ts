@@ -1,5 +1,5 @@
 import { totalmem } from 'node:os';
-import { pageBytes, type Backend } from '@arkvale/core';
+import { pageBytes, type Backend, type KvDtype } from '@arkvale/core';
 import { prefillsOneShot, type ResolvedEngineConfig } from './config.js';
 import type { ServedModel } from './served-model.js';
 
@@ -29,17 +29,18 @@ const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
  */
 export function planPools(
   model: ServedModel,
-  pageSize: number,
+  pages: { readonly pageSize: number; readonly kvDtype?: KvDtype },
   passRows: number,
   given: { readonly devicePages?: number; readonly hostPages?: number },
   gpuMemoryUtilization: number,
   machineBytes = totalmem(),
 ): PoolPlan {
-  const bytes = pageBytes(model.geometry(pageSize));
+  const { pageSize, kvDtype } = pages;
+  const bytes = pageBytes(model.geometry(pageSize, kvDtype));
   // Four times the device pool (backups of what it evicts, parked sequences), within a share of the machine: pinned memory is slow to allocate and scarce.
   const hostCap = Math.floor((HOST_MEMORY_SHARE * machineBytes) / bytes);
   const hostPagesFor = (devicePages: number) => given.hostPages ?? Math.min(4 * devicePages, hostCap);
-  const capacity = model.devicePageCapacity(pageSize, passRows, hostPagesFor);
+  const capacity = model.devicePageCapacity(pageSize, passRows, hostPagesFor, kvDtype);
   if (capacity !== undefined && given.devicePages !== undefined && given.devicePages > capacity) {
     throw new Error(
       `a device pool of ${given.devicePages} pages does not fit: ${capacity} pages of ${pageSize} tokens fit within --gpu-memory-utilization ${gpuMemoryUtilization}; lower --device-pages`,
@@ -60,7 +61,7 @@ export function planPools(
   return {
     devicePages,
     hostPages,
-    summary: `KV pools: ${devicePages} device pages (${gib(devicePages * bytes)}, ${deviceFrom}), ${hostPages} host pages (${gib(hostPages * bytes)}, ${hostFrom})`,
+    summary: `KV pools${kvDtype === 'fp8' ? ' (fp8 pages)' : ''}: ${devicePages} device pages (${gib(devicePages * bytes)}, ${deviceFrom}), ${hostPages} host pages (${gib(hostPages * bytes)}, ${hostFrom})`,
   };
 }
 

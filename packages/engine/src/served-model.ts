@@ -1,4 +1,4 @@
-import type { Backend, KvGeometry } from '@arkvale/core';
+import type { Backend, KvDtype, KvGeometry } from '@arkvale/core';
 import { LlamaEngine, ShapeModel, type LlamaForward, type Tokenizer } from '@arkvale/model-llama';
 import type { ModelSource } from './model-parts.js';
 
@@ -8,9 +8,9 @@ export interface ServedModel {
   /** null: token ids only. */
   readonly tokenizer: Tokenizer | null;
   readonly eosIds: readonly number[];
-  geometry(pageSize: number): KvGeometry;
+  geometry(pageSize: number, kvDtype?: KvDtype): KvGeometry;
   /** Device KV pages that fit beside the weights and a `tokens`-row pass; undefined on a backend without its own memory. */
-  devicePageCapacity(pageSize: number, tokens: number, hostPagesFor?: (devicePages: number) => number): number | undefined;
+  devicePageCapacity(pageSize: number, tokens: number, hostPagesFor?: (devicePages: number) => number, kvDtype?: KvDtype): number | undefined;
 }
 
 /** Loads the checkpoint folder, or makes random weights at the shape, on the backend. */
@@ -21,8 +21,8 @@ export async function loadServedModel(source: ModelSource, backend: Backend, gpu
       forward: m.forward,
       tokenizer: null,
       eosIds: m.config.eosTokenIds,
-      geometry: (ps) => m.geometry(ps),
-      devicePageCapacity: (ps, tokens, hostPagesFor) => m.devicePageCapacity(ps, tokens, hostPagesFor),
+      geometry: (ps, kvDtype) => m.geometry(ps, kvDtype),
+      devicePageCapacity: (ps, tokens, hostPagesFor, kvDtype) => m.devicePageCapacity(ps, tokens, hostPagesFor, kvDtype),
     };
   }
   const llama = await LlamaEngine.load(source.modelDir!, backend, { gpuMemoryUtilization });
@@ -30,7 +30,7 @@ export async function loadServedModel(source: ModelSource, backend: Backend, gpu
     forward: llama.forward,
     tokenizer: llama.model.tokenizer,
     eosIds: llama.model.eosIds,
-    geometry: (ps) => llama.geometry(ps),
-    devicePageCapacity: (ps, tokens, hostPagesFor) => llama.devicePageCapacity(ps, tokens, hostPagesFor),
+    geometry: (ps, kvDtype) => llama.geometry(ps, kvDtype),
+    devicePageCapacity: (ps, tokens, hostPagesFor, kvDtype) => llama.devicePageCapacity(ps, tokens, hostPagesFor, kvDtype),
   };
 }

@@ -1,4 +1,4 @@
-import type { KvStats, PolicyName } from '@arkvale/core';
+import type { KvDtype, KvStats, PolicyName } from '@arkvale/core';
 import type { PositionLogprobs } from './logprobs.js';
 import type { OutputConstraint } from './output-constraint.js';
 import type { ChatInputMessage } from './chat-format.js';
@@ -156,6 +156,8 @@ export interface EngineModelInfo {
   readonly maxPositions: number;
   readonly backend: string;
   readonly pageSize: number;
+  /** How KV pages store K and V (EngineConfig.kvDtype). */
+  readonly kvDtype: KvDtype;
   readonly defaultPolicy: PolicyName;
   readonly defaultBudget: number;
 }

@@ -42,4 +42,21 @@ describe('device memory planning', () => {
     expect(devicePageCapacity(backend, config, g, 0.9, 512, hostFor)!).toBeGreaterThan(pages);
     expect(devicePageCapacity(new ReferenceBackend(), config, g, 0.9, rows)).toBeUndefined();
   });
+
+  it('plans fp8 pages at their own size: codes and scale bytes, digests still in the activation dtype', () => {
+    const g8 = kvGeometry(config, 32, 2, 'fp8');
+    // 2 x 32 tokens x 32 heads x (128 codes + 1 scale byte); digests as for f16 pages.
+    expect(pageBytes(g8)).toBe(2 * 32 * 32 * 129);
+    expect(digestBytes(g8)).toBe(digestBytes(g));
+    expect(kvDeviceBytes(g8, 10, 40)).toBe(10 * 264_192 + 50 * 16_384);
+    const backend = gpu(60 * GIB);
+    const f16 = devicePageCapacity(backend, config, g, 0.9, 512)!;
+    const fp8 = devicePageCapacity(backend, config, g8, 0.9, 512)!;
+    // About twice the pages (a page with its digest: 264,192 + 16,384 bytes against 524,288 + 16,384).
+    expect(Math.abs(fp8 - (f16 * (524_288 + 16_384)) / (264_192 + 16_384))).toBeLessThanOrEqual(2);
+    expect(fp8 / f16).toBeGreaterThan(1.9);
+    const options = { devicePages: fp8, hostPages: 0 } as Parameters<typeof checkCacheFits>[3];
+    expect(() => checkCacheFits(backend, config, g8, options, 512, 0.9)).not.toThrow();
+    expect(() => checkCacheFits(backend, config, g8, { ...options, devicePages: fp8 + 1 }, 512, 0.9)).toThrow(/the KV cache needs/);
+  });
 });

@@ -51,12 +51,15 @@ export function activationBytes(config: LlamaConfig, tokens: number, logitRows: 
   return 2 * ((tokens * perRow + mlp) * element + logitRows * config.vocabSize * 4);
 }
 
-/** Device bytes of a digest (a page's per-head key summary), stored in the KV dtype for every page, resident or backed up. */
+/**
+ * Device bytes of a digest (a page's per-head key summary), stored in the activation
+ * dtype (fp8 pages keep 16-bit digests) for every page, resident or backed up.
+ */
 export function digestBytes(g: KvGeometry): number {
   return g.numKvHeads * 2 * g.headDim * g.bytesPerElement;
 }
 
-/** Device bytes of a cache's KV pools: its device pages, and the digests of every page it can score. */
+/** Device bytes of a cache's KV pools: its device pages (`pageBytes`: fp8 pages at their own size), and the digests of every page it can score. */
 export function kvDeviceBytes(g: KvGeometry, devicePages: number, hostPages: number): number {
   return devicePages * pageBytes(g) + (devicePages + hostPages) * digestBytes(g);
 }

@@ -1,4 +1,4 @@
-import type { Backend, CacheOptions, KvCacheInit, KvGeometry } from '@arkvale/core';
+import type { Backend, CacheOptions, KvCacheInit, KvDtype, KvGeometry } from '@arkvale/core';
 import { invalidArgument, KvCache, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
 import { checkCacheFits, checkWeightsFit, devicePageCapacity } from './device-memory.js';
 import { LlamaForward } from './forward.js';
@@ -9,6 +9,8 @@ import type { LoadProgress } from './weights.js';
 /** The KV policy and its knobs; pool sizes are derived from the work. */
 export type CachePlan = Omit<CacheOptions, 'devicePages' | 'hostPages'> & {
   readonly pageSize: number;
+  /** How pages store K and V: 'auto' (default), the backend's dtype; 'fp8', e4m3 pages (kvGeometry). */
+  readonly kvDtype?: KvDtype;
   readonly devicePages?: number;
   readonly hostPages?: number;
 };
@@ -43,9 +45,9 @@ export class LlamaEngine {
     return new LlamaEngine(model, new LlamaForward(model.config, weights, backend), utilization);
   }
 
-  /** The cache geometry of this model on this backend (KV pages in the backend's dtype). */
-  geometry(pageSize: number): KvGeometry {
-    return kvGeometry(this.model.config, pageSize, this.backend.dtype === 'f32' ? 4 : 2);
+  /** The cache geometry of this model on this backend (KV pages in the backend's dtype, or fp8 pages). */
+  geometry(pageSize: number, kvDtype?: KvDtype): KvGeometry {
+    return kvGeometry(this.model.config, pageSize, this.backend.dtype === 'f32' ? 4 : 2, kvDtype);
   }
 
   /**
@@ -54,8 +56,8 @@ export class LlamaEngine {
    * pages and of the host pages `hostPagesFor` pairs with them; undefined on backends
    * that use host memory. What a long-running server sizes its one pool from.
    */
-  devicePageCapacity(pageSize: number, tokens: number, hostPagesFor?: (devicePages: number) => number): number | undefined {
-    return devicePageCapacity(this.backend, this.model.config, this.geometry(pageSize), this.gpuMemoryUtilization, tokens, hostPagesFor);
+  devicePageCapacity(pageSize: number, tokens: number, hostPagesFor?: (devicePages: number) => number, kvDtype?: KvDtype): number | undefined {
+    return devicePageCapacity(this.backend, this.model.config, this.geometry(pageSize, kvDtype), this.gpuMemoryUtilization, tokens, hostPagesFor);
   }
 
   get backend(): Backend {
@@ -67,7 +69,7 @@ export class LlamaEngine {
    * what that work needs; explicit sizes are checked like any other option.
    */
   createCache(plan: CachePlan, tokens: number, sequences = 1): KvCache {
-    const geometry = this.geometry(plan.pageSize);
+    const geometry = this.geometry(plan.pageSize, plan.kvDtype);
     const resolved = resolveCacheOptions(geometry, { ...plan, devicePages: 1 });
     const pools = poolPagesFor(geometry, resolved, tokens, sequences);
     const options = { ...plan, devicePages: plan.devicePages ?? pools.devicePages, hostPages: plan.hostPages ?? pools.hostPages };

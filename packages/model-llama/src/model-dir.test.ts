@@ -158,19 +158,23 @@ describe('describeModel', () => {
     expect(d.parameterCount).toBe(2 * 856 * 512 + 4 * (2 * 512 * 512 + 2 * 512 * 256 + 3 * 512 * 1536 + 2 * 512) + 512);
     expect(d.parameterCount).toBe(13_464_064);
     // 2 (K, V) x 4 layers x 2 KV heads x 128 dims x bytes
-    expect(d.kvBytesPerToken).toEqual({ f16: 4096, f32: 8192 });
+    // fp8: 2 x 4 layers x 2 KV heads x (128 codes + 1 scale byte)
+    expect(d.kvBytesPerToken).toEqual({ f16: 4096, f32: 8192, fp8: 2064 });
     expect(d.pageBytes).toEqual([
-      { pageSize: 8, f16: 8192, f32: 16384 },
-      { pageSize: 16, f16: 16384, f32: 32768 },
-      { pageSize: 32, f16: 32768, f32: 65536 },
-      { pageSize: 64, f16: 65536, f32: 131072 },
+      { pageSize: 8, f16: 8192, f32: 16384, fp8: 4128 },
+      { pageSize: 16, f16: 16384, f32: 32768, fp8: 8256 },
+      { pageSize: 32, f16: 32768, f32: 65536, fp8: 16512 },
+      { pageSize: 64, f16: 65536, f32: 131072, fp8: 33024 },
     ]);
   });
 
   it('counts a tied embedding once and builds a KV geometry', () => {
     const c = { ...openModelDir(TINY_MODEL_DIR).config, tieWordEmbeddings: true };
     expect(countParameters(c)).toBe(13_464_064 - 856 * 512);
-    expect(kvGeometry(c, 16, 2)).toEqual({ numLayers: 4, numHeads: 4, numKvHeads: 2, headDim: 128, pageSize: 16, bytesPerElement: 2 });
+    expect(kvGeometry(c, 16, 2)).toStrictEqual({ numLayers: 4, numHeads: 4, numKvHeads: 2, headDim: 128, pageSize: 16, bytesPerElement: 2 });
+    expect(kvGeometry(c, 16, 2, 'auto')).toStrictEqual(kvGeometry(c, 16, 2));
+    expect(kvGeometry(c, 16, 2, 'fp8')).toStrictEqual({ ...kvGeometry(c, 16, 2), kvDtype: 'fp8' });
+    expect(() => kvGeometry(c, 16, 2, 'e5m2' as 'fp8')).toThrow('--kv-dtype must be one of: auto, fp8; got "e5m2"');
     expect(describeModel({ ...c, ropeScaling: { type: 'linear', factor: 4 } }).rope).toBe('theta 500000, linear x4');
   });
 });

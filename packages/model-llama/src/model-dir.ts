@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ArkvaleError, pageBytes, validateGeometry, type Backend, type KvGeometry } from '@arkvale/core';
+import { ArkvaleError, geometryKvDtype, kvBytesPerToken, pageBytes, validateGeometry, type Backend, type KvDtype, type KvGeometry } from '@arkvale/core';
 import { ChatTemplate, noChatTemplateError, type ChatMessage, type RenderChatOptions } from './chat-template.js';
 import { parseLlamaConfig, type LlamaConfig } from './config.js';
 import { describeJson, isFile, readJsonObject } from './files.js';
@@ -143,8 +143,12 @@ export function openModelDir(dir: string): ModelDir {
   };
 }
 
-/** The KV geometry of `config` for a page pool. */
-export function kvGeometry(config: LlamaConfig, pageSize: number, bytesPerElement: number): KvGeometry {
+/**
+ * The KV geometry of `config` for a page pool: pages in the backend's dtype
+ * (`bytesPerElement`), or of `kvDtype` ('fp8': e4m3 pages; 'auto' or none: the backend's).
+ */
+export function kvGeometry(config: LlamaConfig, pageSize: number, bytesPerElement: number, kvDtype?: KvDtype): KvGeometry {
+  const pages = geometryKvDtype(kvDtype, '--kv-dtype');
   return validateGeometry({
     numLayers: config.numLayers,
     numHeads: config.numHeads,
@@ -152,6 +156,7 @@ export function kvGeometry(config: LlamaConfig, pageSize: number, bytesPerElemen
     headDim: config.headDim,
     pageSize,
     bytesPerElement,
+    ...(pages ? { kvDtype: pages } : {}),
   });
 }
 
@@ -168,6 +173,8 @@ export function countParameters(config: LlamaConfig): number {
 export interface KvBytes {
   readonly f16: number;
   readonly f32: number;
+  /** fp8 pages (--kv-dtype fp8): a byte per value and a scale byte per token, KV head and K|V. */
+  readonly fp8: number;
 }
 
 export interface ModelDescription {
@@ -187,7 +194,7 @@ export interface ModelDescription {
   readonly tieWordEmbeddings: boolean;
   /** e.g. "theta 500000, no scaling" or "theta 500000, llama3 x8 (low 1, high 4, original 8192)". */
   readonly rope: string;
-  /** K and V of one token across all layers: 2 * layers * kvHeads * headDim * bytes. */
+  /** K and V of one token across all layers: 2 * layers * kvHeads * headDim * bytes (fp8: 2 * layers * kvHeads * (headDim + 1)). */
   readonly kvBytesPerToken: KvBytes;
   /** One page of one layer (K and V of every KV head, `pageSize` tokens), as the page pools allocate it. */
   readonly pageBytes: readonly ({ readonly pageSize: number } & KvBytes)[];
@@ -205,7 +212,7 @@ function describeRope(config: LlamaConfig): string {
 
 /** What `arkvale inspect model` shows, computed from the config alone. */
 export function describeModel(config: LlamaConfig): ModelDescription {
-  const perToken = (bytes: number): number => 2 * config.numLayers * config.numKvHeads * config.headDim * bytes;
+  const perToken = (bytes: number, kvDtype?: KvDtype): number => config.numLayers * kvBytesPerToken(kvGeometry(config, 1, bytes, kvDtype));
   return {
     architecture: config.architecture,
     modelType: config.modelType,
@@ -221,11 +228,12 @@ export function describeModel(config: LlamaConfig): ModelDescription {
     maxPositionEmbeddings: config.maxPositionEmbeddings,
     tieWordEmbeddings: config.tieWordEmbeddings,
     rope: describeRope(config),
-    kvBytesPerToken: { f16: perToken(2), f32: perToken(4) },
+    kvBytesPerToken: { f16: perToken(2), f32: perToken(4), fp8: perToken(2, 'fp8') },
     pageBytes: DESCRIBED_PAGE_SIZES.map((pageSize) => ({
       pageSize,
       f16: pageBytes(kvGeometry(config, pageSize, 2)),
       f32: pageBytes(kvGeometry(config, pageSize, 4)),
+      fp8: pageBytes(kvGeometry(config, pageSize, 2, 'fp8')),
     })),
   };
 }

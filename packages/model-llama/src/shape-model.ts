@@ -1,4 +1,4 @@
-import type { Backend, KvGeometry } from '@arkvale/core';
+import type { Backend, KvDtype, KvGeometry } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import { checkWeightsFit, devicePageCapacity } from './device-memory.js';
@@ -41,13 +41,13 @@ export class ShapeModel {
     return this.forward.backend;
   }
 
-  /** The cache geometry on this backend (KV pages in its dtype). */
-  geometry(pageSize: number): KvGeometry {
-    return kvGeometry(this.config, pageSize, this.backend.dtype === 'f32' ? 4 : 2);
+  /** The cache geometry on this backend (KV pages in its dtype, or fp8 pages). */
+  geometry(pageSize: number, kvDtype?: KvDtype): KvGeometry {
+    return kvGeometry(this.config, pageSize, this.backend.dtype === 'f32' ? 4 : 2, kvDtype);
   }
 
   /** As LlamaEngine.devicePageCapacity: device KV pages that fit beside the weights and a `tokens`-row pass. */
-  devicePageCapacity(pageSize: number, tokens: number, hostPagesFor?: (devicePages: number) => number): number | undefined {
-    return devicePageCapacity(this.backend, this.config, this.geometry(pageSize), this.gpuMemoryUtilization, tokens, hostPagesFor);
+  devicePageCapacity(pageSize: number, tokens: number, hostPagesFor?: (devicePages: number) => number, kvDtype?: KvDtype): number | undefined {
+    return devicePageCapacity(this.backend, this.config, this.geometry(pageSize, kvDtype), this.gpuMemoryUtilization, tokens, hostPagesFor);
   }
 }

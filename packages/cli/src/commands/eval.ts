@@ -86,7 +86,7 @@ export function evalCommand(program: Command, io: CliIo, setExitCode: (code: num
   passkeyPromptCommand(evalCmd, io);
   compareCommand(evalCmd, io, setExitCode);
   addCacheOptions(addModelOptions(cmd)).action(async (flags: EvalFlags) => {
-    const engine = await loadEngine(flags, io);
+    const engine = await loadEngine(flags, io, flags.kvDtype);
     const filler = readFiller(flags.filler ?? join(engine.model.dir, 'filler.txt'));
     const { policy: _p, budgetTokens: _b, ...plan } = cachePlan({ ...flags, policy: 'full', budget: 1 });
     const started = performance.now();
@@ -99,6 +99,7 @@ export function evalCommand(program: Command, io: CliIo, setExitCode: (code: num
         backend: describeBackend(engine.backend),
         protocol: flags.protocol,
         pageSize: flags.pageSize,
+        kvDtype: flags.kvDtype ?? 'auto',
         depths: flags.depths,
         seed: flags.seed,
       };
@@ -131,7 +132,7 @@ export function evalCommand(program: Command, io: CliIo, setExitCode: (code: num
     });
     if (io.interactive) io.err('\n');
     io.out(passkeyHeading(flags.protocol, flags.depths));
-    io.out(`backend: ${describeBackend(engine.backend)}, pages of ${flags.pageSize}\n`);
+    io.out(`backend: ${describeBackend(engine.backend)}, pages of ${flags.pageSize}${flags.kvDtype === 'fp8' ? ' (fp8)' : ''}\n`);
     io.out(passkeyTable(rows));
     if (flags.json) io.err(`wrote ${flags.json}\n`);
   });

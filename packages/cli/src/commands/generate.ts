@@ -58,7 +58,7 @@ export function generateCommand(program: Command, io: CliIo): void {
   addCacheOptions(addModelOptions(cmd)).action(async (prompt: string | undefined, flags: GenerateFlags) => {
     const text = await readPrompt(prompt, flags, io);
     const plan = cachePlan(flags);
-    const engine = await loadEngine(flags, io);
+    const engine = await loadEngine(flags, io, plan.kvDtype);
     const tokenizer = engine.model.tokenizer;
     const promptIds = flags.chat ? engine.model.encodeChat([{ role: 'user', content: text }], { addGenerationPrompt: true }) : tokenizer.encode(text);
     const suffixIds = flags.then === undefined ? undefined : tokenizer.encode(flags.then, { addSpecialTokens: false });
@@ -92,6 +92,7 @@ export function generateCommand(program: Command, io: CliIo): void {
           policy: plan.policy,
           budgetTokens: plan.budgetTokens,
           pageSize: plan.pageSize,
+          kvDtype: plan.kvDtype ?? 'auto',
           backend: describeBackend(engine.backend),
           timings: result.timings,
           kv: result.kv,
@@ -102,7 +103,7 @@ export function generateCommand(program: Command, io: CliIo): void {
     io.out('\n');
     io.err(
       [
-        `--- ${plan.policy}, budget ${plan.budgetTokens} tokens, pages of ${plan.pageSize}, ${describeBackend(engine.backend)} backend; finished: ${out.finishReason}`,
+        `--- ${plan.policy}, budget ${plan.budgetTokens} tokens, pages of ${plan.pageSize}${plan.kvDtype === 'fp8' ? ' (fp8)' : ''}, ${describeBackend(engine.backend)} backend; finished: ${out.finishReason}`,
         ...formatTimings(result.timings),
         ...formatKv(result.kv),
       ].join('\n') + '\n',

@@ -29,8 +29,14 @@ export function inspectCommand(program: Command, io: CliIo): void {
         ],
         ['positions', `${d.maxPositionEmbeddings}; RoPE ${d.rope}; ${d.tieWordEmbeddings ? 'tied' : 'untied'} embeddings`],
         ['weights', `${formatBytes(model.weightBytes)} on disk (${model.weightDtypes.join(', ')})`],
-        ['KV per token', `${formatBytes(d.kvBytesPerToken.f16)} (f16/bf16), ${formatBytes(d.kvBytesPerToken.f32)} (f32)`],
-        ...d.pageBytes.map((p): [string, string] => [`page of ${p.pageSize}`, `${formatBytes(p.f16)} (f16/bf16), ${formatBytes(p.f32)} (f32) per layer`]),
+        [
+          'KV per token',
+          `${formatBytes(d.kvBytesPerToken.f16)} (f16/bf16), ${formatBytes(d.kvBytesPerToken.f32)} (f32), ${formatBytes(d.kvBytesPerToken.fp8)} (fp8)`,
+        ],
+        ...d.pageBytes.map((p): [string, string] => [
+          `page of ${p.pageSize}`,
+          `${formatBytes(p.f16)} (f16/bf16), ${formatBytes(p.f32)} (f32), ${formatBytes(p.fp8)} (fp8) per layer`,
+        ]),
       ];
       const w = Math.max(...rows.map((r) => r[0].length));
       io.out(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');

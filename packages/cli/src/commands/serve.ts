@@ -101,7 +101,7 @@ export function serveCommand(program: Command, io: CliIo): void {
     }
     io.err(
       `arkvale serve: ready: model "${ready.model.id}", ${ready.model.backend} backend, default ${ready.model.defaultPolicy} @ ${ready.model.defaultBudget} tokens, ` +
-        `pages of ${ready.model.pageSize}; chat prompts: ${ready.chatFormat}\n`,
+        `pages of ${ready.model.pageSize}${ready.model.kvDtype === 'fp8' ? ' (fp8)' : ''}; chat prompts: ${ready.chatFormat}\n`,
     );
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {

@@ -2,8 +2,9 @@ import type { Command } from 'commander';
 import { LlamaEngine } from '@arkvale/model-llama';
 import type { CliIo } from '../io.js';
 import { formatBytes } from '../format.js';
-import { loadBackend } from '@arkvale/engine';
-import { BACKENDS, GPU_DTYPES, parseFraction, parseIntOption, resolveModelDir, type GpuDtype } from '../options.js';
+import type { KvDtype } from '@arkvale/core';
+import { checkKvDtype, loadBackend } from '@arkvale/engine';
+import { BACKENDS, GPU_DTYPES, parseFraction, parseIntOption, parseKvDtype, resolveModelDir, type GpuDtype } from '../options.js';
 
 /** --model and --backend, shared by every command that runs the model. */
 export function addModelOptions(cmd: Command): Command {
@@ -31,6 +32,12 @@ export interface ModelFlags {
 export function addCacheOptions(cmd: Command): Command {
   return cmd
     .option('--page-size <n>', 'tokens per KV page (a power of two)', parseIntOption('page size', 1), 16)
+    .option(
+      '--kv-dtype <type>',
+      "how KV pages store K and V: auto (the backend's dtype) | fp8 (e4m3 with a scale byte per token and KV head, about half the bytes of f16 pages; CPU and reference backends only for now)",
+      parseKvDtype,
+      'auto',
+    )
     .option('--sinks <pages>', 'always-resident leading pages', parseIntOption('sinks'))
     .option('--window <pages>', 'always-resident trailing pages', parseIntOption('window', 1))
     .option('--full-layers <n>', 'leading layers that keep every page', parseIntOption('full layers'))
@@ -39,10 +46,11 @@ export function addCacheOptions(cmd: Command): Command {
     .option('--selection <scope>', 'layer | kv-head');
 }
 
-/** Loads the model with a progress line on stderr. */
-export async function loadEngine(opts: ModelFlags, io: CliIo): Promise<LlamaEngine> {
+/** Loads the model with a progress line on stderr; a `kvDtype` the backend cannot store is refused first. */
+export async function loadEngine(opts: ModelFlags, io: CliIo, kvDtype?: KvDtype): Promise<LlamaEngine> {
   const dir = resolveModelDir(opts.model);
   const backend = await loadBackend({ backend: opts.backend, dtype: opts.dtype, onWarning: io.err });
+  checkKvDtype(backend, kvDtype);
   let last = -1;
   const engine = await LlamaEngine.load(dir, backend, {
     gpuMemoryUtilization: opts.gpuMemoryUtilization,

@@ -18,6 +18,8 @@ const scenario = fc.record({
   selection: fc.constantFrom('layer' as const, 'kv-head' as const),
   digest: fc.constantFrom('cuboid-mean' as const, 'cuboid-max' as const, 'cuboid-center' as const, 'sphere' as const),
   devicePages: fc.integer({ min: 8, max: 80 }),
+  // fp8 pages: every op through the quantized pool (appends, digests, copies, recalls, attention).
+  kvDtype: fc.constantFrom(undefined, 'fp8' as const),
   seed: fc.integer(),
   commands: fc.array(command, { minLength: 1, maxLength: 14 }),
 });
@@ -35,7 +37,15 @@ describe('ArkVale selecting on the device', () => {
     let selections = 0;
     fc.assert(
       fc.property(scenario, (s) => {
-        const geometry: KvGeometry = { numLayers: 2, numHeads: 2 * s.kvHeads, numKvHeads: s.kvHeads, headDim: 4, pageSize: s.pageSize, bytesPerElement: 4 };
+        const geometry: KvGeometry = {
+          numLayers: 2,
+          numHeads: 2 * s.kvHeads,
+          numKvHeads: s.kvHeads,
+          headDim: 4,
+          pageSize: s.pageSize,
+          bytesPerElement: 4,
+          kvDtype: s.kvDtype,
+        };
         const options = (selectOn: 'device' | 'host'): CacheOptions => ({
           policy: 'arkvale',
           budgetTokens: (s.sinkPages + s.windowPages + s.extraPages) * s.pageSize,

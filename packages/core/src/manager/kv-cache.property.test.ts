@@ -21,6 +21,8 @@ const scenario = fc.record({
   digest: fc.constantFrom('cuboid-mean' as const, 'cuboid-max' as const, 'cuboid-center' as const, 'sphere' as const),
   devicePages: fc.integer({ min: 4, max: 60 }),
   hostPages: fc.integer({ min: 0, max: 60 }),
+  // fp8 pages: every op through the quantized pool (appends, digests, copies, recalls, attention).
+  kvDtype: fc.constantFrom(undefined, 'fp8' as const),
   seed: fc.integer(),
   commands: fc.array(command, { minLength: 1, maxLength: 14 }),
 });
@@ -32,7 +34,15 @@ describe('KvCache under random admit / grow / step / fork / free', () => {
     let evictedTokens = 0;
     fc.assert(
       fc.property(scenario, (s) => {
-        const geometry: KvGeometry = { numLayers: 2, numHeads: 2 * s.kvHeads, numKvHeads: s.kvHeads, headDim: 4, pageSize: s.pageSize, bytesPerElement: 4 };
+        const geometry: KvGeometry = {
+          numLayers: 2,
+          numHeads: 2 * s.kvHeads,
+          numKvHeads: s.kvHeads,
+          headDim: 4,
+          pageSize: s.pageSize,
+          bytesPerElement: 4,
+          kvDtype: s.kvDtype,
+        };
         // Token-level policies need two cells: one kept token and the incoming one.
         const budgetPages = Math.max(s.sinkPages + s.windowPages + s.extraPages, Math.ceil(2 / s.pageSize));
         const options: CacheOptions = {

@@ -1,6 +1,6 @@
 import type { PagedAttentionArgs } from '../backend.js';
 import { invalidArgument } from '../errors.js';
-import type { RefKvStorage } from './kv.js';
+import { RefFp8KvStorage, type RefPageStorage, gatherDequantized } from './kv.js';
 import { type RefTensor, asRef, f32 } from './tensor.js';
 
 /** Softmax-weighted sum for one query head over `n` keys/values given by accessors. */
@@ -39,7 +39,12 @@ function attendOne(
   }
 }
 
-export function pagedAttention(args: PagedAttentionArgs, storage: RefKvStorage): { out: RefTensor; tokenScores?: RefTensor } {
+export function pagedAttention(args: PagedAttentionArgs, storage: RefPageStorage): { out: RefTensor; tokenScores?: RefTensor } {
+  if (storage instanceof RefFp8KvStorage) {
+    // fp8 pages: dequantize the listed pages, then the float32 code below, unchanged.
+    const gathered = gatherDequantized(storage, asRef(args.pageTable), asRef(args.pageCounts));
+    return pagedAttention({ ...args, storage: gathered.storage, pageTable: gathered.pageTable }, gathered.storage);
+  }
   const q = asRef(args.q),
     table = asRef(args.pageTable),
     counts = asRef(args.pageCounts),

@@ -23,8 +23,8 @@ import * as kv from './kv.js';
 import * as selection from './select-resident.js';
 import { RefTensor, asRef, rowSize } from './tensor.js';
 
-function asKv(s: KvStorage): kv.RefKvStorage {
-  if (!(s instanceof kv.RefKvStorage)) throw invalidArgument('KV storage does not belong to the reference backend');
+function asKv(s: KvStorage): kv.RefPageStorage {
+  if (!(s instanceof kv.RefKvStorage || s instanceof kv.RefFp8KvStorage)) throw invalidArgument('KV storage does not belong to the reference backend');
   return s;
 }
 function asDigests(s: DigestStorage): kv.RefDigestStorage {
@@ -128,7 +128,7 @@ export class ReferenceBackend implements Backend {
   }
 
   createKvStorage(location: PoolLocation, slots: number, geometry: KvGeometry): KvStorage {
-    return new kv.RefKvStorage(location, slots, geometry);
+    return geometry.kvDtype === 'fp8' ? new kv.RefFp8KvStorage(location, slots, geometry) : new kv.RefKvStorage(location, slots, geometry);
   }
   createDigestStorage(rows: number, geometry: KvGeometry): DigestStorage {
     return new kv.RefDigestStorage(rows, geometry);

@@ -8,7 +8,7 @@ import { PAGE_TABLE_FIELDS as F, SELECT_ROW_FIELDS as R, type SelectResidentArgs
 import { estimateScore } from '../digest.js';
 import { invalidArgument } from '../errors.js';
 import { planPageSelection } from '../policies/selection.js';
-import type { RefDigestStorage, RefKvStorage } from './kv.js';
+import type { RefDigestStorage, RefPageStorage } from './kv.js';
 import { copyPages } from './kv.js';
 import { RefTensor, asRef } from './tensor.js';
 
@@ -108,7 +108,7 @@ function planTarget(t: RefTensor, row: number, b: number, width: number): Int32A
   return rows;
 }
 
-export function recallListed(host: RefKvStorage, device: RefKvStorage, copies: RefTensor): void {
+export function recallListed(host: RefPageStorage, device: RefPageStorage, copies: RefTensor): void {
   const [b, width] = copies.shape;
   for (let r = 0; r < b; r++) {
     const n = copies.i32[r * width];

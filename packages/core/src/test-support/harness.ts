@@ -1,8 +1,15 @@
 import type { CacheOptions, KvGeometry } from '../config.js';
 import { KvCache } from '../manager/kv-cache.js';
-import type { RefKvStorage } from '../reference/kv.js';
+import { dequantizeHead, quantizeHead } from '../kv-fp8.js';
+import { type RefPageStorage, readKvRow } from '../reference/kv.js';
 import { ReferenceBackend } from '../reference/reference-backend.js';
 import { randomArray, rng } from './random.js';
+
+/** Rounds the `d` values at `at` in place to what an fp8 page stores of them (quantized, then dequantized). */
+export function fp8Row(data: Float32Array, at: number, d: number): void {
+  const codes = new Uint8Array(d);
+  dequantizeHead(codes, 0, d, quantizeHead(data, at, d, codes, 0), data, at);
+}
 
 /**
  * Drives a KvCache on the reference backend with random q/k/v and keeps a shadow of
@@ -13,7 +20,7 @@ export class CacheHarness {
   readonly backend = new ReferenceBackend();
   readonly cache: KvCache;
   readonly next: () => number;
-  /** shadow.get(seq)[layer][position] = [k..., v...] per KV head (numKvHeads * 2 * headDim). */
+  /** shadow.get(seq)[layer][position] = [k..., v...] per KV head (numKvHeads * 2 * headDim), as the pages hold them (fp8: dequantized). */
   readonly shadow = new Map<number, Float32Array[][]>();
   readonly scale: number;
 
@@ -21,6 +28,8 @@ export class CacheHarness {
     readonly geometry: KvGeometry,
     options: CacheOptions,
     seed = 1,
+    /** Round every random K and V row to what an fp8 page holds of it before it is written (see `fp8Row`). */
+    readonly fp8Inputs = false,
   ) {
     this.cache = new KvCache({ geometry, options, backend: this.backend });
     this.next = rng(seed);
@@ -37,6 +46,15 @@ export class CacheHarness {
     );
   }
 
+  /** Random K or V rows [rows, numKvHeads, headDim], rounded as fp8 pages hold them when `fp8Inputs`. */
+  private randKv(shape: number[]) {
+    const t = this.rand(shape);
+    if (!this.fp8Inputs) return t;
+    const data = this.backend.readSync(t) as Float32Array;
+    for (let at = 0; at < data.length; at += this.geometry.headDim) fp8Row(data, at, this.geometry.headDim);
+    return this.backend.fromArray(data, shape);
+  }
+
   /** Admits a random prompt and prefills every layer; frees the sequence again if a pool runs out. */
   admit(length: number): number {
     const g = this.geometry;
@@ -45,8 +63,8 @@ export class CacheHarness {
     try {
       for (let l = 0; l < g.numLayers; l++) {
         const q = this.rand([length, g.numHeads, g.headDim]);
-        const k = this.rand([length, g.numKvHeads, g.headDim]);
-        const v = this.rand([length, g.numKvHeads, g.headDim]);
+        const k = this.randKv([length, g.numKvHeads, g.headDim]);
+        const v = this.randKv([length, g.numKvHeads, g.headDim]);
         this.cache.prefillLayer(id, l, q, k, v, this.scale);
         layers.push(this.record(k, v, length));
       }
@@ -65,8 +83,8 @@ export class CacheHarness {
     const outs: Float32Array[] = [];
     for (let l = 0; l < g.numLayers; l++) {
       const q = this.rand([ids.length, g.numHeads, g.headDim]);
-      const k = this.rand([ids.length, g.numKvHeads, g.headDim]);
-      const v = this.rand([ids.length, g.numKvHeads, g.headDim]);
+      const k = this.randKv([ids.length, g.numKvHeads, g.headDim]);
+      const v = this.randKv([ids.length, g.numKvHeads, g.headDim]);
       outs.push(this.backend.readSync(this.cache.decodeLayer(step, l, q, k, v, this.scale)) as Float32Array);
       const rows = this.record(k, v, ids.length);
       ids.forEach((id, r) => this.shadow.get(id)![l].push(rows[r]));
@@ -97,6 +115,8 @@ export class CacheHarness {
       const row = new Float32Array(2 * per);
       row.set(kd.subarray(t * per, (t + 1) * per), 0);
       row.set(vd.subarray(t * per, (t + 1) * per), per);
+      // What an fp8 page holds of the row: each head's K and V rounded on its own.
+      if (g.kvDtype === 'fp8') for (let at = 0; at < 2 * per; at += g.headDim) fp8Row(row, at, g.headDim);
       return row;
     });
   }
@@ -104,15 +124,19 @@ export class CacheHarness {
   /** Throws unless every resident page, backup and cell holds exactly the shadow's K/V. */
   checkData(): void {
     const g = this.geometry;
-    const device = this.cache.store.deviceStorage as RefKvStorage;
-    const host = this.cache.store.hostStorage as RefKvStorage;
+    const device = this.cache.store.deviceStorage as RefPageStorage;
+    const host = this.cache.store.hostStorage as RefPageStorage;
     const per = g.numKvHeads * g.headDim;
-    const expect = (storage: RefKvStorage, slot: number, offset: number, row: Float32Array, what: string) => {
+    const ks = new Float32Array(g.headDim);
+    const vs = new Float32Array(g.headDim);
+    const expect = (storage: RefPageStorage, slot: number, offset: number, row: Float32Array, what: string) => {
       for (let h = 0; h < g.numKvHeads; h++) {
+        readKvRow(storage, slot, 0, h, offset, ks);
+        readKvRow(storage, slot, 1, h, offset, vs);
         for (let d = 0; d < g.headDim; d++) {
-          const k = storage.data[storage.offset(slot, 0, h, offset) + d];
-          const v = storage.data[storage.offset(slot, 1, h, offset) + d];
-          if (k !== row[h * g.headDim + d] || v !== row[per + h * g.headDim + d]) {
+          const k = ks[d];
+          const v = vs[d];
+          if (!Object.is(k, row[h * g.headDim + d]) || !Object.is(v, row[per + h * g.headDim + d])) {
             throw new Error(`${what}: ${storage.location} slot ${slot} offset ${offset} holds the wrong K/V`);
           }
         }

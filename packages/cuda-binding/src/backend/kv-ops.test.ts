@@ -3,7 +3,7 @@ import type { KvGeometry } from '@arkvale/core';
 import { STREAM, type CudaAddon } from '../native.js';
 import type { CudaDevice } from './device.js';
 import { ESTIMATE_MAX_HEADS } from '@arkvale/kernels-codegen/launch';
-import { createDigestStorage, CudaKvStorage, PageCopies } from './kv-ops.js';
+import { createDigestStorage, createKvStorage, CudaKvStorage, PageCopies } from './kv-ops.js';
 import { missingKernelError } from './kernels.js';
 
 const geometry: KvGeometry = { numLayers: 1, numHeads: 4, numKvHeads: 2, headDim: 64, pageSize: 16, bytesPerElement: 2 };
@@ -86,5 +86,16 @@ describe('digest storage', () => {
     const wide = { ...geometry, numHeads: ESTIMATE_MAX_HEADS + 2, numKvHeads: 2 };
     expect(() => createDigestStorage(d, 4, wide)).toThrow(/258 query heads; the CUDA estimate kernels sum at most 256 per page/);
     expect(calls).toEqual([]);
+  });
+});
+
+describe('fp8 pages on the CUDA backend', () => {
+  it('are refused, naming the flag, before any memory is allocated', () => {
+    const d = { dtype: 'f16', addon: {} } as unknown as CudaDevice;
+    for (const location of ['device', 'host'] as const) {
+      expect(() => createKvStorage(d, location, 8, { ...geometry, kvDtype: 'fp8' })).toThrow(
+        expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('--kv-dtype fp8 is not supported on the CUDA backend yet') }),
+      );
+    }
   });
 });

@@ -1,5 +1,5 @@
 import type { CopyTicket, DigestStorage, DigestVariant, KvGeometry, KvStorage, PoolLocation, Tensor } from '@arkvale/core';
-import { invalidArgument } from '@arkvale/core';
+import { ConfigError, invalidArgument } from '@arkvale/core';
 import { ESTIMATE_MAX_HEADS } from '@arkvale/kernels-codegen/launch';
 import { findEstimate, findKvAppend, findPageDigest } from '../generated/index.js';
 import { STREAM } from '../native.js';
@@ -43,7 +43,15 @@ export function asDigests(s: DigestStorage): CudaDigestStorage {
   return s;
 }
 
+/** Why this backend cannot store pages of `g`'s `kvDtype`, or null when it can (pages in its own dtype). */
+export function kvDtypeRefusal(g: KvGeometry): string | null {
+  if (g.kvDtype === undefined) return null;
+  return `--kv-dtype ${g.kvDtype} is not supported on the CUDA backend yet (its kernels read f16/bf16 pages): use --kv-dtype auto, or --backend cpu for fp8 pages`;
+}
+
 export function createKvStorage(d: CudaDevice, location: PoolLocation, slots: number, g: KvGeometry): CudaKvStorage {
+  const refusal = kvDtypeRefusal(g);
+  if (refusal) throw new ConfigError(refusal);
   const element = DTYPE_BYTES[d.dtype];
   if (g.bytesPerElement !== element) {
     throw invalidArgument(`KV geometry says ${g.bytesPerElement}-byte elements, but this CUDA backend stores ${d.dtype} (${element} bytes)`);
