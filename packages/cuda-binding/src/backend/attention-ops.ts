@@ -17,6 +17,37 @@ import type { CudaTensor } from './tensor.js';
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
 /**
+ * Merges split attention exactly (paged_decode_merge): the splits' normalised outputs
+ * [rows, splits, D] and log-sum-exps [rows, splits], rows = the product of `shape`
+ * but its last; returns the output of `shape` and each row's log-sum-exp, and frees the
+ * partials.
+ */
+function mergeSplits(
+  d: CudaDevice,
+  partialOut: CudaTensor,
+  partialLse: CudaTensor,
+  shape: number[],
+  splits: number,
+  what: string,
+): { out: CudaTensor; lse: CudaTensor } {
+  const headDim = shape[shape.length - 1];
+  const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  const out = d.empty(shape, d.dtype, `${what} output`);
+  const lse = d.empty([rows], 'f32', `${what} log-sum-exp`);
+  d.launch(d.kernels.get('paged_decode_merge', findPagedDecodeMerge, { dtype: d.dtype, headDim }), {
+    partialOut: partialOut.ptr,
+    partialLse: partialLse.ptr,
+    out: out.ptr,
+    lse: lse.ptr,
+    rows,
+    numSplits: splits,
+  });
+  d.lifetimes.dispose(partialOut);
+  d.lifetimes.dispose(partialLse);
+  return { out, lse };
+}
+
+/**
  * Paged decode attention: the split kernel over each list's pages (as many splits as
  * fill the GPU in one wave), their exact merge, and, for H2O and TOVA, each listed
  * token's attention probability from the merged log-sum-exp.
@@ -49,18 +80,7 @@ export function pagedAttention(d: CudaDevice, args: PagedAttentionArgs): { out: 
     ...shape,
     numSplits: splits,
   });
-  const out = d.empty([batch, g.numHeads, g.headDim], d.dtype, 'paged attention output');
-  const lse = d.empty([rows], 'f32', 'paged attention log-sum-exp');
-  d.launch(d.kernels.get('paged_decode_merge', findPagedDecodeMerge, { dtype: d.dtype, headDim: g.headDim }), {
-    partialOut: partialOut.ptr,
-    partialLse: partialLse.ptr,
-    out: out.ptr,
-    lse: lse.ptr,
-    rows,
-    numSplits: splits,
-  });
-  d.lifetimes.dispose(partialOut);
-  d.lifetimes.dispose(partialLse);
+  const { out, lse } = mergeSplits(d, partialOut, partialLse, [batch, g.numHeads, g.headDim], splits, 'paged attention');
   let tokenScores: CudaTensor | undefined;
   if (args.returnTokenScores) {
     tokenScores = d.empty([batch, lists, maxPages * g.pageSize], 'f32', 'token attention scores');
@@ -113,17 +133,8 @@ export function chunkAttention(d: CudaDevice, args: ChunkAttentionArgs): CudaTen
     numSplits: splits,
     scale: args.scale,
   });
-  const out = d.empty([count, g.numHeads, g.headDim], d.dtype, 'chunk attention output');
-  const lse = d.empty([rows], 'f32', 'chunk attention log-sum-exp');
-  d.launch(d.kernels.get('paged_decode_merge', findPagedDecodeMerge, { dtype: d.dtype, headDim: g.headDim }), {
-    partialOut: partialOut.ptr,
-    partialLse: partialLse.ptr,
-    out: out.ptr,
-    lse: lse.ptr,
-    rows,
-    numSplits: splits,
-  });
-  for (const t of [partialOut, partialLse, lse]) d.lifetimes.dispose(t);
+  const { out, lse } = mergeSplits(d, partialOut, partialLse, [count, g.numHeads, g.headDim], splits, 'chunk attention');
+  d.lifetimes.dispose(lse);
   return out;
 }
 
