@@ -16,6 +16,18 @@ each package's commands with --help. Run pnpm build first.`,
 });
 
 const root = resolve(import.meta.dirname, '../..');
+
+// Every changeset must keep its front matter (`changeset version` refuses the whole set
+// otherwise): a markdown formatter once turned the closing --- into a heading.
+const bump = /^'@arkvale\/[a-z-]+': (major|minor|patch)$/;
+for (const file of readdirSync(join(root, '.changeset')).filter((f) => f.endsWith('.md') && f !== 'README.md')) {
+  const lines = readFileSync(join(root, '.changeset', file), 'utf8').split('\n');
+  const end = lines.indexOf('---', 1);
+  if (lines[0] !== '---' || end < 2 || !lines.slice(1, end).every((l) => bump.test(l))) {
+    throw new Error(`.changeset/${file}: the front matter must be ---, one '@arkvale/<package>': major|minor|patch line per package, ---`);
+  }
+}
+
 const scratch = mkdtempSync(join(tmpdir(), 'arkvale-pack-'));
 const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
 
