@@ -8,7 +8,8 @@
 # 1. every Backend operation of the CUDA backend against the reference backend on
 #    fresh random inputs (arkvale selftest: f16 and bf16, the default kernel matrix's
 #    head dims, page sizes and GQA groups, ragged batches, every digest variant,
-#    outputs poisoned with NaN), and the bundled model against golden.json;
+#    outputs poisoned with NaN), and the bundled model and the Qwen2 fixture against their
+#    golden.json;
 # 2. arkvale serve on the GPU (two completions and a clean stop, with and without CUDA
 #    graphs, the same text), pnpm bench on CUDA beside
 #    the CPU and reference backends, the main job (a 3k-token passkey prompt under
@@ -34,7 +35,7 @@ run nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --form
 run "$arkvale" inspect gpu
 # The launcher has unpacked Node and points the loaders at the bundle's addons.
 run env ARKVALE_CUDA_ADDON="$bundle/build/Release/arkvale_cuda.node" "$bundle/node" "$bundle/addon-selftest.mjs"
-run "$arkvale" selftest --json "$out/selftest.json"
+run "$arkvale" selftest --model models/tiny-retrieval models/tiny-qwen2 --json "$out/selftest.json"
 # The server on the GPU: two concurrent completions, then a clean stop (its pages all
 # free); once with decode steps replayed as CUDA graphs, once without: the same text.
 serve_smoke() { # GRAPHS (1 or 0)

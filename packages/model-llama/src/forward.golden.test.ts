@@ -4,10 +4,9 @@ import { ReferenceBackend } from '@arkvale/core';
 import { CpuBackend } from '@arkvale/cpu-backend';
 import golden from '../../../models/tiny-retrieval/golden.json' with { type: 'json' };
 import { LlamaEngine } from './engine.js';
+import { expectMatchesGolden, greedyRun } from './test-support/golden.js';
 
 const modelDir = fileURLToPath(new URL('../../../models/tiny-retrieval', import.meta.url));
-
-type GoldenCase = (typeof golden.cases)[number];
 
 /**
  * The chain of oracles, anchored on Hugging Face transformers (golden.json, float32):
@@ -21,38 +20,6 @@ type GoldenCase = (typeof golden.cases)[number];
  * The reference forward pass over thousands of tokens takes minutes on a slow 2-core
  * machine, so the long cases run in full on the CPU backend only.
  */
-
-/** Greedy tokens and last-prompt-position logits of a Full cache over `ids`. */
-function greedyRun(engine: LlamaEngine, ids: readonly number[], steps: number): { tokens: number[]; logits: Float32Array[] } {
-  const cache = engine.createCache({ policy: 'full', pageSize: 16 }, ids.length + steps);
-  const id = cache.admit(ids.length);
-  const read = (t: ReturnType<typeof engine.forward.prefill>) => engine.backend.readSync(t) as Float32Array;
-  let logits = read(engine.forward.prefill(cache, [{ id, tokens: ids }]));
-  const tokens: number[] = [];
-  const all = [logits];
-  for (let i = 0; i < steps; i++) {
-    const next = logits.indexOf(Math.max(...logits));
-    tokens.push(next);
-    if (i + 1 < steps) {
-      logits = read(engine.forward.decode(cache, [id], [next]));
-      all.push(logits);
-    }
-  }
-  cache.free(id);
-  return { tokens, logits: all };
-}
-
-function expectMatchesGolden(engine: LlamaEngine, c: GoldenCase): void {
-  const { tokens, logits } = greedyRun(engine, c.ids, c.greedy.length);
-  const top = c.last_logits_top10;
-  top.ids.forEach((tokenId, i) => {
-    expect(Math.abs(logits[0][tokenId] - top.values[i])).toBeLessThanOrEqual(1e-3 * Math.abs(top.values[i]));
-  });
-  // The golden top-10 are our top-10 too (ties within 1e-3 may swap order).
-  const ours = [...logits[0].keys()].sort((a, b) => logits[0][b] - logits[0][a]).slice(0, 10);
-  expect(new Set(ours)).toEqual(new Set(top.ids));
-  expect(tokens).toEqual(c.greedy);
-}
 
 /** ||a - b|| / ||b|| */
 function relativeError(a: Float32Array, b: Float32Array): number {
