@@ -59,6 +59,12 @@ export class PrefixCache {
   private clock = 0;
   /** Nodes being attached to a sequence: not reclaimed while their slots are taken. */
   private readonly pinned = new Set<PrefixNode>();
+  /**
+   * The nodes in reclaim order (see `reclaim`), sorted when a reclaim needs it and kept
+   * until a node is added or touched: a full pool asks for slots once per 32-slot node
+   * it frees, and sorting thousands of nodes each time cost milliseconds a step.
+   */
+  private order: PrefixNode[] | null = null;
   private readonly counters = { queries: 0, queryTokens: 0, hits: 0, hitTokens: 0, inserted: 0, dropped: 0, demoted: 0 };
 
   constructor(
@@ -79,8 +85,10 @@ export class PrefixCache {
       found.push(node);
       parent = node;
     }
+    if (found.length === 0) return found;
     const now = ++this.clock;
     for (const n of found) n.lastUsed = now;
+    this.order = null;
     return found;
   }
 
@@ -147,6 +155,7 @@ export class PrefixCache {
   insert(tokens: readonly number[], pages: number, pageOf: (layer: number, page: number) => PageEntry): void {
     if (pages * this.pageSize > tokens.length) throw invalidArgument(`caching ${pages} pages needs ${pages * this.pageSize} tokens, got ${tokens.length}`);
     const now = ++this.clock;
+    this.order = null;
     let parent: PrefixNode | null = null;
     for (let p = 0; p < pages; p++) {
       const key = this.keyOf(parent, tokens, p);
@@ -184,6 +193,7 @@ export class PrefixCache {
   clear(): void {
     for (const node of [...this.nodes.values()]) this.releaseNode(node);
     this.nodes.clear();
+    this.order = null;
   }
 
   stats(): PrefixCacheStats {
@@ -202,7 +212,9 @@ export class PrefixCache {
   private reclaim(pool: PagePool, count: number): void {
     const enough = () => pool.free >= count;
     // Oldest first; within one chain (touched together) the deepest first, so leaves come before their parents.
-    const byAge = [...this.nodes.values()].filter((n) => !this.pinned.has(n)).sort((a, b) => a.lastUsed - b.lastUsed || b.id - a.id);
+    this.order ??= [...this.nodes.values()].sort((a, b) => a.lastUsed - b.lastUsed || b.id - a.id);
+    // Dropped nodes stay in the kept order until it is sorted again; pinned ones are never reclaimed.
+    const byAge = this.order.filter((n) => this.nodes.get(n.key) === n && !this.pinned.has(n));
     if (pool === this.store.devicePool) {
       for (const node of byAge) {
         if (enough()) return;
