@@ -34,7 +34,7 @@ export function addCacheOptions(cmd: Command): Command {
     .option('--page-size <n>', 'tokens per KV page (a power of two)', parseIntOption('page size', 1), 16)
     .option(
       '--kv-dtype <type>',
-      "how KV pages store K and V: auto (the backend's dtype) | fp8 (e4m3 with a scale byte per token and KV head, about half the bytes of f16 pages; CPU and reference backends only for now)",
+      "how KV pages store K and V: auto (the backend's dtype) | fp8 (e4m3 with a scale byte per token and KV head, about half the bytes of f16 pages; on CUDA for power-of-two head dims)",
       parseKvDtype,
       'auto',
     )

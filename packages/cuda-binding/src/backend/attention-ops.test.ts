@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { KvGeometry } from '@arkvale/core';
 import { STREAM } from '../native.js';
 import { fakeDevice } from '../test-support/fake-device.js';
-import { chunkAttention } from './attention-ops.js';
+import { chunkAttention, pagedAttention } from './attention-ops.js';
 import { CudaKvStorage } from './kv-ops.js';
 
 const g: KvGeometry = { numLayers: 1, numHeads: 32, numKvHeads: 32, headDim: 128, pageSize: 32, bytesPerElement: 2 };
@@ -36,5 +36,50 @@ describe('chunkAttention on the CUDA backend', () => {
       'chunkAttention: 2 page slots do not cover positions 0..65 (start 62, 4 rows)',
     );
     expect(launches).toEqual([]);
+  });
+});
+
+describe('fp8 pools on the CUDA backend attend with the fp8 kernel families', () => {
+  const fp8: KvGeometry = { ...g, kvDtype: 'fp8' };
+  const fp8PageBytes = 2 * 32 * 32 * 128 + 2 * 32 * 32;
+
+  it('chunkAttention launches paged_prefill_fp8 with the same grid and splits, then the exact merge', () => {
+    const { d, launches } = fakeDevice();
+    const pool = new CudaKvStorage('device', 2000, fp8, fp8PageBytes, 0x100000n, 0n);
+    const t = (shape: number[], dtype: 'f16' | 'i32') => d.lifetimes.untracked(() => d.empty(shape, dtype, 'test input'));
+    const before = d.lifetimes.liveTensors;
+    const out = chunkAttention(d, { q: t([32, 32, 128], 'f16'), storage: pool, pageSlots: t([962], 'i32'), start: 30_720, scale: 0.088 });
+    expect(launches).toEqual([
+      `paged_prefill_fp8_f16_hd128_ps32 [1, 32, 8] on ${STREAM.compute}`,
+      `paged_decode_merge_f16_hd128 [1024, 1, 1] on ${STREAM.compute}`,
+    ]);
+    expect(out.shape).toEqual([32, 32, 128]);
+    expect(d.lifetimes.liveTensors - before).toBe(1);
+  });
+
+  it('pagedAttention launches paged_decode_fp8, the merge and paged_token_scores_fp8, and frees its workspaces', () => {
+    const { d, launches } = fakeDevice();
+    const gqa: KvGeometry = { ...fp8, numKvHeads: 8 };
+    const pool = new CudaKvStorage('device', 100, gqa, 2 * 8 * 32 * 128 + 2 * 8 * 32, 0x100000n, 0n);
+    const t = (shape: number[], dtype: 'f16' | 'i32') => d.lifetimes.untracked(() => d.empty(shape, dtype, 'test input'));
+    const before = d.lifetimes.liveTensors;
+    const { out, tokenScores } = pagedAttention(d, {
+      q: t([2, 32, 128], 'f16'),
+      storage: pool,
+      pageTable: t([2, 1, 10], 'i32'),
+      pageCounts: t([2, 1], 'i32'),
+      lastPageLens: t([2, 1], 'i32'),
+      scale: 0.088,
+      returnTokenScores: true,
+    });
+    // 2 x 32 / 4 = 16 blocks; 132 x 4 / 16 = 33 splits would fit, 320 tokens give at most 20 steps of 16.
+    expect(launches).toEqual([
+      `paged_decode_fp8_f16_hd128_ps32_g4 [16, 20, 1] on ${STREAM.compute}`,
+      `paged_decode_merge_f16_hd128 [64, 1, 1] on ${STREAM.compute}`,
+      `paged_token_scores_fp8_f16_hd128_ps32 [2, 80, 1] on ${STREAM.compute}`,
+    ]);
+    expect(out.shape).toEqual([2, 32, 128]);
+    expect(tokenScores?.shape).toEqual([2, 1, 320]);
+    expect(d.lifetimes.liveTensors - before).toBe(2);
   });
 });

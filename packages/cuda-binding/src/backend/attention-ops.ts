@@ -4,14 +4,17 @@ import { pagedDecodeSplits, pagedPrefillSplits } from '@arkvale/kernels-codegen/
 import {
   findCausalPrefill,
   findPagedDecode,
+  findPagedDecodeFp8,
   findPagedDecodeMerge,
   findPagedPrefill,
+  findPagedPrefillFp8,
   findPagedTokenScores,
+  findPagedTokenScoresFp8,
   findPrefillKeyScores,
   findPrefillKeySums,
 } from '../generated/index.js';
 import type { CudaDevice } from './device.js';
-import { asStorage } from './kv-ops.js';
+import { asStorage, isFp8 } from './kv-ops.js';
 import type { CudaTensor } from './tensor.js';
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
@@ -50,7 +53,8 @@ function mergeSplits(
 /**
  * Paged decode attention: the split kernel over each list's pages (as many splits as
  * fill the GPU in one wave), their exact merge, and, for H2O and TOVA, each listed
- * token's attention probability from the merged log-sum-exp.
+ * token's attention probability from the merged log-sum-exp. fp8 pools use the
+ * *_fp8 kernels (same arguments, same steps and splits), which dequantize on load.
  */
 export function pagedAttention(d: CudaDevice, args: PagedAttentionArgs): { out: CudaTensor; tokenScores?: CudaTensor } {
   const storage = asStorage(args.storage);
@@ -72,7 +76,10 @@ export function pagedAttention(d: CudaDevice, args: PagedAttentionArgs): { out: 
   const partialLse = d.empty([rows, splits], 'f32', 'paged attention partial log-sum-exp');
   const shape = { batch, numHeads: g.numHeads, numKvHeads: g.numKvHeads, numLists: lists, maxPages, scale: args.scale };
   const pages = { pool: storage.ptr, pageTable: table.ptr, pageCounts: counts.ptr, lastPageLens: lasts.ptr };
-  d.launch(d.kernels.get('paged_decode', findPagedDecode, { dtype: d.dtype, headDim: g.headDim, pageSize: g.pageSize, group }), {
+  const fp8 = isFp8(g);
+  const decodeSpec = { dtype: d.dtype, headDim: g.headDim, pageSize: g.pageSize, group };
+  const decode = fp8 ? d.kernels.get('paged_decode_fp8', findPagedDecodeFp8, decodeSpec) : d.kernels.get('paged_decode', findPagedDecode, decodeSpec);
+  d.launch(decode, {
     q: q.ptr,
     ...pages,
     partialOut: partialOut.ptr,
@@ -84,7 +91,11 @@ export function pagedAttention(d: CudaDevice, args: PagedAttentionArgs): { out: 
   let tokenScores: CudaTensor | undefined;
   if (args.returnTokenScores) {
     tokenScores = d.empty([batch, lists, maxPages * g.pageSize], 'f32', 'token attention scores');
-    d.launch(d.kernels.get('paged_token_scores', findPagedTokenScores, { dtype: d.dtype, headDim: g.headDim, pageSize: g.pageSize }), {
+    const spec = { dtype: d.dtype, headDim: g.headDim, pageSize: g.pageSize };
+    const scores = fp8
+      ? d.kernels.get('paged_token_scores_fp8', findPagedTokenScoresFp8, spec)
+      : d.kernels.get('paged_token_scores', findPagedTokenScores, spec);
+    d.launch(scores, {
       q: q.ptr,
       ...pages,
       lse: lse.ptr,
@@ -100,7 +111,8 @@ export function pagedAttention(d: CudaDevice, args: PagedAttentionArgs): { out: 
  * A prefill chunk's causal attention over its sequence's pages on tensor cores
  * (paged_prefill: each K/V tile is read once for a block's 64 rows, where paged
  * decode reads the list once a row), its key range split to fill the GPU, and the
- * splits merged exactly.
+ * splits merged exactly. fp8 pools use paged_prefill_fp8, which dequantizes each
+ * tile into shared memory before the tensor-core loop (same arguments and splits).
  */
 export function chunkAttention(d: CudaDevice, args: ChunkAttentionArgs): CudaTensor {
   const storage = asStorage(args.storage);
@@ -120,7 +132,9 @@ export function chunkAttention(d: CudaDevice, args: ChunkAttentionArgs): CudaTen
   const rows = count * g.numHeads;
   const partialOut = d.empty([rows, splits, g.headDim], 'f32', 'chunk attention partial outputs');
   const partialLse = d.empty([rows, splits], 'f32', 'chunk attention partial log-sum-exp');
-  d.launch(d.kernels.get('paged_prefill', findPagedPrefill, { dtype: d.dtype, headDim: g.headDim, pageSize: g.pageSize }), {
+  const spec = { dtype: d.dtype, headDim: g.headDim, pageSize: g.pageSize };
+  const kernel = isFp8(g) ? d.kernels.get('paged_prefill_fp8', findPagedPrefillFp8, spec) : d.kernels.get('paged_prefill', findPagedPrefill, spec);
+  d.launch(kernel, {
     q: q.ptr,
     pool: storage.ptr,
     pageSlots: slots.ptr,

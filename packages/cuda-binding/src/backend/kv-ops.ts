@@ -1,15 +1,18 @@
 import type { CopyTicket, DigestStorage, DigestVariant, KvGeometry, KvStorage, PoolLocation, Tensor } from '@arkvale/core';
-import { ConfigError, invalidArgument } from '@arkvale/core';
+import { ConfigError, invalidArgument, pageBytes as slotBytes } from '@arkvale/core';
 import { ESTIMATE_MAX_HEADS } from '@arkvale/kernels-codegen/launch';
-import { findEstimate, findKvAppend, findPageDigest } from '../generated/index.js';
+import { findEstimate, findKvAppend, findKvAppendFp8, findPageDigest, findPageDigestFp8 } from '../generated/index.js';
 import { STREAM } from '../native.js';
 import type { CudaDevice } from './device.js';
 import { DTYPE_BYTES, type CudaTensor } from './tensor.js';
 
 /**
- * A page pool: [slot][K|V][kvHead][token][dim] in the activation dtype. Device pools
- * come from the caching allocator; host pools are pinned, mapped host memory (`ptr`
- * is its device address, so kernels and async copies reach it directly).
+ * A page pool: [slot][K|V][kvHead][token][dim] in the activation dtype, or for
+ * `geometry.kvDtype === 'fp8'` core's fp8 slots (e4m3 codes in that order, then a
+ * scale byte per [K|V][kvHead][token], padded to 16 bytes), which the *_fp8 kernel
+ * families read and write. Device pools come from the caching allocator; host pools
+ * are pinned, mapped host memory (`ptr` is its device address, so kernels and async
+ * copies reach it directly). Copies and recalls move `pageBytes` whatever the format.
  */
 export class CudaKvStorage implements KvStorage {
   constructor(
@@ -24,7 +27,7 @@ export class CudaKvStorage implements KvStorage {
   ) {}
 }
 
-/** Digest rows [row][kvHead][2][dim] in the KV dtype, in device memory. */
+/** Digest rows [row][kvHead][2][dim] in the activation dtype (for fp8 pages too), in device memory. */
 export class CudaDigestStorage implements DigestStorage {
   constructor(
     readonly rows: number,
@@ -43,10 +46,23 @@ export function asDigests(s: DigestStorage): CudaDigestStorage {
   return s;
 }
 
-/** Why this backend cannot store pages of `g`'s `kvDtype`, or null when it can (pages in its own dtype). */
+/** Whether a pool of `g` holds fp8 pages (the *_fp8 kernel families). */
+export const isFp8 = (g: KvGeometry): boolean => g.kvDtype === 'fp8';
+
+/**
+ * Why this backend cannot store pages of `g`'s `kvDtype`, or null when it can: pages
+ * in its own dtype, or fp8 pages at head dims its fp8 kernels lay out (a power of two
+ * from 32 to 256: kv_append_fp8 reduces a head's row over one aligned segment of a
+ * warp).
+ */
 export function kvDtypeRefusal(g: KvGeometry): string | null {
   if (g.kvDtype === undefined) return null;
-  return `--kv-dtype ${g.kvDtype} is not supported on the CUDA backend yet (its kernels read f16/bf16 pages): use --kv-dtype auto, or --backend cpu for fp8 pages`;
+  if (g.kvDtype !== 'fp8') return `--kv-dtype ${String(g.kvDtype)} is not supported on the CUDA backend: use --kv-dtype auto or fp8`;
+  const d = g.headDim;
+  if (d < 32 || d > 256 || (d & (d - 1)) !== 0) {
+    return `--kv-dtype fp8 on the CUDA backend needs a head dim that is a power of two from 32 to 256, got ${d}: use --kv-dtype auto`;
+  }
+  return null;
 }
 
 export function createKvStorage(d: CudaDevice, location: PoolLocation, slots: number, g: KvGeometry): CudaKvStorage {
@@ -56,9 +72,10 @@ export function createKvStorage(d: CudaDevice, location: PoolLocation, slots: nu
   if (g.bytesPerElement !== element) {
     throw invalidArgument(`KV geometry says ${g.bytesPerElement}-byte elements, but this CUDA backend stores ${d.dtype} (${element} bytes)`);
   }
-  const pageBytes = 2 * g.numKvHeads * g.pageSize * g.headDim * element;
+  // core's slot size: 2 * kvHeads * pageSize * headDim elements, or for fp8 the codes and scale bytes padded to 16 bytes.
+  const pageBytes = slotBytes(g);
   const bytes = Math.max(16, slots * pageBytes);
-  const what = `${location} KV pool (${slots} pages of ${g.pageSize} tokens)`;
+  const what = `${location} KV pool (${slots} ${isFp8(g) ? 'fp8 ' : ''}pages of ${g.pageSize} tokens)`;
   if (location === 'device') return new CudaKvStorage(location, slots, g, pageBytes, d.addon.alloc(bytes, what), 0n);
   const host = d.addon.hostAlloc(bytes, what);
   return new CudaKvStorage(location, slots, g, pageBytes, host.device, host.host);
@@ -89,7 +106,10 @@ export function appendKv(d: CudaDevice, st: KvStorage, kt: Tensor, vt: Tensor, s
   if (k.elements !== t * g.numKvHeads * g.headDim || v.elements !== k.elements || offsets.shape[0] !== t) {
     throw invalidArgument(`appendKv: k/v must be [${t}, ${g.numKvHeads}, ${g.headDim}], got [${k.shape}] and [${v.shape}]`);
   }
-  d.launch(d.kernels.get('kv_append', findKvAppend, { dtype: d.dtype, headDim: g.headDim, pageSize: g.pageSize }), {
+  const spec = { dtype: d.dtype, headDim: g.headDim, pageSize: g.pageSize };
+  // fp8 pages: the same arguments; the kernel quantizes each token's K and V rows per KV head (core's appendKv, byte for byte).
+  const kernel = isFp8(g) ? d.kernels.get('kv_append_fp8', findKvAppendFp8, spec) : d.kernels.get('kv_append', findKvAppend, spec);
+  d.launch(kernel, {
     k: k.ptr,
     v: v.ptr,
     slots: slots.ptr,
@@ -106,7 +126,10 @@ export function digestPages(d: CudaDevice, st: KvStorage, slotsT: Tensor, dt: Di
   const slots = d.expect(d.tensor(slotsT, 'digestPages slots'), 'digestPages slots', ['i32'], 1);
   const rows = d.expect(d.tensor(rowsT, 'digestPages rows'), 'digestPages rows', ['i32'], 1);
   const g = s.geometry;
-  d.launch(d.kernels.get('page_digest', findPageDigest, { variant, dtype: d.dtype, headDim: g.headDim, pageSize: g.pageSize }), {
+  const spec = { variant, dtype: d.dtype, headDim: g.headDim, pageSize: g.pageSize };
+  // Digests stay in the activation dtype; of fp8 pages they are taken from the dequantized keys.
+  const kernel = isFp8(g) ? d.kernels.get('page_digest_fp8', findPageDigestFp8, spec) : d.kernels.get('page_digest', findPageDigest, spec);
+  d.launch(kernel, {
     pool: s.ptr,
     slots: slots.ptr,
     rows: rows.ptr,
@@ -158,7 +181,8 @@ export class PageCopies {
     const src = asStorage(srcT);
     const dst = asStorage(dstT);
     if (srcSlots.length !== dstSlots.length) throw invalidArgument('copyPages: slot lists differ in length');
-    if (src.pageBytes !== dst.pageBytes) throw invalidArgument('copyPages: the pools have different page sizes');
+    if (src.pageBytes !== dst.pageBytes || isFp8(src.geometry) !== isFp8(dst.geometry))
+      throw invalidArgument('copyPages: the pools have different page formats');
     const check = (s: CudaKvStorage, slots: readonly number[]) => {
       for (const slot of slots)
         if (!Number.isInteger(slot) || slot < 0 || slot >= s.slots) throw invalidArgument(`copyPages: ${s.location} slot ${slot} outside 0..${s.slots - 1}`);

@@ -5,6 +5,7 @@ import { fakeDevice } from '../test-support/fake-device.js';
 import type { CudaDevice } from './device.js';
 import { CudaDigestStorage, CudaKvStorage } from './kv-ops.js';
 import { MAX_RECALLS, recallListed, scatterI32, selectResident } from './select-ops.js';
+import { findRecallListed } from '../generated/index.js';
 
 const g: KvGeometry = { numLayers: 1, numHeads: 4, numKvHeads: 2, headDim: 64, pageSize: 16, bytesPerElement: 2 };
 const pageBytes = 2 * 2 * 16 * 64 * 2;
@@ -72,6 +73,32 @@ describe('recallListed and scatterI32 on the CUDA backend', () => {
     const { d } = fakeDevice();
     expect(() => recallListed(d, device, device, d.empty([1, 3], 'i32', 'copies'))).toThrow(/from a host pool into a device pool, got device -> device/);
     expect(() => recallListed(d, host, device, d.empty([1, 4], 'i32', 'copies'))).toThrow(/copies must be \[B, 1 \+ 2n\], got \[1, 4\]/);
+  });
+
+  it('recallListed moves fp8 slots whole (their scale bytes with them): pageBytes / 4 words, and only between pools of one format', () => {
+    const fp8: KvGeometry = { ...g, kvDtype: 'fp8' };
+    const fp8PageBytes = 2 * 2 * 16 * 64 + 2 * 2 * 16;
+    const fp8Device = new CudaKvStorage('device', 8, fp8, fp8PageBytes, 0x100000n, 0n);
+    const fp8Host = new CudaKvStorage('host', 8, fp8, fp8PageBytes, 0x900000n, 0x900000n);
+    const { d, launches } = fakeDevice();
+    const params: Uint8Array[] = [];
+    const addon = d.addon as unknown as { launch: (name: string, grid: number[], p: Uint8Array, stream: number) => void };
+    const launch = addon.launch;
+    addon.launch = (name, grid, p, stream) => (params.push(p.slice()), launch(name, grid, p, stream));
+    const copies = d.empty([3, 1 + 2 * 29], 'i32', 'copies');
+    recallListed(d, fp8Host, fp8Device, copies);
+    expect(launches).toEqual([`recall_listed [29, 8, 3] on ${STREAM.compute}`]);
+    const want = findRecallListed({})!.pack({
+      hostPool: fp8Host.ptr,
+      devicePool: fp8Device.ptr,
+      copies: copies.ptr,
+      batch: 3,
+      maxCopies: 29,
+      pageWords: fp8PageBytes / 4,
+    });
+    expect(params).toEqual([want]);
+    const plainHost = new CudaKvStorage('host', 8, g, fp8PageBytes, 0x900000n, 0x900000n);
+    expect(() => recallListed(d, plainHost, fp8Device, copies)).toThrow('recallListed: the pools have different page formats');
   });
 
   it('scatterI32 takes i32 [n, 2] updates', () => {

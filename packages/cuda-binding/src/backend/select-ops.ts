@@ -2,7 +2,7 @@ import type { KvStorage, SelectResidentArgs, SelectResidentResult, Tensor, PAGE_
 import { invalidArgument } from '@arkvale/core';
 import { findEstimateRows, findRecallListed, findScatterI32, findSelectResident } from '../generated/index.js';
 import type { CudaDevice } from './device.js';
-import { asDigests, asStorage } from './kv-ops.js';
+import { asDigests, asStorage, isFp8 } from './kv-ops.js';
 import type { CudaTensor } from './tensor.js';
 
 /**
@@ -131,7 +131,9 @@ export function recallListed(d: CudaDevice, hostT: KvStorage, deviceT: KvStorage
   const device = asStorage(deviceT);
   if (host.location !== 'host' || device.location !== 'device')
     throw invalidArgument(`recallListed: copies from a host pool into a device pool, got ${host.location} -> ${device.location}`);
-  if (host.pageBytes !== device.pageBytes) throw invalidArgument('recallListed: the pools have different page sizes');
+  // Whole slots as 16-byte words, whatever the format: an fp8 page moves with its scale bytes.
+  if (host.pageBytes !== device.pageBytes || isFp8(host.geometry) !== isFp8(device.geometry))
+    throw invalidArgument('recallListed: the pools have different page formats');
   const copies = d.expect(d.tensor(copiesT, 'recallListed copies'), 'recallListed copies', ['i32'], 2);
   const maxCopies = recallWidth(copies);
   d.launch(d.kernels.get('recall_listed', findRecallListed, {}), {

@@ -5,7 +5,7 @@
  * module (for its definition) links; calling one outside the translator or the
  * emulator is a mistake and throws.
  */
-import type { Float16, bool, f32, i32, u32 } from './scalars.js';
+import type { Float16, bool, f32, i32, u32, u8 } from './scalars.js';
 import { translatorOnly } from './translator-only.js';
 import type { Dim3, Global, Local, Readable, Shared, Writable } from './types.js';
 
@@ -45,6 +45,19 @@ export function fma(_a: f32, _b: f32, _c: f32): f32 {
 /** Number of set bits (`__popc`). */
 export function popc(_x: u32): i32 {
   return translatorOnly('popc');
+}
+// --- fp8 (OCP e4m3, as fp8 KV pages store K and V) ---------------------------------------
+/**
+ * The e4m3 code of `x`: round to nearest even, saturating to +-448, NaN to 0x7f
+ * (`__nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3)`; emulated by core's
+ * `floatToE4m3Bits`, bit-exact).
+ */
+export function encodeE4m3(_x: f32): u8 {
+  return translatorOnly('encodeE4m3');
+}
+/** The value of an e4m3 code (exact in f32; 0x7f and 0xff are NaN), as core's `e4m3ToFloat`. */
+export function decodeE4m3(_code: u8): f32 {
+  return translatorOnly('decodeE4m3');
 }
 /** f32 infinity (`Infinity` is also accepted). */
 export const INF: f32 = Number.POSITIVE_INFINITY;
@@ -128,6 +141,14 @@ export function atomicCAS<T extends number>(_p: Global<T> | Shared<T>, _index: n
 /** `cp.async` of 16 bytes from global to shared memory; both addresses 16-byte aligned. */
 export function cpAsync16<T>(_dst: Shared<T>, _dstIndex: number, _src: Readable<T>, _srcIndex: number): void {
   return translatorOnly('cpAsync16');
+}
+/** `cp.async` of 8 bytes (`.ca`); both addresses 8-byte aligned. */
+export function cpAsync8<T>(_dst: Shared<T>, _dstIndex: number, _src: Readable<T>, _srcIndex: number): void {
+  return translatorOnly('cpAsync8');
+}
+/** `cp.async` of 4 bytes (`.ca`); both addresses 4-byte aligned. */
+export function cpAsync4<T>(_dst: Shared<T>, _dstIndex: number, _src: Readable<T>, _srcIndex: number): void {
+  return translatorOnly('cpAsync4');
 }
 /** Closes the current group of `cp.async` copies. */
 export function cpAsyncCommit(): void {

@@ -18,6 +18,11 @@ export type i32 = number;
 export type u32 = number;
 /** 64-bit signed integer (C `long long`), for offsets into pools larger than 2^31 elements. */
 export type i64 = number;
+/**
+ * A byte (C `unsigned char`): a storage type, like f16. Convert with `u32(x)` or
+ * `i32(x)` before arithmetic; `u8(x)` keeps an integer's low 8 bits.
+ */
+export type u8 = number;
 /** C `bool`. Conditions must be `bool`: write `x !== 0`, not `x`. */
 export type bool = boolean;
 
@@ -42,6 +47,9 @@ export function u32(_x: number): u32 {
 }
 export function i64(_x: number): i64 {
   return translatorOnly('i64');
+}
+export function u8(_x: number): u8 {
+  return translatorOnly('u8');
 }
 /** Converts to the type argument, e.g. `convert<T>(acc)` in a kernel generic over T. */
 export function convert<T>(_x: number): T {

@@ -1,11 +1,13 @@
+import { e4m3ToFloat, floatToE4m3Bits } from '@arkvale/core';
 import { describe, expect, it } from 'vitest';
+import { printKernelHeader } from '../emit/cuda/kernel-source.js';
 import { roundHalf } from '../ir/half.js';
 import { KernelProject } from '../translate/kernel-project.js';
 import { translateKernel } from '../translate/translate-kernel.js';
 import { EmulatedKernel } from './emulate.js';
 import { EmuBuffer } from './memory.js';
 
-const HEADER = `import { blockIdx, f16, f32, i32, u32, local, shared, shflXor, syncthreads, threadIdx, vload, type Global, type GlobalIn } from '../dsl/index.js';\n`;
+const HEADER = `import { blockIdx, cpAsync4, cpAsync8, cpAsyncCommit, cpAsyncWait, decodeE4m3, encodeE4m3, f16, f32, i32, u32, u8, local, shared, shflXor, syncthreads, threadIdx, vload, vstore, type Global, type GlobalIn } from '../dsl/index.js';\n`;
 const project = new KernelProject({ inMemory: true });
 let n = 0;
 
@@ -88,5 +90,96 @@ describe('the emulator runs kernels with CUDA semantics', () => {
     const k = kernel('out[0] = 1;');
     expect(() => k.launch(1, { out: new EmuBuffer('i32', 1), n: 0 })).toThrow(/argument out must hold f32, got i32/);
     expect(() => k.launch(1, { out: new EmuBuffer('f32', 1), n: 0 }, 128)).toThrow(/exceeds __launch_bounds__\(64\)/);
+  });
+
+  it('moves bytes (u8) and converts them explicitly, as C does', () => {
+    const out = new EmuBuffer('u8', 16);
+    const sum = new EmuBuffer('u32', 1);
+    kernel(
+      `if (threadIdx.x !== 0) return;
+  const b = local<u8>(8);
+  vload(b, src, 8);
+  let total: u32 = 0;
+  for (let i = 0; i < 8; i++) total += u32(b[i]);
+  sum[0] = total;
+  for (let i = 0; i < 8; i++) b[i] = u8(i32(b[i]) - 3 * i - 1);
+  vstore(out, 0, b);
+  out[8] = u8(n);
+  out[9] = 0;`,
+      'src: GlobalIn<u8>, out: Global<u8>, sum: Global<u32>, n: i32',
+      32,
+    ).launch(1, {
+      src: EmuBuffer.from(
+        'u8',
+        [...Array(16).keys()].map((i) => i * 17),
+      ),
+      out,
+      sum,
+      n: -2,
+    });
+    expect(sum.toArray()).toEqual([(8 + 9 + 10 + 11 + 12 + 13 + 14 + 15) * 17]);
+    expect(out.toArray().slice(0, 10)).toEqual([...Array(8).keys()].map((i) => ((8 + i) * 17 - 3 * i - 1) & 255).concat([254, 0]));
+  });
+
+  it('encodes and decodes e4m3 with core codec, bit for bit', () => {
+    const inputs = [0, -0, 1, -1.0625, 448, 464, 465, -1e9, 2 ** -10, 2 ** -9, 3 * 2 ** -11, 0.3, Number.NaN, Number.POSITIVE_INFINITY];
+    const codes = new EmuBuffer('u8', inputs.length);
+    const back = new EmuBuffer('f32', 256);
+    kernel(
+      `for (let i = threadIdx.x; i < n; i += 64) codes[i] = encodeE4m3(x[i]);
+  for (let c = threadIdx.x; c < 256; c += 64) back[c] = decodeE4m3(u8(c));`,
+      'x: GlobalIn<f32>, codes: Global<u8>, back: Global<f32>, n: i32',
+    ).launch(1, { x: EmuBuffer.from('f32', inputs), codes, back, n: inputs.length });
+    expect(codes.toArray()).toEqual(inputs.map(floatToE4m3Bits));
+    expect(back.toArray()).toEqual([...Array(256).keys()].map(e4m3ToFloat));
+  });
+
+  it('copies 8 and 4 bytes with cp.async and checks their alignment', () => {
+    const k = kernel(
+      `const s = shared<u8>(64 * 12);
+  cpAsync8(s, threadIdx.x * 8, src, threadIdx.x * 8);
+  cpAsync4(s, 512 + threadIdx.x * 4, src, n + threadIdx.x * 4);
+  cpAsyncCommit();
+  cpAsyncWait(0);
+  const b = local<u8>(8);
+  vload(b, s, threadIdx.x * 8);
+  vstore(out, threadIdx.x * 16, b);
+  const w = local<u8>(4);
+  vload(w, s, 512 + threadIdx.x * 4);
+  vstore(out, threadIdx.x * 16 + 8, w);`,
+      'src: GlobalIn<u8>, out: Global<u8>, n: i32',
+    );
+    const src = EmuBuffer.from(
+      'u8',
+      [...Array(1024).keys()].map((i) => (i * 7) & 255),
+    );
+    const out = new EmuBuffer('u8', 64 * 16).fill(9);
+    k.launch(1, { src, out, n: 512 });
+    const want = [...Array(64).keys()].flatMap((t) =>
+      [...Array(8).keys()]
+        .map((i) => ((t * 8 + i) * 7) & 255)
+        .concat(
+          [...Array(4).keys()].map((i) => ((512 + t * 4 + i) * 7) & 255),
+          [9, 9, 9, 9],
+        ),
+    );
+    expect(out.toArray()).toEqual(want);
+    expect(() => k.launch(1, { src, out, n: 2 })).toThrow(/cp\.async source of 4 bytes at buffer\[2\] is misaligned/);
+  });
+
+  it('prints bytes as unsigned char and the fp8 conversions as the prelude helpers', () => {
+    const file = project.addSource(
+      '/emu/print.kernel.ts',
+      `${HEADER}export function k(_spec: object, src: GlobalIn<u8>, out: Global<f32>, codes: Global<u8>): void {\n  out[threadIdx.x] = decodeE4m3(src[threadIdx.x]) + f32(src[0]);\n  codes[threadIdx.x] = encodeE4m3(out[0]);\n  codes[0] = 7;\n}\n`,
+    );
+    const text = printKernelHeader(
+      translateKernel(project.envs, { file, functionName: 'k', name: 'k', spec: {}, typeArgs: {}, blockThreads: 32 }),
+      'print',
+      [],
+    );
+    expect(text).toContain('const unsigned char* __restrict__ src');
+    expect(text).toContain('out[(int)threadIdx.x] = arkvale::e4m3_decode(src[(int)threadIdx.x]) + (float)src[0];');
+    expect(text).toContain('codes[(int)threadIdx.x] = arkvale::e4m3_encode(out[0]);');
+    expect(text).toContain('codes[0] = (unsigned char)7;');
   });
 });

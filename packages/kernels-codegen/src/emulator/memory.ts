@@ -7,7 +7,7 @@ import { floatToBf16Bits, floatToHalfBits, halfBitsToFloat, bf16BitsToFloat } fr
 import type { MemorySpace, ScalarName } from '../ir/types.js';
 
 export type ElemType = Exclude<ScalarName, 'bool'>;
-type Store = Float32Array | Int32Array | Uint32Array | Uint16Array | Float64Array;
+type Store = Float32Array | Int32Array | Uint32Array | Uint16Array | Uint8Array | Float64Array;
 
 function storeFor(t: ElemType, n: number): Store {
   switch (t) {
@@ -19,6 +19,8 @@ function storeFor(t: ElemType, n: number): Store {
       return new Uint32Array(n);
     case 'i64':
       return new Float64Array(n);
+    case 'u8':
+      return new Uint8Array(n);
     default:
       return new Uint16Array(n);
   }

@@ -5,6 +5,7 @@
  */
 import type { SourceLoc } from '../ir/nodes.js';
 import { roundBf16, roundHalf } from '../ir/half.js';
+import { e4m3ToFloat, floatToE4m3Bits } from '@arkvale/core';
 import { sizeOf, type ScalarName } from '../ir/types.js';
 import { EmuMemory, type ElemType, type EmuPtr } from './memory.js';
 
@@ -109,6 +110,12 @@ export function createRuntime(kernelName: string, locs: readonly SourceLoc[]) {
   const copy = (dst: EmuPtr, di: number, src: EmuPtr, si: number, n: number, T: ThreadCtx, loc: number) => {
     for (let k = 0; k < n; k++) st(dst, di + k, ld(src, si + k, T, loc), T, loc);
   };
+  const cpAsync = (bytes: number, dst: EmuPtr, di: number, src: EmuPtr, si: number, T: ThreadCtx, loc: number) => {
+    const n = bytes / sizeOf(dst.mem.t);
+    vectorCheck(dst, di, n, T, loc, 'cp.async destination');
+    vectorCheck(src, si, n, T, loc, 'cp.async source');
+    copy(dst, di, src, si, n, T, loc);
+  };
   const atomic = (p: EmuPtr, i: number, T: ThreadCtx, loc: number, f: (old: number) => number): number => {
     const idx = check(p, i, T, loc);
     const old = p.mem.get(idx);
@@ -127,12 +134,14 @@ export function createRuntime(kernelName: string, locs: readonly SourceLoc[]) {
     ld_i64: ld,
     ld_f16: ld,
     ld_bf16: ld,
+    ld_u8: ld,
     st_f32: st,
     st_i32: st,
     st_u32: st,
     st_i64: st,
     st_f16: st,
     st_bf16: st,
+    st_u8: st,
     off: (p: EmuPtr, n: number): EmuPtr => ({ mem: p.mem, o: p.o + n }),
     idiv: (a: number, b: number, T: ThreadCtx) => (intOp(T, b), (a / b) | 0),
     imod: (a: number, b: number, T: ThreadCtx) => (intOp(T, b), (a % b) | 0),
@@ -163,12 +172,15 @@ export function createRuntime(kernelName: string, locs: readonly SourceLoc[]) {
       u32buf[0] = u;
       return f32buf[0];
     },
+    // fp8 codes, with core's codec (bit-exact with cuda_fp8.h's conversions)
+    encodeE4m3: (v: number) => floatToE4m3Bits(v),
+    decodeE4m3: (c: number) => e4m3ToFloat(c),
     popc: (u: number) => {
       let n = 0;
       for (let x = u >>> 0; x; x &= x - 1) n++;
       return n;
     },
-    garbage: (t: ScalarName) => (t === 'bool' ? false : t === 'f32' || t === 'f16' || t === 'bf16' ? NaN : 0xdead),
+    garbage: (t: ScalarName) => (t === 'bool' ? false : t === 'f32' || t === 'f16' || t === 'bf16' ? NaN : t === 'u8' ? 0xad : 0xdead),
     local: (t: ElemType, n: number, name: string): EmuPtr => {
       const m = new EmuMemory(t, n, name, 'local');
       m.fillGarbage();
@@ -213,12 +225,9 @@ export function createRuntime(kernelName: string, locs: readonly SourceLoc[]) {
       vectorCheck(dst, i, src.mem.length, T, loc, 'vector store');
       copy(dst, i, src, 0, src.mem.length, T, loc);
     },
-    cpAsync16: (dst: EmuPtr, di: number, src: EmuPtr, si: number, T: ThreadCtx, loc: number) => {
-      const n = 16 / sizeOf(dst.mem.t);
-      vectorCheck(dst, di, n, T, loc, 'cp.async destination');
-      vectorCheck(src, si, n, T, loc, 'cp.async source');
-      copy(dst, di, src, si, n, T, loc);
-    },
+    cpAsync16: (dst: EmuPtr, di: number, src: EmuPtr, si: number, T: ThreadCtx, loc: number) => cpAsync(16, dst, di, src, si, T, loc),
+    cpAsync8: (dst: EmuPtr, di: number, src: EmuPtr, si: number, T: ThreadCtx, loc: number) => cpAsync(8, dst, di, src, si, T, loc),
+    cpAsync4: (dst: EmuPtr, di: number, src: EmuPtr, si: number, T: ThreadCtx, loc: number) => cpAsync(4, dst, di, src, si, T, loc),
   };
 }
 

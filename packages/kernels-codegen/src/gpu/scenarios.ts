@@ -15,7 +15,11 @@ import { addRmsNormKernel, rmsNormKernel } from '../kernels/rms-norm.kernel.js';
 import { ropeKernel, ropeQkvKernel, ropeTableKernel } from '../kernels/rope.kernel.js';
 import { scatterI32Kernel } from '../kernels/scatter.kernel.js';
 import { selectResidentKernel } from '../kernels/select-resident.kernel.js';
-import { pagedTokenScoresKernel } from '../kernels/token-scores.kernel.js';
+import { pagedTokenScoresFp8Kernel, pagedTokenScoresKernel } from '../kernels/token-scores.kernel.js';
+import { kvAppendFp8Kernel } from '../kernels/kv-append.kernel.js';
+import { pageDigestFp8Kernel } from '../kernels/page-digest.kernel.js';
+import { pagedDecodeFp8Kernel } from '../kernels/paged-decode.kernel.js';
+import { pagedPrefillFp8Kernel } from '../kernels/paged-prefill.kernel.js';
 import { DIGEST_VARIANTS, type Matrix } from '../spec/matrix.js';
 import { Rng } from '../random.js';
 import type { GpuJobs } from './jobs.js';
@@ -152,6 +156,7 @@ export function buildScenarios(jobs: GpuJobs): void {
   }
 
   deviceSelection(jobs, rng);
+  fp8Pages(jobs, rng);
 
   for (const dtype of ['f16', 'bf16'] as const) {
     const rows = 3;
@@ -257,6 +262,121 @@ export function buildScenarios(jobs: GpuJobs): void {
     const best = new EmuBuffer('i32', rows);
     jobs.launch(argmaxKernel, { dtype: 'f32' }, { logits, out: best, rows, vocab });
     jobs.output(best, 'argmax', TOL.exact);
+  }
+}
+
+/**
+ * fp8 KV pages: kv_append_fp8 byte for byte (rows at magnitudes 2^-6 .. 2^1, each with
+ * its own scale byte, and a row of e4m3 ties, so the GPU's conversion is checked
+ * against core's codec), then on the pages it wrote:
+ * page_digest_fp8, paged_decode_fp8 with the merge and paged_token_scores_fp8, and
+ * paged_prefill_fp8 with the merge.
+ */
+function fp8Pages(jobs: GpuJobs, rng: Rng): void {
+  for (const [dtype, headDim, pageSize, heads, kvHeads, lists, splits] of [
+    ['f16', 128, 16, 8, 2, 1, 3],
+    ['bf16', 64, 32, 4, 4, 4, 2],
+  ] as const) {
+    const slots = 8;
+    const tokens = slots * pageSize;
+    // core's pageBytes for fp8: codes, then a scale byte per [K|V][kvHead][token], padded to 16.
+    const pageBytes = 2 * kvHeads * pageSize * headDim + Math.ceil((2 * kvHeads * pageSize) / 16) * 16;
+    const pool = new EmuBuffer('u8', slots * pageBytes);
+    const rows = (n: number) => {
+      const values = Array.from({ length: n }, (_, i) => rng.uniform(-1, 1) * 2 ** ((Math.floor(i / headDim) % 8) - 6));
+      // e4m3 ties to even (and 2^-10 to 0) at scale factor 2^-6: the same codes as at factor 1.
+      [448, 1.0625, 1.1875, -1.0625, 232, 3 * 2 ** -10, 2 ** -10, -0, 0, -240].forEach((x, i) => (values[i] = x * 2 ** -6));
+      return EmuBuffer.from(dtype, values);
+    };
+    const order = rng.shuffle([...Array(tokens).keys()]);
+    jobs.launch(
+      kvAppendFp8Kernel,
+      { dtype, headDim, pageSize },
+      {
+        k: rows(tokens * kvHeads * headDim),
+        v: rows(tokens * kvHeads * headDim),
+        slots: EmuBuffer.from(
+          'i32',
+          order.map((t) => Math.floor(t / pageSize)),
+        ),
+        offsets: EmuBuffer.from(
+          'i32',
+          order.map((t) => t % pageSize),
+        ),
+        pool,
+        numTokens: tokens,
+        numKvHeads: kvHeads,
+      },
+    );
+    jobs.output(pool, `kv_append_fp8 ${dtype} hd${headDim} ps${pageSize}`, TOL.exact);
+    for (const variant of ['cuboid-max', 'sphere'] as const) {
+      const digests = new EmuBuffer(dtype, 3 * kvHeads * 2 * headDim);
+      jobs.launch(
+        pageDigestFp8Kernel,
+        { dtype, headDim, pageSize, variant },
+        { pool, slots: EmuBuffer.from('i32', [6, 1, 3]), rows: EmuBuffer.from('i32', [2, 0, 1]), digests, numPages: 3, numKvHeads: kvHeads },
+      );
+      jobs.output(digests, `page_digest_fp8 ${variant} ${dtype}`, TOL[dtype]);
+    }
+    const batch = 2;
+    const maxPages = 5;
+    const pages = {
+      pool,
+      pageTable: EmuBuffer.from(
+        'i32',
+        Array.from({ length: batch * lists * maxPages }, () => rng.int(slots)),
+      ),
+      pageCounts: EmuBuffer.from(
+        'i32',
+        Array.from({ length: batch * lists }, () => 1 + rng.int(maxPages)),
+      ),
+      lastPageLens: EmuBuffer.from(
+        'i32',
+        Array.from({ length: batch * lists }, () => 1 + rng.int(pageSize)),
+      ),
+    };
+    const q = EmuBuffer.from(dtype, rng.array(batch * heads * headDim, -2, 2));
+    const shape = { batch, numHeads: heads, numKvHeads: kvHeads, numLists: lists, maxPages, scale: 1 / Math.sqrt(headDim) };
+    const partialOut = new EmuBuffer('f32', batch * heads * splits * headDim);
+    const partialLse = new EmuBuffer('f32', batch * heads * splits);
+    const group = gcd(heads / kvHeads, heads / lists);
+    jobs.launch(pagedDecodeFp8Kernel, { dtype, headDim, pageSize, group }, { q, ...pages, partialOut, partialLse, ...shape, numSplits: splits });
+    const out = new EmuBuffer(dtype, batch * heads * headDim);
+    const lse = new EmuBuffer('f32', batch * heads);
+    jobs.launch(pagedDecodeMergeKernel, { dtype, headDim }, { partialOut, partialLse, out, lse, rows: batch * heads, numSplits: splits });
+    jobs.output(out, `paged_decode_fp8 + merge ${dtype} hd${headDim} ps${pageSize} g${group}`, TOL[dtype]);
+    const scores = new EmuBuffer('f32', batch * lists * maxPages * pageSize);
+    jobs.launch(pagedTokenScoresFp8Kernel, { dtype, headDim, pageSize }, { q, ...pages, lse, scores, ...shape });
+    jobs.output(scores, `paged_token_scores_fp8 ${dtype}`, TOL.f32);
+    // A prefill chunk of 30 rows from position 40 over the sequence's pages, in a shuffled order of slots.
+    const [first, count, chunkSplits] = [40, 30, 2];
+    const chunkOut = new EmuBuffer('f32', count * heads * chunkSplits * headDim);
+    const chunkLse = new EmuBuffer('f32', count * heads * chunkSplits);
+    jobs.launch(
+      pagedPrefillFp8Kernel,
+      { dtype, headDim, pageSize },
+      {
+        q: EmuBuffer.from(dtype, rng.array(count * heads * headDim, -2, 2)),
+        pool,
+        pageSlots: EmuBuffer.from('i32', rng.shuffle([...Array(slots).keys()])),
+        partialOut: chunkOut,
+        partialLse: chunkLse,
+        numRows: count,
+        start: first,
+        numHeads: heads,
+        numKvHeads: kvHeads,
+        numSplits: chunkSplits,
+        scale: 1 / Math.sqrt(headDim),
+      },
+    );
+    const chunk = new EmuBuffer(dtype, count * heads * headDim);
+    const chunkRowLse = new EmuBuffer('f32', count * heads);
+    jobs.launch(
+      pagedDecodeMergeKernel,
+      { dtype, headDim },
+      { partialOut: chunkOut, partialLse: chunkLse, out: chunk, lse: chunkRowLse, rows: count * heads, numSplits: chunkSplits },
+    );
+    jobs.output(chunk, `paged_prefill_fp8 + merge ${dtype} hd${headDim} ps${pageSize}`, TOL[dtype]);
   }
 }
 

@@ -75,6 +75,9 @@ export type IntrinsicName =
   | 'floatBits'
   | 'bitsToFloat'
   | 'popc'
+  // fp8 (e4m3) codes
+  | 'encodeE4m3'
+  | 'decodeE4m3'
   // memory
   | 'vload'
   | 'vstore'
@@ -97,6 +100,8 @@ export type IntrinsicName =
   | 'atomicCAS'
   // async copies and tensor cores
   | 'cpAsync16'
+  | 'cpAsync8'
+  | 'cpAsync4'
   | 'cpAsyncCommit'
   | 'cpAsyncWait'
   | 'ldmatrixX4'

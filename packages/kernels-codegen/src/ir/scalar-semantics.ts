@@ -25,6 +25,8 @@ export function represent(t: ScalarName, v: number): number {
       return Math.trunc(v);
     case 'bool':
       return v ? 1 : 0;
+    case 'u8':
+      return v & 0xff;
   }
 }
 

@@ -1,6 +1,6 @@
 /** The DSL's type system as the translator and both emitters (CUDA, JS) see it. */
 
-export const SCALAR_NAMES = ['f16', 'bf16', 'f32', 'i32', 'u32', 'i64', 'bool'] as const;
+export const SCALAR_NAMES = ['f16', 'bf16', 'f32', 'i32', 'u32', 'i64', 'bool', 'u8'] as const;
 export type ScalarName = (typeof SCALAR_NAMES)[number];
 
 export type MemorySpace = 'global' | 'shared' | 'local';
@@ -25,7 +25,9 @@ export function isScalarName(s: string): s is ScalarName {
 
 export const isInteger = (s: ScalarName): boolean => s === 'i32' || s === 'u32' || s === 'i64';
 export const isFloat16 = (s: ScalarName): boolean => s === 'f16' || s === 'bf16';
-/** Types ordinary arithmetic works on (16-bit floats are storage types). */
+/** Storage-only types: converted explicitly before any arithmetic (16-bit floats, and u8 bytes). */
+export const isStorageOnly = (s: ScalarName): boolean => isFloat16(s) || s === 'u8';
+/** Types ordinary arithmetic works on (16-bit floats and bytes are storage types). */
 export const isArithmetic = (s: ScalarName): boolean => s === 'f32' || isInteger(s);
 
 export function sizeOf(s: ScalarName): number {
@@ -36,6 +38,7 @@ export function sizeOf(s: ScalarName): number {
     case 'i64':
       return 8;
     case 'bool':
+    case 'u8':
       return 1;
     default:
       return 4;

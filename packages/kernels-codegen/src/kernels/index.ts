@@ -8,15 +8,15 @@ import { embeddingGatherKernel } from './embedding.kernel.js';
 import { estimateKernel } from './estimate.kernel.js';
 import { estimateRowsKernel } from './estimate-rows.kernel.js';
 import { prefillKeyScoresKernel, prefillKeySumsKernel } from './key-scores.kernel.js';
-import { kvAppendKernel } from './kv-append.kernel.js';
-import { pageDigestKernel } from './page-digest.kernel.js';
-import { pagedDecodeKernel, pagedDecodeMergeKernel } from './paged-decode.kernel.js';
-import { pagedPrefillKernel } from './paged-prefill.kernel.js';
+import { kvAppendFp8Kernel, kvAppendKernel } from './kv-append.kernel.js';
+import { pageDigestFp8Kernel, pageDigestKernel } from './page-digest.kernel.js';
+import { pagedDecodeFp8Kernel, pagedDecodeKernel, pagedDecodeMergeKernel } from './paged-decode.kernel.js';
+import { pagedPrefillFp8Kernel, pagedPrefillKernel } from './paged-prefill.kernel.js';
 import { addRmsNormKernel, rmsNormKernel } from './rms-norm.kernel.js';
 import { ropeKernel, ropeQkvKernel, ropeTableKernel } from './rope.kernel.js';
 import { scatterI32Kernel } from './scatter.kernel.js';
 import { selectResidentKernel } from './select-resident.kernel.js';
-import { pagedTokenScoresKernel } from './token-scores.kernel.js';
+import { pagedTokenScoresFp8Kernel, pagedTokenScoresKernel } from './token-scores.kernel.js';
 import { fillUniformKernel } from './random.kernel.js';
 
 export const KERNELS: readonly KernelDefinition[] = [
@@ -47,4 +47,10 @@ export const KERNELS: readonly KernelDefinition[] = [
   argmaxKernel,
   sampleKernel,
   fillUniformKernel,
+  // fp8 KV pages (kvDtype 'fp8'): the kernels that read or write pages, for e4m3 codes with scale bytes.
+  kvAppendFp8Kernel,
+  pageDigestFp8Kernel,
+  pagedDecodeFp8Kernel,
+  pagedTokenScoresFp8Kernel,
+  pagedPrefillFp8Kernel,
 ];

@@ -19,13 +19,23 @@
  * `paged_decode_merge` combines the splits exactly:
  * O = sum_s e^(lse_s - M) O_s / sum_s e^(lse_s - M). `pagedDecodeSplits` picks a split
  * count that fills the GPU.
+ *
+ * paged_decode_fp8 reads fp8 pages (fp8.ts) with the same layout of threads, steps
+ * and splits: a lane's 8 dimensions of a token are 8 codes, copied by an 8-byte
+ * cp.async, and the token's K and V scale bytes arrive in the same ring (each thread
+ * copies the 4-byte words holding them, so it still reads back only its own slots).
+ * The codes are decoded exactly to f32; a token's K factor scales its dot products and
+ * its V factor its softmax weight (powers of two: exact).
  */
 import {
   blockIdx,
   convert,
   cpAsync16,
+  cpAsync4,
+  cpAsync8,
   cpAsyncCommit,
   cpAsyncWait,
+  decodeE4m3,
   exp2,
   f32,
   i64,
@@ -39,10 +49,12 @@ import {
   type GlobalIn,
   type Global,
   type i32,
+  type u8,
 } from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
 import { arg, ceilDiv, mul } from '../spec/geometry.js';
 import { product, type DType } from '../spec/matrix.js';
+import { fp8Factor, fp8PageBytes, fp8ScaleBase } from './fp8.js';
 import { checkHeadDim, checkPageSize, checkPowerOfTwoHeadDim, VEC, type PagedSpec } from './layout.js';
 
 export interface PagedDecodeSpec extends PagedSpec {
@@ -266,6 +278,208 @@ export const pagedDecodeKernel = defineKernel<PagedDecodeSpec>({
   source: import.meta.url,
   kernel: pagedDecode,
   name: (s) => `paged_decode_${s.dtype}_hd${s.headDim}_ps${s.pageSize}_g${s.group}`,
+  types: (s) => ({ T: s.dtype }),
+  blockThreads: () => WARPS * 32,
+  grid: (s) => [ceilDiv(mul(arg('batch'), arg('numHeads')), s.group), arg('numSplits'), 1],
+  specs: (m) => product({ dtype: m.dtype, headDim: m.headDim, pageSize: m.pageSize, group: m.group }),
+  validate: (s) =>
+    checkPowerOfTwoHeadDim(s.headDim) ?? checkPageSize(s.pageSize) ?? (s.group >= 1 && s.group <= 16 ? undefined : `group ${s.group} must be 1..16`),
+  unitKey: (s) => `${s.dtype}_hd${s.headDim}`,
+});
+
+export function pagedDecodeFp8<T extends Float16>(
+  spec: PagedDecodeSpec,
+  q: GlobalIn<T>,
+  pool: GlobalIn<u8>,
+  pageTable: GlobalIn<i32>,
+  pageCounts: GlobalIn<i32>,
+  lastPageLens: GlobalIn<i32>,
+  partialOut: Global<f32>,
+  partialLse: Global<f32>,
+  batch: i32,
+  numHeads: i32,
+  numKvHeads: i32,
+  numLists: i32,
+  maxPages: i32,
+  numSplits: i32,
+  scale: f32,
+): void {
+  const D = spec.headDim;
+  const P = spec.pageSize;
+  const G = spec.group;
+  const TX = D / VEC;
+  const TY = 32 / TX;
+  const NY = WARPS * TY;
+  const U = spec.group <= 4 ? 2 : 1;
+  const S = spec.group <= 2 ? 4 : 3;
+  const THREADS = WARPS * 32;
+  const STEP = NY * U;
+  const tid = threadIdx.x;
+  const tx = tid % TX;
+  const y = tid / TX;
+  const headBlocks = numHeads / G;
+  const b = blockIdx.x / headBlocks;
+  const h0 = (blockIdx.x % headBlocks) * G;
+  const split = blockIdx.y;
+  if (b >= batch) return;
+  const kvh = h0 / (numHeads / numKvHeads);
+  const list = b * numLists + h0 / (numHeads / numLists);
+  const n = (pageCounts[list] - 1) * P + lastPageLens[list];
+  const chunk = (((n + numSplits - 1) / numSplits + STEP - 1) / STEP) * STEP;
+  const start = split * chunk;
+  const end = Math.min(n, start + chunk);
+  const pageBytes = i64(fp8PageBytes(spec, numKvHeads));
+  const vOffset = numKvHeads * P * D;
+  const scaleBase = fp8ScaleBase(spec, numKvHeads);
+
+  const qt = local<T>(VEC);
+  const qv = local<f32>(G * VEC);
+  const qs = scale * Math.LOG2E;
+  for (let g = 0; g < G; g++) {
+    vload(qt, q, (b * numHeads + h0 + g) * D + tx * VEC);
+    for (let j = 0; j < VEC; j++) qv[g * VEC + j] = f32(qt[j]) * qs;
+  }
+  const acc = local<f32>(G * VEC);
+  const m = local<f32>(G);
+  const l = local<f32>(G);
+  for (let g = 0; g < G; g++) {
+    m[g] = -Infinity;
+    l[g] = 0;
+    for (let j = 0; j < VEC; j++) acc[g * VEC + j] = 0;
+  }
+
+  const kc = local<u8>(VEC);
+  const vc = local<u8>(VEC);
+  const kf = local<f32>(VEC);
+  const vf = local<f32>(VEC);
+  const s = local<f32>(U * G);
+  // The ring of codes, [stage][u][K|V][thread][VEC] bytes, and of the 4-byte words
+  // holding the row's K and V scale bytes, [stage][u][K|V][thread][4]: as paged_decode,
+  // each thread reads back only what it copied.
+  const ring = shared<u8>(S * U * 2 * THREADS * VEC);
+  const words = shared<u8>(S * U * 2 * THREADS * 4);
+  const steps = end > start ? (end - start + STEP - 1) / STEP : 0;
+  const pg = local<i32>(U);
+  if (steps > 0) {
+    for (let u = 0; u < U; u++) pg[u] = pageTable[list * maxPages + Math.min(start + u * NY + y, end - 1) / P];
+  }
+  for (let i = 0; i < S - 1; i++) {
+    if (i < steps) {
+      for (let u = 0; u < U; u++) {
+        const t = Math.min(start + i * STEP + u * NY + y, end - 1);
+        const page = i64(pg[u]) * pageBytes;
+        const k = page + (kvh * P + (t % P)) * D + tx * VEC;
+        const ks = kvh * P + (t % P);
+        const vs = ks + numKvHeads * P;
+        cpAsync8(ring, ((i * U + u) * 2 * THREADS + tid) * VEC, pool, k);
+        cpAsync8(ring, (((i * U + u) * 2 + 1) * THREADS + tid) * VEC, pool, k + vOffset);
+        cpAsync4(words, ((i * U + u) * 2 * THREADS + tid) * 4, pool, page + (scaleBase + (ks >> 2) * 4));
+        cpAsync4(words, (((i * U + u) * 2 + 1) * THREADS + tid) * 4, pool, page + (scaleBase + (vs >> 2) * 4));
+      }
+      for (let u = 0; u < U; u++) pg[u] = pageTable[list * maxPages + Math.min(start + (i + 1) * STEP + u * NY + y, end - 1) / P];
+    }
+    cpAsyncCommit();
+  }
+  for (let i = 0; i < steps; i++) {
+    const base = start + i * STEP;
+    const next = i + S - 1;
+    if (next < steps) {
+      const ns = next % S;
+      for (let u = 0; u < U; u++) {
+        const t = Math.min(start + next * STEP + u * NY + y, end - 1);
+        const page = i64(pg[u]) * pageBytes;
+        const k = page + (kvh * P + (t % P)) * D + tx * VEC;
+        const ks = kvh * P + (t % P);
+        const vs = ks + numKvHeads * P;
+        cpAsync8(ring, ((ns * U + u) * 2 * THREADS + tid) * VEC, pool, k);
+        cpAsync8(ring, (((ns * U + u) * 2 + 1) * THREADS + tid) * VEC, pool, k + vOffset);
+        cpAsync4(words, ((ns * U + u) * 2 * THREADS + tid) * 4, pool, page + (scaleBase + (ks >> 2) * 4));
+        cpAsync4(words, (((ns * U + u) * 2 + 1) * THREADS + tid) * 4, pool, page + (scaleBase + (vs >> 2) * 4));
+      }
+      for (let u = 0; u < U; u++) pg[u] = pageTable[list * maxPages + Math.min(start + (next + 1) * STEP + u * NY + y, end - 1) / P];
+    }
+    cpAsyncCommit();
+    cpAsyncWait(S - 1);
+    const st = i % S;
+    for (let u = 0; u < U; u++) {
+      // The token whose codes this slot holds (clamped as when copied), and its scale byte's place in the word.
+      const ks = kvh * P + (Math.min(base + u * NY + y, end - 1) % P);
+      const kScale = fp8Factor(words[((st * U + u) * 2 * THREADS + tid) * 4 + (ks & 3)]);
+      vload(kc, ring, ((st * U + u) * 2 * THREADS + tid) * VEC);
+      for (let j = 0; j < VEC; j++) kf[j] = decodeE4m3(kc[j]);
+      for (let g = 0; g < G; g++) {
+        let dot: f32 = 0;
+        for (let j = 0; j < VEC; j++) dot += qv[g * VEC + j] * kf[j];
+        s[u * G + g] = dot * kScale;
+      }
+    }
+    for (let r = 0; r < U * G; r++) {
+      for (let o = TX / 2; o > 0; o >>= 1) s[r] += shflXor(s[r], o);
+    }
+    for (let g = 0; g < G; g++) {
+      let mNew = m[g];
+      for (let u = 0; u < U; u++) {
+        if (base + u * NY + y < end) mNew = Math.max(mNew, s[u * G + g]);
+      }
+      const correction: f32 = mNew > -Infinity ? exp2(m[g] - mNew) : 1;
+      l[g] = l[g] * correction;
+      for (let j = 0; j < VEC; j++) acc[g * VEC + j] = acc[g * VEC + j] * correction;
+      m[g] = mNew;
+    }
+    for (let u = 0; u < U; u++) {
+      const valid = base + u * NY + y < end;
+      const vs = numKvHeads * P + kvh * P + (Math.min(base + u * NY + y, end - 1) % P);
+      const vScale = fp8Factor(words[(((st * U + u) * 2 + 1) * THREADS + tid) * 4 + (vs & 3)]);
+      vload(vc, ring, (((st * U + u) * 2 + 1) * THREADS + tid) * VEC);
+      for (let j = 0; j < VEC; j++) vf[j] = decodeE4m3(vc[j]);
+      for (let g = 0; g < G; g++) {
+        const p: f32 = valid ? exp2(s[u * G + g] - m[g]) : 0;
+        l[g] = l[g] + p;
+        // The token's V factor rides on its weight: p * 2^e * code, exact scaling.
+        const pv = p * vScale;
+        for (let j = 0; j < VEC; j++) acc[g * VEC + j] = acc[g * VEC + j] + pv * vf[j];
+      }
+    }
+  }
+
+  const sO = shared<f32>(G * NY * D);
+  const sM = shared<f32>(G * NY);
+  const sL = shared<f32>(G * NY);
+  for (let g = 0; g < G; g++) {
+    for (let j = 0; j < VEC; j++) sO[(g * NY + y) * D + tx * VEC + j] = acc[g * VEC + j];
+    if (tx === 0) {
+      sM[g * NY + y] = m[g];
+      sL[g * NY + y] = l[g];
+    }
+  }
+  syncthreads();
+  for (let i = tid; i < G * D; i += WARPS * 32) {
+    const g = i / D;
+    const d = i % D;
+    let mMax: f32 = -Infinity;
+    for (let r = 0; r < NY; r++) mMax = Math.max(mMax, sM[g * NY + r]);
+    let sum: f32 = 0;
+    let o: f32 = 0;
+    if (mMax > -Infinity) {
+      for (let r = 0; r < NY; r++) {
+        const w = exp2(sM[g * NY + r] - mMax);
+        sum += sL[g * NY + r] * w;
+        o += sO[(g * NY + r) * D + d] * w;
+      }
+    }
+    const row = (b * numHeads + h0 + g) * numSplits + split;
+    partialOut[i64(row) * D + d] = sum > 0 ? o / sum : 0;
+    if (d === 0) partialLse[row] = sum > 0 ? (mMax + Math.log2(sum)) * Math.LN2 : -Infinity;
+  }
+}
+
+export const pagedDecodeFp8Kernel = defineKernel<PagedDecodeSpec>({
+  family: 'paged_decode_fp8',
+  summary:
+    'paged decode attention over fp8 pages (dequantized on load), one split per blockIdx.y; merge with paged_decode_merge (Backend.pagedAttention, kvDtype fp8)',
+  source: import.meta.url,
+  kernel: pagedDecodeFp8,
+  name: (s) => `paged_decode_fp8_${s.dtype}_hd${s.headDim}_ps${s.pageSize}_g${s.group}`,
   types: (s) => ({ T: s.dtype }),
   blockThreads: () => WARPS * 32,
   grid: (s) => [ceilDiv(mul(arg('batch'), arg('numHeads')), s.group), arg('numSplits'), 1],

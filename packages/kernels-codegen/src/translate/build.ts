@@ -63,7 +63,7 @@ export function unary(op: '-' | '!' | '~', e: Expr, node: Node): Expr {
   if (!t) throw dslError(node, `operator ${op} needs a scalar operand`);
   if (op === '!') requireBool(e, node, 'the operand of !');
   else if (op === '~' && !isInteger(t)) throw dslError(node, `operator ~ needs an integer operand, got ${t}`);
-  else if (op === '-' && (t === 'bool' || t === 'f16' || t === 'bf16' || t === 'u32')) {
+  else if (op === '-' && (t === 'bool' || t === 'f16' || t === 'bf16' || t === 'u32' || t === 'u8')) {
     throw dslError(node, t === 'u32' ? 'negating a u32 wraps around; convert to i32 first' : `operator - does not apply to ${t}; convert with f32(x) first`);
   }
   if (isConst(e)) return lit(t, evalUnary(op, t, e.v));

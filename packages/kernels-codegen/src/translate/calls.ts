@@ -11,7 +11,7 @@ import { callHelper } from './helpers.js';
 import { translateIntrinsic } from './intrinsics.js';
 import { resolveScalar } from './type-annotations.js';
 
-const CONVERSIONS = new Set<string>(['f32', 'f16', 'bf16', 'i32', 'u32', 'i64']);
+const CONVERSIONS = new Set<string>(['f32', 'f16', 'bf16', 'i32', 'u32', 'i64', 'u8']);
 
 export function translateCall(ctx: FnContext, node: CallExpression): Expr {
   if (node.hasQuestionDotToken()) throw dslError(node, 'optional calls (?.) are not allowed in kernels');
@@ -55,6 +55,9 @@ function conversion(ctx: FnContext, to: ScalarName, node: CallExpression): Expr 
   // 16-bit floats convert through f32, the only path CUDA offers for every pair.
   if ((from === 'f16' || from === 'bf16') && to !== 'f32' && from !== to) return convert(convert(e, 'f32'), to);
   if ((to === 'f16' || to === 'bf16') && from !== 'f32' && from !== to) return convert(convert(e, 'f32'), to);
+  // Bytes: u8(x) keeps the low 8 bits of an integer; floats go through i32 (explicitly, since that truncates).
+  if (to === 'u8' && from !== 'i32' && from !== 'u32' && from !== 'u8')
+    throw dslError(node, `u8(x) converts i32 or u32 values (keeping their low 8 bits), not ${from}`);
   return convert(e, to);
 }
 

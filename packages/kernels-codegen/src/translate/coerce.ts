@@ -38,6 +38,7 @@ const RANGE: Partial<Record<ScalarName, [number, number]>> = {
   i32: [-(2 ** 31), 2 ** 31 - 1],
   u32: [0, 2 ** 32 - 1],
   i64: [-(2 ** 53), 2 ** 53],
+  u8: [0, 255],
 };
 
 /** Whether a constant of type `from` can become a constant of type `to` unchanged. */
@@ -82,6 +83,7 @@ export function coerce(e: Expr, to: DslType, node: Node, what: string): Expr {
 
 export function conversionHint(from: ScalarName, to: ScalarName): string {
   if (isFloat16(from)) return `16-bit floats are storage types: convert with ${to}(x)`;
+  if (from === 'u8') return `u8 is a storage type: convert with ${to}(x)`;
   if (from === 'bool' || to === 'bool') return to === 'bool' ? 'write a comparison such as `x !== 0`' : 'write `b ? 1 : 0`';
   return `write ${to}(x) to convert explicitly`;
 }
@@ -96,7 +98,12 @@ export function unify(a: Expr, b: Expr, node: Node, op: string): [Expr, Expr, Sc
   if (!ta || !tb) throw dslError(node, `operator ${op} needs scalar operands`);
   for (const t of [ta, tb]) {
     if (!isArithmetic(t)) {
-      const hint = isFloat16(t) ? `${t} is a storage type: convert with f32(x) first` : 'bool is not a number: write `b ? 1 : 0`';
+      const hint =
+        t === 'u8'
+          ? 'u8 is a storage type: convert with u32(x) or i32(x) first'
+          : isFloat16(t)
+            ? `${t} is a storage type: convert with f32(x) first`
+            : 'bool is not a number: write `b ? 1 : 0`';
       throw dslError(node, `operator ${op} does not apply to ${t}; ${hint}`);
     }
   }

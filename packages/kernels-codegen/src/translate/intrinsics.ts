@@ -12,6 +12,7 @@ const I32: DslType = { kind: 'scalar', name: 'i32' };
 const U32: DslType = { kind: 'scalar', name: 'u32' };
 const F32: DslType = { kind: 'scalar', name: 'f32' };
 const BOOL: DslType = { kind: 'scalar', name: 'bool' };
+const U8: DslType = { kind: 'scalar', name: 'u8' };
 
 interface Args {
   readonly nodes: readonly Node[];
@@ -46,6 +47,12 @@ export function translateIntrinsic(ctx: FnContext, name: string, node: CallExpre
     case 'popc':
       arity(1);
       return call('popc', [coerce(a.exprs[0], U32, nodes[0], name)], I32);
+    case 'encodeE4m3':
+      arity(1);
+      return call('encodeE4m3', [coerce(a.exprs[0], F32, nodes[0], name)], U8);
+    case 'decodeE4m3':
+      arity(1);
+      return call('decodeE4m3', [coerce(a.exprs[0], U8, nodes[0], name)], F32);
     case 'offset': {
       arity(2);
       const t = typeOf(a.exprs[0]);
@@ -87,12 +94,16 @@ export function translateIntrinsic(ctx: FnContext, name: string, node: CallExpre
     case 'vload':
     case 'vstore':
       return vector(name, a, node, call);
-    case 'cpAsync16': {
+    case 'cpAsync16':
+    case 'cpAsync8':
+    case 'cpAsync4': {
       arity(4);
       const dst = pointerArg(a, 0, name, ['shared'], true);
       const src = pointerArg(a, 2, name, ['global'], false);
-      if (dst.elem !== src.elem) throw dslError(node, `cpAsync16 copies between arrays of one element type (${dst.elem} vs ${src.elem})`);
-      return call('cpAsync16', [a.exprs[0], integer(a, 1, name), a.exprs[2], integer(a, 3, name)], VOID);
+      if (dst.elem !== src.elem) throw dslError(node, `${name} copies between arrays of one element type (${dst.elem} vs ${src.elem})`);
+      const bytes = name === 'cpAsync16' ? 16 : name === 'cpAsync8' ? 8 : 4;
+      if (sizeOf(dst.elem) > bytes) throw dslError(node, `${name} copies ${bytes} bytes, less than one ${dst.elem}`);
+      return call(name, [a.exprs[0], integer(a, 1, name), a.exprs[2], integer(a, 3, name)], VOID);
     }
     case 'ldmatrixX4':
     case 'ldmatrixX4Trans': {

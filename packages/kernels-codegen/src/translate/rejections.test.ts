@@ -8,7 +8,7 @@ import { DslError } from './errors.js';
 import { KernelProject } from './kernel-project.js';
 import { translateKernel } from './translate-kernel.js';
 
-const HEADER = `import { blockIdx, f32, i32, u32, local, shared, shflXor, vload, cpAsyncWait, syncthreads, threadIdx, type Global, type GlobalIn, type Shared, type f16 } from '../dsl/index.js';
+const HEADER = `import { blockIdx, f32, i32, u32, u8, local, shared, shflXor, vload, cpAsyncWait, syncthreads, threadIdx, type Global, type GlobalIn, type Shared, type f16 } from '../dsl/index.js';
 interface Spec { readonly n: number; readonly mode: string }
 `;
 
@@ -68,6 +68,9 @@ const CASES: readonly [string, string, string, string][] = [
   ['integer division by zero', '', 'const a = @@n / 0 + spec.n / 0;', 'integer division by zero'],
   ['% on floats', '', 'const a = @@f32(n) % 2;', 'needs integer operands'],
   ['reading an undeclared component', '', 'const a = threadIdx.@@w;', 'components x, y and z'],
+  ['arithmetic on u8', '', 'const b = u8(n); const a = @@b + 1;', 'u8 is a storage type'],
+  ['u8 of a float', '', 'const a = @@u8(f32(n));', 'u8(x) converts i32 or u32 values'],
+  ['implicit u8 -> i32', '', 'const b = u8(n); const a: i32 = @@b;', 'u8 is a storage type: convert with i32(x)'],
 ];
 
 describe('rejected constructs are located errors', () => {

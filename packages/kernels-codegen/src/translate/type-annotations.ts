@@ -4,7 +4,7 @@ import { isScalarName, type DslType, type ScalarName } from '../ir/types.js';
 import { dslError } from './errors.js';
 import type { ModuleEnv } from './module-env.js';
 
-const ALLOWED = 'f16, bf16, f32, i32, u32, i64, bool, Global<T>, GlobalIn<T>, Shared<T>, Local<T> or a type parameter bound by the kernel definition';
+const ALLOWED = 'f16, bf16, f32, i32, u32, i64, u8, bool, Global<T>, GlobalIn<T>, Shared<T>, Local<T> or a type parameter bound by the kernel definition';
 
 const POINTERS: Record<string, { space: 'global' | 'shared' | 'local'; readonly: boolean }> = {
   Global: { space: 'global', readonly: false },
@@ -53,4 +53,4 @@ export function resolveScalar(node: TypeNode, env: ModuleEnv, typeArgs: TypeArgs
   return t.name;
 }
 
-const describeScalars = (): string => 'f16, bf16, f32, i32, u32, i64, bool';
+const describeScalars = (): string => 'f16, bf16, f32, i32, u32, i64, u8, bool';

@@ -62,6 +62,8 @@ export function literal(t: ScalarName, v: number | boolean): Printed {
       return { text: `__float2half_rn(${literal('f32', v).text})`, prec: PRIMARY };
     case 'bf16':
       return { text: `__float2bfloat16_rn(${literal('f32', v).text})`, prec: PRIMARY };
+    case 'u8':
+      return { text: `(unsigned char)${v}`, prec: UNARY };
     default:
       throw new Error(`no ${t} literals in CUDA output`);
   }
@@ -148,6 +150,10 @@ function call(e: Extract<Expr, { k: 'call' }>): Printed {
       return fn('__uint_as_float');
     case 'popc':
       return fn('__popc');
+    case 'encodeE4m3':
+      return fn('arkvale::e4m3_encode');
+    case 'decodeE4m3':
+      return fn('arkvale::e4m3_decode');
     case 'syncthreads':
       return fn('__syncthreads');
     case 'syncwarp':
@@ -179,6 +185,10 @@ function call(e: Extract<Expr, { k: 'call' }>): Printed {
       return fn('arkvale::vstore', [addr(e.args[0], e.args[1]), args[2]]);
     case 'cpAsync16':
       return fn('arkvale::cp_async_16', [addr(e.args[0], e.args[1]), addr(e.args[2], e.args[3])]);
+    case 'cpAsync8':
+      return fn('arkvale::cp_async_8', [addr(e.args[0], e.args[1]), addr(e.args[2], e.args[3])]);
+    case 'cpAsync4':
+      return fn('arkvale::cp_async_4', [addr(e.args[0], e.args[1]), addr(e.args[2], e.args[3])]);
     case 'cpAsyncCommit':
       return fn('arkvale::cp_async_commit');
     case 'cpAsyncWait':

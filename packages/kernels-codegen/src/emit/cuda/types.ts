@@ -8,6 +8,7 @@ const CUDA_SCALAR: Record<ScalarName, string> = {
   u32: 'unsigned int',
   i64: 'long long',
   bool: 'bool',
+  u8: 'unsigned char',
 };
 
 export const cudaScalar = (s: ScalarName): string => CUDA_SCALAR[s];

@@ -129,17 +129,19 @@ class JsPrinter {
     if (from === 'bool') return `(${a} ? 1 : 0)`;
     switch (to) {
       case 'f32':
-        return from === 'f16' || from === 'bf16' ? a : `$F(${a})`;
+        return from === 'f16' || from === 'bf16' || from === 'u8' ? a : `$F(${a})`;
       case 'f16':
         return `$R.roundHalf(${a})`;
       case 'bf16':
         return `$R.roundBf16(${a})`;
       case 'i32':
-        return from === 'f32' || from === 'f16' || from === 'bf16' ? `$R.f2i(${a})` : `(${a} | 0)`;
+        return from === 'f32' || from === 'f16' || from === 'bf16' ? `$R.f2i(${a})` : from === 'u8' ? a : `(${a} | 0)`;
       case 'u32':
-        return from === 'f32' || from === 'f16' || from === 'bf16' ? `$R.f2u(${a})` : `(${a} >>> 0)`;
+        return from === 'f32' || from === 'f16' || from === 'bf16' ? `$R.f2u(${a})` : from === 'u8' ? a : `(${a} >>> 0)`;
       case 'i64':
         return from === 'f32' ? `$R.f2l(${a})` : a;
+      case 'u8':
+        return `(${a} & 255)`;
       case 'bool':
         return `(${a} !== 0)`;
     }
@@ -180,6 +182,10 @@ class JsPrinter {
         return `$R.bitsToFloat(${a[0]})`;
       case 'popc':
         return `$R.popc(${a[0]})`;
+      case 'encodeE4m3':
+        return `$R.encodeE4m3(${a[0]})`;
+      case 'decodeE4m3':
+        return `$R.decodeE4m3(${a[0]})`;
       case 'syncthreads':
         return y(`$R.barrier(${L})`);
       case 'syncwarp':
@@ -202,6 +208,8 @@ class JsPrinter {
       case 'vload':
       case 'vstore':
       case 'cpAsync16':
+      case 'cpAsync8':
+      case 'cpAsync4':
         return `$R.${e.fn}(${a.join(', ')}, $T, ${L})`;
       case 'cpAsyncCommit':
       case 'cpAsyncWait':
