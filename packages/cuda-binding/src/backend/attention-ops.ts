@@ -70,7 +70,8 @@ export function pagedAttention(d: CudaDevice, args: PagedAttentionArgs): { out: 
   }
   if (g.numHeads % lists !== 0) throw invalidArgument(`pagedAttention: ${lists} page lists do not divide ${g.numHeads} heads`);
   const group = gcd(g.numHeads / g.numKvHeads, g.numHeads / lists);
-  const splits = pagedDecodeSplits({ batch, numHeads: g.numHeads, group, headDim: g.headDim, tokens: maxPages * g.pageSize, sms: d.multiprocessors });
+  // A fixed number of tokens a split, whatever the batch: a row's attention is the same in any batch.
+  const { splits, splitTokens } = pagedDecodeSplits({ tokens: maxPages * g.pageSize });
   const rows = batch * g.numHeads;
   const partialOut = d.empty([rows, splits, g.headDim], 'f32', 'paged attention partial outputs');
   const partialLse = d.empty([rows, splits], 'f32', 'paged attention partial log-sum-exp');
@@ -86,6 +87,7 @@ export function pagedAttention(d: CudaDevice, args: PagedAttentionArgs): { out: 
     partialLse: partialLse.ptr,
     ...shape,
     numSplits: splits,
+    splitTokens,
   });
   const { out, lse } = mergeSplits(d, partialOut, partialLse, [batch, g.numHeads, g.headDim], splits, 'paged attention');
   let tokenScores: CudaTensor | undefined;

@@ -10,7 +10,7 @@ import { estimateRowsKernel } from '../kernels/estimate-rows.kernel.js';
 import { prefillKeySumsKernel } from '../kernels/key-scores.kernel.js';
 import { kvAppendKernel } from '../kernels/kv-append.kernel.js';
 import { pageDigestKernel } from '../kernels/page-digest.kernel.js';
-import { pagedDecodeKernel, pagedDecodeMergeKernel, pagedDecodeSplits } from '../kernels/paged-decode.kernel.js';
+import { pagedDecodeKernel, pagedDecodeMergeKernel, pagedDecodeSplits, splitTokensFor } from '../kernels/paged-decode.kernel.js';
 import { addRmsNormKernel, rmsNormKernel } from '../kernels/rms-norm.kernel.js';
 import { ropeKernel, ropeQkvKernel, ropeTableKernel } from '../kernels/rope.kernel.js';
 import { scatterI32Kernel } from '../kernels/scatter.kernel.js';
@@ -77,7 +77,11 @@ export function buildScenarios(jobs: GpuJobs): void {
     const partialOut = new EmuBuffer('f32', batch * heads * splits * headDim);
     const partialLse = new EmuBuffer('f32', batch * heads * splits);
     const group = gcd(heads / kvHeads, heads / lists);
-    jobs.launch(pagedDecodeKernel, { dtype, headDim, pageSize, group }, { q, ...pages, partialOut, partialLse, ...shape, numSplits: splits });
+    jobs.launch(
+      pagedDecodeKernel,
+      { dtype, headDim, pageSize, group },
+      { q, ...pages, partialOut, partialLse, ...shape, numSplits: splits, splitTokens: splitTokensFor(maxPages * pageSize, splits) },
+    );
     const out = new EmuBuffer(dtype, batch * heads * headDim);
     const lse = new EmuBuffer('f32', batch * heads);
     jobs.launch(pagedDecodeMergeKernel, { dtype, headDim }, { partialOut, partialLse, out, lse, rows: batch * heads, numSplits: splits });
@@ -340,7 +344,11 @@ function fp8Pages(jobs: GpuJobs, rng: Rng): void {
     const partialOut = new EmuBuffer('f32', batch * heads * splits * headDim);
     const partialLse = new EmuBuffer('f32', batch * heads * splits);
     const group = gcd(heads / kvHeads, heads / lists);
-    jobs.launch(pagedDecodeFp8Kernel, { dtype, headDim, pageSize, group }, { q, ...pages, partialOut, partialLse, ...shape, numSplits: splits });
+    jobs.launch(
+      pagedDecodeFp8Kernel,
+      { dtype, headDim, pageSize, group },
+      { q, ...pages, partialOut, partialLse, ...shape, numSplits: splits, splitTokens: splitTokensFor(maxPages * pageSize, splits) },
+    );
     const out = new EmuBuffer(dtype, batch * heads * headDim);
     const lse = new EmuBuffer('f32', batch * heads);
     jobs.launch(pagedDecodeMergeKernel, { dtype, headDim }, { partialOut, partialLse, out, lse, rows: batch * heads, numSplits: splits });
@@ -533,8 +541,8 @@ export function buildTimings(jobs: GpuJobs): void {
   const headDim = 128;
   const pageSize = 32;
   const pages = 128;
-  // One wave of blocks on a 132-SM H100/H200: 8 splits for these 64 (batch, KV head) pairs.
-  const splits = pagedDecodeSplits({ batch, numHeads: heads, group: 4, headDim, tokens: pages * pageSize });
+  // 8 splits of 512 tokens for these 64 (batch, KV head) pairs: one wave of blocks on a 132-SM H100/H200.
+  const { splits, splitTokens } = pagedDecodeSplits({ tokens: pages * pageSize });
   jobs.launch(
     pagedDecodeKernel,
     { dtype: 'f16', headDim, pageSize, group: 4 },
@@ -551,6 +559,7 @@ export function buildTimings(jobs: GpuJobs): void {
       numLists: 1,
       maxPages: pages,
       numSplits: splits,
+      splitTokens,
       scale: 0.088,
     },
     {

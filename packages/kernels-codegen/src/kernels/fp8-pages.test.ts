@@ -23,7 +23,7 @@ import { EPS, expectClose, quantize } from '../test-support/compare.js';
 import { Rng } from '../test-support/random.js';
 import { kvAppendFp8Kernel } from './kv-append.kernel.js';
 import { pageDigestFp8Kernel } from './page-digest.kernel.js';
-import { pagedDecodeFp8Kernel, pagedDecodeMergeKernel } from './paged-decode.kernel.js';
+import { pagedDecodeFp8Kernel, pagedDecodeMergeKernel, splitTokensFor } from './paged-decode.kernel.js';
 import { pagedPrefillFp8Kernel } from './paged-prefill.kernel.js';
 import { pagedTokenScoresFp8Kernel } from './token-scores.kernel.js';
 
@@ -286,6 +286,7 @@ describe('paged_decode_fp8 + paged_decode_merge and paged_token_scores_fp8 match
       partialLse,
       ...shape,
       numSplits: c.splits,
+      splitTokens: splitTokensFor(maxPages * c.pageSize, c.splits),
     });
     const rows = batch * c.numHeads;
     const out = new EmuBuffer(c.dtype, rows * c.headDim);

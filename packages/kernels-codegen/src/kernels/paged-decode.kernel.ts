@@ -17,8 +17,8 @@
  * scale * log2(e)). The rows merge in shared
  * memory, and the split writes its normalised output and (natural) log-sum-exp.
  * `paged_decode_merge` combines the splits exactly:
- * O = sum_s e^(lse_s - M) O_s / sum_s e^(lse_s - M). `pagedDecodeSplits` picks a split
- * count that fills the GPU.
+ * O = sum_s e^(lse_s - M) O_s / sum_s e^(lse_s - M). `pagedDecodeSplits` gives the
+ * splits: a fixed number of tokens each, whatever the batch.
  *
  * paged_decode_fp8 reads fp8 pages (fp8.ts) with the same layout of threads, steps
  * and splits: a lane's 8 dimensions of a token are 8 codes, copied by an 8-byte
@@ -89,6 +89,7 @@ export function pagedDecode<T extends Float16>(
   numLists: i32,
   maxPages: i32,
   numSplits: i32,
+  splitTokens: i32,
   scale: f32,
 ): void {
   const D = spec.headDim;
@@ -112,8 +113,10 @@ export function pagedDecode<T extends Float16>(
   const kvh = h0 / (numHeads / numKvHeads);
   const list = b * numLists + h0 / (numHeads / numLists);
   const n = (pageCounts[list] - 1) * P + lastPageLens[list];
-  // Whole steps per split, so that only the list's last step is partial.
-  const chunk = (((n + numSplits - 1) / numSplits + STEP - 1) / STEP) * STEP;
+  // Splits of a fixed number of tokens (pagedDecodeSplits, whole steps), whatever
+  // the batch: a row's sums are then ordered the same in any batch. Splits past the
+  // row's end hold nothing (lse -inf, which the merge weighs at 0).
+  const chunk = splitTokens;
   const start = split * chunk;
   const end = Math.min(n, start + chunk);
   const pageElems = i64(2 * numKvHeads * P * D);
@@ -248,28 +251,25 @@ export function pagedDecode<T extends Float16>(
   }
 }
 
+/** Tokens a split of paged_decode covers: a fixed number, so that a row's sums do not depend on its batch. */
+export const PAGED_DECODE_SPLIT_TOKENS = 512;
+
 /**
- * A split count for paged_decode that fills the GPU in one wave: as many splits as
- * keep batch x heads / group x splits blocks within `sms` x `blocksPerSm` resident
- * blocks (4 for the hd 128 group 4 kernel: 128 registers a thread, 41 KB of shared
- * memory), at least one and at most one step of tokens per split. A second, partial
- * wave costs more than the splits gain (batch 8, 32 / 8 heads, 4096 tokens on an
- * H200: 6 or 8 splits 47.5 us, 12 splits 49.4 us, 32 splits 55.3 us).
+ * The splits of paged_decode over lists of at most `tokens` tokens: one per
+ * PAGED_DECODE_SPLIT_TOKENS (a multiple of every kernel's step), whatever the batch, so
+ * that a request's attention is the same alone and in any batch (the products are
+ * padded to fixed row counts for the same reason). The split count used to fill one
+ * wave of the GPU from the batch; 512 tokens give the same splits at ArkVale's budgets
+ * (4 at batch 4 with 2048 tokens) and the best of those measured at batch 8 with 4096
+ * tokens on an H200 (8 splits 47.5 us, 12 splits 49.4 us, 32 splits 55.3 us).
  */
-export function pagedDecodeSplits(o: {
-  readonly batch: number;
-  readonly numHeads: number;
-  readonly group: number;
-  readonly headDim: number;
-  /** The longest list's tokens. */
-  readonly tokens: number;
-  readonly sms?: number;
-  readonly blocksPerSm?: number;
-}): number {
-  const blocks = o.batch * Math.ceil(o.numHeads / o.group);
-  const fit = Math.floor(((o.sms ?? 132) * (o.blocksPerSm ?? 4)) / blocks);
-  const most = Math.ceil(o.tokens / pagedDecodeStep(o));
-  return Math.max(1, Math.min(fit, most));
+export function pagedDecodeSplits(o: { readonly tokens: number }): { readonly splits: number; readonly splitTokens: number } {
+  return { splits: Math.max(1, Math.ceil(o.tokens / PAGED_DECODE_SPLIT_TOKENS)), splitTokens: PAGED_DECODE_SPLIT_TOKENS };
+}
+
+/** Split tokens that cut lists of `tokens` into at most `splits` splits of whole 32-token steps (a multiple of every kernel's step): for checks that run several splits on short lists. */
+export function splitTokensFor(tokens: number, splits: number): number {
+  return Math.max(32, Math.ceil(tokens / splits / 32) * 32);
 }
 
 export const pagedDecodeKernel = defineKernel<PagedDecodeSpec>({
@@ -302,6 +302,7 @@ export function pagedDecodeFp8<T extends Float16>(
   numLists: i32,
   maxPages: i32,
   numSplits: i32,
+  splitTokens: i32,
   scale: f32,
 ): void {
   const D = spec.headDim;
@@ -325,7 +326,7 @@ export function pagedDecodeFp8<T extends Float16>(
   const kvh = h0 / (numHeads / numKvHeads);
   const list = b * numLists + h0 / (numHeads / numLists);
   const n = (pageCounts[list] - 1) * P + lastPageLens[list];
-  const chunk = (((n + numSplits - 1) / numSplits + STEP - 1) / STEP) * STEP;
+  const chunk = splitTokens;
   const start = split * chunk;
   const end = Math.min(n, start + chunk);
   const pageBytes = i64(fp8PageBytes(spec, numKvHeads));

@@ -4,7 +4,7 @@ import { EmuBuffer } from '../emulator/memory.js';
 import { emulateKernel } from '../emulator/emulate-kernel.js';
 import { expectClose, quantize } from '../test-support/compare.js';
 import { Rng } from '../test-support/random.js';
-import { pagedDecodeKernel, pagedDecodeMergeKernel, pagedDecodeSplits, pagedDecodeStep } from './paged-decode.kernel.js';
+import { pagedDecodeKernel, pagedDecodeMergeKernel, pagedDecodeSplits, pagedDecodeStep, splitTokensFor } from './paged-decode.kernel.js';
 import { pagedTokenScoresKernel } from './token-scores.kernel.js';
 
 const ref = new ReferenceBackend();
@@ -60,6 +60,7 @@ function runCase(c: Case): void {
     numLists: c.lists,
     maxPages,
     numSplits: c.splits,
+    splitTokens: splitTokensFor(maxPages * c.pageSize, c.splits),
     scale,
   });
   const rows = batch * c.numHeads;
@@ -114,17 +115,88 @@ describe('paged_decode + paged_decode_merge match the reference paged attention'
 });
 
 describe('pagedDecodeSplits', () => {
-  const shape = { batch: 8, numHeads: 32, group: 4, headDim: 128, tokens: 4096 };
-  it('fills one wave of 132 SMs x 4 blocks', () => {
-    expect(pagedDecodeStep(shape)).toBe(16);
-    expect(pagedDecodeSplits(shape)).toBe(8);
-    expect(pagedDecodeSplits({ ...shape, batch: 1 })).toBe(66);
-    expect(pagedDecodeSplits({ ...shape, sms: 78 })).toBe(4);
+  it('splits every list into pieces of a fixed number of tokens, whatever the batch', () => {
+    expect(pagedDecodeSplits({ tokens: 4096 })).toEqual({ splits: 8, splitTokens: 512 });
+    expect(pagedDecodeSplits({ tokens: 30_720 })).toEqual({ splits: 60, splitTokens: 512 });
+    expect(pagedDecodeSplits({ tokens: 513 })).toEqual({ splits: 2, splitTokens: 512 });
+    expect(pagedDecodeSplits({ tokens: 1 })).toEqual({ splits: 1, splitTokens: 512 });
+    // A whole number of every kernel's steps.
+    for (const [headDim, group] of [
+      [32, 1],
+      [64, 4],
+      [128, 1],
+      [128, 8],
+      [256, 2],
+    ])
+      expect(512 % pagedDecodeStep({ headDim, group })).toBe(0);
+    expect(splitTokensFor(160, 2)).toBe(96);
+    expect(splitTokensFor(40, 3)).toBe(32);
   });
-  it('gives each split at least one step and never fewer than one split', () => {
-    expect(pagedDecodeSplits({ ...shape, batch: 1, tokens: 100 })).toBe(7);
-    expect(pagedDecodeSplits({ ...shape, batch: 64 })).toBe(1);
-    expect(pagedDecodeSplits({ ...shape, tokens: 1 })).toBe(1);
-    expect(pagedDecodeStep({ headDim: 64, group: 8 })).toBe(16);
+});
+
+describe('paged_decode is batch-invariant', () => {
+  it("gives a row the same bits alone and beside a longer row (the longer list adds splits, not a different cut of this row's)", () => {
+    const c = { dtype: 'f16', headDim: 64, pageSize: 16, numHeads: 4, numKvHeads: 2 } as const;
+    const g: KvGeometry = { numLayers: 1, ...c, bytesPerElement: 2 };
+    const rng = new Rng(3);
+    const slots = 80;
+    const pool = ref.createKvStorage('device', slots, g) as RefKvStorage;
+    pool.data.set(quantize(rng.array(pool.data.length, -1, 1), c.dtype));
+    const q = quantize(rng.array(2 * c.numHeads * c.headDim, -2, 2), c.dtype);
+    // Row 0: 40 pages (640 tokens: 2 splits); row 1: 75 pages (1200 tokens: 3 splits).
+    const lists = [
+      { pages: rng.shuffle([...Array(slots).keys()]).slice(0, 40), last: 7 },
+      { pages: rng.shuffle([...Array(slots).keys()]).slice(0, 75), last: 16 },
+    ];
+    const run = (rows: number[]) => {
+      const maxPages = Math.max(...rows.map((r) => lists[r].pages.length));
+      const { splits, splitTokens } = pagedDecodeSplits({ tokens: maxPages * c.pageSize });
+      const n = rows.length;
+      const table = rows.flatMap((r) => [...lists[r].pages, ...Array(maxPages - lists[r].pages.length).fill(0)]);
+      const partialOut = new EmuBuffer('f32', n * c.numHeads * splits * c.headDim);
+      const partialLse = new EmuBuffer('f32', n * c.numHeads * splits);
+      emulateKernel(pagedDecodeKernel, { dtype: c.dtype, headDim: c.headDim, pageSize: c.pageSize, group: 2 }).run({
+        q: EmuBuffer.from(
+          c.dtype,
+          rows.flatMap((r) => Array.from(q.subarray(r * c.numHeads * c.headDim, (r + 1) * c.numHeads * c.headDim))),
+        ),
+        pool: EmuBuffer.from(c.dtype, pool.data),
+        pageTable: EmuBuffer.from('i32', table),
+        pageCounts: EmuBuffer.from(
+          'i32',
+          rows.map((r) => lists[r].pages.length),
+        ),
+        lastPageLens: EmuBuffer.from(
+          'i32',
+          rows.map((r) => lists[r].last),
+        ),
+        partialOut,
+        partialLse,
+        batch: n,
+        numHeads: c.numHeads,
+        numKvHeads: c.numKvHeads,
+        numLists: 1,
+        maxPages,
+        numSplits: splits,
+        splitTokens,
+        scale: 0.125,
+      });
+      const out = new EmuBuffer(c.dtype, n * c.numHeads * c.headDim);
+      const lse = new EmuBuffer('f32', n * c.numHeads);
+      emulateKernel(pagedDecodeMergeKernel, { dtype: c.dtype, headDim: c.headDim }).run({
+        partialOut,
+        partialLse,
+        out,
+        lse,
+        rows: n * c.numHeads,
+        numSplits: splits,
+      });
+      return { out: out.toFloat32(), lse: lse.toFloat32() };
+    };
+    const alone = run([0]);
+    const beside = run([0, 1]);
+    const width = c.numHeads * c.headDim;
+    expect(Array.from(beside.out.subarray(0, width))).toEqual(Array.from(alone.out));
+    expect(Array.from(beside.lse.subarray(0, c.numHeads))).toEqual(Array.from(alone.lse));
   });
 });

@@ -75,7 +75,8 @@ describe('generate (default matrix)', () => {
       ['numLists', 'i32', 68],
       ['maxPages', 'i32', 72],
       ['numSplits', 'i32', 76],
-      ['scale', 'f32', 80],
+      ['splitTokens', 'i32', 80],
+      ['scale', 'f32', 84],
     ]);
     expect(kernel('paged_decode_f16_hd128_ps32_g4').paramBytes).toBe(88);
   });

@@ -44,7 +44,7 @@ export function launchDecode(q: DevicePtr, pool: DevicePtr, tables: DevicePtr, s
   if (!kernel) throw new Error('not generated');
   const args: PagedDecodeArgs = {
     q, pool, pageTable: tables, pageCounts: tables, lastPageLens: tables, partialOut: scratch, partialLse: scratch,
-    batch: 1, numHeads: 32, numKvHeads: 8, numLists: 1, maxPages: 64, numSplits: 4, scale: 0.088,
+    batch: 1, numHeads: 32, numKvHeads: 8, numLists: 1, maxPages: 64, numSplits: 4, splitTokens: 512, scale: 0.088,
   };
   const [x, y, z] = kernel.grid(args);
   return x * y * z > 0 && kernel.block[0] === 128 ? kernel.pack(args) : new Uint8Array();
@@ -89,6 +89,7 @@ describe('the generated TypeScript launch surface', () => {
       numLists: 1,
       maxPages: 9,
       numSplits: 3,
+      splitTokens: 96,
       scale: 0.125,
     };
     expect(k.grid(args)).toEqual([8, 3, 1]);

@@ -21,6 +21,7 @@ extern "C" __global__ void __launch_bounds__(128) paged_decode_f16_hd128_ps32_g4
     int numLists,
     int maxPages,
     int numSplits,
+    int splitTokens,
     float scale) {
   const int tid = (int)threadIdx.x;
   const int tx = tid % 16;
@@ -35,8 +36,10 @@ extern "C" __global__ void __launch_bounds__(128) paged_decode_f16_hd128_ps32_g4
   const int kvh = h0 / (numHeads / numKvHeads);
   const int list = b * numLists + h0 / (numHeads / numLists);
   const int n = (pageCounts[list] - 1) * 32 + lastPageLens[list];
-  // Whole steps per split, so that only the list's last step is partial.
-  const int chunk = ((n + numSplits - 1) / numSplits + 16 - 1) / 16 * 16;
+  // Splits of a fixed number of tokens (pagedDecodeSplits, whole steps), whatever
+  // the batch: a row's sums are then ordered the same in any batch. Splits past the
+  // row's end hold nothing (lse -inf, which the merge weighs at 0).
+  const int chunk = splitTokens;
   const int start = split * chunk;
   const int end = min(n, start + chunk);
   const long long pageElems = (long long)(2 * numKvHeads * 32 * 128);
