@@ -26,6 +26,7 @@ describe('closing an engine', () => {
   it('gives the weights, every pool of every plan and the cached memory back to the backend, so another model can load', async () => {
     const backend = new NotingBackend();
     const engine = await LocalEngine.load({ modelDir: MODEL_DIR, backend, pageSize: 8, budgetTokens: 32 });
+    // biome-ignore lint/complexity/useLiteralKeys: the core's forward pass is private; the test reads its weights.
     const w = engine.core['forward'].weights;
     // Two plans share one store: it is freed once.
     for await (const _ of engine.submit({ prompt: 'The pass key is 4242.', maxTokens: 3, kvBudget: 64 })) {
