@@ -29,3 +29,5 @@ export { RefKvStorage, RefFp8KvStorage, RefDigestStorage, gatherDequantized, rea
 export type { RefPageStorage } from './reference/kv.js';
 export { E4M3_MAX, floatToE4m3Bits, e4m3ToFloat, e4m3ScaleByte, e4m3ScaleFactor, quantizeHead, dequantizeHead } from './kv-fp8.js';
 export { seededUniform, randomFloats } from './random.js';
+export { InProcessGroup, runRank, runLockstep } from './parallel.js';
+export type { Collective, Communicator, CollectiveGroup, RankProgram } from './parallel.js';

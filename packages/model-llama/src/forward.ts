@@ -1,5 +1,5 @@
-import type { Backend, KvCache, RopeTable, Tensor } from '@arkvale/core';
-import { ArkvaleError, invalidArgument } from '@arkvale/core';
+import type { Backend, Collective, Communicator, KvCache, RankProgram, RopeTable, Tensor } from '@arkvale/core';
+import { ArkvaleError, invalidArgument, runRank } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import { ropeSpec } from './config.js';
 import { disposeLlamaWeights, type LlamaWeights } from './weights.js';
@@ -81,6 +81,14 @@ export function mlpChunks(blocks: readonly number[], limit: number): number[][] 
 /**
  * The LLaMA forward pass, written once against `Backend`: every KV access goes through
  * the `KvCache`, so any policy (and any backend) runs the same model code.
+ *
+ * A tensor-parallel rank (docs/DESIGN.md) is the same class over a rank's shard of the
+ * weights (`weights.shard`, tensor-parallel.ts) and the rank's config (its share of
+ * the heads and MLP columns): its pass asks for an all-reduce after the embedding,
+ * after each layer's o_proj and after its down_proj, and an all-gather of the logits.
+ * `forwardRows` answers them with `communicator` (one rank per thread or process);
+ * `forwardRowsProgram` gives the pass as a program, for runtimes that hold every rank
+ * in one thread (`TensorParallelLlama`). Without a shard the pass asks for nothing.
  */
 export class LlamaForward {
   readonly scale: number;
@@ -95,7 +103,13 @@ export class LlamaForward {
     readonly backend: Backend,
     readonly maxPositions = config.maxPositionEmbeddings,
     readonly mlpChunkRows = MLP_CHUNK_ROWS,
+    /** A tensor-parallel rank's collectives, answered as its pass asks for them (needed by `forwardRows` on a shard). */
+    readonly communicator?: Communicator,
   ) {
+    const shard = weights.shard;
+    if (communicator && shard && (communicator.rank !== shard.rank || communicator.size !== shard.size)) {
+      throw invalidArgument(`weights of rank ${shard.rank} of ${shard.size} given a communicator of rank ${communicator.rank} of ${communicator.size}`);
+    }
     this.scale = 1 / Math.sqrt(config.headDim);
     this.rope = backend.createRopeTable(ropeSpec(config, maxPositions));
   }
@@ -176,6 +190,16 @@ export class LlamaForward {
    * Returns logits [logitRows.length, vocab].
    */
   forwardRows(batch: RowBatch): Tensor {
+    // Every temporary is freed when the pass ends, most when their layer does (device memory is not garbage collected).
+    return this.backend.tidy(() => runRank(this.forwardRowsProgram(batch), this.communicator));
+  }
+
+  /**
+   * `forwardRows` as a program that stops at each collective of a tensor-parallel rank
+   * (none without a shard). Run it inside a `tidy` of its backend: the tensors outside
+   * the layers live until that scope ends.
+   */
+  *forwardRowsProgram(batch: RowBatch): RankProgram<Tensor> {
     const b = this.backend;
     const c = this.config;
     const tokens = batch.segments.flatMap((s) => s.tokens);
@@ -227,45 +251,66 @@ export class LlamaForward {
         i += chunk.length;
       }
     }
-    // Every temporary is freed when its layer ends (device memory is not garbage collected).
-    return b.tidy(() => {
-      const pos = b.fromArray(positions, [n], 'i32');
-      const layers = this.weights.layers;
-      const rows = batch.logitRows;
-      const all = rows.length === n && rows.every((r, i) => r === i);
-      // Each residual add is fused with the norm after it (the next layer's input norm, or
-      // the final norm when every row's logits are wanted): h is x normalised.
-      let x = b.gatherRows(this.weights.embedTokens, b.fromArray(tokens, [n], 'i32'));
-      // Row 0 n times: a layer's q/k/v biases as a row per token (Qwen2), added to the product.
-      const biasRows = layers.some((w) => w.qkvBias) ? b.fromArray(new Int32Array(n), [n], 'i32') : null;
-      const withBias = (qkv: Tensor, bias: Tensor | undefined) => (bias && biasRows ? b.add(qkv, b.gatherRows(bias, biasRows)) : qkv);
-      let h: Tensor | undefined = b.rmsNorm(x, layers[0].inputNorm, c.rmsNormEps);
-      layers.forEach((w, l) => {
-        const next = b.tidy((): [Tensor, Tensor | undefined] => {
-          const [q, k, v] = b.ropeQkv(withBias(mm(h!, w.qkv), w.qkvBias), pos, this.rope, c.numHeads, c.numKvHeads);
-          const qs = split(q, sizes),
-            ks = split(k, sizes),
-            vs = split(v, sizes);
-          const attn = join(batch.segments.map((s, i) => s.attend(l, qs[i], ks[i], vs[i])));
-          const [y, h2] = b.addRmsNorm(x, mm(b.reshape(attn, [n, c.numHeads * c.headDim]), w.o), w.postNorm, c.rmsNormEps);
-          const mlp = (part: Tensor, partBlocks: readonly number[], partPads: readonly number[]): Tensor =>
-            mm(b.siluGatePacked(mm(part, w.gateUp, partBlocks, partPads)), w.down, partBlocks, partPads);
-          // Each chunk's products are freed before the next chunk's exist.
-          const out = join(split(h2, chunks.map(sum)).map((part, i) => b.tidy(() => mlp(part, chunks[i], chunkPads[i]))));
-          const norm = l + 1 < layers.length ? layers[l + 1].inputNorm : all ? this.weights.norm : undefined;
-          return norm ? b.addRmsNorm(y, out, norm, c.rmsNormEps) : [b.add(y, out), undefined];
-        });
-        b.dispose(x);
-        if (h) b.dispose(h);
-        [x, h] = next;
+    const shard = this.weights.shard;
+    // A rank's share of a sum (or its vocabulary's logits) in, the whole out; the share is freed.
+    const collective = function* (op: Collective['op'], t: Tensor): RankProgram<Tensor> {
+      const whole = yield { op, t };
+      b.dispose(t);
+      return whole;
+    };
+    const pos = b.fromArray(positions, [n], 'i32');
+    const layers = this.weights.layers;
+    const rows = batch.logitRows;
+    const all = rows.length === n && rows.every((r, i) => r === i);
+    // Each residual add is fused with the norm after it (the next layer's input norm, or
+    // the final norm when every row's logits are wanted): h is x normalised.
+    let x: Tensor;
+    if (shard === undefined) x = b.gatherRows(this.weights.embedTokens, b.fromArray(tokens, [n], 'i32'));
+    else {
+      // A rank holds the embedding rows of its vocabulary and a zero row after them, which the other ranks' tokens read.
+      const { vocabStart: start, vocabCount: count } = shard;
+      const local = tokens.map((t) => (t >= start && t < start + count ? t - start : count));
+      x = yield* collective('allReduceSum', b.gatherRows(this.weights.embedTokens, b.fromArray(local, [n], 'i32')));
+    }
+    // Row 0 n times: a layer's q/k/v biases as a row per token (Qwen2), added to the product.
+    const biasRows = layers.some((w) => w.qkvBias) ? b.fromArray(new Int32Array(n), [n], 'i32') : null;
+    const withBias = (qkv: Tensor, bias: Tensor | undefined) => (bias && biasRows ? b.add(qkv, b.gatherRows(bias, biasRows)) : qkv);
+    let h: Tensor | undefined = b.rmsNorm(x, layers[0].inputNorm, c.rmsNormEps);
+    for (let l = 0; l < layers.length; l++) {
+      const w = layers[l];
+      // Attention through o_proj (on a rank: its heads' share of the output).
+      let attn = b.tidy(() => {
+        const [q, k, v] = b.ropeQkv(withBias(mm(h!, w.qkv), w.qkvBias), pos, this.rope, c.numHeads, c.numKvHeads);
+        const qs = split(q, sizes),
+          ks = split(k, sizes),
+          vs = split(v, sizes);
+        const heads = join(batch.segments.map((s, i) => s.attend(l, qs[i], ks[i], vs[i])));
+        return mm(b.reshape(heads, [n, c.numHeads * c.headDim]), w.o);
       });
-      if (rows.length === 0) return b.fromArray([], [0, c.vocabSize]);
-      const picked = h ?? b.rmsNorm(b.gatherRows(x, b.fromArray(rows, [rows.length], 'i32')), this.weights.norm, c.rmsNormEps);
-      const per = batch.logitBlock ?? rows.length;
-      const logitSizes = Array.from({ length: Math.ceil(rows.length / per) }, (_, i) => Math.min(per, rows.length - i * per));
-      const logitPads = logitSizes.map((n) => Math.max(n, batch.logitPad ?? n));
-      // Logits in f32 whatever the backend computes in: sampling and greedy ties need the precision.
-      return mm(picked, this.weights.lmHead, logitSizes, logitPads, 'f32');
-    });
+      if (shard) attn = yield* collective('allReduceSum', attn);
+      const [y, h2] = b.addRmsNorm(x, attn, w.postNorm, c.rmsNormEps);
+      b.dispose(attn);
+      b.dispose(x);
+      if (h) b.dispose(h);
+      const mlp = (part: Tensor, partBlocks: readonly number[], partPads: readonly number[]): Tensor =>
+        mm(b.siluGatePacked(mm(part, w.gateUp, partBlocks, partPads)), w.down, partBlocks, partPads);
+      // The MLP through down_proj (on a rank: its columns' share); each chunk's products are freed before the next chunk's exist.
+      let out = b.tidy(() => join(split(h2, chunks.map(sum)).map((part, i) => b.tidy(() => mlp(part, chunks[i], chunkPads[i])))));
+      if (shard) out = yield* collective('allReduceSum', out);
+      const norm = l + 1 < layers.length ? layers[l + 1].inputNorm : all ? this.weights.norm : undefined;
+      [x, h] = norm ? b.addRmsNorm(y, out, norm, c.rmsNormEps) : [b.add(y, out), undefined];
+      b.dispose(out);
+      b.dispose(y);
+      b.dispose(h2);
+    }
+    if (rows.length === 0) return b.fromArray([], [0, c.vocabSize]);
+    const picked = h ?? b.rmsNorm(b.gatherRows(x, b.fromArray(rows, [rows.length], 'i32')), this.weights.norm, c.rmsNormEps);
+    const per = batch.logitBlock ?? rows.length;
+    const logitSizes = Array.from({ length: Math.ceil(rows.length / per) }, (_, i) => Math.min(per, rows.length - i * per));
+    const logitPads = logitSizes.map((n) => Math.max(n, batch.logitPad ?? n));
+    // Logits in f32 whatever the backend computes in: sampling and greedy ties need the precision.
+    const logits = mm(picked, this.weights.lmHead, logitSizes, logitPads, 'f32');
+    // On a rank: its vocabulary's columns, side by side with the other ranks'.
+    return shard ? yield* collective('allGather', logits) : logits;
   }
 }

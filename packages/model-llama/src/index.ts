@@ -3,7 +3,7 @@ export type { LlamaConfig, LlamaModelType, LlamaArchitecture, RopeScaling, RopeO
 export { readSafetensorsHeader, SafetensorsCheckpoint, SINGLE_FILE_NAME, INDEX_FILE_NAME } from './safetensors.js';
 export type { WeightDType, TensorEntry, SafetensorsHeader } from './safetensors.js';
 export { loadLlamaWeights, planLlamaWeights, expectedLlamaTensors, disposeLlamaWeights } from './weights.js';
-export type { LlamaWeights, LlamaLayerWeights, LoadWeightsOptions, LoadProgress, WeightPlanItem } from './weights.js';
+export type { LlamaWeights, LlamaLayerWeights, LoadWeightsOptions, LoadProgress, WeightPlanItem, WeightShard } from './weights.js';
 export { Tokenizer } from './tokenizer.js';
 export type { EncodeOptions, DecodeOptions, StreamDecoder, StreamDecoderOptions, TokenizerInit } from './tokenizer.js';
 export { ChatTemplate, parseChatTemplates, noChatTemplateError } from './chat-template.js';
@@ -12,6 +12,9 @@ export { openModelDir, describeModel, countParameters, kvGeometry, DESCRIBED_PAG
 export type { ModelDir, ModelDescription, GenerationDefaults, KvBytes } from './model-dir.js';
 export { LlamaForward, MLP_CHUNK_ROWS } from './forward.js';
 export type { PrefillRequest, RowSegment, RowBatch } from './forward.js';
+export { TensorParallelLlama } from './tensor-parallel.js';
+export { tensorParallelLayout, tensorParallelConfig, shardLlamaWeights } from './shard.js';
+export type { TensorParallelLayout, IndexRange, ShardOf } from './shard.js';
 export { LlamaEngine } from './engine.js';
 export { ShapeModel } from './shape-model.js';
 export type { ShapeModelOptions } from './shape-model.js';

@@ -1,6 +1,7 @@
 import { ArkvaleError, type Backend, type Tensor } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import { SafetensorsCheckpoint, type TensorEntry } from './safetensors.js';
+import { checkpointCut, loadShare, type ShardOf, tensorParallelLayout } from './shard.js';
 
 /**
  * One decoder layer's weights, in Hugging Face's [out, in] layout. The q, k and v
@@ -65,6 +66,21 @@ export interface LlamaWeights {
   readonly tiedLmHead: boolean;
   /** Checkpoint bytes read. */
   readonly totalBytes: number;
+  /** Set on a tensor-parallel rank's share of the weights (`shardLlamaWeights`, or `loadLlamaWeights` with `shard`); the layers then hold the rank's heads and MLP columns. */
+  readonly shard?: WeightShard;
+}
+
+/**
+ * What a tensor-parallel rank's weights hold: rank `rank` of `size`, whose embedding and
+ * LM head hold the vocabulary rows [vocabStart, vocabStart + vocabCount). The
+ * embedding has one more row after them, all zeros, which tokens outside that range
+ * read (their rows come from the other ranks in the all-reduce).
+ */
+export interface WeightShard {
+  readonly rank: number;
+  readonly size: number;
+  readonly vocabStart: number;
+  readonly vocabCount: number;
 }
 
 export type LoadProgress = (loadedBytes: number, totalBytes: number) => void;
@@ -74,6 +90,11 @@ export interface LoadWeightsOptions {
   readonly onProgress?: LoadProgress;
   /** An already opened checkpoint of `dir` (e.g. ModelDir.checkpoint); opened from `dir` otherwise. */
   readonly checkpoint?: SafetensorsCheckpoint;
+  /**
+   * Only this tensor-parallel rank's share (what `shardLlamaWeights` makes of the whole
+   * weights), each tensor cut from its bytes as read: a rank never holds the others'.
+   */
+  readonly shard?: ShardOf;
 }
 
 /** A layer's tensors in the checkpoint. */
@@ -207,6 +228,8 @@ export function planLlamaWeights(ckpt: SafetensorsCheckpoint, config: LlamaConfi
  * also stores an lm_head). On failure the tensors loaded so far are disposed.
  */
 export async function loadLlamaWeights(dir: string, config: LlamaConfig, backend: Backend, options: LoadWeightsOptions = {}): Promise<LlamaWeights> {
+  // Checked before the checkpoint is opened: a size that does not divide the model is refused at once.
+  const layout = options.shard ? tensorParallelLayout(config, options.shard.rank, options.shard.size) : undefined;
   const ckpt = options.checkpoint ?? SafetensorsCheckpoint.open(dir);
   const tied = config.tieWordEmbeddings;
   let plan: WeightPlanItem[];
@@ -224,7 +247,10 @@ export async function loadLlamaWeights(dir: string, config: LlamaConfig, backend
   options.onProgress?.(0, totalBytes);
   try {
     for (const { key, entry } of plan) {
-      loaded.set(key, ckpt.load(entry, backend));
+      loaded.set(
+        key,
+        layout ? loadShare(ckpt.readBytes(entry), entry.shape, entry.dtype, checkpointCut(config, layout, key), backend) : ckpt.load(entry, backend),
+      );
       loadedBytes += entry.byteLength;
       // A layer is stacked as soon as its last tensor is in: one layer's copy at a time.
       const keys = layerKeys(config);
@@ -248,6 +274,13 @@ export async function loadLlamaWeights(dir: string, config: LlamaConfig, backend
 
   const t = (key: string): Tensor => loaded.get(key)!;
   const embedTokens = t('embedTokens');
+  if (layout) {
+    const { vocab } = layout;
+    // A share's embedding has a zero row after its vocabulary: a tied LM head is the rows before it.
+    const lmHead = tied ? backend.sliceRows(embedTokens, 0, vocab.count) : t('lmHead');
+    const shard = { rank: layout.rank, size: layout.size, vocabStart: vocab.start, vocabCount: vocab.count };
+    return { embedTokens, layers, norm: t('norm'), lmHead, tiedLmHead: false, totalBytes, shard };
+  }
   return { embedTokens, layers, norm: t('norm'), lmHead: tied ? embedTokens : t('lmHead'), tiedLmHead: tied, totalBytes };
 }
 
