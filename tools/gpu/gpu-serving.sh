@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 21 on a GPU machine (prepare here first: node tools/gpu/gpu-check.mjs prepare):
 #
-#   bash tools/gpu/gpu-serving.sh [BUNDLE] [OUT] [steps|load|all|NAME,NAME...]
+#   bash tools/gpu/gpu-serving.sh [BUNDLE] [OUT] [steps|load|next|all|NAME,NAME...]
 #
 # steps (one device call):
 #   1. the decode bench at 4 x 30k and 16 x 7.5k (ArkVale @ 2048) and 64 x 2k (@ 1024), the points
@@ -11,10 +11,12 @@
 #   3. the Qwen2 fixture and its golden outputs from transformers (tools/peers/make_qwen2_fixture.py),
 #      to be copied back into models/tiny-qwen2;
 #   4. the long workload at 40 GB of device KV (Full and ArkVale @ 512).
-# load (another call): the hostile load at 30k tokens, then the shared-doc and multi-turn workloads
-#   (ArkVale @ 512, 40 GB).
-# Or a list of the steps' names. Each step has its own time limit (within a device call's 600 s), so that the call returns what
-# finished. JSON and logs go to OUT/results, packed after each step into OUT/results.tgz (a device
+# load (another call): the shared-doc and multi-turn workloads (ArkVale @ 512, 40 GB), then the
+#   hostile load at 30k tokens.
+# next: what is still unrun (arkvale selftest in f16 with the Qwen2 golden, the hostile load, 16 x 7.5k,
+#   the server steps with invariance, multi-turn, shared-doc).
+# Or a list of the steps' names, run in that order. Each step has its own time limit (within a
+# device call's 600 s), so that the call returns what finished. JSON and logs go to OUT/results, packed after each step into OUT/results.tgz (a device
 # call returns a few files only).
 set -uo pipefail
 bundle="$(cd "${1:-.gpu/bundle}" && pwd)"
@@ -34,10 +36,13 @@ case "$group" in
   all) group=qwen2-fixture,decode-b4,decode-b16,decode-b64,server-steps,shared-doc,multi-turn,long,hostile ;;
   steps) group=qwen2-fixture,decode-b4,decode-b16,decode-b64,server-steps,long ;;
   load) group=shared-doc,multi-turn,hostile ;;
+  # What the third session of 2026-12-06 left unrun: the kernels and the Qwen2 golden on CUDA, then the lines after its fixes.
+  next) group=selftest,hostile,decode-b16,server-steps,multi-turn,shared-doc ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
 declare -A limit cmd
 add() { local name=$1; limit[$name]=$2; shift 2; cmd[$name]="$*"; }
+add selftest 150 "$bundle/arkvale" selftest --dtype f16 --model models/tiny-retrieval models/tiny-qwen2 --json "$out/selftest-f16.json"
 add qwen2-fixture 60 python3 "$(dirname "$0")/../peers/make_qwen2_fixture.py" "$out/tiny-qwen2"
 add decode-b4 60 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --contexts 30720 --plans arkvale@2048 --steps 32 --warmup 32
 add decode-b16 50 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 16 --page-size 32 --contexts 7680 --plans arkvale@2048 --steps 32 --warmup 32
