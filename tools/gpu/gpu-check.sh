@@ -8,8 +8,8 @@
 # 1. every Backend operation of the CUDA backend against the reference backend on
 #    fresh random inputs (arkvale selftest: f16 and bf16, the default kernel matrix's
 #    head dims, page sizes and GQA groups, ragged batches, every digest variant,
-#    outputs poisoned with NaN), and the bundled model and the Qwen2 fixture against their
-#    golden.json;
+#    outputs poisoned with NaN), the bundled model and the Qwen2 fixture against their
+#    golden.json, and the bundled model's answers from the prefix cache against whole prompts;
 # 2. arkvale serve on the GPU (two completions and a clean stop, with and without CUDA
 #    graphs, the same text), pnpm bench on CUDA beside
 #    the CPU and reference backends, the main job (a 3k-token passkey prompt under

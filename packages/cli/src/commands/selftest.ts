@@ -10,6 +10,7 @@ import { table } from '../format.js';
 import { GPU_DTYPES, resolveModelDir, type GpuDtype } from '../options.js';
 import { decodingChecks, denseChecks, memoryChecks, randomChecks } from '../selftest/dense-checks.js';
 import { KV_SHAPES, kvChecks } from '../selftest/kv-checks.js';
+import { prefixCacheChecks } from '../selftest/prefix-checks.js';
 import { deviceStepChecks, goldenChecks, goldenMargins, readGolden, type GoldenCase, type GoldenMargins } from '../selftest/model-checks.js';
 import { result, Twin, type CheckResult } from '../selftest/twin.js';
 import { seededUniform } from '@arkvale/core';
@@ -103,6 +104,11 @@ export function selftestCommand(program: Command, io: CliIo): void {
         for (const dtype of dtypes) {
           io.err(`${dir} against ${golden}, ${dtype}...\n`);
           results.push(...(await modelChecks(dir, cases, margins, dtype)));
+          // A trained model (its folder has the filler its documents are made of): questions from the prefix cache answer as prefilled whole.
+          if (existsSync(join(dir, 'filler.txt'))) {
+            io.err(`${dir}: the prefix cache against whole prompts, ${dtype}...\n`);
+            results.push(...(await prefixCacheChecks(dir, new CudaBackend({ dtype }), `${basename(dir)}, ${dtype}`)));
+          }
         }
       }
       const failed = results.filter((r) => !r.ok);
