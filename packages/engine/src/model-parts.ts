@@ -13,7 +13,7 @@ export interface ModelSource {
   readonly modelDir?: string;
   /**
    * Instead of a folder: random weights at this shape (LLAMA_SHAPES: llama2-7b,
-   * llama3-8b, tiny-retrieval), made on the device. Such a model has token ids only:
+   * llama3-8b, llama2-70b, tiny-retrieval), made on the device. Such a model has token ids only:
    * prompts come as ids, and chat is refused.
    */
   readonly shape?: string;

@@ -15,8 +15,12 @@ describe('benchmark model shapes', () => {
     const l3 = shapeConfig('llama3-8b');
     expect([l3.numKvHeads, l3.intermediateSize, l3.vocabSize, l3.ropeTheta]).toEqual([8, 14336, 128256, 500000]);
     expect(Math.round(countParameters(l3) / 1e8)).toBe(80);
+    // Llama-2-70B: 68.98B parameters, grouped-query attention 64 / 8.
+    const l70 = shapeConfig('llama2-70b');
+    expect([l70.numLayers, l70.numHeads, l70.numKvHeads, l70.headDim, l70.hiddenSize, l70.intermediateSize]).toEqual([80, 64, 8, 128, 8192, 28672]);
+    expect(Math.round(countParameters(l70) / 1e7)).toBe(6898);
     expect(Object.keys(LLAMA_SHAPES)).toContain('tiny-retrieval');
-    expect(() => shapeConfig('gpt-5')).toThrow(/unknown model shape "gpt-5"; expected one of: llama2-7b, llama3-8b, tiny-retrieval/);
+    expect(() => shapeConfig('gpt-5')).toThrow(/unknown model shape "gpt-5"; expected one of: llama2-7b, llama3-8b, llama2-70b, tiny-retrieval/);
   });
 
   it('random weights of the bundled shape run the forward pass, reproducibly from the seed', () => {

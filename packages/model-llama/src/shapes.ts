@@ -30,6 +30,17 @@ export const LLAMA_SHAPES = {
     rope_theta: 500000,
     max_position_embeddings: 32768,
   },
+  // Too large for one GPU in f16 (138 GB): the shape tensor parallelism is measured at (issue 25).
+  'llama2-70b': {
+    hidden_size: 8192,
+    intermediate_size: 28672,
+    num_hidden_layers: 80,
+    num_attention_heads: 64,
+    num_key_value_heads: 8,
+    vocab_size: 32000,
+    rope_theta: 10000,
+    max_position_embeddings: 32768,
+  },
   'tiny-retrieval': {
     hidden_size: 512,
     intermediate_size: 1536,
