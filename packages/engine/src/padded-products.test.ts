@@ -19,9 +19,9 @@ class PaddedBackend extends CpuBackend {
   }
 }
 
-async function tokens(engine: LocalEngine, prompt: string): Promise<number[]> {
+async function tokens(engine: LocalEngine, prompt: string, sampling: { temperature: number; seed?: number } = { temperature: 0 }): Promise<number[]> {
   const ids: number[] = [];
-  for await (const ev of engine.submit({ prompt, maxTokens: 12, temperature: 0, ignoreEos: true, cachePrefix: false })) {
+  for await (const ev of engine.submit({ prompt, maxTokens: 12, ...sampling, ignoreEos: true, cachePrefix: false })) {
     if (ev.type === 'token') ids.push(ev.tokenId);
   }
   return ids;
@@ -36,8 +36,13 @@ describe('padded products (batch invariance on a backend that picks kernels by s
       const prompts = ['The old farmer painted the barn', 'Once upon a time in a small village', 'The pass key is 4242.', 'A B C D E F G', 'Red green blue'];
       const alone = [];
       for (const p of prompts) alone.push(await tokens(engine, p));
+      // Sampled too (temperature 1, a seed each): a draw near a boundary of the distribution changes with the last bits of the logits.
+      const sampled = (p: string, i: number) => tokens(engine, p, { temperature: 1, seed: 100 + i });
+      const sampledAlone = [];
+      for (const [i, p] of prompts.entries()) sampledAlone.push(await sampled(p, i));
       backend.rows.length = 0;
       expect(await Promise.all(prompts.map((p) => tokens(engine, p)))).toEqual(alone);
+      expect(await Promise.all(prompts.map((p, i) => sampled(p, i)))).toEqual(sampledAlone);
       // Five decoding rows are two blocks of 4 rows (the second padded); chunks of up to 12 rows run at 12.
       expect(new Set(backend.rows)).toEqual(new Set([4, 12]));
     } finally {
