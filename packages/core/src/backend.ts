@@ -157,6 +157,39 @@ export interface SelectResidentResult {
   readonly plan: Tensor;
 }
 
+/**
+ * Quest's selection for a batch, without a host round trip: per (batch row, selection
+ * group), every page that is not a candidate plus the top k candidates by the group's
+ * estimate (higher first, ties to the lower page), listed in page order through the
+ * page tables' slots. The tables are only read (nothing moves). `rows` as in
+ * SelectResidentArgs; a row's last page must not be a candidate (its valid tokens
+ * are the row's lastPageLen), and candidates 0 lists every page.
+ */
+export interface SelectAttendArgs {
+  /** Queries [B, numHeads, D]. */
+  readonly q: Tensor;
+  readonly digests: DigestStorage;
+  readonly variant: DigestVariant;
+  /** Selection groups (Quest: numHeads), each with a list of its own. */
+  readonly groups: number;
+  /** Page tables (see PAGE_TABLE_FIELDS), read only. */
+  readonly tables: Tensor;
+  /** i32 [B, 5] (SELECT_ROW_FIELDS). */
+  readonly rows: Tensor;
+  readonly k: number;
+  /** The most candidates of any row. */
+  readonly maxCandidates: number;
+  /** Width of the page lists: the most pages any list holds (numPages - candidates + min(k, candidates)). */
+  readonly maxPages: number;
+}
+
+export interface SelectAttendResult {
+  /** Paged attention's lists, i32 [B, groups, maxPages]: slots ascending by page, padded with -1. */
+  readonly pageTable: Tensor;
+  readonly pageCounts: Tensor;
+  readonly lastPageLens: Tensor;
+}
+
 /** A read begun by `readLater`. */
 export interface PendingRead {
   /** The tensor as it was when the read began; waits (a counted synchronisation on a GPU) only if the device is not there yet. */
@@ -307,6 +340,8 @@ export interface Backend {
    * host slots must be ordered first with `awaitCopy`.
    */
   recallListed(host: KvStorage, device: KvStorage, copies: Tensor): void;
+  /** Quest's per-group page lists from estimates and the page tables, in one go for a batch; see SelectAttendArgs. Absent: Quest decides on the host. */
+  selectAttend?(args: SelectAttendArgs): SelectAttendResult;
   /**
    * Copies whole pages between (or within) pools. It may return before the copy is
    * done: a GPU backend queues device -> host backups on a copy stream of their own

@@ -41,7 +41,7 @@ function readsInsideSteps(policy: 'arkvale' | 'quest', selectOn: SelectOn) {
 describe('a batched decode step', () => {
   it.each([
     ['arkvale', 'host'],
-    ['quest', 'device'],
+    ['quest', 'host'],
   ] as const)('%s (selectOn %s, deciding on the host) reads every sequence’s page estimates of a layer with one host synchronisation', (policy, selectOn) => {
     const { reads, recalls } = readsInsideSteps(policy, selectOn);
     // One read per scored layer per step, not one per sequence (three here); the
@@ -54,6 +54,11 @@ describe('a batched decode step', () => {
     const { reads, recalls } = readsInsideSteps('arkvale', 'device');
     expect(reads).toBe(0);
     expect(recalls).toBeGreaterThan(0);
+  });
+
+  it('quest selecting on the device (selectAttend) reads nothing inside a step', () => {
+    const { reads } = readsInsideSteps('quest', 'device');
+    expect(reads).toBe(0);
   });
 });
 

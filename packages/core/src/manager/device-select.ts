@@ -8,22 +8,37 @@ import type { PlanRows, StepHost, TokenTarget, WrittenTargets } from './decode-s
  * recall plan, page tables and lists), the recalls straight from the host pool, and
  * paged attention over the lists. Nothing is read on the host; the plans come back
  * with the step's tokens and `DeviceTables.settle` replays them onto the pages.
+ * Quest's layers take `selectAttend` instead (per-head lists, no page moves, no plans).
  */
 
 /**
- * Whether the device path can take this layer of the batch: ArkVale layers whose
+ * Whether the device path can take this layer of the batch: Quest's layers, and ArkVale layers whose
  * every row mirrors, or can mirror, its pages with no free budget slot (at budget,
  * each recall takes a victim's slot) and no slot shared with a fork.
  */
 export function selectsOnDevice(host: StepHost, layers: readonly PageLayer[]): boolean {
   if (!devicePolicy(host, layers[0])) return false;
+  // Quest moves no page, so any row can be uploaded as it is (shared slots included).
+  if (questOnDevice(host, layers[0])) return true;
   return layers.every((layer) => layer.rowSynced || mirrorable(host, layer));
 }
 
-/** Whether the layer's policy selects on the device at all (ArkVale with `selectOn: 'device'`): budgeted, recallable, with digests. */
+/**
+ * Whether the layer's policy selects on the device at all, with `selectOn: 'device'`:
+ * ArkVale (budgeted, recallable, with digests), or Quest where the backend has `selectAttend`.
+ */
 function devicePolicy(host: StepHost, layer: PageLayer): boolean {
   const policy = layer.policy;
-  return host.options.selectOn === 'device' && policy.budgeted && policy.recallable && policy.digest !== null;
+  if (host.options.selectOn !== 'device' || policy.digest === null) return false;
+  return (policy.budgeted && policy.recallable) || questOnDevice(host, layer);
+}
+
+/**
+ * A policy that attends a selection of pages that all stay resident (Quest: no budget
+ * to evict to, digests to score by), when the backend can list them on the device.
+ */
+function questOnDevice(host: StepHost, layer: PageLayer): boolean {
+  return !layer.policy.budgeted && layer.policy.digest !== null && host.store.backend.selectAttend !== undefined;
 }
 
 /**
@@ -64,6 +79,7 @@ export function decodeLayerOnDevice(
   v: Tensor,
   scale: number,
 ): Tensor {
+  if (questOnDevice(host, layers[0])) return decodeQuestLayerOnDevice(host, seqs, layers, targets, written, q, k, v, scale);
   const { store, options: o, geometry: g } = host;
   const b = store.backend;
   const ps = g.pageSize;
@@ -119,5 +135,68 @@ export function decodeLayerOnDevice(
   if (store.lastBackup) b.awaitCopy(store.lastBackup);
   b.recallListed(store.hostStorage, store.deviceStorage, selected.copies);
   const { pageTable, pageCounts, lastPageLens } = selected;
+  return b.pagedAttention({ q, storage: store.deviceStorage, pageTable, pageCounts, lastPageLens, scale }).out;
+}
+
+/**
+ * One Quest layer of a decode step on the device: append, seal, then one `selectAttend`
+ * for the whole batch (per head, the top budgetPages - 1 full pages but the last by
+ * the estimate, plus the last page, as `questPolicy().decide` chooses them) and paged
+ * attention over those lists. Nothing is read on the host, and no page moves.
+ */
+function decodeQuestLayerOnDevice(
+  host: StepHost,
+  seqs: readonly SequenceState[],
+  layers: readonly PageLayer[],
+  targets: readonly TokenTarget[],
+  written: WrittenTargets,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  scale: number,
+): Tensor {
+  const { store, options: o, geometry: g } = host;
+  const b = store.backend;
+  const ps = g.pageSize;
+  const tables = store.deviceTables;
+  b.appendKv(store.deviceStorage, k, v, written.slots, written.offsets);
+  store.sealStepFills(layers, targets, ps);
+  layers.forEach((layer) => tables.rowOf(layer));
+  const tensor = tables.tensor(Math.max(...layers.map((l) => l.pages.length)));
+  const F = SELECT_ROW_FIELDS;
+  const width = Object.keys(F).length;
+  const rows = new Int32Array(seqs.length * width);
+  const topK = Math.max(0, o.budgetPages - 1);
+  let maxCandidates = 1;
+  let maxPages = 1;
+  layers.forEach((layer, r) => {
+    const n = layer.pages.length;
+    if (!layer.rowSynced) tables.upload(layer);
+    // What the host changed since the last step: a new page (placed), or the last page filled (its digest).
+    else if (targets[r].offset === 0 || targets[r].offset === ps - 1) tables.writePage(layer, n - 1);
+    // Every full page but the last is a candidate once the layer is over budget (see `candidatePages`).
+    const candidates = n > o.budgetPages ? n - 1 : 0;
+    maxCandidates = Math.max(maxCandidates, candidates);
+    maxPages = Math.max(maxPages, n - candidates + Math.min(topK, candidates));
+    const row = rows.subarray(r * width, (r + 1) * width);
+    row[F.tableRow] = layer.deviceRow;
+    row[F.numPages] = n;
+    row[F.firstCandidate] = 0;
+    row[F.candidates] = candidates;
+    row[F.lastPageLen] = seqs[r].length - (n - 1) * ps;
+  });
+  tables.flush();
+  const policy = layers[0].policy;
+  const { pageTable, pageCounts, lastPageLens } = b.selectAttend!({
+    q,
+    digests: store.digestStorage,
+    variant: policy.digest!,
+    groups: policy.selectionGroups(g.numHeads, g.numKvHeads),
+    tables: tensor,
+    rows: b.fromArray(rows, [seqs.length, width], 'i32'),
+    k: topK,
+    maxCandidates,
+    maxPages,
+  });
   return b.pagedAttention({ q, storage: store.deviceStorage, pageTable, pageCounts, lastPageLens, scale }).out;
 }

@@ -10,6 +10,8 @@ import type {
   RopeTable,
   SamplingParams,
   PendingRead,
+  SelectAttendArgs,
+  SelectAttendResult,
   SelectResidentArgs,
   SelectResidentResult,
   Tensor,
@@ -150,6 +152,9 @@ export class ReferenceBackend implements Backend {
   }
   selectResident(args: SelectResidentArgs): SelectResidentResult {
     return selection.selectResident(args, asRef(args.q), asDigests(args.digests), asRef(args.tables), asRef(args.rows));
+  }
+  selectAttend(args: SelectAttendArgs): SelectAttendResult {
+    return selection.selectAttend(args, asRef(args.q), asDigests(args.digests), asRef(args.tables), asRef(args.rows));
   }
   recallListed(host: KvStorage, device: KvStorage, copies: Tensor): void {
     selection.recallListed(asKv(host), asKv(device), asRef(copies));

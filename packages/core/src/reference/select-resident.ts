@@ -1,10 +1,17 @@
 /**
- * The device-side selection of a decode step (Backend.selectResident, recallListed,
- * scatterI32) over reference tensors: what a GPU does in a few launches, written as
+ * The device-side selection of a decode step (Backend.selectResident, selectAttend,
+ * recallListed, scatterI32) over reference tensors: what a GPU does in a few launches, written as
  * plain loops so that CPU runs exercise the same decision path and the CUDA kernels
  * have an oracle.
  */
-import { PAGE_TABLE_FIELDS as F, SELECT_ROW_FIELDS as R, type SelectResidentArgs, type SelectResidentResult } from '../backend.js';
+import {
+  PAGE_TABLE_FIELDS as F,
+  SELECT_ROW_FIELDS as R,
+  type SelectAttendArgs,
+  type SelectAttendResult,
+  type SelectResidentArgs,
+  type SelectResidentResult,
+} from '../backend.js';
 import { estimateScore } from '../digest.js';
 import { invalidArgument } from '../errors.js';
 import { planPageSelection } from '../policies/selection.js';
@@ -95,6 +102,71 @@ export function selectResident(args: SelectResidentArgs, q: RefTensor, digests: 
     lastPageLens: new RefTensor(lastPageLens, [b, 1], 'i32'),
     copies: new RefTensor(copies, [b, listWidth], 'i32'),
     plan: args.planInto ? args.planInto.tensor : new RefTensor(planRows, [b, listWidth], 'i32'),
+  };
+}
+
+export function selectAttend(args: SelectAttendArgs, q: RefTensor, digests: RefDigestStorage, tables: RefTensor, rows: RefTensor): SelectAttendResult {
+  const { numHeads, numKvHeads, headDim: d } = digests.geometry;
+  const b = rows.shape[0];
+  if (rows.shape[1] !== ROW_FIELDS || rows.dtype !== 'i32') throw invalidArgument(`selectAttend: rows must be i32 [B, ${ROW_FIELDS}], got [${rows.shape}]`);
+  if (q.data.length !== b * numHeads * d) throw invalidArgument(`selectAttend: q must be [${b}, ${numHeads}, ${d}], got [${q.shape}]`);
+  if (tables.shape.length !== 3 || tables.shape[1] !== 3) throw invalidArgument(`selectAttend: tables must be i32 [rows, 3, pages], got [${tables.shape}]`);
+  const { groups, k, maxPages } = args;
+  if (!Number.isInteger(groups) || groups < 1 || numHeads % groups !== 0)
+    throw invalidArgument(`selectAttend: ${groups} groups do not divide ${numHeads} heads`);
+  const perGroup = numHeads / groups;
+  const perKv = numHeads / numKvHeads;
+  const width = tables.shape[2];
+  const t = tables.i32;
+  const at = (row: number, field: number, page: number) => (row * 3 + field) * width + page;
+  const pageTable = new Int32Array(b * groups * maxPages).fill(-1);
+  const pageCounts = new Int32Array(b * groups);
+  const lastPageLens = new Int32Array(b * groups);
+  for (let r = 0; r < b; r++) {
+    const desc = rows.i32.subarray(r * ROW_FIELDS, (r + 1) * ROW_FIELDS);
+    const row = desc[R.tableRow];
+    const n = desc[R.numPages];
+    const first = desc[R.firstCandidate];
+    const count = desc[R.candidates];
+    if (row < 0 || row >= tables.shape[0] || n > width || first < 0 || (count > 0 && first + count >= n)) {
+      throw invalidArgument(
+        `selectAttend: batch row ${r} (table row ${row}, ${n} pages, candidates ${first}+${count}) outside tables [${tables.shape}] or covering the last page`,
+      );
+    }
+    if (count > args.maxCandidates)
+      throw invalidArgument(`selectAttend: batch row ${r} has ${count} candidates, more than maxCandidates ${args.maxCandidates}`);
+    // Accumulated in f32 in the order `estimate` uses, so both paths see the same scores bit for bit.
+    const scores = new Float32Array(groups * count);
+    for (let i = 0; i < count; i++) {
+      const digestRow = t[at(row, F.digest, first + i)];
+      for (let h = 0; h < numHeads; h++) {
+        const s = estimateScore(q.f32, (r * numHeads + h) * d, digests.data, digests.offset(digestRow, Math.floor(h / perKv)), d, args.variant);
+        scores[Math.floor(h / perGroup) * count + i] += s / perGroup;
+      }
+    }
+    for (let g = 0; g < groups; g++) {
+      const s = scores.subarray(g * count, (g + 1) * count);
+      const list = (r * groups + g) * maxPages;
+      let listed = 0;
+      for (let p = 0; p < n; p++) {
+        const i = p - first;
+        if (i >= 0 && i < count) {
+          // Its rank: the candidates that beat it (a higher score, or the same and a lower page).
+          let rank = 0;
+          for (let j = 0; j < count && rank < k; j++) if (s[j] > s[i] || (s[j] === s[i] && j < i)) rank++;
+          if (rank >= k) continue;
+        }
+        if (listed === maxPages) throw invalidArgument(`selectAttend: batch row ${r} lists more than maxPages ${maxPages} pages`);
+        pageTable[list + listed++] = t[at(row, F.slot, p)];
+      }
+      pageCounts[r * groups + g] = listed;
+      lastPageLens[r * groups + g] = desc[R.lastPageLen];
+    }
+  }
+  return {
+    pageTable: new RefTensor(pageTable, [b, groups, maxPages], 'i32'),
+    pageCounts: new RefTensor(pageCounts, [b, groups], 'i32'),
+    lastPageLens: new RefTensor(lastPageLens, [b, groups], 'i32'),
   };
 }
 

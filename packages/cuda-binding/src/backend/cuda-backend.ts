@@ -13,6 +13,8 @@ import type {
   RopeSpec,
   RopeTable,
   SamplingParams,
+  SelectAttendArgs,
+  SelectAttendResult,
   SelectResidentArgs,
   SelectResidentResult,
   Tensor,
@@ -300,6 +302,9 @@ export class CudaBackend implements Backend {
   }
   selectResident(args: SelectResidentArgs): SelectResidentResult {
     return select.selectResident(this.d, args);
+  }
+  selectAttend(args: SelectAttendArgs): SelectAttendResult {
+    return select.selectAttend(this.d, args);
   }
   recallListed(host: KvStorage, device: KvStorage, copies: Tensor): void {
     select.recallListed(this.d, host, device, copies);

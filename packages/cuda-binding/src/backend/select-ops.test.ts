@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { DType, KvGeometry, SelectResidentArgs } from '@arkvale/core';
+import type { DType, KvGeometry, SelectAttendArgs, SelectResidentArgs } from '@arkvale/core';
 import { STREAM } from '../native.js';
 import { fakeDevice } from '../test-support/fake-device.js';
 import type { CudaDevice } from './device.js';
 import { CudaDigestStorage, CudaKvStorage } from './kv-ops.js';
-import { MAX_RECALLS, recallListed, scatterI32, selectResident } from './select-ops.js';
+import { MAX_RECALLS, recallListed, scatterI32, selectAttend, selectResident } from './select-ops.js';
 import { findRecallListed } from '../generated/index.js';
 
 const g: KvGeometry = { numLayers: 1, numHeads: 4, numKvHeads: 2, headDim: 64, pageSize: 16, bytesPerElement: 2 };
@@ -54,6 +54,40 @@ describe('selectResident on the CUDA backend', () => {
     expect(() => selectResident(d, selectArgs(d, { groups: 3 }))).toThrow(/3 groups do not divide 4 heads/);
     expect(() => selectResident(d, selectArgs(d, { k: -1 }))).toThrow(/must be integers >= 0/);
     expect(() => selectResident(d, selectArgs(d, { k: MAX_RECALLS / 4 + 1, groups: 4 }))).toThrow(/at most 1024/);
+    expect(launches).toEqual([]);
+  });
+});
+
+describe('selectAttend on the CUDA backend', () => {
+  const attendArgs = (
+    d: CudaDevice,
+    over: Partial<SelectAttendArgs> = {},
+    shapes: { q?: number[]; tables?: number[]; rows?: number[] } = {},
+  ): SelectAttendArgs => ({
+    ...selectArgs(d, { groups: 4, k: 31, maxPages: 32 }, shapes),
+    ...over,
+  });
+
+  it('launches estimate_rows over (candidates, rows) and select_attend per (group, row), frees its workspaces and waits for nothing', () => {
+    const { d, launches } = fakeDevice();
+    const args = attendArgs(d);
+    const before = d.lifetimes.liveTensors;
+    const out = selectAttend(d, args);
+    expect(launches).toEqual([`estimate_rows_cuboid_max_f16_hd64 [960, 3, 1] on ${STREAM.compute}`, `select_attend [4, 3, 1] on ${STREAM.compute}`]);
+    // Three outputs stay; the scores and the flags were disposed.
+    expect(d.lifetimes.liveTensors - before).toBe(3);
+    expect(out.pageTable.shape).toEqual([3, 4, 32]);
+    expect(out.pageCounts.shape).toEqual([3, 4]);
+    expect(out.lastPageLens.shape).toEqual([3, 4]);
+  });
+
+  it('refuses shapes the kernels cannot read, with messages that name them', () => {
+    const { d, launches } = fakeDevice();
+    expect(() => selectAttend(d, attendArgs(d, {}, { rows: [3, 4] }))).toThrow(/selectAttend: rows must be i32 \[B, 5\], got \[3, 4\]/);
+    expect(() => selectAttend(d, attendArgs(d, {}, { tables: [4, 2, 50] }))).toThrow(/tables must be i32 \[rows, 3, pages\]/);
+    expect(() => selectAttend(d, attendArgs(d, {}, { q: [2, 4, 64] }))).toThrow(/q must be \[3, 4, 64\], got \[2, 4, 64\]/);
+    expect(() => selectAttend(d, attendArgs(d, { groups: 3 }))).toThrow(/3 groups do not divide 4 heads/);
+    expect(() => selectAttend(d, attendArgs(d, { k: -1 }))).toThrow(/must be integers >= 0/);
     expect(launches).toEqual([]);
   });
 });

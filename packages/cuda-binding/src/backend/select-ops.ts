@@ -1,12 +1,21 @@
-import type { KvStorage, SelectResidentArgs, SelectResidentResult, Tensor, PAGE_TABLE_FIELDS, SELECT_ROW_FIELDS } from '@arkvale/core';
+import type {
+  KvStorage,
+  SelectAttendArgs,
+  SelectAttendResult,
+  SelectResidentArgs,
+  SelectResidentResult,
+  Tensor,
+  PAGE_TABLE_FIELDS,
+  SELECT_ROW_FIELDS,
+} from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
-import { findEstimateRows, findRecallListed, findScatterI32, findSelectResident } from '../generated/index.js';
+import { findEstimateRows, findRecallListed, findScatterI32, findSelectAttend, findSelectResident } from '../generated/index.js';
 import type { CudaDevice } from './device.js';
 import { asDigests, asStorage, isFp8 } from './kv-ops.js';
 import type { CudaTensor } from './tensor.js';
 
 /**
- * The layouts the kernels are compiled for (estimate_rows, select_resident), checked
+ * The layouts the kernels are compiled for (estimate_rows, select_resident, select_attend), checked
  * against core's constants by the compiler: a change there fails to type-check here.
  */
 const TABLE_FIELDS = { slot: 0, digest: 1, host: 2 } as const satisfies typeof PAGE_TABLE_FIELDS;
@@ -109,6 +118,69 @@ export function selectResident(d: CudaDevice, args: SelectResidentArgs): SelectR
     tablePages,
   });
   for (const w of [scores, flags, best]) d.lifetimes.dispose(w);
+  return out;
+}
+
+/**
+ * Quest's lists: estimate_rows then select_attend (a block per (row, group)) on the
+ * compute stream; the scores and the chosen flags live in workspaces freed right after
+ * the launches. The page tables are only read, and nothing is read back.
+ */
+export function selectAttend(d: CudaDevice, args: SelectAttendArgs): SelectAttendResult {
+  const digests = asDigests(args.digests);
+  const g = digests.geometry;
+  const q = d.expect(d.tensor(args.q, 'selectAttend q'), 'selectAttend q', [d.dtype]);
+  const tables = d.expect(d.tensor(args.tables, 'selectAttend tables'), 'selectAttend tables', ['i32'], 3);
+  const rows = d.expect(d.tensor(args.rows, 'selectAttend rows'), 'selectAttend rows', ['i32'], 2);
+  const { groups, k, maxCandidates, maxPages } = args;
+  const b = rows.shape[0];
+  if (rows.shape[1] !== ROW_WIDTH) throw invalidArgument(`selectAttend: rows must be i32 [B, ${ROW_WIDTH}], got [${rows.shape.join(', ')}]`);
+  if (tables.shape[1] !== Object.keys(TABLE_FIELDS).length)
+    throw invalidArgument(`selectAttend: tables must be i32 [rows, 3, pages], got [${tables.shape.join(', ')}]`);
+  if (q.elements !== b * g.numHeads * g.headDim)
+    throw invalidArgument(`selectAttend: q must be [${b}, ${g.numHeads}, ${g.headDim}], got [${q.shape.join(', ')}]`);
+  if (!Number.isInteger(groups) || groups < 1 || g.numHeads % groups !== 0)
+    throw invalidArgument(`selectAttend: ${groups} groups do not divide ${g.numHeads} heads`);
+  if (!isCount(k) || !isCount(maxCandidates) || !isCount(maxPages)) {
+    throw invalidArgument(`selectAttend: k (${k}), maxCandidates (${maxCandidates}) and maxPages (${maxPages}) must be integers >= 0`);
+  }
+  const tablePages = tables.shape[2];
+  const scores = d.empty([b, groups, maxCandidates], 'f32', 'selectAttend scores');
+  const flags = d.empty([b, groups, maxCandidates], 'i32', 'selectAttend workspace');
+  const out = {
+    pageTable: d.empty([b, groups, maxPages], 'i32', 'selectAttend page table'),
+    pageCounts: d.empty([b, groups], 'i32', 'selectAttend page counts'),
+    lastPageLens: d.empty([b, groups], 'i32', 'selectAttend last page lengths'),
+  };
+  d.launch(d.kernels.get('estimate_rows', findEstimateRows, { variant: args.variant, dtype: d.dtype, headDim: g.headDim }), {
+    q: q.ptr,
+    digests: digests.data.ptr,
+    tables: tables.ptr,
+    rows: rows.ptr,
+    out: scores.ptr,
+    batch: b,
+    maxCandidates,
+    tablePages,
+    numHeads: g.numHeads,
+    numKvHeads: g.numKvHeads,
+    groups,
+  });
+  d.launch(d.kernels.get('select_attend', findSelectAttend, {}), {
+    scores: scores.ptr,
+    rows: rows.ptr,
+    tables: tables.ptr,
+    flags: flags.ptr,
+    pageTable: out.pageTable.ptr,
+    pageCounts: out.pageCounts.ptr,
+    lastPageLens: out.lastPageLens.ptr,
+    batch: b,
+    groups,
+    k,
+    maxCandidates,
+    maxPages,
+    tablePages,
+  });
+  for (const w of [scores, flags]) d.lifetimes.dispose(w);
   return out;
 }
 

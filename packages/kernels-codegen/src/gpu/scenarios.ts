@@ -14,6 +14,7 @@ import { pagedDecodeKernel, pagedDecodeMergeKernel, pagedDecodeSplits, splitToke
 import { addRmsNormKernel, rmsNormKernel } from '../kernels/rms-norm.kernel.js';
 import { ropeKernel, ropeQkvKernel, ropeTableKernel } from '../kernels/rope.kernel.js';
 import { scatterI32Kernel } from '../kernels/scatter.kernel.js';
+import { selectAttendKernel } from '../kernels/select-attend.kernel.js';
 import { selectResidentKernel } from '../kernels/select-resident.kernel.js';
 import { pagedTokenScoresFp8Kernel, pagedTokenScoresKernel } from '../kernels/token-scores.kernel.js';
 import { kvAppendFp8Kernel } from '../kernels/kv-append.kernel.js';
@@ -160,6 +161,7 @@ export function buildScenarios(jobs: GpuJobs): void {
   }
 
   deviceSelection(jobs, rng);
+  questSelection(jobs, rng);
   fp8Pages(jobs, rng);
 
   for (const dtype of ['f16', 'bf16'] as const) {
@@ -531,6 +533,80 @@ function deviceSelection(jobs: GpuJobs, rng: Rng): void {
     },
   );
   jobs.output(target, 'scatter_i32', TOL.exact);
+}
+
+/**
+ * Quest's lists: estimate_rows with a group per head, then select_attend (a block per
+ * (row, head)); every page resident, candidates every page but the last (none in a row
+ * under budget). Exact small fractions make ties, which go to the lower page.
+ */
+function questSelection(jobs: GpuJobs, rng: Rng): void {
+  const headDim = 64;
+  const heads = 4;
+  const kvHeads = 2;
+  const digestRows = 12;
+  const tablePages = 700;
+  const shapes = [
+    [36, 0, 35, 1],
+    [5, 0, 0, 1],
+    [650, 0, 649, 1],
+  ] as const;
+  const batch = shapes.length;
+  const groups = heads;
+  const k = 7;
+  const maxCandidates = 650;
+  const maxPages = 8;
+  const frac = (scale: number) => (rng.int(17) - 8) / scale;
+  const { tables, rows } = selectionTables(rng, shapes, tablePages, digestRows);
+  const scores = new EmuBuffer('f32', batch * groups * maxCandidates);
+  const tablesBuf = EmuBuffer.from('i32', tables);
+  const rowsBuf = EmuBuffer.from('i32', rows);
+  jobs.launch(
+    estimateRowsKernel,
+    { dtype: 'f16', headDim, variant: 'cuboid-max' },
+    {
+      q: EmuBuffer.from(
+        'f16',
+        Array.from({ length: batch * heads * headDim }, () => frac(4)),
+      ),
+      digests: EmuBuffer.from(
+        'f16',
+        Array.from({ length: digestRows * kvHeads * 2 * headDim }, () => frac(8)),
+      ),
+      tables: tablesBuf,
+      rows: rowsBuf,
+      out: scores,
+      batch,
+      maxCandidates,
+      tablePages,
+      numHeads: heads,
+      numKvHeads: kvHeads,
+      groups,
+    },
+  );
+  const lists = {
+    pageTable: new EmuBuffer('i32', batch * groups * maxPages),
+    pageCounts: new EmuBuffer('i32', batch * groups),
+    lastPageLens: new EmuBuffer('i32', batch * groups),
+  };
+  jobs.launch(
+    selectAttendKernel,
+    {},
+    {
+      scores,
+      rows: rowsBuf,
+      tables: tablesBuf,
+      flags: new EmuBuffer('i32', batch * groups * maxCandidates),
+      ...lists,
+      batch,
+      groups,
+      k,
+      maxCandidates,
+      maxPages,
+      tablePages,
+    },
+  );
+  for (const [name, buf] of Object.entries(lists)) jobs.output(buf, `select_attend ${name}`, TOL.exact);
 }
 
 /** Timings on zero-filled data (contents do not change the work): a long-context decode (and its merge), a prefill and its summed key statistic. */

@@ -15,6 +15,7 @@ import { pagedPrefillFp8Kernel, pagedPrefillKernel } from './paged-prefill.kerne
 import { addRmsNormKernel, rmsNormKernel } from './rms-norm.kernel.js';
 import { ropeKernel, ropeQkvKernel, ropeTableKernel } from './rope.kernel.js';
 import { scatterI32Kernel } from './scatter.kernel.js';
+import { selectAttendKernel } from './select-attend.kernel.js';
 import { selectResidentKernel } from './select-resident.kernel.js';
 import { pagedTokenScoresFp8Kernel, pagedTokenScoresKernel } from './token-scores.kernel.js';
 import { fillUniformKernel } from './random.kernel.js';
@@ -32,6 +33,7 @@ export const KERNELS: readonly KernelDefinition[] = [
   estimateKernel,
   estimateRowsKernel,
   selectResidentKernel,
+  selectAttendKernel,
   scatterI32Kernel,
   copyPagesKernel,
   recallListedKernel,

@@ -184,7 +184,7 @@ function kthLargest(
  * Exclusive prefix sum of v over the block (thread order) into out[0], the total into
  * out[1]. `scratch` holds one i32 per warp.
  */
-function blockScan(v: i32, scratch: Shared<i32>, out: Local<i32>): void {
+export function blockScan(v: i32, scratch: Shared<i32>, out: Local<i32>): void {
   const lane = threadIdx.x & 31;
   const warp = threadIdx.x >> 5;
   let incl = v;

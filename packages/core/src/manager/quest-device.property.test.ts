@@ -1,0 +1,120 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { CacheOptions, KvGeometry } from '../config.js';
+import { PoolExhaustedError } from '../errors.js';
+import { commandArbitrary } from '../test-support/commands.js';
+import { CacheHarness } from '../test-support/harness.js';
+import { checkConsistency } from './consistency.js';
+
+const command = commandArbitrary({ maxPrompt: 40, maxTimes: 8 });
+
+const scenario = fc.record({
+  pageSize: fc.constantFrom(1, 2, 4),
+  kvHeads: fc.constantFrom(1, 2),
+  headsPerKv: fc.constantFrom(1, 2),
+  budgetPages: fc.integer({ min: 1, max: 6 }),
+  fullLayers: fc.integer({ min: 0, max: 1 }),
+  digest: fc.constantFrom('cuboid-mean' as const, 'cuboid-max' as const, 'cuboid-center' as const, 'sphere' as const),
+  // Coarse inputs: many estimates tie, so the tie rule (lower page first) is exercised.
+  coarse: fc.boolean(),
+  devicePages: fc.integer({ min: 8, max: 80 }),
+  kvDtype: fc.constantFrom(undefined, 'fp8' as const),
+  seed: fc.integer(),
+  commands: fc.array(command, { minLength: 1, maxLength: 14 }),
+});
+
+/**
+ * Quest's device path (selectAttend over the device page tables) against the
+ * specification (estimates read, `policy.decide` on the host): the same random run
+ * through both caches must keep the same pages and attend to give the same outputs.
+ */
+describe('Quest selecting on the device', () => {
+  it('attends exactly as policy.decide on the host', () => {
+    let selections = 0;
+    let selectedRows = 0;
+    fc.assert(
+      fc.property(scenario, (s) => {
+        const geometry: KvGeometry = {
+          numLayers: 2,
+          numHeads: s.headsPerKv * s.kvHeads,
+          numKvHeads: s.kvHeads,
+          headDim: 4,
+          pageSize: s.pageSize,
+          bytesPerElement: 4,
+          kvDtype: s.kvDtype,
+        };
+        const options = (selectOn: 'device' | 'host'): CacheOptions => ({
+          policy: 'quest',
+          budgetTokens: s.budgetPages * s.pageSize,
+          // Quest ignores sinks and window; these only let a budget of one page pass the checks.
+          sinkPages: 0,
+          windowPages: 1,
+          fullLayers: s.fullLayers,
+          digest: s.digest,
+          devicePages: s.devicePages,
+          hostPages: 4 * s.devicePages,
+          selectOn,
+        });
+        const device = new CacheHarness(geometry, options('device'), s.seed);
+        const selectAttend = device.backend.selectAttend!.bind(device.backend);
+        device.backend.selectAttend = (args) => {
+          selections++;
+          const out = selectAttend(args);
+          const rows = device.backend.readSync(args.rows);
+          for (let r = 0; r < args.rows.shape[0]; r++) if (rows[r * 5 + 3] > args.k) selectedRows++;
+          return out;
+        };
+        const host = new CacheHarness(geometry, options('host'), s.seed);
+        host.backend.selectAttend = () => {
+          throw new Error('the host path must not select on the device');
+        };
+        if (s.coarse) {
+          for (const h of [device, host]) {
+            const next = h.next;
+            (h as { next: () => number }).next = () => Math.floor(next() * 3) / 3;
+          }
+        }
+        const both = <T>(f: (h: CacheHarness) => T): [T | Error, T | Error] =>
+          [device, host].map((h) => {
+            try {
+              return f(h);
+            } catch (e) {
+              if (e instanceof PoolExhaustedError) return e;
+              throw e;
+            }
+          }) as [T | Error, T | Error];
+        const live = () => device.cache.sequenceIds;
+        for (const c of s.commands) {
+          if (c.op === 'admit') {
+            const [a, b] = both((h) => h.admit(c.length));
+            expect(a instanceof Error).toBe(b instanceof Error);
+          } else if (live().length === 0) continue;
+          else if (c.op === 'step') {
+            const ids = [...new Set(c.pick.map((i) => live()[i % live().length]))];
+            for (let i = 0; i < c.times; i++) {
+              const [a, b] = both((h) => h.step(ids));
+              expect(a instanceof Error).toBe(b instanceof Error);
+              if (!(a instanceof Error)) expect(a).toEqual(b);
+            }
+          } else {
+            const id = live()[c.pick % live().length];
+            both((h) => (c.op === 'fork' ? h.fork(id) : h.free(id)));
+          }
+          expect(device.cache.sequenceIds).toEqual(host.cache.sequenceIds);
+          for (const id of live()) {
+            for (let l = 0; l < geometry.numLayers; l++) expect(device.cache.view(id, l)).toEqual(host.cache.view(id, l));
+          }
+          expect(device.cache.stats()).toEqual(host.cache.stats());
+          checkConsistency(device.cache);
+          device.checkData();
+        }
+        for (const id of live()) device.free(id);
+        expect(device.cache.store.devicePool.used).toBe(0);
+      }),
+      { numRuns: 500 },
+    );
+    // The runs must really choose among candidates, not only stay under budget.
+    expect(selections).toBeGreaterThan(2_000);
+    expect(selectedRows).toBeGreaterThan(1_000);
+  }, 120_000);
+});
