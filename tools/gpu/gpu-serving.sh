@@ -14,7 +14,7 @@
 # load (another call): the shared-doc and multi-turn workloads (ArkVale @ 512, 40 GB), then the
 #   hostile load at 30k tokens.
 # next: what is still unrun (arkvale selftest in f16 with the Qwen2 golden, the hostile load, 16 x 7.5k,
-#   the server steps with invariance, multi-turn, shared-doc).
+#   the server steps with invariance, multi-turn, shared-doc, Quest on the device against ArkVale).
 # Or a list of the steps' names, run in that order. Each step has its own time limit (within a
 # device call's 600 s), so that the call returns what finished. JSON and logs go to OUT/results, packed after each step into OUT/results.tgz (a device
 # call returns a few files only).
@@ -37,7 +37,7 @@ case "$group" in
   steps) group=qwen2-fixture,decode-b4,decode-b16,decode-b64,server-steps,long ;;
   load) group=shared-doc,multi-turn,hostile ;;
   # What the third session of 2026-12-06 left unrun: the kernels and the Qwen2 golden on CUDA, then the lines after its fixes.
-  next) group=selftest,hostile,decode-b16,server-steps,multi-turn,shared-doc ;;
+  next) group=selftest,hostile,decode-b16,server-steps,multi-turn,shared-doc,decode-quest ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
 declare -A limit cmd
@@ -45,6 +45,8 @@ add() { local name=$1; limit[$name]=$2; shift 2; cmd[$name]="$*"; }
 add selftest 150 "$bundle/arkvale" selftest --dtype f16 --model models/tiny-retrieval models/tiny-qwen2 --json "$out/selftest-f16.json"
 add qwen2-fixture 60 python3 "$(dirname "$0")/../peers/make_qwen2_fixture.py" "$out/tiny-qwen2"
 add decode-b4 60 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --contexts 30720 --plans arkvale@2048 --steps 32 --warmup 32
+# Issue 23: Quest selecting on the device against ArkVale, one run (all of Quest's KV stays on the device: 63 GB at 4 x 30k).
+add decode-quest 120 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --contexts 30720 --plans arkvale@2048,quest@2048 --steps 32 --warmup 32
 add decode-b16 50 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 16 --page-size 32 --contexts 7680 --plans arkvale@2048 --steps 32 --warmup 32
 add decode-b64 50 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 64 --page-size 32 --contexts 2048 --plans arkvale@1024 --steps 32 --warmup 32 --prefill-rows 8192
 add server-steps 200 "$node" "$bundle/bench.mjs" --server-steps --shape llama2-7b --backend cuda --plans arkvale@2048 --points "${SERVER_POINTS:-4x30720,16x7680,64x2048@1024}" --invariance 4,16,64 --invariance-context 1024
