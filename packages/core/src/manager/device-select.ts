@@ -67,6 +67,61 @@ function mirrorable(host: StepHost, layer: PageLayer): boolean {
   return resident === Math.min(layer.pages.length, host.options.budgetPages);
 }
 
+/** What a device-selecting policy says of one row: its pages to score, and the most pages it may attend. */
+interface RowSelection {
+  readonly firstCandidate: number;
+  readonly candidates: number;
+  readonly attended: number;
+}
+
+/**
+ * The part of a device-selecting layer both policies share: the new K/V appended, the
+ * pages that filled sealed (one digest launch and one backup copy for the batch), each
+ * row's device table brought in sync (uploaded whole, or the pages `changed` names
+ * written), and the selection rows (SELECT_ROW_FIELDS) with their widths.
+ */
+function prepareSelection(
+  host: StepHost,
+  seqs: readonly SequenceState[],
+  layers: readonly PageLayer[],
+  targets: readonly TokenTarget[],
+  written: WrittenTargets,
+  k: Tensor,
+  v: Tensor,
+  changed: (layer: PageLayer, target: TokenTarget) => number[],
+  select: (layer: PageLayer) => RowSelection,
+): { tables: Tensor; rows: Tensor; maxCandidates: number; maxPages: number } {
+  const { store, geometry: g } = host;
+  const b = store.backend;
+  const ps = g.pageSize;
+  const tables = store.deviceTables;
+  b.appendKv(store.deviceStorage, k, v, written.slots, written.offsets);
+  store.sealStepFills(layers, targets, ps);
+  layers.forEach((layer) => tables.rowOf(layer));
+  const tensor = tables.tensor(Math.max(...layers.map((l) => l.pages.length)));
+  const F = SELECT_ROW_FIELDS;
+  const width = Object.keys(F).length;
+  const rows = new Int32Array(seqs.length * width);
+  let maxCandidates = 1;
+  let maxPages = 1;
+  layers.forEach((layer, r) => {
+    const n = layer.pages.length;
+    if (!layer.rowSynced) tables.upload(layer);
+    else for (const page of changed(layer, targets[r])) tables.writePage(layer, page);
+    const sel = select(layer);
+    maxCandidates = Math.max(maxCandidates, sel.candidates);
+    maxPages = Math.max(maxPages, sel.attended);
+    const row = rows.subarray(r * width, (r + 1) * width);
+    row[F.tableRow] = layer.deviceRow;
+    row[F.numPages] = n;
+    row[F.firstCandidate] = sel.firstCandidate;
+    row[F.candidates] = sel.candidates;
+    row[F.lastPageLen] = seqs[r].length - (n - 1) * ps;
+  });
+  tables.flush();
+  return { tables: tensor, rows: b.fromArray(rows, [seqs.length, width], 'i32'), maxCandidates, maxPages };
+}
+
 export function decodeLayerOnDevice(
   host: StepHost,
   seqs: readonly SequenceState[],
@@ -83,40 +138,34 @@ export function decodeLayerOnDevice(
   const { store, options: o, geometry: g } = host;
   const b = store.backend;
   const ps = g.pageSize;
-  const tables = store.deviceTables;
-  b.appendKv(store.deviceStorage, k, v, written.slots, written.offsets);
-  // Pages that just filled, in the whole batch: one digest launch and one backup copy.
-  store.sealStepFills(layers, targets, ps);
-  layers.forEach((layer) => tables.rowOf(layer));
-  const tensor = tables.tensor(Math.max(...layers.map((l) => l.pages.length)));
-  const F = SELECT_ROW_FIELDS;
-  const width = Object.keys(F).length;
-  const rows = new Int32Array(seqs.length * width);
-  let maxCandidates = 1;
-  let maxPages = 1;
-  layers.forEach((layer, r) => {
-    const n = layer.pages.length;
-    const sealed = targets[r].offset === ps - 1;
-    if (!layer.rowSynced) tables.upload(layer);
-    else {
-      // What the host changed since the last step: a new page took the slot of the page leaving the window; a page filled.
-      if (targets[r].offset === 0) {
-        tables.writePage(layer, n - 1);
-        if (n - o.windowPages - 1 >= 0) tables.writePage(layer, n - o.windowPages - 1);
+  const prepared = prepareSelection(
+    host,
+    seqs,
+    layers,
+    targets,
+    written,
+    k,
+    v,
+    // What the host changed since the last step: a new page took the slot of the page leaving the window; a page filled.
+    (layer, target) => {
+      const n = layer.pages.length;
+      const pages: number[] = [];
+      if (target.offset === 0) {
+        pages.push(n - 1);
+        if (n - o.windowPages - 1 >= 0) pages.push(n - o.windowPages - 1);
       }
-      if (sealed) tables.writePage(layer, n - 1);
-    }
-    const candidates = n > o.budgetPages ? Math.max(0, n - o.windowPages - o.sinkPages) : 0;
-    maxCandidates = Math.max(maxCandidates, candidates);
-    maxPages = Math.max(maxPages, Math.min(n, o.budgetPages));
-    const row = rows.subarray(r * width, (r + 1) * width);
-    row[F.tableRow] = layer.deviceRow;
-    row[F.numPages] = n;
-    row[F.firstCandidate] = o.sinkPages;
-    row[F.candidates] = candidates;
-    row[F.lastPageLen] = seqs[r].length - (n - 1) * ps;
-  });
-  tables.flush();
+      if (target.offset === ps - 1) pages.push(n - 1);
+      return pages;
+    },
+    (layer) => {
+      const n = layer.pages.length;
+      return {
+        firstCandidate: o.sinkPages,
+        candidates: n > o.budgetPages ? Math.max(0, n - o.windowPages - o.sinkPages) : 0,
+        attended: Math.min(n, o.budgetPages),
+      };
+    },
+  );
   const policy = layers[0].policy;
   const groups = policy.selectionGroups(g.numHeads, g.numKvHeads);
   const selected = b.selectResident({
@@ -124,11 +173,8 @@ export function decodeLayerOnDevice(
     digests: store.digestStorage,
     variant: policy.digest!,
     groups,
-    tables: tensor,
-    rows: b.fromArray(rows, [seqs.length, width], 'i32'),
+    ...prepared,
     k: o.topK,
-    maxCandidates,
-    maxPages,
     planInto: plans.plans.into(plans.layer, 1 + 2 * o.topK * groups, layers),
   });
   // A recall may overwrite a victim whose backup is still being copied out.
@@ -158,45 +204,32 @@ function decodeQuestLayerOnDevice(
   const { store, options: o, geometry: g } = host;
   const b = store.backend;
   const ps = g.pageSize;
-  const tables = store.deviceTables;
-  b.appendKv(store.deviceStorage, k, v, written.slots, written.offsets);
-  store.sealStepFills(layers, targets, ps);
-  layers.forEach((layer) => tables.rowOf(layer));
-  const tensor = tables.tensor(Math.max(...layers.map((l) => l.pages.length)));
-  const F = SELECT_ROW_FIELDS;
-  const width = Object.keys(F).length;
-  const rows = new Int32Array(seqs.length * width);
   const topK = Math.max(0, o.budgetPages - 1);
-  let maxCandidates = 1;
-  let maxPages = 1;
-  layers.forEach((layer, r) => {
-    const n = layer.pages.length;
-    if (!layer.rowSynced) tables.upload(layer);
+  const prepared = prepareSelection(
+    host,
+    seqs,
+    layers,
+    targets,
+    written,
+    k,
+    v,
     // What the host changed since the last step: a new page (placed), or the last page filled (its digest).
-    else if (targets[r].offset === 0 || targets[r].offset === ps - 1) tables.writePage(layer, n - 1);
+    (layer, target) => (target.offset === 0 || target.offset === ps - 1 ? [layer.pages.length - 1] : []),
     // Every full page but the last is a candidate once the layer is over budget (see `candidatePages`).
-    const candidates = n > o.budgetPages ? n - 1 : 0;
-    maxCandidates = Math.max(maxCandidates, candidates);
-    maxPages = Math.max(maxPages, n - candidates + Math.min(topK, candidates));
-    const row = rows.subarray(r * width, (r + 1) * width);
-    row[F.tableRow] = layer.deviceRow;
-    row[F.numPages] = n;
-    row[F.firstCandidate] = 0;
-    row[F.candidates] = candidates;
-    row[F.lastPageLen] = seqs[r].length - (n - 1) * ps;
-  });
-  tables.flush();
+    (layer) => {
+      const n = layer.pages.length;
+      const candidates = n > o.budgetPages ? n - 1 : 0;
+      return { firstCandidate: 0, candidates, attended: n - candidates + Math.min(topK, candidates) };
+    },
+  );
   const policy = layers[0].policy;
   const { pageTable, pageCounts, lastPageLens } = b.selectAttend!({
     q,
     digests: store.digestStorage,
     variant: policy.digest!,
     groups: policy.selectionGroups(g.numHeads, g.numKvHeads),
-    tables: tensor,
-    rows: b.fromArray(rows, [seqs.length, width], 'i32'),
+    ...prepared,
     k: topK,
-    maxCandidates,
-    maxPages,
   });
   return b.pagedAttention({ q, storage: store.deviceStorage, pageTable, pageCounts, lastPageLens, scale }).out;
 }
