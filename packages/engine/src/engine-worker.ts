@@ -2,9 +2,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Backend } from '@arkvale/core';
 import { EngineError } from './errors.js';
 import { EngineCore } from './engine-core.js';
-import { checkKvDtype, describeBackend, loadBackend } from './load-backend.js';
-import { largestPassRows, planPools } from './pool-plan.js';
-import { loadServedModel } from './served-model.js';
+import { describeBackend, loadBackend } from './load-backend.js';
+import { loadEngineModel } from './served-model.js';
 import type { FromWorker, ToWorker, WireEvent, WorkerInit } from './worker-protocol.js';
 
 /*
@@ -24,10 +23,7 @@ async function main(): Promise<void> {
   const backend = init.backendModule
     ? await ((await import(init.backendModule)) as Factory).createBackend(init.backend, warn, init.backendOptions)
     : await loadBackend({ backend: init.backend, dtype: init.backendOptions.dtype as string | undefined, onWarning: warn });
-  checkKvDtype(backend, init.config.kvDtype); // before the weights load
-  const model = await loadServedModel(init.model, backend, init.gpuMemoryUtilization);
-  // On a GPU the shared device pool must fit beside the weights and a step's activations.
-  const pools = planPools(model, init.config, largestPassRows(init.config, model, backend), init.pools, init.gpuMemoryUtilization);
+  const { model, pools } = await loadEngineModel(init.model, backend, init.config, init.pools, init.gpuMemoryUtilization);
   warn(`${pools.summary}\n`);
   const config = { ...init.config, devicePages: pools.devicePages, hostPages: pools.hostPages };
   let outbox: [string, WireEvent][] = [];

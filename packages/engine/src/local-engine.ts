@@ -1,7 +1,6 @@
 import type { Backend } from '@arkvale/core';
-import { checkKvDtype, describeBackend, loadBackend, type BackendName } from './load-backend.js';
-import { largestPassRows, planPools } from './pool-plan.js';
-import { loadServedModel } from './served-model.js';
+import { describeBackend, loadBackend, type BackendName } from './load-backend.js';
+import { loadEngineModel } from './served-model.js';
 import { EngineClient } from './engine-client.js';
 import { asEngineError } from './errors.js';
 import { EngineCore } from './engine-core.js';
@@ -37,9 +36,7 @@ export class LocalEngine extends EngineClient {
     let parts = clientParts(options);
     const given = options.backend ?? 'cpu';
     const backend = typeof given === 'string' ? await loadBackend({ backend: given }) : given;
-    checkKvDtype(backend, parts.config.kvDtype); // before the weights load
-    const model = await loadServedModel(options, backend, options.gpuMemoryUtilization);
-    const pools = planPools(model, parts.config, largestPassRows(parts.config, model, backend), options, options.gpuMemoryUtilization ?? 0.9);
+    const { model, pools } = await loadEngineModel(options, backend, parts.config, options, options.gpuMemoryUtilization ?? 0.9);
     parts = parts.withPools(pools.devicePages, pools.hostPages);
     let engine: LocalEngine | null = null;
     const core = new EngineCore({

@@ -1,6 +1,9 @@
 import type { Backend, KvDtype, KvGeometry } from '@arkvale/core';
 import { LlamaEngine, ShapeModel, type LlamaForward, type Tokenizer } from '@arkvale/model-llama';
+import type { ResolvedEngineConfig } from './config.js';
+import { checkKvDtype } from './load-backend.js';
 import type { ModelSource } from './model-parts.js';
+import { largestPassRows, planPools, type PoolPlan } from './pool-plan.js';
 
 /** What the scheduler's side needs of a loaded model, from a checkpoint or from a shape. */
 export interface ServedModel {
@@ -33,4 +36,22 @@ export async function loadServedModel(source: ModelSource, backend: Backend, gpu
     geometry: (ps, kvDtype) => llama.geometry(ps, kvDtype),
     devicePageCapacity: (ps, tokens, hostPagesFor, kvDtype) => llama.devicePageCapacity(ps, tokens, hostPagesFor, kvDtype),
   };
+}
+
+/**
+ * What every engine (in process or in its worker) loads before its scheduler: the
+ * page format checked on the backend before the weights load (an unsupported one fails
+ * at once), the model, and the pools planned for it (given, or from the hardware
+ * beside the weights and the largest pass).
+ */
+export async function loadEngineModel(
+  source: ModelSource,
+  backend: Backend,
+  config: ResolvedEngineConfig,
+  given: { readonly devicePages?: number; readonly hostPages?: number },
+  gpuMemoryUtilization: number,
+): Promise<{ model: ServedModel; pools: PoolPlan }> {
+  checkKvDtype(backend, config.kvDtype);
+  const model = await loadServedModel(source, backend, gpuMemoryUtilization);
+  return { model, pools: planPools(model, config, largestPassRows(config, model, backend), given, gpuMemoryUtilization) };
 }
