@@ -112,20 +112,15 @@ export const PAGE_TABLE_FIELDS = { slot: 0, digest: 1, host: 2 } as const;
 /** Columns of `SelectResidentArgs.rows`, one row per batch row. */
 export const SELECT_ROW_FIELDS = { tableRow: 0, numPages: 1, firstCandidate: 2, candidates: 3, lastPageLen: 4 } as const;
 
-/**
- * ArkVale's whole selection for a batch, without a host round trip: estimates of each
- * row's candidate pages, the top k with recall planning (exactly `planPageSelection`
- * with no free slots: every recall takes the slot of a victim), the plan applied to
- * the page tables, and the attention page lists built from them.
- */
-export interface SelectResidentArgs {
+/** What a selection on the device reads: each row's candidate pages, scored from the digests by the queries. */
+export interface PageSelectionArgs {
   /** Queries [B, numHeads, D]. */
   readonly q: Tensor;
   readonly digests: DigestStorage;
   readonly variant: DigestVariant;
   /** Selection groups: estimates averaged over numHeads / groups consecutive heads. */
   readonly groups: number;
-  /** Page tables (see PAGE_TABLE_FIELDS), updated in place. */
+  /** Page tables (see PAGE_TABLE_FIELDS). */
   readonly tables: Tensor;
   /**
    * i32 [B, 5] (SELECT_ROW_FIELDS): table row, logical pages, first candidate page,
@@ -133,11 +128,30 @@ export interface SelectResidentArgs {
    * attended), valid tokens of the last page.
    */
   readonly rows: Tensor;
+  /** Candidates each group chooses. */
   readonly k: number;
   /** The most candidates of any row. */
   readonly maxCandidates: number;
-  /** Width of the page lists: the most resident pages of any row. */
+  /** Width of the page lists: the most pages any list holds. */
   readonly maxPages: number;
+}
+
+/** Paged attention's lists, as a selection on the device leaves them. */
+export interface PageLists {
+  /** i32 [B, lists, maxPages]: slots ascending by page. */
+  readonly pageTable: Tensor;
+  readonly pageCounts: Tensor;
+  readonly lastPageLens: Tensor;
+}
+
+/**
+ * ArkVale's whole selection for a batch, without a host round trip: estimates of each
+ * row's candidate pages, the top k with recall planning (exactly `planPageSelection`
+ * with no free slots: every recall takes the slot of a victim), the plan applied to
+ * the page tables (updated in place), and the attention page lists built from them
+ * (one list a row, of its resident pages).
+ */
+export interface SelectResidentArgs extends PageSelectionArgs {
   /**
    * Where the plan goes: rows [row, row + B) of this i32 [R, 1 + 2kG] tensor (a step
    * gathers every layer's plans in one tensor and reads them back once). A new tensor
@@ -146,11 +160,7 @@ export interface SelectResidentArgs {
   readonly planInto?: { readonly tensor: Tensor; readonly row: number };
 }
 
-export interface SelectResidentResult {
-  /** Paged attention's lists, i32 [B, 1, maxPages]: resident pages' slots, ascending by page. */
-  readonly pageTable: Tensor;
-  readonly pageCounts: Tensor;
-  readonly lastPageLens: Tensor;
+export interface SelectResidentResult extends PageLists {
   /** i32 [B, 1 + 2kG] (G selection groups, each choosing k): n, then (host slot, device slot) of each recall; what `recallListed` copies. */
   readonly copies: Tensor;
   /** i32 [B, 1 + 2kG]: n, then (page, victim page) of each recall, best first; what the host's view replays. With `planInto`, that tensor (whole). */
@@ -161,34 +171,13 @@ export interface SelectResidentResult {
  * Quest's selection for a batch, without a host round trip: per (batch row, selection
  * group), every page that is not a candidate plus the top k candidates by the group's
  * estimate (higher first, ties to the lower page), listed in page order through the
- * page tables' slots. The tables are only read (nothing moves). `rows` as in
- * SelectResidentArgs; a row's last page must not be a candidate (its valid tokens
- * are the row's lastPageLen), and candidates 0 lists every page.
+ * page tables' slots (lists padded with -1). The tables are only read (nothing moves).
+ * A row's last page must not be a candidate (its valid tokens are the row's
+ * lastPageLen), and candidates 0 lists every page; a list holds numPages - candidates
+ * + min(k, candidates) pages.
  */
-export interface SelectAttendArgs {
-  /** Queries [B, numHeads, D]. */
-  readonly q: Tensor;
-  readonly digests: DigestStorage;
-  readonly variant: DigestVariant;
-  /** Selection groups (Quest: numHeads), each with a list of its own. */
-  readonly groups: number;
-  /** Page tables (see PAGE_TABLE_FIELDS), read only. */
-  readonly tables: Tensor;
-  /** i32 [B, 5] (SELECT_ROW_FIELDS). */
-  readonly rows: Tensor;
-  readonly k: number;
-  /** The most candidates of any row. */
-  readonly maxCandidates: number;
-  /** Width of the page lists: the most pages any list holds (numPages - candidates + min(k, candidates)). */
-  readonly maxPages: number;
-}
-
-export interface SelectAttendResult {
-  /** Paged attention's lists, i32 [B, groups, maxPages]: slots ascending by page, padded with -1. */
-  readonly pageTable: Tensor;
-  readonly pageCounts: Tensor;
-  readonly lastPageLens: Tensor;
-}
+export type SelectAttendArgs = PageSelectionArgs;
+export type SelectAttendResult = PageLists;
 
 /** A read begun by `readLater`. */
 export interface PendingRead {

@@ -7,6 +7,7 @@
 import {
   PAGE_TABLE_FIELDS as F,
   SELECT_ROW_FIELDS as R,
+  type PageSelectionArgs,
   type SelectAttendArgs,
   type SelectAttendResult,
   type SelectResidentArgs,
@@ -32,14 +33,12 @@ export function scatterI32(target: RefTensor, updates: RefTensor): void {
 }
 
 export function selectResident(args: SelectResidentArgs, q: RefTensor, digests: RefDigestStorage, tables: RefTensor, rows: RefTensor): SelectResidentResult {
-  const { numHeads, numKvHeads, headDim: d } = digests.geometry;
+  const { numHeads, headDim: d } = digests.geometry;
   const b = rows.shape[0];
   if (rows.shape[1] !== ROW_FIELDS || rows.dtype !== 'i32') throw invalidArgument(`selectResident: rows must be i32 [B, ${ROW_FIELDS}], got [${rows.shape}]`);
   if (q.data.length !== b * numHeads * d) throw invalidArgument(`selectResident: q must be [${b}, ${numHeads}, ${d}], got [${q.shape}]`);
   if (tables.shape.length !== 3 || tables.shape[1] !== 3) throw invalidArgument(`selectResident: tables must be i32 [rows, 3, pages], got [${tables.shape}]`);
   const { groups, k, maxPages } = args;
-  const perGroup = numHeads / groups;
-  const perKv = numHeads / numKvHeads;
   const width = tables.shape[2];
   const t = tables.i32;
   const at = (row: number, field: number, page: number) => (row * 3 + field) * width + page;
@@ -62,18 +61,8 @@ export function selectResident(args: SelectResidentArgs, q: RefTensor, digests: 
     if (count > args.maxCandidates)
       throw invalidArgument(`selectResident: batch row ${r} has ${count} candidates, more than maxCandidates ${args.maxCandidates}`);
     if (count > 0 && k > 0) {
-      // Accumulated in f32 in the order `estimate` uses, so both paths see the same scores bit for bit.
-      const scores = new Float32Array(groups * count);
-      const resident = new Int32Array(count);
-      for (let i = 0; i < count; i++) {
-        const page = first + i;
-        resident[i] = t[at(row, F.slot, page)] >= 0 ? 1 : 0;
-        const digestRow = t[at(row, F.digest, page)];
-        for (let h = 0; h < numHeads; h++) {
-          const s = estimateScore(q.f32, (r * numHeads + h) * d, digests.data, digests.offset(digestRow, Math.floor(h / perKv)), d, args.variant);
-          scores[Math.floor(h / perGroup) * count + i] += s / perGroup;
-        }
-      }
+      const scores = candidateScores(args, q, digests, (i) => t[at(row, F.digest, first + i)], r, count);
+      const resident = Int32Array.from({ length: count }, (_, i) => (t[at(row, F.slot, first + i)] >= 0 ? 1 : 0));
       const recalls = planPageSelection(scores, groups, resident, k, 0).recalls;
       copies[r * listWidth] = planRows[r * listWidth] = recalls.length;
       recalls.forEach(({ candidate, victim }, j) => {
@@ -106,7 +95,7 @@ export function selectResident(args: SelectResidentArgs, q: RefTensor, digests: 
 }
 
 export function selectAttend(args: SelectAttendArgs, q: RefTensor, digests: RefDigestStorage, tables: RefTensor, rows: RefTensor): SelectAttendResult {
-  const { numHeads, numKvHeads, headDim: d } = digests.geometry;
+  const { numHeads, headDim: d } = digests.geometry;
   const b = rows.shape[0];
   if (rows.shape[1] !== ROW_FIELDS || rows.dtype !== 'i32') throw invalidArgument(`selectAttend: rows must be i32 [B, ${ROW_FIELDS}], got [${rows.shape}]`);
   if (q.data.length !== b * numHeads * d) throw invalidArgument(`selectAttend: q must be [${b}, ${numHeads}, ${d}], got [${q.shape}]`);
@@ -114,8 +103,6 @@ export function selectAttend(args: SelectAttendArgs, q: RefTensor, digests: RefD
   const { groups, k, maxPages } = args;
   if (!Number.isInteger(groups) || groups < 1 || numHeads % groups !== 0)
     throw invalidArgument(`selectAttend: ${groups} groups do not divide ${numHeads} heads`);
-  const perGroup = numHeads / groups;
-  const perKv = numHeads / numKvHeads;
   const width = tables.shape[2];
   const t = tables.i32;
   const at = (row: number, field: number, page: number) => (row * 3 + field) * width + page;
@@ -135,15 +122,7 @@ export function selectAttend(args: SelectAttendArgs, q: RefTensor, digests: RefD
     }
     if (count > args.maxCandidates)
       throw invalidArgument(`selectAttend: batch row ${r} has ${count} candidates, more than maxCandidates ${args.maxCandidates}`);
-    // Accumulated in f32 in the order `estimate` uses, so both paths see the same scores bit for bit.
-    const scores = new Float32Array(groups * count);
-    for (let i = 0; i < count; i++) {
-      const digestRow = t[at(row, F.digest, first + i)];
-      for (let h = 0; h < numHeads; h++) {
-        const s = estimateScore(q.f32, (r * numHeads + h) * d, digests.data, digests.offset(digestRow, Math.floor(h / perKv)), d, args.variant);
-        scores[Math.floor(h / perGroup) * count + i] += s / perGroup;
-      }
-    }
+    const scores = candidateScores(args, q, digests, (i) => t[at(row, F.digest, first + i)], r, count);
     for (let g = 0; g < groups; g++) {
       const s = scores.subarray(g * count, (g + 1) * count);
       const list = (r * groups + g) * maxPages;
@@ -192,4 +171,31 @@ export function recallListed(host: RefPageStorage, device: RefPageStorage, copie
     }
     copyPages(host, src, device, dst);
   }
+}
+
+/**
+ * Batch row r's `count` candidates (digest rows `digestRow(i)`) scored per selection
+ * group, f32 [groups, count]: accumulated in f32 in the order `estimate` uses, so the
+ * host and device paths see the same scores bit for bit.
+ */
+function candidateScores(
+  args: PageSelectionArgs,
+  q: RefTensor,
+  digests: RefDigestStorage,
+  digestRow: (i: number) => number,
+  r: number,
+  count: number,
+): Float32Array {
+  const { numHeads, numKvHeads, headDim: d } = digests.geometry;
+  const perGroup = numHeads / args.groups;
+  const perKv = numHeads / numKvHeads;
+  const scores = new Float32Array(args.groups * count);
+  for (let i = 0; i < count; i++) {
+    const row = digestRow(i);
+    for (let h = 0; h < numHeads; h++) {
+      const s = estimateScore(q.f32, (r * numHeads + h) * d, digests.data, digests.offset(row, Math.floor(h / perKv)), d, args.variant);
+      scores[Math.floor(h / perGroup) * count + i] += s / perGroup;
+    }
+  }
+  return scores;
 }

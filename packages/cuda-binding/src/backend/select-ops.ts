@@ -1,5 +1,6 @@
 import type {
   KvStorage,
+  PageSelectionArgs,
   SelectAttendArgs,
   SelectAttendResult,
   SelectResidentArgs,
@@ -44,34 +45,58 @@ export function scatterI32(d: CudaDevice, targetT: Tensor, updatesT: Tensor): vo
   d.launch(d.kernels.get('scatter_i32', findScatterI32, {}), { target: target.ptr, updates: updates.ptr, n: updates.elements / 2, length: target.elements });
 }
 
+/** What both selections take, checked (their messages name `what`): the estimates' inputs and the widths. */
+function selectionInputs(d: CudaDevice, what: string, args: PageSelectionArgs) {
+  const digests = asDigests(args.digests);
+  const g = digests.geometry;
+  const q = d.expect(d.tensor(args.q, `${what} q`), `${what} q`, [d.dtype]);
+  const tables = d.expect(d.tensor(args.tables, `${what} tables`), `${what} tables`, ['i32'], 3);
+  const rows = d.expect(d.tensor(args.rows, `${what} rows`), `${what} rows`, ['i32'], 2);
+  const { groups, k, maxCandidates, maxPages } = args;
+  const b = rows.shape[0];
+  if (rows.shape[1] !== ROW_WIDTH) throw invalidArgument(`${what}: rows must be i32 [B, ${ROW_WIDTH}], got [${rows.shape.join(', ')}]`);
+  if (tables.shape[1] !== Object.keys(TABLE_FIELDS).length)
+    throw invalidArgument(`${what}: tables must be i32 [rows, 3, pages], got [${tables.shape.join(', ')}]`);
+  if (q.elements !== b * g.numHeads * g.headDim) throw invalidArgument(`${what}: q must be [${b}, ${g.numHeads}, ${g.headDim}], got [${q.shape.join(', ')}]`);
+  if (!Number.isInteger(groups) || groups < 1 || g.numHeads % groups !== 0)
+    throw invalidArgument(`${what}: ${groups} groups do not divide ${g.numHeads} heads`);
+  if (!isCount(k) || !isCount(maxCandidates) || !isCount(maxPages)) {
+    throw invalidArgument(`${what}: k (${k}), maxCandidates (${maxCandidates}) and maxPages (${maxPages}) must be integers >= 0`);
+  }
+  return { digests, g, q, tables, rows, b, tablePages: tables.shape[2] };
+}
+
+/** estimate_rows: each row's candidate pages scored per group, into a new f32 [B, groups, maxCandidates] workspace. */
+function estimateRows(d: CudaDevice, what: string, args: PageSelectionArgs, i: ReturnType<typeof selectionInputs>): CudaTensor {
+  const scores = d.empty([i.b, args.groups, args.maxCandidates], 'f32', `${what} scores`);
+  d.launch(d.kernels.get('estimate_rows', findEstimateRows, { variant: args.variant, dtype: d.dtype, headDim: i.g.headDim }), {
+    q: i.q.ptr,
+    digests: i.digests.data.ptr,
+    tables: i.tables.ptr,
+    rows: i.rows.ptr,
+    out: scores.ptr,
+    batch: i.b,
+    maxCandidates: args.maxCandidates,
+    tablePages: i.tablePages,
+    numHeads: i.g.numHeads,
+    numKvHeads: i.g.numKvHeads,
+    groups: args.groups,
+  });
+  return scores;
+}
+
 /**
  * estimate_rows then select_resident on the compute stream: scores and per-candidate
  * state live in workspaces freed right after the launches (stream order keeps them
  * alive for the kernels); nothing is read back.
  */
 export function selectResident(d: CudaDevice, args: SelectResidentArgs): SelectResidentResult {
-  const digests = asDigests(args.digests);
-  const g = digests.geometry;
-  const q = d.expect(d.tensor(args.q, 'selectResident q'), 'selectResident q', [d.dtype]);
-  const tables = d.expect(d.tensor(args.tables, 'selectResident tables'), 'selectResident tables', ['i32'], 3);
-  const rows = d.expect(d.tensor(args.rows, 'selectResident rows'), 'selectResident rows', ['i32'], 2);
+  const inputs = selectionInputs(d, 'selectResident', args);
+  const { b, tables, rows, tablePages } = inputs;
   const { groups, k, maxCandidates, maxPages } = args;
-  const b = rows.shape[0];
-  if (rows.shape[1] !== ROW_WIDTH) throw invalidArgument(`selectResident: rows must be i32 [B, ${ROW_WIDTH}], got [${rows.shape.join(', ')}]`);
-  if (tables.shape[1] !== Object.keys(TABLE_FIELDS).length)
-    throw invalidArgument(`selectResident: tables must be i32 [rows, 3, pages], got [${tables.shape.join(', ')}]`);
-  if (q.elements !== b * g.numHeads * g.headDim)
-    throw invalidArgument(`selectResident: q must be [${b}, ${g.numHeads}, ${g.headDim}], got [${q.shape.join(', ')}]`);
-  if (!Number.isInteger(groups) || groups < 1 || g.numHeads % groups !== 0)
-    throw invalidArgument(`selectResident: ${groups} groups do not divide ${g.numHeads} heads`);
-  if (!isCount(k) || !isCount(maxCandidates) || !isCount(maxPages)) {
-    throw invalidArgument(`selectResident: k (${k}), maxCandidates (${maxCandidates}) and maxPages (${maxPages}) must be integers >= 0`);
-  }
   if (k * groups > MAX_RECALLS)
     throw invalidArgument(`selectResident: k x groups = ${k * groups} recalls per row; the CUDA kernel plans at most ${MAX_RECALLS}`);
   const listWidth = 1 + 2 * k * groups;
-  const tablePages = tables.shape[2];
-  const scores = d.empty([b, groups, maxCandidates], 'f32', 'selectResident scores');
   const flags = d.empty([b, maxCandidates], 'i32', 'selectResident workspace');
   const best = d.empty([b, maxCandidates], 'f32', 'selectResident workspace');
   const out = {
@@ -86,19 +111,7 @@ export function selectResident(d: CudaDevice, args: SelectResidentArgs): SelectR
   if (args.planInto && (args.planInto.row < 0 || args.planInto.row + b > out.plan.shape[0])) {
     throw invalidArgument(`selectResident: planInto rows ${args.planInto.row}..${args.planInto.row + b} outside 0..${out.plan.shape[0]}`);
   }
-  d.launch(d.kernels.get('estimate_rows', findEstimateRows, { variant: args.variant, dtype: d.dtype, headDim: g.headDim }), {
-    q: q.ptr,
-    digests: digests.data.ptr,
-    tables: tables.ptr,
-    rows: rows.ptr,
-    out: scores.ptr,
-    batch: b,
-    maxCandidates,
-    tablePages,
-    numHeads: g.numHeads,
-    numKvHeads: g.numKvHeads,
-    groups,
-  });
+  const scores = estimateRows(d, 'selectResident', args, inputs);
   d.launch(d.kernels.get('select_resident', findSelectResident, {}), {
     scores: scores.ptr,
     rows: rows.ptr,
@@ -127,44 +140,16 @@ export function selectResident(d: CudaDevice, args: SelectResidentArgs): SelectR
  * the launches. The page tables are only read, and nothing is read back.
  */
 export function selectAttend(d: CudaDevice, args: SelectAttendArgs): SelectAttendResult {
-  const digests = asDigests(args.digests);
-  const g = digests.geometry;
-  const q = d.expect(d.tensor(args.q, 'selectAttend q'), 'selectAttend q', [d.dtype]);
-  const tables = d.expect(d.tensor(args.tables, 'selectAttend tables'), 'selectAttend tables', ['i32'], 3);
-  const rows = d.expect(d.tensor(args.rows, 'selectAttend rows'), 'selectAttend rows', ['i32'], 2);
+  const inputs = selectionInputs(d, 'selectAttend', args);
+  const { b, tables, rows, tablePages } = inputs;
   const { groups, k, maxCandidates, maxPages } = args;
-  const b = rows.shape[0];
-  if (rows.shape[1] !== ROW_WIDTH) throw invalidArgument(`selectAttend: rows must be i32 [B, ${ROW_WIDTH}], got [${rows.shape.join(', ')}]`);
-  if (tables.shape[1] !== Object.keys(TABLE_FIELDS).length)
-    throw invalidArgument(`selectAttend: tables must be i32 [rows, 3, pages], got [${tables.shape.join(', ')}]`);
-  if (q.elements !== b * g.numHeads * g.headDim)
-    throw invalidArgument(`selectAttend: q must be [${b}, ${g.numHeads}, ${g.headDim}], got [${q.shape.join(', ')}]`);
-  if (!Number.isInteger(groups) || groups < 1 || g.numHeads % groups !== 0)
-    throw invalidArgument(`selectAttend: ${groups} groups do not divide ${g.numHeads} heads`);
-  if (!isCount(k) || !isCount(maxCandidates) || !isCount(maxPages)) {
-    throw invalidArgument(`selectAttend: k (${k}), maxCandidates (${maxCandidates}) and maxPages (${maxPages}) must be integers >= 0`);
-  }
-  const tablePages = tables.shape[2];
-  const scores = d.empty([b, groups, maxCandidates], 'f32', 'selectAttend scores');
   const flags = d.empty([b, groups, maxCandidates], 'i32', 'selectAttend workspace');
   const out = {
     pageTable: d.empty([b, groups, maxPages], 'i32', 'selectAttend page table'),
     pageCounts: d.empty([b, groups], 'i32', 'selectAttend page counts'),
     lastPageLens: d.empty([b, groups], 'i32', 'selectAttend last page lengths'),
   };
-  d.launch(d.kernels.get('estimate_rows', findEstimateRows, { variant: args.variant, dtype: d.dtype, headDim: g.headDim }), {
-    q: q.ptr,
-    digests: digests.data.ptr,
-    tables: tables.ptr,
-    rows: rows.ptr,
-    out: scores.ptr,
-    batch: b,
-    maxCandidates,
-    tablePages,
-    numHeads: g.numHeads,
-    numKvHeads: g.numKvHeads,
-    groups,
-  });
+  const scores = estimateRows(d, 'selectAttend', args, inputs);
   d.launch(d.kernels.get('select_attend', findSelectAttend, {}), {
     scores: scores.ptr,
     rows: rows.ptr,
