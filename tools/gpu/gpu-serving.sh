@@ -42,7 +42,7 @@ esac
 # Each step: its time limit and command, run in the order the list gives.
 declare -A limit cmd
 add() { local name=$1; limit[$name]=$2; shift 2; cmd[$name]="$*"; }
-add selftest 150 "$bundle/arkvale" selftest --dtype f16 --model models/tiny-retrieval models/tiny-qwen2 --json "$out/selftest-f16.json"
+add selftest 150 "$bundle/arkvale" selftest --dtype f16 --model ${SELFTEST_MODELS:-models/tiny-retrieval models/tiny-qwen2} --json "$out/selftest-f16.json"
 add qwen2-fixture 60 python3 "$(dirname "$0")/../peers/make_qwen2_fixture.py" "$out/tiny-qwen2"
 add decode-b4 60 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --contexts 30720 --plans arkvale@2048 --steps 32 --warmup 32
 # Issue 23: Quest selecting on the device against ArkVale, one run (all of Quest's KV stays on the device: 63 GB at 4 x 30k).
