@@ -94,6 +94,43 @@ function expectedSelection(
   return { lists, tables: t };
 }
 
+/**
+ * selectAttend's lists (Quest) from given scores per batch row: per group, every page
+ * that is not a candidate and the top k candidates (higher first, ties to the lower
+ * page), in page order, through the tables' slots.
+ */
+function expectedQuestLists(
+  l: Layout,
+  scores: readonly Float32Array[],
+  groups: number,
+  k: number,
+  maxPages: number,
+): Record<'pageTable' | 'pageCounts' | 'lastPageLens', Int32Array> {
+  const b = scores.length;
+  const lists = { pageTable: new Int32Array(b * groups * maxPages).fill(-1), pageCounts: new Int32Array(b * groups), lastPageLens: new Int32Array(b * groups) };
+  for (let r = 0; r < b; r++) {
+    const [row, pages, first, count, last] = l.rows.subarray(r * 5, r * 5 + 5);
+    for (let g = 0; g < groups; g++) {
+      const s = scores[r].subarray(g * count, (g + 1) * count);
+      const chosen = new Set(
+        Array.from({ length: count }, (_, i) => i)
+          .sort((a, c) => s[c] - s[a] || a - c)
+          .slice(0, k),
+      );
+      const list = (r * groups + g) * maxPages;
+      let listed = 0;
+      for (let p = 0; p < pages; p++) {
+        const i = p - first;
+        if (i >= 0 && i < count && !chosen.has(i)) continue;
+        lists.pageTable[list + listed++] = l.tables[row * 3 * l.tablePages + p];
+      }
+      lists.pageCounts[r * groups + g] = listed;
+      lists.lastPageLens[r * groups + g] = last;
+    }
+  }
+  return lists;
+}
+
 /** A pool of `slots` pages filled with the same random keys and values on both backends. */
 function filledPools(t: Twin, g: (bytes: number) => KvGeometry, slots: number): { gpu: KvStorage; ref: KvStorage } {
   const geometry = g(4);
@@ -187,6 +224,15 @@ function batchChecks(
       out.push(
         result('selectResident scores', detail, relativeError(concat(mine), concat(rowScores(t.ref, l, q.ref, digests.ref, groups, variant))), TOLERANCE.half),
       );
+      // Quest's lists from the same scores, before selectResident moves pages in the tables (Quest only reads them).
+      const questPages = Math.max(...shapes.map(([pages, , count]) => pages - count + Math.min(k, count)));
+      const quest = t.gpu.selectAttend?.({ ...args('gpu'), maxPages: questPages });
+      if (quest) {
+        const wantQuest = expectedQuestLists(l, mine, groups, k, questPages);
+        let wrongQuest = 0;
+        for (const key of ['pageTable', 'pageCounts', 'lastPageLens'] as const) wrongQuest += mismatches(t.gpu.readSync(quest[key]), wantQuest[key]);
+        out.push(result('selectAttend lists (Quest)', `${detail} (against the top k of the CUDA scores)`, wrongQuest, TOLERANCE.exact));
+      }
       const got = t.gpu.selectResident(args('gpu'));
       const want = expectedSelection(l, mine, groups, k);
       let wrong = mismatches(t.gpu.readSync(tables.gpu), want.tables);
