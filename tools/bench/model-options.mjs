@@ -21,7 +21,7 @@ export const kvDtypeOption = {
   value: 'TYPE',
   default: 'auto',
   parse: oneOf(...KV_DTYPES),
-  help: "KV pages: auto (the backend's dtype) or fp8 (e4m3, a scale byte per token and KV head; CPU and reference backends only for now)",
+  help: "KV pages: auto (the backend's dtype) or fp8 (e4m3, a scale byte per token and KV head)",
 };
 
 /** `policy[@budget]`: a cache plan (a --plans item). */

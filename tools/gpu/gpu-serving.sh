@@ -13,6 +13,7 @@
 #   4. the long workload at 40 GB of device KV (Full and ArkVale @ 512).
 # load (another call): the shared-doc and multi-turn workloads (ArkVale @ 512, 40 GB), then the
 #   hostile load at 30k tokens.
+# long-context: issue 22's points (Llama-3-8B shape to 128k, batch 1 and 4; fp8 pages against f16).
 # next: what is still unrun (arkvale selftest in f16 with the Qwen2 golden, the hostile load, 16 x 7.5k,
 #   the server steps with invariance, multi-turn, shared-doc, Quest on the device against ArkVale).
 # Or a list of the steps' names, run in that order. Each step has its own time limit (within a
@@ -38,6 +39,8 @@ case "$group" in
   load) group=shared-doc,multi-turn,hostile ;;
   # What the third session of 2026-12-06 left unrun: the kernels and the Qwen2 golden on CUDA, then the lines after its fixes.
   next) group=selftest,hostile,decode-b16,server-steps,multi-turn,shared-doc,decode-quest ;;
+  # Issue 22 on an H100 (on an H200 add long-peer-b4, with LONG_B4_PLANS=arkvale@4096,full).
+  long-context) group=long-b1,long-b1-7b,long-peer-b1,decode-b4,fp8-speed,long-b4 ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
 declare -A limit cmd
@@ -54,6 +57,15 @@ add server-steps 200 "$node" "$bundle/bench.mjs" --server-steps --shape llama2-7
 add shared-doc 200 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads shared-doc --plans arkvale@512 --kv-gb 40
 add multi-turn 250 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads multi-turn --plans arkvale@512 --kv-gb 40
 add long 100 "$node" "$bundle/bench.mjs" --serving --shape llama2-7b --backend cuda --workloads long --plans full,arkvale@512 --requests 4 --kv-gb 40
+# Issue 22 (long context, fp8 pages). Batch 1 at the Llama-3-8B shape to 128k (Full's 16 GB fit an H100), and at the 7B shape at 30k.
+add long-b1 240 "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 1 --page-size 32 --contexts 32768,65536,131072 --plans full,arkvale@2048,arkvale@4096 --steps 32 --warmup 32
+add long-b1-7b 60 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 1 --page-size 32 --contexts 30720 --plans full,arkvale@2048 --steps 32 --warmup 32
+add long-peer-b1 150 python3 "$(dirname "$0")/../peers/gpu_decode_peer.py" --shape llama3-8b --batch 1 --contexts 32768,65536,131072 --steps 32 --warmup 32
+# Batch 4 at 128k: ArkVale alone on an H100 (Full's 64 GB of KV beside 16 GB of weights need an H200: LONG_B4_PLANS=arkvale@4096,full there).
+add long-b4 240 "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 4 --page-size 32 --contexts 131072 --plans "${LONG_B4_PLANS:-arkvale@4096}" --steps 32 --warmup 32
+add long-peer-b4 150 python3 "$(dirname "$0")/../peers/gpu_decode_peer.py" --shape llama3-8b --batch 4 --contexts 131072 --steps 32 --warmup 32
+# FP8 pages against f16 ones, the same step (7B, 4 x 30k, ArkVale @ 2048), one after the other in one call.
+add fp8-speed 120 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --contexts 30720 --plans arkvale@2048 --kv-dtype fp8 --steps 32 --warmup 32
 add hostile 90 "$node" "$bundle/hostile-load.mjs" --shape llama2-7b --backend cuda --requests 200 --context 30720
 IFS=, read -ra names <<< "$group"
 for name in "${names[@]}"; do
