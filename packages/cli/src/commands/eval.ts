@@ -9,7 +9,7 @@ import { seededUniform } from '@arkvale/core';
 import { openModelDir } from '@arkvale/model-llama';
 import { cachePlan, describeBackend, parseFloatOption, parseIntOption, parseList, parsePolicy, resolveModelDir } from '../options.js';
 import { evaluatePasskey, PASSKEY_PROTOCOLS, policyLabel, type PasskeyProtocol, type PasskeyRow } from '../passkey/evaluate.js';
-import { comparePasskeyRuns, parsePasskeyRun, type PasskeyComparison } from '../passkey/compare.js';
+import { comparePasskeyRuns, parsePasskeyRun, type PasskeyComparison, type PasskeyRun } from '../passkey/compare.js';
 import { buildPasskeyPrompt, readFiller } from '../passkey/prompt.js';
 import { addCacheOptions, addModelOptions, loadEngine, type ModelFlags } from './shared.js';
 
@@ -186,7 +186,8 @@ export function compareCommand(evalCmd: Command, io: CliIo, setExitCode: (code: 
       const [before, after] = [readRun(beforeFile), readRun(afterFile)];
       const c = comparePasskeyRuns(before, after);
       if (c.rows.length === 0) throw invalidArgument(`${beforeFile} and ${afterFile} have no row in common (policy @ budget at a length)`);
-      io.out(`before: ${beforeFile} (${before.backend ?? 'backend not recorded'})\nafter:  ${afterFile} (${after.backend ?? 'backend not recorded'})\n`);
+      const what = (run: PasskeyRun) => `${run.backend ?? 'backend not recorded'}${run.kvDtype === 'fp8' ? ', fp8 KV pages' : ''}`;
+      io.out(`before: ${beforeFile} (${what(before)})\nafter:  ${afterFile} (${what(after)})\n`);
       io.out(comparisonTable(c));
       io.out(`${c.same} of ${c.prompts} answers the same\n`);
       const changes = c.rows.flatMap((r) => r.changes.map((ch) => ({ ...ch, row: `${r.label} at ${r.length} tokens` })));

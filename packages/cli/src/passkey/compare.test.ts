@@ -61,9 +61,11 @@ describe('passkey run comparison', () => {
       return join(dir, name);
     };
     const a = write('a.json', before);
-    const same = await cli(['eval', 'compare', a, write('b.json', before)]);
+    const same = await cli(['eval', 'compare', a, write('b.json', { ...before, kvDtype: 'fp8' })]);
     expect(same.code).toBe(0);
     expect(same.out).toMatch(/6 of 6 answers the same/);
+    // Which run had fp8 pages is said beside its backend.
+    expect(same.out).toMatch(/before: .*a\.json \(cuda \(H200, f16\)\)\nafter: +.*b\.json \(cuda \(H200, f16\), fp8 KV pages\)/);
     const changed = await cli([
       'eval',
       'compare',

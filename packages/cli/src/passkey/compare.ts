@@ -9,6 +9,8 @@ import { policyLabel, type PasskeyRow, type PromptResult } from './evaluate.js';
 /** What `eval passkey --json` writes (the fields the comparison reads). */
 export interface PasskeyRun {
   readonly backend?: string;
+  /** How the run's KV pages stored K and V (absent in runs from before fp8 pages: the backend's dtype). */
+  readonly kvDtype?: string;
   readonly rows: readonly PasskeyRow[];
 }
 
