@@ -40,6 +40,8 @@ case "$group" in
   # What the third session of 2026-12-06 left unrun: the kernels and the Qwen2 golden on CUDA, then the lines after its fixes.
   next) group=selftest,hostile,decode-b16,server-steps,multi-turn,shared-doc,decode-quest ;;
   # Issue 22 on an H100 (on an H200 add long-peer-b4, with LONG_B4_PLANS=arkvale@4096,full).
+  # Issue 23 (with the self-test first: its token-eviction and key-sum checks).
+  policies) group=selftest,decode-policies,passkey-policies,passkey-baseline ;;
   long-context) group=long-b1,long-b1-7b,long-peer-b1,decode-b4,fp8-speed,long-b4 ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
@@ -66,6 +68,16 @@ add long-b4 240 "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3
 add long-peer-b4 150 python3 "$(dirname "$0")/../peers/gpu_decode_peer.py" --shape llama3-8b --batch 4 --contexts 131072 --steps 32 --warmup 32
 # FP8 pages against f16 ones, the same step (7B, 4 x 30k, ArkVale @ 2048), one after the other in one call.
 add fp8-speed 120 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --contexts 30720 --plans arkvale@2048 --kv-dtype fp8 --steps 32 --warmup 32
+# FP8 accuracy: the two-phase passkey table (bundled model, 10k-30k) for Full and ArkVale with f16 pages, then fp8 pages, then compared.
+passkey="$bundle/arkvale eval passkey --backend cuda --lengths 10240,20480,30720 --budgets 512,1024,2048 --policies arkvale --page-size 32 --depths ${PASSKEY_DEPTHS:-20}"
+add passkey-f16 200 "$passkey" --json "$out/passkey-f16-table.json"
+add passkey-fp8 200 "$passkey" --kv-dtype fp8 --json "$out/passkey-fp8-table.json"
+add passkey-compare 20 "$bundle/arkvale" eval compare "$out/passkey-f16-table.json" "$out/passkey-fp8-table.json"
+# Issue 23: every policy at 4 x 30k in one run (all decide on the device; Quest keeps every page resident, which an
+# H100 cannot hold at batch 4: POLICY_BATCH=3 there), and the passkey table for every policy against the H200 baseline.
+add decode-policies 240 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch "${POLICY_BATCH:-4}" --page-size 32 --contexts 30720 --plans arkvale@2048,streaming-llm@2048,tova@2048,h2o@2048,quest@2048 --steps 32 --warmup 32 --profile "${POLICY_PROFILE:-0}"
+add passkey-policies 300 "$bundle/arkvale" eval passkey --backend cuda --lengths 10240,20480,30720 --budgets 512,1024,2048 --page-size 32 --json "$out/passkey-cuda.json"
+add passkey-baseline 20 "$bundle/arkvale" eval compare "$(dirname "$0")/../baselines/passkey-cuda-h200.json" "$out/passkey-cuda.json"
 add hostile 90 "$node" "$bundle/hostile-load.mjs" --shape llama2-7b --backend cuda --requests 200 --context 30720
 IFS=, read -ra names <<< "$group"
 for name in "${names[@]}"; do
