@@ -48,9 +48,9 @@ want decode && bench decode 300 --contexts "$contexts" --plans full,arkvale@512,
 # The same ArkVale step selecting on the host (estimates read, policy.decide): what the device path saves.
 want host && bench decode-host 70 --contexts "${contexts##*,}" --plans arkvale@2048:host
 # The other policies on the same pages and kernels, at the longest context. H2O last: its
-# prefill statistic (every query's attention summed per key) is O(T^2) work per layer
-# (tiles of a product in shared memory since the fifth session; the warp-per-key kernel
-# before it took minutes for four 30k prompts at this shape).
+# prefill statistic (every query's attention summed per key) is O(T^2) work per layer, a
+# second tensor-core pass over the prefill's lse (prefill_key_sums); its row's prefill
+# "of cuBLAS" is issue 23's 0.35 line (the CUDA-core pass before it gave 0.05, 76.5 s).
 want policies && bench decode-policies 200 --contexts "${contexts##*,}" --plans streaming-llm@2048,tova@2048,quest@2048,h2o@2048
 if want matrix; then
   long="${contexts##*,}"

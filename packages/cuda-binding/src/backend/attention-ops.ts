@@ -12,6 +12,7 @@ import {
   findPagedTokenScoresFp8,
   findPrefillKeyScores,
   findPrefillKeySums,
+  findPrefillKeySumsMerge,
 } from '../generated/index.js';
 import type { CudaDevice } from './device.js';
 import { asStorage, isFp8 } from './kv-ops.js';
@@ -179,15 +180,34 @@ export function causalAttention(d: CudaDevice, args: CausalAttentionArgs): { out
   if (args.keyScores) {
     keyScores = d.empty([tokens], 'f32', 'prefill key scores');
     const spec = { dtype: d.dtype, headDim };
-    const kernel =
-      args.keyScores === 'sum' ? d.kernels.get('prefill_key_sums', findPrefillKeySums, spec) : d.kernels.get('prefill_key_scores', findPrefillKeyScores, spec);
-    d.launch(kernel, {
-      q: q.ptr,
-      k: k.ptr,
-      lse: lse.ptr,
-      scores: keyScores.ptr,
-      ...shape,
-    });
+    if (args.keyScores === 'sum') {
+      // H2O's column sums of the softmax: causal_prefill's tensor-core loop again with keys
+      // and queries swapped, one sum per (head, key) from the saved lse, then the heads'
+      // mean in head order (deterministic: no atomics).
+      const partial = d.empty([heads, tokens], 'f32', 'prefill key sums per head');
+      d.launch(d.kernels.get('prefill_key_sums', findPrefillKeySums, spec), {
+        q: q.ptr,
+        k: k.ptr,
+        lse: lse.ptr,
+        partial: partial.ptr,
+        ...shape,
+      });
+      d.launch(d.kernels.get('prefill_key_sums_merge', findPrefillKeySumsMerge, {}), {
+        partial: partial.ptr,
+        scores: keyScores.ptr,
+        numTokens: tokens,
+        numHeads: heads,
+      });
+      d.lifetimes.dispose(partial);
+    } else {
+      d.launch(d.kernels.get('prefill_key_scores', findPrefillKeyScores, spec), {
+        q: q.ptr,
+        k: k.ptr,
+        lse: lse.ptr,
+        scores: keyScores.ptr,
+        ...shape,
+      });
+    }
   }
   d.lifetimes.dispose(lse);
   return { out, keyScores };

@@ -42,6 +42,8 @@ import {
   type Float16,
   type Global,
   type GlobalIn,
+  type Local,
+  type Shared,
   type f32,
   type i32,
 } from '../dsl/index.js';
@@ -56,7 +58,44 @@ export interface PrefillSpec {
 }
 
 /** Query rows per block: 64 (4 warps), 32 for head dim 256 to fit registers and shared memory. */
-const blockRows = (headDim: number): number => (headDim > 128 ? 32 : 64);
+export const prefillBlockRows = (headDim: number): number => (headDim > 128 ? 32 : 64);
+
+/*
+ * The tensor-core tile steps that causal_prefill and prefill_key_sums (key-scores.kernel.ts,
+ * the same loop with keys and queries swapped) share, inlined by the translator. A tile
+ * is staged in shared memory as rows of D elements, LD = D + 8 apart; a warp owns 16 of
+ * the block's rows and keeps them as A fragments, and the other operand's tile of BN rows
+ * is read as B fragments.
+ */
+
+/** The A fragments (D / 2 elements) of this warp's 16 rows of the tile staged at the start of `sm`. */
+export function rowFragments<T extends Float16>(spec: PrefillSpec, frag: Local<T>, sm: Shared<T>, warp: i32, lane: i32): void {
+  const D = spec.headDim;
+  const LD = D + 8;
+  const j = lane >> 3;
+  for (let ks = 0; ks < D / 16; ks++) {
+    ldmatrixX4(offset(frag, ks * 8), sm, (warp * 16 + (j & 1) * 8 + (lane & 7)) * LD + ks * 16 + (j >> 1) * 8);
+  }
+}
+
+/**
+ * s = A B^T for the warp's 16 rows (A fragments `af`) by the BN rows of the tile staged at
+ * sm[base] (BN / 2 accumulators: two n-tiles of 8 per ldmatrix into `bf`, 8 elements).
+ */
+export function tileScores<T extends Float16>(spec: PrefillSpec, s: Local<f32>, af: Local<T>, bf: Local<T>, sm: Shared<T>, base: i32, lane: i32): void {
+  const D = spec.headDim;
+  const BN = spec.headDim > 128 ? 16 : 32;
+  const LD = D + 8;
+  const j = lane >> 3;
+  for (let e = 0; e < BN / 2; e++) s[e] = 0;
+  for (let ks = 0; ks < D / 16; ks++) {
+    for (let np = 0; np < BN / 16; np++) {
+      ldmatrixX4(offset(bf, 0), sm, base + (np * 16 + (j >> 1) * 8 + (lane & 7)) * LD + ks * 16 + (j & 1) * 8);
+      mmaM16N8K16(offset(s, np * 8), offset(af, ks * 8), offset(bf, 0), offset(s, np * 8));
+      mmaM16N8K16(offset(s, np * 8 + 4), offset(af, ks * 8), offset(bf, 4), offset(s, np * 8 + 4));
+    }
+  }
+}
 
 export function causalPrefill<T extends Float16>(
   spec: PrefillSpec,
@@ -102,9 +141,7 @@ export function causalPrefill<T extends Float16>(
   cpAsyncWait(0);
   syncthreads();
   const qf = local<T>(D / 2);
-  for (let ks = 0; ks < D / 16; ks++) {
-    ldmatrixX4(offset(qf, ks * 8), sm, (warp * 16 + (j & 1) * 8 + (lane & 7)) * LD + ks * 16 + (j >> 1) * 8);
-  }
+  rowFragments(spec, qf, sm, warp, lane);
   syncthreads();
 
   const o = local<f32>(D / 2);
@@ -165,15 +202,8 @@ export function causalPrefill<T extends Float16>(
     if (n0 < warpRow + 16) {
       const kb = (t & 1) * 2 * TILE;
       const vb = kb + TILE;
-      // S = Q K^T for 16 rows x BN keys: B fragments of two key tiles per ldmatrix.
-      for (let e = 0; e < BN / 2; e++) s[e] = 0;
-      for (let ks = 0; ks < D / 16; ks++) {
-        for (let np = 0; np < BN / 16; np++) {
-          ldmatrixX4(bf, sm, kb + (np * 16 + (j >> 1) * 8 + (lane & 7)) * LD + ks * 16 + (j & 1) * 8);
-          mmaM16N8K16(offset(s, np * 8), offset(qf, ks * 8), bf, offset(s, np * 8));
-          mmaM16N8K16(offset(s, np * 8 + 4), offset(qf, ks * 8), offset(bf, 4), offset(s, np * 8 + 4));
-        }
-      }
+      // S = Q K^T for 16 rows x BN keys.
+      tileScores(spec, s, qf, bf, sm, kb, lane);
 
       // The causal mask, only on tiles that cross this warp's diagonal (keys past the
       // end are above every valid row's diagonal too).
@@ -260,8 +290,8 @@ export const causalPrefillKernel = defineKernel<PrefillSpec>({
   kernel: causalPrefill,
   name: (s) => `causal_prefill_${s.dtype}_hd${s.headDim}`,
   types: (s) => ({ T: s.dtype }),
-  blockThreads: (s) => (blockRows(s.headDim) / 16) * 32,
-  grid: (s) => [ceilDiv(arg('numTokens'), blockRows(s.headDim)), arg('numHeads'), 1],
+  blockThreads: (s) => (prefillBlockRows(s.headDim) / 16) * 32,
+  grid: (s) => [ceilDiv(arg('numTokens'), prefillBlockRows(s.headDim)), arg('numHeads'), 1],
   specs: (m) => product({ dtype: m.dtype, headDim: m.headDim }),
   validate: (s) => checkHeadDim(s.headDim) ?? (s.headDim % 16 === 0 ? undefined : 'head dim must be a multiple of 16'),
   unitKey: (s) => s.dtype,

@@ -1,17 +1,41 @@
 /**
  * Per-key attention statistics of a causal prefill (CausalAttentionArgs.keyScores),
- * averaged over heads, recomputing q . k against the per-row log-sum-exp that
- * causal_prefill writes:
+ * averaged over heads, from the per-row log-sum-exp that causal_prefill writes:
  * - prefill_key_scores: the last query's attention (`last`: TOVA, ArkVale's prefill
  *   selection), one warp per key;
  * - prefill_key_sums: every query's attention added up (`sum`: H2O's accumulated
- *   attention), O(T^2) dot products as in the reference, as tiles of a matrix product
- *   in shared memory, a block per KEYS keys.
+ *   attention), the column sums of the softmax: causal_prefill's tensor-core loop with
+ *   keys and queries swapped (a second pass, as FlashAttention's backward forms dV),
+ *   one sum per (head, key); prefill_key_sums_merge adds the heads up in order.
  */
-import { blockIdx, f32, i64, local, shared, syncthreads, threadIdx, type Float16, type Global, type GlobalIn, type i32 } from '../dsl/index.js';
+import {
+  blockDim,
+  blockIdx,
+  convert,
+  cpAsync16,
+  cpAsync4,
+  cpAsyncCommit,
+  cpAsyncWait,
+  exp2,
+  f32,
+  fma,
+  i64,
+  local,
+  shared,
+  shflXor,
+  syncthreads,
+  threadIdx,
+  vstore,
+  type Float16,
+  type Global,
+  type GlobalIn,
+  type Shared,
+  type i32,
+} from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
 import { arg, ceilDiv } from '../spec/geometry.js';
 import { product, type DType, type Matrix } from '../spec/matrix.js';
+import { prefillBlockRows, rowFragments, tileScores, type PrefillSpec } from './causal-prefill.kernel.js';
 import { warpSum } from './common.js';
 import { checkHeadDim } from './layout.js';
 
@@ -21,89 +45,174 @@ export interface KeyScoresSpec {
 }
 
 const WARPS = 4;
-/** prefill_key_sums: keys per block, queries per tile, and head-dim elements staged at a time. */
-const KEYS = 64;
-const QUERIES = 32;
-const CHUNK = 32;
-/** Staged rows are CHUNK + 1 floats apart, so that the 16 keys a warp reads at once fall in 16 banks. */
-const ROW = CHUNK + 1;
 
 /**
- * The summed statistic of keys [j0, j0 + KEYS), one block of 128 threads: for every
- * head and every tile of QUERIES queries from j0 on (earlier queries see none of these
- * keys), the tile's q . k products are formed from CHUNK-wide slices of q and k staged
- * in shared memory as f32. Thread t holds keys j0 + t % 16 + 16b and queries
- * t / 16 + 8a of the tile (a, b < 4; so KEYS = 16 x 4 and QUERIES = 8 x 4): 16 products
- * in registers, eight loads from shared memory for every 16 multiply-adds. Each thread
- * adds exp(s * scale - lse) of its own pairs with i >= j; the eight threads of a key are
- * added at the end in a fixed order, so the result does not depend on timing. The
- * warp-per-key loop this replaces read q from global memory once per key: minutes for
- * 30k-token prompts at the 7B shape.
+ * Stages the QT = 2 BN queries from n0 of head h at sm[base] (two of causal_prefill's
+ * key tiles: rows LD apart, rows past the end zeroed) and their log-sum-exps at
+ * ls[lbase], +inf past the end so that those queries' terms are exp(-inf) = 0. Every
+ * thread of the block calls it.
+ */
+function stageQueries<T extends Float16>(
+  spec: PrefillSpec,
+  sm: Shared<T>,
+  base: i32,
+  ls: Shared<f32>,
+  lbase: i32,
+  q: GlobalIn<T>,
+  lse: GlobalIn<f32>,
+  n0: i32,
+  h: i32,
+  numTokens: i32,
+  numHeads: i32,
+): void {
+  const D = spec.headDim;
+  const QT = spec.headDim > 128 ? 32 : 64;
+  const LD = D + 8;
+  const CH = D / 8;
+  const zero = local<T>(8);
+  for (let e = 0; e < 8; e++) zero[e] = convert<T>(0);
+  for (let c = threadIdx.x; c < QT * CH; c += blockDim.x) {
+    const r = c / CH;
+    const col = (c % CH) * 8;
+    if (n0 + r < numTokens) cpAsync16(sm, base + r * LD + col, q, (i64(n0 + r) * numHeads + h) * D + col);
+    else vstore(sm, base + r * LD + col, zero);
+  }
+  const r = threadIdx.x;
+  if (r < QT) {
+    if (n0 + r < numTokens) cpAsync4(ls, lbase + r, lse, (n0 + r) * numHeads + h);
+    else ls[lbase + r] = Infinity;
+  }
+}
+
+/**
+ * H2O's statistic of head h for the block's BM keys: partial[h][j] = sum over queries
+ * i >= j of exp(q_i . k_j * scale - lse[i][h]), the softmax's column sum. causal_prefill
+ * transposed: a warp holds 16 keys as A fragments (rowFragments), the queries from the
+ * block's first key to the end stream through double-buffered cp.async stages of QT =
+ * 2 BN (two tiles of BN per barrier, as causal_prefill's S and PV products are two
+ * per tile) with their log-sum-exps, S^T = K Q^T comes from the same tileScores, and each
+ * lane adds exp2(s * scale * log2 e - lse * log2 e) over its columns into two running
+ * sums, one per key row, like causal_prefill's row sums l. Query tiles wholly before a
+ * warp's keys are skipped, and the mask (query < key) applies only on tiles that cross
+ * its diagonal. The four lanes of a key are added in a fixed order at the end, so the
+ * result does not depend on timing. Blocks take key tiles in order, so the longest (the
+ * first keys, which every query sees) start first.
  */
 export function prefillKeySums<T extends Float16>(
-  spec: KeyScoresSpec,
+  spec: PrefillSpec,
   q: GlobalIn<T>,
   k: GlobalIn<T>,
   lse: GlobalIn<f32>,
-  scores: Global<f32>,
+  partial: Global<f32>,
   numTokens: i32,
   numHeads: i32,
   numKvHeads: i32,
   scale: f32,
 ): void {
-  const qs = shared<f32>(QUERIES * ROW);
-  const ks = shared<f32>(KEYS * ROW);
-  const part = shared<f32>(8 * KEYS);
   const D = spec.headDim;
-  const t = threadIdx.x;
-  const tk = t % 16;
-  const tq = t / 16;
-  const j0 = blockIdx.x * KEYS;
-  const perKv = numHeads / numKvHeads;
-  const acc = local<f32>(4);
-  const s = local<f32>(16);
-  for (let b = 0; b < 4; b++) acc[b] = 0;
-  for (let h = 0; h < numHeads; h++) {
-    const kvHead = h / perKv;
-    for (let i0 = j0; i0 < numTokens; i0 += QUERIES) {
-      for (let x = 0; x < 16; x++) s[x] = 0;
-      for (let c = 0; c < D; c += CHUNK) {
-        // The last chunk's products are read before the next chunk is staged over them.
-        syncthreads();
-        for (let e = t; e < QUERIES * CHUNK; e += WARPS * 32) {
-          const i = i0 + e / CHUNK;
-          qs[(e / CHUNK) * ROW + (e % CHUNK)] = i < numTokens ? f32(q[(i64(i) * numHeads + h) * D + c + (e % CHUNK)]) : 0;
-        }
-        for (let e = t; e < KEYS * CHUNK; e += WARPS * 32) {
-          const j = j0 + e / CHUNK;
-          ks[(e / CHUNK) * ROW + (e % CHUNK)] = j < numTokens ? f32(k[(i64(j) * numKvHeads + kvHead) * D + c + (e % CHUNK)]) : 0;
-        }
-        syncthreads();
-        for (let d = 0; d < CHUNK; d++) {
-          for (let a = 0; a < 4; a++) {
-            const qv = qs[(tq + 8 * a) * ROW + d];
-            for (let b = 0; b < 4; b++) s[a * 4 + b] += qv * ks[(tk + 16 * b) * ROW + d];
-          }
-        }
-      }
-      for (let a = 0; a < 4; a++) {
-        const i = i0 + tq + 8 * a;
-        if (i < numTokens) {
-          const m = lse[i * numHeads + h];
-          for (let b = 0; b < 4; b++) {
-            if (j0 + tk + 16 * b <= i) acc[b] += Math.exp(s[a * 4 + b] * scale - m);
+  const BM = spec.headDim > 128 ? 32 : 64;
+  const BN = spec.headDim > 128 ? 16 : 32;
+  const QT = 2 * BN;
+  const LD = D + 8;
+  const CH = D / 8;
+  // One stage of QT queries; the K staging area overlaps the two stages.
+  const STAGE = QT * LD;
+  const SH = BM > 2 * QT ? BM * LD : 2 * STAGE;
+  const tid = threadIdx.x;
+  const warp = tid >> 5;
+  const lane = tid & 31;
+  const quad = lane & 3;
+  const k0 = blockIdx.x * BM;
+  const h = blockIdx.y;
+  const kvh = h / (numHeads / numKvHeads);
+  const sm = shared<T>(SH);
+  const ls = shared<f32>(2 * QT);
+  const zero = local<T>(8);
+  for (let e = 0; e < 8; e++) zero[e] = convert<T>(0);
+
+  // The block's keys, rows past the end zeroed; then their A fragments into registers.
+  for (let c = tid; c < BM * CH; c += blockDim.x) {
+    const r = c / CH;
+    const col = (c % CH) * 8;
+    if (k0 + r < numTokens) cpAsync16(sm, r * LD + col, k, (i64(k0 + r) * numKvHeads + kvh) * D + col);
+    else vstore(sm, r * LD + col, zero);
+  }
+  cpAsyncCommit();
+  cpAsyncWait(0);
+  syncthreads();
+  const kf = local<T>(D / 2);
+  rowFragments(spec, kf, sm, warp, lane);
+  syncthreads();
+
+  const s = local<f32>(BN / 2);
+  const bf = local<T>(8);
+  // This lane sums keys `keyA` and `keyA + 8` of the warp's 16.
+  const warpKey = k0 + warp * 16;
+  const keyA = warpKey + (lane >> 2);
+  const keyB = keyA + 8;
+  const sl = scale * Math.LOG2E;
+  let accA: f32 = 0;
+  let accB: f32 = 0;
+  // Queries before the block's first key see none of its keys (BM is a multiple of QT).
+  const first = k0 / QT;
+  const stages = (numTokens + QT - 1) / QT;
+
+  // Stage 0 <- query tile `first`.
+  stageQueries(spec, sm, 0, ls, 0, q, lse, k0, h, numTokens, numHeads);
+  cpAsyncCommit();
+
+  for (let t = first; t < stages; t++) {
+    const st = (t - first) & 1;
+    // Stage t has landed, and every warp is done with stage t - 1, whose buffer the next load reuses.
+    cpAsyncWait(0);
+    syncthreads();
+    if (t + 1 < stages) {
+      stageQueries(spec, sm, (st ^ 1) * STAGE, ls, (st ^ 1) * QT, q, lse, (t + 1) * QT, h, numTokens, numHeads);
+      cpAsyncCommit();
+    }
+    for (let half = 0; half < 2; half++) {
+      const n0 = t * QT + half * BN;
+      // Tiles wholly before this warp's keys contribute nothing (warp-uniform skip).
+      if (n0 + BN > warpKey) {
+        // S^T = K Q^T for 16 keys x BN queries.
+        tileScores(spec, s, kf, bf, sm, st * STAGE + half * BN * LD, lane);
+        const masked = n0 < warpKey + 16;
+        for (let nt = 0; nt < BN / 8; nt++) {
+          for (let c = 0; c < 2; c++) {
+            const col = nt * 8 + quad * 2 + c;
+            const m = ls[st * QT + half * BN + col] * Math.LOG2E;
+            let pA = exp2(fma(s[nt * 4 + c], sl, -m));
+            let pB = exp2(fma(s[nt * 4 + 2 + c], sl, -m));
+            // The causal mask: query n0 + col attends keys up to itself.
+            if (masked) {
+              if (n0 + col < keyA) pA = 0;
+              if (n0 + col < keyB) pB = 0;
+            }
+            accA += pA;
+            accB += pB;
           }
         }
       }
     }
   }
-  for (let b = 0; b < 4; b++) part[tq * KEYS + tk + 16 * b] = acc[b];
-  syncthreads();
-  if (t < KEYS && j0 + t < numTokens) {
-    let total: f32 = 0;
-    for (let g = 0; g < 8; g++) total += part[g * KEYS + t];
-    scores[j0 + t] = total / f32(numHeads);
+
+  accA += shflXor(accA, 1);
+  accA += shflXor(accA, 2);
+  accB += shflXor(accB, 1);
+  accB += shflXor(accB, 2);
+  if (quad === 0) {
+    if (keyA < numTokens) partial[i64(h) * numTokens + keyA] = accA;
+    if (keyB < numTokens) partial[i64(h) * numTokens + keyB] = accB;
   }
+}
+
+/** scores[j] = the mean over heads of partial[h][j], added in head order: prefill_key_sums' result. */
+export function prefillKeySumsMerge(_spec: object, partial: GlobalIn<f32>, scores: Global<f32>, numTokens: i32, numHeads: i32): void {
+  const j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= numTokens) return;
+  let total: f32 = 0;
+  for (let h = 0; h < numHeads; h++) total += partial[i64(h) * numTokens + j];
+  scores[j] = total / f32(numHeads);
 }
 
 /** The last query's attention to key j, one warp per key. */
@@ -157,8 +266,24 @@ export const prefillKeyScoresKernel = defineKernel<KeyScoresSpec>({
 export const prefillKeySumsKernel = defineKernel<KeyScoresSpec>({
   ...common,
   family: 'prefill_key_sums',
-  summary: "per-key attention summed over every query, averaged over heads, from causal_prefill's lse (keyScores: 'sum')",
+  summary:
+    "per-key attention summed over every query, per head, from causal_prefill's lse: its tensor-core loop with keys and queries swapped (keyScores: 'sum'; prefill_key_sums_merge averages the heads)",
   kernel: prefillKeySums,
   name: (s) => `prefill_key_sums_${s.dtype}_hd${s.headDim}`,
-  grid: () => [ceilDiv(arg('numTokens'), KEYS), 1, 1],
+  blockThreads: (s) => (prefillBlockRows(s.headDim) / 16) * 32,
+  grid: (s) => [ceilDiv(arg('numTokens'), prefillBlockRows(s.headDim)), arg('numHeads'), 1],
+  validate: (s) => checkHeadDim(s.headDim) ?? (s.headDim % 16 === 0 ? undefined : 'head dim must be a multiple of 16'),
+});
+
+const MERGE_THREADS = 256;
+
+export const prefillKeySumsMergeKernel = defineKernel<Record<string, never>>({
+  family: 'prefill_key_sums_merge',
+  summary: "prefill_key_sums' per-head sums averaged over the heads, in head order (keyScores: 'sum')",
+  source: import.meta.url,
+  kernel: prefillKeySumsMerge,
+  name: () => 'prefill_key_sums_merge',
+  blockThreads: () => MERGE_THREADS,
+  grid: () => [ceilDiv(arg('numTokens'), MERGE_THREADS), 1, 1],
+  specs: () => [{}],
 });
