@@ -179,6 +179,79 @@ export interface SelectResidentResult extends PageLists {
 export type SelectAttendArgs = PageSelectionArgs;
 export type SelectAttendResult = PageLists;
 
+/**
+ * Where the fields of a token-cell table row lie (see `tokenTableLayout`): the free cell
+ * (-1: none), then the device slot of each of the row's pages (cell c lives in page
+ * c / pageSize at offset c % pageSize; -1 past the pages it has), then each cell's
+ * sequence position (-1: free or unused), then each cell's score as the bits of an f32.
+ */
+export interface TokenTableLayout {
+  readonly cells: number;
+  readonly free: number;
+  readonly slots: number;
+  readonly positions: number;
+  readonly scores: number;
+  readonly width: number;
+}
+
+/**
+ * The layout of the token-cell tables of token-level layers that decide on the device
+ * (H2O, TOVA): i32 [rows, width], one row per (sequence, layer) of `pages` pages of
+ * `pageSize` cells. Scores are stored as f32 bits so that one i32 tensor holds a row
+ * (the host writes it with `scatterI32`, and it grows by `concatRows`).
+ */
+export function tokenTableLayout(pages: number, pageSize: number): TokenTableLayout {
+  const cells = pages * pageSize;
+  return { cells, free: 0, slots: 1, positions: 1 + pages, scores: 1 + pages + cells, width: 1 + pages + 2 * cells };
+}
+
+/** Columns of `TokenCellArgs.rows`, one row per batch row. */
+export const TOKEN_ROW_FIELDS = { tableRow: 0, position: 1, filled: 2 } as const;
+
+/** What both token-cell operations read: the tables and each batch row's place in them. */
+export interface TokenCellArgs {
+  /** Token-cell tables, i32 [rows, tokenTableLayout(pages, pageSize).width]; updated in place. */
+  readonly tables: Tensor;
+  readonly pages: number;
+  readonly pageSize: number;
+  /**
+   * i32 [B, 3] (TOKEN_ROW_FIELDS): the table row (distinct for every batch row), the
+   * position of the step's new token, and the cells in use with that token placed.
+   */
+  readonly rows: Tensor;
+}
+
+/**
+ * Where a decode step's token goes in token-level layers deciding on the device: each
+ * batch row whose table row holds a free cell (the victim of its last step) gets that
+ * cell's (slot, offset) written into the step's append targets, and the cell takes the
+ * token (its position; score 0; the row has no free cell any more). Other rows (still
+ * filling their cells, placed by the host) keep the targets they have.
+ */
+export interface PlaceTokenCellsArgs extends TokenCellArgs {
+  /** The step's append targets, i32 [B] each, as `appendKv` reads them. */
+  readonly slots: Tensor;
+  readonly offsets: Tensor;
+}
+
+/**
+ * A token-level layer's eviction after a decode step's attention, exactly as the
+ * policy's `victim` on the host: the scores of the cells in use updated from the
+ * attention's (added for 'accumulate', H2O; taken for 'replace', TOVA), and in each
+ * row whose every cell is in use (filled = cells), the victim: the lowest score among
+ * cells whose position is not among the `recentKept` most recent, ties to the lower
+ * position. It is marked free (position -1, score 0) for `placeTokenCells` of the next
+ * step.
+ */
+export interface EvictTokenCellsArgs extends TokenCellArgs {
+  /** f32 [B, G, width] as `pagedAttention` returns them: each row's list 0 holds its cells in order. */
+  readonly tokenScores: Tensor;
+  readonly update: 'accumulate' | 'replace';
+  readonly recentKept: number;
+  /** Where the victims go: elements [row, row + B) of this i32 [R] tensor (a step gathers every layer's and reads them once). A new tensor by default. */
+  readonly victimsInto?: { readonly tensor: Tensor; readonly row: number };
+}
+
 /** A read begun by `readLater`. */
 export interface PendingRead {
   /** The tensor as it was when the read began; waits (a counted synchronisation on a GPU) only if the device is not there yet. */
@@ -331,6 +404,18 @@ export interface Backend {
   recallListed(host: KvStorage, device: KvStorage, copies: Tensor): void;
   /** Quest's per-group page lists from estimates and the page tables, in one go for a batch; see SelectAttendArgs. Absent: Quest decides on the host. */
   selectAttend?(args: SelectAttendArgs): SelectAttendResult;
+  /**
+   * Writes the append targets of token-level layers' rows that hold a free cell, from
+   * the token-cell tables; see PlaceTokenCellsArgs. Comes with `evictTokenCells`: a
+   * backend has both or neither. Absent: H2O and TOVA decide on the host.
+   */
+  placeTokenCells?(args: PlaceTokenCellsArgs): void;
+  /**
+   * Updates the token-cell scores from a step's attention and frees each full row's
+   * victim, in one go for a batch; see EvictTokenCellsArgs. Returns the victims, i32
+   * [B] (-1: none), or with `victimsInto` that tensor (whole).
+   */
+  evictTokenCells?(args: EvictTokenCellsArgs): Tensor;
   /**
    * Copies whole pages between (or within) pools. It may return before the copy is
    * done: a GPU backend queues device -> host backups on a copy stream of their own

@@ -58,10 +58,12 @@ export interface CacheOptions {
   readonly digest?: DigestVariant;
   readonly selection?: SelectionScope;
   /**
-   * Where ArkVale's decode steps select pages. 'device' (the default): estimates,
-   * top-k, recall plans and page lists stay on the backend, with no read inside a
-   * step. 'host': each layer's estimates are read and `policy.decide` runs on the host
-   * (the specification; one synchronisation per layer).
+   * Where decode steps decide. 'device' (the default): ArkVale's and Quest's estimates,
+   * top-k, recall plans and page lists, and H2O's and TOVA's cell scores and victims,
+   * stay on the backend, with no read inside a step (where the backend has the
+   * operations). 'host': each layer's estimates or token scores are read and the
+   * policy (`decide`, `victim`) runs on the host (the specification; one
+   * synchronisation per layer).
    */
   readonly selectOn?: SelectOn;
   /** StreamingLLM's attention-sink tokens. Default 4. */

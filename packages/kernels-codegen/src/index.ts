@@ -34,7 +34,7 @@ export type { PagedDecodeSpec, MergeSpec } from './kernels/paged-decode.kernel.j
 export { pagedTokenScoresKernel } from './kernels/token-scores.kernel.js';
 export { causalPrefillKernel } from './kernels/causal-prefill.kernel.js';
 export type { PrefillSpec } from './kernels/causal-prefill.kernel.js';
-export { prefillKeyScoresKernel, prefillKeySumsKernel } from './kernels/key-scores.kernel.js';
+export { prefillKeyScoresKernel, prefillKeySumsKernel, prefillKeySumsMergeKernel } from './kernels/key-scores.kernel.js';
 export type { KeyScoresSpec } from './kernels/key-scores.kernel.js';
 export { kvAppendKernel } from './kernels/kv-append.kernel.js';
 export { pageDigestKernel } from './kernels/page-digest.kernel.js';

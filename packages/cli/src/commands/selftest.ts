@@ -11,6 +11,7 @@ import { GPU_DTYPES, resolveModelDir, type GpuDtype } from '../options.js';
 import { decodingChecks, denseChecks, memoryChecks, randomChecks } from '../selftest/dense-checks.js';
 import { KV_SHAPES, kvChecks } from '../selftest/kv-checks.js';
 import { prefixCacheChecks } from '../selftest/prefix-checks.js';
+import { tokenCellChecks } from '../selftest/token-checks.js';
 import { deviceStepChecks, goldenChecks, goldenMargins, readGolden, type GoldenCase, type GoldenMargins } from '../selftest/model-checks.js';
 import { result, Twin, type CheckResult } from '../selftest/twin.js';
 import { seededUniform } from '@arkvale/core';
@@ -39,6 +40,7 @@ function opChecks(dtype: GpuDtype, seed: number): CheckResult[] {
     ...scoped(gpu, `decoding, ${dtype}`, () => decodingChecks(t)),
     ...scoped(gpu, `random weights, ${dtype}`, () => randomChecks(t, gpu)),
     ...KV_SHAPES.flatMap((s) => scoped(gpu, `KV ops hd ${s.headDim} ps ${s.pageSize} g ${s.group}, ${dtype}`, () => kvChecks(t, s))),
+    ...scoped(gpu, `token cells (H2O, TOVA), ${dtype}`, () => tokenCellChecks(t)),
   ].map((r) => ({ ...r, detail: `${r.detail} [${dtype}]` }));
 }
 

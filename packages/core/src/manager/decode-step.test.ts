@@ -6,7 +6,7 @@ import { checkConsistency } from './consistency.js';
 const geometry = { numLayers: 3, numHeads: 4, numKvHeads: 2, headDim: 8, pageSize: 4, bytesPerElement: 4 };
 
 /** Runs 12 steps of three sequences over the budget and counts host reads made inside decodeLayer. */
-function readsInsideSteps(policy: 'arkvale' | 'quest', selectOn: SelectOn) {
+function readsInsideSteps(policy: 'arkvale' | 'quest' | 'h2o' | 'tova', selectOn: SelectOn) {
   const h = new CacheHarness(
     geometry,
     { policy, budgetTokens: 16, sinkPages: 1, windowPages: 1, fullLayers: 1, devicePages: 256, hostPages: 256, selectOn },
@@ -30,12 +30,13 @@ function readsInsideSteps(policy: 'arkvale' | 'quest', selectOn: SelectOn) {
       inside = false;
     }
   });
-  const before = h.cache.stats().recalls;
+  const before = h.cache.stats();
   for (let s = 0; s < 12; s++) h.step(ids);
   // What the pools hold is still exactly what was written, wherever pages moved.
   h.checkData();
   checkConsistency(h.cache);
-  return { reads, recalls: h.cache.stats().recalls - before };
+  const after = h.cache.stats();
+  return { reads, recalls: after.recalls - before.recalls, evictedTokens: after.evictedTokens - before.evictedTokens };
 }
 
 describe('a batched decode step', () => {
@@ -60,6 +61,22 @@ describe('a batched decode step', () => {
     const { reads } = readsInsideSteps('quest', 'device');
     expect(reads).toBe(0);
   });
+
+  it.each(['h2o', 'tova'] as const)('%s deciding on the host reads every sequence’s token scores of a layer with one host synchronisation', (policy) => {
+    const { reads, evictedTokens } = readsInsideSteps(policy, 'host');
+    expect(reads).toBe(12 * (geometry.numLayers - 1));
+    // A cell is freed in every budgeted layer of every sequence at every step (the prompts are over the budget).
+    expect(evictedTokens).toBe(12 * 3 * (geometry.numLayers - 1));
+  });
+
+  it.each(['h2o', 'tova'] as const)(
+    '%s evicting on the device (evictTokenCells) reads nothing inside a step, and its victims are replayed afterwards',
+    (policy) => {
+      const { reads, evictedTokens } = readsInsideSteps(policy, 'device');
+      expect(reads).toBe(0);
+      expect(evictedTokens).toBe(12 * 3 * (geometry.numLayers - 1));
+    },
+  );
 });
 
 describe('graphKey', () => {

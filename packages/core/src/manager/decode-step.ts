@@ -8,6 +8,8 @@ import type { PageStore } from './page-store.js';
 import { afterTokenStep, placeTokenCell } from './token-cells.js';
 import { decodeLayerOnDevice, selectsOnDevice } from './device-select.js';
 import type { StepPlans } from './device-tables.js';
+import { decodeTokenLayerOnDevice, tokensOnDevice, tokensToHost } from './token-device.js';
+import type { StepVictims } from './token-tables.js';
 
 /**
  * One decode step of a batch, as the page manager carries it out: the pool pages it
@@ -30,9 +32,10 @@ export interface TokenTarget {
   readonly offset: number;
 }
 
-/** Where a device-selecting layer writes its plans: the step's gatherer and the layer's index. */
+/** Where a layer deciding on the device writes its plans (ArkVale) or victims (H2O, TOVA): the step's gatherers and the layer's index. */
 export interface PlanRows {
   readonly plans: StepPlans;
+  readonly victims: StepVictims;
   readonly layer: number;
 }
 
@@ -133,8 +136,10 @@ export function decodeLayer(
   if (pageLayers.length === layers.length && selectsOnDevice(host, pageLayers)) {
     return decodeLayerOnDevice(host, seqs, pageLayers, targets, written, plans, q, k, v, scale);
   }
-  // The host decides here: device rows no longer mirror these pages.
+  if (tokensOnDevice(host, layers)) return decodeTokenLayerOnDevice(host, seqs, layers, written, plans, q, k, v, scale);
+  // The host decides here: device rows no longer mirror these pages and cells (the cells' scores come back first).
   for (const layer of pageLayers) store.deviceTables.invalidate(layer);
+  tokensToHost(host, layers);
   const b = store.backend;
   const ps = host.geometry.pageSize;
   b.appendKv(store.deviceStorage, k, v, written.slots, written.offsets);

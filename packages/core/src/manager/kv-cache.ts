@@ -11,6 +11,8 @@ import { prefillTokens } from './token-cells.js';
 import { decodeLayer, placeToken, stepNeeds, type PageStartVictims, type TokenTarget } from './decode-step.js';
 import { pageContext } from './page-context.js';
 import { reserveRows } from './device-select.js';
+import { reserveTokenRows, tokensToHost } from './token-device.js';
+import type { StepVictims } from './token-tables.js';
 import type { ChunkHost } from './chunked-prefill.js';
 import { beginChunk, chunkNeeds, chunkedPrefillPeak, ensureNeeds, newChunkedPrefill, releaseChunked, writeChunkLayer } from './chunked-prefill.js';
 import { PrefixCache, type PrefixCacheStats } from './prefix-cache.js';
@@ -66,6 +68,8 @@ export interface DecodeStep {
   readonly written: Tensor;
   /** Where device-selecting layers put their plans, read back once after the last layer. */
   readonly plans: StepPlans;
+  /** Where token layers deciding on the device put their victims, read back once after the last layer. */
+  readonly victims: StepVictims;
 }
 
 /** Numbers caches for their graph keys. */
@@ -241,13 +245,15 @@ export class KvCache {
     const dst: number[] = [];
     const layers = parent.layers.map((layer): LayerState => {
       if (layer.kind === 'token') {
+        // The parent's scores may live only on the device: the child starts from them.
+        this.store.tokenTablesOf(layer).pullScores(layer);
         const slots = layer.slots.map((s) => {
           const fresh = this.store.devicePool.allocate();
           src.push(s);
           dst.push(fresh);
           return fresh;
         });
-        return { ...layer, slots, positions: layer.positions.slice(), scores: layer.scores.slice() };
+        return { ...layer, slots, positions: layer.positions.slice(), scores: layer.scores.slice(), deviceRow: -1, rowSynced: false };
       }
       const pages = layer.pages.map((p, i): PageEntry => {
         const partial = i === layer.pages.length - 1 && parent.length % this.pageSize !== 0;
@@ -507,6 +513,7 @@ export class KvCache {
       s.layers.forEach((layer, l) => targets[l].push(placeToken(this, s, layer, victims)));
     }
     reserveRows(this, seqs);
+    reserveTokenRows(this, seqs);
     const positions = seqs.map((s) => s.length);
     for (const s of seqs) s.length++;
     return {
@@ -515,6 +522,7 @@ export class KvCache {
       targets,
       written: this.uploadTargets(targets, ids.length),
       plans: this.store.deviceTables.stepPlans(this.geometry.numLayers, ids.length),
+      victims: this.store.tokenTables(this.options.budgetPages).stepVictims(this.geometry.numLayers, ids.length),
     };
   }
 
@@ -553,10 +561,22 @@ export class KvCache {
     const layers = seqs.map((s) => this.layerOf(s, layerIndex));
     const pad = paddedRows(b);
     const at = (part: number) => this.backend.sliceRows(step.written, (2 * layerIndex + part) * pad, b);
-    const out = decodeLayer(this, seqs, layers, targets, { slots: at(0), offsets: at(1) }, { plans: step.plans, layer: layerIndex }, q, k, v, scale);
+    const out = decodeLayer(
+      this,
+      seqs,
+      layers,
+      targets,
+      { slots: at(0), offsets: at(1) },
+      { plans: step.plans, victims: step.victims, layer: layerIndex },
+      q,
+      k,
+      v,
+      scale,
+    );
     // The step's plans are complete after its last layer: their one read starts before the token readback waits.
     if (layerIndex === this.geometry.numLayers - 1) {
       this.store.deviceTables.finish(step.plans);
+      this.store.tokenTables(this.options.budgetPages).finish(step.victims);
       // Freed with the step, not the next one: a step replayed as a graph must not keep its buffers.
       this.backend.dispose(step.written);
       this.lastTargets = null;
@@ -573,8 +593,10 @@ export class KvCache {
     this.store.settle();
   }
 
+  /** The sequence's pages or cells change outside a device step: no row mirrors them (token rows give their scores back first). */
   private invalidateRows(s: SequenceState): void {
     for (const layer of s.layers) if (layer.kind === 'page') this.store.deviceTables.invalidate(layer);
+    tokensToHost(this, s.layers);
   }
 
   /**

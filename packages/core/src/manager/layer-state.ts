@@ -47,6 +47,18 @@ export interface TokenLayer {
   filled: number;
   /** The cell the next token takes once the cache is full, or -1. */
   freeCell: number;
+  /**
+   * The cell the newest token took when it was a new one (filled grew), or -1 when it
+   * took the free cell: on the device path, that is the cell the device places it in.
+   */
+  freshCell: number;
+  /**
+   * Its row in the store's token-cell tables (H2O and TOVA deciding on the device), or
+   * -1. While `rowSynced`, the row mirrors the cells and holds the scores: `scores`
+   * here may be stale until read back (TokenTables.pullScores).
+   */
+  deviceRow: number;
+  rowSynced: boolean;
 }
 
 export type LayerState = PageLayer | TokenLayer;
@@ -144,5 +156,8 @@ export function newLayerState(policy: KvPolicy, tokenCells: number): LayerState 
     scores: new Float32Array(tokenCells),
     filled: 0,
     freeCell: -1,
+    freshCell: -1,
+    deviceRow: -1,
+    rowSynced: false,
   };
 }

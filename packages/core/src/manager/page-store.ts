@@ -5,7 +5,8 @@ import { invalidArgument } from '../errors.js';
 import type { PageDecision } from '../policies/policy.js';
 import { PagePool } from '../pool.js';
 import { DeviceTables } from './device-tables.js';
-import type { LayerState, PageEntry, PageLayer } from './layer-state.js';
+import { TokenTables } from './token-tables.js';
+import type { LayerState, PageEntry, PageLayer, TokenLayer } from './layer-state.js';
 
 /** One attention list: device slots in order, and the valid tokens of the last. */
 export interface AttentionList {
@@ -29,6 +30,8 @@ export class PageStore {
   readonly counters = { recalls: 0, evictions: 0, backups: 0, evictedTokens: 0, parkedPages: 0, resumedPages: 0 };
   /** Page tables of the layers that select on the device. */
   readonly deviceTables: DeviceTables;
+  /** Token-cell tables of the token layers that decide on the device, one per cell count (caches sharing the store may differ in budget). */
+  private readonly tokenTableSets = new Map<number, TokenTables>();
   /** The newest host backup; what a recall planned on the device must be ordered after. */
   lastBackup: CopyTicket | null = null;
   private disposed = false;
@@ -55,6 +58,19 @@ export class PageStore {
     this.disposed = true;
     for (const s of [this.deviceStorage, this.hostStorage, this.digestStorage]) this.backend.freeStorage(s);
     this.deviceTables.dispose();
+    for (const t of this.tokenTableSets.values()) t.dispose();
+  }
+
+  /** The token-cell tables of layers of `pages` budget pages (made on first use). */
+  tokenTables(pages: number): TokenTables {
+    let t = this.tokenTableSets.get(pages);
+    if (!t) this.tokenTableSets.set(pages, (t = new TokenTables(this.backend, pages, this.deviceStorage.geometry.pageSize)));
+    return t;
+  }
+
+  /** The token-cell tables a token layer's row (if any) lives in. */
+  tokenTablesOf(layer: TokenLayer): TokenTables {
+    return this.tokenTables(layer.positions.length / this.deviceStorage.geometry.pageSize);
   }
 
   i32(values: readonly number[]): Tensor {
@@ -180,6 +196,7 @@ export class PageStore {
 
   releaseLayer(layer: LayerState): void {
     if (layer.kind === 'token') {
+      this.tokenTablesOf(layer).release(layer);
       layer.slots.forEach((s) => this.devicePool.release(s));
       layer.slots = [];
       return;
@@ -193,12 +210,13 @@ export class PageStore {
     layer.pages = [];
   }
 
-  /** Replays the plans of device steps onto the layers' pages (see DeviceTables.settle). */
+  /** Replays the plans and victims of device steps onto the layers' pages and cells (see DeviceTables.settle, TokenTables.settle). */
   settle(): void {
     this.deviceTables.settle({
       detach: (layer, page) => this.detach(layer.pages[page]),
       recalled: () => this.counters.recalls++,
     });
+    for (const t of this.tokenTableSets.values()) t.settle(() => this.counters.evictedTokens++);
   }
 
   /** Page tables for paged attention: [B, groups, maxPages] slots, counts and last-page lengths. */

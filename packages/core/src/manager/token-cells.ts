@@ -46,9 +46,12 @@ export function prefillTokens(
 /** Where the next token goes: the free cell, or the next unused one (a new page when one starts). */
 export function placeTokenCell(store: PageStore, pageSize: number, layer: TokenLayer, position: number): { slot: number; offset: number } {
   let cell = layer.freeCell;
-  if (cell >= 0) layer.freeCell = -1;
-  else {
+  if (cell >= 0) {
+    layer.freeCell = -1;
+    layer.freshCell = -1;
+  } else {
     cell = layer.filled++;
+    layer.freshCell = cell;
     if (cell % pageSize === 0) layer.slots.push(store.devicePool.allocate());
   }
   layer.positions[cell] = position;

@@ -82,6 +82,13 @@ export interface TokenPolicy {
   prefillKeep(length: number, capacity: number, keyScores: ArrayLike<number> | null): number[];
   /** The cell to evict when the cache holds capacity + 1 tokens. */
   victim(ctx: TokenStepContext): number;
+  /**
+   * Present when `victim` is the rule a backend's `evictTokenCells` computes, so that
+   * the policy can decide on the device: the lowest score among cells whose position is
+   * not among the `recentKept(capacity)` most recent, ties to the lower position.
+   * Absent (StreamingLLM, which reads no scores): the host decides.
+   */
+  readonly onDevice?: { readonly recentKept: (capacity: number) => number };
 }
 
 export type KvPolicy = PagePolicy | TokenPolicy;

@@ -37,6 +37,7 @@ export function streamingLlmPolicy(sinkTokens = 4): TokenPolicy {
 
 /** H2O: half the budget for recent tokens, half for the largest accumulated attention. */
 export function h2oPolicy(): TokenPolicy {
+  const recentKept = (capacity: number) => Math.floor(capacity / 2);
   return {
     kind: 'token',
     name: 'h2o',
@@ -50,13 +51,14 @@ export function h2oPolicy(): TokenPolicy {
       return [...heavy, ...range(length - recent, length)];
     },
     victim: (ctx) => {
-      const recent = recentPositions(ctx, Math.floor(ctx.capacity / 2));
+      const recent = recentPositions(ctx, recentKept(ctx.capacity));
       return lowestCell(
         ctx,
         (c) => !recent.has(ctx.positions[c]),
         (c) => ctx.scores[c],
       );
     },
+    onDevice: { recentKept },
   };
 }
 
@@ -74,5 +76,6 @@ export function tovaPolicy(): TokenPolicy {
         () => true,
         (c) => ctx.scores[c],
       ),
+    onDevice: { recentKept: () => 0 },
   };
 }

@@ -15,6 +15,8 @@ import type {
   SelectResidentArgs,
   SelectResidentResult,
   Tensor,
+  PlaceTokenCellsArgs,
+  EvictTokenCellsArgs,
 } from '../backend.js';
 import type { DigestVariant, KvGeometry } from '../config.js';
 import { invalidArgument } from '../errors.js';
@@ -23,6 +25,7 @@ import * as dense from './dense.js';
 import { decodeFloats } from './half.js';
 import * as kv from './kv.js';
 import * as selection from './select-resident.js';
+import * as tokenCells from './token-cells.js';
 import { RefTensor, asRef, rowSize } from './tensor.js';
 
 function asKv(s: KvStorage): kv.RefPageStorage {
@@ -155,6 +158,12 @@ export class ReferenceBackend implements Backend {
   }
   selectAttend(args: SelectAttendArgs): SelectAttendResult {
     return selection.selectAttend(args, asRef(args.q), asDigests(args.digests), asRef(args.tables), asRef(args.rows));
+  }
+  placeTokenCells(args: PlaceTokenCellsArgs): void {
+    tokenCells.placeTokenCells(args);
+  }
+  evictTokenCells(args: EvictTokenCellsArgs): Tensor {
+    return tokenCells.evictTokenCells(args);
   }
   recallListed(host: KvStorage, device: KvStorage, copies: Tensor): void {
     selection.recallListed(asKv(host), asKv(device), asRef(copies));

@@ -18,6 +18,8 @@ import type {
   SelectResidentArgs,
   SelectResidentResult,
   Tensor,
+  PlaceTokenCellsArgs,
+  EvictTokenCellsArgs,
 } from '@arkvale/core';
 import { decodeFloats, floatToBf16Bits, floatToHalfBits, invalidArgument } from '@arkvale/core';
 import type { CudaAddon } from '../native.js';
@@ -31,6 +33,7 @@ import * as kv from './kv-ops.js';
 import { PendingReads } from './pending-reads.js';
 import type { StepGraphStats } from './step-graphs.js';
 import * as select from './select-ops.js';
+import * as tokenCells from './token-ops.js';
 import { DTYPE_BYTES, elementCount } from './tensor.js';
 
 export interface CudaBackendOptions {
@@ -308,6 +311,12 @@ export class CudaBackend implements Backend {
   }
   recallListed(host: KvStorage, device: KvStorage, copies: Tensor): void {
     select.recallListed(this.d, host, device, copies);
+  }
+  placeTokenCells(args: PlaceTokenCellsArgs): void {
+    tokenCells.placeTokenCells(this.d, args);
+  }
+  evictTokenCells(args: EvictTokenCellsArgs): Tensor {
+    return tokenCells.evictTokenCells(this.d, args);
   }
   copyPages(src: KvStorage, srcSlots: readonly number[], dst: KvStorage, dstSlots: readonly number[]): CopyTicket {
     return this.copies.copy(src, srcSlots, dst, dstSlots);

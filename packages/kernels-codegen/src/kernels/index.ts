@@ -7,7 +7,7 @@ import { residualAddKernel, siluGateKernel, siluGatePackedKernel } from './eleme
 import { embeddingGatherKernel } from './embedding.kernel.js';
 import { estimateKernel } from './estimate.kernel.js';
 import { estimateRowsKernel } from './estimate-rows.kernel.js';
-import { prefillKeyScoresKernel, prefillKeySumsKernel } from './key-scores.kernel.js';
+import { prefillKeyScoresKernel, prefillKeySumsKernel, prefillKeySumsMergeKernel } from './key-scores.kernel.js';
 import { kvAppendFp8Kernel, kvAppendKernel } from './kv-append.kernel.js';
 import { pageDigestFp8Kernel, pageDigestKernel } from './page-digest.kernel.js';
 import { pagedDecodeFp8Kernel, pagedDecodeKernel, pagedDecodeMergeKernel } from './paged-decode.kernel.js';
@@ -17,6 +17,7 @@ import { ropeKernel, ropeQkvKernel, ropeTableKernel } from './rope.kernel.js';
 import { scatterI32Kernel } from './scatter.kernel.js';
 import { selectAttendKernel } from './select-attend.kernel.js';
 import { selectResidentKernel } from './select-resident.kernel.js';
+import { evictTokenCellsKernel, placeTokenCellsKernel } from './token-cells.kernel.js';
 import { pagedTokenScoresFp8Kernel, pagedTokenScoresKernel } from './token-scores.kernel.js';
 import { fillUniformKernel } from './random.kernel.js';
 
@@ -28,12 +29,15 @@ export const KERNELS: readonly KernelDefinition[] = [
   pagedPrefillKernel,
   prefillKeyScoresKernel,
   prefillKeySumsKernel,
+  prefillKeySumsMergeKernel,
   kvAppendKernel,
   pageDigestKernel,
   estimateKernel,
   estimateRowsKernel,
   selectResidentKernel,
   selectAttendKernel,
+  placeTokenCellsKernel,
+  evictTokenCellsKernel,
   scatterI32Kernel,
   copyPagesKernel,
   recallListedKernel,
