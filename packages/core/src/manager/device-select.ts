@@ -175,7 +175,7 @@ export function decodeLayerOnDevice(
     groups,
     ...prepared,
     k: o.topK,
-    planInto: plans.plans.into(plans.layer, 1 + 2 * o.topK * groups, layers),
+    planInto: plans.plans.into(plans.layer, layers, 1 + 2 * o.topK * groups),
   });
   // A recall may overwrite a victim whose backup is still being copied out.
   if (store.lastBackup) b.awaitCopy(store.lastBackup);

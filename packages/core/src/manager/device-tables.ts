@@ -1,52 +1,9 @@
-import { PAGE_TABLE_FIELDS as F, type Backend, type PendingRead, type Tensor } from '../backend.js';
+import { PAGE_TABLE_FIELDS as F, type Backend, type Tensor } from '../backend.js';
 import type { PageLayer } from './layer-state.js';
+import { type StepReadback, StepReadbacks } from './step-readback.js';
 
-/** A step's selection plans of one layer: rows [row, row + layers.length) of what `read` brings back. */
-interface PendingPlans {
-  readonly layers: readonly PageLayer[];
-  readonly read: PendingRead;
-  readonly width: number;
-  readonly row: number;
-}
-
-/**
- * Every device-selecting layer's plans of one decode step, gathered in one tensor so
- * that the step reads them back with one copy: [numLayers * B, width], layer l's batch
- * at rows l * B. Made by `DeviceTables.stepPlans`, finished after the last layer.
- */
-export class StepPlans {
-  private tensor: Tensor | null = null;
-  private width = 0;
-  private readonly layers: { layers: readonly PageLayer[]; row: number }[] = [];
-
-  constructor(
-    private readonly owner: DeviceTables,
-    private readonly backend: Backend,
-    private readonly numLayers: number,
-    private readonly batch: number,
-  ) {}
-
-  /** Where layer l's plans go (the tensor is made on first use), and remembers whose they are. */
-  into(layer: number, width: number, layers: readonly PageLayer[]): { tensor: Tensor; row: number } {
-    if (!this.tensor) {
-      this.width = width;
-      this.tensor = this.backend.keep(this.backend.fromArray(new Int32Array(this.numLayers * this.batch * width), [this.numLayers * this.batch, width], 'i32'));
-      this.owner.open(this);
-    }
-    const row = layer * this.batch;
-    this.layers.push({ layers, row });
-    return { tensor: this.tensor, row };
-  }
-
-  /** Starts the one read of the step's plans (after its last layer; `settle` finishes a step cut short). */
-  finish(): PendingPlans[] {
-    if (!this.tensor) return [];
-    const read = this.backend.readLater(this.tensor);
-    this.backend.dispose(this.tensor);
-    this.tensor = null;
-    return this.layers.map(({ layers, row }) => ({ layers, read, width: this.width, row }));
-  }
-}
+/** Every device-selecting layer's plans of one decode step, read back with one copy ([numLayers * B, width]; see step-readback.ts). */
+export type StepPlans = StepReadback<PageLayer>;
 
 /** What replaying a plan does to the host's view of a page it moves off the device. */
 export interface PlanReplay {
@@ -73,11 +30,12 @@ export class DeviceTables {
   /** Rows that own a place in the current tensor; a regrown tensor starts with none in sync. */
   private readonly holders = new Set<PageLayer>();
   private readonly writes = new Map<number, number>();
-  private pending: PendingPlans[] = [];
-  /** Steps whose plans are gathered but not read yet. */
-  private readonly unfinished = new Set<StepPlans>();
+  /** Plans start as rows of zeros: no recall. */
+  private readonly plans: StepReadbacks<PageLayer>;
 
-  constructor(private readonly backend: Backend) {}
+  constructor(private readonly backend: Backend) {
+    this.plans = new StepReadbacks(backend, 0);
+  }
 
   /** The tables tensor, grown (and every row marked out of sync) so that `pages` pages fit a row. */
   tensor(pages: number): Tensor {
@@ -125,43 +83,25 @@ export class DeviceTables {
 
   /** A decode step's plan gatherer. */
   stepPlans(numLayers: number, batch: number): StepPlans {
-    return new StepPlans(this, this.backend, numLayers, batch);
-  }
-
-  /** @internal A step started gathering plans. */
-  open(step: StepPlans): void {
-    this.unfinished.add(step);
+    return this.plans.step(numLayers, batch);
   }
 
   /** Starts reading a step's plans, to replay once they are read. */
   finish(step: StepPlans): void {
-    this.unfinished.delete(step);
-    this.pending.push(...step.finish());
+    this.plans.finish(step);
   }
 
   /** Replays every plan read back onto the host's pages: the host's view is exact again. */
   settle(replay: PlanReplay): void {
-    // A step cut short (its last layer never ran) is read now: correct, at the cost of a wait.
-    for (const step of [...this.unfinished]) this.finish(step);
-    if (this.pending.length === 0) return;
-    const pending = this.pending;
-    this.pending = [];
-    // Layers of one step share one read: take its data once.
-    const taken = new Map<PendingRead, Float32Array | Int32Array>();
-    for (const { layers, read, width, row } of pending) {
-      let data = taken.get(read);
-      if (!data) taken.set(read, (data = read.get()));
-      layers.forEach((layer, r) => {
-        const base = (row + r) * width;
-        for (let j = 0; j < data[base]; j++) {
-          const page = layer.pages[data[base + 1 + 2 * j]];
-          const victim = data[base + 2 + 2 * j];
-          page.slot = layer.pages[victim].slot;
-          replay.detach(layer, victim);
-          replay.recalled();
-        }
-      });
-    }
+    this.plans.settle((layer, data, base) => {
+      for (let j = 0; j < data[base]; j++) {
+        const page = layer.pages[data[base + 1 + 2 * j]];
+        const victim = data[base + 2 + 2 * j];
+        page.slot = layer.pages[victim].slot;
+        replay.detach(layer, victim);
+        replay.recalled();
+      }
+    });
   }
 
   /** The layer's row no longer mirrors its pages (they changed outside a device step). */

@@ -1,49 +1,9 @@
-import { tokenTableLayout, type Backend, type PendingRead, type Tensor, type TokenTableLayout } from '../backend.js';
+import { tokenTableLayout, type Backend, type Tensor, type TokenTableLayout } from '../backend.js';
 import type { TokenLayer } from './layer-state.js';
+import { type StepReadback, StepReadbacks } from './step-readback.js';
 
-/** A step's victims of one layer: elements [row, row + layers.length) of what `read` brings back. */
-interface PendingVictims {
-  readonly layers: readonly TokenLayer[];
-  readonly read: PendingRead;
-  readonly row: number;
-}
-
-/**
- * Every token layer's victims of one decode step, gathered in one i32 tensor
- * [numLayers * B] (layer l's batch at l * B) so that the step reads them back with one
- * copy. Made by `TokenTables.stepVictims`, finished after the last layer.
- */
-export class StepVictims {
-  private tensor: Tensor | null = null;
-  private readonly layers: { layers: readonly TokenLayer[]; row: number }[] = [];
-
-  constructor(
-    private readonly owner: TokenTables,
-    private readonly backend: Backend,
-    private readonly numLayers: number,
-    private readonly batch: number,
-  ) {}
-
-  /** Where layer l's victims go (the tensor is made on first use), and remembers whose they are. */
-  into(layer: number, layers: readonly TokenLayer[]): { tensor: Tensor; row: number } {
-    if (!this.tensor) {
-      this.tensor = this.backend.keep(this.backend.fromArray(new Int32Array(this.numLayers * this.batch).fill(-1), [this.numLayers * this.batch], 'i32'));
-      this.owner.open(this);
-    }
-    const row = layer * this.batch;
-    this.layers.push({ layers, row });
-    return { tensor: this.tensor, row };
-  }
-
-  /** Starts the one read of the step's victims (after its last layer; `settle` finishes a step cut short). */
-  finish(): PendingVictims[] {
-    if (!this.tensor) return [];
-    const read = this.backend.readLater(this.tensor);
-    this.backend.dispose(this.tensor);
-    this.tensor = null;
-    return this.layers.map(({ layers, row }) => ({ layers, read, row }));
-  }
-}
+/** Every token layer's victims of one decode step (-1: none), read back with one copy ([numLayers * B]; see step-readback.ts). */
+export type StepVictims = StepReadback<TokenLayer>;
 
 /**
  * The token-cell tables of token-level layers that decide on the device (H2O, TOVA):
@@ -62,9 +22,8 @@ export class TokenTables {
   private nextRow = 0;
   private readonly freeRows: number[] = [];
   private readonly writes = new Map<number, number>();
-  private pending: PendingVictims[] = [];
-  /** Steps whose victims are gathered but not read yet. */
-  private readonly unfinished = new Set<StepVictims>();
+  /** Victims start as -1: no eviction. */
+  private readonly victims: StepReadbacks<TokenLayer>;
 
   constructor(
     private readonly backend: Backend,
@@ -72,6 +31,7 @@ export class TokenTables {
     readonly pageSize: number,
   ) {
     this.layout = tokenTableLayout(pages, pageSize);
+    this.victims = new StepReadbacks(backend, -1);
   }
 
   /** The tables tensor, grown (keeping every row's contents: the device's scores live only there) to hold every row given out. */
@@ -148,40 +108,24 @@ export class TokenTables {
 
   /** A decode step's victim gatherer. */
   stepVictims(numLayers: number, batch: number): StepVictims {
-    return new StepVictims(this, this.backend, numLayers, batch);
-  }
-
-  /** @internal A step started gathering victims. */
-  open(step: StepVictims): void {
-    this.unfinished.add(step);
+    return this.victims.step(numLayers, batch);
   }
 
   /** Starts reading a step's victims, to replay once they are read. */
   finish(step: StepVictims): void {
-    this.unfinished.delete(step);
-    this.pending.push(...step.finish());
+    this.victims.finish(step);
   }
 
   /** Replays every victim read back onto the host's cells (freed, the next token's cell); `evicted` counts each. */
   settle(evicted: () => void): void {
-    // A step cut short (its last layer never ran) is read now: correct, at the cost of a wait.
-    for (const step of [...this.unfinished]) this.finish(step);
-    if (this.pending.length === 0) return;
-    const pending = this.pending;
-    this.pending = [];
-    const taken = new Map<PendingRead, Float32Array | Int32Array>();
-    for (const { layers, read, row } of pending) {
-      let data = taken.get(read);
-      if (!data) taken.set(read, (data = read.get()));
-      layers.forEach((layer, r) => {
-        const cell = data[row + r];
-        if (cell < 0) return;
-        layer.positions[cell] = -1;
-        layer.scores[cell] = 0;
-        layer.freeCell = cell;
-        evicted();
-      });
-    }
+    this.victims.settle((layer, data, at) => {
+      const cell = data[at];
+      if (cell < 0) return;
+      layer.positions[cell] = -1;
+      layer.scores[cell] = 0;
+      layer.freeCell = cell;
+      evicted();
+    });
   }
 
   /** Returns the layer's row (its sequence is freed). */
