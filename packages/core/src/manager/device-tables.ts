@@ -1,5 +1,6 @@
 import { PAGE_TABLE_FIELDS as F, type Backend, type Tensor } from '../backend.js';
 import type { PageLayer } from './layer-state.js';
+import { QueuedWrites } from './queued-writes.js';
 import { type StepReadback, StepReadbacks } from './step-readback.js';
 
 /** Every device-selecting layer's plans of one decode step, read back with one copy ([numLayers * B, width]; see step-readback.ts). */
@@ -29,7 +30,7 @@ export class DeviceTables {
   private readonly freeRows: number[] = [];
   /** Rows that own a place in the current tensor; a regrown tensor starts with none in sync. */
   private readonly holders = new Set<PageLayer>();
-  private readonly writes = new Map<number, number>();
+  private readonly writes = new QueuedWrites();
   /** Plans start as rows of zeros: no recall. */
   private readonly plans: StepReadbacks<PageLayer>;
 
@@ -70,15 +71,7 @@ export class DeviceTables {
 
   /** Applies the queued writes with one scatter. */
   flush(): void {
-    if (this.writes.size === 0 || !this.tables) return;
-    const updates = new Int32Array(2 * this.writes.size);
-    let i = 0;
-    for (const [index, value] of this.writes) {
-      updates[i++] = index;
-      updates[i++] = value;
-    }
-    this.writes.clear();
-    this.backend.scatterI32(this.tables, this.backend.fromArray(updates, [updates.length / 2, 2], 'i32'));
+    this.writes.flush(this.backend, this.tables);
   }
 
   /** A decode step's plan gatherer. */

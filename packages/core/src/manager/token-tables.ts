@@ -1,5 +1,6 @@
 import { tokenTableLayout, type Backend, type Tensor, type TokenTableLayout } from '../backend.js';
 import type { TokenLayer } from './layer-state.js';
+import { QueuedWrites } from './queued-writes.js';
 import { type StepReadback, StepReadbacks } from './step-readback.js';
 
 /** Every token layer's victims of one decode step (-1: none), read back with one copy ([numLayers * B]; see step-readback.ts). */
@@ -21,7 +22,7 @@ export class TokenTables {
   private rowCapacity = 0;
   private nextRow = 0;
   private readonly freeRows: number[] = [];
-  private readonly writes = new Map<number, number>();
+  private readonly writes = new QueuedWrites();
   /** Victims start as -1: no eviction. */
   private readonly victims: StepReadbacks<TokenLayer>;
 
@@ -75,15 +76,7 @@ export class TokenTables {
 
   /** Applies the queued writes with one scatter. */
   flush(): void {
-    if (this.writes.size === 0 || !this.tables) return;
-    const updates = new Int32Array(2 * this.writes.size);
-    let i = 0;
-    for (const [index, value] of this.writes) {
-      updates[i++] = index;
-      updates[i++] = value;
-    }
-    this.writes.clear();
-    this.backend.scatterI32(this.tables, this.backend.fromArray(updates, [updates.length / 2, 2], 'i32'));
+    this.writes.flush(this.backend, this.tables);
   }
 
   /**
