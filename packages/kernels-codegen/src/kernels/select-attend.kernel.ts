@@ -4,22 +4,39 @@
  * (batch row, selection group), after estimate_rows has written the row's candidate
  * scores [B, groups, maxCandidates]:
  *
- * 1. Each thread takes a contiguous range of the row's pages 0..numPages-1. A
- *    candidate's rank is the number of candidates that beat it (a higher score, or
- *    the same score and a lower page); it is chosen when its rank is below k. The
- *    choice goes to the caller's workspace `flags` [B, groups, maxCandidates], read
- *    back by the same thread only.
- * 2. Pages that are not candidates are always listed; an exclusive scan of each
- *    thread's listed pages gives their positions, so the list (the page tables'
- *    slots) comes out in page order, padded with -1.
+ * 1. The group's top k candidates by (score desc, page asc): every candidate's 64-bit
+ *    key (scoreKey, tieKey with no residency bit) is distinct, and select_resident's
+ *    radix select (kthLargest) finds the k-th largest, usually in 4 passes of a shared
+ *    histogram; a candidate is chosen when its key is at least that one. (A rank count
+ *    per candidate, O(candidates x k) reads a block, took about 6 ms of a 4 x 30k step
+ *    at the 7B shape: 96 blocks a layer, each thread's loop waiting on its loads.)
+ * 2. Each thread takes a contiguous range of the row's pages 0..numPages-1. Pages
+ *    that are not candidates are always listed; an exclusive scan of each thread's
+ *    listed pages gives their positions, so the list (the page tables' slots) comes
+ *    out in page order, padded with -1. The caller's workspace `flags` [B, groups,
+ *    maxCandidates] holds the radix select's membership (all candidates), then each
+ *    thread's choices for its own range.
  *
- * The tables are only read: Quest moves no page. Ranking costs O(candidates^2 /
- * threads) score reads a block, all threads reading the same score at a time.
+ * The tables are only read: Quest moves no page.
  */
-import { blockDim, blockIdx, i64, local, offset, shared, threadIdx, type Global, type GlobalIn, type f32, type i32 } from '../dsl/index.js';
+import {
+  blockDim,
+  blockIdx,
+  i64,
+  local,
+  offset,
+  shared,
+  syncthreads,
+  threadIdx,
+  type Global,
+  type GlobalIn,
+  type f32,
+  type i32,
+  type u32,
+} from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
 import { arg } from '../spec/geometry.js';
-import { blockScan } from './select-resident.kernel.js';
+import { atLeast, blockScan, DIGITS, kthLargest, scoreKey, tieKey, TOP } from './select-resident.kernel.js';
 
 const THREADS = 256;
 /** Columns of `rows` (core's SELECT_ROW_FIELDS). */
@@ -27,7 +44,8 @@ const ROW_FIELDS = 5;
 
 export function selectAttend(
   _spec: object,
-  scores: GlobalIn<f32>,
+  // Written by estimate_rows; writable here only because kthLargest also takes it as its `best`.
+  scores: Global<f32>,
   rows: GlobalIn<i32>,
   tables: GlobalIn<i32>,
   flags: Global<i32>,
@@ -57,6 +75,17 @@ export function selectAttend(
   const lg = r * groups + g;
   const vals = offset(scores, lg * maxCandidates);
   const chosen = offset(flags, lg * maxCandidates);
+  // The k-th largest key among the candidates (every block thread takes part: kthLargest synchronises).
+  const hist = shared<i32>(DIGITS);
+  const res = shared<i32>(3);
+  const key = local<u32>(2);
+  for (let e = tid; e < DIGITS; e += blockDim.x) hist[e] = 0;
+  // Every candidate is a member, with no residency bit: ties go to the lower page.
+  for (let e = tid; e < count; e += blockDim.x) chosen[e] = 0;
+  syncthreads();
+  const kk = Math.min(k, count);
+  if (kk > 0) kthLargest(TOP, vals, vals, chosen, count, kk, hist, res, key);
+  syncthreads();
   const per = (numPages + blockDim.x - 1) / blockDim.x;
   const from = Math.min(tid * per, numPages);
   const to = Math.min(from + per, numPages);
@@ -65,14 +94,7 @@ export function selectAttend(
     const i = p - first;
     let take = 1;
     if (i >= 0 && i < count) {
-      const s = vals[i];
-      let rank = 0;
-      for (let j = 0; j < count; j++) {
-        if (rank >= k) break;
-        const t = vals[j];
-        if (t > s || (t === s && j < i)) rank++;
-      }
-      take = rank < k ? 1 : 0;
+      take = kk > 0 && atLeast(scoreKey(vals[i]), tieKey(0, i), key[0], key[1]) ? 1 : 0;
       chosen[i] = take;
     }
     mine += take;
@@ -99,7 +121,7 @@ export function selectAttend(
 export const selectAttendKernel = defineKernel<Record<string, never>>({
   family: 'select_attend',
   summary:
-    "per (batch row, group): Quest's top k candidates by rank plus every other page, listed in page order through the page tables (Backend.selectAttend)",
+    "per (batch row, group): Quest's top k candidates (a radix select) plus every other page, listed in page order through the page tables (Backend.selectAttend)",
   source: import.meta.url,
   kernel: selectAttend,
   name: () => 'select_attend',

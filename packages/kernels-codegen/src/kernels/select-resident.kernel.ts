@@ -55,28 +55,29 @@ const THREADS = 512;
 export const MAX_RECALLS = 1024;
 /** Columns of `rows` (core's SELECT_ROW_FIELDS). */
 const ROW_FIELDS = 5;
-const DIGITS = 256;
+/** Buckets of a radix select pass (8-bit digits): the size of kthLargest's shared histogram. */
+export const DIGITS = 256;
 // Bits of `flags`.
 const RESIDENT = 1;
 const CHOSEN = 2;
 // What a radix select ranks: a group's top k, the wanted pages, the victims.
-const TOP = 0;
+export const TOP = 0;
 const WANTED = 1;
 const VICTIM = 2;
 
 /** Scores in an unsigned order: larger float, larger key (-0 counts as +0). */
-function scoreKey(s: f32): u32 {
+export function scoreKey(s: f32): u32 {
   const b = floatBits(s + 0.0);
   return (b & 0x80000000) !== 0 ? ~b : b | 0x80000000;
 }
 
 /** Low half of a candidate's key: resident first, then lower index first. */
-function tieKey(resident: i32, i: i32): u32 {
+export function tieKey(resident: i32, i: i32): u32 {
   return (u32(resident !== 0 ? 1 : 0) << 31) | u32(0x7fffffff - i);
 }
 
 /** Whether the 64-bit key (hi, lo) is at least (thHi, thLo). */
-function atLeast(hi: u32, lo: u32, thHi: u32, thLo: u32): bool {
+export function atLeast(hi: u32, lo: u32, thHi: u32, thLo: u32): bool {
   return hi > thHi || (hi === thHi && lo >= thLo);
 }
 
@@ -112,7 +113,7 @@ function warpSumInt(v: i32): i32 {
  * between calls) and publishes the digit in res. The caller zeroes `hist` once; res is
  * written only after every thread has read the previous pass's value.
  */
-function kthLargest(
+export function kthLargest(
   mode: i32,
   scores: GlobalIn<f32>,
   best: Global<f32>,
