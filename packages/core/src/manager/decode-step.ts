@@ -33,7 +33,7 @@ export interface TokenTarget {
 }
 
 /** Where a layer deciding on the device writes its plans (ArkVale) or victims (H2O, TOVA): the step's gatherers and the layer's index. */
-export interface PlanRows {
+export interface DecisionRows {
   readonly plans: StepPlans;
   readonly victims: StepVictims;
   readonly layer: number;
@@ -125,7 +125,7 @@ export function decodeLayer(
   layers: readonly LayerState[],
   targets: readonly TokenTarget[],
   written: WrittenTargets,
-  plans: PlanRows,
+  decisions: DecisionRows,
   q: Tensor,
   k: Tensor,
   v: Tensor,
@@ -134,9 +134,9 @@ export function decodeLayer(
   const { store } = host;
   const pageLayers = layers.filter((l): l is PageLayer => l.kind === 'page');
   if (pageLayers.length === layers.length && selectsOnDevice(host, pageLayers)) {
-    return decodeLayerOnDevice(host, seqs, pageLayers, targets, written, plans, q, k, v, scale);
+    return decodeLayerOnDevice(host, seqs, pageLayers, targets, written, decisions, q, k, v, scale);
   }
-  if (tokensOnDevice(host, layers)) return decodeTokenLayerOnDevice(host, seqs, layers, written, plans, q, k, v, scale);
+  if (tokensOnDevice(host, layers)) return decodeTokenLayerOnDevice(host, seqs, layers, written, decisions, q, k, v, scale);
   // The host decides here: device rows no longer mirror these pages and cells (the cells' scores come back first).
   for (const layer of pageLayers) store.deviceTables.invalidate(layer);
   tokensToHost(host, layers);

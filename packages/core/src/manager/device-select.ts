@@ -1,6 +1,6 @@
 import { SELECT_ROW_FIELDS, type Tensor } from '../backend.js';
 import type { PageLayer, SequenceState } from './layer-state.js';
-import type { PlanRows, StepHost, TokenTarget, WrittenTargets } from './decode-step.js';
+import type { DecisionRows, StepHost, TokenTarget, WrittenTargets } from './decode-step.js';
 
 /**
  * One layer of a decode step with ArkVale's selection on the device (docs/DEVICE-STEP.md):
@@ -128,7 +128,7 @@ export function decodeLayerOnDevice(
   layers: readonly PageLayer[],
   targets: readonly TokenTarget[],
   written: WrittenTargets,
-  plans: PlanRows,
+  decisions: DecisionRows,
   q: Tensor,
   k: Tensor,
   v: Tensor,
@@ -175,7 +175,7 @@ export function decodeLayerOnDevice(
     groups,
     ...prepared,
     k: o.topK,
-    planInto: plans.plans.into(plans.layer, layers, 1 + 2 * o.topK * groups),
+    planInto: decisions.plans.into(decisions.layer, layers, 1 + 2 * o.topK * groups),
   });
   // A recall may overwrite a victim whose backup is still being copied out.
   if (store.lastBackup) b.awaitCopy(store.lastBackup);

@@ -1,6 +1,6 @@
 import { TOKEN_ROW_FIELDS as F, type Tensor } from '../backend.js';
 import type { LayerState, SequenceState, TokenLayer } from './layer-state.js';
-import type { PlanRows, StepHost, WrittenTargets } from './decode-step.js';
+import type { DecisionRows, StepHost, WrittenTargets } from './decode-step.js';
 
 /**
  * One token-level layer (H2O, TOVA) of a decode step with the eviction on the device:
@@ -47,7 +47,7 @@ export function decodeTokenLayerOnDevice(
   seqs: readonly SequenceState[],
   layers: readonly TokenLayer[],
   written: WrittenTargets,
-  plans: PlanRows,
+  decisions: DecisionRows,
   q: Tensor,
   k: Tensor,
   v: Tensor,
@@ -83,7 +83,7 @@ export function decodeTokenLayerOnDevice(
     tokenScores: tokenScores!,
     update: policy.scoreUpdate as 'accumulate' | 'replace',
     recentKept: policy.onDevice!.recentKept(tables.layout.cells - 1),
-    victimsInto: plans.victims.into(plans.layer, layers),
+    victimsInto: decisions.victims.into(decisions.layer, layers),
   });
   return out;
 }
