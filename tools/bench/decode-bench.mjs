@@ -212,23 +212,31 @@ function save() {
 
 /**
  * Device milliseconds per stage over `run()`, from events around the backend's stage
- * operations: `select` (estimates, top-k, plan and lists), `recall`, `attention`
- * (paged attention), and the step as a whole.
+ * operations: `select` (every policy's decision on the device: ArkVale's and Quest's
+ * estimates, top-k and lists, H2O's and TOVA's cell placement and eviction), `recall`,
+ * `attention` (paged attention), and the step as a whole.
  */
 function profileStages(run) {
   const addon = backend.addon;
   if (typeof addon?.recordEvent !== 'function') return undefined;
-  const stages = { select: 'selectResident', recall: 'recallListed', attention: 'pagedAttention' };
+  // Every policy's device decision is its select stage: ArkVale's and Quest's page selections, H2O's and TOVA's cell placement and eviction.
+  const stages = {
+    select: ['selectResident', 'selectAttend', 'placeTokenCells', 'evictTokenCells'],
+    recall: ['recallListed'],
+    attention: ['pagedAttention'],
+  };
   const marks = Object.fromEntries(Object.keys(stages).map((k) => [k, []]));
   const originals = {};
-  for (const [stage, method] of Object.entries(stages)) {
-    originals[method] = backend[method];
-    backend[method] = (...args) => {
-      const start = addon.recordEvent(0);
-      const out = originals[method].apply(backend, args);
-      marks[stage].push([start, addon.recordEvent(0)]);
-      return out;
-    };
+  for (const [stage, methods] of Object.entries(stages)) {
+    for (const method of methods.filter((m) => typeof backend[m] === 'function')) {
+      originals[method] = backend[method];
+      backend[method] = (...args) => {
+        const start = addon.recordEvent(0);
+        const out = originals[method].apply(backend, args);
+        marks[stage].push([start, addon.recordEvent(0)]);
+        return out;
+      };
+    }
   }
   const t0 = addon.recordEvent(0);
   try {
