@@ -9,6 +9,8 @@
 //     [--profile FILE] [--print-times 1]
 //
 // --profile writes a V8 CPU profile of the decode steps alone (after five warm-up steps).
+// hostMsByKind splits the host's time by kind of step: replayed as a graph, recorded (the
+// first under its key), fallback, and the steps where a page starts or fills (no key).
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { KvCache, POLICY_NAMES, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
@@ -22,7 +24,8 @@ const { values: opts } = parseCommand({
   usage: 'node tools/bench/host-overhead.mjs [options]',
   about: `What a decode step costs the host, with no GPU: the CUDA backend's JavaScript over an
 addon whose calls do nothing. Prints one JSON line: the median host time per step (after
-five warm-up steps) and the addon calls per step.`,
+five warm-up steps), the same by kind of step (replayed, recorded, page start, page fill),
+and the addon calls per step.`,
   options: {
     shape: shapeOption,
     context: { type: 'string', value: 'N', default: '30720', parse: int({ min: 1 }), help: 'tokens per sequence' },
@@ -137,6 +140,23 @@ const run = new BatchRun(
 run.step();
 const times = [];
 counts.clear();
+// Each step's kind: where a page starts or fills the step has no graph key (KvCache.graphKey)
+// and runs call by call; otherwise it is recorded (first under its key), replayed, or
+// falls back. Every sequence of the batch has the same length here, so one tells.
+const kinds = [];
+let graphsSeen = backend.graphStats;
+const stepKind = () => {
+  const length = cache.rawSequences.values().next().value.length;
+  if (length % pageSize === 0) return 'pageStart';
+  if ((length + 1) % pageSize === 0) return 'pageFill';
+  return opts.graphs === '0' ? 'eager' : 'graphed';
+};
+const graphOutcome = () => {
+  const now = backend.graphStats;
+  const kind = now.replayed > graphsSeen.replayed ? 'replayed' : now.fallbacks > graphsSeen.fallbacks ? 'fallback' : 'recorded';
+  graphsSeen = now;
+  return kind;
+};
 const profileFile = opts.profile;
 const session = profileFile ? new Session() : null;
 for (let s = 0; s < steps; s++) {
@@ -145,9 +165,11 @@ for (let s = 0; s < steps; s++) {
     await session.post('Profiler.enable');
     await session.post('Profiler.start');
   }
+  const kind = stepKind();
   const t0 = performance.now();
   run.step();
   times.push(performance.now() - t0);
+  kinds.push(kind === 'graphed' ? graphOutcome() : kind);
 }
 if (session) {
   const { profile } = await session.post('Profiler.stop');
@@ -155,9 +177,14 @@ if (session) {
 }
 if (opts['print-times']) process.stderr.write(times.map((t) => t.toFixed(1)).join(' ') + '\n');
 const sorted = times.slice(5).sort((a, b) => a - b);
+const medianOf = (xs) => +[...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)].toFixed(3);
+// The host's time per step by kind, after the first five (issue 22 asks it for replayed, page-start and page-fill steps).
+const byKind = {};
+times.slice(5).forEach((t, i) => (byKind[kinds[i + 5]] ??= []).push(t));
+const hostMsByKind = Object.fromEntries(Object.entries(byKind).map(([k, xs]) => [k, { steps: xs.length, medianMs: medianOf(xs) }]));
 const perStep = Object.fromEntries([...counts].map(([k, v]) => [k, +(v / steps).toFixed(1)]));
 process.stdout.write(
-  `${JSON.stringify({ shape, context, batch, plan, hostMsPerStep: +sorted[Math.floor(sorted.length / 2)].toFixed(3), p10: +sorted[Math.floor(sorted.length / 10)].toFixed(3), p90: +sorted[Math.floor((sorted.length * 9) / 10)].toFixed(3), addonCallsPerStep: perStep, graphs: backend.graphStats })}\n`,
+  `${JSON.stringify({ shape, context, batch, plan, hostMsPerStep: +sorted[Math.floor(sorted.length / 2)].toFixed(3), hostMsByKind, p10: +sorted[Math.floor(sorted.length / 10)].toFixed(3), p90: +sorted[Math.floor((sorted.length * 9) / 10)].toFixed(3), addonCallsPerStep: perStep, graphs: backend.graphStats })}\n`,
 );
 run.close();
 cache.close();
