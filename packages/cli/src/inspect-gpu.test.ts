@@ -20,6 +20,8 @@ describe('arkvale inspect gpu', () => {
     expect(r.out).toMatch(/\ncuBLAS +not probed \(no usable device\)/);
     if (status.addon.loaded) {
       expect(r.out).toMatch(/\naddon +built for .*compute_\d+/);
+      // NCCL is looked for without a GPU too: found, or the files tried.
+      expect(r.out).toMatch(/\nNCCL +(.*libnccl.* \(\d+\.\d+\.\d+\)|not found: .*tried .*libnccl\.so)\n/);
       expect(r.out).toMatch(new RegExp(`\\nkernels +${status.kernels.total} specialisations in \\d+ families`));
       expect(r.out).toMatch(/\n {2}paged_decode +\d+/);
     } else {
@@ -33,5 +35,6 @@ describe('arkvale inspect gpu', () => {
     const json = JSON.parse(r.out);
     expect(json).toMatchObject({ available: status.available, reason: status.reason, summary: status.summary });
     expect(json.kernels.total).toBe(status.kernels.total);
+    if (status.addon.loaded) expect(typeof json.nccl.loaded).toBe('boolean');
   });
 });

@@ -1,8 +1,9 @@
-// blasStatus and gemm (cuBLAS, loaded at run time).
+// blasStatus and gemm (cuBLAS, loaded at run time), and ncclStatus (NCCL, likewise).
 #include <napi.h>
 
 #include "bindings.h"
 #include "cublas.h"
+#include "nccl.h"
 #include "errors.h"
 #include "js_args.h"
 #include "runtime.h"
@@ -21,6 +22,21 @@ cudaDataType dtype(const JsFields& f, const char* name) {
 // blasStatus(): loads cuBLAS on the first call; never throws.
 Napi::Value BlasStatusFn(const Napi::CallbackInfo& info) {
   const BlasStatus& s = blas_status();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("loaded", s.loaded);
+  if (s.loaded) {
+    o.Set("library", s.library);
+    o.Set("version", Napi::Number::New(info.Env(), s.version));
+  } else {
+    o.Set("reason", s.reason);
+  }
+  return o;
+}
+
+// ncclStatus(wheelLibrary?): loads NCCL on the first call; never throws.
+Napi::Value NcclStatusFn(const Napi::CallbackInfo& info) {
+  const std::string wheel = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  const NcclStatus& s = nccl_status(wheel);
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("loaded", s.loaded);
   if (s.loaded) {
@@ -68,6 +84,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
 
 void register_blas(Napi::Env env, Napi::Object exports) {
   export_function<BlasStatusFn>(env, exports, "blasStatus");
+  export_function<NcclStatusFn>(env, exports, "ncclStatus");
   export_function<Gemm>(env, exports, "gemm");
 }
 

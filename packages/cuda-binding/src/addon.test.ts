@@ -30,6 +30,7 @@ const API = [
   'launchGraph',
   'memInfo',
   'memset',
+  'ncclStatus',
   'probe',
   'recordEvent',
   'releaseCached',

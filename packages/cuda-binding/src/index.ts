@@ -7,6 +7,7 @@ export { STREAM } from './native.js';
 export type {
   AllocatorStats,
   BlasStatus,
+  NcclStatus,
   BuildInfo,
   CudaAddon,
   DeviceInfo,
@@ -18,6 +19,7 @@ export type {
   ProbeResult,
 } from './native.js';
 export { cudaStatus, loadCudaAddon } from './status.js';
+export { ncclStatus, ncclWheelLibrary } from './nccl.js';
 export type { CudaStatus, CudaStatusOptions, KernelFamilyStatus } from './status.js';
 export { ADDON_ENV, BUILD_HINT, loadAddon } from './load.js';
 export type { AddonLoad, BuildStatusFile } from './load.js';

@@ -92,6 +92,17 @@ export interface BlasStatus {
   readonly reason?: string;
 }
 
+/** NCCL, opened at run time (nccl.ts): which library loaded and its version, or why none did. */
+export interface NcclStatus {
+  readonly loaded: boolean;
+  /** The library that loaded, e.g. "libnccl.so.2" or the nvidia-nccl wheel's path. */
+  readonly library?: string;
+  /** As ncclGetVersion: major * 10000 + minor * 100 + patch. */
+  readonly version?: number;
+  /** Why it is not loaded, e.g. "libnccl.so.2 not found (dlopen: ...); tried ...". */
+  readonly reason?: string;
+}
+
 export type GemmType = 'f16' | 'bf16' | 'f32';
 
 /** cublasGemmEx, column-major: C = alpha * op(A) * op(B) + beta * C, accumulated in f32. */
@@ -218,6 +229,12 @@ export interface CudaAddon {
 
   /** cuBLAS, loaded on the first call. Never throws. */
   blasStatus(): BlasStatus;
+  /**
+   * Loads NCCL on the first call (ARKVALE_NCCL's path first, then `wheelLibrary` when
+   * given, then libnccl.so.2 and libnccl.so on the library path) and remembers the
+   * outcome; never throws. Absent in addons built before it.
+   */
+  ncclStatus?(wheelLibrary?: string): NcclStatus;
   /**
    * cublasGemmEx (CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) on `stream`, with a
    * workspace from the allocator. Throws `cuBLAS is not available: <reason>` or

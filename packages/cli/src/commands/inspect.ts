@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { cudaStatus, cudaVersion, type CudaStatus } from '@arkvale/cuda-binding';
+import { cudaStatus, cudaVersion, loadAddon, ncclStatus, type CudaStatus, type NcclStatus } from '@arkvale/cuda-binding';
 import { describeModel, openModelDir } from '@arkvale/model-llama';
 import type { CliIo } from '../io.js';
 import { formatBytes } from '../format.js';
@@ -43,18 +43,23 @@ export function inspectCommand(program: Command, io: CliIo): void {
     });
   inspect
     .command('gpu')
-    .description('the CUDA device, driver, runtime, cuBLAS and the kernels built; without a GPU, why not (exit code 0 either way)')
+    .description(
+      'the CUDA device, driver, runtime, cuBLAS, NCCL (for tensor parallelism) and the kernels built; without a GPU, why not (exit code 0 either way)',
+    )
     .option('--json', 'print everything as JSON')
     .action((flags: { json?: boolean }) => {
       const status = cudaStatus();
-      io.out(flags.json ? JSON.stringify(status, null, 2) + '\n' : formatGpuStatus(status));
+      // NCCL loads without a GPU: say whether the machine has it whenever the addon loads.
+      const { addon } = loadAddon();
+      const nccl = addon ? ncclStatus(addon) : undefined;
+      io.out(flags.json ? JSON.stringify({ ...status, nccl }, null, 2) + '\n' : formatGpuStatus(status, nccl));
     });
 }
 
-/** `major * 10000 + minor * 100 + patch` -> "13.0.0". */
-const blasVersion = (v: number) => `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`;
+/** `major * 10000 + minor * 100 + patch` (cuBLAS, NCCL) -> "13.0.0". */
+const libraryVersion = (v: number) => `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`;
 
-function formatGpuStatus(s: CudaStatus): string {
+function formatGpuStatus(s: CudaStatus, nccl: NcclStatus | undefined): string {
   const rows: [string, string][] = [['CUDA', s.available ? s.summary.replace(/^CUDA /, '') : `unavailable: ${s.reason}`]];
   for (const d of s.devices) {
     rows.push([
@@ -69,8 +74,9 @@ function formatGpuStatus(s: CudaStatus): string {
   const blas = s.cublas;
   rows.push([
     'cuBLAS',
-    !blas ? 'not probed (no usable device)' : blas.loaded ? `${blas.library} (${blasVersion(blas.version ?? 0)})` : `not found: ${blas.reason}`,
+    !blas ? 'not probed (no usable device)' : blas.loaded ? `${blas.library} (${libraryVersion(blas.version ?? 0)})` : `not found: ${blas.reason}`,
   ]);
+  rows.push(['NCCL', !nccl ? 'not probed (no addon)' : nccl.loaded ? `${nccl.library} (${libraryVersion(nccl.version ?? 0)})` : `not found: ${nccl.reason}`]);
   const a = s.addon;
   rows.push(['addon', a.loaded ? `built for ${a.archs.join(', ')}${a.nvcc ? ` by nvcc ${a.nvcc}` : ''} (${a.path})` : (a.reason ?? 'not loaded')]);
   if (a.loaded) rows.push(['kernels', `${s.kernels.total} specialisations in ${s.kernels.families.length} families`]);

@@ -1,0 +1,77 @@
+#include "nccl.h"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <vector>
+
+namespace arkvale {
+namespace {
+
+// The NCCL declarations used, written out because this build has no NCCL headers:
+// ncclResult_t ncclGetVersion(int*) (nccl.h; ncclSuccess 0), and the entry points a
+// communicator needs, checked present so that a library too old or not NCCL is refused.
+using ncclResult_t = int;
+constexpr ncclResult_t kNcclSuccess = 0;
+constexpr const char* kRequired[] = {"ncclGetUniqueId", "ncclCommInitRank", "ncclAllReduce", "ncclCommDestroy", "ncclGetErrorString"};
+
+std::vector<std::string> candidates(const std::string& wheel_library) {
+  std::vector<std::string> names;
+  // ARKVALE_NCCL: a full path, chosen by the user.
+  if (const char* path = std::getenv("ARKVALE_NCCL"); path != nullptr && *path != '\0') names.push_back(path);
+  // The nvidia-nccl wheel's lib/libnccl.so.2, as the JavaScript side found it.
+  if (!wheel_library.empty()) names.push_back(wheel_library);
+  for (const char* n : {"libnccl.so.2", "libnccl.so"}) names.push_back(n);
+  return names;
+}
+
+void load(NcclStatus* s, const std::string& wheel_library) {
+  void* lib = nullptr;
+  std::string first_error;
+  std::string tried;
+  for (const std::string& name : candidates(wheel_library)) {
+    lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (lib != nullptr) {
+      s->library = name;
+      break;
+    }
+    const char* err = dlerror();
+    if (first_error.empty()) first_error = name + " not found (dlopen: " + (err ? err : "unknown error") + ")";
+    tried += (tried.empty() ? "" : ", ") + name;
+  }
+  if (lib == nullptr) {
+    s->reason = first_error + "; tried " + tried;
+    return;
+  }
+  auto get_version = reinterpret_cast<ncclResult_t (*)(int*)>(dlsym(lib, "ncclGetVersion"));
+  if (get_version == nullptr) {
+    s->reason = s->library + " has no ncclGetVersion (not NCCL, or too old)";
+    return;
+  }
+  for (const char* name : kRequired) {
+    if (dlsym(lib, name) == nullptr) {
+      s->reason = s->library + " has no " + name + " (too old an NCCL)";
+      return;
+    }
+  }
+  int version = 0;
+  if (get_version(&version) != kNcclSuccess) {
+    s->reason = s->library + ": ncclGetVersion failed";
+    return;
+  }
+  s->version = version;
+  s->loaded = true;
+}
+
+}  // namespace
+
+const NcclStatus& nccl_status(const std::string& wheel_library) {
+  static NcclStatus* s = [&] {
+    auto* created = new NcclStatus();
+    load(created, wheel_library);
+    return created;
+  }();
+  return *s;
+}
+
+}  // namespace arkvale
