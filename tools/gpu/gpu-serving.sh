@@ -13,6 +13,7 @@
 #   4. the long workload at 40 GB of device KV (Full and ArkVale @ 512).
 # load (another call): the shared-doc and multi-turn workloads (ArkVale @ 512, 40 GB), then the
 #   hostile load at 30k tokens.
+# fp8-throughput: issue 22's throughput line (ArkVale @ 512 in fp8 against Full in f16, 30k, 40 GB).
 # long-context: issue 22's points (Llama-3-8B shape to 128k, batch 1 and 4; fp8 pages against f16).
 # next: what is still unrun (arkvale selftest in f16 with the Qwen2 golden, the hostile load, 16 x 7.5k,
 #   the server steps with invariance, multi-turn, shared-doc, Quest on the device against ArkVale).
@@ -42,6 +43,7 @@ case "$group" in
   # Issue 22 on an H100 (on an H200 add long-peer-b4, with LONG_B4_PLANS=arkvale@4096,full).
   # Issue 23 (with the self-test first: its token-eviction and key-sum checks).
   policies) group=selftest,decode-policies,passkey-policies,passkey-baseline ;;
+  fp8-throughput) group=throughput-full,throughput-fp8 ;;
   long-context) group=long-b1,long-b1-7b,long-peer-b1,decode-b4,fp8-speed,long-b4 ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
@@ -78,6 +80,10 @@ add passkey-compare 20 "$bundle/arkvale" eval compare "$out/passkey-f16-table.js
 add decode-policies 240 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch "${POLICY_BATCH:-4}" --page-size 32 --contexts 30720 --plans arkvale@2048,streaming-llm@2048,tova@2048,h2o@2048,quest@2048 --steps 32 --warmup 32 --profile "${POLICY_PROFILE:-0}"
 add passkey-policies 300 "$bundle/arkvale" eval passkey --backend cuda --lengths 10240,20480,30720 --budgets 512,1024,2048 --page-size 32 --json "$out/passkey-cuda.json"
 add passkey-baseline 20 "$bundle/arkvale" eval compare "$(dirname "$0")/../baselines/passkey-cuda-h200.json" "$out/passkey-cuda.json"
+# FP8 throughput (issue 22): ArkVale @ 512 with fp8 pages against Full with f16 pages at 30k under 40 GB of device KV,
+# each the largest batch its pools hold, one after the other in one call.
+add throughput-full 280 "$node" "$bundle/throughput-bench.mjs" --backend cuda --context 30720 --kv-gb 40 --plans full --warmup 32 --steps 128
+add throughput-fp8 280 "$node" "$bundle/throughput-bench.mjs" --backend cuda --context 30720 --kv-gb 40 --plans arkvale@512 --kv-dtype fp8 --warmup 32 --steps 128
 add hostile 90 "$node" "$bundle/hostile-load.mjs" --shape llama2-7b --backend cuda --requests 200 --context 30720
 IFS=, read -ra names <<< "$group"
 for name in "${names[@]}"; do
