@@ -19,33 +19,27 @@ cudaDataType dtype(const JsFields& f, const char* name) {
   throw_range(std::string("gemm: ") + name + " must be 'f16', 'bf16' or 'f32', got '" + t + "'");
 }
 
-// blasStatus(): loads cuBLAS on the first call; never throws.
-Napi::Value BlasStatusFn(const Napi::CallbackInfo& info) {
-  const BlasStatus& s = blas_status();
-  Napi::Object o = Napi::Object::New(info.Env());
+// { loaded, library, version } or { loaded: false, reason }: a run-time dependency's status.
+template <class Status>
+Napi::Value status_object(Napi::Env env, const Status& s) {
+  Napi::Object o = Napi::Object::New(env);
   o.Set("loaded", s.loaded);
   if (s.loaded) {
     o.Set("library", s.library);
-    o.Set("version", Napi::Number::New(info.Env(), s.version));
+    o.Set("version", Napi::Number::New(env, s.version));
   } else {
     o.Set("reason", s.reason);
   }
   return o;
 }
 
+// blasStatus(): loads cuBLAS on the first call; never throws.
+Napi::Value BlasStatusFn(const Napi::CallbackInfo& info) { return status_object(info.Env(), blas_status()); }
+
 // ncclStatus(wheelLibrary?): loads NCCL on the first call; never throws.
 Napi::Value NcclStatusFn(const Napi::CallbackInfo& info) {
   const std::string wheel = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-  const NcclStatus& s = nccl_status(wheel);
-  Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("loaded", s.loaded);
-  if (s.loaded) {
-    o.Set("library", s.library);
-    o.Set("version", Napi::Number::New(info.Env(), s.version));
-  } else {
-    o.Set("reason", s.reason);
-  }
-  return o;
+  return status_object(info.Env(), nccl_status(wheel));
 }
 
 // gemm({ transA, transB, m, n, k, a, aType, lda, b, bType, ldb, c, cType, ldc,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "device_memory.h"
+#include "dl_open.h"
 #include "errors.h"
 #include "runtime.h"
 
@@ -73,23 +74,8 @@ std::vector<std::string> candidates() {
 }
 
 void load(Blas* b) {
-  void* lib = nullptr;
-  std::string first_error;
-  std::string tried;
-  for (const std::string& name : candidates()) {
-    lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (lib != nullptr) {
-      b->status.library = name;
-      break;
-    }
-    const char* err = dlerror();
-    if (first_error.empty()) first_error = name + " not found (dlopen: " + (err ? err : "unknown error") + ")";
-    tried += (tried.empty() ? "" : ", ") + name;
-  }
-  if (lib == nullptr) {
-    b->status.reason = first_error + "; tried " + tried;
-    return;
-  }
+  void* lib = open_first(candidates(), &b->status.library, &b->status.reason);
+  if (lib == nullptr) return;
   Api& a = b->api;
   const char* missing = nullptr;
   if (!bind(lib, "cublasCreate_v2", &a.create)) missing = "cublasCreate_v2";

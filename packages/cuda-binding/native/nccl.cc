@@ -1,5 +1,7 @@
 #include "nccl.h"
 
+#include "dl_open.h"
+
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -26,23 +28,8 @@ std::vector<std::string> candidates(const std::string& wheel_library) {
 }
 
 void load(NcclStatus* s, const std::string& wheel_library) {
-  void* lib = nullptr;
-  std::string first_error;
-  std::string tried;
-  for (const std::string& name : candidates(wheel_library)) {
-    lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (lib != nullptr) {
-      s->library = name;
-      break;
-    }
-    const char* err = dlerror();
-    if (first_error.empty()) first_error = name + " not found (dlopen: " + (err ? err : "unknown error") + ")";
-    tried += (tried.empty() ? "" : ", ") + name;
-  }
-  if (lib == nullptr) {
-    s->reason = first_error + "; tried " + tried;
-    return;
-  }
+  void* lib = open_first(candidates(wheel_library), &s->library, &s->reason);
+  if (lib == nullptr) return;
   auto get_version = reinterpret_cast<ncclResult_t (*)(int*)>(dlsym(lib, "ncclGetVersion"));
   if (get_version == nullptr) {
     s->reason = s->library + " has no ncclGetVersion (not NCCL, or too old)";
