@@ -1,9 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CacheOptions, KvGeometry } from '../config.js';
-import { PoolExhaustedError } from '../errors.js';
 import { commandArbitrary } from '../test-support/commands.js';
-import { CacheHarness } from '../test-support/harness.js';
+import { CacheHarness, onBoth } from '../test-support/harness.js';
 import { checkConsistency } from './consistency.js';
 
 const command = commandArbitrary({ maxPrompt: 40, maxTimes: 8 });
@@ -65,15 +64,7 @@ describe('ArkVale selecting on the device', () => {
           return select(args);
         };
         const host = new CacheHarness(geometry, options('host'), s.seed);
-        const both = <T>(f: (h: CacheHarness) => T): [T | Error, T | Error] =>
-          [device, host].map((h) => {
-            try {
-              return f(h);
-            } catch (e) {
-              if (e instanceof PoolExhaustedError) return e;
-              throw e;
-            }
-          }) as [T | Error, T | Error];
+        const both = onBoth(device, host);
         const live = () => device.cache.sequenceIds;
         for (const c of s.commands) {
           if (c.op === 'admit') {

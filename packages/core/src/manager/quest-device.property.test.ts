@@ -1,9 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CacheOptions, KvGeometry } from '../config.js';
-import { PoolExhaustedError } from '../errors.js';
 import { commandArbitrary } from '../test-support/commands.js';
-import { CacheHarness } from '../test-support/harness.js';
+import { CacheHarness, onBoth, coarsen } from '../test-support/harness.js';
 import { checkConsistency } from './consistency.js';
 
 const command = commandArbitrary({ maxPrompt: 40, maxTimes: 8 });
@@ -68,21 +67,8 @@ describe('Quest selecting on the device', () => {
         host.backend.selectAttend = () => {
           throw new Error('the host path must not select on the device');
         };
-        if (s.coarse) {
-          for (const h of [device, host]) {
-            const next = h.next;
-            (h as { next: () => number }).next = () => Math.floor(next() * 3) / 3;
-          }
-        }
-        const both = <T>(f: (h: CacheHarness) => T): [T | Error, T | Error] =>
-          [device, host].map((h) => {
-            try {
-              return f(h);
-            } catch (e) {
-              if (e instanceof PoolExhaustedError) return e;
-              throw e;
-            }
-          }) as [T | Error, T | Error];
+        if (s.coarse) coarsen(device, host);
+        const both = onBoth(device, host);
         const live = () => device.cache.sequenceIds;
         for (const c of s.commands) {
           if (c.op === 'admit') {

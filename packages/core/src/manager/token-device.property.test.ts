@@ -2,10 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TOKEN_ROW_FIELDS, tokenTableLayout } from '../backend.js';
 import type { CacheOptions, KvGeometry } from '../config.js';
-import { PoolExhaustedError } from '../errors.js';
 import { asRef } from '../reference/tensor.js';
 import { commandArbitrary } from '../test-support/commands.js';
-import { CacheHarness } from '../test-support/harness.js';
+import { CacheHarness, onBoth, coarsen } from '../test-support/harness.js';
 import { checkConsistency } from './consistency.js';
 import type { TokenLayer } from './layer-state.js';
 
@@ -107,21 +106,8 @@ describe('H2O and TOVA evicting on the device', () => {
         host.backend.placeTokenCells = host.backend.evictTokenCells = () => {
           throw new Error('the host path must not evict on the device');
         };
-        if (s.coarse) {
-          for (const h of [device, host]) {
-            const next = h.next;
-            (h as { next: () => number }).next = () => Math.floor(next() * 3) / 3;
-          }
-        }
-        const both = <T>(f: (h: CacheHarness) => T): [T | Error, T | Error] =>
-          [device, host].map((h) => {
-            try {
-              return f(h);
-            } catch (e) {
-              if (e instanceof PoolExhaustedError) return e;
-              throw e;
-            }
-          }) as [T | Error, T | Error];
+        if (s.coarse) coarsen(device, host);
+        const both = onBoth(device, host);
         const live = () => device.cache.sequenceIds;
         for (const { c, twist } of s.commands) {
           if (c.op === 'admit') {

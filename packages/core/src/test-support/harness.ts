@@ -1,4 +1,5 @@
 import type { CacheOptions, KvGeometry } from '../config.js';
+import { PoolExhaustedError } from '../errors.js';
 import { KvCache } from '../manager/kv-cache.js';
 import { dequantizeHead, quantizeHead } from '../kv-fp8.js';
 import { type RefPageStorage, readKvRow } from '../reference/kv.js';
@@ -166,5 +167,29 @@ export class CacheHarness {
         });
       });
     }
+  }
+}
+
+/**
+ * Runs `f` on a device-path harness and its host-path twin: a pool that runs out is a
+ * result (the two must agree on it), any other error is thrown.
+ */
+export function onBoth(device: CacheHarness, host: CacheHarness): <T>(f: (h: CacheHarness) => T) => [T | Error, T | Error] {
+  return <T>(f: (h: CacheHarness) => T) =>
+    [device, host].map((h) => {
+      try {
+        return f(h);
+      } catch (e) {
+        if (e instanceof PoolExhaustedError) return e;
+        throw e;
+      }
+    }) as [T | Error, T | Error];
+}
+
+/** Rounds the harnesses' random draws to thirds, so that scores tie. */
+export function coarsen(...harnesses: CacheHarness[]): void {
+  for (const h of harnesses) {
+    const next = h.next;
+    (h as { next: () => number }).next = () => Math.floor(next() * 3) / 3;
   }
 }
