@@ -435,7 +435,6 @@ function deviceSelection(jobs: GpuJobs, rng: Rng): void {
     [22, 1, 18, 0.4],
   ] as const;
   const batch = shapes.length;
-  const frac = (scale: number) => (rng.int(17) - 8) / scale;
   for (const [variant, groups] of [
     ['cuboid-max', 1],
     ['cuboid-mean', 2],
@@ -445,31 +444,12 @@ function deviceSelection(jobs: GpuJobs, rng: Rng): void {
     const maxCandidates = 32;
     const maxPages = 40;
     const width = 1 + 2 * k * groups;
-    const scores = new EmuBuffer('f32', batch * groups * maxCandidates);
-    const tablesBuf = EmuBuffer.from('i32', tables);
-    const rowsBuf = EmuBuffer.from('i32', rows);
-    jobs.launch(
-      estimateRowsKernel,
-      { dtype: 'f16', headDim, variant },
-      {
-        q: EmuBuffer.from(
-          'f16',
-          Array.from({ length: batch * heads * headDim }, () => frac(4)),
-        ),
-        digests: EmuBuffer.from(
-          'f16',
-          Array.from({ length: digestRows * kvHeads * 2 * headDim }, () => frac(8)),
-        ),
-        tables: tablesBuf,
-        rows: rowsBuf,
-        out: scores,
-        batch,
-        maxCandidates,
-        tablePages,
-        numHeads: heads,
-        numKvHeads: kvHeads,
-        groups,
-      },
+    const { scores, tablesBuf, rowsBuf } = candidateScores(
+      jobs,
+      rng,
+      { variant, headDim, heads, kvHeads, digestRows, tablePages, groups, maxCandidates },
+      tables,
+      rows,
     );
     // (The scores themselves are not compared: JSON, which holds the expectations, has no -Infinity.)
     const lists = {
@@ -538,6 +518,58 @@ function deviceSelection(jobs: GpuJobs, rng: Rng): void {
 }
 
 /**
+ * estimate_rows over selection tables (selectionTables) with queries and digests of small
+ * exact fractions (ties among the scores): the scores [batch, groups, maxCandidates] that
+ * select_resident and select_attend rank, and the tables' and rows' buffers they read.
+ */
+function candidateScores(
+  jobs: GpuJobs,
+  rng: Rng,
+  o: {
+    readonly variant: 'cuboid-max' | 'cuboid-mean';
+    readonly headDim: number;
+    readonly heads: number;
+    readonly kvHeads: number;
+    readonly digestRows: number;
+    readonly tablePages: number;
+    readonly groups: number;
+    readonly maxCandidates: number;
+  },
+  tables: ArrayLike<number>,
+  rows: ArrayLike<number>,
+): { scores: EmuBuffer; tablesBuf: EmuBuffer; rowsBuf: EmuBuffer } {
+  const batch = rows.length / 5;
+  const frac = (scale: number) => (rng.int(17) - 8) / scale;
+  const scores = new EmuBuffer('f32', batch * o.groups * o.maxCandidates);
+  const tablesBuf = EmuBuffer.from('i32', tables);
+  const rowsBuf = EmuBuffer.from('i32', rows);
+  jobs.launch(
+    estimateRowsKernel,
+    { dtype: 'f16', headDim: o.headDim, variant: o.variant },
+    {
+      q: EmuBuffer.from(
+        'f16',
+        Array.from({ length: batch * o.heads * o.headDim }, () => frac(4)),
+      ),
+      digests: EmuBuffer.from(
+        'f16',
+        Array.from({ length: o.digestRows * o.kvHeads * 2 * o.headDim }, () => frac(8)),
+      ),
+      tables: tablesBuf,
+      rows: rowsBuf,
+      out: scores,
+      batch,
+      maxCandidates: o.maxCandidates,
+      tablePages: o.tablePages,
+      numHeads: o.heads,
+      numKvHeads: o.kvHeads,
+      groups: o.groups,
+    },
+  );
+  return { scores, tablesBuf, rowsBuf };
+}
+
+/**
  * Quest's lists: estimate_rows with a group per head, then select_attend (a block per
  * (row, head)); every page resident, candidates every page but the last (none in a row
  * under budget). Exact small fractions make ties, which go to the lower page.
@@ -558,33 +590,13 @@ function questSelection(jobs: GpuJobs, rng: Rng): void {
   const k = 7;
   const maxCandidates = 650;
   const maxPages = 8;
-  const frac = (scale: number) => (rng.int(17) - 8) / scale;
   const { tables, rows } = selectionTables(rng, shapes, tablePages, digestRows);
-  const scores = new EmuBuffer('f32', batch * groups * maxCandidates);
-  const tablesBuf = EmuBuffer.from('i32', tables);
-  const rowsBuf = EmuBuffer.from('i32', rows);
-  jobs.launch(
-    estimateRowsKernel,
-    { dtype: 'f16', headDim, variant: 'cuboid-max' },
-    {
-      q: EmuBuffer.from(
-        'f16',
-        Array.from({ length: batch * heads * headDim }, () => frac(4)),
-      ),
-      digests: EmuBuffer.from(
-        'f16',
-        Array.from({ length: digestRows * kvHeads * 2 * headDim }, () => frac(8)),
-      ),
-      tables: tablesBuf,
-      rows: rowsBuf,
-      out: scores,
-      batch,
-      maxCandidates,
-      tablePages,
-      numHeads: heads,
-      numKvHeads: kvHeads,
-      groups,
-    },
+  const { scores, tablesBuf, rowsBuf } = candidateScores(
+    jobs,
+    rng,
+    { variant: 'cuboid-max', headDim, heads, kvHeads, digestRows, tablePages, groups, maxCandidates },
+    tables,
+    rows,
   );
   const lists = {
     pageTable: new EmuBuffer('i32', batch * groups * maxPages),
