@@ -23,7 +23,9 @@
 // per budgeted layer: the specification) instead of on the device; syncsInStep counts
 // the host synchronisations inside the step, the token readback aside. On the CUDA
 // backend steps replay as CUDA graphs (graphSteps counts them); `:eager` issues every
-// launch of every step instead (the step "without the graph"). --profile 1 adds
+// launch of every step instead (the step "without the graph"), and `:checked` replays every
+// graph with the step's JavaScript checked call by call (no direct replays: the host's cost
+// before issue 22). --profile 1 adds
 // a separate run of the same steps with events around each stage (attention, the
 // selection's estimate + select, recalls; the rest is the model's matrix products and
 // norms) summed per step on the device, so that the timed run stays undisturbed.
@@ -34,11 +36,17 @@ import { BatchRun, batchDevicePages, describeBackend, loadBackend } from '@arkva
 import { int, list, number, oneOf, parseCommand, UsageError } from '../lib/args.mjs';
 import { backendOption, dtypeOption, kvDtypeOption, planSpec, shapeOption } from './model-options.mjs';
 
-/** `policy[@budget][:host][:eager]`: a cache plan (model-options' planSpec), selecting on the host and/or without graphs. */
+/** `policy[@budget][:host][:eager][:checked]`: a cache plan (model-options' planSpec), selecting on the host, without graphs, or without direct replays. */
+const PLAN_FLAGS = ['host', 'eager', 'checked'];
 const planWithFlags = (p, flag) => {
   const [spec, ...flags] = p.split(':');
-  for (const f of flags) if (f !== 'host' && f !== 'eager') throw new UsageError(`${flag}: plan ${p}: unknown flag ${f} (host, eager)`);
-  return { ...planSpec(spec, flag), ...(flags.includes('host') ? { selectOn: 'host' } : {}), ...(flags.includes('eager') ? { graphs: false } : {}) };
+  for (const f of flags) if (!PLAN_FLAGS.includes(f)) throw new UsageError(`${flag}: plan ${p}: unknown flag ${f} (${PLAN_FLAGS.join(', ')})`);
+  return {
+    ...planSpec(spec, flag),
+    ...(flags.includes('host') ? { selectOn: 'host' } : {}),
+    ...(flags.includes('eager') ? { graphs: false } : {}),
+    ...(flags.includes('checked') ? { directReplay: false } : {}),
+  };
 };
 
 // When a flag is given twice the last one wins, so a wrapper's defaults can be overridden by later arguments.
@@ -53,7 +61,13 @@ reported) and the step's HBM floor. JSON on stdout (and --out FILE, rewritten af
     dtype: dtypeOption,
     batch: { type: 'string', value: 'N', default: '4', parse: int({ min: 1 }), help: 'sequences per step' },
     contexts: { type: 'string', value: 'LIST', default: '10240,20480,30720', parse: list(int({ min: 1 })), help: 'prompt lengths in tokens' },
-    plans: { type: 'string', value: 'LIST', default: 'full,arkvale@2048', parse: list(planWithFlags), help: 'policy[@budget][:host][:eager], comma-separated' },
+    plans: {
+      type: 'string',
+      value: 'LIST',
+      default: 'full,arkvale@2048',
+      parse: list(planWithFlags),
+      help: 'policy[@budget][:host][:eager][:checked], comma-separated',
+    },
     'page-size': { type: 'string', value: 'N', default: '32', parse: int({ min: 1 }), help: 'tokens per KV page' },
     'kv-dtype': kvDtypeOption,
     steps: {
@@ -291,11 +305,14 @@ for (const context of contexts) {
   // Random weights have no tokenizer: the engine runs on token ids alone.
   const model = { forward, tokenizer: null, eosIds: [] };
   for (const plan of plans) {
-    const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}${plan.selectOn ? ` (selecting on the ${plan.selectOn})` : ''}${plan.graphs === false ? ' (no graphs)' : ''}`;
+    const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}${plan.selectOn ? ` (selecting on the ${plan.selectOn})` : ''}${plan.graphs === false ? ' (no graphs)' : ''}${plan.directReplay === false ? ' (replays checked)' : ''}`;
     // Steps replayed as CUDA graphs unless the plan says eager (the CUDA backend's switch; others have none).
     const graphed = 'graphs' in backend;
-    if (graphed) backend.graphs = plan.graphs !== false;
-    const { graphs: _graphs, ...cachePlan } = plan;
+    if (graphed) {
+      backend.graphs = plan.graphs !== false;
+      backend.directReplay = plan.directReplay !== false;
+    }
+    const { graphs: _graphs, directReplay: _direct, ...cachePlan } = plan;
     const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2, kvDtype);
     const resolved = resolveCacheOptions(geometry, { ...cachePlan, pageSize, devicePages: 1 });
     const devicePages = batchDevicePages(geometry, resolved, tokens, batch);
@@ -373,6 +390,7 @@ for (const context of contexts) {
         graphSteps: graphsAfter
           ? {
               replayed: graphsAfter.replayed - graphsBefore.replayed,
+              direct: graphsAfter.direct - graphsBefore.direct,
               recorded: graphsAfter.recorded - graphsBefore.recorded,
               fallbacks: graphsAfter.fallbacks - graphsBefore.fallbacks,
               ...(graphsAfter.lastFallback ? { lastFallback: graphsAfter.lastFallback } : {}),

@@ -44,6 +44,8 @@ case "$group" in
   # Issue 23 (with the self-test first: its token-eviction and key-sum checks).
   policies) group=selftest,decode-policies,passkey-policies,passkey-baseline ;;
   fp8-throughput) group=throughput-full,throughput-fp8 ;;
+  # The fifth session's first call: the self-test (direct replays against the golden tokens), Quest at 4 x 30k, the host cost.
+  direct) group=selftest,decode-quest,decode-direct,decode-direct-b1 ;;
   long-context) group=long-b1,long-b1-7b,long-peer-b1,decode-b4,fp8-speed,long-b4 ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
@@ -55,6 +57,10 @@ add decode-b4 60 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --p
 # Issue 23: Quest selecting on the device against ArkVale, one run (all of Quest's KV stays on the device: 63 GB at 4 x 30k,
 # which an H100 cannot hold beside the weights: QUEST_BATCH=3 there).
 add decode-quest 120 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch "${QUEST_BATCH:-4}" --page-size 32 --contexts 30720 --plans arkvale@2048,quest@2048 --steps 32 --warmup 32
+# Issue 22's host cost: the same ArkVale step with direct replays (the forward pass's JavaScript skipped) and with
+# every replay checked call by call, at 4 x 30k and at batch 1 (7B), one run.
+add decode-direct 150 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --contexts 30720 --plans arkvale@2048,arkvale@2048:checked --steps 64 --warmup 32
+add decode-direct-b1 120 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 1 --page-size 32 --contexts 30720 --plans full,arkvale@2048,arkvale@2048:checked --steps 64 --warmup 32
 add decode-b16 50 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 16 --page-size 32 --contexts 7680 --plans arkvale@2048 --steps 32 --warmup 32
 add decode-b64 50 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 64 --page-size 32 --contexts 2048 --plans arkvale@1024 --steps 32 --warmup 32 --prefill-rows 8192
 add server-steps 200 "$node" "$bundle/bench.mjs" --server-steps --shape llama2-7b --backend cuda --plans arkvale@2048 --points "${SERVER_POINTS:-4x30720,16x7680,64x2048@1024}" --invariance 4,16,64 --invariance-context 1024

@@ -267,6 +267,30 @@ export interface PendingRead {
  * Shape conventions: activations are row-major [rows, features]; weights follow
  * Hugging Face's [out, in] layout, so `matmul(x, w)` computes x @ w^T.
  */
+/**
+ * A decode step in parts (Backend.graphStep). `prelude` runs for every step: the host's
+ * bookkeeping and the step's inputs, whose backend calls come first and repeat under a
+ * key. `body` is the rest, the forward pass. A backend that replays the step without
+ * running the body calls `skipped` instead, which does what the body leaves the host to
+ * do (start reading the step's decisions back, free the prelude's tensors).
+ */
+export interface GraphedStep<P> {
+  prelude(): P;
+  body(prelude: P): Tensor;
+  /** Absent: this step's body must run (it changes what the host knows beyond what `skipped` could redo). */
+  skipped?(prelude: P): void;
+}
+
+/** A graphed step run as it is: its prelude, then its body, in one tidy scope (what the prelude made is freed if the body throws). */
+export function runGraphedStep<P>(backend: Backend, step: GraphedStep<P>): Tensor {
+  return backend.tidy(() => step.body(step.prelude()));
+}
+
+/** `Backend.fromStepValues`, or a plain upload of the values now where the backend has none. */
+export function stepValues(backend: Backend, values: () => Int32Array, shape: readonly number[]): Tensor {
+  return backend.fromStepValues ? backend.fromStepValues(values, shape) : backend.fromArray(values(), shape, 'i32');
+}
+
 export interface Backend {
   readonly name: string;
   /**
@@ -314,14 +338,24 @@ export interface Backend {
    */
   memory?(): { readonly freeBytes: number; readonly totalBytes: number };
   /**
-   * Runs one decode step, `step` (which returns its logits), inside a tidy scope, in a
-   * way the backend may replay: steps under the same `key` are meant to issue the same
-   * work on other data (KvCache.graphKey). A GPU backend records the first and replays
-   * later ones as CUDA graphs; a step that turns out different falls back at the first
-   * difference and runs as it is, so a wrong key costs time, not results. Without it,
-   * callers just run `step`.
+   * Runs one decode step (GraphedStep: its prelude, then its body, which returns the
+   * logits) inside a tidy scope, in a way the backend may replay: steps under the same
+   * `key` are meant to issue the same work on other data (KvCache.graphKey). A GPU
+   * backend records the first and replays later ones as CUDA graphs; a step that turns
+   * out different falls back at the first difference and runs as it is, so a wrong key
+   * costs time, not results. Once a replay has shown that the record predicts the body
+   * (its uploads the same bytes or `stepValues`), later replays skip the body and call
+   * `skipped`. Without it, callers run `runGraphedStep`.
    */
-  graphStep?(key: string, step: () => Tensor): Tensor;
+  graphStep?<P>(key: string, step: GraphedStep<P>): Tensor;
+  /**
+   * An i32 tensor of `values()` whose values change from step to step (a decode step's
+   * lengths and offsets): a backend that replays steps without running them calls
+   * `values` again at each replay. The function must read the state it describes when
+   * called, not values captured when it was made. Optional: `stepValues` (below) falls
+   * back to `fromArray`.
+   */
+  fromStepValues?(values: () => Int32Array, shape: readonly number[]): Tensor;
 
   // --- memory -------------------------------------------------------------
   /** An f32 (default) or i32 tensor of `data`, kept in that type even where `dtype` is 16-bit. */

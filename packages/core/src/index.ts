@@ -2,7 +2,7 @@ export * from './errors.js';
 export * from './config.js';
 export * from './pool.js';
 export type * from './backend.js';
-export { PAGE_TABLE_FIELDS, SELECT_ROW_FIELDS, TOKEN_ROW_FIELDS, tokenTableLayout } from './backend.js';
+export { PAGE_TABLE_FIELDS, runGraphedStep, SELECT_ROW_FIELDS, stepValues, TOKEN_ROW_FIELDS, tokenTableLayout } from './backend.js';
 export { computeDigest, estimateScore } from './digest.js';
 export * from './policies/policy.js';
 export { planPageSelection } from './policies/selection.js';

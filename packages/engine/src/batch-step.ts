@@ -1,5 +1,5 @@
-import type { KvCache, PoolNeeds, Tensor } from '@arkvale/core';
-import type { LlamaForward, RowSegment } from '@arkvale/model-llama';
+import { runGraphedStep, type DecodeStep, type GraphedStep, type KvCache, type PoolNeeds, type Tensor } from '@arkvale/core';
+import type { LlamaForward, RowBatch, RowSegment } from '@arkvale/model-llama';
 import type { Job } from './job.js';
 
 /** A prefill chunk chosen for this step: `count` prompt tokens, or the whole prompt in one pass (`oneShot`). */
@@ -59,11 +59,21 @@ export function runStep(forward: LlamaForward, decoding: readonly Job[], chunks:
   const groups = byCache(decoding);
   const jobs: Job[] = [];
   const promptRows: StepResult['promptRows'] = [];
-  const run = () => forwardStep(forward, groups, chunks, products, jobs, promptRows);
+  const step: GraphedStep<PlannedStep> = {
+    prelude: () => planStep(forward, groups, chunks, products, jobs, promptRows),
+    body: (planned) => forward.forwardRows(planned.batch),
+  };
   // A step of decode rows alone may be replayed as a graph when its work repeats the last one's.
   const key = chunks.length === 0 && forward.backend.graphStep ? graphKey(groups, products) : null;
-  const logits = key === null ? run() : forward.backend.graphStep!(key, run);
-  return { logits, jobs, promptRows };
+  if (key === null) return { logits: runGraphedStep(forward.backend, step), jobs, promptRows };
+  // Without its forward pass where that would change nothing on the host that skipStep does not redo.
+  const skipped = groups.every(([cache, list]) => cache.canSkipForward(list.map((j) => j.seq)))
+    ? (planned: PlannedStep) => {
+        planned.steps.forEach(([cache, s]) => cache.skipStep(s));
+        if (planned.batch.inputs) forward.freeInputs(planned.batch.inputs);
+      }
+    : undefined;
+  return { logits: forward.backend.graphStep!(key, { ...step, skipped }), jobs, promptRows };
 }
 
 /** The key of a decode-only step: every cache's (KvCache.graphKey) and the blocks; null when one cache's step cannot be replayed. */
@@ -101,21 +111,33 @@ function chunkSegment(forward: LlamaForward, plan: ChunkPlan): { segment: RowSeg
   };
 }
 
-/** The step's forward pass; fills `jobs` with whose token each logit row is. */
-function forwardStep(
+/** A step's work before its forward pass: each cache's decode step begun, the prefill chunks' rows, and the pass's rows with their inputs on the backend. */
+interface PlannedStep {
+  readonly batch: RowBatch;
+  readonly steps: readonly (readonly [KvCache, DecodeStep])[];
+}
+
+/**
+ * Everything of a step but its forward pass (GraphedStep's prelude): the chunks take
+ * their pages, each cache's decode step begins, and the pass's rows, blocks and inputs
+ * are laid out; fills `jobs` with whose token each logit row is.
+ */
+function planStep(
   forward: LlamaForward,
   groups: readonly [KvCache, Job[]][],
   chunks: readonly ChunkPlan[],
   products: ProductBlocks,
   jobs: Job[],
   promptRows: StepResult['promptRows'],
-): Tensor {
+): PlannedStep {
   const { blockRows, pad } = products;
   const segments: RowSegment[] = [];
+  const steps: [KvCache, DecodeStep][] = [];
   // Chunks take their pages before the decode steps begin (see runStep).
   const begun = chunks.map((c) => ({ job: c.job, plan: c, ...chunkSegment(forward, c) }));
   for (const [cache, list] of groups) {
     const step = cache.beginStep(list.map((j) => j.seq));
+    steps.push([cache, step]);
     segments.push({
       tokens: list.map((j) => j.next),
       positions: step.positions,
@@ -153,6 +175,13 @@ function forwardStep(
     }
   }
   logitRows.push(...scoredRows);
-  if (blockRows === 0) return forward.forwardRows({ segments, logitRows });
-  return forward.forwardRows({ segments, blocks, logitRows, logitBlock: blockRows, ...(pad ? { padTo, logitPad: blockRows } : {}) });
+  const inputs = forward.stepInputs(
+    segments.flatMap((s) => s.tokens),
+    segments.flatMap((s) => s.positions),
+  );
+  const batch: RowBatch =
+    blockRows === 0
+      ? { segments, logitRows, inputs }
+      : { segments, blocks, logitRows, logitBlock: blockRows, ...(pad ? { padTo, logitPad: blockRows } : {}), inputs };
+  return { batch, steps };
 }

@@ -64,6 +64,7 @@ export class EngineCore {
     decodeStepMs: 0,
     decodeStepRows: 0,
     graphReplayedSteps: 0,
+    graphDirectSteps: 0,
     prefillTokens: 0,
     promptTokens: 0,
     generationTokens: 0,
@@ -185,7 +186,7 @@ export class EngineCore {
     };
     if (decoding.length === 0 && chunks.length === 0) return report;
     const involved = [...decoding, ...chunks.map((c) => c.job)];
-    const replayedBefore = this.replayedGraphs();
+    const [replayedBefore, directBefore] = this.replayedGraphs();
     try {
       const b = this.forward.backend;
       // The step's tensors (logits, sampling) are freed before tokens are delivered.
@@ -214,7 +215,9 @@ export class EngineCore {
       this.counters.decodeSteps++;
       this.counters.decodeStepMs += performance.now() - start;
       this.counters.decodeStepRows += decoding.length;
-      if (this.replayedGraphs() > replayedBefore) this.counters.graphReplayedSteps++;
+      const [replayed, direct] = this.replayedGraphs();
+      if (replayed > replayedBefore) this.counters.graphReplayedSteps++;
+      if (direct > directBefore) this.counters.graphDirectSteps++;
     }
     this.window.push(this.caches.store.counters.recalls - recallsBefore, this.caches.store.devicePool.bytesPerPage);
     return report;
@@ -263,8 +266,10 @@ export class EngineCore {
   }
 
   /** Steps the backend has replayed as graphs (the CUDA backend's graphStats), 0 on a backend without graphs. */
-  private replayedGraphs(): number {
-    return (this.forward.backend as { graphStats?: { replayed: number } }).graphStats?.replayed ?? 0;
+  /** The backend's graph replays so far, and those without the forward pass (direct). */
+  private replayedGraphs(): [number, number] {
+    const stats = (this.forward.backend as { graphStats?: { replayed: number; direct?: number } }).graphStats;
+    return [stats?.replayed ?? 0, stats?.direct ?? 0];
   }
 
   private feedSuffix(job: Job): void {

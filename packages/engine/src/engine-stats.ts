@@ -33,6 +33,7 @@ export function collectEngineStats(s: {
     decodeStepMs: number;
     decodeStepRows: number;
     graphReplayedSteps: number;
+    graphDirectSteps: number;
     prefillTokens: number;
     promptTokens: number;
     generationTokens: number;

@@ -1,5 +1,5 @@
 import { CpuBackend } from '@arkvale/cpu-backend';
-import type { Tensor } from '@arkvale/core';
+import { type GraphedStep, runGraphedStep, type Tensor } from '@arkvale/core';
 import { describe, expect, it } from 'vitest';
 import { LocalEngine } from './local-engine.js';
 import type { EngineRequest } from './types.js';
@@ -8,15 +8,17 @@ import { MODEL_DIR } from './test-support/model.js';
 /**
  * The CPU backend with a graphStep that only notes its keys (the CUDA backend replays
  * them), and counts as replayed, as the CUDA backend's graphStats do, a step whose key
- * repeats the one before.
+ * repeats the one before, and the steps that could skip their forward pass.
  */
 class KeyedBackend extends CpuBackend {
   readonly keys: string[] = [];
   readonly graphStats = { replayed: 0 };
-  graphStep(key: string, step: () => Tensor): Tensor {
+  skippable = 0;
+  graphStep<P>(key: string, step: GraphedStep<P>): Tensor {
     if (this.keys.at(-1) === key) this.graphStats.replayed++;
+    if (step.skipped) this.skippable++;
     this.keys.push(key);
-    return step();
+    return runGraphedStep(this, step);
   }
 }
 
@@ -54,6 +56,8 @@ describe('decode steps as graph steps', () => {
       expect(stats.graphReplayedSteps).toBe(repeats);
       expect(stats.decodeSteps).toBeGreaterThanOrEqual(keyed.keys.length);
       expect((await plain.stats()).graphReplayedSteps).toBe(0);
+      // ArkVale selecting on the device: once a key has run, its later steps may replay without their forward pass.
+      expect(keyed.skippable).toBeGreaterThan(0);
     } finally {
       graphed.close();
       plain.close();

@@ -126,6 +126,8 @@ export interface EngineStats {
   readonly decodeStepRows: number;
   /** Decode-only steps replayed as a CUDA graph (the share of decodeSteps the backend did not issue call by call). */
   readonly graphReplayedSteps: number;
+  /** Of those, steps replayed without running the forward pass's JavaScript (the host issued only the step's inputs and the graph). */
+  readonly graphDirectSteps: number;
   /** Prompt tokens run through the model; resuming a parked sequence adds none. */
   readonly prefillTokens: number;
   readonly promptTokens: number;

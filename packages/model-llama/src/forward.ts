@@ -1,5 +1,5 @@
-import type { Backend, Collective, Communicator, KvCache, RankProgram, RopeTable, Tensor } from '@arkvale/core';
-import { ArkvaleError, invalidArgument, runRank } from '@arkvale/core';
+import type { Backend, Collective, Communicator, DecodeStep, GraphedStep, KvCache, RankProgram, RopeTable, Tensor } from '@arkvale/core';
+import { ArkvaleError, invalidArgument, runGraphedStep, runRank } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import { ropeSpec } from './config.js';
 import { disposeLlamaWeights, type LlamaWeights } from './weights.js';
@@ -39,6 +39,17 @@ export interface RowBatch {
    */
   readonly padTo?: readonly number[];
   readonly logitPad?: number;
+  /**
+   * The rows' positions and token ids already on the backend (`LlamaForward.stepInputs`),
+   * made before the pass by a step that may be replayed without it; the pass frees them.
+   */
+  readonly inputs?: StepInputs;
+}
+
+/** A pass's positions and token ids (for a tensor-parallel rank: indices into its vocabulary's rows), i32 [rows]. */
+export interface StepInputs {
+  readonly positions: Tensor;
+  readonly tokenIds: Tensor;
 }
 
 /**
@@ -174,14 +185,50 @@ export class LlamaForward {
 
   /** One decoding step: `tokens[i]` is the newest token of sequence `ids[i]`; returns logits [B, vocab] f32. */
   decode(cache: KvCache, ids: readonly number[], tokens: readonly number[]): Tensor {
-    const run = () => {
-      const step = cache.beginStep(ids);
-      const attend = (layer: number, q: Tensor, k: Tensor, v: Tensor) => cache.decodeLayer(step, layer, q, k, v, this.scale);
-      return this.forwardRows({ segments: [{ tokens, positions: step.positions, attend }], logitRows: tokens.map((_, i) => i) });
+    const logitRows = tokens.map((_, i) => i);
+    const step: GraphedStep<{ step: DecodeStep; inputs: StepInputs }> = {
+      prelude: () => {
+        const step = cache.beginStep(ids);
+        return { step, inputs: this.stepInputs(tokens, step.positions) };
+      },
+      body: ({ step, inputs }) => {
+        const attend = (layer: number, q: Tensor, k: Tensor, v: Tensor) => cache.decodeLayer(step, layer, q, k, v, this.scale);
+        return this.forwardRows({ segments: [{ tokens, positions: step.positions, attend }], logitRows, inputs });
+      },
     };
     // A backend that replays steps as graphs gets the ones that repeat the previous step's work.
     const key = this.backend.graphStep ? cache.graphKey(ids) : null;
-    return key === null ? run() : this.backend.graphStep!(key, run);
+    if (key === null) return runGraphedStep(this.backend, step);
+    // Replayed without the forward pass where it would change nothing on the host that skipStep does not redo.
+    const skipped = cache.canSkipForward(ids)
+      ? ({ step, inputs }: { step: DecodeStep; inputs: StepInputs }) => {
+          cache.skipStep(step);
+          this.freeInputs(inputs);
+        }
+      : undefined;
+    return this.backend.graphStep!(key, { ...step, skipped });
+  }
+
+  /**
+   * A pass's positions and token ids on the backend (RowBatch.inputs), in row order: what
+   * changes from one decode step to the next besides the cache's own uploads.
+   */
+  stepInputs(tokens: readonly number[], positions: readonly number[]): StepInputs {
+    const b = this.backend;
+    const n = tokens.length;
+    const shard = this.weights.shard;
+    // A rank holds the embedding rows of its vocabulary and a zero row after them, which the other ranks' tokens read.
+    const ids =
+      shard === undefined
+        ? tokens
+        : tokens.map((t) => (t >= shard.vocabStart && t < shard.vocabStart + shard.vocabCount ? t - shard.vocabStart : shard.vocabCount));
+    return { positions: b.fromArray(positions, [n], 'i32'), tokenIds: b.fromArray(ids, [n], 'i32') };
+  }
+
+  /** Frees a pass's inputs (a step replayed without its pass). */
+  freeInputs(inputs: StepInputs): void {
+    this.backend.dispose(inputs.positions);
+    this.backend.dispose(inputs.tokenIds);
   }
 
   /**
@@ -258,20 +305,18 @@ export class LlamaForward {
       b.dispose(t);
       return whole;
     };
-    const pos = b.fromArray(positions, [n], 'i32');
+    const inputs = batch.inputs ?? this.stepInputs(tokens, positions);
+    if (inputs.positions.shape[0] !== n || inputs.tokenIds.shape[0] !== n)
+      throw invalidArgument(`step inputs for ${inputs.positions.shape[0]} rows, the pass has ${n}`);
+    const pos = inputs.positions;
     const layers = this.weights.layers;
     const rows = batch.logitRows;
     const all = rows.length === n && rows.every((r, i) => r === i);
     // Each residual add is fused with the norm after it (the next layer's input norm, or
     // the final norm when every row's logits are wanted): h is x normalised.
-    let x: Tensor;
-    if (shard === undefined) x = b.gatherRows(this.weights.embedTokens, b.fromArray(tokens, [n], 'i32'));
-    else {
-      // A rank holds the embedding rows of its vocabulary and a zero row after them, which the other ranks' tokens read.
-      const { vocabStart: start, vocabCount: count } = shard;
-      const local = tokens.map((t) => (t >= start && t < start + count ? t - start : count));
-      x = yield* collective('allReduceSum', b.gatherRows(this.weights.embedTokens, b.fromArray(local, [n], 'i32')));
-    }
+    let x = b.gatherRows(this.weights.embedTokens, inputs.tokenIds);
+    b.dispose(inputs.tokenIds);
+    if (shard) x = yield* collective('allReduceSum', x);
     // Row 0 n times: a layer's q/k/v biases as a row per token (Qwen2), added to the product.
     const biasRows = layers.some((w) => w.qkvBias) ? b.fromArray(new Int32Array(n), [n], 'i32') : null;
     const withBias = (qkv: Tensor, bias: Tensor | undefined) => (bias && biasRows ? b.add(qkv, b.gatherRows(bias, biasRows)) : qkv);
@@ -303,6 +348,7 @@ export class LlamaForward {
       b.dispose(y);
       b.dispose(h2);
     }
+    b.dispose(pos);
     if (rows.length === 0) return b.fromArray([], [0, c.vocabSize]);
     const picked = h ?? b.rmsNorm(b.gatherRows(x, b.fromArray(rows, [rows.length], 'i32')), this.weights.norm, c.rmsNormEps);
     const per = batch.logitBlock ?? rows.length;

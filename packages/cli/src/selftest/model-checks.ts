@@ -136,7 +136,7 @@ export function deviceStepChecks(engine: LlamaEngine, cases: readonly GoldenCase
       cache.close();
     }
   };
-  const graphs = () => (b as { graphStats?: { replayed: number; fallbacks: number; recorded: number } }).graphStats;
+  const graphs = () => (b as { graphStats?: { replayed: number; direct: number; fallbacks: number; recorded: number } }).graphStats;
   const before = graphs();
   const device = run('device');
   const after = graphs();
@@ -148,10 +148,12 @@ export function deviceStepChecks(engine: LlamaEngine, cases: readonly GoldenCase
     result('device step: recalls as selecting on the host', `${what}: ${device.recalls} recalls`, Math.abs(device.recalls - host.recalls), 0),
   ];
   if (before && after) {
-    // The device steps above ran mostly as graph replays: the token check covers them.
+    // The device steps above ran mostly as graph replays, some without their forward pass (direct): the token and recall checks cover them.
     const replayed = after.replayed - before.replayed;
-    const detail = `${what}: ${replayed} replayed, ${after.recorded - before.recorded} recorded, ${after.fallbacks - before.fallbacks} fell back`;
+    const direct = after.direct - before.direct;
+    const detail = `${what}: ${replayed} replayed (${direct} direct), ${after.recorded - before.recorded} recorded, ${after.fallbacks - before.fallbacks} fell back`;
     checks.push(result('device step: steps replayed as CUDA graphs', detail, replayed >= steps / 3 ? 0 : 1, 0));
+    checks.push(result('device step: replays without the forward pass', detail, direct > 0 ? 0 : 1, 0));
   }
   return checks;
 }

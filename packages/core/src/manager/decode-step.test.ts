@@ -80,16 +80,17 @@ describe('a batched decode step', () => {
 });
 
 describe('graphKey', () => {
-  it('is null when a page starts or fills in a sequence, the same within a page, and another cache’s own', () => {
+  it('is null when a page starts or fills in a sequence or a row is out of sync, the same within a page, and another cache’s own', () => {
     const options = { policy: 'arkvale', budgetTokens: 16, sinkPages: 1, windowPages: 1, fullLayers: 1, devicePages: 256, hostPages: 256 } as const;
     const h = new CacheHarness(geometry, options, 7);
     const other = new CacheHarness(geometry, options, 7);
     // Pages of 4: lengths 41 and 53 start no page (41 % 4 = 1, 53 % 4 = 1) and fill none ((41 + 1) % 4 = 2).
     const ids = [41, 53].map((n) => h.admit(n));
+    // The first step uploads every device table row whole: its work is not the next step's.
+    expect(h.cache.graphKey(ids)).toBeNull();
+    h.step(ids); // lengths 42 and 54
     const first = h.cache.graphKey(ids);
     expect(first).not.toBeNull();
-    h.step(ids); // lengths 42 and 54: the same pages
-    expect(h.cache.graphKey(ids)).toBe(first);
     h.step(ids); // 43 and 55: the next token fills each sequence's last page
     expect(h.cache.graphKey(ids)).toBeNull();
     h.step(ids); // 44 and 56: the next token starts a page
@@ -98,9 +99,16 @@ describe('graphKey', () => {
     const later = h.cache.graphKey(ids);
     expect(later).not.toBeNull();
     expect(later).not.toBe(first);
+    h.step(ids); // 46 and 58: the same pages
+    expect(h.cache.graphKey(ids)).toBe(later);
+    // A change outside decode steps (another sequence admitted) gives new keys: pages may have moved.
+    h.admit(9);
+    expect(h.cache.graphKey(ids)).not.toBe(later);
     // The other cache's sequences of the same ids and lengths run on other pools.
     const otherIds = [41, 53].map((n) => other.admit(n));
     expect(otherIds).toEqual(ids);
+    other.step(otherIds);
+    expect(other.cache.graphKey(otherIds)).not.toBeNull();
     expect(other.cache.graphKey(otherIds)).not.toBe(first);
   });
 });

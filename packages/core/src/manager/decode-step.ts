@@ -165,10 +165,13 @@ export function decodeLayer(
   });
   const groups = Math.max(...lists.map((l) => l.length));
   const tokenScores = layers.some((l) => l.kind === 'token' && l.policy.scoreUpdate !== 'none');
+  // Layers that attend every page (Full) make no decision: only their last page's length changes from step to step.
+  const attendAll = layers.every((l) => l.kind === 'page' && !l.digests && !l.budgeted);
+  const lastsNow = () => Int32Array.from(seqs, (s, r) => s.length - ((layers[r] as PageLayer).pages.length - 1) * ps);
   const { out, tokenScores: scores } = b.pagedAttention({
     q,
     storage: store.deviceStorage,
-    ...store.pageTable(lists, groups),
+    ...store.pageTable(lists, groups, attendAll ? lastsNow : undefined),
     scale,
     returnTokenScores: tokenScores,
   });

@@ -1,6 +1,8 @@
-import { SELECT_ROW_FIELDS, type Tensor } from '../backend.js';
+import { SELECT_ROW_FIELDS, stepValues, type Tensor } from '../backend.js';
+import type { KvPolicy, PagePolicy } from '../policies/policy.js';
 import type { PageLayer, SequenceState } from './layer-state.js';
 import type { DecisionRows, StepHost, TokenTarget, WrittenTargets } from './decode-step.js';
+import { tokensOnDevice } from './token-device.js';
 
 /**
  * One layer of a decode step with ArkVale's selection on the device (docs/DEVICE-STEP.md):
@@ -28,9 +30,12 @@ export function selectsOnDevice(host: StepHost, layers: readonly PageLayer[]): b
  * ArkVale (budgeted, recallable, with digests), or Quest where the backend has `selectAttend`.
  */
 function devicePolicy(host: StepHost, layer: PageLayer): boolean {
-  const policy = layer.policy;
-  if (host.options.selectOn !== 'device' || policy.digest === null) return false;
-  return (policy.budgeted && policy.recallable) || questOnDevice(host, layer);
+  return arkvaleOnDevice(host, layer.policy) || questOnDevice(host, layer);
+}
+
+/** An ArkVale-like policy (budgeted, recallable, with digests) with `selectOn: 'device'`: its layers' selections come back as plans. */
+function arkvaleOnDevice(host: StepHost, policy: PagePolicy): boolean {
+  return host.options.selectOn === 'device' && policy.digest !== null && policy.budgeted && policy.recallable;
 }
 
 /**
@@ -38,7 +43,38 @@ function devicePolicy(host: StepHost, layer: PageLayer): boolean {
  * to evict to, digests to score by), when the backend can list them on the device.
  */
 function questOnDevice(host: StepHost, layer: PageLayer): boolean {
-  return !layer.policy.budgeted && layer.policy.digest !== null && host.store.backend.selectAttend !== undefined;
+  const policy = layer.policy;
+  return host.options.selectOn === 'device' && !policy.budgeted && policy.digest !== null && host.store.backend.selectAttend !== undefined;
+}
+
+/** The width of a step's plan rows when `policy` selects on the device as ArkVale does (DecodeStep.plans), else null. */
+export function planWidth(host: StepHost, policy: KvPolicy): number | null {
+  if (policy.kind !== 'page' || !arkvaleOnDevice(host, policy)) return null;
+  return 1 + 2 * host.options.topK * policy.selectionGroups(host.geometry.numHeads, host.geometry.numKvHeads);
+}
+
+/**
+ * Whether every device table row of the sequence mirrors its layer (no whole row to
+ * upload in its next step): page layers that select on the device, and token layers that
+ * evict there. A graph key requires it, so that steps under one key do the same work.
+ */
+export function rowsInSync(host: StepHost, s: SequenceState): boolean {
+  return s.layers.every((layer) => (layer.kind === 'page' ? layer.rowSynced || !devicePolicy(host, layer) : layer.rowSynced || !tokensOnDevice(host, [layer])));
+}
+
+/**
+ * Whether the forward pass of the sequence's next decode step changes nothing on the
+ * host beyond the decision rows it gathers (KvCache.canSkipForward): each page layer
+ * selects on the device from a row in sync, or attends all its pages (no decision);
+ * each token layer evicts on the device and its token goes into the cell the device
+ * freed (none placed by the host, which the forward pass would write).
+ */
+export function forwardChangesNothing(host: StepHost, s: SequenceState): boolean {
+  return s.layers.every((layer) =>
+    layer.kind === 'page'
+      ? (layer.rowSynced && devicePolicy(host, layer)) || (!layer.digests && !layer.budgeted)
+      : layer.rowSynced && layer.freeCell >= 0 && tokensOnDevice(host, [layer]),
+  );
 }
 
 /**
@@ -101,25 +137,32 @@ function prepareSelection(
   const tensor = tables.tensor(Math.max(...layers.map((l) => l.pages.length)));
   const F = SELECT_ROW_FIELDS;
   const width = Object.keys(F).length;
-  const rows = new Int32Array(seqs.length * width);
   let maxCandidates = 1;
   let maxPages = 1;
   layers.forEach((layer, r) => {
-    const n = layer.pages.length;
     if (!layer.rowSynced) tables.upload(layer);
     else for (const page of changed(layer, targets[r])) tables.writePage(layer, page);
     const sel = select(layer);
     maxCandidates = Math.max(maxCandidates, sel.candidates);
     maxPages = Math.max(maxPages, sel.attended);
-    const row = rows.subarray(r * width, (r + 1) * width);
-    row[F.tableRow] = layer.deviceRow;
-    row[F.numPages] = n;
-    row[F.firstCandidate] = sel.firstCandidate;
-    row[F.candidates] = sel.candidates;
-    row[F.lastPageLen] = seqs[r].length - (n - 1) * ps;
   });
   tables.flush();
-  return { tables: tensor, rows: b.fromArray(rows, [seqs.length, width], 'i32'), maxCandidates, maxPages };
+  // The rows as the layers stand when the values are taken: now, and at each step a graph replays (the last page's length grows).
+  const rows = () => {
+    const values = new Int32Array(seqs.length * width);
+    layers.forEach((layer, r) => {
+      const n = layer.pages.length;
+      const sel = select(layer);
+      const row = values.subarray(r * width, (r + 1) * width);
+      row[F.tableRow] = layer.deviceRow;
+      row[F.numPages] = n;
+      row[F.firstCandidate] = sel.firstCandidate;
+      row[F.candidates] = sel.candidates;
+      row[F.lastPageLen] = seqs[r].length - (n - 1) * ps;
+    });
+    return values;
+  };
+  return { tables: tensor, rows: stepValues(b, rows, [seqs.length, width]), maxCandidates, maxPages };
 }
 
 export function decodeLayerOnDevice(
@@ -177,8 +220,7 @@ export function decodeLayerOnDevice(
     k: o.topK,
     planInto: decisions.plans.into(decisions.layer, layers, 1 + 2 * o.topK * groups),
   });
-  // A recall may overwrite a victim whose backup is still being copied out.
-  if (store.lastBackup) b.awaitCopy(store.lastBackup);
+  // A recall may overwrite a victim whose backup is still being copied out: KvCache.beginStep ordered the step after it.
   b.recallListed(store.hostStorage, store.deviceStorage, selected.copies);
   const { pageTable, pageCounts, lastPageLens } = selected;
   return b.pagedAttention({ q, storage: store.deviceStorage, pageTable, pageCounts, lastPageLens, scale }).out;

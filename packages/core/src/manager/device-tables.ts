@@ -33,6 +33,8 @@ export class DeviceTables {
   private readonly writes = new QueuedWrites();
   /** Plans start as rows of zeros: no recall. */
   private readonly plans: StepReadbacks<PageLayer>;
+  /** Bumped when the tensor is made again (a graphed step reads it at its address: KvCache.graphKey names this). */
+  version = 0;
 
   constructor(private readonly backend: Backend) {
     this.plans = new StepReadbacks(backend, 0);
@@ -69,14 +71,21 @@ export class DeviceTables {
     this.writes.set(base + F.host * this.pageCapacity, e.host);
   }
 
+  /** Whether writes wait for the next flush (a step's forward pass would apply them). */
+  get queued(): boolean {
+    return this.writes.size > 0;
+  }
+
   /** Applies the queued writes with one scatter. */
   flush(): void {
     this.writes.flush(this.backend, this.tables);
   }
 
-  /** A decode step's plan gatherer. */
-  stepPlans(numLayers: number, batch: number): StepPlans {
-    return this.plans.step(numLayers, batch);
+  /** A decode step's plan gatherer; with `width`, its tensor is made now (StepReadback.open). */
+  stepPlans(numLayers: number, batch: number, width?: number): StepPlans {
+    const step = this.plans.step(numLayers, batch);
+    if (width !== undefined) step.open(width);
+    return step;
   }
 
   /** Starts reading a step's plans, to replay once they are read. */
@@ -120,6 +129,7 @@ export class DeviceTables {
     this.rowCapacity = Math.max(16, this.rowCapacity, 2 ** Math.ceil(Math.log2(Math.max(1, this.nextRow))));
     this.pageCapacity = Math.max(64, this.pageCapacity, 2 ** Math.ceil(Math.log2(pages)));
     if (this.tables) this.backend.dispose(this.tables);
+    this.version++;
     // Not read before every row in use is uploaded; -1 everywhere keeps stray reads harmless.
     const fresh = new Int32Array(this.rowCapacity * 3 * this.pageCapacity).fill(-1);
     this.tables = this.backend.keep(this.backend.fromArray(fresh, [this.rowCapacity, 3, this.pageCapacity], 'i32'));

@@ -1,7 +1,7 @@
 import type { Backend, Tensor } from '../backend.js';
 import type { CacheOptions, KvGeometry, ResolvedCacheOptions } from '../config.js';
 import { resolveCacheOptions } from '../config.js';
-import { SequenceError, invalidArgument } from '../errors.js';
+import { SequenceError, internalError, invalidArgument } from '../errors.js';
 import { fullPolicy } from '../policies/full.js';
 import type { KvPolicy } from '../policies/policy.js';
 import { range } from '../policies/policy.js';
@@ -10,8 +10,8 @@ import { PageStore } from './page-store.js';
 import { prefillTokens } from './token-cells.js';
 import { decodeLayer, placeToken, stepNeeds, type PageStartVictims, type TokenTarget } from './decode-step.js';
 import { pageContext } from './page-context.js';
-import { reserveRows } from './device-select.js';
-import { reserveTokenRows, tokensToHost } from './token-device.js';
+import { forwardChangesNothing, planWidth, reserveRows, rowsInSync } from './device-select.js';
+import { reserveTokenRows, tokensToHost, victimsOnDevice } from './token-device.js';
 import type { StepVictims } from './token-tables.js';
 import type { ChunkHost } from './chunked-prefill.js';
 import { beginChunk, chunkNeeds, chunkedPrefillPeak, ensureNeeds, newChunkedPrefill, releaseChunked, writeChunkLayer } from './chunked-prefill.js';
@@ -70,7 +70,18 @@ export interface DecodeStep {
   readonly plans: StepPlans;
   /** Where token layers deciding on the device put their victims, read back once after the last layer. */
   readonly victims: StepVictims;
+  /** The step's graph key (`graphKey`, before the step), or null. */
+  readonly key: string | null;
 }
+
+/** What a keyed step's forward pass left to read back: the layers whose decision rows it gathered (see `skipStep`). */
+interface StepGathered {
+  readonly plans: StepPlans['gathered'];
+  readonly victims: StepVictims['gathered'];
+}
+
+/** Keyed steps whose gathering is remembered (the step graphs keep fewer). */
+const GATHERED_KEYS = 8;
 
 /** Numbers caches for their graph keys. */
 let nextCacheSerial = 0;
@@ -94,6 +105,15 @@ export class KvCache {
   private lastTargets: Tensor | null = null;
   /** Tells this cache's graph keys from another's. */
   private readonly serial = nextCacheSerial++;
+  /**
+   * Bumped by every change made outside decode steps (admissions, prefill, frees, forks,
+   * parking, the prefix cache). A graph key names it: a step replayed without its
+   * forward pass repeats what its record did with pages, slots and rows, which such a
+   * change may have moved.
+   */
+  private epoch = 0;
+  /** By graph key, what the newest step under it gathered (`skipStep` gathers it again). */
+  private readonly gatheredByKey = new Map<string, StepGathered>();
   /** The pools, their storage and the page moves between them. */
   readonly store: PageStore;
   /** A store passed in is shared with other caches and outlives this one. */
@@ -139,6 +159,7 @@ export class KvCache {
 
   /** Registers a sequence whose prompt of `promptLength` tokens each layer then writes with `prefillLayer`. */
   admit(promptLength: number): number {
+    this.epoch++;
     if (!Number.isInteger(promptLength) || promptLength < 1) {
       throw invalidArgument(`a prompt needs at least one token, got ${String(promptLength)}`);
     }
@@ -212,6 +233,7 @@ export class KvCache {
    * sequence still prefilling or parked is freed without caching.
    */
   free(id: number, tokens?: readonly number[]): void {
+    this.epoch++;
     this.settle();
     const seq = this.sequences.get(id);
     if (!seq) throw new SequenceError(`cannot free sequence ${id}: it does not exist (already freed?)`);
@@ -230,6 +252,7 @@ export class KvCache {
    * reference-counted); the partial page and token-level caches are copied.
    */
   fork(id: number): number {
+    this.epoch++;
     this.settle();
     const parent = this.seq(id);
     this.requirePrefilled(parent);
@@ -284,6 +307,7 @@ export class KvCache {
    * keys rotated) into pages and returns causal attention over the prompt.
    */
   prefillLayer(id: number, layerIndex: number, q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+    this.epoch++;
     const seq = this.seq(id);
     const layer = this.layerOf(seq, layerIndex);
     if (seq.prefilled[layerIndex]) throw invalidArgument(`layer ${layerIndex} of sequence ${id} is already prefilled`);
@@ -336,6 +360,7 @@ export class KvCache {
    * chunk checks and takes its own; `chunkedPrefillPeak` is the most it will hold.
    */
   admitChunked(promptLength: number, prompt?: readonly number[]): number {
+    this.epoch++;
     if (!Number.isInteger(promptLength) || promptLength < 1) {
       throw invalidArgument(`a prompt needs at least one token, got ${String(promptLength)}`);
     }
@@ -413,6 +438,7 @@ export class KvCache {
 
   /** Checks and takes the pages of the next `count` prompt tokens in every layer. */
   beginPrefillChunk(id: number, count: number): PrefillChunk {
+    this.epoch++;
     const seq = this.seq(id);
     const c: PendingChunk = beginChunk(this.chunkHost, seq, count);
     return { id, start: c.start, count: c.count, last: c.last };
@@ -424,6 +450,7 @@ export class KvCache {
    * backups of pages that filled) and returns causal attention over the prompt so far.
    */
   prefillChunkLayer(chunk: PrefillChunk, layerIndex: number, q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+    this.epoch++;
     const seq = this.seq(chunk.id);
     if (seq.chunked?.chunk?.start !== chunk.start) throw invalidArgument(`chunk at ${chunk.start} of sequence ${chunk.id} is not the one begun`);
     return writeChunkLayer(this.chunkHost, seq, layerIndex, q, k, v, scale);
@@ -453,6 +480,7 @@ export class KvCache {
    * `beginStep` and its `decodeLayer` calls. Returns the pages copied to the host.
    */
   park(id: number): number {
+    this.epoch++;
     this.settle();
     this.invalidateRows(this.seq(id));
     return park(this.store, this.seq(id));
@@ -466,6 +494,7 @@ export class KvCache {
 
   /** Brings a parked sequence back exactly as it was (its resident pages recalled); returns the pages copied. */
   resume(id: number): number {
+    this.epoch++;
     this.settle();
     this.invalidateRows(this.seq(id));
     return resume(this.store, this.seq(id));
@@ -486,14 +515,43 @@ export class KvCache {
   graphKey(ids: readonly number[]): string | null {
     this.settle();
     const ps = this.geometry.pageSize;
+    const tables = this.store.deviceTables;
+    const tokens = this.policy.kind === 'token' ? this.store.tokenTables(this.options.budgetPages) : null;
+    // Queued writes, and rows out of sync, are applied inside the step: its work differs from the next one's.
+    if (tables.queued || tokens?.queued) return null;
     // Another cache's steps use other pools: its own keys.
-    let key = `cache ${this.serial}: `;
+    let key = `cache ${this.serial}.${this.epoch} tables ${tables.version}.${tokens?.version ?? 0}: `;
     for (const id of ids) {
       const s = this.seq(id);
-      if (s.length % ps === 0 || (s.length + 1) % ps === 0) return null;
+      if (s.length % ps === 0 || (s.length + 1) % ps === 0 || !rowsInSync(this, s)) return null;
       key += `${id}:${Math.floor(s.length / ps)} `;
     }
     return key;
+  }
+
+  /**
+   * Whether a decode step of these sequences may run without its forward pass, as a
+   * replay of a recorded one under the same graph key (Backend.graphStep's `skipped`):
+   * every layer decides on the device or attends all its pages, so the forward pass
+   * changes nothing on the host that `skipStep` does not redo, and a step under this
+   * key has gathered its decision rows before.
+   */
+  canSkipForward(ids: readonly number[]): boolean {
+    const key = this.graphKey(ids);
+    return key !== null && this.gatheredByKey.has(key) && ids.every((id) => forwardChangesNothing(this, this.seq(id)));
+  }
+
+  /**
+   * Finishes a step whose forward pass did not run (a graph replayed it): gathers the
+   * decision rows its record's layers gathered and starts their read, and frees the
+   * step's targets, as the last `decodeLayer` does.
+   */
+  skipStep(step: DecodeStep): void {
+    const gathered = step.key === null ? undefined : this.gatheredByKey.get(step.key);
+    if (!gathered) throw internalError('a decode step skipped its forward pass under a key no step gathered for');
+    step.plans.gatherAgain(gathered.plans);
+    step.victims.gatherAgain(gathered.victims);
+    this.endStep(step);
   }
 
   /**
@@ -502,7 +560,7 @@ export class KvCache {
    * or the free cell of a token-level cache. Planned from lengths alone: no device read.
    */
   beginStep(ids: readonly number[]): DecodeStep {
-    this.settle();
+    const key = this.graphKey(ids);
     // Where a page starts, the page giving up its slot is found once, for the needs and
     // for the placement (each looks at every page of the layer; nothing in between changes them).
     const victims: PageStartVictims = new Map();
@@ -516,13 +574,19 @@ export class KvCache {
     reserveTokenRows(this, seqs);
     const positions = seqs.map((s) => s.length);
     for (const s of seqs) s.length++;
+    // A recall may overwrite a victim whose backup is still being copied out: later work waits for it (on the device).
+    if (this.store.lastBackup) this.backend.awaitCopy(this.store.lastBackup);
+    const L = this.geometry.numLayers;
+    // The decision rows' tensors are made here, before the forward pass, which a replayed step may skip.
+    const width = planWidth(this, this.policy);
     return {
       ids: [...ids],
       positions,
       targets,
       written: this.uploadTargets(targets, ids.length),
-      plans: this.store.deviceTables.stepPlans(this.geometry.numLayers, ids.length),
-      victims: this.store.tokenTables(this.options.budgetPages).stepVictims(this.geometry.numLayers, ids.length),
+      plans: this.store.deviceTables.stepPlans(L, ids.length, width ?? undefined),
+      victims: this.store.tokenTables(this.options.budgetPages).stepVictims(L, ids.length, victimsOnDevice(this, this.policy)),
+      key,
     };
   }
 
@@ -575,13 +639,22 @@ export class KvCache {
     );
     // The step's plans are complete after its last layer: their one read starts before the token readback waits.
     if (layerIndex === this.geometry.numLayers - 1) {
-      this.store.deviceTables.finish(step.plans);
-      this.store.tokenTables(this.options.budgetPages).finish(step.victims);
-      // Freed with the step, not the next one: a step replayed as a graph must not keep its buffers.
-      this.backend.dispose(step.written);
-      this.lastTargets = null;
+      if (step.key !== null) {
+        if (this.gatheredByKey.size >= GATHERED_KEYS) this.gatheredByKey.delete(this.gatheredByKey.keys().next().value!);
+        this.gatheredByKey.set(step.key, { plans: step.plans.gathered, victims: step.victims.gathered });
+      }
+      this.endStep(step);
     }
     return out;
+  }
+
+  /** After a step's last layer: the reads of its decision rows start, and its targets are freed. */
+  private endStep(step: DecodeStep): void {
+    this.store.deviceTables.finish(step.plans);
+    this.store.tokenTables(this.options.budgetPages).finish(step.victims);
+    // Freed with the step, not the next one: a step replayed as a graph must not keep its buffers.
+    this.backend.dispose(step.written);
+    this.lastTargets = null;
   }
 
   /**
@@ -660,6 +733,7 @@ export class KvCache {
 
   /** Drops every page the prefix cache holds (its slots go back once no sequence holds them). */
   clearPrefixCache(): void {
+    this.epoch++;
     this.prefixes?.clear();
   }
 

@@ -1,4 +1,4 @@
-import type { Backend, CopyTicket, DigestStorage, KvStorage, Tensor } from '../backend.js';
+import { stepValues, type Backend, type CopyTicket, type DigestStorage, type KvStorage, type Tensor } from '../backend.js';
 import type { DigestVariant, KvGeometry, ResolvedCacheOptions } from '../config.js';
 import { pageBytes } from '../config.js';
 import { invalidArgument } from '../errors.js';
@@ -219,8 +219,12 @@ export class PageStore {
     for (const t of this.tokenTableSets.values()) t.settle(() => this.counters.evictedTokens++);
   }
 
-  /** Page tables for paged attention: [B, groups, maxPages] slots, counts and last-page lengths. */
-  pageTable(lists: readonly (readonly AttentionList[])[], groups: number) {
+  /**
+   * Page tables for paged attention: [B, groups, maxPages] slots, counts and last-page
+   * lengths. `lastsNow`, when given, computes the last-page lengths from the layers as
+   * they stand (the lists' `last`, for a step a graph replays: Backend.stepValues).
+   */
+  pageTable(lists: readonly (readonly AttentionList[])[], groups: number, lastsNow?: () => Int32Array) {
     const b = lists.length;
     const maxPages = Math.max(1, ...lists.flatMap((l) => l.map((x) => x.slots.length)));
     const table = new Int32Array(b * groups * maxPages);
@@ -238,7 +242,7 @@ export class PageStore {
     return {
       pageTable: this.backend.fromArray(table, [b, groups, maxPages], 'i32'),
       pageCounts: this.backend.fromArray(counts, [b, groups], 'i32'),
-      lastPageLens: this.backend.fromArray(lasts, [b, groups], 'i32'),
+      lastPageLens: lastsNow ? stepValues(this.backend, lastsNow, [b, groups]) : this.backend.fromArray(lasts, [b, groups], 'i32'),
     };
   }
 }

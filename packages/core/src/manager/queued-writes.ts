@@ -12,6 +12,11 @@ export class QueuedWrites {
     this.writes.set(index, value);
   }
 
+  /** Writes waiting for the next flush. */
+  get size(): number {
+    return this.writes.size;
+  }
+
   clear(): void {
     this.writes.clear();
   }

@@ -1,4 +1,5 @@
 import type { Backend, PendingRead, Tensor } from '../backend.js';
+import { internalError } from '../errors.js';
 
 /**
  * What a decode step's device decisions leave for the host, read back once: ArkVale's
@@ -29,21 +30,38 @@ export class StepReadback<L> {
   ) {}
 
   /**
-   * Where layer `layer`'s rows go (the tensor is made on first use, `width` values a
-   * row; without a width, one value a row in a tensor of one dimension), and whose they are.
+   * Makes the step's tensor now (`width` values a row; without a width, one value a row
+   * in a tensor of one dimension) rather than at the first `into`: a decode step makes
+   * it before its forward pass, so that a step replayed without its forward pass
+   * (Backend.graphStep) still has it to read.
    */
+  open(width?: number): void {
+    if (this.tensor) return;
+    const b = this.owner.backend;
+    const rows = this.numLayers * this.batch;
+    this.width = width ?? 1;
+    const values = new Int32Array(rows * this.width).fill(this.owner.fill);
+    this.tensor = b.keep(b.fromArray(values, width === undefined ? [rows] : [rows, width], 'i32'));
+    this.owner.open(this);
+  }
+
+  /** Where layer `layer`'s rows go (the tensor is made on first use, see `open`), and whose they are. */
   into(layer: number, layers: readonly L[], width?: number): { tensor: Tensor; row: number } {
-    if (!this.tensor) {
-      const b = this.owner.backend;
-      const rows = this.numLayers * this.batch;
-      this.width = width ?? 1;
-      const values = new Int32Array(rows * this.width).fill(this.owner.fill);
-      this.tensor = b.keep(b.fromArray(values, width === undefined ? [rows] : [rows, width], 'i32'));
-      this.owner.open(this);
-    }
+    this.open(width);
+    if ((width ?? 1) !== this.width) throw internalError(`a step's decision rows are ${this.width} wide, not ${width ?? 1}`);
     const row = layer * this.batch;
     this.layers.push({ layers, row });
-    return { tensor: this.tensor, row };
+    return { tensor: this.tensor!, row };
+  }
+
+  /** The layers whose rows the step gathered: what a step replayed without its forward pass gathers again (`gatherAgain`). */
+  get gathered(): readonly { readonly layers: readonly L[]; readonly row: number }[] {
+    return this.layers;
+  }
+
+  /** Gathers what a recorded step's layers did (`gathered`), for a step whose forward pass did not run. */
+  gatherAgain(recorded: readonly { readonly layers: readonly L[]; readonly row: number }[]): void {
+    this.layers.push(...recorded);
   }
 
   /** @internal Starts the one read of the step's rows. */

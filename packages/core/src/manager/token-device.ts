@@ -1,4 +1,5 @@
-import { TOKEN_ROW_FIELDS as F, type Tensor } from '../backend.js';
+import { TOKEN_ROW_FIELDS as F, stepValues, type Tensor } from '../backend.js';
+import type { KvPolicy } from '../policies/policy.js';
 import type { LayerState, SequenceState, TokenLayer } from './layer-state.js';
 import type { DecisionRows, StepHost, WrittenTargets } from './decode-step.js';
 
@@ -25,6 +26,19 @@ export function tokensOnDevice(host: StepHost, layers: readonly LayerState[]): l
   const first = layers[0];
   if (first.kind !== 'token' || !first.policy.onDevice || first.policy.scoreUpdate === 'none') return false;
   return layers.every((l) => l.policy === first.policy);
+}
+
+/** Whether `policy`'s token layers evict on the device (their steps gather victims: DecodeStep.victims). */
+export function victimsOnDevice(host: StepHost, policy: KvPolicy): boolean {
+  const b = host.store.backend;
+  return (
+    policy.kind === 'token' &&
+    host.options.selectOn === 'device' &&
+    b.placeTokenCells !== undefined &&
+    b.evictTokenCells !== undefined &&
+    policy.onDevice !== undefined &&
+    policy.scoreUpdate !== 'none'
+  );
 }
 
 /** Gives every token layer of these sequences that may decide on the device its row before the step's first layer, so that the tables grow at most once in a step. */
@@ -60,17 +74,23 @@ export function decodeTokenLayerOnDevice(
   for (const layer of layers) tables.rowOf(layer);
   const tensor = tables.tensor();
   const width = Object.keys(F).length;
-  const desc = new Int32Array(seqs.length * width);
-  layers.forEach((layer, r) => {
+  layers.forEach((layer) => {
     if (!layer.rowSynced) tables.upload(layer);
     // A token in a new cell was placed by the host; one in the free cell is the device's to place.
     else if (layer.freshCell >= 0) tables.writeFreshCell(layer, layer.freshCell);
-    desc[r * width + F.tableRow] = layer.deviceRow;
-    desc[r * width + F.position] = seqs[r].length - 1;
-    desc[r * width + F.filled] = layer.filled;
   });
   tables.flush();
-  const rows = b.fromArray(desc, [seqs.length, width], 'i32');
+  // The rows as the layers stand when the values are taken: now, and at each step a graph replays.
+  const desc = () => {
+    const values = new Int32Array(seqs.length * width);
+    layers.forEach((layer, r) => {
+      values[r * width + F.tableRow] = layer.deviceRow;
+      values[r * width + F.position] = seqs[r].length - 1;
+      values[r * width + F.filled] = layer.filled;
+    });
+    return values;
+  };
+  const rows = stepValues(b, desc, [seqs.length, width]);
   const cells = { tables: tensor, pages: tables.pages, pageSize: ps, rows };
   b.placeTokenCells!({ ...cells, slots: written.slots, offsets: written.offsets });
   b.appendKv(store.deviceStorage, k, v, written.slots, written.offsets);

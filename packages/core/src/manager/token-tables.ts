@@ -23,6 +23,8 @@ export class TokenTables {
   private nextRow = 0;
   private readonly freeRows: number[] = [];
   private readonly writes = new QueuedWrites();
+  /** Bumped when the tensor is made again (a graphed step reads it at its address: KvCache.graphKey names this). */
+  version = 0;
   /** Victims start as -1: no eviction. */
   private readonly victims: StepReadbacks<TokenLayer>;
 
@@ -99,9 +101,16 @@ export class TokenTables {
     layer.rowSynced = false;
   }
 
-  /** A decode step's victim gatherer. */
-  stepVictims(numLayers: number, batch: number): StepVictims {
-    return this.victims.step(numLayers, batch);
+  /** A decode step's victim gatherer; with `open`, its tensor is made now (StepReadback.open). */
+  stepVictims(numLayers: number, batch: number, open = false): StepVictims {
+    const step = this.victims.step(numLayers, batch);
+    if (open) step.open();
+    return step;
+  }
+
+  /** Whether writes wait for the next flush (a step's forward pass would apply them). */
+  get queued(): boolean {
+    return this.writes.size > 0;
   }
 
   /** Starts reading a step's victims, to replay once they are read. */
@@ -149,5 +158,6 @@ export class TokenTables {
       this.backend.dispose(fresh);
     }
     this.rowCapacity = capacity;
+    this.version++;
   }
 }

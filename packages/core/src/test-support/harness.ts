@@ -1,6 +1,6 @@
 import type { CacheOptions, KvGeometry } from '../config.js';
 import { PoolExhaustedError } from '../errors.js';
-import { KvCache } from '../manager/kv-cache.js';
+import { type DecodeStep, KvCache } from '../manager/kv-cache.js';
 import { dequantizeHead, quantizeHead } from '../kv-fp8.js';
 import { type RefPageStorage, readKvRow } from '../reference/kv.js';
 import { ReferenceBackend } from '../reference/reference-backend.js';
@@ -77,10 +77,14 @@ export class CacheHarness {
     return id;
   }
 
-  /** One decode step of `ids` with random q/k/v; returns each layer's attention output. */
-  step(ids: number[]): Float32Array[] {
+  /**
+   * One decode step of `ids` with random q/k/v; returns each layer's attention output.
+   * `watch` sees the step once begun and again after its last layer.
+   */
+  step(ids: number[], watch?: { begun?(step: DecodeStep): void; ended?(step: DecodeStep): void }): Float32Array[] {
     const g = this.geometry;
     const step = this.cache.beginStep(ids);
+    watch?.begun?.(step);
     const outs: Float32Array[] = [];
     for (let l = 0; l < g.numLayers; l++) {
       const q = this.rand([ids.length, g.numHeads, g.headDim]);
@@ -90,6 +94,7 @@ export class CacheHarness {
       const rows = this.record(k, v, ids.length);
       ids.forEach((id, r) => this.shadow.get(id)![l].push(rows[r]));
     }
+    watch?.ended?.(step);
     return outs;
   }
 

@@ -1,4 +1,5 @@
 import type {
+  GraphedStep,
   Backend,
   CausalAttentionArgs,
   ChunkAttentionArgs,
@@ -34,7 +35,7 @@ import { PendingReads } from './pending-reads.js';
 import type { StepGraphStats } from './step-graphs.js';
 import * as select from './select-ops.js';
 import * as tokenCells from './token-ops.js';
-import { DTYPE_BYTES, elementCount } from './tensor.js';
+import { type CudaTensor, DTYPE_BYTES, elementCount } from './tensor.js';
 
 export interface CudaBackendOptions {
   /** Activations, KV pages and weights (checkpoints in another float type are converted). Default f16. */
@@ -52,6 +53,12 @@ export interface CudaBackendOptions {
    * environment has ARKVALE_CUDA_GRAPHS=0; off issues every launch of every step.
    */
   readonly graphs?: boolean;
+  /**
+   * Replay a step without running its forward pass's JavaScript once a checked replay
+   * showed its record predicts it (StepGraphs). Default on, unless the environment has
+   * ARKVALE_DIRECT_REPLAY=0; off checks every replayed call against the record.
+   */
+  readonly directReplay?: boolean;
 }
 
 /** f32 values in a 16-bit float type, as raw little-endian bits. */
@@ -101,6 +108,7 @@ export class CudaBackend implements Backend {
     this.d = new CudaDevice(addon, this.dtype, info.multiprocessors, options.poison ?? false, options.graphs ?? process.env.ARKVALE_CUDA_GRAPHS !== '0');
     this.copies = new kv.PageCopies(this.d);
     this.reads = new PendingReads(this.d.addon, undefined, this.d.graphs);
+    this.d.graphs.directReplay = options.directReplay ?? process.env.ARKVALE_DIRECT_REPLAY !== '0';
   }
 
   /** What the step graphs did: steps recorded, replayed and fallen back, graphs held. */
@@ -117,12 +125,38 @@ export class CudaBackend implements Backend {
     this.d.graphs.enabled = on;
   }
 
-  graphStep(key: string, step: () => Tensor): Tensor {
-    return this.d.graphs.run(
-      key,
-      () => this.tidy(step),
-      (out) => this.detach(out),
+  graphStep<P>(key: string, step: GraphedStep<P>): Tensor {
+    return this.tidy(() =>
+      this.d.graphs.run(key, step, (out) => this.detach(out), {
+        same: (a, b) => {
+          const [x, y] = [this.d.tensor(a, 'graphStep'), b as CudaTensor];
+          return x.ptr === y.ptr && x.dtype === y.dtype && x.shape.length === y.shape.length && x.shape.every((n, i) => n === y.shape[i]);
+        },
+        copy: (recorded) => this.copyRecorded(recorded as CudaTensor),
+      }),
     );
+  }
+
+  /** Whether replays skip the body of a step once a checked replay predicts it (on by default; ARKVALE_DIRECT_REPLAY=0 turns it off). */
+  get directReplay(): boolean {
+    return this.d.graphs.directReplay;
+  }
+
+  set directReplay(on: boolean) {
+    this.d.graphs.directReplay = on;
+  }
+
+  fromStepValues(values: () => Int32Array, shape: readonly number[]): Tensor {
+    const t = this.d.empty(shape, 'i32', `upload of a [${shape.join(', ')}] i32 tensor`);
+    if (t.bytes > 0) {
+      const checked = () => {
+        const v = values();
+        if (v.length !== t.elements) throw invalidArgument(`step values: ${v.length} for a [${shape.join(', ')}] tensor`);
+        return v;
+      };
+      this.d.graphs.uploadEachStep(t.ptr, checked, 'step values');
+    }
+    return t;
   }
 
   /** A step's result in a buffer of its own: a graph's buffers are rewritten by its next replay. */
@@ -132,6 +166,13 @@ export class CudaBackend implements Backend {
     const out = this.d.empty(c.shape, c.dtype, "a graphed step's result");
     this.d.copy(out, 0, c, c.bytes, "a graphed step's result");
     this.dispose(t);
+    return out;
+  }
+
+  /** A direct replay's result: the recorded result's bytes (in the graph's buffer, disposed as a tensor since) in a buffer of its own. */
+  private copyRecorded(recorded: CudaTensor): Tensor {
+    const out = this.d.empty(recorded.shape, recorded.dtype, "a graphed step's result");
+    if (recorded.bytes > 0) this.d.addon.copy(out.ptr, recorded.ptr, recorded.bytes, STREAM.compute, "a graphed step's result");
     return out;
   }
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { STREAM, type CudaAddon, type GemmParams } from '../native.js';
 import { BufferPool } from './buffer-pool.js';
 import { PendingReads } from './pending-reads.js';
-import { StepGraphs } from './step-graphs.js';
+import { type RecordedResult, type StepParts, StepGraphs } from './step-graphs.js';
 import { CudaTensor, DeviceBuffer } from './tensor.js';
 
 /**
@@ -200,12 +200,17 @@ function step({ addon, pool }: Setup, x: readonly number[], c: number, extra: bo
   return out;
 }
 
+/** A step that is all body (no prelude, never skipped: run without `recorded`, its replays are always checked). */
+function whole<T>(body: () => T): StepParts<undefined, T> {
+  return { prelude: () => undefined, body, skipped: () => {} };
+}
+
 /** The graphs' run with CudaBackend's detach: the result copied out of the graph's buffers. */
 function runStep(s: Setup, key: string, x: readonly number[], c: number, extra: boolean): number[] {
   const n = x.length;
   const out = s.graphs.run(
     key,
-    () => step(s, x, c, extra),
+    whole(() => step(s, x, c, extra)),
     (ptr) => {
       if (!s.graphs.owns(ptr)) return ptr;
       const own = s.pool.alloc(n * 4, 'result');
@@ -218,6 +223,100 @@ function runStep(s: Setup, key: string, x: readonly number[], c: number, extra: 
   s.pool.release(out, n * 4);
   return values;
 }
+
+/** The host state a parted step reads: `k`, added to every element, and how often its body ran or was skipped. */
+interface Host {
+  k: number;
+  bodies: number;
+  skips: number;
+}
+
+/**
+ * A step in parts (StepParts), as a decode step has them: the prelude uploads x (the
+ * step's input); the body computes (x + c) * 3 + k, k uploaded each step from `host`:
+ * with `refresh` through uploadEachStep (a direct replay reads host.k again), else as
+ * a plain upload (a changed k is then a body the record does not predict).
+ */
+function partedStep(s: Setup, x: readonly number[], c: number, host: Host, refresh: boolean): StepParts<bigint, bigint> {
+  const n = x.length;
+  const ks = () => Int32Array.from(x, () => host.k);
+  return {
+    prelude: () => {
+      const input = s.pool.alloc(n * 4, 'x');
+      s.addon.upload(input, Int32Array.from(x), STREAM.compute, 'x');
+      return input;
+    },
+    body: (input) => {
+      host.bodies++;
+      const shifted = s.pool.alloc(n * 4, 'x + c');
+      s.addon.launch('add', [1, 1, 1], params(shifted, input, n, c), STREAM.compute);
+      const tripled = s.pool.alloc(n * 4, '3 (x + c)');
+      s.addon.launch('mul', [1, 1, 1], params(tripled, shifted, n, 3), STREAM.compute);
+      s.pool.release(shifted, n * 4);
+      const k = s.pool.alloc(n * 4, 'k');
+      if (refresh) s.graphs.uploadEachStep(k, ks, 'k');
+      else s.addon.upload(k, ks(), STREAM.compute, 'k');
+      const out = s.pool.alloc(n * 4, 'out');
+      s.addon.gemm({ ...SUM, m: n, a: tripled, b: k, c: out, lda: n, ldb: n, ldc: n });
+      s.pool.release(tripled, n * 4);
+      s.pool.release(k, n * 4);
+      s.pool.release(input, n * 4);
+      return out;
+    },
+    skipped: (input) => {
+      host.skips++;
+      s.pool.release(input, n * 4);
+    },
+  };
+}
+
+const SUM: GemmParams = {
+  transA: false,
+  transB: false,
+  m: 0,
+  n: 1,
+  k: 1,
+  a: 0n,
+  aType: 'f32',
+  lda: 0,
+  b: 0n,
+  bType: 'f32',
+  ldb: 0,
+  c: 0n,
+  cType: 'f32',
+  ldc: 0,
+  alpha: 1,
+  beta: 0,
+  stream: STREAM.compute,
+  what: 'sum',
+};
+
+/** Runs a parted step as CudaBackend does (detach, and the recorded result for direct replays); its values. */
+function runParted(s: Setup, key: string, x: readonly number[], c: number, host: Host, refresh: boolean): number[] {
+  const n = x.length;
+  const own = (ptr: bigint) => {
+    const copy = s.pool.alloc(n * 4, 'result');
+    s.addon.copy(copy, ptr, n * 4, STREAM.compute, 'result');
+    return copy;
+  };
+  const recorded: RecordedResult<bigint> = { same: (a, b) => a === b, copy: own };
+  const out = s.graphs.run(
+    key,
+    partedStep(s, x, c, host, refresh),
+    (ptr) => {
+      if (!s.graphs.owns(ptr)) return ptr;
+      const copy = own(ptr);
+      s.pool.release(ptr, n * 4);
+      return copy;
+    },
+    recorded,
+  );
+  const values = s.gpu.read(out, n);
+  s.pool.release(out, n * 4);
+  return values;
+}
+
+const partedExpected = (x: readonly number[], c: number, k: number) => x.map((v) => (v + c) * 3 + k);
 
 describe('StepGraphs', () => {
   it('records a step, then replays it as a graph launch on new data, with the same results', () => {
@@ -252,11 +351,11 @@ describe('StepGraphs', () => {
     for (let i = 0; i < 3; i++) {
       const out = s.graphs.run(
         'sync',
-        () => {
+        whole(() => {
           const r = step(s, [i, 1], 2, false);
           s.addon.synchronize(STREAM.compute);
           return r;
-        },
+        }),
         (ptr) => ptr,
       );
       expect(s.gpu.read(out, 2)).toEqual(expected([i, 1], 2, false));
@@ -272,7 +371,7 @@ describe('StepGraphs', () => {
     expect(() =>
       s.graphs.run(
         'k',
-        () => {
+        whole(() => {
           // The first calls of the step (upload, add) match the record, then the step fails.
           const n = 2;
           const input = s.pool.alloc(n * 4, 'x');
@@ -280,7 +379,7 @@ describe('StepGraphs', () => {
           shifted = s.pool.alloc(n * 4, 'x + c');
           s.addon.launch('add', [1, 1, 1], params(shifted, input, n, 1), STREAM.compute);
           throw new Error('out of pages');
-        },
+        }),
         (x) => x,
       ),
     ).toThrow('out of pages');
@@ -298,14 +397,14 @@ describe('StepGraphs', () => {
       runStep(s, 'r', [i], 0, false);
       s.graphs.run(
         'r2',
-        () => {
+        whole(() => {
           const ptr = step(s, [i, i], 1, false);
           const t = new CudaTensor(new DeviceBuffer(ptr, 8, (p, b) => s.pool.release(p, b)), 0, [2], 'i32');
           read = reads.read(t);
           expect(() => read.get()).toThrow(/before the end of the step/);
           t.buffer.drop();
           return 0n;
-        },
+        }),
         (x) => x,
       );
       expect([...read.get()]).toEqual(expected([i, i], 1, false));
@@ -329,15 +428,61 @@ describe('StepGraphs', () => {
     const x = [4, 5];
     const out = s.graphs.run(
       'k',
-      () => {
+      whole(() => {
         const r = step(s, x, 1, true);
         launchedMidStep = s.gpu.graphLaunches;
         return r;
-      },
+      }),
       (ptr) => ptr,
     );
     expect(launchedMidStep).toBe(launches);
     expect(s.gpu.read(out, 2)).toEqual(expected(x, 1, true));
+  });
+
+  it('replays a step directly, its body skipped, once a checked replay showed the record predicts it', () => {
+    const s = setup(4, 2);
+    const host: Host = { k: 0, bodies: 0, skips: 0 };
+    for (let i = 0; i < 6; i++) {
+      host.k = 10 * i;
+      const x = [i, 2 * i, -i];
+      expect(runParted(s, 'k', x, 5, host, true)).toEqual(partedExpected(x, 5, host.k));
+    }
+    // Recorded, checked (and found predicted), then four direct replays: the body ran twice.
+    expect(s.graphs.stats).toMatchObject({ recorded: 1, replayed: 5, direct: 4, fallbacks: 0 });
+    expect(host).toMatchObject({ bodies: 2, skips: 4 });
+  });
+
+  it('keeps checking replays whose body uploads what the record cannot predict, and replays directly when it can', () => {
+    const s = setup();
+    const host: Host = { k: 1, bodies: 0, skips: 0 };
+    for (let i = 0; i < 4; i++) {
+      host.k = i;
+      expect(runParted(s, 'k', [i, 1], 2, host, false)).toEqual(partedExpected([i, 1], 2, i));
+    }
+    expect(s.graphs.stats).toMatchObject({ replayed: 3, direct: 0 });
+    // The same body with k unchanged: its upload is the record's bytes, so replays go direct.
+    for (let i = 0; i < 3; i++) expect(runParted(s, 'same k', [i, 7], 2, host, false)).toEqual(partedExpected([i, 7], 2, host.k));
+    expect(s.graphs.stats.direct).toBe(1);
+  });
+
+  it("falls back and runs the body when a direct replay's prelude differs from the record", () => {
+    const s = setup(2);
+    const host: Host = { k: 3, bodies: 0, skips: 0 };
+    for (let i = 0; i < 3; i++) runParted(s, 'k', [1, 2], 1, host, true);
+    expect(s.graphs.stats.direct).toBe(1);
+    // Three inputs under the same key: the prelude's allocation differs, and the body runs.
+    expect(runParted(s, 'k', [4, 5, 6], 1, host, true)).toEqual(partedExpected([4, 5, 6], 1, 3));
+    expect(s.graphs.stats).toMatchObject({ direct: 1, fallbacks: 1 });
+    expect(host.bodies).toBe(3);
+  });
+
+  it('never skips the body without a way to give the recorded result, or with direct replays off', () => {
+    const s = setup();
+    const host: Host = { k: 0, bodies: 0, skips: 0 };
+    for (let i = 0; i < 4; i++) runStep(s, 'plain', [i], 1, false);
+    s.graphs.directReplay = false;
+    for (let i = 0; i < 4; i++) expect(runParted(s, 'off', [i], 1, host, true)).toEqual(partedExpected([i], 1, 0));
+    expect(s.graphs.stats).toMatchObject({ replayed: 6, direct: 0 });
   });
 
   it('property: any run of steps under any keys computes what eager steps do, and gives every buffer back', () => {
@@ -376,6 +521,37 @@ describe('StepGraphs', () => {
     // The runs did replay graphs and did fall back (a property that never replays would prove nothing).
     expect(seen.replayed).toBeGreaterThan(100);
     expect(seen.fallbacks).toBeGreaterThan(100);
+  });
+
+  it('property: parted steps, direct or checked, compute what eager steps do and give every buffer back', () => {
+    const stepArb = fc.record({
+      key: fc.constantFrom('a', 'a', 'b'),
+      x: fc.array(fc.integer({ min: -1000, max: 1000 }), { minLength: 2, maxLength: 2 }),
+      c: fc.constantFrom(1, 1, 1, 1, 2),
+      // k changes at some steps: refreshed, or (plain) a body the record predicts only under a key that names k.
+      k: fc.constantFrom(0, 0, 1, 5),
+      refresh: fc.constantFrom(true, true, true, false),
+    });
+    const seen = { direct: 0 };
+    fc.assert(
+      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 40 }), fc.constantFrom(2, 5, 128), (steps, pieceOps) => {
+        const s = setup(pieceOps);
+        const host: Host = { k: 0, bodies: 0, skips: 0 };
+        for (const t of steps) {
+          host.k = t.k;
+          // A key names what the body's calls depend on, other than refreshed values: c, and k where it is uploaded plainly.
+          const key = `${t.key} ${t.x.length} c ${t.c}${t.refresh ? '' : ` k ${t.k}`}`;
+          expect(runParted(s, key, t.x, t.c, host, t.refresh)).toEqual(partedExpected(t.x, t.c, t.k));
+        }
+        seen.direct += s.graphs.stats.direct;
+        s.graphs.clear();
+        s.pool.trim();
+        expect(s.gpu.liveBlocks - pinnedBlocks(s)).toBe(0);
+        expect(s.gpu.liveGraphs).toBe(0);
+      }),
+      { numRuns: 300 },
+    );
+    expect(seen.direct).toBeGreaterThan(100);
   });
 });
 

@@ -21,6 +21,16 @@ import { STREAM, type CudaAddon, type GemmParams, type PinnedBlock } from '../na
  * costs time, never a wrong result. A recorded step that cannot be replayed (it waits on
  * the host, works on another stream, or keeps a buffer past its end) marks its key as
  * never to be captured.
+ *
+ * A step comes in parts (StepParts): a prelude (the host's bookkeeping and the step's
+ * inputs: its calls come first and repeat under a key), a body (the forward pass), and
+ * what a body leaves the host to do when it is skipped. Once a replay has been checked
+ * call by call and every upload of its body was what the record predicts (the same
+ * bytes, or what the upload's `refresh` computes now), the key replays **directly**: the
+ * prelude runs as before, the body's uploads are refreshed into the graph's pinned
+ * inputs, and the rest of the graph is launched without running the body's JavaScript
+ * (issue 22: a replayed step's host cost then no longer grows with the model). A
+ * prelude whose calls differ from the record still falls back, and the body then runs.
  */
 
 /** One recorded addon call of a step. */
@@ -29,8 +39,20 @@ type Op =
   | { readonly kind: 'gemm'; readonly params: GemmParams }
   | { readonly kind: 'copy'; readonly dst: bigint; readonly src: bigint; readonly bytes: number }
   | { readonly kind: 'memset'; readonly dst: bigint; readonly byte: number; readonly bytes: number }
-  /** A host -> device upload, from the graph's pinned input `view` (at host address `host`). */
-  | { readonly kind: 'upload'; readonly dst: bigint; readonly bytes: number; readonly host: bigint; readonly view: Uint8Array }
+  /**
+   * A host -> device upload, from the graph's pinned input `view` (at host address `host`).
+   * In the body: `template`, the bytes it had when recorded, or `refresh`, which gives
+   * its bytes at a later step (a direct replay writes them into `view`).
+   */
+  | {
+      readonly kind: 'upload';
+      readonly dst: bigint;
+      readonly bytes: number;
+      readonly host: bigint;
+      readonly view: Uint8Array;
+      readonly template?: Uint8Array;
+      readonly refresh?: () => ArrayBufferView;
+    }
   | { readonly kind: 'alloc'; readonly size: number; readonly ptr: bigint };
 
 /** Pinned memory a graph's uploads read from; a step writes its inputs here before the launch. */
@@ -59,8 +81,36 @@ class StepGraph {
   /** An event after the graph's last use of its buffers and inputs. */
   done = -1;
   dropped = false;
+  /** Calls of the step's prelude (StepParts): the record's first `preludeEnd` ops. */
+  preludeEnd = -1;
+  /** The body's result as recorded (a direct replay copies it from the graph's buffers). */
+  result: unknown = undefined;
+  /** Replays launch the body without running it (a checked replay found the record predicts it). */
+  direct = false;
 
   constructor(readonly key: string) {}
+}
+
+/**
+ * A step in three parts. `prelude` runs for every step: the host's bookkeeping and the
+ * step's inputs, whose calls come first and are the same under a key. `body` is the rest
+ * (the forward pass); a direct replay skips it and calls `skipped` instead, which does
+ * what the body would have left the host to do (read its decisions back, free the
+ * prelude's tensors). A step recorded or replayed call by call runs prelude then body.
+ */
+export interface StepParts<P, T> {
+  prelude(): P;
+  body(prelude: P): T;
+  /** Absent: this step's body must run (it would change what the host knows). */
+  skipped?(prelude: P): void;
+}
+
+/** How a direct replay gives the body's result: the recorded one's twin, read from the graph's buffers. */
+export interface RecordedResult<T> {
+  /** Whether two results are the same buffers and shapes (a checked replay's and the record's). */
+  same(a: T, b: T): boolean;
+  /** The recorded result copied to memory of its own (the next replay overwrites the graph's). */
+  copy(recorded: T): T;
 }
 
 /** What the graphs did, for benchmarks and tests. */
@@ -69,6 +119,8 @@ export interface StepGraphStats {
   recorded: number;
   /** Steps that ran as graph launches (the record's pieces). */
   replayed: number;
+  /** Of those, replays that skipped the body's JavaScript (StepParts). */
+  direct: number;
   /** Replays whose calls differed from the record: finished without the graph. */
   fallbacks: number;
   /** Recorded steps that could not become graphs (their keys run without one from then on). */
@@ -117,10 +169,15 @@ export class StepGraphs {
   private readonly retired: StepGraph[] = [];
   private readonly owner = new Map<bigint, StepGraph>();
   private readonly freeChunks: PinnedChunk[] = [];
-  private readonly counts = { recorded: 0, replayed: 0, fallbacks: 0, unreplayable: 0 };
+  private readonly counts = { recorded: 0, replayed: 0, direct: 0, fallbacks: 0, unreplayable: 0 };
+  /** During a checked replay: whether everything so far says the body can be skipped next time. */
+  private predicted = false;
   private lastFallback = '';
   /** Where a dropped graph's buffers go back to (the buffer pool's release). */
   private giveBack: (ptr: bigint, size: number) => void = (ptr) => this.real.free(ptr);
+
+  /** Off: replays are always checked call by call (the host's cost before direct replays, for benchmarks). */
+  directReplay = true;
 
   constructor(
     private readonly real: CudaAddon,
@@ -149,15 +206,18 @@ export class StepGraphs {
   }
 
   /**
-   * Runs one step under `key`: recorded the first time, replayed as a graph after that.
+   * Runs one step under `key`: recorded the first time, replayed as a graph after that
+   * (directly, its body skipped, once a checked replay showed the record predicts it).
    * `detach` runs after the step has been issued, with the step's result: it must copy
    * a result held in the graph's buffers to a buffer of its own (the next replay
-   * overwrites them).
+   * overwrites them); `recorded` does the same for a direct replay (without it, replays
+   * are always checked).
    */
-  run<T>(key: string, step: () => T, detach: (result: T) => T): T {
-    if (!this.enabled || this.mode !== 'eager') return step();
+  run<P, T>(key: string, parts: StepParts<P, T>, detach: (result: T) => T, recorded?: RecordedResult<T>): T {
+    const whole = () => parts.body(parts.prelude());
+    if (!this.enabled || this.mode !== 'eager') return whole();
     this.collect();
-    if (this.unreplayableKeys.has(key)) return step();
+    if (this.unreplayableKeys.has(key)) return whole();
     const existing = this.graphs.get(key);
     if (existing) {
       // Its inputs are rewritten below: the previous launch must have read them (after a token readback it has).
@@ -166,30 +226,78 @@ export class StepGraphs {
     } else {
       this.begin('record', new StepGraph(key));
     }
+    const g = this.graph!;
     let result: T;
+    let direct = false;
     try {
-      result = step();
+      const p = parts.prelude();
+      this.endPrelude(g);
+      direct = recorded !== undefined && parts.skipped !== undefined && g.direct && this.now() === 'replay' && this.launchRest(g);
+      if (direct) {
+        parts.skipped!(p);
+        result = g.result as T;
+      } else result = parts.body(p);
     } catch (e) {
       // What the step issued before failing is carried out, as it would have been without a graph.
-      const g = this.graph!;
-      if (this.now() === 'replay') this.fallBack('the step threw');
+      if (this.now() === 'replay' && !direct) this.fallBack('the step threw');
       this.end();
       for (const issue of this.drainDeferred()) issue();
       this.drop(g);
       throw e;
     }
-    const g = this.graph!;
     if (this.now() === 'replay' && this.cursor !== g.ops.length) this.fallBack('the step ended');
     const mode = this.now();
-    if (mode === 'replay') this.counts.replayed++;
+    if (mode === 'replay') {
+      this.counts.replayed++;
+      if (direct) this.counts.direct++;
+      // A checked replay whose every body upload the record predicted, with the record's result: the next skips the body.
+      else if (this.directReplay && this.predicted && recorded?.same(result, g.result as T)) g.direct = true;
+    }
     this.end();
-    const out = detach(result);
+    const out = direct ? recorded!.copy(result) : detach(result);
     for (const issue of this.drainDeferred()) issue();
     this.markDone(g);
-    if (mode === 'record') this.finishRecord(g);
+    if (mode === 'record') {
+      g.result = result;
+      this.finishRecord(g);
+    }
     // A replay that fell back, or whose buffers a tensor still holds, is not replayed again.
     else if (mode !== 'replay' || g.live > 0) this.drop(g);
     return out;
+  }
+
+  /** The prelude's calls end here: where the record's body starts, or (replaying) where it must. */
+  private endPrelude(g: StepGraph): void {
+    if (this.mode === 'record') g.preludeEnd = g.ops.length;
+    else if (this.mode === 'replay' && this.cursor !== g.preludeEnd) this.predicted = false;
+  }
+
+  /**
+   * A direct replay's body: its uploads refreshed into the graph's inputs, and every
+   * piece not yet launched. False, with nothing issued, when an upload cannot be
+   * refreshed (the body then runs, checked, as before).
+   */
+  private launchRest(g: StepGraph): boolean {
+    if (this.cursor !== g.preludeEnd) return false;
+    const fresh: [Uint8Array, Uint8Array][] = [];
+    for (let i = this.cursor; i < g.ops.length; i++) {
+      const op = g.ops[i];
+      if (op.kind !== 'upload' || !op.refresh) continue;
+      let bytes: Uint8Array;
+      try {
+        bytes = asBytes(op.refresh());
+      } catch {
+        return false;
+      }
+      if (bytes.byteLength !== op.bytes) return false;
+      fresh.push([op.view, bytes]);
+    }
+    for (const [view, bytes] of fresh) view.set(bytes);
+    for (const e of this.waits) this.real.waitEvent(STREAM.compute, e);
+    this.waits = [];
+    while (this.piece < g.ids.length) this.real.launchGraph(g.ids[this.piece++], STREAM.compute);
+    this.cursor = g.ops.length;
+    return true;
   }
 
   /** Issues `issue` now, or after the step when one is running (a read of what the step computes). */
@@ -261,6 +369,7 @@ export class StepGraphs {
     this.cursor = 0;
     this.piece = 0;
     this.waits = [];
+    this.predicted = mode === 'replay' && !g.direct;
   }
 
   /** Past one checked call; a piece whose calls are all checked goes to the device. */
@@ -338,6 +447,8 @@ export class StepGraphs {
   private fallBack(why: string): void {
     const g = this.graph!;
     this.counts.fallbacks++;
+    this.predicted = false;
+    g.direct = false;
     const expected = g.ops[this.cursor];
     this.lastFallback = `call ${this.cursor} of ${g.ops.length}: ${why}, the record has ${expected ? describe(expected) : 'nothing more'}`;
     for (const e of this.waits) this.real.waitEvent(STREAM.compute, e);
@@ -487,8 +598,11 @@ export class StepGraphs {
       upload: (dst, src, stream, what) => this.upload(dst, src, stream, what),
       waitEvent: (stream, event) => {
         // A replayed step waits before its launch (earlier than needed, never later).
-        if (this.mode === 'replay' && stream === STREAM.compute) this.waits.push(event);
-        else {
+        if (this.mode === 'replay' && stream === STREAM.compute) {
+          // A wait in the body would be lost when the body is skipped.
+          if (this.cursor >= this.graph!.preludeEnd) this.predicted = false;
+          this.waits.push(event);
+        } else {
           if (stream !== STREAM.compute) this.unrecordable(`a wait on stream ${stream}`);
           real.waitEvent(stream, event);
         }
@@ -503,11 +617,20 @@ export class StepGraphs {
     return Object.assign(wrapped, own) as unknown as CudaAddon;
   }
 
-  private upload(dst: bigint, src: ArrayBufferView, stream: number, what: string): void {
-    const bytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+  /**
+   * An upload whose values change from step to step: `values` gives them now, and a
+   * direct replay calls it again for the step's values (outside a step, a plain upload).
+   */
+  uploadEachStep(dst: bigint, values: () => ArrayBufferView, what: string): void {
+    this.upload(dst, values(), STREAM.compute, what, values);
+  }
+
+  private upload(dst: bigint, src: ArrayBufferView, stream: number, what: string, refresh?: () => ArrayBufferView): void {
+    const bytes = asBytes(src);
     if (this.mode === 'replay' && stream === STREAM.compute) {
       const op = this.graph!.ops[this.cursor];
       if (op?.kind === 'upload' && op.dst === dst && op.bytes === bytes.byteLength) {
+        if (this.predicted && this.cursor >= this.graph!.preludeEnd) this.predicted = predicts(op, bytes);
         op.view.set(bytes);
         this.advance();
         return;
@@ -521,8 +644,33 @@ export class StepGraphs {
     const region = this.pinnedRegion(g, bytes.byteLength);
     region.view.set(bytes);
     this.real.copy(dst, region.host, bytes.byteLength, STREAM.compute, what);
-    g.ops.push({ kind: 'upload', dst, bytes: bytes.byteLength, host: region.host, view: region.view });
+    // The body's uploads: what a direct replay writes (refreshed), or what it must find unchanged.
+    const inBody = g.preludeEnd >= 0;
+    g.ops.push({
+      kind: 'upload',
+      dst,
+      bytes: bytes.byteLength,
+      host: region.host,
+      view: region.view,
+      ...(inBody ? (refresh ? { refresh } : { template: bytes.slice() }) : {}),
+    });
   }
+}
+
+/** Whether a checked replay's upload is what the record predicts: what its `refresh` gives now, or the recorded bytes. */
+function predicts(op: Extract<Op, { kind: 'upload' }>, bytes: Uint8Array): boolean {
+  if (op.refresh) {
+    try {
+      return sameBytes(asBytes(op.refresh()), bytes);
+    } catch {
+      return false;
+    }
+  }
+  return op.template !== undefined && sameBytes(op.template, bytes);
+}
+
+function asBytes(v: ArrayBufferView): Uint8Array {
+  return v instanceof Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 }
 
 function describe(op: Op): string {
