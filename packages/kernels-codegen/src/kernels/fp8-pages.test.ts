@@ -23,7 +23,7 @@ import { EPS, expectClose, quantize } from '../test-support/compare.js';
 import { Rng } from '../test-support/random.js';
 import { kvAppendFp8Kernel } from './kv-append.kernel.js';
 import { pageDigestFp8Kernel } from './page-digest.kernel.js';
-import { pagedDecodeFp8Kernel, pagedDecodeMergeKernel, splitTokensFor } from './paged-decode.kernel.js';
+import { PAGED_DECODE_SPLIT_TOKENS, pagedDecodeFp8Kernel, pagedDecodeMergeKernel, pagedDecodeSplits, splitTokensFor } from './paged-decode.kernel.js';
 import { pagedPrefillFp8Kernel } from './paged-prefill.kernel.js';
 import { pagedTokenScoresFp8Kernel } from './token-scores.kernel.js';
 
@@ -236,14 +236,87 @@ function appendedPool(g: KvGeometry, slots: number, dtype: Dtype, rng: Rng, spre
   return pool;
 }
 
-interface DecodeCase {
+interface DecodeShape {
   dtype: Dtype;
   headDim: number;
   pageSize: number;
   numHeads: number;
   numKvHeads: number;
   lists: number;
+}
+
+interface DecodeCase extends DecodeShape {
   splits: number;
+}
+
+/** Page lists of `batch` rows: the tables ([batch, lists, maxPages]), page counts and last page lengths. */
+interface DecodeLists {
+  batch: number;
+  maxPages: number;
+  table: number[];
+  counts: number[];
+  lasts: number[];
+}
+
+/**
+ * Runs paged_decode_fp8 (`splits` splits of `splitTokens`) and the merge over the
+ * lists, checks the output against the reference within the 16-bit kernels'
+ * tolerances and paged_token_scores_fp8 on the merge's lse, and returns the merged
+ * output and lse.
+ */
+function checkDecode(
+  c: DecodeShape,
+  pool: RefFp8KvStorage,
+  q: Float32Array,
+  l: DecodeLists,
+  splits: number,
+  splitTokens: number,
+): { out: Float32Array; lse: Float32Array } {
+  const { batch, maxPages } = l;
+  const scale = 1 / Math.sqrt(c.headDim);
+  const group = gcd(c.numHeads / c.numKvHeads, c.numHeads / c.lists);
+  const partialOut = new EmuBuffer('f32', batch * c.numHeads * splits * c.headDim);
+  const partialLse = new EmuBuffer('f32', batch * c.numHeads * splits);
+  const bytes = byteBuffer(pool.bytes);
+  const lists = { pageTable: EmuBuffer.from('i32', l.table), pageCounts: EmuBuffer.from('i32', l.counts), lastPageLens: EmuBuffer.from('i32', l.lasts) };
+  const shape = { batch, numHeads: c.numHeads, numKvHeads: c.numKvHeads, numLists: c.lists, maxPages, scale };
+  emulateKernel(pagedDecodeFp8Kernel, { dtype: c.dtype, headDim: c.headDim, pageSize: c.pageSize, group }).run({
+    q: EmuBuffer.from(c.dtype, q),
+    pool: bytes,
+    ...lists,
+    partialOut,
+    partialLse,
+    ...shape,
+    numSplits: splits,
+    splitTokens,
+  });
+  const rows = batch * c.numHeads;
+  const out = new EmuBuffer(c.dtype, rows * c.headDim);
+  const lse = new EmuBuffer('f32', rows);
+  emulateKernel(pagedDecodeMergeKernel, { dtype: c.dtype, headDim: c.headDim }).run({ partialOut, partialLse, out, lse, rows, numSplits: splits });
+  const want = ref.pagedAttention({
+    q: ref.fromArray(q, [batch, c.numHeads, c.headDim]),
+    storage: pool,
+    pageTable: ref.fromArray(l.table, [batch, c.lists, maxPages], 'i32'),
+    pageCounts: ref.fromArray(l.counts, [batch, c.lists], 'i32'),
+    lastPageLens: ref.fromArray(l.lasts, [batch, c.lists], 'i32'),
+    scale,
+    returnTokenScores: true,
+  });
+  // The 16-bit kernels' tolerances: the output is rounded to T once.
+  const eps = c.dtype === 'f16' ? 2 ** -10 : 2 ** -7;
+  expectClose(out.toFloat32(), asRef(want.out).f32, eps, eps);
+  const scores = new EmuBuffer('f32', batch * c.lists * maxPages * c.pageSize).fill(-1);
+  emulateKernel(pagedTokenScoresFp8Kernel, { dtype: c.dtype, headDim: c.headDim, pageSize: c.pageSize }).run({
+    q: EmuBuffer.from(c.dtype, q),
+    pool: bytes,
+    ...lists,
+    lse,
+    scores,
+    ...shape,
+  });
+  expectClose(scores.toFloat32(), asRef(want.tokenScores!).f32, 2e-3, 1e-5);
+  return { out: out.toFloat32(), lse: lse.toFloat32() };
 }
 
 describe('paged_decode_fp8 + paged_decode_merge and paged_token_scores_fp8 match the reference on fp8 pages', () => {
@@ -271,49 +344,58 @@ describe('paged_decode_fp8 + paged_decode_merge and paged_token_scores_fp8 match
       }
     }
     const q = quantize(rng.array(batch * c.numHeads * c.headDim, -2, 2), c.dtype);
-    const scale = 1 / Math.sqrt(c.headDim);
-    const group = gcd(c.numHeads / c.numKvHeads, c.numHeads / c.lists);
-    const partialOut = new EmuBuffer('f32', batch * c.numHeads * c.splits * c.headDim);
-    const partialLse = new EmuBuffer('f32', batch * c.numHeads * c.splits);
-    const bytes = byteBuffer(pool.bytes);
-    const lists = { pageTable: EmuBuffer.from('i32', table), pageCounts: EmuBuffer.from('i32', counts), lastPageLens: EmuBuffer.from('i32', lasts) };
-    const shape = { batch, numHeads: c.numHeads, numKvHeads: c.numKvHeads, numLists: c.lists, maxPages, scale };
-    emulateKernel(pagedDecodeFp8Kernel, { dtype: c.dtype, headDim: c.headDim, pageSize: c.pageSize, group }).run({
-      q: EmuBuffer.from(c.dtype, q),
-      pool: bytes,
-      ...lists,
-      partialOut,
-      partialLse,
-      ...shape,
-      numSplits: c.splits,
-      splitTokens: splitTokensFor(maxPages * c.pageSize, c.splits),
-    });
-    const rows = batch * c.numHeads;
-    const out = new EmuBuffer(c.dtype, rows * c.headDim);
-    const lse = new EmuBuffer('f32', rows);
-    emulateKernel(pagedDecodeMergeKernel, { dtype: c.dtype, headDim: c.headDim }).run({ partialOut, partialLse, out, lse, rows, numSplits: c.splits });
-    const want = ref.pagedAttention({
-      q: ref.fromArray(q, [batch, c.numHeads, c.headDim]),
-      storage: pool,
-      pageTable: ref.fromArray(table, [batch, c.lists, maxPages], 'i32'),
-      pageCounts: ref.fromArray(counts, [batch, c.lists], 'i32'),
-      lastPageLens: ref.fromArray(lasts, [batch, c.lists], 'i32'),
-      scale,
-      returnTokenScores: true,
-    });
-    // The 16-bit kernels' tolerances: the output is rounded to T once.
-    const eps = c.dtype === 'f16' ? 2 ** -10 : 2 ** -7;
-    expectClose(out.toFloat32(), asRef(want.out).f32, eps, eps);
-    const scores = new EmuBuffer('f32', batch * c.lists * maxPages * c.pageSize).fill(-1);
-    emulateKernel(pagedTokenScoresFp8Kernel, { dtype: c.dtype, headDim: c.headDim, pageSize: c.pageSize }).run({
-      q: EmuBuffer.from(c.dtype, q),
-      pool: bytes,
-      ...lists,
-      lse,
-      scores,
-      ...shape,
-    });
-    expectClose(scores.toFloat32(), asRef(want.tokenScores!).f32, 2e-3, 1e-5);
+    checkDecode(c, pool, q, { batch, maxPages, table, counts, lasts }, c.splits, splitTokensFor(maxPages * c.pageSize, c.splits));
+  });
+});
+
+describe('paged_decode_fp8 over splits of PAGED_DECODE_SPLIT_TOKENS, each many steps longer than its ring of stages', () => {
+  // Lists of 557 = 512 + 45 and 1101 = 2 * 512 + 77 tokens (plus the list's index):
+  // whole splits of 512 tokens (16 to 32 steps, the ring wrapping several times), then a
+  // split boundary and a last split of a step or two with a clamped and masked tail
+  // (no length is a multiple of any step). Row 0 alone gives the same bits as beside
+  // row 1, whose longer lists add a split.
+  it.each([
+    // Groups 1, 4 and 8 (steps of 32, 32 and 16 tokens), and 1 at Llama-2-7B's head dim.
+    { dtype: 'f16', headDim: 64, pageSize: 16, numHeads: 2, numKvHeads: 2, lists: 1 },
+    { dtype: 'bf16', headDim: 64, pageSize: 16, numHeads: 4, numKvHeads: 1, lists: 1 },
+    { dtype: 'f16', headDim: 64, pageSize: 16, numHeads: 8, numKvHeads: 1, lists: 1 },
+    { dtype: 'f16', headDim: 128, pageSize: 32, numHeads: 2, numKvHeads: 2, lists: 2 },
+  ] satisfies DecodeShape[])('$dtype hd$headDim ps$pageSize heads $numHeads/$numKvHeads, $lists list(s)', (c) => {
+    const g = geometry(c.headDim, c.pageSize, c.numKvHeads, c.numHeads);
+    const rng = new Rng(23);
+    const lengths = [557, 1101];
+    const pagesOf = (n: number) => Math.ceil(n / c.pageSize);
+    const slots = pagesOf(lengths[1] + c.lists) + 4;
+    const pool = appendedPool(g, slots, c.dtype, rng, true);
+    const rowLists = lengths.map((n) =>
+      Array.from({ length: c.lists }, (_, l) => ({ n: n + l, pages: rng.shuffle([...Array(slots).keys()]).slice(0, pagesOf(n + l)) })),
+    );
+    const q = quantize(rng.array(2 * c.numHeads * c.headDim, -2, 2), c.dtype);
+    const run = (rows: number[]) => {
+      const maxPages = Math.max(...rows.flatMap((r) => rowLists[r].map((x) => x.pages.length)));
+      const { splits, splitTokens } = pagedDecodeSplits({ tokens: maxPages * c.pageSize });
+      expect(splitTokens).toBe(PAGED_DECODE_SPLIT_TOKENS);
+      const lists = rows.flatMap((r) => rowLists[r]);
+      const width = c.numHeads * c.headDim;
+      return checkDecode(
+        c,
+        pool,
+        q.slice(rows[0] * width, (rows.at(-1)! + 1) * width),
+        {
+          batch: rows.length,
+          maxPages,
+          table: lists.flatMap((x) => [...x.pages, ...Array(maxPages - x.pages.length).fill(0)]),
+          counts: lists.map((x) => x.pages.length),
+          lasts: lists.map((x) => x.n - (x.pages.length - 1) * c.pageSize),
+        },
+        splits,
+        splitTokens,
+      );
+    };
+    const beside = run([0, 1]);
+    const alone = run([0]);
+    expect(Array.from(beside.out.subarray(0, c.numHeads * c.headDim))).toEqual(Array.from(alone.out));
+    expect(Array.from(beside.lse.subarray(0, c.numHeads))).toEqual(Array.from(alone.lse));
   });
 });
 

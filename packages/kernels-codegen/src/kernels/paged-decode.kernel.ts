@@ -22,10 +22,21 @@
  *
  * paged_decode_fp8 reads fp8 pages (fp8.ts) with the same layout of threads, steps
  * and splits: a lane's 8 dimensions of a token are 8 codes, copied by an 8-byte
- * cp.async, and the token's K and V scale bytes arrive in the same ring (each thread
- * copies the 4-byte words holding them, so it still reads back only its own slots).
- * The codes are decoded exactly to f32; a token's K factor scales its dot products and
- * its V factor its softmax weight (powers of two: exact).
+ * cp.async. A step is then half the bytes of paged_decode's, and with the same stages
+ * the kernel had half the bytes in flight and ran slower than paged_decode although it
+ * reads half as much. So its ring is deeper: S = 6 for groups up to 2 (5 steps in
+ * flight for paged_decode's 3), else 5 (4 for 2), about the same bytes in flight per
+ * SM; the step and the splits stay paged_decode's. The token's K and V scale bytes
+ * come through a small ring of their own: lanes 0 and 1 of the token's row copy the
+ * 4-byte words holding them, read back their own and pass the factors to the row's
+ * other lanes by shuffle (copied by every thread, the words took a third of the shared
+ * memory). Shared memory per block at head dim 128: 29.5 KB for group 1 (28.7 KB
+ * before, paged_decode 36.9 KB: 7 blocks per SM, paged_decode 6), 33.7 KB for 2, 37.8
+ * KB for 4, 43.8 KB for 8. Alone on an H100 at 4 x 30k tokens and group 1 it takes 0.64
+ * of paged_decode's time (1.10 before); at groups 4 and 8 it is bound by its arithmetic
+ * (decoding, shuffles), not by bytes, and still takes 1.14 and 1.17 of it (1.37 and
+ * 1.22 before). The codes are decoded exactly to f32; a token's K factor scales its dot
+ * products and its V factor its softmax weight (powers of two: exact).
  */
 import {
   blockIdx,
@@ -41,6 +52,7 @@ import {
   i64,
   local,
   shared,
+  shflIdx,
   shflXor,
   syncthreads,
   threadIdx,
@@ -312,7 +324,9 @@ export function pagedDecodeFp8<T extends Float16>(
   const TY = 32 / TX;
   const NY = WARPS * TY;
   const U = spec.group <= 4 ? 2 : 1;
-  const S = spec.group <= 2 ? 4 : 3;
+  // A deeper ring than paged_decode's (S of 4 or 3): a step here is half the bytes, so
+  // S - 1 = 5 or 4 steps in flight keep about as many bytes in flight per SM.
+  const S = spec.group <= 2 ? 6 : 5;
   const THREADS = WARPS * 32;
   const STEP = NY * U;
   const tid = threadIdx.x;
@@ -354,11 +368,17 @@ export function pagedDecodeFp8<T extends Float16>(
   const kf = local<f32>(VEC);
   const vf = local<f32>(VEC);
   const s = local<f32>(U * G);
-  // The ring of codes, [stage][u][K|V][thread][VEC] bytes, and of the 4-byte words
-  // holding the row's K and V scale bytes, [stage][u][K|V][thread][4]: as paged_decode,
-  // each thread reads back only what it copied.
+  const vScale = local<f32>(U);
+  // The ring of codes, [stage][u][K|V][thread][VEC] bytes (each thread reads back only
+  // what it copied, as in paged_decode), and of the 4-byte words holding each row's K
+  // and V scale bytes, [stage][u][K|V][row][4]: lane 0 of the row's TX lanes copies
+  // the K word, lane 1 the V word, and each reads back its own and passes the factor
+  // to the others by shuffle, so the scales cost 8 bytes of shared memory per row
+  // rather than 8 per thread.
   const ring = shared<u8>(S * U * 2 * THREADS * VEC);
-  const words = shared<u8>(S * U * 2 * THREADS * 4);
+  const words = shared<u8>(S * U * 2 * NY * 4);
+  // The K (lane 0) or V (lane 1) scale byte of a token slot is this many bytes on.
+  const kvScale = tx * numKvHeads * P;
   const steps = end > start ? (end - start + STEP - 1) / STEP : 0;
   const pg = local<i32>(U);
   if (steps > 0) {
@@ -370,12 +390,9 @@ export function pagedDecodeFp8<T extends Float16>(
         const t = Math.min(start + i * STEP + u * NY + y, end - 1);
         const page = i64(pg[u]) * pageBytes;
         const k = page + (kvh * P + (t % P)) * D + tx * VEC;
-        const ks = kvh * P + (t % P);
-        const vs = ks + numKvHeads * P;
         cpAsync8(ring, ((i * U + u) * 2 * THREADS + tid) * VEC, pool, k);
         cpAsync8(ring, (((i * U + u) * 2 + 1) * THREADS + tid) * VEC, pool, k + vOffset);
-        cpAsync4(words, ((i * U + u) * 2 * THREADS + tid) * 4, pool, page + (scaleBase + (ks >> 2) * 4));
-        cpAsync4(words, (((i * U + u) * 2 + 1) * THREADS + tid) * 4, pool, page + (scaleBase + (vs >> 2) * 4));
+        if (tx < 2) cpAsync4(words, (((i * U + u) * 2 + tx) * NY + y) * 4, pool, page + (scaleBase + ((kvh * P + (t % P) + kvScale) >> 2) * 4));
       }
       for (let u = 0; u < U; u++) pg[u] = pageTable[list * maxPages + Math.min(start + (i + 1) * STEP + u * NY + y, end - 1) / P];
     }
@@ -390,12 +407,9 @@ export function pagedDecodeFp8<T extends Float16>(
         const t = Math.min(start + next * STEP + u * NY + y, end - 1);
         const page = i64(pg[u]) * pageBytes;
         const k = page + (kvh * P + (t % P)) * D + tx * VEC;
-        const ks = kvh * P + (t % P);
-        const vs = ks + numKvHeads * P;
         cpAsync8(ring, ((ns * U + u) * 2 * THREADS + tid) * VEC, pool, k);
         cpAsync8(ring, (((ns * U + u) * 2 + 1) * THREADS + tid) * VEC, pool, k + vOffset);
-        cpAsync4(words, ((ns * U + u) * 2 * THREADS + tid) * 4, pool, page + (scaleBase + (ks >> 2) * 4));
-        cpAsync4(words, (((ns * U + u) * 2 + 1) * THREADS + tid) * 4, pool, page + (scaleBase + (vs >> 2) * 4));
+        if (tx < 2) cpAsync4(words, (((ns * U + u) * 2 + tx) * NY + y) * 4, pool, page + (scaleBase + ((kvh * P + (t % P) + kvScale) >> 2) * 4));
       }
       for (let u = 0; u < U; u++) pg[u] = pageTable[list * maxPages + Math.min(start + (next + 1) * STEP + u * NY + y, end - 1) / P];
     }
@@ -403,9 +417,12 @@ export function pagedDecodeFp8<T extends Float16>(
     cpAsyncWait(S - 1);
     const st = i % S;
     for (let u = 0; u < U; u++) {
-      // The token whose codes this slot holds (clamped as when copied), and its scale byte's place in the word.
-      const ks = kvh * P + (Math.min(base + u * NY + y, end - 1) % P);
-      const kScale = fp8Factor(words[((st * U + u) * 2 * THREADS + tid) * 4 + (ks & 3)]);
+      // The token whose codes this slot holds (clamped as when copied); lanes 0 and 1
+      // read its K and V scale bytes from their words, and every lane takes both.
+      const sb = kvh * P + (Math.min(base + u * NY + y, end - 1) % P) + kvScale;
+      const factor: f32 = tx < 2 ? fp8Factor(words[(((st * U + u) * 2 + tx) * NY + y) * 4 + (sb & 3)]) : 1;
+      const kScale = shflIdx(factor, 0, TX);
+      vScale[u] = shflIdx(factor, 1, TX);
       vload(kc, ring, ((st * U + u) * 2 * THREADS + tid) * VEC);
       for (let j = 0; j < VEC; j++) kf[j] = decodeE4m3(kc[j]);
       for (let g = 0; g < G; g++) {
@@ -429,15 +446,13 @@ export function pagedDecodeFp8<T extends Float16>(
     }
     for (let u = 0; u < U; u++) {
       const valid = base + u * NY + y < end;
-      const vs = numKvHeads * P + kvh * P + (Math.min(base + u * NY + y, end - 1) % P);
-      const vScale = fp8Factor(words[(((st * U + u) * 2 + 1) * THREADS + tid) * 4 + (vs & 3)]);
       vload(vc, ring, (((st * U + u) * 2 + 1) * THREADS + tid) * VEC);
       for (let j = 0; j < VEC; j++) vf[j] = decodeE4m3(vc[j]);
       for (let g = 0; g < G; g++) {
         const p: f32 = valid ? exp2(s[u * G + g] - m[g]) : 0;
         l[g] = l[g] + p;
         // The token's V factor rides on its weight: p * 2^e * code, exact scaling.
-        const pv = p * vScale;
+        const pv = p * vScale[u];
         for (let j = 0; j < VEC; j++) acc[g * VEC + j] = acc[g * VEC + j] + pv * vf[j];
       }
     }
