@@ -15,6 +15,8 @@
 #   hostile load at 30k tokens.
 # fp8-throughput: issue 22's throughput line (ArkVale @ 512 in fp8 against Full in f16, 30k, 40 GB).
 # long-context: issue 22's points (Llama-3-8B shape to 128k, batch 1 and 4; fp8 pages against f16).
+# skinny-gemm: issue 22's decode products through skinny_gemm against cuBLAS: the decode bench (7B, 30k, Full and
+#   ArkVale @ 2048) at batch 1 with ARKVALE_SKINNY_GEMM=1 then =0, then the same at batch 4, one after the other.
 # next: what is still unrun (arkvale selftest in f16 with the Qwen2 golden, the hostile load, 16 x 7.5k,
 #   the server steps with invariance, multi-turn, shared-doc, Quest on the device against ArkVale).
 # Or a list of the steps' names, run in that order. Each step has its own time limit (within a
@@ -47,6 +49,7 @@ case "$group" in
   # The fifth session's first call: the self-test (direct replays against the golden tokens), Quest at 4 x 30k, the host cost.
   direct) group=selftest,decode-quest,decode-direct,decode-direct-b1 ;;
   long-context) group=long-b1,long-b1-7b,long-peer-b1,decode-b4,fp8-speed,long-b4 ;;
+  skinny-gemm) group=skinny-on-b1,skinny-off-b1,skinny-on-b4,skinny-off-b4 ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
 declare -A limit cmd
@@ -91,6 +94,13 @@ add passkey-baseline 20 "$bundle/arkvale" eval compare "$(dirname "$0")/../basel
 add throughput-full 280 "$node" "$bundle/throughput-bench.mjs" --backend cuda --context 30720 --kv-gb 40 --plans full --warmup 32 --steps 128
 add throughput-fp8 280 "$node" "$bundle/throughput-bench.mjs" --backend cuda --context 30720 --kv-gb 40 --plans arkvale@512 --kv-dtype fp8 --warmup 32 --steps 128
 add hostile 90 "$node" "$bundle/hostile-load.mjs" --shape llama2-7b --backend cuda --requests 200 --context 30720
+# Issue 22: the decode products (every one at 64 rows, padded) through skinny_gemm (=1) and through cuBLAS (=0), the
+# same step one after the other at batch 1 and at batch 4 (7B shape, 30k tokens, Full and ArkVale @ 2048).
+skinny="$bundle/decode-bench.mjs --backend cuda --page-size 32 --contexts 30720 --plans full,arkvale@2048 --steps 32 --warmup 32"
+add skinny-on-b1 90 env ARKVALE_SKINNY_GEMM=1 "$node" "$skinny" --batch 1
+add skinny-off-b1 90 env ARKVALE_SKINNY_GEMM=0 "$node" "$skinny" --batch 1
+add skinny-on-b4 120 env ARKVALE_SKINNY_GEMM=1 "$node" "$skinny" --batch 4
+add skinny-off-b4 120 env ARKVALE_SKINNY_GEMM=0 "$node" "$skinny" --batch 4
 IFS=, read -ra names <<< "$group"
 for name in "${names[@]}"; do
   [ -n "${cmd[$name]:-}" ] || { echo "unknown step $name"; continue; }

@@ -46,6 +46,17 @@ export { ropeKernel, ropeQkvKernel, ropeTableKernel } from './kernels/rope.kerne
 export type { RopeKernelSpec } from './kernels/rope.kernel.js';
 export { residualAddKernel, siluGateKernel, siluGatePackedKernel } from './kernels/elementwise.kernel.js';
 export { embeddingGatherKernel } from './kernels/embedding.kernel.js';
+export {
+  skinnyGemmKernel,
+  skinnyGemmReduceKernel,
+  skinnyGemmShapeError,
+  skinnyGemmSplits,
+  SKINNY_GEMM_FEATURES,
+  SKINNY_GEMM_MAX_ROWS,
+  SKINNY_GEMM_STAGE_K,
+  SKINNY_GEMM_TARGET_BLOCKS,
+} from './kernels/skinny-gemm.kernel.js';
+export type { SkinnyGemmSpec, SkinnyGemmReduceSpec } from './kernels/skinny-gemm.kernel.js';
 export { argmaxKernel, sampleKernel } from './kernels/decoding.kernel.js';
 export type { LogitsSpec } from './kernels/decoding.kernel.js';
 export type { PagedSpec, DigestSpec, DtypeSpec } from './kernels/layout.js';

@@ -8,7 +8,7 @@ import { LlamaEngine } from '@arkvale/model-llama';
 import type { CliIo } from '../io.js';
 import { table } from '../format.js';
 import { GPU_DTYPES, resolveModelDir, type GpuDtype } from '../options.js';
-import { decodingChecks, denseChecks, memoryChecks, randomChecks } from '../selftest/dense-checks.js';
+import { decodingChecks, denseChecks, memoryChecks, randomChecks, skinnyGemmChecks } from '../selftest/dense-checks.js';
 import { KV_SHAPES, kvChecks } from '../selftest/kv-checks.js';
 import { prefixCacheChecks } from '../selftest/prefix-checks.js';
 import { tokenCellChecks } from '../selftest/token-checks.js';
@@ -34,9 +34,13 @@ function scoped(backend: CudaBackend, label: string, run: () => CheckResult[]): 
 function opChecks(dtype: GpuDtype, seed: number): CheckResult[] {
   const gpu = new CudaBackend({ dtype, poison: true });
   const t = new Twin(gpu, new ReferenceBackend(), dtype, seededUniform(seed));
+  // The decode products through skinny_gemm, whatever ARKVALE_SKINNY_GEMM says.
+  const skinny = new CudaBackend({ dtype, poison: true, skinnyGemm: true });
+  const ts = new Twin(skinny, t.ref, dtype, seededUniform(seed + 1));
   return [
     ...scoped(gpu, `memory ops, ${dtype}`, () => memoryChecks(t)),
     ...scoped(gpu, `dense ops, ${dtype}`, () => denseChecks(t)),
+    ...scoped(skinny, `skinny matmul, ${dtype}`, () => skinnyGemmChecks(ts, skinny)),
     ...scoped(gpu, `decoding, ${dtype}`, () => decodingChecks(t)),
     ...scoped(gpu, `random weights, ${dtype}`, () => randomChecks(t, gpu)),
     ...KV_SHAPES.flatMap((s) => scoped(gpu, `KV ops hd ${s.headDim} ps ${s.pageSize} g ${s.group}, ${dtype}`, () => kvChecks(t, s))),

@@ -1,4 +1,4 @@
-import { floatToBf16Bits, floatToHalfBits } from '@arkvale/core';
+import { floatToBf16Bits, floatToHalfBits, type Tensor } from '@arkvale/core';
 import type { CudaBackend } from '@arkvale/cuda-binding';
 import { uniformAt } from '@arkvale/kernels-codegen/launch';
 import { mismatches, quantize, relativeError, result, TOLERANCE, type CheckResult, type Twin } from './twin.js';
@@ -139,6 +139,73 @@ export function denseChecks(t: Twin): CheckResult[] {
         TOLERANCE.exact,
       ),
     );
+  }
+  return out;
+}
+
+/**
+ * The decode products through skinny_gemm (`gpu` made with skinnyGemm on; `t` its twin):
+ * values against the reference at [4096, 4096] (8 splits of k) for 1, 3 and 64 rows;
+ * against cuBLAS (the same backend runs 65 rows through it) at the other Llama-2-7B
+ * products, weights made on the device: qkv [12288, 4096] (4 splits), gate + up
+ * [22016, 4096] (2), down [4096, 11008] (8), the lm head [32000, 4096] into f32 (one
+ * split); and at each, row invariance bit for bit: rows of a 64-row product against the
+ * same rows alone, in 3 and 17 rows with the others changed, and padded with zero rows
+ * as decode steps run them.
+ */
+export function skinnyGemmChecks(t: Twin, gpu: CudaBackend): CheckResult[] {
+  const out: CheckResult[] = [];
+  const g = t.gpu;
+  const rowsOf = (values: Float32Array | Int32Array, n: number, rows: readonly number[]) =>
+    rows.flatMap((r) => Array.from(values.subarray(r * n, (r + 1) * n)));
+  const invariance = (label: string, x: Tensor, w: Tensor, k: number, n: number, outDtype?: 'f32') => {
+    const full = g.readSync(g.matmul(g.sliceRows(x, 0, 64), w, outDtype));
+    const other = (rows: number) => t.floats([rows, k], 2).gpu;
+    const zeros = g.fromBytes(new Uint8Array(63 * k * 2), [63, k], t.dtype);
+    for (const [what, input, picks, from] of [
+      ['row 0 alone', g.sliceRows(x, 0, 1), [0], [0]],
+      ['rows 0, 2 of 3, row 1 changed', g.concatRows([g.sliceRows(x, 0, 1), other(1), g.sliceRows(x, 2, 1)]), [0, 2], [0, 2]],
+      ['rows 0-2, 16 of 17, rows 3-15 changed', g.concatRows([g.sliceRows(x, 0, 3), other(13), g.sliceRows(x, 16, 1)]), [0, 1, 2, 16], [0, 1, 2, 16]],
+      ['row 5 padded with 63 zero rows', g.concatRows([g.sliceRows(x, 5, 1), zeros]), [0], [5]],
+    ] as const) {
+      const got = g.readSync(g.matmul(input, w, outDtype));
+      out.push(
+        result('skinny matmul row invariance', `${label}: ${what} = rows of 64`, mismatches(rowsOf(got, n, picks), rowsOf(full, n, from)), TOLERANCE.exact),
+      );
+    }
+  };
+
+  // Against the reference, split k.
+  {
+    const [n, k] = [4096, 4096];
+    const x = t.floats([64, k]);
+    const w = t.floats([n, k], 0.05);
+    for (const [m, outDtype] of [
+      [1, undefined],
+      [3, 'f32'],
+      [64, undefined],
+    ] as const) {
+      const detail = `[${m}, ${k}] x [${n}, ${k}]^T -> ${outDtype ?? t.dtype}`;
+      const [a, b] = t.read(g.matmul(g.sliceRows(x.gpu, 0, m), w.gpu, outDtype), t.ref.matmul(t.ref.sliceRows(x.ref, 0, m), w.ref, outDtype));
+      out.push(result('skinny matmul', `${detail} against the reference`, relativeError(a, b), outDtype ? TOLERANCE.f32 : TOLERANCE.half));
+    }
+    invariance(`[${n}, ${k}]`, x.gpu, w.gpu, k, n);
+  }
+  // Against cuBLAS (over 64 rows) at the model's other products, each split differently.
+  for (const [n, k, outDtype] of [
+    [12288, 4096, undefined],
+    [22016, 4096, undefined],
+    [4096, 11008, undefined],
+    [32000, 4096, 'f32'],
+  ] as const) {
+    const label = `[${n}, ${k}]${outDtype ? ' (-> f32)' : ''}`;
+    const w = gpu.randomUniform([n, k], 0.02, n + k);
+    const x = t.floats([65, k]).gpu;
+    const skinny = g.readSync(g.matmul(g.sliceRows(x, 0, 64), w, outDtype));
+    const cublas = g.readSync(g.sliceRows(g.matmul(x, w, outDtype), 0, 64));
+    const detail = `[64, ${k}] x [${n}, ${k}]^T -> ${outDtype ?? t.dtype} against cuBLAS`;
+    out.push(result('skinny matmul', detail, relativeError(skinny, cublas), outDtype ? TOLERANCE.f32 : TOLERANCE.half));
+    invariance(label, x, w, k, n, outDtype);
   }
   return out;
 }

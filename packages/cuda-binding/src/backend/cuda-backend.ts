@@ -59,6 +59,28 @@ export interface CudaBackendOptions {
    * ARKVALE_DIRECT_REPLAY=0; off checks every replayed call against the record.
    */
   readonly directReplay?: boolean;
+  /**
+   * Run matrix products of up to 64 rows (every decode step's) with the skinny_gemm
+   * kernel, which streams the weights once at close to the copy rate and gives a row the
+   * same bits whatever else shares its product, instead of cuBLAS. Default off, unless the
+   * environment has ARKVALE_SKINNY_GEMM=1. Shapes it does not take (n or k not a multiple
+   * of 64, f32 operands) still go to cuBLAS.
+   */
+  readonly skinnyGemm?: boolean;
+  /**
+   * The blocks skinny_gemm's split of k aims for (skinnyGemmSplits; default 240, about two
+   * per SM of an H100), for measurements; ARKVALE_SKINNY_GEMM_BLOCKS sets it too.
+   */
+  readonly skinnyGemmBlocks?: number;
+}
+
+/** A positive integer from the environment, or undefined. */
+function envCount(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw invalidArgument(`${name}=${v}: expected a positive integer`);
+  return n;
 }
 
 /** f32 values in a 16-bit float type, as raw little-endian bits. */
@@ -83,6 +105,8 @@ export class CudaBackend implements Backend {
    * numbers depend only on that algorithm and the row: every decode product is run at
    * 64 rows, padded, so a row gets the same numbers alone or in any batch, and a batch
    * of up to 64 rows reads each weight once (docs/DESIGN.md, "Batch invariance").
+   * (skinny_gemm, when on, gives a row the same numbers for any row count up to 64;
+   * the padding stays, harmless to it.)
    */
   readonly invariantProducts = { rows: 64, pad: true } as const;
   /**
@@ -105,7 +129,10 @@ export class CudaBackend implements Backend {
     if (!info) throw invalidArgument(`CUDA device ${device} does not exist`);
     this.dtype = options.dtype ?? 'f16';
     this.deviceName = info.name;
-    this.d = new CudaDevice(addon, this.dtype, info.multiprocessors, options.poison ?? false, options.graphs ?? process.env.ARKVALE_CUDA_GRAPHS !== '0');
+    this.d = new CudaDevice(addon, this.dtype, info.multiprocessors, options.poison ?? false, options.graphs ?? process.env.ARKVALE_CUDA_GRAPHS !== '0', {
+      on: options.skinnyGemm ?? process.env.ARKVALE_SKINNY_GEMM === '1',
+      targetBlocks: options.skinnyGemmBlocks ?? envCount('ARKVALE_SKINNY_GEMM_BLOCKS'),
+    });
     this.copies = new kv.PageCopies(this.d);
     this.reads = new PendingReads(this.d.addon, undefined, this.d.graphs);
     this.d.graphs.directReplay = options.directReplay ?? process.env.ARKVALE_DIRECT_REPLAY !== '0';
@@ -114,6 +141,11 @@ export class CudaBackend implements Backend {
   /** What the step graphs did: steps recorded, replayed and fallen back, graphs held. */
   get graphStats(): StepGraphStats {
     return this.d.graphs.stats;
+  }
+
+  /** Whether products of up to 64 rows run through skinny_gemm (CudaBackendOptions.skinnyGemm; fixed for the backend's life). */
+  get skinnyGemm(): boolean {
+    return this.d.skinnyGemm.on;
   }
 
   /** Whether decode steps are replayed as CUDA graphs (switchable between steps: benchmarks time both). */

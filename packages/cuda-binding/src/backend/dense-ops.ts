@@ -1,5 +1,6 @@
 import type { RopeSpec, RopeTable, Tensor } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
+import { SKINNY_GEMM_MAX_ROWS, skinnyGemmShapeError, skinnyGemmSplits } from '@arkvale/kernels-codegen/launch';
 import {
   findAddRmsNorm,
   findEmbeddingGather,
@@ -9,6 +10,8 @@ import {
   findRopeQkv,
   findRopeTable,
   findSiluGatePacked,
+  findSkinnyGemm,
+  findSkinnyGemmReduce,
 } from '../generated/index.js';
 import { STREAM } from '../native.js';
 import type { CudaDevice } from './device.js';
@@ -26,7 +29,9 @@ export class CudaRopeTable implements RopeTable {
 
 /**
  * x [m, k] @ w [n, k]^T through cuBLAS (row-major; cuBLAS is column-major, so this is
- * out^T = w x^T), f32 accumulation, out in the activation dtype or f32.
+ * out^T = w x^T), f32 accumulation, out in the activation dtype or f32. With the
+ * skinny-GEMM switch on (CudaBackendOptions.skinnyGemm), products of up to 64 rows in
+ * the activation dtype whose shape it takes run through skinny_gemm instead.
  */
 export function matmul(d: CudaDevice, xt: Tensor, wt: Tensor, outDtype?: 'f32'): CudaTensor {
   const x = d.expect(d.tensor(xt, 'matmul x'), 'matmul x', [d.dtype, 'f32'], 2);
@@ -38,6 +43,10 @@ export function matmul(d: CudaDevice, xt: Tensor, wt: Tensor, outDtype?: 'f32'):
   if (x.dtype !== w.dtype) throw invalidArgument(`matmul: x is ${x.dtype} but w is ${w.dtype}`);
   const out = d.empty([m, n], outDtype ?? d.dtype, 'matmul output');
   if (m === 0) return out;
+  if (d.skinnyGemm.on && skinnyFits(d, x, w)) {
+    skinnyMatmul(d, x, w, out);
+    return out;
+  }
   d.addon.gemm({
     transA: true,
     transB: false,
@@ -59,6 +68,43 @@ export function matmul(d: CudaDevice, xt: Tensor, wt: Tensor, outDtype?: 'f32'):
     what: `matmul [${m}, ${k}] x [${n}, ${k}]^T`,
   });
   return out;
+}
+
+/** Whether skinny_gemm takes x @ w^T: up to 64 rows, activation-dtype operands, n and k multiples of 64, 16-byte aligned rows. */
+function skinnyFits(d: CudaDevice, x: CudaTensor, w: CudaTensor): boolean {
+  const [m, k] = x.shape;
+  const n = w.shape[0];
+  return (
+    m <= SKINNY_GEMM_MAX_ROWS &&
+    x.dtype === d.dtype &&
+    w.dtype === d.dtype &&
+    skinnyGemmShapeError(m, n, k) === undefined &&
+    x.ptr % 16n === 0n &&
+    w.ptr % 16n === 0n
+  );
+}
+
+/**
+ * out = x @ w^T by skinny_gemm: weights streamed once for all m rows, a row's result the
+ * same whatever m is. When k is split (the split count depends on n and k alone), the
+ * splits' f32 partials go to a workspace made here and summed in split order by
+ * skinny_gemm_reduce, then freed (the buffer pool reuses it in stream order).
+ */
+function skinnyMatmul(d: CudaDevice, x: CudaTensor, w: CudaTensor, out: CudaTensor): void {
+  const [m, k] = x.shape;
+  const n = w.shape[0];
+  const outType = out.dtype as 'f16' | 'bf16' | 'f32';
+  const numSplits = skinnyGemmSplits({ n, k, targetBlocks: d.skinnyGemm.targetBlocks });
+  const kernel = d.kernels.get('skinny_gemm', findSkinnyGemm, { dtype: d.dtype, out: outType });
+  if (numSplits === 1) {
+    // `partial` is not read or written with one split.
+    d.launch(kernel, { x: x.ptr, w: w.ptr, out: out.ptr, partial: out.ptr, m, n, k, numSplits });
+    return;
+  }
+  const partial = d.empty([numSplits, m, n], 'f32', 'skinny gemm split-k partials');
+  d.launch(kernel, { x: x.ptr, w: w.ptr, out: out.ptr, partial: partial.ptr, m, n, k, numSplits });
+  d.launch(d.kernels.get('skinny_gemm_reduce', findSkinnyGemmReduce, { out: outType }), { partial: partial.ptr, out: out.ptr, count: m * n, numSplits });
+  d.lifetimes.dispose(partial);
 }
 
 export function rmsNorm(d: CudaDevice, xt: Tensor, wt: Tensor, eps: number): CudaTensor {

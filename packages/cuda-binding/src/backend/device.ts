@@ -9,6 +9,14 @@ import { CudaTensor, DeviceBuffer, DTYPE_BYTES, TensorLifetimes, asCuda, element
 
 export type FloatDType = 'f16' | 'bf16';
 
+/** How `matmul` runs products of up to 64 rows (CudaBackendOptions.skinnyGemm). */
+export interface SkinnyGemmOptions {
+  /** Run them with skinny_gemm (and skinny_gemm_reduce) instead of cuBLAS. */
+  readonly on: boolean;
+  /** The blocks skinnyGemmSplits aims for (its default when absent). */
+  readonly targetBlocks?: number;
+}
+
 /**
  * What every group of backend operations needs: the addon, tensor allocation and
  * lifetimes, uploads and kernel launches on the compute stream. Everything here is
@@ -33,6 +41,8 @@ export class CudaDevice {
     /** Fill every new allocation with 0xff bytes (NaN in every float type), so unwritten outputs show. */
     readonly poison = false,
     graphs = true,
+    /** Products of up to 64 rows through skinny_gemm (off: cuBLAS). */
+    readonly skinnyGemm: SkinnyGemmOptions = { on: false },
   ) {
     this.graphs = new StepGraphs(addon, graphs);
     this.addon = this.graphs.addon;

@@ -1,8 +1,8 @@
-import type { CudaAddon } from '../native.js';
-import { CudaDevice } from '../backend/device.js';
+import type { CudaAddon, GemmParams } from '../native.js';
+import { CudaDevice, type SkinnyGemmOptions } from '../backend/device.js';
 
-/** A device that records launches and refuses anything that would wait for the GPU. */
-export function fakeDevice(): { d: CudaDevice; launches: string[] } {
+/** A device that records launches (and cuBLAS gemms) and refuses anything that would wait for the GPU. */
+export function fakeDevice(skinnyGemm: SkinnyGemmOptions = { on: false }): { d: CudaDevice; launches: string[] } {
   const launches: string[] = [];
   let next = 0x10000n;
   const refuse = (what: string) => () => {
@@ -17,8 +17,9 @@ export function fakeDevice(): { d: CudaDevice; launches: string[] } {
     free: () => {},
     memset: () => {},
     launch: (name: string, grid: readonly number[], _params: Uint8Array, stream: number) => launches.push(`${name} [${grid.join(', ')}] on ${stream}`),
+    gemm: (p: GemmParams) => launches.push(`gemm ${p.m} x ${p.n} x ${p.k} ${p.aType} -> ${p.cType} on ${p.stream}`),
     synchronize: refuse('synchronize'),
     download: refuse('download'),
   } as unknown as CudaAddon;
-  return { d: new CudaDevice(addon, 'f16', 132), launches };
+  return { d: new CudaDevice(addon, 'f16', 132, false, true, skinnyGemm), launches };
 }

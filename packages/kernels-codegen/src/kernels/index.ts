@@ -15,6 +15,7 @@ import { pagedPrefillFp8Kernel, pagedPrefillKernel } from './paged-prefill.kerne
 import { addRmsNormKernel, rmsNormKernel } from './rms-norm.kernel.js';
 import { ropeKernel, ropeQkvKernel, ropeTableKernel } from './rope.kernel.js';
 import { scatterI32Kernel } from './scatter.kernel.js';
+import { skinnyGemmKernel, skinnyGemmReduceKernel } from './skinny-gemm.kernel.js';
 import { selectAttendKernel } from './select-attend.kernel.js';
 import { selectResidentKernel } from './select-resident.kernel.js';
 import { evictTokenCellsKernel, placeTokenCellsKernel } from './token-cells.kernel.js';
@@ -49,6 +50,8 @@ export const KERNELS: readonly KernelDefinition[] = [
   siluGateKernel,
   siluGatePackedKernel,
   residualAddKernel,
+  skinnyGemmKernel,
+  skinnyGemmReduceKernel,
   embeddingGatherKernel,
   argmaxKernel,
   sampleKernel,
