@@ -105,10 +105,12 @@ export class CudaBackend implements Backend {
    * numbers depend only on that algorithm and the row: every decode product is run at
    * 64 rows, padded, so a row gets the same numbers alone or in any batch, and a batch
    * of up to 64 rows reads each weight once (docs/DESIGN.md, "Batch invariance").
-   * (skinny_gemm, when on, gives a row the same numbers for any row count up to 64;
-   * the padding stays, harmless to it.)
+   * skinny_gemm, when on, gives a row the same numbers for any row count up to 64, so
+   * its products are not padded: a batch of one runs one row, not 64.
    */
-  readonly invariantProducts = { rows: 64, pad: true } as const;
+  get invariantProducts(): { readonly rows: number; readonly pad: boolean } {
+    return { rows: 64, pad: !this.skinnyGemm };
+  }
   /**
    * A 4096-row chunk at 30k tokens through the paged kernel (CUDA cores) took seconds;
    * the causal prefill (tensor cores) runs 4 prompts of 30k in 7.2 s on an H100. Four
