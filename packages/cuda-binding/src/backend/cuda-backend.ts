@@ -1,3 +1,4 @@
+import v8 from 'node:v8';
 import type {
   GraphedStep,
   Backend,
@@ -74,6 +75,18 @@ export interface CudaBackendOptions {
   readonly skinnyGemmBlocks?: number;
 }
 
+/**
+ * Direct replays run a decode step's forward pass only a few times a page of steps, and
+ * V8 flushes the bytecode of functions that go unrun over a few garbage collections: the
+ * steps that still run the pass (a page starting or filling, the first under a key) then
+ * recompiled it, and took 2-3x their host time (host-overhead.mjs: a page-fill step 4.2
+ * ms against 1.7 ms). Keeping bytecode is a process-wide V8 setting; it costs the memory
+ * of bytecode that would otherwise be dropped.
+ */
+function keepBytecode(): void {
+  v8.setFlagsFromString('--no-flush-bytecode');
+}
+
 /** A positive integer from the environment, or undefined. */
 function envCount(name: string): number | undefined {
   const v = process.env[name];
@@ -138,6 +151,7 @@ export class CudaBackend implements Backend {
     this.copies = new kv.PageCopies(this.d);
     this.reads = new PendingReads(this.d.addon, undefined, this.d.graphs);
     this.d.graphs.directReplay = options.directReplay ?? process.env.ARKVALE_DIRECT_REPLAY !== '0';
+    if (this.d.graphs.directReplay) keepBytecode();
   }
 
   /** What the step graphs did: steps recorded, replayed and fallen back, graphs held. */
