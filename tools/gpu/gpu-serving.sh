@@ -17,6 +17,8 @@
 # long-context: issue 22's points (Llama-3-8B shape to 128k, batch 1 and 4; fp8 pages against f16).
 # skinny-gemm: issue 22's decode products through skinny_gemm against cuBLAS: the decode bench (7B, 30k, Full and
 #   ArkVale @ 2048) at batch 1 with ARKVALE_SKINNY_GEMM=1 then =0, then the same at batch 4, one after the other.
+# direct: the self-test, Quest against ArkVale, direct against checked replays at batch 4 and batch 1 (issue 22's host cost).
+# h200: what needs an H200 (QUEST_BATCH=4 LONG_B4_PLANS=arkvale@4096,full): Quest at 4 x 30k, 128k at batch 4 with the peer.
 # next: what is still unrun (arkvale selftest in f16 with the Qwen2 golden, the hostile load, 16 x 7.5k,
 #   the server steps with invariance, multi-turn, shared-doc, Quest on the device against ArkVale).
 # Or a list of the steps' names, run in that order. Each step has its own time limit (within a
@@ -48,6 +50,9 @@ case "$group" in
   fp8-throughput) group=throughput-full,throughput-fp8 ;;
   # The fifth session's first call: the self-test (direct replays against the golden tokens), Quest at 4 x 30k, the host cost.
   direct) group=selftest,decode-quest,decode-direct,decode-direct-b1 ;;
+  # What the fifth session left for an H200 (run with QUEST_BATCH=4 LONG_B4_PLANS=arkvale@4096,full): Quest at 4 x 30k
+  # (issue 23), then 128k at batch 4 with the SDPA peer (issue 22).
+  h200) group=decode-quest,long-b4,long-peer-b4 ;;
   long-context) group=long-b1,long-b1-7b,long-peer-b1,decode-b4,fp8-speed,long-b4 ;;
   skinny-gemm) group=skinny-on-b1,skinny-off-b1,skinny-on-b4,skinny-off-b4 ;;
 esac
