@@ -14,7 +14,7 @@
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { KvCache, POLICY_NAMES, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
-import { CudaBackend } from '@arkvale/cuda-binding';
+import { CudaBackend, idleCudaAddon } from '@arkvale/cuda-binding';
 import { BatchRun, batchDevicePages } from '@arkvale/engine';
 import { kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
 import { int, oneOf, parseCommand, UsageError } from '../lib/args.mjs';
@@ -52,73 +52,13 @@ and the addon calls per step.`,
   },
 });
 
-/** Every addon function the backend calls, doing nothing; pinned blocks are real host memory so that hostView works. */
-function idleAddon() {
-  let next = 1n << 32n;
-  let events = 0;
-  const pinned = new Map();
-  const counts = new Map();
-  const count = (name) => counts.set(name, (counts.get(name) ?? 0) + 1);
-  const addr = (bytes) => {
-    const p = next;
-    next += BigInt(Math.ceil(bytes / 256) * 256 + 256);
-    return p;
-  };
-  const addon = {
-    probe: () => ({
-      available: true,
-      devices: [{ index: 0, name: 'no device (host overhead)', multiprocessors: 132, computeCapability: '9.0', totalBytes: 141e9 }],
-    }),
-    init() {},
-    memInfo: () => ({ freeBytes: 140e9, totalBytes: 141e9 }),
-    alloc: (bytes) => (count('alloc'), addr(bytes)),
-    free: () => count('free'),
-    allocatorStats: () => ({ reservedBytes: 0, allocatedBytes: 0, slabs: 0, mallocs: 0 }),
-    releaseCached() {},
-    hostAlloc(bytes) {
-      const host = addr(bytes);
-      // Real memory only for small blocks (read-back rings): the host page pool is never viewed.
-      if (bytes <= 64 << 20) pinned.set(host, new ArrayBuffer(bytes));
-      return { host, device: host };
-    },
-    hostFree: (host) => pinned.delete(host),
-    hostView(host, bytes) {
-      for (const [base, buf] of pinned)
-        if (host >= base && host + BigInt(bytes) <= base + BigInt(buf.byteLength)) return buf.slice(Number(host - base), Number(host - base) + bytes);
-      throw new Error('hostView outside a block');
-    },
-    upload: () => count('upload'),
-    download: (_src, dst) => (count('download'), new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).fill(0)),
-    copy: () => count('copy'),
-    copyPages: () => count('copyPages'),
-    memset: () => count('memset'),
-    recordEvent: () => (count('recordEvent'), ++events),
-    waitEvent: () => count('waitEvent'),
-    eventDone: () => true,
-    releaseEvent() {},
-    synchronize: () => count('synchronize'),
-    elapsedMs: () => 0,
-    syncCount: () => (counts.get('download') ?? 0) + (counts.get('synchronize') ?? 0),
-    kernels: () => [],
-    launch: () => count('launch'),
-    blasStatus: () => ({ loaded: true, version: 130000 }),
-    gemm: () => count('gemm'),
-    beginCapture() {},
-    endCapture: () => 0,
-    launchGraph: () => count('launchGraph'),
-    destroyGraph() {},
-    buildInfo: () => ({ archs: [] }),
-  };
-  return { addon, counts };
-}
-
 const shape = opts.shape;
 const context = opts.context;
 const batch = opts.batch;
 const steps = opts.steps;
 const { policy, budgetTokens: budget } = opts.plan;
 const pageSize = opts['page-size'];
-const { addon, counts } = idleAddon();
+const { addon, counts } = idleCudaAddon();
 const backend = new CudaBackend({ addon, dtype: 'f16', graphs: opts.graphs !== '0' });
 const config = shapeConfig(shape);
 const weights = randomLlamaWeights(config, backend, 7);

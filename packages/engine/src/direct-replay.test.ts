@@ -1,0 +1,67 @@
+import { KvCache, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
+import { CudaBackend, idleCudaAddon } from '@arkvale/cuda-binding';
+import { kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
+import { describe, expect, it } from 'vitest';
+import { BatchRun } from './generate-batch.js';
+import { batchDevicePages } from './step-bound.js';
+
+/**
+ * Decode steps replayed without their forward pass (StepGraphs' direct replays) must
+ * leave the host exactly where replays checked call by call leave it. The CUDA backend
+ * runs here over an addon that does nothing (reads give zeros, so every step samples
+ * token 0 and no page is recalled): the same batch, with sequences of different lengths
+ * that end at different steps (frees, new graph keys), is stepped both ways, and after
+ * every step the caches' pages, lengths and statistics must agree.
+ */
+function run(directReplay: boolean) {
+  const backend = new CudaBackend({ addon: idleCudaAddon().addon, dtype: 'f16', directReplay });
+  const config = shapeConfig('tiny-retrieval');
+  const forward = new LlamaForward(config, randomLlamaWeights(config, backend, 3), backend, 512);
+  const geometry = kvGeometry(config, 16, 2);
+  const plan = { policy: 'arkvale' as const, budgetTokens: 64, pageSize: 16 };
+  const resolved = resolveCacheOptions(geometry, { ...plan, devicePages: 1 });
+  const tokens = 300;
+  const cache = new KvCache({
+    geometry,
+    options: { ...plan, devicePages: batchDevicePages(geometry, resolved, tokens, 3), hostPages: poolPagesFor(geometry, resolved, tokens, 3).hostPages },
+    backend,
+  });
+  const prompt = (n: number) => Array.from({ length: n }, (_, i) => (i * 7) % config.vocabSize);
+  const batch = new BatchRun({ forward, tokenizer: null, eosIds: [] }, cache, [
+    { promptIds: prompt(101), maxTokens: 60, ignoreEos: true },
+    { promptIds: prompt(130), maxTokens: 37, ignoreEos: true },
+    { promptIds: prompt(77), maxTokens: 49, ignoreEos: true },
+  ]);
+  const states: string[] = [];
+  while (!batch.done) {
+    batch.step();
+    const sequences = [...cache.rawSequences.values()].map((s) => ({
+      id: s.id,
+      length: s.length,
+      pages: s.layers.map((l) => (l.kind === 'page' ? l.pages.map((p) => [p.slot, p.digest, p.host]) : null)),
+    }));
+    states.push(JSON.stringify({ sequences, stats: cache.stats() }));
+  }
+  batch.close();
+  cache.close();
+  forward.dispose();
+  const stats = backend.graphStats;
+  backend.trimBuffers();
+  return { states, stats, liveTensors: backend.liveTensors };
+}
+
+describe('decode steps replayed without their forward pass', () => {
+  it('leave the caches as replays checked call by call do, step by step, and nothing behind', () => {
+    const direct = run(true);
+    const checked = run(false);
+    expect(direct.states.length).toBe(checked.states.length);
+    direct.states.forEach((state, i) => expect(state, `after step ${i}`).toBe(checked.states[i]));
+    // Most replays skipped the forward pass; none did with direct replays off.
+    expect(direct.stats.direct).toBeGreaterThan(direct.stats.replayed / 2);
+    expect(checked.stats.direct).toBe(0);
+    expect(checked.stats.replayed).toBe(direct.stats.replayed);
+    expect(direct.stats.fallbacks).toBe(0);
+    expect(direct.liveTensors).toBe(0);
+    expect(checked.liveTensors).toBe(0);
+  });
+});
