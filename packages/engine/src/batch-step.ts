@@ -64,7 +64,7 @@ export function runStep(forward: LlamaForward, decoding: readonly Job[], chunks:
     body: (planned) => forward.forwardRows(planned.batch),
   };
   // A step of decode rows alone may be replayed as a graph when its work repeats the last one's.
-  const key = chunks.length === 0 && forward.backend.graphStep ? graphKey(groups, products) : null;
+  const key = chunks.length === 0 && forward.backend.graphStep ? graphKey(forward, groups, products) : null;
   if (key === null) return { logits: runGraphedStep(forward.backend, step), jobs, promptRows };
   // Without its forward pass where that would change nothing on the host that skipStep does not redo.
   const skipped = groups.every(([cache, list]) => cache.canSkipForward(list.map((j) => j.seq)))
@@ -76,9 +76,10 @@ export function runStep(forward: LlamaForward, decoding: readonly Job[], chunks:
   return { logits: forward.backend.graphStep!(key, { ...step, skipped }), jobs, promptRows };
 }
 
-/** The key of a decode-only step: every cache's (KvCache.graphKey) and the blocks; null when one cache's step cannot be replayed. */
-function graphKey(groups: readonly [KvCache, Job[]][], products: ProductBlocks): string | null {
-  let key = `blocks ${products.blockRows}${products.pad ? ' padded' : ''}`;
+/** The key of a decode-only step: every cache's (KvCache.graphKey), the blocks and the padding; null when one cache's step cannot be replayed. */
+function graphKey(forward: LlamaForward, groups: readonly [KvCache, Job[]][], products: ProductBlocks): string | null {
+  // Padded products read the forward pass's zero rows, made again when more are reserved.
+  let key = `blocks ${products.blockRows}${products.pad ? ` padded from ${forward.paddingRows}` : ''}`;
   for (const [cache, list] of groups) {
     const k = cache.graphKey(list.map((j) => j.seq));
     if (k === null) return null;

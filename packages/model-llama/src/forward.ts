@@ -144,6 +144,14 @@ export class LlamaForward {
   }
 
   /**
+   * The rows `reservePadding` reserved. It only grows, and the zero rows are made again
+   * each time it does: a graphed step's key names it, since the step reads them at their address.
+   */
+  get paddingRows(): number {
+    return this.paddedRows;
+  }
+
+  /**
    * Returns the weights and the padding rows to the backend (device memory on a GPU is
    * not garbage collected, and a process may load another model after this one). The
    * forward pass is unusable afterwards.
