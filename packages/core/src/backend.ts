@@ -391,6 +391,14 @@ export interface Backend {
   sliceRows(t: Tensor, start: number, count: number): Tensor;
   /** Concatenates tensors along their first dimension. */
   concatRows(parts: readonly Tensor[]): Tensor;
+  /**
+   * `x`'s rows followed by rows of unspecified values, `rows` in all: the input of a
+   * padded product (RowBatch.padTo), whose extra rows' results are dropped. A product's
+   * row depends on that row alone, so the extra rows need not be zero, and a backend
+   * that pads its decode products saves writing them. Optional: padding falls back to
+   * concatenating zero rows.
+   */
+  padRows?(x: Tensor, rows: number): Tensor;
 
   // --- dense math ---------------------------------------------------------
   /** x [m, k] @ w [n, k]^T. `outDtype` 'f32' asks for a float32 result (logits) whatever `dtype` is. */

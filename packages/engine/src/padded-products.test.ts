@@ -19,6 +19,18 @@ class PaddedBackend extends CpuBackend {
   }
 }
 
+/** The same, padding its products with NaN rows (Backend.padRows): a row's product must not depend on them. */
+class NanPaddedBackend extends PaddedBackend {
+  padded = 0;
+  padRows(x: Tensor, rows: number): Tensor {
+    if (rows > x.shape[0]) this.padded++;
+    const values = this.readSync(x) as Float32Array;
+    const out = new Float32Array((rows / x.shape[0]) * values.length).fill(Number.NaN);
+    out.set(values);
+    return this.fromArray(out, [rows, ...x.shape.slice(1)]);
+  }
+}
+
 async function tokens(engine: LocalEngine, prompt: string, sampling: { temperature: number; seed?: number } = { temperature: 0 }): Promise<number[]> {
   const ids: number[] = [];
   for await (const ev of engine.submit({ prompt, maxTokens: 12, ...sampling, ignoreEos: true, cachePrefix: false })) {
@@ -28,6 +40,22 @@ async function tokens(engine: LocalEngine, prompt: string, sampling: { temperatu
 }
 
 describe('padded products (batch invariance on a backend that picks kernels by shape)', () => {
+  it('gives the same tokens when the padding rows hold NaN (Backend.padRows) as when they hold zeros', async () => {
+    const options = { modelDir: MODEL_DIR, pageSize: 8, budgetTokens: 32, chunkTokens: 12 };
+    const nanBackend = new NanPaddedBackend();
+    const nan = await LocalEngine.load({ ...options, backend: nanBackend });
+    const zeros = await LocalEngine.load({ ...options, backend: new PaddedBackend() });
+    try {
+      const prompts = ['The old farmer painted the barn', 'Once upon a time in a small village', 'A B C D E F G'];
+      const all = (engine: LocalEngine) => Promise.all(prompts.map((p) => tokens(engine, p)));
+      expect(await all(nan)).toEqual(await all(zeros));
+      expect(nanBackend.padded).toBeGreaterThan(10);
+    } finally {
+      await nan.close();
+      await zeros.close();
+    }
+  });
+
   it('runs every decode product at the block rows and every chunk at the chunk rows, with each request its tokens alone', async () => {
     const backend = new PaddedBackend();
     const engine = await LocalEngine.load({ modelDir: MODEL_DIR, backend, pageSize: 8, budgetTokens: 32, chunkTokens: 12 });

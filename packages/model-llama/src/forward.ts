@@ -134,6 +134,11 @@ export class LlamaForward {
     if (rows <= this.paddedRows) return;
     const c = this.config;
     const b = this.backend;
+    // A backend that pads rows itself needs no zero rows.
+    if (b.padRows) {
+      this.paddedRows = rows;
+      return;
+    }
     const bytes = b.dtype === 'f32' ? 4 : 2;
     for (const t of this.zeros.values()) b.dispose(t);
     this.zeros.clear();
@@ -282,6 +287,7 @@ export class LlamaForward {
     }
     const product = (x: Tensor, w: Tensor, rows: number, pad: number, outDtype?: 'f32'): Tensor => {
       if (pad === rows) return b.matmul(x, w, outDtype);
+      if (b.padRows) return b.sliceRows(b.matmul(b.padRows(x, pad), w, outDtype), 0, rows);
       const width = x.shape[1];
       const zeros = this.zeros.get(width);
       if (!zeros) throw invalidArgument(`no padding reserved for products of width ${width}`);

@@ -336,6 +336,15 @@ export class CudaBackend implements Backend {
     return out;
   }
 
+  /** One copy of x's rows into a buffer of `rows` rows: the rest is left as the allocator gives it (Backend.padRows). */
+  padRows(x: Tensor, rows: number): Tensor {
+    const c = this.d.tensor(x, 'padRows');
+    if (!Number.isInteger(rows) || rows < c.shape[0]) throw invalidArgument(`padRows: ${rows} rows for a tensor of ${c.shape[0]}`);
+    const out = this.d.empty([rows, ...c.shape.slice(1)], c.dtype, 'padRows output');
+    this.d.copy(out, 0, c, c.bytes, 'padRows');
+    return out;
+  }
+
   // --- dense math ---------------------------------------------------------
 
   matmul(x: Tensor, w: Tensor, outDtype?: 'f32'): Tensor {
