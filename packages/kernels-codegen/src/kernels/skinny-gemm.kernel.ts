@@ -25,6 +25,10 @@
  *   [split, m, n]; skinny_gemm_reduce sums them in split order and converts. The split
  *   count (skinnyGemmSplits) depends on (n, k) only, never on m, and nothing is atomic:
  *   the results are deterministic. One split writes the output directly.
+ *
+ * Measured on an H100 (docs/BENCHMARKS.md, fifth session of 2026-12-06): correct and
+ * row-invariant, but a 7B decode step at batch 1 (one row) took 2.2 ms more than with
+ * cuBLAS, so the CUDA backend uses it only with ARKVALE_SKINNY_GEMM=1.
  */
 import {
   blockDim,
