@@ -9,16 +9,17 @@ import { batchDevicePages } from './step-bound.js';
  * Decode steps replayed without their forward pass (StepGraphs' direct replays) must
  * leave the host exactly where replays checked call by call leave it. The CUDA backend
  * runs here over an addon that does nothing (reads give zeros, so every step samples
- * token 0 and no page is recalled): the same batch, with sequences of different lengths
- * that end at different steps (frees, new graph keys), is stepped both ways, and after
- * every step the caches' pages, lengths and statistics must agree.
+ * token 0, no page is recalled and H2O's victim is cell 0): the same batch, with
+ * sequences of different lengths that end at different steps (frees, new graph keys),
+ * is stepped both ways for every policy that decides on the device (and Full), and
+ * after every step the caches' pages, lengths and statistics must agree.
  */
-function run(directReplay: boolean) {
+function run(policy: 'arkvale' | 'quest' | 'h2o' | 'full', directReplay: boolean) {
   const backend = new CudaBackend({ addon: idleCudaAddon().addon, dtype: 'f16', directReplay });
   const config = shapeConfig('tiny-retrieval');
   const forward = new LlamaForward(config, randomLlamaWeights(config, backend, 3), backend, 512);
   const geometry = kvGeometry(config, 16, 2);
-  const plan = { policy: 'arkvale' as const, budgetTokens: 64, pageSize: 16 };
+  const plan = { policy, budgetTokens: 64, pageSize: 16 };
   const resolved = resolveCacheOptions(geometry, { ...plan, devicePages: 1 });
   const tokens = 300;
   const cache = new KvCache({
@@ -51,17 +52,20 @@ function run(directReplay: boolean) {
 }
 
 describe('decode steps replayed without their forward pass', () => {
-  it('leave the caches as replays checked call by call do, step by step, and nothing behind', () => {
-    const direct = run(true);
-    const checked = run(false);
-    expect(direct.states.length).toBe(checked.states.length);
-    direct.states.forEach((state, i) => expect(state, `after step ${i}`).toBe(checked.states[i]));
-    // Most replays skipped the forward pass; none did with direct replays off.
-    expect(direct.stats.direct).toBeGreaterThan(direct.stats.replayed / 2);
-    expect(checked.stats.direct).toBe(0);
-    expect(checked.stats.replayed).toBe(direct.stats.replayed);
-    expect(direct.stats.fallbacks).toBe(0);
-    expect(direct.liveTensors).toBe(0);
-    expect(checked.liveTensors).toBe(0);
-  });
+  it.each(['arkvale', 'quest', 'h2o', 'full'] as const)(
+    'leave the caches as replays checked call by call do, step by step, and nothing behind (%s)',
+    (policy) => {
+      const direct = run(policy, true);
+      const checked = run(policy, false);
+      expect(direct.states.length).toBe(checked.states.length);
+      direct.states.forEach((state, i) => expect(state, `after step ${i}`).toBe(checked.states[i]));
+      // Most replays skipped the forward pass; none did with direct replays off.
+      expect(direct.stats.direct).toBeGreaterThan(direct.stats.replayed / 2);
+      expect(checked.stats.direct).toBe(0);
+      expect(checked.stats.replayed).toBe(direct.stats.replayed);
+      expect(direct.stats.fallbacks).toBe(0);
+      expect(direct.liveTensors).toBe(0);
+      expect(checked.liveTensors).toBe(0);
+    },
+  );
 });
