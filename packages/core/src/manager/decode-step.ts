@@ -150,14 +150,16 @@ export function decodeLayer(
     layer.kind === 'page' ? launchEstimate(host, layer, () => b.sliceRows(q, r, 1), candidatePages(host, layer)) : null,
   );
   const estimates = readEstimates(b, pending);
+  // The tokens in a page layer's last page, as the sequence stands when asked.
+  const lastPageLen = (s: SequenceState, layer: PageLayer) => s.length - (layer.pages.length - 1) * ps;
   const lists: { slots: number[]; last: number }[][] = seqs.map((s, r) => {
     const layer = layers[r];
     if (layer.kind === 'token') return [{ slots: layer.slots, last: layer.filled - (layer.slots.length - 1) * ps }];
     // Full (and every unbudgeted layer without digests) attends every page: no decision to make.
-    if (!layer.digests && !layer.budgeted) return [{ slots: layer.pages.map((p) => p.slot), last: s.length - (layer.pages.length - 1) * ps }];
+    if (!layer.digests && !layer.budgeted) return [{ slots: layer.pages.map((p) => p.slot), last: lastPageLen(s, layer) }];
     const decision = layer.policy.decide(contextWith(host, layer, pending[r]!, estimates[r]));
     store.applyRecalls(layer, decision);
-    const lastLen = s.length - (layer.pages.length - 1) * ps;
+    const lastLen = lastPageLen(s, layer);
     return decision.attend.map((pages) => ({
       slots: pages.map((p) => layer.pages[p].slot),
       last: pages[pages.length - 1] === layer.pages.length - 1 ? lastLen : ps,
@@ -167,7 +169,7 @@ export function decodeLayer(
   const tokenScores = layers.some((l) => l.kind === 'token' && l.policy.scoreUpdate !== 'none');
   // Layers that attend every page (Full) make no decision: only their last page's length changes from step to step.
   const attendAll = layers.every((l) => l.kind === 'page' && !l.digests && !l.budgeted);
-  const lastsNow = () => Int32Array.from(seqs, (s, r) => s.length - ((layers[r] as PageLayer).pages.length - 1) * ps);
+  const lastsNow = () => Int32Array.from(seqs, (s, r) => lastPageLen(s, layers[r] as PageLayer));
   const { out, tokenScores: scores } = b.pagedAttention({
     q,
     storage: store.deviceStorage,

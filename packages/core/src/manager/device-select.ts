@@ -218,7 +218,7 @@ export function decodeLayerOnDevice(
     groups,
     ...prepared,
     k: o.topK,
-    planInto: decisions.plans.into(decisions.layer, layers, 1 + 2 * o.topK * groups),
+    planInto: decisions.plans.into(decisions.layer, layers, planWidth(host, policy)!),
   });
   // A recall may overwrite a victim whose backup is still being copied out: KvCache.beginStep ordered the step after it.
   b.recallListed(store.hostStorage, store.deviceStorage, selected.copies);

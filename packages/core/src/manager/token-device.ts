@@ -21,11 +21,8 @@ import type { DecisionRows, StepHost, WrittenTargets } from './decode-step.js';
  * them), so no row keeps a batch on the host.
  */
 export function tokensOnDevice(host: StepHost, layers: readonly LayerState[]): layers is readonly TokenLayer[] {
-  const b = host.store.backend;
-  if (host.options.selectOn !== 'device' || !b.placeTokenCells || !b.evictTokenCells) return false;
   const first = layers[0];
-  if (first.kind !== 'token' || !first.policy.onDevice || first.policy.scoreUpdate === 'none') return false;
-  return layers.every((l) => l.policy === first.policy);
+  return first.kind === 'token' && victimsOnDevice(host, first.policy) && layers.every((l) => l.policy === first.policy);
 }
 
 /** Whether `policy`'s token layers evict on the device (their steps gather victims: DecodeStep.victims). */

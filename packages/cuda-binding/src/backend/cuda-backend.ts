@@ -211,13 +211,15 @@ export class CudaBackend implements Backend {
   private detach(t: Tensor): Tensor {
     const c = this.d.tensor(t, 'graphStep');
     if (!this.d.graphs.owns(c.buffer.ptr)) return t;
-    const out = this.d.empty(c.shape, c.dtype, "a graphed step's result");
-    this.d.copy(out, 0, c, c.bytes, "a graphed step's result");
+    const out = this.copyRecorded(c);
     this.dispose(t);
     return out;
   }
 
-  /** A direct replay's result: the recorded result's bytes (in the graph's buffer, disposed as a tensor since) in a buffer of its own. */
+  /**
+   * A graphed step's result in a buffer of its own: the step's, or for a direct replay
+   * the recorded one (in the graph's buffer, disposed as a tensor since).
+   */
   private copyRecorded(recorded: CudaTensor): Tensor {
     const out = this.d.empty(recorded.shape, recorded.dtype, "a graphed step's result");
     if (recorded.bytes > 0) this.d.addon.copy(out.ptr, recorded.ptr, recorded.bytes, STREAM.compute, "a graphed step's result");

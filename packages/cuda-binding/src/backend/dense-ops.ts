@@ -96,13 +96,10 @@ function skinnyMatmul(d: CudaDevice, x: CudaTensor, w: CudaTensor, out: CudaTens
   const outType = out.dtype as 'f16' | 'bf16' | 'f32';
   const numSplits = skinnyGemmSplits({ n, k, targetBlocks: d.skinnyGemm.targetBlocks });
   const kernel = d.kernels.get('skinny_gemm', findSkinnyGemm, { dtype: d.dtype, out: outType });
-  if (numSplits === 1) {
-    // `partial` is not read or written with one split.
-    d.launch(kernel, { x: x.ptr, w: w.ptr, out: out.ptr, partial: out.ptr, m, n, k, numSplits });
-    return;
-  }
-  const partial = d.empty([numSplits, m, n], 'f32', 'skinny gemm split-k partials');
-  d.launch(kernel, { x: x.ptr, w: w.ptr, out: out.ptr, partial: partial.ptr, m, n, k, numSplits });
+  // With one split the kernel writes `out` itself and never touches `partial`.
+  const partial = numSplits > 1 ? d.empty([numSplits, m, n], 'f32', 'skinny gemm split-k partials') : null;
+  d.launch(kernel, { x: x.ptr, w: w.ptr, out: out.ptr, partial: (partial ?? out).ptr, m, n, k, numSplits });
+  if (!partial) return;
   d.launch(d.kernels.get('skinny_gemm_reduce', findSkinnyGemmReduce, { out: outType }), { partial: partial.ptr, out: out.ptr, count: m * n, numSplits });
   d.lifetimes.dispose(partial);
 }
