@@ -16,7 +16,7 @@ import { cudaStatus } from '@arkvale/cuda-binding';
 import { describeBackend, generateBatch, loadBackend } from '@arkvale/engine';
 import { buildPasskeyPrompt, readFiller } from '@arkvale/cli';
 import { int, list, number, oneOf, parseCommand } from '../lib/args.mjs';
-import { dtypeOption, planSpec, pointSpec, rateSpec, shapeOption, WORKLOADS } from './model-options.mjs';
+import { dtypeOption, planSpec, pointSpec, rateSpec, shapeOption, tensorParallelOption, WORKLOADS } from './model-options.mjs';
 
 const { values: opts } = parseCommand({
   usage: 'pnpm bench [options]   (or node tools/bench/bench.mjs [options] after pnpm build)',
@@ -74,6 +74,7 @@ batch invariance through it (server-steps.mjs; compare decode-bench.mjs at the s
       parse: list(planSpec),
       help: 'with --shape: policy[@budget], comma-separated',
     },
+    'tensor-parallel': { ...tensorParallelOption, help: `with --shape: ${tensorParallelOption.help}` },
     'kv-gb': {
       type: 'string',
       value: 'GB',
@@ -119,6 +120,7 @@ if (opts['server-steps']) {
     shape: opts.shape,
     backend: backendName,
     dtype: opts.dtype,
+    tensorParallel: opts['tensor-parallel'],
     policy: plan.policy,
     budgetTokens: plan.budgetTokens ?? 512,
     points: opts.points,
@@ -139,6 +141,7 @@ if (opts.serving && opts.shape) {
     shape: opts.shape,
     backend: backendName,
     dtype: opts.dtype,
+    tensorParallel: opts['tensor-parallel'],
     plans: opts.plans,
     workloads: opts.workloads,
     kvGB: opts['kv-gb'],

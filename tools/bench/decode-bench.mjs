@@ -30,11 +30,20 @@
 // selection's estimate + select, recalls; the rest is the model's matrix products and
 // norms) summed per step on the device, so that the timed run stays undisturbed.
 import { writeFileSync } from 'node:fs';
-import { createPolicy, KvCache, kvBytesPerToken, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
-import { countParameters, kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
+import { createPolicy, InProcessGroup, KvCache, kvBytesPerToken, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
+import {
+  countParameters,
+  disposeLlamaWeights,
+  kvGeometry,
+  LlamaForward,
+  randomLlamaWeights,
+  shapeConfig,
+  shardLlamaWeights,
+  TensorParallelLlama,
+} from '@arkvale/model-llama';
 import { BatchRun, batchDevicePages, describeBackend, loadBackend } from '@arkvale/engine';
 import { int, list, number, oneOf, parseCommand, UsageError } from '../lib/args.mjs';
-import { backendOption, dtypeOption, kvDtypeOption, planSpec, shapeOption } from './model-options.mjs';
+import { backendOption, dtypeOption, kvDtypeOption, planSpec, shapeOption, tensorParallelOption } from './model-options.mjs';
 
 /** `policy[@budget][:host][:eager][:checked]`: a cache plan (model-options' planSpec), selecting on the host, without graphs, or without direct replays. */
 const PLAN_FLAGS = ['host', 'eager', 'checked'];
@@ -70,6 +79,7 @@ reported) and the step's HBM floor. JSON on stdout (and --out FILE, rewritten af
     },
     'page-size': { type: 'string', value: 'N', default: '32', parse: int({ min: 1 }), help: 'tokens per KV page' },
     'kv-dtype': kvDtypeOption,
+    'tensor-parallel': tensorParallelOption,
     steps: {
       type: 'string',
       value: 'N',
@@ -111,7 +121,12 @@ const log = (t) => process.stderr.write(`${t}\n`);
 const backend = await loadBackend({ backend: opts.backend, dtype: opts.dtype, onWarning: (t) => process.stderr.write(t) });
 const config = shapeConfig(shape);
 let started = performance.now();
-const weights = randomLlamaWeights(config, backend, 7, { sharedEmbedding });
+const ranks = opts['tensor-parallel'];
+const whole = randomLlamaWeights(config, backend, 7, { sharedEmbedding });
+// Under tensor parallelism each rank's share, split once (the whole weights are then freed).
+const shards = ranks > 1 ? Array.from({ length: ranks }, (_, r) => shardLlamaWeights(whole, config, r, ranks, backend)) : null;
+if (shards) disposeLlamaWeights(whole, backend);
+const weights = shards ? null : whole;
 backend.readSync(backend.argmax(backend.fromArray([0, 1], [1, 2]))); // waits for the weights
 log(
   `${shape}: ${(countParameters(config) / 1e9).toFixed(2)}B random parameters (shared embedding x${sharedEmbedding}) on ${describeBackend(backend)} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
@@ -301,7 +316,9 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const context of contexts) {
   // Room for the warm-up, timed and profiled steps.
   const tokens = context + warmup + steps + 8;
-  const forward = new LlamaForward(config, weights, backend, tokens);
+  const forward = shards
+    ? TensorParallelLlama.fromShards(config, shards, new InProcessGroup(Array(ranks).fill(backend)), tokens)
+    : new LlamaForward(config, weights, backend, tokens);
   // Random weights have no tokenizer: the engine runs on token ids alone.
   const model = { forward, tokenizer: null, eosIds: [] };
   for (const plan of plans) {
@@ -316,11 +333,9 @@ for (const context of contexts) {
     const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2, kvDtype);
     const resolved = resolveCacheOptions(geometry, { ...cachePlan, pageSize, devicePages: 1 });
     const devicePages = batchDevicePages(geometry, resolved, tokens, batch);
-    const cache = new KvCache({
-      geometry,
-      options: { ...cachePlan, devicePages, hostPages: poolPagesFor(geometry, resolved, tokens, batch).hostPages },
-      backend,
-    });
+    const options = { ...cachePlan, devicePages, hostPages: poolPagesFor(geometry, resolved, tokens, batch).hostPages };
+    // A tensor-parallel model's caches: one per rank over its KV heads, with the whole model's page counts.
+    const cache = shards ? forward.createCache({ ...options, pageSize, kvDtype }, tokens, batch) : new KvCache({ geometry, options, backend });
     let run = null;
     try {
       const next = seededUniform(context);
@@ -370,6 +385,9 @@ for (const context of contexts) {
         context,
         batch,
         ...plan,
+        ...(ranks > 1 ? { tensorParallel: ranks } : {}),
+        // The first sequence's first tokens: runs that should agree (tensor-parallel sizes) can be compared.
+        firstTokens: run.tokenIds[0].slice(0, 16),
         prefillMs: +prefillMs.toFixed(1),
         prefillTflops: +(prefillFlops / prefillMs / 1e9).toFixed(1),
         prefillOfGemmRate: gemmFlopsPerMs ? +(prefillFlops / prefillMs / gemmFlopsPerMs).toFixed(2) : undefined,

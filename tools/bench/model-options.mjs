@@ -24,6 +24,19 @@ export const kvDtypeOption = {
   help: "KV pages: auto (the backend's dtype) or fp8 (e4m3, a scale byte per token and KV head)",
 };
 
+/** --tensor-parallel N: the model split over N ranks sharing the backend (the same tokens as one rank; their all-reduces go through the host). */
+export const tensorParallelOption = {
+  type: 'string',
+  value: 'N',
+  default: '1',
+  parse: (text) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`--tensor-parallel: a whole number of ranks >= 1, got "${text}"`);
+    return n;
+  },
+  help: "ranks the model's heads, MLP and vocabulary are split over, sharing the backend (1: none)",
+};
+
 /** `policy[@budget]`: a cache plan (a --plans item). */
 export const planSpec = (p, flag) => {
   const [policy, budget] = p.split('@');

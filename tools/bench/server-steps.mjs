@@ -73,12 +73,24 @@ async function measurePoint(engine, client, { batch, context, maxTokens, budgetT
   return { ...at, seconds: +seconds.toFixed(1), ...stepsBetween(await start, await end) };
 }
 
-export async function serverSteps({ shape, backend, dtype, policy, budgetTokens, pageSize = 32, points, invariance, invarianceContext, log }) {
+export async function serverSteps({
+  shape,
+  backend,
+  dtype,
+  tensorParallel = 1,
+  policy,
+  budgetTokens,
+  pageSize = 32,
+  points,
+  invariance,
+  invarianceContext,
+  log,
+}) {
   const config = shapeConfig(shape);
   const uniform = seededUniform(11);
   const ids = (n) => Array.from({ length: n }, () => 1 + Math.floor(uniform() * (config.vocabSize - 1)));
-  const report = { shape, backend, policy, budgetTokens, pageSize, points: [], invariance: null };
-  const engine = await WorkerEngine.start({ shape, backend, dtype, pageSize, policy, budgetTokens, onLog: (t) => process.stderr.write(t) });
+  const report = { shape, backend, tensorParallel, policy, budgetTokens, pageSize, points: [], invariance: null };
+  const engine = await WorkerEngine.start({ shape, backend, dtype, tensorParallel, pageSize, policy, budgetTokens, onLog: (t) => process.stderr.write(t) });
   const server = createArkvaleServer({ engine });
   const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0, timeout: 3_600_000 });

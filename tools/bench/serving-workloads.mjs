@@ -203,11 +203,11 @@ function summarize(results, seconds, before, after) {
  * Per plan a fresh server (engine, routes) with device KV capped at `kvGB`, then every
  * workload through it. Returns the JSON report.
  */
-export async function servingWorkloads({ shape, backend, dtype, plans, workloads, kvGB, scale, rates, requests, pageSize = 32, log }) {
+export async function servingWorkloads({ shape, backend, dtype, tensorParallel = 1, plans, workloads, kvGB, scale, rates, requests, pageSize = 32, log }) {
   const config = shapeConfig(shape);
   const bytesPerPage = pageBytes(kvGeometry(config, pageSize, backend === 'cpu' || backend === 'reference' ? 4 : 2));
   const devicePages = Math.floor((kvGB * 1e9) / bytesPerPage);
-  const report = { shape, backend, kvGB, devicePages, scale, pageSize, runs: [] };
+  const report = { shape, backend, tensorParallel, kvGB, devicePages, scale, pageSize, runs: [] };
   for (const plan of plans) {
     const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}`;
     log(`${label}: starting the server (${devicePages} device pages = ${kvGB} GB of KV)`);
@@ -217,6 +217,7 @@ export async function servingWorkloads({ shape, backend, dtype, plans, workloads
         shape,
         backend,
         dtype,
+        tensorParallel,
         pageSize,
         devicePages,
         policy: plan.policy,

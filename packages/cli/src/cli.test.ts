@@ -22,6 +22,32 @@ describe('arkvale generate', () => {
     expect(json.kv.residentPages).toBeGreaterThan(0);
   });
 
+  it('--tensor-parallel 2 splits the model over two ranks and gives the same tokens; a size the heads do not divide is refused', async () => {
+    const c = golden.cases[0];
+    const r = await cli([
+      'generate',
+      c.text,
+      '-m',
+      modelDir,
+      '--backend',
+      'cpu',
+      '--policy',
+      'full',
+      '-n',
+      '16',
+      '--ignore-eos',
+      '--json',
+      '--tensor-parallel',
+      '2',
+    ]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ tokenIds: c.greedy.slice(0, 16), backend: 'cpu, tensor-parallel 2' });
+    const three = await cli(['generate', 'hi', '-m', modelDir, '--tensor-parallel', '3']);
+    expect([three.code, three.err]).toEqual([2, expect.stringMatching(/tensor-parallel size 3 does not divide the 4 query heads/)]);
+    const zero = await cli(['generate', 'hi', '-m', modelDir, '--tensor-parallel', '0']);
+    expect([zero.code, zero.err]).toEqual([2, expect.stringMatching(/tensor parallel must be an integer >= 1, got "0"/)]);
+  });
+
   it('feeds --then text as decode steps after the prompt: under Full the same tokens as one prompt', async () => {
     const c = golden.cases[0];
     const cut = c.text.lastIndexOf(' ');

@@ -1,4 +1,5 @@
-import type { KvCache, PageStore, PoolNeeds } from '@arkvale/core';
+import type { PageStore, PoolNeeds } from '@arkvale/core';
+import type { ModelCache } from '@arkvale/model-llama';
 import type { ChunkPlan } from './batch-step.js';
 import type { Job } from './job.js';
 import { stepBound } from './step-bound.js';
@@ -18,7 +19,7 @@ export class Admission {
 
   /** What one decode step of these jobs may take (each cache's own reckoning, summed). */
   decodeNeeds(jobs: readonly Job[]): PoolNeeds {
-    const groups = new Map<KvCache, number[]>();
+    const groups = new Map<ModelCache, number[]>();
     for (const j of jobs) groups.set(j.cache!, [...(groups.get(j.cache!) ?? []), j.seq]);
     let n = NONE;
     for (const [cache, ids] of groups) n = add(n, cache.stepNeeds(ids));
@@ -45,7 +46,7 @@ export class Admission {
   }
 
   /** Whether a prefill of this peak fits now, beside the running work and a step's worth of pages. */
-  canAdmit(cache: KvCache, peak: PoolNeeds, decoding: readonly Job[], prefilling: readonly Job[]): boolean {
+  canAdmit(cache: ModelCache, peak: PoolNeeds, decoding: readonly Job[], prefilling: readonly Job[]): boolean {
     const room = this.room(decoding, prefilling);
     return room.device >= peak.device + stepBound(cache) && room.host >= peak.host && room.digests >= peak.digests;
   }

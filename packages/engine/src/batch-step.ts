@@ -1,5 +1,5 @@
-import { runGraphedStep, type DecodeStep, type GraphedStep, type KvCache, type PoolNeeds, type Tensor } from '@arkvale/core';
-import type { LlamaForward, RowBatch, RowSegment } from '@arkvale/model-llama';
+import { runGraphedStep, type DecodeStep, type GraphedStep, type PoolNeeds, type Tensor } from '@arkvale/core';
+import type { ModelCache, ModelForward, RowBatch, RowSegment } from '@arkvale/model-llama';
 import type { Job } from './job.js';
 
 /** A prefill chunk chosen for this step: `count` prompt tokens, or the whole prompt in one pass (`oneShot`). */
@@ -24,8 +24,8 @@ export interface StepResult {
 }
 
 /** Jobs grouped by cache, in first-seen order. */
-function byCache(jobs: readonly Job[]): [KvCache, Job[]][] {
-  const groups = new Map<KvCache, Job[]>();
+function byCache(jobs: readonly Job[]): [ModelCache, Job[]][] {
+  const groups = new Map<ModelCache, Job[]>();
   for (const j of jobs) {
     const list = groups.get(j.cache!) ?? [];
     list.push(j);
@@ -55,7 +55,7 @@ export interface ProductBlocks {
  * The pools were checked for the whole step by the caller: the chunks take their
  * pages first, then each cache's step, whose recalls stay within what it reserved.
  */
-export function runStep(forward: LlamaForward, decoding: readonly Job[], chunks: readonly ChunkPlan[], products: ProductBlocks): StepResult {
+export function runStep(forward: ModelForward, decoding: readonly Job[], chunks: readonly ChunkPlan[], products: ProductBlocks): StepResult {
   const groups = byCache(decoding);
   const jobs: Job[] = [];
   const promptRows: StepResult['promptRows'] = [];
@@ -63,21 +63,22 @@ export function runStep(forward: LlamaForward, decoding: readonly Job[], chunks:
     prelude: () => planStep(forward, groups, chunks, products, jobs, promptRows),
     body: (planned) => forward.forwardRows(planned.batch),
   };
-  // A step of decode rows alone may be replayed as a graph when its work repeats the last one's.
-  const key = chunks.length === 0 && forward.backend.graphStep ? graphKey(forward, groups, products) : null;
+  // A step of decode rows alone may be replayed as a graph when its work repeats the last one's (a forward pass on
+  // one backend: one with stepInputs).
+  const key = chunks.length === 0 && forward.backend.graphStep && forward.stepInputs ? graphKey(forward, groups, products) : null;
   if (key === null) return { logits: runGraphedStep(forward.backend, step), jobs, promptRows };
   // Without its forward pass where that would change nothing on the host that skipStep does not redo.
   const skipped = groups.every(([cache, list]) => cache.canSkipForward(list.map((j) => j.seq)))
     ? (planned: PlannedStep) => {
         planned.steps.forEach(([cache, s]) => cache.skipStep(s));
-        if (planned.batch.inputs) forward.freeInputs(planned.batch.inputs);
+        if (planned.batch.inputs) forward.freeInputs?.(planned.batch.inputs);
       }
     : undefined;
   return { logits: forward.backend.graphStep!(key, { ...step, skipped }), jobs, promptRows };
 }
 
 /** The key of a decode-only step: every cache's (KvCache.graphKey), the blocks and the padding; null when one cache's step cannot be replayed. */
-function graphKey(forward: LlamaForward, groups: readonly [KvCache, Job[]][], products: ProductBlocks): string | null {
+function graphKey(forward: ModelForward, groups: readonly [ModelCache, Job[]][], products: ProductBlocks): string | null {
   // Padded products read the forward pass's zero rows, made again when more are reserved.
   let key = `blocks ${products.blockRows}${products.pad ? ` padded from ${forward.paddingRows}` : ''}`;
   for (const [cache, list] of groups) {
@@ -89,13 +90,17 @@ function graphKey(forward: LlamaForward, groups: readonly [KvCache, Job[]][], pr
 }
 
 /** A prefill chunk's rows: a one-shot prompt (`KvCache.prefillLayer`) or the next chunk of a chunked one. */
-function chunkSegment(forward: LlamaForward, plan: ChunkPlan): { segment: RowSegment; last: boolean; start: number } {
+function chunkSegment(forward: ModelForward, plan: ChunkPlan): { segment: RowSegment; last: boolean; start: number } {
   const { job } = plan;
   const cache = job.cache!;
   const prompt = job.req.promptIds;
   if (plan.oneShot) {
     return {
-      segment: { tokens: prompt, positions: prompt.map((_, i) => i), attend: (l, q, k, v) => cache.prefillLayer(job.seq, l, q, k, v, forward.scale) },
+      segment: {
+        tokens: prompt,
+        positions: prompt.map((_, i) => i),
+        attend: (l, q, k, v, rank) => cache.prefillLayer(job.seq, l, q, k, v, forward.scale, rank),
+      },
       last: true,
       start: 0,
     };
@@ -105,7 +110,7 @@ function chunkSegment(forward: LlamaForward, plan: ChunkPlan): { segment: RowSeg
     segment: {
       tokens: prompt.slice(chunk.start, chunk.start + chunk.count),
       positions: Array.from({ length: chunk.count }, (_, i) => chunk.start + i),
-      attend: (l, q, k, v) => cache.prefillChunkLayer(chunk, l, q, k, v, forward.scale),
+      attend: (l, q, k, v, rank) => cache.prefillChunkLayer(chunk, l, q, k, v, forward.scale, rank),
     },
     last: chunk.last,
     start: chunk.start,
@@ -115,7 +120,7 @@ function chunkSegment(forward: LlamaForward, plan: ChunkPlan): { segment: RowSeg
 /** A step's work before its forward pass: each cache's decode step begun, the prefill chunks' rows, and the pass's rows with their inputs on the backend. */
 interface PlannedStep {
   readonly batch: RowBatch;
-  readonly steps: readonly (readonly [KvCache, DecodeStep])[];
+  readonly steps: readonly (readonly [ModelCache, DecodeStep])[];
 }
 
 /**
@@ -124,8 +129,8 @@ interface PlannedStep {
  * are laid out; fills `jobs` with whose token each logit row is.
  */
 function planStep(
-  forward: LlamaForward,
-  groups: readonly [KvCache, Job[]][],
+  forward: ModelForward,
+  groups: readonly [ModelCache, Job[]][],
   chunks: readonly ChunkPlan[],
   products: ProductBlocks,
   jobs: Job[],
@@ -133,7 +138,7 @@ function planStep(
 ): PlannedStep {
   const { blockRows, pad } = products;
   const segments: RowSegment[] = [];
-  const steps: [KvCache, DecodeStep][] = [];
+  const steps: [ModelCache, DecodeStep][] = [];
   // Chunks take their pages before the decode steps begin (see runStep).
   const begun = chunks.map((c) => ({ job: c.job, plan: c, ...chunkSegment(forward, c) }));
   for (const [cache, list] of groups) {
@@ -142,7 +147,7 @@ function planStep(
     segments.push({
       tokens: list.map((j) => j.next),
       positions: step.positions,
-      attend: (l, q, k, v) => cache.decodeLayer(step, l, q, k, v, forward.scale),
+      attend: (l, q, k, v, rank) => cache.decodeLayer(step, l, q, k, v, forward.scale, rank),
     });
     jobs.push(...list);
   }
@@ -176,7 +181,7 @@ function planStep(
     }
   }
   logitRows.push(...scoredRows);
-  const inputs = forward.stepInputs(
+  const inputs = forward.stepInputs?.(
     segments.flatMap((s) => s.tokens),
     segments.flatMap((s) => s.positions),
   );

@@ -1,6 +1,7 @@
 import { CpuBackend } from '@arkvale/cpu-backend';
 import type { DigestStorage, KvStorage, Tensor } from '@arkvale/core';
 import { describe, expect, it } from 'vitest';
+import type { LlamaForward } from '@arkvale/model-llama';
 import { LocalEngine } from './local-engine.js';
 import { MODEL_DIR } from './test-support/model.js';
 
@@ -27,7 +28,7 @@ describe('closing an engine', () => {
     const backend = new NotingBackend();
     const engine = await LocalEngine.load({ modelDir: MODEL_DIR, backend, pageSize: 8, budgetTokens: 32 });
     // biome-ignore lint/complexity/useLiteralKeys: the core's forward pass is private; the test reads its weights.
-    const w = engine.core['forward'].weights;
+    const w = (engine.core['forward'] as LlamaForward).weights;
     // Two plans share one store: it is freed once.
     for await (const _ of engine.submit({ prompt: 'The pass key is 4242.', maxTokens: 3, kvBudget: 64 })) {
     }

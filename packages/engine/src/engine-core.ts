@@ -1,5 +1,5 @@
-import type { KvCache, KvGeometry, PoolNeeds } from '@arkvale/core';
-import type { LlamaForward, Tokenizer } from '@arkvale/model-llama';
+import type { KvGeometry, PoolNeeds } from '@arkvale/core';
+import type { ModelCache, ModelForward, Tokenizer } from '@arkvale/model-llama';
 import { EngineError } from './errors.js';
 import { runStep, type ChunkPlan, type ProductBlocks, type StepResult } from './batch-step.js';
 import { prefillsOneShot, type ResolvedEngineConfig } from './config.js';
@@ -23,7 +23,7 @@ export interface StepReport {
 }
 
 export interface EngineCoreInit {
-  readonly forward: LlamaForward;
+  readonly forward: ModelForward;
   /** null: a model of token ids only (random weights at a model shape): events carry no text. */
   readonly tokenizer: Tokenizer | null;
   readonly config: ResolvedEngineConfig;
@@ -34,7 +34,7 @@ export interface EngineCoreInit {
   /** Where each request's events go. */
   readonly sink: EventSink;
   /** The default plan's cache, made by the caller (an offline run sizes its pools for its batch); default: one made from the config's pools. */
-  readonly cache?: KvCache;
+  readonly cache?: ModelCache;
 }
 
 /** Where the core delivers a request's events (an error ends the request like a done event). */
@@ -82,7 +82,7 @@ export class EngineCore {
   /** The vocabulary compiled for constrained output, made at the first such request (null: no tokenizer). */
   private readonly grammars: GrammarCompilerCache | null;
 
-  private readonly forward: LlamaForward;
+  private readonly forward: ModelForward;
   private readonly tokenizer: Tokenizer | null;
   private readonly config: ResolvedEngineConfig;
   private readonly sink: EventSink;
@@ -92,7 +92,7 @@ export class EngineCore {
     this.tokenizer = init.tokenizer;
     this.config = init.config;
     this.sink = init.sink;
-    this.caches = new PlanCaches(init.config, init.geometry, init.forward.backend, init.cache);
+    this.caches = new PlanCaches(init.config, init.geometry, init.forward, init.cache);
     this.admission = new Admission(this.caches.store);
     this.eos = new Set(init.eosIds);
     this.products = productBlocks(init.config, init.forward);
@@ -437,7 +437,7 @@ export class EngineCore {
  * prompt's rest after a cached prefix meets the kernels of the uncached prompt's chunk),
  * with the padding's zero rows made once, here.
  */
-function productBlocks(config: ResolvedEngineConfig, forward: LlamaForward): ProductBlocks {
+function productBlocks(config: ResolvedEngineConfig, forward: ModelForward): ProductBlocks {
   const hint = forward.backend.invariantProducts;
   const blockRows = config.decodeBlockRows ?? hint?.rows ?? 8;
   const pad = blockRows > 0 && hint?.pad === true;

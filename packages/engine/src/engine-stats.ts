@@ -1,4 +1,5 @@
-import type { KvCache, PagePool } from '@arkvale/core';
+import type { PagePool } from '@arkvale/core';
+import type { ModelCache } from '@arkvale/model-llama';
 import type { EngineStats, PoolGauge, PrefixCacheGauge } from './types.js';
 
 /** Recalls of the last steps, for per-step means. */
@@ -26,7 +27,7 @@ export function collectEngineStats(s: {
   running: number;
   prefilling: number;
   parked: number;
-  caches: [string, KvCache][];
+  caches: [string, ModelCache][];
   counters: {
     steps: number;
     decodeSteps: number;
@@ -67,7 +68,7 @@ export function collectEngineStats(s: {
   };
 }
 
-function prefixGauge(caches: readonly KvCache[]): PrefixCacheGauge {
+function prefixGauge(caches: readonly ModelCache[]): PrefixCacheGauge {
   const sum = { queries: 0, queryTokens: 0, hits: 0, hitTokens: 0, pages: 0, deviceSlots: 0, hostSlots: 0 };
   for (const c of caches) {
     const p = c.prefixStats();

@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     }
     flush();
   });
-  post({ type: 'ready', backend: describeBackend(backend), devicePages: config.devicePages, hostPages: config.hostPages });
+  post({ type: 'ready', backend: describeBackend(backend, init.model.tensorParallel), devicePages: config.devicePages, hostPages: config.hostPages });
 }
 
 main().catch((e: unknown) => post({ type: 'fatal', message: e instanceof Error ? e.message : String(e) }));

@@ -1,5 +1,5 @@
-import { invalidArgument, resolveCacheOptions, type KvCache, type KvStats } from '@arkvale/core';
-import type { CachePlan, LlamaEngine, LlamaForward, Tokenizer } from '@arkvale/model-llama';
+import { invalidArgument, resolveCacheOptions, type KvStats } from '@arkvale/core';
+import type { CachePlan, LlamaEngine, ModelCache, ModelForward, Tokenizer } from '@arkvale/model-llama';
 import { resolveEngineConfig } from './config.js';
 import { EngineCore, type EventSink, type StepReport } from './engine-core.js';
 import type { EngineError } from './errors.js';
@@ -76,7 +76,8 @@ export interface BatchOptions {
 
 /** What a batch run needs of a model: its forward pass, and its tokenizer unless it has token ids only. */
 export interface BatchModel {
-  readonly forward: LlamaForward;
+  /** One forward pass, or the ranks of a tensor-parallel one (`LlamaEngine.loadTensorParallel`). */
+  readonly forward: ModelForward;
   /** null: token ids only (random weights at a model shape): outputs have no text, and stop strings are refused. */
   readonly tokenizer: Tokenizer | null;
   readonly eosIds: readonly number[];
@@ -86,7 +87,7 @@ export interface BatchModel {
 const contextLength = (r: GenerationRequest): number => r.promptIds.length + (r.suffixIds?.length ?? 0);
 
 /** Rejects a request before anything is admitted, naming what is wrong. */
-export function checkGenerationRequest(forward: LlamaForward, r: GenerationRequest): void {
+export function checkGenerationRequest(forward: ModelForward, r: GenerationRequest): void {
   checkSampling(r);
   if (r.promptIds.length === 0) throw invalidArgument('a prompt needs at least one token');
   const max = r.maxTokens ?? 64;
@@ -98,14 +99,19 @@ export function checkGenerationRequest(forward: LlamaForward, r: GenerationReque
 }
 
 /** The request's max tokens, capped where the model runs out of positions. */
-const maxNewTokens = (forward: LlamaForward, r: GenerationRequest): number => Math.min(r.maxTokens ?? 64, forward.maxPositions - contextLength(r));
+const maxNewTokens = (forward: ModelForward, r: GenerationRequest): number => Math.min(r.maxTokens ?? 64, forward.maxPositions - contextLength(r));
 
 /**
  * Generates for the requests on a fresh cache of this plan, sized for the batch (on a
  * GPU it must fit within the model's memory share), and frees every page at the end,
  * on error too. Each request samples from its own seed, whatever else is in the batch.
  */
-export function generateBatch(model: LlamaEngine, requests: readonly GenerationRequest[], plan: CachePlan, options: BatchOptions = {}): BatchResult {
+export function generateBatch(
+  model: LlamaEngine<ModelForward>,
+  requests: readonly GenerationRequest[],
+  plan: CachePlan,
+  options: BatchOptions = {},
+): BatchResult {
   if (requests.length === 0) throw invalidArgument('nothing to generate: no requests');
   for (const r of requests) checkGenerationRequest(model.forward, r);
   const longest = Math.max(...requests.map((r) => contextLength(r) + maxNewTokens(model.forward, r)));
@@ -133,7 +139,7 @@ export function generateBatch(model: LlamaEngine, requests: readonly GenerationR
 }
 
 /** The device pool of a batch on this model and plan (batchDevicePages). */
-function batchPoolPages(model: LlamaEngine, plan: CachePlan, tokens: number, sequences: number): number {
+function batchPoolPages(model: LlamaEngine<ModelForward>, plan: CachePlan, tokens: number, sequences: number): number {
   const geometry = model.geometry(plan.pageSize, plan.kvDtype);
   return batchDevicePages(geometry, resolveCacheOptions(geometry, { ...plan, devicePages: 1 }), tokens, sequences);
 }
@@ -158,7 +164,7 @@ export class BatchRun {
 
   constructor(
     model: BatchModel,
-    private readonly cache: KvCache,
+    private readonly cache: ModelCache,
     private readonly requests: readonly GenerationRequest[],
     options: BatchOptions = {},
   ) {
@@ -233,6 +239,11 @@ export class BatchRun {
       // Statistics as the last sequence ends, while its pages are still held.
       if (this.outputs.every((o) => o !== null)) this.kv = this.cache.stats();
     }
+  }
+
+  /** The tokens each request has generated so far, in request order. */
+  get tokenIds(): readonly (readonly number[])[] {
+    return this.tokens;
   }
 
   /** Whether every request has finished (or one failed: `step` then throws its error). */

@@ -1,4 +1,5 @@
-import { seededUniform, type KvCache, type PoolNeeds } from '@arkvale/core';
+import { seededUniform, type PoolNeeds } from '@arkvale/core';
+import type { ModelCache } from '@arkvale/model-llama';
 import type { Tokenizer } from '@arkvale/model-llama';
 import type { PreparedRequest } from './prepare.js';
 import { TextStream } from './text-stream.js';
@@ -10,7 +11,7 @@ export type JobPhase = 'waiting' | 'prefill' | 'decode' | 'parked';
 /** One request inside the scheduler: its sequence, the token it feeds next, its text. */
 export class Job {
   phase: JobPhase = 'waiting';
-  cache: KvCache | null = null;
+  cache: ModelCache | null = null;
   seq = -1;
   /** The token the next decode step feeds: a suffix token, else the last sampled one. */
   next = -1;

@@ -90,8 +90,9 @@ async function pickBackend(name: string, warn: (text: string) => void, dtype: Gp
   return new cpu.CpuBackend();
 }
 
-/** The backend as summary lines name it: `cuda (NVIDIA H200, f16)`, `cpu`. */
-export function describeBackend(b: Backend): string {
+/** The backend as summary lines name it: `cuda (NVIDIA H200, f16)`, `cpu`; with `ranks` > 1, `cpu, tensor-parallel 2`. */
+export function describeBackend(b: Backend, ranks = 1): string {
   const device = (b as { deviceName?: unknown }).deviceName;
-  return b.name === 'cuda' && typeof device === 'string' ? `cuda (${device}, ${b.dtype})` : b.name;
+  const name = b.name === 'cuda' && typeof device === 'string' ? `cuda (${device}, ${b.dtype})` : b.name;
+  return ranks > 1 ? `${name}, tensor-parallel ${ranks}` : name;
 }

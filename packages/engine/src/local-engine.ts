@@ -47,7 +47,7 @@ export class LocalEngine extends EngineClient {
       eosIds: model.eosIds,
       sink: (id, ev) => engine!.onCoreEvent(id, ev),
     });
-    engine = new LocalEngine(parts, describeBackend(backend), core);
+    engine = new LocalEngine(parts, describeBackend(backend, options.tensorParallel), core);
     return engine;
   }
 

@@ -17,6 +17,21 @@ export interface ModelSource {
    * prompts come as ids, and chat is refused.
    */
   readonly shape?: string;
+  /**
+   * Tensor-parallel ranks the model is split over (docs/DESIGN.md, "Tensor
+   * parallelism"): its heads, MLP columns and vocabulary, each rank with the pages of
+   * its KV heads. Default 1. The ranks share this engine's backend and run in its
+   * thread, their all-reduces through the host: the same tokens as one rank, not a
+   * faster engine (one GPU per rank over NCCL is not built).
+   */
+  readonly tensorParallel?: number;
+}
+
+/** The tensor-parallel size, 1 when not given; INVALID_ARGUMENT unless a positive integer. */
+export function checkTensorParallel(size: number | undefined): number {
+  if (size === undefined) return 1;
+  if (!Number.isInteger(size) || size < 1) throw invalidArgument(`tensorParallel must be a positive integer, got ${String(size)}`);
+  return size;
 }
 
 export interface ModelOptions extends EngineConfig, ModelSource {
@@ -62,6 +77,7 @@ function noChat(shape: string): ChatFormat {
 
 export function clientParts(options: ModelOptions): ClientParts {
   checkModelSource(options);
+  checkTensorParallel(options.tensorParallel);
   const model = options.shape !== undefined ? null : openModelDir(options.modelDir!);
   return partsOf(options, model, model?.config ?? shapeConfig(options.shape!));
 }

@@ -1,49 +1,57 @@
-import { KvCache, type Backend, type KvGeometry, type PageStore, type PolicyName } from '@arkvale/core';
+import { KvCache, type KvGeometry, type PageStore, type PolicyName } from '@arkvale/core';
+import { RankedKvCache, TensorParallelLlama, type ModelCache, type ModelForward } from '@arkvale/model-llama';
 import type { ResolvedEngineConfig } from './config.js';
 import { planKey, planOptions } from './prepare.js';
 
 /**
  * One KV cache per plan (policy @ budget), made when first asked for, all drawing on
  * one page store: a request's plan decides its pages, not a share of memory set
- * aside for its policy.
+ * aside for its policy. A tensor-parallel model's caches are one per rank
+ * (`RankedKvCache`), each rank's plans drawing on that rank's store.
  */
 export class PlanCaches {
-  private readonly caches = new Map<string, KvCache>();
+  private readonly caches = new Map<string, ModelCache>();
+  /** Rank 0's store (every rank's holds as many pages). */
   readonly store: PageStore;
 
   constructor(
     private readonly config: ResolvedEngineConfig,
+    /** The whole model's KV geometry (a tensor-parallel rank's pages hold its share of the heads). */
     private readonly geometry: KvGeometry,
-    private readonly backend: Backend,
+    private readonly forward: ModelForward,
     /** The default plan's cache, when the caller made it. */
-    initial?: KvCache,
+    initial?: ModelCache,
   ) {
     if (initial) this.caches.set(planKey(config.policy, config.budgetTokens), initial);
     this.store = this.get(config.policy, config.budgetTokens).store;
   }
 
-  get(policy: PolicyName, budget: number): KvCache {
+  get(policy: PolicyName, budget: number): ModelCache {
     const key = planKey(policy, budget);
     let cache = this.caches.get(key);
     if (!cache) {
-      const store = this.caches.size ? this.store : undefined;
-      cache = new KvCache({
-        geometry: this.geometry,
-        options: planOptions(this.config, policy, budget),
-        backend: this.backend,
-        store,
-        prefixCache: this.config.prefixCache,
-      });
+      cache = this.make(policy, budget, this.caches.values().next().value);
       this.caches.set(key, cache);
     }
     return cache;
   }
 
-  entries(): [string, KvCache][] {
+  /** A plan's cache, on the stores of `first` (the first plan's cache) when there is one. */
+  private make(policy: PolicyName, budget: number, first: ModelCache | undefined): ModelCache {
+    const options = planOptions(this.config, policy, budget);
+    const { prefixCache } = this.config;
+    const f = this.forward;
+    if (!(f instanceof TensorParallelLlama)) return new KvCache({ geometry: this.geometry, options, backend: f.backend, store: first?.store, prefixCache });
+    const geometry = f.geometry(this.geometry.pageSize, this.geometry.kvDtype);
+    const stores = first instanceof RankedKvCache ? first.ranks.map((c) => c.store) : [];
+    return new RankedKvCache(f.ranks.map((r, i) => new KvCache({ geometry, options, backend: r.backend, store: stores[i], prefixCache })));
+  }
+
+  entries(): [string, ModelCache][] {
     return [...this.caches.entries()];
   }
 
-  all(): KvCache[] {
+  all(): ModelCache[] {
     return [...this.caches.values()];
   }
 

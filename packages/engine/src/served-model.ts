@@ -1,13 +1,15 @@
 import type { Backend, KvDtype, KvGeometry } from '@arkvale/core';
-import { LlamaEngine, ShapeModel, type LlamaForward, type Tokenizer } from '@arkvale/model-llama';
+import { LlamaEngine, ShapeModel, type ModelForward, type Tokenizer } from '@arkvale/model-llama';
 import type { ResolvedEngineConfig } from './config.js';
 import { checkKvDtype } from './load-backend.js';
+import { checkTensorParallel } from './model-parts.js';
 import type { ModelSource } from './model-parts.js';
 import { largestPassRows, planPools, type PoolPlan } from './pool-plan.js';
 
 /** What the scheduler's side needs of a loaded model, from a checkpoint or from a shape. */
 export interface ServedModel {
-  readonly forward: LlamaForward;
+  /** One forward pass, or the ranks of a tensor-parallel one (`ModelSource.tensorParallel`). */
+  readonly forward: ModelForward;
   /** null: token ids only. */
   readonly tokenizer: Tokenizer | null;
   readonly eosIds: readonly number[];
@@ -18,8 +20,9 @@ export interface ServedModel {
 
 /** Loads the checkpoint folder, or makes random weights at the shape, on the backend. */
 export async function loadServedModel(source: ModelSource, backend: Backend, gpuMemoryUtilization?: number): Promise<ServedModel> {
+  const ranks = checkTensorParallel(source.tensorParallel);
   if (source.shape !== undefined) {
-    const m = ShapeModel.load(source.shape, backend, { gpuMemoryUtilization });
+    const m = ShapeModel.load(source.shape, backend, { gpuMemoryUtilization, tensorParallel: ranks });
     return {
       forward: m.forward,
       tokenizer: null,
@@ -28,7 +31,10 @@ export async function loadServedModel(source: ModelSource, backend: Backend, gpu
       devicePageCapacity: (ps, tokens, hostPagesFor, kvDtype) => m.devicePageCapacity(ps, tokens, hostPagesFor, kvDtype),
     };
   }
-  const llama = await LlamaEngine.load(source.modelDir!, backend, { gpuMemoryUtilization });
+  const llama =
+    ranks === 1
+      ? await LlamaEngine.load(source.modelDir!, backend, { gpuMemoryUtilization })
+      : await LlamaEngine.loadTensorParallel(source.modelDir!, Array<Backend>(ranks).fill(backend), { gpuMemoryUtilization });
   return {
     forward: llama.forward,
     tokenizer: llama.model.tokenizer,

@@ -1,4 +1,5 @@
-import { createPolicy, poolPagesFor, type KvCache, type KvGeometry, type KvPolicy, type ResolvedCacheOptions } from '@arkvale/core';
+import { createPolicy, poolPagesFor, type KvGeometry, type KvPolicy, type ResolvedCacheOptions } from '@arkvale/core';
+import type { ModelCache } from '@arkvale/model-llama';
 
 /**
  * Most device pages one decode step of one sequence can take: a new page in every
@@ -11,7 +12,7 @@ export function stepPagesBound(g: KvGeometry, o: ResolvedCacheOptions, policy: K
 }
 
 /** stepPagesBound of a cache's plan. */
-export const stepBound = (cache: KvCache): number => stepPagesBound(cache.geometry, cache.options, cache.policy);
+export const stepBound = (cache: ModelCache): number => stepPagesBound(cache.geometry, cache.options, cache.policy);
 
 /** The device pool a batch of `sequences` of up to `tokens` tokens needs under the scheduler: what they hold at most, and each a step's bound. */
 export function batchDevicePages(g: KvGeometry, o: ResolvedCacheOptions, tokens: number, sequences: number): number {

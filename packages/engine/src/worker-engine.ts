@@ -59,7 +59,7 @@ export class WorkerEngine extends EngineClient {
     const log = options.onLog ?? ((t: string) => process.stderr.write(t));
     const worker = new Worker(workerScript(), {
       workerData: {
-        model: options.shape !== undefined ? { shape: options.shape } : { modelDir: parts.source },
+        model: { ...(options.shape !== undefined ? { shape: options.shape } : { modelDir: parts.source }), tensorParallel: options.tensorParallel },
         backend: options.backend ?? 'cpu',
         backendModule: options.backendModule ?? null,
         backendOptions: options.backendModule ? (options.backendOptions ?? {}) : { dtype: options.dtype },

@@ -1,9 +1,12 @@
 import type { Backend, CacheOptions, KvCacheInit, KvDtype, KvGeometry } from '@arkvale/core';
-import { invalidArgument, KvCache, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
+import { InProcessGroup, invalidArgument, KvCache, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
 import { checkCacheFits, checkWeightsFit, devicePageCapacity } from './device-memory.js';
-import { LlamaForward } from './forward.js';
+import { LlamaForward, type ModelForward } from './forward.js';
+import type { ModelCache } from './model-cache.js';
 import type { ModelDir } from './model-dir.js';
 import { countParameters, kvGeometry, openModelDir } from './model-dir.js';
+import { tensorParallelLayout } from './shard.js';
+import { TensorParallelLlama } from './tensor-parallel.js';
 import type { LoadProgress } from './weights.js';
 
 /** The KV policy and its knobs; pool sizes are derived from the work. */
@@ -24,25 +27,54 @@ export interface LoadEngineOptions {
   readonly gpuMemoryUtilization?: number;
 }
 
+/** The cache a forward pass attends through: a `KvCache` for one rank, a `ModelCache` over the ranks of a tensor-parallel one. */
+export type CacheOf<F extends ModelForward> = F extends LlamaForward ? KvCache : ModelCache;
+
 /**
  * A loaded model on a backend, ready to run any KV policy: its weights, forward pass
  * and caches. Generation loops live in @arkvale/engine (generateBatch, the async engines).
+ * `F` is what runs its passes: one `LlamaForward` (`load`), or a `TensorParallelLlama`
+ * (`loadTensorParallel`).
  */
-export class LlamaEngine {
+export class LlamaEngine<F extends ModelForward = LlamaForward> {
   private constructor(
     readonly model: ModelDir,
-    readonly forward: LlamaForward,
+    readonly forward: F,
     readonly gpuMemoryUtilization: number,
   ) {}
 
   static async load(dir: string, backend: Backend, options: LoadEngineOptions = {}): Promise<LlamaEngine> {
-    const utilization = options.gpuMemoryUtilization ?? 0.9;
-    if (!(utilization > 0 && utilization <= 1)) throw invalidArgument(`GPU memory utilization must be in (0, 1], got ${String(utilization)}`);
+    const utilization = checkUtilization(options.gpuMemoryUtilization);
     const model = openModelDir(dir);
     // A model that cannot fit fails before a byte is uploaded.
     checkWeightsFit(backend, model.config, countParameters(model.config), utilization);
     const weights = await model.loadWeights(backend, { onProgress: options.onProgress });
     return new LlamaEngine(model, new LlamaForward(model.config, weights, backend), utilization);
+  }
+
+  /**
+   * The model split over tensor-parallel ranks, `backends[r]` being rank r's (one backend
+   * may serve several ranks; docs/DESIGN.md, "Tensor parallelism"). Each rank reads only
+   * its share of the checkpoint. The ranks run in this thread, their collectives answered
+   * through the host (`InProcessGroup`).
+   */
+  static async loadTensorParallel(dir: string, backends: readonly Backend[], options: LoadEngineOptions = {}): Promise<LlamaEngine<TensorParallelLlama>> {
+    const utilization = checkUtilization(options.gpuMemoryUtilization);
+    const model = openModelDir(dir);
+    const size = backends.length;
+    // A size the heads, MLP or vocabulary do not divide is refused before anything loads.
+    tensorParallelLayout(model.config, 0, size);
+    for (const b of new Set(backends)) {
+      const ranks = backends.filter((x) => x === b).length;
+      checkWeightsFit(b, model.config, Math.ceil((countParameters(model.config) * ranks) / size), utilization);
+    }
+    const shards = [];
+    for (let rank = 0; rank < size; rank++) {
+      // Progress over the whole checkpoint: each rank reads its share of every tensor.
+      const onProgress = options.onProgress && ((loaded: number, total: number) => options.onProgress!(rank * total + loaded, size * total));
+      shards.push(await model.loadWeights(backends[rank], { onProgress, shard: { rank, size } }));
+    }
+    return new LlamaEngine(model, TensorParallelLlama.fromShards(model.config, shards, new InProcessGroup(backends)), utilization);
   }
 
   /** The cache geometry of this model on this backend (KV pages in the backend's dtype, or fp8 pages). */
@@ -68,13 +100,21 @@ export class LlamaEngine {
    * A cache for `sequences` sequences of up to `tokens` tokens each. Pools default to
    * what that work needs; explicit sizes are checked like any other option.
    */
-  createCache(plan: CachePlan, tokens: number, sequences = 1): KvCache {
+  createCache(plan: CachePlan, tokens: number, sequences = 1): CacheOf<F> {
     const geometry = this.geometry(plan.pageSize, plan.kvDtype);
     const resolved = resolveCacheOptions(geometry, { ...plan, devicePages: 1 });
     const pools = poolPagesFor(geometry, resolved, tokens, sequences);
     const options = { ...plan, devicePages: plan.devicePages ?? pools.devicePages, hostPages: plan.hostPages ?? pools.hostPages };
+    // The ranks' pages together are the whole model's: the memory check is the same.
     checkCacheFits(this.backend, this.model.config, geometry, resolveCacheOptions(geometry, options), tokens * sequences, this.gpuMemoryUtilization);
+    const forward: ModelForward = this.forward;
+    if (forward instanceof TensorParallelLlama) return forward.createCache(options, tokens, sequences) as CacheOf<F>;
     const init: KvCacheInit = { geometry, options, backend: this.backend };
-    return new KvCache(init);
+    return new KvCache(init) as CacheOf<F>;
   }
+}
+
+function checkUtilization(u = 0.9): number {
+  if (!(u > 0 && u <= 1)) throw invalidArgument(`GPU memory utilization must be in (0, 1], got ${String(u)}`);
+  return u;
 }

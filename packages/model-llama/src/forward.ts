@@ -14,9 +14,25 @@ export interface PrefillRequest {
 export interface RowSegment {
   readonly tokens: readonly number[];
   readonly positions: readonly number[];
-  /** Attention of this segment's rows at one layer: q [rows, numHeads, D], k and v [rows, numKvHeads, D] (keys rotated). */
-  attend(layer: number, q: Tensor, k: Tensor, v: Tensor): Tensor;
+  /**
+   * Attention of this segment's rows at one layer: q [rows, numHeads, D], k and v [rows,
+   * numKvHeads, D] (keys rotated). Under tensor parallelism (`TensorParallelLlama`), the
+   * heads are `rank`'s share, and so must be the cache it attends through
+   * (`ModelCache`'s layer methods take the rank); 0 otherwise.
+   */
+  attend(layer: number, q: Tensor, k: Tensor, v: Tensor, rank?: number): Tensor;
 }
+
+/**
+ * What runs a model's passes for a scheduler: one `LlamaForward`, or the ranks of a
+ * `TensorParallelLlama` as one. `backend` is where the logits come back (rank 0's); only a
+ * forward with `stepInputs` has steps that may be replayed as graphs (one backend's).
+ */
+export type ModelForward = Pick<
+  LlamaForward,
+  'config' | 'backend' | 'scale' | 'maxPositions' | 'mlpChunkRows' | 'paddingRows' | 'reservePadding' | 'checkLength' | 'forwardRows' | 'dispose'
+> &
+  Partial<Pick<LlamaForward, 'stepInputs' | 'freeInputs'>>;
 
 export interface RowBatch {
   readonly segments: readonly RowSegment[];

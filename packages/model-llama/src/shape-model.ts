@@ -1,10 +1,13 @@
 import type { Backend, KvDtype, KvGeometry } from '@arkvale/core';
-import { invalidArgument } from '@arkvale/core';
+import { InProcessGroup, invalidArgument } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import { checkWeightsFit, devicePageCapacity } from './device-memory.js';
-import { LlamaForward } from './forward.js';
+import { disposeLlamaWeights } from './weights.js';
+import { LlamaForward, type ModelForward } from './forward.js';
 import { countParameters, kvGeometry } from './model-dir.js';
+import { tensorParallelLayout } from './shard.js';
 import { randomLlamaWeights, shapeConfig } from './shapes.js';
+import { TensorParallelLlama } from './tensor-parallel.js';
 
 export interface ShapeModelOptions {
   /** Share of the device's memory the model may use (as LlamaEngine.load). Default 0.9. */
@@ -12,6 +15,12 @@ export interface ShapeModelOptions {
   /** The shared embedding component (randomLlamaWeights); default 1, so that attention has the locality trained models have. */
   readonly sharedEmbedding?: number;
   readonly seed?: number;
+  /**
+   * Tensor-parallel ranks (default 1), all on the one backend: the weights are made
+   * whole, then split (docs/DESIGN.md, "Tensor parallelism"), so the backend holds twice
+   * the weights for a moment.
+   */
+  readonly tensorParallel?: number;
 }
 
 /**
@@ -23,7 +32,8 @@ export class ShapeModel {
   private constructor(
     readonly shape: string,
     readonly config: LlamaConfig,
-    readonly forward: LlamaForward,
+    /** One `LlamaForward`, or a `TensorParallelLlama` with `tensorParallel` > 1. */
+    readonly forward: ModelForward,
     readonly gpuMemoryUtilization: number,
   ) {}
 
@@ -31,10 +41,17 @@ export class ShapeModel {
     const utilization = options.gpuMemoryUtilization ?? 0.9;
     if (!(utilization > 0 && utilization <= 1)) throw invalidArgument(`GPU memory utilization must be in (0, 1], got ${String(utilization)}`);
     const config = shapeConfig(shape);
+    const size = options.tensorParallel ?? 1;
+    // A size the shape's heads or MLP do not divide is refused before anything is made.
+    tensorParallelLayout(config, 0, size);
     // Weights that cannot fit fail before a byte is made.
-    checkWeightsFit(backend, config, countParameters(config), utilization);
+    checkWeightsFit(backend, config, countParameters(config) * (size > 1 ? 2 : 1), utilization);
     const weights = randomLlamaWeights(config, backend, options.seed ?? 7, { sharedEmbedding: options.sharedEmbedding ?? 1 });
-    return new ShapeModel(shape, config, new LlamaForward(config, weights, backend), utilization);
+    if (size === 1) return new ShapeModel(shape, config, new LlamaForward(config, weights, backend), utilization);
+    const group = new InProcessGroup(Array<Backend>(size).fill(backend));
+    const model = TensorParallelLlama.fromWeights(config, weights, backend, group);
+    disposeLlamaWeights(weights, backend);
+    return new ShapeModel(shape, config, model, utilization);
   }
 
   get backend(): Backend {

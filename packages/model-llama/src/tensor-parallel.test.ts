@@ -310,7 +310,7 @@ describe('tensor parallelism on the bundled model (CPU, in-process ranks)', asyn
           logitRows: [0, ids.length],
         };
       });
-      const logits = tp ? tp.forwardRows(batches) : [forward.forwardRows(batches[0])];
+      const logits = tp ? tp.forwardRanks(batches) : [forward.forwardRows(batches[0])];
       return logits.map((t) => backend.readSync(t));
     };
     const [one] = run(1);
@@ -403,7 +403,7 @@ describe('tensor parallelism of Qwen2 (q/k/v biases, tied embeddings)', () => {
     const logitsOf = (model: TensorParallelLlama) => {
       const caches = model.createCaches({ policy: 'full', pageSize: 4 }, tokens.length);
       const tid = model.admit(caches, tokens.length);
-      const [logits] = model.forwardRows(
+      const [logits] = model.forwardRanks(
         caches.map((c) => ({
           segments: [
             {

@@ -2,9 +2,11 @@ import type { Backend, KvDtype, KvGeometry, RankProgram, Tensor } from '@arkvale
 import { type InProcessGroup, invalidArgument, KvCache, poolPagesFor, resolveCacheOptions, runLockstep } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import type { CachePlan } from './engine.js';
-import { LlamaForward, type PrefillRequest, type RowBatch } from './forward.js';
+import { LlamaForward, type ModelForward, type PrefillRequest, type RowBatch } from './forward.js';
 import { kvGeometry } from './model-dir.js';
+import { RankedKvCache } from './ranked-cache.js';
 import { shardLlamaWeights, tensorParallelConfig } from './shard.js';
+import type { ModelCache } from './model-cache.js';
 import type { LlamaWeights } from './weights.js';
 
 /**
@@ -15,8 +17,12 @@ import type { LlamaWeights } from './weights.js';
  * in the same order, so their sequence ids agree. This is the reference (and the CPU
  * test) of what a runtime with one worker per GPU runs, each worker a `LlamaForward`
  * over its shard with a `Communicator`.
+ *
+ * As a `ModelForward` it is the whole model to a scheduler: `forwardRows` runs one batch
+ * on every rank (each segment attends through a `ModelCache` with the rank, such as
+ * `createCache`'s), and the logits come back on rank 0's backend.
  */
-export class TensorParallelLlama {
+export class TensorParallelLlama implements ModelForward {
   private constructor(
     /** The whole model's config. */
     readonly config: LlamaConfig,
@@ -64,6 +70,31 @@ export class TensorParallelLlama {
     return this.ranks[0].scale;
   }
 
+  /** Rank 0's backend, where `forwardRows` returns the logits. */
+  get backend(): Backend {
+    return this.ranks[0].backend;
+  }
+
+  get maxPositions(): number {
+    return this.ranks[0].maxPositions;
+  }
+
+  get mlpChunkRows(): number {
+    return this.ranks[0].mlpChunkRows;
+  }
+
+  get paddingRows(): number {
+    return this.ranks[0].paddingRows;
+  }
+
+  reservePadding(rows: number): void {
+    for (const f of this.ranks) f.reservePadding(rows);
+  }
+
+  checkLength(tokens: number, what?: string): void {
+    this.ranks[0].checkLength(tokens, what);
+  }
+
   /** Each rank's cache geometry: every layer, the rank's query and KV heads. */
   geometry(pageSize: number, kvDtype?: KvDtype): KvGeometry {
     return kvGeometry(this.rankConfig, pageSize, this.ranks[0].backend.dtype === 'f32' ? 4 : 2, kvDtype);
@@ -75,6 +106,12 @@ export class TensorParallelLlama {
     const pools = poolPagesFor(geometry, resolveCacheOptions(geometry, { ...plan, devicePages: 1 }), tokens, sequences);
     const options = { ...plan, devicePages: plan.devicePages ?? pools.devicePages, hostPages: plan.hostPages ?? pools.hostPages };
     return this.ranks.map((f) => new KvCache({ geometry, options, backend: f.backend }));
+  }
+
+  /** `createCaches` as one cache (`RankedKvCache`), what `forwardRows`'s segments attend through; one rank's cache for a group of one. */
+  createCache(plan: CachePlan, tokens: number, sequences = 1): ModelCache {
+    const caches = this.createCaches(plan, tokens, sequences);
+    return caches.length === 1 ? caches[0] : new RankedKvCache(caches);
   }
 
   /** Admits a sequence of `tokens` prompt tokens to every rank's cache; returns its id (the same on every rank). */
@@ -94,7 +131,7 @@ export class TensorParallelLlama {
     let row = 0;
     for (const r of requests) logitRows.push((row += r.tokens.length) - 1);
     return this.first(
-      this.forwardRows(
+      this.forwardRanks(
         this.caches(caches).map((cache) => ({
           segments: requests.map((r) => ({
             tokens: r.tokens,
@@ -110,7 +147,7 @@ export class TensorParallelLlama {
   /** `LlamaForward.decode` over every rank; returns rank 0's logits [B, vocab]. */
   decode(caches: readonly KvCache[], ids: readonly number[], tokens: readonly number[]): Tensor {
     return this.first(
-      this.forwardRows(
+      this.forwardRanks(
         this.caches(caches).map((cache): RowBatch => {
           const step = cache.beginStep(ids);
           return {
@@ -122,8 +159,25 @@ export class TensorParallelLlama {
     );
   }
 
+  /**
+   * One pass of `batch` on every rank: each segment's `attend` is called with the rank
+   * whose heads it gets. The batch's `inputs` must be absent (each rank makes its own).
+   * Returns the logits on rank 0's backend.
+   */
+  forwardRows(batch: RowBatch): Tensor {
+    if (batch.inputs) throw invalidArgument("a tensor-parallel pass makes each rank's inputs itself: give none (stepInputs is one backend's)");
+    return this.first(
+      this.forwardRanks(
+        this.ranks.map((_, r) => ({
+          ...batch,
+          segments: batch.segments.map((s) => ({ ...s, attend: (l: number, q: Tensor, k: Tensor, v: Tensor) => s.attend(l, q, k, v, r) })),
+        })),
+      ),
+    );
+  }
+
   /** One pass of every rank, `batches[r]` being rank r's (its segments attend its cache); returns each rank's logits, the same values on every rank. */
-  forwardRows(batches: readonly RowBatch[]): Tensor[] {
+  forwardRanks(batches: readonly RowBatch[]): Tensor[] {
     if (batches.length !== this.size) throw invalidArgument(`${batches.length} row batches for ${this.size} ranks`);
     const programs = (): RankProgram<Tensor>[] => this.ranks.map((f, r) => f.forwardRowsProgram(batches[r]));
     // The pass inside a tidy scope of every backend (nested once per distinct backend).

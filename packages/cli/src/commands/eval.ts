@@ -96,7 +96,7 @@ export function evalCommand(program: Command, io: CliIo, setExitCode: (code: num
       if (!flags.json) return;
       const run = {
         model: engine.model.dir,
-        backend: describeBackend(engine.backend),
+        backend: describeBackend(engine.backend, flags.tensorParallel),
         protocol: flags.protocol,
         pageSize: flags.pageSize,
         kvDtype: flags.kvDtype ?? 'auto',
@@ -132,7 +132,7 @@ export function evalCommand(program: Command, io: CliIo, setExitCode: (code: num
     });
     if (io.interactive) io.err('\n');
     io.out(passkeyHeading(flags.protocol, flags.depths));
-    io.out(`backend: ${describeBackend(engine.backend)}, pages of ${flags.pageSize}${flags.kvDtype === 'fp8' ? ' (fp8)' : ''}\n`);
+    io.out(`backend: ${describeBackend(engine.backend, flags.tensorParallel)}, pages of ${flags.pageSize}${flags.kvDtype === 'fp8' ? ' (fp8)' : ''}\n`);
     io.out(passkeyTable(rows));
     if (flags.json) io.err(`wrote ${flags.json}\n`);
   });

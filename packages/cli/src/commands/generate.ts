@@ -93,7 +93,7 @@ export function generateCommand(program: Command, io: CliIo): void {
           budgetTokens: plan.budgetTokens,
           pageSize: plan.pageSize,
           kvDtype: plan.kvDtype ?? 'auto',
-          backend: describeBackend(engine.backend),
+          backend: describeBackend(engine.backend, flags.tensorParallel),
           timings: result.timings,
           kv: result.kv,
         }) + '\n',
@@ -103,7 +103,7 @@ export function generateCommand(program: Command, io: CliIo): void {
     io.out('\n');
     io.err(
       [
-        `--- ${plan.policy}, budget ${plan.budgetTokens} tokens, pages of ${plan.pageSize}${plan.kvDtype === 'fp8' ? ' (fp8)' : ''}, ${describeBackend(engine.backend)} backend; finished: ${out.finishReason}`,
+        `--- ${plan.policy}, budget ${plan.budgetTokens} tokens, pages of ${plan.pageSize}${plan.kvDtype === 'fp8' ? ' (fp8)' : ''}, ${describeBackend(engine.backend, flags.tensorParallel)} backend; finished: ${out.finishReason}`,
         ...formatTimings(result.timings),
         ...formatKv(result.kv),
       ].join('\n') + '\n',

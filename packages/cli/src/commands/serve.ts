@@ -77,6 +77,7 @@ export function serveCommand(program: Command, io: CliIo): void {
       backend: flags.backend,
       dtype: flags.dtype,
       gpuMemoryUtilization: flags.gpuMemoryUtilization,
+      tensorParallel: flags.tensorParallel,
       onLog: io.err,
       chatTemplateFile: flags.chatTemplate,
       // The cache flags as generate and eval read them (policy and digest checked).

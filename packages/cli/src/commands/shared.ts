@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { LlamaEngine } from '@arkvale/model-llama';
+import { LlamaEngine, type ModelForward } from '@arkvale/model-llama';
 import type { CliIo } from '../io.js';
 import { formatBytes } from '../format.js';
 import type { KvDtype } from '@arkvale/core';
@@ -17,6 +17,12 @@ export function addModelOptions(cmd: Command): Command {
       'share of GPU memory the engine may use (weights, KV pool, activations)',
       parseFraction('gpu memory utilization'),
       0.9,
+    )
+    .option(
+      '--tensor-parallel <n>',
+      "split the model's heads, MLP and vocabulary over n ranks, each with its KV heads' pages (they share the backend: the same tokens as one rank, not faster)",
+      parseIntOption('tensor parallel', 1),
+      1,
     );
 }
 
@@ -26,6 +32,7 @@ export interface ModelFlags {
   backend: string;
   dtype?: GpuDtype;
   gpuMemoryUtilization: number;
+  tensorParallel: number;
 }
 
 /** --policy and its knobs, shared by generate and eval. */
@@ -47,21 +54,23 @@ export function addCacheOptions(cmd: Command): Command {
 }
 
 /** Loads the model with a progress line on stderr; a `kvDtype` the backend cannot store is refused first. */
-export async function loadEngine(opts: ModelFlags, io: CliIo, kvDtype?: KvDtype): Promise<LlamaEngine> {
+export async function loadEngine(opts: ModelFlags, io: CliIo, kvDtype?: KvDtype): Promise<LlamaEngine<ModelForward>> {
   const dir = resolveModelDir(opts.model);
   const backend = await loadBackend({ backend: opts.backend, dtype: opts.dtype, onWarning: io.err });
   checkKvDtype(backend, kvDtype);
   let last = -1;
-  const engine = await LlamaEngine.load(dir, backend, {
+  const ranks = opts.tensorParallel ?? 1;
+  const options = {
     gpuMemoryUtilization: opts.gpuMemoryUtilization,
-    onProgress: (loaded, total) => {
+    onProgress: (loaded: number, total: number) => {
       const pct = total > 0 ? Math.floor((100 * loaded) / total) : 100;
       if (io.interactive && pct !== last) {
-        io.err(`\rloading ${dir}: ${pct}% of ${formatBytes(total)}`);
+        io.err(`\rloading ${dir}${ranks > 1 ? ` over ${ranks} tensor-parallel ranks` : ''}: ${pct}% of ${formatBytes(total)}`);
         last = pct;
       }
     },
-  });
+  };
+  const engine = ranks > 1 ? await LlamaEngine.loadTensorParallel(dir, Array(ranks).fill(backend), options) : await LlamaEngine.load(dir, backend, options);
   if (io.interactive) io.err('\r\x1b[K');
   return engine;
 }

@@ -1,7 +1,7 @@
 import type { PolicyName } from '@arkvale/core';
 import { seededUniform } from '@arkvale/core';
 import { generateBatch, type BatchResult, type GenerationRequest } from '@arkvale/engine';
-import type { CachePlan, LlamaEngine } from '@arkvale/model-llama';
+import type { CachePlan, LlamaEngine, ModelForward } from '@arkvale/model-llama';
 import type { PasskeyPrompt } from './prompt.js';
 import { answerMatches, buildPasskeyPrompt, depths } from './prompt.js';
 
@@ -63,7 +63,7 @@ export function policyLabel(policy: PolicyName, budget: number | null): string {
 }
 
 /** The paper's passkey evaluation: the same prompts for every policy, exact match, agreement with Full. */
-export function evaluatePasskey(engine: LlamaEngine, o: PasskeyEvalOptions): PasskeyRow[] {
+export function evaluatePasskey(engine: LlamaEngine<ModelForward>, o: PasskeyEvalOptions): PasskeyRow[] {
   const runs = o.lengths.length * (1 + o.policies.filter((p) => p !== 'full').length * o.budgets.length);
   let done = 0;
   const rows: PasskeyRow[] = [];
@@ -130,7 +130,7 @@ function request(p: PasskeyPrompt, o: PasskeyEvalOptions): GenerationRequest {
     : { promptIds: p.ids, maxTokens: o.maxTokens };
 }
 
-function generate(engine: LlamaEngine, requests: readonly GenerationRequest[], plan: CachePlan, batch: number): BatchResult[] {
+function generate(engine: LlamaEngine<ModelForward>, requests: readonly GenerationRequest[], plan: CachePlan, batch: number): BatchResult[] {
   const results: BatchResult[] = [];
   for (let i = 0; i < requests.length; i += batch) results.push(generateBatch(engine, requests.slice(i, i + batch), plan));
   return results;
