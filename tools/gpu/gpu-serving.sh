@@ -15,6 +15,7 @@
 #   hostile load at 30k tokens.
 # fp8-throughput: issue 22's throughput line (ArkVale @ 512 in fp8 against Full in f16, 30k, 40 GB).
 # long-context: issue 22's points (Llama-3-8B shape to 128k, batch 1 and 4; fp8 pages against f16).
+# tensor-parallel: issue 25 on one GPU: the 7B shape at 4k tokens split over 1, 2 and 4 ranks sharing it (the same tokens).
 # skinny-gemm: issue 22's decode products through skinny_gemm against cuBLAS: the decode bench (7B, 30k, Full and
 #   ArkVale @ 2048) at batch 1 with ARKVALE_SKINNY_GEMM=1 then =0, then the same at batch 4, one after the other.
 # direct: the self-test, Quest against ArkVale, direct against checked replays at batch 4 and batch 1 (issue 22's host cost).
@@ -55,6 +56,7 @@ case "$group" in
   h200) group=decode-quest,long-b4,long-peer-b4 ;;
   long-context) group=long-b1,long-b1-7b,long-peer-b1,decode-b4,fp8-speed,long-b4 ;;
   skinny-gemm) group=skinny-on-b1,skinny-off-b1,skinny-on-b4,skinny-off-b4 ;;
+  tensor-parallel) group=tp-1,tp-2,tp-4 ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
 declare -A limit cmd
@@ -106,6 +108,12 @@ add skinny-on-b1 90 env ARKVALE_SKINNY_GEMM=1 "$node" "$skinny" --batch 1
 add skinny-off-b1 90 env ARKVALE_SKINNY_GEMM=0 "$node" "$skinny" --batch 1
 add skinny-on-b4 120 env ARKVALE_SKINNY_GEMM=1 "$node" "$skinny" --batch 4
 add skinny-off-b4 120 env ARKVALE_SKINNY_GEMM=0 "$node" "$skinny" --batch 4
+# Issue 25 on one GPU: the 7B shape split over 2 and 4 ranks sharing the GPU (all-reduces through the host, no graphs),
+# each against one rank in the same run: the first tokens of each point should agree (decode-bench's firstTokens).
+tp="$bundle/decode-bench.mjs --backend cuda --batch 1 --page-size 32 --contexts 4096 --plans full,arkvale@2048 --steps 8 --warmup 0"
+add tp-1 90 "$node" "$tp" --tensor-parallel 1
+add tp-2 150 "$node" "$tp" --tensor-parallel 2
+add tp-4 150 "$node" "$tp" --tensor-parallel 4
 IFS=, read -ra names <<< "$group"
 for name in "${names[@]}"; do
   [ -n "${cmd[$name]:-}" ] || { echo "unknown step $name"; continue; }
