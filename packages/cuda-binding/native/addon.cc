@@ -14,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   arkvale::register_kernels(env, exports);
   arkvale::register_graphs(env, exports);
   arkvale::register_blas(env, exports);
+  arkvale::register_nccl(env, exports);
   return exports;
 }
 

@@ -92,6 +92,26 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// copy2d(dst, dstPitch, src, srcPitch, widthBytes, rows, stream, what): `rows` rows of
+// `widthBytes` each, from rows `srcPitch` bytes apart to rows `dstPitch` bytes apart
+// (cudaMemcpy2DAsync): a rank-major all-gather laid side by side.
+Napi::Value Copy2d(const Napi::CallbackInfo& info) {
+  const JsArgs args(info, "copy2d");
+  const uint64_t dst = args.pointer(0, "dst");
+  const size_t dst_pitch = args.size(1, "dstPitch");
+  const uint64_t src = args.pointer(2, "src");
+  const size_t src_pitch = args.size(3, "srcPitch");
+  const size_t width = args.size(4, "widthBytes");
+  const size_t rows = args.size(5, "rows");
+  const int stream_id = args.stream(6);
+  const std::string what = args.string(7, "what");
+  cudaStream_t stream = stream_of(stream_id, "copy2d");
+  if (width > dst_pitch || width > src_pitch) throw_range("copy2d: widthBytes exceeds a pitch (" + what + ")");
+  if (width == 0 || rows == 0) return info.Env().Undefined();
+  check_cuda(cudaMemcpy2DAsync(as_ptr(dst), dst_pitch, as_ptr(src), src_pitch, width, rows, cudaMemcpyDefault, stream), "cudaMemcpy2DAsync", what);
+  return info.Env().Undefined();
+}
+
 // copyPages(dst, dstSlots, src, srcSlots, pageBytes, stream, what): page
 // dstSlots[i] of dst <- page srcSlots[i] of src; one copy per run of consecutive
 // slots on both sides.
@@ -142,6 +162,7 @@ void register_copies(Napi::Env env, Napi::Object exports) {
   export_function<Upload>(env, exports, "upload");
   export_function<Download>(env, exports, "download");
   export_function<Copy>(env, exports, "copy");
+  export_function<Copy2d>(env, exports, "copy2d");
   export_function<CopyPages>(env, exports, "copyPages");
   export_function<Memset>(env, exports, "memset");
 }

@@ -10,12 +10,9 @@
 namespace arkvale {
 namespace {
 
-// The NCCL declarations used, written out because this build has no NCCL headers:
-// ncclResult_t ncclGetVersion(int*) (nccl.h; ncclSuccess 0), and the entry points a
-// communicator needs, checked present so that a library too old or not NCCL is refused.
-using ncclResult_t = int;
-constexpr ncclResult_t kNcclSuccess = 0;
-constexpr const char* kRequired[] = {"ncclGetUniqueId", "ncclCommInitRank", "ncclAllReduce", "ncclCommDestroy", "ncclGetErrorString"};
+// The entry points a communicator needs, checked present so that a library too old or
+// not NCCL is refused (ncclGetVersion is checked first).
+constexpr const char* kRequired[] = {"ncclGetUniqueId", "ncclCommInitRank", "ncclAllReduce", "ncclAllGather", "ncclCommDestroy", "ncclGetErrorString"};
 
 std::vector<std::string> candidates(const std::string& wheel_library) {
   std::vector<std::string> names;
@@ -47,6 +44,13 @@ void load(NcclStatus* s, const std::string& wheel_library) {
     return;
   }
   s->version = version;
+  NcclApi& api = s->api;
+  api.get_unique_id = reinterpret_cast<decltype(api.get_unique_id)>(dlsym(lib, "ncclGetUniqueId"));
+  api.comm_init_rank = reinterpret_cast<decltype(api.comm_init_rank)>(dlsym(lib, "ncclCommInitRank"));
+  api.all_reduce = reinterpret_cast<decltype(api.all_reduce)>(dlsym(lib, "ncclAllReduce"));
+  api.all_gather = reinterpret_cast<decltype(api.all_gather)>(dlsym(lib, "ncclAllGather"));
+  api.comm_destroy = reinterpret_cast<decltype(api.comm_destroy)>(dlsym(lib, "ncclCommDestroy"));
+  api.get_error_string = reinterpret_cast<decltype(api.get_error_string)>(dlsym(lib, "ncclGetErrorString"));
   s->loaded = true;
 }
 

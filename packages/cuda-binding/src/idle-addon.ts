@@ -46,6 +46,7 @@ export function idleCudaAddon(): { addon: CudaAddon; counts: Map<string, number>
     upload: () => count('upload'),
     download: (_src: bigint, dst: ArrayBufferView) => (count('download'), new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).fill(0)),
     copy: () => count('copy'),
+    copy2d: () => count('copy2d'),
     copyPages: () => count('copyPages'),
     memset: () => count('memset'),
     recordEvent: () => (count('recordEvent'), ++events),

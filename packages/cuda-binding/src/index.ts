@@ -20,6 +20,7 @@ export type {
 } from './native.js';
 export { cudaStatus, loadCudaAddon } from './status.js';
 export { ncclStatus, ncclWheelLibrary } from './nccl.js';
+export { NcclCommunicator, ncclUniqueId } from './backend/nccl-communicator.js';
 export type { CudaStatus, CudaStatusOptions, KernelFamilyStatus } from './status.js';
 export { ADDON_ENV, BUILD_HINT, loadAddon } from './load.js';
 export type { AddonLoad, BuildStatusFile } from './load.js';

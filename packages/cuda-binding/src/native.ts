@@ -197,6 +197,8 @@ export interface CudaAddon {
    * Page dstSlots[i] of dst <- page srcSlots[i] of src (pages of `pageBytes`): one
    * cudaMemcpyAsync per run of slots consecutive on both sides.
    */
+  /** cudaMemcpy2DAsync: `rows` rows of `widthBytes`, from rows `srcPitch` bytes apart to rows `dstPitch` bytes apart. */
+  copy2d(dst: bigint, dstPitch: number, src: bigint, srcPitch: number, widthBytes: number, rows: number, stream: number, what: string): void;
   copyPages(dst: bigint, dstSlots: Int32Array, src: bigint, srcSlots: Int32Array, pageBytes: number, stream: number, what: string): void;
   memset(dst: bigint, byte: number, bytes: number, stream: number, what: string): void;
 
@@ -235,6 +237,15 @@ export interface CudaAddon {
    * outcome; never throws. Absent in addons built before it.
    */
   ncclStatus?(wheelLibrary?: string): NcclStatus;
+  /** ncclGetUniqueId: the 128 bytes every rank's `ncclCommInit` takes (rank 0 makes them). Throws `NCCL is not available: <reason>`. */
+  ncclUniqueId?(): Uint8Array;
+  /** ncclCommInitRank on this process's device: blocks until every rank of `size` has joined; returns a handle. */
+  ncclCommInit?(id: Uint8Array, size: number, rank: number): number;
+  /** ncclAllReduce (sum) of `count` elements, queued on the compute stream. */
+  ncclAllReduce?(comm: number, src: bigint, dst: bigint, count: number, dtype: 'f16' | 'bf16' | 'f32', what: string): void;
+  /** ncclAllGather of `sendCount` elements a rank, rank-major into `dst`, queued on the compute stream. */
+  ncclAllGather?(comm: number, src: bigint, dst: bigint, sendCount: number, dtype: 'f16' | 'bf16' | 'f32', what: string): void;
+  ncclCommDestroy?(comm: number): void;
   /**
    * cublasGemmEx (CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) on `stream`, with a
    * workspace from the allocator. Throws `cuBLAS is not available: <reason>` or

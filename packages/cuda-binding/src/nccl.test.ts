@@ -22,7 +22,7 @@ function statusIn(env: { ARKVALE_NCCL?: string }, wheelLibrary?: string): NcclSt
 
 /** A stand-in libnccl built here: ncclGetVersion gives 22703 (2.27.3); `omit` leaves one entry point out. */
 function fakeNccl(dir: string, omit?: string): string {
-  const names = ['ncclGetUniqueId', 'ncclCommInitRank', 'ncclAllReduce', 'ncclCommDestroy', 'ncclGetErrorString'].filter((n) => n !== omit);
+  const names = ['ncclGetUniqueId', 'ncclCommInitRank', 'ncclAllReduce', 'ncclAllGather', 'ncclCommDestroy', 'ncclGetErrorString'].filter((n) => n !== omit);
   const source = join(dir, `fake-${omit ?? 'whole'}.c`);
   writeFileSync(source, `int ncclGetVersion(int* v) { *v = 22703; return 0; }\n${names.map((n) => `int ${n}(void) { return 0; }`).join('\n')}\n`);
   const lib = join(dir, `libnccl-${omit ?? 'whole'}.so`);
@@ -62,6 +62,37 @@ describe.skipIf(skip)('NCCL, loaded at run time', () => {
     expect(ncclWheelLibrary(python(lib))).toBe(lib);
     expect(ncclWheelLibrary(python(join(dir, 'missing.so')))).toBeUndefined();
     expect(ncclWheelLibrary(join(dir, 'no-python'))).toBeUndefined();
+  });
+
+  it("the communicator's entry points: an id from the library, then refusals that name what is missing (no GPU here)", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'arkvale-nccl-comm-'));
+    const whole = fakeNccl(dir);
+    // Each line's outcome in a fresh process: its value, or its error's message.
+    const outcomes = (env: { ARKVALE_NCCL?: string }, lines: readonly string[]) => {
+      const script = `const a = require(${JSON.stringify(addonPath)}); const out = [];
+        for (const line of ${JSON.stringify(lines)}) { try { const v = eval(line); out.push(v instanceof Uint8Array ? 'bytes ' + v.length : String(v)); } catch (e) { out.push(e.message); } }
+        process.stdout.write(JSON.stringify(out));`;
+      const r = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, ARKVALE_NCCL: env.ARKVALE_NCCL ?? '' }, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(r.stderr);
+      return JSON.parse(r.stdout) as string[];
+    };
+    expect(
+      outcomes({ ARKVALE_NCCL: whole }, [
+        'a.ncclUniqueId()',
+        'a.ncclCommInit(a.ncclUniqueId(), 2, 0)',
+        'a.ncclCommInit(new Uint8Array(5), 2, 0)',
+        'a.ncclCommInit(a.ncclUniqueId(), 2, 2)',
+        "a.ncclAllReduce(7, 1n, 2n, 4, 'f16', 'a test')",
+      ]),
+    ).toEqual([
+      'bytes 128',
+      'ncclCommInit: CUDA is not initialised; call init(device, stagingBytes) first',
+      'ncclCommInit: id must be the 128 bytes of ncclUniqueId, got 5',
+      expect.stringMatching(/^ncclCommInit: rank must be .*1/),
+      'ncclAllReduce: no communicator 7',
+    ]);
+    const none = outcomes({ ARKVALE_NCCL: '/nowhere/libnccl.so.2' }, ['a.ncclUniqueId()']);
+    if (!statusIn({}).loaded) expect(none[0]).toMatch(/^ncclUniqueId: NCCL is not available: \/nowhere\/libnccl\.so\.2 not found/);
   });
 
   it('ncclStatus says when the addon predates the loader', () => {

@@ -5,8 +5,8 @@ import type { CudaAddon, NcclStatus } from './native.js';
 /**
  * NCCL for tensor parallelism is loaded at run time, as cuBLAS is: from ARKVALE_NCCL,
  * else from the `nvidia-nccl` Python wheel (where the GPU machines have it), else from
- * the library path. Only the loading and its report exist so far; the communicator
- * over it is not built (docs/DESIGN.md, tensor parallelism).
+ * the library path. The communicator over it is `NcclCommunicator`
+ * (backend/nccl-communicator.ts; docs/DESIGN.md, tensor parallelism).
  */
 
 /** The nvidia-nccl wheel's lib/libnccl.so.2 as `python` imports it, or undefined (no Python, no wheel, no file). */

@@ -10,6 +10,7 @@ import { table } from '../format.js';
 import { GPU_DTYPES, resolveModelDir, type GpuDtype } from '../options.js';
 import { decodingChecks, denseChecks, memoryChecks, randomChecks, skinnyGemmChecks } from '../selftest/dense-checks.js';
 import { KV_SHAPES, kvChecks } from '../selftest/kv-checks.js';
+import { ncclChecks } from '../selftest/nccl-checks.js';
 import { prefixCacheChecks } from '../selftest/prefix-checks.js';
 import { tokenCellChecks } from '../selftest/token-checks.js';
 import { deviceStepChecks, goldenChecks, goldenMargins, readGolden, type GoldenCase, type GoldenMargins } from '../selftest/model-checks.js';
@@ -31,7 +32,7 @@ function scoped(backend: CudaBackend, label: string, run: () => CheckResult[]): 
   return [...out, result('no tensors left behind', label, Math.abs(backend.liveTensors - before), 0)];
 }
 
-function opChecks(dtype: GpuDtype, seed: number): CheckResult[] {
+function opChecks(dtype: GpuDtype, seed: number, note: (text: string) => void): CheckResult[] {
   const gpu = new CudaBackend({ dtype, poison: true });
   const t = new Twin(gpu, new ReferenceBackend(), dtype, seededUniform(seed));
   // The decode products through skinny_gemm, whatever ARKVALE_SKINNY_GEMM says.
@@ -45,6 +46,7 @@ function opChecks(dtype: GpuDtype, seed: number): CheckResult[] {
     ...scoped(gpu, `random weights, ${dtype}`, () => randomChecks(t, gpu)),
     ...KV_SHAPES.flatMap((s) => scoped(gpu, `KV ops hd ${s.headDim} ps ${s.pageSize} g ${s.group}, ${dtype}`, () => kvChecks(t, s))),
     ...scoped(gpu, `token cells (H2O, TOVA), ${dtype}`, () => tokenCellChecks(t)),
+    ...scoped(gpu, `NCCL, ${dtype}`, () => ncclChecks(t, gpu, note)),
   ].map((r) => ({ ...r, detail: `${r.detail} [${dtype}]` }));
 }
 
@@ -93,7 +95,7 @@ export function selftestCommand(program: Command, io: CliIo): void {
       const results: CheckResult[] = [];
       for (const dtype of dtypes) {
         io.err(`operations against the reference backend, ${dtype}, seed ${seed}...\n`);
-        results.push(...opChecks(dtype, seed));
+        results.push(...opChecks(dtype, seed, io.err));
       }
       const dirs = (flags.model ?? [undefined]).map((m) => resolveModelDir(m));
       if (flags.golden !== undefined && dirs.length > 1) throw invalidArgument('--golden names the expected outputs of one model; give one --model with it');

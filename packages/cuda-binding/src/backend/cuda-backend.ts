@@ -32,6 +32,7 @@ import * as dense from './dense-ops.js';
 import { STREAM } from '../native.js';
 import { CudaDevice, type FloatDType } from './device.js';
 import * as kv from './kv-ops.js';
+import { NcclCommunicator } from './nccl-communicator.js';
 import { PendingReads } from './pending-reads.js';
 import type { StepGraphStats } from './step-graphs.js';
 import * as select from './select-ops.js';
@@ -224,6 +225,15 @@ export class CudaBackend implements Backend {
     const out = this.d.empty(recorded.shape, recorded.dtype, "a graphed step's result");
     if (recorded.bytes > 0) this.d.addon.copy(out.ptr, recorded.ptr, recorded.bytes, STREAM.compute, "a graphed step's result");
     return out;
+  }
+
+  /**
+   * This process's rank of an NCCL communicator on this backend's GPU, for a
+   * tensor-parallel rank's pass (`LlamaForward`'s communicator): `id` from rank 0's
+   * `ncclUniqueId`. Blocks until every rank has joined.
+   */
+  communicator(id: Uint8Array, size: number, rank: number): NcclCommunicator {
+    return new NcclCommunicator(this.d, id, size, rank);
   }
 
   /** The addon underneath (sync counts, allocator statistics, graphs). */

@@ -610,6 +610,12 @@ export class StepGraphs {
       recordEvent: (stream) => (this.unrecordable('an event'), real.recordEvent(stream)),
       download: (src, dst, stream, what) => (this.unrecordable(`a download (${what})`), real.download(src, dst, stream, what)),
       synchronize: (stream) => (this.unrecordable('a synchronisation'), real.synchronize(stream)),
+      copy2d: (dst, dstPitch, src, srcPitch, width, rows, stream, what) => (
+        this.unrecordable(`a strided copy (${what})`), real.copy2d(dst, dstPitch, src, srcPitch, width, rows, stream, what)
+      ),
+      // A collective is not recorded: a graph replayed on one rank must not reorder what the other ranks wait on.
+      ncclAllReduce: (...args) => (this.unrecordable('an NCCL all-reduce'), real.ncclAllReduce!(...args)),
+      ncclAllGather: (...args) => (this.unrecordable('an NCCL all-gather'), real.ncclAllGather!(...args)),
       copyPages: (dst, dstSlots, src, srcSlots, pageBytes, stream, what) => (
         this.unrecordable(`page copies (${what})`), real.copyPages(dst, dstSlots, src, srcSlots, pageBytes, stream, what)
       ),
