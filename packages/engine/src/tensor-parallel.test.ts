@@ -82,6 +82,10 @@ describe('tensor parallelism in the engine', async () => {
     await engine.close();
   }, 30_000);
 
+  it('plans pools on every KV head the ranks store: the 2 KV heads once at size 2, replicated to 4 at size 4', () => {
+    expect([one, ...split.values()].map((e) => e.geometry(16).numKvHeads)).toEqual([2, 2, 4]);
+  });
+
   it('refuses a size the heads do not divide, or one that is not a positive integer, before it loads', async () => {
     await expect(LocalEngine.load({ modelDir: MODEL_DIR, backend: cpu, tensorParallel: 3 })).rejects.toThrow(/tensor-parallel size 3.*query heads/);
     await expect(LocalEngine.load({ modelDir: MODEL_DIR, backend: cpu, tensorParallel: 0 })).rejects.toThrow(

@@ -6,7 +6,7 @@ import type { ModelCache } from './model-cache.js';
 import type { ModelDir } from './model-dir.js';
 import { countParameters, kvGeometry, openModelDir } from './model-dir.js';
 import { tensorParallelLayout } from './shard.js';
-import { TensorParallelLlama } from './tensor-parallel.js';
+import { storedConfig, TensorParallelLlama } from './tensor-parallel.js';
 import type { LoadProgress } from './weights.js';
 
 /** The KV policy and its knobs; pool sizes are derived from the work. */
@@ -77,9 +77,12 @@ export class LlamaEngine<F extends ModelForward = LlamaForward> {
     return new LlamaEngine(model, TensorParallelLlama.fromShards(model.config, shards, new InProcessGroup(backends)), utilization);
   }
 
-  /** The cache geometry of this model on this backend (KV pages in the backend's dtype, or fp8 pages). */
+  /**
+   * The cache geometry of this model on this backend (KV pages in the backend's dtype, or
+   * fp8 pages); split over ranks, every rank's KV heads (`TensorParallelLlama.storedConfig`).
+   */
   geometry(pageSize: number, kvDtype?: KvDtype): KvGeometry {
-    return kvGeometry(this.model.config, pageSize, this.backend.dtype === 'f32' ? 4 : 2, kvDtype);
+    return kvGeometry(storedConfig(this.forward, this.model.config), pageSize, this.backend.dtype === 'f32' ? 4 : 2, kvDtype);
   }
 
   /**

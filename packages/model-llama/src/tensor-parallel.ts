@@ -96,6 +96,14 @@ export class TensorParallelLlama implements ModelForward {
   }
 
   /** Each rank's cache geometry: every layer, the rank's query and KV heads. */
+  /**
+   * The whole model's config as its ranks store KV pages: every rank's KV heads, so a
+   * KV head replicated on several ranks counts once on each (what pools are planned on).
+   */
+  get storedConfig(): LlamaConfig {
+    return { ...this.config, numKvHeads: this.rankConfig.numKvHeads * this.size };
+  }
+
   geometry(pageSize: number, kvDtype?: KvDtype): KvGeometry {
     return kvGeometry(this.rankConfig, pageSize, this.ranks[0].backend.dtype === 'f32' ? 4 : 2, kvDtype);
   }
@@ -203,4 +211,9 @@ export class TensorParallelLlama implements ModelForward {
     logits.slice(1).forEach((t, r) => this.ranks[r + 1].backend.dispose(t));
     return logits[0];
   }
+}
+
+/** The config KV pages are stored by: a tensor-parallel model's `storedConfig`, else the model's own. */
+export function storedConfig(forward: ModelForward, config: LlamaConfig): LlamaConfig {
+  return forward instanceof TensorParallelLlama ? forward.storedConfig : config;
 }
