@@ -76,17 +76,29 @@ Napi::Value CommInit(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(comms().size() - 1));
 }
 
+// A collective's arguments: (comm, src, dst, count, dtype, what).
+struct Collective {
+  ncclComm_t comm;
+  const void* src;
+  void* dst;
+  size_t count;
+  int type;
+  std::string what;
+};
+
+Collective collective_args(const JsArgs& args, const char* fn) {
+  Collective c{comm_of(args, 0, fn), as_ptr(args.pointer(1, "src")), const_cast<void*>(as_ptr(args.pointer(2, "dst"))), args.size(3, "count"), 0, ""};
+  c.type = nccl_type(args.string(4, "dtype"), fn);
+  c.what = args.string(5, "what");
+  return c;
+}
+
 // ncclAllReduce(comm, src, dst, count, dtype, what): the element-wise sum over the ranks, on the compute stream.
 Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   const JsArgs args(info, "ncclAllReduce");
   const NcclApi& a = api("ncclAllReduce");
-  ncclComm_t comm = comm_of(args, 0, "ncclAllReduce");
-  const uint64_t src = args.pointer(1, "src");
-  const uint64_t dst = args.pointer(2, "dst");
-  const size_t count = args.size(3, "count");
-  const int type = nccl_type(args.string(4, "dtype"), "ncclAllReduce");
-  const std::string what = args.string(5, "what");
-  check(a, a.all_reduce(as_ptr(src), const_cast<void*>(as_ptr(dst)), count, type, kNcclSum, comm, stream_of(0, "ncclAllReduce")), "ncclAllReduce", what);
+  const Collective c = collective_args(args, "ncclAllReduce");
+  check(a, a.all_reduce(c.src, c.dst, c.count, c.type, kNcclSum, c.comm, stream_of(0, "ncclAllReduce")), "ncclAllReduce", c.what);
   return info.Env().Undefined();
 }
 
@@ -94,13 +106,8 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
 Napi::Value AllGather(const Napi::CallbackInfo& info) {
   const JsArgs args(info, "ncclAllGather");
   const NcclApi& a = api("ncclAllGather");
-  ncclComm_t comm = comm_of(args, 0, "ncclAllGather");
-  const uint64_t src = args.pointer(1, "src");
-  const uint64_t dst = args.pointer(2, "dst");
-  const size_t count = args.size(3, "sendCount");
-  const int type = nccl_type(args.string(4, "dtype"), "ncclAllGather");
-  const std::string what = args.string(5, "what");
-  check(a, a.all_gather(as_ptr(src), const_cast<void*>(as_ptr(dst)), count, type, comm, stream_of(0, "ncclAllGather")), "ncclAllGather", what);
+  const Collective c = collective_args(args, "ncclAllGather");
+  check(a, a.all_gather(c.src, c.dst, c.count, c.type, c.comm, stream_of(0, "ncclAllGather")), "ncclAllGather", c.what);
   return info.Env().Undefined();
 }
 
