@@ -30,17 +30,9 @@
 // selection's estimate + select, recalls; the rest is the model's matrix products and
 // norms) summed per step on the device, so that the timed run stays undisturbed.
 import { writeFileSync } from 'node:fs';
-import { createPolicy, InProcessGroup, KvCache, kvBytesPerToken, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
-import {
-  countParameters,
-  disposeLlamaWeights,
-  kvGeometry,
-  LlamaForward,
-  randomLlamaWeights,
-  shapeConfig,
-  shardLlamaWeights,
-  TensorParallelLlama,
-} from '@arkvale/model-llama';
+import { createPolicy, kvBytesPerToken, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
+import { countParameters, kvGeometry, shapeConfig } from '@arkvale/model-llama';
+import { benchCache, benchForward, benchWeights } from './bench-model.mjs';
 import { BatchRun, batchDevicePages, describeBackend, loadBackend } from '@arkvale/engine';
 import { int, list, number, oneOf, parseCommand, UsageError } from '../lib/args.mjs';
 import { backendOption, dtypeOption, kvDtypeOption, planSpec, shapeOption, tensorParallelOption } from './model-options.mjs';
@@ -122,11 +114,8 @@ const backend = await loadBackend({ backend: opts.backend, dtype: opts.dtype, on
 const config = shapeConfig(shape);
 let started = performance.now();
 const ranks = opts['tensor-parallel'];
-const whole = randomLlamaWeights(config, backend, 7, { sharedEmbedding });
-// Under tensor parallelism each rank's share, split once (the whole weights are then freed).
-const shards = ranks > 1 ? Array.from({ length: ranks }, (_, r) => shardLlamaWeights(whole, config, r, ranks, backend)) : null;
-if (shards) disposeLlamaWeights(whole, backend);
-const weights = shards ? null : whole;
+// Under tensor parallelism each rank's share, split once.
+const weights = benchWeights(config, backend, ranks, sharedEmbedding);
 backend.readSync(backend.argmax(backend.fromArray([0, 1], [1, 2]))); // waits for the weights
 log(
   `${shape}: ${(countParameters(config) / 1e9).toFixed(2)}B random parameters (shared embedding x${sharedEmbedding}) on ${describeBackend(backend)} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
@@ -316,9 +305,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const context of contexts) {
   // Room for the warm-up, timed and profiled steps.
   const tokens = context + warmup + steps + 8;
-  const forward = shards
-    ? TensorParallelLlama.fromShards(config, shards, new InProcessGroup(Array(ranks).fill(backend)), tokens)
-    : new LlamaForward(config, weights, backend, tokens);
+  const forward = benchForward(config, weights, backend, tokens);
   // Random weights have no tokenizer: the engine runs on token ids alone.
   const model = { forward, tokenizer: null, eosIds: [] };
   for (const plan of plans) {
@@ -334,8 +321,7 @@ for (const context of contexts) {
     const resolved = resolveCacheOptions(geometry, { ...cachePlan, pageSize, devicePages: 1 });
     const devicePages = batchDevicePages(geometry, resolved, tokens, batch);
     const options = { ...cachePlan, devicePages, hostPages: poolPagesFor(geometry, resolved, tokens, batch).hostPages };
-    // A tensor-parallel model's caches: one per rank over its KV heads, with the whole model's page counts.
-    const cache = shards ? forward.createCache({ ...options, pageSize, kvDtype }, tokens, batch) : new KvCache({ geometry, options, backend });
+    const cache = benchCache(forward, geometry, options, backend, tokens, batch);
     let run = null;
     try {
       const next = seededUniform(context);

@@ -21,11 +21,12 @@
 import { totalmem } from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
-import { KvCache, pageBytes, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
-import { kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
+import { pageBytes, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
+import { kvGeometry, shapeConfig } from '@arkvale/model-llama';
+import { benchCache, benchForward, benchWeights } from './bench-model.mjs';
 import { BatchRun, describeBackend, loadBackend, stepPagesBound } from '@arkvale/engine';
 import { int, list, number, parseCommand } from '../lib/args.mjs';
-import { backendOption, dtypeOption, kvDtypeOption, planSpec, shapeOption } from './model-options.mjs';
+import { backendOption, dtypeOption, kvDtypeOption, planSpec, shapeOption, tensorParallelOption } from './model-options.mjs';
 
 // When a flag is given twice the last one wins, so a wrapper's defaults can be overridden by later arguments.
 const { values: opts } = parseCommand({
@@ -53,6 +54,7 @@ time, then --steps timed greedy steps of the whole batch. JSON on stdout (and --
     plans: { type: 'string', value: 'LIST', default: 'full,arkvale@512', parse: list(planSpec), help: 'policy[@budget], comma-separated' },
     'page-size': { type: 'string', value: 'N', default: '32', parse: int({ min: 1 }), help: 'tokens per KV page' },
     'kv-dtype': kvDtypeOption,
+    'tensor-parallel': tensorParallelOption,
     steps: { type: 'string', value: 'N', default: '8', parse: int({ min: 1 }), help: 'timed decode steps' },
     warmup: { type: 'string', value: 'N', default: '0', parse: int({ min: 0 }), help: 'untimed decode steps before them' },
     'max-batch': { type: 'string', value: 'N', default: '64', parse: int({ min: 1 }), help: 'the largest batch tried' },
@@ -73,7 +75,7 @@ const log = (t) => process.stderr.write(`${t}\n`);
 
 const backend = await loadBackend({ backend: opts.backend, dtype: opts.dtype, onWarning: (t) => process.stderr.write(t) });
 const config = shapeConfig(shape);
-const weights = randomLlamaWeights(config, backend, 7, { sharedEmbedding: 1 });
+const weights = benchWeights(config, backend, opts['tensor-parallel'], 1);
 const kvDtype = opts['kv-dtype'];
 const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2, kvDtype);
 const bytesPerPage = pageBytes(geometry);
@@ -155,7 +157,7 @@ const save = () => {
   return json;
 };
 
-const forward = new LlamaForward(config, weights, backend, tokens);
+const forward = benchForward(config, weights, backend, tokens);
 for (const plan of plans) {
   const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}`;
   const { batch, limit, devicePages, hostPages } = fit(plan);
@@ -168,7 +170,7 @@ for (const plan of plans) {
   let cache;
   let run = null;
   try {
-    cache = new KvCache({ geometry, options: { ...plan, devicePages, hostPages }, backend });
+    cache = benchCache(forward, geometry, { ...plan, devicePages, hostPages }, backend, tokens, batch);
     const next = seededUniform(context);
     const prompts = Array.from({ length: batch }, () => Array.from({ length: context }, () => Math.floor(next() * config.vocabSize)));
     // Random weights have no tokenizer: the engine runs on token ids alone, one prompt prefilled per step.
