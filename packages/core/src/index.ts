@@ -31,3 +31,4 @@ export { E4M3_MAX, floatToE4m3Bits, e4m3ToFloat, e4m3ScaleByte, e4m3ScaleFactor,
 export { seededUniform, randomFloats } from './random.js';
 export { InProcessGroup, runRank, runLockstep } from './parallel.js';
 export type { Collective, Communicator, CollectiveGroup, RankProgram } from './parallel.js';
+export { SharedMemoryCommunicator, sharedMemoryGroup } from './shared-memory-communicator.js';
