@@ -100,6 +100,7 @@ function chunkSegment(forward: ModelForward, plan: ChunkPlan): { segment: RowSeg
         tokens: prompt,
         positions: prompt.map((_, i) => i),
         attend: (l, q, k, v, rank) => cache.prefillLayer(job.seq, l, q, k, v, forward.scale, rank),
+        ref: cache.attendRef?.({ seq: job.seq }),
       },
       last: true,
       start: 0,
@@ -111,6 +112,7 @@ function chunkSegment(forward: ModelForward, plan: ChunkPlan): { segment: RowSeg
       tokens: prompt.slice(chunk.start, chunk.start + chunk.count),
       positions: Array.from({ length: chunk.count }, (_, i) => chunk.start + i),
       attend: (l, q, k, v, rank) => cache.prefillChunkLayer(chunk, l, q, k, v, forward.scale, rank),
+      ref: cache.attendRef?.({ chunk }),
     },
     last: chunk.last,
     start: chunk.start,
@@ -148,6 +150,7 @@ function planStep(
       tokens: list.map((j) => j.next),
       positions: step.positions,
       attend: (l, q, k, v, rank) => cache.decodeLayer(step, l, q, k, v, forward.scale, rank),
+      ref: cache.attendRef?.({ step }),
     });
     jobs.push(...list);
   }

@@ -1,5 +1,5 @@
 import { KvCache, type KvGeometry, type PageStore, type PolicyName } from '@arkvale/core';
-import { RankedKvCache, TensorParallelLlama, type ModelCache, type ModelForward } from '@arkvale/model-llama';
+import type { ModelCache, ModelForward } from '@arkvale/model-llama';
 import type { ResolvedEngineConfig } from './config.js';
 import { planKey, planOptions } from './prepare.js';
 
@@ -41,10 +41,8 @@ export class PlanCaches {
     const options = planOptions(this.config, policy, budget);
     const { prefixCache } = this.config;
     const f = this.forward;
-    if (!(f instanceof TensorParallelLlama)) return new KvCache({ geometry: this.geometry, options, backend: f.backend, store: first?.store, prefixCache });
-    const geometry = f.geometry(this.geometry.pageSize, this.geometry.kvDtype);
-    const stores = first instanceof RankedKvCache ? first.ranks.map((c) => c.store) : [];
-    return new RankedKvCache(f.ranks.map((r, i) => new KvCache({ geometry, options, backend: r.backend, store: stores[i], prefixCache })));
+    if (f.createPlanCache) return f.createPlanCache(this.geometry, options, prefixCache, first);
+    return new KvCache({ geometry: this.geometry, options, backend: f.backend, store: first?.store, prefixCache });
   }
 
   entries(): [string, ModelCache][] {

@@ -1,5 +1,6 @@
 import type { Backend, KvDtype, KvGeometry } from '@arkvale/core';
-import { LlamaEngine, ShapeModel, type ModelForward, type Tokenizer } from '@arkvale/model-llama';
+import { kvGeometry, LlamaEngine, openModelDir, ShapeModel, shapeConfig, type ModelForward, type Tokenizer } from '@arkvale/model-llama';
+import { ThreadedRanks } from './ranks/threaded-ranks.js';
 import type { ResolvedEngineConfig } from './config.js';
 import { checkKvDtype } from './load-backend.js';
 import { checkTensorParallel } from './model-parts.js';
@@ -21,6 +22,8 @@ export interface ServedModel {
 /** Loads the checkpoint folder, or makes random weights at the shape, on the backend. */
 export async function loadServedModel(source: ModelSource, backend: Backend, gpuMemoryUtilization?: number): Promise<ServedModel> {
   const ranks = checkTensorParallel(source.tensorParallel);
+  // On the CPU, each rank computes in a thread of its own; elsewhere the ranks share the backend's thread.
+  if (ranks > 1 && backend.name === 'cpu') return loadThreadedModel(source, ranks, backend);
   if (source.shape !== undefined) {
     const m = ShapeModel.load(source.shape, backend, { gpuMemoryUtilization, tensorParallel: ranks });
     return {
@@ -41,6 +44,20 @@ export async function loadServedModel(source: ModelSource, backend: Backend, gpu
     eosIds: llama.model.eosIds,
     geometry: (ps, kvDtype) => llama.geometry(ps, kvDtype),
     devicePageCapacity: (ps, tokens, hostPagesFor, kvDtype) => llama.devicePageCapacity(ps, tokens, hostPagesFor, kvDtype),
+  };
+}
+
+/** The model over `ranks` ranks in threads (ThreadedRanks), rank 0 on `backend`. */
+async function loadThreadedModel(source: ModelSource, ranks: number, backend: Backend): Promise<ServedModel> {
+  const model = source.modelDir !== undefined ? openModelDir(source.modelDir) : null;
+  const forward = await ThreadedRanks.start(source, ranks, backend);
+  return {
+    forward,
+    tokenizer: model?.tokenizer ?? null,
+    eosIds: model?.eosIds ?? shapeConfig(source.shape!).eosTokenIds,
+    geometry: (ps, kvDtype) => kvGeometry(forward.storedConfig, ps, backend.dtype === 'f32' ? 4 : 2, kvDtype),
+    // The CPU's memory is the host's: pools come from the config.
+    devicePageCapacity: () => undefined,
   };
 }
 

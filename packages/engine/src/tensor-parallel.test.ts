@@ -1,10 +1,11 @@
 import { CpuBackend } from '@arkvale/cpu-backend';
-import { LlamaEngine, RankedKvCache, type ModelForward } from '@arkvale/model-llama';
+import { LlamaEngine, type RankedKvCache, type ModelForward } from '@arkvale/model-llama';
 import { describe, expect, it } from 'vitest';
 import golden from '../../../models/tiny-retrieval/golden.json' with { type: 'json' };
 import { generateBatch } from './generate-batch.js';
 import { LocalEngine } from './local-engine.js';
 import type { PlanCaches } from './plan-caches.js';
+import { ThreadedRanks } from './ranks/threaded-ranks.js';
 import { MODEL_DIR } from './test-support/model.js';
 import type { EngineRequest } from './types.js';
 
@@ -48,7 +49,7 @@ describe('tensor parallelism in the engine', async () => {
     }
   }, 30_000);
 
-  it('a served engine at size 2 answers as one rank, two plans at once in chunks, and every rank frees every page', async () => {
+  it("a served engine at size 2, its rank 1 in a thread: one rank's tokens, two plans at once in chunks, and every rank frees every page", async () => {
     const options = {
       modelDir: MODEL_DIR,
       backend: cpu,
@@ -69,16 +70,16 @@ describe('tensor parallelism in the engine', async () => {
     const engine = await LocalEngine.load({ ...options, tensorParallel: 2 });
     expect(engine.model.backend).toBe('cpu, tensor-parallel 2');
     expect(await Promise.all(requests.map((r) => tokens(engine, r)))).toEqual(expected);
-    // biome-ignore lint/complexity/useLiteralKeys: the core's caches are private; the test reads every rank's pools.
-    const caches = (engine.core['caches'] as PlanCaches).all();
+    // The core's caches and forward pass are private: the test reads every rank's pools.
+    const core = engine.core as unknown as { caches: PlanCaches; forward: ThreadedRanks };
+    expect(core.forward).toBeInstanceOf(ThreadedRanks);
+    const caches = core.caches.all();
     expect(caches).toHaveLength(2);
     for (const cache of caches) {
-      expect(cache).toBeInstanceOf(RankedKvCache);
-      for (const rank of (cache as RankedKvCache).ranks) {
-        expect(rank.sequenceIds).toEqual([]);
-        expect([rank.store.devicePool.used, rank.store.hostPool.used]).toEqual([0, 0]);
-      }
+      const [rank0] = (cache as RankedKvCache).ranks;
+      expect([rank0.sequenceIds, rank0.store.devicePool.used, rank0.store.hostPool.used]).toEqual([[], 0, 0]);
     }
+    expect(await core.forward.usage()).toEqual([{ devicePages: 0, hostPages: 0, sequences: 0 }]);
     await engine.close();
   }, 30_000);
 

@@ -1,8 +1,9 @@
-import type { Backend, Collective, Communicator, DecodeStep, GraphedStep, KvCache, RankProgram, RopeTable, Tensor } from '@arkvale/core';
+import type { Backend, CacheOptions, Collective, Communicator, DecodeStep, GraphedStep, KvCache, KvDtype, RankProgram, RopeTable, Tensor } from '@arkvale/core';
 import { ArkvaleError, invalidArgument, runGraphedStep, runRank } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import { ropeSpec } from './config.js';
 import { disposeLlamaWeights, type LlamaWeights } from './weights.js';
+import type { ModelCache } from './model-cache.js';
 
 /** A sequence already admitted to the cache, with its prompt tokens. */
 export interface PrefillRequest {
@@ -21,7 +22,18 @@ export interface RowSegment {
    * (`ModelCache`'s layer methods take the rank); 0 otherwise.
    */
   attend(layer: number, q: Tensor, k: Tensor, v: Tensor, rank?: number): Tensor;
+  /** What `attend` attends through, for ranks held by workers, which rebuild it (`RankedKvCache.attendRef`). */
+  readonly ref?: AttendRef;
 }
+
+/**
+ * A segment's attention as a worker holding other ranks names it: a prompt prefilled
+ * whole (its sequence), or the prefill chunk or decode step that a cache's `begin` call
+ * made (its handle), all of cache number `cache`.
+ */
+export type AttendRef =
+  | { readonly cache: number; readonly kind: 'prefill'; readonly seq: number }
+  | { readonly cache: number; readonly kind: 'chunk' | 'decode'; readonly handle: number };
 
 /**
  * What runs a model's passes for a scheduler: one `LlamaForward`, or the ranks of a
@@ -32,7 +44,21 @@ export type ModelForward = Pick<
   LlamaForward,
   'config' | 'backend' | 'scale' | 'maxPositions' | 'mlpChunkRows' | 'paddingRows' | 'reservePadding' | 'checkLength' | 'forwardRows' | 'dispose'
 > &
-  Partial<Pick<LlamaForward, 'stepInputs' | 'freeInputs'>>;
+  Partial<Pick<LlamaForward, 'stepInputs' | 'freeInputs'>> & {
+    /**
+     * A cache of one plan for this forward's ranks, with pools as `options` gives them,
+     * on the stores of `first` (an earlier plan's cache of this forward) when given.
+     * Absent: a `KvCache` on `backend` serves (one rank).
+     */
+    /** The whole model's config as its ranks store KV pages, where that differs from `config` (TensorParallelLlama.storedConfig). */
+    readonly storedConfig?: LlamaConfig;
+    createPlanCache?(
+      page: { readonly pageSize: number; readonly kvDtype?: KvDtype },
+      options: CacheOptions,
+      prefixCache: boolean,
+      first?: ModelCache,
+    ): ModelCache;
+  };
 
 export interface RowBatch {
   readonly segments: readonly RowSegment[];

@@ -11,10 +11,11 @@ export type { ChatMessage, RenderChatOptions, ChatTemplateInit } from './chat-te
 export { openModelDir, describeModel, countParameters, kvGeometry, DESCRIBED_PAGE_SIZES } from './model-dir.js';
 export type { ModelDir, ModelDescription, GenerationDefaults, KvBytes } from './model-dir.js';
 export { LlamaForward, MLP_CHUNK_ROWS } from './forward.js';
-export type { PrefillRequest, RowSegment, RowBatch, StepInputs, ModelForward } from './forward.js';
+export type { PrefillRequest, RowSegment, RowBatch, StepInputs, ModelForward, AttendRef } from './forward.js';
 export type { ModelCache } from './model-cache.js';
 export { RankedKvCache } from './ranked-cache.js';
-export { TensorParallelLlama } from './tensor-parallel.js';
+export type { CacheMirror, MirroredCall } from './ranked-cache.js';
+export { TensorParallelLlama, storedConfig } from './tensor-parallel.js';
 export { tensorParallelLayout, tensorParallelConfig, shardLlamaWeights } from './shard.js';
 export type { TensorParallelLayout, IndexRange, ShardOf } from './shard.js';
 export { LlamaEngine } from './engine.js';

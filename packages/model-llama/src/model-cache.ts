@@ -1,4 +1,5 @@
 import type { DecodeStep, KvCache, PrefillChunk, Tensor } from '@arkvale/core';
+import type { AttendRef } from './forward.js';
 
 /** What a model's caller asks of its cache beyond the layers: admission, steps, pools, statistics (KvCache's own). */
 type CacheControl = Pick<
@@ -46,4 +47,6 @@ export interface ModelCache extends CacheControl {
   prefillLayer(id: number, layer: number, q: Tensor, k: Tensor, v: Tensor, scale: number, rank?: number): Tensor;
   prefillChunkLayer(chunk: PrefillChunk, layer: number, q: Tensor, k: Tensor, v: Tensor, scale: number, rank?: number): Tensor;
   decodeLayer(step: DecodeStep, layer: number, q: Tensor, k: Tensor, v: Tensor, scale: number, rank?: number): Tensor;
+  /** How ranks held by workers name what a segment attends through (`RowSegment.ref`); absent or undefined where every rank is in this thread. */
+  attendRef?(on: { readonly seq: number } | { readonly chunk: PrefillChunk } | { readonly step: DecodeStep }): AttendRef | undefined;
 }

@@ -1,10 +1,38 @@
 import { ArkvaleError, invalidArgument, type DecodeStep, type KvCache, type PrefillChunk, type Tensor } from '@arkvale/core';
+import type { AttendRef } from './forward.js';
 import type { ModelCache } from './model-cache.js';
+
+/** The changes a ranked cache sends to ranks held elsewhere, by method name. */
+export type MirroredCall =
+  | 'admit'
+  | 'admitChunked'
+  | 'fork'
+  | 'free'
+  | 'park'
+  | 'resume'
+  | 'clearPrefixCache'
+  | 'close'
+  | 'beginPrefillChunk'
+  | 'beginStep'
+  | 'skipStep';
+
+/**
+ * The ranks of a cache that live in other threads or processes (one worker each): they
+ * are sent every change, in order, and answer nothing; their passes attend through the
+ * steps and chunks the changes began, named by `AttendRef`.
+ */
+export interface CacheMirror {
+  /** This cache's number on those ranks (`AttendRef.cache`). */
+  readonly cache: number;
+  /** Makes the call on those ranks' caches; `handle` numbers the step or chunk a `begin` call makes there (a skipped step is named by its handle). */
+  send(call: MirroredCall, args: readonly unknown[], handle?: number): void;
+}
 
 /**
  * The caches of a tensor-parallel model's ranks (docs/DESIGN.md, "Tensor parallelism")
  * as one `ModelCache`: each rank's `KvCache` holds the pages of its own KV heads, and
- * every change is made on every rank in rank order, so that sequence ids agree.
+ * every change is made on every rank in rank order, so that sequence ids agree: on the
+ * ranks held here (`ranks`), then on those held by workers (`mirror`).
  *
  * The ranks' caches share a geometry but for the heads, so they hold the same number of
  * pages: what the scheduler asks of the pools (needs, free pages, prefix hits) is rank
@@ -18,9 +46,15 @@ export class RankedKvCache implements ModelCache {
   /** Each decode step's and prefill chunk's own of ranks 1 and on (rank 0's is the one given out). */
   private readonly rankSteps = new WeakMap<DecodeStep, DecodeStep[]>();
   private readonly rankChunks = new WeakMap<PrefillChunk, PrefillChunk[]>();
+  /** The handles the mirror's ranks know each step and chunk by. */
+  private readonly handles = new WeakMap<DecodeStep | PrefillChunk, number>();
+  private nextHandle = 1;
 
-  constructor(readonly ranks: readonly KvCache[]) {
-    if (ranks.length < 2) throw invalidArgument(`a ranked cache needs two or more ranks, got ${ranks.length}`);
+  constructor(
+    readonly ranks: readonly KvCache[],
+    private readonly mirror?: CacheMirror,
+  ) {
+    if (ranks.length < 1 || (ranks.length < 2 && !mirror)) throw invalidArgument(`a ranked cache needs two or more ranks, got ${ranks.length}`);
     const pages = ranks.map((c) => `${c.options.devicePages}/${c.options.hostPages}`);
     if (pages.some((p) => p !== pages[0])) throw invalidArgument(`the ranks' pools differ (device/host pages: ${pages.join(', ')})`);
   }
@@ -47,28 +81,29 @@ export class RankedKvCache implements ModelCache {
 
   close(): void {
     for (const c of this.ranks) c.close();
+    this.mirror?.send('close', []);
   }
 
   admit(promptLength: number): number {
-    return this.sameId('admit', (c) => c.admit(promptLength));
+    return this.sameId('admit', [promptLength], (c) => c.admit(promptLength));
   }
   admitChunked(promptLength: number, prompt?: readonly number[]): number {
-    return this.sameId('admitChunked', (c) => c.admitChunked(promptLength, prompt));
+    return this.sameId('admitChunked', [promptLength, prompt], (c) => c.admitChunked(promptLength, prompt));
   }
   fork(id: number): number {
-    return this.sameId('fork', (c) => c.fork(id));
+    return this.sameId('fork', [id], (c) => c.fork(id));
   }
   free(id: number, tokens?: readonly number[]): void {
-    this.each((c) => c.free(id, tokens));
+    this.each('free', [id, tokens], (c) => c.free(id, tokens));
   }
   park(id: number): number {
-    return this.each((c) => c.park(id));
+    return this.each('park', [id], (c) => c.park(id));
   }
   resume(id: number): number {
-    return this.each((c) => c.resume(id));
+    return this.each('resume', [id], (c) => c.resume(id));
   }
   clearPrefixCache(): void {
-    this.each((c) => c.clearPrefixCache());
+    this.each('clearPrefixCache', [], (c) => c.clearPrefixCache());
   }
 
   prefillPeak(promptLength: number) {
@@ -111,13 +146,26 @@ export class RankedKvCache implements ModelCache {
   beginPrefillChunk(id: number, count: number): PrefillChunk {
     const [chunk, ...rest] = this.all((c) => c.beginPrefillChunk(id, count));
     this.rankChunks.set(chunk, rest);
+    this.sendBegun('beginPrefillChunk', [id, count], chunk);
     return chunk;
   }
 
   beginStep(ids: readonly number[]): DecodeStep {
     const [step, ...rest] = this.all((c) => c.beginStep(ids));
     this.rankSteps.set(step, rest);
+    this.sendBegun('beginStep', [ids], step);
     return step;
+  }
+
+  /** How the mirror's ranks name what a segment attends through; undefined without a mirror (every rank is here). */
+  attendRef(on: { readonly seq: number } | { readonly chunk: PrefillChunk } | { readonly step: DecodeStep }): AttendRef | undefined {
+    if (!this.mirror) return undefined;
+    const cache = this.mirror.cache;
+    if ('seq' in on) return { cache, kind: 'prefill', seq: on.seq };
+    const begun = 'chunk' in on ? on.chunk : on.step;
+    const handle = this.handles.get(begun);
+    if (handle === undefined) throw invalidArgument(`a ${'chunk' in on ? 'prefill chunk' : 'decode step'} this ranked cache did not begin`);
+    return { cache, kind: 'chunk' in on ? 'chunk' : 'decode', handle };
   }
 
   graphKey(): string | null {
@@ -129,6 +177,7 @@ export class RankedKvCache implements ModelCache {
   skipStep(step: DecodeStep): void {
     this.first.skipStep(step);
     this.rankOf(this.rankSteps, step, 'decode step').forEach((s, r) => this.ranks[r + 1].skipStep(s));
+    this.mirror?.send('skipStep', [], this.handles.get(step));
   }
 
   prefillLayer(id: number, layer: number, q: Tensor, k: Tensor, v: Tensor, scale: number, rank = 0): Tensor {
@@ -174,13 +223,24 @@ export class RankedKvCache implements ModelCache {
     return out;
   }
 
-  private each<T>(change: (c: KvCache) => T): T {
-    return this.all(change)[0];
+  /** `change` on every rank here, then `call` sent to the mirror's ranks; rank 0's result. */
+  private each<T>(call: MirroredCall, args: readonly unknown[], change: (c: KvCache) => T): T {
+    const out = this.all(change)[0];
+    this.mirror?.send(call, args);
+    return out;
   }
 
-  private sameId(what: string, change: (c: KvCache) => number): number {
+  private sameId(call: MirroredCall, args: readonly unknown[], change: (c: KvCache) => number): number {
     const ids = this.all(change);
-    if (ids.some((id) => id !== ids[0])) throw new ArkvaleError('INTERNAL', `${what}: the ranks' caches gave sequence ids ${ids.join(', ')}`);
+    if (ids.some((id) => id !== ids[0])) throw new ArkvaleError('INTERNAL', `${call}: the ranks' caches gave sequence ids ${ids.join(', ')}`);
+    this.mirror?.send(call, args);
     return ids[0];
+  }
+
+  private sendBegun(call: MirroredCall, args: readonly unknown[], begun: DecodeStep | PrefillChunk): void {
+    if (!this.mirror) return;
+    const handle = this.nextHandle++;
+    this.handles.set(begun, handle);
+    this.mirror.send(call, args, handle);
   }
 }

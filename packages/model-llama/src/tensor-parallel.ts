@@ -1,4 +1,4 @@
-import type { Backend, KvDtype, KvGeometry, RankProgram, Tensor } from '@arkvale/core';
+import type { Backend, CacheOptions, KvDtype, KvGeometry, RankProgram, Tensor } from '@arkvale/core';
 import { type InProcessGroup, invalidArgument, KvCache, poolPagesFor, resolveCacheOptions, runLockstep } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import type { CachePlan } from './engine.js';
@@ -122,6 +122,18 @@ export class TensorParallelLlama implements ModelForward {
     return caches.length === 1 ? caches[0] : new RankedKvCache(caches);
   }
 
+  /** One plan's cache (`ModelForward.createPlanCache`): a `KvCache` per rank, each on the store of `first`'s same rank. */
+  createPlanCache(
+    page: { readonly pageSize: number; readonly kvDtype?: KvDtype },
+    options: CacheOptions,
+    prefixCache: boolean,
+    first?: ModelCache,
+  ): ModelCache {
+    const geometry = this.geometry(page.pageSize, page.kvDtype);
+    const stores = first instanceof RankedKvCache ? first.ranks.map((c) => c.store) : [];
+    return new RankedKvCache(this.ranks.map((f, r) => new KvCache({ geometry, options, backend: f.backend, store: stores[r], prefixCache })));
+  }
+
   /** Admits a sequence of `tokens` prompt tokens to every rank's cache; returns its id (the same on every rank). */
   admit(caches: readonly KvCache[], tokens: number): number {
     const ids = this.caches(caches).map((cache) => cache.admit(tokens));
@@ -215,5 +227,5 @@ export class TensorParallelLlama implements ModelForward {
 
 /** The config KV pages are stored by: a tensor-parallel model's `storedConfig`, else the model's own. */
 export function storedConfig(forward: ModelForward, config: LlamaConfig): LlamaConfig {
-  return forward instanceof TensorParallelLlama ? forward.storedConfig : config;
+  return forward.storedConfig ?? config;
 }

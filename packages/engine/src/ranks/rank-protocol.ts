@@ -1,0 +1,53 @@
+import type { CacheOptions, KvDtype } from '@arkvale/core';
+import type { AttendRef, MirroredCall } from '@arkvale/model-llama';
+
+/** What a rank worker thread is started with (structured-cloneable). */
+export interface RankInit {
+  /** The checkpoint folder, or a random-weight shape (seed 7, shared embedding x1, as ShapeModel makes it). */
+  readonly modelDir?: string;
+  readonly shape?: string;
+  readonly rank: number;
+  readonly size: number;
+  readonly maxPositions: number;
+  /** The group's collectives (SharedMemoryCommunicator). */
+  readonly shared: SharedArrayBuffer;
+}
+
+/** A pass's rows as a worker rebuilds them: each segment's attention named by its `AttendRef`. */
+export interface WireBatch {
+  readonly segments: readonly { readonly tokens: readonly number[]; readonly positions: readonly number[]; readonly ref: AttendRef }[];
+  readonly blocks?: readonly number[];
+  readonly logitRows: readonly number[];
+  readonly logitBlock?: number;
+  readonly padTo?: readonly number[];
+  readonly logitPad?: number;
+}
+
+export type ToRank =
+  | {
+      readonly op: 'createCache';
+      readonly cache: number;
+      readonly page: { readonly pageSize: number; readonly kvDtype?: KvDtype };
+      readonly options: CacheOptions;
+      readonly prefixCache: boolean;
+      /** The cache whose stores this one shares (the first plan's), or null. */
+      readonly first: number | null;
+    }
+  | { readonly op: 'change'; readonly cache: number; readonly call: MirroredCall; readonly args: readonly unknown[]; readonly handle?: number }
+  | { readonly op: 'pass'; readonly batch: WireBatch }
+  | { readonly op: 'reservePadding'; readonly rows: number }
+  | { readonly op: 'usage'; readonly ticket: number }
+  | { readonly op: 'close' };
+
+/** A rank's pools: pages in use in each of its caches' stores (the plans of one store count once), and its sequences. */
+export interface RankUsage {
+  readonly devicePages: number;
+  readonly hostPages: number;
+  readonly sequences: number;
+}
+
+export type FromRank =
+  | { readonly type: 'ready' }
+  | { readonly type: 'fatal'; readonly message: string }
+  | { readonly type: 'usage'; readonly ticket: number; readonly usage: RankUsage }
+  | { readonly type: 'closed' };
