@@ -1,6 +1,6 @@
 import type { Backend, KvDtype, KvGeometry } from '@arkvale/core';
 import { kvGeometry, LlamaEngine, openModelDir, ShapeModel, shapeConfig, type ModelForward, type Tokenizer } from '@arkvale/model-llama';
-import { ThreadedRanks } from './ranks/threaded-ranks.js';
+import { RankWorkers } from './ranks/rank-workers.js';
 import type { ResolvedEngineConfig } from './config.js';
 import { checkKvDtype } from './load-backend.js';
 import { checkTensorParallel } from './model-parts.js';
@@ -22,8 +22,8 @@ export interface ServedModel {
 /** Loads the checkpoint folder, or makes random weights at the shape, on the backend. */
 export async function loadServedModel(source: ModelSource, backend: Backend, gpuMemoryUtilization?: number): Promise<ServedModel> {
   const ranks = checkTensorParallel(source.tensorParallel);
-  // On the CPU, each rank computes in a thread of its own; elsewhere the ranks share the backend's thread.
-  if (ranks > 1 && backend.name === 'cpu') return loadThreadedModel(source, ranks, backend);
+  // One rank per worker: a thread each on the CPU, a process per GPU where there are enough; else the ranks share the backend.
+  if (ranks > 1 && (backend.name === 'cpu' || (backend.name === 'cuda' && (await gpuCount()) >= ranks))) return loadWorkerModel(source, ranks, backend);
   if (source.shape !== undefined) {
     const m = ShapeModel.load(source.shape, backend, { gpuMemoryUtilization, tensorParallel: ranks });
     return {
@@ -47,10 +47,16 @@ export async function loadServedModel(source: ModelSource, backend: Backend, gpu
   };
 }
 
-/** The model over `ranks` ranks in threads (ThreadedRanks), rank 0 on `backend`. */
-async function loadThreadedModel(source: ModelSource, ranks: number, backend: Backend): Promise<ServedModel> {
+/** GPUs this process may use (CUDA_VISIBLE_DEVICES's). */
+async function gpuCount(): Promise<number> {
+  const { cudaStatus } = await import('@arkvale/cuda-binding');
+  return cudaStatus().devices.length;
+}
+
+/** The model over `ranks` ranks, one per worker (RankWorkers), rank 0 on `backend`. */
+async function loadWorkerModel(source: ModelSource, ranks: number, backend: Backend): Promise<ServedModel> {
   const model = source.modelDir !== undefined ? openModelDir(source.modelDir) : null;
-  const forward = await ThreadedRanks.start(source, ranks, backend);
+  const forward = await RankWorkers.start(source, ranks, backend);
   return {
     forward,
     tokenizer: model?.tokenizer ?? null,

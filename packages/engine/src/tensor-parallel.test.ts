@@ -5,7 +5,7 @@ import golden from '../../../models/tiny-retrieval/golden.json' with { type: 'js
 import { generateBatch } from './generate-batch.js';
 import { LocalEngine } from './local-engine.js';
 import type { PlanCaches } from './plan-caches.js';
-import { ThreadedRanks } from './ranks/threaded-ranks.js';
+import { RankWorkers } from './ranks/rank-workers.js';
 import { MODEL_DIR } from './test-support/model.js';
 import type { EngineRequest } from './types.js';
 
@@ -71,8 +71,8 @@ describe('tensor parallelism in the engine', async () => {
     expect(engine.model.backend).toBe('cpu, tensor-parallel 2');
     expect(await Promise.all(requests.map((r) => tokens(engine, r)))).toEqual(expected);
     // The core's caches and forward pass are private: the test reads every rank's pools.
-    const core = engine.core as unknown as { caches: PlanCaches; forward: ThreadedRanks };
-    expect(core.forward).toBeInstanceOf(ThreadedRanks);
+    const core = engine.core as unknown as { caches: PlanCaches; forward: RankWorkers };
+    expect(core.forward).toBeInstanceOf(RankWorkers);
     const caches = core.caches.all();
     expect(caches).toHaveLength(2);
     for (const cache of caches) {

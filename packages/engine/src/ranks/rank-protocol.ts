@@ -9,8 +9,11 @@ export interface RankInit {
   readonly rank: number;
   readonly size: number;
   readonly maxPositions: number;
-  /** The group's collectives (SharedMemoryCommunicator). */
-  readonly shared: SharedArrayBuffer;
+  /** Ranks in threads: the group's shared memory (SharedMemoryCommunicator). */
+  readonly shared?: SharedArrayBuffer;
+  /** Ranks in processes, one GPU each: the NCCL communicator's id (rank 0's `ncclUniqueId`), and CUDA's dtype. */
+  readonly ncclId?: Uint8Array;
+  readonly dtype?: string;
 }
 
 /** A pass's rows as a worker rebuilds them: each segment's attention named by its `AttendRef`. */
@@ -22,6 +25,9 @@ export interface WireBatch {
   readonly padTo?: readonly number[];
   readonly logitPad?: number;
 }
+
+/** The first message to a rank process (a thread gets its init as workerData). */
+export type RankStart = { readonly op: 'start'; readonly init: RankInit };
 
 export type ToRank =
   | {
@@ -47,6 +53,8 @@ export interface RankUsage {
 }
 
 export type FromRank =
+  /** A process rank's GPU is up: it now joins the NCCL communicator (rank 0 joins after every rank has said so). */
+  | { readonly type: 'joining' }
   | { readonly type: 'ready' }
   | { readonly type: 'fatal'; readonly message: string }
   | { readonly type: 'usage'; readonly ticket: number; readonly usage: RankUsage }

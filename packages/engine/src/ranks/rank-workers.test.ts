@@ -7,10 +7,10 @@ import { generateBatch } from '../generate-batch.js';
 import { LocalEngine } from '../local-engine.js';
 import { MODEL_DIR } from '../test-support/model.js';
 import type { EngineRequest } from '../types.js';
-import { ThreadedRanks } from './threaded-ranks.js';
+import { RankWorkers } from './rank-workers.js';
 
 /*
- * Ranks in worker threads (ThreadedRanks), beyond the engine's tensor-parallel tests:
+ * Ranks in worker threads (RankWorkers), beyond the engine's tensor-parallel tests:
  * four ranks (each of the bundled model's 2 KV heads on two of them) against the same
  * ranks in one thread, bit for bit; ranks that make random weights; a worker that fails.
  */
@@ -23,7 +23,7 @@ async function tokens(engine: LocalEngine, req: EngineRequest): Promise<number[]
   return ids;
 }
 
-describe('ThreadedRanks', () => {
+describe('RankWorkers', () => {
   it('four ranks in threads sample exactly what the same four ranks in one thread sample', async () => {
     // Sampled tokens follow the whole distribution: any difference in the logits shows.
     const promptIds = golden.cases[1].ids.slice(0, 300);
@@ -57,7 +57,7 @@ describe('ThreadedRanks', () => {
   }, 30_000);
 
   it('a worker that fails ends the pass under way and every later one, naming the rank and the cause', async () => {
-    const ranks = await ThreadedRanks.start({ modelDir: MODEL_DIR }, 2, cpu);
+    const ranks = await RankWorkers.start({ modelDir: MODEL_DIR }, 2, cpu);
     try {
       const cache = ranks.createPlanCache({ pageSize: 16 }, { policy: 'full', devicePages: 16, hostPages: 0 }, false);
       const id = cache.admit(4);

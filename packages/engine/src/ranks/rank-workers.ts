@@ -1,4 +1,3 @@
-import { Worker } from 'node:worker_threads';
 import {
   ArkvaleError,
   invalidArgument,
@@ -7,6 +6,7 @@ import {
   sharedMemoryGroup,
   type Backend,
   type CacheOptions,
+  type Communicator,
   type KvDtype,
   type KvGeometry,
 } from '@arkvale/core';
@@ -25,29 +25,27 @@ import {
   type RowBatch,
 } from '@arkvale/model-llama';
 import { loadShare, type RankSource } from './load-share.js';
-import type { FromRank, RankInit, RankUsage, ToRank, WireBatch } from './rank-protocol.js';
-
-/** The rank worker script beside this file; from the TypeScript sources (tests), the built one. */
-function workerScript(): URL {
-  const ts = import.meta.url.endsWith('.ts');
-  return new URL(ts ? '../../dist/ranks/rank-worker.js' : './rank-worker.js', import.meta.url);
-}
+import { processLink, threadLink, type WorkerLink } from './worker-link.js';
+import type { FromRank, RankUsage, ToRank, WireBatch } from './rank-protocol.js';
 
 /**
- * A tensor-parallel model with one rank per thread (docs/DESIGN.md, "Tensor
+ * A tensor-parallel model with one rank per worker (docs/DESIGN.md, "Tensor
  * parallelism"): rank 0 here, on the caller's backend, under the engine's one
- * scheduler; ranks 1 to N-1 each in a worker thread with its own CPU backend, its share
- * of the weights and its caches. The ranks' collectives meet in shared memory
- * (`SharedMemoryCommunicator`), so the ranks compute at once and give the same values as
- * one thread holding them all.
+ * scheduler; ranks 1 to N-1 each in a worker with its own backend, its share of the
+ * weights and its caches. On the CPU the workers are threads whose collectives meet in
+ * shared memory (`SharedMemoryCommunicator`): the ranks compute at once and give the
+ * same values as one thread holding them all. On CUDA they are processes, one GPU each
+ * (the addon holds one GPU per process), joined by NCCL (`NcclCommunicator`); that path
+ * has not run on a machine with several GPUs.
  *
  * To a scheduler it is one `ModelForward`: its plan caches are `RankedKvCache`s whose
  * rank 0 is here and whose other ranks are sent every change; `forwardRows` sends the
  * pass's rows to the workers (each segment's attention named by its `ref`), then runs
- * rank 0's, which the collectives join to theirs. A worker that fails breaks the group:
- * the pass under way and every later one throws, saying which rank failed and why.
+ * rank 0's, which the collectives join to theirs. A worker that fails is reported: on
+ * the CPU it breaks the group, so the pass under way throws too; every later pass
+ * throws, saying which rank failed and why.
  */
-export class ThreadedRanks implements ModelForward {
+export class RankWorkers implements ModelForward {
   private failure: string | null = null;
   private nextCache = 1;
   private nextTicket = 1;
@@ -59,48 +57,66 @@ export class ThreadedRanks implements ModelForward {
     readonly config: LlamaConfig,
     private readonly rankConfig: LlamaConfig,
     private readonly rank0: LlamaForward,
-    private readonly workers: readonly Worker[],
+    private readonly workers: readonly WorkerLink[],
   ) {
-    workers.forEach((w, i) => {
-      w.on('message', (m: FromRank) => {
+    for (const w of workers) {
+      w.on((m) => {
         if (m.type === 'fatal') this.failure ??= m.message;
       });
-      w.on('error', (e) => (this.failure ??= `tensor-parallel rank ${i + 1}'s thread failed: ${e.message}`));
-      // A worker never keeps the process alive.
-      w.unref();
-    });
+      w.onDeath((why) => (this.failure ??= why));
+    }
   }
 
-  /** Starts ranks 1 to `size` - 1 in worker threads and loads rank 0's share on `backend` (a CPU backend), all at once. */
-  static async start(source: RankSource, size: number, backend: Backend, maxPositions?: number): Promise<ThreadedRanks> {
+  /**
+   * Starts ranks 1 to `size` - 1 in workers and loads rank 0's share on `backend`, all at
+   * once: threads for a CPU backend; for a CUDA one, processes on the next GPUs of
+   * CUDA_VISIBLE_DEVICES (default 0 to size - 1; rank 0 is the backend's, the first).
+   */
+  static async start(source: RankSource, size: number, backend: Backend, maxPositions?: number): Promise<RankWorkers> {
     const config = source.modelDir !== undefined ? openModelDir(source.modelDir).config : shapeConfig(source.shape!);
     tensorParallelLayout(config, 0, size);
-    if (size < 2) throw invalidArgument(`ranks in threads need two or more, got ${size}`);
+    if (size < 2) throw invalidArgument(`rank workers need two or more ranks, got ${size}`);
     const positions = maxPositions ?? config.maxPositionEmbeddings;
-    const shared = sharedMemoryGroup(size);
-    const workers = Array.from({ length: size - 1 }, (_, i) => {
-      const init: RankInit = { modelDir: source.modelDir, shape: source.shape, rank: i + 1, size, maxPositions: positions, shared };
-      return new Worker(workerScript(), { workerData: init });
-    });
-    const ready = workers.map(
-      (w, i) =>
-        new Promise<void>((resolve, reject) => {
-          const onMessage = (m: FromRank) => {
-            if (m.type === 'ready') resolve();
-            else if (m.type === 'fatal') reject(new ArkvaleError('INTERNAL', m.message));
-            if (m.type !== 'closed') w.off('message', onMessage);
-          };
-          w.on('message', onMessage);
-          w.once('error', (e) => reject(new ArkvaleError('INTERNAL', `tensor-parallel rank ${i + 1}'s thread failed: ${e.message}`)));
-          w.once('exit', (code) => reject(new ArkvaleError('INTERNAL', `tensor-parallel rank ${i + 1}'s thread exited (code ${code}) before it was ready`)));
-        }),
-    );
+    const base = { modelDir: source.modelDir, shape: source.shape, size, maxPositions: positions };
+    let workers: WorkerLink[];
+    let join: () => Communicator;
+    if (backend.name === 'cuda') {
+      const devices = process.env.CUDA_VISIBLE_DEVICES?.split(',') ?? Array.from({ length: size }, (_, i) => String(i));
+      if (devices.length < size) throw invalidArgument(`tensor-parallel size ${size} needs ${size} GPUs; CUDA_VISIBLE_DEVICES names ${devices.length}`);
+      const cuda = backend as Backend & { communicator(id: Uint8Array, size: number, rank: number): Communicator };
+      const { ncclUniqueId } = await import('@arkvale/cuda-binding');
+      const ncclId = ncclUniqueId((backend as unknown as { addon: Parameters<typeof ncclUniqueId>[0] }).addon);
+      workers = Array.from({ length: size - 1 }, (_, i) => processLink({ ...base, rank: i + 1, ncclId, dtype: backend.dtype }, devices[i + 1]));
+      join = () => cuda.communicator(ncclId, size, 0);
+    } else {
+      const shared = sharedMemoryGroup(size);
+      workers = Array.from({ length: size - 1 }, (_, i) => threadLink({ ...base, rank: i + 1, shared }));
+      join = () => new SharedMemoryCommunicator(shared, 0, size, backend);
+    }
+    const until = (type: 'joining' | 'ready') =>
+      Promise.all(
+        workers.map(
+          (w) =>
+            new Promise<void>((resolve, reject) => {
+              const onMessage = (m: FromRank) => {
+                if (m.type === type) resolve();
+                else if (m.type === 'fatal') reject(new ArkvaleError('INTERNAL', m.message));
+                else return;
+                w.off(onMessage);
+              };
+              w.on(onMessage);
+              w.onDeath((why) => reject(new ArkvaleError('INTERNAL', why)));
+            }),
+        ),
+      );
     try {
       const weights = await loadShare(source, config, 0, size, backend);
-      await Promise.all(ready);
+      // Joining NCCL blocks this thread until every rank has: only once each GPU is up.
+      if (backend.name === 'cuda') await until('joining');
+      const comm = join();
+      await until('ready');
       const rankConfig = tensorParallelConfig(config, size);
-      const comm = new SharedMemoryCommunicator(shared, 0, size, backend);
-      return new ThreadedRanks(config, rankConfig, new LlamaForward(rankConfig, weights, backend, positions, MLP_CHUNK_ROWS, comm), workers);
+      return new RankWorkers(config, rankConfig, new LlamaForward(rankConfig, weights, backend, positions, MLP_CHUNK_ROWS, comm), workers);
     } catch (e) {
       await Promise.all(workers.map((w) => w.terminate()));
       throw e;
@@ -179,11 +195,11 @@ export class ThreadedRanks implements ModelForward {
           new Promise<RankUsage>((resolve) => {
             const onMessage = (m: FromRank) => {
               if (m.type !== 'usage' || m.ticket !== ticket) return;
-              w.off('message', onMessage);
+              w.off(onMessage);
               resolve(m.usage);
             };
-            w.on('message', onMessage);
-            w.postMessage({ op: 'usage', ticket } satisfies ToRank);
+            w.on(onMessage);
+            w.post({ op: 'usage', ticket });
           }),
       ),
     );
@@ -191,12 +207,12 @@ export class ThreadedRanks implements ModelForward {
 
   /** Ends the workers (after what they were sent) and frees rank 0's weights. */
   dispose(): void {
-    for (const w of this.workers) w.postMessage({ op: 'close' } satisfies ToRank);
+    for (const w of this.workers) w.post({ op: 'close' });
     this.rank0.dispose();
   }
 
   private send(m: ToRank): void {
     if (this.failure) throw new ArkvaleError('INTERNAL', this.failure);
-    for (const w of this.workers) w.postMessage(m);
+    for (const w of this.workers) w.post(m);
   }
 }
