@@ -101,7 +101,8 @@ export async function serveRank(init: RankInit, links: RankLinks): Promise<void>
         return;
       }
       case 'close':
-        for (const c of caches.values()) c.close();
+        // The first cache owns the store the others share: it closes last.
+        for (const c of [...caches.values()].reverse()) c.close();
         forward.dispose();
         post({ type: 'closed' });
         links.close();
