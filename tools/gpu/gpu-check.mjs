@@ -49,6 +49,8 @@ for (const [entry, out] of [
   ['tools/bench/throughput-bench.mjs', 'throughput-bench.mjs'],
   ['tools/gpu/hostile-load.mjs', 'hostile-load.mjs'],
   ['packages/engine/dist/engine-worker.js', 'engine-worker.js'],
+  ['packages/engine/dist/ranks/rank-worker.js', 'rank-worker.js'],
+  ['packages/engine/dist/ranks/rank-process.js', 'rank-process.js'],
 ]) {
   await bundleForNode(resolve(root, entry), resolve(root, '.gpu/bundle', out));
 }

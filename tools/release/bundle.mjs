@@ -94,6 +94,9 @@ const ENTRIES = [
   // code that starts it; the worker builds its backend itself with loadBackend).
   ['packages/cli/dist/bin.js', 'lib/arkvale.mjs'],
   ['packages/engine/dist/engine-worker.js', 'lib/engine-worker.js'],
+  // Tensor-parallel ranks 1 to N-1: a thread each on the CPU, a process each on GPUs (RankWorkers).
+  ['packages/engine/dist/ranks/rank-worker.js', 'lib/rank-worker.js'],
+  ['packages/engine/dist/ranks/rank-process.js', 'lib/rank-process.js'],
 ];
 
 function main() {
