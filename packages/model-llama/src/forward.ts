@@ -35,6 +35,12 @@ export type AttendRef =
   | { readonly cache: number; readonly kind: 'prefill'; readonly seq: number }
   | { readonly cache: number; readonly kind: 'chunk' | 'decode'; readonly handle: number };
 
+/** How a cache lays out its pages: tokens per page, and fp8 or the backend's dtype (kvGeometry). */
+export interface PageFormat {
+  readonly pageSize: number;
+  readonly kvDtype?: KvDtype;
+}
+
 /**
  * What runs a model's passes for a scheduler: one `LlamaForward`, or the ranks of a
  * `TensorParallelLlama` as one. `backend` is where the logits come back (rank 0's); only a

@@ -11,7 +11,7 @@ export type { ChatMessage, RenderChatOptions, ChatTemplateInit } from './chat-te
 export { openModelDir, describeModel, countParameters, kvGeometry, DESCRIBED_PAGE_SIZES } from './model-dir.js';
 export type { ModelDir, ModelDescription, GenerationDefaults, KvBytes } from './model-dir.js';
 export { LlamaForward, MLP_CHUNK_ROWS } from './forward.js';
-export type { PrefillRequest, RowSegment, RowBatch, StepInputs, ModelForward, AttendRef } from './forward.js';
+export type { PrefillRequest, RowSegment, RowBatch, StepInputs, ModelForward, AttendRef, PageFormat } from './forward.js';
 export type { ModelCache } from './model-cache.js';
 export { RankedKvCache } from './ranked-cache.js';
 export type { CacheMirror, MirroredCall } from './ranked-cache.js';

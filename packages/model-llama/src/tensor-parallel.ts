@@ -2,7 +2,7 @@ import type { Backend, CacheOptions, KvDtype, KvGeometry, RankProgram, Tensor } 
 import { type InProcessGroup, invalidArgument, KvCache, poolPagesFor, resolveCacheOptions, runLockstep } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import type { CachePlan } from './engine.js';
-import { LlamaForward, type ModelForward, type PrefillRequest, type RowBatch } from './forward.js';
+import { LlamaForward, type ModelForward, type PageFormat, type PrefillRequest, type RowBatch } from './forward.js';
 import { kvGeometry } from './model-dir.js';
 import { RankedKvCache } from './ranked-cache.js';
 import { shardLlamaWeights, tensorParallelConfig } from './shard.js';
@@ -123,12 +123,7 @@ export class TensorParallelLlama implements ModelForward {
   }
 
   /** One plan's cache (`ModelForward.createPlanCache`): a `KvCache` per rank, each on the store of `first`'s same rank. */
-  createPlanCache(
-    page: { readonly pageSize: number; readonly kvDtype?: KvDtype },
-    options: CacheOptions,
-    prefixCache: boolean,
-    first?: ModelCache,
-  ): ModelCache {
+  createPlanCache(page: PageFormat, options: CacheOptions, prefixCache: boolean, first?: ModelCache): ModelCache {
     const geometry = this.geometry(page.pageSize, page.kvDtype);
     const stores = first instanceof RankedKvCache ? first.ranks.map((c) => c.store) : [];
     return new RankedKvCache(this.ranks.map((f, r) => new KvCache({ geometry, options, backend: f.backend, store: stores[r], prefixCache })));

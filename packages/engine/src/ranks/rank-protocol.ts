@@ -1,5 +1,5 @@
-import type { CacheOptions, KvDtype } from '@arkvale/core';
-import type { AttendRef, MirroredCall } from '@arkvale/model-llama';
+import type { CacheOptions } from '@arkvale/core';
+import type { AttendRef, MirroredCall, PageFormat } from '@arkvale/model-llama';
 
 /** What a rank worker thread is started with (structured-cloneable). */
 export interface RankInit {
@@ -33,7 +33,7 @@ export type ToRank =
   | {
       readonly op: 'createCache';
       readonly cache: number;
-      readonly page: { readonly pageSize: number; readonly kvDtype?: KvDtype };
+      readonly page: PageFormat;
       readonly options: CacheOptions;
       readonly prefixCache: boolean;
       /** The cache whose stores this one shares (the first plan's), or null. */

@@ -7,7 +7,6 @@ import {
   type Backend,
   type CacheOptions,
   type Communicator,
-  type KvDtype,
   type KvGeometry,
 } from '@arkvale/core';
 import {
@@ -22,6 +21,7 @@ import {
   type LlamaConfig,
   type ModelCache,
   type ModelForward,
+  type PageFormat,
   type RowBatch,
 } from '@arkvale/model-llama';
 import { loadShare, type RankSource } from './load-share.js';
@@ -156,12 +156,7 @@ export class RankWorkers implements ModelForward {
     this.send({ op: 'reservePadding', rows });
   }
 
-  createPlanCache(
-    page: { readonly pageSize: number; readonly kvDtype?: KvDtype },
-    options: CacheOptions,
-    prefixCache: boolean,
-    first?: ModelCache,
-  ): ModelCache {
+  createPlanCache(page: PageFormat, options: CacheOptions, prefixCache: boolean, first?: ModelCache): ModelCache {
     const cache = this.nextCache++;
     const firstId = first === undefined ? null : (this.cacheIds.get(first) ?? null);
     if (first !== undefined && (firstId === null || !(first instanceof RankedKvCache)))
