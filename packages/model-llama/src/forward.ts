@@ -51,19 +51,14 @@ export type ModelForward = Pick<
   'config' | 'backend' | 'scale' | 'maxPositions' | 'mlpChunkRows' | 'paddingRows' | 'reservePadding' | 'checkLength' | 'forwardRows' | 'dispose'
 > &
   Partial<Pick<LlamaForward, 'stepInputs' | 'freeInputs'>> & {
+    /** The whole model's config as its ranks store KV pages, where that differs from `config` (TensorParallelLlama.storedConfig). */
+    readonly storedConfig?: LlamaConfig;
     /**
      * A cache of one plan for this forward's ranks, with pools as `options` gives them,
      * on the stores of `first` (an earlier plan's cache of this forward) when given.
      * Absent: a `KvCache` on `backend` serves (one rank).
      */
-    /** The whole model's config as its ranks store KV pages, where that differs from `config` (TensorParallelLlama.storedConfig). */
-    readonly storedConfig?: LlamaConfig;
-    createPlanCache?(
-      page: { readonly pageSize: number; readonly kvDtype?: KvDtype },
-      options: CacheOptions,
-      prefixCache: boolean,
-      first?: ModelCache,
-    ): ModelCache;
+    createPlanCache?(page: PageFormat, options: CacheOptions, prefixCache: boolean, first?: ModelCache): ModelCache;
   };
 
 export interface RowBatch {
