@@ -32,7 +32,7 @@
 import { writeFileSync } from 'node:fs';
 import { createPolicy, kvBytesPerToken, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
 import { countParameters, kvGeometry, shapeConfig } from '@arkvale/model-llama';
-import { benchCache, benchForward, benchWeights } from './bench-model.mjs';
+import { benchCache, benchForward, benchWeights, endBenchForward } from './bench-model.mjs';
 import { BatchRun, batchDevicePages, describeBackend, loadBackend } from '@arkvale/engine';
 import { int, list, number, oneOf, parseCommand, UsageError } from '../lib/args.mjs';
 import { backendOption, dtypeOption, kvDtypeOption, planSpec, shapeOption, tensorParallelOption } from './model-options.mjs';
@@ -115,7 +115,7 @@ const config = shapeConfig(shape);
 let started = performance.now();
 const ranks = opts['tensor-parallel'];
 // Under tensor parallelism each rank's share, split once.
-const weights = benchWeights(config, backend, ranks, sharedEmbedding);
+const weights = await benchWeights(config, backend, ranks, sharedEmbedding, shape);
 backend.readSync(backend.argmax(backend.fromArray([0, 1], [1, 2]))); // waits for the weights
 log(
   `${shape}: ${(countParameters(config) / 1e9).toFixed(2)}B random parameters (shared embedding x${sharedEmbedding}) on ${describeBackend(backend)} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
@@ -305,7 +305,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const context of contexts) {
   // Room for the warm-up, timed and profiled steps.
   const tokens = context + warmup + steps + 8;
-  const forward = benchForward(config, weights, backend, tokens);
+  const forward = await benchForward(config, weights, backend, tokens);
   // Random weights have no tokenizer: the engine runs on token ids alone.
   const model = { forward, tokenizer: null, eosIds: [] };
   for (const plan of plans) {
@@ -415,5 +415,6 @@ for (const context of contexts) {
       save();
     }
   }
+  endBenchForward(forward);
 }
 process.stdout.write(save() + '\n');

@@ -23,7 +23,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
 import { pageBytes, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
 import { kvGeometry, shapeConfig } from '@arkvale/model-llama';
-import { benchCache, benchForward, benchWeights } from './bench-model.mjs';
+import { benchCache, benchForward, benchWeights, endBenchForward } from './bench-model.mjs';
 import { BatchRun, describeBackend, loadBackend, stepPagesBound } from '@arkvale/engine';
 import { int, list, number, parseCommand } from '../lib/args.mjs';
 import { backendOption, dtypeOption, kvDtypeOption, planSpec, shapeOption, tensorParallelOption } from './model-options.mjs';
@@ -75,7 +75,7 @@ const log = (t) => process.stderr.write(`${t}\n`);
 
 const backend = await loadBackend({ backend: opts.backend, dtype: opts.dtype, onWarning: (t) => process.stderr.write(t) });
 const config = shapeConfig(shape);
-const weights = benchWeights(config, backend, opts['tensor-parallel'], 1);
+const weights = await benchWeights(config, backend, opts['tensor-parallel'], 1, shape);
 const kvDtype = opts['kv-dtype'];
 const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2, kvDtype);
 const bytesPerPage = pageBytes(geometry);
@@ -157,7 +157,7 @@ const save = () => {
   return json;
 };
 
-const forward = benchForward(config, weights, backend, tokens);
+const forward = await benchForward(config, weights, backend, tokens);
 for (const plan of plans) {
   const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}`;
   const { batch, limit, devicePages, hostPages } = fit(plan);
@@ -219,4 +219,5 @@ for (const plan of plans) {
     save();
   }
 }
+endBenchForward(forward);
 process.stdout.write(save() + '\n');

@@ -19,6 +19,7 @@ export { generateBatch, checkGenerationRequest, BatchRun } from './generate-batc
 export type { GenerationRequest, GenerationOutput, GenerationTimings, BatchResult, BatchOptions, BatchModel } from './generate-batch.js';
 
 // The async face: submit, abort, stats, close; on this thread or a worker.
+export { RankWorkers } from './ranks/rank-workers.js';
 export { LocalEngine } from './local-engine.js';
 export type { LocalEngineOptions } from './local-engine.js';
 export { WorkerEngine } from './worker-engine.js';
