@@ -27,8 +27,8 @@
 // graph with the step's JavaScript checked call by call (no direct replays: the host's cost
 // before issue 22). --profile 1 adds
 // a separate run of the same steps with events around each stage (attention, the
-// selection's estimate + select, recalls; the rest is the model's matrix products and
-// norms) summed per step on the device, so that the timed run stays undisturbed.
+// selection's estimate + select, recalls, and rank 0's collectives when the ranks run one per GPU; the rest
+// is the model's matrix products and norms) summed per step on the device, so that the timed run stays undisturbed.
 import { writeFileSync } from 'node:fs';
 import { createPolicy, kvBytesPerToken, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
 import { countParameters, kvGeometry, shapeConfig } from '@arkvale/model-llama';
@@ -232,9 +232,11 @@ function save() {
  * Device milliseconds per stage over `run()`, from events around the backend's stage
  * operations: `select` (every policy's decision on the device: ArkVale's and Quest's
  * estimates, top-k and lists, H2O's and TOVA's cell placement and eviction), `recall`,
- * `attention` (paged attention), and the step as a whole.
+ * `attention` (paged attention), `collective` (rank 0's all-reduces and all-gathers under
+ * tensor parallelism, `comm`: its time includes waiting for the other ranks), and the
+ * step as a whole.
  */
-function profileStages(run) {
+function profileStages(run, comm) {
   const addon = backend.addon;
   if (typeof addon?.recordEvent !== 'function') return undefined;
   // Every policy's device decision is its select stage: ArkVale's and Quest's page selections, H2O's and TOVA's cell placement and eviction.
@@ -243,24 +245,27 @@ function profileStages(run) {
     recall: ['recallListed'],
     attention: ['pagedAttention'],
   };
-  const marks = Object.fromEntries(Object.keys(stages).map((k) => [k, []]));
-  const originals = {};
+  const marks = Object.fromEntries([...Object.keys(stages), 'collective'].map((k) => [k, []]));
+  const restore = [];
+  const wrap = (target, method, stage) => {
+    const original = target[method];
+    restore.push(() => (target[method] = original));
+    target[method] = (...args) => {
+      const start = addon.recordEvent(0);
+      const out = original.apply(target, args);
+      marks[stage].push([start, addon.recordEvent(0)]);
+      return out;
+    };
+  };
   for (const [stage, methods] of Object.entries(stages)) {
-    for (const method of methods.filter((m) => typeof backend[m] === 'function')) {
-      originals[method] = backend[method];
-      backend[method] = (...args) => {
-        const start = addon.recordEvent(0);
-        const out = originals[method].apply(backend, args);
-        marks[stage].push([start, addon.recordEvent(0)]);
-        return out;
-      };
-    }
+    for (const method of methods.filter((m) => typeof backend[m] === 'function')) wrap(backend, method, stage);
   }
+  if (comm) for (const method of ['allReduceSum', 'allGather']) wrap(comm, method, 'collective');
   const t0 = addon.recordEvent(0);
   try {
     run();
   } finally {
-    Object.assign(backend, originals);
+    for (const undo of restore) undo();
   }
   const t1 = addon.recordEvent(0);
   addon.synchronize();
@@ -360,11 +365,13 @@ for (const context of contexts) {
         const profiled = 4;
         const total = profileStages(() => {
           for (let s = 0; s < profiled; s++) run.step();
-        });
+        }, forward.communicator);
         if (total) {
           stages = Object.fromEntries(Object.entries(total).map(([k, v]) => [k, +(v / profiled).toFixed(3)]));
-          stages.restMs = +(stages.stepMs - stages.selectMs - stages.recallMs - stages.attentionMs).toFixed(3);
+          stages.restMs = +(stages.stepMs - stages.selectMs - stages.recallMs - stages.attentionMs - stages.collectiveMs).toFixed(3);
           stages.selectionShare = +((stages.selectMs + stages.recallMs) / stages.stepMs).toFixed(3);
+          // Under tensor parallelism (ranks one per GPU): the all-reduces' and all-gathers' share of the step.
+          if (forward.communicator) stages.collectiveShare = +(stages.collectiveMs / stages.stepMs).toFixed(3);
         }
       }
       const row = {

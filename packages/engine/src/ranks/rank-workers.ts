@@ -147,6 +147,11 @@ export class RankWorkers implements ModelForward {
     return { ...this.config, numKvHeads: this.rankConfig.numKvHeads * this.size };
   }
 
+  /** Rank 0's communicator (a bench times its collectives through it). */
+  get communicator(): Communicator {
+    return this.rank0.communicator!;
+  }
+
   checkLength(tokens: number, what?: string): void {
     this.rank0.checkLength(tokens, what);
   }
