@@ -4,7 +4,7 @@
 // otherwise share the backend in this thread.
 import { InProcessGroup, KvCache } from '@arkvale/core';
 import { RankWorkers } from '@arkvale/engine';
-import { disposeLlamaWeights, LlamaForward, randomLlamaWeights, shardLlamaWeights, TensorParallelLlama } from '@arkvale/model-llama';
+import { LlamaForward, randomLlamaWeights, TensorParallelLlama } from '@arkvale/model-llama';
 
 /** GPUs this process may use. */
 async function gpuCount() {
@@ -13,18 +13,16 @@ async function gpuCount() {
 }
 
 /**
- * The model's weights: whole, each rank's share on this backend (the whole weights then
- * freed), or none here when each rank makes its own on its GPU (`workers`).
+ * The model's weights: whole, each rank's share drawn in place on this backend, or none
+ * here when each rank makes its own on its GPU (`workers`).
  */
 export async function benchWeights(config, backend, ranks, sharedEmbedding, shape) {
   if (ranks > 1 && backend.name === 'cuda' && (await gpuCount()) >= ranks) {
     if (sharedEmbedding !== 1) throw new Error('ranks on GPUs of their own make their weights with the shared embedding x1');
     return { whole: null, shards: null, workers: { shape, ranks } };
   }
-  const whole = randomLlamaWeights(config, backend, 7, { sharedEmbedding });
-  if (ranks === 1) return { whole, shards: null, workers: null };
-  const shards = Array.from({ length: ranks }, (_, r) => shardLlamaWeights(whole, config, r, ranks, backend));
-  disposeLlamaWeights(whole, backend);
+  if (ranks === 1) return { whole: randomLlamaWeights(config, backend, 7, { sharedEmbedding }), shards: null, workers: null };
+  const shards = Array.from({ length: ranks }, (_, rank) => randomLlamaWeights(config, backend, 7, { sharedEmbedding, shard: { rank, size: ranks } }));
   return { whole: null, shards, workers: null };
 }
 

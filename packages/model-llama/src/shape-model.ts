@@ -2,7 +2,6 @@ import type { Backend, KvDtype, KvGeometry } from '@arkvale/core';
 import { InProcessGroup, invalidArgument } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import { checkWeightsFit, devicePageCapacity } from './device-memory.js';
-import { disposeLlamaWeights } from './weights.js';
 import { LlamaForward, type ModelForward } from './forward.js';
 import { countParameters, kvGeometry } from './model-dir.js';
 import { tensorParallelLayout } from './shard.js';
@@ -16,9 +15,8 @@ export interface ShapeModelOptions {
   readonly sharedEmbedding?: number;
   readonly seed?: number;
   /**
-   * Tensor-parallel ranks (default 1), all on the one backend: the weights are made
-   * whole, then split (docs/DESIGN.md, "Tensor parallelism"), so the backend holds twice
-   * the weights for a moment.
+   * Tensor-parallel ranks (default 1), all on the one backend, each drawing its share
+   * of the random weights in place (docs/DESIGN.md, "Tensor parallelism").
    */
   readonly tensorParallel?: number;
 }
@@ -45,12 +43,12 @@ export class ShapeModel {
     // A size the shape's heads or MLP do not divide is refused before anything is made.
     tensorParallelLayout(config, 0, size);
     // Weights that cannot fit fail before a byte is made.
-    checkWeightsFit(backend, config, countParameters(config) * (size > 1 ? 2 : 1), utilization);
-    const weights = randomLlamaWeights(config, backend, options.seed ?? 7, { sharedEmbedding: options.sharedEmbedding ?? 1 });
-    if (size === 1) return new ShapeModel(shape, config, new LlamaForward(config, weights, backend), utilization);
-    const group = new InProcessGroup(Array<Backend>(size).fill(backend));
-    const model = TensorParallelLlama.fromWeights(config, weights, backend, group);
-    disposeLlamaWeights(weights, backend);
+    checkWeightsFit(backend, config, countParameters(config), utilization);
+    const draw = (shard?: { rank: number; size: number }) =>
+      randomLlamaWeights(config, backend, options.seed ?? 7, { sharedEmbedding: options.sharedEmbedding ?? 1, shard });
+    if (size === 1) return new ShapeModel(shape, config, new LlamaForward(config, draw(), backend), utilization);
+    const shards = Array.from({ length: size }, (_, rank) => draw({ rank, size }));
+    const model = TensorParallelLlama.fromShards(config, shards, new InProcessGroup(Array<Backend>(size).fill(backend)));
     return new ShapeModel(shape, config, model, utilization);
   }
 

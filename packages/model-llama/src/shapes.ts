@@ -3,6 +3,7 @@ import { invalidArgument, randomFloats, seededUniform } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import { parseLlamaConfig } from './config.js';
 import { expectedLlamaTensors, stackLayerWeights, type LlamaLayerWeights, type LlamaWeights } from './weights.js';
+import { tensorParallelLayout, type IndexRange, type ShardOf } from './shard.js';
 
 /**
  * Model shapes for benchmarks, as Hugging Face config.json fields: the architectures
@@ -85,6 +86,12 @@ export interface RandomWeightsOptions {
    * 0.1-0.4 with 0.3 to 1 of it), which no trained model does.
    */
   readonly sharedEmbedding?: number;
+  /**
+   * Only this tensor-parallel rank's share: each tensor is drawn whole, its share cut on
+   * the backend and the rest freed at once, so the backend never holds more than the
+   * share and one tensor. The values are `shardLlamaWeights` of the whole weights'.
+   */
+  readonly shard?: ShardOf;
 }
 
 /**
@@ -96,6 +103,7 @@ export function randomLlamaWeights(config: LlamaConfig, backend: Backend, seed =
   const shared = options.sharedEmbedding ?? 0;
   if (!(shared >= 0 && Number.isFinite(shared))) throw invalidArgument(`sharedEmbedding must be a finite number >= 0, got ${shared}`);
   const exp = expectedLlamaTensors(config);
+  const cut = options.shard ? shareCutter(config, backend, options.shard) : null;
   let next = seed;
   // U(-a, a) has variance a^2 / 3: a = 0.02 * sqrt(3).
   const scale = 0.02 * Math.sqrt(3);
@@ -113,21 +121,80 @@ export function randomLlamaWeights(config: LlamaConfig, backend: Backend, seed =
     (l): LlamaLayerWeights =>
       stackLayerWeights(backend, {
         inputNorm: ones(config.hiddenSize),
-        q: matrix(l.q.shape),
-        k: matrix(l.k.shape),
-        v: matrix(l.v.shape),
-        o: matrix(l.o.shape),
+        q: cut ? cut.rows(matrix(l.q.shape), cut.q) : matrix(l.q.shape),
+        k: cut ? cut.rows(matrix(l.k.shape), cut.kv) : matrix(l.k.shape),
+        v: cut ? cut.rows(matrix(l.v.shape), cut.kv) : matrix(l.v.shape),
+        o: cut ? cut.columns(matrix(l.o.shape), cut.q) : matrix(l.o.shape),
         postNorm: ones(config.hiddenSize),
-        gate: matrix(l.gate.shape),
-        up: matrix(l.up.shape),
-        down: matrix(l.down.shape),
+        gate: cut ? cut.rows(matrix(l.gate.shape), cut.mlp) : matrix(l.gate.shape),
+        up: cut ? cut.rows(matrix(l.up.shape), cut.mlp) : matrix(l.up.shape),
+        down: cut ? cut.columns(matrix(l.down.shape), cut.mlp) : matrix(l.down.shape),
       }),
   );
   const embedding = matrix(exp.embedTokens.shape);
   const lmHead = matrix(exp.lmHead.shape);
   // Drawn last, so that every other weight is the same with or without it.
   const embedTokens = shared > 0 ? withSharedRow(backend, embedding, matrix([1, config.hiddenSize], scale * shared)) : embedding;
-  return { embedTokens, layers, norm: ones(config.hiddenSize), lmHead, tiedLmHead: false, totalBytes: 0 };
+  const norm = ones(config.hiddenSize);
+  if (!cut) return { embedTokens, layers, norm, lmHead, tiedLmHead: false, totalBytes: 0 };
+  // A rank's embedding rows and a zero row after them (the other ranks' tokens read it), as shardLlamaWeights cuts them.
+  const rows = cut.rows(embedTokens, cut.vocab);
+  const zero = backend.fromBytes(new Uint8Array(config.hiddenSize * 4), [1, config.hiddenSize], 'f32');
+  const table = backend.concatRows([rows, zero]);
+  backend.dispose(rows);
+  backend.dispose(zero);
+  const { rank, size } = options.shard!;
+  const vocab = cut.vocab;
+  return {
+    embedTokens: table,
+    layers,
+    norm,
+    lmHead: cut.rows(lmHead, vocab),
+    tiedLmHead: false,
+    totalBytes: 0,
+    shard: { rank, size, vocabStart: vocab.start, vocabCount: vocab.count },
+  };
+}
+
+/**
+ * Cuts a rank's share from a whole tensor on the backend, freeing the whole: rows with
+ * `gatherRows`; an even block of columns by viewing each row as its blocks (one a
+ * rank) and gathering this rank's block of every row.
+ */
+function shareCutter(config: LlamaConfig, backend: Backend, shard: ShardOf) {
+  const layout = tensorParallelLayout(config, shard.rank, shard.size);
+  const D = config.headDim;
+  const heads = (r: IndexRange): IndexRange => ({ start: r.start * D, count: r.count * D });
+  const gather = (t: Tensor, indices: number[]): Tensor => {
+    const i = backend.fromArray(new Int32Array(indices), [indices.length], 'i32');
+    const out = backend.gatherRows(t, i);
+    backend.dispose(i);
+    backend.dispose(t);
+    return out;
+  };
+  return {
+    q: heads(layout.qHeads),
+    kv: heads(layout.kvHeads),
+    mlp: layout.mlp,
+    vocab: layout.vocab,
+    rows: (t: Tensor, r: IndexRange): Tensor =>
+      gather(
+        t,
+        Array.from({ length: r.count }, (_, i) => r.start + i),
+      ),
+    columns: (t: Tensor, r: IndexRange): Tensor => {
+      const [rows, cols] = t.shape;
+      if (cols % r.count !== 0 || r.start % r.count !== 0) throw invalidArgument(`columns [${r.start}, ${r.start + r.count}) are not an even block of ${cols}`);
+      const blocks = cols / r.count;
+      const view = backend.reshape(t, [rows * blocks, r.count]);
+      const out = gather(
+        view,
+        Array.from({ length: rows }, (_, h) => h * blocks + r.start / r.count),
+      );
+      backend.dispose(t);
+      return out;
+    },
+  };
 }
 
 /** table + row in every row ([V, H] + [1, H]), made with the backend's own gather and add. */

@@ -17,6 +17,7 @@ import {
   writeSyntheticModel,
 } from './test-support/fixtures.js';
 import { shardLlamaWeights, tensorParallelConfig, tensorParallelLayout } from './shard.js';
+import { randomLlamaWeights } from './shapes.js';
 import { TensorParallelLlama } from './tensor-parallel.js';
 import { loadLlamaWeights, type LlamaWeights } from './weights.js';
 
@@ -215,6 +216,24 @@ describe('tensor parallelism on the bundled model (CPU, in-process ranks)', asyn
       }
     }
     await expect(engine.model.loadWeights(backend, { shard: { rank: 0, size: 3 } })).rejects.toThrow(/size 3 does not divide the 4 query heads/);
+  });
+
+  it("makes a rank's share of random weights in place: the values of the whole weights' share", () => {
+    const read = (t: Tensor) => backend.readSync(t) as Float32Array;
+    const tensors = (w: LlamaWeights) => [w.embedTokens, w.norm, w.lmHead, ...w.layers.flatMap((l) => [l.inputNorm, l.qkv, l.o, l.postNorm, l.gateUp, l.down])];
+    const whole = randomLlamaWeights(config, backend, 7, { sharedEmbedding: 1 });
+    for (const size of [2, 4]) {
+      for (let r = 0; r < size; r++) {
+        const made = randomLlamaWeights(config, backend, 7, { sharedEmbedding: 1, shard: { rank: r, size } });
+        const cut = shardLlamaWeights(whole, config, r, size, backend);
+        expect(made.shard).toEqual(cut.shard);
+        const b = tensors(cut);
+        tensors(made).forEach((t, i) => {
+          expect(t.shape, `size ${size}, rank ${r}, tensor ${i}`).toEqual(b[i].shape);
+          expect(same(read(t), read(b[i])), `size ${size}, rank ${r}, tensor ${i}`).toBe(true);
+        });
+      }
+    }
   });
 
   it('gives each rank a cache of its own KV heads', () => {
