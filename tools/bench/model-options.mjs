@@ -24,7 +24,7 @@ export const kvDtypeOption = {
   help: "KV pages: auto (the backend's dtype) or fp8 (e4m3, a scale byte per token and KV head)",
 };
 
-/** --tensor-parallel N: the model split over N ranks sharing the backend (the same tokens as one rank; their all-reduces go through the host). */
+/** --tensor-parallel N: the model split over N ranks, one per GPU where there are enough (RankWorkers), else sharing the backend (bench-model.mjs). */
 export const tensorParallelOption = {
   type: 'string',
   value: 'N',
@@ -34,7 +34,7 @@ export const tensorParallelOption = {
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--tensor-parallel: a whole number of ranks >= 1, got "${text}"`);
     return n;
   },
-  help: "ranks the model's heads, MLP and vocabulary are split over, sharing the backend (1: none)",
+  help: "ranks the model's heads, MLP and vocabulary are split over: one per GPU where there are enough, else sharing the backend (1: none)",
 };
 
 /** `policy[@budget]`: a cache plan (a --plans item). */

@@ -20,9 +20,9 @@ export interface ModelSource {
   /**
    * Tensor-parallel ranks the model is split over (docs/DESIGN.md, "Tensor
    * parallelism"): its heads, MLP columns and vocabulary, each rank with the pages of
-   * its KV heads. Default 1. The ranks share this engine's backend and run in its
-   * thread, their all-reduces through the host: the same tokens as one rank, not a
-   * faster engine (one GPU per rank over NCCL is not built).
+   * its KV heads. Default 1. On the CPU each rank computes in a thread of its own; on
+   * CUDA each in a process on its own GPU (NCCL) where there is a GPU per rank, else
+   * every rank shares the one GPU in this thread (`loadServedModel`).
    */
   readonly tensorParallel?: number;
 }

@@ -1,5 +1,5 @@
 import type { Backend, KvDtype, KvGeometry } from '@arkvale/core';
-import { kvGeometry, LlamaEngine, openModelDir, ShapeModel, shapeConfig, type ModelForward, type Tokenizer } from '@arkvale/model-llama';
+import { devicePageCapacity, kvGeometry, LlamaEngine, openModelDir, ShapeModel, shapeConfig, type ModelForward, type Tokenizer } from '@arkvale/model-llama';
 import { RankWorkers } from './ranks/rank-workers.js';
 import type { ResolvedEngineConfig } from './config.js';
 import { checkKvDtype } from './load-backend.js';
@@ -23,7 +23,8 @@ export interface ServedModel {
 export async function loadServedModel(source: ModelSource, backend: Backend, gpuMemoryUtilization?: number): Promise<ServedModel> {
   const ranks = checkTensorParallel(source.tensorParallel);
   // One rank per worker: a thread each on the CPU, a process per GPU where there are enough; else the ranks share the backend.
-  if (ranks > 1 && (backend.name === 'cpu' || (backend.name === 'cuda' && (await gpuCount()) >= ranks))) return loadWorkerModel(source, ranks, backend);
+  if (ranks > 1 && (backend.name === 'cpu' || (backend.name === 'cuda' && (await gpuCount()) >= ranks)))
+    return loadWorkerModel(source, ranks, backend, gpuMemoryUtilization);
   if (source.shape !== undefined) {
     const m = ShapeModel.load(source.shape, backend, { gpuMemoryUtilization, tensorParallel: ranks });
     return {
@@ -54,16 +55,18 @@ async function gpuCount(): Promise<number> {
 }
 
 /** The model over `ranks` ranks, one per worker (RankWorkers), rank 0 on `backend`. */
-async function loadWorkerModel(source: ModelSource, ranks: number, backend: Backend): Promise<ServedModel> {
+async function loadWorkerModel(source: ModelSource, ranks: number, backend: Backend, gpuMemoryUtilization = 0.9): Promise<ServedModel> {
   const model = source.modelDir !== undefined ? openModelDir(source.modelDir) : null;
   const forward = await RankWorkers.start(source, ranks, backend);
+  const bytes = backend.dtype === 'f32' ? 4 : 2;
   return {
     forward,
     tokenizer: model?.tokenizer ?? null,
     eosIds: model?.eosIds ?? shapeConfig(source.shape!).eosTokenIds,
-    geometry: (ps, kvDtype) => kvGeometry(forward.storedConfig, ps, backend.dtype === 'f32' ? 4 : 2, kvDtype),
-    // The CPU's memory is the host's: pools come from the config.
-    devicePageCapacity: () => undefined,
+    geometry: (ps, kvDtype) => kvGeometry(forward.storedConfig, ps, bytes, kvDtype),
+    // Every rank holds as many pages as rank 0, whose GPU (beside its share of the weights) sets the count; undefined on the CPU.
+    devicePageCapacity: (ps, tokens, hostPagesFor, kvDtype) =>
+      devicePageCapacity(backend, forward.rankConfig, kvGeometry(forward.rankConfig, ps, bytes, kvDtype), gpuMemoryUtilization, tokens, hostPagesFor),
   };
 }
 

@@ -6,7 +6,7 @@ import type { ModelCache } from './model-cache.js';
 import type { ModelDir } from './model-dir.js';
 import { countParameters, kvGeometry, openModelDir } from './model-dir.js';
 import { tensorParallelLayout } from './shard.js';
-import { storedConfig, TensorParallelLlama } from './tensor-parallel.js';
+import { TensorParallelLlama } from './tensor-parallel.js';
 import type { LoadProgress } from './weights.js';
 
 /** The KV policy and its knobs; pool sizes are derived from the work. */
@@ -82,7 +82,7 @@ export class LlamaEngine<F extends ModelForward = LlamaForward> {
    * fp8 pages); split over ranks, every rank's KV heads (`TensorParallelLlama.storedConfig`).
    */
   geometry(pageSize: number, kvDtype?: KvDtype): KvGeometry {
-    return kvGeometry(storedConfig(this.forward, this.model.config), pageSize, this.backend.dtype === 'f32' ? 4 : 2, kvDtype);
+    return kvGeometry(this.forward.storedConfig ?? this.model.config, pageSize, this.backend.dtype === 'f32' ? 4 : 2, kvDtype);
   }
 
   /**

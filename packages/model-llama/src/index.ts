@@ -15,10 +15,11 @@ export type { PrefillRequest, RowSegment, RowBatch, StepInputs, ModelForward, At
 export type { ModelCache } from './model-cache.js';
 export { RankedKvCache } from './ranked-cache.js';
 export type { CacheMirror, MirroredCall } from './ranked-cache.js';
-export { TensorParallelLlama, storedConfig } from './tensor-parallel.js';
-export { tensorParallelLayout, tensorParallelConfig, shardLlamaWeights } from './shard.js';
+export { TensorParallelLlama } from './tensor-parallel.js';
+export { tensorParallelLayout, tensorParallelConfig, storedKvConfig, shardLlamaWeights } from './shard.js';
 export type { TensorParallelLayout, IndexRange, ShardOf } from './shard.js';
 export { LlamaEngine } from './engine.js';
+export { devicePageCapacity } from './device-memory.js';
 export { ShapeModel } from './shape-model.js';
 export type { ShapeModelOptions } from './shape-model.js';
 export { LLAMA_SHAPES, shapeConfig, randomLlamaWeights } from './shapes.js';

@@ -6,7 +6,7 @@ import { LlamaForward, type ModelForward } from './forward.js';
 import { countParameters, kvGeometry } from './model-dir.js';
 import { tensorParallelLayout } from './shard.js';
 import { randomLlamaWeights, shapeConfig } from './shapes.js';
-import { storedConfig, TensorParallelLlama } from './tensor-parallel.js';
+import { TensorParallelLlama } from './tensor-parallel.js';
 
 export interface ShapeModelOptions {
   /** Share of the device's memory the model may use (as LlamaEngine.load). Default 0.9. */
@@ -58,7 +58,7 @@ export class ShapeModel {
 
   /** The cache geometry on this backend (KV pages in its dtype, or fp8 pages); split over ranks, every rank's KV heads. */
   geometry(pageSize: number, kvDtype?: KvDtype): KvGeometry {
-    return kvGeometry(storedConfig(this.forward, this.config), pageSize, this.backend.dtype === 'f32' ? 4 : 2, kvDtype);
+    return kvGeometry(this.forward.storedConfig ?? this.config, pageSize, this.backend.dtype === 'f32' ? 4 : 2, kvDtype);
   }
 
   /** As LlamaEngine.devicePageCapacity: device KV pages that fit beside the weights and a `tokens`-row pass. */

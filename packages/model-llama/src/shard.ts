@@ -73,6 +73,14 @@ export function tensorParallelConfig(config: LlamaConfig, size: number): LlamaCo
   return { ...config, numHeads: layout.qHeads.count, numKvHeads: layout.kvHeads.count, intermediateSize: layout.mlp.count };
 }
 
+/**
+ * The whole model's config as `size` ranks store its KV pages: every rank's KV heads, so
+ * a KV head replicated on several ranks counts once on each.
+ */
+export function storedKvConfig(config: LlamaConfig, size: number): LlamaConfig {
+  return { ...config, numKvHeads: tensorParallelConfig(config, size).numKvHeads * size };
+}
+
 const width = (ranges: readonly IndexRange[]): number => ranges.reduce((a, r) => a + r.count, 0);
 
 /** Rows `ranges` of a row-major matrix of `cols` columns of `elementBytes` bytes each, in order. */

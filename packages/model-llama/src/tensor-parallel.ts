@@ -5,7 +5,7 @@ import type { CachePlan } from './engine.js';
 import { LlamaForward, type ModelForward, type PageFormat, type PrefillRequest, type RowBatch } from './forward.js';
 import { kvGeometry } from './model-dir.js';
 import { RankedKvCache } from './ranked-cache.js';
-import { shardLlamaWeights, tensorParallelConfig } from './shard.js';
+import { shardLlamaWeights, storedKvConfig, tensorParallelConfig } from './shard.js';
 import type { ModelCache } from './model-cache.js';
 import type { LlamaWeights } from './weights.js';
 
@@ -95,15 +95,12 @@ export class TensorParallelLlama implements ModelForward {
     this.ranks[0].checkLength(tokens, what);
   }
 
-  /** Each rank's cache geometry: every layer, the rank's query and KV heads. */
-  /**
-   * The whole model's config as its ranks store KV pages: every rank's KV heads, so a
-   * KV head replicated on several ranks counts once on each (what pools are planned on).
-   */
+  /** The whole model's config as its ranks store KV pages (`storedKvConfig`): what pools are planned on. */
   get storedConfig(): LlamaConfig {
-    return { ...this.config, numKvHeads: this.rankConfig.numKvHeads * this.size };
+    return storedKvConfig(this.config, this.size);
   }
 
+  /** Each rank's cache geometry: every layer, the rank's query and KV heads. */
   geometry(pageSize: number, kvDtype?: KvDtype): KvGeometry {
     return kvGeometry(this.rankConfig, pageSize, this.ranks[0].backend.dtype === 'f32' ? 4 : 2, kvDtype);
   }
@@ -218,9 +215,4 @@ export class TensorParallelLlama implements ModelForward {
     logits.slice(1).forEach((t, r) => this.ranks[r + 1].backend.dispose(t));
     return logits[0];
   }
-}
-
-/** The config KV pages are stored by: a tensor-parallel model's `storedConfig`, else the model's own. */
-export function storedConfig(forward: ModelForward, config: LlamaConfig): LlamaConfig {
-  return forward.storedConfig ?? config;
 }

@@ -20,7 +20,7 @@ export function addModelOptions(cmd: Command): Command {
     )
     .option(
       '--tensor-parallel <n>',
-      "split the model's heads, MLP and vocabulary over n ranks, each with its KV heads' pages (they share the backend: the same tokens as one rank, not faster)",
+      "split the model's heads, MLP and vocabulary over n ranks, each with its KV heads' pages (generate and eval hold them all on the one backend; serve runs one per CPU thread, or per GPU with NCCL)",
       parseIntOption('tensor parallel', 1),
       1,
     );

@@ -16,6 +16,7 @@ import {
   openModelDir,
   RankedKvCache,
   shapeConfig,
+  storedKvConfig,
   tensorParallelConfig,
   tensorParallelLayout,
   type LlamaConfig,
@@ -55,7 +56,8 @@ export class RankWorkers implements ModelForward {
   private constructor(
     /** The whole model's config. */
     readonly config: LlamaConfig,
-    private readonly rankConfig: LlamaConfig,
+    /** Each rank's share of the heads and MLP columns (tensorParallelConfig). */
+    readonly rankConfig: LlamaConfig,
     private readonly rank0: LlamaForward,
     private readonly workers: readonly WorkerLink[],
   ) {
@@ -142,9 +144,9 @@ export class RankWorkers implements ModelForward {
     return this.rank0.paddingRows;
   }
 
-  /** The whole model's config as the ranks store KV pages (TensorParallelLlama.storedConfig). */
+  /** The whole model's config as the ranks store KV pages (`storedKvConfig`). */
   get storedConfig(): LlamaConfig {
-    return { ...this.config, numKvHeads: this.rankConfig.numKvHeads * this.size };
+    return storedKvConfig(this.config, this.size);
   }
 
   /** Rank 0's communicator (a bench times its collectives through it). */
@@ -177,7 +179,7 @@ export class RankWorkers implements ModelForward {
   forwardRows(batch: RowBatch): ReturnType<LlamaForward['forwardRows']> {
     const segments = batch.segments.map((s) => {
       if (!s.ref)
-        throw invalidArgument('a pass over ranks in threads needs each segment to name its attention (RowSegment.ref): attend through a cache of these ranks');
+        throw invalidArgument('a pass over ranks in workers needs each segment to name its attention (RowSegment.ref): attend through a cache of these ranks');
       return { tokens: s.tokens, positions: s.positions, ref: s.ref };
     });
     const { blocks, logitRows, logitBlock, padTo, logitPad } = batch;
