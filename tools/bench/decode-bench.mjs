@@ -29,6 +29,8 @@
 // a separate run of the same steps with events around each stage (attention, the
 // selection's estimate + select, recalls, and rank 0's collectives when the ranks run one per GPU; the rest
 // is the model's matrix products and norms) summed per step on the device, so that the timed run stays undisturbed.
+// --profiler-steps N runs N more steps inside cudaProfilerStart/Stop, for Nsight Compute
+// (`ncu --profile-from-start off`; tools/gpu/ncu-summary.mjs sums its CSV per kernel).
 import { writeFileSync } from 'node:fs';
 import { createPolicy, kvBytesPerToken, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
 import { countParameters, kvGeometry, shapeConfig } from '@arkvale/model-llama';
@@ -95,6 +97,13 @@ reported) and the step's HBM floor. JSON on stdout (and --out FILE, rewritten af
       help: 'the common component of every token embedding (0: independent weights)',
     },
     profile: { type: 'string', value: '0|1', default: '0', parse: oneOf('0', '1'), help: '1: a profiled run of each point (device time per stage)' },
+    'profiler-steps': {
+      type: 'string',
+      value: 'N',
+      default: '0',
+      parse: int({ min: 0 }),
+      help: 'after the timed steps, N more inside cudaProfilerStart/Stop (for ncu --profile-from-start off: every kernel of N steps as they run)',
+    },
     out: { type: 'string', value: 'FILE', help: 'also write the JSON to FILE' },
   },
 });
@@ -111,6 +120,10 @@ const sharedEmbedding = opts['shared-embedding'];
 const log = (t) => process.stderr.write(`${t}\n`);
 
 const backend = await loadBackend({ backend: opts.backend, dtype: opts.dtype, onWarning: (t) => process.stderr.write(t) });
+if (opts['profiler-steps'] > 0 && typeof backend.addon?.profilerRange !== 'function') {
+  log(`decode-bench: --profiler-steps needs the CUDA backend (this run: ${opts.backend})`);
+  process.exit(2);
+}
 const config = shapeConfig(shape);
 let started = performance.now();
 const ranks = opts['tensor-parallel'];
@@ -280,6 +293,23 @@ function profileStages(run, comm) {
 }
 
 /**
+ * Runs `run` inside cudaProfilerStart/Stop, so that a profiler started with
+ * --profile-from-start off (Nsight Compute) collects its kernels and nothing else: the
+ * decode steps as they run, replayed graphs included.
+ */
+function profilerRange(run) {
+  const addon = backend.addon;
+  addon.synchronize();
+  addon.profilerRange(true);
+  try {
+    run();
+    addon.synchronize();
+  } finally {
+    addon.profilerRange(false);
+  }
+}
+
+/**
  * Runs `step` and says how long it took and how long the host took to issue it: until
  * the token readback (the step's last readSync, the sampler's, which waits for the
  * device), with the host synchronisations before it (inside the step: a plan selecting
@@ -309,7 +339,7 @@ function timeStep(step) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const context of contexts) {
   // Room for the warm-up, timed and profiled steps.
-  const tokens = context + warmup + steps + 8;
+  const tokens = context + warmup + steps + opts['profiler-steps'] + 8;
   const forward = await benchForward(config, weights, backend, tokens);
   // Random weights have no tokenizer: the engine runs on token ids alone.
   const model = { forward, tokenizer: null, eosIds: [] };
@@ -358,6 +388,10 @@ for (const context of contexts) {
       const bytes = stepBytes(geometry, resolved, context, (cache.stats().recalls - recallsBefore) / steps);
       const decodeMs = median(times.slice(2));
       const graphsAfter = graphed ? backend.graphStats : undefined;
+      if (opts['profiler-steps'] > 0)
+        profilerRange(() => {
+          for (let s = 0; s < opts['profiler-steps']; s++) run.step();
+        });
       let stages;
       if (opts.profile === '1') {
         // Events inside a step keep it from being a graph: the profiled steps run call by call.

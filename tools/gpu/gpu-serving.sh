@@ -22,6 +22,8 @@
 # h200: what needs an H200 (QUEST_BATCH=4 LONG_B4_PLANS=arkvale@4096,full): Quest at 4 x 30k, 128k at batch 4 with the peer.
 # next: what is still unrun (arkvale selftest in f16 with the Qwen2 golden, the hostile load, 16 x 7.5k,
 #   the server steps with invariance, multi-turn, shared-doc, Quest on the device against ArkVale).
+# ncu: issue 22's kernels one by one under Nsight Compute (batch 1 at 30k on 7B and 128k on 8B, batch 4 at 128k,
+#   a whole 128k prefill); sum each CSV with tools/gpu/ncu-summary.mjs.
 # Or a list of the steps' names, run in that order. Each step has its own time limit (within a
 # device call's 600 s), so that the call returns what finished. JSON and logs go to OUT/results, packed after each step into OUT/results.tgz (a device
 # call returns a few files only).
@@ -57,6 +59,7 @@ case "$group" in
   long-context) group=long-b1,long-b1-7b,long-peer-b1,decode-b4,fp8-speed,long-b4 ;;
   skinny-gemm) group=skinny-on-b1,skinny-off-b1,skinny-on-b4,skinny-off-b4 ;;
   tensor-parallel) group=tp-1,tp-2,tp-4 ;;
+  ncu) group=ncu-b1,ncu-b1-8b,ncu-b4-8b,ncu-prefill ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
 declare -A limit cmd
@@ -114,6 +117,15 @@ tp="$bundle/decode-bench.mjs --backend cuda --batch 1 --page-size 32 --contexts 
 add tp-1 90 "$node" "$tp" --tensor-parallel 1
 add tp-2 150 "$node" "$tp" --tensor-parallel 2
 add tp-4 150 "$node" "$tp" --tensor-parallel 4
+# Issue 22, where a step's time goes: Nsight Compute times every kernel of two decode steps (the decode bench's
+# --profiler-steps, graph replays included) or of a whole 128k prefill; tools/gpu/ncu-summary.mjs sums the CSV per kernel.
+ncu_bin="${NCU:-$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)}"
+ncu_time="$ncu_bin --clock-control none --cache-control none --csv --page raw --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum"
+ncu_decode="$ncu_time --profile-from-start off"
+add ncu-b1 150 $ncu_decode --log-file "$out/ncu-b1.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 1 --page-size 32 --contexts 30720 --plans arkvale@2048 --steps 16 --warmup 32 --profiler-steps 2
+add ncu-b1-8b 200 $ncu_decode --log-file "$out/ncu-b1-8b.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 1 --page-size 32 --contexts 131072 --plans arkvale@4096 --steps 16 --warmup 32 --profiler-steps 2
+add ncu-b4-8b 300 $ncu_decode --log-file "$out/ncu-b4-8b.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 4 --page-size 32 --contexts 131072 --plans arkvale@4096 --steps 16 --warmup 32 --profiler-steps 1
+add ncu-prefill 200 $ncu_time --log-file "$out/ncu-prefill.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 1 --page-size 32 --contexts 131072 --plans arkvale@4096 --steps 3
 IFS=, read -ra names <<< "$group"
 for name in "${names[@]}"; do
   [ -n "${cmd[$name]:-}" ] || { echo "unknown step $name"; continue; }

@@ -1,5 +1,6 @@
 // Ordering and timing across the three streams: recordEvent, waitEvent,
-// eventDone, releaseEvent, synchronize, elapsedMs.
+// eventDone, releaseEvent, synchronize, elapsedMs; profilerRange for profilers.
+#include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 #include <napi.h>
 
@@ -72,6 +73,15 @@ Napi::Value ElapsedMs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ms);
 }
 
+// profilerRange(on): cudaProfilerStart / cudaProfilerStop, the range a profiler run
+// with --profile-from-start off collects (Nsight Compute over chosen decode steps).
+Napi::Value ProfilerRange(const Napi::CallbackInfo& info) {
+  require_init("profilerRange");
+  const bool on = info.Length() > 0 && info[0].ToBoolean().Value();
+  check_cuda(on ? cudaProfilerStart() : cudaProfilerStop(), on ? "cudaProfilerStart" : "cudaProfilerStop", "profilerRange");
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void register_events(Napi::Env env, Napi::Object exports) {
@@ -81,6 +91,7 @@ void register_events(Napi::Env env, Napi::Object exports) {
   export_function<ReleaseEvent>(env, exports, "releaseEvent");
   export_function<Synchronize>(env, exports, "synchronize");
   export_function<ElapsedMs>(env, exports, "elapsedMs");
+  export_function<ProfilerRange>(env, exports, "profilerRange");
 }
 
 }  // namespace arkvale

@@ -38,6 +38,7 @@ const API = [
   'ncclStatus',
   'ncclUniqueId',
   'probe',
+  'profilerRange',
   'recordEvent',
   'releaseCached',
   'releaseEvent',
@@ -106,6 +107,7 @@ describe.skipIf(skip)('arkvale_cuda.node without a GPU', () => {
     expect(() => addon.alloc(1024, 'x')).toThrow('alloc: CUDA is not initialised; call init(device, stagingBytes) first');
     expect(() => addon.upload(0x1000n, new Uint8Array(8), 0, 'weights')).toThrow(/^upload: CUDA is not initialised/);
     expect(() => addon.recordEvent(0)).toThrow(/^recordEvent: CUDA is not initialised/);
+    expect(() => addon.profilerRange(true)).toThrow(/^profilerRange: CUDA is not initialised/);
     expect(() => addon.hostAlloc(4096, 'host pool')).toThrow(/^hostAlloc: CUDA is not initialised/);
     expect(() => addon.init(0, 1 << 20)).toThrow(/^cudaGetDeviceCount failed in init: .+/);
     expect(addon.syncCount()).toBe(0);

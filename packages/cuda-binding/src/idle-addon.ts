@@ -55,6 +55,7 @@ export function idleCudaAddon(): { addon: CudaAddon; counts: Map<string, number>
     releaseEvent() {},
     synchronize: () => count('synchronize'),
     elapsedMs: () => 0,
+    profilerRange() {},
     syncCount: () => (counts.get('download') ?? 0) + (counts.get('synchronize') ?? 0),
     kernels: () => [],
     launch: () => count('launch'),

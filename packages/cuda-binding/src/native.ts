@@ -214,6 +214,8 @@ export interface CudaAddon {
   synchronize(stream?: number): void;
   /** Milliseconds between two completed events. */
   elapsedMs(start: number, end: number): number;
+  /** cudaProfilerStart (true) or cudaProfilerStop (false): what a profiler run with --profile-from-start off collects. */
+  profilerRange(on: boolean): void;
   /**
    * Host-blocking synchronisations so far: cudaStreamSynchronize,
    * cudaEventSynchronize (staging-ring waits included), cudaDeviceSynchronize,
