@@ -228,6 +228,8 @@ function save() {
     shape,
     sharedEmbedding,
     backend: describeBackend(backend),
+    // Generated kernels launched as programmatic dependents (ARKVALE_DEPENDENT_LAUNCH=1 on sm_90+).
+    ...('dependentLaunch' in backend ? { dependentLaunch: backend.dependentLaunch } : {}),
     pageSize,
     kvDtype,
     steps,

@@ -22,6 +22,7 @@
 # h200: what needs an H200 (QUEST_BATCH=4 LONG_B4_PLANS=arkvale@4096,full): Quest at 4 x 30k, 128k at batch 4 with the peer.
 # next: what is still unrun (arkvale selftest in f16 with the Qwen2 golden, the hostile load, 16 x 7.5k,
 #   the server steps with invariance, multi-turn, shared-doc, Quest on the device against ArkVale).
+# pdl: the self-test with kernels launched as programmatic dependents, then the decode step with and without (issue 22).
 # ncu: issue 22's kernels one by one under Nsight Compute (batch 1 at 30k on 7B and 128k on 8B, batch 4 at 128k,
 #   a whole 128k prefill); sum each CSV with tools/gpu/ncu-summary.mjs.
 # Or a list of the steps' names, run in that order. Each step has its own time limit (within a
@@ -59,7 +60,8 @@ case "$group" in
   long-context) group=long-b1,long-b1-7b,long-peer-b1,decode-b4,fp8-speed,long-b4 ;;
   skinny-gemm) group=skinny-on-b1,skinny-off-b1,skinny-on-b4,skinny-off-b4 ;;
   tensor-parallel) group=tp-1,tp-2,tp-4 ;;
-  ncu) group=ncu-b1,ncu-b1-8b,ncu-b4-8b,ncu-prefill ;;
+  pdl) group=selftest-pdl,pdl-off-b1,pdl-on-b1,pdl-off-b1-8b,pdl-on-b1-8b,pdl-off-b4,pdl-on-b4 ;;
+  ncu) group=ncu-attention,ncu-b1,ncu-b1-8b,ncu-prefill,ncu-b4-8b ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
 declare -A limit cmd
@@ -126,6 +128,20 @@ add ncu-b1 150 $ncu_decode --log-file "$out/ncu-b1.csv" "$node" "$bundle/decode-
 add ncu-b1-8b 200 $ncu_decode --log-file "$out/ncu-b1-8b.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 1 --page-size 32 --contexts 131072 --plans arkvale@4096 --steps 16 --warmup 32 --profiler-steps 2
 add ncu-b4-8b 300 $ncu_decode --log-file "$out/ncu-b4-8b.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 4 --page-size 32 --contexts 131072 --plans arkvale@4096 --steps 16 --warmup 32 --profiler-steps 1
 add ncu-prefill 200 $ncu_time --log-file "$out/ncu-prefill.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 1 --page-size 32 --contexts 131072 --plans arkvale@4096 --steps 3
+# One causal-prefill launch at 16k tokens (8B shape) with the stall reasons and pipe use, to say what limits it.
+add ncu-attention 150 $ncu_bin --clock-control none --kernel-name regex:causal_prefill --launch-skip 8 --launch-count 1 --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --csv --page details --log-file "$out/ncu-attention.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 1 --page-size 32 --contexts 16384 --plans full --steps 3
+# Issue 22: the generated kernels launched as programmatic dependents (ARKVALE_DEPENDENT_LAUNCH=1) against plain launches,
+# the same step one after the other: batch 1 at 30k (7B, Full and ArkVale @ 2048) and at 128k (8B, ArkVale @ 4096), batch 4 at 30k.
+pdl_b1="$bundle/decode-bench.mjs --backend cuda --batch 1 --page-size 32 --contexts 30720 --plans full,arkvale@2048 --steps 32 --warmup 32"
+pdl_b1_8b="$bundle/decode-bench.mjs --backend cuda --shape llama3-8b --batch 1 --page-size 32 --contexts 131072 --plans arkvale@4096 --steps 32 --warmup 32"
+pdl_b4="$bundle/decode-bench.mjs --backend cuda --batch 4 --page-size 32 --contexts 30720 --plans arkvale@2048 --steps 32 --warmup 32"
+add selftest-pdl 150 env ARKVALE_DEPENDENT_LAUNCH=1 "$bundle/arkvale" selftest --dtype f16 --model ${SELFTEST_MODELS:-models/tiny-retrieval} --json "$out/selftest-pdl.json"
+add pdl-off-b1 90 env ARKVALE_DEPENDENT_LAUNCH=0 "$node" "$pdl_b1"
+add pdl-on-b1 90 env ARKVALE_DEPENDENT_LAUNCH=1 "$node" "$pdl_b1"
+add pdl-off-b1-8b 120 env ARKVALE_DEPENDENT_LAUNCH=0 "$node" "$pdl_b1_8b"
+add pdl-on-b1-8b 120 env ARKVALE_DEPENDENT_LAUNCH=1 "$node" "$pdl_b1_8b"
+add pdl-off-b4 90 env ARKVALE_DEPENDENT_LAUNCH=0 "$node" "$pdl_b4"
+add pdl-on-b4 90 env ARKVALE_DEPENDENT_LAUNCH=1 "$node" "$pdl_b4"
 IFS=, read -ra names <<< "$group"
 for name in "${names[@]}"; do
   [ -n "${cmd[$name]:-}" ] || { echo "unknown step $name"; continue; }

@@ -1,5 +1,6 @@
 // The generated kernels (arkvale_registry.h from @arkvale/kernels-codegen):
-// kernels() lists them, launch() runs one from a packed parameter buffer.
+// kernels() lists them, launch() runs one from a packed parameter buffer,
+// dependentLaunch() says whether launches overlap the kernel before them.
 #include <cuda_runtime_api.h>
 #include <napi.h>
 
@@ -80,9 +81,36 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   void* slots[kMaxParams];
   for (unsigned i = 0; i < k->paramCount; i++) slots[i] = packed + k->paramOffsets[i];
   const std::string what = "launch " + name + " (grid " + grid_text(grid) + ", block " + std::to_string(k->blockThreads) + ")";
-  check_cuda(cudaLaunchKernel(k->fn, dim3(grid[0], grid[1], grid[2]), dim3(k->blockThreads), slots, 0, stream), "cudaLaunchKernel", what);
-  check_cuda(cudaGetLastError(), "cudaLaunchKernel", what);
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(grid[0], grid[1], grid[2]);
+  config.blockDim = dim3(k->blockThreads);
+  config.stream = stream;
+  // Programmatic dependent launch: the kernel may be scheduled while the one before it
+  // finishes; every generated kernel waits for that one's results first
+  // (arkvale::grid_dependency_wait), so only the launch gap overlaps.
+  cudaLaunchAttribute attribute = {};
+  if (runtime().dependent_launch) {
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+  }
+  check_cuda(cudaLaunchKernelExC(&config, k->fn, slots), "cudaLaunchKernelExC", what);
+  check_cuda(cudaGetLastError(), "cudaLaunchKernelExC", what);
   return info.Env().Undefined();
+}
+
+// dependentLaunch(on?): sets (with an argument) and returns whether generated kernels
+// launch as programmatic dependents of the kernel before them. Only sm_90 and later
+// have it: there it stays false.
+Napi::Value DependentLaunch(const Napi::CallbackInfo& info) {
+  require_init("dependentLaunch");
+  Runtime& r = runtime();
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    if (!info[0].IsBoolean()) throw_type("dependentLaunch: on must be a boolean");
+    r.dependent_launch = info[0].As<Napi::Boolean>().Value() && r.major >= 9;
+  }
+  return Napi::Boolean::New(info.Env(), r.dependent_launch);
 }
 
 }  // namespace
@@ -90,6 +118,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
 void register_kernels(Napi::Env env, Napi::Object exports) {
   export_function<Kernels>(env, exports, "kernels");
   export_function<Launch>(env, exports, "launch");
+  export_function<DependentLaunch>(env, exports, "dependentLaunch");
 }
 
 }  // namespace arkvale

@@ -22,6 +22,8 @@ struct Runtime {
   bool initialised = false;
   int device = -1;
   int major = 0;  // compute capability of the device
+  // Generated kernels launch with programmatic stream serialization (sm_90+; dependentLaunch()).
+  bool dependent_launch = false;
   cudaStream_t streams[kStreamCount] = {};
   StagingRing ring;
 };

@@ -15,6 +15,7 @@ const API = [
   'copy',
   'copy2d',
   'copyPages',
+  'dependentLaunch',
   'destroyGraph',
   'download',
   'elapsedMs',
@@ -108,6 +109,7 @@ describe.skipIf(skip)('arkvale_cuda.node without a GPU', () => {
     expect(() => addon.upload(0x1000n, new Uint8Array(8), 0, 'weights')).toThrow(/^upload: CUDA is not initialised/);
     expect(() => addon.recordEvent(0)).toThrow(/^recordEvent: CUDA is not initialised/);
     expect(() => addon.profilerRange(true)).toThrow(/^profilerRange: CUDA is not initialised/);
+    expect(() => addon.dependentLaunch(true)).toThrow(/^dependentLaunch: CUDA is not initialised/);
     expect(() => addon.hostAlloc(4096, 'host pool')).toThrow(/^hostAlloc: CUDA is not initialised/);
     expect(() => addon.init(0, 1 << 20)).toThrow(/^cudaGetDeviceCount failed in init: .+/);
     expect(addon.syncCount()).toBe(0);

@@ -59,6 +59,7 @@ export function idleCudaAddon(): { addon: CudaAddon; counts: Map<string, number>
     syncCount: () => (counts.get('download') ?? 0) + (counts.get('synchronize') ?? 0),
     kernels: () => [],
     launch: () => count('launch'),
+    dependentLaunch: (on?: boolean) => on ?? false,
     blasStatus: () => ({ loaded: true, version: 130000 }),
     gemm: () => count('gemm'),
     beginCapture() {},

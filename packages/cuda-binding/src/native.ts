@@ -230,6 +230,11 @@ export interface CudaAddon {
    * `pack()`), block (blockThreads, 1, 1), no dynamic shared memory.
    */
   launch(name: string, grid: readonly [number, number, number], params: Uint8Array, stream: number): void;
+  /**
+   * Sets (given `on`) and returns whether generated kernels launch as programmatic
+   * dependents of the kernel before them (sm_90+; always false below).
+   */
+  dependentLaunch(on?: boolean): boolean;
 
   /** cuBLAS, loaded on the first call. Never throws. */
   blasStatus(): BlasStatus;

@@ -74,6 +74,14 @@ export interface CudaBackendOptions {
    * per SM of an H100), for measurements; ARKVALE_SKINNY_GEMM_BLOCKS sets it too.
    */
   readonly skinnyGemmBlocks?: number;
+  /**
+   * Launch the generated kernels as programmatic dependents of the kernel before them
+   * (sm_90+): a kernel is scheduled while the previous one finishes and waits for its
+   * results at its first line, so the gap between two short kernels shrinks. Default
+   * off, unless the environment has ARKVALE_DEPENDENT_LAUNCH=1; a GPU before sm_90 keeps
+   * it off.
+   */
+  readonly dependentLaunch?: boolean;
 }
 
 /**
@@ -153,7 +161,11 @@ export class CudaBackend implements Backend {
     this.reads = new PendingReads(this.d.addon, undefined, this.d.graphs);
     this.d.graphs.directReplay = options.directReplay ?? process.env.ARKVALE_DIRECT_REPLAY !== '0';
     if (this.d.graphs.directReplay) keepBytecode();
+    this.dependentLaunch = (options.dependentLaunch ?? process.env.ARKVALE_DEPENDENT_LAUNCH === '1') && addon.dependentLaunch(true);
   }
+
+  /** Whether the generated kernels launch as programmatic dependents (CudaBackendOptions.dependentLaunch, where the GPU has it). */
+  readonly dependentLaunch: boolean;
 
   /** What the step graphs did: steps recorded, replayed and fallen back, graphs held. */
   get graphStats(): StepGraphStats {

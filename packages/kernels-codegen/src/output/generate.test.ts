@@ -88,6 +88,13 @@ describe('generate (default matrix)', () => {
     expect(readFileSync(path.join(out, 'cuda', k.files.header), 'utf8')).toContain(
       'extern "C" __global__ void __launch_bounds__(128) kv_append_bf16_hd64_ps16(',
     );
+    // Every kernel waits for the grid before it first, so that it may be launched as a programmatic dependent.
+    for (const entry of manifest.kernels) {
+      const header = readFileSync(path.join(out, 'cuda', entry.files.header), 'utf8');
+      const kernelAt = header.indexOf('extern "C" __global__');
+      const bodyAt = header.indexOf(') {\n', kernelAt) + 4;
+      expect(header.slice(bodyAt).split('\n')[0], entry.name).toBe('  arkvale::grid_dependency_wait();');
+    }
     expect(readFileSync(path.join(out, 'cuda', k.files.source), 'utf8')).toContain('#include "kv_append_bf16_hd64_ps16.cuh"');
     expect(readFileSync(path.join(out, 'cuda-units', k.files.unit), 'utf8')).toContain('#include "../cuda/kv_append_bf16_hd64_ps16.cuh"');
     expect(readFileSync(path.join(out, 'ts', 'kv-append.ts'), 'utf8')).toContain("name: 'kv_append_bf16_hd64_ps16'");

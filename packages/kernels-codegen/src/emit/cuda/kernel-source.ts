@@ -35,6 +35,8 @@ export function printKernelHeader(k: KernelIR, sourceLabel: string, headerLines:
     '',
     ...k.helpers.flatMap(helper),
     `extern "C" __global__ void __launch_bounds__(${k.blockThreads}) ${k.name}(${params ? `\n${params}` : ''}) {`,
+    // Before any memory access: the kernel may have been launched while the one before it ran (prelude).
+    '  arkvale::grid_dependency_wait();',
     ...printBlock(k.body, '  '),
     '}',
     '',
