@@ -21,6 +21,7 @@ extern "C" __global__ void __launch_bounds__(64) memory_t16_v4(
     float* dst,
     int* counter,
     int n) {
+  arkvale::grid_dependency_wait();
   __shared__ __align__(16) float tile[64];
   __align__(16) float regs[4];
   const int base = (int)blockIdx.x * 16 * 4;

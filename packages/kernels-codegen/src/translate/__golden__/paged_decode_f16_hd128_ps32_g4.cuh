@@ -23,6 +23,7 @@ extern "C" __global__ void __launch_bounds__(128) paged_decode_f16_hd128_ps32_g4
     int numSplits,
     int splitTokens,
     float scale) {
+  arkvale::grid_dependency_wait();
   const int tid = (int)threadIdx.x;
   const int tx = tid % 16;
   const int y = tid / 16;

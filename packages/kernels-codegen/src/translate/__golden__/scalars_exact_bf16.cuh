@@ -12,6 +12,7 @@ extern "C" __global__ void __launch_bounds__(64) scalars_exact_bf16(
     unsigned int* bits,
     int n,
     float alpha) {
+  arkvale::grid_dependency_wait();
   const int i = (int)blockIdx.x * 64 + (int)threadIdx.x;
   if (i >= n) {
     return;

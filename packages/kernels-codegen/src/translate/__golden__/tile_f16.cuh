@@ -10,6 +10,7 @@ extern "C" __global__ void __launch_bounds__(32) tile_f16(
     const __half* __restrict__ a,
     const __half* __restrict__ b,
     float* d) {
+  arkvale::grid_dependency_wait();
   const int lane = (int)threadIdx.x;
   __shared__ __align__(16) __half sA[256];
   __shared__ __align__(16) __half sB[256];

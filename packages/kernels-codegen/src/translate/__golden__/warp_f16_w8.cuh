@@ -21,6 +21,7 @@ extern "C" __global__ void __launch_bounds__(64) warp_f16_w8(
     const __half* __restrict__ x,
     float* out,
     int* votes) {
+  arkvale::grid_dependency_wait();
   const int lane = (int)threadIdx.x % 32;
   __shared__ __align__(8) float partial[2];
   const float v = load_f16(x, (int)blockIdx.x * 2 * 32 + (int)threadIdx.x);
