@@ -21,6 +21,7 @@ const {
   options: {
     steps: { type: 'string', value: 'N', default: '1', parse: int({ min: 1 }), help: 'profiled steps, to give times per step' },
     top: { type: 'string', value: 'N', default: '30', parse: int({ min: 1 }), help: 'kernels listed, longest first' },
+    'by-grid': { type: 'boolean', help: "one entry per kernel and grid (tells a product's shapes apart)" },
   },
 });
 
@@ -57,6 +58,7 @@ const names = fields(lines[head]);
 const units = fields(lines[head + 1]);
 const col = (name) => names.indexOf(name);
 const kernelCol = col('Kernel Name');
+const gridCol = col('Grid Size');
 const timeCol = col('gpu__time_duration.sum');
 if (kernelCol < 0 || timeCol < 0) fail('the table needs the Kernel Name and gpu__time_duration.sum columns');
 const scale = { ns: 1e-6, us: 1e-3, usecond: 1e-3, nsecond: 1e-6, msecond: 1, ms: 1 }[units[timeCol]] ?? 1e-6;
@@ -68,7 +70,11 @@ for (const line of lines.slice(head + 2)) {
   if (!line.startsWith('"')) continue;
   const f = fields(line);
   // Template arguments aside: one entry per kernel function.
-  const name = f[kernelCol].replace(/<.*$/, '').replace(/\(.*$/, '');
+  const base = f[kernelCol]
+    .replace(/^void /, '')
+    .replace(/<.*$/, '')
+    .replace(/\(.*$/, '');
+  const name = opts['by-grid'] && gridCol >= 0 ? `${base} ${f[gridCol]}` : base;
   const ms = Number(f[timeCol].replace(/,/g, '')) * scale;
   const bytes = byteCols.reduce((sum, c) => sum + Number(f[c].replace(/,/g, '')) * byteScale(c), 0);
   const k = kernels.get(name) ?? { name, launches: 0, ms: 0, bytes: 0 };
