@@ -23,6 +23,23 @@ describe('argmax and sample match the reference backend', () => {
     expect(out.toInt32()[2]).toBe(7);
   });
 
+  it('argmax over a vocabulary wider than the block: ties in one thread and across warps, equal rows, -0 against +0', () => {
+    const width = 3000;
+    const logits = quantize(rng.array(4 * width, -4, 4), 'f32');
+    // Row 0: the maximum at 1700, 1700 + 512 (the same thread) and 2900 (another warp).
+    for (const i of [2900, 1700 + 512, 1700]) logits[i] = 7;
+    // Row 1: every logit equal; row 2: -0 before +0 as the largest; row 3 as drawn.
+    logits.fill(0.5, width, 2 * width);
+    logits.fill(-1, 2 * width, 3 * width);
+    logits[2 * width + 2600] = -0;
+    logits[2 * width + 2700] = 0;
+    const out = new EmuBuffer('i32', 4);
+    emulateKernel(argmaxKernel, { dtype: 'f32' }).run({ logits: EmuBuffer.from('f32', logits), out, rows: 4, vocab: width });
+    const want = Array.from(asRef(ref.argmax(ref.fromArray(logits, [4, width]))).i32);
+    expect(Array.from(out.toInt32())).toEqual(want);
+    expect(want.slice(0, 3)).toEqual([1700, 0, 2600]);
+  });
+
   it.each([
     { temperature: 0.8, topK: 0, topP: 1 },
     { temperature: 1, topK: 20, topP: 1 },
