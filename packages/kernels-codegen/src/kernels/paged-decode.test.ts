@@ -200,3 +200,39 @@ describe('paged_decode is batch-invariant', () => {
     expect(Array.from(beside.lse.subarray(0, c.numHeads))).toEqual(Array.from(alone.lse));
   });
 });
+
+describe('paged_decode_merge', () => {
+  it('merges more splits than a warp has lanes (two rounds of 32), empty splits weighing nothing, as log-sum-exp in f64 does', () => {
+    const rng = new Rng(5);
+    const rows = 3;
+    const numSplits = 45;
+    const D = 128;
+    const partial = rng.array(rows * numSplits * D, -2, 2);
+    const lses = rng.array(rows * numSplits, -6, 3);
+    // Splits past a row's tokens hold lse -inf (paged_decode writes them so).
+    for (const s of [0, 31, 32, 44]) lses[numSplits + s] = -Infinity;
+    const out = new EmuBuffer('f16', rows * D);
+    const lse = new EmuBuffer('f32', rows);
+    emulateKernel(pagedDecodeMergeKernel, { dtype: 'f16', headDim: D }).run({
+      partialOut: EmuBuffer.from('f32', partial),
+      partialLse: EmuBuffer.from('f32', lses),
+      out,
+      lse,
+      rows,
+      numSplits,
+    });
+    const wantOut: number[] = [];
+    const wantLse: number[] = [];
+    for (let r = 0; r < rows; r++) {
+      const l = Array.from(lses.subarray(r * numSplits, (r + 1) * numSplits));
+      const m = Math.max(...l);
+      const w = l.map((x) => Math.exp(x - m));
+      const sum = w.reduce((a, b) => a + b, 0);
+      wantLse.push(m + Math.log(sum));
+      for (let d = 0; d < D; d++) wantOut.push(w.reduce((a, ws, s) => a + ws * partial[(r * numSplits + s) * D + d], 0) / sum);
+    }
+    expectClose(lse.toFloat32(), wantLse, 1e-6);
+    // The output is rounded to f16.
+    expectClose(out.toFloat32(), wantOut, 2e-3, 1e-3);
+  });
+});
