@@ -228,7 +228,7 @@ function save() {
     shape,
     sharedEmbedding,
     backend: describeBackend(backend),
-    // Generated kernels launched as programmatic dependents (ARKVALE_DEPENDENT_LAUNCH=1 on sm_90+).
+    // Generated kernels launched as programmatic dependents (on by default on sm_90+; ARKVALE_DEPENDENT_LAUNCH=0 turns it off).
     ...('dependentLaunch' in backend ? { dependentLaunch: backend.dependentLaunch } : {}),
     pageSize,
     kvDtype,
