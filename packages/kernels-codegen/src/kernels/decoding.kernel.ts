@@ -55,6 +55,11 @@ function atLeast(hi: u32, lo: u32, thHi: u32, thLo: u32): bool {
   return hi > thHi || (hi === thHi && lo >= thLo);
 }
 
+/** Whether key (h, l) is larger (`largest`) or smaller than (hi, lo). */
+function beats(largest: bool, h: u32, l: u32, hi: u32, lo: u32): bool {
+  return largest ? h > hi || (h === hi && l > lo) : h < hi || (h === hi && l < lo);
+}
+
 /**
  * The largest (or, with `largest` false, the smallest) key of the row in one pass, into
  * key[0..1]: each thread keeps its best, then warp shuffles and a pair of `slots` (64)
@@ -67,7 +72,7 @@ function extremeKey<T extends number>(row: GlobalIn<T>, base: i64, vocab: i32, l
   for (let i = threadIdx.x; i < vocab; i += blockDim.x) {
     const h = logitKey(f32(row[base + i]));
     const l = indexKey(i);
-    if (largest ? h > hi || (h === hi && l > lo) : h < hi || (h === hi && l < lo)) {
+    if (beats(largest, h, l, hi, lo)) {
       hi = h;
       lo = l;
     }
@@ -75,7 +80,7 @@ function extremeKey<T extends number>(row: GlobalIn<T>, base: i64, vocab: i32, l
   for (let o = 16; o > 0; o >>= 1) {
     const h = shflXor(hi, o);
     const l = shflXor(lo, o);
-    if (largest ? h > hi || (h === hi && l > lo) : h < hi || (h === hi && l < lo)) {
+    if (beats(largest, h, l, hi, lo)) {
       hi = h;
       lo = l;
     }
@@ -88,7 +93,7 @@ function extremeKey<T extends number>(row: GlobalIn<T>, base: i64, vocab: i32, l
   for (let w = 0; w < blockDim.x >> 5; w++) {
     const h = slots[w];
     const l = slots[32 + w];
-    if (largest ? h > hi || (h === hi && l > lo) : h < hi || (h === hi && l < lo)) {
+    if (beats(largest, h, l, hi, lo)) {
       hi = h;
       lo = l;
     }
