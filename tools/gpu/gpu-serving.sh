@@ -22,6 +22,7 @@
 # h200: what needs an H200 (QUEST_BATCH=4 LONG_B4_PLANS=arkvale@4096,full): Quest at 4 x 30k, 128k at batch 4 with the peer.
 # next: what is still unrun (arkvale selftest in f16 with the Qwen2 golden, the hostile load, 16 x 7.5k,
 #   the server steps with invariance, multi-turn, shared-doc, Quest on the device against ArkVale).
+# batch-one: the self-test, batch 1 at 30k (7B) and 128k (8B), and both under Nsight Compute.
 # pdl: the self-test with kernels launched as programmatic dependents, then the decode step with and without (issue 22).
 # ncu: issue 22's kernels one by one under Nsight Compute (batch 1 at 30k on 7B and 128k on 8B, batch 4 at 128k,
 #   a whole 128k prefill); sum each CSV with tools/gpu/ncu-summary.mjs.
@@ -60,6 +61,8 @@ case "$group" in
   long-context) group=long-b1,long-b1-7b,long-peer-b1,decode-b4,fp8-speed,long-b4 ;;
   skinny-gemm) group=skinny-on-b1,skinny-off-b1,skinny-on-b4,skinny-off-b4 ;;
   tensor-parallel) group=tp-1,tp-2,tp-4 ;;
+  # Issue 22's batch-1 lines after the seventh session's argmax and merge (the self-test checks them first).
+  batch-one) group=selftest,pdl-on-b1,pdl-on-b1-8b,ncu-b1,ncu-b1-8b ;;
   pdl) group=selftest-pdl,pdl-off-b1,pdl-on-b1,pdl-off-b1-8b,pdl-on-b1-8b,pdl-off-b4,pdl-on-b4 ;;
   ncu) group=ncu-attention,ncu-b1,ncu-b1-8b,ncu-prefill,ncu-b4-8b ;;
 esac
