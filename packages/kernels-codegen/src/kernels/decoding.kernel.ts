@@ -193,10 +193,9 @@ function massThreshold<T extends number>(
 export function argmax<T extends number>(_spec: LogitsSpec, logits: GlobalIn<T>, out: Global<i32>, rows: i32, vocab: i32): void {
   const row = blockIdx.x;
   if (row >= rows) return;
-  const scratch = shared<i32>(32);
   const slots = shared<u32>(64);
   const key = local<u32>(2);
-  kthLargestKey(logits, i64(row) * vocab, vocab, 1, scratch, slots, key);
+  extremeKey(logits, i64(row) * vocab, vocab, true, slots, key);
   if (threadIdx.x === 0) out[row] = i32(u32(0xffffffff) - key[1]);
 }
 
