@@ -12,6 +12,7 @@ import type { CudaAddon } from './native.js';
 export function idleCudaAddon(): { addon: CudaAddon; counts: Map<string, number> } {
   let next = 1n << 32n;
   let events = 0;
+  let dependent = false;
   const pinned = new Map<bigint, ArrayBuffer>();
   const counts = new Map<string, number>();
   const count = (name: string) => counts.set(name, (counts.get(name) ?? 0) + 1);
@@ -59,7 +60,8 @@ export function idleCudaAddon(): { addon: CudaAddon; counts: Map<string, number>
     syncCount: () => (counts.get('download') ?? 0) + (counts.get('synchronize') ?? 0),
     kernels: () => [],
     launch: () => count('launch'),
-    dependentLaunch: (on?: boolean) => on ?? false,
+    // As on an sm_90 GPU: the switch holds what was last set.
+    dependentLaunch: (on?: boolean) => (dependent = on ?? dependent),
     blasStatus: () => ({ loaded: true, version: 130000 }),
     gemm: () => count('gemm'),
     beginCapture() {},

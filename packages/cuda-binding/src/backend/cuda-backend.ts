@@ -161,7 +161,8 @@ export class CudaBackend implements Backend {
     this.reads = new PendingReads(this.d.addon, undefined, this.d.graphs);
     this.d.graphs.directReplay = options.directReplay ?? process.env.ARKVALE_DIRECT_REPLAY !== '0';
     if (this.d.graphs.directReplay) keepBytecode();
-    this.dependentLaunch = (options.dependentLaunch ?? process.env.ARKVALE_DEPENDENT_LAUNCH !== '0') && addon.dependentLaunch(true);
+    // The addon's switch is the process's (one device per process): set it either way.
+    this.dependentLaunch = addon.dependentLaunch(options.dependentLaunch ?? process.env.ARKVALE_DEPENDENT_LAUNCH !== '0');
   }
 
   /** Whether the generated kernels launch as programmatic dependents (CudaBackendOptions.dependentLaunch, where the GPU has it). */
