@@ -3,7 +3,7 @@ import { invalidArgument, randomFloats, seededUniform } from '@arkvale/core';
 import type { LlamaConfig } from './config.js';
 import { parseLlamaConfig } from './config.js';
 import { expectedLlamaTensors, stackLayerWeights, type LlamaLayerWeights, type LlamaWeights } from './weights.js';
-import { tensorParallelLayout, type IndexRange, type ShardOf } from './shard.js';
+import { checkpointCut, tensorParallelLayout, type Cut, type ShardOf } from './shard.js';
 
 /**
  * Model shapes for benchmarks, as Hugging Face config.json fields: the architectures
@@ -103,7 +103,9 @@ export function randomLlamaWeights(config: LlamaConfig, backend: Backend, seed =
   const shared = options.sharedEmbedding ?? 0;
   if (!(shared >= 0 && Number.isFinite(shared))) throw invalidArgument(`sharedEmbedding must be a finite number >= 0, got ${shared}`);
   const exp = expectedLlamaTensors(config);
-  const cut = options.shard ? shareCutter(config, backend, options.shard) : null;
+  const layout = options.shard ? tensorParallelLayout(config, options.shard.rank, options.shard.size) : null;
+  // A rank's share of a tensor, cut as a checkpoint's tensor of that name is (checkpointCut).
+  const part = (key: string, t: Tensor): Tensor => (layout ? cutOnBackend(backend, t, checkpointCut(config, layout, key)) : t);
   let next = seed;
   // U(-a, a) has variance a^2 / 3: a = 0.02 * sqrt(3).
   const scale = 0.02 * Math.sqrt(3);
@@ -121,14 +123,14 @@ export function randomLlamaWeights(config: LlamaConfig, backend: Backend, seed =
     (l): LlamaLayerWeights =>
       stackLayerWeights(backend, {
         inputNorm: ones(config.hiddenSize),
-        q: cut ? cut.rows(matrix(l.q.shape), cut.q) : matrix(l.q.shape),
-        k: cut ? cut.rows(matrix(l.k.shape), cut.kv) : matrix(l.k.shape),
-        v: cut ? cut.rows(matrix(l.v.shape), cut.kv) : matrix(l.v.shape),
-        o: cut ? cut.columns(matrix(l.o.shape), cut.q) : matrix(l.o.shape),
+        q: part('q', matrix(l.q.shape)),
+        k: part('k', matrix(l.k.shape)),
+        v: part('v', matrix(l.v.shape)),
+        o: part('o', matrix(l.o.shape)),
         postNorm: ones(config.hiddenSize),
-        gate: cut ? cut.rows(matrix(l.gate.shape), cut.mlp) : matrix(l.gate.shape),
-        up: cut ? cut.rows(matrix(l.up.shape), cut.mlp) : matrix(l.up.shape),
-        down: cut ? cut.columns(matrix(l.down.shape), cut.mlp) : matrix(l.down.shape),
+        gate: part('gate', matrix(l.gate.shape)),
+        up: part('up', matrix(l.up.shape)),
+        down: part('down', matrix(l.down.shape)),
       }),
   );
   const embedding = matrix(exp.embedTokens.shape);
@@ -136,65 +138,57 @@ export function randomLlamaWeights(config: LlamaConfig, backend: Backend, seed =
   // Drawn last, so that every other weight is the same with or without it.
   const embedTokens = shared > 0 ? withSharedRow(backend, embedding, matrix([1, config.hiddenSize], scale * shared)) : embedding;
   const norm = ones(config.hiddenSize);
-  if (!cut) return { embedTokens, layers, norm, lmHead, tiedLmHead: false, totalBytes: 0 };
-  // A rank's embedding rows and a zero row after them (the other ranks' tokens read it), as shardLlamaWeights cuts them.
-  const rows = cut.rows(embedTokens, cut.vocab);
-  const zero = backend.fromBytes(new Uint8Array(config.hiddenSize * 4), [1, config.hiddenSize], 'f32');
-  const table = backend.concatRows([rows, zero]);
-  backend.dispose(rows);
-  backend.dispose(zero);
-  const { rank, size } = options.shard!;
-  const vocab = cut.vocab;
   return {
-    embedTokens: table,
+    embedTokens: part('embedTokens', embedTokens),
     layers,
     norm,
-    lmHead: cut.rows(lmHead, vocab),
+    lmHead: part('lmHead', lmHead),
     tiedLmHead: false,
     totalBytes: 0,
-    shard: { rank, size, vocabStart: vocab.start, vocabCount: vocab.count },
+    ...(layout ? { shard: { ...options.shard!, vocabStart: layout.vocab.start, vocabCount: layout.vocab.count } } : {}),
   };
 }
 
 /**
- * Cuts a rank's share from a whole tensor on the backend, freeing the whole: rows with
- * `gatherRows`; an even block of columns by viewing each row as its blocks (one a
- * rank) and gathering this rank's block of every row.
+ * `cut` of a whole [rows, cols] tensor made on the backend, the whole freed: rows by
+ * `gatherRows`; an even block of columns by viewing each row as its blocks and
+ * gathering one block of every row; a zero row appended by `concatRows`.
  */
-function shareCutter(config: LlamaConfig, backend: Backend, shard: ShardOf) {
-  const layout = tensorParallelLayout(config, shard.rank, shard.size);
-  const D = config.headDim;
-  const heads = (r: IndexRange): IndexRange => ({ start: r.start * D, count: r.count * D });
-  const gather = (t: Tensor, indices: number[]): Tensor => {
+function cutOnBackend(backend: Backend, t: Tensor, cut: Cut): Tensor {
+  const gather = (from: Tensor, indices: number[]): Tensor => {
     const i = backend.fromArray(new Int32Array(indices), [indices.length], 'i32');
-    const out = backend.gatherRows(t, i);
+    const out = backend.gatherRows(from, i);
     backend.dispose(i);
-    backend.dispose(t);
     return out;
   };
-  return {
-    q: heads(layout.qHeads),
-    kv: heads(layout.kvHeads),
-    mlp: layout.mlp,
-    vocab: layout.vocab,
-    rows: (t: Tensor, r: IndexRange): Tensor =>
-      gather(
-        t,
-        Array.from({ length: r.count }, (_, i) => r.start + i),
-      ),
-    columns: (t: Tensor, r: IndexRange): Tensor => {
-      const [rows, cols] = t.shape;
-      if (cols % r.count !== 0 || r.start % r.count !== 0) throw invalidArgument(`columns [${r.start}, ${r.start + r.count}) are not an even block of ${cols}`);
-      const blocks = cols / r.count;
-      const view = backend.reshape(t, [rows * blocks, r.count]);
-      const out = gather(
-        view,
-        Array.from({ length: rows }, (_, h) => h * blocks + r.start / r.count),
-      );
-      backend.dispose(t);
-      return out;
-    },
-  };
+  let out = t;
+  if (cut.rows) {
+    out = gather(
+      t,
+      cut.rows.flatMap((r) => Array.from({ length: r.count }, (_, i) => r.start + i)),
+    );
+  } else if (cut.columns) {
+    const [rows, cols] = t.shape;
+    const [r] = cut.columns;
+    if (cut.columns.length !== 1 || cols % r.count !== 0 || r.start % r.count !== 0) {
+      throw invalidArgument(`columns ${cut.columns.map((c) => `[${c.start}, ${c.start + c.count})`).join(', ')} are not one even block of ${cols}`);
+    }
+    const blocks = cols / r.count;
+    const view = backend.reshape(t, [rows * blocks, r.count]);
+    out = gather(
+      view,
+      Array.from({ length: rows }, (_, h) => h * blocks + r.start / r.count),
+    );
+    backend.dispose(view);
+  }
+  if (out !== t) backend.dispose(t);
+  if (!cut.zeroRow) return out;
+  // The other ranks' tokens read this row: zeros, as a float32 checkpoint would give them.
+  const zero = backend.fromBytes(new Uint8Array(out.shape[1] * 4), [1, out.shape[1]], 'f32');
+  const padded = backend.concatRows([out, zero]);
+  backend.dispose(out);
+  backend.dispose(zero);
+  return padded;
 }
 
 /** table + row in every row ([V, H] + [1, H]), made with the backend's own gather and add. */

@@ -112,7 +112,7 @@ export function takeColumns(data: Uint8Array, cols: number, elementBytes: number
 }
 
 /** How a rank's share of a tensor is cut from it: rows, columns, or the whole tensor; and whether a zero row follows. */
-interface Cut {
+export interface Cut {
   readonly rows?: readonly IndexRange[];
   readonly columns?: readonly IndexRange[];
   readonly zeroRow?: boolean;
