@@ -41,9 +41,21 @@ Napi::Value Kernels(const Napi::CallbackInfo& info) {
     o.Set("name", k.name);
     o.Set("blockThreads", Napi::Number::New(env, k.blockThreads));
     o.Set("paramBytes", Napi::Number::New(env, k.paramBytes));
+    o.Set("dynamicSharedBytes", Napi::Number::New(env, k.dynamicSharedBytes));
     list.Set(i, o);
   }
   return list;
+}
+
+// A kernel with more than 48 KB of shared memory asks for it at launch, and CUDA wants
+// the function opted in to that much once first (cudaFuncSetAttribute; not a stream
+// operation, so a launch inside a graph capture may do it too).
+void opt_in_shared(const ArkvaleKernel* k, const std::string& what) {
+  static auto* opted = new std::unordered_map<const ArkvaleKernel*, bool>();
+  if (k->dynamicSharedBytes == 0 || opted->count(k) > 0) return;
+  check_cuda(cudaFuncSetAttribute(k->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(k->dynamicSharedBytes)),
+             "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)", what);
+  opted->emplace(k, true);
 }
 
 std::string grid_text(const unsigned g[3]) {
@@ -81,9 +93,11 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   void* slots[kMaxParams];
   for (unsigned i = 0; i < k->paramCount; i++) slots[i] = packed + k->paramOffsets[i];
   const std::string what = "launch " + name + " (grid " + grid_text(grid) + ", block " + std::to_string(k->blockThreads) + ")";
+  opt_in_shared(k, what);
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(grid[0], grid[1], grid[2]);
   config.blockDim = dim3(k->blockThreads);
+  config.dynamicSmemBytes = k->dynamicSharedBytes;
   config.stream = stream;
   // Programmatic dependent launch: the kernel may be scheduled while the one before it
   // finishes; every generated kernel waits for that one's results first

@@ -88,12 +88,12 @@ describe.skipIf(skip)('arkvale_cuda.node without a GPU', () => {
     expect(Object.keys(addon).sort()).toEqual(API);
   });
 
-  it('holds exactly the kernels of the launch surface, with the same block size and parameter bytes', () => {
+  it('holds exactly the kernels of the launch surface, with the same block size, parameter bytes and dynamic shared memory', () => {
     const registry = addon
       .kernels()
-      .map((k) => `${k.name} ${k.blockThreads} ${k.paramBytes}`)
+      .map((k) => `${k.name} ${k.blockThreads} ${k.paramBytes} ${k.dynamicSharedBytes}`)
       .sort();
-    const surface = allKernels.map((k) => `${k.name} ${k.block[0]} ${k.paramBytes}`).sort();
+    const surface = allKernels.map((k) => `${k.name} ${k.block[0]} ${k.paramBytes} ${k.dynamicSharedBytes}`).sort();
     expect(registry).toEqual(surface);
   });
 

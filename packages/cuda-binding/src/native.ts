@@ -80,6 +80,8 @@ export interface KernelEntry {
   readonly blockThreads: number;
   /** Bytes of the packed parameter buffer launch() expects. */
   readonly paramBytes: number;
+  /** Shared memory launch() asks for (kernels over 48 KB), 0 when the kernel declares it statically. */
+  readonly dynamicSharedBytes: number;
 }
 
 export interface BlasStatus {

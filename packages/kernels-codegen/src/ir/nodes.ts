@@ -40,7 +40,8 @@ export type AssignOp = '=' | '+=' | '-=' | '*=' | '/=' | '%=' | '&=' | '|=' | '^
 
 export type Stmt =
   | { readonly k: 'decl'; readonly name: string; readonly t: DslType; readonly init?: Expr; readonly isConst: boolean }
-  | { readonly k: 'array'; readonly name: string; readonly t: Extract<DslType, { kind: 'array' }> }
+  /** dynamicOffset: a shared array placed in the kernel's dynamic shared memory at this byte offset (output/shared-placement.ts). */
+  | { readonly k: 'array'; readonly name: string; readonly t: Extract<DslType, { kind: 'array' }>; readonly dynamicOffset?: number }
   | { readonly k: 'assign'; readonly target: Expr; readonly op: AssignOp; readonly value: Expr; readonly loc: SourceLoc }
   | { readonly k: 'expr'; readonly e: Expr }
   | { readonly k: 'if'; readonly c: Expr; readonly then: readonly Stmt[]; readonly else?: readonly Stmt[] }
@@ -130,5 +131,7 @@ export interface KernelIR {
   readonly helpers: readonly HelperFn[];
   readonly blockThreads: number;
   readonly staticSharedBytes: number;
+  /** Shared memory asked for at launch (more than the 48 KB a kernel may declare statically); 0 when static. */
+  readonly dynamicSharedBytes: number;
   readonly sourceFile: string;
 }

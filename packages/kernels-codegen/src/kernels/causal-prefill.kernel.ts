@@ -2,21 +2,28 @@
  * Causal prefill attention on tensor cores (Backend.causalAttention's output; also
  * the log-sum-exp per (token, head) for key statistics), FlashAttention-2 style:
  *
- * - a block owns BM query rows of one head (16 per warp) and walks the key tiles of
- *   BN keys up to its last row; blocks take query tiles last-first, so the longest
+ * - a block of 4 warps owns BM query rows of one head and walks the key tiles of BN
+ *   keys up to its last row; blocks take query tiles last-first, so the longest
  *   (diagonal-most) tiles start in the first wave and the short ones fill the tail;
- * - Q is staged through shared memory once and kept in registers as A fragments;
- * - K and V tiles are double-buffered: tile t+1 is in flight by cp.async while tile
- *   t is computed, with one barrier per tile;
+ * - a warp owns MT m-tiles of 16 rows (32 rows for head dims up to 128, so BM = 128
+ *   and BN = 64): every K or V fragment it reads from shared memory serves MT m-tiles,
+ *   and every K/V tile a block streams from L2 serves 128 rows. Measured on an H100
+ *   (docs/BENCHMARKS.md, seventh session), the 64-row blocks of one m-tile a warp
+ *   were bound by L2 and shared-memory reads (L2 at 70% of its peak, L1 at 68%);
+ * - Q stays in shared memory (its A fragments are read again for each key tile: 32
+ *   rows of them would not fit registers beside the O and S accumulators);
+ * - one K and one V buffer, overlapped as FlashAttention-2 does: V of tile t loads
+ *   while S = Q K^T of tile t is computed, K of tile t + 1 while O += P V of tile t,
+ *   with a barrier between the two halves; shared memory is Q + K + V (68 KB at head
+ *   dim 128: dynamic shared memory, output/shared-placement.ts);
  * - S = Q K^T and O = P V use mma.sync m16n8k16 (f16/bf16 in, f32 accumulators) with
  *   fragments from ldmatrix (V through ldmatrix.trans); P goes from the S
  *   accumulators straight into A fragments without touching shared memory;
- * - a warp skips key tiles that lie wholly above its 16 rows, and applies the causal
- *   mask only on tiles that cross its diagonal;
+ * - a warp skips key tiles that lie wholly above its rows (warp-uniform), and applies
+ *   the causal mask only on tiles that cross an m-tile's diagonal;
  * - the online softmax works in the log2 domain (scale folded into one fma per
  *   score) and keeps each row's max and sum in the four lanes that hold it;
- * - shared rows are padded by 16 bytes so ldmatrix reads are free of bank conflicts;
- *   the Q staging area is reused by the K/V stages.
+ * - shared rows are padded by 16 bytes so ldmatrix reads are free of bank conflicts.
  */
 import {
   blockDim,
@@ -57,7 +64,7 @@ export interface PrefillSpec {
   readonly headDim: number;
 }
 
-/** Query rows per block: 64 (4 warps), 32 for head dim 256 to fit registers and shared memory. */
+/** Rows per block of prefill_key_sums (key-scores.kernel.ts): 64 (4 warps), 32 for head dim 256 to fit registers and shared memory. */
 export const prefillBlockRows = (headDim: number): number => (headDim > 128 ? 32 : 64);
 
 /*
@@ -97,6 +104,9 @@ export function tileScores<T extends Float16>(spec: PrefillSpec, s: Local<f32>, 
   }
 }
 
+/** Query rows per causal_prefill block (the kernel's BM): 4 warps of two m-tiles, one past head dim 128 (registers). */
+export const causalPrefillBlockRows = (headDim: number): number => (headDim > 128 ? 64 : 128);
+
 export function causalPrefill<T extends Float16>(
   spec: PrefillSpec,
   q: GlobalIn<T>,
@@ -110,13 +120,11 @@ export function causalPrefill<T extends Float16>(
   scale: f32,
 ): void {
   const D = spec.headDim;
-  const BM = spec.headDim > 128 ? 32 : 64;
-  const BN = spec.headDim > 128 ? 16 : 32;
+  const MT = spec.headDim > 128 ? 1 : 2;
+  const BM = 64 * MT;
+  const BN = spec.headDim > 128 ? 32 : 64;
   const LD = D + 8;
   const CH = D / 8;
-  // One K (or V) tile; a stage is K then V; the Q staging area overlaps the stages.
-  const TILE = BN * LD;
-  const SH = BM > 4 * BN ? BM * LD : 4 * TILE;
   const tid = threadIdx.x;
   const warp = tid >> 5;
   const lane = tid & 31;
@@ -126,160 +134,186 @@ export function causalPrefill<T extends Float16>(
   const m0 = (gridDim.x - 1 - blockIdx.x) * BM;
   const h = blockIdx.y;
   const kvh = h / (numHeads / numKvHeads);
-  const sm = shared<T>(SH);
+  const sq = shared<T>(BM * LD);
+  const sk = shared<T>(BN * LD);
+  const sv = shared<T>(BN * LD);
   const zero = local<T>(8);
   for (let e = 0; e < 8; e++) zero[e] = convert<T>(0);
 
-  // The Q tile, rows past the end zeroed; then its A fragments into registers.
+  // The Q tile (rows past the end zeroed) and key tile 0, one cp.async group.
   for (let c = tid; c < BM * CH; c += blockDim.x) {
     const r = c / CH;
     const col = (c % CH) * 8;
-    if (m0 + r < numTokens) cpAsync16(sm, r * LD + col, q, (i64(m0 + r) * numHeads + h) * D + col);
-    else vstore(sm, r * LD + col, zero);
+    if (m0 + r < numTokens) cpAsync16(sq, r * LD + col, q, (i64(m0 + r) * numHeads + h) * D + col);
+    else vstore(sq, r * LD + col, zero);
   }
-  cpAsyncCommit();
-  cpAsyncWait(0);
-  syncthreads();
-  const qf = local<T>(D / 2);
-  rowFragments(spec, qf, sm, warp, lane);
-  syncthreads();
-
-  const o = local<f32>(D / 2);
-  for (let e = 0; e < D / 2; e++) o[e] = 0;
-  const s = local<f32>(BN / 2);
-  const pf = local<T>(BN / 2);
-  const bf = local<T>(8);
-  // This lane holds rows `rowA` and `rowA + 8` of the warp's 16.
-  const warpRow = m0 + warp * 16;
-  const rowA = warpRow + (lane >> 2);
-  const rowB = rowA + 8;
-  const sl = scale * Math.LOG2E;
-  // Running maxima in the log2 domain (scores x scale x log2 e); every row sees key 0
-  // in the first tile, so they are finite from then on.
-  let mA: f32 = -Infinity;
-  let mB: f32 = -Infinity;
-  let lA: f32 = 0;
-  let lB: f32 = 0;
-  const kvEnd = Math.min(numTokens, m0 + BM);
-  const tiles = (kvEnd + BN - 1) / BN;
-
-  // Stage 0 <- key tile 0.
   for (let c = tid; c < BN * CH; c += blockDim.x) {
     const r = c / CH;
     const col = (c % CH) * 8;
-    if (r < numTokens) {
-      cpAsync16(sm, r * LD + col, k, (i64(r) * numKvHeads + kvh) * D + col);
-      cpAsync16(sm, TILE + r * LD + col, v, (i64(r) * numKvHeads + kvh) * D + col);
-    } else {
-      vstore(sm, r * LD + col, zero);
-      vstore(sm, TILE + r * LD + col, zero);
-    }
+    if (r < numTokens) cpAsync16(sk, r * LD + col, k, (i64(r) * numKvHeads + kvh) * D + col);
+    else vstore(sk, r * LD + col, zero);
   }
   cpAsyncCommit();
 
+  const o = local<f32>((MT * D) / 2);
+  for (let e = 0; e < (MT * D) / 2; e++) o[e] = 0;
+  const s = local<f32>((MT * BN) / 2);
+  const qa = local<T>(MT * 8);
+  const pf = local<T>(MT * 8);
+  const bf = local<T>(8);
+  // Per m-tile, the lane's two rows' running max (log2 domain) and sum: [A, B] pairs.
+  const mx = local<f32>(2 * MT);
+  const sum = local<f32>(2 * MT);
+  for (let e = 0; e < 2 * MT; e++) {
+    // Every row sees key 0 in the first tile, so the maxima are finite from then on.
+    mx[e] = -Infinity;
+    sum[e] = 0;
+  }
+  // The warp's rows; this lane holds rows lane / 4 and lane / 4 + 8 of each m-tile.
+  const warpRow = m0 + warp * 16 * MT;
+  const sl = scale * Math.LOG2E;
+  const kvEnd = Math.min(numTokens, m0 + BM);
+  const tiles = (kvEnd + BN - 1) / BN;
+
   for (let t = 0; t < tiles; t++) {
     const n0 = t * BN;
-    // Tile t has landed, and every warp is done with tile t - 1, whose stage the next load reuses.
+    // K of tile t (and Q) have landed; every warp is done with V of tile t - 1.
+    cpAsyncWait(0);
+    syncthreads();
+    for (let c = tid; c < BN * CH; c += blockDim.x) {
+      const r = c / CH;
+      const col = (c % CH) * 8;
+      if (n0 + r < numTokens) cpAsync16(sv, r * LD + col, v, (i64(n0 + r) * numKvHeads + kvh) * D + col);
+      else vstore(sv, r * LD + col, zero);
+    }
+    cpAsyncCommit();
+    // Tiles wholly above this warp's rows contribute nothing (warp-uniform). n0 and the
+    // warp's first row are multiples of 16 MT, so an active warp's m-tiles all are.
+    const active = n0 < warpRow + 16 * MT;
+    if (active) {
+      // S = Q K^T for each m-tile x BN keys; a K fragment serves every m-tile.
+      for (let e = 0; e < (MT * BN) / 2; e++) s[e] = 0;
+      for (let ks = 0; ks < D / 16; ks++) {
+        for (let mt = 0; mt < MT; mt++) {
+          ldmatrixX4(offset(qa, mt * 8), sq, (warp * 16 * MT + mt * 16 + (j & 1) * 8 + (lane & 7)) * LD + ks * 16 + (j >> 1) * 8);
+        }
+        for (let np = 0; np < BN / 16; np++) {
+          ldmatrixX4(bf, sk, (np * 16 + (j >> 1) * 8 + (lane & 7)) * LD + ks * 16 + (j & 1) * 8);
+          for (let mt = 0; mt < MT; mt++) {
+            const sb = (mt * BN) / 2 + np * 8;
+            mmaM16N8K16(offset(s, sb), offset(qa, mt * 8), bf, offset(s, sb));
+            mmaM16N8K16(offset(s, sb + 4), offset(qa, mt * 8), offset(bf, 4), offset(s, sb + 4));
+          }
+        }
+      }
+      for (let mt = 0; mt < MT; mt++) {
+        const r0 = warpRow + mt * 16;
+        const rowA = r0 + (lane >> 2);
+        const rowB = rowA + 8;
+        const sb = (mt * BN) / 2;
+        // The causal mask, only on tiles that cross this m-tile's diagonal (keys past
+        // the end are above every valid row's diagonal too).
+        if (n0 + BN > r0 + 1) {
+          for (let nt = 0; nt < BN / 8; nt++) {
+            for (let e = 0; e < 4; e++) {
+              const key = n0 + nt * 8 + quad * 2 + (e & 1);
+              if (key > (e < 2 ? rowA : rowB)) s[sb + nt * 4 + e] = -Infinity;
+            }
+          }
+        }
+        // Online softmax update of both rows, in the log2 domain.
+        let maxA = mx[2 * mt];
+        let maxB = mx[2 * mt + 1];
+        for (let nt = 0; nt < BN / 8; nt++) {
+          maxA = Math.max(maxA, Math.max(s[sb + nt * 4] * sl, s[sb + nt * 4 + 1] * sl));
+          maxB = Math.max(maxB, Math.max(s[sb + nt * 4 + 2] * sl, s[sb + nt * 4 + 3] * sl));
+        }
+        maxA = Math.max(maxA, shflXor(maxA, 1));
+        maxA = Math.max(maxA, shflXor(maxA, 2));
+        maxB = Math.max(maxB, shflXor(maxB, 1));
+        maxB = Math.max(maxB, shflXor(maxB, 2));
+        const corrA = exp2(mx[2 * mt] - maxA);
+        const corrB = exp2(mx[2 * mt + 1] - maxB);
+        mx[2 * mt] = maxA;
+        mx[2 * mt + 1] = maxB;
+        let lA = sum[2 * mt] * corrA;
+        let lB = sum[2 * mt + 1] * corrB;
+        for (let nt = 0; nt < BN / 8; nt++) {
+          for (let e = 0; e < 4; e++) {
+            const p = exp2(fma(s[sb + nt * 4 + e], sl, e < 2 ? -maxA : -maxB));
+            s[sb + nt * 4 + e] = p;
+            if (e < 2) lA += p;
+            else lB += p;
+          }
+        }
+        sum[2 * mt] = lA;
+        sum[2 * mt + 1] = lB;
+        const ob = (mt * D) / 2;
+        for (let dt = 0; dt < D / 8; dt++) {
+          o[ob + dt * 4] *= corrA;
+          o[ob + dt * 4 + 1] *= corrA;
+          o[ob + dt * 4 + 2] *= corrB;
+          o[ob + dt * 4 + 3] *= corrB;
+        }
+      }
+    }
+    // V of tile t has landed; every warp is done with K of tile t, which the next load replaces.
     cpAsyncWait(0);
     syncthreads();
     if (t + 1 < tiles) {
-      const nb = ((t + 1) & 1) * 2 * TILE;
       const n1 = n0 + BN;
       for (let c = tid; c < BN * CH; c += blockDim.x) {
         const r = c / CH;
         const col = (c % CH) * 8;
-        if (n1 + r < numTokens) {
-          cpAsync16(sm, nb + r * LD + col, k, (i64(n1 + r) * numKvHeads + kvh) * D + col);
-          cpAsync16(sm, nb + TILE + r * LD + col, v, (i64(n1 + r) * numKvHeads + kvh) * D + col);
-        } else {
-          vstore(sm, nb + r * LD + col, zero);
-          vstore(sm, nb + TILE + r * LD + col, zero);
-        }
+        if (n1 + r < numTokens) cpAsync16(sk, r * LD + col, k, (i64(n1 + r) * numKvHeads + kvh) * D + col);
+        else vstore(sk, r * LD + col, zero);
       }
       cpAsyncCommit();
     }
-    // Tiles wholly above this warp's rows contribute nothing (warp-uniform skip).
-    if (n0 < warpRow + 16) {
-      const kb = (t & 1) * 2 * TILE;
-      const vb = kb + TILE;
-      // S = Q K^T for 16 rows x BN keys.
-      tileScores(spec, s, qf, bf, sm, kb, lane);
-
-      // The causal mask, only on tiles that cross this warp's diagonal (keys past the
-      // end are above every valid row's diagonal too).
-      if (n0 + BN > warpRow + 1) {
-        for (let nt = 0; nt < BN / 8; nt++) {
-          for (let e = 0; e < 4; e++) {
-            const key = n0 + nt * 8 + quad * 2 + (e & 1);
-            if (key > (e < 2 ? rowA : rowB)) s[nt * 4 + e] = -Infinity;
+    if (active) {
+      // O += P V: P's accumulator layout is the A fragment layout of the next mma
+      // (converted in place); a V fragment (ldmatrix.trans) serves every m-tile.
+      for (let ks = 0; ks < BN / 16; ks++) {
+        for (let mt = 0; mt < MT; mt++) {
+          for (let e = 0; e < 8; e++) pf[mt * 8 + e] = convert<T>(s[(mt * BN) / 2 + (2 * ks + (e >> 2)) * 4 + (e & 3)]);
+        }
+        for (let dp = 0; dp < D / 16; dp++) {
+          ldmatrixX4Trans(bf, sv, (ks * 16 + (j & 1) * 8 + (lane & 7)) * LD + dp * 16 + (j >> 1) * 8);
+          for (let mt = 0; mt < MT; mt++) {
+            const ob = (mt * D) / 2 + dp * 8;
+            mmaM16N8K16(offset(o, ob), offset(pf, mt * 8), bf, offset(o, ob));
+            mmaM16N8K16(offset(o, ob + 4), offset(pf, mt * 8), offset(bf, 4), offset(o, ob + 4));
           }
         }
       }
-      // Online softmax update of both rows, in the log2 domain.
-      let maxA = mA;
-      let maxB = mB;
-      for (let nt = 0; nt < BN / 8; nt++) {
-        maxA = Math.max(maxA, Math.max(s[nt * 4] * sl, s[nt * 4 + 1] * sl));
-        maxB = Math.max(maxB, Math.max(s[nt * 4 + 2] * sl, s[nt * 4 + 3] * sl));
-      }
-      maxA = Math.max(maxA, shflXor(maxA, 1));
-      maxA = Math.max(maxA, shflXor(maxA, 2));
-      maxB = Math.max(maxB, shflXor(maxB, 1));
-      maxB = Math.max(maxB, shflXor(maxB, 2));
-      const corrA = exp2(mA - maxA);
-      const corrB = exp2(mB - maxB);
-      mA = maxA;
-      mB = maxB;
-      lA *= corrA;
-      lB *= corrB;
-      for (let nt = 0; nt < BN / 8; nt++) {
-        for (let e = 0; e < 4; e++) {
-          const p = exp2(fma(s[nt * 4 + e], sl, e < 2 ? -mA : -mB));
-          s[nt * 4 + e] = p;
-          if (e < 2) lA += p;
-          else lB += p;
-        }
-      }
-      for (let dt = 0; dt < D / 8; dt++) {
-        o[dt * 4] *= corrA;
-        o[dt * 4 + 1] *= corrA;
-        o[dt * 4 + 2] *= corrB;
-        o[dt * 4 + 3] *= corrB;
-      }
-      // P's accumulator layout is the A fragment layout of the next mma: convert in place.
-      for (let ks = 0; ks < BN / 16; ks++) {
-        for (let e = 0; e < 8; e++) pf[ks * 8 + e] = convert<T>(s[(2 * ks + (e >> 2)) * 4 + (e & 3)]);
-      }
-
-      // O += P V, with V's B fragments through ldmatrix.trans.
-      for (let ks = 0; ks < BN / 16; ks++) {
-        for (let dp = 0; dp < D / 16; dp++) {
-          ldmatrixX4Trans(bf, sm, vb + (ks * 16 + (j & 1) * 8 + (lane & 7)) * LD + dp * 16 + (j >> 1) * 8);
-          mmaM16N8K16(offset(o, dp * 8), offset(pf, ks * 8), bf, offset(o, dp * 8));
-          mmaM16N8K16(offset(o, dp * 8 + 4), offset(pf, ks * 8), offset(bf, 4), offset(o, dp * 8 + 4));
-        }
-      }
     }
   }
 
-  lA += shflXor(lA, 1);
-  lA += shflXor(lA, 2);
-  lB += shflXor(lB, 1);
-  lB += shflXor(lB, 2);
-  for (let dt = 0; dt < D / 8; dt++) {
-    const col = dt * 8 + quad * 2;
-    if (rowA < numTokens) {
-      out[(i64(rowA) * numHeads + h) * D + col] = convert<T>(o[dt * 4] / lA);
-      out[(i64(rowA) * numHeads + h) * D + col + 1] = convert<T>(o[dt * 4 + 1] / lA);
+  for (let mt = 0; mt < MT; mt++) {
+    const rowA = warpRow + mt * 16 + (lane >> 2);
+    const rowB = rowA + 8;
+    let lA = sum[2 * mt];
+    let lB = sum[2 * mt + 1];
+    lA += shflXor(lA, 1);
+    lA += shflXor(lA, 2);
+    lB += shflXor(lB, 1);
+    lB += shflXor(lB, 2);
+    const ob = (mt * D) / 2;
+    for (let dt = 0; dt < D / 8; dt++) {
+      const col = dt * 8 + quad * 2;
+      if (rowA < numTokens) {
+        out[(i64(rowA) * numHeads + h) * D + col] = convert<T>(o[ob + dt * 4] / lA);
+        out[(i64(rowA) * numHeads + h) * D + col + 1] = convert<T>(o[ob + dt * 4 + 1] / lA);
+      }
+      if (rowB < numTokens) {
+        out[(i64(rowB) * numHeads + h) * D + col] = convert<T>(o[ob + dt * 4 + 2] / lB);
+        out[(i64(rowB) * numHeads + h) * D + col + 1] = convert<T>(o[ob + dt * 4 + 3] / lB);
+      }
     }
-    if (rowB < numTokens) {
-      out[(i64(rowB) * numHeads + h) * D + col] = convert<T>(o[dt * 4 + 2] / lB);
-      out[(i64(rowB) * numHeads + h) * D + col + 1] = convert<T>(o[dt * 4 + 3] / lB);
+    if (quad === 0) {
+      if (rowA < numTokens) lse[rowA * numHeads + h] = (mx[2 * mt] + Math.log2(lA)) * Math.LN2;
+      if (rowB < numTokens) lse[rowB * numHeads + h] = (mx[2 * mt + 1] + Math.log2(lB)) * Math.LN2;
     }
-  }
-  if (quad === 0) {
-    if (rowA < numTokens) lse[rowA * numHeads + h] = (mA + Math.log2(lA)) * Math.LN2;
-    if (rowB < numTokens) lse[rowB * numHeads + h] = (mB + Math.log2(lB)) * Math.LN2;
   }
 }
 
@@ -290,8 +324,8 @@ export const causalPrefillKernel = defineKernel<PrefillSpec>({
   kernel: causalPrefill,
   name: (s) => `causal_prefill_${s.dtype}_hd${s.headDim}`,
   types: (s) => ({ T: s.dtype }),
-  blockThreads: (s) => (prefillBlockRows(s.headDim) / 16) * 32,
-  grid: (s) => [ceilDiv(arg('numTokens'), prefillBlockRows(s.headDim)), arg('numHeads'), 1],
+  blockThreads: () => 128,
+  grid: (s) => [ceilDiv(arg('numTokens'), causalPrefillBlockRows(s.headDim)), arg('numHeads'), 1],
   specs: (m) => product({ dtype: m.dtype, headDim: m.headDim }),
   validate: (s) => checkHeadDim(s.headDim) ?? (s.headDim % 16 === 0 ? undefined : 'head dim must be a multiple of 16'),
   unitKey: (s) => s.dtype,

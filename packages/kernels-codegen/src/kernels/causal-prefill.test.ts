@@ -15,8 +15,11 @@ describe('causal_prefill (tensor-core fragments emulated) matches the reference 
     { dtype: 'f16', headDim: 64, tokens: 70, numHeads: 2, numKvHeads: 1 },
     { dtype: 'bf16', headDim: 128, tokens: 33, numHeads: 2, numKvHeads: 2 },
     { dtype: 'f16', headDim: 256, tokens: 40, numHeads: 1, numKvHeads: 1 },
-    // Several query blocks and key tiles (both stages reused), a partial last tile, GQA group 4.
+    // Two query blocks, a partial last key tile, GQA group 4.
     { dtype: 'f16', headDim: 128, tokens: 150, numHeads: 4, numKvHeads: 1 },
+    // Three query blocks of 128 rows over five key tiles of 64 (the K and V buffers reloaded
+    // while warps above the diagonal wait at the barriers), GQA group 2.
+    { dtype: 'bf16', headDim: 64, tokens: 300, numHeads: 2, numKvHeads: 1 },
   ] as const)('$dtype hd$headDim, $tokens tokens, heads $numHeads/$numKvHeads', ({ dtype, headDim, tokens, numHeads, numKvHeads }) => {
     const rng = new Rng(21);
     const q = quantize(rng.array(tokens * numHeads * headDim, -1, 1), dtype);

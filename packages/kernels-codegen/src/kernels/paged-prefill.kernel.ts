@@ -7,9 +7,10 @@
  * row would load the whole list again; here a block loads each K/V tile once for
  * its BM rows.
  *
- * causal_prefill's FlashAttention-2 structure (see there: Q in registers as A
- * fragments, double-buffered K/V tiles by cp.async, mma.sync m16n8k16, online
- * softmax in the log2 domain), with three differences:
+ * A FlashAttention-2 loop like causal_prefill's, in the form that kernel had before it
+ * took 128 rows a block (Q in registers as A fragments, 16 rows a warp, double-buffered
+ * K/V tiles by cp.async, mma.sync m16n8k16, online softmax in the log2 domain), with
+ * three differences:
  * - K/V tiles are gathered from the pages (key t is row t % pageSize of page
  *   pageSlots[t / pageSize]), and row r's diagonal is at key start + r;
  * - the keys are split over blockIdx.z, so that a short chunk still fills the GPU;

@@ -9,6 +9,7 @@ import { KernelProject } from '../translate/kernel-project.js';
 import { tempDir } from '../test-support/temp-dir.js';
 import { generate } from './generate.js';
 import { MANIFEST_FILE, parseManifest } from './manifest.js';
+import { SHARED_LIMITS } from './shared-placement.js';
 import { SM90 } from './specialise.js';
 
 const project = new KernelProject();
@@ -36,9 +37,15 @@ describe('generate (default matrix)', () => {
     expect(first.removed).toEqual([]);
   });
 
-  it('stays within sm_90 limits: static shared memory, threads per block, parameter bytes', () => {
+  it('stays within sm_90 limits: static and dynamic shared memory, threads per block, parameter bytes', () => {
     for (const k of manifest.kernels) {
       expect(k.staticSharedBytes, k.name).toBeLessThanOrEqual(SM90.staticSharedBytes);
+      // A kernel's shared memory is either declared (up to 48 KB) or asked for at launch (past it).
+      if (k.dynamicSharedBytes > 0) {
+        expect(k.staticSharedBytes, k.name).toBe(0);
+        expect(k.dynamicSharedBytes, k.name).toBeGreaterThan(SHARED_LIMITS.staticBytes);
+        expect(k.dynamicSharedBytes, k.name).toBeLessThanOrEqual(SHARED_LIMITS.blockBytes);
+      }
       expect(k.block[0] % 32, k.name).toBe(0);
       expect(k.block[0] * k.block[1] * k.block[2], k.name).toBeLessThanOrEqual(SM90.threadsPerBlock);
       expect(k.paramBytes, k.name).toBeLessThanOrEqual(MAX_PARAM_BYTES);
@@ -47,15 +54,16 @@ describe('generate (default matrix)', () => {
     // and the cp.async ring, stages x tokens per row x [K|V] x threads x 16 bytes (3 stages of 1 token for group 8).
     expect(kernel('paged_decode_f16_hd128_ps32_g8').staticSharedBytes).toBe(8 * 8 * 128 * 4 + 2 * 8 * 8 * 4 + 3 * 1 * 2 * 128 * 16);
     expect(kernel('paged_decode_f16_hd128_ps32_g4').staticSharedBytes).toBe(4 * 8 * 128 * 4 + 2 * 4 * 8 * 4 + 3 * 2 * 2 * 128 * 16);
-    // The prefill's shared memory: two stages of a K and a V tile (32 keys x 136 padded dims); the Q staging reuses it.
-    expect(kernel('causal_prefill_f16_hd128').staticSharedBytes).toBe(2 * 2 * 32 * 136 * 2);
+    // The prefill's shared memory: the Q tile (128 rows) and a K and a V tile (64 keys), rows of 136 padded dims.
+    expect(kernel('causal_prefill_f16_hd128').dynamicSharedBytes).toBe((128 + 64 + 64) * 136 * 2);
+    expect(kernel('causal_prefill_f16_hd64').staticSharedBytes).toBe((128 + 64 + 64) * 72 * 2);
   });
 
   it('records launch geometry over runtime arguments', () => {
     const decode = kernel('paged_decode_f16_hd128_ps32_g4');
     expect(decode.gridText).toEqual(['ceil(batch * numHeads / 4)', 'numSplits', '1']);
     expect(decode.grid.map((g) => evalGeom(g, { batch: 3, numHeads: 32, numSplits: 5 }))).toEqual([24, 5, 1]);
-    expect(kernel('causal_prefill_bf16_hd128').grid.map((g) => evalGeom(g, { numTokens: 130, numHeads: 8 }))).toEqual([3, 8, 1]);
+    expect(kernel('causal_prefill_bf16_hd128').grid.map((g) => evalGeom(g, { numTokens: 130, numHeads: 8 }))).toEqual([2, 8, 1]);
     expect(kernel('residual_add_f16').block).toEqual([256, 1, 1]);
   });
 

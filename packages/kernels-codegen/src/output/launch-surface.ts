@@ -31,6 +31,8 @@ export interface KernelLaunch<Spec, Args> {
   readonly spec: Spec;
   readonly block: Dim3;
   readonly staticSharedBytes: number;
+  /** Shared memory the launch asks for (the binding passes it), 0 for kernels that declare theirs statically. */
+  readonly dynamicSharedBytes: number;
   /** Bytes of the parameter buffer \`pack\` returns. */
   readonly paramBytes: number;
   grid(args: Args): Dim3;
@@ -123,6 +125,7 @@ export function familySurface(family: string, kernels: readonly ManifestKernel[]
       `    spec: ${tsLiteral(k.spec)},`,
       `    block: [${k.block.join(', ')}],`,
       `    staticSharedBytes: ${k.staticSharedBytes},`,
+      `    dynamicSharedBytes: ${k.dynamicSharedBytes},`,
       `    paramBytes: ${k.paramBytes},`,
       `    grid: (${usesArgs ? 'a' : '_a'}) => [${grid}],`,
       `    pack: (a) => packParams(PARAMS, ${k.paramBytes}, a),`,

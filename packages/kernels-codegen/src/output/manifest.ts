@@ -32,6 +32,8 @@ export interface ManifestKernel {
   /** The grid as text, e.g. ["batch * numKvHeads", "numSplits", "1"]. */
   readonly gridText: readonly [string, string, string];
   readonly staticSharedBytes: number;
+  /** Shared memory the launch asks for (kernels over 48 KB; shared-placement.ts), else 0. */
+  readonly dynamicSharedBytes: number;
   readonly params: readonly ParamSlot[];
   readonly paramBytes: number;
 }
@@ -57,5 +59,6 @@ export function manifestJson(m: Manifest): string {
 export function parseManifest(text: string): Manifest {
   const m = JSON.parse(text) as Manifest;
   if (m.version !== MANIFEST_VERSION || !Array.isArray(m.kernels)) throw new Error(`not an arkvale-codegen manifest (version ${MANIFEST_VERSION})`);
-  return m;
+  // Manifests written before dynamic shared memory had none.
+  return { ...m, kernels: m.kernels.map((k) => ({ ...k, dynamicSharedBytes: k.dynamicSharedBytes ?? 0 })) };
 }

@@ -10,9 +10,10 @@ import type { SpecObject } from '../translate/context.js';
 import type { KernelProject } from '../translate/kernel-project.js';
 import { translateKernel } from '../translate/translate-kernel.js';
 import type { ManifestKernel } from './manifest.js';
+import { placeSharedMemory, SHARED_LIMITS } from './shared-placement.js';
 
-/** sm_90 limits the generator enforces (static shared memory, threads per block). */
-export const SM90 = { staticSharedBytes: 48 * 1024, threadsPerBlock: 1024 } as const;
+/** sm_90 limits the generator enforces (static shared memory, threads per block; shared memory a block: shared-placement.ts). */
+export const SM90 = { staticSharedBytes: SHARED_LIMITS.staticBytes, threadsPerBlock: 1024 } as const;
 
 export interface Specialisation {
   readonly ir: KernelIR;
@@ -37,17 +38,16 @@ export function specialise(project: KernelProject, def: KernelDefinition, spec: 
   if (blockThreads % 32 !== 0 || blockThreads < 32 || blockThreads > SM90.threadsPerBlock) {
     throw new Error(`${name}: ${blockThreads} threads per block; use a multiple of 32 up to ${SM90.threadsPerBlock}`);
   }
-  const ir = translateKernel(project.envs, {
-    file,
-    functionName: kernelFunctionName(def),
-    name,
-    spec: spec as SpecObject,
-    typeArgs: def.types?.(spec) ?? {},
-    blockThreads,
-  });
-  if (ir.staticSharedBytes > SM90.staticSharedBytes) {
-    throw new Error(`${name}: ${ir.staticSharedBytes} bytes of static shared memory exceed sm_90's ${SM90.staticSharedBytes}`);
-  }
+  const ir = placeSharedMemory(
+    translateKernel(project.envs, {
+      file,
+      functionName: kernelFunctionName(def),
+      name,
+      spec: spec as SpecObject,
+      typeArgs: def.types?.(spec) ?? {},
+      blockThreads,
+    }),
+  );
   const { slots, bytes } = paramLayout(ir.params);
   if (bytes > MAX_PARAM_BYTES) throw new Error(`${name}: ${bytes} bytes of parameters exceed ${MAX_PARAM_BYTES}`);
   const grid = def.grid(spec);
@@ -72,14 +72,19 @@ export function specialise(project: KernelProject, def: KernelDefinition, spec: 
     grid,
     gridText,
     staticSharedBytes: ir.staticSharedBytes,
+    dynamicSharedBytes: ir.dynamicSharedBytes,
     params: slots,
     paramBytes: bytes,
   };
   const header = printKernelHeader(ir, kernelSource, [
     `spec: ${JSON.stringify(spec)}`,
-    `launch: grid (${gridText.join(', ')}), block (${blockThreads}, 1, 1), static shared memory ${ir.staticSharedBytes} bytes`,
+    `launch: grid (${gridText.join(', ')}), block (${blockThreads}, 1, 1), ${sharedText(ir)}`,
   ]);
   return { ir, entry, header, source: printKernelUnit(name) };
+}
+
+function sharedText(ir: KernelIR): string {
+  return ir.dynamicSharedBytes > 0 ? `dynamic shared memory ${ir.dynamicSharedBytes} bytes` : `static shared memory ${ir.staticSharedBytes} bytes`;
 }
 
 /** A machine-independent label: the path inside the package that holds the file. */

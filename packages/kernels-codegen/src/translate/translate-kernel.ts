@@ -76,6 +76,7 @@ export function translateKernel(envs: ModuleEnvs, req: KernelRequest): KernelIR 
     })),
     blockThreads: req.blockThreads,
     staticSharedBytes: unit.sharedBytes,
+    dynamicSharedBytes: 0,
     sourceFile: req.file.getFilePath(),
   };
 }

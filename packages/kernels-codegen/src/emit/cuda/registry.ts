@@ -22,6 +22,8 @@ struct ArkvaleKernel {
   const void* fn;
   unsigned int blockThreads;
   unsigned int staticSharedBytes;
+  /** Shared memory the launch asks for (past the 48 KB a kernel may declare), 0 when static. */
+  unsigned int dynamicSharedBytes;
   /** Size of the packed parameter buffer (the launch surface's pack()). */
   unsigned int paramBytes;
   unsigned int paramCount;
@@ -51,7 +53,9 @@ export function printRegistry(kernels: readonly ManifestKernel[]): string {
   for (const k of sorted) lines.push(`static const unsigned short ${k.name}_offsets[] = {${k.params.map((p) => p.offset).join(', ')}};`);
   lines.push('', 'extern "C" const ArkvaleKernel arkvale_kernels[] = {');
   for (const k of sorted) {
-    lines.push(`    {"${k.name}", (const void*)${k.name}, ${k.block[0]}, ${k.staticSharedBytes}, ${k.paramBytes}, ${k.params.length}, ${k.name}_offsets},`);
+    lines.push(
+      `    {"${k.name}", (const void*)${k.name}, ${k.block[0]}, ${k.staticSharedBytes}, ${k.dynamicSharedBytes}, ${k.paramBytes}, ${k.params.length}, ${k.name}_offsets},`,
+    );
   }
   lines.push(
     '};',

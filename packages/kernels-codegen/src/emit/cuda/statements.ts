@@ -4,6 +4,9 @@ import { sizeOf } from '../../ir/types.js';
 import { printExpr } from './expressions.js';
 import { cudaScalar, cudaType } from './types.js';
 
+/** The kernel's dynamic shared memory, which arrays with a dynamicOffset point into. */
+export const DYNAMIC_SHARED = 'arkvale_dynamic_shared';
+
 export function printBlock(stmts: readonly Stmt[], indent: string): string[] {
   return stmts.flatMap((s) => printStmt(s, indent));
 }
@@ -53,6 +56,10 @@ function printStmt(s: Stmt, ind: string): string[] {
     case 'expr':
       return [`${ind}${simple(s)};`];
     case 'array': {
+      if (s.dynamicOffset !== undefined) {
+        const elem = cudaScalar(s.t.elem);
+        return [`${ind}${elem}* const ${s.name} = reinterpret_cast<${elem}*>(${DYNAMIC_SHARED} + ${s.dynamicOffset});`];
+      }
       const bytes = s.t.length * sizeOf(s.t.elem);
       const align = arrayAlign(bytes);
       const prefix = s.t.space === 'shared' ? '__shared__ ' : '';
