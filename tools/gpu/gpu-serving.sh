@@ -23,6 +23,8 @@
 # next: what is still unrun (arkvale selftest in f16 with the Qwen2 golden, the hostile load, 16 x 7.5k,
 #   the server steps with invariance, multi-turn, shared-doc, Quest on the device against ArkVale).
 # batch-one: the self-test, batch 1 at 30k (7B) and 128k (8B), and both under Nsight Compute.
+# gemv: the self-test, then batch 1 at 30k (7B) and 128k (8B) with the decode products through gemv and through
+#   cuBLAS, then one causal-prefill launch under Nsight Compute (issue 22).
 # pdl: the self-test with kernels launched as programmatic dependents, then the decode step with and without (issue 22).
 # ncu: issue 22's kernels one by one under Nsight Compute (batch 1 at 30k on 7B and 128k on 8B, batch 4 at 128k,
 #   a whole 128k prefill); sum each CSV with tools/gpu/ncu-summary.mjs.
@@ -65,6 +67,9 @@ case "$group" in
   batch-one) group=selftest,pdl-on-b1,pdl-on-b1-8b,ncu-b1,ncu-b1-8b ;;
   pdl) group=selftest-pdl,pdl-off-b1,pdl-on-b1,pdl-off-b1-8b,pdl-on-b1-8b,pdl-off-b4,pdl-on-b4 ;;
   ncu) group=ncu-attention,ncu-b1,ncu-b1-8b,ncu-prefill,ncu-b4-8b ;;
+  # The eighth session's first call: the self-test (gemv, the 128-row causal prefill), gemv against cuBLAS at batch 1,
+  # and the new prefill kernel under Nsight Compute.
+  gemv) group=selftest,gemv-off-b1,gemv-on-b1,gemv-off-b1-8b,gemv-on-b1-8b,ncu-attention ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
 declare -A limit cmd
@@ -145,6 +150,12 @@ add pdl-off-b1-8b 120 env ARKVALE_DEPENDENT_LAUNCH=0 "$node" "$pdl_b1_8b"
 add pdl-on-b1-8b 120 env ARKVALE_DEPENDENT_LAUNCH=1 "$node" "$pdl_b1_8b"
 add pdl-off-b4 90 env ARKVALE_DEPENDENT_LAUNCH=0 "$node" "$pdl_b4"
 add pdl-on-b4 90 env ARKVALE_DEPENDENT_LAUNCH=1 "$node" "$pdl_b4"
+# Issue 22's batch-1 line: the decode products of up to 4 rows through gemv (ARKVALE_GEMV=1) against cuBLAS (=0),
+# the same step one after the other, at 30k (7B, Full and ArkVale @ 2048) and at 128k (8B, ArkVale @ 4096).
+add gemv-off-b1 90 env ARKVALE_GEMV=0 "$node" "$pdl_b1"
+add gemv-on-b1 90 env ARKVALE_GEMV=1 "$node" "$pdl_b1"
+add gemv-off-b1-8b 120 env ARKVALE_GEMV=0 "$node" "$pdl_b1_8b"
+add gemv-on-b1-8b 120 env ARKVALE_GEMV=1 "$node" "$pdl_b1_8b"
 IFS=, read -ra names <<< "$group"
 for name in "${names[@]}"; do
   [ -n "${cmd[$name]:-}" ] || { echo "unknown step $name"; continue; }

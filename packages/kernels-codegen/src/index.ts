@@ -57,6 +57,8 @@ export {
   SKINNY_GEMM_TARGET_BLOCKS,
 } from './kernels/skinny-gemm.kernel.js';
 export type { SkinnyGemmSpec, SkinnyGemmReduceSpec } from './kernels/skinny-gemm.kernel.js';
+export { gemvKernel, gemvShapeError, GEMV_MAX_ROWS } from './kernels/gemv.kernel.js';
+export type { GemvSpec } from './kernels/gemv.kernel.js';
 export { argmaxKernel, sampleKernel } from './kernels/decoding.kernel.js';
 export type { LogitsSpec } from './kernels/decoding.kernel.js';
 export type { PagedSpec, DigestSpec, DtypeSpec } from './kernels/layout.js';

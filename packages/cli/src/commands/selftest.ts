@@ -8,7 +8,7 @@ import { LlamaEngine } from '@arkvale/model-llama';
 import type { CliIo } from '../io.js';
 import { table } from '../format.js';
 import { GPU_DTYPES, resolveModelDir, type GpuDtype } from '../options.js';
-import { decodingChecks, denseChecks, memoryChecks, randomChecks, skinnyGemmChecks } from '../selftest/dense-checks.js';
+import { decodingChecks, denseChecks, gemvChecks, memoryChecks, randomChecks, skinnyGemmChecks } from '../selftest/dense-checks.js';
 import { KV_SHAPES, kvChecks } from '../selftest/kv-checks.js';
 import { ncclChecks } from '../selftest/nccl-checks.js';
 import { prefixCacheChecks } from '../selftest/prefix-checks.js';
@@ -38,10 +38,14 @@ function opChecks(dtype: GpuDtype, seed: number, note: (text: string) => void): 
   // The decode products through skinny_gemm, whatever ARKVALE_SKINNY_GEMM says.
   const skinny = new CudaBackend({ dtype, poison: true, skinnyGemm: true });
   const ts = new Twin(skinny, t.ref, dtype, seededUniform(seed + 1));
+  // And through gemv, whatever ARKVALE_GEMV says.
+  const gemv = new CudaBackend({ dtype, poison: true, gemv: true });
+  const tg = new Twin(gemv, t.ref, dtype, seededUniform(seed + 2));
   return [
     ...scoped(gpu, `memory ops, ${dtype}`, () => memoryChecks(t)),
     ...scoped(gpu, `dense ops, ${dtype}`, () => denseChecks(t)),
     ...scoped(skinny, `skinny matmul, ${dtype}`, () => skinnyGemmChecks(ts, skinny)),
+    ...scoped(gemv, `gemv matmul, ${dtype}`, () => gemvChecks(tg, gemv)),
     ...scoped(gpu, `decoding, ${dtype}`, () => decodingChecks(t)),
     ...scoped(gpu, `random weights, ${dtype}`, () => randomChecks(t, gpu)),
     ...KV_SHAPES.flatMap((s) => scoped(gpu, `KV ops hd ${s.headDim} ps ${s.pageSize} g ${s.group}, ${dtype}`, () => kvChecks(t, s))),

@@ -210,6 +210,72 @@ export function skinnyGemmChecks(t: Twin, gpu: CudaBackend): CheckResult[] {
   return out;
 }
 
+/**
+ * The decode products of 1 to 4 rows through gemv (`gpu` made with gemv on; `t` its
+ * twin): values against the reference at [4096, 4096] for 1, 3 and 4 rows; against
+ * cuBLAS (the same backend runs 5 rows through it) at the Llama-2-7B and Llama-3-8B
+ * products, weights made on the device, lm heads into f32; and at each, row invariance
+ * bit for bit: row 0 alone (the one-row kernel) and rows 0 and 2 of 3 with row 1
+ * changed, against the same rows of a 4-row product.
+ */
+export function gemvChecks(t: Twin, gpu: CudaBackend): CheckResult[] {
+  const out: CheckResult[] = [];
+  const g = t.gpu;
+  const rowsOf = (values: Float32Array | Int32Array, n: number, rows: readonly number[]) =>
+    rows.flatMap((r) => Array.from(values.subarray(r * n, (r + 1) * n)));
+  const invariance = (label: string, x: Tensor, w: Tensor, k: number, n: number, outDtype?: 'f32') => {
+    const four = g.readSync(g.matmul(g.sliceRows(x, 0, 4), w, outDtype));
+    for (const [what, input, picks] of [
+      ['row 0 alone', g.sliceRows(x, 0, 1), [0]],
+      ['rows 0, 2 of 3, row 1 changed', g.concatRows([g.sliceRows(x, 0, 1), t.floats([1, k], 2).gpu, g.sliceRows(x, 2, 1)]), [0, 2]],
+    ] as const) {
+      const got = g.readSync(g.matmul(input, w, outDtype));
+      out.push(result('gemv row invariance', `${label}: ${what} = rows of 4`, mismatches(rowsOf(got, n, picks), rowsOf(four, n, picks)), TOLERANCE.exact));
+    }
+  };
+  {
+    const [n, k] = [4096, 4096];
+    const x = t.floats([4, k]);
+    const w = t.floats([n, k], 0.05);
+    for (const [m, outDtype] of [
+      [1, undefined],
+      [3, 'f32'],
+      [4, undefined],
+    ] as const) {
+      const detail = `[${m}, ${k}] x [${n}, ${k}]^T -> ${outDtype ?? t.dtype}`;
+      const [a, b] = t.read(g.matmul(g.sliceRows(x.gpu, 0, m), w.gpu, outDtype), t.ref.matmul(t.ref.sliceRows(x.ref, 0, m), w.ref, outDtype));
+      out.push(result('gemv matmul', `${detail} against the reference`, relativeError(a, b), outDtype ? TOLERANCE.f32 : TOLERANCE.half));
+    }
+    invariance(`[${n}, ${k}]`, x.gpu, w.gpu, k, n);
+  }
+  for (const [n, k, outDtype] of [
+    [12288, 4096, undefined],
+    [22016, 4096, undefined],
+    [4096, 11008, undefined],
+    [32000, 4096, 'f32'],
+    [6144, 4096, undefined],
+    [28672, 4096, undefined],
+    [4096, 14336, undefined],
+    [128256, 4096, 'f32'],
+  ] as const) {
+    const label = `[${n}, ${k}]${outDtype ? ' (-> f32)' : ''}`;
+    const w = gpu.randomUniform([n, k], 0.02, n + k);
+    const x = t.floats([5, k]).gpu;
+    const gemv = g.readSync(g.matmul(g.sliceRows(x, 0, 4), w, outDtype));
+    const cublas = g.readSync(g.sliceRows(g.matmul(x, w, outDtype), 0, 4));
+    out.push(
+      result(
+        'gemv matmul',
+        `[4, ${k}] x [${n}, ${k}]^T -> ${outDtype ?? t.dtype} against cuBLAS`,
+        relativeError(gemv, cublas),
+        outDtype ? TOLERANCE.f32 : TOLERANCE.half,
+      ),
+    );
+    invariance(label, x, w, k, n, outDtype);
+  }
+  return out;
+}
+
 /** Random weights made on the device (benchmark models) against the kernel's host formula, rounded to the dtype. */
 export function randomChecks(t: Twin, gpu: CudaBackend): CheckResult[] {
   const n = 70_001;

@@ -75,6 +75,15 @@ export interface CudaBackendOptions {
    */
   readonly skinnyGemmBlocks?: number;
   /**
+   * Run matrix products of 1 to 4 rows (decode steps of up to 4 sequences) with the gemv
+   * kernel: a warp per weight row, read whole, for batch-1 latency. A row gets the same
+   * bits whatever else shares its product, but not the bits of cuBLAS or skinny_gemm, so
+   * the engine's invariant blocks become 4 unpadded rows (invariantProducts): a step of
+   * more than 4 sequences reads the weights once per 4. Default off, unless the
+   * environment has ARKVALE_GEMV=1.
+   */
+  readonly gemv?: boolean;
+  /**
    * Launch the generated kernels as programmatic dependents of the kernel before them
    * (sm_90+): a kernel is scheduled while the previous one finishes and waits for its
    * results at its first line, so the gap between two short kernels shrinks. Default
@@ -131,7 +140,7 @@ export class CudaBackend implements Backend {
    * its products are not padded: a batch of one runs one row, not 64.
    */
   get invariantProducts(): { readonly rows: number; readonly pad: boolean } {
-    return { rows: 64, pad: !this.skinnyGemm };
+    return this.gemv ? { rows: 4, pad: false } : { rows: 64, pad: !this.skinnyGemm };
   }
   /**
    * A 4096-row chunk at 30k tokens through the paged kernel (CUDA cores) took seconds;
@@ -153,10 +162,18 @@ export class CudaBackend implements Backend {
     if (!info) throw invalidArgument(`CUDA device ${device} does not exist`);
     this.dtype = options.dtype ?? 'f16';
     this.deviceName = info.name;
-    this.d = new CudaDevice(addon, this.dtype, info.multiprocessors, options.poison ?? false, options.graphs ?? process.env.ARKVALE_CUDA_GRAPHS !== '0', {
-      on: options.skinnyGemm ?? process.env.ARKVALE_SKINNY_GEMM === '1',
-      targetBlocks: options.skinnyGemmBlocks ?? envCount('ARKVALE_SKINNY_GEMM_BLOCKS'),
-    });
+    this.d = new CudaDevice(
+      addon,
+      this.dtype,
+      info.multiprocessors,
+      options.poison ?? false,
+      options.graphs ?? process.env.ARKVALE_CUDA_GRAPHS !== '0',
+      {
+        on: options.skinnyGemm ?? process.env.ARKVALE_SKINNY_GEMM === '1',
+        targetBlocks: options.skinnyGemmBlocks ?? envCount('ARKVALE_SKINNY_GEMM_BLOCKS'),
+      },
+      options.gemv ?? process.env.ARKVALE_GEMV === '1',
+    );
     this.copies = new kv.PageCopies(this.d);
     this.reads = new PendingReads(this.d.addon, undefined, this.d.graphs);
     this.d.graphs.directReplay = options.directReplay ?? process.env.ARKVALE_DIRECT_REPLAY !== '0';
@@ -176,6 +193,11 @@ export class CudaBackend implements Backend {
   /** Whether products of up to 64 rows run through skinny_gemm (CudaBackendOptions.skinnyGemm; fixed for the backend's life). */
   get skinnyGemm(): boolean {
     return this.d.skinnyGemm.on;
+  }
+
+  /** Whether products of up to 4 rows run through gemv (CudaBackendOptions.gemv; fixed for the backend's life). */
+  get gemv(): boolean {
+    return this.d.gemv;
   }
 
   /** Whether decode steps are replayed as CUDA graphs (switchable between steps: benchmarks time both). */

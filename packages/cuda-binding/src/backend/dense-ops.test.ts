@@ -72,4 +72,33 @@ describe('matmul on the CUDA backend', () => {
       `gemm 256 x 4 x 256 f16 -> f16 on ${c}`,
     ]);
   });
+
+  it('with the gemv switch on, runs 1 row through the one-row gemv and 2 to 4 through the four-row one, a warp per feature', () => {
+    const { d, launches } = fakeDevice({ on: true }, true);
+    const w = input(d, [4096, 4096]);
+    for (const m of [1, 2, 4]) expect(matmul(d, input(d, [m, 4096]), w).shape).toEqual([m, 4096]);
+    matmul(d, input(d, [1, 4096]), input(d, [128256, 4096]), 'f32');
+    // 8 features a block of 256 threads.
+    expect(launches).toEqual([
+      `gemv_f16_to_f16_r1 [512, 1, 1] on ${c}`,
+      `gemv_f16_to_f16_r4 [512, 1, 1] on ${c}`,
+      `gemv_f16_to_f16_r4 [512, 1, 1] on ${c}`,
+      `gemv_f16_to_f32_r1 [16032, 1, 1] on ${c}`,
+    ]);
+  });
+
+  it('leaves to skinny_gemm or cuBLAS what gemv does not take: over 4 rows, k not a multiple of 8, f32 operands, unaligned rows', () => {
+    const { d, launches } = fakeDevice({ on: false }, true);
+    matmul(d, input(d, [5, 4096]), input(d, [4096, 4096]));
+    matmul(d, input(d, [1, 4100]), input(d, [4096, 4100]));
+    matmul(d, input(d, [1, 256], 'f32'), input(d, [256, 256], 'f32'));
+    const x = input(d, [5, 256]);
+    matmul(d, d.view(x, 8, [1, 256]), input(d, [256, 256]));
+    expect(launches).toEqual([
+      `gemm 4096 x 5 x 4096 f16 -> f16 on ${c}`,
+      `gemm 4096 x 1 x 4100 f16 -> f16 on ${c}`,
+      `gemm 256 x 1 x 256 f32 -> f16 on ${c}`,
+      `gemm 256 x 1 x 256 f16 -> f16 on ${c}`,
+    ]);
+  });
 });

@@ -1,10 +1,11 @@
 import type { RopeSpec, RopeTable, Tensor } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
-import { SKINNY_GEMM_MAX_ROWS, skinnyGemmShapeError, skinnyGemmSplits } from '@arkvale/kernels-codegen/launch';
+import { gemvShapeError, SKINNY_GEMM_MAX_ROWS, skinnyGemmShapeError, skinnyGemmSplits } from '@arkvale/kernels-codegen/launch';
 import {
   findAddRmsNorm,
   findEmbeddingGather,
   findFillUniform,
+  findGemv,
   findResidualAdd,
   findRmsNorm,
   findRopeQkv,
@@ -31,7 +32,8 @@ export class CudaRopeTable implements RopeTable {
  * x [m, k] @ w [n, k]^T through cuBLAS (row-major; cuBLAS is column-major, so this is
  * out^T = w x^T), f32 accumulation, out in the activation dtype or f32. With the
  * skinny-GEMM switch on (CudaBackendOptions.skinnyGemm), products of up to 64 rows in
- * the activation dtype whose shape it takes run through skinny_gemm instead.
+ * the activation dtype whose shape it takes run through skinny_gemm instead; with the
+ * gemv switch on (CudaBackendOptions.gemv), those of up to 4 rows run through gemv.
  */
 export function matmul(d: CudaDevice, xt: Tensor, wt: Tensor, outDtype?: 'f32'): CudaTensor {
   const x = d.expect(d.tensor(xt, 'matmul x'), 'matmul x', [d.dtype, 'f32'], 2);
@@ -43,6 +45,11 @@ export function matmul(d: CudaDevice, xt: Tensor, wt: Tensor, outDtype?: 'f32'):
   if (x.dtype !== w.dtype) throw invalidArgument(`matmul: x is ${x.dtype} but w is ${w.dtype}`);
   const out = d.empty([m, n], outDtype ?? d.dtype, 'matmul output');
   if (m === 0) return out;
+  if (d.gemv && gemvFits(d, x, w)) {
+    const outType = out.dtype as 'f16' | 'bf16' | 'f32';
+    d.launch(d.kernels.get('gemv', findGemv, { dtype: d.dtype, out: outType, rows: m === 1 ? 1 : 4 }), { x: x.ptr, w: w.ptr, out: out.ptr, m, n, k });
+    return out;
+  }
   if (d.skinnyGemm.on && skinnyFits(d, x, w)) {
     skinnyMatmul(d, x, w, out);
     return out;
@@ -68,6 +75,12 @@ export function matmul(d: CudaDevice, xt: Tensor, wt: Tensor, outDtype?: 'f32'):
     what: `matmul [${m}, ${k}] x [${n}, ${k}]^T`,
   });
   return out;
+}
+
+/** Whether gemv takes x @ w^T: up to 4 rows, activation-dtype operands, k a multiple of 8, 16-byte aligned rows. */
+function gemvFits(d: CudaDevice, x: CudaTensor, w: CudaTensor): boolean {
+  const [m, k] = x.shape;
+  return x.dtype === d.dtype && w.dtype === d.dtype && gemvShapeError(m, w.shape[0], k) === undefined && x.ptr % 16n === 0n && w.ptr % 16n === 0n;
 }
 
 /** Whether skinny_gemm takes x @ w^T: up to 64 rows, activation-dtype operands, n and k multiples of 64, 16-byte aligned rows. */

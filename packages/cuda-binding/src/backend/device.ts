@@ -43,6 +43,8 @@ export class CudaDevice {
     graphs = true,
     /** Products of up to 64 rows through skinny_gemm (off: cuBLAS). */
     readonly skinnyGemm: SkinnyGemmOptions = { on: false },
+    /** Products of up to 4 rows through gemv (before skinny_gemm and cuBLAS). */
+    readonly gemv = false,
   ) {
     this.graphs = new StepGraphs(addon, graphs);
     this.addon = this.graphs.addon;

@@ -5,6 +5,7 @@ import { copyPagesKernel, recallListedKernel } from './copy-pages.kernel.js';
 import { argmaxKernel, sampleKernel } from './decoding.kernel.js';
 import { residualAddKernel, siluGateKernel, siluGatePackedKernel } from './elementwise.kernel.js';
 import { embeddingGatherKernel } from './embedding.kernel.js';
+import { gemvKernel } from './gemv.kernel.js';
 import { estimateKernel } from './estimate.kernel.js';
 import { estimateRowsKernel } from './estimate-rows.kernel.js';
 import { prefillKeyScoresKernel, prefillKeySumsKernel, prefillKeySumsMergeKernel } from './key-scores.kernel.js';
@@ -52,6 +53,7 @@ export const KERNELS: readonly KernelDefinition[] = [
   residualAddKernel,
   skinnyGemmKernel,
   skinnyGemmReduceKernel,
+  gemvKernel,
   embeddingGatherKernel,
   argmaxKernel,
   sampleKernel,

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { EmuBuffer } from '../emulator/memory.js';
 import { emulateKernel } from '../emulator/emulate-kernel.js';
-import { EPS, quantize } from '../test-support/compare.js';
+import { quantize } from '../test-support/compare.js';
+import { expectProduct, rows } from '../test-support/products.js';
 import { Rng } from '../test-support/random.js';
 import type { DType } from '../spec/matrix.js';
 import { skinnyGemmKernel, skinnyGemmReduceKernel, skinnyGemmShapeError, skinnyGemmSplits } from './skinny-gemm.kernel.js';
@@ -25,43 +26,6 @@ function skinny(dtype: DType, out: Out, x: Float32Array, w: Float32Array, m: num
   if (numSplits > 1) emulateKernel(skinnyGemmReduceKernel, { out }).run({ partial, out: result, count: m * n, numSplits });
   return result.toFloat32();
 }
-
-/** The product in f64, and sum |x| |w| per element (the scale of its rounding error). */
-function reference(x: Float32Array, w: Float32Array, m: number, n: number, k: number): { value: Float64Array; scale: Float64Array } {
-  const value = new Float64Array(m * n);
-  const scale = new Float64Array(m * n);
-  for (let r = 0; r < m; r++) {
-    for (let j = 0; j < n; j++) {
-      let s = 0;
-      let a = 0;
-      for (let i = 0; i < k; i++) {
-        s += x[r * k + i] * w[j * k + i];
-        a += Math.abs(x[r * k + i] * w[j * k + i]);
-      }
-      value[r * n + j] = s;
-      scale[r * n + j] = a;
-    }
-  }
-  return { value, scale };
-}
-
-/** Every element within the output type's rounding (half an ulp) plus f32 accumulation error. */
-function expectProduct(got: Float32Array, x: Float32Array, w: Float32Array, m: number, n: number, k: number, out: Out): void {
-  const { value, scale } = reference(x, w, m, n, k);
-  let worst = -1;
-  let excess = 0;
-  for (let i = 0; i < value.length; i++) {
-    const allowed = EPS[out] * Math.abs(value[i]) * 1.01 + 2 ** -20 * scale[i];
-    const err = Math.abs(got[i] - value[i]) - allowed;
-    if (!(err <= 0) && (worst < 0 || err > excess || Number.isNaN(err))) {
-      worst = i;
-      excess = err;
-    }
-  }
-  if (worst >= 0) expect.fail(`element ${worst} (row ${Math.floor(worst / n)}): got ${got[worst]}, expected ${value[worst]}`);
-}
-
-const rows = (a: Float32Array, width: number, picks: readonly number[]) => picks.flatMap((r) => Array.from(a.subarray(r * width, (r + 1) * width)));
 
 describe('skinny_gemm (tensor-core fragments emulated) matches a float64 product', () => {
   it.each([
