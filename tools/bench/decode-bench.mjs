@@ -230,6 +230,8 @@ function save() {
     backend: describeBackend(backend),
     // Generated kernels launched as programmatic dependents (on by default on sm_90+; ARKVALE_DEPENDENT_LAUNCH=0 turns it off).
     ...('dependentLaunch' in backend ? { dependentLaunch: backend.dependentLaunch } : {}),
+    // Decode products of up to 4 rows through gemv (ARKVALE_GEMV=1) rather than cuBLAS.
+    ...('gemv' in backend ? { gemv: backend.gemv } : {}),
     pageSize,
     kvDtype,
     steps,

@@ -25,6 +25,8 @@
 # batch-one: the self-test, batch 1 at 30k (7B) and 128k (8B), and both under Nsight Compute.
 # gemv: the self-test, then batch 1 at 30k (7B) and 128k (8B) with the decode products through gemv and through
 #   cuBLAS, then one causal-prefill launch under Nsight Compute (issue 22).
+# prefill-stages: the self-test with two-stage causal_prefill, a 128k prefill (8B) with one stage and with two,
+#   one two-stage launch under Nsight Compute, then a whole 128k prefill kernel by kernel (issue 22).
 # pdl: the self-test with kernels launched as programmatic dependents, then the decode step with and without (issue 22).
 # ncu: issue 22's kernels one by one under Nsight Compute (batch 1 at 30k on 7B and 128k on 8B, batch 4 at 128k,
 #   a whole 128k prefill); sum each CSV with tools/gpu/ncu-summary.mjs.
@@ -70,6 +72,8 @@ case "$group" in
   # The eighth session's first call: the self-test (gemv, the 128-row causal prefill), gemv against cuBLAS at batch 1,
   # and the new prefill kernel under Nsight Compute.
   gemv) group=selftest,gemv-off-b1,gemv-on-b1,gemv-off-b1-8b,gemv-on-b1-8b,ncu-attention ;;
+  # The eighth session's second call: causal_prefill with two K/V stages against one, and a 128k prefill kernel by kernel.
+  prefill-stages) group=selftest-s2,prefill-s1,prefill-s2,ncu-attention-s2,ncu-prefill ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
 declare -A limit cmd
@@ -156,6 +160,12 @@ add gemv-off-b1 90 env ARKVALE_GEMV=0 "$node" "$pdl_b1"
 add gemv-on-b1 90 env ARKVALE_GEMV=1 "$node" "$pdl_b1"
 add gemv-off-b1-8b 120 env ARKVALE_GEMV=0 "$node" "$pdl_b1_8b"
 add gemv-on-b1-8b 120 env ARKVALE_GEMV=1 "$node" "$pdl_b1_8b"
+# Issue 22's prefill line: causal_prefill with one K/V stage (two barriers a tile) against two (one), at 128k (8B);
+# the self-test and one 16k launch under Nsight Compute with two.
+add selftest-s2 150 env ARKVALE_PREFILL_STAGES=2 "$bundle/arkvale" selftest --dtype f16 --model ${SELFTEST_MODELS:-models/tiny-retrieval} --json "$out/selftest-s2.json"
+add prefill-s1 120 env ARKVALE_GEMV=1 ARKVALE_PREFILL_STAGES=1 "$node" "$pdl_b1_8b"
+add prefill-s2 120 env ARKVALE_GEMV=1 ARKVALE_PREFILL_STAGES=2 "$node" "$pdl_b1_8b"
+add ncu-attention-s2 150 env ARKVALE_PREFILL_STAGES=2 ${cmd[ncu-attention]/ncu-attention.csv/ncu-attention-s2.csv}
 IFS=, read -ra names <<< "$group"
 for name in "${names[@]}"; do
   [ -n "${cmd[$name]:-}" ] || { echo "unknown step $name"; continue; }

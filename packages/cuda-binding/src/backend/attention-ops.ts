@@ -168,7 +168,7 @@ export function causalAttention(d: CudaDevice, args: CausalAttentionArgs): { out
   const out = d.empty(q.shape, d.dtype, 'causal attention output');
   const lse = d.empty([tokens, heads], 'f32', 'causal attention log-sum-exp');
   const shape = { numTokens: tokens, numHeads: heads, numKvHeads: kvHeads, scale: args.scale };
-  d.launch(d.kernels.get('causal_prefill', findCausalPrefill, { dtype: d.dtype, headDim }), {
+  d.launch(d.kernels.get('causal_prefill', findCausalPrefill, { dtype: d.dtype, headDim, stages: d.prefillStages }), {
     q: q.ptr,
     k: k.ptr,
     v: v.ptr,

@@ -24,6 +24,8 @@ export interface SkinnyGemmOptions {
  */
 export class CudaDevice {
   readonly kernels = new KernelCache();
+  /** causal_prefill's K/V buffers (CausalPrefillSpec.stages; ARKVALE_PREFILL_STAGES, for measurements). */
+  prefillStages: 1 | 2 = 1;
   readonly lifetimes = new TensorLifetimes();
   /** Where tensors' memory comes from and goes back to. */
   readonly buffers: BufferPool;

@@ -50,11 +50,13 @@ export function buildScenarios(jobs: GpuJobs): void {
     const q = rand(dtype, tokens * heads * headDim);
     const k = rand(dtype, tokens * kvHeads * headDim);
     const v = rand(dtype, tokens * kvHeads * headDim);
-    const out = new EmuBuffer(dtype, tokens * heads * headDim);
     const lse = new EmuBuffer('f32', tokens * heads);
     const scale = 1 / Math.sqrt(headDim);
-    jobs.launch(causalPrefillKernel, { dtype, headDim }, { q, k, v, out, lse, numTokens: tokens, numHeads: heads, numKvHeads: kvHeads, scale });
-    jobs.output(out, `causal_prefill ${dtype} hd${headDim}`, TOL[dtype]);
+    for (const stages of [1, 2] as const) {
+      const out = new EmuBuffer(dtype, tokens * heads * headDim);
+      jobs.launch(causalPrefillKernel, { dtype, headDim, stages }, { q, k, v, out, lse, numTokens: tokens, numHeads: heads, numKvHeads: kvHeads, scale });
+      jobs.output(out, `causal_prefill ${dtype} hd${headDim}, ${stages} stage(s)`, TOL[dtype]);
+    }
     jobs.output(lse, `causal_prefill lse ${dtype} hd${headDim}`, TOL.f32);
     const partial = new EmuBuffer('f32', heads * tokens);
     const scores = new EmuBuffer('f32', tokens);
@@ -707,16 +709,18 @@ export function buildTimings(jobs: GpuJobs): void {
   selectionTimings(jobs);
   skinnyGemmTimings(jobs);
   const t = 4096;
-  jobs.launch(
-    causalPrefillKernel,
-    { dtype: 'f16', headDim },
-    { numTokens: t, numHeads: heads, numKvHeads: kvHeads, scale: 0.088 },
-    {
-      emulate: false,
-      time: 10,
-      zeroed: { q: t * heads * headDim * 2, k: t * kvHeads * headDim * 2, v: t * kvHeads * headDim * 2, out: t * heads * headDim * 2, lse: t * heads * 4 },
-    },
-  );
+  for (const stages of [1, 2] as const) {
+    jobs.launch(
+      causalPrefillKernel,
+      { dtype: 'f16', headDim, stages },
+      { numTokens: t, numHeads: heads, numKvHeads: kvHeads, scale: 0.088 },
+      {
+        emulate: false,
+        time: 10,
+        zeroed: { q: t * heads * headDim * 2, k: t * kvHeads * headDim * 2, v: t * kvHeads * headDim * 2, out: t * heads * headDim * 2, lse: t * heads * 4 },
+      },
+    );
+  }
   // H2O's statistic over the same prompt: the prefill's q . k products once more, on tensor
   // cores (half its matrix-product work: about half its time if it keeps the prefill's rate).
   jobs.launch(

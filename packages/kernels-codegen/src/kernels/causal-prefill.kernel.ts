@@ -64,6 +64,15 @@ export interface PrefillSpec {
   readonly headDim: number;
 }
 
+export interface CausalPrefillSpec extends PrefillSpec {
+  /**
+   * K/V tile buffers: 1 (V of tile t loads during S of tile t, K of tile t + 1 during
+   * P V: two barriers a tile, 68 KB at head dim 128) or 2 (tile t + 1 loads during all
+   * of tile t: one barrier a tile, 102 KB, still two blocks an SM).
+   */
+  readonly stages: 1 | 2;
+}
+
 /** Rows per block of prefill_key_sums (key-scores.kernel.ts): 64 (4 warps), 32 for head dim 256 to fit registers and shared memory. */
 export const prefillBlockRows = (headDim: number): number => (headDim > 128 ? 32 : 64);
 
@@ -104,11 +113,36 @@ export function tileScores<T extends Float16>(spec: PrefillSpec, s: Local<f32>, 
   }
 }
 
+/** Rows n0 .. n0 + BN of K or V head kvh into `tile` (rows of LD), rows past the end zeroed. */
+function loadTile<T extends Float16>(
+  spec: PrefillSpec,
+  tile: Shared<T>,
+  base: i32,
+  src: GlobalIn<T>,
+  n0: i32,
+  numTokens: i32,
+  numKvHeads: i32,
+  kvh: i32,
+): void {
+  const D = spec.headDim;
+  const BN = spec.headDim > 128 ? 32 : 64;
+  const LD = D + 8;
+  const CH = D / 8;
+  const zero = local<T>(8);
+  for (let e = 0; e < 8; e++) zero[e] = convert<T>(0);
+  for (let c = threadIdx.x; c < BN * CH; c += blockDim.x) {
+    const r = c / CH;
+    const col = (c % CH) * 8;
+    if (n0 + r < numTokens) cpAsync16(tile, base + r * LD + col, src, (i64(n0 + r) * numKvHeads + kvh) * D + col);
+    else vstore(tile, base + r * LD + col, zero);
+  }
+}
+
 /** Query rows per causal_prefill block (the kernel's BM): 4 warps of two m-tiles, one past head dim 128 (registers). */
 export const causalPrefillBlockRows = (headDim: number): number => (headDim > 128 ? 64 : 128);
 
 export function causalPrefill<T extends Float16>(
-  spec: PrefillSpec,
+  spec: CausalPrefillSpec,
   q: GlobalIn<T>,
   k: GlobalIn<T>,
   v: GlobalIn<T>,
@@ -134,25 +168,23 @@ export function causalPrefill<T extends Float16>(
   const m0 = (gridDim.x - 1 - blockIdx.x) * BM;
   const h = blockIdx.y;
   const kvh = h / (numHeads / numKvHeads);
+  const S2 = spec.stages === 2;
+  // Q, then K and V of each stage.
+  const TILE = BN * LD;
   const sq = shared<T>(BM * LD);
-  const sk = shared<T>(BN * LD);
-  const sv = shared<T>(BN * LD);
+  const skv = shared<T>(2 * spec.stages * TILE);
   const zero = local<T>(8);
   for (let e = 0; e < 8; e++) zero[e] = convert<T>(0);
 
-  // The Q tile (rows past the end zeroed) and key tile 0, one cp.async group.
+  // The Q tile (rows past the end zeroed) and tile 0's K (and V with two stages), one cp.async group.
   for (let c = tid; c < BM * CH; c += blockDim.x) {
     const r = c / CH;
     const col = (c % CH) * 8;
     if (m0 + r < numTokens) cpAsync16(sq, r * LD + col, q, (i64(m0 + r) * numHeads + h) * D + col);
     else vstore(sq, r * LD + col, zero);
   }
-  for (let c = tid; c < BN * CH; c += blockDim.x) {
-    const r = c / CH;
-    const col = (c % CH) * 8;
-    if (r < numTokens) cpAsync16(sk, r * LD + col, k, (i64(r) * numKvHeads + kvh) * D + col);
-    else vstore(sk, r * LD + col, zero);
-  }
+  loadTile(spec, skv, 0, k, 0, numTokens, numKvHeads, kvh);
+  if (S2) loadTile(spec, skv, TILE, v, 0, numTokens, numKvHeads, kvh);
   cpAsyncCommit();
 
   const o = local<f32>((MT * D) / 2);
@@ -177,16 +209,24 @@ export function causalPrefill<T extends Float16>(
 
   for (let t = 0; t < tiles; t++) {
     const n0 = t * BN;
-    // K of tile t (and Q) have landed; every warp is done with V of tile t - 1.
+    // One stage: K and V at 0 and TILE. Two: tile t's at (t & 1) * 2 TILE.
+    const kb = S2 ? (t & 1) * 2 * TILE : 0;
+    const vb = kb + TILE;
+    // K of tile t (and Q; with two stages V too) have landed; every warp is done with V of
+    // tile t - 1 (with two stages, with all of tile t - 1, whose stage the next load reuses).
     cpAsyncWait(0);
     syncthreads();
-    for (let c = tid; c < BN * CH; c += blockDim.x) {
-      const r = c / CH;
-      const col = (c % CH) * 8;
-      if (n0 + r < numTokens) cpAsync16(sv, r * LD + col, v, (i64(n0 + r) * numKvHeads + kvh) * D + col);
-      else vstore(sv, r * LD + col, zero);
+    if (S2) {
+      if (t + 1 < tiles) {
+        const nb = ((t + 1) & 1) * 2 * TILE;
+        loadTile(spec, skv, nb, k, n0 + BN, numTokens, numKvHeads, kvh);
+        loadTile(spec, skv, nb + TILE, v, n0 + BN, numTokens, numKvHeads, kvh);
+        cpAsyncCommit();
+      }
+    } else {
+      loadTile(spec, skv, vb, v, n0, numTokens, numKvHeads, kvh);
+      cpAsyncCommit();
     }
-    cpAsyncCommit();
     // Tiles wholly above this warp's rows contribute nothing (warp-uniform). n0 and the
     // warp's first row are multiples of 16 MT, so an active warp's m-tiles all are.
     const active = n0 < warpRow + 16 * MT;
@@ -198,7 +238,7 @@ export function causalPrefill<T extends Float16>(
           ldmatrixX4(offset(qa, mt * 8), sq, (warp * 16 * MT + mt * 16 + (j & 1) * 8 + (lane & 7)) * LD + ks * 16 + (j >> 1) * 8);
         }
         for (let np = 0; np < BN / 16; np++) {
-          ldmatrixX4(bf, sk, (np * 16 + (j >> 1) * 8 + (lane & 7)) * LD + ks * 16 + (j & 1) * 8);
+          ldmatrixX4(bf, skv, kb + (np * 16 + (j >> 1) * 8 + (lane & 7)) * LD + ks * 16 + (j & 1) * 8);
           for (let mt = 0; mt < MT; mt++) {
             const sb = (mt * BN) / 2 + np * 8;
             mmaM16N8K16(offset(s, sb), offset(qa, mt * 8), bf, offset(s, sb));
@@ -257,18 +297,14 @@ export function causalPrefill<T extends Float16>(
         }
       }
     }
-    // V of tile t has landed; every warp is done with K of tile t, which the next load replaces.
-    cpAsyncWait(0);
-    syncthreads();
-    if (t + 1 < tiles) {
-      const n1 = n0 + BN;
-      for (let c = tid; c < BN * CH; c += blockDim.x) {
-        const r = c / CH;
-        const col = (c % CH) * 8;
-        if (n1 + r < numTokens) cpAsync16(sk, r * LD + col, k, (i64(n1 + r) * numKvHeads + kvh) * D + col);
-        else vstore(sk, r * LD + col, zero);
+    if (!S2) {
+      // V of tile t has landed; every warp is done with K of tile t, which the next load replaces.
+      cpAsyncWait(0);
+      syncthreads();
+      if (t + 1 < tiles) {
+        loadTile(spec, skv, 0, k, n0 + BN, numTokens, numKvHeads, kvh);
+        cpAsyncCommit();
       }
-      cpAsyncCommit();
     }
     if (active) {
       // O += P V: P's accumulator layout is the A fragment layout of the next mma
@@ -278,7 +314,7 @@ export function causalPrefill<T extends Float16>(
           for (let e = 0; e < 8; e++) pf[mt * 8 + e] = convert<T>(s[(mt * BN) / 2 + (2 * ks + (e >> 2)) * 4 + (e & 3)]);
         }
         for (let dp = 0; dp < D / 16; dp++) {
-          ldmatrixX4Trans(bf, sv, (ks * 16 + (j & 1) * 8 + (lane & 7)) * LD + dp * 16 + (j >> 1) * 8);
+          ldmatrixX4Trans(bf, skv, vb + (ks * 16 + (j & 1) * 8 + (lane & 7)) * LD + dp * 16 + (j >> 1) * 8);
           for (let mt = 0; mt < MT; mt++) {
             const ob = (mt * D) / 2 + dp * 8;
             mmaM16N8K16(offset(o, ob), offset(pf, mt * 8), bf, offset(o, ob));
@@ -317,16 +353,19 @@ export function causalPrefill<T extends Float16>(
   }
 }
 
-export const causalPrefillKernel = defineKernel<PrefillSpec>({
+export const causalPrefillKernel = defineKernel<CausalPrefillSpec>({
   family: 'causal_prefill',
   summary: 'causal prefill attention on tensor cores (mma.sync, ldmatrix, cp.async) with per-row lse (Backend.causalAttention)',
   source: import.meta.url,
   kernel: causalPrefill,
-  name: (s) => `causal_prefill_${s.dtype}_hd${s.headDim}`,
+  name: (s) => `causal_prefill_${s.dtype}_hd${s.headDim}${s.stages === 2 ? '_s2' : ''}`,
   types: (s) => ({ T: s.dtype }),
   blockThreads: () => 128,
   grid: (s) => [ceilDiv(arg('numTokens'), causalPrefillBlockRows(s.headDim)), arg('numHeads'), 1],
-  specs: (m) => product({ dtype: m.dtype, headDim: m.headDim }),
-  validate: (s) => checkHeadDim(s.headDim) ?? (s.headDim % 16 === 0 ? undefined : 'head dim must be a multiple of 16'),
+  specs: (m) => product({ dtype: m.dtype, headDim: m.headDim, stages: [1, 2] as const }),
+  validate: (s) =>
+    checkHeadDim(s.headDim) ??
+    (s.headDim % 16 === 0 ? undefined : 'head dim must be a multiple of 16') ??
+    (s.stages === 1 || s.stages === 2 ? undefined : 'stages: 1 or 2'),
   unitKey: (s) => s.dtype,
 });

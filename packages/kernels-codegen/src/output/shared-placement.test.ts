@@ -9,7 +9,7 @@ const project = new KernelProject();
 
 describe('shared memory placement', () => {
   it('moves a kernel over 48 KB into dynamic shared memory at 16-byte aligned offsets, in declaration order', () => {
-    const { ir, entry, header } = specialise(project, causalPrefillKernel, { dtype: 'f16', headDim: 128 });
+    const { ir, entry, header } = specialise(project, causalPrefillKernel, { dtype: 'f16', headDim: 128, stages: 1 });
     // Q (128 rows), K and V (64 keys each), rows of 128 + 8 halves.
     const row = 136 * 2;
     expect(entry.staticSharedBytes).toBe(0);
@@ -32,7 +32,7 @@ describe('shared memory placement', () => {
   });
 
   it('rounds each array up to 16 bytes and refuses more than a block may have', () => {
-    const { ir } = specialise(project, causalPrefillKernel, { dtype: 'f16', headDim: 128 });
+    const { ir } = specialise(project, causalPrefillKernel, { dtype: 'f16', headDim: 128, stages: 1 });
     const shared = (name: string, length: number) => ({ k: 'array', name, t: { kind: 'array', space: 'shared', elem: 'f32', length } }) as const;
     const odd = { ...ir, body: [shared('a', 3), shared('b', 12_300)], staticSharedBytes: 12 + 4 + 49_200, dynamicSharedBytes: 0 };
     const placed = placeSharedMemory(odd);
