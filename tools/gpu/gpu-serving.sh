@@ -74,6 +74,8 @@ case "$group" in
   gemv) group=selftest,gemv-off-b1,gemv-on-b1,gemv-off-b1-8b,gemv-on-b1-8b,ncu-attention ;;
   # The eighth session's second call: causal_prefill with two K/V stages against one, and a 128k prefill kernel by kernel.
   prefill-stages) group=selftest-s2,prefill-s1,prefill-s2,ncu-attention-s2,ncu-prefill ;;
+  # Its third: the same after the softmax's trims (the self-test, both stages at 128k).
+  prefill-softmax) group=selftest-s2,prefill-s1,prefill-s2 ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
 declare -A limit cmd

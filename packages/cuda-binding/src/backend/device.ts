@@ -24,8 +24,8 @@ export interface SkinnyGemmOptions {
  */
 export class CudaDevice {
   readonly kernels = new KernelCache();
-  /** causal_prefill's K/V buffers (CausalPrefillSpec.stages; ARKVALE_PREFILL_STAGES, for measurements). */
-  prefillStages: 1 | 2 = 1;
+  /** causal_prefill's K/V buffers (CausalPrefillSpec.stages): two, unless ARKVALE_PREFILL_STAGES=1 (for measurements). */
+  prefillStages: 1 | 2 = 2;
   readonly lifetimes = new TensorLifetimes();
   /** Where tensors' memory comes from and goes back to. */
   readonly buffers: BufferPool;

@@ -39,6 +39,13 @@ export function rsqrt(_x: f32): f32 {
 export function exp2(_x: f32): f32 {
   return translatorOnly('exp2');
 }
+/**
+ * 2^x by the special-function unit alone (ex2.approx.ftz): results below 2^-126 are 0.
+ * For softmax weights, where such values count for nothing; saves exp2's denormal handling.
+ */
+export function exp2Ftz(_x: f32): f32 {
+  return translatorOnly('exp2Ftz');
+}
 export function fma(_a: f32, _b: f32, _c: f32): f32 {
   return translatorOnly('fma');
 }

@@ -71,6 +71,7 @@ export type IntrinsicName =
   | 'cos'
   | 'pow'
   | 'exp2'
+  | 'exp2Ftz'
   | 'log2'
   | 'fma'
   | 'floatBits'

@@ -21,6 +21,7 @@ const PURE_CALLS = new Set<IntrinsicName>([
   'cos',
   'pow',
   'exp2',
+  'exp2Ftz',
   'log2',
   'fma',
   'floatBits',

@@ -32,7 +32,7 @@ import {
   cpAsync16,
   cpAsyncCommit,
   cpAsyncWait,
-  exp2,
+  exp2Ftz,
   fma,
   gridDim,
   i64,
@@ -46,6 +46,7 @@ import {
   syncthreads,
   threadIdx,
   vstore,
+  warpAny,
   type Float16,
   type Global,
   type GlobalIn,
@@ -262,25 +263,29 @@ export function causalPrefill<T extends Float16>(
           }
         }
         // Online softmax update of both rows, in the log2 domain.
-        let maxA = mx[2 * mt];
-        let maxB = mx[2 * mt + 1];
+        // The raw maxima, scaled once: rounding is monotonic and sl > 0, so this is the
+        // maximum of the scaled scores, bit for bit.
+        let rawA = s[sb];
+        let rawB = s[sb + 2];
         for (let nt = 0; nt < BN / 8; nt++) {
-          maxA = Math.max(maxA, Math.max(s[sb + nt * 4] * sl, s[sb + nt * 4 + 1] * sl));
-          maxB = Math.max(maxB, Math.max(s[sb + nt * 4 + 2] * sl, s[sb + nt * 4 + 3] * sl));
+          rawA = Math.max(rawA, Math.max(s[sb + nt * 4], s[sb + nt * 4 + 1]));
+          rawB = Math.max(rawB, Math.max(s[sb + nt * 4 + 2], s[sb + nt * 4 + 3]));
         }
+        let maxA = Math.max(mx[2 * mt], rawA * sl);
+        let maxB = Math.max(mx[2 * mt + 1], rawB * sl);
         maxA = Math.max(maxA, shflXor(maxA, 1));
         maxA = Math.max(maxA, shflXor(maxA, 2));
         maxB = Math.max(maxB, shflXor(maxB, 1));
         maxB = Math.max(maxB, shflXor(maxB, 2));
-        const corrA = exp2(mx[2 * mt] - maxA);
-        const corrB = exp2(mx[2 * mt + 1] - maxB);
+        const corrA = exp2Ftz(mx[2 * mt] - maxA);
+        const corrB = exp2Ftz(mx[2 * mt + 1] - maxB);
         mx[2 * mt] = maxA;
         mx[2 * mt + 1] = maxB;
         let lA = sum[2 * mt] * corrA;
         let lB = sum[2 * mt + 1] * corrB;
         for (let nt = 0; nt < BN / 8; nt++) {
           for (let e = 0; e < 4; e++) {
-            const p = exp2(fma(s[sb + nt * 4 + e], sl, e < 2 ? -maxA : -maxB));
+            const p = exp2Ftz(fma(s[sb + nt * 4 + e], sl, e < 2 ? -maxA : -maxB));
             s[sb + nt * 4 + e] = p;
             if (e < 2) lA += p;
             else lB += p;
@@ -288,12 +293,16 @@ export function causalPrefill<T extends Float16>(
         }
         sum[2 * mt] = lA;
         sum[2 * mt + 1] = lB;
-        const ob = (mt * D) / 2;
-        for (let dt = 0; dt < D / 8; dt++) {
-          o[ob + dt * 4] *= corrA;
-          o[ob + dt * 4 + 1] *= corrA;
-          o[ob + dt * 4 + 2] *= corrB;
-          o[ob + dt * 4 + 3] *= corrB;
+        // Once the maxima settle (most tiles of a long prompt), no row of the warp moved:
+        // skip the rescale (x 1 changes nothing).
+        if (warpAny(corrA !== 1 || corrB !== 1)) {
+          const ob = (mt * D) / 2;
+          for (let dt = 0; dt < D / 8; dt++) {
+            o[ob + dt * 4] *= corrA;
+            o[ob + dt * 4 + 1] *= corrA;
+            o[ob + dt * 4 + 2] *= corrB;
+            o[ob + dt * 4 + 3] *= corrB;
+          }
         }
       }
     }

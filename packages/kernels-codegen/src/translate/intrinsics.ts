@@ -35,6 +35,7 @@ export function translateIntrinsic(ctx: FnContext, name: string, node: CallExpre
       return call('bitsToFloat', [coerce(a.exprs[0], U32, nodes[0], name)], F32);
     case 'rsqrt':
     case 'exp2':
+    case 'exp2Ftz':
       arity(1);
       return call(name, [coerce(a.exprs[0], F32, nodes[0], name)], F32);
     case 'fma':

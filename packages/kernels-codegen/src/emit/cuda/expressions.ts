@@ -125,6 +125,7 @@ const MATH_F32: Record<string, string> = {
   cos: 'cosf',
   pow: 'powf',
   exp2: 'exp2f',
+  exp2Ftz: 'arkvale::exp2_ftz',
   log2: 'log2f',
   fma: 'fmaf',
 };

@@ -167,6 +167,8 @@ class JsPrinter {
         return `$F(Math.pow(${a[0]}, ${a[1]}))`;
       case 'exp2':
         return `$F(Math.pow(2, ${a[0]}))`;
+      case 'exp2Ftz':
+        return `(${a[0]} < -126 ? 0 : $F(Math.pow(2, ${a[0]})))`;
       case 'rsqrt':
         return `$F(1 / Math.sqrt(${a[0]}))`;
       case 'fma':
