@@ -73,7 +73,7 @@ export class PageStore {
     return this.tokenTables(layer.positions.length / this.deviceStorage.geometry.pageSize);
   }
 
-  i32(values: readonly number[]): Tensor {
+  i32(values: ArrayLike<number>): Tensor {
     return this.backend.fromArray(values, [values.length], 'i32');
   }
 
