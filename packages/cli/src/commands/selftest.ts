@@ -35,8 +35,9 @@ function scoped(backend: CudaBackend, label: string, run: () => CheckResult[]): 
 function opChecks(dtype: GpuDtype, seed: number, note: (text: string) => void): CheckResult[] {
   const gpu = new CudaBackend({ dtype, poison: true });
   const t = new Twin(gpu, new ReferenceBackend(), dtype, seededUniform(seed));
-  // The decode products through skinny_gemm, whatever ARKVALE_SKINNY_GEMM says.
-  const skinny = new CudaBackend({ dtype, poison: true, skinnyGemm: true });
+  // The decode products through skinny_gemm, whatever ARKVALE_SKINNY_GEMM and ARKVALE_GEMV say
+  // (gemv, when on, takes products of up to 4 rows first).
+  const skinny = new CudaBackend({ dtype, poison: true, skinnyGemm: true, gemv: false });
   const ts = new Twin(skinny, t.ref, dtype, seededUniform(seed + 1));
   // And through gemv, whatever ARKVALE_GEMV says.
   const gemv = new CudaBackend({ dtype, poison: true, gemv: true });
