@@ -12,17 +12,22 @@
  *   were bound by L2 and shared-memory reads (L2 at 70% of its peak, L1 at 68%);
  * - Q stays in shared memory (its A fragments are read again for each key tile: 32
  *   rows of them would not fit registers beside the O and S accumulators);
- * - one K and one V buffer, overlapped as FlashAttention-2 does: V of tile t loads
- *   while S = Q K^T of tile t is computed, K of tile t + 1 while O += P V of tile t,
- *   with a barrier between the two halves; shared memory is Q + K + V (68 KB at head
- *   dim 128: dynamic shared memory, output/shared-placement.ts);
+ * - K/V stages (CausalPrefillSpec.stages): with one K and one V buffer, V of tile t
+ *   loads while S = Q K^T of tile t is computed and K of tile t + 1 while O += P V of
+ *   tile t, with a barrier between the two halves (68 KB at head dim 128); with two,
+ *   tile t + 1 loads during all of tile t, one barrier a tile (102 KB; still two
+ *   blocks an SM, and 1.5% faster over a 128k prefill on an H100: the default). Past
+ *   48 KB this is dynamic shared memory (output/shared-placement.ts);
  * - S = Q K^T and O = P V use mma.sync m16n8k16 (f16/bf16 in, f32 accumulators) with
  *   fragments from ldmatrix (V through ldmatrix.trans); P goes from the S
  *   accumulators straight into A fragments without touching shared memory;
  * - a warp skips key tiles that lie wholly above its rows (warp-uniform), and applies
  *   the causal mask only on tiles that cross an m-tile's diagonal;
  * - the online softmax works in the log2 domain (scale folded into one fma per
- *   score) and keeps each row's max and sum in the four lanes that hold it;
+ *   score) and keeps each row's max and sum in the four lanes that hold it. With 8
+ *   warps an SM (254 registers) the kernel is bound by latency, so it spends few
+ *   instructions: ex2.approx.ftz for the weights, maxima taken on raw scores and
+ *   scaled once, and no O rescale while no row of a warp moved;
  * - shared rows are padded by 16 bytes so ldmatrix reads are free of bank conflicts.
  */
 import {
