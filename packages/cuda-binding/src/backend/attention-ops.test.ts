@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { KvGeometry } from '@arkvale/core';
 import { STREAM } from '../native.js';
 import { fakeDevice } from '../test-support/fake-device.js';
-import { chunkAttention, pagedAttention } from './attention-ops.js';
+import { causalAttention, chunkAttention, pagedAttention } from './attention-ops.js';
 import { CudaKvStorage } from './kv-ops.js';
 
 const g: KvGeometry = { numLayers: 1, numHeads: 32, numKvHeads: 32, headDim: 128, pageSize: 32, bytesPerElement: 2 };
@@ -81,5 +81,17 @@ describe('fp8 pools on the CUDA backend attend with the fp8 kernel families', ()
     expect(out.shape).toEqual([2, 32, 128]);
     expect(tokenScores?.shape).toEqual([2, 1, 320]);
     expect(d.lifetimes.liveTensors - before).toBe(2);
+  });
+});
+
+describe('causalAttention on the CUDA backend', () => {
+  it('launches causal_prefill over (query tiles of 128 rows, heads), with two K/V stages unless the device says one', () => {
+    const { d, launches } = fakeDevice();
+    const t = (shape: number[]) => d.lifetimes.untracked(() => d.empty(shape, 'f16', 'test input'));
+    const [q, k, v] = [t([300, 32, 128]), t([300, 8, 128]), t([300, 8, 128])];
+    causalAttention(d, { q, k, v, scale: 0.088 });
+    d.prefillStages = 1;
+    causalAttention(d, { q, k, v, scale: 0.088 });
+    expect(launches).toEqual([`causal_prefill_f16_hd128_s2 [3, 32, 1] on ${STREAM.compute}`, `causal_prefill_f16_hd128 [3, 32, 1] on ${STREAM.compute}`]);
   });
 });
