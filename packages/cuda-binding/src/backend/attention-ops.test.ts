@@ -94,4 +94,19 @@ describe('causalAttention on the CUDA backend', () => {
     causalAttention(d, { q, k, v, scale: 0.088 });
     expect(launches).toEqual([`causal_prefill_f16_hd128_s2 [3, 32, 1] on ${STREAM.compute}`, `causal_prefill_f16_hd128 [3, 32, 1] on ${STREAM.compute}`]);
   });
+
+  it('takes one stage where two need more shared memory than the GPU has, and refuses a kernel past its limit by name', () => {
+    const { d, launches } = fakeDevice();
+    const t = (shape: number[]) => d.lifetimes.untracked(() => d.empty(shape, 'f16', 'test input'));
+    const [q, k, v] = [t([300, 32, 128]), t([300, 8, 128]), t([300, 8, 128])];
+    // sm_86 and sm_89: 99 KB a block; two stages at head dim 128 need 102 KB.
+    d.maxSharedPerBlock = 99 * 1024;
+    causalAttention(d, { q, k, v, scale: 0.088 });
+    expect(launches).toEqual([`causal_prefill_f16_hd128 [3, 32, 1] on ${STREAM.compute}`]);
+    d.maxSharedPerBlock = 48 * 1024;
+    expect(() => causalAttention(d, { q, k, v, scale: 0.088 })).toThrow(
+      'causal_prefill_f16_hd128 needs 69632 bytes of shared memory a block; this GPU allows 49152',
+    );
+    expect(launches).toHaveLength(1);
+  });
 });

@@ -156,6 +156,15 @@ export function chunkAttention(d: CudaDevice, args: ChunkAttentionArgs): CudaTen
 }
 
 /** Causal prefill attention on tensor cores, and the per-key statistics the token policies and ArkVale's prefill selection need. */
+/** causal_prefill with the device's stages, or one stage where two need more shared memory than the GPU has (sm_86, sm_89). */
+function causalPrefillKernel(d: CudaDevice, headDim: number) {
+  if (d.prefillStages === 2) {
+    const two = d.kernels.get('causal_prefill', findCausalPrefill, { dtype: d.dtype, headDim, stages: 2 });
+    if (two.dynamicSharedBytes <= d.maxSharedPerBlock) return two;
+  }
+  return d.kernels.get('causal_prefill', findCausalPrefill, { dtype: d.dtype, headDim, stages: 1 });
+}
+
 export function causalAttention(d: CudaDevice, args: CausalAttentionArgs): { out: CudaTensor; keyScores?: CudaTensor } {
   const q = d.expect(d.tensor(args.q, 'causalAttention q'), 'causalAttention q', [d.dtype], 3);
   const k = d.expect(d.tensor(args.k, 'causalAttention k'), 'causalAttention k', [d.dtype], 3);
@@ -168,7 +177,7 @@ export function causalAttention(d: CudaDevice, args: CausalAttentionArgs): { out
   const out = d.empty(q.shape, d.dtype, 'causal attention output');
   const lse = d.empty([tokens, heads], 'f32', 'causal attention log-sum-exp');
   const shape = { numTokens: tokens, numHeads: heads, numKvHeads: kvHeads, scale: args.scale };
-  d.launch(d.kernels.get('causal_prefill', findCausalPrefill, { dtype: d.dtype, headDim, stages: d.prefillStages }), {
+  d.launch(causalPrefillKernel(d, headDim), {
     q: q.ptr,
     k: k.ptr,
     v: v.ptr,

@@ -175,6 +175,7 @@ export class CudaBackend implements Backend {
       options.gemv ?? process.env.ARKVALE_GEMV === '1',
     );
     if (process.env.ARKVALE_PREFILL_STAGES === '1') this.d.prefillStages = 1;
+    if (info.maxSharedPerBlockOptin > 0) this.d.maxSharedPerBlock = info.maxSharedPerBlockOptin;
     this.copies = new kv.PageCopies(this.d);
     this.reads = new PendingReads(this.d.addon, undefined, this.d.graphs);
     this.d.graphs.directReplay = options.directReplay ?? process.env.ARKVALE_DIRECT_REPLAY !== '0';

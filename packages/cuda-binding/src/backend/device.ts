@@ -26,6 +26,11 @@ export class CudaDevice {
   readonly kernels = new KernelCache();
   /** causal_prefill's K/V buffers (CausalPrefillSpec.stages): two, unless ARKVALE_PREFILL_STAGES=1 (for measurements). */
   prefillStages: 1 | 2 = 2;
+  /**
+   * The shared memory a block may have on this GPU (opted in): 227 KB on sm_90, 163 KB on
+   * sm_80, 99 KB on sm_86 and sm_89, where causal_prefill falls back to one stage.
+   */
+  maxSharedPerBlock = Number.POSITIVE_INFINITY;
   readonly lifetimes = new TensorLifetimes();
   /** Where tensors' memory comes from and goes back to. */
   readonly buffers: BufferPool;
@@ -90,6 +95,9 @@ export class CudaDevice {
     const grid = kernel.grid(args);
     // A launch over nothing (no tokens, no pages) is valid and does nothing.
     if (grid[0] * grid[1] * grid[2] === 0) return;
+    if (kernel.dynamicSharedBytes > this.maxSharedPerBlock) {
+      throw new Error(`${kernel.name} needs ${kernel.dynamicSharedBytes} bytes of shared memory a block; this GPU allows ${this.maxSharedPerBlock}`);
+    }
     this.addon.launch(kernel.name, grid, kernel.pack(args), stream);
   }
 
