@@ -27,6 +27,9 @@
 #   cuBLAS, then one causal-prefill launch under Nsight Compute (issue 22).
 # prefill-stages: the self-test with two-stage causal_prefill, a 128k prefill (8B) with one stage and with two,
 #   one two-stage launch under Nsight Compute, then a whole 128k prefill kernel by kernel (issue 22).
+# prefill-softmax: the self-test, then the 128k prefill with one stage and with two (after the softmax's trims).
+# h200-b4: what the eighth session left for an H200 (run with ARKVALE_GEMV=1 LONG_B4_PLANS=arkvale@4096): 128k at
+#   batch 4 on the 8B shape, then the SDPA peer at the same work (issue 22).
 # pdl: the self-test with kernels launched as programmatic dependents, then the decode step with and without (issue 22).
 # ncu: issue 22's kernels one by one under Nsight Compute (batch 1 at 30k on 7B and 128k on 8B, batch 4 at 128k,
 #   a whole 128k prefill); sum each CSV with tools/gpu/ncu-summary.mjs.
@@ -76,6 +79,7 @@ case "$group" in
   prefill-stages) group=selftest-s2,prefill-s1,prefill-s2,ncu-attention-s2,ncu-prefill ;;
   # Its third: the same after the softmax's trims (the self-test, both stages at 128k).
   prefill-softmax) group=selftest-s2,prefill-s1,prefill-s2 ;;
+  h200-b4) group=long-b4,long-peer-b4 ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
 declare -A limit cmd
