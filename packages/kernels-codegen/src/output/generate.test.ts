@@ -90,8 +90,13 @@ describe('generate (default matrix)', () => {
   });
 
   it('writes the sources, units, launch surface and manifest it lists', () => {
-    const onDisk = parseManifest(readFileSync(path.join(out, MANIFEST_FILE), 'utf8'));
+    const text = readFileSync(path.join(out, MANIFEST_FILE), 'utf8');
+    const onDisk = parseManifest(text);
     expect(onDisk).toEqual(manifest);
+    // A manifest written before dynamic shared memory (no dynamicSharedBytes) reads as all static.
+    const old = JSON.parse(text) as { kernels: Record<string, unknown>[] };
+    for (const k of old.kernels) delete k.dynamicSharedBytes;
+    expect(parseManifest(JSON.stringify(old)).kernels.every((k) => k.dynamicSharedBytes === 0)).toBe(true);
     const k = kernel('kv_append_bf16_hd64_ps16');
     expect(readFileSync(path.join(out, 'cuda', k.files.header), 'utf8')).toContain(
       'extern "C" __global__ void __launch_bounds__(128) kv_append_bf16_hd64_ps16(',
