@@ -143,6 +143,67 @@ export function denseChecks(t: Twin): CheckResult[] {
   return out;
 }
 
+type OutDtype = 'f32' | undefined;
+
+/** What `decodeProductChecks` asks of a kernel for decode products (skinny_gemm, gemv). */
+interface DecodeProductKernel {
+  /** The checks' names: values, and row invariance. */
+  readonly check: string;
+  readonly invarianceCheck: string;
+  /** The most rows a product of it takes (the backend sends one more to cuBLAS). */
+  readonly rows: number;
+  /** Row counts (and outputs) checked against the reference at [4096, 4096]. */
+  readonly referenceRows: readonly (readonly [number, OutDtype])[];
+  /** [n, k, output] of the products checked against cuBLAS, weights made on the device. */
+  readonly shapes: readonly (readonly [number, number, OutDtype])[];
+  /** Invariance cases over x's first rows: what, the input, the rows of its product compared, and the rows of the `rows`-row product they must equal. */
+  cases(x: Tensor, k: number): readonly (readonly [string, Tensor, readonly number[], readonly number[]])[];
+}
+
+/**
+ * A decode-product kernel (`gpu` made with it on; `t` its twin): values against the
+ * reference at [4096, 4096]; against cuBLAS at each shape, which the same backend runs
+ * on one row more than the kernel takes; and at each, its invariance cases bit for bit.
+ */
+function decodeProductChecks(t: Twin, gpu: CudaBackend, kernel: DecodeProductKernel): CheckResult[] {
+  const out: CheckResult[] = [];
+  const g = t.gpu;
+  const rowsOf = (values: Float32Array | Int32Array, n: number, rows: readonly number[]) =>
+    rows.flatMap((r) => Array.from(values.subarray(r * n, (r + 1) * n)));
+  const tolerance = (outDtype: OutDtype) => (outDtype ? TOLERANCE.f32 : TOLERANCE.half);
+  const invariance = (label: string, x: Tensor, w: Tensor, k: number, n: number, outDtype?: 'f32') => {
+    const full = g.readSync(g.matmul(g.sliceRows(x, 0, kernel.rows), w, outDtype));
+    for (const [what, input, picks, from] of kernel.cases(x, k)) {
+      const got = g.readSync(g.matmul(input, w, outDtype));
+      out.push(
+        result(kernel.invarianceCheck, `${label}: ${what} = rows of ${kernel.rows}`, mismatches(rowsOf(got, n, picks), rowsOf(full, n, from)), TOLERANCE.exact),
+      );
+    }
+  };
+  {
+    const [n, k] = [4096, 4096];
+    const x = t.floats([kernel.rows, k]);
+    const w = t.floats([n, k], 0.05);
+    for (const [m, outDtype] of kernel.referenceRows) {
+      const detail = `[${m}, ${k}] x [${n}, ${k}]^T -> ${outDtype ?? t.dtype}`;
+      const [a, b] = t.read(g.matmul(g.sliceRows(x.gpu, 0, m), w.gpu, outDtype), t.ref.matmul(t.ref.sliceRows(x.ref, 0, m), w.ref, outDtype));
+      out.push(result(kernel.check, `${detail} against the reference`, relativeError(a, b), tolerance(outDtype)));
+    }
+    invariance(`[${n}, ${k}]`, x.gpu, w.gpu, k, n);
+  }
+  for (const [n, k, outDtype] of kernel.shapes) {
+    const label = `[${n}, ${k}]${outDtype ? ' (-> f32)' : ''}`;
+    const w = gpu.randomUniform([n, k], 0.02, n + k);
+    const x = t.floats([kernel.rows + 1, k]).gpu;
+    const own = g.readSync(g.matmul(g.sliceRows(x, 0, kernel.rows), w, outDtype));
+    const cublas = g.readSync(g.sliceRows(g.matmul(x, w, outDtype), 0, kernel.rows));
+    const detail = `[${kernel.rows}, ${k}] x [${n}, ${k}]^T -> ${outDtype ?? t.dtype} against cuBLAS`;
+    out.push(result(kernel.check, detail, relativeError(own, cublas), tolerance(outDtype)));
+    invariance(label, x, w, k, n, outDtype);
+  }
+  return out;
+}
+
 /**
  * The decode products through skinny_gemm (`gpu` made with skinnyGemm on; `t` its twin):
  * values against the reference at [4096, 4096] (8 splits of k) for 1, 3 and 64 rows;
@@ -154,60 +215,33 @@ export function denseChecks(t: Twin): CheckResult[] {
  * as decode steps run them.
  */
 export function skinnyGemmChecks(t: Twin, gpu: CudaBackend): CheckResult[] {
-  const out: CheckResult[] = [];
   const g = t.gpu;
-  const rowsOf = (values: Float32Array | Int32Array, n: number, rows: readonly number[]) =>
-    rows.flatMap((r) => Array.from(values.subarray(r * n, (r + 1) * n)));
-  const invariance = (label: string, x: Tensor, w: Tensor, k: number, n: number, outDtype?: 'f32') => {
-    const full = g.readSync(g.matmul(g.sliceRows(x, 0, 64), w, outDtype));
-    const other = (rows: number) => t.floats([rows, k], 2).gpu;
-    const zeros = g.fromBytes(new Uint8Array(63 * k * 2), [63, k], t.dtype);
-    for (const [what, input, picks, from] of [
-      ['row 0 alone', g.sliceRows(x, 0, 1), [0], [0]],
-      ['rows 0, 2 of 3, row 1 changed', g.concatRows([g.sliceRows(x, 0, 1), other(1), g.sliceRows(x, 2, 1)]), [0, 2], [0, 2]],
-      ['rows 0-2, 16 of 17, rows 3-15 changed', g.concatRows([g.sliceRows(x, 0, 3), other(13), g.sliceRows(x, 16, 1)]), [0, 1, 2, 16], [0, 1, 2, 16]],
-      ['row 5 padded with 63 zero rows', g.concatRows([g.sliceRows(x, 5, 1), zeros]), [0], [5]],
-    ] as const) {
-      const got = g.readSync(g.matmul(input, w, outDtype));
-      out.push(
-        result('skinny matmul row invariance', `${label}: ${what} = rows of 64`, mismatches(rowsOf(got, n, picks), rowsOf(full, n, from)), TOLERANCE.exact),
-      );
-    }
-  };
-
-  // Against the reference, split k.
-  {
-    const [n, k] = [4096, 4096];
-    const x = t.floats([64, k]);
-    const w = t.floats([n, k], 0.05);
-    for (const [m, outDtype] of [
+  return decodeProductChecks(t, gpu, {
+    check: 'skinny matmul',
+    invarianceCheck: 'skinny matmul row invariance',
+    rows: 64,
+    referenceRows: [
       [1, undefined],
       [3, 'f32'],
       [64, undefined],
-    ] as const) {
-      const detail = `[${m}, ${k}] x [${n}, ${k}]^T -> ${outDtype ?? t.dtype}`;
-      const [a, b] = t.read(g.matmul(g.sliceRows(x.gpu, 0, m), w.gpu, outDtype), t.ref.matmul(t.ref.sliceRows(x.ref, 0, m), w.ref, outDtype));
-      out.push(result('skinny matmul', `${detail} against the reference`, relativeError(a, b), outDtype ? TOLERANCE.f32 : TOLERANCE.half));
-    }
-    invariance(`[${n}, ${k}]`, x.gpu, w.gpu, k, n);
-  }
-  // Against cuBLAS (over 64 rows) at the model's other products, each split differently.
-  for (const [n, k, outDtype] of [
-    [12288, 4096, undefined],
-    [22016, 4096, undefined],
-    [4096, 11008, undefined],
-    [32000, 4096, 'f32'],
-  ] as const) {
-    const label = `[${n}, ${k}]${outDtype ? ' (-> f32)' : ''}`;
-    const w = gpu.randomUniform([n, k], 0.02, n + k);
-    const x = t.floats([65, k]).gpu;
-    const skinny = g.readSync(g.matmul(g.sliceRows(x, 0, 64), w, outDtype));
-    const cublas = g.readSync(g.sliceRows(g.matmul(x, w, outDtype), 0, 64));
-    const detail = `[64, ${k}] x [${n}, ${k}]^T -> ${outDtype ?? t.dtype} against cuBLAS`;
-    out.push(result('skinny matmul', detail, relativeError(skinny, cublas), outDtype ? TOLERANCE.f32 : TOLERANCE.half));
-    invariance(label, x, w, k, n, outDtype);
-  }
-  return out;
+    ],
+    shapes: [
+      [12288, 4096, undefined],
+      [22016, 4096, undefined],
+      [4096, 11008, undefined],
+      [32000, 4096, 'f32'],
+    ],
+    cases: (x, k) => {
+      const other = (rows: number) => t.floats([rows, k], 2).gpu;
+      const zeros = g.fromBytes(new Uint8Array(63 * k * 2), [63, k], t.dtype);
+      return [
+        ['row 0 alone', g.sliceRows(x, 0, 1), [0], [0]],
+        ['rows 0, 2 of 3, row 1 changed', g.concatRows([g.sliceRows(x, 0, 1), other(1), g.sliceRows(x, 2, 1)]), [0, 2], [0, 2]],
+        ['rows 0-2, 16 of 17, rows 3-15 changed', g.concatRows([g.sliceRows(x, 0, 3), other(13), g.sliceRows(x, 16, 1)]), [0, 1, 2, 16], [0, 1, 2, 16]],
+        ['row 5 padded with 63 zero rows', g.concatRows([g.sliceRows(x, 5, 1), zeros]), [0], [5]],
+      ];
+    },
+  });
 }
 
 /**
@@ -219,61 +253,31 @@ export function skinnyGemmChecks(t: Twin, gpu: CudaBackend): CheckResult[] {
  * changed, against the same rows of a 4-row product.
  */
 export function gemvChecks(t: Twin, gpu: CudaBackend): CheckResult[] {
-  const out: CheckResult[] = [];
   const g = t.gpu;
-  const rowsOf = (values: Float32Array | Int32Array, n: number, rows: readonly number[]) =>
-    rows.flatMap((r) => Array.from(values.subarray(r * n, (r + 1) * n)));
-  const invariance = (label: string, x: Tensor, w: Tensor, k: number, n: number, outDtype?: 'f32') => {
-    const four = g.readSync(g.matmul(g.sliceRows(x, 0, 4), w, outDtype));
-    for (const [what, input, picks] of [
-      ['row 0 alone', g.sliceRows(x, 0, 1), [0]],
-      ['rows 0, 2 of 3, row 1 changed', g.concatRows([g.sliceRows(x, 0, 1), t.floats([1, k], 2).gpu, g.sliceRows(x, 2, 1)]), [0, 2]],
-    ] as const) {
-      const got = g.readSync(g.matmul(input, w, outDtype));
-      out.push(result('gemv row invariance', `${label}: ${what} = rows of 4`, mismatches(rowsOf(got, n, picks), rowsOf(four, n, picks)), TOLERANCE.exact));
-    }
-  };
-  {
-    const [n, k] = [4096, 4096];
-    const x = t.floats([4, k]);
-    const w = t.floats([n, k], 0.05);
-    for (const [m, outDtype] of [
+  return decodeProductChecks(t, gpu, {
+    check: 'gemv matmul',
+    invarianceCheck: 'gemv row invariance',
+    rows: 4,
+    referenceRows: [
       [1, undefined],
       [3, 'f32'],
       [4, undefined],
-    ] as const) {
-      const detail = `[${m}, ${k}] x [${n}, ${k}]^T -> ${outDtype ?? t.dtype}`;
-      const [a, b] = t.read(g.matmul(g.sliceRows(x.gpu, 0, m), w.gpu, outDtype), t.ref.matmul(t.ref.sliceRows(x.ref, 0, m), w.ref, outDtype));
-      out.push(result('gemv matmul', `${detail} against the reference`, relativeError(a, b), outDtype ? TOLERANCE.f32 : TOLERANCE.half));
-    }
-    invariance(`[${n}, ${k}]`, x.gpu, w.gpu, k, n);
-  }
-  for (const [n, k, outDtype] of [
-    [12288, 4096, undefined],
-    [22016, 4096, undefined],
-    [4096, 11008, undefined],
-    [32000, 4096, 'f32'],
-    [6144, 4096, undefined],
-    [28672, 4096, undefined],
-    [4096, 14336, undefined],
-    [128256, 4096, 'f32'],
-  ] as const) {
-    const label = `[${n}, ${k}]${outDtype ? ' (-> f32)' : ''}`;
-    const w = gpu.randomUniform([n, k], 0.02, n + k);
-    const x = t.floats([5, k]).gpu;
-    const gemv = g.readSync(g.matmul(g.sliceRows(x, 0, 4), w, outDtype));
-    const cublas = g.readSync(g.sliceRows(g.matmul(x, w, outDtype), 0, 4));
-    out.push(
-      result(
-        'gemv matmul',
-        `[4, ${k}] x [${n}, ${k}]^T -> ${outDtype ?? t.dtype} against cuBLAS`,
-        relativeError(gemv, cublas),
-        outDtype ? TOLERANCE.f32 : TOLERANCE.half,
-      ),
-    );
-    invariance(label, x, w, k, n, outDtype);
-  }
-  return out;
+    ],
+    shapes: [
+      [12288, 4096, undefined],
+      [22016, 4096, undefined],
+      [4096, 11008, undefined],
+      [32000, 4096, 'f32'],
+      [6144, 4096, undefined],
+      [28672, 4096, undefined],
+      [4096, 14336, undefined],
+      [128256, 4096, 'f32'],
+    ],
+    cases: (x, k) => [
+      ['row 0 alone', g.sliceRows(x, 0, 1), [0], [0]],
+      ['rows 0, 2 of 3, row 1 changed', g.concatRows([g.sliceRows(x, 0, 1), t.floats([1, k], 2).gpu, g.sliceRows(x, 2, 1)]), [0, 2], [0, 2]],
+    ],
+  });
 }
 
 /** Random weights made on the device (benchmark models) against the kernel's host formula, rounded to the dtype. */
