@@ -119,28 +119,31 @@ export function tileScores<T extends Float16>(spec: PrefillSpec, s: Local<f32>, 
   }
 }
 
-/** Rows n0 .. n0 + BN of K or V head kvh into `tile` (rows of LD), rows past the end zeroed. */
-function loadTile<T extends Float16>(
+/**
+ * `rows` rows from row0 of head `head` (of `heads`) of q, k or v into `dst` at `base`
+ * (rows of LD), rows past the end zeroed: the Q tile and each K or V tile.
+ */
+function loadRows<T extends Float16>(
   spec: PrefillSpec,
-  tile: Shared<T>,
+  dst: Shared<T>,
   base: i32,
   src: GlobalIn<T>,
-  n0: i32,
+  row0: i32,
+  rows: i32,
   numTokens: i32,
-  numKvHeads: i32,
-  kvh: i32,
+  heads: i32,
+  head: i32,
 ): void {
   const D = spec.headDim;
-  const BN = spec.headDim > 128 ? 32 : 64;
   const LD = D + 8;
   const CH = D / 8;
   const zero = local<T>(8);
   for (let e = 0; e < 8; e++) zero[e] = convert<T>(0);
-  for (let c = threadIdx.x; c < BN * CH; c += blockDim.x) {
+  for (let c = threadIdx.x; c < rows * CH; c += blockDim.x) {
     const r = c / CH;
     const col = (c % CH) * 8;
-    if (n0 + r < numTokens) cpAsync16(tile, base + r * LD + col, src, (i64(n0 + r) * numKvHeads + kvh) * D + col);
-    else vstore(tile, base + r * LD + col, zero);
+    if (row0 + r < numTokens) cpAsync16(dst, base + r * LD + col, src, (i64(row0 + r) * heads + head) * D + col);
+    else vstore(dst, base + r * LD + col, zero);
   }
 }
 
@@ -164,7 +167,6 @@ export function causalPrefill<T extends Float16>(
   const BM = 64 * MT;
   const BN = spec.headDim > 128 ? 32 : 64;
   const LD = D + 8;
-  const CH = D / 8;
   const tid = threadIdx.x;
   const warp = tid >> 5;
   const lane = tid & 31;
@@ -179,18 +181,11 @@ export function causalPrefill<T extends Float16>(
   const TILE = BN * LD;
   const sq = shared<T>(BM * LD);
   const skv = shared<T>(2 * spec.stages * TILE);
-  const zero = local<T>(8);
-  for (let e = 0; e < 8; e++) zero[e] = convert<T>(0);
 
-  // The Q tile (rows past the end zeroed) and tile 0's K (and V with two stages), one cp.async group.
-  for (let c = tid; c < BM * CH; c += blockDim.x) {
-    const r = c / CH;
-    const col = (c % CH) * 8;
-    if (m0 + r < numTokens) cpAsync16(sq, r * LD + col, q, (i64(m0 + r) * numHeads + h) * D + col);
-    else vstore(sq, r * LD + col, zero);
-  }
-  loadTile(spec, skv, 0, k, 0, numTokens, numKvHeads, kvh);
-  if (S2) loadTile(spec, skv, TILE, v, 0, numTokens, numKvHeads, kvh);
+  // The Q tile and tile 0's K (and V with two stages), one cp.async group.
+  loadRows(spec, sq, 0, q, m0, BM, numTokens, numHeads, h);
+  loadRows(spec, skv, 0, k, 0, BN, numTokens, numKvHeads, kvh);
+  if (S2) loadRows(spec, skv, TILE, v, 0, BN, numTokens, numKvHeads, kvh);
   cpAsyncCommit();
 
   const o = local<f32>((MT * D) / 2);
@@ -225,12 +220,12 @@ export function causalPrefill<T extends Float16>(
     if (S2) {
       if (t + 1 < tiles) {
         const nb = ((t + 1) & 1) * 2 * TILE;
-        loadTile(spec, skv, nb, k, n0 + BN, numTokens, numKvHeads, kvh);
-        loadTile(spec, skv, nb + TILE, v, n0 + BN, numTokens, numKvHeads, kvh);
+        loadRows(spec, skv, nb, k, n0 + BN, BN, numTokens, numKvHeads, kvh);
+        loadRows(spec, skv, nb + TILE, v, n0 + BN, BN, numTokens, numKvHeads, kvh);
         cpAsyncCommit();
       }
     } else {
-      loadTile(spec, skv, vb, v, n0, numTokens, numKvHeads, kvh);
+      loadRows(spec, skv, vb, v, n0, BN, numTokens, numKvHeads, kvh);
       cpAsyncCommit();
     }
     // Tiles wholly above this warp's rows contribute nothing (warp-uniform). n0 and the
@@ -316,7 +311,7 @@ export function causalPrefill<T extends Float16>(
       cpAsyncWait(0);
       syncthreads();
       if (t + 1 < tiles) {
-        loadTile(spec, skv, 0, k, n0 + BN, numTokens, numKvHeads, kvh);
+        loadRows(spec, skv, 0, k, n0 + BN, BN, numTokens, numKvHeads, kvh);
         cpAsyncCommit();
       }
     }
