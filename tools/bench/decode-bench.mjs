@@ -35,6 +35,7 @@ import { writeFileSync } from 'node:fs';
 import { createPolicy, kvBytesPerToken, poolPagesFor, resolveCacheOptions, seededUniform } from '@arkvale/core';
 import { countParameters, kvGeometry, shapeConfig } from '@arkvale/model-llama';
 import { benchCache, benchForward, benchWeights, endBenchForward } from './bench-model.mjs';
+import { copyRate, gemmRate } from './device-rates.mjs';
 import { BatchRun, batchDevicePages, describeBackend, loadBackend } from '@arkvale/engine';
 import { int, list, number, oneOf, parseCommand, UsageError } from '../lib/args.mjs';
 import { backendOption, dtypeOption, kvDtypeOption, planSpec, shapeOption, tensorParallelOption } from './model-options.mjs';
@@ -134,71 +135,8 @@ log(
   `${shape}: ${(countParameters(config) / 1e9).toFixed(2)}B random parameters (shared embedding x${sharedEmbedding}) on ${describeBackend(backend)} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
 );
 
-/** Milliseconds of `work` on the compute stream, between events after three warm-up runs, over `reps` runs. */
-function deviceMs(addon, work, reps = 10) {
-  for (let i = 0; i < 3; i++) work();
-  addon.synchronize();
-  const t0 = addon.recordEvent(0);
-  for (let i = 0; i < reps; i++) work();
-  const t1 = addon.recordEvent(0);
-  addon.synchronize();
-  const ms = addon.elapsedMs(t0, t1);
-  addon.releaseEvent(t0);
-  addon.releaseEvent(t1);
-  return ms / reps;
-}
-
-/** Device-to-device copy rate in bytes/ms (bytes read plus written), through the addon's cudaMemcpyAsync. */
-function copyRate() {
-  const addon = backend.addon;
-  if (typeof addon?.copy !== 'function') return undefined;
-  const bytes = 1 << 30;
-  const src = addon.alloc(bytes, 'copy-rate source');
-  const dst = addon.alloc(bytes, 'copy-rate target');
-  try {
-    return (2 * bytes) / deviceMs(addon, () => addon.copy(dst, src, bytes, 0, 'copy-rate'));
-  } finally {
-    addon.free(src);
-    addon.free(dst);
-  }
-}
-
-/** cuBLAS's dense f16 rate on this card (8192^3, f32 accumulation), in FLOP/ms: what prefill is compared with. */
-function gemmRate() {
-  const addon = backend.addon;
-  if (typeof addon?.gemm !== 'function' || !addon.blasStatus().loaded) return undefined;
-  const n = 8192;
-  const [a, b, c] = ['A', 'B', 'C'].map((x) => addon.alloc(n * n * 2, `gemm-rate ${x}`));
-  try {
-    const gemm = () =>
-      addon.gemm({
-        transA: false,
-        transB: false,
-        m: n,
-        n,
-        k: n,
-        a,
-        aType: 'f16',
-        lda: n,
-        b,
-        bType: 'f16',
-        ldb: n,
-        c,
-        cType: 'f16',
-        ldc: n,
-        alpha: 1,
-        beta: 0,
-        stream: 0,
-        what: 'gemm-rate',
-      });
-    return (2 * n ** 3) / deviceMs(addon, gemm);
-  } finally {
-    for (const x of [a, b, c]) addon.free(x);
-  }
-}
-
-const copyBytesPerMs = copyRate();
-const gemmFlopsPerMs = gemmRate();
+const copyBytesPerMs = copyRate(backend.addon);
+const gemmFlopsPerMs = gemmRate(backend.addon);
 if (gemmFlopsPerMs) log(`cuBLAS f16 GEMM 8192^3: ${(gemmFlopsPerMs / 1e9).toFixed(0)} TFLOP/s`);
 if (copyBytesPerMs) log(`device-to-device copy: ${(copyBytesPerMs / 1e9).toFixed(2)} TB/s`);
 
@@ -232,6 +170,8 @@ function save() {
     ...('dependentLaunch' in backend ? { dependentLaunch: backend.dependentLaunch } : {}),
     // Decode products of up to 4 rows through gemv (ARKVALE_GEMV=1) rather than cuBLAS.
     ...('gemv' in backend ? { gemv: backend.gemv } : {}),
+    // Decode products of up to 64 rows through stream_gemm (ARKVALE_STREAM_GEMM=1) rather than cuBLAS padded to 64 rows.
+    ...('streamGemm' in backend ? { streamGemm: backend.streamGemm } : {}),
     pageSize,
     kvDtype,
     steps,

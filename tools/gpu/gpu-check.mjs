@@ -46,6 +46,7 @@ for (const [entry, out] of [
   ['packages/cuda-binding/scripts/gpu-selftest.mjs', 'addon-selftest.mjs'],
   ['tools/bench/bench.mjs', 'bench.mjs'],
   ['tools/bench/decode-bench.mjs', 'decode-bench.mjs'],
+  ['tools/bench/products-bench.mjs', 'products-bench.mjs'],
   ['tools/bench/throughput-bench.mjs', 'throughput-bench.mjs'],
   ['tools/gpu/hostile-load.mjs', 'hostile-load.mjs'],
   ['packages/engine/dist/engine-worker.js', 'engine-worker.js'],

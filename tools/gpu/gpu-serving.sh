@@ -16,8 +16,6 @@
 # fp8-throughput: issue 22's throughput line (ArkVale @ 512 in fp8 against Full in f16, 30k, 40 GB).
 # long-context: issue 22's points (Llama-3-8B shape to 128k, batch 1 and 4; fp8 pages against f16).
 # tensor-parallel: issue 25 on one GPU: the 7B shape at 4k tokens split over 1, 2 and 4 ranks sharing it (the same tokens).
-# skinny-gemm: issue 22's decode products through skinny_gemm against cuBLAS: the decode bench (7B, 30k, Full and
-#   ArkVale @ 2048) at batch 1 with ARKVALE_SKINNY_GEMM=1 then =0, then the same at batch 4, one after the other.
 # direct: the self-test, Quest against ArkVale, direct against checked replays at batch 4 and batch 1 (issue 22's host cost).
 # h200: what needs an H200 (QUEST_BATCH=4 LONG_B4_PLANS=arkvale@4096,full): Quest at 4 x 30k, 128k at batch 4 with the peer.
 # next: what is still unrun (arkvale selftest in f16 with the Qwen2 golden, the hostile load, 16 x 7.5k,
@@ -28,8 +26,11 @@
 # prefill-stages: the self-test with two-stage causal_prefill, a 128k prefill (8B) with one stage and with two,
 #   one two-stage launch under Nsight Compute, then a whole 128k prefill kernel by kernel (issue 22).
 # prefill-softmax: the self-test, then the 128k prefill with one stage and with two (after the softmax's trims).
-# h200-b4: what the eighth session left for an H200 (run with ARKVALE_GEMV=1 LONG_B4_PLANS=arkvale@4096): 128k at
-#   batch 4 on the 8B shape, then the SDPA peer at the same work (issue 22).
+# stream-gemm: the self-test, every decode product through every product kernel (products-bench.mjs), then batch 1
+#   at 128k (8B) with stream_gemm and with gemv (issue 22). stream-gemm-steps: batch 1 and 4 at 30k (7B) with it and without.
+# h200-b4: 128k at batch 4 on the 8B shape, then the SDPA peer at the same work (issue 22; run with
+#   LONG_B4_PLANS=arkvale@4096 on an H200). Not with ARKVALE_GEMV=1: at 4 rows gemv reads o and down at 2.6-3x the
+#   floor, cuBLAS padded to 64 rows at 1.16-1.26x (products-bench.mjs, ninth session).
 # pdl: the self-test with kernels launched as programmatic dependents, then the decode step with and without (issue 22).
 # ncu: issue 22's kernels one by one under Nsight Compute (batch 1 at 30k on 7B and 128k on 8B, batch 4 at 128k,
 #   a whole 128k prefill); sum each CSV with tools/gpu/ncu-summary.mjs.
@@ -66,7 +67,6 @@ case "$group" in
   # (issue 23), then 128k at batch 4 with the SDPA peer (issue 22).
   h200) group=decode-quest,long-b4,long-peer-b4 ;;
   long-context) group=long-b1,long-b1-7b,long-peer-b1,decode-b4,fp8-speed,long-b4 ;;
-  skinny-gemm) group=skinny-on-b1,skinny-off-b1,skinny-on-b4,skinny-off-b4 ;;
   tensor-parallel) group=tp-1,tp-2,tp-4 ;;
   # Issue 22's batch-1 lines after the seventh session's argmax and merge (the self-test checks them first).
   batch-one) group=selftest,pdl-on-b1,pdl-on-b1-8b,ncu-b1,ncu-b1-8b ;;
@@ -80,6 +80,12 @@ case "$group" in
   # Its third: the same after the softmax's trims (the self-test, both stages at 128k).
   prefill-softmax) group=selftest-s2,prefill-s1,prefill-s2 ;;
   h200-b4) group=long-b4,long-peer-b4 ;;
+  # The ninth session's first call: the self-test (stream_gemm against the reference and cuBLAS, row invariance), every
+  # decode product through every kernel, then batch 1 at 128k (8B) with stream_gemm and with gemv.
+  stream-gemm) group=selftest,products,stream-on-b1-8b,gemv-on-b1-8b ;;
+  # Its second: batch 1 at 30k (7B) and batch 4 at 30k with stream_gemm against the default (cuBLAS padded to 64 rows).
+  ncu-products) group=ncu-products-cublas,ncu-products-gemv,ncu-products-stream-n1,ncu-products-stream-n2 ;;
+  stream-gemm-steps) group=stream-on-b1,gemv-off-b1,stream-on-b4,stream-off-b4 ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
 declare -A limit cmd
@@ -124,13 +130,6 @@ add passkey-baseline 20 "$bundle/arkvale" eval compare "$(dirname "$0")/../basel
 add throughput-full 280 "$node" "$bundle/throughput-bench.mjs" --backend cuda --context 30720 --kv-gb 40 --plans full --warmup 32 --steps 128
 add throughput-fp8 280 "$node" "$bundle/throughput-bench.mjs" --backend cuda --context 30720 --kv-gb 40 --plans arkvale@512 --kv-dtype fp8 --warmup 32 --steps 128
 add hostile 90 "$node" "$bundle/hostile-load.mjs" --shape llama2-7b --backend cuda --requests 200 --context 30720
-# Issue 22: the decode products (every one at 64 rows, padded) through skinny_gemm (=1) and through cuBLAS (=0), the
-# same step one after the other at batch 1 and at batch 4 (7B shape, 30k tokens, Full and ArkVale @ 2048).
-skinny="$bundle/decode-bench.mjs --backend cuda --page-size 32 --contexts 30720 --plans full,arkvale@2048 --steps 32 --warmup 32"
-add skinny-on-b1 90 env ARKVALE_SKINNY_GEMM=1 "$node" "$skinny" --batch 1
-add skinny-off-b1 90 env ARKVALE_SKINNY_GEMM=0 "$node" "$skinny" --batch 1
-add skinny-on-b4 120 env ARKVALE_SKINNY_GEMM=1 "$node" "$skinny" --batch 4
-add skinny-off-b4 120 env ARKVALE_SKINNY_GEMM=0 "$node" "$skinny" --batch 4
 # Issue 25 on one GPU: the 7B shape split over 2 and 4 ranks sharing the GPU (all-reduces through the host, no graphs),
 # each against one rank in the same run: the first tokens of each point should agree (decode-bench's firstTokens).
 tp="$bundle/decode-bench.mjs --backend cuda --batch 1 --page-size 32 --contexts 4096 --plans full,arkvale@2048 --steps 8 --warmup 0"
@@ -172,6 +171,18 @@ add selftest-s2 150 env ARKVALE_PREFILL_STAGES=2 "$bundle/arkvale" selftest --dt
 add prefill-s1 120 env ARKVALE_GEMV=1 ARKVALE_PREFILL_STAGES=1 "$node" "$pdl_b1_8b"
 add prefill-s2 120 env ARKVALE_GEMV=1 ARKVALE_PREFILL_STAGES=2 "$node" "$pdl_b1_8b"
 add ncu-attention-s2 150 env ARKVALE_PREFILL_STAGES=2 ${cmd[ncu-attention]/ncu-attention.csv/ncu-attention-s2.csv}
+# Issue 22: the decode products through stream_gemm (ARKVALE_STREAM_GEMM=1): each product alone through every kernel,
+# then the decode steps above with it.
+add products 200 "$node" "$bundle/products-bench.mjs" --kernels "${PRODUCTS_KERNELS:-cublas,cublas-padded,gemv,stream-n1,stream-n2,stream-n4}" --out "$out/products-bench.json"
+# One launch of each kernel's qkv product (8B, one row) under Nsight Compute: what bounds it.
+ncu_products="$ncu_bin --clock-control none --kernel-name 'regex:gemm|gemv|sm90|cutlass' --launch-count 1 --section SpeedOfLight --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section WarpStateStats --section Occupancy --section LaunchStats --section SchedulerStats --csv --page details"
+for k in cublas gemv stream-n1 stream-n2; do
+  add "ncu-products-$k" 60 $ncu_products --log-file "$out/ncu-products-$k.csv" "$node" "$bundle/products-bench.mjs" --shapes llama3-8b --rows 1 --kernels "$k" --reps 2
+done
+add stream-on-b1 90 env ARKVALE_STREAM_GEMM=1 "$node" "$pdl_b1"
+add stream-on-b1-8b 120 env ARKVALE_STREAM_GEMM=1 "$node" "$pdl_b1_8b"
+add stream-on-b4 90 env ARKVALE_STREAM_GEMM=1 "$node" "$pdl_b4"
+add stream-off-b4 90 env ARKVALE_STREAM_GEMM=0 "$node" "$pdl_b4"
 IFS=, read -ra names <<< "$group"
 for name in "${names[@]}"; do
   [ -n "${cmd[$name]:-}" ] || { echo "unknown step $name"; continue; }

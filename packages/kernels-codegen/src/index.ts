@@ -46,19 +46,10 @@ export { ropeKernel, ropeQkvKernel, ropeTableKernel } from './kernels/rope.kerne
 export type { RopeKernelSpec } from './kernels/rope.kernel.js';
 export { residualAddKernel, siluGateKernel, siluGatePackedKernel } from './kernels/elementwise.kernel.js';
 export { embeddingGatherKernel } from './kernels/embedding.kernel.js';
-export {
-  skinnyGemmKernel,
-  skinnyGemmReduceKernel,
-  skinnyGemmShapeError,
-  skinnyGemmSplits,
-  SKINNY_GEMM_FEATURES,
-  SKINNY_GEMM_MAX_ROWS,
-  SKINNY_GEMM_STAGE_K,
-  SKINNY_GEMM_TARGET_BLOCKS,
-} from './kernels/skinny-gemm.kernel.js';
-export type { SkinnyGemmSpec, SkinnyGemmReduceSpec } from './kernels/skinny-gemm.kernel.js';
 export { gemvKernel, gemvShapeError, GEMV_MAX_ROWS } from './kernels/gemv.kernel.js';
 export type { GemvSpec } from './kernels/gemv.kernel.js';
+export { streamGemmKernel, streamGemmShapeError, streamGemmTiles, STREAM_GEMM_MAX_ROWS } from './kernels/stream-gemm.kernel.js';
+export type { StreamGemmSpec, StreamGemmTiles } from './kernels/stream-gemm.kernel.js';
 export { argmaxKernel, sampleKernel } from './kernels/decoding.kernel.js';
 export type { LogitsSpec } from './kernels/decoding.kernel.js';
 export type { PagedSpec, DigestSpec, DtypeSpec } from './kernels/layout.js';

@@ -8,7 +8,7 @@ import { LlamaEngine } from '@arkvale/model-llama';
 import type { CliIo } from '../io.js';
 import { table } from '../format.js';
 import { GPU_DTYPES, resolveModelDir, type GpuDtype } from '../options.js';
-import { decodingChecks, denseChecks, gemvChecks, memoryChecks, randomChecks, skinnyGemmChecks } from '../selftest/dense-checks.js';
+import { decodingChecks, denseChecks, gemvChecks, memoryChecks, randomChecks, streamGemmChecks } from '../selftest/dense-checks.js';
 import { KV_SHAPES, kvChecks } from '../selftest/kv-checks.js';
 import { ncclChecks } from '../selftest/nccl-checks.js';
 import { prefixCacheChecks } from '../selftest/prefix-checks.js';
@@ -35,18 +35,18 @@ function scoped(backend: CudaBackend, label: string, run: () => CheckResult[]): 
 function opChecks(dtype: GpuDtype, seed: number, note: (text: string) => void): CheckResult[] {
   const gpu = new CudaBackend({ dtype, poison: true });
   const t = new Twin(gpu, new ReferenceBackend(), dtype, seededUniform(seed));
-  // The decode products through skinny_gemm, whatever ARKVALE_SKINNY_GEMM and ARKVALE_GEMV say
-  // (gemv, when on, takes products of up to 4 rows first).
-  const skinny = new CudaBackend({ dtype, poison: true, skinnyGemm: true, gemv: false });
-  const ts = new Twin(skinny, t.ref, dtype, seededUniform(seed + 1));
-  // And through gemv, whatever ARKVALE_GEMV says.
-  const gemv = new CudaBackend({ dtype, poison: true, gemv: true });
+  // The decode products through each product kernel alone, whatever the environment's switches
+  // say (gemv, when on, takes products of up to 4 rows first).
+  const only = { gemv: false, streamGemm: false };
+  const gemv = new CudaBackend({ dtype, poison: true, ...only, gemv: true });
   const tg = new Twin(gemv, t.ref, dtype, seededUniform(seed + 2));
+  const stream = new CudaBackend({ dtype, poison: true, ...only, streamGemm: true });
+  const tst = new Twin(stream, t.ref, dtype, seededUniform(seed + 3));
   return [
     ...scoped(gpu, `memory ops, ${dtype}`, () => memoryChecks(t)),
     ...scoped(gpu, `dense ops, ${dtype}`, () => denseChecks(t)),
-    ...scoped(skinny, `skinny matmul, ${dtype}`, () => skinnyGemmChecks(ts, skinny)),
     ...scoped(gemv, `gemv matmul, ${dtype}`, () => gemvChecks(tg, gemv)),
+    ...scoped(stream, `stream_gemm matmul, ${dtype}`, () => streamGemmChecks(tst, stream)),
     ...scoped(gpu, `decoding, ${dtype}`, () => decodingChecks(t)),
     ...scoped(gpu, `random weights, ${dtype}`, () => randomChecks(t, gpu)),
     ...KV_SHAPES.flatMap((s) => scoped(gpu, `KV ops hd ${s.headDim} ps ${s.pageSize} g ${s.group}, ${dtype}`, () => kvChecks(t, s))),

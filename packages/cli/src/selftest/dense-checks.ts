@@ -145,7 +145,7 @@ export function denseChecks(t: Twin): CheckResult[] {
 
 type OutDtype = 'f32' | undefined;
 
-/** What `decodeProductChecks` asks of a kernel for decode products (skinny_gemm, gemv). */
+/** What `decodeProductChecks` asks of a kernel for decode products (stream_gemm, gemv). */
 interface DecodeProductKernel {
   /** The checks' names: values, and row invariance. */
   readonly check: string;
@@ -204,41 +204,45 @@ function decodeProductChecks(t: Twin, gpu: CudaBackend, kernel: DecodeProductKer
   return out;
 }
 
+/** The Llama-2-7B and Llama-3-8B decode products, [n, k, output]: qkv, gate + up, down, lm head (into f32). */
+const MODEL_PRODUCTS: readonly (readonly [number, number, OutDtype])[] = [
+  [12288, 4096, undefined],
+  [22016, 4096, undefined],
+  [4096, 11008, undefined],
+  [32000, 4096, 'f32'],
+  [6144, 4096, undefined],
+  [28672, 4096, undefined],
+  [4096, 14336, undefined],
+  [128256, 4096, 'f32'],
+];
+
 /**
- * The decode products through skinny_gemm (`gpu` made with skinnyGemm on; `t` its twin):
- * values against the reference at [4096, 4096] (8 splits of k) for 1, 3 and 64 rows;
- * against cuBLAS (the same backend runs 65 rows through it) at the other Llama-2-7B
- * products, weights made on the device: qkv [12288, 4096] (4 splits), gate + up
- * [22016, 4096] (2), down [4096, 11008] (8), the lm head [32000, 4096] into f32 (one
- * split); and at each, row invariance bit for bit: rows of a 64-row product against the
- * same rows alone, in 3 and 17 rows with the others changed, and padded with zero rows
- * as decode steps run them.
+ * The decode products of 1 to 64 rows through stream_gemm (`gpu` made with streamGemm
+ * on; `t` its twin): values against the reference at [4096, 4096] for 1, 17 and 64 rows
+ * (one, two and four m-tiles); against cuBLAS (the same backend runs 65 rows through it)
+ * at the Llama-2-7B and Llama-3-8B products, weights made on the device, lm heads into
+ * f32; and at each, row invariance bit for bit against the same rows of a 64-row
+ * product: row 0 alone, rows 0 and 2 of 3 with row 1 changed, rows 0-2 and 32 of 33
+ * with rows 3-31 changed (row 32 alone in its m-tile).
  */
-export function skinnyGemmChecks(t: Twin, gpu: CudaBackend): CheckResult[] {
+export function streamGemmChecks(t: Twin, gpu: CudaBackend): CheckResult[] {
   const g = t.gpu;
   return decodeProductChecks(t, gpu, {
-    check: 'skinny matmul',
-    invarianceCheck: 'skinny matmul row invariance',
+    check: 'stream_gemm matmul',
+    invarianceCheck: 'stream_gemm row invariance',
     rows: 64,
     referenceRows: [
       [1, undefined],
-      [3, 'f32'],
+      [17, 'f32'],
       [64, undefined],
     ],
-    shapes: [
-      [12288, 4096, undefined],
-      [22016, 4096, undefined],
-      [4096, 11008, undefined],
-      [32000, 4096, 'f32'],
-    ],
+    shapes: MODEL_PRODUCTS,
     cases: (x, k) => {
       const other = (rows: number) => t.floats([rows, k], 2).gpu;
-      const zeros = g.fromBytes(new Uint8Array(63 * k * 2), [63, k], t.dtype);
       return [
         ['row 0 alone', g.sliceRows(x, 0, 1), [0], [0]],
         ['rows 0, 2 of 3, row 1 changed', g.concatRows([g.sliceRows(x, 0, 1), other(1), g.sliceRows(x, 2, 1)]), [0, 2], [0, 2]],
-        ['rows 0-2, 16 of 17, rows 3-15 changed', g.concatRows([g.sliceRows(x, 0, 3), other(13), g.sliceRows(x, 16, 1)]), [0, 1, 2, 16], [0, 1, 2, 16]],
-        ['row 5 padded with 63 zero rows', g.concatRows([g.sliceRows(x, 5, 1), zeros]), [0], [5]],
+        ['rows 0-2, 32 of 33, rows 3-31 changed', g.concatRows([g.sliceRows(x, 0, 3), other(29), g.sliceRows(x, 32, 1)]), [0, 1, 2, 32], [0, 1, 2, 32]],
       ];
     },
   });
@@ -263,16 +267,7 @@ export function gemvChecks(t: Twin, gpu: CudaBackend): CheckResult[] {
       [3, 'f32'],
       [4, undefined],
     ],
-    shapes: [
-      [12288, 4096, undefined],
-      [22016, 4096, undefined],
-      [4096, 11008, undefined],
-      [32000, 4096, 'f32'],
-      [6144, 4096, undefined],
-      [28672, 4096, undefined],
-      [4096, 14336, undefined],
-      [128256, 4096, 'f32'],
-    ],
+    shapes: MODEL_PRODUCTS,
     cases: (x, k) => [
       ['row 0 alone', g.sliceRows(x, 0, 1), [0], [0]],
       ['rows 0, 2 of 3, row 1 changed', g.concatRows([g.sliceRows(x, 0, 1), t.floats([1, k], 2).gpu, g.sliceRows(x, 2, 1)]), [0, 2], [0, 2]],

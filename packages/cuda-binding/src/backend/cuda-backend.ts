@@ -24,6 +24,7 @@ import type {
   EvictTokenCellsArgs,
 } from '@arkvale/core';
 import { decodeFloats, floatToBf16Bits, floatToHalfBits, invalidArgument } from '@arkvale/core';
+import type { StreamGemmTiles } from '@arkvale/kernels-codegen/launch';
 import type { CudaAddon } from '../native.js';
 import { loadCudaAddon } from '../status.js';
 import { causalAttention, chunkAttention, pagedAttention } from './attention-ops.js';
@@ -62,27 +63,29 @@ export interface CudaBackendOptions {
    */
   readonly directReplay?: boolean;
   /**
-   * Run matrix products of up to 64 rows (every decode step's) with the skinny_gemm
-   * kernel, which streams the weights once at close to the copy rate and gives a row the
-   * same bits whatever else shares its product, instead of cuBLAS. Default off, unless the
-   * environment has ARKVALE_SKINNY_GEMM=1. Shapes it does not take (n or k not a multiple
-   * of 64, f32 operands) still go to cuBLAS.
-   */
-  readonly skinnyGemm?: boolean;
-  /**
-   * The blocks skinny_gemm's split of k aims for (skinnyGemmSplits; default 240, about two
-   * per SM of an H100), for measurements; ARKVALE_SKINNY_GEMM_BLOCKS sets it too.
-   */
-  readonly skinnyGemmBlocks?: number;
-  /**
    * Run matrix products of 1 to 4 rows (decode steps of up to 4 sequences) with the gemv
    * kernel: a warp per weight row, read whole, for batch-1 latency. A row gets the same
-   * bits whatever else shares its product, but not the bits of cuBLAS or skinny_gemm, so
+   * bits whatever else shares its product, but not the bits of cuBLAS or stream_gemm, so
    * the engine's invariant blocks become 4 unpadded rows (invariantProducts): a step of
    * more than 4 sequences reads the weights once per 4. Default off, unless the
    * environment has ARKVALE_GEMV=1.
    */
   readonly gemv?: boolean;
+  /**
+   * Run matrix products of 1 to 64 rows (every decode step's) with the stream_gemm kernel,
+   * which loads the weights straight into tensor-core fragments and gives a row the same
+   * bits whatever else shares its product, instead of cuBLAS: the engine's invariant
+   * blocks are then 64 unpadded rows, so a batch of one runs one row. Default off, unless
+   * the environment has ARKVALE_STREAM_GEMM=1. Shapes it does not take (k not a multiple
+   * of 32, f32 operands) still go to cuBLAS; gemv, when on, takes products of up to 4
+   * rows first.
+   */
+  readonly streamGemm?: boolean;
+  /**
+   * The weight rows of a stream_gemm block in 8-row n-tiles: 1, 2 (default) or 4, for
+   * measurements; ARKVALE_STREAM_GEMM_NTILES sets it too. Every count gives the same bits.
+   */
+  readonly streamGemmNTiles?: StreamGemmTiles;
   /**
    * Launch the generated kernels as programmatic dependents of the kernel before them
    * (sm_90+): a kernel is scheduled while the previous one finishes and waits for its
@@ -105,13 +108,12 @@ function keepBytecode(): void {
   v8.setFlagsFromString('--no-flush-bytecode');
 }
 
-/** A positive integer from the environment, or undefined. */
-function envCount(name: string): number | undefined {
+/** A stream_gemm n-tile count (1, 2 or 4) from the environment, or undefined. */
+function envTiles(name: string): StreamGemmTiles | undefined {
   const v = process.env[name];
   if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw invalidArgument(`${name}=${v}: expected a positive integer`);
-  return n;
+  if (v !== '1' && v !== '2' && v !== '4') throw invalidArgument(`${name}=${v}: expected 1, 2 or 4`);
+  return Number(v) as StreamGemmTiles;
 }
 
 /** f32 values in a 16-bit float type, as raw little-endian bits. */
@@ -136,11 +138,12 @@ export class CudaBackend implements Backend {
    * numbers depend only on that algorithm and the row: every decode product is run at
    * 64 rows, padded, so a row gets the same numbers alone or in any batch, and a batch
    * of up to 64 rows reads each weight once (docs/DESIGN.md, "Batch invariance").
-   * skinny_gemm, when on, gives a row the same numbers for any row count up to 64, so
-   * its products are not padded: a batch of one runs one row, not 64.
+   * stream_gemm, when on, gives a row the same numbers for any row count up to 64, so its
+   * products are not padded: a batch of one runs one row, not 64. gemv keeps a row's
+   * numbers within blocks of 4 rows.
    */
   get invariantProducts(): { readonly rows: number; readonly pad: boolean } {
-    return this.gemv ? { rows: 4, pad: false } : { rows: 64, pad: !this.skinnyGemm };
+    return this.gemv ? { rows: 4, pad: false } : { rows: 64, pad: !this.streamGemm };
   }
   /**
    * A 4096-row chunk at 30k tokens through the paged kernel (CUDA cores) took seconds;
@@ -162,18 +165,13 @@ export class CudaBackend implements Backend {
     if (!info) throw invalidArgument(`CUDA device ${device} does not exist`);
     this.dtype = options.dtype ?? 'f16';
     this.deviceName = info.name;
-    this.d = new CudaDevice(
-      addon,
-      this.dtype,
-      info.multiprocessors,
-      options.poison ?? false,
-      options.graphs ?? process.env.ARKVALE_CUDA_GRAPHS !== '0',
-      {
-        on: options.skinnyGemm ?? process.env.ARKVALE_SKINNY_GEMM === '1',
-        targetBlocks: options.skinnyGemmBlocks ?? envCount('ARKVALE_SKINNY_GEMM_BLOCKS'),
+    this.d = new CudaDevice(addon, this.dtype, info.multiprocessors, options.poison ?? false, options.graphs ?? process.env.ARKVALE_CUDA_GRAPHS !== '0', {
+      gemv: options.gemv ?? process.env.ARKVALE_GEMV === '1',
+      streamGemm: {
+        on: options.streamGemm ?? process.env.ARKVALE_STREAM_GEMM === '1',
+        nTiles: options.streamGemmNTiles ?? envTiles('ARKVALE_STREAM_GEMM_NTILES'),
       },
-      options.gemv ?? process.env.ARKVALE_GEMV === '1',
-    );
+    });
     if (process.env.ARKVALE_PREFILL_STAGES === '1') this.d.prefillStages = 1;
     if (info.maxSharedPerBlockOptin > 0) this.d.maxSharedPerBlock = info.maxSharedPerBlockOptin;
     this.copies = new kv.PageCopies(this.d);
@@ -192,14 +190,14 @@ export class CudaBackend implements Backend {
     return this.d.graphs.stats;
   }
 
-  /** Whether products of up to 64 rows run through skinny_gemm (CudaBackendOptions.skinnyGemm; fixed for the backend's life). */
-  get skinnyGemm(): boolean {
-    return this.d.skinnyGemm.on;
+  /** Whether products of up to 64 rows run through stream_gemm (CudaBackendOptions.streamGemm; fixed for the backend's life). */
+  get streamGemm(): boolean {
+    return this.d.products.streamGemm?.on ?? false;
   }
 
   /** Whether products of up to 4 rows run through gemv (CudaBackendOptions.gemv; fixed for the backend's life). */
   get gemv(): boolean {
-    return this.d.gemv;
+    return this.d.products.gemv ?? false;
   }
 
   /** Whether decode steps are replayed as CUDA graphs (switchable between steps: benchmarks time both). */

@@ -1,6 +1,6 @@
 import type { RopeSpec, RopeTable, Tensor } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
-import { gemvShapeError, SKINNY_GEMM_MAX_ROWS, skinnyGemmShapeError, skinnyGemmSplits } from '@arkvale/kernels-codegen/launch';
+import { gemvShapeError, streamGemmShapeError, streamGemmTiles } from '@arkvale/kernels-codegen/launch';
 import {
   findAddRmsNorm,
   findEmbeddingGather,
@@ -11,8 +11,7 @@ import {
   findRopeQkv,
   findRopeTable,
   findSiluGatePacked,
-  findSkinnyGemm,
-  findSkinnyGemmReduce,
+  findStreamGemm,
 } from '../generated/index.js';
 import { STREAM } from '../native.js';
 import type { CudaDevice } from './device.js';
@@ -30,10 +29,9 @@ export class CudaRopeTable implements RopeTable {
 
 /**
  * x [m, k] @ w [n, k]^T through cuBLAS (row-major; cuBLAS is column-major, so this is
- * out^T = w x^T), f32 accumulation, out in the activation dtype or f32. With the
- * skinny-GEMM switch on (CudaBackendOptions.skinnyGemm), products of up to 64 rows in
- * the activation dtype whose shape it takes run through skinny_gemm instead; with the
- * gemv switch on (CudaBackendOptions.gemv), those of up to 4 rows run through gemv.
+ * out^T = w x^T), f32 accumulation, out in the activation dtype or f32. Products of
+ * activation-dtype operands whose shape a switched-on kernel takes (d.products) run
+ * through it instead: gemv (1 to 4 rows) first, then stream_gemm (up to 64).
  */
 export function matmul(d: CudaDevice, xt: Tensor, wt: Tensor, outDtype?: 'f32'): CudaTensor {
   const x = d.expect(d.tensor(xt, 'matmul x'), 'matmul x', [d.dtype, 'f32'], 2);
@@ -45,13 +43,15 @@ export function matmul(d: CudaDevice, xt: Tensor, wt: Tensor, outDtype?: 'f32'):
   if (x.dtype !== w.dtype) throw invalidArgument(`matmul: x is ${x.dtype} but w is ${w.dtype}`);
   const out = d.empty([m, n], outDtype ?? d.dtype, 'matmul output');
   if (m === 0) return out;
-  if (d.gemv && gemvFits(d, x, w)) {
-    const outType = out.dtype as 'f16' | 'bf16' | 'f32';
+  const outType = out.dtype as 'f16' | 'bf16' | 'f32';
+  const { gemv, streamGemm } = d.products;
+  if (gemv && fits(d, x, w, gemvShapeError)) {
     d.launch(d.kernels.get('gemv', findGemv, { dtype: d.dtype, out: outType, rows: m === 1 ? 1 : 4 }), { x: x.ptr, w: w.ptr, out: out.ptr, m, n, k });
     return out;
   }
-  if (d.skinnyGemm.on && skinnyFits(d, x, w)) {
-    skinnyMatmul(d, x, w, out);
+  if (streamGemm?.on && fits(d, x, w, streamGemmShapeError)) {
+    const spec = { dtype: d.dtype, out: outType, ...streamGemmTiles(m, streamGemm.nTiles) };
+    d.launch(d.kernels.get('stream_gemm', findStreamGemm, spec), { x: x.ptr, w: w.ptr, out: out.ptr, m, n, k });
     return out;
   }
   d.addon.gemm({
@@ -77,44 +77,13 @@ export function matmul(d: CudaDevice, xt: Tensor, wt: Tensor, outDtype?: 'f32'):
   return out;
 }
 
-/** Whether gemv takes x @ w^T: up to 4 rows, activation-dtype operands, k a multiple of 8, 16-byte aligned rows. */
-function gemvFits(d: CudaDevice, x: CudaTensor, w: CudaTensor): boolean {
-  const [m, k] = x.shape;
-  return x.dtype === d.dtype && w.dtype === d.dtype && gemvShapeError(m, w.shape[0], k) === undefined && x.ptr % 16n === 0n && w.ptr % 16n === 0n;
-}
-
-/** Whether skinny_gemm takes x @ w^T: up to 64 rows, activation-dtype operands, n and k multiples of 64, 16-byte aligned rows. */
-function skinnyFits(d: CudaDevice, x: CudaTensor, w: CudaTensor): boolean {
-  const [m, k] = x.shape;
-  const n = w.shape[0];
-  return (
-    m <= SKINNY_GEMM_MAX_ROWS &&
-    x.dtype === d.dtype &&
-    w.dtype === d.dtype &&
-    skinnyGemmShapeError(m, n, k) === undefined &&
-    x.ptr % 16n === 0n &&
-    w.ptr % 16n === 0n
-  );
-}
-
 /**
- * out = x @ w^T by skinny_gemm: weights streamed once for all m rows, a row's result the
- * same whatever m is. When k is split (the split count depends on n and k alone), the
- * splits' f32 partials go to a workspace made here and summed in split order by
- * skinny_gemm_reduce, then freed (the buffer pool reuses it in stream order).
+ * Whether a product kernel takes x @ w^T: activation-dtype operands, a shape it takes
+ * (`shapeError`: rows, n and k), 16-byte aligned rows.
  */
-function skinnyMatmul(d: CudaDevice, x: CudaTensor, w: CudaTensor, out: CudaTensor): void {
+function fits(d: CudaDevice, x: CudaTensor, w: CudaTensor, shapeError: (m: number, n: number, k: number) => string | undefined): boolean {
   const [m, k] = x.shape;
-  const n = w.shape[0];
-  const outType = out.dtype as 'f16' | 'bf16' | 'f32';
-  const numSplits = skinnyGemmSplits({ n, k, targetBlocks: d.skinnyGemm.targetBlocks });
-  const kernel = d.kernels.get('skinny_gemm', findSkinnyGemm, { dtype: d.dtype, out: outType });
-  // With one split the kernel writes `out` itself and never touches `partial`.
-  const partial = numSplits > 1 ? d.empty([numSplits, m, n], 'f32', 'skinny gemm split-k partials') : null;
-  d.launch(kernel, { x: x.ptr, w: w.ptr, out: out.ptr, partial: (partial ?? out).ptr, m, n, k, numSplits });
-  if (!partial) return;
-  d.launch(d.kernels.get('skinny_gemm_reduce', findSkinnyGemmReduce, { out: outType }), { partial: partial.ptr, out: out.ptr, count: m * n, numSplits });
-  d.lifetimes.dispose(partial);
+  return x.dtype === d.dtype && w.dtype === d.dtype && shapeError(m, w.shape[0], k) === undefined && x.ptr % 16n === 0n && w.ptr % 16n === 0n;
 }
 
 export function rmsNorm(d: CudaDevice, xt: Tensor, wt: Tensor, eps: number): CudaTensor {

@@ -1,5 +1,6 @@
 import type { DType, Tensor } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
+import type { StreamGemmTiles } from '@arkvale/kernels-codegen/launch';
 import type { KernelLaunch } from '../generated/index.js';
 import { STREAM, type CudaAddon } from '../native.js';
 import { BufferPool } from './buffer-pool.js';
@@ -9,12 +10,20 @@ import { CudaTensor, DeviceBuffer, DTYPE_BYTES, TensorLifetimes, asCuda, element
 
 export type FloatDType = 'f16' | 'bf16';
 
-/** How `matmul` runs products of up to 64 rows (CudaBackendOptions.skinnyGemm). */
-export interface SkinnyGemmOptions {
-  /** Run them with skinny_gemm (and skinny_gemm_reduce) instead of cuBLAS. */
+/** How `matmul` runs products of up to 64 rows with stream_gemm (CudaBackendOptions.streamGemm). */
+export interface StreamGemmOptions {
+  /** Run them with stream_gemm instead of cuBLAS. */
   readonly on: boolean;
-  /** The blocks skinnyGemmSplits aims for (its default when absent). */
-  readonly targetBlocks?: number;
+  /** The n-tiles of its blocks (streamGemmTiles' default when absent): any count gives the same bits. */
+  readonly nTiles?: StreamGemmTiles;
+}
+
+/** Which kernels take the decode products (`matmul` of up to 64 rows); cuBLAS takes the rest. */
+export interface ProductKernels {
+  /** 1 to 4 rows through gemv (first). */
+  readonly gemv?: boolean;
+  /** Up to 64 rows through stream_gemm. */
+  readonly streamGemm?: StreamGemmOptions;
 }
 
 /**
@@ -48,10 +57,8 @@ export class CudaDevice {
     /** Fill every new allocation with 0xff bytes (NaN in every float type), so unwritten outputs show. */
     readonly poison = false,
     graphs = true,
-    /** Products of up to 64 rows through skinny_gemm (off: cuBLAS). */
-    readonly skinnyGemm: SkinnyGemmOptions = { on: false },
-    /** Products of up to 4 rows through gemv (before skinny_gemm and cuBLAS). */
-    readonly gemv = false,
+    /** The kernels that take decode products (none: cuBLAS). */
+    readonly products: ProductKernels = {},
   ) {
     this.graphs = new StepGraphs(addon, graphs);
     this.addon = this.graphs.addon;

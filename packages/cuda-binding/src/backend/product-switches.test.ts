@@ -1,31 +1,37 @@
-// CudaBackend's product switches over an addon that does nothing: gemv and skinny_gemm from
+// CudaBackend's product switches over an addon that does nothing: gemv and stream_gemm from
 // their options and the environment, and the invariant blocks each gives the engine.
 import { afterEach, describe, expect, it } from 'vitest';
 import { idleCudaAddon } from '../idle-addon.js';
-import { CudaBackend } from './cuda-backend.js';
+import { CudaBackend, type CudaBackendOptions } from './cuda-backend.js';
 
 describe('product switches', () => {
-  const saved = { gemv: process.env.ARKVALE_GEMV, skinny: process.env.ARKVALE_SKINNY_GEMM };
+  const names = ['ARKVALE_GEMV', 'ARKVALE_STREAM_GEMM', 'ARKVALE_STREAM_GEMM_NTILES'] as const;
+  const saved = names.map((name) => [name, process.env[name]] as const);
   afterEach(() => {
-    for (const [name, value] of [
-      ['ARKVALE_GEMV', saved.gemv],
-      ['ARKVALE_SKINNY_GEMM', saved.skinny],
-    ] as const) {
+    for (const [name, value] of saved) {
       if (value === undefined) delete process.env[name];
       else process.env[name] = value;
     }
   });
-  const backend = (options: { gemv?: boolean; skinnyGemm?: boolean } = {}) => new CudaBackend({ addon: idleCudaAddon().addon, graphs: false, ...options });
+  const backend = (options: CudaBackendOptions = {}) => new CudaBackend({ addon: idleCudaAddon().addon, graphs: false, ...options });
 
-  it('pads decode products to 64 rows by default (cuBLAS), not with skinny_gemm, and blocks 4 unpadded rows with gemv', () => {
-    delete process.env.ARKVALE_GEMV;
-    delete process.env.ARKVALE_SKINNY_GEMM;
-    expect(backend().gemv).toBe(false);
+  it('pads decode products to 64 rows by default (cuBLAS), not with stream_gemm, and blocks 4 unpadded rows with gemv', () => {
+    for (const name of names) delete process.env[name];
+    expect([backend().gemv, backend().streamGemm]).toEqual([false, false]);
     expect(backend().invariantProducts).toEqual({ rows: 64, pad: true });
-    expect(backend({ skinnyGemm: true }).invariantProducts).toEqual({ rows: 64, pad: false });
+    expect(backend({ streamGemm: true }).invariantProducts).toEqual({ rows: 64, pad: false });
     expect(backend({ gemv: true }).invariantProducts).toEqual({ rows: 4, pad: false });
     // gemv takes small products first, so its blocks win.
-    expect(backend({ gemv: true, skinnyGemm: true }).invariantProducts).toEqual({ rows: 4, pad: false });
+    expect(backend({ gemv: true, streamGemm: true }).invariantProducts).toEqual({ rows: 4, pad: false });
+  });
+
+  it('turns stream_gemm on with ARKVALE_STREAM_GEMM=1, the option winning, and refuses an n-tile count it has no kernel for', () => {
+    process.env.ARKVALE_STREAM_GEMM = '1';
+    expect(backend().streamGemm).toBe(true);
+    expect(backend({ streamGemm: false }).streamGemm).toBe(false);
+    process.env.ARKVALE_STREAM_GEMM_NTILES = '3';
+    expect(() => backend()).toThrow('ARKVALE_STREAM_GEMM_NTILES=3: expected 1, 2 or 4');
+    expect(backend({ streamGemmNTiles: 4 }).streamGemm).toBe(true);
   });
 
   it('turns gemv on with ARKVALE_GEMV=1, and the option wins over the environment', () => {

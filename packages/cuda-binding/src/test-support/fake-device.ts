@@ -1,8 +1,8 @@
 import type { CudaAddon, GemmParams } from '../native.js';
-import { CudaDevice, type SkinnyGemmOptions } from '../backend/device.js';
+import { CudaDevice, type ProductKernels } from '../backend/device.js';
 
 /** A device that records launches (and cuBLAS gemms) and refuses anything that would wait for the GPU. */
-export function fakeDevice(skinnyGemm: SkinnyGemmOptions = { on: false }, gemv = false): { d: CudaDevice; launches: string[] } {
+export function fakeDevice(products: ProductKernels = {}): { d: CudaDevice; launches: string[] } {
   const launches: string[] = [];
   let next = 0x10000n;
   const refuse = (what: string) => () => {
@@ -21,5 +21,5 @@ export function fakeDevice(skinnyGemm: SkinnyGemmOptions = { on: false }, gemv =
     synchronize: refuse('synchronize'),
     download: refuse('download'),
   } as unknown as CudaAddon;
-  return { d: new CudaDevice(addon, 'f16', 132, false, true, skinnyGemm, gemv), launches };
+  return { d: new CudaDevice(addon, 'f16', 132, false, true, products), launches };
 }

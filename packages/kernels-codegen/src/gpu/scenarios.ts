@@ -14,7 +14,7 @@ import { pagedDecodeKernel, pagedDecodeMergeKernel, pagedDecodeSplits, splitToke
 import { addRmsNormKernel, rmsNormKernel } from '../kernels/rms-norm.kernel.js';
 import { ropeKernel, ropeQkvKernel, ropeTableKernel } from '../kernels/rope.kernel.js';
 import { scatterI32Kernel } from '../kernels/scatter.kernel.js';
-import { skinnyGemmKernel, skinnyGemmReduceKernel, skinnyGemmSplits } from '../kernels/skinny-gemm.kernel.js';
+import { streamGemmKernel, streamGemmTiles } from '../kernels/stream-gemm.kernel.js';
 import { selectAttendKernel } from '../kernels/select-attend.kernel.js';
 import { selectResidentKernel } from '../kernels/select-resident.kernel.js';
 import { pagedTokenScoresFp8Kernel, pagedTokenScoresKernel } from '../kernels/token-scores.kernel.js';
@@ -168,7 +168,7 @@ export function buildScenarios(jobs: GpuJobs): void {
   deviceSelection(jobs, rng);
   questSelection(jobs, rng);
   fp8Pages(jobs, rng);
-  skinnyGemm(jobs, rng);
+  streamGemm(jobs, rng);
 
   for (const dtype of ['f16', 'bf16'] as const) {
     const rows = 3;
@@ -278,26 +278,26 @@ export function buildScenarios(jobs: GpuJobs): void {
 }
 
 /**
- * skinny_gemm (decode products, x [m <= 64, k] @ w [n, k]^T) at m = 1, 3, 17 and 64, into
- * the input type and f32, in one split and split k with the reduce (the split rule's
- * choice, and an uneven split count). Row invariance on the GPU (bits against bits) is
- * `arkvale selftest`'s check (dense-checks.ts), at the model's shapes.
+ * stream_gemm (decode products, x [m <= 64, k] @ w [n, k]^T) at m = 1, 3, 17, 40 and 64,
+ * into the input type and f32, with the tiles streamGemmTiles picks and others (n not a
+ * multiple of a block's features, k short of the 8 warps' chunks). Row invariance on the
+ * GPU (bits against bits) is `arkvale selftest`'s check (dense-checks.ts), at the
+ * models' shapes.
  */
-function skinnyGemm(jobs: GpuJobs, rng: Rng): void {
-  for (const [dtype, out, m, n, k, splits] of [
-    ['f16', 'f16', 1, 256, 512, skinnyGemmSplits({ n: 256, k: 512 })],
-    ['bf16', 'f32', 64, 192, 256, 1],
-    ['bf16', 'bf16', 17, 128, 128, 1],
-    ['f16', 'f32', 64, 128, 1024, 4],
-    ['bf16', 'bf16', 3, 128, 320, 3],
+function streamGemm(jobs: GpuJobs, rng: Rng): void {
+  for (const [dtype, out, m, n, k, nTiles] of [
+    ['f16', 'f16', 1, 256, 512, undefined],
+    ['bf16', 'f32', 64, 192, 256, undefined],
+    ['bf16', 'bf16', 17, 120, 1056, 2],
+    ['f16', 'f32', 40, 36, 1024, undefined],
+    ['bf16', 'bf16', 3, 128, 96, 4],
   ] as const) {
     const x = EmuBuffer.from(dtype, rng.array(m * k, -1, 1));
     const w = EmuBuffer.from(dtype, rng.array(n * k, -0.5, 0.5));
     const result = new EmuBuffer(out, m * n);
-    const partial = new EmuBuffer('f32', splits > 1 ? splits * m * n : 4);
-    jobs.launch(skinnyGemmKernel, { dtype, out }, { x, w, out: result, partial, m, n, k, numSplits: splits });
-    if (splits > 1) jobs.launch(skinnyGemmReduceKernel, { out }, { partial, out: result, count: m * n, numSplits: splits });
-    jobs.output(result, `skinny_gemm ${dtype} -> ${out}, m ${m}, [${n}, ${k}], ${splits} split(s)`, TOL[out]);
+    const tiles = streamGemmTiles(m, nTiles);
+    jobs.launch(streamGemmKernel, { dtype, out, ...tiles }, { x, w, out: result, m, n, k });
+    jobs.output(result, `stream_gemm ${dtype} -> ${out}, m ${m}, [${n}, ${k}], tiles ${tiles.mTiles} x ${tiles.nTiles}`, TOL[out]);
   }
 }
 
@@ -707,7 +707,6 @@ export function buildTimings(jobs: GpuJobs): void {
     },
   );
   selectionTimings(jobs);
-  skinnyGemmTimings(jobs);
   const t = 4096;
   for (const stages of [1, 2] as const) {
     jobs.launch(
@@ -728,42 +727,6 @@ export function buildTimings(jobs: GpuJobs): void {
     { dtype: 'f16', headDim },
     { numTokens: t, numHeads: heads, numKvHeads: kvHeads, scale: 0.088 },
     { emulate: false, time: 10, zeroed: { q: t * heads * headDim * 2, k: t * kvHeads * headDim * 2, lse: t * heads * 4, partial: heads * t * 4 } },
-  );
-}
-
-/**
- * skinny_gemm at the Llama-2-7B decode products, 64 rows (decode rows are padded to 64),
- * f16, in this order: qkv [12288, 4096] (4 splits), o [4096, 4096] (8), gate + up
- * [22016, 4096] (2), down [4096, 11008] (8), the lm head [32000, 4096] into f32 (1
- * split); then the reduce of o's 8 splits. Each against its weights' bytes over the
- * copy rate (e.g. o: 33.6 MB, 10 us at 3.35 TB/s).
- */
-function skinnyGemmTimings(jobs: GpuJobs): void {
-  const m = 64;
-  for (const [n, k, out] of [
-    [12288, 4096, 'f16'],
-    [4096, 4096, 'f16'],
-    [22016, 4096, 'f16'],
-    [4096, 11008, 'f16'],
-    [32000, 4096, 'f32'],
-  ] as const) {
-    const numSplits = skinnyGemmSplits({ n, k });
-    jobs.launch(
-      skinnyGemmKernel,
-      { dtype: 'f16', out },
-      { m, n, k, numSplits },
-      {
-        emulate: false,
-        time: 50,
-        zeroed: { x: m * k * 2, w: n * k * 2, out: m * n * (out === 'f32' ? 4 : 2), partial: Math.max(numSplits * m * n * 4, 16) },
-      },
-    );
-  }
-  jobs.launch(
-    skinnyGemmReduceKernel,
-    { out: 'f16' },
-    { count: m * 4096, numSplits: 8 },
-    { emulate: false, time: 50, zeroed: { partial: 8 * m * 4096 * 4, out: m * 4096 * 2 } },
   );
 }
 

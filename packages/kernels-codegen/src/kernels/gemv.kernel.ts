@@ -6,8 +6,9 @@
  * Such a product is the weights streamed once from HBM, and nothing else: at batch 1
  * the products are about 70% of a 7B step. cuBLAS ran them at 2.44-2.67 TB/s on an H100
  * whose copy rate is 3.0 TB/s (docs/BENCHMARKS.md, seventh session: 82% of it over a
- * step), with split-k reductions for the square ones; skinny_gemm, tiles of 128 rows by
- * 32 k, read each weight row 64 bytes at a time and was slower still. So:
+ * step), with split-k reductions for the square ones; skinny_gemm (since replaced by
+ * stream_gemm), tiles of 128 rows by 32 k, read each weight row 64 bytes at a time and
+ * was slower still. So:
  *
  * - a warp owns one weight row (feature) and reads it whole, 512 contiguous bytes an
  *   instruction (16 bytes a lane), four instructions in flight before any arithmetic;

@@ -6,6 +6,7 @@ import { argmaxKernel, sampleKernel } from './decoding.kernel.js';
 import { residualAddKernel, siluGateKernel, siluGatePackedKernel } from './elementwise.kernel.js';
 import { embeddingGatherKernel } from './embedding.kernel.js';
 import { gemvKernel } from './gemv.kernel.js';
+import { streamGemmKernel } from './stream-gemm.kernel.js';
 import { estimateKernel } from './estimate.kernel.js';
 import { estimateRowsKernel } from './estimate-rows.kernel.js';
 import { prefillKeyScoresKernel, prefillKeySumsKernel, prefillKeySumsMergeKernel } from './key-scores.kernel.js';
@@ -16,7 +17,6 @@ import { pagedPrefillFp8Kernel, pagedPrefillKernel } from './paged-prefill.kerne
 import { addRmsNormKernel, rmsNormKernel } from './rms-norm.kernel.js';
 import { ropeKernel, ropeQkvKernel, ropeTableKernel } from './rope.kernel.js';
 import { scatterI32Kernel } from './scatter.kernel.js';
-import { skinnyGemmKernel, skinnyGemmReduceKernel } from './skinny-gemm.kernel.js';
 import { selectAttendKernel } from './select-attend.kernel.js';
 import { selectResidentKernel } from './select-resident.kernel.js';
 import { evictTokenCellsKernel, placeTokenCellsKernel } from './token-cells.kernel.js';
@@ -51,9 +51,8 @@ export const KERNELS: readonly KernelDefinition[] = [
   siluGateKernel,
   siluGatePackedKernel,
   residualAddKernel,
-  skinnyGemmKernel,
-  skinnyGemmReduceKernel,
   gemvKernel,
+  streamGemmKernel,
   embeddingGatherKernel,
   argmaxKernel,
   sampleKernel,

@@ -1,4 +1,4 @@
-/** A float64 oracle for the decode products (skinny_gemm, gemv): x [m, k] @ w [n, k]^T. */
+/** A float64 oracle for the decode products (stream_gemm, gemv): x [m, k] @ w [n, k]^T. */
 import { expect } from 'vitest';
 import type { DType } from '../spec/matrix.js';
 import { EPS } from './compare.js';
