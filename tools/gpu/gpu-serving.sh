@@ -112,6 +112,8 @@ add long-b1-7b 60 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 1 --
 add long-peer-b1 150 python3 "$(dirname "$0")/../peers/gpu_decode_peer.py" --shape llama3-8b --batch 1 --contexts 32768,65536,131072 --steps 32 --warmup 32
 # Batch 4 at 128k: ArkVale alone on an H100 (Full's 64 GB of KV beside 16 GB of weights need an H200: LONG_B4_PLANS=arkvale@4096,full there).
 add long-b4 240 "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 4 --page-size 32 --contexts 131072 --plans "${LONG_B4_PLANS:-arkvale@4096}" --steps 32 --warmup 32
+# The same 128k batch-4 step with a profiled run after it (device time per stage): ArkVale alone fits an H100.
+add long-b4-profile 300 "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 4 --page-size 32 --contexts 131072 --plans arkvale@4096 --steps 32 --warmup 32 --profile 1
 add long-peer-b4 150 python3 "$(dirname "$0")/../peers/gpu_decode_peer.py" --shape llama3-8b --batch 4 --contexts 131072 --steps 32 --warmup 32
 # FP8 pages against f16 ones, the same step (7B, 4 x 30k, ArkVale @ 2048), one after the other in one call.
 add fp8-speed 120 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 4 --page-size 32 --contexts 30720 --plans arkvale@2048 --kv-dtype fp8 --steps 32 --warmup 32
