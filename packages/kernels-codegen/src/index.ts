@@ -38,7 +38,7 @@ export { prefillKeyScoresKernel, prefillKeySumsKernel, prefillKeySumsMergeKernel
 export type { KeyScoresSpec } from './kernels/key-scores.kernel.js';
 export { kvAppendKernel } from './kernels/kv-append.kernel.js';
 export { pageDigestKernel } from './kernels/page-digest.kernel.js';
-export { estimateKernel, MAX_HEADS as ESTIMATE_MAX_HEADS } from './kernels/estimate.kernel.js';
+export { estimateKernel, estimatePagesPerBlock, MAX_HEADS as ESTIMATE_MAX_HEADS } from './kernels/estimate.kernel.js';
 export type { EstimateSpec } from './kernels/estimate.kernel.js';
 export { copyPagesKernel } from './kernels/copy-pages.kernel.js';
 export { addRmsNormKernel, rmsNormKernel } from './kernels/rms-norm.kernel.js';

@@ -7,6 +7,6 @@
 export { pagedDecodeSplits, pagedDecodeStep } from './kernels/paged-decode.kernel.js';
 export { pagedPrefillSplits } from './kernels/paged-prefill.kernel.js';
 export { uniformAt } from './kernels/random.kernel.js';
-export { MAX_HEADS as ESTIMATE_MAX_HEADS } from './kernels/estimate.kernel.js';
+export { estimatePagesPerBlock, MAX_HEADS as ESTIMATE_MAX_HEADS } from './kernels/estimate.kernel.js';
 export { gemvShapeError, GEMV_MAX_ROWS } from './kernels/gemv.kernel.js';
 export { streamGemmShapeError, streamGemmTiles, STREAM_GEMM_MAX_ROWS, type StreamGemmTiles } from './kernels/stream-gemm.kernel.js';

@@ -1,6 +1,6 @@
 import type { CopyTicket, DigestStorage, DigestVariant, KvGeometry, KvStorage, PoolLocation, Tensor } from '@arkvale/core';
 import { ConfigError, invalidArgument, pageBytes as slotBytes } from '@arkvale/core';
-import { ESTIMATE_MAX_HEADS } from '@arkvale/kernels-codegen/launch';
+import { ESTIMATE_MAX_HEADS, estimatePagesPerBlock } from '@arkvale/kernels-codegen/launch';
 import { findEstimate, findKvAppend, findKvAppendFp8, findPageDigest, findPageDigestFp8 } from '../generated/index.js';
 import { STREAM } from '../native.js';
 import type { CudaDevice } from './device.js';
@@ -157,6 +157,7 @@ export function estimate(d: CudaDevice, qt: Tensor, dt: DigestStorage, rowsT: Te
     numHeads: g.numHeads,
     numKvHeads: g.numKvHeads,
     groups,
+    pagesPerBlock: estimatePagesPerBlock(g.numHeads, g.numKvHeads, g.headDim),
   });
   return out;
 }

@@ -36,7 +36,8 @@ describe('selectResident on the CUDA backend', () => {
     const args = selectArgs(d, { groups: 2 });
     const before = d.lifetimes.liveTensors;
     const out = selectResident(d, args);
-    expect(launches).toEqual([`estimate_rows_cuboid_max_f16_hd64 [960, 3, 1] on ${STREAM.compute}`, `select_resident [3, 1, 1] on ${STREAM.compute}`]);
+    // 8 candidates a block: a page of 2 KV heads of 64 is one load for one warp (estimatePagesPerBlock).
+    expect(launches).toEqual([`estimate_rows_cuboid_max_f16_hd64 [120, 3, 1] on ${STREAM.compute}`, `select_resident [3, 1, 1] on ${STREAM.compute}`]);
     // Five outputs stay; scores, flags and best scores were disposed.
     expect(d.lifetimes.liveTensors - before).toBe(5);
     expect(out.pageTable.shape).toEqual([3, 1, 40]);
@@ -73,7 +74,7 @@ describe('selectAttend on the CUDA backend', () => {
     const args = attendArgs(d);
     const before = d.lifetimes.liveTensors;
     const out = selectAttend(d, args);
-    expect(launches).toEqual([`estimate_rows_cuboid_max_f16_hd64 [960, 3, 1] on ${STREAM.compute}`, `select_attend [4, 3, 1] on ${STREAM.compute}`]);
+    expect(launches).toEqual([`estimate_rows_cuboid_max_f16_hd64 [120, 3, 1] on ${STREAM.compute}`, `select_attend [4, 3, 1] on ${STREAM.compute}`]);
     // Three outputs stay; the scores and the flags were disposed.
     expect(d.lifetimes.liveTensors - before).toBe(3);
     expect(out.pageTable.shape).toEqual([3, 4, 32]);

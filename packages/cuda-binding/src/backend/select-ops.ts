@@ -10,6 +10,7 @@ import type {
   SELECT_ROW_FIELDS,
 } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
+import { estimatePagesPerBlock } from '@arkvale/kernels-codegen/launch';
 import { findEstimateRows, findRecallListed, findScatterI32, findSelectAttend, findSelectResident } from '../generated/index.js';
 import type { CudaDevice } from './device.js';
 import { asDigests, asStorage, isFp8 } from './kv-ops.js';
@@ -81,6 +82,7 @@ function estimateRows(d: CudaDevice, what: string, args: PageSelectionArgs, i: R
     numHeads: i.g.numHeads,
     numKvHeads: i.g.numKvHeads,
     groups: args.groups,
+    pagesPerBlock: estimatePagesPerBlock(i.g.numHeads, i.g.numKvHeads, i.g.headDim),
   });
   return scores;
 }

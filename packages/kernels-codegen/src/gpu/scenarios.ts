@@ -5,7 +5,7 @@ import { copyPagesKernel, recallListedKernel } from '../kernels/copy-pages.kerne
 import { argmaxKernel, sampleKernel } from '../kernels/decoding.kernel.js';
 import { residualAddKernel, siluGateKernel, siluGatePackedKernel } from '../kernels/elementwise.kernel.js';
 import { embeddingGatherKernel } from '../kernels/embedding.kernel.js';
-import { estimateKernel } from '../kernels/estimate.kernel.js';
+import { estimateKernel, estimatePagesPerBlock } from '../kernels/estimate.kernel.js';
 import { estimateRowsKernel } from '../kernels/estimate-rows.kernel.js';
 import { prefillKeySumsKernel, prefillKeySumsMergeKernel } from '../kernels/key-scores.kernel.js';
 import { kvAppendKernel } from '../kernels/kv-append.kernel.js';
@@ -145,6 +145,8 @@ export function buildScenarios(jobs: GpuJobs): void {
           numHeads: 4,
           numKvHeads: kvHeads,
           groups: 2,
+          // Two blocks, the second with one page past the output.
+          pagesPerBlock: 3,
         },
       );
       jobs.output(est, `estimate ${variant}`, TOL.f32);
@@ -592,6 +594,7 @@ function candidateScores(
       numHeads: o.heads,
       numKvHeads: o.kvHeads,
       groups: o.groups,
+      pagesPerBlock: estimatePagesPerBlock(o.heads, o.kvHeads, o.headDim),
     },
   );
   return { scores, tablesBuf, rowsBuf };
@@ -799,6 +802,7 @@ function selectionTimings(jobs: GpuJobs): void {
       numHeads: heads,
       numKvHeads: kvHeads,
       groups: 1,
+      pagesPerBlock: estimatePagesPerBlock(heads, kvHeads, headDim),
     },
     {
       emulate: false,
@@ -835,6 +839,7 @@ function digestReadTiming(jobs: GpuJobs): void {
       numHeads: heads,
       numKvHeads: heads,
       groups: 1,
+      pagesPerBlock: estimatePagesPerBlock(heads, heads, headDim),
     },
     {
       emulate: false,

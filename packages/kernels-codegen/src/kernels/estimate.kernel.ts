@@ -2,8 +2,8 @@
  * Importance estimate (Backend.estimate, core's estimateScore): for digest rows[i] and
  * every query head h, an upper bound of q_h . k over the page's keys, averaged over
  * each group of numHeads / groups consecutive heads: out [groups, numPages], f32.
- * One block per page; its warps split the KV heads, their lanes the head dimension
- * (a power of two, as for paged decode).
+ * One block per estimatePagesPerBlock pages; its warps split the (page, KV heads)
+ * items, their lanes the head dimension (a power of two, as for paged decode).
  */
 import {
   blockIdx,
@@ -25,7 +25,7 @@ import {
   type i32,
 } from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
-import { arg } from '../spec/geometry.js';
+import { arg, ceilDiv } from '../spec/geometry.js';
 import { product, type DType, type DigestVariant } from '../spec/matrix.js';
 import { checkPowerOfTwoHeadDim, digestName } from './layout.js';
 
@@ -79,15 +79,36 @@ function headBound<T extends Float16>(spec: EstimateSpec, qv: Local<T>, hi: Loca
   return s;
 }
 
+/** Pages a block estimates at most (estimatePagesPerBlock). */
+export const MAX_BLOCK_PAGES = 8;
+/** Query-head sums a block holds in shared memory: its pages' heads together. */
+export const BLOCK_SUMS = MAX_HEADS * MAX_BLOCK_PAGES;
+
 /**
- * One page's estimates (digest row `row`) for every head group, by one block. A head's
- * digest (two rows of D) is read by D / VEC lanes in 16-byte loads, so a warp reads
- * 32 / (D / VEC) heads per load and two such sets before it uses any (2 KB in flight
- * per warp); the warps take successive sets of KV heads. Each query head's bound goes
- * to `sums`; then the lanes of a warp add each group's heads in a shuffle tree, and one
- * writes the estimate at out[g * groupStride]. Every thread of the block must call it
- * (it synchronises the block). estimate and estimate_rows share it, so both give a page
- * the same bits.
+ * The pages one block estimates for a geometry: enough (KV head sets x pages) for two
+ * rounds of its warps, at most MAX_BLOCK_PAGES and at most the shared sums' room. A
+ * 7B-shape page (32 KV heads of 128) fills a block's two rounds alone, so 1; a
+ * Llama-3-8B page (8 KV heads) is a quarter of that, so 4. With one page a block, the 8B
+ * shape's estimate read its digests at 1.39 TB/s on an H100 (docs/BENCHMARKS.md, ninth
+ * session): most of a block's time was its start, barrier and group sums, not its loads.
+ */
+export function estimatePagesPerBlock(numHeads: number, numKvHeads: number, headDim: number): number {
+  const headsPerLoad = Math.max(1, 32 / (headDim / VEC));
+  const sets = Math.ceil(numKvHeads / (2 * headsPerLoad));
+  return Math.max(1, Math.min(Math.floor((2 * WARPS) / sets), MAX_BLOCK_PAGES, Math.floor(BLOCK_SUMS / numHeads)));
+}
+
+/**
+ * The estimates of a block's `pages` pages (their digest rows in pageRows: a row, or -1
+ * for a page that gets -Infinity, or -2 for one past the output) for every head group.
+ * A head's digest (two rows of D) is read by D / VEC lanes in 16-byte loads, so a warp
+ * reads 32 / (D / VEC) heads per load and two such sets before it uses any (2 KB in
+ * flight per warp); the warps take successive (page, set of KV heads) items. Each query
+ * head's bound goes to `sums`; then the lanes of a warp add each group's heads in a
+ * shuffle tree, and one writes page p's estimate at out[p * pageStride + g *
+ * groupStride]. A head's bound and a group's sum are the same arithmetic whatever the
+ * page count, so estimate and estimate_rows, which share this, give a page the same
+ * bits. Every thread of the block must call it (it synchronises the block).
  *
  * A decode step's estimate is a read of every candidate's digests: 63 MB per layer at
  * 30k tokens, the 7B shape, batch 4. On an H200 this layout reads it in 21 us (3.0 TB/s;
@@ -98,12 +119,14 @@ function headBound<T extends Float16>(spec: EstimateSpec, qv: Local<T>, hi: Loca
  * in the KV dtype (page_digest rounds the box outward), so the bound holds and the read
  * is half that of f32.
  */
-export function estimatePage<T extends Float16>(
+export function estimateBlock<T extends Float16>(
   spec: EstimateSpec,
   q: GlobalIn<T>,
   digests: GlobalIn<T>,
-  row: i64,
+  pageRows: Shared<i32>,
+  pages: i32,
   out: Global<f32>,
+  pageStride: i32,
   groupStride: i32,
   numHeads: i32,
   numKvHeads: i32,
@@ -120,31 +143,38 @@ export function estimatePage<T extends Float16>(
   const first = lane - (lane % lanesPerHead);
   const perKv = numHeads / numKvHeads;
   const perGroup = numHeads / groups;
+  const sets = (numKvHeads + 2 * headsPerLoad - 1) / (2 * headsPerLoad);
   const hiA = local<T>(VEC);
   const loA = local<T>(VEC);
   const hiB = local<T>(VEC);
   const loB = local<T>(VEC);
   const qA = local<T>(VEC);
   const qB = local<T>(VEC);
-  for (let kv0 = warp * 2 * headsPerLoad; kv0 < numKvHeads; kv0 += WARPS * 2 * headsPerLoad) {
-    // Heads past the last are clamped to it: every lane loads and computes (the shuffles need them all); only real heads are written.
-    const kvA = kv0 + sub;
-    const kvB = kv0 + headsPerLoad + sub;
-    const a = Math.min(kvA, numKvHeads - 1);
-    const b = Math.min(kvB, numKvHeads - 1);
-    const digA = (row * numKvHeads + a) * (2 * D) + channel;
-    const digB = (row * numKvHeads + b) * (2 * D) + channel;
-    vload(hiA, digests, digA);
-    vload(loA, digests, digA + D);
-    vload(hiB, digests, digB);
-    vload(loB, digests, digB + D);
-    for (let i = 0; i < perKv; i++) {
-      vload(qA, q, (a * perKv + i) * D + channel);
-      vload(qB, q, (b * perKv + i) * D + channel);
-      const sA = headBound(spec, qA, hiA, loA, first);
-      const sB = headBound(spec, qB, hiB, loB, first);
-      if (channel === 0 && kvA < numKvHeads) sums[kvA * perKv + i] = sA;
-      if (channel === 0 && kvB < numKvHeads) sums[kvB * perKv + i] = sB;
+  for (let item = warp; item < pages * sets; item += WARPS) {
+    const p = item / sets;
+    const row = pageRows[p];
+    // A whole warp takes an item, so skipping a page keeps the shuffles' lanes together.
+    if (row >= 0) {
+      const kv0 = (item % sets) * 2 * headsPerLoad;
+      // Heads past the last are clamped to it: every lane loads and computes (the shuffles need them all); only real heads are written.
+      const kvA = kv0 + sub;
+      const kvB = kv0 + headsPerLoad + sub;
+      const a = Math.min(kvA, numKvHeads - 1);
+      const b = Math.min(kvB, numKvHeads - 1);
+      const digA = (i64(row) * numKvHeads + a) * (2 * D) + channel;
+      const digB = (i64(row) * numKvHeads + b) * (2 * D) + channel;
+      vload(hiA, digests, digA);
+      vload(loA, digests, digA + D);
+      vload(hiB, digests, digB);
+      vload(loB, digests, digB + D);
+      for (let i = 0; i < perKv; i++) {
+        vload(qA, q, (a * perKv + i) * D + channel);
+        vload(qB, q, (b * perKv + i) * D + channel);
+        const sA = headBound(spec, qA, hiA, loA, first);
+        const sB = headBound(spec, qB, hiB, loB, first);
+        if (channel === 0 && kvA < numKvHeads) sums[p * numHeads + kvA * perKv + i] = sA;
+        if (channel === 0 && kvB < numKvHeads) sums[p * numHeads + kvB * perKv + i] = sB;
+      }
     }
   }
   syncthreads();
@@ -153,12 +183,19 @@ export function estimatePage<T extends Float16>(
   // whole read took 24 us instead of 21.
   let span: i32 = 1;
   while (span * 2 <= perGroup && span < 32) span *= 2;
-  for (let g0 = warp * (32 / span); g0 < groups; g0 += WARPS * (32 / span)) {
-    const g = g0 + lane / span;
+  const slots = pages * groups;
+  for (let s0 = warp * (32 / span); s0 < slots; s0 += WARPS * (32 / span)) {
+    const slot = s0 + lane / span;
+    const p = slot / groups;
+    const g = slot % groups;
     let acc: f32 = 0;
-    if (g < groups) for (let i = lane % span; i < perGroup; i += span) acc += sums[g * perGroup + i];
+    if (slot < slots) for (let i = lane % span; i < perGroup; i += span) acc += sums[p * numHeads + g * perGroup + i];
     for (let o = span / 2; o > 0; o >>= 1) acc += shflXor(acc, o);
-    if (lane % span === 0 && g < groups) out[g * groupStride] = acc / perGroup;
+    if (lane % span === 0 && slot < slots) {
+      const row = pageRows[p];
+      if (row >= 0) out[p * pageStride + g * groupStride] = acc / perGroup;
+      else if (row === -1) out[p * pageStride + g * groupStride] = -Infinity;
+    }
   }
 }
 
@@ -172,12 +209,14 @@ export function estimatePages<T extends Float16>(
   numHeads: i32,
   numKvHeads: i32,
   groups: i32,
+  pagesPerBlock: i32,
 ): void {
-  const sums = shared<f32>(MAX_HEADS);
-  const i = blockIdx.x;
-  // The whole block leaves together, so estimatePage's shuffles and barrier see all of it.
-  if (i >= numPages) return;
-  estimatePage(spec, q, digests, i64(rows[i]), offset(out, i), numPages, numHeads, numKvHeads, groups, sums);
+  const sums = shared<f32>(BLOCK_SUMS);
+  const pageRows = shared<i32>(MAX_BLOCK_PAGES);
+  const i0 = blockIdx.x * pagesPerBlock;
+  if (threadIdx.x < pagesPerBlock) pageRows[threadIdx.x] = i0 + threadIdx.x < numPages ? rows[i0 + threadIdx.x] : -2;
+  syncthreads();
+  estimateBlock(spec, q, digests, pageRows, pagesPerBlock, offset(out, i0), 1, numPages, numHeads, numKvHeads, groups, sums);
 }
 
 export const estimateKernel = defineKernel<EstimateSpec>({
@@ -188,7 +227,7 @@ export const estimateKernel = defineKernel<EstimateSpec>({
   name: (s) => `estimate_${digestName(s.variant)}_${s.dtype}_hd${s.headDim}`,
   types: (s) => ({ T: s.dtype }),
   blockThreads: () => WARPS * 32,
-  grid: () => [arg('numPages'), 1, 1],
+  grid: () => [ceilDiv(arg('numPages'), arg('pagesPerBlock')), 1, 1],
   specs: (m) => product({ variant: m.digest, dtype: m.dtype, headDim: m.headDim }),
   validate: (s) => checkPowerOfTwoHeadDim(s.headDim),
   unitKey: (s) => s.dtype,

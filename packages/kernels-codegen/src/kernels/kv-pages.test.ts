@@ -5,7 +5,7 @@ import { emulateKernel } from '../emulator/emulate-kernel.js';
 import { EPS, expectClose, quantize } from '../test-support/compare.js';
 import { bf16BitsToFloat, halfBitsToFloat } from '../ir/half.js';
 import { Rng } from '../test-support/random.js';
-import { estimateKernel } from './estimate.kernel.js';
+import { estimateKernel, estimatePagesPerBlock } from './estimate.kernel.js';
 import { kvAppendKernel } from './kv-append.kernel.js';
 import { pageDigestKernel } from './page-digest.kernel.js';
 
@@ -177,6 +177,7 @@ describe.each([
           numHeads: gg.numHeads,
           numKvHeads: gg.numKvHeads,
           groups,
+          pagesPerBlock: estimatePagesPerBlock(gg.numHeads, gg.numKvHeads, headDim),
         });
         const want = asRef(ref.estimate(ref.fromArray(q, [gg.numHeads, headDim]), digests, ref.fromArray(rows, [rows.length], 'i32'), groups, variant)).f32;
         expectClose(out.toFloat32(), want, 1e-5, 1e-5);

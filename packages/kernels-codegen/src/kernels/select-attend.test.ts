@@ -5,6 +5,7 @@ import { emulateKernel } from '../emulator/emulate-kernel.js';
 import { Rng } from '../test-support/random.js';
 import { batchGeometry, buildBatch, deviceInputs, type Batch, type RowCase } from '../test-support/selection-batch.js';
 import { estimateRowsKernel } from './estimate-rows.kernel.js';
+import { estimatePagesPerBlock } from './estimate.kernel.js';
 import { selectAttendKernel } from './select-attend.kernel.js';
 
 const ref = new ReferenceBackend();
@@ -43,6 +44,7 @@ function deviceLists(batch: Batch, args: SelectAttendArgs): Record<'pageTable' |
     numHeads: g.numHeads,
     numKvHeads: g.numKvHeads,
     groups: args.groups,
+    pagesPerBlock: estimatePagesPerBlock(g.numHeads, g.numKvHeads, g.headDim),
   });
   const poisoned = (n: number) => new EmuBuffer('i32', n).fill(-77);
   const out = {

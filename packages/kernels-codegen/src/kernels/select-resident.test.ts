@@ -5,6 +5,7 @@ import { emulateKernel } from '../emulator/emulate-kernel.js';
 import { Rng } from '../test-support/random.js';
 import { buildBatch, deviceInputs, type Batch, type BatchCase, type RowCase } from '../test-support/selection-batch.js';
 import { estimateRowsKernel } from './estimate-rows.kernel.js';
+import { estimatePagesPerBlock } from './estimate.kernel.js';
 import { selectResidentKernel } from './select-resident.kernel.js';
 
 const ref = new ReferenceBackend();
@@ -25,6 +26,7 @@ function deviceSelect(batch: Batch): { out: Record<keyof SelectResidentResult, I
     numHeads: g.numHeads,
     numKvHeads: g.numKvHeads,
     groups: args.groups,
+    pagesPerBlock: estimatePagesPerBlock(g.numHeads, g.numKvHeads, g.headDim),
   });
   const poisoned = (n: number) => new EmuBuffer('i32', n).fill(-77);
   const out = {
