@@ -181,6 +181,8 @@ ncu_products="$ncu_bin --clock-control none --kernel-name 'regex:gemm|gemv|sm90|
 for k in cublas gemv stream-n1 stream-n2; do
   add "ncu-products-$k" 60 $ncu_products --log-file "$out/ncu-products-$k.csv" "$node" "$bundle/products-bench.mjs" --shapes llama3-8b --rows 1 --kernels "$k" --reps 2
 done
+# Two estimate_rows launches of a decode step at 4 x 64k (8B) under Nsight Compute: the digest read's rate.
+add ncu-estimate 120 $ncu_bin --clock-control none --kernel-name regex:estimate_rows --launch-skip 40 --launch-count 2 --section SpeedOfLight --csv --page details --log-file "$out/ncu-estimate.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 4 --page-size 32 --contexts 65536 --plans arkvale@4096 --steps 3
 add stream-on-b1 90 env ARKVALE_STREAM_GEMM=1 "$node" "$pdl_b1"
 add stream-on-b1-8b 120 env ARKVALE_STREAM_GEMM=1 "$node" "$pdl_b1_8b"
 add stream-on-b4 90 env ARKVALE_STREAM_GEMM=1 "$node" "$pdl_b4"
