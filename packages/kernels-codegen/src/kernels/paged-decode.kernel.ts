@@ -516,6 +516,10 @@ export interface MergeSpec {
  * by shuffles, so a split costs no dependent load; the sums run over the splits in
  * order, as one thread adding them would. Reading them split by split made each
  * launch about 6.8 us (32 rows of 4 splits, a batch-1 step at the 7B shape, H100).
+ * A round's 32 partial outputs are loaded into registers, unconditionally, before any
+ * is added: with the load inside the add's guard, each split's load waited for the one
+ * before, and a 128k layer's 257 splits took 105 us to merge (4 x 32 rows, H100,
+ * docs/BENCHMARKS.md, ninth session).
  */
 export function pagedDecodeMerge<T extends Float16>(
   spec: MergeSpec,
@@ -541,16 +545,24 @@ export function pagedDecodeMerge<T extends Float16>(
   const acc = local<f32>(ND);
   for (let e = 0; e < ND; e++) acc[e] = 0;
   let sum: f32 = 0;
+  const parts = local<f32>(32 * ND);
   for (let s0 = 0; s0 < numSplits; s0 += 32) {
     const w: f32 = s0 + lane < numSplits ? Math.exp(partialLse[base + s0 + lane] - mMax) : 0;
     const n = Math.min(32, numSplits - s0);
+    // Past the round's last split (or the head dim) a lane loads the last one again: no
+    // branch around any load, so they can all be in flight; those values are never added.
+    for (let j = 0; j < 32; j++) {
+      for (let e = 0; e < ND; e++) {
+        parts[j * ND + e] = partialOut[(i64(base) + s0 + Math.min(j, n - 1)) * D + Math.min(threadIdx.x + 64 * e, D - 1)];
+      }
+    }
     for (let j = 0; j < 32; j++) {
       const wj = shflIdx(w, j);
       if (j < n) {
         sum += wj;
         for (let e = 0; e < ND; e++) {
           const d = threadIdx.x + 64 * e;
-          if (d < D) acc[e] += wj * partialOut[(i64(base) + s0 + j) * D + d];
+          if (d < D) acc[e] += wj * parts[j * ND + e];
         }
       }
     }
