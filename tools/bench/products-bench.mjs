@@ -4,15 +4,15 @@
 // device, against the HBM floor of reading the weights once:
 //
 //   node tools/bench/products-bench.mjs [--shapes llama2-7b,llama3-8b] [--rows 1,2,4,8,16,32,64]
-//     [--kernels cublas,cublas-padded,gemv,stream-n1,stream-n2,stream-n4] [--reps 24] [--dtype f16] [--out FILE]
+//     [--kernels cublas,cublas-padded,gemv,stream] [--reps 24] [--dtype f16] [--out FILE]
 //
 // Kernels: cublas (cuBLAS at the row count), cublas-padded (cuBLAS at 64 rows, as the
 // engine runs every decode product by default: what a step of that many rows costs),
-// gemv (up to 4 rows), stream-nN (stream_gemm with N n-tiles a block). Each product
+// gemv (up to 4 rows), stream (stream_gemm with streamGemmTiles' tiles). Each product
 // runs `reps` times in one CUDA graph (so no launch gap is timed), cycling through
-// copies of the weights that together pass 256 MB, so that none comes from L2. The floor is the weights' bytes over the device-to-device copy rate measured
-// at the start. JSON out (stdout, and --out FILE rewritten after every row); progress on
-// stderr.
+// copies of the weights that together pass 256 MB, so that none comes from L2. The
+// floor is the weights' bytes over the device-to-device copy rate measured at the
+// start. JSON out (stdout, and --out FILE rewritten after every row); progress on stderr.
 import { writeFileSync } from 'node:fs';
 import { CudaBackend } from '@arkvale/cuda-binding';
 import { shapeConfig } from '@arkvale/model-llama';
@@ -25,9 +25,7 @@ const KERNELS = {
   cublas: { options: {}, takes: () => true },
   'cublas-padded': { options: {}, takes: () => true, runRows: () => 64 },
   gemv: { options: { gemv: true }, takes: (m) => m <= 4 },
-  'stream-n1': { options: { streamGemm: true, streamGemmNTiles: 1 }, takes: () => true },
-  'stream-n2': { options: { streamGemm: true, streamGemmNTiles: 2 }, takes: () => true },
-  'stream-n4': { options: { streamGemm: true, streamGemmNTiles: 4 }, takes: () => true },
+  stream: { options: { streamGemm: true }, takes: () => true },
 };
 const NONE = { gemv: false, streamGemm: false };
 

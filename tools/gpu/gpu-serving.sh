@@ -84,7 +84,7 @@ case "$group" in
   # decode product through every kernel, then batch 1 at 128k (8B) with stream_gemm and with gemv.
   stream-gemm) group=selftest,products,stream-on-b1-8b,gemv-on-b1-8b ;;
   # Its second: batch 1 at 30k (7B) and batch 4 at 30k with stream_gemm against the default (cuBLAS padded to 64 rows).
-  ncu-products) group=ncu-products-cublas,ncu-products-gemv,ncu-products-stream-n1,ncu-products-stream-n2 ;;
+  ncu-products) group=ncu-products-cublas,ncu-products-gemv,ncu-products-stream ;;
   stream-gemm-steps) group=stream-on-b1,gemv-off-b1,stream-on-b4,stream-off-b4 ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
@@ -175,10 +175,10 @@ add prefill-s2 120 env ARKVALE_GEMV=1 ARKVALE_PREFILL_STAGES=2 "$node" "$pdl_b1_
 add ncu-attention-s2 150 env ARKVALE_PREFILL_STAGES=2 ${cmd[ncu-attention]/ncu-attention.csv/ncu-attention-s2.csv}
 # Issue 22: the decode products through stream_gemm (ARKVALE_STREAM_GEMM=1): each product alone through every kernel,
 # then the decode steps above with it.
-add products 200 "$node" "$bundle/products-bench.mjs" --kernels "${PRODUCTS_KERNELS:-cublas,cublas-padded,gemv,stream-n1,stream-n2,stream-n4}" --out "$out/products-bench.json"
+add products 200 "$node" "$bundle/products-bench.mjs" --kernels "${PRODUCTS_KERNELS:-cublas,cublas-padded,gemv,stream}" --out "$out/products-bench.json"
 # One launch of each kernel's qkv product (8B, one row) under Nsight Compute: what bounds it.
 ncu_products="$ncu_bin --clock-control none --kernel-name 'regex:gemm|gemv|sm90|cutlass' --launch-count 1 --section SpeedOfLight --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section WarpStateStats --section Occupancy --section LaunchStats --section SchedulerStats --csv --page details"
-for k in cublas gemv stream-n1 stream-n2; do
+for k in cublas gemv stream; do
   add "ncu-products-$k" 60 $ncu_products --log-file "$out/ncu-products-$k.csv" "$node" "$bundle/products-bench.mjs" --shapes llama3-8b --rows 1 --kernels "$k" --reps 2
 done
 # Two estimate_rows launches of a decode step at 4 x 64k (8B) under Nsight Compute: the digest read's rate.

@@ -24,7 +24,6 @@ import type {
   EvictTokenCellsArgs,
 } from '@arkvale/core';
 import { decodeFloats, floatToBf16Bits, floatToHalfBits, invalidArgument } from '@arkvale/core';
-import type { StreamGemmTiles } from '@arkvale/kernels-codegen/launch';
 import type { CudaAddon } from '../native.js';
 import { loadCudaAddon } from '../status.js';
 import { causalAttention, chunkAttention, pagedAttention } from './attention-ops.js';
@@ -82,11 +81,6 @@ export interface CudaBackendOptions {
    */
   readonly streamGemm?: boolean;
   /**
-   * The weight rows of a stream_gemm block in 8-row n-tiles: 1, 2 (default) or 4, for
-   * measurements; ARKVALE_STREAM_GEMM_NTILES sets it too. Every count gives the same bits.
-   */
-  readonly streamGemmNTiles?: StreamGemmTiles;
-  /**
    * Launch the generated kernels as programmatic dependents of the kernel before them
    * (sm_90+): a kernel is scheduled while the previous one finishes and waits for its
    * results at its first line, so the gap between two short kernels shrinks. Default
@@ -106,14 +100,6 @@ export interface CudaBackendOptions {
  */
 function keepBytecode(): void {
   v8.setFlagsFromString('--no-flush-bytecode');
-}
-
-/** A stream_gemm n-tile count (1, 2 or 4) from the environment, or undefined. */
-function envTiles(name: string): StreamGemmTiles | undefined {
-  const v = process.env[name];
-  if (v === undefined || v === '') return undefined;
-  if (v !== '1' && v !== '2' && v !== '4') throw invalidArgument(`${name}=${v}: expected 1, 2 or 4`);
-  return Number(v) as StreamGemmTiles;
 }
 
 /** f32 values in a 16-bit float type, as raw little-endian bits. */
@@ -167,10 +153,7 @@ export class CudaBackend implements Backend {
     this.deviceName = info.name;
     this.d = new CudaDevice(addon, this.dtype, info.multiprocessors, options.poison ?? false, options.graphs ?? process.env.ARKVALE_CUDA_GRAPHS !== '0', {
       gemv: options.gemv ?? process.env.ARKVALE_GEMV === '1',
-      streamGemm: {
-        on: options.streamGemm ?? process.env.ARKVALE_STREAM_GEMM === '1',
-        nTiles: options.streamGemmNTiles ?? envTiles('ARKVALE_STREAM_GEMM_NTILES'),
-      },
+      streamGemm: options.streamGemm ?? process.env.ARKVALE_STREAM_GEMM === '1',
     });
     if (process.env.ARKVALE_PREFILL_STAGES === '1') this.d.prefillStages = 1;
     if (info.maxSharedPerBlockOptin > 0) this.d.maxSharedPerBlock = info.maxSharedPerBlockOptin;
@@ -192,7 +175,7 @@ export class CudaBackend implements Backend {
 
   /** Whether products of up to 64 rows run through stream_gemm (CudaBackendOptions.streamGemm; fixed for the backend's life). */
   get streamGemm(): boolean {
-    return this.d.products.streamGemm?.on ?? false;
+    return this.d.products.streamGemm ?? false;
   }
 
   /** Whether products of up to 4 rows run through gemv (CudaBackendOptions.gemv; fixed for the backend's life). */

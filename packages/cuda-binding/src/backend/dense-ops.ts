@@ -49,8 +49,8 @@ export function matmul(d: CudaDevice, xt: Tensor, wt: Tensor, outDtype?: 'f32'):
     d.launch(d.kernels.get('gemv', findGemv, { dtype: d.dtype, out: outType, rows: m === 1 ? 1 : 4 }), { x: x.ptr, w: w.ptr, out: out.ptr, m, n, k });
     return out;
   }
-  if (streamGemm?.on && fits(d, x, w, streamGemmShapeError)) {
-    const spec = { dtype: d.dtype, out: outType, ...streamGemmTiles(m, streamGemm.nTiles) };
+  if (streamGemm && fits(d, x, w, streamGemmShapeError)) {
+    const spec = { dtype: d.dtype, out: outType, ...streamGemmTiles(m) };
     d.launch(d.kernels.get('stream_gemm', findStreamGemm, spec), { x: x.ptr, w: w.ptr, out: out.ptr, m, n, k });
     return out;
   }

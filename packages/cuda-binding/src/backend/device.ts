@@ -1,6 +1,5 @@
 import type { DType, Tensor } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
-import type { StreamGemmTiles } from '@arkvale/kernels-codegen/launch';
 import type { KernelLaunch } from '../generated/index.js';
 import { STREAM, type CudaAddon } from '../native.js';
 import { BufferPool } from './buffer-pool.js';
@@ -10,20 +9,12 @@ import { CudaTensor, DeviceBuffer, DTYPE_BYTES, TensorLifetimes, asCuda, element
 
 export type FloatDType = 'f16' | 'bf16';
 
-/** How `matmul` runs products of up to 64 rows with stream_gemm (CudaBackendOptions.streamGemm). */
-export interface StreamGemmOptions {
-  /** Run them with stream_gemm instead of cuBLAS. */
-  readonly on: boolean;
-  /** The n-tiles of its blocks (streamGemmTiles' default when absent): any count gives the same bits. */
-  readonly nTiles?: StreamGemmTiles;
-}
-
 /** Which kernels take the decode products (`matmul` of up to 64 rows); cuBLAS takes the rest. */
 export interface ProductKernels {
   /** 1 to 4 rows through gemv (first). */
   readonly gemv?: boolean;
   /** Up to 64 rows through stream_gemm. */
-  readonly streamGemm?: StreamGemmOptions;
+  readonly streamGemm?: boolean;
 }
 
 /**

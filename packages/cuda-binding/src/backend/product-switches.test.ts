@@ -5,7 +5,7 @@ import { idleCudaAddon } from '../idle-addon.js';
 import { CudaBackend, type CudaBackendOptions } from './cuda-backend.js';
 
 describe('product switches', () => {
-  const names = ['ARKVALE_GEMV', 'ARKVALE_STREAM_GEMM', 'ARKVALE_STREAM_GEMM_NTILES'] as const;
+  const names = ['ARKVALE_GEMV', 'ARKVALE_STREAM_GEMM'] as const;
   const saved = names.map((name) => [name, process.env[name]] as const);
   afterEach(() => {
     for (const [name, value] of saved) {
@@ -25,13 +25,12 @@ describe('product switches', () => {
     expect(backend({ gemv: true, streamGemm: true }).invariantProducts).toEqual({ rows: 4, pad: false });
   });
 
-  it('turns stream_gemm on with ARKVALE_STREAM_GEMM=1, the option winning, and refuses an n-tile count it has no kernel for', () => {
+  it('turns stream_gemm on with ARKVALE_STREAM_GEMM=1, and the option wins over the environment', () => {
     process.env.ARKVALE_STREAM_GEMM = '1';
     expect(backend().streamGemm).toBe(true);
     expect(backend({ streamGemm: false }).streamGemm).toBe(false);
-    process.env.ARKVALE_STREAM_GEMM_NTILES = '3';
-    expect(() => backend()).toThrow('ARKVALE_STREAM_GEMM_NTILES=3: expected 1, 2 or 4');
-    expect(backend({ streamGemmNTiles: 4 }).streamGemm).toBe(true);
+    process.env.ARKVALE_STREAM_GEMM = '0';
+    expect(backend().streamGemm).toBe(false);
   });
 
   it('turns gemv on with ARKVALE_GEMV=1, and the option wins over the environment', () => {
