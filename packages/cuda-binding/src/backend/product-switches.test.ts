@@ -25,19 +25,14 @@ describe('product switches', () => {
     expect(backend({ gemv: true, streamGemm: true }).invariantProducts).toEqual({ rows: 4, pad: false });
   });
 
-  it('turns stream_gemm on with ARKVALE_STREAM_GEMM=1, and the option wins over the environment', () => {
-    process.env.ARKVALE_STREAM_GEMM = '1';
-    expect(backend().streamGemm).toBe(true);
-    expect(backend({ streamGemm: false }).streamGemm).toBe(false);
-    process.env.ARKVALE_STREAM_GEMM = '0';
-    expect(backend().streamGemm).toBe(false);
-  });
-
-  it('turns gemv on with ARKVALE_GEMV=1, and the option wins over the environment', () => {
-    process.env.ARKVALE_GEMV = '1';
-    expect(backend().gemv).toBe(true);
-    expect(backend({ gemv: false }).gemv).toBe(false);
-    process.env.ARKVALE_GEMV = '0';
-    expect(backend().gemv).toBe(false);
+  it.each([
+    ['ARKVALE_GEMV', 'gemv'],
+    ['ARKVALE_STREAM_GEMM', 'streamGemm'],
+  ] as const)('turns %s=1 on (%s), and the option wins over the environment', (name, option) => {
+    process.env[name] = '1';
+    expect(backend()[option]).toBe(true);
+    expect(backend({ [option]: false })[option]).toBe(false);
+    process.env[name] = '0';
+    expect(backend()[option]).toBe(false);
   });
 });
