@@ -155,7 +155,6 @@ export function chunkAttention(d: CudaDevice, args: ChunkAttentionArgs): CudaTen
   return out;
 }
 
-/** Causal prefill attention on tensor cores, and the per-key statistics the token policies and ArkVale's prefill selection need. */
 /** causal_prefill with the device's stages, or one stage where two need more shared memory than the GPU has (sm_86, sm_89). */
 function causalPrefillKernel(d: CudaDevice, headDim: number) {
   if (d.prefillStages === 2) {
@@ -165,6 +164,7 @@ function causalPrefillKernel(d: CudaDevice, headDim: number) {
   return d.kernels.get('causal_prefill', findCausalPrefill, { dtype: d.dtype, headDim, stages: 1 });
 }
 
+/** Causal prefill attention on tensor cores, and the per-key statistics the token policies and ArkVale's prefill selection need. */
 export function causalAttention(d: CudaDevice, args: CausalAttentionArgs): { out: CudaTensor; keyScores?: CudaTensor } {
   const q = d.expect(d.tensor(args.q, 'causalAttention q'), 'causalAttention q', [d.dtype], 3);
   const k = d.expect(d.tensor(args.k, 'causalAttention k'), 'causalAttention k', [d.dtype], 3);
