@@ -17,7 +17,7 @@ import { writeFileSync } from 'node:fs';
 import { CudaBackend } from '@arkvale/cuda-binding';
 import { shapeConfig } from '@arkvale/model-llama';
 import { int, list, oneOf, parseCommand } from '../lib/args.mjs';
-import { copyRate } from './device-rates.mjs';
+import { copyRate, deviceMs } from './device-rates.mjs';
 import { dtypeOption, shapeOption } from './model-options.mjs';
 
 /** Each kernel: the CudaBackend options that send the products to it, and the rows it runs (the padded cuBLAS runs 64). */
@@ -65,7 +65,7 @@ function products(shape) {
   ];
 }
 
-/** Device milliseconds per product: `reps` products (weights cycled) captured in one graph, launched 3 times after one warm launch. */
+/** Device milliseconds per product: `reps` products (weights cycled) captured in one graph, timed by deviceMs over launches of it. */
 function timeProducts(backend, x, weights, outDtype, reps) {
   const addon = backend.addon;
   const run = () => {
@@ -82,16 +82,7 @@ function timeProducts(backend, x, weights, outDtype, reps) {
     graph = addon.endCapture(0);
   }
   try {
-    addon.launchGraph(graph, 0);
-    addon.synchronize();
-    const t0 = addon.recordEvent(0);
-    for (let i = 0; i < 3; i++) addon.launchGraph(graph, 0);
-    const t1 = addon.recordEvent(0);
-    addon.synchronize();
-    const ms = addon.elapsedMs(t0, t1);
-    addon.releaseEvent(t0);
-    addon.releaseEvent(t1);
-    return ms / (3 * reps);
+    return deviceMs(addon, () => addon.launchGraph(graph, 0), 3) / reps;
   } finally {
     addon.destroyGraph(graph);
   }
