@@ -86,6 +86,9 @@ case "$group" in
   # Its second: batch 1 at 30k (7B) and batch 4 at 30k with stream_gemm against the default (cuBLAS padded to 64 rows).
   ncu-products) group=ncu-products-cublas,ncu-products-gemv,ncu-products-stream ;;
   stream-gemm-steps) group=stream-on-b1,gemv-off-b1,stream-on-b4,stream-off-b4 ;;
+  # The tenth session's first call: the self-test (select_resident's groups searching together), 128k at batch 4, the
+  # same step at 32k with paged_decode's splits of 512, 256 and 128 tokens, and batch 1 at 128k (8B).
+  splits) group=selftest,long-b4,split-512-b4,split-256-b4,split-128-b4,gemv-off-b1-8b ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
 declare -A limit cmd
@@ -167,6 +170,12 @@ add gemv-off-b1 90 env ARKVALE_GEMV=0 "$node" "$pdl_b1"
 add gemv-on-b1 90 env ARKVALE_GEMV=1 "$node" "$pdl_b1"
 add gemv-off-b1-8b 120 env ARKVALE_GEMV=0 "$node" "$pdl_b1_8b"
 add gemv-on-b1-8b 120 env ARKVALE_GEMV=1 "$node" "$pdl_b1_8b"
+# paged_decode's split size (ARKVALE_DECODE_SPLIT_TOKENS) at the 8B shape, batch 4, 32k: the budgeted layers' 256 blocks
+# (8 splits of 512 tokens x 8 KV heads x 4 rows) fill a third of an H100's block slots.
+split_b4="$bundle/decode-bench.mjs --backend cuda --shape llama3-8b --batch 4 --page-size 32 --contexts 32768 --plans arkvale@4096 --steps 32 --warmup 32"
+add split-512-b4 90 env ARKVALE_DECODE_SPLIT_TOKENS=512 "$node" "$split_b4"
+add split-256-b4 90 env ARKVALE_DECODE_SPLIT_TOKENS=256 "$node" "$split_b4"
+add split-128-b4 90 env ARKVALE_DECODE_SPLIT_TOKENS=128 "$node" "$split_b4"
 # Issue 22's prefill line: causal_prefill with one K/V stage (two barriers a tile) against two (one), at 128k (8B);
 # the self-test and one 16k launch under Nsight Compute with two.
 add selftest-s2 150 env ARKVALE_PREFILL_STAGES=2 "$bundle/arkvale" selftest --dtype f16 --model ${SELFTEST_MODELS:-models/tiny-retrieval} --json "$out/selftest-s2.json"

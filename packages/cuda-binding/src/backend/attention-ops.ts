@@ -72,7 +72,7 @@ export function pagedAttention(d: CudaDevice, args: PagedAttentionArgs): { out: 
   if (g.numHeads % lists !== 0) throw invalidArgument(`pagedAttention: ${lists} page lists do not divide ${g.numHeads} heads`);
   const group = gcd(g.numHeads / g.numKvHeads, g.numHeads / lists);
   // A fixed number of tokens a split, whatever the batch: a row's attention is the same in any batch.
-  const { splits, splitTokens } = pagedDecodeSplits({ tokens: maxPages * g.pageSize });
+  const { splits, splitTokens } = pagedDecodeSplits({ tokens: maxPages * g.pageSize, splitTokens: d.decodeSplitTokens });
   const rows = batch * g.numHeads;
   const partialOut = d.empty([rows, splits, g.headDim], 'f32', 'paged attention partial outputs');
   const partialLse = d.empty([rows, splits], 'f32', 'paged attention partial log-sum-exp');

@@ -24,6 +24,7 @@ import type {
   EvictTokenCellsArgs,
 } from '@arkvale/core';
 import { decodeFloats, floatToBf16Bits, floatToHalfBits, invalidArgument } from '@arkvale/core';
+import { pagedDecodeSplits } from '@arkvale/kernels-codegen/launch';
 import type { CudaAddon } from '../native.js';
 import { loadCudaAddon } from '../status.js';
 import { causalAttention, chunkAttention, pagedAttention } from './attention-ops.js';
@@ -156,6 +157,10 @@ export class CudaBackend implements Backend {
       streamGemm: options.streamGemm ?? process.env.ARKVALE_STREAM_GEMM === '1',
     });
     if (process.env.ARKVALE_PREFILL_STAGES === '1') this.d.prefillStages = 1;
+    if (process.env.ARKVALE_DECODE_SPLIT_TOKENS) {
+      // Checked here, so that a bad value fails at the start, not inside a step.
+      this.d.decodeSplitTokens = pagedDecodeSplits({ tokens: 1, splitTokens: Number(process.env.ARKVALE_DECODE_SPLIT_TOKENS) }).splitTokens;
+    }
     if (info.maxSharedPerBlockOptin > 0) this.d.maxSharedPerBlock = info.maxSharedPerBlockOptin;
     this.copies = new kv.PageCopies(this.d);
     this.reads = new PendingReads(this.d.addon, undefined, this.d.graphs);

@@ -26,6 +26,8 @@ export class CudaDevice {
   readonly kernels = new KernelCache();
   /** causal_prefill's K/V buffers (CausalPrefillSpec.stages): two, unless ARKVALE_PREFILL_STAGES=1 (for measurements). */
   prefillStages: 1 | 2 = 2;
+  /** Tokens a paged_decode split covers (pagedDecodeSplits): its default unless ARKVALE_DECODE_SPLIT_TOKENS is set (for measurements). */
+  decodeSplitTokens?: number;
   /**
    * The shared memory a block may have on this GPU (opted in): 227 KB on sm_90, 163 KB on
    * sm_80, 99 KB on sm_86 and sm_89, where causal_prefill falls back to one stage.

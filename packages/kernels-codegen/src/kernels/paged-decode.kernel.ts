@@ -275,8 +275,12 @@ export const PAGED_DECODE_SPLIT_TOKENS = 512;
  * (4 at batch 4 with 2048 tokens) and the best of those measured at batch 8 with 4096
  * tokens on an H200 (8 splits 47.5 us, 12 splits 49.4 us, 32 splits 55.3 us).
  */
-export function pagedDecodeSplits(o: { readonly tokens: number }): { readonly splits: number; readonly splitTokens: number } {
-  return { splits: Math.max(1, Math.ceil(o.tokens / PAGED_DECODE_SPLIT_TOKENS)), splitTokens: PAGED_DECODE_SPLIT_TOKENS };
+export function pagedDecodeSplits(o: { readonly tokens: number; readonly splitTokens?: number }): { readonly splits: number; readonly splitTokens: number } {
+  const splitTokens = o.splitTokens ?? PAGED_DECODE_SPLIT_TOKENS;
+  if (!Number.isInteger(splitTokens) || splitTokens < 32 || splitTokens % 32 !== 0) {
+    throw new RangeError(`paged_decode's split must be a positive multiple of 32 tokens (every kernel's step), got ${splitTokens}`);
+  }
+  return { splits: Math.max(1, Math.ceil(o.tokens / splitTokens)), splitTokens };
 }
 
 /** Split tokens that cut lists of `tokens` into at most `splits` splits of whole 32-token steps (a multiple of every kernel's step): for checks that run several splits on short lists. */

@@ -115,6 +115,10 @@ describe('paged_decode + paged_decode_merge match the reference paged attention'
 });
 
 describe('pagedDecodeSplits', () => {
+  it('takes another split size that is a multiple of 32 tokens, and refuses one that is not', () => {
+    expect(pagedDecodeSplits({ tokens: 4096, splitTokens: 256 })).toEqual({ splits: 16, splitTokens: 256 });
+    for (const bad of [0, 48, 100.5, Number.NaN]) expect(() => pagedDecodeSplits({ tokens: 4096, splitTokens: bad })).toThrow(/multiple of 32 tokens/);
+  });
   it('splits every list into pieces of a fixed number of tokens, whatever the batch', () => {
     expect(pagedDecodeSplits({ tokens: 4096 })).toEqual({ splits: 8, splitTokens: 512 });
     expect(pagedDecodeSplits({ tokens: 30_720 })).toEqual({ splits: 60, splitTokens: 512 });

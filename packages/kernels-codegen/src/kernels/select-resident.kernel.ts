@@ -9,12 +9,14 @@
  *    gets a distinct 64-bit key in that order (scoreKey, tieKey) and the k-th largest
  *    is found by a radix select, 8-bit digits from the top with a shared histogram per
  *    pass; usually 4 passes, since a pass whose digit bucket holds exactly the keys
- *    still needed ends the search.
+ *    still needed ends the search. The groups search together (kthLargestEach, up to
+ *    one group a warp), sharing their passes and barriers.
  * 3. Wanted = chosen and not resident, victims = resident and not chosen; n = the
  *    fewer of the two (no free slots: every recall takes a victim's slot). Only the n
  *    best wanted (best desc, index asc) and the n first victims (best asc, index asc)
- *    matter: a radix select finds each cut (skipped when all of them are taken), the
- *    pages above it are gathered in shared memory and ranked by counting among n.
+ *    matter: one radix select of two slots finds both cuts (a slot is skipped when all
+ *    are taken), the pages above them are gathered in shared memory and ranked by
+ *    counting among n.
  * 4. Recall j moves wanted page j into victim j's slot (the victim's becomes -1) and is
  *    listed in `plan` [n, (page, victim page) x n] and `copies` [n, (host slot, slot) x n],
  *    rows of 1 + 2 * k * groups (each group chooses k); the rest of both rows is 0.
@@ -38,6 +40,7 @@ import {
   shflUp,
   shflXor,
   syncthreads,
+  syncwarp,
   threadIdx,
   u32,
   type Global,
@@ -51,6 +54,8 @@ import { defineKernel } from '../spec/define-kernel.js';
 import { arg } from '../spec/geometry.js';
 
 const THREADS = 512;
+/** Warps of a block: the radix selections kthLargestEach runs at once. */
+const WARPS = THREADS / 32;
 /** Recalls one row can plan (the shared lists' length); Backend.selectResident refuses a larger k x groups. */
 export const MAX_RECALLS = 1024;
 /** Columns of `rows` (core's SELECT_ROW_FIELDS). */
@@ -64,6 +69,8 @@ const CHOSEN = 2;
 export const TOP = 0;
 const WANTED = 1;
 const VICTIM = 2;
+/** kthLargestEach's wanted (slot 0) and victim (slot 1) cuts in one search. */
+const PAIR = 3;
 
 /** Scores in an unsigned order: larger float, larger key (-0 counts as +0). */
 export function scoreKey(s: f32): u32 {
@@ -103,82 +110,104 @@ function warpSumInt(v: i32): i32 {
   return v;
 }
 
+/** A slot's mode: `mode` itself, or for PAIR slot 0 the wanted pages and slot 1 the victims. */
+function slotMode(mode: i32, s: i32): i32 {
+  if (mode === PAIR) return s === 0 ? WANTED : VICTIM;
+  return mode;
+}
+
 /**
- * The kk-th largest key among the members for `mode` (0 < kk <= members), into key[0]
- * (high) and key[1] (low) of every thread, ranking `scores` (top k of a group) or
- * `best` (wanted, victims). `best` and `flags` are written by this kernel, so they are
- * never read through a read-only (`const __restrict__`, non-coherent cache) pointer.
- * Each pass counts the next digit of the members that share the prefix found so far;
- * warp 0 finds the digit holding the kk-th key, clears the histogram (so it is zero
- * between calls) and publishes the digit in res. The caller zeroes `hist` once; res is
- * written only after every thread has read the previous pass's value.
+ * The kk-th largest key of each of `slots` radix selections at once (slots at most the
+ * block's warps), into keys[2s] (high half) and keys[2s + 1] (low). Slot s ranks its
+ * members for slotMode(mode, s): for TOP, scores[s * stride + i] (a group's top k);
+ * otherwise `best` (wanted pages, victims). The caller sets keys to 0 and needs[s] to
+ * the rank sought (0 < kk <= members), or to 0 where there is nothing to search (the
+ * key stays 0, which every member reaches), then a block barrier. `best` and `flags`
+ * are written by select_resident, so they are never read through a read-only
+ * (`const __restrict__`, non-coherent cache) pointer.
+ *
+ * Each pass counts the next 8-bit digit of every slot's members that share the prefix
+ * found so far into the slot's histogram; then warp s finds the digit holding the slot's
+ * kk-th key, appends it to the key, lowers the rank still needed (0 once every key
+ * left in the digit's bucket is taken: the lower digits stay 0) and clears the
+ * histogram, so it is zero between calls (the caller zeroes `hist` once). The slots
+ * share their passes: a step's groups take about 4 passes in all where one after
+ * another took about 4 each, and a pass's barriers and scans cost more than its loads.
  */
-export function kthLargest(
+export function kthLargestEach(
   mode: i32,
+  slots: i32,
   scores: GlobalIn<f32>,
+  stride: i32,
   best: Global<f32>,
   flags: Global<i32>,
   count: i32,
-  kk: i32,
   hist: Shared<i32>,
-  res: Shared<i32>,
-  key: Local<u32>,
+  keys: Shared<u32>,
+  needs: Shared<i32>,
 ): void {
   const tid = threadIdx.x;
-  let hi: u32 = 0;
-  let lo: u32 = 0;
-  let need = kk;
-  let done = false;
+  const lane = tid & 31;
+  const warp = tid >> 5;
   for (let pass = 0; pass < 8; pass++) {
-    if (done) break;
+    // needs were last written before a barrier, so every thread breaks at the same pass.
+    let active = false;
+    for (let s = 0; s < slots; s++) if (needs[s] > 0) active = true;
+    if (!active) break;
     const low = pass >= 4;
     const q = pass & 3;
     const shift = 24 - 8 * q;
     // The bits of the half being refined that earlier passes fixed.
     const fixed: u32 = q === 0 ? 0 : u32(0xffffffff) << (32 - 8 * q);
-    for (let i = tid; i < count; i += blockDim.x) {
-      const f = flags[i];
-      if (isMember(mode, f)) {
-        const h = keyHi(mode, mode === TOP ? scores[i] : best[i]);
-        const l = keyLo(mode, f, i);
-        if (low ? h === hi && (l & fixed) === lo : (h & fixed) === hi) atomicAdd(hist, i32(((low ? l : h) >> shift) & 255), 1);
-      }
-    }
-    syncthreads();
-    if (tid < 32) {
-      // Lane t holds digits 255 - 8t down to 248 - 8t; counts above them by a warp scan.
-      let sum = 0;
-      for (let j = 0; j < 8; j++) sum += hist[255 - 8 * tid - j];
-      let incl = sum;
-      for (let o = 1; o < 32; o <<= 1) {
-        const x = shflUp(incl, o);
-        if (tid >= o) incl += x;
-      }
-      let above = incl - sum;
-      if (above < need && need <= incl) {
-        for (let j = 0; j < 8; j++) {
-          const c = hist[255 - 8 * tid - j];
-          if (above + c >= need) {
-            res[0] = 255 - 8 * tid - j;
-            res[1] = need - above;
-            res[2] = c;
-            break;
+    for (let s = 0; s < slots; s++) {
+      if (needs[s] > 0) {
+        const m = slotMode(mode, s);
+        const hi = keys[2 * s];
+        const lo = keys[2 * s + 1];
+        for (let i = tid; i < count; i += blockDim.x) {
+          const f = flags[i];
+          if (isMember(m, f)) {
+            const h = keyHi(m, m === TOP ? scores[s * stride + i] : best[i]);
+            const l = keyLo(m, f, i);
+            if (low ? h === hi && (l & fixed) === lo : (h & fixed) === hi) atomicAdd(hist, s * DIGITS + i32(((low ? l : h) >> shift) & 255), 1);
           }
-          above += c;
         }
       }
-      for (let j = 0; j < 8; j++) hist[255 - 8 * tid - j] = 0;
     }
     syncthreads();
-    const digit = u32(res[0]) << shift;
-    if (low) lo = lo | digit;
-    else hi = hi | digit;
-    need = res[1];
-    // Every key left in the bucket is taken: the lower digits stay 0.
-    done = res[2] === need;
+    if (warp < slots) {
+      const base = warp * DIGITS;
+      const need = needs[warp];
+      // Every lane has read needs before one of them writes it.
+      syncwarp();
+      if (need > 0) {
+        // Lane t holds digits 255 - 8t down to 248 - 8t; counts above them by a warp scan.
+        let sum = 0;
+        for (let j = 0; j < 8; j++) sum += hist[base + 255 - 8 * lane - j];
+        let incl = sum;
+        for (let o = 1; o < 32; o <<= 1) {
+          const x = shflUp(incl, o);
+          if (lane >= o) incl += x;
+        }
+        let above = incl - sum;
+        if (above < need && need <= incl) {
+          for (let j = 0; j < 8; j++) {
+            const c = hist[base + 255 - 8 * lane - j];
+            if (above + c >= need) {
+              const digit = u32(255 - 8 * lane - j) << shift;
+              if (low) keys[2 * warp + 1] = keys[2 * warp + 1] | digit;
+              else keys[2 * warp] = keys[2 * warp] | digit;
+              needs[warp] = c === need - above ? 0 : need - above;
+              break;
+            }
+            above += c;
+          }
+        }
+      }
+      for (let j = 0; j < 8; j++) hist[base + 255 - 8 * lane - j] = 0;
+    }
+    syncthreads();
   }
-  key[0] = hi;
-  key[1] = lo;
 }
 
 /**
@@ -228,16 +257,15 @@ export function selectResident(
   const r = blockIdx.x;
   if (r >= batch) return;
   const tid = threadIdx.x;
-  const hist = shared<i32>(DIGITS);
-  const res = shared<i32>(4);
+  const hist = shared<i32>(DIGITS * WARPS);
+  const keys = shared<u32>(2 * WARPS);
+  const needs = shared<i32>(WARPS);
   const counts = shared<i32>(4);
   const scratch = shared<i32>(32);
   const wantedList = shared<i32>(MAX_RECALLS);
   const victimList = shared<i32>(MAX_RECALLS);
   const wantedKey = shared<u32>(MAX_RECALLS);
   const victimKey = shared<u32>(MAX_RECALLS);
-  const key = local<u32>(2);
-  const wCut = local<u32>(2);
   const scan = local<i32>(2);
   const desc = r * ROW_FIELDS;
   // A row that claims more than the workspaces or its table row hold is the caller's
@@ -251,12 +279,8 @@ export function selectResident(
   const maxRecalls = Math.min(k * groups, MAX_RECALLS);
   const width = 1 + 2 * k * groups;
   const out = r * width;
-  for (let b = tid; b < DIGITS; b += blockDim.x) hist[b] = 0;
-  if (tid < 4) {
-    counts[tid] = 0;
-    // Also keeps res one array in shared memory (not split into scalars), as the manifest counts it.
-    res[tid] = 0;
-  }
+  for (let b = tid; b < DIGITS * WARPS; b += blockDim.x) hist[b] = 0;
+  if (tid < 4) counts[tid] = 0;
   let n = 0;
   if (count > 0 && k > 0) {
     const rowFlags = offset(flags, r * maxCandidates);
@@ -272,16 +296,27 @@ export function selectResident(
       rowBest[i] = b;
     }
     syncthreads();
+    // Each group's top k, as many groups at once as the block has warps (k >= count takes all).
     const kk = Math.min(k, count);
-    for (let g = 0; g < groups; g++) {
-      const vals = offset(scores, rowScores + g * maxCandidates);
-      key[0] = 0;
-      key[1] = 0;
-      if (kk < count) kthLargest(TOP, vals, rowBest, rowFlags, count, kk, hist, res, key);
-      for (let i = tid; i < count; i += blockDim.x) {
-        const f = rowFlags[i];
-        if (atLeast(keyHi(TOP, vals[i]), keyLo(TOP, f, i), key[0], key[1])) rowFlags[i] = f | CHOSEN;
+    for (let g0 = 0; g0 < groups; g0 += WARPS) {
+      const chunk = Math.min(WARPS, groups - g0);
+      if (tid < chunk) {
+        keys[2 * tid] = 0;
+        keys[2 * tid + 1] = 0;
+        needs[tid] = kk < count ? kk : 0;
       }
+      syncthreads();
+      const vals = offset(scores, rowScores + g0 * maxCandidates);
+      kthLargestEach(TOP, chunk, vals, maxCandidates, rowBest, rowFlags, count, hist, keys, needs);
+      for (let i = tid; i < count; i += blockDim.x) {
+        let f = rowFlags[i];
+        for (let s = 0; s < chunk; s++) {
+          if (atLeast(keyHi(TOP, vals[s * maxCandidates + i]), keyLo(TOP, f, i), keys[2 * s], keys[2 * s + 1])) f = f | CHOSEN;
+        }
+        rowFlags[i] = f;
+      }
+      // The next chunk resets keys and needs.
+      syncthreads();
     }
     let w = 0;
     let v = 0;
@@ -301,17 +336,19 @@ export function selectResident(
     const victims = counts[1];
     n = Math.min(Math.min(wanted, victims), maxRecalls);
     if (n > 0) {
-      wCut[0] = 0;
-      wCut[1] = 0;
-      if (n < wanted) kthLargest(WANTED, vals0, rowBest, rowFlags, count, n, hist, res, wCut);
-      key[0] = 0;
-      key[1] = 0;
-      if (n < victims) kthLargest(VICTIM, vals0, rowBest, rowFlags, count, n, hist, res, key);
+      // The n best wanted pages' cut (keys 0, 1) and the n first victims' (keys 2, 3) in one search.
+      if (tid === 0) {
+        for (let e = 0; e < 4; e++) keys[e] = 0;
+        needs[0] = n < wanted ? n : 0;
+        needs[1] = n < victims ? n : 0;
+      }
+      syncthreads();
+      kthLargestEach(PAIR, 2, vals0, 0, rowBest, rowFlags, count, hist, keys, needs);
       for (let i = tid; i < count; i += blockDim.x) {
         const f = rowFlags[i];
         if (isMember(WANTED, f)) {
           const h = keyHi(WANTED, rowBest[i]);
-          if (atLeast(h, keyLo(WANTED, f, i), wCut[0], wCut[1])) {
+          if (atLeast(h, keyLo(WANTED, f, i), keys[0], keys[1])) {
             const at = atomicAdd(counts, 2, 1);
             wantedList[at] = i;
             wantedKey[at] = h;
@@ -319,7 +356,7 @@ export function selectResident(
         }
         if (isMember(VICTIM, f)) {
           const h = keyHi(VICTIM, rowBest[i]);
-          if (atLeast(h, keyLo(VICTIM, f, i), key[0], key[1])) {
+          if (atLeast(h, keyLo(VICTIM, f, i), keys[2], keys[3])) {
             const at = atomicAdd(counts, 3, 1);
             victimList[at] = i;
             victimKey[at] = h;

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { EmuBuffer } from '../emulator/memory.js';
 import { emulateKernel } from '../emulator/emulate-kernel.js';
 import { Rng } from '../test-support/random.js';
-import { buildBatch, deviceInputs, type Batch, type BatchCase, type RowCase } from '../test-support/selection-batch.js';
+import { batchGeometry, buildBatch, deviceInputs, type Batch, type BatchCase, type RowCase } from '../test-support/selection-batch.js';
 import { estimateRowsKernel } from './estimate-rows.kernel.js';
 import { estimatePagesPerBlock } from './estimate.kernel.js';
 import { selectResidentKernel } from './select-resident.kernel.js';
@@ -107,6 +107,23 @@ describe('select_resident selects, applies and lists exactly as the reference se
     const n = asRef(want.plan).i32[0];
     expect(n).toBeGreaterThan(0);
     expect(n).toBeLessThan(29);
+  });
+
+  it('eight groups over more candidates than threads (the 8B step): the groups search together', () => {
+    const rng = new Rng(14);
+    const c: BatchCase = { rows: [row(700, 2, 680, 0.5), row(560, 3, 540, 0.95)], k: 20, groups: 8, variant: 'cuboid-max', coarse: false };
+    const want = expectSameSelection(buildBatch(rng, c, batchGeometry(32, 8, 2)));
+    // Both rows recall (pages share 24 digests, so ties are many and residents win them).
+    const plan = asRef(want.plan).i32;
+    const width = 1 + 2 * c.k * c.groups;
+    expect(plan[0]).toBeGreaterThan(0);
+    expect(plan[width]).toBeGreaterThan(0);
+  });
+
+  it('more groups than warps: the searches run in two rounds', () => {
+    const rng = new Rng(15);
+    const c: BatchCase = { rows: [row(50, 2, 45, 0.5), row(30, 1, 25, 0.4)], k: 2, groups: 20, variant: 'cuboid-mean', coarse: false };
+    expectSameSelection(buildBatch(rng, c, batchGeometry(32, 20, 4)));
   });
 
   it('more candidates than threads with ties: the search runs into the tie half of the key', () => {
