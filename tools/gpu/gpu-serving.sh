@@ -86,9 +86,10 @@ case "$group" in
   # Its second: batch 1 at 30k (7B) and batch 4 at 30k with stream_gemm against the default (cuBLAS padded to 64 rows).
   ncu-products) group=ncu-products-cublas,ncu-products-gemv,ncu-products-stream ;;
   stream-gemm-steps) group=stream-on-b1,gemv-off-b1,stream-on-b4,stream-off-b4 ;;
-  # The tenth session's first call: the self-test (select_resident's groups searching together), 128k at batch 4, the
-  # same step at 32k with paged_decode's splits of 512, 256 and 128 tokens, and batch 1 at 128k (8B).
-  splits) group=selftest,long-b4,split-512-b4,split-256-b4,split-128-b4,gemv-off-b1-8b ;;
+  # The tenth session's first call: the self-test (select_resident's groups searching together, paged_decode merging
+  # its own splits), 128k at batch 4, the same step at 32k with paged_decode's splits of 512, 256 and 128 tokens, and
+  # batch 1 at 128k (8B) and at 30k (7B).
+  splits) group=selftest,long-b4,split-512-b4,split-256-b4,split-128-b4,gemv-off-b1-8b,gemv-off-b1 ;;
 esac
 # Each step: its time limit and command, run in the order the list gives.
 declare -A limit cmd

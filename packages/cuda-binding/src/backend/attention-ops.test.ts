@@ -57,7 +57,7 @@ describe('fp8 pools on the CUDA backend attend with the fp8 kernel families', ()
     expect(d.lifetimes.liveTensors - before).toBe(1);
   });
 
-  it('pagedAttention launches paged_decode_fp8, the merge and paged_token_scores_fp8, and frees its workspaces', () => {
+  it('pagedAttention launches paged_decode_fp8 (its last splits merge) and paged_token_scores_fp8, and frees its workspaces', () => {
     const { d, launches } = fakeDevice();
     const gqa: KvGeometry = { ...fp8, numKvHeads: 8 };
     const pool = new CudaKvStorage('device', 100, gqa, 2 * 8 * 32 * 128 + 2 * 8 * 32, 0x100000n, 0n);
@@ -75,12 +75,23 @@ describe('fp8 pools on the CUDA backend attend with the fp8 kernel families', ()
     // 2 x 32 / 4 = 16 blocks; 320 tokens are one split of 512, whatever the batch.
     expect(launches).toEqual([
       `paged_decode_fp8_f16_hd128_ps32_g4 [16, 1, 1] on ${STREAM.compute}`,
-      `paged_decode_merge_f16_hd128 [64, 1, 1] on ${STREAM.compute}`,
       `paged_token_scores_fp8_f16_hd128_ps32 [2, 80, 1] on ${STREAM.compute}`,
     ]);
     expect(out.shape).toEqual([2, 32, 128]);
     expect(tokenScores?.shape).toEqual([2, 1, 320]);
     expect(d.lifetimes.liveTensors - before).toBe(2);
+  });
+
+  it('pagedAttention refuses more blocks of heads than the split counters hold, before launching anything', () => {
+    const { d, launches } = fakeDevice();
+    const pool = new CudaKvStorage('device', 100, g, 2 * 32 * 32 * 128 * 2, 0x100000n, 0n);
+    const t = (shape: number[], dtype: 'f16' | 'i32') => d.lifetimes.untracked(() => d.empty(shape, dtype, 'test input'));
+    // 2049 rows x 32 heads, one head a block (32 KV heads): 65,568 blocks.
+    const args = { storage: pool, pageTable: t([2049, 1, 4], 'i32'), pageCounts: t([2049, 1], 'i32'), lastPageLens: t([2049, 1], 'i32'), scale: 1 };
+    expect(() => pagedAttention(d, { ...args, q: t([2049, 32, 128], 'f16') })).toThrow(
+      'pagedAttention: 65568 blocks of heads, more than the 65536 split counters',
+    );
+    expect(launches).toEqual([]);
   });
 });
 

@@ -52,10 +52,11 @@ function mergeSplits(
 }
 
 /**
- * Paged decode attention: the split kernel over each list's pages (as many splits as
- * fill the GPU in one wave), their exact merge, and, for H2O and TOVA, each listed
- * token's attention probability from the merged log-sum-exp. fp8 pools use the
- * *_fp8 kernels (same arguments, same steps and splits), which dequantize on load.
+ * Paged decode attention: the split kernel over each list's pages, whose last split of
+ * each block of heads merges them exactly (paged_decode's finishSplit, counted in the
+ * device's split counters), and, for H2O and TOVA, each listed token's attention
+ * probability from the merged log-sum-exp. fp8 pools use the *_fp8 kernels (same
+ * arguments, same steps and splits), which dequantize on load.
  */
 export function pagedAttention(d: CudaDevice, args: PagedAttentionArgs): { out: CudaTensor; tokenScores?: CudaTensor } {
   const storage = asStorage(args.storage);
@@ -74,6 +75,10 @@ export function pagedAttention(d: CudaDevice, args: PagedAttentionArgs): { out: 
   // A fixed number of tokens a split, whatever the batch: a row's attention is the same in any batch.
   const { splits, splitTokens } = pagedDecodeSplits({ tokens: maxPages * g.pageSize, splitTokens: d.decodeSplitTokens });
   const rows = batch * g.numHeads;
+  const counters = d.splitCounters();
+  if ((batch * g.numHeads) / group > counters.shape[0]) {
+    throw invalidArgument(`pagedAttention: ${(batch * g.numHeads) / group} blocks of heads, more than the ${counters.shape[0]} split counters`);
+  }
   const partialOut = d.empty([rows, splits, g.headDim], 'f32', 'paged attention partial outputs');
   const partialLse = d.empty([rows, splits], 'f32', 'paged attention partial log-sum-exp');
   const shape = { batch, numHeads: g.numHeads, numKvHeads: g.numKvHeads, numLists: lists, maxPages, scale: args.scale };
@@ -81,16 +86,22 @@ export function pagedAttention(d: CudaDevice, args: PagedAttentionArgs): { out: 
   const fp8 = isFp8(g);
   const decodeSpec = { dtype: d.dtype, headDim: g.headDim, pageSize: g.pageSize, group };
   const decode = fp8 ? d.kernels.get('paged_decode_fp8', findPagedDecodeFp8, decodeSpec) : d.kernels.get('paged_decode', findPagedDecode, decodeSpec);
+  const out = d.empty([batch, g.numHeads, g.headDim], d.dtype, 'paged attention output');
+  const lse = d.empty([rows], 'f32', 'paged attention log-sum-exp');
   d.launch(decode, {
     q: q.ptr,
     ...pages,
     partialOut: partialOut.ptr,
     partialLse: partialLse.ptr,
+    out: out.ptr,
+    lse: lse.ptr,
+    counters: counters.ptr,
     ...shape,
     numSplits: splits,
     splitTokens,
   });
-  const { out, lse } = mergeSplits(d, partialOut, partialLse, [batch, g.numHeads, g.headDim], splits, 'paged attention');
+  d.lifetimes.dispose(partialOut);
+  d.lifetimes.dispose(partialLse);
   let tokenScores: CudaTensor | undefined;
   if (args.returnTokenScores) {
     tokenScores = d.empty([batch, lists, maxPages * g.pageSize], 'f32', 'token attention scores');

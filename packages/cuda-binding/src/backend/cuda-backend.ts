@@ -157,6 +157,8 @@ export class CudaBackend implements Backend {
       streamGemm: options.streamGemm ?? process.env.ARKVALE_STREAM_GEMM === '1',
     });
     if (process.env.ARKVALE_PREFILL_STAGES === '1') this.d.prefillStages = 1;
+    // Made before any step is recorded into a graph.
+    this.d.splitCounters();
     if (process.env.ARKVALE_DECODE_SPLIT_TOKENS) {
       // Checked here, so that a bad value fails at the start, not inside a step.
       this.d.decodeSplitTokens = pagedDecodeSplits({ tokens: 1, splitTokens: Number(process.env.ARKVALE_DECODE_SPLIT_TOKENS) }).splitTokens;

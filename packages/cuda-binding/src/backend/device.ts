@@ -9,6 +9,9 @@ import { CudaTensor, DeviceBuffer, DTYPE_BYTES, TensorLifetimes, asCuda, element
 
 export type FloatDType = 'f16' | 'bf16';
 
+/** Blocks of heads one paged_decode launch may have (batch x heads / group): 256 KB of counters. */
+export const SPLIT_COUNTERS = 65_536;
+
 /** Which kernels take the decode products (`matmul` of up to 64 rows); cuBLAS takes the rest. */
 export interface ProductKernels {
   /** 1 to 4 rows through gemv (first). */
@@ -26,6 +29,8 @@ export class CudaDevice {
   readonly kernels = new KernelCache();
   /** causal_prefill's K/V buffers (CausalPrefillSpec.stages): two, unless ARKVALE_PREFILL_STAGES=1 (for measurements). */
   prefillStages: 1 | 2 = 2;
+  /** paged_decode's finished splits per block of heads (made by splitCounters). */
+  private counters?: CudaTensor;
   /** Tokens a paged_decode split covers (pagedDecodeSplits): its default unless ARKVALE_DECODE_SPLIT_TOKENS is set (for measurements). */
   decodeSplitTokens?: number;
   /**
@@ -56,6 +61,21 @@ export class CudaDevice {
     this.graphs = new StepGraphs(addon, graphs);
     this.addon = this.graphs.addon;
     this.buffers = new BufferPool(this.addon, this.graphs);
+  }
+
+  /**
+   * paged_decode's count of finished splits for each block of heads (its last split
+   * merges them and sets the count back to 0, so the counts are 0 between launches):
+   * made and zeroed once, on first use. The backend makes it when it starts, so that no
+   * recorded step does.
+   */
+  splitCounters(): CudaTensor {
+    if (!this.counters) {
+      const what = 'paged decode split counters';
+      this.counters = this.lifetimes.untracked(() => this.empty([SPLIT_COUNTERS], 'i32', what));
+      this.addon.memset(this.counters.ptr, 0, this.counters.bytes, STREAM.compute, what);
+    }
+    return this.counters;
   }
 
   /** A new, uninitialised tensor (device memory from the caching allocator). */

@@ -103,6 +103,22 @@ export function syncthreads(): void {
 export function syncwarp(): void {
   return translatorOnly('syncwarp');
 }
+/**
+ * `__threadfence()`: this thread's global writes before it are seen by every thread of
+ * the grid before any of its writes after it (a block that counts itself done with an
+ * atomic after the fence has its results visible to whoever reads the count).
+ */
+export function threadfence(): void {
+  return translatorOnly('threadfence');
+}
+/**
+ * `__ldcg(&p[i])`: a global load cached in L2 only. A block that reads what other blocks
+ * of its launch wrote (after their fence and count) must not find an older copy of the
+ * line in its SM's L1, which is not kept coherent with other SMs' writes.
+ */
+export function ldcg<T extends number>(_p: Global<T>, _index: number): T {
+  return translatorOnly('ldcg');
+}
 
 // --- warp collectives (all 32 lanes take part) -----------------------------------------
 export function shflXor<T extends number>(_v: T, _laneMask: number, _width?: number): T {

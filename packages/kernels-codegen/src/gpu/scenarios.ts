@@ -83,15 +83,16 @@ export function buildScenarios(jobs: GpuJobs): void {
     const partialOut = new EmuBuffer('f32', batch * heads * splits * headDim);
     const partialLse = new EmuBuffer('f32', batch * heads * splits);
     const group = gcd(heads / kvHeads, heads / lists);
+    // The last split of each block of heads merges them (its counts start at 0).
+    const out = new EmuBuffer(dtype, batch * heads * headDim);
+    const lse = new EmuBuffer('f32', batch * heads);
+    const counters = new EmuBuffer('i32', (batch * heads) / group);
     jobs.launch(
       pagedDecodeKernel,
       { dtype, headDim, pageSize, group },
-      { q, ...pages, partialOut, partialLse, ...shape, numSplits: splits, splitTokens: splitTokensFor(maxPages * pageSize, splits) },
+      { q, ...pages, partialOut, partialLse, out, lse, counters, ...shape, numSplits: splits, splitTokens: splitTokensFor(maxPages * pageSize, splits) },
     );
-    const out = new EmuBuffer(dtype, batch * heads * headDim);
-    const lse = new EmuBuffer('f32', batch * heads);
-    jobs.launch(pagedDecodeMergeKernel, { dtype, headDim }, { partialOut, partialLse, out, lse, rows: batch * heads, numSplits: splits });
-    jobs.output(out, `paged_decode + merge ${dtype} hd${headDim} ps${pageSize} g${group}`, TOL[dtype]);
+    jobs.output(out, `paged_decode (merged by its last splits) ${dtype} hd${headDim} ps${pageSize} g${group}`, TOL[dtype]);
     const scores = new EmuBuffer('f32', batch * lists * maxPages * pageSize);
     jobs.launch(pagedTokenScoresKernel, { dtype, headDim, pageSize }, { q, ...pages, lse, scores, ...shape });
     jobs.output(scores, `paged_token_scores ${dtype}`, TOL.f32);
@@ -378,15 +379,16 @@ function fp8Pages(jobs: GpuJobs, rng: Rng): void {
     const partialOut = new EmuBuffer('f32', batch * heads * splits * headDim);
     const partialLse = new EmuBuffer('f32', batch * heads * splits);
     const group = gcd(heads / kvHeads, heads / lists);
+    // The last split of each block of heads merges them (its counts start at 0).
+    const out = new EmuBuffer(dtype, batch * heads * headDim);
+    const lse = new EmuBuffer('f32', batch * heads);
+    const counters = new EmuBuffer('i32', (batch * heads) / group);
     jobs.launch(
       pagedDecodeFp8Kernel,
       { dtype, headDim, pageSize, group },
-      { q, ...pages, partialOut, partialLse, ...shape, numSplits: splits, splitTokens: splitTokensFor(maxPages * pageSize, splits) },
+      { q, ...pages, partialOut, partialLse, out, lse, counters, ...shape, numSplits: splits, splitTokens: splitTokensFor(maxPages * pageSize, splits) },
     );
-    const out = new EmuBuffer(dtype, batch * heads * headDim);
-    const lse = new EmuBuffer('f32', batch * heads);
-    jobs.launch(pagedDecodeMergeKernel, { dtype, headDim }, { partialOut, partialLse, out, lse, rows: batch * heads, numSplits: splits });
-    jobs.output(out, `paged_decode_fp8 + merge ${dtype} hd${headDim} ps${pageSize} g${group}`, TOL[dtype]);
+    jobs.output(out, `paged_decode_fp8 (merged by its last splits) ${dtype} hd${headDim} ps${pageSize} g${group}`, TOL[dtype]);
     const scores = new EmuBuffer('f32', batch * lists * maxPages * pageSize);
     jobs.launch(pagedTokenScoresFp8Kernel, { dtype, headDim, pageSize }, { q, ...pages, lse, scores, ...shape });
     jobs.output(scores, `paged_token_scores_fp8 ${dtype}`, TOL.f32);
@@ -654,7 +656,7 @@ function questSelection(jobs: GpuJobs, rng: Rng): void {
   for (const [name, buf] of Object.entries(lists)) jobs.output(buf, `select_attend ${name}`, TOL.exact);
 }
 
-/** Timings on zero-filled data (contents do not change the work): a long-context decode (and its merge), a prefill and its summed key statistic. */
+/** Timings on zero-filled data (contents do not change the work): a long-context decode (merging its splits), the merge kernel, a prefill and its summed key statistic. */
 export function buildTimings(jobs: GpuJobs): void {
   const batch = 8;
   const heads = 32;
@@ -691,9 +693,13 @@ export function buildTimings(jobs: GpuJobs): void {
         pool: batch * pages * 2 * kvHeads * pageSize * headDim * 2,
         partialOut: batch * heads * splits * headDim * 4,
         partialLse: batch * heads * splits * 4,
+        out: batch * heads * headDim * 2,
+        lse: batch * heads * 4,
+        counters: ((batch * heads) / 4) * 4,
       },
     },
   );
+  // paged_prefill's merge (paged_decode merges its own splits) at the same size.
   jobs.launch(
     pagedDecodeMergeKernel,
     { dtype: 'f16', headDim },

@@ -86,6 +86,8 @@ export type IntrinsicName =
   // synchronisation
   | 'syncthreads'
   | 'syncwarp'
+  | 'threadfence'
+  | 'ldcg'
   // warp
   | 'shflXor'
   | 'shflDown'

@@ -26,6 +26,7 @@ import { pageDigestFp8Kernel } from './page-digest.kernel.js';
 import { PAGED_DECODE_SPLIT_TOKENS, pagedDecodeFp8Kernel, pagedDecodeMergeKernel, pagedDecodeSplits, splitTokensFor } from './paged-decode.kernel.js';
 import { pagedPrefillFp8Kernel } from './paged-prefill.kernel.js';
 import { pagedTokenScoresFp8Kernel } from './token-scores.kernel.js';
+import { runPagedDecode } from '../test-support/paged-decode-run.js';
 
 const ref = new ReferenceBackend();
 type Dtype = 'f16' | 'bf16';
@@ -275,25 +276,21 @@ function checkDecode(
   const { batch, maxPages } = l;
   const scale = 1 / Math.sqrt(c.headDim);
   const group = gcd(c.numHeads / c.numKvHeads, c.numHeads / c.lists);
-  const partialOut = new EmuBuffer('f32', batch * c.numHeads * splits * c.headDim);
-  const partialLse = new EmuBuffer('f32', batch * c.numHeads * splits);
   const bytes = byteBuffer(pool.bytes);
   const lists = { pageTable: EmuBuffer.from('i32', l.table), pageCounts: EmuBuffer.from('i32', l.counts), lastPageLens: EmuBuffer.from('i32', l.lasts) };
   const shape = { batch, numHeads: c.numHeads, numKvHeads: c.numKvHeads, numLists: c.lists, maxPages, scale };
-  emulateKernel(pagedDecodeFp8Kernel, { dtype: c.dtype, headDim: c.headDim, pageSize: c.pageSize, group }).run({
-    q: EmuBuffer.from(c.dtype, q),
-    pool: bytes,
-    ...lists,
-    partialOut,
-    partialLse,
-    ...shape,
-    numSplits: splits,
-    splitTokens,
-  });
-  const rows = batch * c.numHeads;
-  const out = new EmuBuffer(c.dtype, rows * c.headDim);
-  const lse = new EmuBuffer('f32', rows);
-  emulateKernel(pagedDecodeMergeKernel, { dtype: c.dtype, headDim: c.headDim }).run({ partialOut, partialLse, out, lse, rows, numSplits: splits });
+  const { out, lse } = runPagedDecode(
+    pagedDecodeFp8Kernel,
+    { dtype: c.dtype, headDim: c.headDim, pageSize: c.pageSize, group },
+    {
+      q: EmuBuffer.from(c.dtype, q),
+      pool: bytes,
+      ...lists,
+      ...shape,
+      numSplits: splits,
+      splitTokens,
+    },
+  );
   const want = ref.pagedAttention({
     q: ref.fromArray(q, [batch, c.numHeads, c.headDim]),
     storage: pool,

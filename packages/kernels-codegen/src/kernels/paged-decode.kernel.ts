@@ -39,6 +39,8 @@
  * products and its V factor its softmax weight (powers of two: exact).
  */
 import {
+  atomicAdd,
+  blockDim,
   blockIdx,
   convert,
   cpAsync16,
@@ -50,15 +52,19 @@ import {
   exp2,
   f32,
   i64,
+  ldcg,
   local,
   shared,
   shflIdx,
   shflXor,
   syncthreads,
+  threadfence,
   threadIdx,
   vload,
   type Float16,
   type GlobalIn,
+  type Local,
+  type Shared,
   type Global,
   type i32,
   type u8,
@@ -75,6 +81,8 @@ export interface PagedDecodeSpec extends PagedSpec {
 }
 
 const WARPS = 4;
+/** Threads of paged_decode_merge's block, as many as paged_decode's (both run mergeRow). */
+const MERGE_THREADS = WARPS * 32;
 
 /** Tokens per thread row and step (the kernel's U): fewer where the group's state and shared memory are larger. */
 function unroll(group: number): number {
@@ -95,6 +103,9 @@ export function pagedDecode<T extends Float16>(
   lastPageLens: GlobalIn<i32>,
   partialOut: Global<f32>,
   partialLse: Global<f32>,
+  out: Global<T>,
+  lse: Global<f32>,
+  counters: Global<i32>,
   batch: i32,
   numHeads: i32,
   numKvHeads: i32,
@@ -231,10 +242,50 @@ export function pagedDecode<T extends Float16>(
     }
   }
 
-  // Merge the NY token rows of each head through shared memory.
   const sO = shared<f32>(G * NY * D);
   const sM = shared<f32>(G * NY);
   const sL = shared<f32>(G * NY);
+  const ticket = shared<i32>(1);
+  finishSplit(spec, acc, m, l, sO, sM, sL, ticket, partialOut, partialLse, out, lse, counters, b, h0, split, numHeads, numSplits);
+}
+
+/**
+ * The end of a split of paged_decode (and paged_decode_fp8): the NY token rows of each
+ * head merge through shared memory into the split's partial output and (natural)
+ * log-sum-exp. Then the split counts itself done for its block of G heads in
+ * `counters` (after a fence, so that its partials are seen first), and the last of the
+ * group's splits to finish merges all of them (mergeRows: paged_decode_merge's sums,
+ * split by split in order, whichever split comes last) into `out` and `lse`, and sets
+ * the count back to 0 for the next launch. The merge's own launch is gone: 5.5 us a
+ * layer for 8 splits at 4 rows x 8 KV heads (H100, docs/BENCHMARKS.md, ninth session).
+ */
+function finishSplit<T extends Float16>(
+  spec: PagedDecodeSpec,
+  acc: Local<f32>,
+  m: Local<f32>,
+  l: Local<f32>,
+  sO: Shared<f32>,
+  sM: Shared<f32>,
+  sL: Shared<f32>,
+  ticket: Shared<i32>,
+  partialOut: Global<f32>,
+  partialLse: Global<f32>,
+  out: Global<T>,
+  lse: Global<f32>,
+  counters: Global<i32>,
+  b: i32,
+  h0: i32,
+  split: i32,
+  numHeads: i32,
+  numSplits: i32,
+): void {
+  const D = spec.headDim;
+  const G = spec.group;
+  const TX = D / VEC;
+  const NY = WARPS * (32 / TX);
+  const tid = threadIdx.x;
+  const tx = tid % TX;
+  const y = tid / TX;
   for (let g = 0; g < G; g++) {
     for (let j = 0; j < VEC; j++) sO[(g * NY + y) * D + tx * VEC + j] = acc[g * VEC + j];
     if (tx === 0) {
@@ -260,6 +311,18 @@ export function pagedDecode<T extends Float16>(
     const row = (b * numHeads + h0 + g) * numSplits + split;
     partialOut[i64(row) * D + d] = sum > 0 ? o / sum : 0;
     if (d === 0) partialLse[row] = sum > 0 ? (mMax + Math.log2(sum)) * Math.LN2 : -Infinity;
+  }
+  threadfence();
+  syncthreads();
+  if (tid === 0) ticket[0] = atomicAdd(counters, blockIdx.x, 1);
+  syncthreads();
+  if (ticket[0] === numSplits - 1) {
+    // Every other split fenced its partials before counting itself.
+    threadfence();
+    // A bound nvcc cannot fold to G (numHeads - h0 >= G): the merge stays one loop, not G
+    // inlined copies of its 32 unrolled loads (which more than doubled the unit's build).
+    mergeRows(spec, partialOut, partialLse, out, lse, b * numHeads + h0, Math.min(G, numHeads - h0), numSplits);
+    if (tid === 0) counters[blockIdx.x] = 0;
   }
 }
 
@@ -312,6 +375,9 @@ export function pagedDecodeFp8<T extends Float16>(
   lastPageLens: GlobalIn<i32>,
   partialOut: Global<f32>,
   partialLse: Global<f32>,
+  out: Global<T>,
+  lse: Global<f32>,
+  counters: Global<i32>,
   batch: i32,
   numHeads: i32,
   numKvHeads: i32,
@@ -465,32 +531,8 @@ export function pagedDecodeFp8<T extends Float16>(
   const sO = shared<f32>(G * NY * D);
   const sM = shared<f32>(G * NY);
   const sL = shared<f32>(G * NY);
-  for (let g = 0; g < G; g++) {
-    for (let j = 0; j < VEC; j++) sO[(g * NY + y) * D + tx * VEC + j] = acc[g * VEC + j];
-    if (tx === 0) {
-      sM[g * NY + y] = m[g];
-      sL[g * NY + y] = l[g];
-    }
-  }
-  syncthreads();
-  for (let i = tid; i < G * D; i += WARPS * 32) {
-    const g = i / D;
-    const d = i % D;
-    let mMax: f32 = -Infinity;
-    for (let r = 0; r < NY; r++) mMax = Math.max(mMax, sM[g * NY + r]);
-    let sum: f32 = 0;
-    let o: f32 = 0;
-    if (mMax > -Infinity) {
-      for (let r = 0; r < NY; r++) {
-        const w = exp2(sM[g * NY + r] - mMax);
-        sum += sL[g * NY + r] * w;
-        o += sO[(g * NY + r) * D + d] * w;
-      }
-    }
-    const row = (b * numHeads + h0 + g) * numSplits + split;
-    partialOut[i64(row) * D + d] = sum > 0 ? o / sum : 0;
-    if (d === 0) partialLse[row] = sum > 0 ? (mMax + Math.log2(sum)) * Math.LN2 : -Infinity;
-  }
+  const ticket = shared<i32>(1);
+  finishSplit(spec, acc, m, l, sO, sM, sL, ticket, partialOut, partialLse, out, lse, counters, b, h0, split, numHeads, numSplits);
 }
 
 export const pagedDecodeFp8Kernel = defineKernel<PagedDecodeSpec>({
@@ -515,8 +557,9 @@ export interface MergeSpec {
 }
 
 /**
- * Combines the splits of paged_decode: out [rows, headDim] in T, lse [rows] (natural log).
- * The lanes of each warp read 32 splits' lse at once and pass each split's weight round
+ * Combines the splits of a split attention kernel: out [rows, headDim] in T, lse [rows]
+ * (natural log). paged_prefill's splits come here; paged_decode's last split of a group
+ * runs the same mergeRows itself (finishSplit). The lanes of each warp read 32 splits' lse at once and pass each split's weight round
  * by shuffles, so a split costs no dependent load; the sums run over the splits in
  * order, as one thread adding them would. Reading them split by split made each
  * launch about 6.8 us (32 rows of 4 splits, a batch-1 step at the 7B shape, H100).
@@ -527,23 +570,59 @@ export interface MergeSpec {
  */
 export function pagedDecodeMerge<T extends Float16>(
   spec: MergeSpec,
-  partialOut: GlobalIn<f32>,
-  partialLse: GlobalIn<f32>,
+  partialOut: Global<f32>,
+  partialLse: Global<f32>,
   out: Global<T>,
   lse: Global<f32>,
   rows: i32,
   numSplits: i32,
 ): void {
-  const D = spec.headDim;
-  // Dimensions per thread (64 threads).
-  const ND = (D + 63) / 64;
   const row = blockIdx.x;
   if (row >= rows) return;
+  mergeRows(spec, partialOut, partialLse, out, lse, row, 1, numSplits);
+}
+
+/**
+ * Merges the splits of rows first..first + count - 1 into out and lse, one row after
+ * another, by every thread of the block (whole
+ * warps, MERGE_THREADS or more: a thread takes dimensions t, t + blockDim.x, ...).
+ * paged_decode's last split calls it on partials that other blocks of its launch
+ * wrote, so they are read through L2 only (ldcg), neither through the read-only
+ * cache nor through an SM's L1, which other SMs' writes do not update. A
+ * dimension's sums run over the splits in order whatever the block's size, so
+ * paged_decode's merge and paged_decode_merge give the same bits.
+ */
+function mergeRows<T extends Float16>(
+  spec: MergeSpec,
+  partialOut: Global<f32>,
+  partialLse: Global<f32>,
+  out: Global<T>,
+  lse: Global<f32>,
+  first: i32,
+  count: i32,
+  numSplits: i32,
+): void {
+  for (let row = first; row < first + count; row++) mergeRow(spec, partialOut, partialLse, out, lse, row, numSplits);
+}
+
+function mergeRow<T extends Float16>(
+  spec: MergeSpec,
+  partialOut: Global<f32>,
+  partialLse: Global<f32>,
+  out: Global<T>,
+  lse: Global<f32>,
+  row: i32,
+  numSplits: i32,
+): void {
+  const D = spec.headDim;
+  // Dimensions per thread (MERGE_THREADS or more).
+  const ND = (D + MERGE_THREADS - 1) / MERGE_THREADS;
+  const threads = blockDim.x;
   const lane = threadIdx.x & 31;
   const base = row * numSplits;
   let mMax: f32 = -Infinity;
   for (let s0 = 0; s0 < numSplits; s0 += 32) {
-    if (s0 + lane < numSplits) mMax = Math.max(mMax, partialLse[base + s0 + lane]);
+    if (s0 + lane < numSplits) mMax = Math.max(mMax, ldcg(partialLse, base + s0 + lane));
   }
   for (let o = 16; o > 0; o >>= 1) mMax = Math.max(mMax, shflXor(mMax, o));
   const acc = local<f32>(ND);
@@ -551,13 +630,13 @@ export function pagedDecodeMerge<T extends Float16>(
   let sum: f32 = 0;
   const parts = local<f32>(32 * ND);
   for (let s0 = 0; s0 < numSplits; s0 += 32) {
-    const w: f32 = s0 + lane < numSplits ? Math.exp(partialLse[base + s0 + lane] - mMax) : 0;
+    const w: f32 = s0 + lane < numSplits ? Math.exp(ldcg(partialLse, base + s0 + lane) - mMax) : 0;
     const n = Math.min(32, numSplits - s0);
     // Past the round's last split (or the head dim) a lane loads the last one again: no
     // branch around any load, so they can all be in flight; those values are never added.
     for (let j = 0; j < 32; j++) {
       for (let e = 0; e < ND; e++) {
-        parts[j * ND + e] = partialOut[(i64(base) + s0 + Math.min(j, n - 1)) * D + Math.min(threadIdx.x + 64 * e, D - 1)];
+        parts[j * ND + e] = ldcg(partialOut, (i64(base) + s0 + Math.min(j, n - 1)) * D + Math.min(threadIdx.x + threads * e, D - 1));
       }
     }
     for (let j = 0; j < 32; j++) {
@@ -565,14 +644,14 @@ export function pagedDecodeMerge<T extends Float16>(
       if (j < n) {
         sum += wj;
         for (let e = 0; e < ND; e++) {
-          const d = threadIdx.x + 64 * e;
+          const d = threadIdx.x + threads * e;
           if (d < D) acc[e] += wj * parts[j * ND + e];
         }
       }
     }
   }
   for (let e = 0; e < ND; e++) {
-    const d = threadIdx.x + 64 * e;
+    const d = threadIdx.x + threads * e;
     if (d < D) out[i64(row) * D + d] = convert<T>(acc[e] / sum);
   }
   if (threadIdx.x === 0) lse[row] = mMax + Math.log(sum);
@@ -585,7 +664,7 @@ export const pagedDecodeMergeKernel = defineKernel<MergeSpec>({
   kernel: pagedDecodeMerge,
   name: (s) => `paged_decode_merge_${s.dtype}_hd${s.headDim}`,
   types: (s) => ({ T: s.dtype }),
-  blockThreads: () => 64,
+  blockThreads: () => MERGE_THREADS,
   grid: () => [arg('rows'), 1, 1],
   specs: (m) => product({ dtype: m.dtype, headDim: m.headDim }),
   validate: (s) => checkHeadDim(s.headDim),

@@ -6,6 +6,7 @@ import { expectClose, quantize } from '../test-support/compare.js';
 import { Rng } from '../test-support/random.js';
 import { pagedDecodeKernel, pagedDecodeMergeKernel, pagedDecodeSplits, pagedDecodeStep, splitTokensFor } from './paged-decode.kernel.js';
 import { pagedTokenScoresKernel } from './token-scores.kernel.js';
+import { runPagedDecode } from '../test-support/paged-decode-run.js';
 
 const ref = new ReferenceBackend();
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
@@ -44,29 +45,25 @@ function runCase(c: Case): void {
   const q = quantize(rng.array(batch * c.numHeads * c.headDim, -2, 2), c.dtype);
   const scale = 1 / Math.sqrt(c.headDim);
   const group = gcd(c.numHeads / c.numKvHeads, c.numHeads / c.lists);
-  const partialOut = new EmuBuffer('f32', batch * c.numHeads * c.splits * c.headDim);
-  const partialLse = new EmuBuffer('f32', batch * c.numHeads * c.splits);
-  emulateKernel(pagedDecodeKernel, { dtype: c.dtype, headDim: c.headDim, pageSize: c.pageSize, group }).run({
-    q: EmuBuffer.from(c.dtype, q),
-    pool: EmuBuffer.from(c.dtype, pool.data),
-    pageTable: EmuBuffer.from('i32', table),
-    pageCounts: EmuBuffer.from('i32', counts),
-    lastPageLens: EmuBuffer.from('i32', lasts),
-    partialOut,
-    partialLse,
-    batch,
-    numHeads: c.numHeads,
-    numKvHeads: c.numKvHeads,
-    numLists: c.lists,
-    maxPages,
-    numSplits: c.splits,
-    splitTokens: splitTokensFor(maxPages * c.pageSize, c.splits),
-    scale,
-  });
-  const rows = batch * c.numHeads;
-  const out = new EmuBuffer(c.dtype, rows * c.headDim);
-  const lse = new EmuBuffer('f32', rows);
-  emulateKernel(pagedDecodeMergeKernel, { dtype: c.dtype, headDim: c.headDim }).run({ partialOut, partialLse, out, lse, rows, numSplits: c.splits });
+  const { out, lse } = runPagedDecode(
+    pagedDecodeKernel,
+    { dtype: c.dtype, headDim: c.headDim, pageSize: c.pageSize, group },
+    {
+      q: EmuBuffer.from(c.dtype, q),
+      pool: EmuBuffer.from(c.dtype, pool.data),
+      pageTable: EmuBuffer.from('i32', table),
+      pageCounts: EmuBuffer.from('i32', counts),
+      lastPageLens: EmuBuffer.from('i32', lasts),
+      batch,
+      numHeads: c.numHeads,
+      numKvHeads: c.numKvHeads,
+      numLists: c.lists,
+      maxPages,
+      numSplits: c.splits,
+      splitTokens: splitTokensFor(maxPages * c.pageSize, c.splits),
+      scale,
+    },
+  );
   const want = ref.pagedAttention({
     q: ref.fromArray(q, [batch, c.numHeads, c.headDim]),
     storage: pool,
@@ -100,7 +97,7 @@ function runCase(c: Case): void {
   expect(lse.toFloat32().every(Number.isFinite)).toBe(true);
 }
 
-describe('paged_decode + paged_decode_merge match the reference paged attention', () => {
+describe('paged_decode (its last splits merging) matches the reference paged attention', () => {
   it.each([
     { dtype: 'f16', headDim: 64, pageSize: 16, numHeads: 8, numKvHeads: 2, lists: 1, splits: 1 },
     { dtype: 'f16', headDim: 64, pageSize: 16, numHeads: 8, numKvHeads: 2, lists: 1, splits: 3 },
@@ -157,44 +154,34 @@ describe('paged_decode is batch-invariant', () => {
       const { splits, splitTokens } = pagedDecodeSplits({ tokens: maxPages * c.pageSize });
       const n = rows.length;
       const table = rows.flatMap((r) => [...lists[r].pages, ...Array(maxPages - lists[r].pages.length).fill(0)]);
-      const partialOut = new EmuBuffer('f32', n * c.numHeads * splits * c.headDim);
-      const partialLse = new EmuBuffer('f32', n * c.numHeads * splits);
-      emulateKernel(pagedDecodeKernel, { dtype: c.dtype, headDim: c.headDim, pageSize: c.pageSize, group: 2 }).run({
-        q: EmuBuffer.from(
-          c.dtype,
-          rows.flatMap((r) => Array.from(q.subarray(r * c.numHeads * c.headDim, (r + 1) * c.numHeads * c.headDim))),
-        ),
-        pool: EmuBuffer.from(c.dtype, pool.data),
-        pageTable: EmuBuffer.from('i32', table),
-        pageCounts: EmuBuffer.from(
-          'i32',
-          rows.map((r) => lists[r].pages.length),
-        ),
-        lastPageLens: EmuBuffer.from(
-          'i32',
-          rows.map((r) => lists[r].last),
-        ),
-        partialOut,
-        partialLse,
-        batch: n,
-        numHeads: c.numHeads,
-        numKvHeads: c.numKvHeads,
-        numLists: 1,
-        maxPages,
-        numSplits: splits,
-        splitTokens,
-        scale: 0.125,
-      });
-      const out = new EmuBuffer(c.dtype, n * c.numHeads * c.headDim);
-      const lse = new EmuBuffer('f32', n * c.numHeads);
-      emulateKernel(pagedDecodeMergeKernel, { dtype: c.dtype, headDim: c.headDim }).run({
-        partialOut,
-        partialLse,
-        out,
-        lse,
-        rows: n * c.numHeads,
-        numSplits: splits,
-      });
+      const { out, lse } = runPagedDecode(
+        pagedDecodeKernel,
+        { dtype: c.dtype, headDim: c.headDim, pageSize: c.pageSize, group: 2 },
+        {
+          q: EmuBuffer.from(
+            c.dtype,
+            rows.flatMap((r) => Array.from(q.subarray(r * c.numHeads * c.headDim, (r + 1) * c.numHeads * c.headDim))),
+          ),
+          pool: EmuBuffer.from(c.dtype, pool.data),
+          pageTable: EmuBuffer.from('i32', table),
+          pageCounts: EmuBuffer.from(
+            'i32',
+            rows.map((r) => lists[r].pages.length),
+          ),
+          lastPageLens: EmuBuffer.from(
+            'i32',
+            rows.map((r) => lists[r].last),
+          ),
+          batch: n,
+          numHeads: c.numHeads,
+          numKvHeads: c.numKvHeads,
+          numLists: 1,
+          maxPages,
+          numSplits: splits,
+          splitTokens,
+          scale: 0.125,
+        },
+      );
       return { out: out.toFloat32(), lse: lse.toFloat32() };
     };
     const alone = run([0]);

@@ -63,6 +63,7 @@ export function translateIntrinsic(ctx: FnContext, name: string, node: CallExpre
     }
     case 'syncthreads':
     case 'syncwarp':
+    case 'threadfence':
     case 'cpAsyncCommit':
       arity(0);
       return call(name, [], VOID);
@@ -92,6 +93,11 @@ export function translateIntrinsic(ctx: FnContext, name: string, node: CallExpre
     case 'atomicExch':
     case 'atomicCAS':
       return atomic(name, a, node, call);
+    case 'ldcg': {
+      arity(2);
+      const { elem } = pointerArg(a, 0, name, ['global'], false);
+      return call('ldcg', [a.exprs[0], integer(a, 1, name)], { kind: 'scalar', name: elem });
+    }
     case 'vload':
     case 'vstore':
       return vector(name, a, node, call);

@@ -8,7 +8,7 @@ import { DslError } from './errors.js';
 import { KernelProject } from './kernel-project.js';
 import { translateKernel } from './translate-kernel.js';
 
-const HEADER = `import { blockIdx, f32, i32, u32, u8, local, shared, shflXor, vload, cpAsyncWait, syncthreads, threadIdx, type Global, type GlobalIn, type Shared, type f16 } from '../dsl/index.js';
+const HEADER = `import { blockIdx, f32, i32, u32, u8, ldcg, local, shared, shflXor, vload, cpAsyncWait, syncthreads, threadIdx, type Global, type GlobalIn, type Shared, type f16 } from '../dsl/index.js';
 interface Spec { readonly n: number; readonly mode: string }
 `;
 
@@ -57,6 +57,7 @@ const CASES: readonly [string, string, string, string][] = [
   ['Math.round', '', 'const a = @@Math.round(f32(n));', 'Math.floor(x + 0.5)'],
   ['an unknown spec field', '', 'const a = spec.@@width;', 'no field `width`'],
   ['a kernel returning a value', '', 'return @@1;', 'kernels return nothing'],
+  ['ldcg from shared memory', '', 'const s = shared<f32>(4);\n  out[0] = ldcg(@@s, 0);', 'must be a global pointer or array'],
   ['a vector of the wrong size', '', 'const r = local<f16>(3);\n  vload(@@r, x, 0);', 'moves 4, 8 or 16 bytes'],
   ['a shuffle width that is not constant', '', 'const a = shflXor(f32(n), 1, @@n);', 'compile-time power of two'],
   ['cpAsyncWait of a runtime count', '', 'cpAsyncWait(@@n);', 'compile-time integer'],

@@ -159,6 +159,8 @@ function call(e: Extract<Expr, { k: 'call' }>): Printed {
       return fn('__syncthreads');
     case 'syncwarp':
       return fn('__syncwarp');
+    case 'threadfence':
+      return fn('__threadfence');
     case 'shflXor':
     case 'shflDown':
     case 'shflUp':
@@ -180,6 +182,8 @@ function call(e: Extract<Expr, { k: 'call' }>): Printed {
     case 'atomicExch':
     case 'atomicCAS':
       return fn(e.fn, [`&${wrap(print({ k: 'index', base: e.args[0], i: e.args[1], t: t!, loc: e.loc }), UNARY)}`, ...args.slice(2)]);
+    case 'ldcg':
+      return fn('__ldcg', [addr(e.args[0], e.args[1])]);
     case 'vload':
       return fn('arkvale::vload', [args[0], addr(e.args[1], e.args[2])]);
     case 'vstore':

@@ -192,6 +192,12 @@ class JsPrinter {
         return y(`$R.barrier(${L})`);
       case 'syncwarp':
         return y(`$R.syncwarp(${L})`);
+      case 'ldcg':
+        // A plain load (with its race check): the emulator has no caches.
+        return `$R.ld_${e.t.kind === 'scalar' ? e.t.name : 'f32'}(${a[0]}, ${a[1]}, $T, ${L})`;
+      case 'threadfence':
+        // The emulator runs a grid's blocks one after another: every write is already seen.
+        return 'undefined';
       case 'shflXor':
       case 'shflDown':
       case 'shflUp':
