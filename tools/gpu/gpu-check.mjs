@@ -55,18 +55,19 @@ for (const [entry, out] of [
 ]) {
   await bundleForNode(resolve(root, entry), resolve(root, '.gpu/bundle', out));
 }
-// The scripts gzipped: the tracked tree and the bundle must fit the 64 MiB a device call
-// carries (the gpu/ shell scripts unpack them first). Node's own unpacked copy is left out.
+// The scripts and the addon gzipped: the tracked tree and the bundle must fit the 64 MiB a
+// device call carries (the gpu/ shell scripts unpack them first; the sm_90 addon is 9 MB,
+// 3 MB gzipped). Node's own unpacked copy is left out.
 rmSync(resolve(root, '.gpu/bundle/node'), { force: true });
 for (const file of scripts(resolve(root, '.gpu/bundle'))) {
   writeFileSync(`${file}.gz`, gzipSync(readFileSync(file), { level: 9 }));
   rmSync(file);
 }
-console.log('prepared .gpu/bundle (scripts gzipped): carry .gpu/bundle and run "bash tools/gpu/gpu-check.sh .gpu/bundle $OUT" on the GPU machine');
+console.log('prepared .gpu/bundle (scripts and addon gzipped): carry .gpu/bundle and run "bash tools/gpu/gpu-check.sh .gpu/bundle $OUT" on the GPU machine');
 
 /** Every .mjs and .js file under `dir`. */
 function scripts(dir) {
   return readdirSync(dir, { recursive: true })
     .map((f) => join(dir, String(f)))
-    .filter((f) => /\.(mjs|js)$/.test(f) && statSync(f).isFile());
+    .filter((f) => /\.(mjs|js|node)$/.test(f) && statSync(f).isFile());
 }
