@@ -32,10 +32,10 @@ function report(label: string, results: readonly CompileResult[], wallSeconds: n
 }
 
 /**
- * The translation units of a generated folder in groups of three (a test each, so
+ * The translation units of a generated folder in groups of two (a test each, so
  * that every test stays short while both cores stay busy), labelled by their families.
  */
-function unitGroups(outDir: string, manifest: Manifest, size = 3): [string, string[]][] {
+function unitGroups(outDir: string, manifest: Manifest, size = 2): [string, string[]][] {
   const familyOf = new Map(manifest.kernels.map((k) => [k.name, k.family]));
   const units = [...manifest.units].sort((a, b) => a.file.localeCompare(b.file));
   const groups: [string, string[]][] = [];
