@@ -54,6 +54,7 @@ import {
   i64,
   ldcg,
   local,
+  offset,
   shared,
   shflIdx,
   shflXor,
@@ -632,12 +633,13 @@ function mergeRow<T extends Float16>(
   for (let s0 = 0; s0 < numSplits; s0 += 32) {
     const w: f32 = s0 + lane < numSplits ? Math.exp(ldcg(partialLse, base + s0 + lane) - mMax) : 0;
     const n = Math.min(32, numSplits - s0);
+    // The round's first partial output: 32-bit offsets from it (64-bit ones for each load
+    // made nvcc take 0.4 s more per kernel that inlines this).
+    const round = offset(partialOut, (i64(base) + s0) * D);
     // Past the round's last split (or the head dim) a lane loads the last one again: no
     // branch around any load, so they can all be in flight; those values are never added.
     for (let j = 0; j < 32; j++) {
-      for (let e = 0; e < ND; e++) {
-        parts[j * ND + e] = ldcg(partialOut, (i64(base) + s0 + Math.min(j, n - 1)) * D + Math.min(threadIdx.x + threads * e, D - 1));
-      }
+      for (let e = 0; e < ND; e++) parts[j * ND + e] = ldcg(round, Math.min(j, n - 1) * D + Math.min(threadIdx.x + threads * e, D - 1));
     }
     for (let j = 0; j < 32; j++) {
       const wj = shflIdx(w, j);

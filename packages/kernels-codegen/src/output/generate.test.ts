@@ -51,9 +51,10 @@ describe('generate (default matrix)', () => {
       expect(k.paramBytes, k.name).toBeLessThanOrEqual(MAX_PARAM_BYTES);
     }
     // The decode kernel's shared memory: the merge buffer, group x rows x head dim floats (+ m, l),
-    // and the cp.async ring, stages x tokens per row x [K|V] x threads x 16 bytes (3 stages of 1 token for group 8).
-    expect(kernel('paged_decode_f16_hd128_ps32_g8').staticSharedBytes).toBe(8 * 8 * 128 * 4 + 2 * 8 * 8 * 4 + 3 * 1 * 2 * 128 * 16);
-    expect(kernel('paged_decode_f16_hd128_ps32_g4').staticSharedBytes).toBe(4 * 8 * 128 * 4 + 2 * 4 * 8 * 4 + 3 * 2 * 2 * 128 * 16);
+    // the cp.async ring, stages x tokens per row x [K|V] x threads x 16 bytes (3 stages of 1 token for group 8),
+    // and the split's ticket (one i32: whether it is the last of its block of heads).
+    expect(kernel('paged_decode_f16_hd128_ps32_g8').staticSharedBytes).toBe(8 * 8 * 128 * 4 + 2 * 8 * 8 * 4 + 3 * 1 * 2 * 128 * 16 + 4);
+    expect(kernel('paged_decode_f16_hd128_ps32_g4').staticSharedBytes).toBe(4 * 8 * 128 * 4 + 2 * 4 * 8 * 4 + 3 * 2 * 2 * 128 * 16 + 4);
     // The prefill's shared memory: the Q tile (128 rows) and a K and a V tile (64 keys), rows of 136 padded dims.
     expect(kernel('causal_prefill_f16_hd128').dynamicSharedBytes).toBe((128 + 64 + 64) * 136 * 2);
     expect(kernel('causal_prefill_f16_hd64').staticSharedBytes).toBe((128 + 64 + 64) * 72 * 2);
@@ -77,16 +78,19 @@ describe('generate (default matrix)', () => {
       ['lastPageLens', 'pointer', 32],
       ['partialOut', 'pointer', 40],
       ['partialLse', 'pointer', 48],
-      ['batch', 'i32', 56],
-      ['numHeads', 'i32', 60],
-      ['numKvHeads', 'i32', 64],
-      ['numLists', 'i32', 68],
-      ['maxPages', 'i32', 72],
-      ['numSplits', 'i32', 76],
-      ['splitTokens', 'i32', 80],
-      ['scale', 'f32', 84],
+      ['out', 'pointer', 56],
+      ['lse', 'pointer', 64],
+      ['counters', 'pointer', 72],
+      ['batch', 'i32', 80],
+      ['numHeads', 'i32', 84],
+      ['numKvHeads', 'i32', 88],
+      ['numLists', 'i32', 92],
+      ['maxPages', 'i32', 96],
+      ['numSplits', 'i32', 100],
+      ['splitTokens', 'i32', 104],
+      ['scale', 'f32', 108],
     ]);
-    expect(kernel('paged_decode_f16_hd128_ps32_g4').paramBytes).toBe(88);
+    expect(kernel('paged_decode_f16_hd128_ps32_g4').paramBytes).toBe(112);
   });
 
   it('writes the sources, units, launch surface and manifest it lists', () => {

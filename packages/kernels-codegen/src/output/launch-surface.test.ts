@@ -44,6 +44,7 @@ export function launchDecode(q: DevicePtr, pool: DevicePtr, tables: DevicePtr, s
   if (!kernel) throw new Error('not generated');
   const args: PagedDecodeArgs = {
     q, pool, pageTable: tables, pageCounts: tables, lastPageLens: tables, partialOut: scratch, partialLse: scratch,
+    out: scratch, lse: scratch, counters: scratch,
     batch: 1, numHeads: 32, numKvHeads: 8, numLists: 1, maxPages: 64, numSplits: 4, splitTokens: 512, scale: 0.088,
   };
   const [x, y, z] = kernel.grid(args);
@@ -83,6 +84,9 @@ describe('the generated TypeScript launch surface', () => {
       lastPageLens: 5n,
       partialOut: 6n,
       partialLse: 7n,
+      out: 8n,
+      lse: 9n,
+      counters: 10n,
       batch: 2,
       numHeads: 8,
       numKvHeads: 4,
@@ -99,6 +103,7 @@ describe('the generated TypeScript launch surface', () => {
     expect(bytes.length).toBe(entry.paramBytes);
     const at = (name: string) => entry.params.find((p) => p.name === name)!.offset;
     expect(view.getBigUint64(at('pool'), true)).toBe(0x7f0000000000n);
+    expect(view.getBigUint64(at('counters'), true)).toBe(10n);
     expect(view.getInt32(at('maxPages'), true)).toBe(9);
     expect(view.getFloat32(at('scale'), true)).toBe(0.125);
     expect(() => k.pack({ ...args, numSplits: 2.5 })).toThrow(/numSplits: 2.5 is not a i32/);

@@ -31,13 +31,16 @@ static __device__ __forceinline__ void mergeRow_f16(float* partialOut, float* pa
   for (int s0 = 0; s0 < numSplits; s0 += 32) {
     const float w = s0 + lane < numSplits ? expf(__ldcg(partialLse + (base + s0 + lane)) - mMax) : 0.0f;
     const int n = min(32, numSplits - s0);
+    // The round's first partial output: 32-bit offsets from it (64-bit ones for each load
+    // made nvcc take 0.4 s more per kernel that inlines this).
+    float* round = partialOut + ((long long)base + (long long)s0) * 128ll;
     // Past the round's last split (or the head dim) a lane loads the last one again: no
     // branch around any load, so they can all be in flight; those values are never added.
     #pragma unroll
     for (int j = 0; j < 32; ++j) {
       #pragma unroll
       for (int e = 0; e < 1; ++e) {
-        parts[j * 1 + e] = __ldcg(partialOut + (((long long)base + (long long)s0 + (long long)min(j, n - 1)) * 128ll + (long long)min((int)threadIdx.x + threads * e, 127)));
+        parts[j * 1 + e] = __ldcg(round + (min(j, n - 1) * 128 + min((int)threadIdx.x + threads * e, 127)));
       }
     }
     #pragma unroll
