@@ -76,8 +76,9 @@ export function pagedAttention(d: CudaDevice, args: PagedAttentionArgs): { out: 
   const { splits, splitTokens } = pagedDecodeSplits({ tokens: maxPages * g.pageSize, splitTokens: d.decodeSplitTokens });
   const rows = batch * g.numHeads;
   const counters = d.splitCounters();
-  if ((batch * g.numHeads) / group > counters.shape[0]) {
-    throw invalidArgument(`pagedAttention: ${(batch * g.numHeads) / group} blocks of heads, more than the ${counters.shape[0]} split counters`);
+  const headBlocks = rows / group;
+  if (headBlocks > counters.shape[0]) {
+    throw invalidArgument(`pagedAttention: ${headBlocks} blocks of heads, more than the ${counters.shape[0]} split counters`);
   }
   const partialOut = d.empty([rows, splits, g.headDim], 'f32', 'paged attention partial outputs');
   const partialLse = d.empty([rows, splits], 'f32', 'paged attention partial log-sum-exp');
