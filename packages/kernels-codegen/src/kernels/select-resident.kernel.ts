@@ -1,35 +1,33 @@
 /**
  * ArkVale's selection for a whole decode batch without a host round trip
  * (Backend.selectResident; semantics of core's reference selectResident), one block
- * per batch row, after estimate_rows has written the row's candidate scores:
+ * per batch row, after estimate_rows has written the row's candidate scores and
+ * select_top each group's choices:
  *
- * 1. Residency (page table slot >= 0) and the best score over groups of every
- *    candidate, into the caller's workspaces `flags` and `best` [B, maxCandidates].
- * 2. Per group, the top k by (score desc, resident first, index asc): every candidate
- *    gets a distinct 64-bit key in that order (scoreKey, tieKey) and the k-th largest
- *    is found by a radix select, 8-bit digits from the top with a shared histogram per
- *    pass; usually 4 passes, since a pass whose digit bucket holds exactly the keys
- *    still needed ends the search. The groups search together (kthLargestEach, up to
- *    one group a warp), sharing their passes and barriers.
- * 3. Wanted = chosen and not resident, victims = resident and not chosen; n = the
+ * 1. Residency (page table slot >= 0), whether any group chose the candidate (select_top's
+ *    flags [B, groups, maxCandidates]: each group's top k by (score desc, resident first,
+ *    index asc), found by the radix select below) and the best score over groups of
+ *    every candidate, into the caller's workspaces `flags` and `best` [B, maxCandidates].
+ * 2. Wanted = chosen and not resident, victims = resident and not chosen; n = the
  *    fewer of the two (no free slots: every recall takes a victim's slot). Only the n
  *    best wanted (best desc, index asc) and the n first victims (best asc, index asc)
  *    matter: one radix select of two slots finds both cuts (a slot is skipped when all
  *    are taken), the pages above them are gathered in shared memory and ranked by
  *    counting among n.
- * 4. Recall j moves wanted page j into victim j's slot (the victim's becomes -1) and is
+ * 3. Recall j moves wanted page j into victim j's slot (the victim's becomes -1) and is
  *    listed in `plan` [n, (page, victim page) x n] and `copies` [n, (host slot, slot) x n],
  *    rows of 1 + 2 * k * groups (each group chooses k); the rest of both rows is 0.
- * 5. The attention list: the slot of every page 0..numPages-1 that is resident, in
+ * 4. The attention list: the slot of every page 0..numPages-1 that is resident, in
  *    page order (an exclusive scan over contiguous page ranges), padded with -1.
  *
  * Batch rows must name distinct table rows (each block updates its own). On an H200 a
  * batch of 8 rows of 960 candidates (k 29, 2 recalls a row) took 10.5 us from launch
  * to end, of which an empty launch takes 3.7; 256 or 1024 threads per block were slower.
- * On an H100 at 4 rows of 4096 candidates x 8 groups (the 8B step at 128k) it took
- * 17.8 us with the groups one after another and 20.3 us with them together: the time
- * was the histogram's shared atomics, not the barriers; the warp-aggregated count
- * came after (docs/BENCHMARKS.md, tenth session) and is unmeasured on its own.
+ * On an H100 at 4 rows of 4096 candidates x 8 groups (the 8B step at 128k), with the
+ * groups' searches still inside this kernel, it took 17.8 us with them one after another,
+ * 20.3 us with them together and 23.4 us with their count warp-aggregated (a pass over
+ * 8 groups' scores no longer fits in L1); select_top now runs them a block each
+ * (docs/BENCHMARKS.md, tenth and eleventh sessions).
  */
 import {
   atomicAdd,
@@ -61,17 +59,15 @@ import { defineKernel } from '../spec/define-kernel.js';
 import { arg } from '../spec/geometry.js';
 
 const THREADS = 512;
-/** Warps of a block: the radix selections kthLargestEach runs at once. */
-const WARPS = THREADS / 32;
 /** Recalls one row can plan (the shared lists' length); Backend.selectResident refuses a larger k x groups. */
 export const MAX_RECALLS = 1024;
 /** Columns of `rows` (core's SELECT_ROW_FIELDS). */
-const ROW_FIELDS = 5;
+export const ROW_FIELDS = 5;
 /** Buckets of a radix select pass (8-bit digits): the size of kthLargest's shared histogram. */
 export const DIGITS = 256;
 // Bits of `flags`.
-const RESIDENT = 1;
-const CHOSEN = 2;
+export const RESIDENT = 1;
+export const CHOSEN = 2;
 // What a radix select ranks: a group's top k, the wanted pages, the victims.
 export const TOP = 0;
 const WANTED = 1;
@@ -138,10 +134,10 @@ function slotMode(mode: i32, s: i32): i32 {
  * kk-th key, appends it to the key, lowers the rank still needed (0 once every key
  * left in the digit's bucket is taken: the lower digits stay 0) and clears the
  * histogram, so it is zero between calls (the caller zeroes `hist` once). The slots
- * share their passes: a step's groups take about 4 passes in all where one after
- * another took about 4 each. That alone did not make select_resident faster (20.3 us
- * against 17.8 on an H100): its time was the histogram's atomics, which the
- * warp-aggregated count below addresses.
+ * share their passes and barriers: select_resident's wanted and victim cuts run as two
+ * slots. (Eight groups' top k as eight slots of one block, the 8B step's, were slower
+ * than one after another, 20.3 us against 17.8 on an H100: a pass then reads every
+ * group's scores, more than L1 holds; select_top gives each group a block.)
  */
 export function kthLargestEach(
   mode: i32,
@@ -263,6 +259,7 @@ export function blockScan(v: i32, scratch: Shared<i32>, out: Local<i32>): void {
 export function selectResident(
   _spec: object,
   scores: GlobalIn<f32>,
+  chosen: GlobalIn<i32>,
   rows: GlobalIn<i32>,
   tables: Global<i32>,
   flags: Global<i32>,
@@ -282,9 +279,10 @@ export function selectResident(
   const r = blockIdx.x;
   if (r >= batch) return;
   const tid = threadIdx.x;
-  const hist = shared<i32>(DIGITS * WARPS);
-  const keys = shared<u32>(2 * WARPS);
-  const needs = shared<i32>(WARPS);
+  // The wanted and victim cuts' search: two slots.
+  const hist = shared<i32>(DIGITS * 2);
+  const keys = shared<u32>(4);
+  const needs = shared<i32>(2);
   const counts = shared<i32>(4);
   const scratch = shared<i32>(32);
   const wantedList = shared<i32>(MAX_RECALLS);
@@ -304,45 +302,28 @@ export function selectResident(
   const maxRecalls = Math.min(k * groups, MAX_RECALLS);
   const width = 1 + 2 * k * groups;
   const out = r * width;
-  for (let b = tid; b < DIGITS * WARPS; b += blockDim.x) hist[b] = 0;
+  for (let b = tid; b < DIGITS * 2; b += blockDim.x) hist[b] = 0;
   if (tid < 4) counts[tid] = 0;
   let n = 0;
   if (count > 0 && k > 0) {
     const rowFlags = offset(flags, r * maxCandidates);
     const rowBest = offset(best, r * maxCandidates);
     const rowScores = r * groups * maxCandidates;
-    const vals0 = offset(scores, rowScores);
-    // Every loop over candidates gives candidate i to the same thread, so a thread
-    // reads back only its own flags until the barriers before the lists.
+    // Residency, each group's choice (select_top) and the best score over groups. Every
+    // loop over candidates gives candidate i to the same thread, so a thread reads back
+    // only its own flags until the barriers before the lists.
     for (let i = tid; i < count; i += blockDim.x) {
       let b: f32 = -Infinity;
-      for (let g = 0; g < groups; g++) b = Math.max(b, scores[rowScores + g * maxCandidates + i]);
-      rowFlags[i] = tables[slots + first + i] >= 0 ? RESIDENT : 0;
+      let f = tables[slots + first + i] >= 0 ? RESIDENT : 0;
+      for (let g = 0; g < groups; g++) {
+        b = Math.max(b, scores[rowScores + g * maxCandidates + i]);
+        f = f | (chosen[rowScores + g * maxCandidates + i] & CHOSEN);
+      }
+      rowFlags[i] = f;
       rowBest[i] = b;
     }
+    // counts' and hist's zeros are visible to every warp before its atomics.
     syncthreads();
-    // Each group's top k, as many groups at once as the block has warps (k >= count takes all).
-    const kk = Math.min(k, count);
-    for (let g0 = 0; g0 < groups; g0 += WARPS) {
-      const chunk = Math.min(WARPS, groups - g0);
-      if (tid < chunk) {
-        keys[2 * tid] = 0;
-        keys[2 * tid + 1] = 0;
-        needs[tid] = kk < count ? kk : 0;
-      }
-      syncthreads();
-      const vals = offset(scores, rowScores + g0 * maxCandidates);
-      kthLargestEach(TOP, chunk, vals, maxCandidates, rowBest, rowFlags, count, hist, keys, needs);
-      for (let i = tid; i < count; i += blockDim.x) {
-        let f = rowFlags[i];
-        for (let s = 0; s < chunk; s++) {
-          if (atLeast(keyHi(TOP, vals[s * maxCandidates + i]), keyLo(TOP, f, i), keys[2 * s], keys[2 * s + 1])) f = f | CHOSEN;
-        }
-        rowFlags[i] = f;
-      }
-      // The next chunk resets keys and needs.
-      syncthreads();
-    }
     let w = 0;
     let v = 0;
     for (let i = tid; i < count; i += blockDim.x) {
@@ -368,7 +349,7 @@ export function selectResident(
         needs[1] = n < victims ? n : 0;
       }
       syncthreads();
-      kthLargestEach(PAIR, 2, vals0, 0, rowBest, rowFlags, count, hist, keys, needs);
+      kthLargestEach(PAIR, 2, scores, 0, rowBest, rowFlags, count, hist, keys, needs);
       for (let i = tid; i < count; i += blockDim.x) {
         const f = rowFlags[i];
         if (isMember(WANTED, f)) {
