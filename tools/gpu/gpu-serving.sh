@@ -81,7 +81,7 @@ case "$group" in
   prefill-softmax) group=selftest-s2,prefill-s1,prefill-s2 ;;
   h200-b4) group=long-b4,long-peer-b4 ;;
   # The eleventh session's first call: the ballot count's select_resident in the whole step, then the per-layer kernels' limits.
-  layer-kernels) group=ncu-b4-8b,ncu-b4-detail,long-b4 ;;
+  layer-kernels) group=ncu-b4-8b,long-b4,ncu-b4-detail ;;
   # The ninth session's first call: the self-test (stream_gemm against the reference and cuBLAS, row invariance), every
   # decode product through every kernel, then batch 1 at 128k (8B) with stream_gemm and with gemv.
   stream-gemm) group=selftest,products,stream-on-b1-8b,gemv-on-b1-8b ;;
@@ -155,9 +155,11 @@ add ncu-b4-8b 300 $ncu_decode --log-file "$out/ncu-b4-8b.csv" "$node" "$bundle/d
 add ncu-prefill 200 $ncu_time --log-file "$out/ncu-prefill.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 1 --page-size 32 --contexts 131072 --plans arkvale@4096 --steps 3
 # One causal-prefill launch at 16k tokens (8B shape) with the stall reasons and pipe use, to say what limits it.
 add ncu-attention 150 $ncu_bin --clock-control none --kernel-name regex:causal_prefill --launch-skip 8 --launch-count 1 --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --csv --page details --log-file "$out/ncu-attention.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 1 --page-size 32 --contexts 16384 --plans full --steps 3
-# The per-layer kernels of the 4 x 128k step (8B) with stall reasons, memory and occupancy: the first nine launches of
-# estimate_rows, select_resident and paged_decode in one profiled step (two full layers, then budgeted ones).
-add ncu-b4-detail 300 $ncu_bin --clock-control none --profile-from-start off --kernel-name "'regex:estimate_rows|select_resident|paged_decode_f16'" --launch-count 9 --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --section SchedulerStats --csv --page details --log-file "$out/ncu-b4-detail.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 4 --page-size 32 --contexts 131072 --plans arkvale@4096 --steps 16 --warmup 32 --profiler-steps 1
+# The per-layer kernels of the 4 x 64k step (8B) with stall reasons, memory and occupancy: the first nine launches of
+# estimate_rows, select_resident and paged_decode in one profiled step (two full layers, then budgeted ones). Not at
+# 128k: replaying a kernel saves and restores the device memory it can reach, and at 4 x 128k on an H100 (72 GB in
+# use) the first call ran past 300 s (eleventh session).
+add ncu-b4-detail 300 $ncu_bin --clock-control none --profile-from-start off --kernel-name "'regex:estimate_rows|select_resident|paged_decode_f16'" --launch-count 9 --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --section SchedulerStats --csv --page details --log-file "$out/ncu-b4-detail.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 4 --page-size 32 --contexts 65536 --plans arkvale@4096 --steps 16 --warmup 32 --profiler-steps 1
 # Issue 22: the generated kernels launched as programmatic dependents (ARKVALE_DEPENDENT_LAUNCH=1) against plain launches,
 # the same step one after the other: batch 1 at 30k (7B, Full and ArkVale @ 2048) and at 128k (8B, ArkVale @ 4096), batch 4 at 30k.
 pdl_b1="$bundle/decode-bench.mjs --backend cuda --batch 1 --page-size 32 --contexts 30720 --plans full,arkvale@2048 --steps 32 --warmup 32"
