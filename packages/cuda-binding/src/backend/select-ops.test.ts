@@ -31,18 +31,14 @@ function selectArgs(
 }
 
 describe('selectResident on the CUDA backend', () => {
-  it('launches estimate_rows over (candidates, rows), select_top per (group, row) and select_resident per row, frees its workspaces and waits for nothing', () => {
+  it('launches estimate_rows over (candidates, rows) and select_resident per row, frees its workspaces and waits for nothing', () => {
     const { d, launches } = fakeDevice();
     const args = selectArgs(d, { groups: 2 });
     const before = d.lifetimes.liveTensors;
     const out = selectResident(d, args);
     // 8 candidates a block: a page of 2 KV heads of 64 is one load for one warp (estimatePagesPerBlock).
-    expect(launches).toEqual([
-      `estimate_rows_cuboid_max_f16_hd64 [120, 3, 1] on ${STREAM.compute}`,
-      `select_top [2, 3, 1] on ${STREAM.compute}`,
-      `select_resident [3, 1, 1] on ${STREAM.compute}`,
-    ]);
-    // Five outputs stay; scores, the groups' choices, flags and best scores were disposed.
+    expect(launches).toEqual([`estimate_rows_cuboid_max_f16_hd64 [120, 3, 1] on ${STREAM.compute}`, `select_resident [3, 1, 1] on ${STREAM.compute}`]);
+    // Five outputs stay; scores, flags and best scores were disposed.
     expect(d.lifetimes.liveTensors - before).toBe(5);
     expect(out.pageTable.shape).toEqual([3, 1, 40]);
     expect(out.pageCounts.shape).toEqual([3, 1]);

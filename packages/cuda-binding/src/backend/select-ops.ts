@@ -11,7 +11,7 @@ import type {
 } from '@arkvale/core';
 import { invalidArgument } from '@arkvale/core';
 import { estimatePagesPerBlock } from '@arkvale/kernels-codegen/launch';
-import { findEstimateRows, findRecallListed, findScatterI32, findSelectAttend, findSelectResident, findSelectTop } from '../generated/index.js';
+import { findEstimateRows, findRecallListed, findScatterI32, findSelectAttend, findSelectResident } from '../generated/index.js';
 import type { CudaDevice } from './device.js';
 import { asDigests, asStorage, isFp8 } from './kv-ops.js';
 import type { CudaTensor } from './tensor.js';
@@ -88,8 +88,7 @@ function estimateRows(d: CudaDevice, what: string, args: PageSelectionArgs, i: R
 }
 
 /**
- * estimate_rows, select_top (each group's top k, a block per group and row) then
- * select_resident (the recalls and lists, a block per row) on the compute stream: scores and per-candidate
+ * estimate_rows then select_resident on the compute stream: scores and per-candidate
  * state live in workspaces freed right after the launches (stream order keeps them
  * alive for the kernels); nothing is read back.
  */
@@ -115,22 +114,8 @@ export function selectResident(d: CudaDevice, args: SelectResidentArgs): SelectR
     throw invalidArgument(`selectResident: planInto rows ${args.planInto.row}..${args.planInto.row + b} outside 0..${out.plan.shape[0]}`);
   }
   const scores = estimateRows(d, 'selectResident', args, inputs);
-  // Each group's residency and choice flags, one row of maxCandidates a (row, group).
-  const chosen = d.empty([b, groups, maxCandidates], 'i32', 'selectResident workspace');
-  d.launch(d.kernels.get('select_top', findSelectTop, {}), {
-    scores: scores.ptr,
-    rows: rows.ptr,
-    tables: tables.ptr,
-    chosen: chosen.ptr,
-    batch: b,
-    groups,
-    k,
-    maxCandidates,
-    tablePages,
-  });
   d.launch(d.kernels.get('select_resident', findSelectResident, {}), {
     scores: scores.ptr,
-    chosen: chosen.ptr,
     rows: rows.ptr,
     tables: tables.ptr,
     flags: flags.ptr,
@@ -147,7 +132,7 @@ export function selectResident(d: CudaDevice, args: SelectResidentArgs): SelectR
     maxPages,
     tablePages,
   });
-  for (const w of [scores, chosen, flags, best]) d.lifetimes.dispose(w);
+  for (const w of [scores, flags, best]) d.lifetimes.dispose(w);
   return out;
 }
 

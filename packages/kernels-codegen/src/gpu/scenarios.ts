@@ -17,7 +17,6 @@ import { scatterI32Kernel } from '../kernels/scatter.kernel.js';
 import { streamGemmKernel, streamGemmTiles } from '../kernels/stream-gemm.kernel.js';
 import { selectAttendKernel } from '../kernels/select-attend.kernel.js';
 import { selectResidentKernel } from '../kernels/select-resident.kernel.js';
-import { selectTopKernel } from '../kernels/select-top.kernel.js';
 import { pagedTokenScoresFp8Kernel, pagedTokenScoresKernel } from '../kernels/token-scores.kernel.js';
 import { kvAppendFp8Kernel } from '../kernels/kv-append.kernel.js';
 import { pageDigestFp8Kernel } from '../kernels/page-digest.kernel.js';
@@ -451,7 +450,7 @@ function selectionTables(
 }
 
 /**
- * The decode step's device-side selection: estimate_rows, select_top and select_resident on its scores,
+ * The decode step's device-side selection: estimate_rows, select_resident on its scores,
  * recall_listed of the copy list and scatter_i32. Queries and digests are small
  * multiples of 1/4 and 1/8, so every estimate is exact (no rounding, fused or not) and
  * the plans compare exactly.
@@ -492,14 +491,11 @@ function deviceSelection(jobs: GpuJobs, rng: Rng): void {
       copies: new EmuBuffer('i32', batch * width),
       plan: new EmuBuffer('i32', batch * width),
     };
-    const chosen = new EmuBuffer('i32', batch * groups * maxCandidates);
-    jobs.launch(selectTopKernel, {}, { scores, rows: rowsBuf, tables: tablesBuf, chosen, batch, groups, k, maxCandidates, tablePages });
     jobs.launch(
       selectResidentKernel,
       {},
       {
         scores,
-        chosen,
         rows: rowsBuf,
         tables: tablesBuf,
         flags: new EmuBuffer('i32', batch * maxCandidates),
@@ -745,10 +741,9 @@ export function buildTimings(jobs: GpuJobs): void {
 
 /**
  * The decode step's selection at the 8B shape (32 heads, 8 KV heads, hd 128) for a batch
- * of 8 at ~30k tokens: 960 candidates, k 29, one group: select_top's search, then
- * select_resident, whose first launch recalls two pages per row; its timed re-launches
- * find the plan applied (no recalls), so they time the wanted and victim counts and the
- * lists.
+ * of 8 at ~30k tokens: 960 candidates, k 29, one group. select_resident's first launch
+ * recalls two pages per row; the timed re-launches find the plan applied (no recalls),
+ * so they time the top-k search and the lists.
  */
 function selectionTimings(jobs: GpuJobs): void {
   const rng = new Rng(7);
@@ -776,24 +771,13 @@ function selectionTimings(jobs: GpuJobs): void {
   }
   const maxPages = 20 + k;
   const width = 1 + 2 * k;
-  const scoresBuf = EmuBuffer.from('f32', scores);
-  const rowsBuf = EmuBuffer.from('i32', rows);
-  const tablesBuf = EmuBuffer.from('i32', tables);
-  const chosen = new EmuBuffer('i32', batch * count);
-  jobs.launch(
-    selectTopKernel,
-    {},
-    { scores: scoresBuf, rows: rowsBuf, tables: tablesBuf, chosen, batch, groups: 1, k, maxCandidates: count, tablePages },
-    { emulate: false, time: 200 },
-  );
   jobs.launch(
     selectResidentKernel,
     {},
     {
-      scores: scoresBuf,
-      chosen,
-      rows: rowsBuf,
-      tables: tablesBuf,
+      scores: EmuBuffer.from('f32', scores),
+      rows: EmuBuffer.from('i32', rows),
+      tables: EmuBuffer.from('i32', tables),
       flags: new EmuBuffer('i32', batch * count),
       best: new EmuBuffer('f32', batch * count),
       pageTable: new EmuBuffer('i32', batch * maxPages),

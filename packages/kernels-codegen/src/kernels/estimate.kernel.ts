@@ -79,63 +79,6 @@ function headBound<T extends Float16>(spec: EstimateSpec, qv: Local<T>, hi: Loca
   return s;
 }
 
-/**
- * Where head kv's digest (its upper row; the lower follows at + D) starts for this lane,
- * heads past the last clamped to it: every lane loads and computes (the shuffles need
- * them all); only real heads are written.
- */
-function headDigest(row: i32, kv: i32, numKvHeads: i32, D: i32, channel: i32): i64 {
-  return (i64(row) * numKvHeads + Math.min(kv, numKvHeads - 1)) * (2 * D) + channel;
-}
-
-/**
- * Each query head's bound over an item's digests (the upper and lower rows of its heads A
- * and B, as headDigest places them) into sums. A whole warp takes an item, so skipping
- * one keeps the shuffles' lanes together.
- */
-function boundItem<T extends Float16>(
-  spec: EstimateSpec,
-  q: GlobalIn<T>,
-  pageRows: Shared<i32>,
-  item: i32,
-  items: i32,
-  sets: i32,
-  numHeads: i32,
-  numKvHeads: i32,
-  headsPerLoad: i32,
-  sub: i32,
-  channel: i32,
-  first: i32,
-  hiA: Local<T>,
-  loA: Local<T>,
-  hiB: Local<T>,
-  loB: Local<T>,
-  sums: Shared<f32>,
-): void {
-  const D = spec.headDim;
-  const qA = local<T>(VEC);
-  const qB = local<T>(VEC);
-  if (item < items) {
-    const p = item / sets;
-    if (pageRows[p] >= 0) {
-      const perKv = numHeads / numKvHeads;
-      const kv0 = (item % sets) * 2 * headsPerLoad;
-      const kvA = kv0 + sub;
-      const kvB = kv0 + headsPerLoad + sub;
-      const a = Math.min(kvA, numKvHeads - 1);
-      const b = Math.min(kvB, numKvHeads - 1);
-      for (let i = 0; i < perKv; i++) {
-        vload(qA, q, (a * perKv + i) * D + channel);
-        vload(qB, q, (b * perKv + i) * D + channel);
-        const sA = headBound(spec, qA, hiA, loA, first);
-        const sB = headBound(spec, qB, hiB, loB, first);
-        if (channel === 0 && kvA < numKvHeads) sums[p * numHeads + kvA * perKv + i] = sA;
-        if (channel === 0 && kvB < numKvHeads) sums[p * numHeads + kvB * perKv + i] = sB;
-      }
-    }
-  }
-}
-
 /** Pages a block estimates at most (estimatePagesPerBlock). */
 export const MAX_BLOCK_PAGES = 8;
 /** Query-head sums a block holds in shared memory: its pages' heads together. */
@@ -159,9 +102,8 @@ export function estimatePagesPerBlock(numHeads: number, numKvHeads: number, head
  * The estimates of a block's `pages` pages (their digest rows in pageRows: a row, or -1
  * for a page that gets -Infinity, or -2 for one past the output) for every head group.
  * A head's digest (two rows of D) is read by D / VEC lanes in 16-byte loads, so a warp
- * reads 32 / (D / VEC) heads per load and two such sets an item; the warps take
- * successive (page, set of KV heads) items, and a warp loads both of its items (item and
- * item + WARPS) before it uses either (4 KB in flight per warp). Each query
+ * reads 32 / (D / VEC) heads per load and two such sets before it uses any (2 KB in
+ * flight per warp); the warps take successive (page, set of KV heads) items. Each query
  * head's bound goes to `sums`; then the lanes of a warp add each group's heads in a
  * shuffle tree, and one writes page p's estimate at out[p * pageStride + g *
  * groupStride]. A head's bound and a group's sum are the same arithmetic whatever the
@@ -199,43 +141,41 @@ export function estimateBlock<T extends Float16>(
   const sub = lane / lanesPerHead;
   const channel = (lane % lanesPerHead) * VEC;
   const first = lane - (lane % lanesPerHead);
+  const perKv = numHeads / numKvHeads;
   const perGroup = numHeads / groups;
   const sets = (numKvHeads + 2 * headsPerLoad - 1) / (2 * headsPerLoad);
-  // A warp's two items (item and item + WARPS, the rounds estimatePagesPerBlock gives a
-  // block) have their digests loaded before either is used: 4 KB in flight per warp.
-  const hiA0 = local<T>(VEC);
-  const loA0 = local<T>(VEC);
-  const hiB0 = local<T>(VEC);
-  const loB0 = local<T>(VEC);
-  const hiA1 = local<T>(VEC);
-  const loA1 = local<T>(VEC);
-  const hiB1 = local<T>(VEC);
-  const loB1 = local<T>(VEC);
-  const items = pages * sets;
-  for (let item = warp; item < items; item += 2 * WARPS) {
-    const next = item + WARPS;
-    const row0 = item < items ? pageRows[item / sets] : -2;
-    const row1 = next < items ? pageRows[next / sets] : -2;
-    const kv0 = (item % sets) * 2 * headsPerLoad + sub;
-    const kv1 = (next % sets) * 2 * headsPerLoad + sub;
-    if (row0 >= 0) {
-      const digA = headDigest(row0, kv0, numKvHeads, D, channel);
-      const digB = headDigest(row0, kv0 + headsPerLoad, numKvHeads, D, channel);
-      vload(hiA0, digests, digA);
-      vload(loA0, digests, digA + D);
-      vload(hiB0, digests, digB);
-      vload(loB0, digests, digB + D);
+  const hiA = local<T>(VEC);
+  const loA = local<T>(VEC);
+  const hiB = local<T>(VEC);
+  const loB = local<T>(VEC);
+  const qA = local<T>(VEC);
+  const qB = local<T>(VEC);
+  for (let item = warp; item < pages * sets; item += WARPS) {
+    const p = item / sets;
+    const row = pageRows[p];
+    // A whole warp takes an item, so skipping a page keeps the shuffles' lanes together.
+    if (row >= 0) {
+      const kv0 = (item % sets) * 2 * headsPerLoad;
+      // Heads past the last are clamped to it: every lane loads and computes (the shuffles need them all); only real heads are written.
+      const kvA = kv0 + sub;
+      const kvB = kv0 + headsPerLoad + sub;
+      const a = Math.min(kvA, numKvHeads - 1);
+      const b = Math.min(kvB, numKvHeads - 1);
+      const digA = (i64(row) * numKvHeads + a) * (2 * D) + channel;
+      const digB = (i64(row) * numKvHeads + b) * (2 * D) + channel;
+      vload(hiA, digests, digA);
+      vload(loA, digests, digA + D);
+      vload(hiB, digests, digB);
+      vload(loB, digests, digB + D);
+      for (let i = 0; i < perKv; i++) {
+        vload(qA, q, (a * perKv + i) * D + channel);
+        vload(qB, q, (b * perKv + i) * D + channel);
+        const sA = headBound(spec, qA, hiA, loA, first);
+        const sB = headBound(spec, qB, hiB, loB, first);
+        if (channel === 0 && kvA < numKvHeads) sums[p * numHeads + kvA * perKv + i] = sA;
+        if (channel === 0 && kvB < numKvHeads) sums[p * numHeads + kvB * perKv + i] = sB;
+      }
     }
-    if (row1 >= 0) {
-      const digA = headDigest(row1, kv1, numKvHeads, D, channel);
-      const digB = headDigest(row1, kv1 + headsPerLoad, numKvHeads, D, channel);
-      vload(hiA1, digests, digA);
-      vload(loA1, digests, digA + D);
-      vload(hiB1, digests, digB);
-      vload(loB1, digests, digB + D);
-    }
-    boundItem(spec, q, pageRows, item, items, sets, numHeads, numKvHeads, headsPerLoad, sub, channel, first, hiA0, loA0, hiB0, loB0, sums);
-    boundItem(spec, q, pageRows, next, items, sets, numHeads, numKvHeads, headsPerLoad, sub, channel, first, hiA1, loA1, hiB1, loB1, sums);
   }
   syncthreads();
   // `span` lanes (a power of two, up to a warp) add a group's heads in a shuffle tree: one

@@ -19,7 +19,6 @@ import { ropeKernel, ropeQkvKernel, ropeTableKernel } from './rope.kernel.js';
 import { scatterI32Kernel } from './scatter.kernel.js';
 import { selectAttendKernel } from './select-attend.kernel.js';
 import { selectResidentKernel } from './select-resident.kernel.js';
-import { selectTopKernel } from './select-top.kernel.js';
 import { evictTokenCellsKernel, placeTokenCellsKernel } from './token-cells.kernel.js';
 import { pagedTokenScoresFp8Kernel, pagedTokenScoresKernel } from './token-scores.kernel.js';
 import { fillUniformKernel } from './random.kernel.js';
@@ -37,7 +36,6 @@ export const KERNELS: readonly KernelDefinition[] = [
   pageDigestKernel,
   estimateKernel,
   estimateRowsKernel,
-  selectTopKernel,
   selectResidentKernel,
   selectAttendKernel,
   placeTokenCellsKernel,

@@ -6,7 +6,7 @@
  *
  * 1. The group's top k candidates by (score desc, page asc): every candidate's 64-bit
  *    key (scoreKey, tieKey with no residency bit) is distinct, and select_resident's
- *    radix select (kthLargestEach, one slot) finds the k-th largest, usually in 4 passes of a shared
+ *    radix select (kthLargest) finds the k-th largest, usually in 4 passes of a shared
  *    histogram; a candidate is chosen when its key is at least that one. (A rank count
  *    per candidate, O(candidates x k) reads a block, took about 6 ms of a 4 x 30k step
  *    at the 7B shape: 96 blocks a layer, each thread's loop waiting on its loads.)
@@ -36,7 +36,7 @@ import {
 } from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
 import { arg } from '../spec/geometry.js';
-import { atLeast, blockScan, DIGITS, kthLargestEach, scoreKey, tieKey, TOP } from './select-resident.kernel.js';
+import { atLeast, blockScan, DIGITS, kthLargest, scoreKey, tieKey, TOP } from './select-resident.kernel.js';
 
 const THREADS = 256;
 /** Columns of `rows` (core's SELECT_ROW_FIELDS). */
@@ -44,7 +44,7 @@ const ROW_FIELDS = 5;
 
 export function selectAttend(
   _spec: object,
-  // Written by estimate_rows; writable here only because kthLargestEach also takes it as its `best`.
+  // Written by estimate_rows; writable here only because kthLargest also takes it as its `best`.
   scores: Global<f32>,
   rows: GlobalIn<i32>,
   tables: GlobalIn<i32>,
@@ -75,23 +75,16 @@ export function selectAttend(
   const lg = r * groups + g;
   const vals = offset(scores, lg * maxCandidates);
   const chosen = offset(flags, lg * maxCandidates);
-  // The k-th largest key among the candidates (every block thread takes part: kthLargestEach synchronises).
+  // The k-th largest key among the candidates (every block thread takes part: kthLargest synchronises).
   const hist = shared<i32>(DIGITS);
-  // The search's rank still needed sits in scratch[0] (blockScan uses scratch only after
-  // a barrier): nvcc turns a one-element array into a packed 4-byte scalar, where the
-  // manifest counts every shared array from a 16-byte boundary.
-  const key = shared<u32>(2);
+  const res = shared<i32>(3);
+  const key = local<u32>(2);
   for (let e = tid; e < DIGITS; e += blockDim.x) hist[e] = 0;
   // Every candidate is a member, with no residency bit: ties go to the lower page.
   for (let e = tid; e < count; e += blockDim.x) chosen[e] = 0;
-  const kk = Math.min(k, count);
-  if (tid === 0) {
-    key[0] = 0;
-    key[1] = 0;
-    scratch[0] = kk;
-  }
   syncthreads();
-  if (kk > 0) kthLargestEach(TOP, 1, vals, 0, vals, chosen, count, hist, key, scratch);
+  const kk = Math.min(k, count);
+  if (kk > 0) kthLargest(TOP, vals, vals, chosen, count, kk, hist, res, key);
   syncthreads();
   const per = (numPages + blockDim.x - 1) / blockDim.x;
   const from = Math.min(tid * per, numPages);

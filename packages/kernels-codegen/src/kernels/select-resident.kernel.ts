@@ -1,37 +1,38 @@
 /**
  * ArkVale's selection for a whole decode batch without a host round trip
  * (Backend.selectResident; semantics of core's reference selectResident), one block
- * per batch row, after estimate_rows has written the row's candidate scores and
- * select_top each group's choices:
+ * per batch row, after estimate_rows has written the row's candidate scores:
  *
- * 1. Residency (page table slot >= 0), whether any group chose the candidate (select_top's
- *    flags [B, groups, maxCandidates]: each group's top k by (score desc, resident first,
- *    index asc), found by the radix select below) and the best score over groups of
- *    every candidate, into the caller's workspaces `flags` and `best` [B, maxCandidates].
- * 2. Wanted = chosen and not resident, victims = resident and not chosen; n = the
+ * 1. Residency (page table slot >= 0) and the best score over groups of every
+ *    candidate, into the caller's workspaces `flags` and `best` [B, maxCandidates].
+ * 2. Per group, the top k by (score desc, resident first, index asc): every candidate
+ *    gets a distinct 64-bit key in that order (scoreKey, tieKey) and the k-th largest
+ *    is found by a radix select, 8-bit digits from the top with a shared histogram per
+ *    pass; usually 4 passes, since a pass whose digit bucket holds exactly the keys
+ *    still needed ends the search.
+ * 3. Wanted = chosen and not resident, victims = resident and not chosen; n = the
  *    fewer of the two (no free slots: every recall takes a victim's slot). Only the n
  *    best wanted (best desc, index asc) and the n first victims (best asc, index asc)
- *    matter: one radix select of two slots finds both cuts (a slot is skipped when all
- *    are taken), the pages above them are gathered in shared memory and ranked by
- *    counting among n.
- * 3. Recall j moves wanted page j into victim j's slot (the victim's becomes -1) and is
+ *    matter: a radix select finds each cut (skipped when all of them are taken), the
+ *    pages above it are gathered in shared memory and ranked by counting among n.
+ * 4. Recall j moves wanted page j into victim j's slot (the victim's becomes -1) and is
  *    listed in `plan` [n, (page, victim page) x n] and `copies` [n, (host slot, slot) x n],
  *    rows of 1 + 2 * k * groups (each group chooses k); the rest of both rows is 0.
- * 4. The attention list: the slot of every page 0..numPages-1 that is resident, in
+ * 5. The attention list: the slot of every page 0..numPages-1 that is resident, in
  *    page order (an exclusive scan over contiguous page ranges), padded with -1.
  *
  * Batch rows must name distinct table rows (each block updates its own). On an H200 a
- * batch of 8 rows of 960 candidates (k 29, 2 recalls a row) took 10.5 us from launch
+ * batch of 8 rows of 960 candidates (k 29, 2 recalls a row) takes 10.5 us from launch
  * to end, of which an empty launch takes 3.7; 256 or 1024 threads per block were slower.
- * On an H100 at 4 rows of 4096 candidates x 8 groups (the 8B step at 128k), with the
- * groups' searches still inside this kernel, it took 17.8 us with them one after another,
- * 20.3 us with them together and 23.4 us with their count warp-aggregated (a pass over
- * 8 groups' scores no longer fits in L1); select_top now runs them a block each
- * (docs/BENCHMARKS.md, tenth and eleventh sessions).
+ * On an H100 at 4 rows of 4,096 candidates and one group (the 8B step at 128k) it took
+ * 17.8 us. Three changes measured there were slower, and are gone (docs/BENCHMARKS.md,
+ * eleventh session): the searches as slots of one pass loop, one a warp, with the wanted
+ * and victim cuts together (20.3 us); that with a warp's keys counted by one atomic a
+ * bucket (ballot; 23.4 us); and the top k moved to a kernel of its own, a block per
+ * (group, row) (14.5 + 12.0 us: the 8B step has one group, so no more blocks).
  */
 import {
   atomicAdd,
-  ballot,
   blockDim,
   blockIdx,
   floatBits,
@@ -39,13 +40,10 @@ import {
   i64,
   local,
   offset,
-  popc,
   shared,
-  shflIdx,
   shflUp,
   shflXor,
   syncthreads,
-  syncwarp,
   threadIdx,
   u32,
   type Global,
@@ -62,18 +60,16 @@ const THREADS = 512;
 /** Recalls one row can plan (the shared lists' length); Backend.selectResident refuses a larger k x groups. */
 export const MAX_RECALLS = 1024;
 /** Columns of `rows` (core's SELECT_ROW_FIELDS). */
-export const ROW_FIELDS = 5;
+const ROW_FIELDS = 5;
 /** Buckets of a radix select pass (8-bit digits): the size of kthLargest's shared histogram. */
 export const DIGITS = 256;
 // Bits of `flags`.
-export const RESIDENT = 1;
-export const CHOSEN = 2;
+const RESIDENT = 1;
+const CHOSEN = 2;
 // What a radix select ranks: a group's top k, the wanted pages, the victims.
 export const TOP = 0;
 const WANTED = 1;
 const VICTIM = 2;
-/** kthLargestEach's wanted (slot 0) and victim (slot 1) cuts in one search. */
-const PAIR = 3;
 
 /** Scores in an unsigned order: larger float, larger key (-0 counts as +0). */
 export function scoreKey(s: f32): u32 {
@@ -113,122 +109,82 @@ function warpSumInt(v: i32): i32 {
   return v;
 }
 
-/** A slot's mode: `mode` itself, or for PAIR slot 0 the wanted pages and slot 1 the victims. */
-function slotMode(mode: i32, s: i32): i32 {
-  if (mode === PAIR) return s === 0 ? WANTED : VICTIM;
-  return mode;
-}
-
 /**
- * The kk-th largest key of each of `slots` radix selections at once (slots at most the
- * block's warps), into keys[2s] (high half) and keys[2s + 1] (low). Slot s ranks its
- * members for slotMode(mode, s): for TOP, scores[s * stride + i] (a group's top k);
- * otherwise `best` (wanted pages, victims). The caller sets keys to 0 and needs[s] to
- * the rank sought (0 < kk <= members), or to 0 where there is nothing to search (the
- * key stays 0, which every member reaches), then a block barrier. `best` and `flags`
- * are written by select_resident, so they are never read through a read-only
- * (`const __restrict__`, non-coherent cache) pointer.
- *
- * Each pass counts the next 8-bit digit of every slot's members that share the prefix
- * found so far into the slot's histogram; then warp s finds the digit holding the slot's
- * kk-th key, appends it to the key, lowers the rank still needed (0 once every key
- * left in the digit's bucket is taken: the lower digits stay 0) and clears the
- * histogram, so it is zero between calls (the caller zeroes `hist` once). The slots
- * share their passes and barriers: select_resident's wanted and victim cuts run as two
- * slots. (Eight groups' top k as eight slots of one block, the 8B step's, were slower
- * than one after another, 20.3 us against 17.8 on an H100: a pass then reads every
- * group's scores, more than L1 holds; select_top gives each group a block.)
+ * The kk-th largest key among the members for `mode` (0 < kk <= members), into key[0]
+ * (high) and key[1] (low) of every thread, ranking `scores` (top k of a group) or
+ * `best` (wanted, victims). `best` and `flags` are written by this kernel, so they are
+ * never read through a read-only (`const __restrict__`, non-coherent cache) pointer.
+ * Each pass counts the next digit of the members that share the prefix found so far;
+ * warp 0 finds the digit holding the kk-th key, clears the histogram (so it is zero
+ * between calls) and publishes the digit in res. The caller zeroes `hist` once; res is
+ * written only after every thread has read the previous pass's value.
  */
-export function kthLargestEach(
+export function kthLargest(
   mode: i32,
-  slots: i32,
   scores: GlobalIn<f32>,
-  stride: i32,
   best: Global<f32>,
   flags: Global<i32>,
   count: i32,
+  kk: i32,
   hist: Shared<i32>,
-  keys: Shared<u32>,
-  needs: Shared<i32>,
+  res: Shared<i32>,
+  key: Local<u32>,
 ): void {
   const tid = threadIdx.x;
-  const lane = tid & 31;
-  const warp = tid >> 5;
+  let hi: u32 = 0;
+  let lo: u32 = 0;
+  let need = kk;
+  let done = false;
   for (let pass = 0; pass < 8; pass++) {
-    // needs were last written before a barrier, so every thread breaks at the same pass.
-    let active = false;
-    for (let s = 0; s < slots; s++) if (needs[s] > 0) active = true;
-    if (!active) break;
+    if (done) break;
     const low = pass >= 4;
     const q = pass & 3;
     const shift = 24 - 8 * q;
     // The bits of the half being refined that earlier passes fixed.
     const fixed: u32 = q === 0 ? 0 : u32(0xffffffff) << (32 - 8 * q);
-    for (let s = 0; s < slots; s++) {
-      if (needs[s] > 0) {
-        const m = slotMode(mode, s);
-        const hi = keys[2 * s];
-        const lo = keys[2 * s + 1];
-        // Every lane runs every round (the votes below take the whole warp).
-        for (let i0 = 0; i0 < count; i0 += blockDim.x) {
-          const i = i0 + tid;
-          let digit = -1;
-          if (i < count) {
-            const f = flags[i];
-            if (isMember(m, f)) {
-              const h = keyHi(m, m === TOP ? scores[s * stride + i] : best[i]);
-              const l = keyLo(m, f, i);
-              if (low ? h === hi && (l & fixed) === lo : (h & fixed) === hi) digit = i32(((low ? l : h) >> shift) & 255);
-            }
-          }
-          // The first counting lane adds for every lane with its digit: the top digits of
-          // scores are nearly all one, and one shared atomic a key on that bucket took
-          // most of select_resident's 20 us at 4 x 4096 candidates x 8 groups (H100).
-          const counting = ballot(digit >= 0);
-          if (counting !== 0) {
-            const first = popc((counting & (~counting + 1)) - 1);
-            const lead = shflIdx(digit, first);
-            const same = ballot(digit === lead);
-            if (lane === first) atomicAdd(hist, s * DIGITS + lead, popc(same));
-            else if (digit >= 0 && digit !== lead) atomicAdd(hist, s * DIGITS + digit, 1);
-          }
-        }
+    for (let i = tid; i < count; i += blockDim.x) {
+      const f = flags[i];
+      if (isMember(mode, f)) {
+        const h = keyHi(mode, mode === TOP ? scores[i] : best[i]);
+        const l = keyLo(mode, f, i);
+        if (low ? h === hi && (l & fixed) === lo : (h & fixed) === hi) atomicAdd(hist, i32(((low ? l : h) >> shift) & 255), 1);
       }
     }
     syncthreads();
-    if (warp < slots) {
-      const base = warp * DIGITS;
-      const need = needs[warp];
-      // Every lane has read needs before one of them writes it.
-      syncwarp();
-      if (need > 0) {
-        // Lane t holds digits 255 - 8t down to 248 - 8t; counts above them by a warp scan.
-        let sum = 0;
-        for (let j = 0; j < 8; j++) sum += hist[base + 255 - 8 * lane - j];
-        let incl = sum;
-        for (let o = 1; o < 32; o <<= 1) {
-          const x = shflUp(incl, o);
-          if (lane >= o) incl += x;
-        }
-        let above = incl - sum;
-        if (above < need && need <= incl) {
-          for (let j = 0; j < 8; j++) {
-            const c = hist[base + 255 - 8 * lane - j];
-            if (above + c >= need) {
-              const digit = u32(255 - 8 * lane - j) << shift;
-              if (low) keys[2 * warp + 1] = keys[2 * warp + 1] | digit;
-              else keys[2 * warp] = keys[2 * warp] | digit;
-              needs[warp] = c === need - above ? 0 : need - above;
-              break;
-            }
-            above += c;
+    if (tid < 32) {
+      // Lane t holds digits 255 - 8t down to 248 - 8t; counts above them by a warp scan.
+      let sum = 0;
+      for (let j = 0; j < 8; j++) sum += hist[255 - 8 * tid - j];
+      let incl = sum;
+      for (let o = 1; o < 32; o <<= 1) {
+        const x = shflUp(incl, o);
+        if (tid >= o) incl += x;
+      }
+      let above = incl - sum;
+      if (above < need && need <= incl) {
+        for (let j = 0; j < 8; j++) {
+          const c = hist[255 - 8 * tid - j];
+          if (above + c >= need) {
+            res[0] = 255 - 8 * tid - j;
+            res[1] = need - above;
+            res[2] = c;
+            break;
           }
+          above += c;
         }
       }
-      for (let j = 0; j < 8; j++) hist[base + 255 - 8 * lane - j] = 0;
+      for (let j = 0; j < 8; j++) hist[255 - 8 * tid - j] = 0;
     }
     syncthreads();
+    const digit = u32(res[0]) << shift;
+    if (low) lo = lo | digit;
+    else hi = hi | digit;
+    need = res[1];
+    // Every key left in the bucket is taken: the lower digits stay 0.
+    done = res[2] === need;
   }
+  key[0] = hi;
+  key[1] = lo;
 }
 
 /**
@@ -259,7 +215,6 @@ export function blockScan(v: i32, scratch: Shared<i32>, out: Local<i32>): void {
 export function selectResident(
   _spec: object,
   scores: GlobalIn<f32>,
-  chosen: GlobalIn<i32>,
   rows: GlobalIn<i32>,
   tables: Global<i32>,
   flags: Global<i32>,
@@ -279,16 +234,16 @@ export function selectResident(
   const r = blockIdx.x;
   if (r >= batch) return;
   const tid = threadIdx.x;
-  // The wanted and victim cuts' search: two slots.
-  const hist = shared<i32>(DIGITS * 2);
-  const keys = shared<u32>(4);
-  const needs = shared<i32>(2);
+  const hist = shared<i32>(DIGITS);
+  const res = shared<i32>(4);
   const counts = shared<i32>(4);
   const scratch = shared<i32>(32);
   const wantedList = shared<i32>(MAX_RECALLS);
   const victimList = shared<i32>(MAX_RECALLS);
   const wantedKey = shared<u32>(MAX_RECALLS);
   const victimKey = shared<u32>(MAX_RECALLS);
+  const key = local<u32>(2);
+  const wCut = local<u32>(2);
   const scan = local<i32>(2);
   const desc = r * ROW_FIELDS;
   // A row that claims more than the workspaces or its table row hold is the caller's
@@ -302,28 +257,38 @@ export function selectResident(
   const maxRecalls = Math.min(k * groups, MAX_RECALLS);
   const width = 1 + 2 * k * groups;
   const out = r * width;
-  for (let b = tid; b < DIGITS * 2; b += blockDim.x) hist[b] = 0;
-  if (tid < 4) counts[tid] = 0;
+  for (let b = tid; b < DIGITS; b += blockDim.x) hist[b] = 0;
+  if (tid < 4) {
+    counts[tid] = 0;
+    // Also keeps res one array in shared memory (not split into scalars), as the manifest counts it.
+    res[tid] = 0;
+  }
   let n = 0;
   if (count > 0 && k > 0) {
     const rowFlags = offset(flags, r * maxCandidates);
     const rowBest = offset(best, r * maxCandidates);
     const rowScores = r * groups * maxCandidates;
-    // Residency, each group's choice (select_top) and the best score over groups. Every
-    // loop over candidates gives candidate i to the same thread, so a thread reads back
-    // only its own flags until the barriers before the lists.
+    const vals0 = offset(scores, rowScores);
+    // Every loop over candidates gives candidate i to the same thread, so a thread
+    // reads back only its own flags until the barriers before the lists.
     for (let i = tid; i < count; i += blockDim.x) {
       let b: f32 = -Infinity;
-      let f = tables[slots + first + i] >= 0 ? RESIDENT : 0;
-      for (let g = 0; g < groups; g++) {
-        b = Math.max(b, scores[rowScores + g * maxCandidates + i]);
-        f = f | (chosen[rowScores + g * maxCandidates + i] & CHOSEN);
-      }
-      rowFlags[i] = f;
+      for (let g = 0; g < groups; g++) b = Math.max(b, scores[rowScores + g * maxCandidates + i]);
+      rowFlags[i] = tables[slots + first + i] >= 0 ? RESIDENT : 0;
       rowBest[i] = b;
     }
-    // counts' and hist's zeros are visible to every warp before its atomics.
     syncthreads();
+    const kk = Math.min(k, count);
+    for (let g = 0; g < groups; g++) {
+      const vals = offset(scores, rowScores + g * maxCandidates);
+      key[0] = 0;
+      key[1] = 0;
+      if (kk < count) kthLargest(TOP, vals, rowBest, rowFlags, count, kk, hist, res, key);
+      for (let i = tid; i < count; i += blockDim.x) {
+        const f = rowFlags[i];
+        if (atLeast(keyHi(TOP, vals[i]), keyLo(TOP, f, i), key[0], key[1])) rowFlags[i] = f | CHOSEN;
+      }
+    }
     let w = 0;
     let v = 0;
     for (let i = tid; i < count; i += blockDim.x) {
@@ -342,19 +307,17 @@ export function selectResident(
     const victims = counts[1];
     n = Math.min(Math.min(wanted, victims), maxRecalls);
     if (n > 0) {
-      // The n best wanted pages' cut (keys 0, 1) and the n first victims' (keys 2, 3) in one search.
-      if (tid === 0) {
-        for (let e = 0; e < 4; e++) keys[e] = 0;
-        needs[0] = n < wanted ? n : 0;
-        needs[1] = n < victims ? n : 0;
-      }
-      syncthreads();
-      kthLargestEach(PAIR, 2, scores, 0, rowBest, rowFlags, count, hist, keys, needs);
+      wCut[0] = 0;
+      wCut[1] = 0;
+      if (n < wanted) kthLargest(WANTED, vals0, rowBest, rowFlags, count, n, hist, res, wCut);
+      key[0] = 0;
+      key[1] = 0;
+      if (n < victims) kthLargest(VICTIM, vals0, rowBest, rowFlags, count, n, hist, res, key);
       for (let i = tid; i < count; i += blockDim.x) {
         const f = rowFlags[i];
         if (isMember(WANTED, f)) {
           const h = keyHi(WANTED, rowBest[i]);
-          if (atLeast(h, keyLo(WANTED, f, i), keys[0], keys[1])) {
+          if (atLeast(h, keyLo(WANTED, f, i), wCut[0], wCut[1])) {
             const at = atomicAdd(counts, 2, 1);
             wantedList[at] = i;
             wantedKey[at] = h;
@@ -362,7 +325,7 @@ export function selectResident(
         }
         if (isMember(VICTIM, f)) {
           const h = keyHi(VICTIM, rowBest[i]);
-          if (atLeast(h, keyLo(VICTIM, f, i), keys[2], keys[3])) {
+          if (atLeast(h, keyLo(VICTIM, f, i), key[0], key[1])) {
             const at = atomicAdd(counts, 3, 1);
             victimList[at] = i;
             victimKey[at] = h;

@@ -7,11 +7,10 @@ import { batchGeometry, buildBatch, deviceInputs, type Batch, type BatchCase, ty
 import { estimateRowsKernel } from './estimate-rows.kernel.js';
 import { estimatePagesPerBlock } from './estimate.kernel.js';
 import { selectResidentKernel } from './select-resident.kernel.js';
-import { selectTopKernel } from './select-top.kernel.js';
 
 const ref = new ReferenceBackend();
 
-/** estimate_rows, select_top then select_resident on the batch, outputs poisoned first; returns them and the updated tables. */
+/** estimate_rows then select_resident on the batch, outputs poisoned first; returns them and the updated tables. */
 function deviceSelect(batch: Batch): { out: Record<keyof SelectResidentResult, Int32Array>; tables: Int32Array } {
   const { args, g, tablePages } = batch;
   const b = batch.rows.shape[0];
@@ -37,21 +36,8 @@ function deviceSelect(batch: Batch): { out: Record<keyof SelectResidentResult, I
     copies: poisoned(b * width),
     plan: poisoned(b * width),
   };
-  const chosen = poisoned(b * args.groups * args.maxCandidates);
-  emulateKernel(selectTopKernel, {}).run({
-    scores,
-    rows: inputs.rows,
-    tables: inputs.tables,
-    chosen,
-    batch: b,
-    groups: args.groups,
-    k: args.k,
-    maxCandidates: args.maxCandidates,
-    tablePages,
-  });
   emulateKernel(selectResidentKernel, {}).run({
     scores,
-    chosen,
     rows: inputs.rows,
     tables: inputs.tables,
     flags: poisoned(b * args.maxCandidates),
@@ -123,7 +109,7 @@ describe('select_resident selects, applies and lists exactly as the reference se
     expect(n).toBeLessThan(29);
   });
 
-  it('eight groups over more candidates than threads (the 8B step): a block searches each', () => {
+  it('eight groups over more candidates than threads', () => {
     const rng = new Rng(14);
     const c: BatchCase = { rows: [row(700, 2, 680, 0.5), row(560, 3, 540, 0.95)], k: 20, groups: 8, variant: 'cuboid-max', coarse: false };
     const want = expectSameSelection(buildBatch(rng, c, batchGeometry(32, 8, 2)));
@@ -134,7 +120,7 @@ describe('select_resident selects, applies and lists exactly as the reference se
     expect(plan[width]).toBeGreaterThan(0);
   });
 
-  it('more groups than a block has warps', () => {
+  it('more groups than the block has warps', () => {
     const rng = new Rng(15);
     const c: BatchCase = { rows: [row(50, 2, 45, 0.5), row(30, 1, 25, 0.4)], k: 2, groups: 20, variant: 'cuboid-mean', coarse: false };
     expectSameSelection(buildBatch(rng, c, batchGeometry(32, 20, 4)));
