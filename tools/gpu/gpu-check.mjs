@@ -59,14 +59,14 @@ for (const [entry, out] of [
 // device call carries (the gpu/ shell scripts unpack them first; the sm_90 addon is 9 MB,
 // 3 MB gzipped). Node's own unpacked copy is left out.
 rmSync(resolve(root, '.gpu/bundle/node'), { force: true });
-for (const file of scripts(resolve(root, '.gpu/bundle'))) {
+for (const file of packed(resolve(root, '.gpu/bundle'))) {
   writeFileSync(`${file}.gz`, gzipSync(readFileSync(file), { level: 9 }));
   rmSync(file);
 }
 console.log('prepared .gpu/bundle (scripts and addon gzipped): carry .gpu/bundle and run "bash tools/gpu/gpu-check.sh .gpu/bundle $OUT" on the GPU machine');
 
-/** Every .mjs and .js file under `dir`. */
-function scripts(dir) {
+/** Every file under `dir` that travels gzipped: the .mjs and .js scripts and the .node addons. */
+function packed(dir) {
   return readdirSync(dir, { recursive: true })
     .map((f) => join(dir, String(f)))
     .filter((f) => /\.(mjs|js|node)$/.test(f) && statSync(f).isFile());

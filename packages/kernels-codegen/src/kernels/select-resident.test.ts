@@ -120,7 +120,7 @@ describe('select_resident selects, applies and lists exactly as the reference se
     expect(plan[width]).toBeGreaterThan(0);
   });
 
-  it('more groups than the block has warps', () => {
+  it('twenty groups, each choosing two pages', () => {
     const rng = new Rng(15);
     const c: BatchCase = { rows: [row(50, 2, 45, 0.5), row(30, 1, 25, 0.4)], k: 2, groups: 20, variant: 'cuboid-mean', coarse: false };
     expectSameSelection(buildBatch(rng, c, batchGeometry(32, 20, 4)));
