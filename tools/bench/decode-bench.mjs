@@ -172,6 +172,9 @@ function save() {
     ...('gemv' in backend ? { gemv: backend.gemv } : {}),
     // Decode products of up to 64 rows through stream_gemm (ARKVALE_STREAM_GEMM=1) rather than cuBLAS padded to 64 rows.
     ...('streamGemm' in backend ? { streamGemm: backend.streamGemm } : {}),
+    // cuBLAS's products of up to 64 rows with the algorithm timed fastest at each shape's first call (on unless ARKVALE_TUNED_PRODUCTS=0), and what each shape chose.
+    ...('tunedProducts' in backend ? { tunedProducts: backend.tunedProducts } : {}),
+    ...(backend.tunedProducts ? { productChoices: backend.addon.gemmTuning() } : {}),
     pageSize,
     kvDtype,
     steps,

@@ -4,10 +4,11 @@
 // device, against the HBM floor of reading the weights once:
 //
 //   node tools/bench/products-bench.mjs [--shapes llama2-7b,llama3-8b] [--rows 1,2,4,8,16,32,64]
-//     [--kernels cublas,cublas-padded,gemv,stream] [--reps 24] [--dtype f16] [--out FILE]
+//     [--kernels cublas,cublas-padded,cublas-tuned,gemv,stream] [--reps 24] [--dtype f16] [--out FILE]
 //
 // Kernels: cublas (cuBLAS at the row count), cublas-padded (cuBLAS at 64 rows, as the
 // engine runs every decode product by default: what a step of that many rows costs),
+// cublas-tuned (cublas-padded with the algorithm timed fastest at the shape's first call),
 // gemv (up to 4 rows), stream (stream_gemm with streamGemmTiles' tiles). Each product
 // runs `reps` times in one CUDA graph (so no launch gap is timed), cycling through
 // copies of the weights that together pass 256 MB, so that none comes from L2. The
@@ -24,10 +25,12 @@ import { dtypeOption, shapeOption } from './model-options.mjs';
 const KERNELS = {
   cublas: { options: {}, takes: () => true },
   'cublas-padded': { options: {}, takes: () => true, runRows: () => 64 },
+  // As cublas-padded, with the algorithm timed fastest at the shape's first call (CudaBackendOptions.tunedProducts).
+  'cublas-tuned': { options: { tunedProducts: true }, takes: () => true, runRows: () => 64 },
   gemv: { options: { gemv: true }, takes: (m) => m <= 4 },
   stream: { options: { streamGemm: true }, takes: () => true },
 };
-const NONE = { gemv: false, streamGemm: false };
+const NONE = { gemv: false, streamGemm: false, tunedProducts: false };
 
 const { values: opts } = parseCommand({
   usage: 'node tools/bench/products-bench.mjs [options]',
@@ -120,6 +123,7 @@ for (const kernel of opts.kernels) {
         backend.dispose(x);
         const floorMs = bytes / (report.copyGBps * 1e6);
         const row = { kernel, shape, product: name, n, k, m, runRows, us: +(ms * 1000).toFixed(2), floorUs: +(floorMs * 1000).toFixed(2) };
+        if (spec.options.tunedProducts) row.choice = backend.addon.gemmTuning().find((c) => c.m === n && c.n === runRows && c.k === k)?.algorithm;
         row.ofFloor = +(ms / floorMs).toFixed(3);
         rowsOut.push(row);
         log(`${kernel.padEnd(13)} ${shape} ${name.padEnd(7)} [${n}, ${k}] m ${String(m).padStart(2)}: ${row.us} us (${row.ofFloor}x the floor)`);

@@ -82,6 +82,12 @@ case "$group" in
   h200-b4) group=long-b4,long-peer-b4 ;;
   # The eleventh session's first call: the ballot count's select_resident in the whole step, then the per-layer kernels' limits.
   layer-kernels) group=ncu-b4-8b,long-b4,ncu-b4-detail ;;
+  # The twelfth session: the per-layer kernels' stall reasons, then paged_decode's splits of 512 and 256 at 4 x 64k.
+  budgeted-splits) group=ncu-b4-detail,ncu-b4-64k-s512,ncu-b4-64k-s256 ;;
+  # Its tuned products: the products alone, then 4 x 128k with and without them (call 2: ARKVALE_TUNED_PRODUCTS=1 then
+  # named long-b4-tuned, with its self-test; the default since), then batch 1 at 128k (8B) and 30k (7B) with and without.
+  tuned-products) group=selftest,products-tuned,long-b4,long-b4-untuned ;;
+  tuned-b1) group=gemv-off-b1-8b,gemv-off-b1-8b-untuned,gemv-off-b1,gemv-off-b1-untuned ;;
   # The ninth session's first call: the self-test (stream_gemm against the reference and cuBLAS, row invariance), every
   # decode product through every kernel, then batch 1 at 128k (8B) with stream_gemm and with gemv.
   stream-gemm) group=selftest,products,stream-on-b1-8b,gemv-on-b1-8b ;;
@@ -152,6 +158,12 @@ ncu_decode="$ncu_time --profile-from-start off"
 add ncu-b1 150 $ncu_decode --log-file "$out/ncu-b1.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 1 --page-size 32 --contexts 30720 --plans arkvale@2048 --steps 16 --warmup 32 --profiler-steps 2
 add ncu-b1-8b 200 $ncu_decode --log-file "$out/ncu-b1-8b.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 1 --page-size 32 --contexts 131072 --plans arkvale@4096 --steps 16 --warmup 32 --profiler-steps 2
 add ncu-b4-8b 300 $ncu_decode --log-file "$out/ncu-b4-8b.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 4 --page-size 32 --contexts 131072 --plans arkvale@4096 --steps 16 --warmup 32 --profiler-steps 1
+# The 4 x 64k step (8B) timed kernel by kernel with paged_decode's splits of 512 tokens (the default) and of 256: whether
+# the budgeted layers' 256 blocks (a third of an H100's slots at 4 blocks an SM) gain from twice as many, and what the
+# full layers' longer merges cost.
+ncu_b4_64k="$ncu_decode --kernel-name 'regex:paged_decode|estimate_rows|select_resident' $node $bundle/decode-bench.mjs --backend cuda --shape llama3-8b --batch 4 --page-size 32 --contexts 65536 --plans arkvale@4096 --steps 16 --warmup 32 --profiler-steps 1"
+add ncu-b4-64k-s512 150 env ARKVALE_DECODE_SPLIT_TOKENS=512 ${ncu_b4_64k/--profile-from-start/--log-file $out/ncu-b4-64k-s512.csv --profile-from-start}
+add ncu-b4-64k-s256 150 env ARKVALE_DECODE_SPLIT_TOKENS=256 ${ncu_b4_64k/--profile-from-start/--log-file $out/ncu-b4-64k-s256.csv --profile-from-start}
 add ncu-prefill 200 $ncu_time --log-file "$out/ncu-prefill.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 1 --page-size 32 --contexts 131072 --plans arkvale@4096 --steps 3
 # One causal-prefill launch at 16k tokens (8B shape) with the stall reasons and pipe use, to say what limits it.
 add ncu-attention 150 $ncu_bin --clock-control none --kernel-name regex:causal_prefill --launch-skip 8 --launch-count 1 --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --csv --page details --log-file "$out/ncu-attention.csv" "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 1 --page-size 32 --contexts 16384 --plans full --steps 3
@@ -190,6 +202,13 @@ add selftest-s2 150 env ARKVALE_PREFILL_STAGES=2 "$bundle/arkvale" selftest --dt
 add prefill-s1 120 env ARKVALE_GEMV=1 ARKVALE_PREFILL_STAGES=1 "$node" "$pdl_b1_8b"
 add prefill-s2 120 env ARKVALE_GEMV=1 ARKVALE_PREFILL_STAGES=2 "$node" "$pdl_b1_8b"
 add ncu-attention-s2 150 env ARKVALE_PREFILL_STAGES=2 ${cmd[ncu-attention]/ncu-attention.csv/ncu-attention-s2.csv}
+# Issue 22: cuBLAS's decode products with the algorithm timed fastest at each shape's first call (the default since the
+# twelfth session; ARKVALE_TUNED_PRODUCTS=0 turns it off): each 7B and 8B product at 1 and 4 rows padded to 64 with
+# and without, then the steps of the acceptance lines without it (the default steps above have it).
+add products-tuned 120 "$node" "$bundle/products-bench.mjs" --shapes llama3-8b,llama2-7b --rows 1,4 --kernels cublas-padded,cublas-tuned --out "$out/products-tuned.json"
+add long-b4-untuned 240 env ARKVALE_TUNED_PRODUCTS=0 ${cmd[long-b4]}
+add gemv-off-b1-8b-untuned 120 env ARKVALE_TUNED_PRODUCTS=0 ${cmd[gemv-off-b1-8b]}
+add gemv-off-b1-untuned 90 env ARKVALE_TUNED_PRODUCTS=0 ${cmd[gemv-off-b1]}
 # Issue 22: the decode products through stream_gemm (ARKVALE_STREAM_GEMM=1): each product alone through every kernel,
 # then the decode steps above with it.
 add products 200 "$node" "$bundle/products-bench.mjs" --kernels "${PRODUCTS_KERNELS:-cublas,cublas-padded,gemv,stream}" --out "$out/products-bench.json"

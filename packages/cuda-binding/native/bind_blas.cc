@@ -7,6 +7,7 @@
 #include "errors.h"
 #include "js_args.h"
 #include "runtime.h"
+#include "tuned_gemm.h"
 
 namespace arkvale {
 namespace {
@@ -43,7 +44,7 @@ Napi::Value NcclStatusFn(const Napi::CallbackInfo& info) {
 }
 
 // gemm({ transA, transB, m, n, k, a, aType, lda, b, bType, ldb, c, cType, ldc,
-//        alpha, beta, stream, what }): column-major, f32 accumulation.
+//        alpha, beta, stream, what, tune? }): column-major, f32 accumulation.
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   const JsArgs args(info, "gemm");
   const JsFields f(args.object(0, "params"), "gemm");
@@ -67,11 +68,33 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   c.beta = static_cast<float>(f.number("beta"));
   const int stream = f.stream();
   c.what = f.string("what");
+  c.tune = !f.get("tune").IsUndefined() && f.boolean("tune");
   // Say that cuBLAS is missing before anything else can go wrong.
   if (!blas_status().loaded) throw Failure("cuBLAS is not available: " + blas_status().reason);
   c.stream = stream_of(stream, "gemm");
   gemm(c);
   return info.Env().Undefined();
+}
+
+// gemmTuning(): each tuned product shape's choice so far (tuned_gemm.h), in no particular order.
+Napi::Value GemmTuning(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<TunedChoice> choices = tuned_choices();
+  Napi::Array out = Napi::Array::New(env, choices.size());
+  for (size_t i = 0; i < choices.size(); i++) {
+    const TunedChoice& t = choices[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("what", t.what);
+    o.Set("m", t.m);
+    o.Set("n", t.n);
+    o.Set("k", t.k);
+    o.Set("algorithm", t.algorithm);
+    o.Set("us", t.us);
+    o.Set("gemmExUs", t.gemm_ex_us);
+    o.Set("candidates", t.candidates);
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
 }
 
 }  // namespace
@@ -80,6 +103,7 @@ void register_blas(Napi::Env env, Napi::Object exports) {
   export_function<BlasStatusFn>(env, exports, "blasStatus");
   export_function<NcclStatusFn>(env, exports, "ncclStatus");
   export_function<Gemm>(env, exports, "gemm");
+  export_function<GemmTuning>(env, exports, "gemmTuning");
 }
 
 }  // namespace arkvale

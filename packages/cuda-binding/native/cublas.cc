@@ -9,6 +9,7 @@
 #include "dl_open.h"
 #include "errors.h"
 #include "runtime.h"
+#include "tuned_gemm.h"
 
 namespace arkvale {
 namespace {
@@ -151,10 +152,14 @@ void gemm(const GemmCall& c) {
   Blas& b = blas();
   if (!b.status.loaded) throw Failure("cuBLAS is not available: " + b.status.reason);
   cublasHandle_t handle = handle_for(b, c);
-  check_blas(b.api.gemm_ex(handle, c.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, c.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, c.m, c.n, c.k,
-                           &c.alpha, c.a, c.a_type, c.lda, c.b, c.b_type, c.ldb, &c.beta, c.c, c.c_type, c.ldc, CUBLAS_COMPUTE_32F,
-                           CUBLAS_GEMM_DEFAULT),
-             "cublasGemmEx", c);
+  const auto gemm_ex = [&](const GemmCall& g) {
+    check_blas(b.api.gemm_ex(handle, g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.m, g.n, g.k,
+                             &g.alpha, g.a, g.a_type, g.lda, g.b, g.b_type, g.ldb, &g.beta, g.c, g.c_type, g.ldc, CUBLAS_COMPUTE_32F,
+                             CUBLAS_GEMM_DEFAULT),
+               "cublasGemmEx", g);
+  };
+  if (c.tune && tuned_gemm(c, {reinterpret_cast<void*>(b.workspace), b.workspace_bytes}, gemm_ex)) return;
+  gemm_ex(c);
 }
 
 }  // namespace arkvale

@@ -39,6 +39,8 @@ struct GemmCall {
   float beta = 0.0f;
   cudaStream_t stream = nullptr;
   std::string what;
+  // Through the algorithm timed fastest at the shape's first call (tuned_gemm.h).
+  bool tune = false;
 };
 
 // Throws `cuBLAS is not available: <reason>` when the library is missing, and

@@ -23,6 +23,7 @@ const API = [
   'eventDone',
   'free',
   'gemm',
+  'gemmTuning',
   'hostAlloc',
   'hostFree',
   'hostView',

@@ -64,6 +64,7 @@ export function idleCudaAddon(): { addon: CudaAddon; counts: Map<string, number>
     dependentLaunch: (on?: boolean) => (dependent = on ?? dependent),
     blasStatus: () => ({ loaded: true, version: 130000 }),
     gemm: () => count('gemm'),
+    gemmTuning: () => [],
     beginCapture() {},
     endCapture: () => 0,
     launchGraph: () => count('launchGraph'),

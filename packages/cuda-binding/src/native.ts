@@ -129,6 +129,29 @@ export interface GemmParams {
   /** A stream id (see STREAM). */
   readonly stream: number;
   readonly what: string;
+  /**
+   * Through the algorithm timed fastest at the shape's first call (cublasGemmEx or one of
+   * cuBLASLt's candidates), kept for the process's life; a first call while the stream is
+   * captured, or beta other than 0, keeps cublasGemmEx.
+   */
+  readonly tune?: boolean;
+}
+
+/** A tuned product shape's choice (CudaAddon.gemmTuning). */
+export interface GemmTuningChoice {
+  /** The shape's first call's `what`. */
+  readonly what: string;
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  /** 'cublasGemmEx', or 'cublasLt #i' (i: the rank cuBLASLt's heuristic gave it). */
+  readonly algorithm: string;
+  /** Device microseconds of the chosen algorithm from a cold L2, the best of three (0: not timed). */
+  readonly us: number;
+  /** cublasGemmEx's. */
+  readonly gemmExUs: number;
+  /** cuBLASLt candidates timed. */
+  readonly candidates: number;
 }
 
 export interface BuildInfo {
@@ -261,6 +284,8 @@ export interface CudaAddon {
    * `cublasGemmEx failed in <what>: CUBLAS_STATUS_... (m=.., n=.., k=..)`.
    */
   gemm(params: GemmParams): void;
+  /** Each tuned product shape's choice so far (GemmParams.tune). */
+  gemmTuning(): GemmTuningChoice[];
 
   /** Starts capturing `stream` into a CUDA graph (thread-local mode). */
   beginCapture(stream: number): void;

@@ -82,6 +82,16 @@ export interface CudaBackendOptions {
    */
   readonly streamGemm?: boolean;
   /**
+   * Run cuBLAS's products of up to 64 rows (every decode step's, when neither gemv nor
+   * stream_gemm takes them) through the algorithm timed fastest at each product shape's
+   * first call: cublasGemmEx, or one of up to eight cuBLASLt candidates, each timed from a
+   * cold L2. The choice holds for the process's life, so a row's numbers stay what they
+   * were, alone or in any batch; the first call of each shape costs a few milliseconds.
+   * On an H100 it took the 8B step at 4 x 128k from 10.93 to 10.71 ms (docs/BENCHMARKS.md,
+   * twelfth session). Default on, unless the environment has ARKVALE_TUNED_PRODUCTS=0.
+   */
+  readonly tunedProducts?: boolean;
+  /**
    * Launch the generated kernels as programmatic dependents of the kernel before them
    * (sm_90+): a kernel is scheduled while the previous one finishes and waits for its
    * results at its first line, so the gap between two short kernels shrinks. Default
@@ -155,6 +165,7 @@ export class CudaBackend implements Backend {
     this.d = new CudaDevice(addon, this.dtype, info.multiprocessors, options.poison ?? false, options.graphs ?? process.env.ARKVALE_CUDA_GRAPHS !== '0', {
       gemv: options.gemv ?? process.env.ARKVALE_GEMV === '1',
       streamGemm: options.streamGemm ?? process.env.ARKVALE_STREAM_GEMM === '1',
+      tuned: options.tunedProducts ?? process.env.ARKVALE_TUNED_PRODUCTS !== '0',
     });
     if (process.env.ARKVALE_PREFILL_STAGES === '1') this.d.prefillStages = 1;
     // Made before any step is recorded into a graph.
@@ -183,6 +194,11 @@ export class CudaBackend implements Backend {
   /** Whether products of up to 64 rows run through stream_gemm (CudaBackendOptions.streamGemm; fixed for the backend's life). */
   get streamGemm(): boolean {
     return this.d.products.streamGemm ?? false;
+  }
+
+  /** Whether cuBLAS's products of up to 64 rows run tuned (CudaBackendOptions.tunedProducts; fixed for the backend's life). */
+  get tunedProducts(): boolean {
+    return this.d.products.tuned ?? false;
   }
 
   /** Whether products of up to 4 rows run through gemv (CudaBackendOptions.gemv; fixed for the backend's life). */

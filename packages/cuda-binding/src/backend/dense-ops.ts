@@ -31,7 +31,9 @@ export class CudaRopeTable implements RopeTable {
  * x [m, k] @ w [n, k]^T through cuBLAS (row-major; cuBLAS is column-major, so this is
  * out^T = w x^T), f32 accumulation, out in the activation dtype or f32. Products of
  * activation-dtype operands whose shape a switched-on kernel takes (d.products) run
- * through it instead: gemv (1 to 4 rows) first, then stream_gemm (up to 64).
+ * through it instead: gemv (1 to 4 rows) first, then stream_gemm (up to 64); with
+ * d.products.tuned, cuBLAS runs products of up to 64 rows with the algorithm it timed
+ * fastest at the shape's first call.
  */
 export function matmul(d: CudaDevice, xt: Tensor, wt: Tensor, outDtype?: 'f32'): CudaTensor {
   const x = d.expect(d.tensor(xt, 'matmul x'), 'matmul x', [d.dtype, 'f32'], 2);
@@ -73,6 +75,7 @@ export function matmul(d: CudaDevice, xt: Tensor, wt: Tensor, outDtype?: 'f32'):
     beta: 0,
     stream: STREAM.compute,
     what: `matmul [${m}, ${k}] x [${n}, ${k}]^T`,
+    ...(d.products.tuned && m <= 64 ? { tune: true } : {}),
   });
   return out;
 }

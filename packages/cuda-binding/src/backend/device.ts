@@ -18,6 +18,8 @@ export interface ProductKernels {
   readonly gemv?: boolean;
   /** Up to 64 rows through stream_gemm. */
   readonly streamGemm?: boolean;
+  /** cuBLAS's products of up to 64 rows through the algorithm timed fastest at each shape's first call (GemmParams.tune). */
+  readonly tuned?: boolean;
 }
 
 /**

@@ -1,11 +1,12 @@
-// CudaBackend's product switches over an addon that does nothing: gemv and stream_gemm from
-// their options and the environment, and the invariant blocks each gives the engine.
+// CudaBackend's product switches over an addon that does nothing: gemv, stream_gemm and tuned
+// cuBLAS products from their options and the environment, and the invariant blocks each gives the engine.
 import { afterEach, describe, expect, it } from 'vitest';
 import { idleCudaAddon } from '../idle-addon.js';
+import type { CudaAddon, GemmParams } from '../native.js';
 import { CudaBackend, type CudaBackendOptions } from './cuda-backend.js';
 
 describe('product switches', () => {
-  const names = ['ARKVALE_GEMV', 'ARKVALE_STREAM_GEMM'] as const;
+  const names = ['ARKVALE_GEMV', 'ARKVALE_STREAM_GEMM', 'ARKVALE_TUNED_PRODUCTS'] as const;
   const saved = names.map((name) => [name, process.env[name]] as const);
   afterEach(() => {
     for (const [name, value] of saved) {
@@ -34,5 +35,30 @@ describe('product switches', () => {
     expect(backend({ [option]: false })[option]).toBe(false);
     process.env[name] = '0';
     expect(backend()[option]).toBe(false);
+  });
+
+  it('tunes cuBLAS products by default; ARKVALE_TUNED_PRODUCTS=0 turns that off, and the option wins over the environment', () => {
+    delete process.env.ARKVALE_TUNED_PRODUCTS;
+    expect(backend().tunedProducts).toBe(true);
+    process.env.ARKVALE_TUNED_PRODUCTS = '0';
+    expect(backend().tunedProducts).toBe(false);
+    expect(backend({ tunedProducts: true }).tunedProducts).toBe(true);
+    process.env.ARKVALE_TUNED_PRODUCTS = '1';
+    expect(backend({ tunedProducts: false }).tunedProducts).toBe(false);
+  });
+
+  it('asks cuBLAS to tune products of up to 64 rows only, only when tunedProducts is on, and keeps the invariant blocks', () => {
+    for (const name of names) delete process.env[name];
+    const tuneFlags = (options: CudaBackendOptions, rows: readonly number[]) => {
+      const { addon } = idleCudaAddon();
+      const calls: GemmParams[] = [];
+      const b = new CudaBackend({ addon: { ...addon, gemm: (p: GemmParams) => calls.push(p) } as CudaAddon, graphs: false, ...options });
+      const w = b.fromArray(new Float32Array(8 * 16), [8, 16]);
+      for (const m of rows) b.matmul(b.fromArray(new Float32Array(m * 16), [m, 16]), w);
+      return calls.map((p) => p.tune ?? false);
+    };
+    expect(tuneFlags({ tunedProducts: true }, [1, 64, 65, 4096])).toEqual([true, true, false, false]);
+    expect(tuneFlags({ tunedProducts: false }, [1, 64])).toEqual([false, false]);
+    expect(backend({ tunedProducts: true }).invariantProducts).toEqual({ rows: 64, pad: true });
   });
 });
