@@ -1,6 +1,7 @@
 // cuBLAS, opened at run time with dlopen so the addon builds where no cuBLAS is
 // installed (this repository's CI) and reports clearly where it is missing.
-// Dense products go through cublasGemmEx with f32 accumulation.
+// Dense products go through cublasGemmEx with f32 accumulation, or, for a call with
+// `tune`, through the algorithm tuned_gemm.h timed fastest for its shape.
 #pragma once
 
 #include <cuda_runtime_api.h>

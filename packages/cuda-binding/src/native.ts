@@ -280,7 +280,8 @@ export interface CudaAddon {
   ncclCommDestroy?(comm: number): void;
   /**
    * cublasGemmEx (CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) on `stream`, with a
-   * workspace from the allocator. Throws `cuBLAS is not available: <reason>` or
+   * workspace from the allocator, or with `tune` the algorithm timed fastest for the
+   * shape (GemmParams.tune). Throws `cuBLAS is not available: <reason>` or
    * `cublasGemmEx failed in <what>: CUBLAS_STATUS_... (m=.., n=.., k=..)`.
    */
   gemm(params: GemmParams): void;
