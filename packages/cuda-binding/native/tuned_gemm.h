@@ -1,12 +1,12 @@
 // Decode products through cuBLASLt with an algorithm timed at first use
 // (CudaBackendOptions.tunedProducts). cublasGemmEx takes the first of cuBLAS's
-// heuristic candidates; for the skinny products of a decode step (64 padded rows
-// against weights of 33-235 MB) that one left a third of an H100's SMs idle on the
-// 8B shape's qkv product and added a split-K reduce kernel to o and down
-// (docs/BENCHMARKS.md, twelfth session). Here the first call of each product shape
-// times cublasGemmEx and each cuBLASLt candidate on the device and keeps the
-// fastest for the process's life, so a shape's numbers never change after its
-// first call, and a step captured into a graph runs what its eager issue ran.
+// heuristic candidates, and for the skinny products of a decode step (up to 64 rows
+// against weights of 33-235 MB) another is often faster: on an H100, cuBLASLt's won
+// on most Llama products, by up to 9% (docs/BENCHMARKS.md, twelfth session). Here the
+// first call of each product shape times cublasGemmEx and each cuBLASLt candidate on
+// the device and keeps the fastest for the process's life, so a shape's numbers never
+// change after its first call, and a step captured into a graph runs what its eager
+// issue ran.
 #pragma once
 
 #include <cstddef>
