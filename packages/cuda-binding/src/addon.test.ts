@@ -148,6 +148,10 @@ describe.skipIf(skip)('arkvale_cuda.node without a GPU', () => {
     if (blas.loaded) return; // a machine with cuBLAS but no GPU
     expect(blas.reason).toMatch(/^libcublas\.so\.13 not found \(dlopen: .+\); tried .*libcublas\.so\.12, libcublas\.so$/);
     expect(() => addon.gemm(gemmParams)).toThrow(`cuBLAS is not available: ${blas.reason}`);
+    // A tuned product says the same, and a malformed switch is named.
+    expect(() => addon.gemm({ ...gemmParams, tune: true })).toThrow(`cuBLAS is not available: ${blas.reason}`);
+    expect(() => addon.gemm({ ...gemmParams, tune: 'yes' as unknown as boolean })).toThrow(new TypeError('gemm: tune must be a boolean'));
+    expect(addon.gemmTuning()).toEqual([]);
     expect(() => addon.gemm({ ...gemmParams, aType: 'f64' as 'f16' })).toThrow(new RangeError("gemm: aType must be 'f16', 'bf16' or 'f32', got 'f64'"));
   });
 
