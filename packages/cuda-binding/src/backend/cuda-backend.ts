@@ -85,8 +85,9 @@ export interface CudaBackendOptions {
    * Run cuBLAS's products of up to 64 rows (every decode step's, when neither gemv nor
    * stream_gemm takes them) through the algorithm timed fastest at each product shape's
    * first call: cublasGemmEx, or one of up to eight cuBLASLt candidates, each timed from a
-   * cold L2. The choice holds for the process's life, so a row's numbers stay what they
-   * were, alone or in any batch; the first call of each shape costs a few milliseconds.
+   * cold L2. The choice is per shape and holds for the process's life, so products padded
+   * to 64 rows (invariantProducts) still give a row the same numbers alone or in any
+   * batch; the first call of each shape costs a few milliseconds.
    * On an H100 it took the 8B step at 4 x 128k from 10.93 to 10.71 ms (docs/BENCHMARKS.md,
    * twelfth session). Default on, unless the environment has ARKVALE_TUNED_PRODUCTS=0.
    */
