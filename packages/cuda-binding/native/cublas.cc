@@ -60,12 +60,6 @@ struct Blas {
   size_t workspace_bytes = 0;
 };
 
-template <class F>
-bool bind(void* lib, const char* name, F* fn) {
-  *fn = reinterpret_cast<F>(dlsym(lib, name));
-  return *fn != nullptr;
-}
-
 std::vector<std::string> candidates() {
   std::vector<std::string> names;
   // ARKVALE_CUBLAS: a full path, for a bundle that ships its own copy.
@@ -79,15 +73,15 @@ void load(Blas* b) {
   if (lib == nullptr) return;
   Api& a = b->api;
   const char* missing = nullptr;
-  if (!bind(lib, "cublasCreate_v2", &a.create)) missing = "cublasCreate_v2";
-  else if (!bind(lib, "cublasSetStream_v2", &a.set_stream)) missing = "cublasSetStream_v2";
-  else if (!bind(lib, "cublasGetProperty", &a.get_property)) missing = "cublasGetProperty";
-  else if (!bind(lib, "cublasGemmEx", &a.gemm_ex)) missing = "cublasGemmEx";
+  if (!bind_symbol(lib, "cublasCreate_v2", &a.create)) missing = "cublasCreate_v2";
+  else if (!bind_symbol(lib, "cublasSetStream_v2", &a.set_stream)) missing = "cublasSetStream_v2";
+  else if (!bind_symbol(lib, "cublasGetProperty", &a.get_property)) missing = "cublasGetProperty";
+  else if (!bind_symbol(lib, "cublasGemmEx", &a.gemm_ex)) missing = "cublasGemmEx";
   if (missing != nullptr) {
     b->status.reason = b->status.library + " has no " + missing + " (too old a cuBLAS)";
     return;
   }
-  bind(lib, "cublasSetWorkspace_v2", &a.set_workspace);
+  bind_symbol(lib, "cublasSetWorkspace_v2", &a.set_workspace);
   int major = 0, minor = 0, patch = 0;
   a.get_property(MAJOR_VERSION, &major);
   a.get_property(MINOR_VERSION, &minor);

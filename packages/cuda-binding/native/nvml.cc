@@ -2,6 +2,8 @@
 
 #include <dlfcn.h>
 
+#include "dl_open.h"
+
 namespace arkvale {
 namespace {
 
@@ -27,12 +29,6 @@ struct Nvml {
   nvmlReturn_t (*driver_version)(char*, unsigned int) = nullptr;
 };
 
-template <class F>
-bool bind(void* lib, const char* name, F* fn) {
-  *fn = reinterpret_cast<F>(dlsym(lib, name));
-  return *fn != nullptr;
-}
-
 // Opened and initialised once; never shut down (the process may probe again).
 const Nvml& nvml() {
   static const Nvml* loaded = [] {
@@ -40,8 +36,8 @@ const Nvml& nvml() {
     void* lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr) return n;
     nvmlReturn_t (*init)() = nullptr;
-    if (!bind(lib, "nvmlInit_v2", &init) || !bind(lib, "nvmlDeviceGetHandleByPciBusId_v2", &n->get_handle) ||
-        !bind(lib, "nvmlDeviceGetMemoryInfo", &n->get_memory) || !bind(lib, "nvmlSystemGetDriverVersion", &n->driver_version)) {
+    if (!bind_symbol(lib, "nvmlInit_v2", &init) || !bind_symbol(lib, "nvmlDeviceGetHandleByPciBusId_v2", &n->get_handle) ||
+        !bind_symbol(lib, "nvmlDeviceGetMemoryInfo", &n->get_memory) || !bind_symbol(lib, "nvmlSystemGetDriverVersion", &n->driver_version)) {
       return n;
     }
     n->ready = init() == NVML_SUCCESS;

@@ -1,11 +1,9 @@
 #include "tuned_gemm.h"
 
 #include <cuda_runtime_api.h>
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -60,34 +58,26 @@ struct LtApi {
                      void*, LtLayout, const LtAlgo*, void*, size_t, cudaStream_t) = nullptr;
 };
 
-template <class F>
-bool bind(void* lib, const char* name, F* fn) {
-  *fn = reinterpret_cast<F>(dlsym(lib, name));
-  return *fn != nullptr;
-}
-
 struct Lt {
   bool loaded = false;
   LtApi api;
   LtHandle handle = nullptr;
 };
 
-// libcublasLt comes with libcublas (which needs it), so the names that found cuBLAS find it.
+// libcublas needs libcublasLt, so it is loaded by the time a product is tuned (from
+// wherever ARKVALE_CUBLAS's library found it), and opening it by name finds that copy.
 Lt& lt() {
   static Lt* l = [] {
     auto* created = new Lt();
-    std::vector<std::string> names;
-    if (const char* path = std::getenv("ARKVALE_CUBLASLT"); path != nullptr && *path != '\0') names.push_back(path);
-    for (const char* n : {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"}) names.push_back(n);
     std::string library, reason;
-    void* lib = open_first(names, &library, &reason);
+    void* lib = open_first({"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"}, &library, &reason);
     LtApi& a = created->api;
-    created->loaded = lib != nullptr && bind(lib, "cublasLtCreate", &a.create) && bind(lib, "cublasLtMatmulDescCreate", &a.desc_create) &&
-                      bind(lib, "cublasLtMatmulDescSetAttribute", &a.desc_set) && bind(lib, "cublasLtMatrixLayoutCreate", &a.layout_create) &&
-                      bind(lib, "cublasLtMatmulPreferenceCreate", &a.pref_create) &&
-                      bind(lib, "cublasLtMatmulPreferenceSetAttribute", &a.pref_set) &&
-                      bind(lib, "cublasLtMatmulPreferenceDestroy", &a.pref_destroy) &&
-                      bind(lib, "cublasLtMatmulAlgoGetHeuristic", &a.heuristic) && bind(lib, "cublasLtMatmul", &a.matmul) &&
+    created->loaded = lib != nullptr && bind_symbol(lib, "cublasLtCreate", &a.create) && bind_symbol(lib, "cublasLtMatmulDescCreate", &a.desc_create) &&
+                      bind_symbol(lib, "cublasLtMatmulDescSetAttribute", &a.desc_set) && bind_symbol(lib, "cublasLtMatrixLayoutCreate", &a.layout_create) &&
+                      bind_symbol(lib, "cublasLtMatmulPreferenceCreate", &a.pref_create) &&
+                      bind_symbol(lib, "cublasLtMatmulPreferenceSetAttribute", &a.pref_set) &&
+                      bind_symbol(lib, "cublasLtMatmulPreferenceDestroy", &a.pref_destroy) &&
+                      bind_symbol(lib, "cublasLtMatmulAlgoGetHeuristic", &a.heuristic) && bind_symbol(lib, "cublasLtMatmul", &a.matmul) &&
                       a.create(&created->handle) == 0;
     return created;
   }();
