@@ -13,14 +13,16 @@ const ref = new ReferenceBackend();
 describe.each(DIGEST_VARIANTS)('estimate_rows %s', (variant) => {
   it.each([
     // The block's page counts differ between the two kernels: a page's bits do not depend on them.
-    { groups: 1, rowsKernel: 1, pagesKernel: 3 },
-    { groups: 4, rowsKernel: 3, pagesKernel: 1 },
-    { groups: 4, rowsKernel: 0, pagesKernel: 0 },
+    { groups: 1, rowsKernel: 1, pagesKernel: 3, numHeads: 4 },
+    { groups: 4, rowsKernel: 3, pagesKernel: 1, numHeads: 4 },
+    { groups: 4, rowsKernel: 0, pagesKernel: 0, numHeads: 4 },
+    // Four query heads a KV head (as Llama-3-8B): their box bounds share one shuffle tree.
+    { groups: 2, rowsKernel: 0, pagesKernel: 2, numHeads: 8 },
   ])(
-    'gives every candidate of a ragged batch what estimate gives its page ($groups group(s); pages a block $rowsKernel and $pagesKernel, 0: estimatePagesPerBlock)',
-    ({ groups, rowsKernel, pagesKernel }) => {
+    'gives every candidate of a ragged batch what estimate gives its page ($groups group(s); pages a block $rowsKernel and $pagesKernel, 0: estimatePagesPerBlock; $numHeads query heads)',
+    ({ groups, rowsKernel, pagesKernel, numHeads }) => {
       const rng = new Rng(21);
-      const g = batchGeometry(64);
+      const g = batchGeometry(64, numHeads);
       const rows = [
         { numPages: 9, first: 2, count: 6, residentChance: 0.5 },
         { numPages: 4, first: 1, count: 0, residentChance: 0 },

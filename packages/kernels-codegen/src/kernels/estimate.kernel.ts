@@ -53,30 +53,99 @@ export const MAX_HEADS = 256;
 const VEC = 8;
 
 /**
- * A query head's bound over the digest corners in this lane's registers: each lane
- * holds VEC channels of the query and of its head's corners, and the D / VEC lanes of a
- * head, from lane `first`, sum them in a shuffle tree. Every lane of the warp must call it.
+ * The sphere's bound of a query head over the centre and radius in this lane's
+ * registers: each lane holds VEC channels of the query and of its head's digest, and the
+ * D / VEC lanes of a head, from lane `first`, sum them in a shuffle tree. Every lane of
+ * the warp must call it.
  */
-function headBound<T extends Float16>(spec: EstimateSpec, qv: Local<T>, hi: Local<T>, lo: Local<T>, first: i32): f32 {
+function sphereBound<T extends Float16>(spec: EstimateSpec, qv: Local<T>, hi: Local<T>, lo: Local<T>, first: i32): f32 {
   const D = spec.headDim;
   let s: f32 = 0;
   let norm: f32 = 0;
   for (let j = 0; j < VEC; j++) {
     const qe = f32(qv[j]);
-    if (spec.variant === 'sphere') {
-      s += qe * f32(hi[j]);
-      norm += qe * qe;
-    } else {
-      s += Math.max(qe * f32(hi[j]), qe * f32(lo[j]));
-    }
+    s += qe * f32(hi[j]);
+    norm += qe * qe;
   }
   for (let o = D / VEC / 2; o > 0; o >>= 1) {
     s += shflXor(s, o);
-    if (spec.variant === 'sphere') norm += shflXor(norm, o);
+    norm += shflXor(norm, o);
   }
-  // The sphere's radius is element 0 of its second row: the head's first lane's first lower value.
-  if (spec.variant === 'sphere') s += Math.sqrt(norm) * shflIdx(f32(lo[0]), first);
+  // The radius is element 0 of the digest's second row: the head's first lane's first lower value.
+  return s + Math.sqrt(norm) * shflIdx(f32(lo[0]), first);
+}
+
+/** This lane's share of a box bound: sum over its VEC channels of max(q * upper, q * lower). */
+function boxPart<T extends Float16>(qv: Local<T>, hi: Local<f32>, lo: Local<f32>): f32 {
+  let s: f32 = 0;
+  for (let j = 0; j < VEC; j++) {
+    const qe = f32(qv[j]);
+    s += Math.max(qe * hi[j], qe * lo[j]);
+  }
   return s;
+}
+
+/**
+ * The box bounds of query heads i0 .. i0 + n - 1 of KV heads a and b (the warp's two
+ * loads, their corners in f32 registers) go to sums[at + kv * perKv + i]. The 2n
+ * partial sums of a lane are added over the D / VEC lanes of a head in one transposed
+ * shuffle tree: at each level a lane keeps half of its values and sends the other half,
+ * so 2n heads take log2(D / VEC) + 2n - 2 shuffles, not 2n log2(D / VEC). A sum meets the
+ * same partners in the same order as in a tree of its own, so its bits are those of
+ * one head at a time. 2n must be at most D / VEC.
+ */
+function boxBounds<T extends Float16>(
+  spec: EstimateSpec,
+  n: i32,
+  q: GlobalIn<T>,
+  hA: Local<f32>,
+  lA: Local<f32>,
+  hB: Local<f32>,
+  lB: Local<f32>,
+  kvA: i32,
+  kvB: i32,
+  numKvHeads: i32,
+  perKv: i32,
+  i0: i32,
+  sums: Shared<f32>,
+  at: i32,
+): void {
+  const D = spec.headDim;
+  const lanesPerHead = D / VEC;
+  const w = threadIdx.x % lanesPerHead;
+  const a = Math.min(kvA, numKvHeads - 1);
+  const b = Math.min(kvB, numKvHeads - 1);
+  const qA = local<T>(VEC);
+  const qB = local<T>(VEC);
+  const part = local<f32>(8);
+  for (let c = 0; c < n; c++) {
+    vload(qA, q, (a * perKv + i0 + c) * D + w * VEC);
+    vload(qB, q, (b * perKv + i0 + c) * D + w * VEC);
+    part[2 * c] = boxPart(qA, hA, lA);
+    part[2 * c + 1] = boxPart(qB, hB, lB);
+  }
+  let m = 2 * n;
+  for (let o = lanesPerHead / 2; o > 0; o >>= 1) {
+    if (m > 1) {
+      const h = m / 2;
+      const upper = (w & o) !== 0;
+      for (let k = 0; k < h; k++) {
+        const send = upper ? part[k] : part[k + h];
+        const keep = upper ? part[k + h] : part[k];
+        part[k] = keep + shflXor(send, o);
+      }
+      m = h;
+    } else {
+      part[0] += shflXor(part[0], o);
+    }
+  }
+  // Lane w now holds value w / per: head i0 + value / 2 of KV head a (even values) or b (odd).
+  const per = lanesPerHead / (2 * n);
+  if (w % per === 0) {
+    const value = w / per;
+    const kv = (value & 1) === 0 ? kvA : kvB;
+    if (kv < numKvHeads) sums[at + kv * perKv + i0 + (value >> 1)] = part[0];
+  }
 }
 
 /** Pages a block estimates at most (estimatePagesPerBlock). */
@@ -148,14 +217,21 @@ export function estimateBlock<T extends Float16>(
   const loA = local<T>(VEC);
   const hiB = local<T>(VEC);
   const loB = local<T>(VEC);
-  const qA = local<T>(VEC);
-  const qB = local<T>(VEC);
+  // A box's corners in f32, converted once for all the query heads of their KV head.
+  const hA = local<f32>(VEC);
+  const lA = local<f32>(VEC);
+  const hB = local<f32>(VEC);
+  const lB = local<f32>(VEC);
+  // Query heads of one KV head whose box bounds share a shuffle tree (2 * chunk values fit a head's lanes).
+  const chunk = Math.min(4, lanesPerHead / 2);
+  // Item `item` is page item / sets, KV head set item % sets; a warp steps by WARPS items, so p and set advance without a division.
+  let p = warp / sets;
+  let set = warp % sets;
   for (let item = warp; item < pages * sets; item += WARPS) {
-    const p = item / sets;
     const row = pageRows[p];
     // A whole warp takes an item, so skipping a page keeps the shuffles' lanes together.
     if (row >= 0) {
-      const kv0 = (item % sets) * 2 * headsPerLoad;
+      const kv0 = set * 2 * headsPerLoad;
       // Heads past the last are clamped to it: every lane loads and computes (the shuffles need them all); only real heads are written.
       const kvA = kv0 + sub;
       const kvB = kv0 + headsPerLoad + sub;
@@ -167,14 +243,38 @@ export function estimateBlock<T extends Float16>(
       vload(loA, digests, digA + D);
       vload(hiB, digests, digB);
       vload(loB, digests, digB + D);
-      for (let i = 0; i < perKv; i++) {
-        vload(qA, q, (a * perKv + i) * D + channel);
-        vload(qB, q, (b * perKv + i) * D + channel);
-        const sA = headBound(spec, qA, hiA, loA, first);
-        const sB = headBound(spec, qB, hiB, loB, first);
-        if (channel === 0 && kvA < numKvHeads) sums[p * numHeads + kvA * perKv + i] = sA;
-        if (channel === 0 && kvB < numKvHeads) sums[p * numHeads + kvB * perKv + i] = sB;
+      if (spec.variant === 'sphere') {
+        const qA = local<T>(VEC);
+        const qB = local<T>(VEC);
+        for (let i = 0; i < perKv; i++) {
+          vload(qA, q, (a * perKv + i) * D + channel);
+          vload(qB, q, (b * perKv + i) * D + channel);
+          const sA = sphereBound(spec, qA, hiA, loA, first);
+          const sB = sphereBound(spec, qB, hiB, loB, first);
+          if (channel === 0 && kvA < numKvHeads) sums[p * numHeads + kvA * perKv + i] = sA;
+          if (channel === 0 && kvB < numKvHeads) sums[p * numHeads + kvB * perKv + i] = sB;
+        }
+      } else {
+        for (let j = 0; j < VEC; j++) {
+          hA[j] = f32(hiA[j]);
+          lA[j] = f32(loA[j]);
+          hB[j] = f32(hiB[j]);
+          lB[j] = f32(loB[j]);
+        }
+        if (perKv % chunk === 0) {
+          for (let i0 = 0; i0 < perKv; i0 += chunk) {
+            boxBounds(spec, chunk, q, hA, lA, hB, lB, kvA, kvB, numKvHeads, perKv, i0, sums, p * numHeads);
+          }
+        } else {
+          for (let i = 0; i < perKv; i++) boxBounds(spec, 1, q, hA, lA, hB, lB, kvA, kvB, numKvHeads, perKv, i, sums, p * numHeads);
+        }
       }
+    }
+    set += WARPS % sets;
+    p += WARPS / sets;
+    if (set >= sets) {
+      set -= sets;
+      p += 1;
     }
   }
   syncthreads();

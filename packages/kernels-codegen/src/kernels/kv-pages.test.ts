@@ -153,10 +153,13 @@ describe.each([
   it.each(DIGEST_VARIANTS)('estimate %s matches the reference per head group', (variant) => {
     // A block's four warps take ceil(KV heads / 4), at most 8, per pass: 5 KV heads of 2
     // query heads leave the last warp idle; 40 of 1 give the first warp a second pass.
+    // 3 KV heads of 8 query heads take the boxes' shuffle tree four query heads at a time,
+    // twice, with the fourth KV head of a load clamped to the third.
     const geometries = [
       [g, [1, 2, 4]],
       [geometry(headDim, pageSize, 5, 10), [1, 5, 10]],
       [geometry(headDim, pageSize, 40, 40), [1, 8, 40]],
+      [geometry(headDim, pageSize, 3, 24), [1, 3, 12]],
     ] as const;
     for (const [gg, groupsList] of geometries) {
       const rng = new Rng(4);
