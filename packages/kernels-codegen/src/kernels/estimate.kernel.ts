@@ -217,11 +217,6 @@ export function estimateBlock<T extends Float16>(
   const loA = local<T>(VEC);
   const hiB = local<T>(VEC);
   const loB = local<T>(VEC);
-  // A box's corners in f32, converted once for all the query heads of their KV head.
-  const hA = local<f32>(VEC);
-  const lA = local<f32>(VEC);
-  const hB = local<f32>(VEC);
-  const lB = local<f32>(VEC);
   // Query heads of one KV head whose box bounds share a shuffle tree (2 * chunk values fit a head's lanes).
   const chunk = Math.min(4, lanesPerHead / 2);
   // Item `item` is page item / sets, KV head set item % sets; a warp steps by WARPS items, so p and set advance without a division.
@@ -255,6 +250,11 @@ export function estimateBlock<T extends Float16>(
           if (channel === 0 && kvB < numKvHeads) sums[p * numHeads + kvB * perKv + i] = sB;
         }
       } else {
+        // A box's corners in f32, converted once for all the query heads of their KV head.
+        const hA = local<f32>(VEC);
+        const lA = local<f32>(VEC);
+        const hB = local<f32>(VEC);
+        const lB = local<f32>(VEC);
         for (let j = 0; j < VEC; j++) {
           hA[j] = f32(hiA[j]);
           lA[j] = f32(loA[j]);
