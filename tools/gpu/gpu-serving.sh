@@ -32,6 +32,8 @@
 #   LONG_B4_PLANS=arkvale@4096 on an H200). Not with ARKVALE_GEMV=1: at 4 rows gemv reads o and down at 2.6-3x the
 #   floor, cuBLAS padded to 64 rows at 1.16-1.26x (products-bench.mjs, ninth session).
 # pdl: the self-test with kernels launched as programmatic dependents, then the decode step with and without (issue 22).
+# estimate-chunks (estimate-chunks-h200 on an H200): the thirteenth session's tree, which no GPU ran: the self-test,
+#   4 x 128k, batch 1 at 128k (8B) and 30k (7B), then the per-layer kernels under Nsight Compute (issue 22).
 # ncu: issue 22's kernels one by one under Nsight Compute (batch 1 at 30k on 7B and 128k on 8B, batch 4 at 128k,
 #   a whole 128k prefill); sum each CSV with tools/gpu/ncu-summary.mjs.
 # Or a list of the steps' names, run in that order. Each step has its own time limit (within a
@@ -88,6 +90,11 @@ case "$group" in
   # named long-b4-tuned, with its self-test; the default since), then batch 1 at 128k (8B) and 30k (7B) with and without.
   tuned-products) group=selftest,products-tuned,long-b4,long-b4-untuned ;;
   tuned-b1) group=gemv-off-b1-8b,gemv-off-b1-8b-untuned,gemv-off-b1,gemv-off-b1-untuned ;;
+  # The thirteenth session's tree, never run: the self-test (estimate's box chunks against the reference), 4 x 128k
+  # (tuned products by default), batch 1 at 128k (8B) and 30k (7B), then the per-layer kernels' stall reasons.
+  # On an H200 (SELFTEST_MODELS=models/tiny-retrieval LONG_B4_PLANS=arkvale@4096) use estimate-chunks-h200.
+  estimate-chunks) group=selftest,long-b4,gemv-off-b1-8b,gemv-off-b1,ncu-b4-detail ;;
+  estimate-chunks-h200) group=selftest,long-b4,long-peer-b4,gemv-off-b1-8b,gemv-off-b1 ;;
   # The ninth session's first call: the self-test (stream_gemm against the reference and cuBLAS, row invariance), every
   # decode product through every kernel, then batch 1 at 128k (8B) with stream_gemm and with gemv.
   stream-gemm) group=selftest,products,stream-on-b1-8b,gemv-on-b1-8b ;;
