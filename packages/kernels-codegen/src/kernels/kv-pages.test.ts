@@ -35,6 +35,40 @@ function toward(dtype: 'f16' | 'bf16', bits: number, dir: 1 | -1): number {
   return dtype === 'f16' ? halfBitsToFloat(next) : bf16BitsToFloat(next);
 }
 
+// The box bounds' shuffle tree spans a head's D / 8 lanes: 4 at head dim 32 (two query
+// heads a tree), 32 at 256 (four, then plain levels). 8 query heads per KV head take it
+// four (two) at a time; 6 take it one at a time.
+describe.each([32, 256])('estimate at head dim %i', (headDim) => {
+  it.each(DIGEST_VARIANTS)('%s matches the reference with 8 and 6 query heads per KV head', (variant) => {
+    for (const [numKvHeads, numHeads] of [
+      [3, 24],
+      [2, 12],
+    ]) {
+      const g = geometry(headDim, 16, numKvHeads, numHeads);
+      const rng = new Rng(9);
+      const digests = ref.createDigestStorage(5, g) as RefDigestStorage;
+      digests.data.set(quantize(rng.array(digests.data.length, -1, 1), 'f16'));
+      if (variant === 'sphere') for (let r = 0; r < 5 * numKvHeads; r++) digests.data.fill(0, r * 2 * headDim + headDim + 1, (r + 1) * 2 * headDim);
+      const q = quantize(rng.array(numHeads * headDim), 'f16');
+      const rows = [4, 0, 2];
+      const out = new EmuBuffer('f32', numKvHeads * rows.length);
+      emulateKernel(estimateKernel, { dtype: 'f16', headDim, variant }).run({
+        q: EmuBuffer.from('f16', q),
+        digests: EmuBuffer.from('f16', digests.data),
+        rows: EmuBuffer.from('i32', rows),
+        out,
+        numPages: rows.length,
+        numHeads,
+        numKvHeads,
+        groups: numKvHeads,
+        pagesPerBlock: estimatePagesPerBlock(numHeads, numKvHeads, headDim),
+      });
+      const want = asRef(ref.estimate(ref.fromArray(q, [numHeads, headDim]), digests, ref.fromArray(rows, [rows.length], 'i32'), numKvHeads, variant)).f32;
+      expectClose(out.toFloat32(), want, 1e-5, 1e-5);
+    }
+  });
+});
+
 describe.each([
   ['f16', 64, 16],
   ['bf16', 128, 32],
