@@ -86,8 +86,9 @@ function boxPart<T extends Float16>(qv: Local<T>, hi: Local<f32>, lo: Local<f32>
 }
 
 /**
- * The box bounds of query heads i0 .. i0 + n - 1 of KV heads a and b (the warp's two
- * loads, their corners in f32 registers) go to sums[at + kv * perKv + i]. The 2n
+ * The box bounds of query heads i0 .. i0 + n - 1 of KV heads kvA and kvB (the warp's two
+ * loads, their corners in f32 registers; a and b are the heads clamped to the last, which
+ * every lane computes) go to sums[at + kv * perKv + i] for the real ones. The 2n
  * partial sums of a lane are added over the D / VEC lanes of a head in one transposed
  * shuffle tree: at each level a lane keeps half of its values and sends the other half,
  * so 2n heads take log2(D / VEC) + 2n - 2 shuffles, not 2n log2(D / VEC). A sum meets the
@@ -102,6 +103,8 @@ function boxBounds<T extends Float16>(
   lA: Local<f32>,
   hB: Local<f32>,
   lB: Local<f32>,
+  a: i32,
+  b: i32,
   kvA: i32,
   kvB: i32,
   numKvHeads: i32,
@@ -113,8 +116,6 @@ function boxBounds<T extends Float16>(
   const D = spec.headDim;
   const lanesPerHead = D / VEC;
   const w = threadIdx.x % lanesPerHead;
-  const a = Math.min(kvA, numKvHeads - 1);
-  const b = Math.min(kvB, numKvHeads - 1);
   const qA = local<T>(VEC);
   const qB = local<T>(VEC);
   const part = local<f32>(8);
@@ -263,10 +264,10 @@ export function estimateBlock<T extends Float16>(
         }
         if (perKv % chunk === 0) {
           for (let i0 = 0; i0 < perKv; i0 += chunk) {
-            boxBounds(spec, chunk, q, hA, lA, hB, lB, kvA, kvB, numKvHeads, perKv, i0, sums, p * numHeads);
+            boxBounds(spec, chunk, q, hA, lA, hB, lB, a, b, kvA, kvB, numKvHeads, perKv, i0, sums, p * numHeads);
           }
         } else {
-          for (let i = 0; i < perKv; i++) boxBounds(spec, 1, q, hA, lA, hB, lB, kvA, kvB, numKvHeads, perKv, i, sums, p * numHeads);
+          for (let i = 0; i < perKv; i++) boxBounds(spec, 1, q, hA, lA, hB, lB, a, b, kvA, kvB, numKvHeads, perKv, i, sums, p * numHeads);
         }
       }
     }
