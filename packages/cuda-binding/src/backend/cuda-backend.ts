@@ -141,7 +141,7 @@ export class CudaBackend implements Backend {
    * numbers within blocks of 4 rows.
    */
   get invariantProducts(): { readonly rows: number; readonly pad: boolean } {
-    return this.gemv ? { rows: 4, pad: false } : { rows: 64, pad: !this.streamGemm };
+    return this.gemv ? { rows: 4, pad: false } : { rows: dense.DECODE_PRODUCT_ROWS, pad: !this.streamGemm };
   }
   /**
    * A 4096-row chunk at 30k tokens through the paged kernel (CUDA cores) took seconds;

@@ -28,6 +28,13 @@ export class CudaRopeTable implements RopeTable {
 }
 
 /**
+ * The rows of a decode step's products: cuBLAS runs them padded to this many (a row's
+ * numbers then depend only on the row, docs/DESIGN.md "Batch invariance"), stream_gemm
+ * takes up to this many, and tuning times the shapes of up to this many.
+ */
+export const DECODE_PRODUCT_ROWS = 64;
+
+/**
  * x [m, k] @ w [n, k]^T through cuBLAS (row-major; cuBLAS is column-major, so this is
  * out^T = w x^T), f32 accumulation, out in the activation dtype or f32. Products of
  * activation-dtype operands whose shape a switched-on kernel takes (d.products) run
@@ -75,7 +82,7 @@ export function matmul(d: CudaDevice, xt: Tensor, wt: Tensor, outDtype?: 'f32'):
     beta: 0,
     stream: STREAM.compute,
     what: `matmul [${m}, ${k}] x [${n}, ${k}]^T`,
-    ...(d.products.tuned && m <= 64 ? { tune: true } : {}),
+    ...(d.products.tuned && m <= DECODE_PRODUCT_ROWS ? { tune: true } : {}),
   });
   return out;
 }
