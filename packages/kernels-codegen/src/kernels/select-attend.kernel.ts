@@ -36,7 +36,7 @@ import {
 } from '../dsl/index.js';
 import { defineKernel } from '../spec/define-kernel.js';
 import { arg } from '../spec/geometry.js';
-import { atLeast, blockScan, DIGITS, kthLargest, scoreKey, tieKey, TOP } from './select-resident.kernel.js';
+import { atLeast, blockScan, DIGITS, HELD, holdChunk, kthLargest, scoreKey, tieKey, TOP } from './select-resident.kernel.js';
 
 const THREADS = 256;
 /** Columns of `rows` (core's SELECT_ROW_FIELDS). */
@@ -79,12 +79,17 @@ export function selectAttend(
   const hist = shared<i32>(DIGITS);
   const res = shared<i32>(3);
   const key = local<u32>(2);
+  const hf = local<i32>(HELD);
+  const hv = local<f32>(HELD);
   for (let e = tid; e < DIGITS; e += blockDim.x) hist[e] = 0;
   // Every candidate is a member, with no residency bit: ties go to the lower page.
   for (let e = tid; e < count; e += blockDim.x) chosen[e] = 0;
   syncthreads();
   const kk = Math.min(k, count);
-  if (kk > 0) kthLargest(TOP, vals, vals, chosen, count, kk, hist, res, key);
+  if (kk > 0) {
+    if (count <= HELD * blockDim.x) holdChunk(TOP, vals, vals, chosen, 0, count, hf, hv);
+    kthLargest(TOP, vals, vals, chosen, count, kk, hf, hv, hist, res, key);
+  }
   syncthreads();
   const per = (numPages + blockDim.x - 1) / blockDim.x;
   const from = Math.min(tid * per, numPages);

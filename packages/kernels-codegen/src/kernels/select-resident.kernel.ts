@@ -66,6 +66,16 @@ export const DIGITS = 256;
 // Bits of `flags`.
 const RESIDENT = 1;
 const CHOSEN = 2;
+/** The flags of a register slot past the row's candidates (holdChunk). */
+const OUTSIDE = -1;
+/**
+ * Candidates a thread holds in registers at a time (holdChunk): a chunk is HELD x
+ * blockDim.x candidates, 4,096 here (the 8B step at 128k with pages of 32 has 4,090).
+ * Loops over candidates load a chunk's slots together, then use them: a loop that
+ * loaded one candidate at a time between its stores and atomics waited out a memory
+ * latency per candidate, and a radix pass is cheap once the keys are in registers.
+ */
+export const HELD = 8;
 // What a radix select ranks: a group's top k, the wanted pages, the victims.
 export const TOP = 0;
 const WANTED = 1;
@@ -88,6 +98,7 @@ export function atLeast(hi: u32, lo: u32, thHi: u32, thLo: u32): bool {
 }
 
 function isMember(mode: i32, f: i32): bool {
+  if (f === OUTSIDE) return false;
   if (mode === WANTED) return (f & CHOSEN) !== 0 && (f & RESIDENT) === 0;
   if (mode === VICTIM) return (f & CHOSEN) === 0 && (f & RESIDENT) !== 0;
   return true;
@@ -110,10 +121,43 @@ function warpSumInt(v: i32): i32 {
 }
 
 /**
+ * Loads chunk `base` of a row's candidates into this thread's registers: slot j holds
+ * candidate base + tid + j x blockDim.x (the candidate every loop over candidates gives
+ * this thread), its flags in hf (OUTSIDE past count) and the value a search ranks in hv
+ * (`scores` for the top k, `best` for wanted pages and victims). The loads are all issued
+ * before any is used.
+ */
+export function holdChunk(
+  mode: i32,
+  scores: GlobalIn<f32>,
+  best: Global<f32>,
+  flags: Global<i32>,
+  base: i32,
+  count: i32,
+  hf: Local<i32>,
+  hv: Local<f32>,
+): void {
+  for (let j = 0; j < HELD; j++) {
+    const i = base + threadIdx.x + j * blockDim.x;
+    let f = OUTSIDE;
+    let v: f32 = 0;
+    if (i < count) {
+      f = flags[i];
+      v = mode === TOP ? scores[i] : best[i];
+    }
+    hf[j] = f;
+    hv[j] = v;
+  }
+}
+
+/**
  * The kk-th largest key among the members for `mode` (0 < kk <= members), into key[0]
  * (high) and key[1] (low) of every thread, ranking `scores` (top k of a group) or
  * `best` (wanted, victims). `best` and `flags` are written by this kernel, so they are
  * never read through a read-only (`const __restrict__`, non-coherent cache) pointer.
+ * A row of one chunk (count <= HELD x blockDim.x) must already be held in hf and hv
+ * (holdChunk at base 0, for this mode): every pass then counts from registers; a
+ * longer row is loaded again, chunk by chunk, at every pass.
  * Each pass counts the next digit of the members that share the prefix found so far;
  * warp 0 finds the digit holding the kk-th key, clears the histogram (so it is zero
  * between calls) and publishes the digit in res. The caller zeroes `hist` once; res is
@@ -126,11 +170,14 @@ export function kthLargest(
   flags: Global<i32>,
   count: i32,
   kk: i32,
+  hf: Local<i32>,
+  hv: Local<f32>,
   hist: Shared<i32>,
   res: Shared<i32>,
   key: Local<u32>,
 ): void {
   const tid = threadIdx.x;
+  const chunk = HELD * blockDim.x;
   let hi: u32 = 0;
   let lo: u32 = 0;
   let need = kk;
@@ -142,12 +189,15 @@ export function kthLargest(
     const shift = 24 - 8 * q;
     // The bits of the half being refined that earlier passes fixed.
     const fixed: u32 = q === 0 ? 0 : u32(0xffffffff) << (32 - 8 * q);
-    for (let i = tid; i < count; i += blockDim.x) {
-      const f = flags[i];
-      if (isMember(mode, f)) {
-        const h = keyHi(mode, mode === TOP ? scores[i] : best[i]);
-        const l = keyLo(mode, f, i);
-        if (low ? h === hi && (l & fixed) === lo : (h & fixed) === hi) atomicAdd(hist, i32(((low ? l : h) >> shift) & 255), 1);
+    for (let base = 0; base < count; base += chunk) {
+      if (count > chunk) holdChunk(mode, scores, best, flags, base, count, hf, hv);
+      for (let j = 0; j < HELD; j++) {
+        const f = hf[j];
+        if (isMember(mode, f)) {
+          const h = keyHi(mode, hv[j]);
+          const l = keyLo(mode, f, base + tid + j * blockDim.x);
+          if (low ? h === hi && (l & fixed) === lo : (h & fixed) === hi) atomicAdd(hist, i32(((low ? l : h) >> shift) & 255), 1);
+        }
       }
     }
     syncthreads();
@@ -185,6 +235,11 @@ export function kthLargest(
   }
   key[0] = hi;
   key[1] = lo;
+}
+
+/** Page slots tables[slots + c + j] into hs[j] for pages c + j < to, -1 past `to`; all loads issued before any is used. */
+function holdSlots(tables: Global<i32>, slots: i64, c: i32, to: i32, hs: Local<i32>): void {
+  for (let j = 0; j < HELD; j++) hs[j] = c + j < to ? tables[slots + c + j] : -1;
 }
 
 /**
@@ -245,6 +300,10 @@ export function selectResident(
   const key = local<u32>(2);
   const wCut = local<u32>(2);
   const scan = local<i32>(2);
+  // A chunk of candidates (holdChunk), then a run of page slots, in registers.
+  const hf = local<i32>(HELD);
+  const hv = local<f32>(HELD);
+  const hs = local<i32>(HELD);
   const desc = r * ROW_FIELDS;
   // A row that claims more than the workspaces or its table row hold is the caller's
   // error (the reference refuses it); clamped here so that it stays in bounds.
@@ -269,13 +328,31 @@ export function selectResident(
     const rowBest = offset(best, r * maxCandidates);
     const rowScores = r * groups * maxCandidates;
     const vals0 = offset(scores, rowScores);
-    // Every loop over candidates gives candidate i to the same thread, so a thread
-    // reads back only its own flags until the barriers before the lists.
-    for (let i = tid; i < count; i += blockDim.x) {
-      let b: f32 = -Infinity;
-      for (let g = 0; g < groups; g++) b = Math.max(b, scores[rowScores + g * maxCandidates + i]);
-      rowFlags[i] = tables[slots + first + i] >= 0 ? RESIDENT : 0;
-      rowBest[i] = b;
+    // Every loop over candidates gives candidate i to the same thread (holdChunk's
+    // slots), so a thread reads back only its own flags until the barriers before the
+    // lists. A row of one chunk is held in registers through each search and the
+    // loops after it; a longer one is loaded again, chunk by chunk, by each loop.
+    const chunk = HELD * blockDim.x;
+    const oneChunk = count <= chunk;
+    for (let base = 0; base < count; base += chunk) {
+      for (let j = 0; j < HELD; j++) {
+        const i = base + tid + j * blockDim.x;
+        hf[j] = i < count && tables[slots + first + i] >= 0 ? RESIDENT : 0;
+        hv[j] = -Infinity;
+      }
+      for (let g = 0; g < groups; g++) {
+        for (let j = 0; j < HELD; j++) {
+          const i = base + tid + j * blockDim.x;
+          if (i < count) hv[j] = Math.max(hv[j], scores[rowScores + g * maxCandidates + i]);
+        }
+      }
+      for (let j = 0; j < HELD; j++) {
+        const i = base + tid + j * blockDim.x;
+        if (i < count) {
+          rowFlags[i] = hf[j];
+          rowBest[i] = hv[j];
+        }
+      }
     }
     syncthreads();
     const kk = Math.min(k, count);
@@ -283,18 +360,28 @@ export function selectResident(
       const vals = offset(scores, rowScores + g * maxCandidates);
       key[0] = 0;
       key[1] = 0;
-      if (kk < count) kthLargest(TOP, vals, rowBest, rowFlags, count, kk, hist, res, key);
-      for (let i = tid; i < count; i += blockDim.x) {
-        const f = rowFlags[i];
-        if (atLeast(keyHi(TOP, vals[i]), keyLo(TOP, f, i), key[0], key[1])) rowFlags[i] = f | CHOSEN;
+      if (oneChunk) holdChunk(TOP, vals, rowBest, rowFlags, 0, count, hf, hv);
+      if (kk < count) kthLargest(TOP, vals, rowBest, rowFlags, count, kk, hf, hv, hist, res, key);
+      for (let base = 0; base < count; base += chunk) {
+        if (!oneChunk) holdChunk(TOP, vals, rowBest, rowFlags, base, count, hf, hv);
+        for (let j = 0; j < HELD; j++) {
+          const f = hf[j];
+          const i = base + tid + j * blockDim.x;
+          if (f !== OUTSIDE && atLeast(keyHi(TOP, hv[j]), keyLo(TOP, f, i), key[0], key[1])) rowFlags[i] = f | CHOSEN;
+        }
       }
     }
+    // Wanted pages and victims both rank `best`: one hold serves the count, both
+    // searches and the gathering.
+    if (oneChunk) holdChunk(WANTED, vals0, rowBest, rowFlags, 0, count, hf, hv);
     let w = 0;
     let v = 0;
-    for (let i = tid; i < count; i += blockDim.x) {
-      const f = rowFlags[i];
-      if (isMember(WANTED, f)) w++;
-      if (isMember(VICTIM, f)) v++;
+    for (let base = 0; base < count; base += chunk) {
+      if (!oneChunk) holdChunk(WANTED, vals0, rowBest, rowFlags, base, count, hf, hv);
+      for (let j = 0; j < HELD; j++) {
+        if (isMember(WANTED, hf[j])) w++;
+        if (isMember(VICTIM, hf[j])) v++;
+      }
     }
     w = warpSumInt(w);
     v = warpSumInt(v);
@@ -309,26 +396,30 @@ export function selectResident(
     if (n > 0) {
       wCut[0] = 0;
       wCut[1] = 0;
-      if (n < wanted) kthLargest(WANTED, vals0, rowBest, rowFlags, count, n, hist, res, wCut);
+      if (n < wanted) kthLargest(WANTED, vals0, rowBest, rowFlags, count, n, hf, hv, hist, res, wCut);
       key[0] = 0;
       key[1] = 0;
-      if (n < victims) kthLargest(VICTIM, vals0, rowBest, rowFlags, count, n, hist, res, key);
-      for (let i = tid; i < count; i += blockDim.x) {
-        const f = rowFlags[i];
-        if (isMember(WANTED, f)) {
-          const h = keyHi(WANTED, rowBest[i]);
-          if (atLeast(h, keyLo(WANTED, f, i), wCut[0], wCut[1])) {
-            const at = atomicAdd(counts, 2, 1);
-            wantedList[at] = i;
-            wantedKey[at] = h;
+      if (n < victims) kthLargest(VICTIM, vals0, rowBest, rowFlags, count, n, hf, hv, hist, res, key);
+      for (let base = 0; base < count; base += chunk) {
+        if (!oneChunk) holdChunk(WANTED, vals0, rowBest, rowFlags, base, count, hf, hv);
+        for (let j = 0; j < HELD; j++) {
+          const f = hf[j];
+          const i = base + tid + j * blockDim.x;
+          if (isMember(WANTED, f)) {
+            const h = keyHi(WANTED, hv[j]);
+            if (atLeast(h, keyLo(WANTED, f, i), wCut[0], wCut[1])) {
+              const at = atomicAdd(counts, 2, 1);
+              wantedList[at] = i;
+              wantedKey[at] = h;
+            }
           }
-        }
-        if (isMember(VICTIM, f)) {
-          const h = keyHi(VICTIM, rowBest[i]);
-          if (atLeast(h, keyLo(VICTIM, f, i), key[0], key[1])) {
-            const at = atomicAdd(counts, 3, 1);
-            victimList[at] = i;
-            victimKey[at] = h;
+          if (isMember(VICTIM, f)) {
+            const h = keyHi(VICTIM, hv[j]);
+            if (atLeast(h, keyLo(VICTIM, f, i), key[0], key[1])) {
+              const at = atomicAdd(counts, 3, 1);
+              victimList[at] = i;
+              victimKey[at] = h;
+            }
           }
         }
       }
@@ -372,18 +463,25 @@ export function selectResident(
   const per = (numPages + blockDim.x - 1) / blockDim.x;
   const from = Math.min(tid * per, numPages);
   const to = Math.min(from + per, numPages);
+  // A range of up to HELD pages is read once, into registers, for both loops.
   let mine = 0;
-  for (let p = from; p < to; p++) if (tables[slots + p] >= 0) mine++;
+  for (let c = from; c < to; c += HELD) {
+    holdSlots(tables, slots, c, to, hs);
+    for (let j = 0; j < HELD; j++) if (hs[j] >= 0) mine++;
+  }
   blockScan(mine, scratch, scan);
   let at = scan[0];
   const listed = Math.min(scan[1], maxPages);
   const list = r * maxPages;
-  for (let p = from; p < to; p++) {
-    const slot = tables[slots + p];
-    if (slot >= 0) {
-      // More resident pages than maxPages is the caller's error; the list stays in bounds.
-      if (at < maxPages) pageTable[list + at] = slot;
-      at++;
+  for (let c = from; c < to; c += HELD) {
+    if (to - from > HELD) holdSlots(tables, slots, c, to, hs);
+    for (let j = 0; j < HELD; j++) {
+      const slot = hs[j];
+      if (slot >= 0) {
+        // More resident pages than maxPages is the caller's error; the list stays in bounds.
+        if (at < maxPages) pageTable[list + at] = slot;
+        at++;
+      }
     }
   }
   for (let e = listed + tid; e < maxPages; e += blockDim.x) pageTable[list + e] = -1;

@@ -126,6 +126,21 @@ describe('select_resident selects, applies and lists exactly as the reference se
     expectSameSelection(buildBatch(rng, c, batchGeometry(32, 20, 4)));
   });
 
+  it('more candidates than a block holds in registers (4,096): every loop reads them chunk by chunk', () => {
+    const rng = new Rng(16);
+    // Row 0 has fewer victims than wanted pages (the wanted pages' search runs), row 1 the
+    // reverse (the victims' search runs). Pages share 24 digests, so the top 200 reach past
+    // the first score's ties, where residents win.
+    const c: BatchCase = { rows: [row(4400, 2, 4300, 0.5, 24), row(4300, 1, 4200, 0.5)], k: 200, groups: 1, variant: 'cuboid-max', coarse: false };
+    const want = expectSameSelection(buildBatch(rng, c));
+    const plan = asRef(want.plan).i32;
+    const width = 1 + 2 * c.k * c.groups;
+    expect(plan[0]).toBeGreaterThan(0);
+    expect(plan[0]).toBeLessThan(c.k);
+    expect(plan[width]).toBeGreaterThan(0);
+    expect(plan[width]).toBeLessThan(c.k);
+  });
+
   it('more candidates than threads with ties: the search runs into the tie half of the key', () => {
     const rng = new Rng(13);
     expectSameSelection(buildBatch(rng, { rows: [row(600, 2, 590, 0.1, 29)], k: 29, groups: 1, variant: 'cuboid-max', coarse: true }));
