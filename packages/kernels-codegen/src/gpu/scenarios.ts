@@ -169,6 +169,7 @@ export function buildScenarios(jobs: GpuJobs): void {
   }
 
   deviceSelection(jobs, rng);
+  selectionOverChunks(jobs, rng);
   questSelection(jobs, rng);
   fp8Pages(jobs, rng);
   streamGemm(jobs, rng);
@@ -547,6 +548,65 @@ function deviceSelection(jobs: GpuJobs, rng: Rng): void {
     },
   );
   jobs.output(target, 'scatter_i32', TOL.exact);
+}
+
+/**
+ * select_resident on rows longer than the candidates its block holds in registers (HELD x
+ * 512 = 4,096), so every loop reads them chunk by chunk: one row with few residents (the
+ * wanted pages' search runs) and one with many (the victims' search runs). 12 digests
+ * make long runs of ties, which the low half of the key breaks.
+ */
+function selectionOverChunks(jobs: GpuJobs, rng: Rng): void {
+  const headDim = 64;
+  const heads = 4;
+  const kvHeads = 2;
+  const digestRows = 12;
+  const shapes = [
+    [4400, 2, 4300, 0.003],
+    [4300, 1, 4200, 0.5],
+  ] as const;
+  const tablePages = 4400;
+  const batch = shapes.length;
+  const groups = 1;
+  const k = 300;
+  const maxCandidates = 4300;
+  const maxPages = 4400;
+  const width = 1 + 2 * k * groups;
+  const { tables, rows } = selectionTables(rng, shapes, tablePages, digestRows);
+  const { scores, tablesBuf, rowsBuf } = candidateScores(
+    jobs,
+    rng,
+    { variant: 'cuboid-max', headDim, heads, kvHeads, digestRows, tablePages, groups, maxCandidates },
+    tables,
+    rows,
+  );
+  const lists = {
+    pageTable: new EmuBuffer('i32', batch * maxPages),
+    pageCounts: new EmuBuffer('i32', batch),
+    lastPageLens: new EmuBuffer('i32', batch),
+    copies: new EmuBuffer('i32', batch * width),
+    plan: new EmuBuffer('i32', batch * width),
+  };
+  jobs.launch(
+    selectResidentKernel,
+    {},
+    {
+      scores,
+      rows: rowsBuf,
+      tables: tablesBuf,
+      flags: new EmuBuffer('i32', batch * maxCandidates),
+      best: new EmuBuffer('f32', batch * maxCandidates),
+      ...lists,
+      batch,
+      groups,
+      k,
+      maxCandidates,
+      maxPages,
+      tablePages,
+    },
+  );
+  for (const [name, buf] of Object.entries(lists)) jobs.output(buf, `select_resident over chunks ${name}`, TOL.exact);
+  jobs.output(tablesBuf, 'select_resident over chunks tables', TOL.exact);
 }
 
 /**
