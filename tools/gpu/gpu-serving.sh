@@ -34,6 +34,8 @@
 # pdl: the self-test with kernels launched as programmatic dependents, then the decode step with and without (issue 22).
 # estimate-chunks (estimate-chunks-h200 on an H200): the thirteenth session's tree, which no GPU ran: the self-test,
 #   4 x 128k, batch 1 at 128k (8B) and 30k (7B), then the per-layer kernels under Nsight Compute (issue 22).
+# select-held: one 4 x 128k step (8B) kernel by kernel under Nsight Compute, then the step (the fourteenth session's
+#   select_resident, whose timing ncu-b4-detail did not finish).
 # ncu: issue 22's kernels one by one under Nsight Compute (batch 1 at 30k on 7B and 128k on 8B, batch 4 at 128k,
 #   a whole 128k prefill); sum each CSV with tools/gpu/ncu-summary.mjs.
 # Or a list of the steps' names, run in that order. Each step has its own time limit (within a
@@ -95,6 +97,9 @@ case "$group" in
   # On an H200 (SELFTEST_MODELS=models/tiny-retrieval LONG_B4_PLANS=arkvale@4096) use estimate-chunks-h200.
   estimate-chunks) group=selftest,long-b4,gemv-off-b1-8b,gemv-off-b1,ncu-b4-detail ;;
   estimate-chunks-h200) group=selftest,long-b4,long-peer-b4,gemv-off-b1-8b,gemv-off-b1 ;;
+  # The fourteenth session's tree kernel by kernel: select_resident with its candidates held in registers and
+  # estimate_rows with box chunks (Nsight Compute's times of one 4 x 128k step, 8B), then the step itself.
+  select-held) group=ncu-b4-8b,long-b4 ;;
   # The ninth session's first call: the self-test (stream_gemm against the reference and cuBLAS, row invariance), every
   # decode product through every kernel, then batch 1 at 128k (8B) with stream_gemm and with gemv.
   stream-gemm) group=selftest,products,stream-on-b1-8b,gemv-on-b1-8b ;;

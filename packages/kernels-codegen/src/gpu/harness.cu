@@ -58,7 +58,9 @@ int main(int argc, char** argv) {
       if (k->paramBytes != params.size()) { fprintf(stderr, "param bytes %u != %zu for %s\n", k->paramBytes, params.size(), kname.c_str()); return 2; }
       std::vector<void*> args(k->paramCount);
       for (unsigned i = 0; i < k->paramCount; i++) args[i] = params.data() + k->paramOffsets[i];
-      CK(cudaLaunchKernel(k->fn, dim3(g[0], g[1], g[2]), dim3(k->blockThreads), args.data(), 0, 0));
+      // Kernels past 48 KB of shared memory take it as dynamic shared memory, opted in.
+      if (k->dynamicSharedBytes) CK(cudaFuncSetAttribute(k->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)k->dynamicSharedBytes));
+      CK(cudaLaunchKernel(k->fn, dim3(g[0], g[1], g[2]), dim3(k->blockThreads), args.data(), k->dynamicSharedBytes, 0));
       CK(cudaGetLastError()); CK(cudaDeviceSynchronize()); jobs++;
     } else if (cmd == "out") {
       int id; std::string file; in >> id >> file;
@@ -70,7 +72,7 @@ int main(int argc, char** argv) {
       int reps; in >> reps; const ArkvaleKernel* k = arkvale_find_kernel(kname.c_str());
       std::vector<void*> args(k->paramCount); for (unsigned i = 0; i < k->paramCount; i++) args[i] = params.data() + k->paramOffsets[i];
       cudaEvent_t a, b; CK(cudaEventCreate(&a)); CK(cudaEventCreate(&b)); CK(cudaEventRecord(a));
-      for (int r = 0; r < reps; r++) CK(cudaLaunchKernel(k->fn, dim3(g[0], g[1], g[2]), dim3(k->blockThreads), args.data(), 0, 0));
+      for (int r = 0; r < reps; r++) CK(cudaLaunchKernel(k->fn, dim3(g[0], g[1], g[2]), dim3(k->blockThreads), args.data(), k->dynamicSharedBytes, 0));
       CK(cudaEventRecord(b)); CK(cudaEventSynchronize(b)); float ms; CK(cudaEventElapsedTime(&ms, a, b));
       printf("time %s %.3f us\n", kname.c_str(), 1000.0 * ms / reps);
     }

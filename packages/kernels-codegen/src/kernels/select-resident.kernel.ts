@@ -29,7 +29,9 @@
  * eleventh session): the searches as slots of one pass loop, one a warp, with the wanted
  * and victim cuts together (20.3 us); that with a warp's keys counted by one atomic a
  * bucket (ballot; 23.4 us); and the top k moved to a kernel of its own, a block per
- * (group, row) (14.5 + 12.0 us: the 8B step has one group, so no more blocks).
+ * (group, row) (14.5 + 12.0 us: the 8B step has one group, so no more blocks). That
+ * 17.8 us was before candidates were held in registers (HELD), which no kernel timing
+ * has measured yet (docs/BENCHMARKS.md, fourteenth session).
  */
 import {
   atomicAdd,
