@@ -476,7 +476,6 @@ function deviceSelection(jobs: GpuJobs, rng: Rng): void {
     const k = 5;
     const maxCandidates = 32;
     const maxPages = 40;
-    const width = 1 + 2 * k * groups;
     const { scores, tablesBuf, rowsBuf } = candidateScores(
       jobs,
       rng,
@@ -485,33 +484,7 @@ function deviceSelection(jobs: GpuJobs, rng: Rng): void {
       rows,
     );
     // (The scores themselves are not compared: JSON, which holds the expectations, has no -Infinity.)
-    const lists = {
-      pageTable: new EmuBuffer('i32', batch * maxPages),
-      pageCounts: new EmuBuffer('i32', batch),
-      lastPageLens: new EmuBuffer('i32', batch),
-      copies: new EmuBuffer('i32', batch * width),
-      plan: new EmuBuffer('i32', batch * width),
-    };
-    jobs.launch(
-      selectResidentKernel,
-      {},
-      {
-        scores,
-        rows: rowsBuf,
-        tables: tablesBuf,
-        flags: new EmuBuffer('i32', batch * maxCandidates),
-        best: new EmuBuffer('f32', batch * maxCandidates),
-        ...lists,
-        batch,
-        groups,
-        k,
-        maxCandidates,
-        maxPages,
-        tablePages,
-      },
-    );
-    for (const [name, buf] of Object.entries(lists)) jobs.output(buf, `select_resident ${name} g${groups}`, TOL.exact);
-    jobs.output(tablesBuf, `select_resident tables g${groups}`, TOL.exact);
+    const lists = selectResidentJob(jobs, { scores, tablesBuf, rowsBuf, batch, groups, k, maxCandidates, maxPages, tablePages }, `g${groups}`);
     const pageWords = 4 * 16;
     const host = EmuBuffer.from(
       'u32',
@@ -571,7 +544,6 @@ function selectionOverChunks(jobs: GpuJobs, rng: Rng): void {
   const k = 300;
   const maxCandidates = 4300;
   const maxPages = 4400;
-  const width = 1 + 2 * k * groups;
   const { tables, rows } = selectionTables(rng, shapes, tablePages, digestRows);
   const { scores, tablesBuf, rowsBuf } = candidateScores(
     jobs,
@@ -580,33 +552,54 @@ function selectionOverChunks(jobs: GpuJobs, rng: Rng): void {
     tables,
     rows,
   );
+  selectResidentJob(jobs, { scores, tablesBuf, rowsBuf, batch, groups, k, maxCandidates, maxPages, tablePages }, 'over chunks');
+}
+
+/** select_resident on candidateScores' buffers; asks for its lists and the updated tables back (labelled `label`) and returns the lists. */
+function selectResidentJob(
+  jobs: GpuJobs,
+  a: {
+    readonly scores: EmuBuffer;
+    readonly tablesBuf: EmuBuffer;
+    readonly rowsBuf: EmuBuffer;
+    readonly batch: number;
+    readonly groups: number;
+    readonly k: number;
+    readonly maxCandidates: number;
+    readonly maxPages: number;
+    readonly tablePages: number;
+  },
+  label: string,
+): Record<'pageTable' | 'pageCounts' | 'lastPageLens' | 'copies' | 'plan', EmuBuffer> {
+  const width = 1 + 2 * a.k * a.groups;
   const lists = {
-    pageTable: new EmuBuffer('i32', batch * maxPages),
-    pageCounts: new EmuBuffer('i32', batch),
-    lastPageLens: new EmuBuffer('i32', batch),
-    copies: new EmuBuffer('i32', batch * width),
-    plan: new EmuBuffer('i32', batch * width),
+    pageTable: new EmuBuffer('i32', a.batch * a.maxPages),
+    pageCounts: new EmuBuffer('i32', a.batch),
+    lastPageLens: new EmuBuffer('i32', a.batch),
+    copies: new EmuBuffer('i32', a.batch * width),
+    plan: new EmuBuffer('i32', a.batch * width),
   };
   jobs.launch(
     selectResidentKernel,
     {},
     {
-      scores,
-      rows: rowsBuf,
-      tables: tablesBuf,
-      flags: new EmuBuffer('i32', batch * maxCandidates),
-      best: new EmuBuffer('f32', batch * maxCandidates),
+      scores: a.scores,
+      rows: a.rowsBuf,
+      tables: a.tablesBuf,
+      flags: new EmuBuffer('i32', a.batch * a.maxCandidates),
+      best: new EmuBuffer('f32', a.batch * a.maxCandidates),
       ...lists,
-      batch,
-      groups,
-      k,
-      maxCandidates,
-      maxPages,
-      tablePages,
+      batch: a.batch,
+      groups: a.groups,
+      k: a.k,
+      maxCandidates: a.maxCandidates,
+      maxPages: a.maxPages,
+      tablePages: a.tablePages,
     },
   );
-  for (const [name, buf] of Object.entries(lists)) jobs.output(buf, `select_resident over chunks ${name}`, TOL.exact);
-  jobs.output(tablesBuf, 'select_resident over chunks tables', TOL.exact);
+  for (const [name, buf] of Object.entries(lists)) jobs.output(buf, `select_resident ${label} ${name}`, TOL.exact);
+  jobs.output(a.tablesBuf, `select_resident ${label} tables`, TOL.exact);
+  return lists;
 }
 
 /**
