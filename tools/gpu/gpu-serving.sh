@@ -32,7 +32,7 @@
 #   LONG_B4_PLANS=arkvale@4096 on an H200). Not with ARKVALE_GEMV=1: at 4 rows gemv reads o and down at 2.6-3x the
 #   floor, cuBLAS padded to 64 rows at 1.16-1.26x (products-bench.mjs, ninth session).
 # pdl: the self-test with kernels launched as programmatic dependents, then the decode step with and without (issue 22).
-# estimate-chunks (estimate-chunks-h200 on an H200): the thirteenth session's tree, which no GPU ran: the self-test,
+# estimate-chunks (estimate-chunks-h200 on an H200): the thirteenth session's tree (estimate-chunks ran in the fourteenth): the self-test,
 #   4 x 128k, batch 1 at 128k (8B) and 30k (7B), then the per-layer kernels under Nsight Compute (issue 22).
 # select-held: one 4 x 128k step (8B) kernel by kernel under Nsight Compute, then the step (the fourteenth session's
 #   select_resident, whose timing ncu-b4-detail did not finish).
