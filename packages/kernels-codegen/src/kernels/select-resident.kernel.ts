@@ -369,7 +369,7 @@ export function selectResident(
         for (let j = 0; j < HELD; j++) {
           const f = hf[j];
           const i = base + tid + j * blockDim.x;
-          if (f !== OUTSIDE && atLeast(keyHi(TOP, hv[j]), keyLo(TOP, f, i), key[0], key[1])) rowFlags[i] = f | CHOSEN;
+          if (isMember(TOP, f) && atLeast(keyHi(TOP, hv[j]), keyLo(TOP, f, i), key[0], key[1])) rowFlags[i] = f | CHOSEN;
         }
       }
     }
