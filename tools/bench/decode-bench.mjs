@@ -40,8 +40,11 @@ import { BatchRun, batchDevicePages, describeBackend, loadBackend } from '@arkva
 import { int, list, number, oneOf, parseCommand, UsageError } from '../lib/args.mjs';
 import { backendOption, dtypeOption, kvDtypeOption, planSpec, shapeOption, tensorParallelOption } from './model-options.mjs';
 
-/** `policy[@budget][:host][:eager][:checked]`: a cache plan (model-options' planSpec), selecting on the host, without graphs, or without direct replays. */
-const PLAN_FLAGS = ['host', 'eager', 'checked'];
+/**
+ * `policy[@budget][:host][:eager][:checked][:serial]`: a cache plan (model-options' planSpec), selecting on the host,
+ * without graphs, without direct replays, or with each step's tokens read before the next step is issued.
+ */
+const PLAN_FLAGS = ['host', 'eager', 'checked', 'serial'];
 const planWithFlags = (p, flag) => {
   const [spec, ...flags] = p.split(':');
   for (const f of flags) if (!PLAN_FLAGS.includes(f)) throw new UsageError(`${flag}: plan ${p}: unknown flag ${f} (${PLAN_FLAGS.join(', ')})`);
@@ -50,6 +53,7 @@ const planWithFlags = (p, flag) => {
     ...(flags.includes('host') ? { selectOn: 'host' } : {}),
     ...(flags.includes('eager') ? { graphs: false } : {}),
     ...(flags.includes('checked') ? { directReplay: false } : {}),
+    ...(flags.includes('serial') ? { overlapSteps: false } : {}),
   };
 };
 
@@ -70,7 +74,7 @@ reported) and the step's HBM floor. JSON on stdout (and --out FILE, rewritten af
       value: 'LIST',
       default: 'full,arkvale@2048',
       parse: list(planWithFlags),
-      help: 'policy[@budget][:host][:eager][:checked], comma-separated',
+      help: 'policy[@budget][:host][:eager][:checked][:serial], comma-separated',
     },
     'page-size': { type: 'string', value: 'N', default: '32', parse: int({ min: 1 }), help: 'tokens per KV page' },
     'kv-dtype': kvDtypeOption,
@@ -258,30 +262,50 @@ function profilerRange(run) {
 
 /**
  * Runs `step` and says how long it took and how long the host took to issue it: until
- * the token readback (the step's last readSync, the sampler's, which waits for the
- * device), with the host synchronisations before it (inside the step: a plan selecting
- * on the host reads its estimates).
+ * it waits for tokens from the device (the sampler's readSync, or with overlapped steps
+ * the read of the previous step's tokens, begun by readLater on an argmax), with the
+ * host synchronisations before it (inside the step: a plan selecting on the host reads
+ * its estimates).
  */
 function timeStep(step) {
   const syncs = () => (typeof backend.addon?.syncCount === 'function' ? backend.addon.syncCount() : undefined);
-  const readSync = backend.readSync;
+  const { readSync, readLater, argmax } = backend;
   const t0 = performance.now();
   const syncsAtStart = syncs();
   let issuedAt = null;
   let syncsInStep;
-  backend.readSync = (...args) => {
+  const waits = () => {
+    if (issuedAt !== null) return;
     issuedAt = performance.now();
     syncsInStep = syncsAtStart === undefined ? undefined : syncs() - syncsAtStart;
+  };
+  const tokenIds = new Set();
+  backend.readSync = (...args) => {
+    waits();
     return readSync.apply(backend, args);
   };
+  backend.argmax = (...args) => {
+    const ids = argmax.apply(backend, args);
+    tokenIds.add(ids);
+    return ids;
+  };
+  // Tokens held for the next step (overlapped steps) are read there: the wait counts for the step that reads them.
+  backend.readLater = (t) => {
+    const read = readLater.call(backend, t);
+    return tokenIds.has(t) ? { get: () => (onTokenWait(), read.get()) } : read;
+  };
+  onTokenWait = waits;
   try {
     step();
   } finally {
-    backend.readSync = readSync;
+    Object.assign(backend, { readSync, readLater, argmax });
+    onTokenWait = () => {};
   }
   const end = performance.now();
   return { ms: end - t0, issueMs: (issuedAt ?? end) - t0, syncsInStep, syncs: syncsAtStart === undefined ? undefined : syncs() - syncsAtStart };
 }
+/** What a read of held tokens calls when it waits: the timed step's mark. */
+let onTokenWait = () => {};
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const context of contexts) {
@@ -291,14 +315,14 @@ for (const context of contexts) {
   // Random weights have no tokenizer: the engine runs on token ids alone.
   const model = { forward, tokenizer: null, eosIds: [] };
   for (const plan of plans) {
-    const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}${plan.selectOn ? ` (selecting on the ${plan.selectOn})` : ''}${plan.graphs === false ? ' (no graphs)' : ''}${plan.directReplay === false ? ' (replays checked)' : ''}`;
+    const label = `${plan.policy}${plan.budgetTokens ? ` @ ${plan.budgetTokens}` : ''}${plan.selectOn ? ` (selecting on the ${plan.selectOn})` : ''}${plan.graphs === false ? ' (no graphs)' : ''}${plan.directReplay === false ? ' (replays checked)' : ''}${plan.overlapSteps === false ? ' (steps serial)' : ''}`;
     // Steps replayed as CUDA graphs unless the plan says eager (the CUDA backend's switch; others have none).
     const graphed = 'graphs' in backend;
     if (graphed) {
       backend.graphs = plan.graphs !== false;
       backend.directReplay = plan.directReplay !== false;
     }
-    const { graphs: _graphs, directReplay: _direct, ...cachePlan } = plan;
+    const { graphs: _graphs, directReplay: _direct, overlapSteps, ...cachePlan } = plan;
     const geometry = kvGeometry(config, pageSize, backend.dtype === 'f32' ? 4 : 2, kvDtype);
     const resolved = resolveCacheOptions(geometry, { ...cachePlan, pageSize, devicePages: 1 });
     const devicePages = batchDevicePages(geometry, resolved, tokens, batch);
@@ -315,7 +339,7 @@ for (const context of contexts) {
         model,
         cache,
         prompts.map((promptIds) => ({ promptIds, maxTokens: tokens - context, ignoreEos: true })),
-        { stepTokens: Math.max(context, opts['prefill-rows']) },
+        { stepTokens: Math.max(context, opts['prefill-rows']), ...(overlapSteps === false ? { overlapSteps } : {}) },
       );
       started = performance.now();
       for (let prefilled = 0; prefilled < batch * context; ) prefilled += run.step().prefillTokens;

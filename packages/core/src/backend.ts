@@ -256,6 +256,8 @@ export interface EvictTokenCellsArgs extends TokenCellArgs {
 export interface PendingRead {
   /** The tensor as it was when the read began; waits (a counted synchronisation on a GPU) only if the device is not there yet. */
   get(): Float32Array | Int32Array;
+  /** Whether `get` would return without waiting. Absent: it would (a host backend copied at once). */
+  ready?(): boolean;
 }
 
 /**
@@ -391,6 +393,13 @@ export interface Backend {
   sliceRows(t: Tensor, start: number, count: number): Tensor;
   /** Concatenates tensors along their first dimension. */
   concatRows(parts: readonly Tensor[]): Tensor;
+  /**
+   * Writes `src`'s elements over `dst`'s (the same dtype and element count), after the
+   * work issued before it and before the work issued after (a GPU queues a copy on its
+   * compute stream). An engine keeps a step's greedy tokens on the device this way, in a
+   * tensor the next step's inputs read (EngineConfig.overlapSteps). Optional.
+   */
+  copyInto?(dst: Tensor, src: Tensor): void;
   /**
    * `x`'s rows followed by rows of unspecified values, `rows` in all: the input of a
    * padded product (RowBatch.padTo), whose extra rows' results are dropped. A product's

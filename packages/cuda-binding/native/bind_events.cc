@@ -1,5 +1,5 @@
 // Ordering and timing across the three streams: recordEvent, waitEvent,
-// eventDone, releaseEvent, synchronize, elapsedMs; profilerRange for profilers.
+// eventDone, synchronizeEvent, releaseEvent, synchronize, elapsedMs; profilerRange for profilers.
 #include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 #include <napi.h>
@@ -42,6 +42,15 @@ Napi::Value EventDone(const Napi::CallbackInfo& info) {
   }
   check_cuda(state, "cudaEventQuery", "eventDone");
   return Napi::Boolean::New(info.Env(), true);
+}
+
+// synchronizeEvent(event): the host waits for the event's work, and for nothing issued
+// after it (a read of one step's tokens while the next step runs). Counted.
+Napi::Value SynchronizeEvent(const Napi::CallbackInfo& info) {
+  const JsArgs args(info, "synchronizeEvent");
+  cudaEvent_t event = event_pool().get(event_id(args, 0, "event"), "synchronizeEvent");
+  sync_event(event, "synchronizeEvent");
+  return info.Env().Undefined();
 }
 
 Napi::Value ReleaseEvent(const Napi::CallbackInfo& info) {
@@ -88,6 +97,7 @@ void register_events(Napi::Env env, Napi::Object exports) {
   export_function<RecordEvent>(env, exports, "recordEvent");
   export_function<WaitEvent>(env, exports, "waitEvent");
   export_function<EventDone>(env, exports, "eventDone");
+  export_function<SynchronizeEvent>(env, exports, "synchronizeEvent");
   export_function<ReleaseEvent>(env, exports, "releaseEvent");
   export_function<Synchronize>(env, exports, "synchronize");
   export_function<ElapsedMs>(env, exports, "elapsedMs");

@@ -46,6 +46,7 @@ const API = [
   'releaseEvent',
   'syncCount',
   'synchronize',
+  'synchronizeEvent',
   'upload',
   'waitEvent',
 ];

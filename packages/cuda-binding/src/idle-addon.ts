@@ -53,6 +53,7 @@ export function idleCudaAddon(): { addon: CudaAddon; counts: Map<string, number>
     recordEvent: () => (count('recordEvent'), ++events),
     waitEvent: () => count('waitEvent'),
     eventDone: () => true,
+    synchronizeEvent: () => count('synchronize'),
     releaseEvent() {},
     synchronize: () => count('synchronize'),
     elapsedMs: () => 0,

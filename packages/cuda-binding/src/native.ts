@@ -233,6 +233,8 @@ export interface CudaAddon {
   waitEvent(stream: number, event: number): void;
   /** Whether the event's work is done (cudaEventQuery; never blocks). */
   eventDone(event: number): boolean;
+  /** The host waits for the event's work, not for work issued after it (cudaEventSynchronize). Counted. */
+  synchronizeEvent(event: number): void;
   /** Returns the id to the pool. */
   releaseEvent(event: number): void;
   /** Waits for one stream, or the whole device without an argument. Counted. */

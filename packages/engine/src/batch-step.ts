@@ -1,4 +1,4 @@
-import { runGraphedStep, type DecodeStep, type GraphedStep, type PoolNeeds, type Tensor } from '@arkvale/core';
+import { internalError, runGraphedStep, type DecodeStep, type GraphedStep, type PoolNeeds, type Tensor } from '@arkvale/core';
 import type { ModelCache, ModelForward, RowBatch, RowSegment } from '@arkvale/model-llama';
 import type { Job } from './job.js';
 
@@ -55,17 +55,25 @@ export interface ProductBlocks {
  * The pools were checked for the whole step by the caller: the chunks take their
  * pages first, then each cache's step, whose recalls stay within what it reserved.
  */
-export function runStep(forward: ModelForward, decoding: readonly Job[], chunks: readonly ChunkPlan[], products: ProductBlocks): StepResult {
+export function runStep(
+  forward: ModelForward,
+  decoding: readonly Job[],
+  chunks: readonly ChunkPlan[],
+  products: ProductBlocks,
+  /** The decode rows' tokens on the device (TokenFeed), in the order of `decoding`; absent: each job's `next`. */
+  fed?: Tensor,
+): StepResult {
+  if (fed && (chunks.length > 0 || !forward.stepInputs)) throw internalError('tokens fed from the device need a decode-only step on one backend');
   const groups = byCache(decoding);
   const jobs: Job[] = [];
   const promptRows: StepResult['promptRows'] = [];
   const step: GraphedStep<PlannedStep> = {
-    prelude: () => planStep(forward, groups, chunks, products, jobs, promptRows),
+    prelude: () => planStep(forward, groups, chunks, products, jobs, promptRows, fed),
     body: (planned) => forward.forwardRows(planned.batch),
   };
   // A step of decode rows alone may be replayed as a graph when its work repeats the last one's (a forward pass on
   // one backend: one with stepInputs).
-  const key = chunks.length === 0 && forward.backend.graphStep && forward.stepInputs ? graphKey(forward, groups, products) : null;
+  const key = chunks.length === 0 && forward.backend.graphStep && forward.stepInputs ? graphKey(forward, groups, products, fed !== undefined) : null;
   if (key === null) return { logits: runGraphedStep(forward.backend, step), jobs, promptRows };
   // Without its forward pass where that would change nothing on the host that skipStep does not redo.
   const skipped = groups.every(([cache, list]) => cache.canSkipForward(list.map((j) => j.seq)))
@@ -78,9 +86,10 @@ export function runStep(forward: ModelForward, decoding: readonly Job[], chunks:
 }
 
 /** The key of a decode-only step: every cache's (KvCache.graphKey), the blocks and the padding; null when one cache's step cannot be replayed. */
-function graphKey(forward: ModelForward, groups: readonly [ModelCache, Job[]][], products: ProductBlocks): string | null {
-  // Padded products read the forward pass's zero rows, made again when more are reserved.
-  let key = `blocks ${products.blockRows}${products.pad ? ` padded from ${forward.paddingRows}` : ''}`;
+function graphKey(forward: ModelForward, groups: readonly [ModelCache, Job[]][], products: ProductBlocks, fed: boolean): string | null {
+  // Padded products read the forward pass's zero rows, made again when more are reserved;
+  // tokens fed from the device are read where they are, those from the host uploaded.
+  let key = `blocks ${products.blockRows}${products.pad ? ` padded from ${forward.paddingRows}` : ''}${fed ? ' fed' : ''}`;
   for (const [cache, list] of groups) {
     const k = cache.graphKey(list.map((j) => j.seq));
     if (k === null) return null;
@@ -137,6 +146,7 @@ function planStep(
   products: ProductBlocks,
   jobs: Job[],
   promptRows: StepResult['promptRows'],
+  fed?: Tensor,
 ): PlannedStep {
   const { blockRows, pad } = products;
   const segments: RowSegment[] = [];
@@ -187,6 +197,7 @@ function planStep(
   const inputs = forward.stepInputs?.(
     segments.flatMap((s) => s.tokens),
     segments.flatMap((s) => s.positions),
+    fed,
   );
   const batch: RowBatch =
     blockRows === 0

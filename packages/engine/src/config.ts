@@ -61,15 +61,27 @@ export interface EngineConfig extends Pick<CacheOptions, 'sinkPages' | 'windowPa
    * `cachePrefix: false`. Default true.
    */
   readonly prefixCache?: boolean;
+  /**
+   * Run greedy decode steps one step ahead of their tokens' delivery: a step's argmax
+   * stays on the device, the next step of the same sequences reads its tokens there and
+   * is issued at once, and the host delivers the tokens (stop checks, text, events)
+   * while the device runs it. A request that ends on a token has had one more row
+   * computed, which is dropped. Steps with sampling, grammars, logprobs, suffix tokens
+   * or prefill chunks wait for their tokens as before. Default: on where the backend
+   * replays decode steps as graphs (CUDA), off on host backends (nothing to overlap).
+   */
+  readonly overlapSteps?: boolean;
 }
 
 export type ResolvedEngineConfig = Required<
-  Omit<EngineConfig, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection' | 'decodeBlockRows' | 'prefill'>
+  Omit<EngineConfig, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection' | 'decodeBlockRows' | 'prefill' | 'overlapSteps'>
 > &
   Pick<EngineConfig, 'sinkPages' | 'windowPages' | 'fullLayers' | 'topK' | 'digest' | 'selection'> & {
     /** null: the backend's (EngineCore resolves it). */
     readonly decodeBlockRows: number | null;
     readonly prefill: 'chunked' | 'one-shot' | null;
+    /** null: the backend's (EngineCore resolves it). */
+    readonly overlapSteps: boolean | null;
   };
 
 export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig {
@@ -98,6 +110,8 @@ export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig 
     // null: the backend's (chunked, or one-shot where Backend.prefersOneShotPrefill).
     prefill: c.prefill ?? null,
     prefixCache: c.prefixCache ?? true,
+    // null: the backend's (EngineCore resolves it).
+    overlapSteps: c.overlapSteps ?? null,
   };
   if (!(KV_DTYPES as readonly string[]).includes(r.kvDtype))
     throw new RangeError(`engine option kvDtype must be one of ${KV_DTYPES.map((d) => `"${d}"`).join(', ')}, got ${String(r.kvDtype)}`);
@@ -109,6 +123,8 @@ export function resolveEngineConfig(c: EngineConfig = {}): ResolvedEngineConfig 
   for (const key of ['hostPages', 'maxWaiting'] as const) {
     if (!Number.isInteger(r[key]) || r[key] < 0) throw new RangeError(`engine option ${key} must be an integer >= 0, got ${String(r[key])}`);
   }
+  if (r.overlapSteps !== null && typeof r.overlapSteps !== 'boolean')
+    throw new RangeError(`engine option overlapSteps must be true or false, got ${String(r.overlapSteps)}`);
   if (r.decodeBlockRows !== null && (!Number.isInteger(r.decodeBlockRows) || r.decodeBlockRows < 0)) {
     throw new RangeError(`engine option decodeBlockRows must be an integer >= 0, got ${String(r.decodeBlockRows)}`);
   }

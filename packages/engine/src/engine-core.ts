@@ -8,6 +8,7 @@ import { PlanCaches } from './plan-caches.js';
 import type { PreparedRequest } from './prepare.js';
 import type { PositionLogprobs } from './logprobs.js';
 import { sampleStep, scorePrompts, tokenLogprobs } from './step-sampling.js';
+import { TokenFeed, type HeldStep } from './token-feed.js';
 import { GrammarCompilerCache } from './output-constraint.js';
 import { Admission } from './admission.js';
 import { collectEngineStats, StepWindow } from './engine-stats.js';
@@ -81,6 +82,8 @@ export class EngineCore {
   private readonly products: ProductBlocks;
   /** The vocabulary compiled for constrained output, made at the first such request (null: no tokenizer). */
   private readonly grammars: GrammarCompilerCache | null;
+  /** Greedy decode steps run one ahead of their tokens' delivery (EngineConfig.overlapSteps): null when off. */
+  private readonly feed: TokenFeed | null;
 
   private readonly forward: ModelForward;
   private readonly tokenizer: Tokenizer | null;
@@ -97,6 +100,7 @@ export class EngineCore {
     this.eos = new Set(init.eosIds);
     this.products = productBlocks(init.config, init.forward);
     this.grammars = init.tokenizer ? new GrammarCompilerCache(init.tokenizer, init.forward.config.vocabSize, init.eosIds) : null;
+    this.feed = overlapsSteps(init.config, init.forward) ? new TokenFeed(init.forward.backend) : null;
   }
 
   get hasWork(): boolean {
@@ -147,12 +151,15 @@ export class EngineCore {
   /** Aborts everything and empties the prefix caches; returns the statistics once every page is back. */
   close(): EngineStats {
     for (const job of [...this.waiting, ...this.active.values()]) this.abort(job.id);
+    // Tokens held for aborted jobs are dropped, with the tensor that held them (a later step makes another).
+    this.feed?.dispose();
     for (const cache of this.caches.all()) cache.clearPrefixCache();
     return this.stats();
   }
 
   /** After close: returns the pools' memory and the model's weights to the backend, and its cached memory to the device. The core is unusable afterwards. */
   release(): void {
+    this.feed?.dispose();
     this.caches.close();
     this.forward.dispose();
     this.forward.backend.releaseCached?.();
@@ -178,7 +185,19 @@ export class EngineCore {
     this.resumeParked();
     this.admitWaiting();
     const chunks = this.chooseChunks();
-    const decoding = this.fitStep(chunks);
+    let decoding = this.fitStep(chunks);
+    // A decode-only step of the held step's jobs takes its tokens from the device; any other step needs them on the host first.
+    const fed = this.feed !== null && chunks.length === 0 && this.feed.feeds(decoding);
+    const held = fed ? null : (this.feed?.take() ?? null);
+    if (held) {
+      try {
+        this.deliverHeld(held);
+      } catch (e) {
+        for (const job of held.jobs) this.failIfActive(job, stepError(e));
+      }
+      // A job the held token ended (or that failed) has no row in this step.
+      decoding = decoding.filter((j) => this.active.get(j.id) === j);
+    }
     const report: StepReport = {
       prefillTokens: chunks.reduce((n, c) => n + c.count, 0),
       decodeRows: decoding.length,
@@ -190,25 +209,25 @@ export class EngineCore {
     try {
       const b = this.forward.backend;
       // The step's tensors (logits, sampling) are freed before tokens are delivered.
-      const { jobs, tokens, logprobs } = b.tidy(() => {
-        const step = this.withForks(runStep(this.forward, decoding, chunks, this.products));
+      const { jobs, tokens, logprobs, previous } = b.tidy(() => {
+        const step = this.withForks(runStep(this.forward, decoding, chunks, this.products, fed ? this.feed!.tokens : undefined));
+        // Its tokens stay on the device for the next step when nothing of the step needs them on the host now.
+        if (this.feed && chunks.length === 0 && this.holds(step, fed)) {
+          return { jobs: step.jobs, tokens: null, logprobs: [], previous: this.feed.hold(step.logits, decoding, step.jobs) };
+        }
+        const previous = fed ? this.feed!.take() : null;
         scorePrompts(b, step);
         const tokens = sampleStep(b, step);
-        return { jobs: step.jobs, tokens, logprobs: tokenLogprobs(b, step, tokens) };
+        return { jobs: step.jobs, tokens, logprobs: tokenLogprobs(b, step, tokens), previous };
       });
       for (const c of chunks) this.counters.prefillTokens += c.count;
-      jobs.forEach((job, i) => {
-        if (job.req.maxTokens === 0) this.finishScored(job);
-        else if (tokens[i] < 0) this.feedSuffix(job);
-        else this.deliver(job, tokens[i], logprobs[i]);
-      });
+      // The step before this one (fed from the device) is delivered first: the device ran this one meanwhile.
+      if (previous) this.deliverHeld(previous);
+      if (tokens) this.deliverTokens(jobs, tokens, logprobs);
     } catch (e) {
       // Requests were checked before they were queued: a failing step is the engine's fault.
-      const error =
-        e instanceof EngineError
-          ? e
-          : new EngineError('engine_failed', `the engine failed a step: ${e instanceof Error ? e.message : String(e)}`, null, { cause: e });
-      for (const job of involved) if (this.active.has(job.id)) this.fail(job, error);
+      this.feed?.take();
+      for (const job of involved) this.failIfActive(job, stepError(e));
     }
     this.counters.steps++;
     if (chunks.length === 0) {
@@ -221,6 +240,41 @@ export class EngineCore {
     }
     this.window.push(this.caches.store.counters.recalls - recallsBefore, this.caches.store.devicePool.bytesPerPage);
     return report;
+  }
+
+  /**
+   * Whether a decode step's tokens may stay on the device (TokenFeed): every row greedy,
+   * free of a grammar, logprobs and suffix tokens, and not its request's last token by
+   * count (a step after it will run unless the token ends the request). `fed`: the step
+   * before it is still held, one token more than each job has delivered.
+   */
+  private holds(step: StepResult, fed: boolean): boolean {
+    if (step.promptRows.length > 0) return false;
+    const ahead = fed ? 2 : 1;
+    return step.jobs.every(
+      (j) =>
+        j.req.temperature === 0 && j.req.constraint === null && j.req.logprobs === null && !j.hasSuffixLeft && j.text.tokenIds.length + ahead < j.req.maxTokens,
+    );
+  }
+
+  /** A held step's tokens, read (waiting for the device if they are not there yet) and delivered. */
+  private deliverHeld(held: HeldStep): void {
+    const tokens = held.read.get();
+    this.deliverTokens(held.jobs, Array.from(tokens), []);
+  }
+
+  /** Each row's token to its job; a job that ended meanwhile (its row ran one step ahead of its end) gets nothing. */
+  private deliverTokens(jobs: readonly Job[], tokens: readonly number[], logprobs: readonly (PositionLogprobs | undefined)[]): void {
+    jobs.forEach((job, i) => {
+      if (this.active.get(job.id) !== job) return;
+      if (job.req.maxTokens === 0) this.finishScored(job);
+      else if (tokens[i] < 0) this.feedSuffix(job);
+      else this.deliver(job, tokens[i], logprobs[i]);
+    });
+  }
+
+  private failIfActive(job: Job, error: EngineError): void {
+    if (this.active.get(job.id) === job) this.fail(job, error);
   }
 
   /**
@@ -445,6 +499,24 @@ function productBlocks(config: ResolvedEngineConfig, forward: ModelForward): Pro
   const chunkRows = pad && config.chunkTokens <= forward.mlpChunkRows ? config.chunkTokens : 0;
   if (pad) forward.reservePadding(Math.max(blockRows, chunkRows));
   return { blockRows, pad, chunkRows };
+}
+
+/** A step's failure as the requests in it see it. */
+function stepError(e: unknown): EngineError {
+  return e instanceof EngineError
+    ? e
+    : new EngineError('engine_failed', `the engine failed a step: ${e instanceof Error ? e.message : String(e)}`, null, { cause: e });
+}
+
+/**
+ * Whether greedy decode steps run one step ahead of their tokens' delivery: the config's
+ * choice, else on where the backend replays steps (a GPU's: its host issues the next
+ * step while the device runs this one; a host backend has nothing to overlap). It needs
+ * a forward pass on one backend (stepInputs) and Backend.copyInto.
+ */
+function overlapsSteps(config: ResolvedEngineConfig, forward: ModelForward): boolean {
+  const b = forward.backend;
+  return (config.overlapSteps ?? b.graphStep !== undefined) && b.copyInto !== undefined && forward.stepInputs !== undefined;
 }
 
 function samePrompt(a: Job, b: Job): boolean {

@@ -72,6 +72,8 @@ export interface BatchOptions {
   readonly decodeBlockRows?: number;
   /** Prompt rows a step prefills at most (at least one whole prompt). Default: every prompt in the first step. */
   readonly stepTokens?: number;
+  /** Greedy decode steps one ahead of their tokens' delivery (EngineConfig.overlapSteps). Default: the backend's. */
+  readonly overlapSteps?: boolean;
 }
 
 /** What a batch run needs of a model: its forward pass, and its tokenizer unless it has token ids only. */
@@ -185,6 +187,7 @@ export class BatchRun {
       maxWaiting: n,
       maxRunning: n,
       decodeBlockRows: options.decodeBlockRows ?? 0,
+      overlapSteps: options.overlapSteps,
       // An offline batch runs each prompt once, on the caller's cache.
       prefixCache: false,
     });

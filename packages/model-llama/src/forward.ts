@@ -267,12 +267,20 @@ export class LlamaForward {
 
   /**
    * A pass's positions and token ids on the backend (RowBatch.inputs), in row order: what
-   * changes from one decode step to the next besides the cache's own uploads.
+   * changes from one decode step to the next besides the cache's own uploads. With
+   * `fed`, an i32 [rows] tensor on the backend, the token ids are a view of it (the
+   * pass frees the view, not `fed`), and `tokens` only count the rows.
    */
-  stepInputs(tokens: readonly number[], positions: readonly number[]): StepInputs {
+  stepInputs(tokens: readonly number[], positions: readonly number[], fed?: Tensor): StepInputs {
     const b = this.backend;
     const n = tokens.length;
     const shard = this.weights.shard;
+    if (fed) {
+      // The previous step's tokens, left on the device (EngineConfig.overlapSteps): read where they are, so a replayed graph reads them too.
+      if (shard !== undefined) throw invalidArgument("a sharded rank's token ids are made on the host: it cannot feed tokens from the device");
+      if (fed.shape.length !== 1 || fed.shape[0] !== n || fed.dtype !== 'i32') throw invalidArgument(`fed tokens for ${n} rows must be i32 [${n}]`);
+      return { positions: b.fromArray(positions, [n], 'i32'), tokenIds: b.reshape(fed, [n]) };
+    }
     // A rank holds the embedding rows of its vocabulary and a zero row after them, which the other ranks' tokens read.
     const ids =
       shard === undefined

@@ -93,8 +93,11 @@ export class DeviceTables {
     this.plans.finish(step);
   }
 
-  /** Replays every plan read back onto the host's pages: the host's view is exact again. */
-  settle(replay: PlanReplay): void {
+  /**
+   * Replays every plan read back onto the host's pages: the host's view is exact again.
+   * `readyOnly`: only the plans on the host already (StepReadbacks.settle).
+   */
+  settle(replay: PlanReplay, readyOnly = false): void {
     this.plans.settle((layer, data, base) => {
       for (let j = 0; j < data[base]; j++) {
         const page = layer.pages[data[base + 1 + 2 * j]];
@@ -103,7 +106,7 @@ export class DeviceTables {
         replay.detach(layer, victim);
         replay.recalled();
       }
-    });
+    }, readyOnly);
   }
 
   /** The layer's row no longer mirrors its pages (they changed outside a device step). */

@@ -520,7 +520,7 @@ export class KvCache {
    * step changes the structure (a page starts or fills in one of the sequences).
    */
   graphKey(ids: readonly number[]): string | null {
-    this.settle();
+    this.settleFor(ids);
     const ps = this.geometry.pageSize;
     const tables = this.store.deviceTables;
     const tokens = this.policy.kind === 'token' ? this.store.tokenTables(this.options.budgetPages) : null;
@@ -607,7 +607,7 @@ export class KvCache {
 
   private needsOf(ids: readonly number[], victims?: PageStartVictims): PoolNeeds {
     if (new Set(ids).size !== ids.length) throw invalidArgument('a decode step lists a sequence twice');
-    this.settle();
+    this.settleFor(ids);
     const seqs = ids.map((id) => this.seq(id));
     seqs.forEach((s) => {
       this.requirePrefilled(s);
@@ -671,6 +671,29 @@ export class KvCache {
    */
   private settle(): void {
     this.store.settle();
+  }
+
+  /**
+   * `settle` before planning a decode step of `ids`; or, where the step reads nothing
+   * the device's last decisions change, only the decisions already read back
+   * (PageStore.settleReady), so that the host plans a step while the device still runs
+   * the one before (the engine's overlapped steps). That holds for page layers with no
+   * sequence starting or filling a page: the token goes into each sequence's last page,
+   * inside the window, which no recall moves (recalls swap candidates, never window
+   * pages), and the step's pool needs count pages, not which slots hold them. A page
+   * start takes the slot of a page the plans may have moved, and a token layer places
+   * its token in the cell the last step's victim freed: those settle everything.
+   */
+  private settleFor(ids: readonly number[]): void {
+    const ps = this.geometry.pageSize;
+    const midPage =
+      this.policy.kind === 'page' &&
+      ids.every((id) => {
+        const s = this.sequences.get(id);
+        return s !== undefined && s.length % ps !== 0 && (s.length + 1) % ps !== 0;
+      });
+    if (midPage) this.store.settleReady();
+    else this.settle();
   }
 
   /** The sequence's pages or cells change outside a device step: no row mirrors them (token rows give their scores back first). */

@@ -212,11 +212,27 @@ export class PageStore {
 
   /** Replays the plans and victims of device steps onto the layers' pages and cells (see DeviceTables.settle, TokenTables.settle). */
   settle(): void {
-    this.deviceTables.settle({
-      detach: (layer, page) => this.detach(layer.pages[page]),
-      recalled: () => this.counters.recalls++,
-    });
+    this.settlePlans(false);
     for (const t of this.tokenTableSets.values()) t.settle(() => this.counters.evictedTokens++);
+  }
+
+  /**
+   * Replays the recall plans already read back, and no others (nothing waits for the
+   * device). For planning a decode step that reads nothing the plans change
+   * (KvCache.settleFor): the host's slots of pages lag the device until a settle.
+   */
+  settleReady(): void {
+    this.settlePlans(true);
+  }
+
+  private settlePlans(readyOnly: boolean): void {
+    this.deviceTables.settle(
+      {
+        detach: (layer, page) => this.detach(layer.pages[page]),
+        recalled: () => this.counters.recalls++,
+      },
+      readyOnly,
+    );
   }
 
   /**

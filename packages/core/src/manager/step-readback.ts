@@ -103,13 +103,23 @@ export class StepReadbacks<L> {
     this.pending.push(...step.finish());
   }
 
-  /** Hands every row read back to `replay` (its layer, the data, and where the row starts in it). */
-  settle(replay: (layer: L, data: Int32Array | Float32Array, at: number) => void): void {
+  /**
+   * Hands every row read back to `replay` (its layer, the data, and where the row starts
+   * in it), in the order the steps ran. `readyOnly`: only the steps whose read is on
+   * the host already, up to the first that is not (nothing waits for the device).
+   */
+  settle(replay: (layer: L, data: Int32Array | Float32Array, at: number) => void, readyOnly = false): void {
+    if (readyOnly && this.unfinished.size > 0) readyOnly = false;
     // A step cut short (its last layer never ran) is read now: correct, at the cost of a wait.
     for (const step of [...this.unfinished]) this.finish(step);
     if (this.pending.length === 0) return;
-    const pending = this.pending;
-    this.pending = [];
+    let count = this.pending.length;
+    if (readyOnly) {
+      count = this.pending.findIndex((p) => p.read.ready?.() === false);
+      if (count < 0) count = this.pending.length;
+    }
+    const pending = this.pending.slice(0, count);
+    this.pending = this.pending.slice(count);
     // Layers of one step share one read: take its data once.
     const taken = new Map<PendingRead, Float32Array | Int32Array>();
     for (const { layers, read, width, row } of pending) {

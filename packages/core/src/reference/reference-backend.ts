@@ -74,6 +74,13 @@ export class ReferenceBackend implements Backend {
   dispose(_t: Tensor): void {
     // Garbage collected.
   }
+  copyInto(dst: Tensor, src: Tensor): void {
+    const d = asRef(dst),
+      r = asRef(src);
+    if (d.dtype !== r.dtype || d.data.length !== r.data.length)
+      throw invalidArgument(`copyInto: a [${r.shape.join(', ')}] ${r.dtype} tensor over a [${d.shape.join(', ')}] ${d.dtype} one`);
+    d.data.set(r.data);
+  }
   reshape(t: Tensor, shape: readonly number[]): Tensor {
     const r = asRef(t);
     return new RefTensor(r.data, [...shape], r.dtype);

@@ -18,7 +18,7 @@ export function fp8Row(data: Float32Array, at: number, d: number): void {
  * exactly what was written, wherever the pages moved.
  */
 export class CacheHarness {
-  readonly backend = new ReferenceBackend();
+  readonly backend: ReferenceBackend;
   readonly cache: KvCache;
   readonly next: () => number;
   /** shadow.get(seq)[layer][position] = [k..., v...] per KV head (numKvHeads * 2 * headDim), as the pages hold them (fp8: dequantized). */
@@ -31,7 +31,9 @@ export class CacheHarness {
     seed = 1,
     /** Round every random K and V row to what an fp8 page holds of it before it is written (see `fp8Row`). */
     readonly fp8Inputs = false,
+    backend = new ReferenceBackend(),
   ) {
+    this.backend = backend;
     this.cache = new KvCache({ geometry, options, backend: this.backend });
     this.next = rng(seed);
     this.scale = 1 / Math.sqrt(geometry.headDim);

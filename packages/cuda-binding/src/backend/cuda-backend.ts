@@ -353,6 +353,14 @@ export class CudaBackend implements Backend {
     this.d.lifetimes.dispose(this.d.tensor(t, 'dispose'));
   }
 
+  copyInto(dst: Tensor, src: Tensor): void {
+    const d = this.d.tensor(dst, 'copyInto'),
+      s = this.d.tensor(src, 'copyInto');
+    if (d.dtype !== s.dtype || d.elements !== s.elements)
+      throw invalidArgument(`copyInto: a [${s.shape.join(', ')}] ${s.dtype} tensor over a [${d.shape.join(', ')}] ${d.dtype} one`);
+    this.d.copy(d, 0, s, s.bytes, 'copyInto');
+  }
+
   reshape(t: Tensor, shape: readonly number[]): Tensor {
     const c = this.d.tensor(t, 'reshape');
     if (elementCount(shape) !== c.elements)

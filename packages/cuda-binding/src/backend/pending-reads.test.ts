@@ -38,6 +38,11 @@ class FakeGpu {
       return e;
     },
     eventDone: (e: number) => this.completed.has(e),
+    // The device runs up to the event, and no further.
+    synchronizeEvent: (e: number) => {
+      this.syncs++;
+      while (!this.completed.has(e) && this.queued.length > 0) this.queued.shift()!();
+    },
     releaseEvent: (e: number) => this.released.push(e),
     synchronize: () => {
       this.syncs++;
@@ -70,6 +75,11 @@ class FakeGpu {
     this.next += 0x10000n;
     this.memory.set(ptr, bytes);
     return new CudaTensor(new DeviceBuffer(ptr, bytes.byteLength, () => {}), 0, [values.length], dtype);
+  }
+
+  /** The tensor's i32 values on the device now. */
+  read(t: CudaTensor): Int32Array {
+    return new Int32Array(this.memory.get(t.ptr)!.slice().buffer, 0, t.elements);
   }
 
   /** A later kernel overwrites the tensor (the read must still see the old values). */
@@ -105,6 +115,22 @@ describe('readLater: device -> host copies into a pinned ring, taken without wai
     again[0] = 42;
     expect(Array.from(p.get())).toEqual([1, 2, 3]);
     expect(gpu.syncs).toBe(1);
+  });
+
+  it('a read waits for its own copy, not for work issued after it, and says whether it would wait', () => {
+    const gpu = new FakeGpu();
+    const reads = new PendingReads(gpu.addon);
+    const t = gpu.tensor([4, 5]);
+    const p = reads.read(t);
+    expect(p.ready?.()).toBe(false);
+    // The next step, issued before the read is taken: it is still queued once the read returns.
+    gpu.overwrite(t, [0, 0]);
+    expect(Array.from(p.get())).toEqual([4, 5]);
+    expect(gpu.syncs).toBe(1);
+    expect(p.ready?.()).toBe(true);
+    expect(Array.from(gpu.read(t))).toEqual([4, 5]);
+    gpu.run();
+    expect(Array.from(gpu.read(t))).toEqual([0, 0]);
   });
 
   it('reusing ring space first saves the reads still in it, so none is lost and every event is released', () => {

@@ -57,6 +57,7 @@ export class PendingReads {
         if (!read) throw internalError('readLater: get() before the end of the step that queued the read');
         return read.get();
       },
+      ready: () => read !== null && read.ready?.() !== false,
     };
   }
 
@@ -74,7 +75,7 @@ export class PendingReads {
     this.addon.copy(ring.host + BigInt(offset), t.ptr, t.bytes, STREAM.compute, `readLater of a [${t.shape.join(', ')}] ${t.dtype} tensor`);
     const entry: Entry = { offset, bytes: t.bytes, tensor, event: this.addon.recordEvent(STREAM.compute) };
     this.queue.push(entry);
-    return { get: () => decode(this.take(entry), tensor) };
+    return { get: () => decode(this.take(entry), tensor), ready: () => entry.data !== undefined || this.addon.eventDone(entry.event) };
   }
 
   /** Reads still in the ring (tests). */
@@ -108,7 +109,8 @@ export class PendingReads {
   /** The entry's bytes, copied out of the ring on first use (waiting if the copy is still running). */
   private take(entry: Entry): Uint8Array {
     if (entry.data) return entry.data;
-    if (!this.addon.eventDone(entry.event)) this.addon.synchronize(STREAM.compute);
+    // Waits for this copy alone: work issued after it (the next decode step) runs on.
+    if (!this.addon.eventDone(entry.event)) this.addon.synchronizeEvent(entry.event);
     entry.data = new Uint8Array(this.view!, entry.offset, entry.bytes).slice();
     this.addon.releaseEvent(entry.event);
     entry.event = -1;

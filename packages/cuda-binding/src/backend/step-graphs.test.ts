@@ -16,7 +16,10 @@ class InterpretingGpu {
   private next = 0x1_0000n;
   private capturing: (() => void)[] | null = null;
   private readonly graphs = new Map<number, (() => void)[]>();
-  private events = 0;
+  events = 0;
+  /** Events up to this one have completed; -1: every event completes at once (a device that has always caught up). */
+  doneThrough = -1;
+  syncs = 0;
   private graphIds = 0;
   /** Kernel launches, gemms and copies the device ran outside graphs. */
   direct = 0;
@@ -68,9 +71,12 @@ class InterpretingGpu {
       }),
     recordEvent: () => ++this.events,
     waitEvent: () => {},
-    eventDone: () => true,
+    eventDone: (e: number) => this.doneThrough < 0 || e <= this.doneThrough,
     releaseEvent: () => {},
-    synchronize: () => {},
+    synchronize: () => {
+      this.syncs++;
+      if (this.doneThrough >= 0) this.doneThrough = this.events;
+    },
     copyPages: () => {},
     beginCapture: () => {
       this.capturing = [];
@@ -332,6 +338,34 @@ describe('StepGraphs', () => {
     }
     expect(s.graphs.stats).toMatchObject({ recorded: 1, replayed: 3, fallbacks: 0 });
     expect(s.gpu.graphLaunches).toBe(3);
+  });
+
+  it('runs a step issued while the last one under its key still runs on a twin graph, without waiting for the device', () => {
+    const s = setup();
+    // The device finishes work only when told (the host issues a step before the last one's tokens are read).
+    s.gpu.doneThrough = 0;
+    const steps: number[] = [];
+    const check = (i: number) => {
+      const x = [i, 2 * i, -i];
+      expect(runStep(s, 'k', x, 5, false)).toEqual(expected(x, 5, false));
+      steps.push(s.gpu.events);
+    };
+    check(1);
+    // Step 1 still runs: step 2 records the key's twin instead of waiting.
+    check(2);
+    expect(s.gpu.syncs).toBe(0);
+    expect(s.graphs.stats).toMatchObject({ recorded: 2, replayed: 0, graphs: 2 });
+    // Step 1 is done (its tokens were read): step 3 replays the key's graph, step 4 the twin once step 2 is done.
+    s.gpu.doneThrough = steps[0];
+    check(3);
+    s.gpu.doneThrough = steps[1];
+    check(4);
+    expect(s.gpu.syncs).toBe(0);
+    expect(s.graphs.stats).toMatchObject({ recorded: 2, replayed: 2, fallbacks: 0, graphs: 2 });
+    // Both still running: the host waits for the device, then replays.
+    check(5);
+    expect(s.gpu.syncs).toBe(1);
+    expect(s.graphs.stats).toMatchObject({ recorded: 2, replayed: 3 });
   });
 
   it('finishes a step that differs from its record without the graph, and records it again', () => {

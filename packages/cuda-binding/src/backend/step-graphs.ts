@@ -88,7 +88,11 @@ class StepGraph {
   /** Replays launch the body without running it (a checked replay found the record predicts it). */
   direct = false;
 
-  constructor(readonly key: string) {}
+  constructor(
+    readonly key: string,
+    /** The step's key (`key` is its twin's: StepGraphs.idleGraph). */
+    readonly stepKey = key,
+  ) {}
 }
 
 /**
@@ -135,8 +139,13 @@ type Mode = 'eager' | 'record' | 'replay' | 'fallback';
 
 const PINNED_CHUNK_BYTES = 256 << 10;
 const ALIGN = 256;
-/** Graphs kept at once: keys change when a page starts, so older graphs are rarely used again. */
-const MAX_GRAPHS = 3;
+/**
+ * Graphs kept at once: keys change when a page starts, so older graphs are rarely used
+ * again; a key of overlapped steps has two graphs (its twin: StepGraphs.idleGraph).
+ */
+const MAX_GRAPHS = 4;
+/** The key of a key's second graph (StepGraphs.idleGraph). */
+const twinKey = (key: string): string => `${key} (twin)`;
 /** The most calls in one graph piece. */
 const PIECE_OPS = 128;
 /**
@@ -218,13 +227,11 @@ export class StepGraphs {
     if (!this.enabled || this.mode !== 'eager') return whole();
     this.collect();
     if (this.unreplayableKeys.has(key)) return whole();
-    const existing = this.graphs.get(key);
+    const existing = this.idleGraph(key);
     if (existing) {
-      // Its inputs are rewritten below: the previous launch must have read them (after a token readback it has).
-      if (existing.done >= 0 && !this.real.eventDone(existing.done)) this.real.synchronize(STREAM.compute);
       this.begin('replay', existing);
     } else {
-      this.begin('record', new StepGraph(key));
+      this.begin('record', this.graphs.has(key) ? new StepGraph(twinKey(key), key) : new StepGraph(key));
     }
     const g = this.graph!;
     let result: T;
@@ -264,6 +271,23 @@ export class StepGraphs {
     // A replay that fell back, or whose buffers a tensor still holds, is not replayed again.
     else if (mode !== 'replay' || g.live > 0) this.drop(g);
     return out;
+  }
+
+  /**
+   * The graph under `key` whose last launch has finished with its inputs, which the step
+   * rewrites: the key's own, else its twin, made when a step is issued before the last
+   * one under its key has run (an engine's overlapped steps, which issue a step before
+   * reading the previous one's tokens). Undefined: the twin is to be recorded. With both
+   * still running, the host waits for the device.
+   */
+  private idleGraph(key: string): StepGraph | undefined {
+    const idle = (g: StepGraph) => g.done < 0 || this.real.eventDone(g.done);
+    const own = this.graphs.get(key);
+    if (own === undefined || idle(own)) return own;
+    const twin = this.graphs.get(twinKey(key));
+    if (twin === undefined || idle(twin)) return twin;
+    this.real.synchronize(STREAM.compute);
+    return own;
   }
 
   /** The prelude's calls end here: where the record's body starts, or (replaying) where it must. */
@@ -402,7 +426,7 @@ export class StepGraphs {
     g.spare.clear();
     this.counts.recorded++;
     if (g.live > 0 || !this.capture(g)) {
-      this.markUnreplayable(g.key);
+      this.markUnreplayable(g.stepKey);
       this.drop(g);
       return;
     }

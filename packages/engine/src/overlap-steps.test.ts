@@ -1,0 +1,133 @@
+import { CpuBackend } from '@arkvale/cpu-backend';
+import type { Tensor } from '@arkvale/core';
+import { LlamaEngine } from '@arkvale/model-llama';
+import { describe, expect, it } from 'vitest';
+import golden from '../../../models/tiny-retrieval/golden.json' with { type: 'json' };
+import { generateBatch, type GenerationRequest } from './generate-batch.js';
+import { LocalEngine } from './local-engine.js';
+import type { EngineRequest } from './types.js';
+import { MODEL_DIR } from './test-support/model.js';
+
+/**
+ * Overlapped decode steps (EngineConfig.overlapSteps; TokenFeed) change when tokens
+ * reach the host, never which: every request must end with the tokens, text and finish
+ * reason it has with steps run one by one, whether it ends by length, end of sequence,
+ * a stop string or an abort, and whatever runs beside it (sampled rows, a suffix,
+ * prompts admitted mid-run). The CPU backend computes each op when called, so the
+ * order of work is what a GPU's stream would run.
+ */
+
+/** The CPU backend counting greedy tokens read at once (readSync of an argmax) and tokens kept on the device (copyInto). */
+class CountingBackend extends CpuBackend {
+  reads = 0;
+  held = 0;
+  private readonly tokens = new WeakSet<Tensor>();
+  override argmax(logits: Tensor): Tensor {
+    const ids = super.argmax(logits);
+    this.tokens.add(ids);
+    return ids;
+  }
+  override readSync(t: Tensor): Float32Array | Int32Array {
+    if (this.tokens.has(t)) this.reads++;
+    return super.readSync(t);
+  }
+  override copyInto(dst: Tensor, src: Tensor): void {
+    this.held++;
+    super.copyInto(dst, src);
+  }
+}
+
+const [farm, passkey] = golden.cases;
+
+function generate(overlapSteps: boolean, requests: readonly GenerationRequest[]) {
+  return async () => {
+    const backend = new CountingBackend();
+    const model = await LlamaEngine.load(MODEL_DIR, backend);
+    const r = generateBatch(model, requests, { policy: 'arkvale', pageSize: 16, budgetTokens: 64 }, { overlapSteps });
+    return { outputs: r.outputs.map((o) => ({ tokenIds: o.tokenIds, text: o.text, finishReason: o.finishReason })), backend, timings: r.timings };
+  };
+}
+
+describe('overlapped decode steps', () => {
+  it('end every request where steps run one by one do: by length, end of sequence and stop string, beside sampled and suffix rows', async () => {
+    const requests: GenerationRequest[] = [
+      { promptIds: farm.ids, maxTokens: 24, ignoreEos: true },
+      // The passkey's answer ends with </s> after 7 tokens.
+      { promptIds: passkey.ids, maxTokens: 12 },
+      { promptIds: farm.ids, maxTokens: 20, stop: ['clever farmer'] },
+      { promptIds: farm.ids.slice(0, 5), maxTokens: 9, temperature: 1, seed: 3 },
+      { promptIds: farm.ids.slice(0, 3), suffixIds: farm.ids.slice(3), maxTokens: 6, ignoreEos: true },
+    ];
+    const on = await generate(true, requests)();
+    const off = await generate(false, requests)();
+    expect(on.outputs).toEqual(off.outputs);
+    expect(on.outputs.map((o) => o.finishReason)).toEqual(['length', 'eos', 'stop', 'length', 'length']);
+    expect(on.outputs[1].tokenIds).toEqual(passkey.greedy.slice(0, passkey.greedy.indexOf(2)));
+    // Steps ran ahead once the sampled and suffix rows were done, never before.
+    expect(off.backend.held).toBe(0);
+    expect(on.backend.held).toBeGreaterThan(5);
+    expect(on.backend.reads).toBeLessThan(off.backend.reads - 5);
+  }, 60_000);
+
+  it('issue the next step before the host reads the tokens it feeds', async () => {
+    const { backend, outputs, timings } = await generate(true, [{ promptIds: farm.ids, maxTokens: 12, ignoreEos: true }])();
+    expect(outputs[0].tokenIds).toEqual(farm.greedy.slice(0, 12));
+    // The prefill's token is read at once. Every decode step then holds its token on the device, each after the first
+    // fed from the one before, except the last: its token ends the request, so it is read at once too.
+    expect(backend.held).toBe(timings.decodeSteps - 1);
+    expect(backend.reads).toBe(2);
+  }, 30_000);
+
+  it('drop the row a request computed past its end', async () => {
+    // Greedy rows alone: the passkey request ends by </s> while its next step is already issued.
+    const requests: GenerationRequest[] = [
+      { promptIds: passkey.ids, maxTokens: 12 },
+      { promptIds: farm.ids, maxTokens: 16, ignoreEos: true },
+    ];
+    const on = await generate(true, requests)();
+    const off = await generate(false, requests)();
+    expect(on.outputs).toEqual(off.outputs);
+    expect(on.outputs[0].finishReason).toBe('eos');
+  }, 60_000);
+});
+
+describe('overlapped decode steps in a serving engine', () => {
+  async function serve(overlapSteps: boolean) {
+    const backend = new CountingBackend();
+    const engine = await LocalEngine.load({ modelDir: MODEL_DIR, backend, pageSize: 8, budgetTokens: 32, overlapSteps });
+    const collect = async (req: EngineRequest, stopAfter?: number) => {
+      let text = '';
+      let tokens = 0;
+      let finish = '';
+      for await (const ev of engine.submit(req)) {
+        text += ev.text;
+        if (ev.type === 'token') tokens++;
+        if (ev.type === 'done') finish = ev.finishReason;
+        if (stopAfter !== undefined && tokens >= stopAfter) break;
+      }
+      return { text, tokens, finish };
+    };
+    try {
+      const first = collect({ prompt: 'The old farmer painted the barn and then the', maxTokens: 30, temperature: 0, ignoreEos: true });
+      // Arrives while the first decodes, and is abandoned after 5 tokens (an abort while its steps run ahead).
+      await new Promise((r) => setTimeout(r, 5));
+      const second = collect({ prompt: 'Once upon a time in a small village there lived a', maxTokens: 30, temperature: 0, ignoreEos: true }, 5);
+      const third = collect({ prompt: 'The pass key is 4242. Remember it. The pass key is', maxTokens: 8, temperature: 0 });
+      const results = await Promise.all([first, second, third]);
+      const stats = await engine.stats();
+      return { results, stats, held: backend.held };
+    } finally {
+      await engine.close();
+    }
+  }
+
+  it('streams the same text with prompts admitted mid-run and a request abandoned, and leaves no sequence behind', async () => {
+    const on = await serve(true);
+    const off = await serve(false);
+    expect(on.results).toEqual(off.results);
+    expect(on.results[1].tokens).toBe(5);
+    expect(on.held).toBeGreaterThan(0);
+    expect(off.held).toBe(0);
+    for (const s of [on.stats, off.stats]) expect(s.running).toBe(0);
+  }, 60_000);
+});

@@ -1,0 +1,76 @@
+import { internalError, type Backend, type PendingRead, type Tensor } from '@arkvale/core';
+import type { Job } from './job.js';
+
+/** A step whose greedy tokens stay on the device: its rows' jobs, and the read of their tokens begun. */
+export interface HeldStep {
+  /** Whose token each row is (StepResult.jobs). */
+  readonly jobs: readonly Job[];
+  readonly read: PendingRead;
+}
+
+/**
+ * Greedy tokens of a decode step kept on the device for the next step to feed
+ * (EngineConfig.overlapSteps; docs/DESIGN.md, "Overlapped decode steps"). A step that
+ * holds its tokens writes their argmax into `tokens` and starts reading them back. The
+ * next step of the same jobs in the same order reads its token ids from `tokens`, so
+ * it is issued before the host waits for them: the device runs it while the host
+ * delivers the held tokens. The tensor keeps one address while its row count does,
+ * so a step replayed as a graph reads it too.
+ */
+export class TokenFeed {
+  private feed: Tensor | null = null;
+  private held: (HeldStep & { readonly decoding: readonly Job[] }) | null = null;
+
+  constructor(private readonly backend: Backend) {}
+
+  /** Whether a step's tokens are held (not yet delivered). */
+  get holding(): boolean {
+    return this.held !== null;
+  }
+
+  /** Whether a step decoding `decoding` (in this order) can take its tokens from the held step. */
+  feeds(decoding: readonly Job[]): boolean {
+    const h = this.held;
+    return h !== null && h.decoding.length === decoding.length && h.decoding.every((j, i) => j === decoding[i]);
+  }
+
+  /** The held tokens, i32 [rows], in the held step's row order (a step that `feeds` has the same). */
+  get tokens(): Tensor {
+    if (!this.feed || !this.held) throw internalError('TokenFeed: no tokens are held');
+    return this.feed;
+  }
+
+  /**
+   * Keeps the greedy tokens of a decode step's `logits` (a row per job of `jobs`, the
+   * step of `decoding`) on the device, and begins reading them. Returns the step held
+   * before, whose tokens the caller delivers.
+   */
+  hold(logits: Tensor, decoding: readonly Job[], jobs: readonly Job[]): HeldStep | null {
+    const b = this.backend;
+    if (!b.copyInto) throw internalError('TokenFeed: the backend cannot copy into a tensor (Backend.copyInto)');
+    const rows = jobs.length;
+    if (this.feed?.shape[0] !== rows) {
+      // Work already issued that reads the old tensor runs before its memory is reused (a GPU's stream order).
+      if (this.feed) b.dispose(this.feed);
+      this.feed = b.keep(b.fromArray(new Int32Array(rows), [rows], 'i32'));
+    }
+    const ids = b.argmax(logits);
+    b.copyInto(this.feed, ids);
+    const previous = this.take();
+    this.held = { decoding: [...decoding], jobs: [...jobs], read: b.readLater(ids) };
+    return previous;
+  }
+
+  /** The held step, no longer held (its tokens are read with `read.get()`). */
+  take(): HeldStep | null {
+    const h = this.held;
+    this.held = null;
+    return h;
+  }
+
+  dispose(): void {
+    if (this.feed) this.backend.dispose(this.feed);
+    this.feed = null;
+    this.held = null;
+  }
+}
