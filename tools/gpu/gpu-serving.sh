@@ -34,8 +34,8 @@
 # pdl: the self-test with kernels launched as programmatic dependents, then the decode step with and without (issue 22).
 # estimate-chunks (estimate-chunks-h200 on an H200): the thirteenth session's tree (estimate-chunks ran in the fourteenth): the self-test,
 #   4 x 128k, batch 1 at 128k (8B) and 30k (7B), then the per-layer kernels under Nsight Compute (issue 22).
-# host-issue (host-issue-h100 on an H100): 4 x 128k with the peer (an H200), batch 1 at 128k (8B) and 30k (7B), then a
-#   CPU profile of batch-1 steps at 30k (where the host's 1.0-1.4 ms of issue time goes; fifteenth session).
+# host-issue (host-issue-h100 on an H100): the self-test, overlapped steps against serial ones at batch 1 (30k 7B,
+#   128k 8B) and 4 x 128k (8B) with the peer (an H200), and a CPU profile of batch-1 steps at 30k (fifteenth session).
 # select-held: one 4 x 128k step (8B) kernel by kernel under Nsight Compute, then the step (the fourteenth session's
 #   select_resident, whose timing ncu-b4-detail did not finish).
 # ncu: issue 22's kernels one by one under Nsight Compute (batch 1 at 30k on 7B and 128k on 8B, batch 4 at 128k,
@@ -102,8 +102,8 @@ case "$group" in
   # The fourteenth session's tree kernel by kernel: select_resident with its candidates held in registers and
   # estimate_rows with box chunks (Nsight Compute's times of one 4 x 128k step, 8B), then the step itself.
   select-held) group=ncu-b4-8b,long-b4 ;;
-  host-issue) group=selftest,long-b4,long-peer-b4,gemv-off-b1-8b,gemv-off-b1,cpu-prof-b1 ;;
-  host-issue-h100) group=cpu-prof-b1,gemv-off-b1,ncu-b4-8b,long-b4 ;;
+  host-issue) group=selftest,overlap-b1,overlap-b1-8b,long-b4-overlap,long-peer-b4,cpu-prof-b1 ;;
+  host-issue-h100) group=selftest,overlap-b1,overlap-b1-8b,cpu-prof-b1,long-b4-overlap ;;
   # The ninth session's first call: the self-test (stream_gemm against the reference and cuBLAS, row invariance), every
   # decode product through every kernel, then batch 1 at 128k (8B) with stream_gemm and with gemv.
   stream-gemm) group=selftest,products,stream-on-b1-8b,gemv-on-b1-8b ;;
@@ -203,6 +203,11 @@ add pdl-on-b4 90 env ARKVALE_DEPENDENT_LAUNCH=1 "$node" "$pdl_b4"
 # Issue 22's batch-1 line: the decode products of up to 4 rows through gemv (ARKVALE_GEMV=1) against cuBLAS (=0),
 # the same step one after the other, at 30k (7B, Full and ArkVale @ 2048) and at 128k (8B, ArkVale @ 4096).
 add gemv-off-b1 90 env ARKVALE_GEMV=0 "$node" "$pdl_b1"
+# Overlapped decode steps (the engine issues a step before reading the last one's tokens) against steps run one by
+# one (:serial), one run each: batch 1 at 30k (7B) and 128k (8B), 4 x 128k (8B).
+add overlap-b1 100 "$node" "$bundle/decode-bench.mjs" --backend cuda --batch 1 --page-size 32 --contexts 30720 --plans arkvale@2048,arkvale@2048:serial --steps 64 --warmup 32
+add overlap-b1-8b 150 "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 1 --page-size 32 --contexts 131072 --plans arkvale@4096,arkvale@4096:serial --steps 64 --warmup 32
+add long-b4-overlap 300 "$node" "$bundle/decode-bench.mjs" --backend cuda --shape llama3-8b --batch 4 --page-size 32 --contexts 131072 --plans arkvale@4096,arkvale@4096:serial --steps 32 --warmup 32
 # Where a batch-1 step's host time goes: a CPU profile (sampled every 100 us) of 256 replayed ArkVale steps at 30k (7B).
 add cpu-prof-b1 90 "$node" --cpu-prof --cpu-prof-dir "$out/cpu-prof" --cpu-prof-interval 100 "$bundle/decode-bench.mjs" --backend cuda --batch 1 --page-size 32 --contexts 30720 --plans arkvale@2048 --steps 256 --warmup 32
 add gemv-on-b1 90 env ARKVALE_GEMV=1 "$node" "$pdl_b1"
