@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CacheOptions, KvGeometry } from '../config.js';
 import { commandArbitrary } from '../test-support/commands.js';
-import { CacheHarness, onBoth } from '../test-support/harness.js';
-import { checkConsistency } from './consistency.js';
+import { CacheHarness } from '../test-support/harness.js';
+import { runOnBoth } from '../test-support/run-on-both.js';
 
 const command = commandArbitrary({ maxPrompt: 40, maxTimes: 8 });
 
@@ -64,38 +64,9 @@ describe('ArkVale selecting on the device', () => {
           return select(args);
         };
         const host = new CacheHarness(geometry, options('host'), s.seed);
-        const both = onBoth(device, host);
-        const live = () => device.cache.sequenceIds;
-        for (const c of s.commands) {
-          if (c.op === 'admit') {
-            const [a, b] = both((h) => h.admit(c.length));
-            expect(a instanceof Error).toBe(b instanceof Error);
-          } else if (live().length === 0) continue;
-          else if (c.op === 'step') {
-            const ids = [...new Set(c.pick.map((i) => live()[i % live().length]))];
-            for (let i = 0; i < c.times; i++) {
-              const [a, b] = both((h) => h.step(ids));
-              expect(a instanceof Error).toBe(b instanceof Error);
-              if (!(a instanceof Error)) {
-                expect(a).toEqual(b);
-                deviceSteps++;
-              }
-            }
-          } else {
-            const id = live()[c.pick % live().length];
-            both((h) => (c.op === 'fork' ? h.fork(id) : h.free(id)));
-          }
-          expect(device.cache.sequenceIds).toEqual(host.cache.sequenceIds);
-          for (const id of live()) {
-            for (let l = 0; l < geometry.numLayers; l++) expect(device.cache.view(id, l)).toEqual(host.cache.view(id, l));
-          }
-          const [ds, hs] = [device.cache.stats(), host.cache.stats()];
-          expect(ds).toEqual(hs);
-          checkConsistency(device.cache);
-          device.checkData();
-        }
+        deviceSteps += runOnBoth(device, host, s.commands);
         recalls += device.cache.stats().recalls;
-        for (const id of live()) device.free(id);
+        for (const id of device.cache.sequenceIds) device.free(id);
         expect(device.cache.store.devicePool.used).toBe(0);
         expect(device.cache.store.hostPool.used).toBe(0);
       }),

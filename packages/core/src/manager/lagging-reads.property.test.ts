@@ -4,8 +4,8 @@ import type { PendingRead, Tensor } from '../backend.js';
 import type { CacheOptions, KvGeometry } from '../config.js';
 import { ReferenceBackend } from '../reference/reference-backend.js';
 import { commandArbitrary } from '../test-support/commands.js';
-import { CacheHarness, onBoth } from '../test-support/harness.js';
-import { checkConsistency } from './consistency.js';
+import { CacheHarness } from '../test-support/harness.js';
+import { runOnBoth } from '../test-support/run-on-both.js';
 
 /**
  * The reference backend as a device still running the steps that made its reads: a
@@ -79,38 +79,9 @@ describe('decode steps planned while earlier steps still run', () => {
         const backend = new LaggingReadsBackend(s.lag);
         const lagging = new CacheHarness(geometry, options, s.seed, false, backend);
         const prompt = new CacheHarness(geometry, options, s.seed);
-        const both = onBoth(lagging, prompt);
-        const live = () => prompt.cache.sequenceIds;
-        for (const c of s.commands) {
-          if (c.op === 'admit') {
-            const [a, b] = both((h) => h.admit(c.length));
-            expect(a instanceof Error).toBe(b instanceof Error);
-          } else if (live().length === 0) continue;
-          else if (c.op === 'step') {
-            const ids = [...new Set(c.pick.map((i) => live()[i % live().length]))];
-            for (let i = 0; i < c.times; i++) {
-              const [a, b] = both((h) => h.step(ids));
-              expect(a instanceof Error).toBe(b instanceof Error);
-              if (!(a instanceof Error)) {
-                expect(a).toEqual(b);
-                steps++;
-              }
-            }
-          } else {
-            const id = live()[c.pick % live().length];
-            both((h) => (c.op === 'fork' ? h.fork(id) : h.free(id)));
-          }
-          // Reading the pages settles every plan: then the two agree exactly.
-          expect(lagging.cache.sequenceIds).toEqual(prompt.cache.sequenceIds);
-          for (const id of live()) {
-            for (let l = 0; l < geometry.numLayers; l++) expect(lagging.cache.view(id, l)).toEqual(prompt.cache.view(id, l));
-          }
-          expect(lagging.cache.stats()).toEqual(prompt.cache.stats());
-          checkConsistency(lagging.cache);
-          lagging.checkData();
-        }
+        steps += runOnBoth(lagging, prompt, s.commands);
         lagged += backend.notReady;
-        for (const id of live()) lagging.free(id);
+        for (const id of lagging.cache.sequenceIds) lagging.free(id);
         expect(lagging.cache.store.devicePool.used).toBe(0);
         expect(lagging.cache.store.hostPool.used).toBe(0);
       }),

@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CacheOptions, KvGeometry } from '../config.js';
 import { commandArbitrary } from '../test-support/commands.js';
-import { CacheHarness, onBoth, coarsen } from '../test-support/harness.js';
-import { checkConsistency } from './consistency.js';
+import { CacheHarness, coarsen } from '../test-support/harness.js';
+import { runOnBoth } from '../test-support/run-on-both.js';
 
 const command = commandArbitrary({ maxPrompt: 40, maxTimes: 8 });
 
@@ -68,33 +68,8 @@ describe('Quest selecting on the device', () => {
           throw new Error('the host path must not select on the device');
         };
         if (s.coarse) coarsen(device, host);
-        const both = onBoth(device, host);
-        const live = () => device.cache.sequenceIds;
-        for (const c of s.commands) {
-          if (c.op === 'admit') {
-            const [a, b] = both((h) => h.admit(c.length));
-            expect(a instanceof Error).toBe(b instanceof Error);
-          } else if (live().length === 0) continue;
-          else if (c.op === 'step') {
-            const ids = [...new Set(c.pick.map((i) => live()[i % live().length]))];
-            for (let i = 0; i < c.times; i++) {
-              const [a, b] = both((h) => h.step(ids));
-              expect(a instanceof Error).toBe(b instanceof Error);
-              if (!(a instanceof Error)) expect(a).toEqual(b);
-            }
-          } else {
-            const id = live()[c.pick % live().length];
-            both((h) => (c.op === 'fork' ? h.fork(id) : h.free(id)));
-          }
-          expect(device.cache.sequenceIds).toEqual(host.cache.sequenceIds);
-          for (const id of live()) {
-            for (let l = 0; l < geometry.numLayers; l++) expect(device.cache.view(id, l)).toEqual(host.cache.view(id, l));
-          }
-          expect(device.cache.stats()).toEqual(host.cache.stats());
-          checkConsistency(device.cache);
-          device.checkData();
-        }
-        for (const id of live()) device.free(id);
+        runOnBoth(device, host, s.commands);
+        for (const id of device.cache.sequenceIds) device.free(id);
         expect(device.cache.store.devicePool.used).toBe(0);
       }),
       { numRuns: 500 },
