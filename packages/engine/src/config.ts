@@ -62,11 +62,11 @@ export interface EngineConfig extends Pick<CacheOptions, 'sinkPages' | 'windowPa
    */
   readonly prefixCache?: boolean;
   /**
-   * Run greedy decode steps one step ahead of their tokens' delivery: a step's argmax
-   * stays on the device, the next step of the same sequences reads its tokens there and
-   * is issued at once, and the host delivers the tokens (stop checks, text, events)
-   * while the device runs it. A request that ends on a token has had one more row
-   * computed, which is dropped. Steps with sampling, grammars, logprobs, suffix tokens
+   * Run decode steps one step ahead of their tokens' delivery: a step's tokens (argmax
+   * or seeded samples) stay on the device, the next step of the same sequences reads
+   * them there and is issued at once, and the host delivers the tokens (stop checks,
+   * text, events) while the device runs it. A request that ends on a token has had one
+   * more row computed, which is dropped. Steps with grammars, logprobs, suffix tokens
    * or prefill chunks wait for their tokens as before. Default: on where the backend
    * replays decode steps as graphs (CUDA), off on host backends (nothing to overlap).
    */

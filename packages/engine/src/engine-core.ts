@@ -7,6 +7,7 @@ import { Job } from './job.js';
 import { PlanCaches } from './plan-caches.js';
 import type { PreparedRequest } from './prepare.js';
 import type { PositionLogprobs } from './logprobs.js';
+import { drawRows } from './sampler.js';
 import { sampleStep, scorePrompts, tokenLogprobs } from './step-sampling.js';
 import { TokenFeed, type HeldStep } from './token-feed.js';
 import { GrammarCompilerCache } from './output-constraint.js';
@@ -82,7 +83,7 @@ export class EngineCore {
   private readonly products: ProductBlocks;
   /** The vocabulary compiled for constrained output, made at the first such request (null: no tokenizer). */
   private readonly grammars: GrammarCompilerCache | null;
-  /** Greedy decode steps run one ahead of their tokens' delivery (EngineConfig.overlapSteps): null when off. */
+  /** Decode steps run one ahead of their tokens' delivery (EngineConfig.overlapSteps): null when off. */
   private readonly feed: TokenFeed | null;
 
   private readonly forward: ModelForward;
@@ -213,7 +214,12 @@ export class EngineCore {
         const step = this.withForks(runStep(this.forward, decoding, chunks, this.products, fed ? this.feed!.tokens : undefined));
         // Its tokens stay on the device for the next step when nothing of the step needs them on the host now.
         if (this.feed && chunks.length === 0 && this.holds(step, fed)) {
-          return { jobs: step.jobs, tokens: null, logprobs: [], previous: this.feed.hold(step.logits, decoding, step.jobs) };
+          const ids = drawRows(
+            b,
+            step.logits,
+            step.jobs.map((j) => ({ ...j.req, uniform: j.uniform })),
+          );
+          return { jobs: step.jobs, tokens: null, logprobs: [], previous: this.feed.hold(ids, decoding, step.jobs) };
         }
         const previous = fed ? this.feed!.take() : null;
         scorePrompts(b, step);
@@ -243,18 +249,16 @@ export class EngineCore {
   }
 
   /**
-   * Whether a decode step's tokens may stay on the device (TokenFeed): every row greedy,
-   * free of a grammar, logprobs and suffix tokens, and not its request's last token by
-   * count (a step after it will run unless the token ends the request). `fed`: the step
-   * before it is still held, one token more than each job has delivered.
+   * Whether a decode step's tokens may stay on the device (TokenFeed): every row drawn
+   * (greedy or sampled) free of a grammar, logprobs and suffix tokens, and not its
+   * request's last token by count (a step after it will run unless the token ends the
+   * request). `fed`: the step before it is still held, one token more than each job has
+   * delivered.
    */
   private holds(step: StepResult, fed: boolean): boolean {
     if (step.promptRows.length > 0) return false;
     const ahead = fed ? 2 : 1;
-    return step.jobs.every(
-      (j) =>
-        j.req.temperature === 0 && j.req.constraint === null && j.req.logprobs === null && !j.hasSuffixLeft && j.text.tokenIds.length + ahead < j.req.maxTokens,
-    );
+    return step.jobs.every((j) => j.req.constraint === null && j.req.logprobs === null && !j.hasSuffixLeft && j.text.tokenIds.length + ahead < j.req.maxTokens);
   }
 
   /** A held step's tokens, read (waiting for the device if they are not there yet) and delivered. */
@@ -509,7 +513,7 @@ function stepError(e: unknown): EngineError {
 }
 
 /**
- * Whether greedy decode steps run one step ahead of their tokens' delivery: the config's
+ * Whether decode steps run one step ahead of their tokens' delivery: the config's
  * choice, else on where the backend replays steps (a GPU's: its host issues the next
  * step while the device runs this one; a host backend has nothing to overlap). It needs
  * a forward pass on one backend (stepInputs) and Backend.copyInto.

@@ -72,7 +72,7 @@ export interface BatchOptions {
   readonly decodeBlockRows?: number;
   /** Prompt rows a step prefills at most (at least one whole prompt). Default: every prompt in the first step. */
   readonly stepTokens?: number;
-  /** Greedy decode steps one ahead of their tokens' delivery (EngineConfig.overlapSteps). Default: the backend's. */
+  /** Decode steps one ahead of their tokens' delivery (EngineConfig.overlapSteps). Default: the backend's. */
   readonly overlapSteps?: boolean;
 }
 

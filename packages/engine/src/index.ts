@@ -8,7 +8,7 @@ export type { EngineCoreInit, EventSink, StepReport } from './engine-core.js';
 export { resolveEngineConfig } from './config.js';
 export { batchDevicePages, stepPagesBound } from './step-bound.js';
 export type { EngineConfig, ResolvedEngineConfig } from './config.js';
-export { sampleRows } from './sampler.js';
+export { drawRows, sampleRows } from './sampler.js';
 export type { RowSampling } from './sampler.js';
 export { checkSampling } from './sampling-options.js';
 export type { SamplingOptions } from './sampling-options.js';

@@ -17,18 +17,12 @@ import { MODEL_DIR } from './test-support/model.js';
  * order of work is what a GPU's stream would run.
  */
 
-/** The CPU backend counting greedy tokens read at once (readSync of an argmax) and tokens kept on the device (copyInto). */
+/** The CPU backend counting tokens read at once (readSync of an i32 vector: drawRows' tokens) and tokens kept on the device (copyInto). */
 class CountingBackend extends CpuBackend {
   reads = 0;
   held = 0;
-  private readonly tokens = new WeakSet<Tensor>();
-  override argmax(logits: Tensor): Tensor {
-    const ids = super.argmax(logits);
-    this.tokens.add(ids);
-    return ids;
-  }
   override readSync(t: Tensor): Float32Array | Int32Array {
-    if (this.tokens.has(t)) this.reads++;
+    if (t.dtype === 'i32' && t.shape.length === 1) this.reads++;
     return super.readSync(t);
   }
   override copyInto(dst: Tensor, src: Tensor): void {
@@ -63,7 +57,7 @@ describe('overlapped decode steps', () => {
     expect(on.outputs).toEqual(off.outputs);
     expect(on.outputs.map((o) => o.finishReason)).toEqual(['length', 'eos', 'stop', 'length', 'length']);
     expect(on.outputs[1].tokenIds).toEqual(passkey.greedy.slice(0, passkey.greedy.indexOf(2)));
-    // Steps ran ahead once the sampled and suffix rows were done, never before.
+    // Steps ran ahead once the suffix was fed, never before.
     expect(off.backend.held).toBe(0);
     expect(on.backend.held).toBeGreaterThan(5);
     expect(on.backend.reads).toBeLessThan(off.backend.reads - 5);
@@ -76,6 +70,23 @@ describe('overlapped decode steps', () => {
     // fed from the one before, except the last: its token ends the request, so it is read at once too.
     expect(backend.held).toBe(timings.decodeSteps - 1);
     expect(backend.reads).toBe(2);
+  }, 30_000);
+
+  it('run sampled rows ahead too, each drawing from its own seeded stream as it would one by one', async () => {
+    const requests: GenerationRequest[] = [
+      { promptIds: farm.ids, maxTokens: 16, ignoreEos: true, temperature: 0.8, topK: 20, seed: 7 },
+      { promptIds: farm.ids.slice(0, 4), maxTokens: 14, ignoreEos: true, temperature: 1.2, topP: 0.9, seed: 8 },
+      { promptIds: farm.ids, maxTokens: 12, ignoreEos: true },
+    ];
+    const on = await generate(true, requests)();
+    const off = await generate(false, requests)();
+    expect(on.outputs).toEqual(off.outputs);
+    // A seed's draws differ from the greedy tokens (the rows really sampled).
+    expect(on.outputs[0].tokenIds).not.toEqual(farm.greedy.slice(0, 16));
+    expect(off.backend.held).toBe(0);
+    // Steps 2-16 (the prefill gave token 1). Those giving a request its last token read them at once: 12, 14 and 16.
+    expect(on.timings.decodeSteps).toBe(15);
+    expect(on.backend.held).toBe(12);
   }, 30_000);
 
   it('drop the row a request computed past its end', async () => {

@@ -1,7 +1,7 @@
 import { internalError, type Backend, type PendingRead, type Tensor } from '@arkvale/core';
 import type { Job } from './job.js';
 
-/** A step whose greedy tokens stay on the device: its rows' jobs, and the read of their tokens begun. */
+/** A step whose tokens stay on the device: its rows' jobs, and the read of their tokens begun. */
 export interface HeldStep {
   /** Whose token each row is (StepResult.jobs). */
   readonly jobs: readonly Job[];
@@ -9,9 +9,9 @@ export interface HeldStep {
 }
 
 /**
- * Greedy tokens of a decode step kept on the device for the next step to feed
+ * Tokens of a decode step kept on the device for the next step to feed
  * (EngineConfig.overlapSteps; docs/DESIGN.md, "Overlapped decode steps"). A step that
- * holds its tokens writes their argmax into `tokens` and starts reading them back. The
+ * holds its tokens writes them (drawRows) into `tokens` and starts reading them back. The
  * next step of the same jobs in the same order reads its token ids from `tokens`, so
  * it is issued before the host waits for them: the device runs it while the host
  * delivers the held tokens. The tensor keeps one address while its row count does,
@@ -41,11 +41,11 @@ export class TokenFeed {
   }
 
   /**
-   * Keeps the greedy tokens of a decode step's `logits` (a row per job of `jobs`, the
-   * step of `decoding`) on the device, and begins reading them. Returns the step held
-   * before, whose tokens the caller delivers.
+   * Keeps a decode step's tokens, i32 `ids` (a row per job of `jobs`, the step of
+   * `decoding`), on the device, and begins reading them. Returns the step held before,
+   * whose tokens the caller delivers.
    */
-  hold(logits: Tensor, decoding: readonly Job[], jobs: readonly Job[]): HeldStep | null {
+  hold(ids: Tensor, decoding: readonly Job[], jobs: readonly Job[]): HeldStep | null {
     const b = this.backend;
     if (!b.copyInto) throw internalError('TokenFeed: the backend cannot copy into a tensor (Backend.copyInto)');
     const rows = jobs.length;
@@ -54,7 +54,6 @@ export class TokenFeed {
       if (this.feed) b.dispose(this.feed);
       this.feed = b.keep(b.fromArray(new Int32Array(rows), [rows], 'i32'));
     }
-    const ids = b.argmax(logits);
     b.copyInto(this.feed, ids);
     const previous = this.take();
     this.held = { decoding: [...decoding], jobs: [...jobs], read: b.readLater(ids) };
