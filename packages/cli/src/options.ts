@@ -15,6 +15,14 @@ export function parseIntOption(name: string, min = 0) {
   };
 }
 
+/** `on` or `off` as a boolean. */
+export function parseSwitchOption(name: string) {
+  return (value: string): boolean => {
+    if (value !== 'on' && value !== 'off') throw invalidArgument(`${name} must be "on" or "off", got "${value}"`);
+    return value === 'on';
+  };
+}
+
 export function parseFloatOption(name: string) {
   return (value: string): number => {
     const n = Number(value);

@@ -13,10 +13,10 @@ async function until(check: () => boolean, ms: number, what: string): Promise<vo
 }
 
 describe('arkvale serve', () => {
-  it('listens, answers a completion with the model, and stops cleanly on SIGTERM with every page free', async () => {
+  it('listens, answers a completion with the model (its steps overlapped: --overlap-steps on), and stops cleanly on SIGTERM with every page free', async () => {
     let err = '';
     const io: CliIo = { out: () => {}, err: (t) => (err += t), readStdin: async () => null, interactive: false };
-    const exit = runCli(['serve', '-m', modelDir, '--port', '0', '--backend', 'cpu', '--policy', 'full', '--device-pages', '256'], io);
+    const exit = runCli(['serve', '-m', modelDir, '--port', '0', '--backend', 'cpu', '--policy', 'full', '--device-pages', '256', '--overlap-steps', 'on'], io);
     await until(() => /listening on (http:\/\/\S+)/.test(err), 10_000, 'the server to listen');
     const base = /listening on (http:\/\/\S+) /.exec(err)![1];
     await until(() => err.includes('arkvale serve: ready'), 20_000, 'the model to load').catch((e) => {
@@ -31,6 +31,9 @@ describe('arkvale serve', () => {
     const body = (await res.json()) as { choices: { text: string }[] };
     // golden.json's greedy continuation of this prompt.
     expect(body.choices[0].text).toBe(' our lake. The clever farmer described their');
+    // Off by default on the CPU, on here: decode steps took their tokens from the step before.
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(Number(/^arkvale:overlapped_steps_total (\d+)/m.exec(metrics)?.[1])).toBeGreaterThan(0);
     process.emit('SIGTERM');
     expect(await exit).toBe(0);
     expect(err).toMatch(/stopped; 1 requests finished, 0 aborted; KV pages in use: 0 device, 0 host/);
@@ -41,6 +44,7 @@ describe('arkvale serve', () => {
     expect([bad.code, bad.err]).toEqual([2, expect.stringMatching(/unknown backend "gpu"; expected one of: auto, cuda, cpu, reference/)]);
     expect(bad.err).not.toMatch(/listening/);
     expect((await cli(['serve', '--dtype', 'f64', '--port', '0'])).err).toMatch(/unknown dtype "f64"/);
+    expect((await cli(['serve', '--overlap-steps', 'maybe', '--port', '0'])).err).toMatch(/overlap steps must be "on" or "off", got "maybe"/);
     const missing = await cli(['serve', '-m', '/nonexistent/model', '--port', '0']);
     expect([missing.code, missing.err]).toEqual([2, expect.stringMatching(/\/nonexistent\/model/)]);
   });

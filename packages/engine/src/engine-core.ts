@@ -67,6 +67,7 @@ export class EngineCore {
     decodeStepRows: 0,
     graphReplayedSteps: 0,
     graphDirectSteps: 0,
+    overlappedSteps: 0,
     prefillTokens: 0,
     promptTokens: 0,
     generationTokens: 0,
@@ -243,6 +244,7 @@ export class EngineCore {
       const [replayed, direct] = this.replayedGraphs();
       if (replayed > replayedBefore) this.counters.graphReplayedSteps++;
       if (direct > directBefore) this.counters.graphDirectSteps++;
+      if (fed) this.counters.overlappedSteps++;
     }
     this.window.push(this.caches.store.counters.recalls - recallsBefore, this.caches.store.devicePool.bytesPerPage);
     return report;

@@ -35,6 +35,7 @@ export function collectEngineStats(s: {
     decodeStepRows: number;
     graphReplayedSteps: number;
     graphDirectSteps: number;
+    overlappedSteps: number;
     prefillTokens: number;
     promptTokens: number;
     generationTokens: number;

@@ -139,6 +139,9 @@ describe('overlapped decode steps in a serving engine', () => {
     expect(on.results[1].tokens).toBe(5);
     expect(on.held).toBeGreaterThan(0);
     expect(off.held).toBe(0);
+    // The engine counts the steps that fed from the device (what /metrics reports).
+    expect(on.stats.overlappedSteps).toBeGreaterThan(0);
+    expect(off.stats.overlappedSteps).toBe(0);
     for (const s of [on.stats, off.stats]) expect(s.running).toBe(0);
   }, 60_000);
 });

@@ -128,6 +128,8 @@ export interface EngineStats {
   readonly graphReplayedSteps: number;
   /** Of those, steps replayed without running the forward pass's JavaScript (the host issued only the step's inputs and the graph). */
   readonly graphDirectSteps: number;
+  /** Decode steps issued before the host read the tokens they feed, which the step before kept on the device (EngineConfig.overlapSteps). */
+  readonly overlappedSteps: number;
   /** Prompt tokens run through the model; resuming a parked sequence adds none. */
   readonly prefillTokens: number;
   readonly promptTokens: number;

@@ -3,7 +3,7 @@ import type { CliIo } from '../io.js';
 import type { CacheFlags } from '../options.js';
 import { ArkvaleError, invalidArgument } from '@arkvale/core';
 import { LLAMA_SHAPES, shapeConfig } from '@arkvale/model-llama';
-import { cachePlan, checkBackendChoice, parseIntOption, resolveModelDir } from '../options.js';
+import { cachePlan, checkBackendChoice, parseIntOption, parseSwitchOption, resolveModelDir } from '../options.js';
 import { addCacheOptions, addModelOptions, type ModelFlags } from './shared.js';
 
 interface ServeFlags extends CacheFlags, ModelFlags {
@@ -16,6 +16,8 @@ interface ServeFlags extends CacheFlags, ModelFlags {
   chunkTokens: number;
   /** false with --no-prefix-cache. */
   prefixCache: boolean;
+  /** --overlap-steps; unset: the backend's choice (on for CUDA). */
+  overlapSteps?: boolean;
   maxRunning: number;
   maxWaiting: number;
   chatTemplate?: string;
@@ -57,6 +59,11 @@ export function serveCommand(program: Command, io: CliIo): void {
       'prefill every prompt whole: keep no pages of finished requests for prompts that start with the same tokens (a request opts out alone with "cache_prefix": false)',
     )
     .option(
+      '--overlap-steps <on|off>',
+      "on: issue each decode step before reading the last one's tokens, which stay on the device for it; off: read them first (default: on for CUDA, off on the CPU)",
+      parseSwitchOption('overlap steps'),
+    )
+    .option(
       '--shape <name>',
       `random weights at a model shape instead of --model (${Object.keys(LLAMA_SHAPES).join(', ')}): model-scale serving without a checkpoint; prompts as token ids`,
     )
@@ -88,6 +95,7 @@ export function serveCommand(program: Command, io: CliIo): void {
       maxRunning: flags.maxRunning,
       maxWaiting: flags.maxWaiting,
       prefixCache: flags.prefixCache,
+      overlapSteps: flags.overlapSteps,
     });
     const server = createArkvaleServer({ engine, apiKey: flags.apiKey });
     const address = await server.app.listen({ host: flags.host, port: flags.port });

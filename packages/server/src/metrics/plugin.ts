@@ -70,6 +70,11 @@ export const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (app, opt
   total('arkvale:decode_step_rows_total', 'Tokens those steps decoded (one per sequence per step).', (s) => s.decodeStepRows);
   total('arkvale:graph_replayed_steps_total', 'Decode-only steps replayed as a CUDA graph.', (s) => s.graphReplayedSteps);
   total('arkvale:graph_direct_steps_total', 'Of those, steps replayed without running the forward pass on the host.', (s) => s.graphDirectSteps);
+  total(
+    'arkvale:overlapped_steps_total',
+    "Decode steps issued before the host read the tokens they feed (the last step's, kept on the device).",
+    (s) => s.overlappedSteps,
+  );
   gauge('arkvale:graph_replayed_step_share', 'Share of decode-only steps replayed as a CUDA graph.', (s) =>
     s.decodeSteps ? s.graphReplayedSteps / s.decodeSteps : 0,
   );
