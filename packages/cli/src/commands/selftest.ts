@@ -13,7 +13,7 @@ import { KV_SHAPES, kvChecks } from '../selftest/kv-checks.js';
 import { ncclChecks } from '../selftest/nccl-checks.js';
 import { prefixCacheChecks } from '../selftest/prefix-checks.js';
 import { tokenCellChecks } from '../selftest/token-checks.js';
-import { deviceStepChecks, goldenChecks, goldenMargins, readGolden, type GoldenCase, type GoldenMargins } from '../selftest/model-checks.js';
+import { deviceStepChecks, goldenChecks, goldenMargins, overlapChecks, readGolden, type GoldenCase, type GoldenMargins } from '../selftest/model-checks.js';
 import { result, Twin, type CheckResult } from '../selftest/twin.js';
 import { seededUniform } from '@arkvale/core';
 
@@ -61,7 +61,11 @@ async function modelChecks(dir: string, cases: readonly GoldenCase[], margins: r
   const allocated = () => (backend.trimBuffers(), backend.addon.allocatorStats().allocatedBytes);
   const before = { tensors: backend.liveTensors, bytes: allocated() };
   const label = `${basename(dir)}, ${dtype}`;
-  const out = [...goldenChecks(engine, cases, margins, label), ...deviceStepChecks(engine, cases, () => backend.addon.syncCount(), label)];
+  const out = [
+    ...goldenChecks(engine, cases, margins, label),
+    ...deviceStepChecks(engine, cases, () => backend.addon.syncCount(), label),
+    ...overlapChecks(engine, cases, label),
+  ];
   const after = { tensors: backend.liveTensors, bytes: allocated() };
   return [
     ...out,

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ArkvaleError, type Tensor } from '@arkvale/core';
+import { generateBatch, type GenerationRequest } from '@arkvale/engine';
 import type { LlamaEngine } from '@arkvale/model-llama';
 import { mismatches, relativeError, result, type CheckResult } from './twin.js';
 
@@ -156,4 +157,30 @@ export function deviceStepChecks(engine: LlamaEngine, cases: readonly GoldenCase
     checks.push(result('device step: replays without the forward pass', detail, direct > 0 ? 0 : 1, 0));
   }
   return checks;
+}
+
+/**
+ * The engine's overlapped decode steps (EngineConfig.overlapSteps: a step issued before
+ * the host reads the tokens it feeds, which the step before kept on the device) against
+ * steps run one by one: the golden prompts through ArkVale over a small budget, every
+ * other one sampled from a seed, must give the same tokens.
+ */
+export function overlapChecks(engine: LlamaEngine, cases: readonly GoldenCase[], label: string, steps = 16): CheckResult[] {
+  const requests: GenerationRequest[] = cases.map((c, i) => ({
+    promptIds: c.ids,
+    maxTokens: steps,
+    ignoreEos: true,
+    ...(i % 2 === 1 ? { temperature: 0.8, topK: 40, seed: 11 + i } : {}),
+  }));
+  const run = (overlapSteps: boolean) =>
+    generateBatch(engine, requests, { policy: 'arkvale', pageSize: 16, budgetTokens: 128 }, { overlapSteps }).outputs.flatMap((o) => o.tokenIds);
+  const [on, off] = [run(true), run(false)];
+  return [
+    result(
+      'overlapped steps: tokens as steps one by one',
+      `${cases.length} golden prompts (every other one sampled), ${steps} tokens, ${label}`,
+      mismatches(on, off),
+      0,
+    ),
+  ];
 }
