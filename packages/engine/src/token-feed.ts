@@ -23,11 +23,6 @@ export class TokenFeed {
 
   constructor(private readonly backend: Backend) {}
 
-  /** Whether a step's tokens are held (not yet delivered). */
-  get holding(): boolean {
-    return this.held !== null;
-  }
-
   /** Whether a step decoding `decoding` (in this order) can take its tokens from the held step. */
   feeds(decoding: readonly Job[]): boolean {
     const h = this.held;

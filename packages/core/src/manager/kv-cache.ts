@@ -530,7 +530,7 @@ export class KvCache {
     let key = `cache ${this.serial}.${this.epoch} tables ${tables.version}.${tokens?.version ?? 0}: `;
     for (const id of ids) {
       const s = this.seq(id);
-      if (s.length % ps === 0 || (s.length + 1) % ps === 0 || !rowsInSync(this, s)) return null;
+      if (startsOrFillsPage(s.length, ps) || !rowsInSync(this, s)) return null;
       key += `${id}:${Math.floor(s.length / ps)} `;
     }
     return key;
@@ -690,7 +690,7 @@ export class KvCache {
       this.policy.kind === 'page' &&
       ids.every((id) => {
         const s = this.sequences.get(id);
-        return s !== undefined && s.length % ps !== 0 && (s.length + 1) % ps !== 0;
+        return s !== undefined && !startsOrFillsPage(s.length, ps);
       });
     if (midPage) this.store.settleReady();
     else this.settle();
@@ -796,4 +796,13 @@ function checkSharedStore(store: PageStore, g: KvGeometry, o: ResolvedCacheOptio
 /** Batch rows padded to a multiple of 4, so that each layer's i32 part of DecodeStep.written starts 16-byte aligned. */
 function paddedRows(rows: number): number {
   return Math.ceil(rows / 4) * 4;
+}
+
+/**
+ * Whether a sequence of `length` tokens starts a page or fills one at its next decode
+ * step: the step changes the structure (KvCache.graphKey: no key), and it reads what the
+ * last steps' plans moved (KvCache.settleFor: it settles them all).
+ */
+function startsOrFillsPage(length: number, pageSize: number): boolean {
+  return length % pageSize === 0 || (length + 1) % pageSize === 0;
 }
