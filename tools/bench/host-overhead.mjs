@@ -6,11 +6,15 @@
 //
 //   node tools/bench/host-overhead.mjs [--shape llama2-7b] [--context 30720] [--batch 4]
 //     [--plan arkvale@2048] [--select-on device|host] [--graphs 1|0] [--steps 50] [--page-size 32]
-//     [--profile FILE] [--print-times 1]
+//     [--overlap-steps 1|0] [--profile FILE] [--print-times 1]
 //
 // --profile writes a V8 CPU profile of the decode steps alone (after five warm-up steps).
 // hostMsByKind splits the host's time by kind of step: replayed as a graph, recorded (the
 // first under its key), fallback, and the steps where a page starts or fills (no key).
+// The addon's device lags: nothing it is given is done until the host waits for it, as
+// on a GPU whose step outlasts the host's issue. stepsIssuedBehind counts the steps
+// issued while the whole step before still ran (overlapped steps are; a wait for the
+// device inside a step's issue is where a GPU would idle).
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { KvCache, POLICY_NAMES, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
@@ -25,7 +29,8 @@ const { values: opts } = parseCommand({
   about: `What a decode step costs the host, with no GPU: the CUDA backend's JavaScript over an
 addon whose calls do nothing. Prints one JSON line: the median host time per step (after
 five warm-up steps), the same by kind of step (replayed, recorded, page start, page fill),
-and the addon calls per step.`,
+the addon calls per step, and how many steps were issued while the whole step before
+still ran on the device (which does nothing until the host waits for it).`,
   options: {
     shape: shapeOption,
     context: { type: 'string', value: 'N', default: '30720', parse: int({ min: 1 }), help: 'tokens per sequence' },
@@ -45,6 +50,13 @@ and the addon calls per step.`,
     },
     'select-on': { type: 'string', value: 'WHERE', parse: oneOf('device', 'host'), help: "device or host (default: the policy's)" },
     graphs: { type: 'string', value: '1|0', default: '1', parse: oneOf('1', '0'), help: '0: no CUDA graphs' },
+    'overlap-steps': {
+      type: 'string',
+      value: '1|0',
+      default: '1',
+      parse: oneOf('1', '0'),
+      help: "0: each step's tokens read before the next is issued",
+    },
     steps: { type: 'string', value: 'N', default: '50', parse: int({ min: 6 }), help: 'decode steps (the first five are not counted)' },
     'page-size': { type: 'string', value: 'N', default: '32', parse: int({ min: 1 }), help: 'tokens per KV page' },
     profile: { type: 'string', value: 'FILE', help: 'write a V8 CPU profile of the steps after the first five to FILE' },
@@ -58,7 +70,7 @@ const batch = opts.batch;
 const steps = opts.steps;
 const { policy, budgetTokens: budget } = opts.plan;
 const pageSize = opts['page-size'];
-const { addon, counts } = idleCudaAddon();
+const { addon, counts, device } = idleCudaAddon({ lagging: true });
 const backend = new CudaBackend({ addon, dtype: 'f16', graphs: opts.graphs !== '0' });
 const config = shapeConfig(shape);
 const weights = randomLlamaWeights(config, backend, 7);
@@ -76,6 +88,7 @@ const run = new BatchRun(
   { forward, tokenizer: null, eosIds: [] },
   cache,
   Array.from({ length: batch }, () => ({ promptIds: prompt, maxTokens: steps + 1, ignoreEos: true })),
+  { overlapSteps: opts['overlap-steps'] === '1' },
 );
 run.step();
 const times = [];
@@ -84,9 +97,13 @@ counts.clear();
 // and runs call by call; otherwise it is recorded (first under its key), replayed, or
 // falls back. Every sequence of the batch has the same length here, so one tells.
 const kinds = [];
+// Steps after the first five, and those whose first work went out with none of the step before done.
+const behind = { steps: 0, behind: 0 };
+let lastFirst = device.issued + 1;
 let graphsSeen = backend.graphStats;
 const stepKind = () => {
-  const length = cache.rawSequences.values().next().value.length;
+  // Not rawSequences: it settles every recall plan, a wait the engine's steps do not make.
+  const length = cache.length(cache.sequenceIds[0]);
   if (length % pageSize === 0) return 'pageStart';
   if ((length + 1) % pageSize === 0) return 'pageFill';
   return opts.graphs === '0' ? 'eager' : 'graphed';
@@ -106,10 +123,16 @@ for (let s = 0; s < steps; s++) {
     await session.post('Profiler.start');
   }
   const kind = stepKind();
+  const first = device.issued + 1;
   const t0 = performance.now();
   run.step();
   times.push(performance.now() - t0);
   kinds.push(kind === 'graphed' ? graphOutcome() : kind);
+  if (s >= 5) {
+    behind.steps++;
+    if (device.doneWhenIssued(first) < lastFirst) behind.behind++;
+  }
+  lastFirst = first;
 }
 if (session) {
   const { profile } = await session.post('Profiler.stop');
@@ -124,7 +147,7 @@ times.slice(5).forEach((t, i) => (byKind[kinds[i + 5]] ??= []).push(t));
 const hostMsByKind = Object.fromEntries(Object.entries(byKind).map(([k, xs]) => [k, { steps: xs.length, medianMs: medianOf(xs) }]));
 const perStep = Object.fromEntries([...counts].map(([k, v]) => [k, +(v / steps).toFixed(1)]));
 process.stdout.write(
-  `${JSON.stringify({ shape, context, batch, plan, hostMsPerStep: +sorted[Math.floor(sorted.length / 2)].toFixed(3), hostMsByKind, p10: +sorted[Math.floor(sorted.length / 10)].toFixed(3), p90: +sorted[Math.floor((sorted.length * 9) / 10)].toFixed(3), addonCallsPerStep: perStep, graphs: backend.graphStats })}\n`,
+  `${JSON.stringify({ shape, context, batch, plan, hostMsPerStep: +sorted[Math.floor(sorted.length / 2)].toFixed(3), hostMsByKind, p10: +sorted[Math.floor(sorted.length / 10)].toFixed(3), p90: +sorted[Math.floor((sorted.length * 9) / 10)].toFixed(3), addonCallsPerStep: perStep, graphs: backend.graphStats, stepsIssuedBehind: behind })}\n`,
 );
 run.close();
 cache.close();

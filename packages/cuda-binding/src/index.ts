@@ -28,7 +28,7 @@ export { archsRunOn, bestDevice, MIN_COMPUTE_CAPABILITY, parseArchLabel } from '
 export type { ComputeCapability } from './arch.js';
 export { cudaVersion, formatBytes } from './format.js';
 export { CudaBackend } from './backend/cuda-backend.js';
-export { idleCudaAddon } from './idle-addon.js';
+export { type IdleAddonOptions, type IdleDevice, idleCudaAddon } from './idle-addon.js';
 export type { CudaBackendOptions } from './backend/cuda-backend.js';
 export { CudaTensor } from './backend/tensor.js';
 export { CudaKvStorage, CudaDigestStorage } from './backend/kv-ops.js';

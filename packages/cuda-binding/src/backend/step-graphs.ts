@@ -262,8 +262,10 @@ export class StepGraphs {
     }
     this.end();
     const out = direct ? recorded!.copy(result) : detach(result);
-    for (const issue of this.drainDeferred()) issue();
+    // Done with its inputs before the step's reads, which copy out of its buffers and not its inputs: a host that
+    // waits for a read (a token policy's victims, before its next step) then finds the graph idle and needs no twin.
     this.markDone(g);
+    for (const issue of this.drainDeferred()) issue();
     if (mode === 'record') {
       g.result = result;
       this.finishRecord(g);
