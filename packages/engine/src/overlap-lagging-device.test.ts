@@ -73,6 +73,12 @@ describe('overlapped decode steps on a device that lags behind the host', () => 
       });
       // One by one, every step starts on an idle device: the host read the last step's tokens.
       off.steps.slice(1).forEach((s, i) => expect(s.doneAtFirst, `step ${i + 1}`).toBe(s.first - 1));
+      // The step after a key's record replays a second instance of its graph rather than record the key again. The
+      // first decode step takes its tokens from the host (the prefill's were read), so the fed steps after it may
+      // need one record more.
+      expect(on.graphs.recorded).toBeLessThanOrEqual(off.graphs.recorded + 1);
+      expect(on.graphs.instances).toBeGreaterThan(0);
+      expect(off.graphs.instances).toBe(0);
       expect(on.outputs).toEqual(off.outputs);
       expect(on.stats).toEqual(off.stats);
       expect(on.liveTensors).toBe(0);
@@ -80,14 +86,14 @@ describe('overlapped decode steps on a device that lags behind the host', () => 
     },
   );
 
-  it('record no second graph for a token policy, whose step waits for the victims of the one before', () => {
+  it('need no second instance of a graph for a token policy, whose step waits for the victims of the one before', () => {
     const on = run('h2o', true);
     const off = run('h2o', false);
     // H2O places each token in the cell its last victim freed, so the host reads those victims first: the
-    // replayed step's graph is then idle, with nothing to gain from a twin.
+    // replayed step's graph is then idle.
     const steady = on.steps.filter((s, i) => i > 0 && s.kind === 'replayed' && on.steps[i - 1].kind === 'replayed');
     expect(steady.length).toBeGreaterThan(on.steps.length / 2);
-    expect(on.graphs.recorded).toBe(off.graphs.recorded);
+    expect(on.graphs.instances).toBe(0);
     expect(on.outputs).toEqual(off.outputs);
     expect(on.stats).toEqual(off.stats);
   });

@@ -340,7 +340,7 @@ describe('StepGraphs', () => {
     expect(s.gpu.graphLaunches).toBe(3);
   });
 
-  it('runs a step issued while the last one under its key still runs on a twin graph, without waiting for the device', () => {
+  it('runs a step issued while the last one under its key still runs on a second instance of its graph, without waiting for the device', () => {
     const s = setup();
     // The device finishes work only when told (the host issues a step before the last one's tokens are read).
     s.gpu.doneThrough = 0;
@@ -351,21 +351,37 @@ describe('StepGraphs', () => {
       steps.push(s.gpu.events);
     };
     check(1);
-    // Step 1 still runs: step 2 records the key's twin instead of waiting.
+    // Step 1 still runs: step 2 replays a second instance, captured from the record, instead of waiting.
     check(2);
     expect(s.gpu.syncs).toBe(0);
-    expect(s.graphs.stats).toMatchObject({ recorded: 2, replayed: 0, graphs: 2 });
-    // Step 1 is done (its tokens were read): step 3 replays the key's graph, step 4 the twin once step 2 is done.
+    expect(s.graphs.stats).toMatchObject({ recorded: 1, replayed: 1, instances: 1, graphs: 1 });
+    // Step 1 is done (its tokens were read): step 3 replays the first instance, step 4 the second once step 2 is done.
     s.gpu.doneThrough = steps[0];
     check(3);
     s.gpu.doneThrough = steps[1];
     check(4);
     expect(s.gpu.syncs).toBe(0);
-    expect(s.graphs.stats).toMatchObject({ recorded: 2, replayed: 2, fallbacks: 0, graphs: 2 });
+    expect(s.graphs.stats).toMatchObject({ recorded: 1, replayed: 3, fallbacks: 0, instances: 1, graphs: 1 });
     // Both still running: the host waits for the device, then replays.
     check(5);
     expect(s.gpu.syncs).toBe(1);
-    expect(s.graphs.stats).toMatchObject({ recorded: 2, replayed: 3 });
+    expect(s.graphs.stats).toMatchObject({ recorded: 1, replayed: 4, instances: 1 });
+  });
+
+  it("gives a second instance the record's inputs, so that a direct replay on it reads the body's unchanged uploads", () => {
+    const s = setup();
+    // k is uploaded plainly (the key names it): a direct replay writes only the prelude's x, and finds k already there.
+    const host: Host = { k: 5, bodies: 0, skips: 0 };
+    s.gpu.doneThrough = 0;
+    for (let i = 0; i < 5; i++) {
+      // The device keeps up for the record and the checked replay, then lags: the later steps alternate instances.
+      if (i < 2) s.gpu.doneThrough = s.gpu.events;
+      const x = [i, 1 - i];
+      expect(runParted(s, 'a k 5', x, 1, host, false), `step ${i}`).toEqual(partedExpected(x, 1, 5));
+    }
+    expect(s.graphs.stats).toMatchObject({ recorded: 1, replayed: 4, direct: 3, instances: 1, fallbacks: 0 });
+    expect(host.skips).toBe(3);
+    expect(s.gpu.syncs).toBe(1);
   });
 
   it('finishes a step that differs from its record without the graph, and records it again', () => {
@@ -565,19 +581,24 @@ describe('StepGraphs', () => {
       // k changes at some steps: refreshed, or (plain) a body the record predicts only under a key that names k.
       k: fc.constantFrom(0, 0, 1, 5),
       refresh: fc.constantFrom(true, true, true, false),
+      // Whether the device has finished everything before the step (else the step may need a second instance).
+      caughtUp: fc.boolean(),
     });
-    const seen = { direct: 0 };
+    const seen = { direct: 0, instances: 0 };
     fc.assert(
-      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 40 }), fc.constantFrom(2, 5, 128), (steps, pieceOps) => {
+      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 40 }), fc.constantFrom(2, 5, 128), fc.boolean(), (steps, pieceOps, lags) => {
         const s = setup(pieceOps);
+        if (lags) s.gpu.doneThrough = 0;
         const host: Host = { k: 0, bodies: 0, skips: 0 };
         for (const t of steps) {
           host.k = t.k;
+          if (lags && t.caughtUp) s.gpu.doneThrough = s.gpu.events;
           // A key names what the body's calls depend on, other than refreshed values: c, and k where it is uploaded plainly.
           const key = `${t.key} ${t.x.length} c ${t.c}${t.refresh ? '' : ` k ${t.k}`}`;
           expect(runParted(s, key, t.x, t.c, host, t.refresh)).toEqual(partedExpected(t.x, t.c, t.k));
         }
         seen.direct += s.graphs.stats.direct;
+        seen.instances += s.graphs.stats.instances;
         s.graphs.clear();
         s.pool.trim();
         expect(s.gpu.liveBlocks - pinnedBlocks(s)).toBe(0);
@@ -586,6 +607,7 @@ describe('StepGraphs', () => {
       { numRuns: 300 },
     );
     expect(seen.direct).toBeGreaterThan(100);
+    expect(seen.instances).toBeGreaterThan(20);
   });
 });
 

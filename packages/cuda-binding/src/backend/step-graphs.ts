@@ -40,16 +40,14 @@ type Op =
   | { readonly kind: 'copy'; readonly dst: bigint; readonly src: bigint; readonly bytes: number }
   | { readonly kind: 'memset'; readonly dst: bigint; readonly byte: number; readonly bytes: number }
   /**
-   * A host -> device upload, from the graph's pinned input `view` (at host address `host`).
+   * A host -> device upload, from a pinned input of each instance (GraphInstance.inputs).
    * In the body: `template`, the bytes it had when recorded, or `refresh`, which gives
-   * its bytes at a later step (a direct replay writes them into `view`).
+   * its bytes at a later step (a direct replay writes them into the input).
    */
   | {
       readonly kind: 'upload';
       readonly dst: bigint;
       readonly bytes: number;
-      readonly host: bigint;
-      readonly view: Uint8Array;
       readonly template?: Uint8Array;
       readonly refresh?: () => ArrayBufferView;
     }
@@ -62,24 +60,44 @@ interface PinnedChunk {
   used: number;
 }
 
+/** Where one upload of an instance reads from: pinned memory at host address `host`, seen as `view`. */
+interface PinnedInput {
+  readonly host: bigint;
+  readonly view: Uint8Array;
+}
+
+/**
+ * A record captured as graphs: its pieces, the pinned inputs its uploads read (by op
+ * index), and an event after its last launch. A step rewrites the inputs before its
+ * launch, so it needs an instance whose last launch is done; a graph has a second
+ * instance, over the same buffers, for a step issued while the first still runs
+ * (StepGraphs.idleInstance).
+ */
+class GraphInstance {
+  readonly ids: number[] = [];
+  readonly inputs: PinnedInput[] = [];
+  /** An event after the instance's last launch; -1 before the first. */
+  done = -1;
+}
+
 class StepGraph {
   readonly ops: Op[] = [];
   /** Buffers the graph owns (its step's allocations), with their sizes. */
   readonly owned = new Map<bigint, number>();
   /** While recording: owned buffers the step has freed, by size, for its later allocations (as the pool would reuse them). */
   readonly spare = new Map<number, bigint[]>();
+  /** Pinned memory of every instance's inputs. */
   readonly chunks: PinnedChunk[] = [];
   /** Owned buffers some tensor still holds. */
   live = 0;
   /**
-   * The step in pieces: graph `ids[i]` holds ops [ends[i - 1], ends[i]). A replay
-   * launches each piece as soon as its calls are checked, so the device starts while
-   * the host still runs the rest of the step's JavaScript.
+   * The step in pieces: each instance's graph `ids[i]` holds ops [ends[i - 1], ends[i]).
+   * A replay launches each piece as soon as its calls are checked, so the device starts
+   * while the host still runs the rest of the step's JavaScript.
    */
   readonly ends: number[] = [];
-  readonly ids: number[] = [];
-  /** An event after the graph's last use of its buffers and inputs. */
-  done = -1;
+  /** The first is recorded; the second captured when a step finds the first still running. */
+  readonly instances: GraphInstance[] = [new GraphInstance()];
   dropped = false;
   /** Calls of the step's prelude (StepParts): the record's first `preludeEnd` ops. */
   preludeEnd = -1;
@@ -88,11 +106,7 @@ class StepGraph {
   /** Replays launch the body without running it (a checked replay found the record predicts it). */
   direct = false;
 
-  constructor(
-    readonly key: string,
-    /** The step's key (`key` is its twin's: StepGraphs.idleGraph). */
-    readonly stepKey = key,
-  ) {}
+  constructor(readonly key: string) {}
 }
 
 /**
@@ -131,6 +145,8 @@ export interface StepGraphStats {
   unreplayable: number;
   /** Graphs that exist now. */
   graphs: number;
+  /** Second instances captured, for steps issued while the first still ran (StepGraphs.idleInstance). */
+  instances: number;
   /** Where the last fallback happened: the call that differed from the record. */
   lastFallback?: string;
 }
@@ -139,13 +155,8 @@ type Mode = 'eager' | 'record' | 'replay' | 'fallback';
 
 const PINNED_CHUNK_BYTES = 256 << 10;
 const ALIGN = 256;
-/**
- * Graphs kept at once: keys change when a page starts, so older graphs are rarely used
- * again; a key of overlapped steps has two graphs (its twin: StepGraphs.idleGraph).
- */
-const MAX_GRAPHS = 4;
-/** The key of a key's second graph (StepGraphs.idleGraph). */
-const twinKey = (key: string): string => `${key} (twin)`;
+/** Graphs kept at once: keys change when a page starts, so older graphs are rarely used again. */
+const MAX_GRAPHS = 3;
 /** The most calls in one graph piece. */
 const PIECE_OPS = 128;
 /**
@@ -166,6 +177,8 @@ export class StepGraphs {
   readonly addon: CudaAddon;
   private mode: Mode = 'eager';
   private graph: StepGraph | null = null;
+  /** The instance the step records or replays. */
+  private instance: GraphInstance | null = null;
   private cursor = 0;
   /** The replay's next piece to launch. */
   private piece = 0;
@@ -178,7 +191,7 @@ export class StepGraphs {
   private readonly retired: StepGraph[] = [];
   private readonly owner = new Map<bigint, StepGraph>();
   private readonly freeChunks: PinnedChunk[] = [];
-  private readonly counts = { recorded: 0, replayed: 0, direct: 0, fallbacks: 0, unreplayable: 0 };
+  private readonly counts = { recorded: 0, replayed: 0, direct: 0, fallbacks: 0, unreplayable: 0, instances: 0 };
   /** During a checked replay: whether everything so far says the body can be skipped next time. */
   private predicted = false;
   private lastFallback = '';
@@ -227,19 +240,20 @@ export class StepGraphs {
     if (!this.enabled || this.mode !== 'eager') return whole();
     this.collect();
     if (this.unreplayableKeys.has(key)) return whole();
-    const existing = this.idleGraph(key);
-    if (existing) {
-      this.begin('replay', existing);
-    } else {
-      this.begin('record', this.graphs.has(key) ? new StepGraph(twinKey(key), key) : new StepGraph(key));
+    const recordedUnder = this.graphs.get(key);
+    if (recordedUnder) this.begin('replay', recordedUnder, this.idleInstance(recordedUnder));
+    else {
+      const fresh = new StepGraph(key);
+      this.begin('record', fresh, fresh.instances[0]);
     }
     const g = this.graph!;
+    const instance = this.instance!;
     let result: T;
     let direct = false;
     try {
       const p = parts.prelude();
       this.endPrelude(g);
-      direct = recorded !== undefined && parts.skipped !== undefined && g.direct && this.now() === 'replay' && this.launchRest(g);
+      direct = recorded !== undefined && parts.skipped !== undefined && g.direct && this.now() === 'replay' && this.launchRest(g, instance);
       if (direct) {
         parts.skipped!(p);
         result = g.result as T;
@@ -263,8 +277,8 @@ export class StepGraphs {
     this.end();
     const out = direct ? recorded!.copy(result) : detach(result);
     // Done with its inputs before the step's reads, which copy out of its buffers and not its inputs: a host that
-    // waits for a read (a token policy's victims, before its next step) then finds the graph idle and needs no twin.
-    this.markDone(g);
+    // waits for a read (a token policy's victims, before its next step) then finds the instance idle.
+    this.markDone(instance);
     for (const issue of this.drainDeferred()) issue();
     if (mode === 'record') {
       g.result = result;
@@ -276,20 +290,37 @@ export class StepGraphs {
   }
 
   /**
-   * The graph under `key` whose last launch has finished with its inputs, which the step
-   * rewrites: the key's own, else its twin, made when a step is issued before the last
-   * one under its key has run (an engine's overlapped steps, which issue a step before
-   * reading the previous one's tokens). Undefined: the twin is to be recorded. With both
-   * still running, the host waits for the device.
+   * An instance of `g` whose last launch is done, for a step that rewrites its inputs:
+   * the first, else the second, captured from the record the first time a step finds
+   * the first still running (an engine's overlapped steps issue a step before reading
+   * the last one's tokens). Both share the graph's buffers, which the stream's order
+   * protects. With both still running (or no second to be had), the host waits.
    */
-  private idleGraph(key: string): StepGraph | undefined {
-    const idle = (g: StepGraph) => g.done < 0 || this.real.eventDone(g.done);
-    const own = this.graphs.get(key);
-    if (own === undefined || idle(own)) return own;
-    const twin = this.graphs.get(twinKey(key));
-    if (twin === undefined || idle(twin)) return twin;
+  private idleInstance(g: StepGraph): GraphInstance {
+    const idle = (i: GraphInstance) => i.done < 0 || this.real.eventDone(i.done);
+    const [first, second] = g.instances;
+    if (idle(first)) return first;
+    if (second ? idle(second) : this.captureSecond(g)) return g.instances[1];
     this.real.synchronize(STREAM.compute);
-    return own;
+    return first;
+  }
+
+  /** Captures the record again over pinned inputs of its own (holding the first's bytes: the body's unchanged uploads). */
+  private captureSecond(g: StepGraph): boolean {
+    const [first] = g.instances;
+    const second = new GraphInstance();
+    first.inputs.forEach((input, i) => {
+      const region = this.pinnedRegion(g, input.view.byteLength);
+      region.view.set(input.view);
+      second.inputs[i] = region;
+    });
+    if (!this.capture(g, second)) {
+      for (const id of second.ids) this.real.destroyGraph(id);
+      return false;
+    }
+    g.instances.push(second);
+    this.counts.instances++;
+    return true;
   }
 
   /** The prelude's calls end here: where the record's body starts, or (replaying) where it must. */
@@ -303,7 +334,7 @@ export class StepGraphs {
    * piece not yet launched. False, with nothing issued, when an upload cannot be
    * refreshed (the body then runs, checked, as before).
    */
-  private launchRest(g: StepGraph): boolean {
+  private launchRest(g: StepGraph, instance: GraphInstance): boolean {
     if (this.cursor !== g.preludeEnd) return false;
     const fresh: [Uint8Array, Uint8Array][] = [];
     for (let i = this.cursor; i < g.ops.length; i++) {
@@ -316,12 +347,12 @@ export class StepGraphs {
         return false;
       }
       if (bytes.byteLength !== op.bytes) return false;
-      fresh.push([op.view, bytes]);
+      fresh.push([instance.inputs[i].view, bytes]);
     }
     for (const [view, bytes] of fresh) view.set(bytes);
     for (const e of this.waits) this.real.waitEvent(STREAM.compute, e);
     this.waits = [];
-    while (this.piece < g.ids.length) this.real.launchGraph(g.ids[this.piece++], STREAM.compute);
+    while (this.piece < instance.ids.length) this.real.launchGraph(instance.ids[this.piece++], STREAM.compute);
     this.cursor = g.ops.length;
     return true;
   }
@@ -380,7 +411,7 @@ export class StepGraphs {
   /** Destroys every graph and returns the buffers no tensor holds any more (waits for the device if a graph still runs). */
   clear(): void {
     for (const g of [...this.graphs.values()]) this.drop(g);
-    if (this.retired.some((g) => g.done >= 0 && !this.real.eventDone(g.done))) this.real.synchronize(STREAM.compute);
+    if (this.retired.some((g) => g.instances.some((i) => i.done >= 0 && !this.real.eventDone(i.done)))) this.real.synchronize(STREAM.compute);
     this.collect();
   }
 
@@ -389,9 +420,10 @@ export class StepGraphs {
     return this.mode;
   }
 
-  private begin(mode: Mode, g: StepGraph): void {
+  private begin(mode: Mode, g: StepGraph, instance: GraphInstance): void {
     this.mode = mode;
     this.graph = g;
+    this.instance = instance;
     this.cursor = 0;
     this.piece = 0;
     this.waits = [];
@@ -404,12 +436,13 @@ export class StepGraphs {
     if (++this.cursor !== g.ends[this.piece]) return;
     for (const e of this.waits) this.real.waitEvent(STREAM.compute, e);
     this.waits = [];
-    this.real.launchGraph(g.ids[this.piece++], STREAM.compute);
+    this.real.launchGraph(this.instance!.ids[this.piece++], STREAM.compute);
   }
 
   private end(): void {
     this.mode = 'eager';
     this.graph = null;
+    this.instance = null;
   }
 
   private drainDeferred(): (() => void)[] {
@@ -418,17 +451,17 @@ export class StepGraphs {
     return d;
   }
 
-  private markDone(g: StepGraph): void {
-    if (g.done >= 0) this.real.releaseEvent(g.done);
-    g.done = this.real.recordEvent(STREAM.compute);
+  private markDone(instance: GraphInstance): void {
+    if (instance.done >= 0) this.real.releaseEvent(instance.done);
+    instance.done = this.real.recordEvent(STREAM.compute);
   }
 
   /** A recorded step becomes a graph unless it left a buffer held or stopped being recordable. */
   private finishRecord(g: StepGraph): void {
     g.spare.clear();
     this.counts.recorded++;
-    if (g.live > 0 || !this.capture(g)) {
-      this.markUnreplayable(g.stepKey);
+    if (g.live > 0 || !this.capture(g, g.instances[0])) {
+      this.markUnreplayable(g.key);
       this.drop(g);
       return;
     }
@@ -436,14 +469,19 @@ export class StepGraphs {
     if (this.graphs.size > MAX_GRAPHS) this.drop(this.graphs.values().next().value!);
   }
 
-  /** Captures the record into graphs of `firstPieceOps` calls, then twice as many each up to `pieceOps` (nothing runs: the recorded step already did). */
-  private capture(g: StepGraph): boolean {
-    for (let start = 0, end = 0, size = this.firstPieceOps; start < g.ops.length; start = end, size = Math.min(2 * size, this.pieceOps)) {
-      end = Math.min(g.ops.length, start + size);
+  /**
+   * Captures the record into `instance`'s graphs (nothing runs: the recorded step already
+   * did): pieces of `firstPieceOps` calls, then twice as many each up to `pieceOps`, or
+   * the pieces of the record's first capture.
+   */
+  private capture(g: StepGraph, instance: GraphInstance): boolean {
+    const first = g.ends.length === 0;
+    for (let start = 0, piece = 0, size = this.firstPieceOps; start < g.ops.length; piece++, size = Math.min(2 * size, this.pieceOps)) {
+      const end = first ? Math.min(g.ops.length, start + size) : g.ends[piece];
       let failed = false;
       this.real.beginCapture(STREAM.compute);
       try {
-        for (let i = start; i < end; i++) this.issue(g.ops[i]);
+        for (let i = start; i < end; i++) this.issue(g.ops[i], instance.inputs[i]);
       } catch {
         failed = true;
       }
@@ -451,13 +489,14 @@ export class StepGraphs {
         const id = this.real.endCapture(STREAM.compute);
         if (failed) this.real.destroyGraph(id);
         else {
-          g.ids.push(id);
-          g.ends.push(end);
+          instance.ids.push(id);
+          if (first) g.ends.push(end);
         }
       } catch {
         failed = true;
       }
       if (failed) return false;
+      start = end;
     }
     return true;
   }
@@ -478,7 +517,7 @@ export class StepGraphs {
     const expected = g.ops[this.cursor];
     this.lastFallback = `call ${this.cursor} of ${g.ops.length}: ${why}, the record has ${expected ? describe(expected) : 'nothing more'}`;
     for (const e of this.waits) this.real.waitEvent(STREAM.compute, e);
-    for (let i = this.piece > 0 ? g.ends[this.piece - 1] : 0; i < this.cursor; i++) this.issue(g.ops[i]);
+    for (let i = this.piece > 0 ? g.ends[this.piece - 1] : 0; i < this.cursor; i++) this.issue(g.ops[i], this.instance!.inputs[i]);
     this.mode = 'fallback';
   }
 
@@ -491,7 +530,8 @@ export class StepGraphs {
     this.mode = 'fallback';
   }
 
-  private issue(op: Op): void {
+  /** Issues a recorded call for real; an upload reads the instance's `input`. */
+  private issue(op: Op, input: PinnedInput | undefined): void {
     const s = STREAM.compute;
     switch (op.kind) {
       case 'launch':
@@ -503,7 +543,7 @@ export class StepGraphs {
       case 'memset':
         return this.real.memset(op.dst, op.byte, op.bytes, s, 'a step graph memset');
       case 'upload':
-        return this.real.copy(op.dst, op.host, op.bytes, s, 'a step graph upload');
+        return this.real.copy(op.dst, input!.host, op.bytes, s, 'a step graph upload');
       case 'alloc':
         return;
     }
@@ -564,10 +604,12 @@ export class StepGraphs {
   private collect(): void {
     for (let i = this.retired.length - 1; i >= 0; i--) {
       const g = this.retired[i];
-      if (g.live > 0 || (g.done >= 0 && !this.real.eventDone(g.done))) continue;
+      if (g.live > 0 || g.instances.some((x) => x.done >= 0 && !this.real.eventDone(x.done))) continue;
       this.retired.splice(i, 1);
-      for (const id of g.ids) this.real.destroyGraph(id);
-      if (g.done >= 0) this.real.releaseEvent(g.done);
+      for (const x of g.instances) {
+        for (const id of x.ids) this.real.destroyGraph(id);
+        if (x.done >= 0) this.real.releaseEvent(x.done);
+      }
       for (const [ptr, size] of g.owned) {
         this.owner.delete(ptr);
         this.giveBack(ptr, size);
@@ -663,7 +705,7 @@ export class StepGraphs {
       const op = this.graph!.ops[this.cursor];
       if (op?.kind === 'upload' && op.dst === dst && op.bytes === bytes.byteLength) {
         if (this.predicted && this.cursor >= this.graph!.preludeEnd) this.predicted = predicts(op, bytes);
-        op.view.set(bytes);
+        this.instance!.inputs[this.cursor].view.set(bytes);
         this.advance();
         return;
       }
@@ -678,14 +720,8 @@ export class StepGraphs {
     this.real.copy(dst, region.host, bytes.byteLength, STREAM.compute, what);
     // The body's uploads: what a direct replay writes (refreshed), or what it must find unchanged.
     const inBody = g.preludeEnd >= 0;
-    g.ops.push({
-      kind: 'upload',
-      dst,
-      bytes: bytes.byteLength,
-      host: region.host,
-      view: region.view,
-      ...(inBody ? (refresh ? { refresh } : { template: bytes.slice() }) : {}),
-    });
+    this.instance!.inputs[g.ops.length] = region;
+    g.ops.push({ kind: 'upload', dst, bytes: bytes.byteLength, ...(inBody ? (refresh ? { refresh } : { template: bytes.slice() }) : {}) });
   }
 }
 
