@@ -295,14 +295,21 @@ function timeStep(step) {
     return tokenIds.has(t) ? { get: () => (onTokenWait(), read.get()) } : read;
   };
   onTokenWait = waits;
+  let report;
   try {
-    step();
+    report = step();
   } finally {
     Object.assign(backend, { readSync, readLater, argmax });
     onTokenWait = () => {};
   }
   const end = performance.now();
-  return { ms: end - t0, issueMs: (issuedAt ?? end) - t0, syncsInStep, syncs: syncsAtStart === undefined ? undefined : syncs() - syncsAtStart };
+  return {
+    ms: end - t0,
+    issueMs: (issuedAt ?? end) - t0,
+    syncsInStep,
+    syncs: syncsAtStart === undefined ? undefined : syncs() - syncsAtStart,
+    overlapped: report.overlapped,
+  };
 }
 /** What a read of held tokens calls when it waits: the timed step's mark. */
 let onTokenWait = () => {};
@@ -393,6 +400,8 @@ for (const context of contexts) {
         // The mean over every timed step: with graphs, steps where a page starts or fills run call by call (once per page of steps).
         meanMsPerStep: +(times.reduce((a, b) => a + b, 0) / times.length).toFixed(2),
         issueMsPerStep: +median(issueTimes.slice(2)).toFixed(2),
+        // Timed steps that fed from the step before on the device, issued before its tokens were read (overlapped steps).
+        overlappedSteps: timed.filter((t) => t.overlapped).length,
         tokensPerSecond: +((batch * 1000) / decodeMs).toFixed(1),
         recalls: cache.stats().recalls,
         recallsPerStep: +((cache.stats().recalls - recallsBefore) / steps).toFixed(1),
@@ -408,6 +417,7 @@ for (const context of contexts) {
               replayed: graphsAfter.replayed - graphsBefore.replayed,
               direct: graphsAfter.direct - graphsBefore.direct,
               recorded: graphsAfter.recorded - graphsBefore.recorded,
+              instances: graphsAfter.instances - graphsBefore.instances,
               fallbacks: graphsAfter.fallbacks - graphsBefore.fallbacks,
               ...(graphsAfter.lastFallback ? { lastFallback: graphsAfter.lastFallback } : {}),
             }
@@ -416,7 +426,7 @@ for (const context of contexts) {
       };
       results.push(row);
       log(
-        `context ${context}, batch ${batch}, ${label}: prefill ${row.prefillMs} ms (${row.prefillTflops} TFLOP/s, ${row.prefillOfGemmRate ?? '?'} of cuBLAS), decode ${row.decodeMsPerStep} ms/step (mean ${row.meanMsPerStep}; issued in ${row.issueMsPerStep} ms; ${row.tokensPerSecond} tok/s; floor ${row.floorMs ?? '?'} ms for ${row.bytesPerStepGB} GB), ${row.recallsPerStep} recalls/step, ${row.syncsPerStep ?? '?'} syncs/step (${row.syncsInStep ?? '?'} inside)${row.graphSteps ? `, graphs ${JSON.stringify(row.graphSteps)}` : ''}${stages ? `; stages per step: ${JSON.stringify(stages)}` : ''}`,
+        `context ${context}, batch ${batch}, ${label}: prefill ${row.prefillMs} ms (${row.prefillTflops} TFLOP/s, ${row.prefillOfGemmRate ?? '?'} of cuBLAS), decode ${row.decodeMsPerStep} ms/step (mean ${row.meanMsPerStep}; issued in ${row.issueMsPerStep} ms; ${row.overlappedSteps} of ${steps} overlapped; ${row.tokensPerSecond} tok/s; floor ${row.floorMs ?? '?'} ms for ${row.bytesPerStepGB} GB), ${row.recallsPerStep} recalls/step, ${row.syncsPerStep ?? '?'} syncs/step (${row.syncsInStep ?? '?'} inside)${row.graphSteps ? `, graphs ${JSON.stringify(row.graphSteps)}` : ''}${stages ? `; stages per step: ${JSON.stringify(stages)}` : ''}`,
       );
     } catch (e) {
       results.push({ context, batch, ...plan, error: e.message });

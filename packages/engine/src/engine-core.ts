@@ -22,6 +22,8 @@ export interface StepReport {
   /** Sequences that decoded a token, of which `suffixRows` fed a suffix token (teacher-forced). */
   readonly decodeRows: number;
   readonly suffixRows: number;
+  /** The step took its token ids from the step before it, on the device, and was issued before they were read (overlapped steps). */
+  readonly overlapped: boolean;
 }
 
 export interface EngineCoreInit {
@@ -188,7 +190,7 @@ export class EngineCore {
     this.admitWaiting();
     const chunks = this.chooseChunks();
     let decoding = this.fitStep(chunks);
-    // A decode-only step of the held step's jobs takes its tokens from the device; any other step needs them on the host first.
+    // A decode-only step of the held step's jobs (or some of them) takes its tokens from the device; any other step needs them on the host first.
     const fed = this.feed !== null && chunks.length === 0 && this.feed.feeds(decoding);
     const held = fed ? null : (this.feed?.take() ?? null);
     if (held) {
@@ -204,6 +206,7 @@ export class EngineCore {
       prefillTokens: chunks.reduce((n, c) => n + c.count, 0),
       decodeRows: decoding.length,
       suffixRows: decoding.filter((j) => j.nextIsSuffix).length,
+      overlapped: fed,
     };
     if (decoding.length === 0 && chunks.length === 0) return report;
     const involved = [...decoding, ...chunks.map((c) => c.job)];
@@ -212,7 +215,7 @@ export class EngineCore {
       const b = this.forward.backend;
       // The step's tensors (logits, sampling) are freed before tokens are delivered.
       const { jobs, tokens, logprobs, previous } = b.tidy(() => {
-        const step = this.withForks(runStep(this.forward, decoding, chunks, this.products, fed ? this.feed!.tokens : undefined));
+        const step = this.withForks(runStep(this.forward, decoding, chunks, this.products, fed ? this.feed!.tokensFor(decoding) : undefined));
         // Its tokens stay on the device for the next step when nothing of the step needs them on the host now.
         if (this.feed && chunks.length === 0 && this.holds(step, fed)) {
           const ids = drawRows(

@@ -109,7 +109,7 @@ describe('generateBatch (the offline face)', async () => {
       const steps: StepReport[] = [];
       while (!run.done) steps.push(run.step());
       run.close();
-      expect(steps[0]).toEqual({ prefillTokens: c.ids.length, decodeRows: 0, suffixRows: 0 });
+      expect(steps[0]).toEqual({ prefillTokens: c.ids.length, decodeRows: 0, suffixRows: 0, overlapped: false });
       expect(steps.slice(1).every((s) => s.prefillTokens === 0 && s.decodeRows === 1)).toBe(true);
       const out = run.result({ prefill: 0, suffix: 0, decode: 0 }).outputs[0];
       expect(out).toMatchObject({ text: '', tokenIds: withText.tokenIds, finishReason: 'length' });

@@ -58,6 +58,8 @@ export interface GenerationTimings {
   readonly decodeSteps: number;
   /** Decode steps summed over the sequences each step ran (one sequence-step per token fed). */
   readonly sequenceSteps: number;
+  /** Decode steps that took their tokens from the step before on the device (StepReport.overlapped). */
+  readonly overlappedSteps: number;
 }
 
 export interface BatchResult {
@@ -163,6 +165,7 @@ export class BatchRun {
   private kv: KvStats | null = null;
   private decodeSteps = 0;
   private sequenceSteps = 0;
+  private overlappedSteps = 0;
 
   constructor(
     model: BatchModel,
@@ -262,6 +265,7 @@ export class BatchRun {
     if (report.decodeRows > 0) {
       this.decodeSteps++;
       this.sequenceSteps += report.decodeRows;
+      if (report.overlapped) this.overlappedSteps++;
     }
     return report;
   }
@@ -286,6 +290,7 @@ export class BatchRun {
         generatedTokens: this.tokens.reduce((s, t) => s + t.length, 0),
         decodeSteps: this.decodeSteps,
         sequenceSteps: this.sequenceSteps,
+        overlappedSteps: this.overlappedSteps,
       },
       kv: this.kv ?? this.cache.stats(),
     };

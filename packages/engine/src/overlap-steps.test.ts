@@ -99,6 +99,9 @@ describe('overlapped decode steps', () => {
     const off = await generate(false, requests)();
     expect(on.outputs).toEqual(off.outputs);
     expect(on.outputs[0].finishReason).toBe('eos');
+    // Every decode step after the first fed from the one before, the step after the passkey's end too (its row dropped out).
+    expect(on.timings.overlappedSteps).toBe(on.timings.decodeSteps - 1);
+    expect(off.timings.overlappedSteps).toBe(0);
   }, 60_000);
 });
 

@@ -11,11 +11,12 @@ export interface HeldStep {
 /**
  * Tokens of a decode step kept on the device for the next step to feed
  * (EngineConfig.overlapSteps; docs/DESIGN.md, "Overlapped decode steps"). A step that
- * holds its tokens writes them (drawRows) into `tokens` and starts reading them back. The
- * next step of the same jobs in the same order reads its token ids from `tokens`, so
- * it is issued before the host waits for them: the device runs it while the host
- * delivers the held tokens. The tensor keeps one address while its row count does,
- * so a step replayed as a graph reads it too.
+ * holds its tokens writes them (drawRows) into one tensor and starts reading them back.
+ * The next step of the same jobs in the same order, or of some of them (one whose
+ * request ended, or was preempted, drops out), reads its token ids from that tensor
+ * (`tokensFor`), so it is issued before the host waits for them: the device runs it
+ * while the host delivers the held tokens. The tensor keeps one address while its row
+ * count does, so a step replayed as a graph reads it too.
  */
 export class TokenFeed {
   private feed: Tensor | null = null;
@@ -25,14 +26,38 @@ export class TokenFeed {
 
   /** Whether a step decoding `decoding` (in this order) can take its tokens from the held step. */
   feeds(decoding: readonly Job[]): boolean {
-    const h = this.held;
-    return h !== null && h.decoding.length === decoding.length && h.decoding.every((j, i) => j === decoding[i]);
+    return decoding.length > 0 && this.rowsOf(decoding) !== null;
   }
 
-  /** The held tokens, i32 [rows], in the held step's row order (a step that `feeds` has the same). */
-  get tokens(): Tensor {
-    if (!this.feed || !this.held) throw internalError('TokenFeed: no tokens are held');
-    return this.feed;
+  /**
+   * The held tokens of `decoding`'s jobs, i32 [decoding.length], in its order: the held
+   * tensor, narrowed on the device to their rows when some of the held step's jobs
+   * dropped out (the narrowed tensor is then the one kept, for the steps after).
+   */
+  tokensFor(decoding: readonly Job[]): Tensor {
+    const rows = this.rowsOf(decoding);
+    if (!this.feed || !rows || rows.length === 0) throw internalError('TokenFeed: no tokens are held for these jobs');
+    if (rows.length === this.feed.shape[0]) return this.feed;
+    const b = this.backend;
+    // Work already issued that reads the old tensor runs before its memory is reused (a GPU's stream order).
+    const narrowed = b.keep(b.gatherRows(this.feed, b.fromArray(rows, [rows.length], 'i32')));
+    b.dispose(this.feed);
+    this.feed = narrowed;
+    return narrowed;
+  }
+
+  /** For each job of `decoding`, its row in the held step, when each has one and in the same order; null otherwise. */
+  private rowsOf(decoding: readonly Job[]): number[] | null {
+    const held = this.held?.decoding;
+    if (!held) return null;
+    const rows: number[] = [];
+    let row = 0;
+    for (const job of decoding) {
+      while (row < held.length && held[row] !== job) row++;
+      if (row === held.length) return null;
+      rows.push(row++);
+    }
+    return rows;
   }
 
   /**
