@@ -166,19 +166,19 @@ export function deviceStepChecks(engine: LlamaEngine, cases: readonly GoldenCase
  * other one sampled from a seed, must give the same tokens.
  */
 export function overlapChecks(engine: LlamaEngine, cases: readonly GoldenCase[], label: string, steps = 16): CheckResult[] {
-  const requests: GenerationRequest[] = cases.map((c, i) => ({
-    promptIds: c.ids,
-    maxTokens: steps,
-    ignoreEos: true,
-    ...(i % 2 === 1 ? { temperature: 0.8, topK: 40, seed: 11 + i } : {}),
-  }));
+  const requests: GenerationRequest[] = cases.flatMap((c, i) => [
+    { promptIds: c.ids, maxTokens: steps, ignoreEos: true, ...(i % 2 === 1 ? { temperature: 0.8, topK: 40, seed: 11 + i } : {}) },
+    // Greedy to its end of sequence where the golden text has one (the passkey's): the steps after it feed the other
+    // rows, gathered on the device.
+    { promptIds: c.ids, maxTokens: steps },
+  ]);
   const run = (overlapSteps: boolean) =>
     generateBatch(engine, requests, { policy: 'arkvale', pageSize: 16, budgetTokens: 128 }, { overlapSteps }).outputs.flatMap((o) => o.tokenIds);
   const [on, off] = [run(true), run(false)];
   return [
     result(
       'overlapped steps: tokens as steps one by one',
-      `${cases.length} golden prompts (every other one sampled), ${steps} tokens, ${label}`,
+      `${cases.length} golden prompts twice (every other one sampled; greedy to end of sequence), ${steps} tokens, ${label}`,
       mismatches(on, off),
       0,
     ),

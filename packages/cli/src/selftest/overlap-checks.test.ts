@@ -14,6 +14,14 @@ class WrongFeedBackend extends CpuBackend {
   }
 }
 
+/** The CPU backend narrowing held tokens wrongly (the rows left when a request ends): each gathered token becomes 0. */
+class WrongNarrowingBackend extends CpuBackend {
+  override gatherRows(t: Tensor, indices: Tensor): Tensor {
+    if (t.dtype !== 'i32' || t.shape.length !== 1) return super.gatherRows(t, indices);
+    return this.fromArray(new Int32Array(indices.shape[0]), [indices.shape[0]], 'i32');
+  }
+}
+
 /**
  * The overlapped-steps check of `arkvale selftest`, run with the CPU backend standing in
  * for the GPU: it passes, so a failure on a GPU is the CUDA backend's; and it fails when
@@ -30,6 +38,11 @@ describe('the overlapped-steps check of the self-test', () => {
 
   it('fails when the held tokens are wrong', async () => {
     const results = overlapChecks(await LlamaEngine.load(modelDir, new WrongFeedBackend()), cases, 'cpu');
+    expect(results.filter((r) => !r.ok)).toHaveLength(1);
+  }, 60_000);
+
+  it('fails when the held tokens are narrowed wrongly after a request ends (the passkey, by end of sequence)', async () => {
+    const results = overlapChecks(await LlamaEngine.load(modelDir, new WrongNarrowingBackend()), cases, 'cpu');
     expect(results.filter((r) => !r.ok)).toHaveLength(1);
   }, 60_000);
 });
