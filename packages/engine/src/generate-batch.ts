@@ -69,10 +69,18 @@ export interface BatchResult {
   readonly kv: KvStats;
 }
 
+/** Prompt rows of an offline batch's prefill pass by default (BatchOptions.stepTokens): 64 prompts of 1k tokens. */
+export const BATCH_PASS_ROWS = 65_536;
+
 export interface BatchOptions {
   /** Decode rows per matrix product (EngineConfig.decodeBlockRows). Default 0: one product for every row of a step. */
   readonly decodeBlockRows?: number;
-  /** Prompt rows a step prefills at most (at least one whole prompt). Default: every prompt in the first step. */
+  /**
+   * Prompt rows a step prefills at most (at least one whole prompt). Default:
+   * BATCH_PASS_ROWS, or the longest prompt where longer: four 128k prompts in one pass
+   * would make activations of 2^31 elements at the Llama-3-8B shape, past what a
+   * kernel's 32-bit sizes hold (and 4 GiB each).
+   */
   readonly stepTokens?: number;
   /** Decode steps one ahead of their tokens' delivery (EngineConfig.overlapSteps). Default: the backend's. */
   readonly overlapSteps?: boolean;
@@ -186,7 +194,7 @@ export class BatchRun {
       policy: o.policy,
       budgetTokens: o.budgetPages * cache.pageSize,
       prefill: 'one-shot',
-      stepTokens: options.stepTokens ?? Number.MAX_SAFE_INTEGER,
+      stepTokens: options.stepTokens ?? requests.reduce((rows, r) => Math.max(rows, r.promptIds.length), BATCH_PASS_ROWS),
       maxWaiting: n,
       maxRunning: n,
       decodeBlockRows: options.decodeBlockRows ?? 0,

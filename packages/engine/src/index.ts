@@ -15,7 +15,7 @@ export type { SamplingOptions } from './sampling-options.js';
 export { TextStream } from './text-stream.js';
 
 // The offline face: a batch of requests to the end.
-export { generateBatch, checkGenerationRequest, BatchRun } from './generate-batch.js';
+export { generateBatch, checkGenerationRequest, BatchRun, BATCH_PASS_ROWS } from './generate-batch.js';
 export type { GenerationRequest, GenerationOutput, GenerationTimings, BatchResult, BatchOptions, BatchModel } from './generate-batch.js';
 
 // The async face: submit, abort, stats, close; on this thread or a worker.
