@@ -1,9 +1,6 @@
-import { KvCache, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
-import { CudaBackend, idleCudaAddon } from '@arkvale/cuda-binding';
-import { kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
 import { describe, expect, it } from 'vitest';
 import { BATCH_PASS_ROWS, BatchRun } from './generate-batch.js';
-import { batchDevicePages } from './step-bound.js';
+import { idleCudaModel } from './test-support/idle-cuda.js';
 
 /**
  * An offline batch of long prompts at a model shape: four 128k prompts in one pass
@@ -14,25 +11,18 @@ import { batchDevicePages } from './step-bound.js';
  */
 describe('an offline batch of long prompts', () => {
   it('prefills 4 x 131,072 tokens at the Llama-3-8B shape a prompt a pass', () => {
-    const backend = new CudaBackend({ addon: idleCudaAddon().addon, dtype: 'f16' });
-    const config = shapeConfig('llama3-8b');
     const context = 131_072;
-    const forward = new LlamaForward(config, randomLlamaWeights(config, backend, 7), backend, context + 4);
-    const geometry = kvGeometry(config, 32, 2);
-    const plan = { policy: 'arkvale' as const, budgetTokens: 4096, pageSize: 32 };
-    const resolved = resolveCacheOptions(geometry, { ...plan, devicePages: 1 });
-    const cache = new KvCache({
-      geometry,
-      options: {
-        ...plan,
-        devicePages: batchDevicePages(geometry, resolved, context + 4, 4),
-        hostPages: poolPagesFor(geometry, resolved, context + 4, 4).hostPages,
-      },
-      backend,
+    const { config, cache, model, dispose } = idleCudaModel({
+      shape: 'llama3-8b',
+      policy: 'arkvale',
+      budgetTokens: 4096,
+      pageSize: 32,
+      tokens: context + 4,
+      batch: 4,
     });
     const prompt = Array.from({ length: context }, (_, i) => i % config.vocabSize);
     const run = new BatchRun(
-      { forward, tokenizer: null, eosIds: [] },
+      model,
       cache,
       [0, 1, 2, 3].map(() => ({ promptIds: prompt, maxTokens: 2, ignoreEos: true })),
     );
@@ -46,8 +36,7 @@ describe('an offline batch of long prompts', () => {
       expect(run.tokenIds.map((t) => t.length)).toEqual([2, 2, 2, 2]);
     } finally {
       run.close();
-      cache.close();
-      forward.dispose();
+      dispose();
     }
   }, 60_000);
 });

@@ -1,9 +1,6 @@
-import { KvCache, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
-import { CudaBackend, idleCudaAddon } from '@arkvale/cuda-binding';
-import { kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
 import { describe, expect, it } from 'vitest';
 import { BatchRun } from './generate-batch.js';
-import { batchDevicePages } from './step-bound.js';
+import { idleCudaModel } from './test-support/idle-cuda.js';
 
 /**
  * Decode steps replayed without their forward pass (StepGraphs' direct replays) must
@@ -15,20 +12,17 @@ import { batchDevicePages } from './step-bound.js';
  * after every step the caches' pages, lengths and statistics must agree.
  */
 function run(policy: 'arkvale' | 'quest' | 'h2o' | 'full', directReplay: boolean) {
-  const backend = new CudaBackend({ addon: idleCudaAddon().addon, dtype: 'f16', directReplay });
-  const config = shapeConfig('tiny-retrieval');
-  const forward = new LlamaForward(config, randomLlamaWeights(config, backend, 3), backend, 512);
-  const geometry = kvGeometry(config, 16, 2);
-  const plan = { policy, budgetTokens: 64, pageSize: 16 };
-  const resolved = resolveCacheOptions(geometry, { ...plan, devicePages: 1 });
-  const tokens = 300;
-  const cache = new KvCache({
-    geometry,
-    options: { ...plan, devicePages: batchDevicePages(geometry, resolved, tokens, 3), hostPages: poolPagesFor(geometry, resolved, tokens, 3).hostPages },
-    backend,
+  const { backend, config, cache, model, dispose } = idleCudaModel({
+    shape: 'tiny-retrieval',
+    policy,
+    budgetTokens: 64,
+    pageSize: 16,
+    tokens: 300,
+    batch: 3,
+    directReplay,
   });
   const prompt = (n: number) => Array.from({ length: n }, (_, i) => (i * 7) % config.vocabSize);
-  const batch = new BatchRun({ forward, tokenizer: null, eosIds: [] }, cache, [
+  const batch = new BatchRun(model, cache, [
     { promptIds: prompt(101), maxTokens: 60, ignoreEos: true },
     { promptIds: prompt(130), maxTokens: 37, ignoreEos: true },
     { promptIds: prompt(77), maxTokens: 49, ignoreEos: true },
@@ -44,8 +38,7 @@ function run(policy: 'arkvale' | 'quest' | 'h2o' | 'full', directReplay: boolean
     states.push(JSON.stringify({ sequences, stats: cache.stats() }));
   }
   batch.close();
-  cache.close();
-  forward.dispose();
+  dispose();
   const stats = backend.graphStats;
   backend.trimBuffers();
   return { states, stats, liveTensors: backend.liveTensors };

@@ -1,9 +1,6 @@
-import { KvCache, poolPagesFor, resolveCacheOptions } from '@arkvale/core';
-import { CudaBackend, idleCudaAddon } from '@arkvale/cuda-binding';
-import { kvGeometry, LlamaForward, randomLlamaWeights, shapeConfig } from '@arkvale/model-llama';
 import { describe, expect, it } from 'vitest';
 import { BatchRun } from './generate-batch.js';
-import { batchDevicePages } from './step-bound.js';
+import { idleCudaModel } from './test-support/idle-cuda.js';
 
 /**
  * An overlapped step gains on a GPU only if nothing in its issue waits for the step
@@ -21,22 +18,18 @@ interface StepTrace {
 }
 
 function run(policy: 'arkvale' | 'quest' | 'full' | 'h2o', overlapSteps: boolean) {
-  const { addon, device } = idleCudaAddon({ lagging: true });
-  const backend = new CudaBackend({ addon, dtype: 'f16' });
-  const config = shapeConfig('tiny-retrieval');
-  const forward = new LlamaForward(config, randomLlamaWeights(config, backend, 3), backend, 512);
-  const geometry = kvGeometry(config, 16, 2);
-  const plan = { policy, budgetTokens: 64, pageSize: 16 };
-  const resolved = resolveCacheOptions(geometry, { ...plan, devicePages: 1 });
-  const tokens = 200;
-  const cache = new KvCache({
-    geometry,
-    options: { ...plan, devicePages: batchDevicePages(geometry, resolved, tokens, 2), hostPages: poolPagesFor(geometry, resolved, tokens, 2).hostPages },
-    backend,
+  const { backend, device, config, cache, model, dispose } = idleCudaModel({
+    shape: 'tiny-retrieval',
+    policy,
+    budgetTokens: 64,
+    pageSize: 16,
+    tokens: 200,
+    batch: 2,
+    lagging: true,
   });
   const prompt = Array.from({ length: 101 }, (_, i) => (i * 7) % config.vocabSize);
   const batch = new BatchRun(
-    { forward, tokenizer: null, eosIds: [] },
+    model,
     cache,
     [0, 1].map(() => ({ promptIds: prompt, maxTokens: 60, ignoreEos: true })),
     { overlapSteps },
@@ -53,8 +46,7 @@ function run(policy: 'arkvale' | 'quest' | 'full' | 'h2o', overlapSteps: boolean
   const outputs = batch.tokenIds.map((ids) => [...ids]);
   const stats = cache.stats();
   batch.close();
-  cache.close();
-  forward.dispose();
+  dispose();
   backend.trimBuffers();
   return { steps, outputs, stats, graphs: backend.graphStats, liveTensors: backend.liveTensors };
 }
