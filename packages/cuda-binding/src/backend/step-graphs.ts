@@ -98,6 +98,8 @@ class StepGraph {
   readonly ends: number[] = [];
   /** The first is recorded; the second captured when a step finds the first still running. */
   readonly instances: GraphInstance[] = [new GraphInstance()];
+  /** Capturing a second instance failed once: steps wait for the first instead (no pinned inputs made again each step). */
+  noSecond = false;
   dropped = false;
   /** Calls of the step's prelude (StepParts): the record's first `preludeEnd` ops. */
   preludeEnd = -1;
@@ -300,7 +302,7 @@ export class StepGraphs {
     const idle = (i: GraphInstance) => i.done < 0 || this.real.eventDone(i.done);
     const [first, second] = g.instances;
     if (idle(first)) return first;
-    if (second ? idle(second) : this.captureSecond(g)) return g.instances[1];
+    if (second ? idle(second) : !g.noSecond && this.captureSecond(g)) return g.instances[1];
     this.real.synchronize(STREAM.compute);
     return first;
   }
@@ -316,6 +318,7 @@ export class StepGraphs {
     });
     if (!this.capture(g, second)) {
       for (const id of second.ids) this.real.destroyGraph(id);
+      g.noSecond = true;
       return false;
     }
     g.instances.push(second);
