@@ -368,6 +368,27 @@ describe('StepGraphs', () => {
     expect(s.graphs.stats).toMatchObject({ recorded: 1, replayed: 4, instances: 1 });
   });
 
+  it('waits for the device when a second instance cannot be captured, and does not try again', () => {
+    const s = setup();
+    s.gpu.doneThrough = 0;
+    const endCapture = s.gpu.addon.endCapture;
+    let captures = 0;
+    s.gpu.addon.endCapture = () => {
+      // The record's own capture succeeds; every later one fails (the stream leaves capture mode, as cudaStreamEndCapture's does).
+      const id = endCapture();
+      if (++captures === 1) return id;
+      s.gpu.addon.destroyGraph(id);
+      throw new Error('capture failed');
+    };
+    for (let i = 0; i < 4; i++) {
+      const x = [i, -i];
+      expect(runStep(s, 'k', x, 2, false)).toEqual(expected(x, 2, false));
+    }
+    expect(captures).toBe(2);
+    expect(s.graphs.stats).toMatchObject({ recorded: 1, replayed: 3, instances: 0, fallbacks: 0 });
+    expect(s.gpu.syncs).toBe(3);
+  });
+
   it("gives a second instance the record's inputs, so that a direct replay on it reads the body's unchanged uploads", () => {
     const s = setup();
     // k is uploaded plainly (the key names it): a direct replay writes only the prelude's x, and finds k already there.
