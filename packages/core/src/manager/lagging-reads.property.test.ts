@@ -87,8 +87,9 @@ describe('decode steps planned while earlier steps still run', () => {
       }),
       { numRuns: 500 },
     );
-    // Page-policy steps were planned with plans still out, many times (token policies settle every step).
+    // Page-policy steps were planned with plans still out, many times (token policies settle every step): 116-216
+    // times in 500 runs over twelve seeds, once 60; none if mid-page steps settled every plan.
     expect(steps).toBeGreaterThan(1_000);
-    expect(lagged).toBeGreaterThan(100);
+    expect(lagged).toBeGreaterThan(20);
   }, 120_000);
 });
