@@ -1,11 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { POLICY_NAMES } from '../config.js';
-import type { CacheOptions, KvGeometry } from '../config.js';
+import type { CacheOptions } from '../config.js';
 import { ArkvaleError, PoolExhaustedError } from '../errors.js';
 import { commandArbitrary } from '../test-support/commands.js';
 import { CacheHarness } from '../test-support/harness.js';
 import { checkConsistency } from './consistency.js';
+import { smallGeometry } from '../test-support/small-geometry.js';
 
 const command = commandArbitrary({ maxPrompt: 20, maxTimes: 6 });
 
@@ -34,15 +35,7 @@ describe('KvCache under random admit / grow / step / fork / free', () => {
     let evictedTokens = 0;
     fc.assert(
       fc.property(scenario, (s) => {
-        const geometry: KvGeometry = {
-          numLayers: 2,
-          numHeads: 2 * s.kvHeads,
-          numKvHeads: s.kvHeads,
-          headDim: 4,
-          pageSize: s.pageSize,
-          bytesPerElement: 4,
-          kvDtype: s.kvDtype,
-        };
+        const geometry = smallGeometry(s);
         // Token-level policies need two cells: one kept token and the incoming one.
         const budgetPages = Math.max(s.sinkPages + s.windowPages + s.extraPages, Math.ceil(2 / s.pageSize));
         const options: CacheOptions = {

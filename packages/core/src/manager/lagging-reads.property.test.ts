@@ -1,11 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { PendingRead, Tensor } from '../backend.js';
-import type { CacheOptions, KvGeometry } from '../config.js';
+import type { CacheOptions } from '../config.js';
 import { ReferenceBackend } from '../reference/reference-backend.js';
 import { commandArbitrary } from '../test-support/commands.js';
 import { CacheHarness } from '../test-support/harness.js';
 import { runOnBoth } from '../test-support/run-on-both.js';
+import { smallGeometry } from '../test-support/small-geometry.js';
 
 /**
  * The reference backend as a device still running the steps that made its reads: a
@@ -59,14 +60,7 @@ describe('decode steps planned while earlier steps still run', () => {
     let steps = 0;
     fc.assert(
       fc.property(scenario, (s) => {
-        const geometry: KvGeometry = {
-          numLayers: 2,
-          numHeads: 2 * s.kvHeads,
-          numKvHeads: s.kvHeads,
-          headDim: 4,
-          pageSize: s.pageSize,
-          bytesPerElement: 4,
-        };
+        const geometry = smallGeometry(s);
         const options: CacheOptions = {
           policy: s.policy,
           budgetTokens: (s.sinkPages + s.windowPages + s.extraPages) * s.pageSize,

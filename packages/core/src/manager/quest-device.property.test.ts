@@ -1,9 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { CacheOptions, KvGeometry } from '../config.js';
+import type { CacheOptions } from '../config.js';
 import { commandArbitrary } from '../test-support/commands.js';
 import { CacheHarness, coarsen } from '../test-support/harness.js';
 import { runOnBoth } from '../test-support/run-on-both.js';
+import { smallGeometry } from '../test-support/small-geometry.js';
 
 const command = commandArbitrary({ maxPrompt: 40, maxTimes: 8 });
 
@@ -33,15 +34,7 @@ describe('Quest selecting on the device', () => {
     let selectedRows = 0;
     fc.assert(
       fc.property(scenario, (s) => {
-        const geometry: KvGeometry = {
-          numLayers: 2,
-          numHeads: s.headsPerKv * s.kvHeads,
-          numKvHeads: s.kvHeads,
-          headDim: 4,
-          pageSize: s.pageSize,
-          bytesPerElement: 4,
-          kvDtype: s.kvDtype,
-        };
+        const geometry = smallGeometry(s);
         const options = (selectOn: 'device' | 'host'): CacheOptions => ({
           policy: 'quest',
           budgetTokens: s.budgetPages * s.pageSize,

@@ -1,12 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TOKEN_ROW_FIELDS, tokenTableLayout } from '../backend.js';
-import type { CacheOptions, KvGeometry } from '../config.js';
+import type { CacheOptions } from '../config.js';
 import { asRef } from '../reference/tensor.js';
 import { commandArbitrary } from '../test-support/commands.js';
 import { CacheHarness, onBoth, coarsen } from '../test-support/harness.js';
 import { checkConsistency } from './consistency.js';
 import type { TokenLayer } from './layer-state.js';
+import { smallGeometry } from '../test-support/small-geometry.js';
 
 const command = commandArbitrary({ maxPrompt: 40, maxTimes: 8 });
 
@@ -54,15 +55,7 @@ describe('H2O and TOVA evicting on the device', () => {
     let handoffs = 0;
     fc.assert(
       fc.property(scenario, (s) => {
-        const geometry: KvGeometry = {
-          numLayers: 2,
-          numHeads: s.headsPerKv * s.kvHeads,
-          numKvHeads: s.kvHeads,
-          headDim: 4,
-          pageSize: s.pageSize,
-          bytesPerElement: 4,
-          kvDtype: s.kvDtype,
-        };
+        const geometry = smallGeometry(s);
         // Two cells at least: one kept token and the incoming one.
         const budgetPages = Math.max(s.budgetPages, Math.ceil(2 / s.pageSize));
         const options = (selectOn: 'device' | 'host'): CacheOptions => ({
