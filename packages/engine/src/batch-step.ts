@@ -60,7 +60,7 @@ export function runStep(
   decoding: readonly Job[],
   chunks: readonly ChunkPlan[],
   products: ProductBlocks,
-  /** The decode rows' tokens on the device (TokenFeed), in row order (the step that made them decoded the same `decoding`); absent: each job's `next`. */
+  /** The decode rows' tokens on the device, in row order (TokenFeed.tokensFor: the held step's tokens of these jobs); absent: each job's `next`. */
   fed?: Tensor,
 ): StepResult {
   if (fed && (chunks.length > 0 || !forward.stepInputs)) throw internalError('tokens fed from the device need a decode-only step on one backend');
