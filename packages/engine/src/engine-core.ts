@@ -209,7 +209,8 @@ export class EngineCore {
       overlapped: fed,
     };
     if (decoding.length === 0 && chunks.length === 0) return report;
-    const involved = [...decoding, ...chunks.map((c) => c.job)];
+    // A step fed from the held one takes its tokens with it: a failure loses them, those of held jobs that sit this step out too.
+    const involved = [...decoding, ...chunks.map((c) => c.job), ...(fed ? this.feed!.heldJobs : [])];
     const [replayedBefore, directBefore] = this.replayedGraphs();
     try {
       const b = this.forward.backend;

@@ -148,3 +148,58 @@ describe('overlapped decode steps in a serving engine', () => {
     for (const s of [on.stats, off.stats]) expect(s.running).toBe(0);
   }, 60_000);
 });
+
+describe('overlapped decode steps when a sequence is parked', () => {
+  /** The CPU backend failing the narrowing of held tokens (an i32 gather) once `failNarrowing` is set. */
+  class NarrowingBackend extends CpuBackend {
+    failNarrowing = false;
+    narrowings = 0;
+    override gatherRows(t: Tensor, indices: Tensor): Tensor {
+      if (t.dtype === 'i32' && t.shape.length === 1) {
+        this.narrowings++;
+        if (this.failNarrowing) throw new Error('the narrowing failed');
+      }
+      return super.gatherRows(t, indices);
+    }
+  }
+  const requests: EngineRequest[] = [
+    { prompt: 'The old farmer painted the barn and then the', maxTokens: 90, temperature: 0, ignoreEos: true, kvPolicy: 'full' },
+    { prompt: 'Once upon a time in a small village there lived a', maxTokens: 90, temperature: 0, ignoreEos: true, kvPolicy: 'full' },
+  ];
+  async function run(overlapSteps: boolean, failNarrowing = false) {
+    const backend = new NarrowingBackend();
+    backend.failNarrowing = failNarrowing;
+    // A device pool too small for both to run to the end side by side: one is parked, and the other's steps go on without it.
+    const engine = await LocalEngine.load({ modelDir: MODEL_DIR, backend, pageSize: 8, devicePages: 80, hostPages: 400, budgetTokens: 32, overlapSteps });
+    try {
+      const texts = await Promise.all(
+        requests.map(async (req) => {
+          let text = '';
+          try {
+            for await (const ev of engine.submit(req)) text += ev.text;
+          } catch (e) {
+            return { text, error: (e as Error).message };
+          }
+          return { text };
+        }),
+      );
+      return { texts, stats: await engine.stats(), narrowings: backend.narrowings };
+    } finally {
+      await engine.close();
+    }
+  }
+
+  it('feed the running sequence from the device and give both the text of steps one by one', async () => {
+    const on = await run(true);
+    const off = await run(false);
+    expect(on.stats.parks).toBeGreaterThan(0);
+    expect(on.narrowings).toBeGreaterThan(0);
+    expect(on.texts).toEqual(off.texts);
+  }, 60_000);
+
+  it('fail the parked request too when the step fed without it fails, rather than lose its held token', async () => {
+    const { texts, stats } = await run(true, true);
+    expect(stats.failed).toBe(2);
+    expect(texts.every((t) => t.error !== undefined)).toBe(true);
+  }, 60_000);
+});

@@ -46,6 +46,11 @@ export class TokenFeed {
     return narrowed;
   }
 
+  /** The held step's jobs (none when nothing is held). */
+  get heldJobs(): readonly Job[] {
+    return this.held?.jobs ?? [];
+  }
+
   /** For each job of `decoding`, its row in the held step, when each has one and in the same order; null otherwise. */
   private rowsOf(decoding: readonly Job[]): number[] | null {
     const held = this.held?.decoding;
